@@ -1,0 +1,161 @@
+// The relay's configuration file: this schema is the contract between the relay and the
+// operator, which renders a file of this shape into each pool's ConfigMap. The relay never
+// imports operator code; the operator imports this module.
+import { z } from 'zod';
+
+const port = z.number().int().min(1).max(65535);
+const hostname = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$/, 'a DNS host name');
+const domainName = hostname;
+const filePath = z.string().min(1).describe('path of a file (secrets are read from files, never from this YAML)');
+
+export const TlsFilesSchema = z
+  .object({
+    certFile: filePath,
+    keyFile: filePath,
+  })
+  .strict();
+
+export const ListenerSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'lower-case letters, digits and dashes'),
+    // submission: clients authenticate and may send anywhere.
+    // mx: the public port-25 style listener; no AUTH, only mail for acceptDomains.
+    role: z.enum(['submission', 'mx']).default('submission'),
+    address: z.string().default('0.0.0.0'),
+    port,
+    // starttls: offered after EHLO (587, 2525); implicit: TLS from the first byte (465); none: plain.
+    tls: z.enum(['starttls', 'implicit', 'none']).default('starttls'),
+    // AUTH without TLS is only ever offered to loopback clients, and only when this is true.
+    allowPlaintextAuthOnLoopback: z.boolean().default(false),
+    // smtp-server holds the greeting 100 ms to catch early talkers; a useful spam signal on a
+    // public MX, pure latency on authenticated submission.
+    greetingDelayMs: z.number().int().min(0).max(30000).optional(),
+    maxClients: z.number().int().min(1).default(1000),
+  })
+  .strict();
+
+export const LimitsSchema = z
+  .object({
+    maxMessageBytes: z.number().int().min(1024).default(25 * 1024 * 1024),
+    maxRecipients: z.number().int().min(1).default(100),
+    // RFC 5321 §4.5.3.1.6: 1000 octets including CRLF.
+    maxLineOctets: z.number().int().min(78).default(1000),
+    commandTimeoutMs: z.number().int().min(1000).default(5 * 60 * 1000),
+    idleTimeoutMs: z.number().int().min(1000).default(60 * 1000),
+    authFailures: z
+      .object({
+        max: z.number().int().min(1).default(5),
+        windowSeconds: z.number().int().min(1).default(300),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export const EgressIpSchema = z
+  .object({
+    address: z.union([z.ipv4(), z.ipv6()]),
+    hostname: hostname.describe('PTR name of the address; said in EHLO'),
+    weight: z.number().int().min(0).max(1000).default(100),
+  })
+  .strict();
+
+export const RouteSchema = z
+  .object({
+    // Domains this route applies to; "*" matches every domain (a smarthost).
+    domains: z.array(z.string().min(1)).min(1),
+    host: z.string().min(1),
+    port: port.default(25),
+  })
+  .strict();
+
+export const RetrySchema = z
+  .object({
+    firstRetrySeconds: z.number().int().min(1).default(300),
+    multiplier: z.number().min(1).default(2),
+    maxRetrySeconds: z.number().int().min(1).default(3600),
+    maxAgeSeconds: z.number().int().min(60).default(5 * 24 * 3600),
+  })
+  .strict();
+
+export const DkimKeySchema = z
+  .object({
+    selector: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]*$/, 'a DKIM selector'),
+    algorithm: z.enum(['rsa-sha256', 'ed25519-sha256']).default('rsa-sha256'),
+    keyFile: filePath,
+  })
+  .strict();
+
+export const SendingDomainSchema = z
+  .object({
+    domain: domainName,
+    dkim: z.array(DkimKeySchema).default([]),
+    returnPathDomain: domainName.optional(),
+  })
+  .strict();
+
+export const DeliverySchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    dnsServers: z.array(z.string().min(1)).optional(),
+    routes: z.array(RouteSchema).default([]),
+    egressIps: z.array(EgressIpSchema).default([]),
+    maxConnectionsPerHost: z.number().int().min(1).default(10),
+    maxMessagesPerConnection: z.number().int().min(1).default(100),
+    connectTimeoutMs: z.number().int().min(100).default(30000),
+    concurrency: z.number().int().min(1).default(50),
+  })
+  .strict();
+
+export const RelayConfigSchema = z
+  .object({
+    // Name said in the greeting and EHLO replies.
+    hostname: hostname.default('localhost'),
+    dataDir: z.string().min(1),
+    log: z
+      .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+      .strict()
+      .prefault({}),
+    http: z
+      .object({ address: z.string().default('0.0.0.0'), port: port.default(8080) })
+      .strict()
+      .prefault({}),
+    listeners: z.array(ListenerSchema).min(1),
+    tls: TlsFilesSchema.optional(),
+    auth: z
+      .object({ credentialsFile: filePath.optional() })
+      .strict()
+      .prefault({}),
+    // Domains accepted without AUTH (the MX role): bounce and feedback-loop domains.
+    acceptDomains: z.array(domainName).default([]),
+    limits: LimitsSchema.prefault({}),
+    delivery: DeliverySchema.prefault({}),
+    retry: RetrySchema.prefault({}),
+    domains: z.array(SendingDomainSchema).default([]),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const names = new Set<string>();
+    const binds = new Set<string>();
+    cfg.listeners.forEach((l, i) => {
+      if (names.has(l.name)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `duplicate listener name "${l.name}"` });
+      names.add(l.name);
+      const bind = `${l.address}:${l.port}`;
+      if (binds.has(bind)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'port'], message: `another listener already binds ${bind}` });
+      binds.add(bind);
+      if (l.tls !== 'none' && !cfg.tls) {
+        ctx.addIssue({ code: 'custom', path: ['listeners', i, 'tls'], message: `tls "${l.tls}" needs the top-level tls.certFile and tls.keyFile` });
+      }
+    });
+  });
+
+export type RelayConfig = z.infer<typeof RelayConfigSchema>;
+export type RelayConfigInput = z.input<typeof RelayConfigSchema>;
+export type ListenerConfig = RelayConfig['listeners'][number];
+export type LimitsConfig = RelayConfig['limits'];
+export type DeliveryConfig = RelayConfig['delivery'];
+export type RetryConfig = RelayConfig['retry'];

@@ -1,0 +1,358 @@
+// The durable queue: one SQLite database in WAL mode with synchronous=FULL, so a COMMIT returns
+// only after the WAL is fsynced. Concurrent SMTP sessions share one commit (group commit): every
+// message whose DATA finished while the previous commit ran goes into the next transaction.
+// Why SQLite and not a spool directory: docs/queue-durability.md (measured by bench/queue-store.ts).
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { newQueueId } from './id.ts';
+
+export type RecipientState = 'queued' | 'inflight' | 'delivered' | 'bounced';
+export type MessageClass = 'otp' | 'transactional' | 'bulk';
+
+export interface NewMessage {
+  mailFrom: string;
+  recipients: string[];
+  body: Buffer;
+  clientAddress?: string;
+  authUser?: string;
+  listener?: string;
+  messageId?: string;
+  class?: MessageClass;
+}
+
+export interface MessageSummary {
+  id: string;
+  createdAt: number;
+  mailFrom: string;
+  size: number;
+  class: MessageClass;
+  messageId: string | null;
+  authUser: string | null;
+  clientAddress: string | null;
+  recipients: RecipientInfo[];
+}
+
+export interface RecipientInfo {
+  recipient: string;
+  domain: string;
+  state: RecipientState;
+  attempts: number;
+  nextAttemptAt: number;
+  lastReply: string | null;
+}
+
+export interface DueRecipient {
+  messageId: string;
+  recipient: string;
+  domain: string;
+  attempts: number;
+  createdAt: number;
+  mailFrom: string;
+  class: MessageClass;
+}
+
+/** A failure to make a message durable; nothing was acknowledged and nothing stored was changed. */
+export class StoreError extends Error {
+  readonly sqliteCode: string;
+  constructor(message: string, sqliteCode: string) {
+    super(message);
+    this.name = 'StoreError';
+    this.sqliteCode = sqliteCode;
+  }
+}
+
+export interface QueueStoreOptions {
+  clock?: () => number;
+  /** Open for reading and administration while a relay owns the queue (the CLI). */
+  readOnlyRecovery?: boolean;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS messages (
+  id TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL,
+  mail_from TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  class TEXT NOT NULL DEFAULT 'transactional',
+  message_id TEXT,
+  auth_user TEXT,
+  client_address TEXT,
+  listener TEXT,
+  body BLOB NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS recipients (
+  message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  recipient TEXT NOT NULL,
+  domain TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'queued',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  last_reply TEXT,
+  PRIMARY KEY (message_id, recipient)
+) STRICT;
+CREATE INDEX IF NOT EXISTS recipients_due ON recipients (state, next_attempt_at);
+`;
+
+export function domainOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return (at >= 0 ? address.slice(at + 1) : address).toLowerCase();
+}
+
+interface Pending {
+  id: string;
+  msg: NewMessage;
+  resolve: (id: string) => void;
+  reject: (err: Error) => void;
+}
+
+export class QueueStore {
+  readonly path: string;
+  private readonly db: DatabaseSync;
+  private readonly clock: () => number;
+  private pending: Pending[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  private readonly insertMessage: StatementSync;
+  private readonly insertRecipient: StatementSync;
+  /** Number of commits, to let tests and metrics see that sessions shared an fsync. */
+  commits = 0;
+  onCommit: ((batchSize: number, seconds: number) => void) | undefined;
+
+  constructor(dir: string, options: QueueStoreOptions = {}) {
+    mkdirSync(dir, { recursive: true });
+    this.path = join(dir, 'queue.db');
+    this.clock = options.clock ?? Date.now;
+    this.db = new DatabaseSync(this.path, { timeout: 5000 });
+    this.db.exec('PRAGMA journal_mode=WAL');
+    this.db.exec('PRAGMA synchronous=FULL');
+    this.db.exec('PRAGMA foreign_keys=ON');
+    this.db.exec(SCHEMA);
+    if (!options.readOnlyRecovery) {
+      // A relay that died mid-delivery left its claims behind: deliver those again (at least once).
+      this.db.prepare(`UPDATE recipients SET state='queued' WHERE state='inflight'`).run();
+    }
+    this.insertMessage = this.db.prepare(
+      `INSERT INTO messages (id, created_at, mail_from, size, class, message_id, auth_user, client_address, listener, body)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.insertRecipient = this.db.prepare(
+      `INSERT INTO recipients (message_id, recipient, domain, next_attempt_at) VALUES (?, ?, ?, ?)`,
+    );
+  }
+
+  /** Resolves with the queue id once the message is on disk (WAL fsynced); rejects with StoreError otherwise. */
+  enqueue(msg: NewMessage): Promise<string> {
+    if (this.closed) return Promise.reject(new StoreError('queue is closed', 'CLOSED'));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ id: newQueueId(this.clock()), msg, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    const now = this.clock();
+    const started = performance.now();
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        for (const p of batch) {
+          const m = p.msg;
+          this.insertMessage.run(
+            p.id, now, m.mailFrom, m.body.length, m.class ?? 'transactional', m.messageId ?? null,
+            m.authUser ?? null, m.clientAddress ?? null, m.listener ?? null, m.body,
+          );
+          for (const r of new Set(m.recipients)) this.insertRecipient.run(p.id, r, domainOf(r), now);
+        }
+        this.db.exec('COMMIT');
+      } catch (err) {
+        if (this.db.isTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    } catch (err) {
+      const e = err as Error & { errcode?: number; errstr?: string; code?: string };
+      const error = new StoreError(`queue write failed: ${e.message}`, e.errstr ?? e.code ?? 'UNKNOWN');
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    this.commits++;
+    this.onCommit?.(batch.length, (performance.now() - started) / 1000);
+    for (const p of batch) p.resolve(p.id);
+  }
+
+  list(options: { limit?: number; state?: RecipientState } = {}): MessageSummary[] {
+    const rows = this.db
+      .prepare(
+        `SELECT id, created_at, mail_from, size, class, message_id, auth_user, client_address FROM messages
+         ${options.state ? 'WHERE id IN (SELECT message_id FROM recipients WHERE state = ?)' : ''}
+         ORDER BY created_at, id LIMIT ?`,
+      )
+      .all(...(options.state ? [options.state] : []), options.limit ?? 1000) as unknown as MessageRow[];
+    return rows.map((r) => this.summarize(r));
+  }
+
+  get(id: string): MessageSummary | undefined {
+    const row = this.db
+      .prepare(`SELECT id, created_at, mail_from, size, class, message_id, auth_user, client_address FROM messages WHERE id = ?`)
+      .get(id) as MessageRow | undefined;
+    return row ? this.summarize(row) : undefined;
+  }
+
+  body(id: string): Buffer | undefined {
+    const row = this.db.prepare(`SELECT body FROM messages WHERE id = ?`).get(id) as { body: Uint8Array } | undefined;
+    return row ? Buffer.from(row.body.buffer, row.body.byteOffset, row.body.byteLength) : undefined;
+  }
+
+  private summarize(r: MessageRow): MessageSummary {
+    const recipients = (this.db
+      .prepare(`SELECT recipient, domain, state, attempts, next_attempt_at, last_reply FROM recipients WHERE message_id = ? ORDER BY recipient`)
+      .all(r.id) as unknown as RecipientRow[]).map((x) => ({
+      recipient: x.recipient,
+      domain: x.domain,
+      state: x.state,
+      attempts: x.attempts,
+      nextAttemptAt: x.next_attempt_at,
+      lastReply: x.last_reply,
+    }));
+    return {
+      id: r.id,
+      createdAt: r.created_at,
+      mailFrom: r.mail_from,
+      size: r.size,
+      class: r.class,
+      messageId: r.message_id,
+      authUser: r.auth_user,
+      clientAddress: r.client_address,
+      recipients,
+    };
+  }
+
+  /** Removes a message and its recipients; false when no such message. */
+  delete(id: string): boolean {
+    return Number(this.db.prepare(`DELETE FROM messages WHERE id = ?`).run(id).changes) > 0;
+  }
+
+  /** Makes every waiting recipient of a message due now; returns how many were rescheduled. */
+  retryNow(id: string): number {
+    return Number(
+      this.db.prepare(`UPDATE recipients SET next_attempt_at = ? WHERE message_id = ? AND state = 'queued'`).run(this.clock(), id).changes,
+    );
+  }
+
+  /** Claims up to `limit` recipients due at `now`, oldest first, marking them inflight. */
+  claimDue(now: number, limit: number): DueRecipient[] {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const rows = this.db
+        .prepare(
+          `SELECT r.message_id, r.recipient, r.domain, r.attempts, m.created_at, m.mail_from, m.class
+           FROM recipients r JOIN messages m ON m.id = r.message_id
+           WHERE r.state = 'queued' AND r.next_attempt_at <= ?
+           ORDER BY CASE m.class WHEN 'otp' THEN 0 WHEN 'transactional' THEN 1 ELSE 2 END, r.next_attempt_at, r.message_id
+           LIMIT ?`,
+        )
+        .all(now, limit) as unknown as DueRow[];
+      const mark = this.db.prepare(`UPDATE recipients SET state = 'inflight' WHERE message_id = ? AND recipient = ?`);
+      for (const r of rows) mark.run(r.message_id, r.recipient);
+      this.db.exec('COMMIT');
+      return rows.map((r) => ({
+        messageId: r.message_id,
+        recipient: r.recipient,
+        domain: r.domain,
+        attempts: r.attempts,
+        createdAt: r.created_at,
+        mailFrom: r.mail_from,
+        class: r.class,
+      }));
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  /** Earliest time a queued recipient becomes due, or undefined when nothing waits. */
+  nextDueAt(): number | undefined {
+    const row = this.db.prepare(`SELECT MIN(next_attempt_at) AS t FROM recipients WHERE state = 'queued'`).get() as { t: number | null };
+    return row.t ?? undefined;
+  }
+
+  /** Records the outcome of one attempt for some recipients of a message. Final states delete the message when none remain. */
+  recordAttempt(
+    messageId: string,
+    recipients: string[],
+    outcome: { state: 'delivered' | 'bounced' } | { state: 'queued'; nextAttemptAt: number },
+    reply: string,
+  ): void {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const upd = this.db.prepare(
+        `UPDATE recipients SET state = ?, attempts = attempts + 1, last_reply = ?, next_attempt_at = ? WHERE message_id = ? AND recipient = ?`,
+      );
+      const next = outcome.state === 'queued' ? outcome.nextAttemptAt : this.clock();
+      for (const r of recipients) upd.run(outcome.state, reply, next, messageId, r);
+      const open = this.db
+        .prepare(`SELECT COUNT(*) AS n FROM recipients WHERE message_id = ? AND state IN ('queued', 'inflight')`)
+        .get(messageId) as { n: number };
+      if (open.n === 0) this.db.prepare(`DELETE FROM messages WHERE id = ?`).run(messageId);
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  counts(): Record<RecipientState, number> {
+    const out: Record<RecipientState, number> = { queued: 0, inflight: 0, delivered: 0, bounced: 0 };
+    for (const row of this.db.prepare(`SELECT state, COUNT(*) AS n FROM recipients GROUP BY state`).all() as unknown as { state: RecipientState; n: number }[]) {
+      out[row.state] = row.n;
+    }
+    return out;
+  }
+
+  messageCount(): number {
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM messages`).get() as { n: number }).n;
+  }
+
+  /** Waits for pending writes, then closes. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pending.length > 0) this.flush();
+    this.db.close();
+  }
+}
+
+interface MessageRow {
+  id: string;
+  created_at: number;
+  mail_from: string;
+  size: number;
+  class: MessageClass;
+  message_id: string | null;
+  auth_user: string | null;
+  client_address: string | null;
+}
+interface RecipientRow {
+  recipient: string;
+  domain: string;
+  state: RecipientState;
+  attempts: number;
+  next_attempt_at: number;
+  last_reply: string | null;
+}
+interface DueRow {
+  message_id: string;
+  recipient: string;
+  domain: string;
+  attempts: number;
+  created_at: number;
+  mail_from: string;
+  class: MessageClass;
+}
