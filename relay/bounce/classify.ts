@@ -1,0 +1,69 @@
+// SMTP reply → bounce category. Pure: the engine, DSN composer and metrics all ask this one function.
+import { DEFAULT_BOUNCE_RULES, type BounceCategory, type BounceRule, type SmtpPhase } from './rules.ts';
+
+export type { BounceCategory, BounceRule, SmtpPhase };
+
+export interface SmtpReply {
+  /** Three-digit reply code; 0 when no reply was received (DNS, connect, TLS failures). */
+  code: number;
+  /** RFC 3463 enhanced status code ("5.1.1"), when the server sent one. */
+  enhanced?: string | undefined;
+  text: string;
+  phase: SmtpPhase;
+}
+
+export interface Classification {
+  category: BounceCategory;
+  permanent: boolean;
+}
+
+const ENHANCED = /^([245])\.(\d{1,3})\.(\d{1,3})\b/;
+
+/** Splits a (possibly multi-line, already joined) reply into code, enhanced code and text. */
+export function parseReplyLine(line: string): { code: number; enhanced?: string; text: string } {
+  const m = /^(\d{3})[ -]?(.*)$/s.exec(line.trim());
+  if (!m) return { code: 0, text: line.trim() };
+  const rest = m[2] ?? '';
+  const e = ENHANCED.exec(rest);
+  return e ? { code: Number(m[1]), enhanced: e[0], text: rest.slice(e[0].length).trim() } : { code: Number(m[1]), text: rest.trim() };
+}
+
+// "5.7." is a class prefix; "5.1.1" is exact, so it does not swallow 5.1.10 (null MX).
+function enhancedMatches(pattern: string, enhanced: string | undefined): boolean {
+  if (enhanced === undefined) return false;
+  return pattern.endsWith('.') ? enhanced.startsWith(pattern) : enhanced === pattern;
+}
+
+const compiled = new WeakMap<BounceRule, RegExp>();
+function textMatches(rule: BounceRule, text: string): boolean {
+  if (rule.text === undefined) return true;
+  let re = compiled.get(rule);
+  if (!re) {
+    re = new RegExp(rule.text, 'i');
+    compiled.set(rule, re);
+  }
+  return re.test(text);
+}
+
+function ruleMatches(rule: BounceRule, reply: SmtpReply, enhanced: string | undefined): boolean {
+  if (rule.phase && !rule.phase.includes(reply.phase)) return false;
+  if (rule.code !== undefined && !String(reply.code).startsWith(rule.code)) return false;
+  if (rule.enhanced !== undefined && !enhancedMatches(rule.enhanced, enhanced)) return false;
+  // Rules made only of a text pattern do not override a success.
+  if (reply.code >= 200 && reply.code < 400) return false;
+  return textMatches(rule, reply.text);
+}
+
+/**
+ * Classifies a failed reply. `extraRules` (from config) are tried before the built-in ones.
+ * Whether the failure is permanent follows the reply code (5xx) — a category never turns a
+ * 4xx into a bounce, because the receiver asked us to come back.
+ */
+export function classifyReply(reply: SmtpReply, extraRules: readonly BounceRule[] = []): Classification {
+  const enhanced = reply.enhanced ?? ENHANCED.exec(reply.text)?.[0];
+  const permanent = reply.code >= 500 || (reply.code === 0 && enhanced?.startsWith('5.') === true);
+  for (const rule of [...extraRules, ...DEFAULT_BOUNCE_RULES]) {
+    if (ruleMatches(rule, reply, enhanced)) return { category: rule.category, permanent };
+  }
+  return { category: permanent ? 'hard' : 'soft', permanent };
+}
