@@ -59,6 +59,33 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['state'] as const,
       registers: [registry],
     }),
+    // Delivery (relay/delivery). source_ip is bounded by the configured egress IPs, provider by the
+    // MX rollup in relay/delivery/provider.ts, category by relay/bounce/rules.ts.
+    deliveryAttempts: new Counter({
+      name: 'mailfleet_delivery_attempts_total',
+      help: 'Delivery outcomes per recipient, by result (delivered, deferred, bounced, expired), source IP, provider and bounce category.',
+      labelNames: ['result', 'source_ip', 'provider', 'category'] as const,
+      registers: [registry],
+    }),
+    deliveryLatency: new Histogram({
+      name: 'mailfleet_delivery_latency_seconds',
+      help: 'Time from acceptance into the queue to delivery at the remote MX.',
+      labelNames: ['provider'] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400],
+      registers: [registry],
+    }),
+    deliveryConnections: new Counter({
+      name: 'mailfleet_delivery_connections_total',
+      help: 'Outbound SMTP connections opened, by source IP and result (ok, failed).',
+      labelNames: ['source_ip', 'result'] as const,
+      registers: [registry],
+    }),
+    dsnGenerated: new Counter({
+      name: 'mailfleet_delivery_dsn_total',
+      help: 'Delivery status notifications queued to senders, by action (failed, delayed).',
+      labelNames: ['action'] as const,
+      registers: [registry],
+    }),
   };
   return m;
 }

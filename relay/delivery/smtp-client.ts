@@ -1,0 +1,295 @@
+// A small SMTP client for outbound delivery (RFC 5321, STARTTLS per RFC 3207).
+// Written on node:net/tls rather than nodemailer's SMTPConnection because the engine needs, per
+// recipient, the exact reply and the phase it came in (for the classifier and DSNs), the TLS
+// verification result (for MTA-STS), a bound source address, and explicit control of reuse.
+import net from 'node:net';
+import tls from 'node:tls';
+import type { SmtpPhase } from '../bounce/classify.ts';
+
+export interface Reply {
+  code: number;
+  /** All lines joined by "\n", each without its "NNN-" prefix repeated. */
+  text: string;
+  /** The reply as received, lines joined by " / " (for logs and DSNs). */
+  raw: string;
+}
+
+export class SmtpError extends Error {
+  readonly phase: SmtpPhase;
+  /** 0 when no reply was received (connect, timeout, TLS). */
+  readonly code: number;
+  readonly raw: string;
+  constructor(phase: SmtpPhase, code: number, raw: string) {
+    super(raw);
+    this.name = 'SmtpError';
+    this.phase = phase;
+    this.code = code;
+    this.raw = raw;
+  }
+}
+
+export type TlsMode = 'opportunistic' | 'verify' | 'none';
+
+export interface OpenOptions {
+  /** MX host name: TLS servername and what the certificate must name. */
+  host: string;
+  address: string;
+  port: number;
+  localAddress?: string | undefined;
+  ehloName: string;
+  tls: TlsMode;
+  /** Extra CA certificates trusted for verified TLS (tests); the system store otherwise. */
+  ca?: string | Buffer | undefined;
+  connectTimeoutMs: number;
+  commandTimeoutMs: number;
+}
+
+export interface TransactionResult {
+  /** One reply per recipient, in the order given (RCPT reply, or the DATA reply when RCPT was accepted). */
+  recipients: { recipient: string; reply: Reply; phase: SmtpPhase }[];
+}
+
+function formatReply(lines: string[]): Reply {
+  const code = Number(lines[0]!.slice(0, 3));
+  return { code, text: lines.map((l) => l.slice(4)).join('\n'), raw: lines.join(' / ') };
+}
+
+/** Dot-stuffing and CRLF normalisation; a bare LF or CR never ends the data (SMTP smuggling). */
+export function encodeData(body: Buffer): Buffer {
+  let s = body.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
+  if (!s.endsWith('\r\n')) s += '\r\n';
+  s = s.replace(/^\./gm, '..');
+  return Buffer.from(s + '.\r\n', 'latin1');
+}
+
+export class SmtpConnection {
+  readonly host: string;
+  readonly address: string;
+  readonly localAddress: string | undefined;
+  private socket: net.Socket | tls.TLSSocket;
+  private buffer = '';
+  private lines: string[] = [];
+  private waiter: { resolve: (r: Reply) => void; reject: (e: Error) => void } | undefined;
+  private replies: Reply[] = [];
+  private failure: Error | undefined;
+  private readonly commandTimeoutMs: number;
+  extensions = new Map<string, string>();
+  tlsActive = false;
+  tlsAuthorized = false;
+  messagesSent = 0;
+  closed = false;
+
+  private constructor(socket: net.Socket, opts: OpenOptions) {
+    this.socket = socket;
+    this.host = opts.host;
+    this.address = opts.address;
+    this.localAddress = opts.localAddress;
+    this.commandTimeoutMs = opts.commandTimeoutMs;
+    this.attach(socket);
+  }
+
+  private attach(socket: net.Socket): void {
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => this.onData(chunk));
+    socket.on('error', (err) => this.fail(err));
+    socket.on('close', () => this.fail(new Error('connection closed by the server')));
+  }
+
+  private fail(err: Error): void {
+    this.closed = true;
+    if (!this.failure) this.failure = err;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.reject(err);
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    let i: number;
+    while ((i = this.buffer.indexOf('\n')) >= 0) {
+      const line = this.buffer.slice(0, i).replace(/\r$/, '');
+      this.buffer = this.buffer.slice(i + 1);
+      this.lines.push(line);
+      if (!/^\d{3}-/.test(line)) {
+        const reply = formatReply(this.lines);
+        this.lines = [];
+        const w = this.waiter;
+        this.waiter = undefined;
+        if (w) w.resolve(reply);
+        else this.replies.push(reply);
+      }
+    }
+  }
+
+  private read(phase: SmtpPhase): Promise<Reply> {
+    const queued = this.replies.shift();
+    if (queued) return Promise.resolve(queued);
+    if (this.failure) return Promise.reject(new SmtpError(phase, 0, this.failure.message));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        this.socket.destroy();
+        reject(new SmtpError(phase, 0, `no reply from ${this.host} within ${this.commandTimeoutMs} ms`));
+      }, this.commandTimeoutMs);
+      this.waiter = {
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e instanceof SmtpError ? e : new SmtpError(phase, 0, e.message));
+        },
+      };
+    });
+  }
+
+  private async command(line: string | Buffer, phase: SmtpPhase): Promise<Reply> {
+    if (this.closed) throw new SmtpError(phase, 0, this.failure?.message ?? 'connection closed');
+    this.socket.write(typeof line === 'string' ? line + '\r\n' : line);
+    return this.read(phase);
+  }
+
+  static async open(opts: OpenOptions): Promise<SmtpConnection> {
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host: opts.address, port: opts.port, localAddress: opts.localAddress, family: net.isIPv6(opts.address) ? 6 : 4 });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new SmtpError('connect', 0, `connect to ${opts.host}[${opts.address}]:${opts.port} timed out after ${opts.connectTimeoutMs} ms`));
+      }, opts.connectTimeoutMs);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new SmtpError('connect', 0, `connect to ${opts.host}[${opts.address}]:${opts.port}: ${err.message}`));
+      });
+    });
+    const c = new SmtpConnection(socket, opts);
+    try {
+      await c.handshake(opts);
+    } catch (err) {
+      c.close();
+      throw err;
+    }
+    return c;
+  }
+
+  private async handshake(opts: OpenOptions): Promise<void> {
+    const greeting = await this.read('connect');
+    if (greeting.code !== 220) throw new SmtpError('connect', greeting.code, greeting.raw);
+    await this.ehlo(opts.ehloName);
+    if (opts.tls === 'none') return;
+    if (!this.extensions.has('STARTTLS')) {
+      if (opts.tls === 'verify') throw new SmtpError('tls', 0, `${opts.host} does not offer STARTTLS, but policy requires TLS`);
+      return;
+    }
+    const r = await this.command('STARTTLS', 'tls');
+    if (r.code !== 220) {
+      if (opts.tls === 'verify') throw new SmtpError('tls', r.code, r.raw);
+      return;
+    }
+    await this.upgrade(opts);
+    await this.ehlo(opts.ehloName);
+  }
+
+  private async upgrade(opts: OpenOptions): Promise<void> {
+    const plain = this.socket as net.Socket;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('error');
+    plain.removeAllListeners('close');
+    const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
+      const s = tls.connect({
+        socket: plain,
+        servername: net.isIP(opts.host) ? undefined : opts.host,
+        // Opportunistic TLS accepts any certificate (RFC 7435): encryption beats plaintext.
+        rejectUnauthorized: opts.tls === 'verify',
+        ca: opts.ca ? [...tls.rootCertificates, opts.ca.toString()] : undefined,
+        minVersion: 'TLSv1.2',
+      });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new SmtpError('tls', 0, `TLS handshake with ${opts.host} timed out`));
+      }, opts.commandTimeoutMs);
+      s.once('secureConnect', () => {
+        clearTimeout(timer);
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(new SmtpError('tls', 0, `TLS with ${opts.host} failed: ${err.code ?? ''} ${err.message}`.trim()));
+      });
+    });
+    this.socket = secure;
+    this.tlsActive = true;
+    this.tlsAuthorized = secure.authorized;
+    this.attach(secure);
+  }
+
+  private async ehlo(name: string): Promise<void> {
+    let r = await this.command(`EHLO ${name}`, 'ehlo');
+    if (r.code !== 250) {
+      r = await this.command(`HELO ${name}`, 'ehlo');
+      if (r.code !== 250) throw new SmtpError('ehlo', r.code, r.raw);
+      this.extensions = new Map();
+      return;
+    }
+    this.extensions = new Map();
+    for (const line of r.text.split('\n').slice(1)) {
+      const [kw, ...rest] = line.trim().split(/\s+/);
+      if (kw) this.extensions.set(kw.toUpperCase(), rest.join(' '));
+    }
+  }
+
+  /**
+   * One mail transaction. Never throws for a reply: rejected recipients and a failed DATA are
+   * returned per recipient. Throws SmtpError only when the connection failed mid-way (nothing sent
+   * was accepted, so the caller may retry elsewhere) or MAIL FROM was refused (applies to all).
+   */
+  async send(from: string, to: string[], body: Buffer): Promise<TransactionResult> {
+    const params: string[] = [];
+    if (this.extensions.has('SIZE')) params.push(`SIZE=${body.length}`);
+    if (this.extensions.has('8BITMIME')) params.push('BODY=8BITMIME');
+    if (this.extensions.has('SMTPUTF8') && /[^\x00-\x7f]/.test(from + to.join(''))) params.push('SMTPUTF8');
+    const mail = await this.command(`MAIL FROM:<${from}>${params.length ? ' ' + params.join(' ') : ''}`, 'mail');
+    this.messagesSent++;
+    if (mail.code !== 250) {
+      await this.reset();
+      return { recipients: to.map((recipient) => ({ recipient, reply: mail, phase: 'mail' as const })) };
+    }
+    const rcpt: { recipient: string; reply: Reply; phase: SmtpPhase }[] = [];
+    for (const r of to) rcpt.push({ recipient: r, reply: await this.command(`RCPT TO:<${r}>`, 'rcpt'), phase: 'rcpt' });
+    const accepted = rcpt.filter((x) => x.reply.code >= 200 && x.reply.code < 300);
+    if (accepted.length === 0) {
+      await this.reset();
+      return { recipients: rcpt };
+    }
+    const data = await this.command('DATA', 'data');
+    if (data.code !== 354) {
+      await this.reset();
+      return { recipients: rcpt.map((x) => (accepted.includes(x) ? { ...x, reply: data, phase: 'data' as const } : x)) };
+    }
+    const eom = await this.command(encodeData(body), 'eom');
+    return { recipients: rcpt.map((x) => (accepted.includes(x) ? { ...x, reply: eom, phase: 'eom' as const } : x)) };
+  }
+
+  async reset(): Promise<void> {
+    const r = await this.command('RSET', 'mail').catch(() => undefined);
+    if (!r || r.code !== 250) this.close();
+  }
+
+  async quit(): Promise<void> {
+    if (this.closed) return;
+    const r = this.command('QUIT', 'mail').catch(() => undefined);
+    await Promise.race([r, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+    this.close();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.socket.destroy();
+  }
+}
