@@ -1,0 +1,55 @@
+// The operator's Prometheus registry. Labels are bounded: kind and result come from fixed sets,
+// never object names (a fleet of thousands of pools must not become thousands of series).
+import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
+
+export function createOperatorMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'mailfleet_operator_' });
+  return {
+    registry,
+    reconciles: new Counter({
+      name: 'mailfleet_operator_reconciles_total',
+      help: 'Reconciles finished, by kind and result (success, error, requeue, invalid).',
+      labelNames: ['kind', 'result'] as const,
+      registers: [registry],
+    }),
+    errors: new Counter({
+      name: 'mailfleet_operator_reconcile_errors_total',
+      help: 'Reconciles that failed and were re-queued with backoff, by kind.',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: 'mailfleet_operator_reconcile_duration_seconds',
+      help: 'Time spent in one reconcile, by kind.',
+      labelNames: ['kind'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    queueDepth: new Gauge({
+      name: 'mailfleet_operator_workqueue_depth',
+      help: 'Keys waiting in the work queue, by kind.',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    informerRestarts: new Counter({
+      name: 'mailfleet_operator_informer_restarts_total',
+      help: 'Informer restarts after a watch error or a stall, by resource kind and reason.',
+      labelNames: ['resource', 'reason'] as const,
+      registers: [registry],
+    }),
+    statusConflicts: new Counter({
+      name: 'mailfleet_operator_status_conflicts_total',
+      help: 'Status writes refused with 409 Conflict and retried, by kind.',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    leader: new Gauge({
+      name: 'mailfleet_operator_leader',
+      help: '1 while this process holds the leader Lease.',
+      registers: [registry],
+    }),
+  };
+}
+
+export type OperatorMetrics = ReturnType<typeof createOperatorMetrics>;

@@ -1,0 +1,164 @@
+// A client-node ListWatch that does not stay dead. client-node 2.x resumes by itself after watch
+// inactivity timeouts and 410 Gone, but any other failure (apiserver restarting, connection refused,
+// a list that fails) stops the informer for good after one `error` event. This wrapper restarts it
+// with exponential backoff, and a watchdog restarts it when nothing at all has happened for too
+// long (no event, no (re)connect) — the symptom of a hung request that no timer noticed.
+import { makeInformer, type Informer, type ObjectCache, type KubernetesObject } from '@kubernetes/client-node';
+import { systemClock, type Clock } from './clock.ts';
+import type { Kube, KubeObject, KubeList } from './kube.ts';
+import { resourcePath } from './kube.ts';
+
+export type InformerEvent = 'add' | 'update' | 'delete';
+
+export interface InformerOptions {
+  apiVersion: string;
+  kind: string;
+  /** Watch one namespace; all namespaces when undefined. */
+  namespace?: string | undefined;
+  labelSelector?: string | undefined;
+  onEvent: (type: InformerEvent, obj: KubeObject) => void;
+  onError?: (err: unknown, restartInMs: number) => void;
+  onRestart?: (reason: 'error' | 'stall') => void;
+  clock?: Clock;
+  /** Restart backoff: starts here, doubles per consecutive failure, capped at maxBackoffMs. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /**
+   * No sign of life (event or reconnect) for this long ⇒ restart. The watch reconnects at least
+   * every ~30 s on a quiet resource (client-node's inactivity timeout), so 3× that is a stall.
+   */
+  stallMs?: number;
+}
+
+export class ResilientInformer {
+  readonly kind: string;
+  private inf: (Informer<KubernetesObject> & ObjectCache<KubernetesObject>) | undefined;
+  private readonly opts: InformerOptions;
+  private readonly clock: Clock;
+  private failures = 0;
+  private lastSign = 0;
+  private synced = false;
+  private stopped = true;
+  /** Bumped on every deliberate stop, so the `error` that stopping itself emits is ignored. */
+  private epoch = 0;
+  private restartTimer: unknown;
+  private watchdogTimer: unknown;
+  private restarts = 0;
+
+  private readonly kube: Kube;
+
+  constructor(kube: Kube, opts: InformerOptions) {
+    this.kube = kube;
+    this.kind = opts.kind;
+    this.opts = opts;
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** Starts listing and watching; resolves once the first list has been delivered. */
+  async start(): Promise<void> {
+    if (!this.stopped) return;
+    this.stopped = false;
+    const path = resourcePath({ apiVersion: this.opts.apiVersion, kind: this.opts.kind, namespace: this.opts.namespace });
+    const listFn = async () => {
+      const list = await this.kube.request<KubeList>('GET', path, { query: { labelSelector: this.opts.labelSelector } });
+      // ListWatch stores the items right after this promise resolves, in the same turn.
+      setImmediate(() => {
+        this.synced = true;
+        this.failures = 0;
+      });
+      return list as never;
+    };
+    const inf = makeInformer(this.kube.kc, path, listFn, this.opts.labelSelector);
+    this.inf = inf;
+    for (const verb of ['add', 'update', 'delete'] as const) {
+      inf.on(verb, (obj) => {
+        this.lastSign = this.clock.now();
+        // An exception here would be swallowed by the watch's line parser; never let one escape.
+        try {
+          this.opts.onEvent(verb, obj as KubeObject);
+        } catch (err) {
+          this.opts.onError?.(err, 0);
+        }
+      });
+    }
+    inf.on('connect', () => {
+      this.lastSign = this.clock.now();
+    });
+    inf.on('error', (err) => this.failed(err, this.epoch));
+    this.lastSign = this.clock.now();
+    this.armWatchdog();
+    await this.run(this.epoch);
+  }
+
+  private async run(epoch: number): Promise<void> {
+    try {
+      await this.inf!.start();
+    } catch (err) {
+      this.failed(err, epoch);
+    }
+  }
+
+  private failed(err: unknown, epoch: number): void {
+    if (this.stopped || epoch !== this.epoch) return;
+    this.failures++;
+    const min = this.opts.minBackoffMs ?? 500;
+    const max = this.opts.maxBackoffMs ?? 30_000;
+    const delay = Math.min(max, min * 2 ** Math.min(this.failures - 1, 20));
+    this.opts.onError?.(err, delay);
+    this.scheduleRestart(delay, 'error');
+  }
+
+  private scheduleRestart(delay: number, reason: 'error' | 'stall'): void {
+    if (this.restartTimer !== undefined) return;
+    this.restartTimer = this.clock.setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.stopped) return;
+      this.restarts++;
+      this.opts.onRestart?.(reason);
+      // Deliberately stop what is left of the old watch, then resume from the cache's
+      // resourceVersion (ListWatch keeps it across stop/start; 410 makes it relist).
+      this.epoch++;
+      void this.inf!.stop();
+      this.lastSign = this.clock.now();
+      void this.run(this.epoch);
+    }, delay);
+  }
+
+  private armWatchdog(): void {
+    const stallMs = this.opts.stallMs ?? 90_000;
+    const tick = Math.max(10, Math.floor(stallMs / 3));
+    this.watchdogTimer = this.clock.setTimeout(() => {
+      if (this.stopped) return;
+      if (this.restartTimer === undefined && this.clock.now() - this.lastSign > stallMs) {
+        this.scheduleRestart(0, 'stall');
+      }
+      this.armWatchdog();
+    }, tick);
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  restartCount(): number {
+    return this.restarts;
+  }
+
+  get<T extends KubeObject = KubeObject>(name: string, namespace?: string): T | undefined {
+    return this.inf?.get(name, namespace) as T | undefined;
+  }
+
+  list<T extends KubeObject = KubeObject>(namespace?: string): T[] {
+    return (this.inf?.list(namespace) ?? []) as unknown as T[];
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.epoch++;
+    if (this.restartTimer !== undefined) this.clock.clearTimeout(this.restartTimer);
+    if (this.watchdogTimer !== undefined) this.clock.clearTimeout(this.watchdogTimer);
+    this.restartTimer = undefined;
+    this.watchdogTimer = undefined;
+    await this.inf?.stop();
+  }
+}

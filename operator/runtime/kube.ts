@@ -1,0 +1,254 @@
+// The operator's one door to the apiserver. Plain JSON in and out (no generated model classes)
+// because informers, status writes, Leases and Events all need the objects exactly as the apiserver
+// sends them: unknown fields kept, timestamps as strings, resourceVersion untouched.
+import {
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  RequestContext,
+  HttpMethod,
+  IsomorphicFetchHttpLibrary,
+  ApiException,
+} from '@kubernetes/client-node';
+
+export const FIELD_MANAGER = 'mailfleet-operator';
+
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: OwnerReference[];
+  finalizers?: string[];
+  deletionTimestamp?: string;
+  creationTimestamp?: string;
+  [k: string]: unknown;
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  [k: string]: unknown;
+}
+
+export interface KubeList<T extends KubeObject = KubeObject> {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { resourceVersion?: string; continue?: string };
+  items: T[];
+}
+
+/** An apiserver refusal, with the HTTP status and the Status object's reason and message. */
+export class KubeError extends Error {
+  readonly status: number;
+  readonly reason: string | undefined;
+  readonly body: unknown;
+  constructor(status: number, message: string, reason?: string, body?: unknown) {
+    super(message);
+    this.name = 'KubeError';
+    this.status = status;
+    this.reason = reason;
+    this.body = body;
+  }
+}
+
+export function isStatus(err: unknown, status: number): boolean {
+  if (err instanceof KubeError) return err.status === status;
+  if (err instanceof ApiException) return err.code === status;
+  return false;
+}
+
+/** Resource names of the kinds the operator touches, so no discovery round trip is needed. */
+const PLURALS: Record<string, { plural: string; namespaced: boolean }> = {
+  ConfigMap: { plural: 'configmaps', namespaced: true },
+  Secret: { plural: 'secrets', namespaced: true },
+  Service: { plural: 'services', namespaced: true },
+  ServiceAccount: { plural: 'serviceaccounts', namespaced: true },
+  Pod: { plural: 'pods', namespaced: true },
+  PersistentVolumeClaim: { plural: 'persistentvolumeclaims', namespaced: true },
+  Event: { plural: 'events', namespaced: true },
+  Namespace: { plural: 'namespaces', namespaced: false },
+  StatefulSet: { plural: 'statefulsets', namespaced: true },
+  Deployment: { plural: 'deployments', namespaced: true },
+  PodDisruptionBudget: { plural: 'poddisruptionbudgets', namespaced: true },
+  NetworkPolicy: { plural: 'networkpolicies', namespaced: true },
+  Lease: { plural: 'leases', namespaced: true },
+  CustomResourceDefinition: { plural: 'customresourcedefinitions', namespaced: false },
+  SendingPool: { plural: 'sendingpools', namespaced: true },
+  MailDomain: { plural: 'maildomains', namespaced: true },
+  NetworkAttachmentDefinition: { plural: 'network-attachment-definitions', namespaced: true },
+  CiliumEgressGatewayPolicy: { plural: 'ciliumegressgatewaypolicies', namespaced: false },
+};
+
+export function resourceInfo(kind: string): { plural: string; namespaced: boolean } {
+  const r = PLURALS[kind];
+  if (!r) throw new Error(`kind ${kind} is not known to operator/runtime/kube.ts; add its plural there`);
+  return r;
+}
+
+/** URL path of a collection (no name) or of one object, optionally a subresource. */
+export function resourcePath(
+  ref: { apiVersion: string; kind: string; namespace?: string | undefined; name?: string | undefined },
+  subresource?: string,
+): string {
+  const { plural, namespaced } = resourceInfo(ref.kind);
+  const base = ref.apiVersion.includes('/') ? `/apis/${ref.apiVersion}` : `/api/${ref.apiVersion}`;
+  let p = base;
+  if (namespaced && ref.namespace) p += `/namespaces/${encodeURIComponent(ref.namespace)}`;
+  p += `/${plural}`;
+  if (ref.name) p += `/${encodeURIComponent(ref.name)}`;
+  if (subresource) p += `/${subresource}`;
+  return p;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  contentType?: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  timeoutMs?: number;
+}
+
+export class Kube {
+  readonly kc: KubeConfig;
+  readonly objects: KubernetesObjectApi;
+  private readonly http = new IsomorphicFetchHttpLibrary();
+  private readonly timeoutMs: number;
+
+  constructor(kc: KubeConfig, opts: { timeoutMs?: number } = {}) {
+    this.kc = kc;
+    this.objects = KubernetesObjectApi.makeApiClient(kc);
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+  }
+
+  static fromFile(path?: string): Kube {
+    const kc = new KubeConfig();
+    if (path) kc.loadFromFile(path);
+    else kc.loadFromDefault();
+    return new Kube(kc);
+  }
+
+  async request<T = unknown>(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
+    const cluster = this.kc.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    const url = new URL(cluster.server.replace(/\/$/, '') + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const ctx = new RequestContext(url.toString(), method);
+    ctx.setHeaderParam('Accept', 'application/json');
+    if (opts.body !== undefined) {
+      ctx.setHeaderParam('Content-Type', opts.contentType ?? 'application/json');
+      ctx.setBody(JSON.stringify(opts.body));
+    }
+    ctx.setSignal(AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs));
+    await this.kc.applySecurityAuthentication(ctx);
+    const res = await this.http.send(ctx).toPromise();
+    const text = await res.body.text();
+    let data: unknown = undefined;
+    try {
+      data = text ? JSON.parse(text) : undefined;
+    } catch {
+      data = text;
+    }
+    if (res.httpStatusCode >= 200 && res.httpStatusCode < 300) return data as T;
+    const st = (data ?? {}) as { message?: string; reason?: string };
+    throw new KubeError(
+      res.httpStatusCode,
+      `${method} ${path}: ${res.httpStatusCode} ${st.reason ?? ''} ${st.message ?? (typeof data === 'string' ? data : '')}`.trim(),
+      st.reason,
+      data,
+    );
+  }
+
+  get<T extends KubeObject>(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<T> {
+    return this.request<T>('GET', resourcePath({ apiVersion, kind, namespace, name }));
+  }
+
+  /** Like get, but undefined for 404. */
+  async find<T extends KubeObject>(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<T | undefined> {
+    try {
+      return await this.get<T>(apiVersion, kind, namespace, name);
+    } catch (err) {
+      if (isStatus(err, 404)) return undefined;
+      throw err;
+    }
+  }
+
+  list<T extends KubeObject>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string): Promise<KubeList<T>> {
+    return this.request<KubeList<T>>('GET', resourcePath({ apiVersion, kind, namespace }), { query: { labelSelector } });
+  }
+
+  create<T extends KubeObject>(obj: T): Promise<T> {
+    const m = obj.metadata ?? {};
+    return this.request<T>('POST', resourcePath({ apiVersion: obj.apiVersion!, kind: obj.kind!, namespace: m.namespace }), { body: obj });
+  }
+
+  /** PUT: optimistic concurrency through metadata.resourceVersion (409 when stale). */
+  replace<T extends KubeObject>(obj: T, subresource?: string): Promise<T> {
+    const m = obj.metadata ?? {};
+    return this.request<T>(
+      'PUT',
+      resourcePath({ apiVersion: obj.apiVersion!, kind: obj.kind!, namespace: m.namespace, name: m.name }, subresource),
+      { body: obj },
+    );
+  }
+
+  mergePatch<T extends KubeObject>(ref: { apiVersion: string; kind: string; namespace?: string; name: string }, patch: unknown, subresource?: string): Promise<T> {
+    return this.request<T>('PATCH', resourcePath(ref, subresource), { body: patch, contentType: 'application/merge-patch+json' });
+  }
+
+  async delete(ref: { apiVersion: string; kind: string; namespace?: string; name: string }, propagationPolicy = 'Background'): Promise<void> {
+    try {
+      await this.request('DELETE', resourcePath(ref), { body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy } });
+    } catch (err) {
+      if (!isStatus(err, 404)) throw err;
+    }
+  }
+
+  /**
+   * Server-side apply as the operator's single field manager, forcing ownership: the operator is the
+   * only writer of what it renders, and a human's kubectl edit of those fields is drift to undo.
+   * Fields the operator stops sending are removed by the apiserver, which is how children shrink.
+   */
+  async apply<T extends KubeObject>(obj: T): Promise<KubeObject> {
+    try {
+      return await this.objects.patch(
+        obj as never,
+        undefined,
+        undefined,
+        FIELD_MANAGER,
+        true,
+        PatchStrategy.ServerSideApply,
+      ) as KubeObject;
+    } catch (err) {
+      throw toKubeError(err, `apply ${obj.kind} ${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`);
+    }
+  }
+}
+
+/** Normalises client-node's ApiException (body may be a string) into a KubeError. */
+export function toKubeError(err: unknown, what: string): unknown {
+  if (!(err instanceof ApiException)) return err;
+  let body: unknown = err.body;
+  if (typeof body === 'string') {
+    try {
+      body = JSON.parse(body);
+    } catch {
+      /* keep the text */
+    }
+  }
+  const st = (body && typeof body === 'object' ? body : {}) as { message?: string; reason?: string };
+  return new KubeError(err.code, `${what}: ${err.code} ${st.reason ?? ''} ${st.message ?? String(body ?? '')}`.trim(), st.reason, body);
+}
