@@ -1,0 +1,67 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CRD_DIR, renderCrdFiles } from './generate-crds.ts';
+import { sendingPoolCrd, mailDomainCrd, type JsonSchema } from './crd.ts';
+
+test('committed crds/*.yaml match the zod schemas (run `npm run crds` after changing operator/api)', async () => {
+  for (const [name, text] of renderCrdFiles()) {
+    const committed = await readFile(join(CRD_DIR, name), 'utf8').catch(() => '(missing)');
+    assert.equal(committed, text, `crds/${name} is stale: run npm run crds and commit the result`);
+  }
+});
+
+// The apiserver's structural-schema rules, checked here so a bad generator change fails fast
+// instead of only in the cluster suite.
+function walk(node: JsonSchema, path: string, visit: (n: JsonSchema, p: string) => void): void {
+  visit(node, path);
+  const props = node.properties as Record<string, JsonSchema> | undefined;
+  if (props) for (const [k, v] of Object.entries(props)) walk(v, `${path}.${k}`, visit);
+  if (node.items && typeof node.items === 'object') walk(node.items as JsonSchema, `${path}[]`, visit);
+  if (node.additionalProperties && typeof node.additionalProperties === 'object')
+    walk(node.additionalProperties as JsonSchema, `${path}{}`, visit);
+}
+
+for (const crd of [sendingPoolCrd(), mailDomainCrd()]) {
+  const version = (crd.spec as { versions: JsonSchema[] }).versions[0]!;
+  const root = (version.schema as { openAPIV3Schema: JsonSchema }).openAPIV3Schema;
+  const kind = (crd.spec as { names: { kind: string } }).names.kind;
+
+  test(`${kind}: schema is structural`, () => {
+    walk(root, '', (n, p) => {
+      const intOrString = n['x-kubernetes-int-or-string'] === true;
+      assert.ok(n.type || intOrString || n['x-kubernetes-preserve-unknown-fields'], `${p || '(root)'} has no type`);
+      assert.ok(!(n.properties && n.additionalProperties), `${p}: properties and additionalProperties together`);
+      for (const key of ['anyOf', 'oneOf', 'allOf'] as const) {
+        for (const b of (n[key] as JsonSchema[] | undefined) ?? []) {
+          if (!intOrString) assert.equal(b.type, undefined, `${p}.${key}: a branch must not set type`);
+        }
+      }
+      for (const k of Object.keys(n)) assert.ok(!k.startsWith('$') && !k.startsWith('x-mailfleet'), `${p}: stray key ${k}`);
+      if (typeof n.exclusiveMinimum !== 'undefined') assert.equal(typeof n.exclusiveMinimum, 'boolean', p);
+      if (n.type === 'integer') assert.match(String(n.format), /^int(32|64)$/, `${p}: integer without format`);
+      if (typeof n.pattern === 'string') assert.doesNotMatch(n.pattern, /\(\?[=!<]/, `${p}: look-arounds are not RE2`);
+    });
+  });
+
+  test(`${kind}: status subresource, printer columns and short names`, () => {
+    assert.deepEqual(version.subresources, { status: {} });
+    const cols = version.additionalPrinterColumns as { name: string; priority?: number }[];
+    assert.ok(cols.some((c) => c.name === 'Ready'));
+    assert.ok(cols.some((c) => c.name === 'Age'));
+    assert.ok(cols.some((c) => c.priority === 1));
+    assert.ok(((crd.spec as { names: { shortNames: string[] } }).names.shortNames).length > 0);
+  });
+}
+
+test('SendingPool CRD carries the required CEL rules', () => {
+  const text = JSON.stringify(sendingPoolCrd());
+  for (const needle of ['b.address == a.address', 'self == oldSelf', 'isSorted()', 'has(self.preset) != has(self.steps)']) {
+    assert.ok(text.includes(needle), `missing CEL rule containing ${needle}`);
+  }
+  const cols = ((sendingPoolCrd().spec as { versions: JsonSchema[] }).versions[0]!.additionalPrinterColumns as { name: string }[]).map(
+    (c) => c.name,
+  );
+  for (const c of ['Ready', 'IPs', 'Warm-up', 'Bounce rate', 'Age']) assert.ok(cols.includes(c), c);
+});

@@ -1,0 +1,42 @@
+// Public surface of the mailfleet.io/v1alpha1 API: schemas, types, names and the pure helpers
+// controllers need. Controllers import from here, not from the individual files.
+import type { z } from 'zod';
+import { MailDomainSchema, type MailDomain } from './maildomain.ts';
+import { SendingPoolSchema, type SendingPool } from './sendingpool.ts';
+
+export * from './common.ts';
+export * from './conditions.ts';
+export * from './sendingpool.ts';
+export * from './maildomain.ts';
+export * from './warmup-presets.ts';
+export { withRules, type CelRule } from './cel.ts';
+
+function issuePath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out || '(root)';
+}
+
+/** One line per problem, each naming the field (`spec.ips[1].address: ...`). */
+export function describeZodIssues(error: z.ZodError): string[] {
+  return error.issues.map((i) => {
+    if (i.code === 'unrecognized_keys') {
+      const where = issuePath(i.path);
+      return `${i.keys.map((k) => (where === '(root)' ? k : `${where}.${k}`)).join(', ')}: unknown field`;
+    }
+    return `${issuePath(i.path)}: ${i.message}`;
+  });
+}
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; problems: string[] };
+
+/** Validates an object read from the apiserver and fills defaults the apiserver did not (older CRD versions). */
+export function parseSendingPool(obj: unknown): ParseResult<SendingPool> {
+  const r = SendingPoolSchema.safeParse(obj);
+  return r.success ? { ok: true, value: r.data } : { ok: false, problems: describeZodIssues(r.error) };
+}
+
+export function parseMailDomain(obj: unknown): ParseResult<MailDomain> {
+  const r = MailDomainSchema.safeParse(obj);
+  return r.success ? { ok: true, value: r.data } : { ok: false, problems: describeZodIssues(r.error) };
+}

@@ -1,0 +1,127 @@
+// MailDomain: a sending domain bound to a SendingPool. The operator generates its DKIM key,
+// tells the owner which DNS records to publish (and checks them), and adds the domain's signing
+// settings to the pool's relay config.
+import { z } from 'zod';
+import { withRules } from './cel.ts';
+import { dnsLabel, dnsName, duration, localObjectReference, objectMeta, API_VERSION } from './common.ts';
+import { conditionsField } from './conditions.ts';
+
+export const MAILDOMAIN_KIND = 'MailDomain';
+export const MAILDOMAIN_PLURAL = 'maildomains';
+export const MAILDOMAIN_SINGULAR = 'maildomain';
+export const MAILDOMAIN_SHORT_NAMES = ['md', 'mdomain'];
+
+export const DKIM_ALGORITHMS = ['rsa2048', 'ed25519'] as const;
+export type DkimAlgorithm = (typeof DKIM_ALGORITHMS)[number];
+
+export const DkimSpecSchema = z
+  .object({
+    selector: z
+      .string()
+      .min(1)
+      .max(40)
+      .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'a DKIM selector: lower-case letters, digits and dashes')
+      .default('mailfleet')
+      .describe('Selector of the first key; rotation appends a date (selector-YYYYMMDD).'),
+    algorithm: z
+      .enum(DKIM_ALGORITHMS)
+      .default('rsa2048')
+      .describe('rsa2048 verifies everywhere; ed25519 (RFC 8463) is smaller but not every receiver verifies it yet.'),
+    rotateAfter: duration.default('4320h').describe('Age after which a new key and selector are generated (e.g. 4320h = 180 days).'),
+    gracePeriod: duration
+      .default('168h')
+      .describe('How long the previous selector stays published after rotation, so mail in flight still verifies.'),
+  })
+  .strict();
+
+export const DmarcSpecSchema = z
+  .object({
+    policy: z.enum(['none', 'quarantine', 'reject']).default('none').describe('The p= to recommend; start at none and tighten.'),
+    percent: z.number().int().min(0).max(100).optional(),
+    rua: z
+      .array(z.string().max(320).regex(/^mailto:[^\s,;!]+$/, 'a mailto: URI'))
+      .max(8)
+      .optional()
+      .describe('Aggregate report addresses (mailto: URIs).'),
+  })
+  .strict();
+
+export const MailDomainSpecSchema = z
+  .object({
+    domain: withRules(dnsName, [
+      { rule: 'self == oldSelf', message: 'domain is immutable; create a new MailDomain for another domain' },
+    ]).describe('The domain in From: headers; DKIM signs with d=<domain>.'),
+    poolRef: localObjectReference.describe('SendingPool in the same namespace that sends for this domain.'),
+    dkim: DkimSpecSchema.prefault({}),
+    returnPath: z
+      .object({
+        subdomain: dnsLabel.default('bounces').describe('Envelope sender domain is <subdomain>.<domain>; bounces come back there.'),
+        cname: dnsName
+          .optional()
+          .describe('Point the return-path domain at this host (which publishes SPF and MX) instead of publishing them yourself.'),
+      })
+      .strict()
+      .prefault({}),
+    dmarc: DmarcSpecSchema.prefault({}),
+  })
+  .strict();
+
+export const DNS_RECORD_TYPES = ['TXT', 'MX', 'CNAME'] as const;
+
+export const DnsRecordSchema = z
+  .object({
+    type: z.enum(DNS_RECORD_TYPES),
+    name: z.string().max(253).describe('Fully qualified owner name, without the trailing dot.'),
+    value: z.string().max(4096).describe('TXT: the text; MX: the exchange host; CNAME: the target.'),
+    priority: z.number().int().min(0).max(65535).optional().describe('MX preference.'),
+    purpose: z.enum(['spf', 'dkim', 'dmarc', 'return-path']).optional(),
+    verified: z.boolean().optional(),
+    message: z.string().max(1024).optional().describe('What DNS returned when it did not match.'),
+  })
+  .strict();
+
+export const DkimSelectorStatusSchema = z
+  .object({
+    selector: z.string().max(63),
+    algorithm: z.enum(DKIM_ALGORITHMS),
+    secretName: z.string().max(253),
+    createdAt: z.iso.datetime({ offset: true }).optional(),
+    state: z.enum(['Active', 'Retiring']).describe('Active signs; Retiring stays published until retireAt.'),
+    retireAt: z.iso.datetime({ offset: true }).optional(),
+  })
+  .strict();
+
+export const MailDomainStatusSchema = z
+  .object({
+    observedGeneration: z.number().int().min(0).optional(),
+    conditions: conditionsField.optional(),
+    records: z.array(DnsRecordSchema).max(32).optional(),
+    dkimSecretName: z.string().max(253).optional().describe('Secret holding the active DKIM private key.'),
+    selectors: z
+      .array(DkimSelectorStatusSchema)
+      .max(8)
+      .optional()
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['selector'] }),
+    lastCheckedAt: z.iso.datetime({ offset: true }).optional().describe('When DNS was last checked.'),
+  })
+  .strict();
+
+export const MailDomainSchema = z
+  .object({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal(MAILDOMAIN_KIND),
+    metadata: objectMeta,
+    spec: MailDomainSpecSchema,
+    status: MailDomainStatusSchema.optional(),
+  })
+  .strict();
+
+export type MailDomain = z.infer<typeof MailDomainSchema>;
+export type MailDomainInput = z.input<typeof MailDomainSchema>;
+export type MailDomainSpec = z.infer<typeof MailDomainSpecSchema>;
+export type MailDomainStatus = z.infer<typeof MailDomainStatusSchema>;
+export type DnsRecord = z.infer<typeof DnsRecordSchema>;
+export type DkimSelectorStatus = z.infer<typeof DkimSelectorStatusSchema>;
+
+/** Condition types a MailDomain reports. */
+export const DOMAIN_CONDITIONS = { DKIMReady: 'DKIMReady', DNSVerified: 'DNSVerified', Ready: 'Ready' } as const;

@@ -1,0 +1,367 @@
+// SendingPool: a set of dedicated sending IPs, each served by one relay pod, plus the
+// submission endpoint clients send through. Defaults come from published provider numbers
+// (deliverability facts): SES review/pause thresholds, KumoMTA-style per-provider shaping.
+import { z } from 'zod';
+import { withRules } from './cel.ts';
+import { cidr, dnsLabel, dnsName, ipAddress, localObjectReference, objectMeta, quantity, resourceRequirements, API_VERSION } from './common.ts';
+import { conditionsField } from './conditions.ts';
+import { WARMUP_PRESET_NAMES } from './warmup-presets.ts';
+
+export const SENDINGPOOL_KIND = 'SendingPool';
+export const SENDINGPOOL_PLURAL = 'sendingpools';
+export const SENDINGPOOL_SINGULAR = 'sendingpool';
+export const SENDINGPOOL_SHORT_NAMES = ['sp', 'spool'];
+
+/** Pool names end up inside StatefulSet, Pod and label values (63 chars) with a per-IP suffix. */
+export const MAX_POOL_NAME_LENGTH = 30;
+export const MAX_IPS_PER_POOL = 64;
+
+export const WarmupStepSchema = z
+  .object({
+    day: z.number().int().min(0).max(365).describe('Sending day (0 = first day the IP sends) from which dailyLimit applies.'),
+    dailyLimit: z.number().int().min(1).max(100_000_000).describe('Messages per day the IP may send from this day on.'),
+  })
+  .strict();
+
+export const WarmupSchema = withRules(
+  z
+    .object({
+      preset: z.enum(WARMUP_PRESET_NAMES).optional().describe('A named curve; see docs/resources.md.'),
+      steps: withRules(z.array(WarmupStepSchema).min(1).max(100), [
+        {
+          rule: 'self.all(a, self.exists_one(b, b.day == a.day)) && self.map(s, s.day).isSorted()',
+          message: 'warmup.steps: days must be strictly increasing',
+          check: (steps) => steps.every((s, i) => i === 0 || s.day > steps[i - 1]!.day),
+        },
+        {
+          rule: 'self.all(a, self.all(b, a.day < b.day ? a.dailyLimit < b.dailyLimit : true))',
+          message: 'warmup.steps: dailyLimit must be strictly increasing',
+          check: (steps) => steps.every((s, i) => i === 0 || s.dailyLimit > steps[i - 1]!.dailyLimit),
+        },
+      ]).optional(),
+    })
+    .strict()
+    .describe('How this IP ramps up. Omit for an IP that is already warm.'),
+  [
+    {
+      rule: 'has(self.preset) != has(self.steps)',
+      message: 'warmup: set exactly one of preset or steps',
+      check: (w) => (w.preset !== undefined) !== (w.steps !== undefined),
+    },
+  ],
+);
+
+export const PoolIpSchema = z
+  .object({
+    address: ipAddress.describe('The dedicated sending address.'),
+    hostname: dnsName.describe('PTR name of the address; the relay says it in EHLO. Forward and reverse DNS must match.'),
+    weight: z.number().int().min(0).max(1000).default(100).describe('Share of the pool traffic this IP gets once warm.'),
+    warmup: WarmupSchema.optional(),
+    nodeName: dnsName.optional().describe('hostNetwork mode: the node that holds this address; the pod is pinned to it.'),
+  })
+  .strict();
+
+const MODES = ['none', 'hostNetwork', 'multus', 'ciliumEgressGateway'] as const;
+
+export const EgressSchema = withRules(
+  z
+    .object({
+      mode: withRules(z.enum(MODES).default('none'), [
+        {
+          rule: 'self == oldSelf',
+          message: 'egress.mode is immutable; create a new SendingPool to change how it reaches the internet',
+        },
+      ]).describe(
+        'none: the pod network (and its NAT) is used as is. hostNetwork: each pod runs on the node holding its IP. ' +
+          'multus: each pod gets its IP on a secondary interface. ciliumEgressGateway: Cilium SNATs each pod to its IP.',
+      ),
+      hostNetwork: z.object({}).strict().optional().describe('Settings for hostNetwork mode (pin nodes with ips[].nodeName).'),
+      multus: z
+        .object({
+          networkName: dnsName
+            .optional()
+            .describe('An existing NetworkAttachmentDefinition in the namespace; when unset the operator renders one.'),
+          master: z.string().min(1).max(15).optional().describe('Host interface the macvlan/ipvlan attaches to (rendered NAD only).'),
+          plugin: z.enum(['macvlan', 'ipvlan']).default('macvlan'),
+          prefixLength: z.number().int().min(1).max(128).default(24).describe('Prefix length of the egress subnet.'),
+          gateway: ipAddress.optional().describe('Default gateway through the secondary interface.'),
+        })
+        .strict()
+        .optional(),
+      ciliumEgressGateway: z
+        .object({
+          nodeSelector: z
+            .record(z.string().max(317), z.string().max(63))
+            .describe('matchLabels of the gateway node(s) that hold the egress IPs.'),
+          destinationCIDRs: z.array(cidr).min(1).max(32).default(['0.0.0.0/0']),
+          excludedCIDRs: z.array(cidr).max(32).optional(),
+        })
+        .strict()
+        .optional(),
+    })
+    .strict(),
+  [
+    {
+      rule: "(self.mode == 'multus') == has(self.multus)",
+      message: 'egress.multus must be set when mode is multus, and only then',
+      check: (e) => (e.mode === 'multus') === (e.multus !== undefined),
+    },
+    {
+      rule: "(self.mode == 'ciliumEgressGateway') == has(self.ciliumEgressGateway)",
+      message: 'egress.ciliumEgressGateway must be set when mode is ciliumEgressGateway, and only then',
+      check: (e) => (e.mode === 'ciliumEgressGateway') === (e.ciliumEgressGateway !== undefined),
+    },
+    {
+      rule: "!has(self.hostNetwork) || self.mode == 'hostNetwork'",
+      message: 'egress.hostNetwork is only allowed when mode is hostNetwork',
+      check: (e) => e.hostNetwork === undefined || e.mode === 'hostNetwork',
+    },
+    {
+      rule: '!has(self.multus) || has(self.multus.networkName) || has(self.multus.master)',
+      message: 'egress.multus: set networkName (an existing NetworkAttachmentDefinition) or master (to render one)',
+      check: (e) => e.mode !== 'multus' || e.multus?.networkName !== undefined || e.multus?.master !== undefined,
+    },
+  ],
+);
+
+export const SubmissionPortSchema = z
+  .object({
+    name: dnsLabel.max(15),
+    port: z.number().int().min(1).max(65535),
+    tls: z.enum(['starttls', 'implicit', 'none']).default('starttls').describe('implicit = TLS from the first byte (465).'),
+    nodePort: z.number().int().min(30000).max(32767).optional(),
+  })
+  .strict();
+
+export const SubmissionSchema = withRules(
+  z
+    .object({
+      serviceType: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']).default('ClusterIP'),
+      serviceAnnotations: z.record(z.string().max(317), z.string()).optional().describe('Copied onto the submission Service (load-balancer settings).'),
+      ports: withRules(z.array(SubmissionPortSchema).min(1).max(8), [
+        {
+          rule: 'self.all(a, self.exists_one(b, b.port == a.port)) && self.all(a, self.exists_one(b, b.name == a.name))',
+          message: 'submission.ports: names and port numbers must be unique',
+          check: (ps) => new Set(ps.map((p) => p.port)).size === ps.length && new Set(ps.map((p) => p.name)).size === ps.length,
+        },
+      ]).default([{ name: 'submission', port: 587, tls: 'starttls' }]),
+      authSecretRef: localObjectReference
+        .extend({ key: z.string().max(253).default('credentials') })
+        .optional()
+        .describe('Secret holding the AUTH credentials file (username:scrypt-hash lines; see `mailfleet credentials`).'),
+      tlsSecretRef: localObjectReference.optional().describe('kubernetes.io/tls Secret with tls.crt and tls.key.'),
+    })
+    .strict(),
+  [
+    {
+      rule: "self.ports.all(p, p.tls == 'none') || has(self.tlsSecretRef)",
+      message: 'submission.tlsSecretRef is required when a port uses starttls or implicit TLS',
+      check: (s) => s.ports.every((p) => p.tls === 'none') || s.tlsSecretRef !== undefined,
+    },
+  ],
+);
+
+export const ProviderShapingSchema = z
+  .object({
+    name: dnsLabel.describe('Provider name as the relay rolls MX hosts up, e.g. google, yahoo, microsoft, or default.'),
+    mxSuffixes: z.array(dnsName).max(16).optional().describe('MX host suffixes that identify the provider (MX rollup).'),
+    maxConnections: z.number().int().min(1).max(1000).optional(),
+    messagesPerConnection: z.number().int().min(1).max(10000).optional(),
+    messagesPerSecond: z.number().int().min(1).max(100000).optional(),
+    newConnectionsPerMinute: z.number().int().min(1).max(100000).optional(),
+  })
+  .strict();
+
+// KumoMTA's published defaults; a pool without providers gets these.
+export const DEFAULT_PROVIDER_SHAPING = [
+  { name: 'default', maxConnections: 10, messagesPerConnection: 100, messagesPerSecond: 100, newConnectionsPerMinute: 100 },
+  { name: 'google', mxSuffixes: ['google.com', 'googlemail.com'], maxConnections: 5, messagesPerConnection: 50 },
+  { name: 'yahoo', mxSuffixes: ['yahoodns.net'], messagesPerConnection: 20 },
+];
+
+export const LimitsSchema = withRules(
+  z
+    .object({
+      messagesPerSecond: z.number().int().min(1).max(100000).default(100).describe('Pool-wide sending rate.'),
+      burst: z.number().int().min(1).max(1000000).optional().describe('Token-bucket size; defaults to messagesPerSecond.'),
+      providers: withRules(z.array(ProviderShapingSchema).max(32), [
+        {
+          rule: 'self.all(a, self.exists_one(b, b.name == a.name))',
+          message: 'limits.providers: names must be unique',
+          check: (ps) => new Set(ps.map((p) => p.name)).size === ps.length,
+        },
+      ]).default(DEFAULT_PROVIDER_SHAPING),
+    })
+    .strict(),
+  [
+    {
+      rule: '!has(self.burst) || self.burst >= self.messagesPerSecond',
+      message: 'limits.burst must be at least limits.messagesPerSecond',
+      check: (l) => l.burst === undefined || l.burst >= l.messagesPerSecond,
+    },
+  ],
+);
+
+// No defaults here on purpose: the relay's own config schema holds the retry defaults, and
+// repeating them would let the two drift.
+export const RetryPolicySchema = withRules(
+  z
+    .object({
+      firstRetrySeconds: z.number().int().min(1).max(86400).optional(),
+      multiplier: z.number().min(1).max(10).optional(),
+      maxRetrySeconds: z.number().int().min(1).max(7 * 86400).optional(),
+      maxAgeSeconds: z.number().int().min(60).max(30 * 86400).optional().describe('Give up (and bounce) after this long.'),
+    })
+    .strict(),
+  [
+    {
+      rule: '!has(self.firstRetrySeconds) || !has(self.maxRetrySeconds) || self.firstRetrySeconds <= self.maxRetrySeconds',
+      message: 'retry.maxRetrySeconds must be at least retry.firstRetrySeconds',
+      check: (r) => r.firstRetrySeconds === undefined || r.maxRetrySeconds === undefined || r.firstRetrySeconds <= r.maxRetrySeconds,
+    },
+  ],
+);
+
+export const HealthSchema = withRules(
+  z
+    .object({
+      bounceReviewPercent: z.number().min(0).max(100).default(5).describe('Degraded at or above this bounce rate (SES: review at 5 %).'),
+      bouncePausePercent: z.number().min(0).max(100).default(10).describe('Sending pauses at or above this bounce rate (SES: 10 %).'),
+      complaintReviewPercent: z.number().min(0).max(100).default(0.1).describe('SES: review at 0.1 %.'),
+      complaintPausePercent: z.number().min(0).max(100).default(0.5).describe('SES: pause at 0.5 %.'),
+      minimumVolume: z
+        .number()
+        .int()
+        .min(1)
+        .default(500)
+        .describe('Rates are judged only over at least this many messages (a representative volume, as SES does).'),
+    })
+    .strict(),
+  [
+    {
+      rule: 'self.bounceReviewPercent < self.bouncePausePercent',
+      message: 'health.bounceReviewPercent must be below health.bouncePausePercent',
+      check: (h) => h.bounceReviewPercent < h.bouncePausePercent,
+    },
+    {
+      rule: 'self.complaintReviewPercent < self.complaintPausePercent',
+      message: 'health.complaintReviewPercent must be below health.complaintPausePercent',
+      check: (h) => h.complaintReviewPercent < h.complaintPausePercent,
+    },
+  ],
+);
+
+export const StorageSchema = z
+  .object({
+    size: quantity.default('10Gi').describe('Size of each relay pod queue volume.'),
+    storageClassName: z.string().max(253).optional(),
+  })
+  .strict();
+
+export const SendingPoolSpecSchema = withRules(
+  z
+    .object({
+      ips: withRules(z.array(PoolIpSchema).min(1).max(MAX_IPS_PER_POOL), [
+        {
+          rule: 'self.all(a, self.exists_one(b, b.address == a.address))',
+          message: 'ips: each address may appear only once in a pool',
+          check: (ips) => new Set(ips.map((i) => i.address)).size === ips.length,
+        },
+      ]),
+      egress: EgressSchema.prefault({ mode: 'none' }),
+      submission: SubmissionSchema.prefault({}),
+      limits: LimitsSchema.prefault({}),
+      retry: RetryPolicySchema.optional(),
+      health: HealthSchema.prefault({}),
+      storage: StorageSchema.prefault({}),
+      resources: resourceRequirements
+        .default({ requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } })
+        .describe('Resources of each relay container.'),
+      image: z.string().min(1).max(512).optional().describe('Relay image; defaults to the image the operator was released with.'),
+    })
+    .strict(),
+  [
+    {
+      rule: "self.egress.mode != 'hostNetwork' || self.ips.all(i, has(i.nodeName))",
+      message: 'ips[].nodeName is required for every IP when egress.mode is hostNetwork',
+      check: (s) => s.egress.mode !== 'hostNetwork' || s.ips.every((i) => i.nodeName !== undefined),
+    },
+    {
+      rule: "self.egress.mode != 'hostNetwork' || self.ips.all(a, self.ips.exists_one(b, has(a.nodeName) && has(b.nodeName) && b.nodeName == a.nodeName))",
+      message: 'ips[].nodeName must differ between IPs in hostNetwork mode (two relays on one node would share its ports)',
+      check: (s) => s.egress.mode !== 'hostNetwork' || new Set(s.ips.map((i) => i.nodeName)).size === s.ips.length,
+    },
+  ],
+);
+
+export const IP_STATES = ['Pending', 'WarmingUp', 'Ready', 'Paused', 'Failed'] as const;
+
+export const PoolIpStatusSchema = z
+  .object({
+    address: z.string().max(45),
+    pod: z.string().max(253).optional(),
+    state: z.enum(IP_STATES),
+    warmupStage: z.number().int().min(0).optional().describe('Index into the IP warm-up steps; absent when the IP has no warm-up.'),
+    warmupDay: z.number().int().min(0).optional().describe('Sending days counted so far.'),
+    quotaToday: z.number().int().min(0).optional().describe('Messages this IP may send today; absent = unlimited.'),
+    sentToday: z.number().int().min(0).optional(),
+    message: z.string().max(1024).optional(),
+  })
+  .strict();
+
+export const SendingPoolStatusSchema = z
+  .object({
+    observedGeneration: z.number().int().min(0).optional(),
+    conditions: conditionsField.optional(),
+    ips: z
+      .array(PoolIpStatusSchema)
+      .max(MAX_IPS_PER_POOL)
+      .optional()
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['address'] }),
+    readyIPs: z.number().int().min(0).optional(),
+    totalIPs: z.number().int().min(0).optional(),
+    // Pre-formatted for printer columns, which can only show one field each.
+    summary: z
+      .object({
+        ips: z.string().max(32).optional().describe('ready/total, e.g. 2/3'),
+        warmup: z.string().max(64).optional().describe('e.g. "2 warming" or "done"'),
+        bounceRate: z.string().max(16).optional(),
+        complaintRate: z.string().max(16).optional(),
+      })
+      .strict()
+      .optional(),
+    configHash: z.string().max(128).optional().describe('Hash of the rendered relay config the pods run.'),
+  })
+  .strict();
+
+export const SendingPoolSchema = withRules(
+  z
+    .object({
+      apiVersion: z.literal(API_VERSION),
+      kind: z.literal(SENDINGPOOL_KIND),
+      metadata: objectMeta,
+      spec: SendingPoolSpecSchema,
+      status: SendingPoolStatusSchema.optional(),
+    })
+    .strict(),
+  [
+    {
+      rule: `size(self.metadata.name) <= ${MAX_POOL_NAME_LENGTH}`,
+      message: `metadata.name: a SendingPool name may have at most ${MAX_POOL_NAME_LENGTH} characters (it prefixes pod and StatefulSet names)`,
+      check: (p) => p.metadata.name.length <= MAX_POOL_NAME_LENGTH,
+      path: ['metadata', 'name'],
+    },
+  ],
+);
+
+export type SendingPool = z.infer<typeof SendingPoolSchema>;
+export type SendingPoolInput = z.input<typeof SendingPoolSchema>;
+export type SendingPoolSpec = z.infer<typeof SendingPoolSpecSchema>;
+export type SendingPoolStatus = z.infer<typeof SendingPoolStatusSchema>;
+export type PoolIp = z.infer<typeof PoolIpSchema>;
+export type PoolIpStatus = z.infer<typeof PoolIpStatusSchema>;
+export type EgressMode = (typeof MODES)[number];
+export const EGRESS_MODES = MODES;
+
+/** Condition types a SendingPool reports. */
+export const POOL_CONDITIONS = { Ready: 'Ready', Reconciled: 'Reconciled', Degraded: 'Degraded' } as const;
