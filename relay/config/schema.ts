@@ -44,8 +44,10 @@ export const LimitsSchema = z
     maxRecipients: z.number().int().min(1).default(100),
     // RFC 5321 §4.5.3.1.6: 1000 octets including CRLF.
     maxLineOctets: z.number().int().min(78).default(1000),
-    commandTimeoutMs: z.number().int().min(1000).default(5 * 60 * 1000),
-    idleTimeoutMs: z.number().int().min(1000).default(60 * 1000),
+    // Silence allowed from a client between commands and inside DATA (Postfix smtpd_timeout: 300 s).
+    idleTimeoutMs: z.number().int().min(1000).default(5 * 60 * 1000),
+    // Cap on a whole connection, however busy, so no client pins a slot forever.
+    sessionTimeoutMs: z.number().int().min(1000).default(30 * 60 * 1000),
     authFailures: z
       .object({
         max: z.number().int().min(1).default(5),

@@ -11,6 +11,8 @@ export type RecipientState = 'queued' | 'inflight' | 'delivered' | 'bounced';
 export type MessageClass = 'otp' | 'transactional' | 'bulk';
 
 export interface NewMessage {
+  /** Assigned by the caller when it must know the id before the commit (the Received header). */
+  id?: string;
   mailFrom: string;
   recipients: string[];
   body: Buffer;
@@ -145,7 +147,7 @@ export class QueueStore {
   enqueue(msg: NewMessage): Promise<string> {
     if (this.closed) return Promise.reject(new StoreError('queue is closed', 'CLOSED'));
     return new Promise((resolve, reject) => {
-      this.pending.push({ id: newQueueId(this.clock()), msg, resolve, reject });
+      this.pending.push({ id: msg.id ?? newQueueId(this.clock()), msg, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// The one executable. Each subcommand is a thin shell over library code so tests call the
+// library directly; this file only parses arguments and maps errors to exit codes
+// (0 ok, 1 runtime failure, 2 bad usage or configuration).
+import { UsageError } from './args.ts';
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
+  dev: { summary: 'run a whole fleet on this machine: relay on 127.0.0.1:2525 and a capture MX', load: () => import('./commands/dev.ts') },
+  relay: { summary: 'run one SMTP relay from a config file', load: () => import('./commands/relay.ts') },
+  operator: { summary: 'run the Kubernetes operator', load: () => import('./commands/operator.ts') },
+  queue: { summary: 'list, show, delete or retry queued messages', load: () => import('./commands/queue.ts') },
+  credentials: { summary: 'add, remove or list SMTP AUTH users in a credentials file', load: () => import('./commands/credentials.ts') },
+  config: { summary: 'check a relay config file', load: () => import('./commands/config.ts') },
+  version: { summary: 'print the version', load: () => import('./commands/version.ts') },
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  return [
+    'Usage: mailfleet <command> [options]',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `mailfleet <command> --help` for the options of a command.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  if (name === '--version') return main(['version']);
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`mailfleet: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await (await command.load()).run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`mailfleet ${name}: ${err.message}`);
+      return 2;
+    }
+    if (err instanceof Error && err.name === 'ConfigError') {
+      console.error(`mailfleet ${name}: ${err.message}`);
+      return 2;
+    }
+    console.error(`mailfleet ${name}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then((code) => {
+    // Long-running commands resolve only when they are asked to stop.
+    process.exitCode = code;
+  });
+}

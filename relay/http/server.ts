@@ -1,0 +1,51 @@
+// The relay's HTTP side: Prometheus metrics, liveness and readiness, and versioned JSON routes
+// that other parts (stats for the operator) register.
+import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+
+export type Route = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+export interface HttpServerOptions {
+  address: string;
+  port: number;
+  registry: Registry;
+  ready: () => boolean;
+  routes?: Record<string, Route>;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export async function startHttpServer(o: HttpServerOptions): Promise<Server & { port: number }> {
+  const routes: Record<string, Route> = {
+    '/healthz': (_req, res) => sendJson(res, 200, { status: 'ok' }),
+    '/readyz': (_req, res) => (o.ready() ? sendJson(res, 200, { status: 'ready' }) : sendJson(res, 503, { status: 'not ready' })),
+    '/metrics': async (_req, res) => {
+      const body = await o.registry.metrics();
+      res.writeHead(200, { 'content-type': o.registry.contentType });
+      res.end(body);
+    },
+    ...o.routes,
+  };
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const route = routes[path];
+    if (!route) return sendJson(res, 404, { error: `no route ${path}` });
+    Promise.resolve(route(req, res)).catch((err: Error) => {
+      if (!res.headersSent) sendJson(res, 500, { error: err.message });
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.address, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  return Object.assign(server, { port: typeof addr === 'object' && addr ? addr.port : o.port });
+}

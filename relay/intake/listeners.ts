@@ -1,0 +1,258 @@
+// The SMTP listeners: smtp-server hooks that turn a session into a queued message, replying 250
+// only after the queue has committed it to disk.
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession, type SMTPServerDataStream } from 'smtp-server';
+import { isIP } from 'node:net';
+import type { RelayConfig, ListenerConfig } from '../config/schema.ts';
+import type { QueueStore } from '../queue/store.ts';
+import { StoreError, domainOf } from '../queue/store.ts';
+import { newQueueId } from '../queue/id.ts';
+import type { Logger } from '../log.ts';
+import type { RelayMetrics } from '../metrics.ts';
+import type { TlsFiles } from '../tls-files.ts';
+import type { CredentialStore } from './credentials.ts';
+import { AuthThrottle } from './auth-throttle.ts';
+import { DataScanner } from './data-scanner.ts';
+import { decideRecipient } from './recipient-policy.ts';
+import { applySmtpServerPatches, smtpError } from './smtp-server-patches.ts';
+import { buildReceivedHeader, extractMessageId } from './trace-headers.ts';
+
+applySmtpServerPatches();
+
+export interface IntakeDeps {
+  config: RelayConfig;
+  store: QueueStore;
+  credentials: CredentialStore;
+  logger: Logger;
+  metrics: RelayMetrics;
+  tls?: TlsFiles;
+  clock?: () => number;
+  /** Called after a message is durable, to wake delivery. */
+  onQueued?: (id: string) => void;
+}
+
+export interface RunningListener {
+  name: string;
+  address: string;
+  port: number;
+  server: SMTPServer;
+}
+
+export function isLoopback(address: string): boolean {
+  const a = address.replace(/^::ffff:/, '');
+  return a === '::1' || (isIP(a) === 4 && a.startsWith('127.'));
+}
+
+export async function startListeners(deps: IntakeDeps): Promise<RunningListener[]> {
+  const { config } = deps;
+  const throttle = new AuthThrottle(config.limits.authFailures.max, config.limits.authFailures.windowSeconds, deps.clock);
+  const started: RunningListener[] = [];
+  try {
+    for (const listener of config.listeners) started.push(await startListener(listener, deps, throttle));
+  } catch (err) {
+    await closeListeners(started);
+    throw err;
+  }
+  deps.tls?.on('change', (material) => {
+    for (const l of started) if (l.server.options.key) l.server.updateSecureContext({ key: material.key, cert: material.cert });
+    deps.logger.info({ fingerprint256: material.fingerprint256 }, 'TLS certificate reloaded');
+  });
+  return started;
+}
+
+export async function closeListeners(listeners: RunningListener[]): Promise<void> {
+  await Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve()))));
+}
+
+function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: AuthThrottle): Promise<RunningListener> {
+  const { config, logger, metrics } = deps;
+  const log = logger.child({ listener: listener.name });
+  const tls = listener.tls !== 'none' ? deps.tls?.current : undefined;
+  const greetingDelayMs = listener.greetingDelayMs ?? (listener.role === 'submission' ? 0 : 100);
+  const reject = (stage: string, reason: string) => metrics.smtpRejections.inc({ listener: listener.name, stage, reason });
+  const sessionTimers = new Map<string, NodeJS.Timeout>();
+
+  const authAllowed = (session: SMTPServerSession, secure: boolean) =>
+    listener.role === 'submission' && (secure || (listener.allowPlaintextAuthOnLoopback && isLoopback(session.remoteAddress)));
+
+  const options: SMTPServerOptions & { greetingDelayMs: number } = {
+    name: config.hostname,
+    banner: 'mailfleet ESMTP',
+    greetingDelayMs,
+    secure: listener.tls === 'implicit',
+    ...(tls ? { key: tls.key, cert: tls.cert } : {}),
+    hideSTARTTLS: listener.tls !== 'starttls',
+    disabledCommands: listener.tls === 'none' ? ['STARTTLS'] : [],
+    authMethods: ['PLAIN', 'LOGIN'],
+    hideENHANCEDSTATUSCODES: false,
+    hidePIPELINING: false,
+    hide8BITMIME: false,
+    hideSMTPUTF8: false,
+    // Relaying is decided per recipient in onRcptTo, with the reply RFC 3463 asks for.
+    authOptional: true,
+    allowInsecureAuth: listener.allowPlaintextAuthOnLoopback,
+    size: config.limits.maxMessageBytes,
+    maxClients: listener.maxClients,
+    socketTimeout: config.limits.idleTimeoutMs,
+    disableReverseLookup: true,
+    logger: false,
+    onConnect(session, callback) {
+      metrics.smtpConnections.inc({ listener: listener.name });
+      // AUTH is not even advertised where it may not be used: plaintext from a remote address.
+      if (!authAllowed(session, listener.tls === 'implicit')) session.disabledCommands = listener.tls === 'starttls' ? ['AUTH'] : ['AUTH', 'STARTTLS'];
+      const timer = setTimeout(() => {
+        const conn = server.connections && [...server.connections].find((c) => (c as unknown as { id: string }).id === session.id);
+        (conn as unknown as { close?: () => void } | undefined)?.close?.();
+      }, config.limits.sessionTimeoutMs);
+      timer.unref();
+      sessionTimers.set(session.id, timer);
+      callback();
+    },
+    onSecure(_socket, session, callback) {
+      if (authAllowed(session, true)) session.disabledCommands = [];
+      callback();
+    },
+    onClose(session) {
+      clearTimeout(sessionTimers.get(session.id));
+      sessionTimers.delete(session.id);
+    },
+    onAuth(auth, session, callback) {
+      const address = session.remoteAddress;
+      const wait = throttle.blockedFor(address);
+      if (wait > 0) {
+        reject('auth', 'throttled');
+        return callback(smtpError(454, '4.7.0', `Too many failed authentication attempts; try again in ${wait} seconds`));
+      }
+      const password = auth.password ?? '';
+      deps.credentials.verify(auth.username ?? '', password).then(
+        (ok) => {
+          if (ok) {
+            throttle.recordSuccess(address);
+            return callback(null, { user: auth.username });
+          }
+          throttle.recordFailure(address);
+          metrics.authFailures.inc({ listener: listener.name });
+          log.warn({ client: address, user: auth.username }, 'authentication failed');
+          callback(smtpError(535, '5.7.8', 'Authentication credentials invalid'));
+        },
+        (err: Error) => {
+          log.error({ err }, 'credential check failed');
+          callback(smtpError(454, '4.7.0', 'Temporary authentication failure'));
+        },
+      );
+    },
+    onMailFrom(address, _session, callback) {
+      if (address.address && !/^[^@\s]+@[^@\s]+$/.test(address.address)) {
+        reject('mail', 'bad-sender');
+        return callback(smtpError(553, '5.1.7', `Sender address <${address.address}> is not a valid mailbox`));
+      }
+      callback();
+    },
+    onRcptTo(address, session, callback) {
+      if (!/^[^@\s]+@[^@\s]+$/.test(address.address)) {
+        reject('rcpt', 'bad-recipient');
+        return callback(smtpError(553, '5.1.3', `Recipient address <${address.address}> is not a valid mailbox`));
+      }
+      const decision = decideRecipient({
+        role: listener.role,
+        authenticated: Boolean(session.user),
+        recipientDomain: domainOf(address.address),
+        acceptDomains: config.acceptDomains,
+        recipientsSoFar: session.envelope.rcptTo.length,
+        maxRecipients: config.limits.maxRecipients,
+      });
+      if (!decision.ok) {
+        reject('rcpt', decision.reason);
+        return callback(smtpError(decision.code, decision.enhanced, decision.text));
+      }
+      callback();
+    },
+    onData(stream, session, callback) {
+      receiveMessage(stream, session, listener, deps, log).then(
+        (id) => {
+          metrics.smtpMessages.inc({ listener: listener.name, result: 'accepted' });
+          callback(null, `Ok: queued as ${id}`);
+        },
+        (err: Error & { responseCode?: number; reason?: string }) => {
+          const tempfail = (err.responseCode ?? 450) < 500;
+          metrics.smtpMessages.inc({ listener: listener.name, result: tempfail ? 'tempfail' : 'rejected' });
+          if (err.reason) reject('data', err.reason);
+          callback(err);
+        },
+      );
+    },
+  };
+
+  const server = new SMTPServer(options);
+  server.on('error', (err) => log.warn({ err: (err as Error).message }, 'SMTP connection error'));
+  return new Promise((resolve, reject) => {
+    server.server.once('error', reject);
+    server.listen(listener.port, listener.address, () => {
+      server.server.off('error', reject);
+      const addr = server.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : listener.port;
+      log.info({ address: listener.address, port, role: listener.role, tls: listener.tls, greetingDelayMs }, 'SMTP listener ready');
+      resolve({ name: listener.name, address: listener.address, port, server });
+    });
+  });
+}
+
+async function receiveMessage(
+  stream: SMTPServerDataStream,
+  session: SMTPServerSession,
+  listener: ListenerConfig,
+  deps: IntakeDeps,
+  log: Logger,
+): Promise<string> {
+  const { config } = deps;
+  const scanner = new DataScanner(config.limits.maxLineOctets);
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    scanner.push(chunk);
+    bytes += chunk.length;
+    // Past the limit, keep reading (the client is still sending) but stop holding data.
+    if (bytes <= config.limits.maxMessageBytes) chunks.push(chunk);
+  }
+  if (stream.sizeExceeded) {
+    // smtp-server itself answers 552 5.3.4 for an oversized message; this only keeps it out of the queue.
+    throw Object.assign(smtpError(552, '5.3.4', `Message size exceeds the limit of ${config.limits.maxMessageBytes} bytes`), { reason: 'too-big' });
+  }
+  const verdict = scanner.finish();
+  if (!verdict.ok) {
+    log.warn({ client: session.remoteAddress, reason: verdict.reason }, 'message refused');
+    throw Object.assign(smtpError(verdict.code, verdict.enhanced, verdict.text), { reason: verdict.reason });
+  }
+  const id = newQueueId((deps.clock ?? Date.now)());
+  const data = Buffer.concat(chunks);
+  const received = buildReceivedHeader({
+    id,
+    heloName: session.hostNameAppearsAs,
+    clientAddress: session.remoteAddress,
+    byName: config.hostname,
+    secure: session.secure,
+    authenticated: Boolean(session.user),
+    date: new Date((deps.clock ?? Date.now)()),
+  });
+  try {
+    await deps.store.enqueue({
+      id,
+      mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+      recipients: session.envelope.rcptTo.map((r) => r.address),
+      body: Buffer.concat([Buffer.from(received), data]),
+      clientAddress: session.remoteAddress,
+      authUser: typeof session.user === 'string' ? session.user : undefined,
+      listener: listener.name,
+      messageId: extractMessageId(data),
+    });
+  } catch (err) {
+    if (err instanceof StoreError) {
+      log.error({ err: err.message, code: err.sqliteCode }, 'queue write failed; message not accepted');
+      throw Object.assign(smtpError(452, '4.3.1', 'Insufficient system storage: message not queued, try again later'), { reason: 'queue-write-failed' });
+    }
+    throw err;
+  }
+  deps.metrics.receivedBytes.inc(data.length);
+  log.info({ id, client: session.remoteAddress, user: session.user, from: session.envelope.mailFrom || null, rcpts: session.envelope.rcptTo.length, size: data.length }, 'queued');
+  deps.onQueued?.(id);
+  return id;
+}

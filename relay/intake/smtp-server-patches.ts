@@ -1,0 +1,70 @@
+// Two narrow changes to smtp-server 3.21.6, applied once at import and guarded by its exact
+// version and the shape of the code they replace, so an upgrade fails loudly at start-up
+// (and in the tests) instead of silently changing behaviour. See docs/intake.md.
+//
+// 1. Greeting delay. SMTPConnection.init waits a hard-coded 100 ms before the 220 greeting to
+//    catch early talkers. That is worth having on a public MX and pure latency on authenticated
+//    submission (one message per connection caps a relay near 190 msg/s at 20 sessions and adds
+//    100 ms to every OTP code). The replacement reads `greetingDelayMs` from the server options.
+// 2. Enhanced status codes of our own. smtp-server maps a reply code to one fixed enhanced code
+//    (452 → 4.2.2) for errors returned from hooks. A hook's error whose message starts with an
+//    enhanced code ("4.3.1 Queue write failed") now sends exactly that code.
+import { createRequire } from 'node:module';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+
+const require = createRequire(import.meta.url);
+const PINNED = '3.21.6';
+const ENHANCED = /^([245])\.\d{1,3}\.\d{1,3} /;
+
+interface ConnectionInternals {
+  _server: { options: { maxClients?: number; greetingDelayMs?: number }; connections: Set<unknown> };
+  _setListeners(callback: () => void): void;
+  connectionReady(): void;
+  send(code: number, data?: string | string[], context?: string | false): void;
+  name: string;
+}
+
+let applied = false;
+
+export function applySmtpServerPatches(): void {
+  if (applied) return;
+  const version = (require('smtp-server/package.json') as { version: string }).version;
+  const proto = SMTPConnection.prototype as unknown as ConnectionInternals & { init(): void };
+  const initSource = proto.init.toString();
+  if (version !== PINNED || !initSource.includes('setTimeout(() => this.connectionReady(), 100)')) {
+    throw new Error(
+      `smtp-server ${version} is not the pinned ${PINNED} whose greeting delay relay/intake/smtp-server-patches.ts replaces; ` +
+        'review the patch against the new version before upgrading',
+    );
+  }
+
+  proto.init = function init(this: ConnectionInternals) {
+    this._setListeners(() => {
+      const options = this._server.options;
+      if (options.maxClients && this._server.connections.size > options.maxClients) {
+        return this.send(421, this.name + ' Too many connected clients, try again in a moment', false);
+      }
+      const delay = options.greetingDelayMs ?? 100;
+      if (delay <= 0) return this.connectionReady();
+      setTimeout(() => this.connectionReady(), delay).unref();
+    });
+  };
+
+  const originalSend = proto.send;
+  proto.send = function send(this: ConnectionInternals, code, data, context) {
+    if (context === undefined && typeof data === 'string' && code >= 400) {
+      const m = ENHANCED.exec(data);
+      // Only when the class matches the reply code, so a 4xx never carries a 5.x.x.
+      if (m && m[1] === String(code)[0]) return originalSend.call(this, code, data, false);
+    }
+    return originalSend.call(this, code, data, context);
+  };
+  applied = true;
+}
+
+/** An error for an smtp-server hook: reply code plus an enhanced status code (RFC 3463). */
+export function smtpError(code: number, enhanced: string, text: string): Error & { responseCode: number } {
+  const err = new Error(`${enhanced} ${text}`) as Error & { responseCode: number };
+  err.responseCode = code;
+  return err;
+}
