@@ -1,0 +1,242 @@
+// charts/mailfleet without a cluster: helm lint, and `helm template` output validated object by
+// object with kubernetes-models, plus the chart's own promises (image, args, probes, restricted
+// pod security, least-privilege RBAC in both modes).
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { before, describe, test } from 'node:test';
+import { parse } from 'yaml';
+import { byKind, chartDir, helmTools, one, renderChart, run, validateWithModels, type K8sObject } from './helm.ts';
+import { allows, clusterScopedNeeds, describe as describePermission, leaseNeeds, operatorForbidden, operatorNeeds, type PolicyRule } from './permissions.ts';
+
+let helm = '';
+let skipped = '';
+let appVersion = '';
+
+before(async () => {
+  const tools = await helmTools();
+  if ('skipped' in tools) skipped = tools.skipped;
+  else helm = tools.helm;
+  appVersion = String((parse(await readFile(path.join(chartDir, 'Chart.yaml'), 'utf8')) as { appVersion: string }).appVersion);
+});
+
+/** Every object validated; returns the ones kubernetes-models has no schema for. */
+async function validateAll(objs: readonly K8sObject[]): Promise<string[]> {
+  const unvalidated: string[] = [];
+  for (const obj of objs) {
+    const v = await validateWithModels(obj);
+    if (!v.validated) unvalidated.push(`${obj.apiVersion} ${obj.kind}`);
+  }
+  return unvalidated;
+}
+
+function rulesOf(obj: K8sObject): PolicyRule[] {
+  return (obj as unknown as { rules: PolicyRule[] }).rules;
+}
+
+interface Container {
+  name: string;
+  image: string;
+  args: string[];
+  ports: { name: string; containerPort: number }[];
+  livenessProbe?: { httpGet: { path: string; port: string | number } };
+  readinessProbe?: { httpGet: { path: string; port: string | number } };
+  securityContext: Record<string, unknown> & { capabilities?: { drop?: string[]; add?: string[] } };
+}
+interface PodSpec {
+  serviceAccountName: string;
+  hostNetwork?: boolean;
+  hostPID?: boolean;
+  hostIPC?: boolean;
+  securityContext: Record<string, unknown> & { seccompProfile?: { type: string } };
+  containers: Container[];
+  volumes?: Record<string, unknown>[];
+}
+function podSpec(deploy: K8sObject): PodSpec {
+  return (deploy as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+}
+
+/** The "restricted" Pod Security Standard (https://kubernetes.io/docs/concepts/security/pod-security-standards/). */
+function assertRestricted(spec: PodSpec): void {
+  assert.ok(!spec.hostNetwork && !spec.hostPID && !spec.hostIPC, 'no host namespaces');
+  for (const v of spec.volumes ?? []) {
+    assert.ok(!('hostPath' in v), `volume ${String(v.name)} must not be a hostPath`);
+  }
+  const podSc = spec.securityContext;
+  for (const c of spec.containers) {
+    const sc = c.securityContext;
+    assert.equal(sc.allowPrivilegeEscalation, false, `${c.name}: allowPrivilegeEscalation=false`);
+    assert.notEqual(sc.privileged, true, `${c.name}: not privileged`);
+    assert.ok(sc.runAsNonRoot === true || podSc.runAsNonRoot === true, `${c.name}: runAsNonRoot`);
+    assert.notEqual(sc.runAsUser ?? podSc.runAsUser, 0, `${c.name}: not uid 0`);
+    const seccomp = (sc.seccompProfile as { type?: string } | undefined)?.type ?? podSc.seccompProfile?.type;
+    assert.ok(seccomp === 'RuntimeDefault' || seccomp === 'Localhost', `${c.name}: seccompProfile RuntimeDefault`);
+    assert.deepEqual(sc.capabilities?.drop, ['ALL'], `${c.name}: drops ALL capabilities`);
+    assert.ok((sc.capabilities?.add ?? []).every((cap) => cap === 'NET_BIND_SERVICE'), `${c.name}: adds no capability`);
+    assert.equal(sc.readOnlyRootFilesystem, true, `${c.name}: read-only root filesystem (beyond restricted, our own rule)`);
+  }
+}
+
+function arg(c: Container, flag: string): string | undefined {
+  const a = c.args.find((x) => x.startsWith(`${flag}=`));
+  return a?.slice(flag.length + 1);
+}
+
+describe('charts/mailfleet: lint and template', () => {
+  test('helm lint --strict passes with default, namespaced and all-features values', async (t) => {
+    if (skipped) return t.skip(skipped);
+    for (const set of [[], ['--set', 'watchNamespace=team-a'], allFeatures]) {
+      const r = await run(helm, ['lint', '--strict', chartDir, ...set]);
+      assert.equal(r.code, 0, `helm lint ${set.join(' ')}:\n${r.stdout}\n${r.stderr}`);
+    }
+  });
+
+  test('default values: every object is valid, the operator Deployment is as specified', async (t) => {
+    if (skipped) return t.skip(skipped);
+    const objs = await renderChart(helm);
+    const unvalidated = await validateAll(objs);
+    assert.deepEqual(unvalidated.filter((k) => !k.includes('CustomResourceDefinition')), [], 'only CRDs may lack a model');
+
+    const kinds = new Set(objs.map((o) => o.kind));
+    for (const k of ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Deployment', 'Service']) {
+      assert.ok(kinds.has(k), `renders a ${k}`);
+    }
+    assert.ok(!kinds.has('ServiceMonitor') && !kinds.has('PrometheusRule') && !kinds.has('PodDisruptionBudget'), 'optional objects are off by default');
+
+    const deploy = one(objs, 'Deployment');
+    assert.equal(deploy.metadata.namespace, 'mailfleet-system');
+    const spec = podSpec(deploy);
+    assert.equal(spec.serviceAccountName, one(objs, 'ServiceAccount').metadata.name);
+    const c = spec.containers[0]!;
+    assert.equal(c.image, `ghcr.io/mailfleet/mailfleet:${appVersion}`);
+    assert.equal(c.args[0], 'operator');
+    assert.equal(arg(c, '--leader-elect'), 'true');
+    assert.equal(arg(c, '--leader-election-namespace'), 'mailfleet-system');
+    assert.equal(arg(c, '--leader-election-id'), 'mf-mailfleet');
+    assert.equal(arg(c, '--leader-election-lease-duration'), '15s');
+    assert.equal(arg(c, '--metrics-bind-address'), ':8080');
+    assert.equal(arg(c, '--health-probe-bind-address'), ':8081');
+    assert.equal(arg(c, '--watch-namespace'), undefined, 'cluster-wide by default');
+    assert.deepEqual(c.ports.map((p) => [p.name, p.containerPort]), [['metrics', 8080], ['health', 8081]]);
+    assert.deepEqual(c.livenessProbe?.httpGet, { path: '/healthz', port: 'health' });
+    assert.deepEqual(c.readinessProbe?.httpGet, { path: '/readyz', port: 'health' });
+    assertRestricted(spec);
+
+    const svc = one(objs, 'Service') as unknown as { spec: { selector: Record<string, string>; ports: { port: number }[] } };
+    const podLabels = (deploy as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } }).spec.template.metadata.labels;
+    for (const [k, v] of Object.entries(svc.spec.selector)) assert.equal(podLabels[k], v, `metrics Service selects the pod (${k})`);
+    assert.equal(svc.spec.ports[0]?.port, 8080);
+  });
+
+  test('default values: cluster-wide RBAC grants what the operator needs and no more', async (t) => {
+    if (skipped) return t.skip(skipped);
+    const objs = await renderChart(helm);
+    const sa = one(objs, 'ServiceAccount');
+    const binding = one(objs, 'ClusterRoleBinding', 'mf-mailfleet-operator') as unknown as {
+      roleRef: { kind: string; name: string };
+      subjects: { kind: string; name: string; namespace: string }[];
+    };
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: 'mailfleet-system' }]);
+    const rules = rulesOf(one(objs, binding.roleRef.kind, binding.roleRef.name));
+    for (const p of [...operatorNeeds, ...clusterScopedNeeds]) assert.ok(allows(rules, p), `ClusterRole allows ${describePermission(p)}`);
+    for (const p of operatorForbidden) assert.ok(!allows(rules, p), `ClusterRole must not allow ${describePermission(p)}`);
+    for (const r of rules) {
+      assert.ok(![...(r.verbs ?? []), ...(r.resources ?? []), ...(r.apiGroups ?? [])].includes('*'), `no wildcards: ${JSON.stringify(r)}`);
+    }
+
+    const lease = one(objs, 'Role', 'mf-mailfleet-leader-election');
+    assert.equal(lease.metadata.namespace, 'mailfleet-system');
+    for (const p of leaseNeeds) {
+      assert.ok(allows(rulesOf(lease), p, 'mf-mailfleet'), `lease Role allows ${describePermission(p)} on its Lease`);
+    }
+    assert.ok(!allows(rulesOf(lease), { group: 'coordination.k8s.io', resource: 'leases', verb: 'update' }, 'kube-controller-manager'), 'only its own Lease');
+    assert.ok(!allows(rulesOf(lease), { group: 'coordination.k8s.io', resource: 'leases', verb: 'list' }), 'cannot list Leases');
+
+    // Aggregation into the built-in roles for users of SendingPools / MailDomains.
+    const view = one(objs, 'ClusterRole', 'mf-mailfleet-view');
+    assert.equal(view.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-view'], 'true');
+    assert.ok(!allows(rulesOf(view), { group: 'mailfleet.io', resource: 'sendingpools', verb: 'create' }));
+    const edit = one(objs, 'ClusterRole', 'mf-mailfleet-edit');
+    assert.equal(edit.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-view'], undefined);
+    assert.ok(allows(rulesOf(edit), { group: 'mailfleet.io', resource: 'maildomains', verb: 'create' }));
+  });
+
+  test('watchNamespace: a Role + RoleBinding in that namespace, cluster-wide only the cluster-scoped egress objects', async (t) => {
+    if (skipped) return t.skip(skipped);
+    const objs = await renderChart(helm, ['--set', 'watchNamespace=team-a', '--set', 'rbac.aggregateClusterRoles=false']);
+    const unvalidated = await validateAll(objs);
+    assert.deepEqual(unvalidated.filter((k) => !k.includes('CustomResourceDefinition')), []);
+
+    const c = podSpec(one(objs, 'Deployment')).containers[0]!;
+    assert.equal(arg(c, '--watch-namespace'), 'team-a');
+
+    const role = one(objs, 'Role', 'mf-mailfleet-operator');
+    assert.equal(role.metadata.namespace, 'team-a');
+    const rb = one(objs, 'RoleBinding', 'mf-mailfleet-operator') as unknown as K8sObject & {
+      roleRef: { kind: string; name: string };
+      subjects: { name: string; namespace: string }[];
+    };
+    assert.equal(rb.metadata.namespace, 'team-a');
+    assert.deepEqual(rb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'mf-mailfleet-operator' });
+    assert.deepEqual(rb.subjects.map((s) => `${s.namespace}/${s.name}`), ['mailfleet-system/mf-mailfleet']);
+    for (const p of operatorNeeds) assert.ok(allows(rulesOf(role), p), `Role allows ${describePermission(p)}`);
+    for (const p of operatorForbidden) assert.ok(!allows(rulesOf(role), p), `Role must not allow ${describePermission(p)}`);
+
+    // The only cluster-wide grant left: CiliumEgressGatewayPolicies are cluster-scoped.
+    const clusterRoles = byKind(objs, 'ClusterRole');
+    assert.deepEqual(clusterRoles.map((r) => r.metadata.name), ['mf-mailfleet-operator-cluster-scoped']);
+    const cr = rulesOf(clusterRoles[0]!);
+    for (const p of clusterScopedNeeds) assert.ok(allows(cr, p), `ClusterRole allows ${describePermission(p)}`);
+    for (const p of operatorNeeds) assert.ok(!allows(cr, p), `ClusterRole must not allow ${describePermission(p)} in every namespace`);
+
+    // Without the Cilium mode nothing cluster-wide at all.
+    const none = await renderChart(helm, ['--set', 'watchNamespace=team-a', '--set', 'rbac.aggregateClusterRoles=false', '--set', 'rbac.egress.ciliumEgressGateway=false']);
+    assert.deepEqual(byKind(none, 'ClusterRole').concat(byKind(none, 'ClusterRoleBinding')), []);
+  });
+
+  test('all optional features on: ServiceMonitor, PrometheusRule, PDB, two replicas, digest', async (t) => {
+    if (skipped) return t.skip(skipped);
+    const objs = await renderChart(helm, allFeatures);
+    const unvalidated = await validateAll(objs);
+    assert.deepEqual(
+      unvalidated.filter((k) => !k.includes('CustomResourceDefinition')).sort(),
+      ['monitoring.coreos.com/v1 PrometheusRule', 'monitoring.coreos.com/v1 ServiceMonitor'],
+    );
+    const sm = one(objs, 'ServiceMonitor') as unknown as K8sObject & {
+      spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; path: string }[] };
+    };
+    assert.equal(sm.metadata.labels?.release, 'prom');
+    assert.deepEqual(sm.spec.endpoints.map((e) => `${e.port}${e.path}`), ['metrics/metrics']);
+    const svc = one(objs, 'Service');
+    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) assert.equal(svc.metadata.labels?.[k], v, `ServiceMonitor selects the metrics Service (${k})`);
+    const rule = one(objs, 'PrometheusRule') as unknown as { spec: { groups: { rules: { alert?: string }[] }[] } };
+    assert.deepEqual(rule.spec.groups[0]?.rules.map((r) => r.alert), ['MailfleetOperatorDown', 'Extra']);
+    const deploy = one(objs, 'Deployment') as unknown as { spec: { replicas: number } };
+    assert.equal(deploy.spec.replicas, 2);
+    assert.equal(podSpec(one(objs, 'Deployment')).containers[0]?.image, `ghcr.io/mailfleet/mailfleet@sha256:${'a'.repeat(64)}`);
+    assert.equal((one(objs, 'PodDisruptionBudget') as unknown as { spec: { minAvailable: number } }).spec.minAvailable, 1);
+  });
+
+  test('two replicas without leader election are refused with a reason', async (t) => {
+    if (skipped) return t.skip(skipped);
+    const r = await run(helm, ['template', 'mf', chartDir, '--set', 'replicaCount=2', '--set', 'leaderElection.enabled=false']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /replicaCount > 1 needs leaderElection\.enabled=true/);
+    const single = await renderChart(helm, ['--set', 'leaderElection.enabled=false']);
+    const c = podSpec(one(single, 'Deployment')).containers[0]!;
+    assert.equal(arg(c, '--leader-elect'), 'false');
+    assert.equal(arg(c, '--leader-election-id'), undefined);
+    assert.equal(byKind(single, 'Role').length, 0, 'no Lease Role without leader election');
+  });
+});
+
+const allFeatures = [
+  '--set', 'serviceMonitor.enabled=true',
+  '--set', 'serviceMonitor.labels.release=prom',
+  '--set', 'prometheusRule.enabled=true',
+  '--set', 'prometheusRule.additionalRules[0].alert=Extra',
+  '--set', 'prometheusRule.additionalRules[0].expr=vector(1)',
+  '--set', 'podDisruptionBudget.enabled=true',
+  '--set', 'replicaCount=2',
+  '--set', `image.digest=sha256:${'a'.repeat(64)}`,
+];
