@@ -1,0 +1,7 @@
+// Public surface of the pure render layer: SendingPool/MailDomain → desired Kubernetes objects.
+export * from './names.ts';
+export * from './relay-config.ts';
+export * from './pool.ts';
+export * from './dkim.ts';
+export * from './dns.ts';
+export * from './status.ts';

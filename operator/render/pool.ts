@@ -1,0 +1,371 @@
+// SendingPool → its desired children. Pure: the same pool and domains always give the same
+// objects (no clocks, no randomness), so server-side apply of an unchanged pool is a no-op.
+import { isIPv6 } from 'node:net';
+import type { MailDomain, PoolIp, SendingPool } from '../api/index.ts';
+import {
+  ANNOTATION_ADDRESS,
+  ANNOTATION_CONFIG_HASH,
+  MULTUS_NETWORKS_ANNOTATION,
+  ciliumPolicyName,
+  configKey,
+  configMapName,
+  headlessServiceName,
+  multusNetworkName,
+  poolLabels,
+  poolOwnerReference,
+  poolSelector,
+  relayLabels,
+  relayName,
+  shortHash,
+  submissionServiceName,
+  LABEL_IP,
+  LABEL_POOL,
+  type RenderedObject,
+} from './names.ts';
+import { PATHS, HTTP_PORT, containerPort, domainsOfPool, relayConfigYaml, renderRelayConfig, signingKeys } from './relay-config.ts';
+
+export const DEFAULT_RELAY_IMAGE = 'ghcr.io/mailfleet/mailfleet:0.1.0';
+/** UID/GID of the relay process; any non-root id works, a fixed one makes fsGroup ownership of the queue predictable. */
+export const RELAY_UID = 10001;
+
+export interface RenderOptions {
+  /** Relay image when spec.image is unset (the operator passes the image it was released with). */
+  defaultImage?: string;
+  /** Namespace of the operator, allowed to scrape the relays' stats port through the NetworkPolicy. */
+  operatorNamespace?: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+}
+
+function meta(pool: SendingPool, name: string, labels: Record<string, string>, annotations?: Record<string, string>) {
+  return {
+    name,
+    ...(pool.metadata.namespace ? { namespace: pool.metadata.namespace } : {}),
+    labels,
+    ...(annotations ? { annotations } : {}),
+    ownerReferences: [poolOwnerReference(pool)],
+  };
+}
+
+export function renderConfigMap(pool: SendingPool, domains: readonly MailDomain[]): RenderedObject {
+  const data: Record<string, string> = {};
+  for (const ip of pool.spec.ips) data[configKey(ip.address)] = relayConfigYaml(renderRelayConfig(pool, domains, ip.address));
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(pool, configMapName(pool), poolLabels(pool, 'config')), data };
+}
+
+function multusAnnotation(pool: SendingPool, ip: PoolIp): string {
+  const m = pool.spec.egress.multus!;
+  const prefix = isIPv6(ip.address) ? Math.min(m.prefixLength, 128) : Math.min(m.prefixLength, 32);
+  return JSON.stringify([
+    {
+      name: multusNetworkName(pool),
+      ...(pool.metadata.namespace ? { namespace: pool.metadata.namespace } : {}),
+      ips: [`${ip.address}/${prefix}`],
+      // Mail must leave through the secondary interface: its gateway becomes the pod's default route.
+      ...(m.gateway ? { 'default-route': [m.gateway] } : {}),
+    },
+  ]);
+}
+
+function volumes(pool: SendingPool, domains: readonly MailDomain[], ip: PoolIp) {
+  const sub = pool.spec.submission;
+  const vols: Record<string, unknown>[] = [
+    { name: 'config', configMap: { name: configMapName(pool), items: [{ key: configKey(ip.address), path: 'relay.yaml' }] } },
+    { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+  ];
+  const mounts: Record<string, unknown>[] = [
+    // subPath: the other mounts live beside relay.yaml under /etc/mailfleet, and nesting them
+    // inside a ConfigMap volume fails on some runtimes. subPath files do not follow ConfigMap
+    // updates, which is fine: the config-hash annotation restarts the pod on every change.
+    { name: 'config', mountPath: PATHS.configFile, subPath: 'relay.yaml', readOnly: true },
+    { name: 'queue', mountPath: PATHS.dataDir },
+    { name: 'tmp', mountPath: PATHS.tmpDir },
+  ];
+  if (sub.tlsSecretRef) {
+    vols.push({ name: 'tls', secret: { secretName: sub.tlsSecretRef.name, defaultMode: 0o440 } });
+    mounts.push({ name: 'tls', mountPath: PATHS.tlsDir, readOnly: true });
+  }
+  if (sub.authSecretRef) {
+    vols.push({ name: 'auth', secret: { secretName: sub.authSecretRef.name, defaultMode: 0o440 } });
+    mounts.push({ name: 'auth', mountPath: PATHS.authDir, readOnly: true });
+  }
+  // One projected volume for every DKIM key; `optional` lets the pod start before a new domain's
+  // key exists (the relay re-reads a missing key file on the next message).
+  const keys = domainsOfPool(pool, domains).flatMap(signingKeys);
+  if (keys.length > 0) {
+    vols.push({
+      name: 'dkim',
+      projected: {
+        defaultMode: 0o440,
+        sources: keys.map((k) => ({
+          secret: { name: k.secretName, optional: true, items: [{ key: 'private.pem', path: `${k.secretName}/private.pem` }] },
+        })),
+      },
+    });
+    mounts.push({ name: 'dkim', mountPath: PATHS.dkimDir, readOnly: true });
+  }
+  return { vols, mounts };
+}
+
+export function renderStatefulSet(pool: SendingPool, domains: readonly MailDomain[], ip: PoolIp, opts: RenderOptions = {}): RenderedObject {
+  const name = relayName(pool, ip.address);
+  const labels = relayLabels(pool, ip.address);
+  const mode = pool.spec.egress.mode;
+  const hostNetwork = mode === 'hostNetwork';
+  const config = relayConfigYaml(renderRelayConfig(pool, domains, ip.address));
+  const podAnnotations: Record<string, string> = {
+    // A changed config must restart the relay: it reads its config at start.
+    [ANNOTATION_CONFIG_HASH]: shortHash(config),
+    [ANNOTATION_ADDRESS]: ip.address,
+  };
+  if (mode === 'multus') podAnnotations[MULTUS_NETWORKS_ANNOTATION] = multusAnnotation(pool, ip);
+  const { vols, mounts } = volumes(pool, domains, ip);
+  const ports = [
+    ...pool.spec.submission.ports.map((p) => ({
+      name: p.name,
+      containerPort: containerPort(p.port),
+      protocol: 'TCP',
+      ...(hostNetwork ? { hostPort: containerPort(p.port) } : {}),
+    })),
+    { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP', ...(hostNetwork ? { hostPort: HTTP_PORT } : {}) },
+  ];
+
+  const podSpec: Record<string, unknown> = {
+    // No API access from relay pods.
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    // Long enough for the relay to finish the SMTP transactions in flight; queued mail is durable.
+    terminationGracePeriodSeconds: 60,
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: RELAY_UID,
+      runAsGroup: RELAY_UID,
+      fsGroup: RELAY_UID,
+      fsGroupChangePolicy: 'OnRootMismatch',
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    containers: [
+      {
+        name: 'relay',
+        image: pool.spec.image ?? opts.defaultImage ?? DEFAULT_RELAY_IMAGE,
+        ...(opts.imagePullPolicy ? { imagePullPolicy: opts.imagePullPolicy } : {}),
+        command: ['mailfleet'],
+        args: ['relay', '--config', PATHS.configFile],
+        ports,
+        env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+        resources: pool.spec.resources,
+        readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5, failureThreshold: 3 },
+        livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, failureThreshold: 6 },
+        startupProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 2, failureThreshold: 60 },
+        volumeMounts: mounts,
+        securityContext: {
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          runAsNonRoot: true,
+          capabilities: { drop: ['ALL'] },
+          seccompProfile: { type: 'RuntimeDefault' },
+        },
+      },
+    ],
+    volumes: vols,
+  };
+  if (hostNetwork) {
+    // The relay binds the node's address as its source, so it must run on that node, in its
+    // network namespace. Everything else stays restricted; see docs/resources.md.
+    podSpec.hostNetwork = true;
+    podSpec.dnsPolicy = 'ClusterFirstWithHostNet';
+    podSpec.nodeSelector = { 'kubernetes.io/hostname': ip.nodeName! };
+  }
+
+  const storage = pool.spec.storage;
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: meta(pool, name, labels, { [ANNOTATION_ADDRESS]: ip.address }),
+    spec: {
+      // One StatefulSet per IP (see docs/resources.md): a per-pod Multus static-IP annotation
+      // cannot vary by ordinal inside one template, and each IP's queue volume must follow its IP.
+      replicas: 1,
+      serviceName: headlessServiceName(pool),
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: { ...poolSelector(pool), [LABEL_IP]: labels[LABEL_IP]! } },
+      updateStrategy: { type: 'RollingUpdate' },
+      // Queued mail outlives the pool: deleting a SendingPool must not delete undelivered messages.
+      persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
+      template: { metadata: { labels, annotations: podAnnotations }, spec: podSpec },
+      volumeClaimTemplates: [
+        {
+          apiVersion: 'v1',
+          kind: 'PersistentVolumeClaim',
+          metadata: { name: 'queue', labels: poolLabels(pool, 'queue') },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            ...(storage.storageClassName ? { storageClassName: storage.storageClassName } : {}),
+            resources: { requests: { storage: storage.size } },
+          },
+        },
+      ],
+    },
+  };
+}
+
+export function renderStatefulSets(pool: SendingPool, domains: readonly MailDomain[], opts: RenderOptions = {}): RenderedObject[] {
+  return pool.spec.ips.map((ip) => renderStatefulSet(pool, domains, ip, opts));
+}
+
+/** Gives each relay pod a stable DNS name (<pod>.<pool>-relays) the operator scrapes stats from. */
+export function renderHeadlessService(pool: SendingPool): RenderedObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(pool, headlessServiceName(pool), poolLabels(pool)),
+    spec: {
+      clusterIP: 'None',
+      // Stats must be reachable from a relay that is not Ready (e.g. paused for bounces).
+      publishNotReadyAddresses: true,
+      selector: poolSelector(pool),
+      ports: [{ name: 'http', port: HTTP_PORT, targetPort: 'http', protocol: 'TCP' }],
+    },
+  };
+}
+
+export function renderSubmissionService(pool: SendingPool): RenderedObject {
+  const sub = pool.spec.submission;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(pool, submissionServiceName(pool), poolLabels(pool, 'submission'), sub.serviceAnnotations),
+    spec: {
+      type: sub.serviceType,
+      selector: poolSelector(pool),
+      ports: sub.ports.map((p) => ({
+        name: p.name,
+        port: p.port,
+        targetPort: containerPort(p.port),
+        protocol: 'TCP',
+        ...(p.nodePort && sub.serviceType !== 'ClusterIP' ? { nodePort: p.nodePort } : {}),
+      })),
+      // Keep the client source address visible to the relay (AUTH throttling is per address).
+      ...(sub.serviceType !== 'ClusterIP' ? { externalTrafficPolicy: 'Local' } : {}),
+    },
+  };
+}
+
+/** Voluntary disruptions (node drains) take at most one relay at a time, so the pool keeps sending. */
+export function renderPodDisruptionBudget(pool: SendingPool): RenderedObject {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: meta(pool, pool.metadata.name, poolLabels(pool)),
+    spec: {
+      maxUnavailable: 1,
+      selector: { matchLabels: poolSelector(pool) },
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+    },
+  };
+}
+
+/**
+ * Ingress only: submission ports from anywhere (the Service type decides who can reach them)
+ * and the stats port from the operator. Egress is left open because relays talk to arbitrary
+ * MX hosts and smarthost ports, and because Multus and hostNetwork traffic bypasses
+ * NetworkPolicy anyway.
+ */
+export function renderNetworkPolicy(pool: SendingPool, opts: RenderOptions = {}): RenderedObject {
+  const statsFrom = opts.operatorNamespace
+    ? [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': opts.operatorNamespace } } }]
+    : [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'mailfleet-operator' } } }];
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: meta(pool, pool.metadata.name, poolLabels(pool)),
+    spec: {
+      podSelector: { matchLabels: poolSelector(pool) },
+      policyTypes: ['Ingress'],
+      ingress: [
+        { ports: pool.spec.submission.ports.map((p) => ({ protocol: 'TCP', port: containerPort(p.port) })) },
+        { from: statsFrom, ports: [{ protocol: 'TCP', port: HTTP_PORT }] },
+      ],
+    },
+  };
+}
+
+export function renderNetworkAttachmentDefinition(pool: SendingPool): RenderedObject | undefined {
+  const m = pool.spec.egress.multus;
+  if (pool.spec.egress.mode !== 'multus' || !m || m.networkName) return undefined;
+  const cni = {
+    cniVersion: '0.3.1',
+    name: multusNetworkName(pool),
+    type: m.plugin,
+    master: m.master,
+    mode: m.plugin === 'macvlan' ? 'bridge' : 'l2',
+    // Static IPAM whose addresses come from each pod's annotation ("ips" capability): one NAD
+    // serves every IP of the pool.
+    capabilities: { ips: true },
+    ipam: { type: 'static' },
+  };
+  return {
+    apiVersion: 'k8s.cni.cncf.io/v1',
+    kind: 'NetworkAttachmentDefinition',
+    metadata: meta(pool, multusNetworkName(pool), poolLabels(pool, 'egress')),
+    spec: { config: JSON.stringify(cni) },
+  };
+}
+
+/**
+ * CiliumEgressGatewayPolicy is cluster-scoped, and a namespaced owner cannot own a
+ * cluster-scoped object (the garbage collector ignores such references), so these carry no
+ * ownerReferences: the controller removes them through a finalizer, matching on the labels.
+ */
+export function renderCiliumEgressGatewayPolicies(pool: SendingPool): RenderedObject[] {
+  const c = pool.spec.egress.ciliumEgressGateway;
+  if (pool.spec.egress.mode !== 'ciliumEgressGateway' || !c) return [];
+  return pool.spec.ips.map((ip) => ({
+    apiVersion: 'cilium.io/v2',
+    kind: 'CiliumEgressGatewayPolicy',
+    metadata: {
+      name: ciliumPolicyName(pool, ip.address),
+      labels: {
+        ...poolLabels(pool, 'egress'),
+        'mailfleet.io/pool-namespace': pool.metadata.namespace ?? 'default',
+        [LABEL_IP]: relayLabels(pool, ip.address)[LABEL_IP]!,
+      },
+      annotations: { [ANNOTATION_ADDRESS]: ip.address, 'mailfleet.io/owner-uid': pool.metadata.uid ?? '' },
+    },
+    spec: {
+      selectors: [
+        {
+          podSelector: {
+            matchLabels: {
+              'io.kubernetes.pod.namespace': pool.metadata.namespace ?? 'default',
+              [LABEL_POOL]: pool.metadata.name,
+              [LABEL_IP]: relayLabels(pool, ip.address)[LABEL_IP]!,
+            },
+          },
+        },
+      ],
+      destinationCIDRs: c.destinationCIDRs,
+      ...(c.excludedCIDRs ? { excludedCIDRs: c.excludedCIDRs } : {}),
+      egressGateway: { nodeSelector: { matchLabels: c.nodeSelector }, egressIP: ip.address },
+    },
+  }));
+}
+
+/** Every child of a pool, in apply order (config before the pods that mount it). */
+export function renderPoolChildren(pool: SendingPool, domains: readonly MailDomain[], opts: RenderOptions = {}): RenderedObject[] {
+  const nad = renderNetworkAttachmentDefinition(pool);
+  return [
+    renderConfigMap(pool, domains),
+    ...(nad ? [nad] : []),
+    renderHeadlessService(pool),
+    renderSubmissionService(pool),
+    renderPodDisruptionBudget(pool),
+    renderNetworkPolicy(pool, opts),
+    ...renderStatefulSets(pool, domains, opts),
+    ...renderCiliumEgressGatewayPolicies(pool),
+  ];
+}
+
+/** The namespaced children carry an owner reference; cluster-scoped ones need the finalizer path. */
+export function isClusterScoped(obj: RenderedObject): boolean {
+  return obj.kind === 'CiliumEgressGatewayPolicy';
+}

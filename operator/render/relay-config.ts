@@ -1,0 +1,136 @@
+// SendingPool (+ its MailDomains) → the relay's own config file. The shape is the relay's
+// contract (relay/config/schema.ts); rendering validates against it, so a pool the relay would
+// refuse is caught here, with the field named, instead of in a crash-looping pod.
+import { stringify } from 'yaml';
+import { RelayConfigSchema, type RelayConfigInput } from '../../relay/config/schema.ts';
+import type { MailDomain, SendingPool, PoolIp, DkimAlgorithm } from '../api/index.ts';
+import { describeZodIssues } from '../api/index.ts';
+import { dkimSecretName, DKIM_PRIVATE_KEY } from './dkim.ts';
+
+/** Where the pod template mounts things; the relay config refers to the same paths. */
+export const PATHS = {
+  configDir: '/etc/mailfleet',
+  configFile: '/etc/mailfleet/relay.yaml',
+  dataDir: '/var/lib/mailfleet',
+  tlsDir: '/etc/mailfleet/tls',
+  authDir: '/etc/mailfleet/auth',
+  dkimDir: '/etc/mailfleet/dkim',
+  tmpDir: '/tmp',
+} as const;
+
+export const HTTP_PORT = 8080;
+
+/**
+ * Port the relay listens on for a Service port. Ports below 1024 move up by 10000 so the relay
+ * runs without CAP_NET_BIND_SERVICE (restricted pod security drops every capability); the
+ * Service maps the well-known port back.
+ */
+export function containerPort(servicePort: number): number {
+  return servicePort < 1024 ? servicePort + 10000 : servicePort;
+}
+
+export class RenderError extends Error {
+  readonly problems: string[];
+  constructor(subject: string, problems: string[]) {
+    super(`${subject}: ${problems.join('; ')}`);
+    this.name = 'RenderError';
+    this.problems = problems;
+  }
+}
+
+export interface SigningKey {
+  selector: string;
+  algorithm: DkimAlgorithm;
+  secretName: string;
+}
+
+/** Keys a domain signs with: its Active selectors from status, or the spec selector before the first status write. */
+export function signingKeys(domain: MailDomain): SigningKey[] {
+  const active = (domain.status?.selectors ?? []).filter((s) => s.state === 'Active');
+  if (active.length > 0) return active.map((s) => ({ selector: s.selector, algorithm: s.algorithm, secretName: s.secretName }));
+  const selector = domain.spec.dkim.selector;
+  return [{ selector, algorithm: domain.spec.dkim.algorithm, secretName: dkimSecretName(domain, selector) }];
+}
+
+export const dkimKeyPath = (secretName: string): string => `${PATHS.dkimDir}/${secretName}/${DKIM_PRIVATE_KEY}`;
+
+export function returnPathDomain(domain: MailDomain): string {
+  return `${domain.spec.returnPath.subdomain}.${domain.spec.domain}`;
+}
+
+/** The MailDomains that belong to this pool (same namespace, poolRef names it), in a stable order. */
+export function domainsOfPool(pool: SendingPool, domains: readonly MailDomain[]): MailDomain[] {
+  return domains
+    .filter((d) => d.spec.poolRef.name === pool.metadata.name && (d.metadata.namespace ?? '') === (pool.metadata.namespace ?? ''))
+    .filter((d) => !d.metadata.deletionTimestamp)
+    .toSorted((a, b) => a.spec.domain.localeCompare(b.spec.domain));
+}
+
+// Only these modes put the address on an interface inside the pod, so only they may bind it;
+// with ciliumEgressGateway the gateway node SNATs, and binding would fail (EADDRNOTAVAIL).
+const BINDS_SOURCE = new Set(['hostNetwork', 'multus']);
+
+/**
+ * The relay config of the pod that sends from `address` (or, without it, a pool-wide config
+ * using every IP, for a single relay outside Kubernetes). Returns the input shape (defaults left
+ * to the relay) after checking that the relay's schema accepts it.
+ */
+export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomain[], address?: string): RelayConfigInput {
+  let ips: PoolIp[] = pool.spec.ips;
+  if (address !== undefined) {
+    const ip = pool.spec.ips.find((i) => i.address === address);
+    if (!ip) throw new RenderError(`SendingPool ${pool.metadata.name}`, [`spec.ips has no address ${address}`]);
+    ips = [ip];
+  }
+  const sub = pool.spec.submission;
+  const shaping = pool.spec.limits.providers.find((p) => p.name === 'default');
+  const own = domainsOfPool(pool, domains);
+
+  const config: RelayConfigInput = {
+    hostname: ips[0]!.hostname,
+    dataDir: PATHS.dataDir,
+    http: { address: '0.0.0.0', port: HTTP_PORT },
+    listeners: sub.ports.map((p) => ({
+      name: p.name,
+      role: 'submission' as const,
+      address: '0.0.0.0',
+      port: containerPort(p.port),
+      tls: p.tls,
+      // The greeting delay catches early-talking spam bots on a public MX; submission clients authenticate.
+      greetingDelayMs: 0,
+    })),
+    ...(sub.tlsSecretRef ? { tls: { certFile: `${PATHS.tlsDir}/tls.crt`, keyFile: `${PATHS.tlsDir}/tls.key` } } : {}),
+    auth: sub.authSecretRef ? { credentialsFile: `${PATHS.authDir}/${sub.authSecretRef.key}` } : {},
+    acceptDomains: own.map(returnPathDomain),
+    delivery: {
+      egressIps: BINDS_SOURCE.has(pool.spec.egress.mode)
+        ? ips.map((i) => ({ address: i.address, hostname: i.hostname, weight: i.weight }))
+        : [],
+      ...(shaping?.maxConnections ? { maxConnectionsPerHost: shaping.maxConnections } : {}),
+      ...(shaping?.messagesPerConnection ? { maxMessagesPerConnection: shaping.messagesPerConnection } : {}),
+    },
+    ...(pool.spec.retry ? { retry: { ...pool.spec.retry } } : {}),
+    domains: own.map((d) => ({
+      domain: d.spec.domain,
+      returnPathDomain: returnPathDomain(d),
+      dkim: signingKeys(d).map((k) => ({
+        selector: k.selector,
+        algorithm: k.algorithm === 'ed25519' ? ('ed25519-sha256' as const) : ('rsa-sha256' as const),
+        keyFile: dkimKeyPath(k.secretName),
+      })),
+    })),
+  };
+
+  const checked = RelayConfigSchema.safeParse(config);
+  if (!checked.success) {
+    throw new RenderError(
+      `SendingPool ${pool.metadata.name}: the rendered relay config is invalid`,
+      describeZodIssues(checked.error).map((p) => `relay.yaml ${p}`),
+    );
+  }
+  return config;
+}
+
+export function relayConfigYaml(config: RelayConfigInput): string {
+  return '# Rendered by mailfleet-operator from a SendingPool; edits are overwritten.\n' + stringify(config, { lineWidth: 0 });
+}

@@ -1,0 +1,32 @@
+// Pure helpers for the SendingPool status the printer columns show.
+import type { PoolIpStatus, SendingPoolStatus } from '../api/index.ts';
+
+function percent(rate: number | undefined): string | undefined {
+  if (rate === undefined || !Number.isFinite(rate)) return undefined;
+  const p = rate * 100;
+  return `${p < 1 ? p.toFixed(2) : p.toFixed(1)}%`;
+}
+
+/**
+ * Counts and printer-column strings from per-IP status and the pool's measured rates
+ * (fractions, e.g. 0.012 for 1.2 %; undefined before there is a representative volume).
+ */
+export function summarizePoolStatus(
+  ips: readonly PoolIpStatus[],
+  rates: { bounceRate?: number | undefined; complaintRate?: number | undefined } = {},
+): Pick<SendingPoolStatus, 'readyIPs' | 'totalIPs' | 'summary'> {
+  const ready = ips.filter((i) => i.state === 'Ready' || i.state === 'WarmingUp').length;
+  const warming = ips.filter((i) => i.state === 'WarmingUp').length;
+  const bounce = percent(rates.bounceRate);
+  const complaint = percent(rates.complaintRate);
+  return {
+    readyIPs: ready,
+    totalIPs: ips.length,
+    summary: {
+      ips: `${ready}/${ips.length}`,
+      warmup: warming > 0 ? `${warming} warming` : 'done',
+      ...(bounce ? { bounceRate: bounce } : {}),
+      ...(complaint ? { complaintRate: complaint } : {}),
+    },
+  };
+}
