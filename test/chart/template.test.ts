@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { parse } from 'yaml';
-import { byKind, chartDir, helmTools, one, renderChart, run, validateWithModels, type K8sObject } from './helm.ts';
+import { byKind, chartDir, repoRoot, helmTools, one, renderChart, run, validateWithModels, type K8sObject } from './helm.ts';
 import { allows, clusterScopedNeeds, describe as describePermission, leaseNeeds, operatorForbidden, operatorNeeds, type PolicyRule } from './permissions.ts';
 
 let helm = '';
@@ -109,17 +109,12 @@ describe('charts/mailfleet: lint and template', () => {
     assert.equal(spec.serviceAccountName, one(objs, 'ServiceAccount').metadata.name);
     const c = spec.containers[0]!;
     assert.equal(c.image, `ghcr.io/mailfleet/mailfleet:${appVersion}`);
-    assert.equal(c.args[0], 'operator');
-    assert.equal(arg(c, '--leader-elect'), 'true');
-    assert.equal(arg(c, '--leader-election-namespace'), 'mailfleet-system');
-    assert.equal(arg(c, '--leader-election-id'), 'mf-mailfleet');
-    assert.equal(arg(c, '--leader-election-lease-duration'), '15s');
-    assert.equal(arg(c, '--metrics-bind-address'), ':8080');
-    assert.equal(arg(c, '--health-probe-bind-address'), ':8081');
-    assert.equal(arg(c, '--watch-namespace'), undefined, 'cluster-wide by default');
-    assert.deepEqual(c.ports.map((p) => [p.name, p.containerPort]), [['metrics', 8080], ['health', 8081]]);
-    assert.deepEqual(c.livenessProbe?.httpGet, { path: '/healthz', port: 'health' });
-    assert.deepEqual(c.readinessProbe?.httpGet, { path: '/readyz', port: 'health' });
+    assert.deepEqual(c.args, ['operator', '--leader-elect', '--lease-name=mf-mailfleet', '--metrics-port=8080']);
+    assert.deepEqual(c.ports.map((p) => [p.name, p.containerPort]), [['metrics', 8080]]);
+    assert.deepEqual(c.livenessProbe?.httpGet, { path: '/healthz', port: 'metrics' });
+    assert.deepEqual(c.readinessProbe?.httpGet, { path: '/readyz', port: 'metrics' });
+    const env = (c as unknown as { env: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[] }).env;
+    assert.equal(env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath, 'metadata.namespace', 'the Lease namespace');
     assertRestricted(spec);
 
     const svc = one(objs, 'Service') as unknown as { spec: { selector: Record<string, string>; ports: { port: number }[] } };
@@ -168,7 +163,7 @@ describe('charts/mailfleet: lint and template', () => {
     assert.deepEqual(unvalidated.filter((k) => !k.includes('CustomResourceDefinition')), []);
 
     const c = podSpec(one(objs, 'Deployment')).containers[0]!;
-    assert.equal(arg(c, '--watch-namespace'), 'team-a');
+    assert.equal(arg(c, '--namespace'), 'team-a');
 
     const role = one(objs, 'Role', 'mf-mailfleet-operator');
     assert.equal(role.metadata.namespace, 'team-a');
@@ -224,9 +219,28 @@ describe('charts/mailfleet: lint and template', () => {
     assert.match(r.stderr, /replicaCount > 1 needs leaderElection\.enabled=true/);
     const single = await renderChart(helm, ['--set', 'leaderElection.enabled=false']);
     const c = podSpec(one(single, 'Deployment')).containers[0]!;
-    assert.equal(arg(c, '--leader-elect'), 'false');
-    assert.equal(arg(c, '--leader-election-id'), undefined);
+    assert.ok(c.args.includes('--no-leader-elect') && !c.args.includes('--leader-elect'));
+    assert.equal(arg(c, '--lease-name'), undefined);
     assert.equal(byKind(single, 'Role').length, 0, 'no Lease Role without leader election');
+  });
+  test('every rendering of the operator args is accepted by the real `mailfleet operator` CLI', async (t) => {
+    if (skipped) return t.skip(skipped);
+    const node = process.execPath;
+    const cli = path.join(repoRoot, 'cli', 'mailfleet.ts');
+    const variants: string[][] = [
+      [],
+      ['--set', 'watchNamespace=team-a', '--set', 'dnsServers[0]=127.0.0.1:5353', '--set', 'dnsServers[1]=[::1]:53'],
+      ['--set', 'leaderElection.enabled=false', '--set', 'metrics.port=9090'],
+      allFeatures,
+    ];
+    for (const v of variants) {
+      const c = podSpec(one(await renderChart(helm, v), 'Deployment')).containers[0]!;
+      // --help after the rendered flags: the CLI parses (strictly: unknown flags and missing values
+      // are errors) and prints its usage without starting the operator.
+      const r = await run(node, [cli, ...c.args, '--help']);
+      assert.equal(r.code, 0, `mailfleet ${c.args.join(' ')} refused (chart values ${v.join(' ') || 'default'}):\n${r.stderr}`);
+      assert.match(r.stdout, /Usage: mailfleet operator/);
+    }
   });
 });
 

@@ -56,10 +56,6 @@ helm.sh/chart: {{ include "mailfleet.chart" . }}
 {{- end -}}
 {{- end -}}
 
-{{- define "mailfleet.leaseNamespace" -}}
-{{- default .Release.Namespace .Values.leaderElection.namespace -}}
-{{- end -}}
-
 {{- define "mailfleet.leaseName" -}}
 {{- default (include "mailfleet.fullname" .) .Values.leaderElection.leaseName -}}
 {{- end -}}
@@ -96,7 +92,7 @@ needs delete); pods and PVCs are read for status only; events are only emitted.
 - apiGroups: [""]
   resources: ["pods", "persistentvolumeclaims"]
   verbs: ["get", "list", "watch"]
-- apiGroups: ["", "events.k8s.io"]
+- apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- if .Values.rbac.egress.multus }}
