@@ -1,0 +1,146 @@
+// One delivery attempt for one group (a message's recipients at one destination domain): route,
+// MTA-STS, MX hosts in order, addresses, connection from the pool, one transaction. Returns one
+// outcome per recipient; never throws for remote trouble.
+import net from 'node:net';
+import type { SmtpPhase } from '../bounce/classify.ts';
+import { parseReplyLine } from '../bounce/classify.ts';
+import { DnsFailure, type MailResolver } from '../dns/resolver.ts';
+import type { EgressIp } from './egress.ts';
+import { mxMatchesPolicy, type MtaStsCache } from './mta-sts.ts';
+import type { ConnectionPool } from './pool.ts';
+import { SmtpError, type OpenOptions, type TlsMode } from './smtp-client.ts';
+
+export interface RecipientOutcome {
+  recipient: string;
+  code: number;
+  enhanced?: string | undefined;
+  text: string;
+  /** The reply as received (or the relay's own reply-like description of a local failure). */
+  raw: string;
+  phase: SmtpPhase;
+  /** MX host that gave the reply, when one did. */
+  mx?: string | undefined;
+  tls?: boolean;
+}
+
+export interface AttemptContext {
+  resolver: MailResolver;
+  pool: ConnectionPool;
+  mtaSts: MtaStsCache | undefined;
+  routes: readonly { host: string; port: number }[] | undefined;
+  mxPort: number;
+  ehloName: string;
+  egress: EgressIp | undefined;
+  tlsCa?: string | Buffer | undefined;
+  connectTimeoutMs: number;
+  commandTimeoutMs: number;
+}
+
+function all(recipients: string[], o: Omit<RecipientOutcome, 'recipient'>): RecipientOutcome[] {
+  return recipients.map((recipient) => ({ recipient, ...o }));
+}
+
+/** A local or connection-level failure, phrased as an SMTP reply so it reads the same in logs and DSNs. */
+function synthetic(code: number, enhanced: string, text: string, phase: SmtpPhase, mx?: string): Omit<RecipientOutcome, 'recipient'> {
+  return { code, enhanced, text, raw: `${code} ${enhanced} ${text}`, phase, mx };
+}
+
+function fromSmtpError(e: SmtpError, mx: string): Omit<RecipientOutcome, 'recipient'> {
+  if (e.code > 0) {
+    const p = parseReplyLine(e.raw);
+    return { code: e.code, enhanced: p.enhanced, text: p.text, raw: e.raw, phase: e.phase, mx };
+  }
+  const enhanced = e.phase === 'tls' ? '4.7.5' : '4.4.1';
+  return synthetic(451, enhanced, e.raw, e.phase, mx);
+}
+
+export async function attemptDelivery(
+  ctx: AttemptContext,
+  domain: string,
+  mailFrom: string,
+  recipients: string[],
+  body: Buffer,
+): Promise<RecipientOutcome[]> {
+  let targets: { host: string; port: number }[];
+  let tlsMode: TlsMode = 'opportunistic';
+  if (ctx.routes) {
+    targets = ctx.routes.map((r) => ({ host: r.host, port: r.port }));
+  } else {
+    try {
+      const route = await ctx.resolver.route(domain);
+      targets = route.hosts.map((host) => ({ host, port: ctx.mxPort }));
+    } catch (err) {
+      if (err instanceof DnsFailure) return all(recipients, synthetic(err.permanent ? 550 : 451, err.enhanced, err.message, 'dns'));
+      throw err;
+    }
+    const policy = ctx.mtaSts ? await ctx.mtaSts.policyFor(domain) : undefined;
+    if (policy?.mode === 'enforce') {
+      tlsMode = 'verify';
+      targets = targets.filter((t) => mxMatchesPolicy(t.host, policy.mx));
+      if (targets.length === 0) {
+        return all(recipients, synthetic(451, '4.7.5', `no MX host of ${domain} is listed in its MTA-STS policy (enforce)`, 'tls'));
+      }
+    }
+  }
+
+  let last: Omit<RecipientOutcome, 'recipient'> = synthetic(451, '4.4.1', `no usable host for ${domain}`, 'connect');
+  for (const t of targets) {
+    let addresses: string[];
+    try {
+      addresses = await ctx.resolver.addresses(t.host);
+    } catch (err) {
+      if (!(err instanceof DnsFailure)) throw err;
+      last = synthetic(451, '4.4.3', err.message, 'dns', t.host);
+      continue;
+    }
+    if (addresses.length === 0) last = synthetic(451, '4.4.3', `MX host ${t.host} has no address`, 'dns', t.host);
+    for (const address of addresses) {
+      // A socket bound to an IPv4 source cannot reach an IPv6 destination (and the reverse).
+      if (ctx.egress && net.isIPv6(address) !== net.isIPv6(ctx.egress.address)) continue;
+      let mode: TlsMode = tlsMode;
+      for (let tries = 0; tries < 3; tries++) {
+        const opts: OpenOptions = {
+          host: t.host,
+          address,
+          port: t.port,
+          localAddress: ctx.egress?.address,
+          ehloName: ctx.ehloName,
+          tls: mode,
+          ca: ctx.tlsCa,
+          connectTimeoutMs: ctx.connectTimeoutMs,
+          commandTimeoutMs: ctx.commandTimeoutMs,
+        };
+        let conn;
+        try {
+          conn = await ctx.pool.acquire(opts);
+        } catch (err) {
+          if (!(err instanceof SmtpError)) throw err;
+          last = fromSmtpError(err, t.host);
+          // Opportunistic TLS that fails its handshake falls back to plaintext (RFC 7435), once.
+          if (err.phase === 'tls' && mode === 'opportunistic') {
+            mode = 'none';
+            continue;
+          }
+          break;
+        }
+        const reused = conn.messagesSent > 0;
+        try {
+          const result = await conn.send(mailFrom, recipients, body);
+          ctx.pool.release(opts, conn);
+          return result.recipients.map((r) => {
+            const p = parseReplyLine(`${r.reply.code} ${r.reply.text.split('\n').join(' ')}`);
+            return { recipient: r.recipient, code: r.reply.code, enhanced: p.enhanced, text: p.text, raw: r.reply.raw, phase: r.phase, mx: t.host, tls: conn.tlsActive };
+          });
+        } catch (err) {
+          ctx.pool.release(opts, conn);
+          if (!(err instanceof SmtpError)) throw err;
+          last = fromSmtpError(err, t.host);
+          // A parked connection the server had already dropped: try a fresh one to the same host.
+          if (reused) continue;
+          break;
+        }
+      }
+    }
+  }
+  return all(recipients, last);
+}

@@ -1,0 +1,264 @@
+// The delivery loop: claim due recipients from the durable queue, group them per message and
+// destination domain, attempt each group once, and record per-recipient outcomes (delivered,
+// deferred with the next attempt time, bounced or expired → DSN to the sender).
+// relay/relay.ts starts it and calls wake() after each enqueue.
+import type { RelayConfig } from '../config/schema.ts';
+import type { DueRecipient, QueueStore } from '../queue/store.ts';
+import type { Logger } from '../log.ts';
+import type { RelayMetrics } from '../metrics.ts';
+import { classifyReply, type BounceRule } from '../bounce/classify.ts';
+import { MailResolver } from '../dns/resolver.ts';
+import { DkimSigner } from '../dkim/sign.ts';
+import { composeDsn, isDeliveryReport, isNullSender, statusFromReply, type DsnRecipient } from '../dsn/compose.ts';
+import { attemptDelivery, type RecipientOutcome } from './attempt.ts';
+import { pickEgress, routeFor } from './egress.ts';
+import { MtaStsCache, type MtaStsOptions } from './mta-sts.ts';
+import { ConnectionPool } from './pool.ts';
+import { providerOf } from './provider.ts';
+import { nextAttemptAt, retryHintSeconds } from './retry.ts';
+
+export interface DeliveryOptions {
+  config: RelayConfig;
+  store: QueueStore;
+  logger: Logger;
+  metrics: RelayMetrics;
+  clock?: () => number;
+  resolver?: MailResolver;
+  random?: () => number;
+  /** Port MX hosts listen on: 25, except in tests that run sinks on free ports. */
+  mxPort?: number;
+  /** Extra CA trusted when TLS must be verified (tests). */
+  tlsCa?: string | Buffer;
+  /** MTA-STS policy fetching; `false` turns MTA-STS off. */
+  mtaSts?: MtaStsOptions | false;
+  /** RFC 5321 §4.5.3.2 suggests minutes per command; tests use less. */
+  commandTimeoutMs?: number;
+}
+
+export interface Delivery {
+  wake(): void;
+  stop(): Promise<void>;
+}
+
+type Outcome =
+  | { kind: 'delivered' }
+  | { kind: 'bounced' }
+  | { kind: 'expired' }
+  | { kind: 'deferred'; at: number };
+
+export function groupDue(due: readonly DueRecipient[]): DueRecipient[][] {
+  const groups = new Map<string, DueRecipient[]>();
+  for (const d of due) {
+    const key = `${d.messageId}\0${d.domain}`;
+    const g = groups.get(key);
+    if (g) g.push(d);
+    else groups.set(key, [d]);
+  }
+  return [...groups.values()];
+}
+
+export function startDelivery(opts: DeliveryOptions): Delivery {
+  const { config, store, logger, metrics } = opts;
+  if (!config.delivery.enabled) return { wake() {}, async stop() {} };
+  const clock = opts.clock ?? Date.now;
+  const random = opts.random ?? Math.random;
+  const resolver = opts.resolver ?? new MailResolver({ servers: config.delivery.dnsServers, clock });
+  const mtaSts = opts.mtaSts === false ? undefined : new MtaStsCache(resolver, opts.mtaSts ?? {}, clock);
+  const signer = new DkimSigner(config.domains);
+  const bounceRules = ((config.delivery as { bounceRules?: BounceRule[] }).bounceRules ?? []) as BounceRule[];
+  const pool = new ConnectionPool({
+    maxMessagesPerConnection: config.delivery.maxMessagesPerConnection,
+    maxConnectionsPerHost: config.delivery.maxConnectionsPerHost,
+    onOpen: (o, ok) => metrics.deliveryConnections.inc({ source_ip: o.localAddress ?? 'default', result: ok ? 'ok' : 'failed' }),
+  });
+  const log = logger.child({ component: 'delivery' });
+  const concurrency = config.delivery.concurrency;
+  const active = new Set<Promise<void>>();
+  let running = true;
+  let woken = false;
+  let wakeUp: (() => void) | undefined;
+  let gaugeAt = 0;
+
+  function wake(): void {
+    woken = true;
+    const w = wakeUp;
+    wakeUp = undefined;
+    w?.();
+  }
+
+  function updateQueueGauge(force = false): void {
+    const now = Date.now();
+    if (!force && now - gaugeAt < 1000) return;
+    gaugeAt = now;
+    for (const [state, n] of Object.entries(store.counts())) metrics.queueRecipients.set({ state }, n);
+  }
+
+  async function sendDsn(group: DueRecipient[], original: Buffer, recipients: DsnRecipient[]): Promise<void> {
+    const first = group[0]!;
+    if (recipients.length === 0 || isNullSender(first.mailFrom) || isDeliveryReport(original)) return;
+    const body = composeDsn({
+      reportingMta: config.hostname,
+      queueId: first.messageId,
+      sender: first.mailFrom,
+      arrivalAt: first.createdAt,
+      now: clock(),
+      recipients,
+      original,
+    });
+    const id = await store.enqueue({ mailFrom: '', recipients: [first.mailFrom], body, class: 'transactional' });
+    metrics.dsnGenerated.inc({ action: 'failed' });
+    log.info({ event: 'dsn', queueId: id, originalQueueId: first.messageId, to: first.mailFrom, recipients: recipients.map((r) => r.recipient) }, 'DSN queued');
+    wake();
+  }
+
+  async function deliverGroup(group: DueRecipient[]): Promise<void> {
+    const first = group[0]!;
+    const recipients = group.map((g) => g.recipient);
+    const original = store.body(first.messageId);
+    if (!original) return; // deleted by an administrator while claimed
+    const egress = pickEgress(config.delivery.egressIps, random);
+    const sourceIp = egress?.address ?? 'default';
+    const route = routeFor(config.delivery.routes, first.domain);
+    let outcomes: RecipientOutcome[];
+    try {
+      const body = await signer.sign(original, first.mailFrom);
+      outcomes = await attemptDelivery(
+        {
+          resolver,
+          pool,
+          mtaSts: route ? undefined : mtaSts,
+          routes: route ? [route] : undefined,
+          mxPort: opts.mxPort ?? 25,
+          ehloName: egress?.hostname ?? config.hostname,
+          egress,
+          tlsCa: opts.tlsCa,
+          connectTimeoutMs: config.delivery.connectTimeoutMs,
+          commandTimeoutMs: opts.commandTimeoutMs ?? 300_000,
+        },
+        first.domain,
+        isNullSender(first.mailFrom) ? '' : first.mailFrom,
+        recipients,
+        body,
+      );
+    } catch (err) {
+      log.error({ err, queueId: first.messageId }, 'delivery attempt failed locally');
+      const text = `local error: ${(err as Error).message}`;
+      outcomes = recipients.map((recipient) => ({ recipient, code: 451, enhanced: '4.3.0', text, raw: `451 4.3.0 ${text}`, phase: 'connect' as const }));
+    }
+
+    const now = clock();
+    const byRecipient = new Map(group.map((g) => [g.recipient, g]));
+    const records = new Map<string, { outcome: Outcome; recipients: string[]; reply: string }>();
+    const dsn: DsnRecipient[] = [];
+    for (const o of outcomes) {
+      const due = byRecipient.get(o.recipient)!;
+      const delivered = o.code >= 200 && o.code < 300;
+      const cls = delivered ? undefined : classifyReply({ code: o.code, enhanced: o.enhanced, text: o.text, phase: o.phase }, bounceRules);
+      let outcome: Outcome;
+      if (delivered) outcome = { kind: 'delivered' };
+      else if (cls!.permanent) outcome = { kind: 'bounced' };
+      else {
+        const next = nextAttemptAt({ failedAttempts: due.attempts + 1, createdAt: due.createdAt, now, retry: config.retry, hintSeconds: retryHintSeconds(o.text) });
+        outcome = next.kind === 'expire' ? { kind: 'expired' } : { kind: 'deferred', at: next.at };
+      }
+      const provider = route ? 'smarthost' : providerOf(o.mx);
+      const category = cls?.category ?? 'none';
+      metrics.deliveryAttempts.inc({ result: outcome.kind, source_ip: sourceIp, provider, category });
+      if (delivered) metrics.deliveryLatency.observe({ provider }, Math.max(0, (now - due.createdAt) / 1000));
+      const event = {
+        event: outcome.kind,
+        queueId: due.messageId,
+        recipient: o.recipient,
+        sourceIp,
+        mx: o.mx,
+        reply: o.raw,
+        category: cls?.category,
+        attempts: due.attempts + 1,
+        tls: o.tls,
+        ...(outcome.kind === 'deferred' ? { nextAttemptAt: new Date(outcome.at).toISOString() } : {}),
+      };
+      if (outcome.kind === 'delivered') log.info(event, 'delivered');
+      else log.warn(event, outcome.kind);
+      if (outcome.kind === 'bounced' || outcome.kind === 'expired') {
+        dsn.push({
+          recipient: o.recipient,
+          action: 'failed',
+          status: outcome.kind === 'expired' ? '4.4.7' : statusFromReply(o.code, o.enhanced, true),
+          remoteMta: o.mx,
+          diagnostic: outcome.kind === 'expired' ? `${o.raw} (gave up after ${config.retry.maxAgeSeconds} s in the queue)` : o.raw,
+          lastAttemptAt: now,
+        });
+      }
+      const state = outcome.kind === 'deferred' ? `q${outcome.at}` : outcome.kind === 'delivered' ? 'd' : 'b';
+      const key = `${state}\0${o.raw}`;
+      const rec = records.get(key) ?? { outcome, recipients: [], reply: o.raw };
+      rec.recipients.push(o.recipient);
+      records.set(key, rec);
+    }
+    // The DSN is made durable before the bounce is recorded: a crash in between repeats the
+    // attempt (and perhaps the DSN) rather than losing the notice.
+    await sendDsn(group, original, dsn);
+    for (const r of records.values()) {
+      const outcome = r.outcome;
+      store.recordAttempt(
+        first.messageId,
+        r.recipients,
+        outcome.kind === 'deferred' ? { state: 'queued', nextAttemptAt: outcome.at } : { state: outcome.kind === 'delivered' ? 'delivered' : 'bounced' },
+        r.reply,
+      );
+    }
+  }
+
+  async function loop(): Promise<void> {
+    while (running) {
+      woken = false;
+      try {
+        const free = concurrency - active.size;
+        const due = free > 0 ? store.claimDue(clock(), free) : [];
+        for (const group of groupDue(due)) {
+          const p: Promise<void> = deliverGroup(group)
+            .catch((err: unknown) => log.error({ err, queueId: group[0]!.messageId }, 'delivery group failed'))
+            .finally(() => {
+              active.delete(p);
+              wake();
+            });
+          active.add(p);
+        }
+        updateQueueGauge();
+        if (due.length > 0 && active.size < concurrency) continue;
+      } catch (err) {
+        if (!running) break;
+        log.error({ err }, 'delivery loop error; retrying in 1 s');
+      }
+      if (woken || !running) continue;
+      const next = active.size >= concurrency ? undefined : store.nextDueAt();
+      // Capped so that a stepped clock (tests, NTP) is noticed within a minute.
+      const wait = next === undefined ? 60_000 : Math.min(Math.max(0, next - clock()), 60_000);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          wakeUp = undefined;
+          resolve();
+        }, wait);
+        wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  const loopDone = loop();
+  log.info({ egressIps: config.delivery.egressIps.map((e) => e.address), routes: config.delivery.routes.length }, 'delivery started');
+
+  return {
+    wake,
+    async stop() {
+      running = false;
+      wake();
+      await loopDone;
+      await Promise.all([...active]);
+      await pool.closeAll();
+      updateQueueGauge(true);
+    },
+  };
+}
