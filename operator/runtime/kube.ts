@@ -222,7 +222,7 @@ export class Kube {
    * only writer of what it renders, and a human's kubectl edit of those fields is drift to undo.
    * Fields the operator stops sending are removed by the apiserver, which is how children shrink.
    */
-  async apply<T extends KubeObject>(obj: T): Promise<KubeObject> {
+  async apply(obj: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }): Promise<KubeObject> {
     try {
       return await this.objects.patch(
         obj as never,

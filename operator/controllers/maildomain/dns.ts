@@ -2,13 +2,9 @@
 // injected (node:dns Resolver with setServers), so tests point it at a private dnsmasq and
 // clusters at whatever resolver sees the public zone.
 import { Resolver } from 'node:dns/promises';
+import { recordMatches, type RequiredDnsRecord } from '../../render/dns.ts';
 
-export interface RequiredRecord {
-  type: 'TXT' | 'MX' | 'CNAME';
-  name: string;
-  value: string;
-  priority?: number;
-}
+export type RequiredRecord = RequiredDnsRecord;
 
 export interface VerifiedRecord {
   verified: boolean;
@@ -52,8 +48,8 @@ export async function verifyRecord(dns: DnsLookup, rec: RequiredRecord): Promise
   try {
     if (rec.type === 'TXT') {
       const found = (await dns.resolveTxt(rec.name)).map((chunks) => chunks.join(''));
-      const want = normalizeTxt(rec.value);
-      if (found.some((t) => normalizeTxt(t) === want)) return { verified: true };
+      // What counts as a match (SPF mechanism order, spacing) is the render layer's rule.
+      if (recordMatches(rec, found)) return { verified: true };
       // SPF and DMARC allow exactly one record of their kind; show the one that is there.
       const prefix = rec.value.split(/[\s;]/)[0] ?? '';
       const same = found.filter((t) => prefix && t.startsWith(prefix));
@@ -62,11 +58,11 @@ export async function verifyRecord(dns: DnsLookup, rec: RequiredRecord): Promise
     }
     if (rec.type === 'MX') {
       const found = await dns.resolveMx(rec.name);
-      if (found.some((m) => host(m.exchange) === host(rec.value))) return { verified: true };
+      if (recordMatches(rec, found)) return { verified: true };
       return { verified: false, message: found.length ? `MX points to ${found.map((m) => host(m.exchange)).join(', ')}` : 'no MX record' };
     }
     const found = await dns.resolveCname(rec.name);
-    if (found.some((c) => host(c) === host(rec.value))) return { verified: true };
+    if (recordMatches(rec, found)) return { verified: true };
     return { verified: false, message: found.length ? `CNAME points to ${found.map(host).join(', ')}` : 'no CNAME record' };
   } catch (err) {
     return { verified: false, message: errText(err) };

@@ -1,0 +1,252 @@
+// MailDomain reconciler. Steps, in order:
+//   ensureValidSpec   – the zod schema → InvalidSpec
+//   ensureDkimKeys    – the DKIM key Secret of each selector, created once and never overwritten;
+//                       rotation after rotateAfter adds a new selector and retires the old one
+//                       (kept published until its grace period ends, then its Secret is deleted)
+//   ensurePool        – the SendingPool named by spec.poolRef exists → PoolNotFound
+//   ensureDnsRecords  – the records to publish, each checked against DNS → DNSVerified
+// The pool picks up the signing settings from this object's status (its controller watches
+// MailDomains). DNS changes raise no Kubernetes event, so the domain is re-checked on a timer.
+import {
+  parseMailDomain,
+  parseSendingPool,
+  setCondition,
+  findCondition,
+  durationMs,
+  type MailDomain,
+  type SendingPool,
+  type Condition,
+  type DkimSelectorStatus,
+  type DnsRecord,
+} from '../../api/index.ts';
+import {
+  renderDkimSecret,
+  dkimSecretName,
+  dkimKeyFromSecret,
+  rotatedSelector,
+  requiredDnsRecords,
+  ANNOTATION_CREATED_AT,
+  type DkimPublicKey,
+} from '../../render/index.ts';
+import type { ControllerDefinition, Caches } from '../../runtime/manager.ts';
+import { writeStatus } from '../../runtime/status.ts';
+import { isStatus, type KubeObject } from '../../runtime/kube.ts';
+import { Blocked, runSteps, meta, rfc3339, DOMAIN, POOL, SECRET, type ControllerDeps, type Step } from '../common.ts';
+import { verifyRecords } from './dns.ts';
+
+interface DomainCtx {
+  deps: ControllerDeps;
+  caches: Caches;
+  raw: KubeObject;
+  domain: MailDomain;
+  now: Date;
+  selectors: DkimSelectorStatus[];
+  keys: DkimPublicKey[];
+  generated: string[];
+  retired: string[];
+  pool?: SendingPool;
+  records?: DnsRecord[];
+}
+
+/** Reads the key Secret of `selector`, creating it first if absent. Never replaces an existing one. */
+async function ensureKeySecret(ctx: DomainCtx, selector: string): Promise<{ secret: KubeObject; created: boolean }> {
+  const { deps, domain } = ctx;
+  const ns = domain.metadata.namespace ?? '';
+  const name = dkimSecretName(domain, selector);
+  // From the API, not the cache: "does the key exist" must never be answered by a lagging cache,
+  // or a second key could be generated and the published one silently orphaned.
+  const existing = await deps.kube.find(SECRET.apiVersion, SECRET.kind, ns, name);
+  if (existing) return { secret: existing, created: false };
+  try {
+    const secret = await deps.kube.create(renderDkimSecret(domain, selector, ctx.now) as KubeObject);
+    return { secret, created: true };
+  } catch (err) {
+    // Created meanwhile (another replica in a leadership hand-over): use theirs.
+    if (!isStatus(err, 409)) throw err;
+    return { secret: await deps.kube.get(SECRET.apiVersion, SECRET.kind, ns, name), created: false };
+  }
+}
+
+const ensureDkimKeys: Step<DomainCtx> = {
+  name: 'ensureDkimKeys',
+  async run(ctx) {
+    const { domain, now } = ctx;
+    const spec = domain.spec.dkim;
+    const prev = domain.status?.selectors ?? [];
+    const base = spec.selector;
+    let selectors: DkimSelectorStatus[] = prev.map((s) => ({ ...s }));
+    const fromBase = (s: DkimSelectorStatus) => s.selector === base || s.selector.startsWith(`${base}-`);
+    let active = selectors.find((s) => s.state === 'Active' && fromBase(s) && s.algorithm === spec.algorithm);
+
+    const retire = (s: DkimSelectorStatus) => {
+      s.state = 'Retiring';
+      s.retireAt = rfc3339(new Date(now.getTime() + durationMs(spec.gracePeriod)));
+    };
+    // The spec now names another selector or algorithm: the old key keeps verifying in-flight
+    // mail for the grace period, like a rotation.
+    for (const s of selectors) if (s.state === 'Active' && s !== active) retire(s);
+
+    if (active?.createdAt && Date.parse(active.createdAt) + durationMs(spec.rotateAfter) <= now.getTime()) {
+      const next = rotatedSelector(base, now);
+      if (next !== active.selector) {
+        retire(active);
+        active = undefined;
+        selectors = selectors.filter((s) => s.selector !== next);
+        selectors.push({ selector: next, algorithm: spec.algorithm, secretName: dkimSecretName(domain, next), state: 'Active' });
+      }
+    }
+    if (!selectors.some((s) => s.state === 'Active')) {
+      const sel = selectors.some((s) => s.selector === base) ? rotatedSelector(base, now) : base;
+      selectors = selectors.filter((s) => s.selector !== sel);
+      selectors.push({ selector: sel, algorithm: spec.algorithm, secretName: dkimSecretName(domain, sel), state: 'Active' });
+    }
+
+    // Retired keys past their grace period: unpublish (drop from status) and delete the Secret.
+    const keep: DkimSelectorStatus[] = [];
+    for (const s of selectors) {
+      if (s.state === 'Retiring' && s.retireAt && Date.parse(s.retireAt) <= now.getTime()) {
+        await ctx.deps.kube.delete({ ...SECRET, namespace: domain.metadata.namespace ?? '', name: s.secretName });
+        ctx.retired.push(s.selector);
+      } else keep.push(s);
+    }
+
+    for (const s of keep) {
+      const { secret, created } = await ensureKeySecret(ctx, s.selector);
+      if (created) ctx.generated.push(s.selector);
+      const key = dkimKeyFromSecret(secret as never);
+      if (!key) {
+        throw new Blocked(
+          'DKIMKeyUnreadable',
+          `Secret ${s.secretName}: not a mailfleet DKIM key (missing annotations or key data); delete it to have a new key generated`,
+          { requeueAfterMs: 60_000 },
+        );
+      }
+      s.secretName = dkimSecretName(domain, s.selector);
+      s.algorithm = key.algorithm;
+      const created_ = (secret.metadata?.annotations ?? {})[ANNOTATION_CREATED_AT] ?? secret.metadata?.creationTimestamp;
+      if (created_) s.createdAt = created_;
+      ctx.keys.push(key);
+    }
+    ctx.selectors = keep.sort((a, b) => a.selector.localeCompare(b.selector));
+  },
+};
+
+const ensurePool: Step<DomainCtx> = {
+  name: 'ensurePool',
+  async run(ctx) {
+    const ns = ctx.domain.metadata.namespace ?? '';
+    const ref = ctx.domain.spec.poolRef.name;
+    const raw = ctx.caches.get(POOL, ns, ref);
+    if (!raw) throw new Blocked('PoolNotFound', `spec.poolRef.name: SendingPool "${ref}" not found in namespace ${ns}`);
+    const parsed = parseSendingPool(raw);
+    if (!parsed.ok) throw new Blocked('PoolInvalid', `spec.poolRef.name: SendingPool "${ref}" is invalid: ${parsed.problems.join('; ')}`);
+    ctx.pool = parsed.value;
+  },
+};
+
+const ensureDnsRecords: Step<DomainCtx> = {
+  name: 'ensureDnsRecords',
+  async run(ctx) {
+    const required = requiredDnsRecords(ctx.domain, ctx.pool!, ctx.keys);
+    ctx.records = await verifyRecords(ctx.deps.dns, required);
+  },
+};
+
+export function mailDomainController(deps: ControllerDeps): ControllerDefinition {
+  return {
+    resource: DOMAIN,
+    owns: [SECRET],
+    watches: [
+      {
+        // A pool appearing, changing IPs or hostnames changes this domain's required records.
+        ...POOL,
+        map: (o, caches) =>
+          caches
+            .list(DOMAIN, o.metadata?.namespace)
+            .filter((d) => (d['spec'] as { poolRef?: { name?: string } } | undefined)?.poolRef?.name === o.metadata?.name)
+            .map((d) => `${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}`),
+      },
+    ],
+    workers: 2,
+    reconcile: async (namespace, name, caches) => {
+      const raw = caches.get(DOMAIN, namespace, name);
+      if (!raw || raw.metadata?.deletionTimestamp) return;
+      const m = meta(raw);
+      const now = deps.now();
+      const parsed = parseMailDomain(raw);
+      let blocked: Blocked | undefined;
+      let ctx: DomainCtx | undefined;
+      if (!parsed.ok) blocked = new Blocked('InvalidSpec', parsed.problems.join('; '), { invalid: true });
+      else {
+        ctx = { deps, caches, raw, domain: parsed.value, now, selectors: [], keys: [], generated: [], retired: [] };
+        blocked = await runSteps([ensureDkimKeys, ensurePool, ensureDnsRecords], ctx);
+      }
+
+      let before: { dkim?: Condition; dns?: Condition; ready?: Condition } = {};
+      const result = await writeStatus(
+        deps.kube,
+        raw,
+        (cur) => {
+          const prev = (cur['status'] ?? {}) as NonNullable<MailDomain['status']>;
+          before = {
+            dkim: findCondition(prev.conditions, 'DKIMReady'),
+            dns: findCondition(prev.conditions, 'DNSVerified'),
+            ready: findCondition(prev.conditions, 'Ready'),
+          };
+          const gen = cur.metadata?.generation ?? m.generation;
+          const next: NonNullable<MailDomain['status']> = { ...prev, observedGeneration: gen };
+          let conds = prev.conditions ?? [];
+          const set = (type: string, ok: boolean, reason: string, message: string) =>
+            (conds = setCondition(conds, { type, status: ok ? 'True' : 'False', reason, message, observedGeneration: gen }, now));
+
+          if (ctx && ctx.selectors.length > 0 && ctx.keys.length === ctx.selectors.length) {
+            next.selectors = ctx.selectors;
+            const active = ctx.selectors.find((s) => s.state === 'Active');
+            if (active) next.dkimSecretName = active.secretName;
+            set('DKIMReady', true, 'KeyReady', `selector ${active?.selector} signs with the key in Secret ${active?.secretName}`);
+          } else if (blocked && (!ctx || ctx.keys.length === 0)) {
+            set('DKIMReady', false, blocked.reason, blocked.message);
+          }
+
+          if (ctx?.records) {
+            next.records = ctx.records;
+            next.lastCheckedAt = rfc3339(now);
+            const missing = ctx.records.filter((r) => !r.verified);
+            if (missing.length === 0) set('DNSVerified', true, 'RecordsPublished', `all ${ctx.records.length} records found in DNS`);
+            else
+              set(
+                'DNSVerified',
+                false,
+                'RecordsMissing',
+                `${missing.length} of ${ctx.records.length} records not found: ` +
+                  missing.map((r) => `${r.type} ${r.name} (${r.message ?? 'mismatch'})`).join('; '),
+              );
+          } else if (blocked) {
+            set('DNSVerified', false, blocked.reason, blocked.message);
+          }
+
+          const dnsOk = findCondition(conds, 'DNSVerified')?.status === 'True';
+          if (blocked) set('Ready', false, blocked.reason, blocked.message);
+          else if (!dnsOk) set('Ready', false, 'DNSNotVerified', 'publish the records listed in status.records');
+          else set('Ready', true, 'Ready', `signing with selector ${next.selectors?.find((s) => s.state === 'Active')?.selector}`);
+          next.conditions = conds;
+          return next;
+        },
+        { onConflict: () => deps.metrics.statusConflicts.inc({ kind: 'MailDomain' }) },
+      );
+
+      const after = result.status?.conditions;
+      for (const sel of ctx?.generated ?? []) deps.events.emit(raw, 'Normal', 'DKIMKeyGenerated', `generated DKIM key for selector ${sel} in Secret ${dkimSecretName(ctx!.domain, sel)}`);
+      for (const sel of ctx?.retired ?? []) deps.events.emit(raw, 'Normal', 'DKIMKeyRetired', `selector ${sel} retired after its grace period; its Secret was deleted`);
+      const dnsNow = findCondition(after, 'DNSVerified');
+      if (dnsNow && dnsNow.status !== before.dns?.status && !blocked) {
+        deps.events.emit(raw, dnsNow.status === 'True' ? 'Normal' : 'Warning', dnsNow.status === 'True' ? 'DNSVerified' : 'DNSNotVerified', dnsNow.message);
+      }
+      if (blocked && (before.ready?.reason !== blocked.reason || before.ready?.message !== blocked.message)) {
+        deps.events.emit(raw, 'Warning', blocked.reason, blocked.message);
+      }
+      if (blocked?.invalid) return { invalid: true };
+      return { requeueAfterMs: blocked?.requeueAfterMs ?? deps.dnsRecheckMs };
+    },
+  };
+}

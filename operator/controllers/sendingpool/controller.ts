@@ -1,0 +1,306 @@
+// SendingPool reconciler. Steps, in order:
+//   ensureValidSpec      – the zod schema (what CEL could not say) → InvalidSpec
+//   ensureReferences     – Secrets the pool points at exist → SecretNotFound
+//   ensureFinalizer      – only for egress kinds that are cluster-scoped (no owner refs possible)
+//   ensureChildren       – server-side apply of every rendered child, owner refs on each
+//   ensureNoOrphans      – delete children this pool owns that the spec no longer renders
+// then the status (conditions, per-IP state, counts) is written if it changed, and Events mark
+// transitions. Deletion: namespaced children go by garbage collection through their owner
+// references; the finalizer path removes cluster-scoped CiliumEgressGatewayPolicies.
+import {
+  parseSendingPool,
+  parseMailDomain,
+  setCondition,
+  findCondition,
+  type SendingPool,
+  type MailDomain,
+  type Condition,
+  type PoolIpStatus,
+} from '../../api/index.ts';
+import {
+  renderPoolChildren,
+  isClusterScoped,
+  summarizePoolStatus,
+  relayName,
+  LABEL_POOL,
+  ANNOTATION_CONFIG_HASH,
+  shortHash,
+  RenderError,
+  type RenderedObject,
+} from '../../render/index.ts';
+import type { ControllerDefinition, Caches } from '../../runtime/manager.ts';
+import { writeStatus } from '../../runtime/status.ts';
+import { isStatus, type KubeObject } from '../../runtime/kube.ts';
+import {
+  Blocked,
+  runSteps,
+  meta,
+  ownedBy,
+  POOL,
+  DOMAIN,
+  SECRET,
+  STATEFULSET,
+  WATCHED_CHILDREN,
+  type ControllerDeps,
+  type Step,
+} from '../common.ts';
+
+export const POOL_FINALIZER = 'mailfleet.io/cluster-scoped-children';
+
+interface PoolCtx {
+  deps: ControllerDeps;
+  caches: Caches;
+  raw: KubeObject;
+  pool: SendingPool;
+  domains: MailDomain[];
+  desired: RenderedObject[];
+  applied: number;
+  pruned: string[];
+}
+
+const needsFinalizer = (pool: SendingPool) => pool.spec.egress.mode === 'ciliumEgressGateway';
+
+const ensureReferences: Step<PoolCtx> = {
+  name: 'ensureReferences',
+  async run({ deps, pool }) {
+    const ns = pool.metadata.namespace ?? '';
+    const refs: Array<[string, string | undefined]> = [
+      ['spec.submission.tlsSecretRef.name', pool.spec.submission.tlsSecretRef?.name],
+      ['spec.submission.authSecretRef.name', pool.spec.submission.authSecretRef?.name],
+    ];
+    for (const [field, name] of refs) {
+      if (!name) continue;
+      // Read from the API, not the cache: user Secrets are not in the operator's (labelled) cache.
+      const s = await deps.kube.find(SECRET.apiVersion, SECRET.kind, ns, name);
+      if (!s) throw new Blocked('SecretNotFound', `${field}: Secret "${name}" not found in namespace ${ns}; create it or fix the reference`, { requeueAfterMs: 30_000 });
+    }
+  },
+};
+
+const ensureFinalizer: Step<PoolCtx> = {
+  name: 'ensureFinalizer',
+  async run({ deps, raw, pool }) {
+    if (!needsFinalizer(pool)) return;
+    const fins = raw.metadata?.finalizers ?? [];
+    if (fins.includes(POOL_FINALIZER)) return;
+    const m = meta(raw);
+    // Merge patch with the resourceVersion: fails (409) rather than clobbering a concurrent change.
+    const updated = await deps.kube.mergePatch(
+      { ...POOL, namespace: m.namespace, name: m.name },
+      { metadata: { finalizers: [...fins, POOL_FINALIZER], resourceVersion: raw.metadata?.resourceVersion } },
+    );
+    raw.metadata = updated.metadata;
+  },
+};
+
+const ensureChildren: Step<PoolCtx> = {
+  name: 'ensureChildren',
+  async run(ctx) {
+    for (const child of ctx.desired) {
+      try {
+        await ctx.deps.kube.apply(child);
+      } catch (err) {
+        // A CRD-backed egress kind that the cluster does not have: the spec asks for an egress
+        // mode whose networking add-on is not installed.
+        if (isStatus(err, 404) || /Unrecognized API version and kind|resource metadata/.test(String(err))) {
+          throw new Blocked(
+            'EgressUnavailable',
+            `spec.egress.mode: ${ctx.pool.spec.egress.mode} needs ${child.apiVersion} ${child.kind}, which this cluster does not serve; install that add-on or choose another mode`,
+            { requeueAfterMs: 60_000 },
+          );
+        }
+        throw err;
+      }
+      ctx.applied++;
+    }
+  },
+};
+
+const ensureNoOrphans: Step<PoolCtx> = {
+  name: 'ensureNoOrphans',
+  async run(ctx) {
+    const { deps, caches, pool, desired } = ctx;
+    const ns = pool.metadata.namespace ?? '';
+    const want = new Set(desired.map((o) => `${o.kind}/${o.metadata.name}`));
+    for (const ref of WATCHED_CHILDREN) {
+      for (const o of caches.list(ref, ns)) {
+        if (o.metadata?.labels?.[LABEL_POOL] !== pool.metadata.name) continue;
+        if (!ownedBy(o, { uid: pool.metadata.uid ?? '' })) continue;
+        const id = `${ref.kind}/${o.metadata?.name}`;
+        if (want.has(id)) continue;
+        await deps.kube.delete({ ...ref, namespace: ns, name: o.metadata!.name! });
+        ctx.pruned.push(id);
+      }
+    }
+    if (needsFinalizer(pool)) {
+      const keep = new Set(desired.filter(isClusterScoped).map((o) => o.metadata.name));
+      for (const o of await listClusterScoped(ctx.deps, pool)) {
+        if (!keep.has(o.metadata?.name ?? '')) {
+          await deps.kube.delete({ apiVersion: 'cilium.io/v2', kind: 'CiliumEgressGatewayPolicy', name: o.metadata!.name! });
+          ctx.pruned.push(`CiliumEgressGatewayPolicy/${o.metadata?.name}`);
+        }
+      }
+    }
+  },
+};
+
+async function listClusterScoped(deps: ControllerDeps, pool: { metadata: { name: string; namespace?: string | undefined } }): Promise<KubeObject[]> {
+  const sel = `${LABEL_POOL}=${pool.metadata.name},mailfleet.io/pool-namespace=${pool.metadata.namespace ?? 'default'}`;
+  try {
+    return (await deps.kube.list('cilium.io/v2', 'CiliumEgressGatewayPolicy', undefined, sel)).items;
+  } catch (err) {
+    if (isStatus(err, 404)) return [];
+    throw err;
+  }
+}
+
+/** Finalizer path: remove cluster-scoped children, then let the pool go. */
+async function finalize(deps: ControllerDeps, raw: KubeObject): Promise<void> {
+  const fins = raw.metadata?.finalizers ?? [];
+  if (!fins.includes(POOL_FINALIZER)) return;
+  const m = meta(raw);
+  for (const o of await listClusterScoped(deps, { metadata: { name: m.name, namespace: m.namespace } })) {
+    await deps.kube.delete({ apiVersion: 'cilium.io/v2', kind: 'CiliumEgressGatewayPolicy', name: o.metadata!.name! });
+  }
+  await deps.kube.mergePatch(
+    { ...POOL, namespace: m.namespace, name: m.name },
+    { metadata: { finalizers: fins.filter((f) => f !== POOL_FINALIZER), resourceVersion: raw.metadata?.resourceVersion } },
+  );
+  deps.log.info({ pool: `${m.namespace}/${m.name}` }, 'cluster-scoped children removed; finalizer released');
+}
+
+function ipStatuses(caches: Caches, pool: SendingPool, prev: PoolIpStatus[] | undefined): PoolIpStatus[] {
+  const ns = pool.metadata.namespace ?? '';
+  return pool.spec.ips.map((ip) => {
+    const name = relayName(pool, ip.address);
+    const sts = caches.get(STATEFULSET, ns, name) as { status?: { readyReplicas?: number } } | undefined;
+    const ready = (sts?.status?.readyReplicas ?? 0) >= 1;
+    const old = prev?.find((p) => p.address === ip.address);
+    // Warm-up fields belong to the warm-up control loop; keep what it wrote.
+    const s: PoolIpStatus = { ...(old ?? {}), address: ip.address, pod: `${name}-0`, state: ready ? (ip.warmup ? 'WarmingUp' : 'Ready') : 'Pending' };
+    if (old?.state === 'Paused' && ready) s.state = 'Paused';
+    if (!ready) s.message = sts ? 'relay pod not ready' : 'StatefulSet not created yet';
+    else delete s.message;
+    return s;
+  });
+}
+
+export function sendingPoolController(deps: ControllerDeps): ControllerDefinition {
+  // Per MailDomain: the pool it last pointed at and what of it the pool's config depends on, so a
+  // domain moving pools re-queues both, and DNS re-checks (status.lastCheckedAt) re-queue none.
+  const seen = new Map<string, { pool: string; signature: string }>();
+
+  return {
+    resource: POOL,
+    owns: WATCHED_CHILDREN,
+    watches: [
+      {
+        ...DOMAIN,
+        map: (o) => {
+          const key = `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+          const spec = (o['spec'] ?? {}) as { poolRef?: { name?: string }; domain?: string; dkim?: unknown; returnPath?: unknown };
+          const status = (o['status'] ?? {}) as { selectors?: unknown };
+          const pool = `${o.metadata?.namespace ?? ''}/${spec.poolRef?.name ?? ''}`;
+          const signature = JSON.stringify([spec, status.selectors, o.metadata?.deletionTimestamp ?? null]);
+          const prev = seen.get(key);
+          seen.set(key, { pool, signature });
+          if (prev && prev.pool === pool && prev.signature === signature) return [];
+          return prev && prev.pool !== pool ? [prev.pool, pool] : [pool];
+        },
+      },
+    ],
+    reconcile: async (namespace, name, caches) => {
+      const raw = caches.get(POOL, namespace, name);
+      if (!raw) return;
+      if (raw.metadata?.deletionTimestamp) {
+        await finalize(deps, raw);
+        return;
+      }
+      const m = meta(raw);
+      const now = deps.now();
+      const parsed = parseSendingPool(raw);
+      let blocked: Blocked | undefined;
+      let ctx: PoolCtx | undefined;
+      if (!parsed.ok) {
+        blocked = new Blocked('InvalidSpec', parsed.problems.join('; '), { invalid: true });
+      } else {
+        const pool = parsed.value;
+        const domains = caches
+          .list(DOMAIN, namespace)
+          .map((d) => parseMailDomain(d))
+          .flatMap((r) => (r.ok ? [r.value] : []));
+        let desired: RenderedObject[] = [];
+        try {
+          desired = renderPoolChildren(pool, domains);
+        } catch (err) {
+          if (!(err instanceof RenderError)) throw err;
+          blocked = new Blocked('InvalidSpec', err.message, { invalid: true });
+        }
+        if (!blocked) {
+          ctx = { deps, caches, raw, pool, domains, desired, applied: 0, pruned: [] };
+          blocked = await runSteps([ensureReferences, ensureFinalizer, ensureChildren, ensureNoOrphans], ctx);
+        }
+      }
+
+      const pool = parsed.ok ? parsed.value : undefined;
+      let readyBefore: Condition | undefined;
+      const result = await writeStatus(
+        deps.kube,
+        raw,
+        (cur) => {
+          const prev = (cur['status'] ?? {}) as NonNullable<SendingPool['status']>;
+          readyBefore = findCondition(prev.conditions, 'Ready');
+          const gen = cur.metadata?.generation ?? m.generation;
+          let conds = prev.conditions ?? [];
+          const next: NonNullable<SendingPool['status']> = { ...prev, observedGeneration: gen };
+          if (blocked) {
+            conds = setCondition(conds, { type: 'Reconciled', status: 'False', reason: blocked.reason, message: blocked.message, observedGeneration: gen }, now);
+            conds = setCondition(conds, { type: 'Ready', status: 'False', reason: blocked.reason, message: blocked.message, observedGeneration: gen }, now);
+          } else if (pool) {
+            const ips = ipStatuses(caches, pool, prev.ips);
+            next.ips = ips;
+            // Rates are the health loop's to measure; keep what it last wrote.
+            const sum = summarizePoolStatus(ips);
+            Object.assign(next, sum, { summary: { ...prev.summary, ...sum.summary } });
+            const ready = sum.readyIPs ?? 0;
+            const cm = ctx?.desired.find((o) => o.kind === 'ConfigMap');
+            if (cm) next.configHash = cm.metadata.annotations?.[ANNOTATION_CONFIG_HASH] ?? shortHash(JSON.stringify(cm['data'] ?? {}));
+            conds = setCondition(conds, { type: 'Reconciled', status: 'True', reason: 'ChildrenApplied', message: `${ctx?.desired.length ?? 0} children applied`, observedGeneration: gen }, now);
+            conds = setCondition(
+              conds,
+              ready === ips.length
+                ? { type: 'Ready', status: 'True', reason: 'RelaysReady', message: `${ready}/${ips.length} relays ready`, observedGeneration: gen }
+                : { type: 'Ready', status: 'False', reason: 'RelaysNotReady', message: `${ready}/${ips.length} relays ready`, observedGeneration: gen },
+              now,
+            );
+            if (!findCondition(conds, 'Degraded')) {
+              conds = setCondition(conds, { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no health problem reported', observedGeneration: gen }, now);
+            }
+          }
+          next.conditions = conds;
+          return next;
+        },
+        { onConflict: () => deps.metrics.statusConflicts.inc({ kind: 'SendingPool' }) },
+      );
+
+      // Events on transitions only: a settled pool that is resynced says nothing.
+      const readyNow = findCondition(result.status?.conditions, 'Ready');
+      if (blocked) {
+        if (!readyBefore || readyBefore.reason !== blocked.reason || readyBefore.message !== blocked.message) {
+          deps.events.emit(raw, 'Warning', blocked.reason, blocked.message);
+          deps.log.warn({ pool: `${namespace}/${name}`, reason: blocked.reason, message: blocked.message }, 'pool not reconciled');
+        }
+      } else {
+        const prevGen = readyBefore?.observedGeneration;
+        if (ctx && (prevGen === undefined || prevGen !== m.generation || readyBefore?.reason === 'InvalidSpec')) {
+          deps.events.emit(raw, 'Normal', 'Reconciled', `generation ${m.generation}: ${ctx.applied} children applied${ctx.pruned.length ? `, removed ${ctx.pruned.join(', ')}` : ''}`);
+        } else if (ctx?.pruned.length) {
+          deps.events.emit(raw, 'Normal', 'Pruned', `removed ${ctx.pruned.join(', ')}`);
+        }
+        if (readyNow?.status === 'True' && readyBefore?.status !== 'True') deps.events.emit(raw, 'Normal', 'Ready', readyNow.message);
+      }
+      if (blocked) return { invalid: blocked.invalid, ...(blocked.requeueAfterMs ? { requeueAfterMs: blocked.requeueAfterMs } : {}) };
+      return {};
+    },
+  };
+}

@@ -1,0 +1,187 @@
+// Wires the operator together: kube client, metrics and probe server, leader election, and the
+// controller manager that the Lease starts and stops. The `mailfleet operator` CLI is a thin
+// shell over runOperator; tests call it directly (or run it as a child process).
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { KubeConfig } from '@kubernetes/client-node';
+import { createLogger, type Logger } from '../relay/log.ts';
+import { Kube } from './runtime/kube.ts';
+import { Manager } from './runtime/manager.ts';
+import { LeaderElector } from './runtime/leader.ts';
+import { EventRecorder } from './runtime/events.ts';
+import { startHttpServer } from './runtime/http.ts';
+import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
+import { sendingPoolController } from './controllers/sendingpool/controller.ts';
+import { mailDomainController } from './controllers/maildomain/controller.ts';
+import { makeResolver } from './controllers/maildomain/dns.ts';
+
+export interface OperatorOptions {
+  /** Path of a kubeconfig; in-cluster config / $KUBECONFIG when unset. */
+  kubeconfig?: string;
+  /** Watch and manage one namespace only; all namespaces when unset. */
+  namespace?: string;
+  /** Port of /metrics, /healthz, /readyz; 0 = any free port; default 8080. */
+  metricsPort?: number;
+  metricsHost?: string;
+  /** Default true. Off: reconcile at once (a single replica, or tests). */
+  leaderElection?: boolean;
+  leaseName?: string;
+  /** Namespace of the Lease: `namespace`, else $POD_NAMESPACE, else "default". */
+  leaseNamespace?: string;
+  /** Unique per replica; defaults to hostname + random suffix. */
+  identity?: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  /** DNS servers ("ip" or "ip:port") used to verify MailDomain records; system resolver when unset. */
+  dnsServers?: string[];
+  /** How often a MailDomain's DNS records are re-checked (DNS changes raise no events). */
+  dnsRecheckMs?: number;
+  /** Periodic resync of every object. */
+  resyncMs?: number;
+  /** Informer stall watchdog threshold. */
+  stallMs?: number;
+  logLevel?: string;
+  logger?: Logger;
+  /** Install SIGTERM/SIGINT handlers that stop gracefully and exit. Default true. */
+  handleSignals?: boolean;
+}
+
+export interface RunningOperator {
+  stop(): Promise<void>;
+  /** Port the probe/metrics server listens on (useful with metricsPort: 0). */
+  port: number;
+  identity: string;
+  isLeader(): boolean;
+  metrics: OperatorMetrics;
+  manager: Manager;
+}
+
+export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOperator> {
+  const log = opts.logger ?? createLogger(opts.logLevel ?? process.env.LOG_LEVEL ?? 'info', 'operator');
+  const kc = new KubeConfig();
+  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+  else kc.loadFromDefault();
+  const kube = new Kube(kc);
+  const identity = opts.identity ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
+  const metrics = createOperatorMetrics();
+  const events = new EventRecorder(kube, { instance: identity, onError: (err) => log.warn({ err: String(err) }, 'could not write Event') });
+  const manager = new Manager({
+    kube,
+    log,
+    metrics,
+    namespace: opts.namespace,
+    childSelector: 'app.kubernetes.io/managed-by=mailfleet-operator',
+    resyncMs: opts.resyncMs,
+    stallMs: opts.stallMs,
+  });
+  const deps = {
+    kube,
+    events,
+    log,
+    metrics,
+    now: () => new Date(),
+    dns: makeResolver(opts.dnsServers),
+    dnsRecheckMs: opts.dnsRecheckMs ?? 5 * 60_000,
+  };
+  manager.add(sendingPoolController(deps));
+  manager.add(mailDomainController(deps));
+
+  let stopping = false;
+  let leading = false;
+  // Leadership changes and shutdown are serialised, so a quick lose/regain cannot interleave a
+  // manager start with a stop.
+  let chain: Promise<void> = Promise.resolve();
+  const serial = (fn: () => Promise<void>) => (chain = chain.then(fn, fn).catch((err) => log.error({ err: String(err) }, 'operator state change failed')));
+
+  const startManaging = () =>
+    serial(async () => {
+      if (stopping) return;
+      log.info({ identity }, 'leading: starting controllers');
+      await manager.start();
+    });
+  const stopManaging = () =>
+    serial(async () => {
+      log.info({ identity }, 'not leading: stopping controllers');
+      await manager.stop();
+    });
+
+  const http = await startHttpServer({
+    port: opts.metricsPort ?? 8080,
+    host: opts.metricsHost,
+    registry: metrics.registry,
+    probes: {
+      healthy: () => ({ ok: !stopping, detail: stopping ? 'shutting down' : 'running' }),
+      ready: () => {
+        if (stopping) return { ok: false, detail: 'shutting down' };
+        if (!leading) return { ok: true, detail: 'standing by (not the leader)' };
+        return manager.synced() ? { ok: true, detail: 'leading; caches synced' } : { ok: false, detail: 'leading; caches syncing' };
+      },
+    },
+  });
+
+  let elector: LeaderElector | undefined;
+  if (opts.leaderElection === false) {
+    leading = true;
+    metrics.leader.set(1);
+    await startManaging();
+  } else {
+    elector = new LeaderElector(kube, {
+      namespace: opts.leaseNamespace ?? opts.namespace ?? process.env.POD_NAMESPACE ?? 'default',
+      name: opts.leaseName ?? 'mailfleet-operator',
+      identity,
+      ...(opts.leaseDurationMs !== undefined ? { leaseDurationMs: opts.leaseDurationMs } : {}),
+      ...(opts.renewDeadlineMs !== undefined ? { renewDeadlineMs: opts.renewDeadlineMs } : {}),
+      ...(opts.retryPeriodMs !== undefined ? { retryPeriodMs: opts.retryPeriodMs } : {}),
+      onStartedLeading: () => {
+        leading = true;
+        metrics.leader.set(1);
+        void startManaging();
+      },
+      onStoppedLeading: () => {
+        if (!leading) return;
+        leading = false;
+        metrics.leader.set(0);
+        void stopManaging();
+      },
+      onError: (err) => log.warn({ err: String(err) }, 'leader election round failed'),
+    });
+    elector.start();
+  }
+  log.info({ identity, port: http.port, namespace: opts.namespace ?? '(all)', leaderElection: opts.leaderElection !== false }, 'operator started');
+
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      stopping = true;
+      log.info({ identity }, 'shutting down');
+      // Controllers first (finish in-flight reconciles), then hand back the Lease, so the
+      // successor never overlaps with our last writes.
+      await serial(async () => {
+        await manager.stop();
+      });
+      await elector?.stop();
+      leading = false;
+      metrics.leader.set(0);
+      await http.close();
+      if (signalHandler) {
+        process.off('SIGTERM', signalHandler);
+        process.off('SIGINT', signalHandler);
+      }
+      log.info({ identity }, 'stopped');
+    })());
+
+  let signalHandler: (() => void) | undefined;
+  if (opts.handleSignals !== false) {
+    signalHandler = () => {
+      void stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGTERM', signalHandler);
+    process.once('SIGINT', signalHandler);
+  }
+
+  return { stop, port: http.port, identity, isLeader: () => leading, metrics, manager };
+}
