@@ -41,7 +41,7 @@ export const DEFAULT_BOUNCE_RULES: readonly BounceRule[] = [
   { category: 'spam-content', text: 'spam|junk|content (rejected|filter)|message (content )?(rejected|refused) (as|due)|virus|malware|phish|suspicious (link|url|content)|URIBL|unsolicited' },
   { category: 'auth', text: 'DMARC|SPF|DKIM|not authenticated|authentication (required|failed)|unauthenticated|5\\.7\\.26|sender is not authorized|fails? (to pass )?(authentication|SPF|DKIM)' },
   { category: 'message-size', text: 'message (size|too large|too big)|exceeds (the )?(size|maximum)|size limit' },
-  { category: 'tls', text: 'TLS|STARTTLS|certificate|encryption required' },
+  { category: 'tls', text: 'TLS|STARTTLS|MTA-STS|certificate|encryption required' },
   { category: 'policy', text: 'policy|not allowed|relay(ing)? (denied|not permitted|access denied)|access denied|administrative prohibition|blocked|refused by|rejected by|5\\.7\\.1\\b' },
   // Enhanced status codes (RFC 3463) when the text did not say more.
   { category: 'unknown-user', enhanced: '5.1.1' },

@@ -1,0 +1,57 @@
+// A relay restarted with a retry backlog delivers every recipient exactly once: nothing lost
+// (deferred state is durable, claims of a dead process are released), nothing duplicated.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
+import { startSinksOnOnePort, type Sink } from '../support/sink.ts';
+import { startHarness, type Harness } from './harness.ts';
+import { QueueStore } from '../../relay/queue/store.ts';
+
+let dns: Dnsmasq;
+let sink: Sink;
+let h: Harness;
+let accepting = false;
+let now = Date.parse('2026-11-29T20:00:00Z');
+
+before(async () => {
+  [sink] = await startSinksOnOnePort([{ address: '127.0.3.11', onRcpt: () => (accepting ? undefined : '451 4.3.0 Temporary local problem - please try later') }]);
+  dns = await startDnsmasq({
+    mx: [{ domain: 'backlog.test', host: 'mx.backlog.test', preference: 10 }, { domain: 'other.test', host: 'mx.backlog.test', preference: 10 }],
+    a: [{ name: 'mx.backlog.test', address: '127.0.3.11' }],
+  });
+  h = await startHarness({ config: {}, dnsServer: dns.server, mxPort: sink!.port, clock: () => now, options: { mtaSts: false } });
+});
+
+after(async () => {
+  await h.cleanup();
+  await sink.close();
+  await dns.stop();
+});
+
+test('restart with a retry backlog loses and duplicates nothing', async () => {
+  const expected: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const rcpts = i % 4 === 0 ? [`m${i}a@backlog.test`, `m${i}b@backlog.test`, `m${i}c@other.test`] : [`m${i}@backlog.test`];
+    expected.push(...rcpts);
+    await h.enqueue('sender@mailfleet.test', rcpts);
+  }
+  await h.waitForEvents((e) => e.event === 'deferred', expected.length);
+  assert.equal(h.store.counts().queued, expected.length);
+  await h.stop();
+
+  // A relay that died mid-attempt leaves claims (inflight) behind; simulate one.
+  const crashed = new QueueStore(h.dataDir, { clock: () => now + 3600_000 });
+  const claimed = crashed.claimDue(now + 3600_000, 5);
+  assert.equal(claimed.length, 5);
+  await crashed.close();
+
+  accepting = true;
+  now += 3600_000;
+  await h.restart();
+  h.delivery.wake();
+  await h.waitForEvents((e) => e.event === 'delivered', expected.length, 30_000);
+  const got = sink.messages.flatMap((m) => m.to).sort();
+  assert.deepEqual(got, [...expected].sort(), 'each recipient exactly once');
+  assert.equal(h.store.messageCount(), 0);
+  assert.deepEqual(h.store.counts(), { queued: 0, inflight: 0, delivered: 0, bounced: 0 });
+});
