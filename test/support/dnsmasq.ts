@@ -105,3 +105,72 @@ export async function startDnsmasq(records: DnsRecords, address = '127.0.0.1'): 
   }
   throw new Error('dnsmasq: no free port after 5 attempts');
 }
+
+/**
+ * A network namespace whose /etc/resolv.conf points at a dnsmasq on its own 127.0.0.1:53, for
+ * tools that only read /etc/resolv.conf (dkimpy's dkimverify, opendkim-testmsg). Needs root
+ * (CAP_SYS_ADMIN); callers skip when `available` is false.
+ */
+export interface NetnsDns {
+  name: string;
+  /** Runs a command inside the namespace, with stdin; resolves with exit code and output. */
+  run(cmd: string[], stdin?: Buffer): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  stop(): Promise<void>;
+}
+
+export async function startNetnsDns(records: DnsRecords): Promise<NetnsDns> {
+  const { mkdirSync, writeFileSync, rmSync } = await import('node:fs');
+  const { execFileSync } = await import('node:child_process');
+  const name = `mfdns${process.pid}${Math.floor(Math.random() * 1e4)}`;
+  execFileSync('ip', ['netns', 'add', name], { stdio: 'pipe' });
+  const etc = `/etc/netns/${name}`;
+  const cleanup = () => {
+    try {
+      execFileSync('ip', ['netns', 'del', name], { stdio: 'pipe' });
+    } catch {}
+    rmSync(etc, { recursive: true, force: true });
+  };
+  try {
+    execFileSync('ip', ['netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up'], { stdio: 'pipe' });
+    mkdirSync(etc, { recursive: true });
+    writeFileSync(`${etc}/resolv.conf`, 'nameserver 127.0.0.1\n');
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+  const child = spawn('ip', ['netns', 'exec', name, '/usr/sbin/dnsmasq', ...dnsmasqArgs(records, '127.0.0.1', 53)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stderr = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+      // dnsmasq logs this line once its sockets are bound.
+      if (/started, version/.test(stderr)) resolve();
+    });
+    child.once('exit', () => reject(new Error(`dnsmasq in ${name} exited: ${stderr}`)));
+  }).catch((err) => {
+    cleanup();
+    throw err;
+  });
+  return {
+    name,
+    run(cmd, stdin) {
+      return new Promise((resolve) => {
+        const p = spawn('ip', ['netns', 'exec', name, ...cmd], { stdio: ['pipe', 'pipe', 'pipe'] });
+        let stdout = '';
+        let err = '';
+        p.stdout!.on('data', (d) => (stdout += d));
+        p.stderr!.on('data', (d) => (err += d));
+        p.once('close', (code) => resolve({ code, stdout, stderr: err }));
+        p.stdin!.end(stdin ?? Buffer.alloc(0));
+      });
+    },
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      cleanup();
+    },
+  };
+}

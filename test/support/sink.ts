@@ -182,13 +182,13 @@ export async function startPostfixSink(address: string): Promise<PostfixSink> {
 }
 
 /** Sinks on several addresses sharing one port (MX hosts are all reached on the engine's one MX port). */
-export async function startSinksOnOnePort(specs: Omit<SinkOptions, 'port'>[]): Promise<Sink[]> {
+export async function startSinksOnOnePort<const T extends readonly Omit<SinkOptions, 'port'>[]>(specs: T): Promise<{ -readonly [K in keyof T]: Sink }> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const port = await freeTcpPort(specs[0]!.address);
     const started: Sink[] = [];
     try {
       for (const s of specs) started.push(await startSink({ ...s, port }));
-      return started;
+      return started as { -readonly [K in keyof T]: Sink };
     } catch (err) {
       await Promise.all(started.map((s) => s.close()));
       if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
