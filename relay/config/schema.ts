@@ -100,6 +100,31 @@ export const SendingDomainSchema = z
   })
   .strict();
 
+// A bounce classification rule (relay/bounce/rules.ts); config rules are tried before the built-in ones.
+export const BounceRuleSchema = z
+  .object({
+    category: z.enum([
+      'unknown-user', 'mailbox-full', 'reputation', 'rate-limited', 'spam-content', 'policy', 'auth',
+      'dns', 'tls', 'message-size', 'connection', 'hard', 'soft',
+    ]),
+    text: z
+      .string()
+      .min(1)
+      .refine((s) => {
+        try {
+          new RegExp(s, 'i');
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'a valid regular expression')
+      .optional(),
+    enhanced: z.string().regex(/^[245]\.\d{1,3}(\.(\d{1,3})?)?$|^[245]\.$/, 'an enhanced status code or prefix, e.g. "5.1.1" or "4.7."').optional(),
+    code: z.string().regex(/^[245]\d{0,2}$/, 'a reply code or prefix, e.g. "550" or "4"').optional(),
+    phase: z.array(z.enum(['dns', 'connect', 'tls', 'ehlo', 'mail', 'rcpt', 'data', 'eom', 'policy'])).optional(),
+  })
+  .strict();
+
 export const DeliverySchema = z
   .object({
     enabled: z.boolean().default(true),
@@ -110,6 +135,7 @@ export const DeliverySchema = z
     maxMessagesPerConnection: z.number().int().min(1).default(100),
     connectTimeoutMs: z.number().int().min(100).default(30000),
     concurrency: z.number().int().min(1).default(50),
+    bounceRules: z.array(BounceRuleSchema).default([]),
   })
   .strict();
 
