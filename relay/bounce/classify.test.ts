@@ -60,3 +60,10 @@ test('config rules override the built-in ones', () => {
   assert.equal(classifyReply(reply).category, 'policy');
   assert.equal(classifyReply(reply, [{ category: 'reputation', text: 'X42' }]).category, 'reputation');
 });
+
+test('the config schema accepts exactly the classifier\'s categories', async () => {
+  const { BounceRuleSchema } = await import('../config/schema.ts');
+  assert.deepEqual([...BounceRuleSchema.shape.category.options].sort(), [...BOUNCE_CATEGORIES].sort());
+  assert.equal(BounceRuleSchema.safeParse({ category: 'policy', text: '(' }).success, false);
+  assert.equal(BounceRuleSchema.safeParse({ category: 'reputation', text: 'X42', enhanced: '5.7.' }).success, true);
+});

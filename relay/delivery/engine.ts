@@ -65,7 +65,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   const resolver = opts.resolver ?? new MailResolver({ servers: config.delivery.dnsServers, clock });
   const mtaSts = opts.mtaSts === false ? undefined : new MtaStsCache(resolver, opts.mtaSts ?? {}, clock);
   const signer = new DkimSigner(config.domains);
-  const bounceRules = ((config.delivery as { bounceRules?: BounceRule[] }).bounceRules ?? []) as BounceRule[];
+  const bounceRules: readonly BounceRule[] = config.delivery.bounceRules;
   const pool = new ConnectionPool({
     maxMessagesPerConnection: config.delivery.maxMessagesPerConnection,
     maxConnectionsPerHost: config.delivery.maxConnectionsPerHost,
