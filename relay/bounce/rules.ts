@@ -63,6 +63,8 @@ export const DEFAULT_BOUNCE_RULES: readonly BounceRule[] = [
   { category: 'policy', enhanced: '5.7.' },
   { category: 'policy', enhanced: '4.7.' },
   { category: 'connection', enhanced: '4.4.' },
+  // 4.3.x: the receiving system's own trouble (full disk, not accepting mail) — plain soft.
+  { category: 'soft', enhanced: '4.3.' },
   // Phases the relay itself fails in.
   { category: 'dns', phase: ['dns'] },
   { category: 'tls', phase: ['tls'] },

@@ -142,3 +142,29 @@ test('max age: deferred until the deadline, then expired with a DSN (injected cl
   assert.match(dsn, /Diagnostic-Code: smtp; 421 4\.3\.2 System not accepting network messages/);
   assert.equal(h.store.get(id), undefined);
 });
+
+test('outcomes are counted in metrics with bounded labels', async () => {
+  const text = await h.metrics.registry.metrics();
+  assert.match(text, /mailfleet_delivery_attempts_total\{result="delivered",source_ip="127\.0\.0\.2",provider="other",category="none"\} \d+/);
+  assert.match(text, /mailfleet_delivery_attempts_total\{result="deferred",source_ip="127\.0\.0\.2",provider="other",category="policy"\} 1/);
+  assert.match(text, /mailfleet_delivery_attempts_total\{result="bounced",source_ip="127\.0\.0\.2",provider="other",category="unknown-user"\} \d+/);
+  assert.match(text, /mailfleet_delivery_attempts_total\{result="bounced",source_ip="127\.0\.0\.2",provider="none",category="dns"\} 2/);
+  assert.match(text, /mailfleet_delivery_attempts_total\{result="expired",source_ip="127\.0\.0\.2",provider="other",category="soft"\} 1/);
+  assert.match(text, /mailfleet_delivery_latency_seconds_count\{provider="other"\} [1-9]/);
+  assert.match(text, /mailfleet_delivery_dsn_total\{action="failed"\} [1-9]/);
+  assert.match(text, /mailfleet_queue_recipients\{state="queued"\} \d+/);
+  for (const line of text.split('\n').filter((l) => l.startsWith('mailfleet_delivery'))) {
+    assert.doesNotMatch(line, /@|\.test"/, `unbounded label value in ${line}`);
+  }
+});
+
+test('the registry passes promtool check metrics', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { existsSync } = await import('node:fs');
+  if (!existsSync('/usr/bin/promtool')) {
+    t.skip('promtool not installed');
+    return;
+  }
+  const r = spawnSync('/usr/bin/promtool', ['check', 'metrics'], { input: await h.metrics.registry.metrics(), encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+});
