@@ -37,7 +37,11 @@ export function withRules<S extends z.ZodType>(schema: S, rules: CelRule<z.outpu
   if (checked.length > 0) {
     out = out.superRefine((value, ctx) => {
       for (const r of checked) {
-        if (!r.check!(value as z.output<S>)) ctx.addIssue({ code: 'custom', message: r.message, path: r.path ?? [] });
+        if (!r.check!(value as z.output<S>)) {
+          // Blame the same field the apiserver does.
+          const path = r.path ?? (r.fieldPath ? r.fieldPath.split('.').filter(Boolean) : []);
+          ctx.addIssue({ code: 'custom', message: r.message, path });
+        }
       }
     });
   }

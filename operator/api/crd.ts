@@ -120,9 +120,35 @@ export function toStructural(input: JsonSchema): JsonSchema {
   return node;
 }
 
+/** What the apiserver's defaulting would turn `value` into under `node`. */
+function defaulted(node: JsonSchema, value: unknown): unknown {
+  if (Array.isArray(value) && isObject(node.items)) return value.map((v) => defaulted(node.items as JsonSchema, v));
+  if (!isObject(value) || !isObject(node.properties)) return value;
+  const out: JsonSchema = { ...value };
+  for (const [k, child] of Object.entries(node.properties as Record<string, JsonSchema>)) {
+    if (out[k] === undefined && child.default !== undefined) out[k] = structuredClone(child.default);
+    if (out[k] !== undefined) out[k] = defaulted(child, out[k]);
+  }
+  return out;
+}
+
+/**
+ * The apiserver validates every default (CEL rules included) as written, without applying the
+ * defaults nested below it, so `default: {}` on an object whose rules read its defaulted fields
+ * is refused ("no such key"). Expanding each default the way defaulting would keeps zod's
+ * `.prefault({})` idiom usable.
+ */
+function expandDefaults(node: JsonSchema): void {
+  for (const child of Object.values((node.properties as Record<string, JsonSchema>) ?? {})) expandDefaults(child);
+  if (isObject(node.items)) expandDefaults(node.items);
+  if (isObject(node.additionalProperties)) expandDefaults(node.additionalProperties);
+  if (node.default !== undefined) node.default = defaulted(node, node.default);
+}
+
 export function openApiSchema(schema: z.ZodType): JsonSchema {
   const json = z.toJSONSchema(schema, { io: 'input', target: 'openapi-3.0', unrepresentable: 'throw' }) as JsonSchema;
   const root = toStructural(json);
+  expandDefaults(root);
   const props = root.properties as JsonSchema;
   // The apiserver owns apiVersion, kind and metadata; a CRD may only say they are there.
   props.apiVersion = { type: 'string', description: 'mailfleet.io/v1alpha1' };
@@ -217,7 +243,8 @@ export function mailDomainCrd(): JsonSchema {
       { name: 'DKIM', type: 'string', jsonPath: condition('DKIMReady') },
       { name: 'DNS', type: 'string', jsonPath: condition('DNSVerified') },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-      { name: 'Selector', type: 'string', jsonPath: '.status.dkimSecretName', priority: 1 },
+      { name: 'Selector', type: 'string', jsonPath: '.spec.dkim.selector', priority: 1 },
+      { name: 'Secret', type: 'string', jsonPath: '.status.dkimSecretName', priority: 1 },
       { name: 'Algorithm', type: 'string', jsonPath: '.spec.dkim.algorithm', priority: 1 },
       { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
     ],

@@ -104,21 +104,25 @@ export const EgressSchema = withRules(
     {
       rule: "(self.mode == 'multus') == has(self.multus)",
       message: 'egress.multus must be set when mode is multus, and only then',
+      fieldPath: '.multus',
       check: (e) => (e.mode === 'multus') === (e.multus !== undefined),
     },
     {
       rule: "(self.mode == 'ciliumEgressGateway') == has(self.ciliumEgressGateway)",
       message: 'egress.ciliumEgressGateway must be set when mode is ciliumEgressGateway, and only then',
+      fieldPath: '.ciliumEgressGateway',
       check: (e) => (e.mode === 'ciliumEgressGateway') === (e.ciliumEgressGateway !== undefined),
     },
     {
       rule: "!has(self.hostNetwork) || self.mode == 'hostNetwork'",
       message: 'egress.hostNetwork is only allowed when mode is hostNetwork',
+      fieldPath: '.hostNetwork',
       check: (e) => e.hostNetwork === undefined || e.mode === 'hostNetwork',
     },
     {
       rule: '!has(self.multus) || has(self.multus.networkName) || has(self.multus.master)',
       message: 'egress.multus: set networkName (an existing NetworkAttachmentDefinition) or master (to render one)',
+      fieldPath: '.multus',
       check: (e) => e.mode !== 'multus' || e.multus?.networkName !== undefined || e.multus?.master !== undefined,
     },
   ],
@@ -156,6 +160,7 @@ export const SubmissionSchema = withRules(
     {
       rule: "self.ports.all(p, p.tls == 'none') || has(self.tlsSecretRef)",
       message: 'submission.tlsSecretRef is required when a port uses starttls or implicit TLS',
+      fieldPath: '.tlsSecretRef',
       check: (s) => s.ports.every((p) => p.tls === 'none') || s.tlsSecretRef !== undefined,
     },
   ],
@@ -197,6 +202,7 @@ export const LimitsSchema = withRules(
     {
       rule: '!has(self.burst) || self.burst >= self.messagesPerSecond',
       message: 'limits.burst must be at least limits.messagesPerSecond',
+      fieldPath: '.burst',
       check: (l) => l.burst === undefined || l.burst >= l.messagesPerSecond,
     },
   ],
@@ -217,6 +223,7 @@ export const RetryPolicySchema = withRules(
     {
       rule: '!has(self.firstRetrySeconds) || !has(self.maxRetrySeconds) || self.firstRetrySeconds <= self.maxRetrySeconds',
       message: 'retry.maxRetrySeconds must be at least retry.firstRetrySeconds',
+      fieldPath: '.maxRetrySeconds',
       check: (r) => r.firstRetrySeconds === undefined || r.maxRetrySeconds === undefined || r.firstRetrySeconds <= r.maxRetrySeconds,
     },
   ],
@@ -241,11 +248,13 @@ export const HealthSchema = withRules(
     {
       rule: 'self.bounceReviewPercent < self.bouncePausePercent',
       message: 'health.bounceReviewPercent must be below health.bouncePausePercent',
+      fieldPath: '.bounceReviewPercent',
       check: (h) => h.bounceReviewPercent < h.bouncePausePercent,
     },
     {
       rule: 'self.complaintReviewPercent < self.complaintPausePercent',
       message: 'health.complaintReviewPercent must be below health.complaintPausePercent',
+      fieldPath: '.complaintReviewPercent',
       check: (h) => h.complaintReviewPercent < h.complaintPausePercent,
     },
   ],
@@ -269,7 +278,8 @@ export const SendingPoolSpecSchema = withRules(
         },
       ]),
       egress: EgressSchema.prefault({ mode: 'none' }),
-      submission: SubmissionSchema.prefault({}),
+      // Required: the default ports use STARTTLS, which needs tlsSecretRef.
+      submission: SubmissionSchema,
       limits: LimitsSchema.prefault({}),
       retry: RetryPolicySchema.optional(),
       health: HealthSchema.prefault({}),
@@ -284,12 +294,18 @@ export const SendingPoolSpecSchema = withRules(
     {
       rule: "self.egress.mode != 'hostNetwork' || self.ips.all(i, has(i.nodeName))",
       message: 'ips[].nodeName is required for every IP when egress.mode is hostNetwork',
+      fieldPath: '.ips',
       check: (s) => s.egress.mode !== 'hostNetwork' || s.ips.every((i) => i.nodeName !== undefined),
     },
     {
-      rule: "self.egress.mode != 'hostNetwork' || self.ips.all(a, self.ips.exists_one(b, has(a.nodeName) && has(b.nodeName) && b.nodeName == a.nodeName))",
+      // Only named nodes are compared, so a missing nodeName reports the rule above alone.
+      rule: "self.egress.mode != 'hostNetwork' || self.ips.all(a, !has(a.nodeName) || self.ips.exists_one(b, has(b.nodeName) && b.nodeName == a.nodeName))",
       message: 'ips[].nodeName must differ between IPs in hostNetwork mode (two relays on one node would share its ports)',
-      check: (s) => s.egress.mode !== 'hostNetwork' || new Set(s.ips.map((i) => i.nodeName)).size === s.ips.length,
+      fieldPath: '.ips',
+      check: (s) => {
+        const named = s.ips.flatMap((i) => (i.nodeName === undefined ? [] : [i.nodeName]));
+        return s.egress.mode !== 'hostNetwork' || new Set(named).size === named.length;
+      },
     },
   ],
 );
