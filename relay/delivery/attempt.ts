@@ -1,6 +1,7 @@
 // One delivery attempt for one group (a message's recipients at one destination domain): route,
 // MTA-STS, MX hosts in order, addresses, connection from the pool, one transaction. Returns one
 // outcome per recipient; never throws for remote trouble.
+import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { SmtpPhase } from '../bounce/classify.ts';
 import { parseReplyLine } from '../bounce/classify.ts';
@@ -54,6 +55,15 @@ function fromSmtpError(e: SmtpError, mx: string): Omit<RecipientOutcome, 'recipi
   return synthetic(451, enhanced, e.raw, e.phase, mx);
 }
 
+/**
+ * A configured route's host is an operator's name (often "localhost" or a Kubernetes Service), so it
+ * is resolved the way the system resolves names (getaddrinfo: /etc/hosts, search domains), not via MX DNS.
+ */
+async function smarthostAddresses(host: string): Promise<string[]> {
+  if (net.isIP(host)) return [host];
+  return (await lookup(host, { all: true })).map((a) => a.address);
+}
+
 export async function attemptDelivery(
   ctx: AttemptContext,
   domain: string,
@@ -87,10 +97,10 @@ export async function attemptDelivery(
   for (const t of targets) {
     let addresses: string[];
     try {
-      addresses = await ctx.resolver.addresses(t.host);
+      addresses = ctx.routes ? await smarthostAddresses(t.host) : await ctx.resolver.addresses(t.host);
     } catch (err) {
-      if (!(err instanceof DnsFailure)) throw err;
-      last = synthetic(451, '4.4.3', err.message, 'dns', t.host);
+      if (err instanceof DnsFailure) last = synthetic(451, '4.4.3', err.message, 'dns', t.host);
+      else last = synthetic(451, '4.4.3', `cannot resolve route host ${t.host}: ${(err as Error).message}`, 'dns', t.host);
       continue;
     }
     if (addresses.length === 0) last = synthetic(451, '4.4.3', `MX host ${t.host} has no address`, 'dns', t.host);

@@ -71,7 +71,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     maxConnectionsPerHost: config.delivery.maxConnectionsPerHost,
     onOpen: (o, ok) => metrics.deliveryConnections.inc({ source_ip: o.localAddress ?? 'default', result: ok ? 'ok' : 'failed' }),
   });
-  const log = logger.child({ component: 'delivery' });
+  const log = logger;
   const concurrency = config.delivery.concurrency;
   const active = new Set<Promise<void>>();
   let running = true;
