@@ -109,14 +109,17 @@ test('one transaction per message and destination domain', async () => {
 test('a route host is resolved like the system does (/etc/hosts), e.g. "localhost"', async () => {
   const { startSink } = await import('../support/sink.ts');
   const local = await startSink({ address: '127.0.0.1' });
+  let h: Harness | undefined;
   try {
-    const h = await harness({ egressIps: [EGRESS[0]], routes: [{ domains: ['smart.test'], host: 'localhost', port: local.port }] });
+    h = await harness({ egressIps: [EGRESS[0]], routes: [{ domains: ['smart.test'], host: 'localhost', port: local.port }] });
     await h.enqueue('sender@mailfleet.test', ['x@smart.test']);
     const [m] = await local.waitForMessages(1);
     assert.equal(m!.remoteAddress, '127.0.0.2');
     const [ev] = await h.waitForEvents((e) => e.event === 'delivered');
     assert.equal(ev!.mx, 'localhost');
   } finally {
+    // Stop first: the engine QUITs its parked connection, which the sink's close waits for.
+    await h?.stop();
     await local.close();
   }
 });
