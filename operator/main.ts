@@ -37,6 +37,8 @@ export interface OperatorOptions {
   dnsServers?: string[];
   /** How often a MailDomain's DNS records are re-checked (DNS changes raise no events). */
   dnsRecheckMs?: number;
+  /** Re-check of references the operator does not watch (user Secrets, add-on CRDs). */
+  refRecheckMs?: number;
   /** Periodic resync of every object. */
   resyncMs?: number;
   /** Informer stall watchdog threshold. */
@@ -83,6 +85,7 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
     now: () => new Date(),
     dns: makeResolver(opts.dnsServers),
     dnsRecheckMs: opts.dnsRecheckMs ?? 5 * 60_000,
+    refRecheckMs: opts.refRecheckMs ?? 30_000,
   };
   manager.add(sendingPoolController(deps));
   manager.add(mailDomainController(deps));

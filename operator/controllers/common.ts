@@ -19,6 +19,8 @@ export interface ControllerDeps {
   now: () => Date;
   dns: DnsLookup;
   dnsRecheckMs: number;
+  /** Re-check of things the operator does not watch (user Secrets, missing add-on CRDs). */
+  refRecheckMs: number;
 }
 
 export const API = 'mailfleet.io/v1alpha1';

@@ -3,7 +3,6 @@
 // sends them: unknown fields kept, timestamps as strings, resourceVersion untouched.
 import {
   KubeConfig,
-  KubernetesObjectApi,
   PatchStrategy,
   RequestContext,
   HttpMethod,
@@ -124,13 +123,11 @@ export interface RequestOptions {
 
 export class Kube {
   readonly kc: KubeConfig;
-  readonly objects: KubernetesObjectApi;
   private readonly http = new IsomorphicFetchHttpLibrary();
   private readonly timeoutMs: number;
 
   constructor(kc: KubeConfig, opts: { timeoutMs?: number } = {}) {
     this.kc = kc;
-    this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.timeoutMs = opts.timeoutMs ?? 30_000;
   }
 
@@ -221,20 +218,39 @@ export class Kube {
    * Server-side apply as the operator's single field manager, forcing ownership: the operator is the
    * only writer of what it renders, and a human's kubectl edit of those fields is drift to undo.
    * Fields the operator stops sending are removed by the apiserver, which is how children shrink.
+   *
+   * Not KubernetesObjectApi.patch: that serializes through client-node's generated model classes,
+   * which silently drop every field whose JSON name differs from the model attribute
+   * (`x-kubernetes-int-or-string`, `$ref` in a CRD schema) and every field newer than the models.
+   * Same request otherwise: PATCH, application/apply-patch+yaml, fieldManager, force.
    */
   async apply(obj: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }): Promise<KubeObject> {
-    try {
-      return await this.objects.patch(
-        obj as never,
-        undefined,
-        undefined,
-        FIELD_MANAGER,
-        true,
-        PatchStrategy.ServerSideApply,
-      ) as KubeObject;
-    } catch (err) {
-      throw toKubeError(err, `apply ${obj.kind} ${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`);
+    const path = await this.objectPath(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name);
+    return this.request<KubeObject>('PATCH', path, {
+      body: obj,
+      contentType: PatchStrategy.ServerSideApply,
+      query: { fieldManager: FIELD_MANAGER, force: true },
+    });
+  }
+
+  private discovered = new Map<string, { plural: string; namespaced: boolean }>();
+
+  /** Path of one object; kinds outside the built-in table are looked up once by discovery. */
+  async objectPath(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<string> {
+    if (PLURALS[kind]) return resourcePath({ apiVersion, kind, namespace, name });
+    const key = `${apiVersion}/${kind}`;
+    let info = this.discovered.get(key);
+    if (!info) {
+      const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+      const list = await this.request<{ resources: { name: string; kind: string; namespaced: boolean }[] }>('GET', base);
+      const r = list.resources.find((x) => x.kind === kind && !x.name.includes('/'));
+      if (!r) throw new KubeError(404, `${apiVersion} ${kind}: not served by this cluster`, 'NotFound');
+      info = { plural: r.name, namespaced: r.namespaced };
+      this.discovered.set(key, info);
     }
+    const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    const ns = info.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+    return `${base}${ns}/${info.plural}/${encodeURIComponent(name)}`;
   }
 }
 

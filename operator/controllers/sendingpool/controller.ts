@@ -72,7 +72,7 @@ const ensureReferences: Step<PoolCtx> = {
       if (!name) continue;
       // Read from the API, not the cache: user Secrets are not in the operator's (labelled) cache.
       const s = await deps.kube.find(SECRET.apiVersion, SECRET.kind, ns, name);
-      if (!s) throw new Blocked('SecretNotFound', `${field}: Secret "${name}" not found in namespace ${ns}; create it or fix the reference`, { requeueAfterMs: 30_000 });
+      if (!s) throw new Blocked('SecretNotFound', `${field}: Secret "${name}" not found in namespace ${ns}; create it or fix the reference`, { requeueAfterMs: deps.refRecheckMs });
     }
   },
 };
@@ -102,11 +102,11 @@ const ensureChildren: Step<PoolCtx> = {
       } catch (err) {
         // A CRD-backed egress kind that the cluster does not have: the spec asks for an egress
         // mode whose networking add-on is not installed.
-        if (isStatus(err, 404) || /Unrecognized API version and kind|resource metadata/.test(String(err))) {
+        if (isStatus(err, 404) || /not served by this cluster/.test(String(err))) {
           throw new Blocked(
             'EgressUnavailable',
             `spec.egress.mode: ${ctx.pool.spec.egress.mode} needs ${child.apiVersion} ${child.kind}, which this cluster does not serve; install that add-on or choose another mode`,
-            { requeueAfterMs: 60_000 },
+            { requeueAfterMs: ctx.deps.refRecheckMs },
           );
         }
         throw err;

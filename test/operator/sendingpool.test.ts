@@ -1,0 +1,251 @@
+// SendingPool against a real kube-apiserver + kube-controller-manager (garbage collection,
+// StatefulSet → Pod). The operator runs in-process without leader election.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { parse } from 'yaml';
+import { RelayConfigSchema } from '../../relay/config/schema.ts';
+import { runOperator, type RunningOperator } from '../../operator/main.ts';
+import { writeStatus } from '../../operator/runtime/status.ts';
+import type { KubeObject } from '../../operator/runtime/kube.ts';
+import {
+  clusterEnv,
+  installCrds,
+  createNamespace,
+  waitFor,
+  condition,
+  events,
+  samplePool,
+  childrenOf,
+  POOL_REF,
+  type Env,
+} from './harness.ts';
+
+const env = await clusterEnv();
+const skip = 'skipped' in env ? `no test cluster: ${env.skipped}` : false;
+const NS = 'pools';
+let e: Env;
+let op: RunningOperator;
+
+before(async () => {
+  if (skip) return;
+  e = env as Env;
+  await installCrds(e.kube);
+  await createNamespace(e.kube, NS);
+  op = await runOperator({
+    kubeconfig: e.kubeconfig,
+    leaderElection: false,
+    metricsPort: 0,
+    metricsHost: '127.0.0.1',
+    handleSignals: false,
+    logLevel: process.env.LOG_LEVEL ?? 'error',
+    refRecheckMs: 500,
+    dnsServers: ['127.0.0.1:9'],
+  });
+});
+
+after(async () => {
+  await op?.stop();
+  if (!skip) await e.cluster.stop();
+});
+
+const getPool = (name: string) => e.kube.get(POOL_REF.apiVersion, POOL_REF.kind, NS, name);
+
+async function reconciledAt(name: string, generation: number): Promise<KubeObject> {
+  return waitFor(`${name} Reconciled at generation ${generation}`, async () => {
+    const p = await getPool(name);
+    const c = condition(p, 'Reconciled');
+    const st = p['status'] as { observedGeneration?: number } | undefined;
+    return c?.status === 'True' && c.observedGeneration === generation && st?.observedGeneration === generation ? p : undefined;
+  });
+}
+
+test('a SendingPool gets every child, each owned by the pool, with the expected content', { skip }, async () => {
+  const created = await e.kube.create(samplePool('p1', NS));
+  const uid = created.metadata!.uid!;
+  const pool = await reconciledAt('p1', 1);
+
+  const children = await childrenOf(e.kube, NS, 'p1');
+  assert.deepEqual(children, [
+    'ConfigMap/p1-relay-config',
+    'NetworkPolicy/p1',
+    'PodDisruptionBudget/p1',
+    'Service/p1',
+    'Service/p1-relays',
+    'StatefulSet/p1-203-0-113-7',
+    'StatefulSet/p1-203-0-113-8',
+  ]);
+  for (const id of children) {
+    const [kind, name] = id.split('/') as [string, string];
+    const apiVersion = { ConfigMap: 'v1', Service: 'v1', StatefulSet: 'apps/v1', PodDisruptionBudget: 'policy/v1', NetworkPolicy: 'networking.k8s.io/v1' }[kind]!;
+    const o = await e.kube.get(apiVersion, kind, NS, name);
+    const refs = o.metadata?.ownerReferences ?? [];
+    assert.equal(refs.length, 1, `${id} has one owner reference`);
+    assert.deepEqual(
+      { kind: refs[0]!.kind, name: refs[0]!.name, uid: refs[0]!.uid, controller: refs[0]!.controller },
+      { kind: 'SendingPool', name: 'p1', uid, controller: true },
+      id,
+    );
+    const managers = ((o.metadata?.['managedFields'] ?? []) as { manager: string; operation: string }[]).filter((m) => m.operation === 'Apply');
+    assert.deepEqual(managers.map((m) => m.manager), ['mailfleet-operator'], `${id} is applied by the one field manager`);
+  }
+
+  // The ConfigMap holds one relay config per IP, each valid under the relay's own schema.
+  const cm = await e.kube.get('v1', 'ConfigMap', NS, 'p1-relay-config');
+  const data = cm['data'] as Record<string, string>;
+  assert.deepEqual(Object.keys(data).sort(), ['relay-203-0-113-7.yaml', 'relay-203-0-113-8.yaml']);
+  const cfg = RelayConfigSchema.parse(parse(data['relay-203-0-113-7.yaml']!));
+  assert.equal(cfg.hostname, 'mta1.example.test');
+  // Below 1024 the relay listens 10000 higher (no CAP_NET_BIND_SERVICE); the Service maps 587 to it.
+  assert.deepEqual(cfg.listeners.map((l) => l.port), [10587]);
+
+  const sts = await e.kube.get('apps/v1', 'StatefulSet', NS, 'p1-203-0-113-8');
+  const tpl = (sts['spec'] as { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } }).template.spec;
+  assert.equal(tpl.containers[0]!.env.find((v) => v.name === 'MAILFLEET_EGRESS_ADDRESS')?.value, '203.0.113.8');
+  // kube-controller-manager acts on what we applied: the StatefulSet controller creates the pod.
+  await waitFor('relay pod created by the StatefulSet controller', () => e.kube.find('v1', 'Pod', NS, 'p1-203-0-113-8-0'));
+
+  // No kubelet here, so relays never become ready: Ready=False says so, per IP too.
+  const ready = condition(pool, 'Ready');
+  assert.equal(ready?.status, 'False');
+  assert.equal(ready?.reason, 'RelaysNotReady');
+  const st = pool['status'] as { ips: { address: string; state: string; pod: string }[]; readyIPs: number; totalIPs: number; summary: { ips: string } };
+  assert.deepEqual(st.ips.map((i) => [i.address, i.state, i.pod]), [
+    ['203.0.113.7', 'Pending', 'p1-203-0-113-7-0'],
+    ['203.0.113.8', 'Pending', 'p1-203-0-113-8-0'],
+  ]);
+  assert.equal(st.summary.ips, '0/2');
+  assert.equal(condition(pool, 'Degraded')?.status, 'False');
+  await waitFor('a Reconciled Event', async () => (await events(e.kube, NS, 'p1')).find((ev) => ev.reason === 'Reconciled'));
+});
+
+test('a spec change updates children in place, without duplicates; a removed IP is pruned', { skip }, async () => {
+  const cmBefore = await e.kube.get('v1', 'ConfigMap', NS, 'p1-relay-config');
+  const stsBefore = await e.kube.get('apps/v1', 'StatefulSet', NS, 'p1-203-0-113-7');
+  await e.kube.mergePatch(
+    { ...POOL_REF, namespace: NS, name: 'p1' },
+    {
+      spec: {
+        ips: [
+          { address: '203.0.113.7', hostname: 'mta1b.example.test' },
+          { address: '203.0.113.9', hostname: 'mta3.example.test' },
+        ],
+      },
+    },
+  );
+  await reconciledAt('p1', 2);
+  await waitFor('the relay of the removed IP pruned', async () => {
+    const c = await childrenOf(e.kube, NS, 'p1');
+    return c.includes('StatefulSet/p1-203-0-113-9') && !c.includes('StatefulSet/p1-203-0-113-8') ? c : undefined;
+  });
+  assert.deepEqual(await childrenOf(e.kube, NS, 'p1'), [
+    'ConfigMap/p1-relay-config',
+    'NetworkPolicy/p1',
+    'PodDisruptionBudget/p1',
+    'Service/p1',
+    'Service/p1-relays',
+    'StatefulSet/p1-203-0-113-7',
+    'StatefulSet/p1-203-0-113-9',
+  ]);
+  const cm = await e.kube.get('v1', 'ConfigMap', NS, 'p1-relay-config');
+  assert.equal(cm.metadata?.uid, cmBefore.metadata?.uid, 'the ConfigMap is updated, not replaced');
+  const data = cm['data'] as Record<string, string>;
+  assert.deepEqual(Object.keys(data).sort(), ['relay-203-0-113-7.yaml', 'relay-203-0-113-9.yaml']);
+  assert.equal(RelayConfigSchema.parse(parse(data['relay-203-0-113-7.yaml']!)).hostname, 'mta1b.example.test');
+  const sts = await e.kube.get('apps/v1', 'StatefulSet', NS, 'p1-203-0-113-7');
+  assert.equal(sts.metadata?.uid, stsBefore.metadata?.uid);
+  const pool = await getPool('p1');
+  const st = pool['status'] as { ips: { address: string }[] };
+  assert.deepEqual(st.ips.map((i) => i.address), ['203.0.113.7', '203.0.113.9']);
+});
+
+test('a bad spec the schema cannot catch: Ready=False naming the field, a Warning Event, then recovery', { skip }, async () => {
+  await e.kube.create(
+    samplePool('p2', NS, {
+      submission: { ports: [{ name: 'submission', port: 587, tls: 'starttls' }], tlsSecretRef: { name: 'p2-tls' } },
+    }),
+  );
+  const bad = await waitFor('p2 Ready=False SecretNotFound', async () => {
+    const p = await getPool('p2');
+    const c = condition(p, 'Ready');
+    return c?.status === 'False' && c.reason === 'SecretNotFound' ? c : undefined;
+  });
+  assert.match(bad.message, /spec\.submission\.tlsSecretRef\.name: Secret "p2-tls" not found/);
+  assert.equal(bad.observedGeneration, 1);
+  assert.equal(condition(await getPool('p2'), 'Reconciled')?.status, 'False');
+  const ev = await waitFor('a Warning Event', async () => (await events(e.kube, NS, 'p2')).find((x) => x.reason === 'SecretNotFound'));
+  assert.equal(ev.type, 'Warning');
+  assert.match(ev.message, /tlsSecretRef/);
+
+  await e.kube.create({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'p2-tls', namespace: NS },
+    type: 'kubernetes.io/tls',
+    data: { 'tls.crt': Buffer.from('x').toString('base64'), 'tls.key': Buffer.from('y').toString('base64') },
+  });
+  await reconciledAt('p2', 1);
+  assert.equal(op.isLeader(), true);
+  const metrics = await op.metrics.registry.getSingleMetricAsString('mailfleet_operator_reconciles_total');
+  assert.match(metrics, /kind="SendingPool",result="success"/);
+});
+
+test('status writes use optimistic concurrency: a 409 is retried on a fresh read; no-op writes are skipped', { skip }, async () => {
+  const stale = await getPool('p1');
+  // Someone else writes in between: our copy's resourceVersion is now stale.
+  await e.kube.mergePatch({ ...POOL_REF, namespace: NS, name: 'p1' }, { metadata: { labels: { touched: 'yes' } } });
+  const seenLabels: (string | undefined)[] = [];
+  const res = await writeStatus(e.kube, stale, (cur) => {
+    seenLabels.push(cur.metadata?.labels?.['touched']);
+    return { ...(cur['status'] as object), summary: { ...((cur['status'] as { summary?: object }).summary ?? {}), bounceRate: '1.0%' } };
+  });
+  assert.equal(res.written, true);
+  assert.equal(res.attempts, 2, 'first attempt conflicted, second succeeded');
+  assert.deepEqual(seenLabels, [undefined, 'yes'], 'the retry recomputed from the fresh object');
+  const again = await writeStatus(e.kube, res.object!, (cur) => cur['status']);
+  assert.equal(again.written, false, 'an unchanged status is not written');
+  const p = await getPool('p1');
+  assert.equal((p['status'] as { summary: { bounceRate?: string } }).summary.bounceRate, '1.0%');
+});
+
+test('deleting a pool lets the garbage collector remove its children', { skip }, async () => {
+  const pool = await getPool('p2');
+  await e.kube.delete({ ...POOL_REF, namespace: NS, name: 'p2' });
+  await waitFor('p2 children garbage-collected', async () => ((await childrenOf(e.kube, NS, 'p2')).length === 0 ? true : undefined), 60_000);
+  assert.equal(await e.kube.find(POOL_REF.apiVersion, POOL_REF.kind, NS, 'p2'), undefined);
+  assert.ok(pool.metadata?.uid);
+});
+
+test('cluster-scoped egress policies are removed through the finalizer', { skip }, async () => {
+  // A stand-in for Cilium's CRD: same group, kind and scope; any content accepted.
+  await e.kube.apply({
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: 'ciliumegressgatewaypolicies.cilium.io' },
+    spec: {
+      group: 'cilium.io',
+      scope: 'Cluster',
+      names: { plural: 'ciliumegressgatewaypolicies', singular: 'ciliumegressgatewaypolicy', kind: 'CiliumEgressGatewayPolicy', listKind: 'CiliumEgressGatewayPolicyList' },
+      versions: [{ name: 'v2', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+    },
+  } as never);
+  await waitFor('Cilium stand-in CRD served', async () => {
+    try {
+      await e.kube.list('cilium.io/v2', 'CiliumEgressGatewayPolicy');
+      return true;
+    } catch {
+      return undefined;
+    }
+  });
+  await e.kube.create(samplePool('p3', NS, { egress: { mode: 'ciliumEgressGateway', ciliumEgressGateway: { nodeSelector: { egress: 'true' } } } }));
+  const policies = () => e.kube.list('cilium.io/v2', 'CiliumEgressGatewayPolicy', undefined, 'mailfleet.io/pool=p3');
+  await waitFor('two egress policies', async () => ((await policies()).items.length === 2 ? true : undefined));
+  const pool = await reconciledAt('p3', 1);
+  assert.ok(pool.metadata?.finalizers?.includes('mailfleet.io/cluster-scoped-children'));
+  const one = (await policies()).items.find((p) => p.metadata?.name?.endsWith('203-0-113-7'));
+  assert.equal((one?.['spec'] as { egressGateway: { egressIP: string } }).egressGateway.egressIP, '203.0.113.7');
+
+  await e.kube.delete({ ...POOL_REF, namespace: NS, name: 'p3' });
+  await waitFor('policies removed and the pool gone', async () =>
+    (await policies()).items.length === 0 && !(await e.kube.find(POOL_REF.apiVersion, POOL_REF.kind, NS, 'p3')) ? true : undefined,
+  );
+});
