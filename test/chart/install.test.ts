@@ -1,0 +1,247 @@
+// charts/mailfleet on a real kube-apiserver (test/cluster): the rendered objects pass the
+// apiserver's strict validation, `helm install` is accepted (cluster-wide and single-namespace
+// releases), the operator pod passes the "restricted" Pod Security admission, and the operator's
+// ServiceAccount may do exactly what it needs (`kubectl auth can-i --as=system:serviceaccount:…`).
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { chartDir, helmTools, repoRoot, run, type RunResult } from './helm.ts';
+import {
+  clusterScopedNeeds,
+  describe as describePermission,
+  leaseNeeds,
+  operatorForbidden,
+  operatorNeeds,
+  type Permission,
+} from './permissions.ts';
+
+interface ClusterHandle {
+  kubeconfig: string;
+  stop(): Promise<void>;
+}
+
+let skipped = '';
+let helm = '';
+let kubectl = '';
+let cluster: ClusterHandle | undefined;
+
+const SYSTEM_NS = 'mailfleet-system';
+const RELEASE = 'mf';
+const SA = `system:serviceaccount:${SYSTEM_NS}:mf-mailfleet`;
+const NS_RELEASE = 'mfns';
+const NS_SYSTEM_NS = 'mailfleet-ns';
+const NS_SA = `system:serviceaccount:${NS_SYSTEM_NS}:mfns-mailfleet`;
+
+before(async () => {
+  const tools = await helmTools();
+  if ('skipped' in tools) {
+    skipped = tools.skipped;
+    return;
+  }
+  ({ helm, kubectl } = tools);
+  const clusterModule = path.join(repoRoot, 'test', 'cluster', 'cluster.ts');
+  if (!existsSync(clusterModule)) {
+    skipped = 'test/cluster/cluster.ts (the real test cluster) is not in this tree';
+    return;
+  }
+  const { startCluster } = (await import(clusterModule)) as {
+    startCluster(): Promise<ClusterHandle | { skipped: string }>;
+  };
+  const c = await startCluster();
+  if ('skipped' in c) skipped = `no test cluster: ${c.skipped}`;
+  else cluster = c;
+});
+
+/**
+ * Minimal CRDs of the third-party kinds the operator manages (Multus, Cilium), as a cluster that
+ * runs those CNIs has them: `kubectl auth can-i` resolves resource types through discovery.
+ */
+function stubCrd(group: string, kind: string, plural: string, scope: 'Namespaced' | 'Cluster', version: string): string {
+  return JSON.stringify({
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.${group}` },
+    spec: {
+      group,
+      scope,
+      names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
+      versions: [{ name: version, served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+    },
+  });
+}
+
+after(async () => {
+  await cluster?.stop();
+});
+
+async function k(args: readonly string[], input?: string): Promise<RunResult> {
+  return run(kubectl, ['--kubeconfig', cluster!.kubeconfig, ...args], input === undefined ? {} : { input });
+}
+async function kOk(args: readonly string[], input?: string): Promise<string> {
+  const r = await k(args, input);
+  assert.equal(r.code, 0, `kubectl ${args.join(' ')}:\n${r.stderr}`);
+  return r.stdout;
+}
+async function h(args: readonly string[]): Promise<RunResult> {
+  return run(helm, ['--kubeconfig', cluster!.kubeconfig, ...args], { timeoutMs: 180_000 });
+}
+async function hOk(args: readonly string[]): Promise<string> {
+  const r = await h(args);
+  assert.equal(r.code, 0, `helm ${args.join(' ')}:\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** `kubectl auth can-i` as the given user; namespace undefined = cluster scope (-A). */
+async function canI(user: string, p: Permission, namespace: string | undefined, name?: string): Promise<boolean> {
+  const [resource, subresource] = p.resource.split('/');
+  const target = `${resource}${p.group ? `.${p.group}` : ''}${name ? `/${name}` : ''}`;
+  const args = ['auth', 'can-i', p.verb, target, `--as=${user}`, ...(namespace ? ['-n', namespace] : ['-A'])];
+  if (subresource) args.push(`--subresource=${subresource}`);
+  const r = await k(args);
+  const answer = r.stdout.trim();
+  if (answer !== 'yes' && answer !== 'no') throw new Error(`kubectl ${args.join(' ')}: unexpected answer ${JSON.stringify(answer)} ${r.stderr}`);
+  // kubectl maps the resource through discovery; an unknown type becomes a resource named
+  // "x.group" in the core group, and "no" would be meaningless.
+  if (/doesn't have a resource type/.test(r.stderr)) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr.trim()}`);
+  return answer === 'yes';
+}
+
+interface Check {
+  user: string;
+  p: Permission;
+  namespace: string | undefined;
+  name?: string;
+  want: boolean;
+}
+
+/** Asks the apiserver every check (a few at a time); returns the ones answered wrongly. */
+async function wrongAnswers(checks: readonly Check[]): Promise<string[]> {
+  const wrong: string[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < checks.length) {
+      const c = checks[next++]!;
+      const got = await canI(c.user, c.p, c.namespace, c.name);
+      if (got !== c.want) {
+        wrong.push(`${c.user} ${c.want ? 'cannot' : 'CAN'} ${describePermission(c.p)}${c.name ? ` ${c.name}` : ''} ${c.namespace ? `in ${c.namespace}` : 'cluster-wide'}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  return wrong.sort();
+}
+
+describe('charts/mailfleet: install into the test cluster', { concurrency: false }, () => {
+  test('the rendered chart passes the apiserver strict (server-side dry-run) validation', async (t) => {
+    if (skipped) return t.skip(skipped);
+    await kOk(['create', 'namespace', SYSTEM_NS]);
+    await kOk(['create', '-f', '-'], stubCrd('k8s.cni.cncf.io', 'NetworkAttachmentDefinition', 'network-attachment-definitions', 'Namespaced', 'v1'));
+    await kOk(['create', '-f', '-'], stubCrd('cilium.io', 'CiliumEgressGatewayPolicy', 'ciliumegressgatewaypolicies', 'Cluster', 'v2'));
+    // "restricted" enforced: the ReplicaSet controller's Pod for the operator must be admitted.
+    await kOk(['label', 'namespace', SYSTEM_NS, 'pod-security.kubernetes.io/enforce=restricted', 'pod-security.kubernetes.io/enforce-version=latest']);
+    for (const set of [[], ['--set', 'watchNamespace=default', '--set', 'podDisruptionBudget.enabled=true', '--set', 'replicaCount=2']]) {
+      const rendered = await run(helm, ['template', RELEASE, chartDir, '-n', SYSTEM_NS, ...set]);
+      assert.equal(rendered.code, 0, rendered.stderr);
+      const r = await k(['create', '--dry-run=server', '--validate=strict', '-f', '-'], rendered.stdout);
+      assert.equal(r.code, 0, `apiserver refused the chart (${set.join(' ') || 'default values'}):\n${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /Warning/, `apiserver warned about the chart:\n${r.stderr}`);
+    }
+  });
+
+  test('helm install (cluster-wide) is accepted; CRDs established; operator pod admitted as restricted', async (t) => {
+    if (skipped) return t.skip(skipped);
+    const out = await hOk(['install', RELEASE, chartDir, '-n', SYSTEM_NS, '--set', 'replicaCount=2']);
+    assert.match(out, /STATUS: deployed/);
+    assert.match(out, /reconciles SendingPools and MailDomains in all namespaces/, 'NOTES.txt rendered');
+    await kOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/sendingpools.mailfleet.io', 'crd/maildomains.mailfleet.io',
+      'crd/network-attachment-definitions.k8s.cni.cncf.io', 'crd/ciliumegressgatewaypolicies.cilium.io']);
+    // The controller-manager's ReplicaSet controller creates the Pods (they stay Pending: no
+    // kubelet); under enforce=restricted they exist only if the pod spec is restricted.
+    const deadline = Date.now() + 60_000;
+    let pods: string[] = [];
+    while (Date.now() < deadline) {
+      pods = (await kOk(['get', 'pods', '-n', SYSTEM_NS, '-l', 'app.kubernetes.io/instance=mf', '-o', 'name'])).split('\n').filter(Boolean);
+      if (pods.length === 2) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    if (pods.length !== 2) {
+      const rs = await k(['get', 'replicasets', '-n', SYSTEM_NS, '-o', 'yaml']);
+      assert.fail(`expected 2 operator pods, found ${pods.length}; ReplicaSets:\n${rs.stdout.slice(-3000)}`);
+    }
+    // And a CR of each kind is served (the CRDs work, not just exist).
+    await kOk(['get', 'sendingpools,maildomains', '-A']);
+  });
+
+  test('cluster-wide RBAC: the ServiceAccount can do what the operator needs, in any namespace, and no more', async (t) => {
+    if (skipped) return t.skip(skipped);
+    await kOk(['create', 'namespace', 'team-b']);
+    const checks: Check[] = [];
+    for (const ns of ['default', 'team-b']) {
+      for (const p of operatorNeeds) checks.push({ user: SA, p, namespace: ns, want: true });
+      for (const p of operatorForbidden) if (!p.clusterScoped) checks.push({ user: SA, p, namespace: ns, want: false });
+    }
+    for (const p of clusterScopedNeeds) checks.push({ user: SA, p, namespace: undefined, want: true });
+    for (const p of operatorForbidden) if (p.clusterScoped) checks.push({ user: SA, p, namespace: undefined, want: false });
+    for (const p of leaseNeeds) checks.push({ user: SA, p, namespace: SYSTEM_NS, name: 'mf-mailfleet', want: true });
+    // Only its own Lease, and none elsewhere.
+    checks.push({ user: SA, p: { group: 'coordination.k8s.io', resource: 'leases', verb: 'update' }, namespace: SYSTEM_NS, name: 'other', want: false });
+    checks.push({ user: SA, p: { group: 'coordination.k8s.io', resource: 'leases', verb: 'update' }, namespace: 'kube-system', name: 'mf-mailfleet', want: false });
+    assert.deepEqual(await wrongAnswers(checks), []);
+  });
+
+  test('helm install with watchNamespace: RBAC confined to that namespace (+ cluster-scoped egress policies)', async (t) => {
+    if (skipped) return t.skip(skipped);
+    await kOk(['create', 'namespace', 'team-a']);
+    // The CRDs belong to the first release; a second release must not try to own them.
+    const out = await hOk([
+      'install', NS_RELEASE, chartDir, '-n', NS_SYSTEM_NS, '--create-namespace',
+      '--set', 'watchNamespace=team-a', '--set', 'crds.enabled=false', '--set', 'rbac.aggregateClusterRoles=false',
+    ]);
+    assert.match(out, /in namespace "team-a" only/);
+    const checks: Check[] = [];
+    for (const p of operatorNeeds) {
+      checks.push({ user: NS_SA, p, namespace: 'team-a', want: true });
+      checks.push({ user: NS_SA, p, namespace: 'team-b', want: false });
+      checks.push({ user: NS_SA, p, namespace: undefined, want: false });
+    }
+    for (const p of operatorForbidden) if (!p.clusterScoped) checks.push({ user: NS_SA, p, namespace: 'team-a', want: false });
+    for (const p of clusterScopedNeeds) checks.push({ user: NS_SA, p, namespace: undefined, want: true });
+    for (const p of leaseNeeds) checks.push({ user: NS_SA, p, namespace: NS_SYSTEM_NS, name: 'mfns-mailfleet', want: true });
+    assert.deepEqual(await wrongAnswers(checks), []);
+  });
+
+  test('a second release that also renders the CRDs is refused (one owner for the CRDs)', async (t) => {
+    if (skipped) return t.skip(skipped);
+    const r = await h(['install', 'mf2', chartDir, '-n', 'mf2-system', '--create-namespace', '--set', 'watchNamespace=team-b']);
+    assert.notEqual(r.code, 0, 'helm installed CRDs already owned by release mf');
+    assert.match(r.stderr, /sendingpools\.mailfleet\.io|maildomains\.mailfleet\.io/);
+    assert.match(r.stderr, /exists and cannot be imported|invalid ownership metadata|conflict/i);
+  });
+
+  test('helm upgrade applies; helm uninstall keeps the CRDs (crds.keep) and removes the rest', async (t) => {
+    if (skipped) return t.skip(skipped);
+    await hOk(['upgrade', RELEASE, chartDir, '-n', SYSTEM_NS, '--set', 'replicaCount=1', '--set', 'watchNamespace=team-b']);
+    assert.equal((await kOk(['get', 'deployment', 'mf-mailfleet', '-n', SYSTEM_NS, '-o', 'jsonpath={.spec.replicas}'])).trim(), '1');
+    const rb = await k(['get', 'rolebinding', 'mf-mailfleet-operator', '-n', 'team-b', '-o', 'name']);
+    assert.equal(rb.code, 0, 'upgrade to watchNamespace created the RoleBinding');
+    const crb = await k(['get', 'clusterrolebinding', 'mf-mailfleet-operator', '-o', 'name']);
+    assert.notEqual(crb.code, 0, 'upgrade to watchNamespace removed the cluster-wide binding');
+
+    await hOk(['uninstall', NS_RELEASE, '-n', NS_SYSTEM_NS]);
+    await hOk(['uninstall', RELEASE, '-n', SYSTEM_NS]);
+    await kOk(['get', 'crd', 'sendingpools.mailfleet.io', 'maildomains.mailfleet.io']);
+    for (const [kind, name, ns] of [
+      ['deployment', 'mf-mailfleet', SYSTEM_NS],
+      ['serviceaccount', 'mf-mailfleet', SYSTEM_NS],
+      ['role', 'mf-mailfleet-leader-election', SYSTEM_NS],
+      ['rolebinding', 'mf-mailfleet-operator', 'team-b'],
+      ['clusterrole', 'mf-mailfleet-view', undefined],
+      ['role', 'mfns-mailfleet-operator', 'team-a'],
+      ['clusterrole', 'mfns-mailfleet-operator-cluster-scoped', undefined],
+    ] as const) {
+      const r = await k(['get', kind, name, ...(ns ? ['-n', ns] : []), '--ignore-not-found', '-o', 'name']);
+      assert.equal(r.stdout.trim(), '', `${kind} ${name} left behind after uninstall`);
+    }
+  });
+});
