@@ -3,7 +3,8 @@
 // imports operator code; the operator imports this module.
 import { z } from 'zod';
 
-const port = z.number().int().min(1).max(65535);
+// 0 asks the kernel for a free port (tests, side-by-side dev fleets).
+const port = z.number().int().min(0).max(65535);
 const hostname = z
   .string()
   .min(1)
@@ -173,7 +174,7 @@ export const RelayConfigSchema = z
       if (names.has(l.name)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `duplicate listener name "${l.name}"` });
       names.add(l.name);
       const bind = `${l.address}:${l.port}`;
-      if (binds.has(bind)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'port'], message: `another listener already binds ${bind}` });
+      if (l.port !== 0 && binds.has(bind)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'port'], message: `another listener already binds ${bind}` });
       binds.add(bind);
       if (l.tls !== 'none' && !cfg.tls) {
         ctx.addIssue({ code: 'custom', path: ['listeners', i, 'tls'], message: `tls "${l.tls}" needs the top-level tls.certFile and tls.keyFile` });

@@ -1,0 +1,62 @@
+// Starts a relay in this process (or as a child process) with a fresh data dir and a dev user.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { parseRelayConfig } from '../../relay/config/load.ts';
+import type { RelayConfigInput } from '../../relay/config/schema.ts';
+import { startRelay, type Relay } from '../../relay/relay.ts';
+import { addCredential } from '../../relay/intake/credentials.ts';
+import { createLogger } from '../../relay/log.ts';
+import { makeCertificate } from './certs.ts';
+
+export const USER = 'app@example.com';
+export const PASSWORD = 'correct horse battery';
+
+export interface Workspace {
+  dir: string;
+  credentialsFile: string;
+  tls: { certFile: string; keyFile: string };
+}
+
+export async function workspace(): Promise<Workspace> {
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-test-'));
+  const credentialsFile = join(dir, 'credentials');
+  await addCredential(credentialsFile, USER, PASSWORD);
+  return { dir, credentialsFile, tls: makeCertificate(dir) };
+}
+
+/** A config with the four listener kinds on ephemeral ports; `patch` overrides fields. */
+export function baseConfig(ws: Workspace, patch: Partial<RelayConfigInput> = {}): RelayConfigInput {
+  return {
+    hostname: 'relay.test',
+    dataDir: join(ws.dir, 'data'),
+    log: { level: 'silent' },
+    http: { address: '127.0.0.1', port: 0 },
+    listeners: [
+      { name: 'submission', role: 'submission', address: '127.0.0.1', port: 0, tls: 'starttls' },
+      { name: 'smtps', role: 'submission', address: '127.0.0.1', port: 0, tls: 'implicit' },
+      { name: 'alt', role: 'submission', address: '127.0.0.1', port: 0, tls: 'starttls', allowPlaintextAuthOnLoopback: true },
+      { name: 'mx', role: 'mx', address: '127.0.0.1', port: 0, tls: 'starttls' },
+    ],
+    tls: ws.tls,
+    auth: { credentialsFile: ws.credentialsFile },
+    acceptDomains: ['bounces.example.com'],
+    delivery: { enabled: false },
+    ...patch,
+  };
+}
+
+export async function startTestRelay(ws: Workspace, patch: Partial<RelayConfigInput> = {}): Promise<Relay> {
+  const config = parseRelayConfig(baseConfig(ws, patch), 'test');
+  return startRelay(config, { logger: createLogger('silent', 'relay'), delivery: false });
+}
+
+export function writeConfig(ws: Workspace, config: RelayConfigInput, name = 'relay.yaml'): string {
+  const file = join(ws.dir, name);
+  writeFileSync(file, stringify(config));
+  return file;
+}
+
+export const NODE = process.execPath;
+export const CLI = new URL('../../cli/mailfleet.ts', import.meta.url).pathname;
