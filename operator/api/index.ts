@@ -1,6 +1,6 @@
 // Public surface of the mailfleet.io/v1alpha1 API: schemas, types, names and the pure helpers
 // controllers need. Controllers import from here, not from the individual files.
-import type { z } from 'zod';
+import { describeIssues as describeZodIssues } from '../../relay/config/load.ts';
 import { MailDomainSchema, type MailDomain } from './maildomain.ts';
 import { SendingPoolSchema, type SendingPool } from './sendingpool.ts';
 
@@ -11,22 +11,9 @@ export * from './maildomain.ts';
 export * from './warmup-presets.ts';
 export { withRules, type CelRule } from './cel.ts';
 
-function issuePath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
-  return out || '(root)';
-}
-
-/** One line per problem, each naming the field (`spec.ips[1].address: ...`). */
-export function describeZodIssues(error: z.ZodError): string[] {
-  return error.issues.map((i) => {
-    if (i.code === 'unrecognized_keys') {
-      const where = issuePath(i.path);
-      return `${i.keys.map((k) => (where === '(root)' ? k : `${where}.${k}`)).join(', ')}: unknown field`;
-    }
-    return `${issuePath(i.path)}: ${i.message}`;
-  });
-}
+// One line per problem naming the field (`spec.ips[1].address: ...`), formatted as the relay
+// formats its own config errors.
+export { describeZodIssues };
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; problems: string[] };
 
