@@ -65,3 +65,43 @@ test('SendingPool CRD carries the required CEL rules', () => {
   );
   for (const c of ['Ready', 'IPs', 'Warm-up', 'Bounce rate', 'Age']) assert.ok(cols.includes(c), c);
 });
+
+test('toStructural: the rewrites the apiserver needs', async () => {
+  const { toStructural, openApiSchema } = await import('./crd.ts');
+  const { z } = await import('zod');
+  const { quantity, ipAddress } = await import('./common.ts');
+  const root = openApiSchema(
+    z
+      .object({
+        spec: z
+          .object({
+            q: quantity.default('1Gi'),
+            ip: ipAddress,
+            n: z.number().int().min(0).max(10),
+            big: z.number().int(),
+            f: z.number().gt(0),
+            lit: z.literal('x'),
+            either: z.union([z.literal('a'), z.literal('b')]),
+            m: z.record(z.string(), z.string()),
+            nested: z.object({ a: z.number().int().default(1) }).prefault({}),
+          })
+          .strict(),
+      })
+      .strict(),
+  );
+  const p = ((root.properties as JsonSchema).spec as JsonSchema).properties as Record<string, JsonSchema>;
+  assert.deepEqual(p.q!.anyOf, [{ type: 'integer' }, { type: 'string' }]);
+  assert.equal(p.q!['x-kubernetes-int-or-string'], true);
+  assert.equal(p.q!.default, '1Gi');
+  assert.deepEqual(p.ip, { type: 'string', maxLength: 45, anyOf: [{ format: 'ipv4' }, { format: 'ipv6' }] });
+  assert.deepEqual(p.n, { type: 'integer', minimum: 0, maximum: 10, format: 'int32' });
+  assert.deepEqual(p.big, { type: 'integer', format: 'int64' });
+  assert.deepEqual(p.f, { type: 'number', minimum: 0, exclusiveMinimum: true, format: 'double' });
+  assert.deepEqual(p.lit, { type: 'string', enum: ['x'] });
+  assert.deepEqual(p.either, { type: 'string', enum: ['a', 'b'] });
+  assert.deepEqual(p.m, { type: 'object', additionalProperties: { type: 'string' } });
+  // The apiserver validates a default as written, so nested defaults are filled in.
+  assert.deepEqual(p.nested!.default, { a: 1 });
+  assert.equal(((root.properties as JsonSchema).spec as JsonSchema).additionalProperties, undefined);
+  assert.throws(() => toStructural({ anyOf: [{ type: 'string' }, { type: 'object' }] }), /cannot express a union/);
+});
