@@ -51,5 +51,7 @@ export function withRules<S extends z.ZodType>(schema: S, rules: CelRule<z.outpu
     ...(reason ? { reason } : {}),
     ...(fieldPath ? { fieldPath } : {}),
   }));
-  return out.meta({ [VALIDATIONS_KEY]: validations }) as unknown as S;
+  // Rules attached earlier to the same schema are kept, not replaced.
+  const earlier = (schema.meta()?.[VALIDATIONS_KEY] as K8sValidation[] | undefined) ?? [];
+  return out.meta({ ...schema.meta(), [VALIDATIONS_KEY]: [...earlier, ...validations] }) as unknown as S;
 }

@@ -66,7 +66,7 @@ test('the generated CRDs are valid CustomResourceDefinitions', () => {
   for (const crd of Object.values(crds)) new CustomResourceDefinition(structuredClone(crd) as never).validate();
 });
 
-for (const name of ['sendingpool.yaml', 'maildomain.yaml']) {
+for (const name of ['sendingpool.yaml', 'maildomain.yaml', 'egress/hostnetwork.yaml', 'egress/multus.yaml', 'egress/cilium.yaml']) {
   test(`examples/${name} is accepted by zod and by the CRD schema`, async () => {
     for (const doc of await docs(join(EXAMPLES, name))) assert.deepEqual(check(doc), { zod: [], crd: [] });
   });
