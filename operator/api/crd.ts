@@ -121,7 +121,7 @@ export function toStructural(input: JsonSchema): JsonSchema {
 }
 
 /** What the apiserver's defaulting would turn `value` into under `node`. */
-function defaulted(node: JsonSchema, value: unknown): unknown {
+export function defaulted(node: JsonSchema, value: unknown): unknown {
   if (Array.isArray(value) && isObject(node.items)) return value.map((v) => defaulted(node.items as JsonSchema, v));
   if (!isObject(value) || !isObject(node.properties)) return value;
   const out: JsonSchema = { ...value };
