@@ -4,7 +4,12 @@ import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom
 
 export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
-  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'mailfleet_relay_' });
+  if (options.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry, prefix: 'mailfleet_relay_' });
+    // prom-client also names three gauges *_total, a suffix Prometheus reserves for counters
+    // (promtool rejects them); the same numbers stay available without the suffix.
+    for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) registry.removeSingleMetric(`mailfleet_relay_nodejs_${name}`);
+  }
   const m = {
     registry,
     smtpConnections: new Counter({

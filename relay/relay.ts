@@ -20,6 +20,7 @@ export interface Relay {
   metrics: RelayMetrics;
   listeners: RunningListener[];
   http: Server & { port: number };
+  tls: TlsFiles | undefined;
   /** Port of a listener by name (useful when the config asked for port 0). */
   port(name: string): number;
   stop(): Promise<void>;
@@ -107,7 +108,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   logger.info({ listeners: listeners.map((l) => `${l.name}:${l.port}`), http: http.port }, 'relay started');
 
   return {
-    config, store, logger, metrics, listeners, http,
+    config, store, logger, metrics, listeners, http, tls,
     port(name) {
       const l = listeners.find((x) => x.name === name);
       if (!l) throw new Error(`no listener named "${name}"`);

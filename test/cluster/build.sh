@@ -3,6 +3,8 @@
 # pinned in go.mod beside this script) into a cache dir keyed by that version, and
 # prints the bin dir as the last line of stdout. Returns at once when the binaries
 # are already there. Exit 3: they are not there and `go` is not on PATH.
+# etcd: start.sh uses Debian's (apt-get install etcd-server) from PATH; when there
+# is none, or MAILFLEET_ETCD=build, etcd 3.6 (pinned in etcd/go.mod) is built too.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,6 +15,7 @@ cache="${MAILFLEET_CACHE:-$HOME/.cache/mailfleet}"
 root="$cache/kube-$version"
 bin="$root/bin"
 cmds=(kube-apiserver kube-controller-manager)
+if [ "${MAILFLEET_ETCD:-}" = build ] || ! command -v etcd >/dev/null 2>&1; then cmds+=(etcd); fi
 
 have_all() {
   local c
@@ -32,22 +35,33 @@ if have_all; then echo "$bin"; exit 0; fi
 start=$SECONDS
 tmp="$(mktemp -d "$root/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
-# The same version stamps that Kubernetes' own build sets (hack/lib/version.sh),
-# so /version and the binaries' --version report the real release.
-minor="${version#v1.}"; minor="${minor%%.*}"
-ld="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ld+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-  ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-done
-echo "build.sh: building kube-apiserver, kube-controller-manager $version (a few minutes the first time)" >&2
-(
-  cd "$here"
-  GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" CGO_ENABLED=0 \
-    go build -trimpath -ldflags="$ld" -o "$tmp/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-) >&2
+missing() { [ ! -x "$bin/$1" ]; }
+if missing kube-apiserver || missing kube-controller-manager; then
+  # The same version stamps that Kubernetes' own build sets (hack/lib/version.sh),
+  # so /version and the binaries' --version report the real release.
+  minor="${version#v1.}"; minor="${minor%%.*}"
+  ld="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "build.sh: building kube-apiserver, kube-controller-manager $version (minutes, the first time)" >&2
+  (
+    cd "$here"
+    GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" CGO_ENABLED=0 \
+      go build -trimpath -ldflags="$ld" -o "$tmp/" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+  ) >&2
+fi
+if [[ " ${cmds[*]} " == *" etcd "* ]] && missing etcd; then
+  echo "build.sh: building etcd $(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2 }' "$here/etcd/go.mod")" >&2
+  (
+    cd "$here/etcd"
+    GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" CGO_ENABLED=0 \
+      go build -trimpath -ldflags="-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3
+  ) >&2
+fi
 mkdir -p "$bin"
-for c in "${cmds[@]}"; do mv -f "$tmp/$c" "$bin/$c"; done
+for c in "${cmds[@]}"; do [ ! -e "$tmp/$c" ] || mv -f "$tmp/$c" "$bin/$c"; done
 echo "build.sh: built in $((SECONDS - start)) s" >&2
 echo "$bin"

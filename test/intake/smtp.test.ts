@@ -65,7 +65,7 @@ test('swaks: AUTH PLAIN and LOGIN over STARTTLS are accepted and the 250 names t
     const m = relay.store.get(id!);
     assert.equal(m?.authUser, USER);
     assert.deepEqual(m?.recipients.map((x) => x.recipient), ['someone@gmail.com']);
-    assert.match(relay.store.body(id!)!.toString(), /^Received: from .* by relay\.test \(mailfleet\) with ESMTPSA id /s);
+    assert.match(relay.store.body(id!)!.toString(), /^Received: from .*\sby relay\.test \(mailfleet\) with ESMTPSA id /s);
   }
 });
 

@@ -1,0 +1,85 @@
+// A real local Kubernetes control plane (etcd, kube-apiserver,
+// kube-controller-manager on 127.0.0.1) for node:test suites. No kubelet or
+// scheduler: Pods are created but stay Pending.
+//
+//   const cluster = await startCluster();
+//   if ('skipped' in cluster) { test('…', { skip: cluster.skipped }, () => {}); }
+//   else { after(() => cluster.stop()); … KUBECONFIG = cluster.kubeconfig … }
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface Cluster {
+  /** Path of an admin kubeconfig (user in group system:masters). */
+  kubeconfig: string;
+  /** State dir: logs (*.log), pki/, pids. */
+  dir: string;
+  /** https://127.0.0.1:PORT */
+  server: string;
+  /** Stops kube-apiserver (SIGTERM, SIGKILL after 2 s) and starts it again on the same port; resolves when /readyz is ok. */
+  restartApiserver(): Promise<void>;
+  /** Stops every process and removes dir (kept when MAILFLEET_KEEP_CLUSTER is set). Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+const here = import.meta.dirname;
+
+class ScriptError extends Error {
+  code: number | null;
+  constructor(message: string, code: number | null) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** Runs a script of this folder; resolves with its stdout. stderr is shown live when `loud`. */
+function script(name: string, args: string[], env: Record<string, string> = {}, loud = false): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(here, name), args, {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', loud ? 'inherit' : 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve(out);
+      else reject(new ScriptError(`${name} ${args.join(' ')} exited ${code}\n${err.slice(-4000)}`, code));
+    });
+  });
+}
+
+const lastLine = (s: string): string => s.trim().split('\n').at(-1) ?? '';
+
+export async function startCluster(): Promise<Cluster | { skipped: string }> {
+  let bin: string;
+  try {
+    bin = lastLine(await script('build.sh', [], {}, true));
+  } catch (e) {
+    // build.sh exits 3 when the binaries are not cached and `go` is not on PATH.
+    if (e instanceof ScriptError && e.code === 3) return { skipped: 'no Kubernetes binaries cached and no Go toolchain to build them' };
+    throw e;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'mailfleet-kube-'));
+  const env = { KUBE_BIN: bin, MAILFLEET_CLUSTER_OWNER: String(process.pid) };
+  const kubeconfig = lastLine(await script('start.sh', [dir], env));
+  const server = (await readFile(join(dir, 'server'), 'utf8')).trim();
+  let stopped: Promise<void> | undefined;
+  return {
+    kubeconfig,
+    dir,
+    server,
+    restartApiserver: async () => {
+      await script('restart-apiserver.sh', [dir], env);
+    },
+    stop: () =>
+      (stopped ??= (async () => {
+        await script('stop.sh', [dir]);
+        if (!process.env.MAILFLEET_KEEP_CLUSTER) await rm(dir, { recursive: true, force: true });
+      })()),
+  };
+}
+
