@@ -22,7 +22,7 @@ import {
   LABEL_POOL,
   type RenderedObject,
 } from './names.ts';
-import { PATHS, HTTP_PORT, containerPort, domainsOfPool, relayConfigYaml, renderRelayConfig, signingKeys } from './relay-config.ts';
+import { PATHS, HTTP_PORT, RenderError, containerPort, domainsOfPool, relayConfigYaml, renderRelayConfig, signingKeys } from './relay-config.ts';
 
 export const DEFAULT_RELAY_IMAGE = 'ghcr.io/mailfleet/mailfleet:0.1.0';
 /** UID/GID of the relay process; any non-root id works, a fixed one makes fsGroup ownership of the queue predictable. */
@@ -46,9 +46,20 @@ function meta(pool: SendingPool, name: string, labels: Record<string, string>, a
   };
 }
 
+// The apiserver refuses ConfigMaps over 1 MiB; leave room for metadata.
+export const MAX_CONFIGMAP_DATA_BYTES = 1_000_000;
+
 export function renderConfigMap(pool: SendingPool, domains: readonly MailDomain[]): RenderedObject {
   const data: Record<string, string> = {};
   for (const ip of pool.spec.ips) data[configKey(ip.address)] = relayConfigYaml(renderRelayConfig(pool, domains, ip.address));
+  // Every IP's file repeats the pool's domains, so the size grows with IPs × domains.
+  const size = Object.entries(data).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+  if (size > MAX_CONFIGMAP_DATA_BYTES) {
+    throw new RenderError(`SendingPool ${pool.metadata.name}`, [
+      `the relay config for ${pool.spec.ips.length} IPs and ${domainsOfPool(pool, domains).length} MailDomains is ${size} bytes, ` +
+        `over the 1 MiB ConfigMap limit: spread the MailDomains over more SendingPools`,
+    ]);
+  }
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(pool, configMapName(pool), poolLabels(pool, 'config')), data };
 }
 

@@ -288,3 +288,9 @@ test('summarizePoolStatus formats the printer columns', () => {
     summary: { ips: '2/3', warmup: '1 warming', bounceRate: '1.2%', complaintRate: '0.04%' },
   });
 });
+
+test('a relay config over the ConfigMap size limit is a RenderError naming the way out', () => {
+  const p = pool({ ips: Array.from({ length: 64 }, (_, i) => ({ address: `203.0.113.${i + 1}`, hostname: `mta${i}.example.net` })) });
+  const many = Array.from({ length: 200 }, (_, i) => domain({ domain: `d${i}.example.com` }, `d${i}`));
+  assert.throws(() => renderPoolChildren(p, many), (e: unknown) => e instanceof RenderError && /spread the MailDomains/.test(e.message));
+});
