@@ -10,6 +10,7 @@ import { TlsFiles } from './tls-files.ts';
 import { CredentialStore } from './intake/credentials.ts';
 import { startListeners, closeListeners, type RunningListener } from './intake/listeners.ts';
 import { startHttpServer } from './http/server.ts';
+import { startDelivery } from './delivery/engine.ts';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -36,19 +37,6 @@ export interface StartRelayOptions {
   clock?: () => number;
   /** Starts delivery; defaults to the delivery engine. Tests of intake alone pass `false`. */
   delivery?: false | ((deps: { config: RelayConfig; store: QueueStore; logger: Logger; metrics: RelayMetrics; clock?: () => number }) => DeliveryHandle | Promise<DeliveryHandle>);
-}
-
-async function defaultDelivery(deps: { config: RelayConfig; store: QueueStore; logger: Logger; metrics: RelayMetrics; clock?: () => number }): Promise<DeliveryHandle | undefined> {
-  let mod: { startDelivery?: (d: typeof deps) => DeliveryHandle | Promise<DeliveryHandle> };
-  try {
-    // Through a variable so the relay still starts (intake only) where delivery is not built.
-    const path = './delivery/engine.ts';
-    mod = (await import(path)) as typeof mod;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return undefined;
-    throw err;
-  }
-  return mod.startDelivery ? mod.startDelivery(deps) : undefined;
 }
 
 export async function startRelay(config: RelayConfig, options: StartRelayOptions = {}): Promise<Relay> {
@@ -84,7 +72,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   tls?.on('error', (err: Error) => logger.error({ err: err.message }, 'new TLS certificate unusable; keeping the previous one'));
 
   const deliveryDeps = { config, store, logger: logger.child({ component: 'delivery' }), metrics, ...(options.clock ? { clock: options.clock } : {}) };
-  const delivery = options.delivery === false || !config.delivery.enabled ? undefined : await (options.delivery ?? defaultDelivery)(deliveryDeps);
+  const delivery = options.delivery === false || !config.delivery.enabled ? undefined : await (options.delivery ?? startDelivery)(deliveryDeps);
 
   let listeners: RunningListener[] = [];
   let ready = false;
