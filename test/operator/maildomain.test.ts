@@ -1,0 +1,206 @@
+// MailDomain against a real kube-apiserver, with DNS answered by a private dnsmasq on loopback.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { Resolver } from 'node:dns/promises';
+import { parse } from 'yaml';
+import { runOperator, type RunningOperator } from '../../operator/main.ts';
+import { txtChunks } from '../../operator/render/dns.ts';
+import {
+  clusterEnv,
+  installCrds,
+  createNamespace,
+  waitFor,
+  condition,
+  events,
+  samplePool,
+  sampleDomain,
+  DOMAIN_REF,
+  POOL_REF,
+  type Env,
+} from './harness.ts';
+import type { KubeObject } from '../../operator/runtime/kube.ts';
+
+const env = await clusterEnv();
+const skip = 'skipped' in env ? `no test cluster: ${env.skipped}` : false;
+const NS = 'domains';
+let e: Env;
+let op: RunningOperator | undefined;
+let dnsPort = 0;
+let dnsmasq: ChildProcess | undefined;
+
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
+  const port = s.address().port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+interface Rec {
+  type: string;
+  name: string;
+  value: string;
+  priority?: number;
+  verified?: boolean;
+  message?: string;
+}
+
+/** dnsmasq answering exactly `records` for *.test, on the port the operator was told about. */
+async function serveDns(records: Rec[]): Promise<void> {
+  const args = [
+    '--no-daemon', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--no-poll', '--pid-file=',
+    '--listen-address=127.0.0.1', '--bind-interfaces', `--port=${dnsPort}`, '--local=/test/', '--log-facility=-',
+  ];
+  for (const r of records) {
+    if (r.type === 'TXT') args.push(`--txt-record=${r.name},${txtChunks(r.value).join(',')}`);
+    if (r.type === 'MX') args.push(`--mx-host=${r.name},${r.value},${r.priority ?? 10}`);
+    if (r.type === 'CNAME') args.push(`--cname=${r.name},${r.value}`);
+  }
+  dnsmasq = spawn('/usr/sbin/dnsmasq', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  dnsmasq.stderr!.on('data', (d) => (stderr += d));
+  const r = new Resolver({ timeout: 200, tries: 1 });
+  r.setServers([`127.0.0.1:${dnsPort}`]);
+  await waitFor(`dnsmasq on ${dnsPort} answering (${stderr})`, async () => {
+    if (dnsmasq?.exitCode !== null) throw new Error(`dnsmasq exited: ${stderr}`);
+    try {
+      await r.resolveTxt(records.find((x) => x.type === 'TXT')!.name);
+      return true;
+    } catch {
+      return undefined;
+    }
+  });
+}
+
+before(async () => {
+  if (skip) return;
+  e = env as Env;
+  await installCrds(e.kube);
+  await createNamespace(e.kube, NS);
+  // Nothing listens here until serveDns(): lookups fail until then, as for unpublished records.
+  dnsPort = await freeUdpPort();
+  op = await startOperator();
+});
+
+function startOperator(): Promise<RunningOperator> {
+  return runOperator({
+    kubeconfig: e.kubeconfig,
+    leaderElection: false,
+    metricsPort: 0,
+    metricsHost: '127.0.0.1',
+    handleSignals: false,
+    logLevel: process.env.LOG_LEVEL ?? 'error',
+    dnsServers: [`127.0.0.1:${dnsPort}`],
+    dnsRecheckMs: 500,
+  });
+}
+
+after(async () => {
+  await op?.stop();
+  if (dnsmasq && dnsmasq.exitCode === null) dnsmasq.kill('SIGTERM');
+  if (!skip) await e.cluster.stop();
+});
+
+const getDomain = (name: string) => e.kube.get(DOMAIN_REF.apiVersion, DOMAIN_REF.kind, NS, name);
+
+test('a MailDomain gets its DKIM key, lists its DNS records, and turns DNSVerified once DNS serves them', { skip }, async () => {
+  await e.kube.create(samplePool('pd', NS));
+  const created = await e.kube.create(sampleDomain('d1', NS, 'example.test', 'pd'));
+
+  const listed = await waitFor('DKIMReady and the records listed', async () => {
+    const d = await getDomain('d1');
+    const st = d['status'] as { records?: Rec[] } | undefined;
+    return condition(d, 'DKIMReady')?.status === 'True' && (st?.records?.length ?? 0) > 0 ? d : undefined;
+  });
+  const st = listed['status'] as { records: Rec[]; dkimSecretName: string; selectors: { selector: string; state: string }[] };
+  assert.equal(condition(listed, 'DNSVerified')?.status, 'False');
+  assert.equal(condition(listed, 'DNSVerified')?.reason, 'RecordsMissing');
+  assert.equal(condition(listed, 'Ready')?.status, 'False');
+  const byPurpose = (p: string) => st.records.filter((r) => (r as Rec & { purpose?: string }).purpose === p);
+  assert.deepEqual(byPurpose('spf').map((r) => [r.type, r.name, r.value]), [['TXT', 'bounces.example.test', 'v=spf1 ip4:203.0.113.7 ip4:203.0.113.8 -all']]);
+  assert.deepEqual(byPurpose('return-path').map((r) => [r.type, r.name, r.value]).sort(), [
+    ['MX', 'bounces.example.test', 'mta1.example.test'],
+    ['MX', 'bounces.example.test', 'mta2.example.test'],
+  ]);
+  const dkim = byPurpose('dkim');
+  assert.equal(dkim.length, 1);
+  assert.equal(dkim[0]!.name, 'mailfleet._domainkey.example.test');
+  assert.match(dkim[0]!.value, /^v=DKIM1; k=rsa; p=[A-Za-z0-9+/]+=*$/);
+  assert.equal(byPurpose('dmarc')[0]!.name, '_dmarc.example.test');
+  assert.ok(st.records.every((r) => r.verified === false && r.message));
+  assert.deepEqual(st.selectors.map((s) => [s.selector, s.state]), [['mailfleet', 'Active']]);
+
+  // The key Secret: owned by the domain, carrying the key the DKIM record publishes.
+  const secret = await e.kube.get('v1', 'Secret', NS, st.dkimSecretName);
+  assert.equal(secret.metadata?.ownerReferences?.[0]?.uid, created.metadata?.uid);
+  const pub = Buffer.from((secret['data'] as Record<string, string>)['public.txt']!, 'base64').toString();
+  assert.ok(dkim[0]!.value.endsWith(`p=${pub}`));
+
+  // The pool's relay config signs for the domain with that key.
+  await waitFor('the pool ConfigMap carries the domain signing settings', async () => {
+    const cm = await e.kube.get('v1', 'ConfigMap', NS, 'pd-relay-config');
+    const cfg = parse((cm['data'] as Record<string, string>)['relay-203-0-113-7.yaml']!) as { domains?: { domain: string; dkim: { selector: string; keyFile: string }[] }[] };
+    const d = cfg.domains?.find((x) => x.domain === 'example.test');
+    return d?.dkim[0]?.selector === 'mailfleet' && d.dkim[0].keyFile.includes(st.dkimSecretName) ? true : undefined;
+  });
+
+  await serveDns(st.records);
+  const verified = await waitFor('DNSVerified=True', async () => {
+    const d = await getDomain('d1');
+    const c = condition(d, 'DNSVerified');
+    if (c?.status !== 'True') throw new Error(`DNSVerified ${c?.status}: ${c?.message}`);
+    return d;
+  });
+  assert.equal(condition(verified, 'Ready')?.status, 'True');
+  assert.ok((verified['status'] as { records: Rec[] }).records.every((r) => r.verified === true && r.message === undefined));
+  await waitFor('a DNSVerified Event', async () => (await events(e.kube, NS, 'd1')).find((x) => x.reason === 'DNSVerified' && x.type === 'Normal'));
+  assert.ok((await events(e.kube, NS, 'd1')).some((x) => x.reason === 'DKIMKeyGenerated'));
+});
+
+test('the DKIM key is generated once: spec changes and an operator restart keep the same Secret', { skip }, async () => {
+  const d = await getDomain('d1');
+  const name = (d['status'] as { dkimSecretName: string }).dkimSecretName;
+  const before = await e.kube.get('v1', 'Secret', NS, name);
+  await e.kube.mergePatch({ ...DOMAIN_REF, namespace: NS, name: 'd1' }, { spec: { dmarc: { policy: 'quarantine' } } });
+  // The DMARC record changed and DNS still serves p=none: verification follows the spec.
+  const changed = await waitFor('generation 2 observed, DMARC mismatch reported', async () => {
+    const x = await getDomain('d1');
+    const c = condition(x, 'DNSVerified');
+    return c?.observedGeneration === 2 && c.status === 'False' ? c : undefined;
+  });
+  assert.match(changed.message, /_dmarc\.example\.test/);
+  await op!.stop();
+  op = await startOperator();
+  await waitFor('re-reconciled after restart', async () => {
+    const x = await getDomain('d1');
+    return Date.parse((x['status'] as { lastCheckedAt: string }).lastCheckedAt) > Date.parse(condition(x, 'DNSVerified')!.lastTransitionTime) ? true : undefined;
+  });
+  const after_ = await e.kube.get('v1', 'Secret', NS, name);
+  assert.equal(after_.metadata?.uid, before.metadata?.uid);
+  assert.equal(after_.metadata?.resourceVersion, before.metadata?.resourceVersion, 'the key Secret was never written again');
+  const secrets = await e.kube.list('v1', 'Secret', NS, 'mailfleet.io/domain=d1');
+  assert.equal(secrets.items.length, 1);
+});
+
+test('a MailDomain whose pool does not exist says so, naming spec.poolRef.name, and recovers when it appears', { skip }, async () => {
+  await e.kube.create(sampleDomain('d2', NS, 'other.test', 'later'));
+  const c = await waitFor('Ready=False PoolNotFound', async () => {
+    const x = await getDomain('d2');
+    const r = condition(x, 'Ready');
+    return r?.reason === 'PoolNotFound' ? r : undefined;
+  });
+  assert.equal(c.status, 'False');
+  assert.match(c.message, /spec\.poolRef\.name: SendingPool "later" not found/);
+  const d2: KubeObject = await getDomain('d2');
+  assert.equal(condition(d2, 'DKIMReady')?.status, 'True', 'the key is made even before the pool exists');
+  await waitFor('a PoolNotFound Warning Event', async () => (await events(e.kube, NS, 'd2')).find((x) => x.reason === 'PoolNotFound' && x.type === 'Warning'));
+
+  await e.kube.create(samplePool('later', NS));
+  await waitFor('records listed once the pool exists', async () => {
+    const x = await getDomain('d2');
+    return condition(x, 'DNSVerified')?.reason === 'RecordsMissing' ? true : undefined;
+  });
+  assert.ok(await e.kube.find(POOL_REF.apiVersion, POOL_REF.kind, NS, 'later'));
+});
