@@ -1,0 +1,176 @@
+// The operator under disturbance, on a real control plane: the apiserver restarting under it, and
+// several replicas competing for the leader Lease.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { runOperator } from '../../operator/main.ts';
+import type { KubeObject } from '../../operator/runtime/kube.ts';
+import { clusterEnv, installCrds, createNamespace, waitFor, condition, events, samplePool, childrenOf, POOL_REF, type Env } from './harness.ts';
+
+const env = await clusterEnv();
+const skip = 'skipped' in env ? `no test cluster: ${env.skipped}` : false;
+let e: Env;
+
+before(async () => {
+  if (skip) return;
+  e = env as Env;
+  await installCrds(e.kube);
+  await createNamespace(e.kube, 'restart');
+  await createNamespace(e.kube, 'leader');
+});
+
+after(async () => {
+  if (!skip) await e.cluster.stop();
+});
+
+async function reconciledAt(ns: string, name: string, generation: number, timeoutMs = 30_000): Promise<KubeObject> {
+  return waitFor(
+    `${ns}/${name} Reconciled at generation ${generation}`,
+    async () => {
+      const p = await e.kube.get(POOL_REF.apiVersion, POOL_REF.kind, ns, name);
+      const c = condition(p, 'Reconciled');
+      return c?.status === 'True' && c.observedGeneration === generation ? p : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+test('the apiserver restarts mid-run: the operator recovers and creates no duplicate children', { skip }, async () => {
+  const op = await runOperator({
+    kubeconfig: e.kubeconfig,
+    namespace: 'restart',
+    leaderElection: false,
+    metricsPort: 0,
+    metricsHost: '127.0.0.1',
+    handleSignals: false,
+    logLevel: process.env.LOG_LEVEL ?? 'fatal',
+    dnsServers: ['127.0.0.1:9'],
+  });
+  try {
+    await e.kube.create(samplePool('r1', 'restart'));
+    await reconciledAt('restart', 'r1', 1);
+    const before_ = await childrenOf(e.kube, 'restart', 'r1');
+
+    await e.cluster.restartApiserver();
+
+    // Watches broke; changes made after the restart must still arrive.
+    await e.kube.mergePatch(
+      { ...POOL_REF, namespace: 'restart', name: 'r1' },
+      { spec: { ips: [{ address: '203.0.113.7', hostname: 'after-restart.example.test' }, { address: '203.0.113.8', hostname: 'mta2.example.test' }] } },
+    );
+    await e.kube.create(samplePool('r2', 'restart'));
+    await reconciledAt('restart', 'r1', 2, 60_000);
+    await reconciledAt('restart', 'r2', 1, 60_000);
+    assert.deepEqual(await childrenOf(e.kube, 'restart', 'r1'), before_, 'same children, none duplicated');
+    const cms = await e.kube.list('v1', 'ConfigMap', 'restart', 'mailfleet.io/pool=r1');
+    assert.equal(cms.items.length, 1);
+    assert.match(JSON.stringify(cms.items[0]!['data']), /after-restart\.example\.test/);
+    const sts = await e.kube.list('apps/v1', 'StatefulSet', 'restart');
+    assert.equal(sts.items.length, 4, 'two relays per pool, nothing else');
+    const restarts = await op.metrics.informerRestarts.get();
+    assert.ok(restarts.values.reduce((n, v) => n + v.value, 0) >= 1, 'informers were restarted after the watch failed');
+  } finally {
+    await op.stop();
+  }
+});
+
+interface Replica {
+  identity: string;
+  child: ChildProcess;
+  port: number;
+  exited: Promise<number | null>;
+  log: string[];
+}
+
+async function startReplica(identity: string): Promise<Replica> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'operator-process.ts')], {
+    env: { ...process.env, KUBECONFIG: e.kubeconfig, OPERATOR_IDENTITY: identity, LEASE_NAME: 'leader-test', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface(child.stdout!).on('line', (line) => {
+      log.push(line);
+      try {
+        const j = JSON.parse(line) as { msg?: string; port?: number };
+        if (j.msg === 'fixture ready') resolve(j.port!);
+      } catch {
+        /* not JSON */
+      }
+    });
+    void exited.then((code) => reject(new Error(`replica ${identity} exited ${code}: ${stderr}`)));
+  });
+  return { identity, child, port, exited, log };
+}
+
+async function isLeaderByMetrics(r: Replica): Promise<boolean> {
+  const text = await (await fetch(`http://127.0.0.1:${r.port}/metrics`)).text();
+  return /^mailfleet_operator_leader 1$/m.test(text);
+}
+
+async function holder(): Promise<string> {
+  const lease = await e.kube.find<KubeObject & { spec?: { holderIdentity?: string } }>('coordination.k8s.io/v1', 'Lease', 'default', 'leader-test');
+  return lease?.spec?.holderIdentity ?? '';
+}
+
+test('two operator processes: one leads and reconciles, the other waits; takeover on release and on expiry', { skip }, async () => {
+  const replicas = [await startReplica('replica-a'), await startReplica('replica-b')];
+  try {
+    const leaderId = await waitFor('a Lease holder', async () => (await holder()) || undefined);
+    const leader = replicas.find((r) => r.identity === leaderId)!;
+    const follower = replicas.find((r) => r.identity !== leaderId)!;
+    assert.ok(leader && follower);
+    await waitFor('leader metric on the leader', () => isLeaderByMetrics(leader));
+    assert.equal(await isLeaderByMetrics(follower), false);
+    // Both are ready: the follower stands by.
+    assert.equal((await fetch(`http://127.0.0.1:${follower.port}/readyz`)).status, 200);
+
+    await e.kube.create(samplePool('l1', 'leader'));
+    await reconciledAt('leader', 'l1', 1);
+    const reconciles = async (r: Replica) => {
+      const text = await (await fetch(`http://127.0.0.1:${r.port}/metrics`)).text();
+      return text.split('\n').filter((l) => l.startsWith('mailfleet_operator_reconciles_total{kind="SendingPool"')).length;
+    };
+    assert.ok((await reconciles(leader)) > 0, 'the leader reconciled');
+    assert.equal(await reconciles(follower), 0, 'the follower did not');
+    const ev = await waitFor('Reconciled Event', async () => (await events(e.kube, 'leader', 'l1')).find((x) => x.reason === 'Reconciled'));
+    assert.ok(ev);
+
+    // Graceful stop: the leader hands the Lease back, the follower takes over well before expiry.
+    const t0 = Date.now();
+    leader.child.kill('SIGTERM');
+    assert.equal(await leader.exited, 0, 'SIGTERM ends the process cleanly');
+    assert.ok(leader.log.some((l) => l.includes('"stopped"')));
+    await waitFor('the follower takes over', async () => ((await holder()) === follower.identity ? true : undefined), 10_000);
+    const handover = Date.now() - t0;
+    await e.kube.create(samplePool('l2', 'leader'));
+    await reconciledAt('leader', 'l2', 1);
+    assert.ok(await isLeaderByMetrics(follower));
+
+    // Crash: a SIGKILLed leader cannot release; a new replica waits out the lease, then leads.
+    const c = await startReplica('replica-c');
+    replicas.push(c);
+    await waitFor('c stands by', async () => ((await holder()) === follower.identity && !(await isLeaderByMetrics(c)) ? true : undefined));
+    const t1 = Date.now();
+    follower.child.kill('SIGKILL');
+    await follower.exited;
+    await waitFor('c takes over after the lease expires', async () => ((await holder()) === 'replica-c' ? true : undefined), 20_000);
+    const expiry = Date.now() - t1;
+    assert.ok(expiry >= 2500, `takeover after a crash waited for expiry (${expiry} ms)`);
+    assert.ok(handover < expiry, `release (${handover} ms) is faster than expiry (${expiry} ms)`);
+    await e.kube.mergePatch({ ...POOL_REF, namespace: 'leader', name: 'l1' }, { spec: { ips: [{ address: '203.0.113.7', hostname: 'c.example.test' }] } });
+    await reconciledAt('leader', 'l1', 2);
+    assert.deepEqual(
+      (await childrenOf(e.kube, 'leader', 'l1')).filter((x) => x.startsWith('StatefulSet/')),
+      ['StatefulSet/l1-203-0-113-7'],
+    );
+  } finally {
+    for (const r of replicas) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+    await Promise.all(replicas.map((r) => r.exited));
+  }
+});
