@@ -37,7 +37,7 @@ test('mailfleet dev: swaks with the printed credential, and the capture MX shows
   const [, ui] = await waitFor(/captured mail: +(http:\/\/127\.0\.0\.1:\d+\/)/);
 
   const swaks = spawn('swaks', ['--server', `127.0.0.1:${port}`, '--auth-user', user!, '--auth-password', password!, '--from', 'you@example.com', '--to', 'a@example.com', '--header', 'Subject: hello from the README'], { stdio: 'ignore' });
-  const [code] = (await new Promise((r) => swaks.on('close', (c) => r([c])))) as [number];
+  const [code] = (await new Promise((r) => swaks.on('close', (c) => r([c ?? -1])))) as [number];
   assert.equal(code, 0, 'swaks got a 250');
 
   const [line] = await waitFor(/^captured #1: <you@example\.com> -> <a@example\.com> {2}"hello from the README"/);
