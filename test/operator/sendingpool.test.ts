@@ -99,8 +99,10 @@ test('a SendingPool gets every child, each owned by the pool, with the expected 
   assert.deepEqual(cfg.listeners.map((l) => l.port), [10587]);
 
   const sts = await e.kube.get('apps/v1', 'StatefulSet', NS, 'p1-203-0-113-8');
-  const tpl = (sts['spec'] as { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } }).template.spec;
-  assert.equal(tpl.containers[0]!.env.find((v) => v.name === 'MAILFLEET_EGRESS_ADDRESS')?.value, '203.0.113.8');
+  assert.equal(sts.metadata?.annotations?.['mailfleet.io/address'], '203.0.113.8');
+  const spec = sts['spec'] as { replicas: number; template: { metadata: { annotations: Record<string, string> } } };
+  assert.equal(spec.replicas, 1, 'one relay pod per IP');
+  assert.equal(spec.template.metadata.annotations['mailfleet.io/address'], '203.0.113.8');
   // kube-controller-manager acts on what we applied: the StatefulSet controller creates the pod.
   await waitFor('relay pod created by the StatefulSet controller', () => e.kube.find('v1', 'Pod', NS, 'p1-203-0-113-8-0'));
 
@@ -116,6 +118,24 @@ test('a SendingPool gets every child, each owned by the pool, with the expected 
   assert.equal(st.summary.ips, '0/2');
   assert.equal(condition(pool, 'Degraded')?.status, 'False');
   await waitFor('a Reconciled Event', async () => (await events(e.kube, NS, 'p1')).find((ev) => ev.reason === 'Reconciled'));
+});
+
+test('the probe and metrics endpoints answer', { skip }, async () => {
+  const base = `http://127.0.0.1:${op.port}`;
+  assert.equal((await fetch(`${base}/healthz`)).status, 200);
+  const ready = await fetch(`${base}/readyz`);
+  assert.equal(ready.status, 200);
+  assert.match(await ready.text(), /caches synced/);
+  const text = await (await fetch(`${base}/metrics`)).text();
+  for (const name of [
+    'mailfleet_operator_reconciles_total',
+    'mailfleet_operator_reconcile_errors_total',
+    'mailfleet_operator_reconcile_duration_seconds_bucket',
+    'mailfleet_operator_workqueue_depth',
+    'mailfleet_operator_leader 1',
+  ]) {
+    assert.ok(text.includes(name), `${name} in /metrics`);
+  }
 });
 
 test('a spec change updates children in place, without duplicates; a removed IP is pruned', { skip }, async () => {
