@@ -1,0 +1,101 @@
+// The mailfleet relay as a child process (`node cli/mailfleet.ts relay --config FILE`), so its
+// peak RSS can be read from /proc and it can be profiled with --cpu-prof.
+import { spawn } from 'node:child_process';
+import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import type { RelayConfigInput } from '../../relay/config/schema.ts';
+import { LOOPBACK, freePort, peakRssBytes, waitForSmtp } from './util.ts';
+
+export const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const ACCEPT_DOMAIN = 'bench.test';
+
+export interface RelayTuning {
+  logLevel: string;
+  maxConnectionsPerHost: number;
+  maxMessagesPerConnection: number;
+  concurrency: number;
+}
+
+export interface MailfleetInstance {
+  port: number;
+  pid: number;
+  dir: string;
+  /** VmHWM of the relay process so far, bytes. */
+  peakRss(): number | undefined;
+  stop(): Promise<void>;
+}
+
+export function relayConfig(opts: { dir: string; port: number; httpPort: number; sinkPort: number; tuning: RelayTuning }): RelayConfigInput {
+  return {
+    hostname: 'mailfleet-bench.test',
+    dataDir: join(opts.dir, 'data'),
+    log: { level: opts.tuning.logLevel as 'info' },
+    http: { address: LOOPBACK, port: opts.httpPort },
+    // smtp-source does no AUTH: the bench domain is accepted without it, like an MX domain, on a
+    // listener without greeting delay (the submission default).
+    listeners: [{ name: 'bench', role: 'submission', address: LOOPBACK, port: opts.port, tls: 'none', greetingDelayMs: 0, maxClients: 2000 }],
+    acceptDomains: [ACCEPT_DOMAIN],
+    delivery: {
+      routes: [{ domains: ['*'], host: LOOPBACK, port: opts.sinkPort }],
+      maxConnectionsPerHost: opts.tuning.maxConnectionsPerHost,
+      maxMessagesPerConnection: opts.tuning.maxMessagesPerConnection,
+      concurrency: opts.tuning.concurrency,
+    },
+  };
+}
+
+export async function startMailfleet(opts: {
+  dir: string;
+  port: number;
+  sinkPort: number;
+  tuning: RelayTuning;
+  /** Directory for a --cpu-prof profile; no profiling when absent. */
+  cpuProfDir?: string;
+}): Promise<MailfleetInstance> {
+  mkdirSync(opts.dir, { recursive: true });
+  const httpPort = await freePort();
+  const configFile = join(opts.dir, 'relay.yaml');
+  writeFileSync(configFile, stringify(relayConfig({ dir: opts.dir, port: opts.port, httpPort, sinkPort: opts.sinkPort, tuning: opts.tuning })));
+  const logFd = openSync(join(opts.dir, 'relay.log'), 'a');
+  const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [];
+  const child = spawn(process.execPath, [...nodeArgs, join(REPO, 'cli/mailfleet.ts'), 'relay', '--config', configFile], {
+    cwd: REPO,
+    stdio: ['ignore', logFd, logFd],
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
+  closeSync(logFd);
+  let exitCode: number | null | undefined;
+  const exited = new Promise<void>((r) =>
+    child.once('exit', (code) => {
+      exitCode = code;
+      r();
+    }),
+  );
+  try {
+    await Promise.race([
+      waitForSmtp(opts.port, 30_000),
+      exited.then(() => {
+        throw new Error(`relay exited with ${exitCode} before listening; see ${join(opts.dir, 'relay.log')}`);
+      }),
+    ]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return {
+    port: opts.port,
+    pid: child.pid!,
+    dir: opts.dir,
+    peakRss: () => peakRssBytes(child.pid!),
+    async stop() {
+      if (exitCode === undefined) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        await exited;
+        clearTimeout(t);
+      }
+    },
+  };
+}

@@ -1,0 +1,114 @@
+// OTP under load: a backlog of bulk messages sits in the relay's queue, draining toward a slow
+// sink, while OTP messages arrive over SMTP at 10/s. Measures 250 → sink for the OTP messages.
+//
+// The intake has no way to set a message's class (relay/intake/listeners.ts enqueues without
+// `class`, so every SMTP message is 'transactional'); claimDue orders otp < transactional < bulk.
+// So the backlog is written straight into the queue database with the store's own API and class
+// 'bulk' (what a bulk class at intake would produce), and the "OTP" messages are plain SMTP
+// messages, i.e. class 'transactional'. With --otp-fifo the backlog is also run as
+// 'transactional', which is what bulk submitted over SMTP gets today.
+import { join } from 'node:path';
+import { QueueStore } from '../relay/queue/store.ts';
+import { ACCEPT_DOMAIN, startMailfleet, type RelayTuning } from './lib/mailfleet.ts';
+import { buildMessage, runPaced } from './lib/load.ts';
+import { startTimestampSink } from './lib/sinks.ts';
+import { freePort, percentile, round, sleep } from './lib/util.ts';
+
+export interface OtpResult {
+  backlogClass: 'bulk' | 'transactional';
+  bulkQueued: number;
+  prefillSeconds: number;
+  sinkDelayMs: number;
+  sent: number;
+  errors: number;
+  delivered: number;
+  /** ms from 250 to arrival at the sink, over the OTP messages that arrived. */
+  p50: number;
+  p99: number;
+  max: number;
+  acceptP50: number;
+  acceptP99: number;
+  bulkDeliveredPerSec: number;
+  peakRssMB?: number;
+}
+
+export async function runOtp(opts: {
+  dir: string;
+  bulk: number;
+  seconds: number;
+  ratePerSec: number;
+  sinkDelayMs: number;
+  backlogClass: 'bulk' | 'transactional';
+  tuning: RelayTuning;
+  log: (s: string) => void;
+}): Promise<OtpResult> {
+  const { log } = opts;
+  log(`== OTP under load: ${opts.bulk} messages queued as '${opts.backlogClass}', slow sink (+${opts.sinkDelayMs} ms per message), OTP at ${opts.ratePerSec}/s for ${opts.seconds} s`);
+  const t0 = performance.now();
+  const store = new QueueStore(join(opts.dir, 'data', 'queue'));
+  const from = `news@bulk.${ACCEPT_DOMAIN}`;
+  for (let i = 0; i < opts.bulk; i += 2000) {
+    const batch: Promise<string>[] = [];
+    for (let j = i; j < Math.min(opts.bulk, i + 2000); j++) {
+      const id = `bulk.${j}@bulk.bench.test`;
+      const to = `user${j}@${ACCEPT_DOMAIN}`;
+      batch.push(store.enqueue({ mailFrom: from, recipients: [to], body: buildMessage(id, from, to, 1024), class: opts.backlogClass, messageId: id }));
+    }
+    await Promise.all(batch);
+  }
+  await store.close();
+  const prefillSeconds = round((performance.now() - t0) / 1000, 1);
+  log(`  queued ${opts.bulk} in ${prefillSeconds} s`);
+
+  const sink = await startTimestampSink(await freePort(), { delayMs: opts.sinkDelayMs, keepPrefix: 'otp.' });
+  const relay = await startMailfleet({ dir: opts.dir, port: await freePort(), sinkPort: sink.port, tuning: opts.tuning });
+  try {
+    // Let delivery reach its steady state on the backlog.
+    await sleep(3000);
+    const bulkStart = sink.count();
+    const tStart = performance.now();
+    const samples = await runPaced({
+      port: relay.port,
+      ratePerSec: opts.ratePerSec,
+      count: opts.seconds * opts.ratePerSec,
+      size: 1024,
+      from: `otp@app.${ACCEPT_DOMAIN}`,
+      to: `someone@${ACCEPT_DOMAIN}`,
+      idPrefix: 'otp',
+    });
+    const ok = samples.filter((s) => !s.error);
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && ok.some((s) => !sink.arrivals.has(s.messageId))) await sleep(50);
+    const bulkPerSec = (sink.count() - bulkStart) / ((performance.now() - tStart) / 1000);
+    const lat: number[] = [];
+    for (const s of ok) {
+      const at = sink.arrivals.get(s.messageId);
+      if (at !== undefined) lat.push(at - s.accepted);
+    }
+    const rss = relay.peakRss();
+    const r: OtpResult = {
+      backlogClass: opts.backlogClass,
+      bulkQueued: opts.bulk,
+      prefillSeconds,
+      sinkDelayMs: opts.sinkDelayMs,
+      sent: samples.length,
+      errors: samples.length - ok.length,
+      delivered: lat.length,
+      p50: round(percentile(lat, 50)),
+      p99: round(percentile(lat, 99)),
+      max: round(lat.length ? Math.max(...lat) : Number.NaN),
+      acceptP50: round(percentile(ok.map((s) => s.accepted - s.start), 50)),
+      acceptP99: round(percentile(ok.map((s) => s.accepted - s.start), 99)),
+      bulkDeliveredPerSec: round(bulkPerSec - lat.length / ((performance.now() - tStart) / 1000), 1),
+      ...(rss !== undefined ? { peakRssMB: round(rss / 2 ** 20, 1) } : {}),
+    };
+    log(
+      `  OTP 250→sink p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms; delivered ${r.delivered}/${r.sent} (errors ${r.errors}); ` +
+        `accept p50/p99 ${r.acceptP50}/${r.acceptP99} ms; bulk ${r.bulkDeliveredPerSec} msg/s; peak RSS ${r.peakRssMB} MB`,
+    );
+    return r;
+  } finally {
+    await relay.stop();
+    await sink.stop();
+  }
+}
