@@ -3,10 +3,14 @@
 // releases), the operator pod passes the "restricted" Pod Security admission, and the operator's
 // ServiceAccount may do exactly what it needs (`kubectl auth can-i --as=system:serviceaccount:…`).
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { chartDir, helmTools, repoRoot, run, type RunResult } from './helm.ts';
+import { after, before, describe, test, type TestContext } from 'node:test';
+import { parse } from 'yaml';
+import { chartDir, helmTools, parseManifests, repoRoot, run, type RunResult } from './helm.ts';
 import {
   clusterScopedNeeds,
   describe as describePermission,
@@ -132,6 +136,86 @@ async function wrongAnswers(checks: readonly Check[]): Promise<string[]> {
   return wrong.sort();
 }
 
+/**
+ * Proof by use that the RBAC is sufficient: runs `mailfleet operator` (this checkout's CLI) as the
+ * release's ServiceAccount — a token from the TokenRequest API — with the args and env of the
+ * release's Deployment, applies examples/, and waits for the operator's writes: children, status,
+ * DKIM Secret, Events, the Lease; then SIGTERM and the Lease is handed back. Any "forbidden" in its
+ * output fails the test.
+ */
+async function operatorReconcilesExamples(t: TestContext, release: string, releaseNs: string, examplesNs: string, leaseNs: string): Promise<void> {
+  const manifest = parseManifests(await hOk(['get', 'manifest', release, '-n', releaseNs]));
+  const deploy = manifest.find((o) => o.kind === 'Deployment')!;
+  const container = (deploy as unknown as { spec: { template: { spec: { serviceAccountName: string; containers: { args: string[]; env: { name: string; value?: string }[] }[] } } } })
+    .spec.template.spec;
+  const c = container.containers[0]!;
+  const sa = container.serviceAccountName;
+
+  const token = (await kOk(['create', 'token', sa, '-n', releaseNs, '--duration=10m'])).trim();
+  const admin = parse(await readFile(cluster!.kubeconfig, 'utf8')) as { clusters: { cluster: Record<string, string> }[] };
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'mailfleet-sa-'));
+  t.after(() => rm(tmp, { recursive: true, force: true }));
+  const saKubeconfig = path.join(tmp, 'kubeconfig');
+  await writeFile(saKubeconfig, JSON.stringify({
+    apiVersion: 'v1', kind: 'Config', 'current-context': 'sa',
+    clusters: [{ name: 'c', cluster: admin.clusters[0]!.cluster }],
+    users: [{ name: 'sa', user: { token } }],
+    contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa' } }],
+  }));
+  const who = await run(kubectl, ['--kubeconfig', saKubeconfig, 'auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}']);
+  assert.equal(who.stdout, `system:serviceaccount:${releaseNs}:${sa}`);
+
+  // The pool's referenced Secrets (user-provided in real life); names read from the example.
+  const pool = parse(await readFile(path.join(repoRoot, 'examples', 'sendingpool.yaml'), 'utf8')) as {
+    metadata: { name: string };
+    spec: { ips: unknown[]; submission?: { tlsSecretRef?: { name: string }; authSecretRef?: { name: string; key?: string } } };
+  };
+  const domain = parse(await readFile(path.join(repoRoot, 'examples', 'maildomain.yaml'), 'utf8')) as { metadata: { name: string } };
+  await k(['create', 'namespace', examplesNs]);
+  const sub = pool.spec.submission;
+  if (sub?.tlsSecretRef) await kOk(['create', 'secret', 'generic', sub.tlsSecretRef.name, '-n', examplesNs, '--from-literal=tls.crt=x', '--from-literal=tls.key=x']);
+  if (sub?.authSecretRef) await kOk(['create', 'secret', 'generic', sub.authSecretRef.name, '-n', examplesNs, `--from-literal=${sub.authSecretRef.key ?? 'credentials'}=user:x`]);
+
+  const args = c.args.map((a) => (a.startsWith('--metrics-port=') ? '--metrics-port=0' : a));
+  const env: NodeJS.ProcessEnv = { ...process.env, POD_NAMESPACE: releaseNs, KUBECONFIG: '' };
+  for (const e of c.env) if (e.value !== undefined) env[e.name] = e.value;
+  const child = spawn(process.execPath, [path.join(repoRoot, 'cli', 'mailfleet.ts'), ...args, '--kubeconfig', saKubeconfig], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+
+  try {
+    await kOk(['apply', '-n', examplesNs, '-f', path.join(repoRoot, 'examples', 'sendingpool.yaml'), '-f', path.join(repoRoot, 'examples', 'maildomain.yaml')]);
+    const jp = async (args: string[]) => (await k(args)).stdout.trim();
+    const deadline = Date.now() + 90_000;
+    const state = { reconciled: '', dkim: '', sts: 0, events: '', holder: '' };
+    while (Date.now() < deadline) {
+      state.reconciled = await jp(['get', 'sendingpool', pool.metadata.name, '-n', examplesNs, '-o', 'jsonpath={.status.conditions[?(@.type=="Reconciled")].status}']);
+      state.dkim = await jp(['get', 'maildomain', domain.metadata.name, '-n', examplesNs, '-o', 'jsonpath={.status.conditions[?(@.type=="DKIMReady")].status}']);
+      state.sts = (await jp(['get', 'statefulsets', '-n', examplesNs, '-o', 'name'])).split('\n').filter(Boolean).length;
+      state.events = await jp(['get', 'events', '-n', examplesNs, '--field-selector', 'source=mailfleet-operator', '-o', 'name']);
+      state.holder = await jp(['get', 'lease', `${release}-mailfleet`, '-n', leaseNs, '-o', 'jsonpath={.spec.holderIdentity}']);
+      if (state.reconciled === 'True' && state.dkim === 'True' && state.sts === pool.spec.ips.length && state.events && state.holder) break;
+      if (child.exitCode !== null || /forbidden/i.test(output)) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.deepEqual(
+      { reconciled: state.reconciled, dkim: state.dkim, sts: state.sts, events: state.events !== '', leader: state.holder !== '' },
+      { reconciled: 'True', dkim: 'True', sts: pool.spec.ips.length, events: true, leader: true },
+      `the operator did not finish its writes; its output:\n${output.slice(-6000)}`,
+    );
+  } finally {
+    child.kill('SIGTERM');
+  }
+  const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 30_000))]);
+  assert.equal(code, 0, `operator did not stop cleanly on SIGTERM:\n${output.slice(-4000)}`);
+  assert.doesNotMatch(output, /forbidden|\b403\b/i, `the operator hit a permission error:\n${output.slice(-6000)}`);
+  const holder = (await k(['get', 'lease', `${release}-mailfleet`, '-n', leaseNs, '-o', 'jsonpath={.spec.holderIdentity}'])).stdout.trim();
+  assert.equal(holder, '', 'the Lease was handed back on shutdown (update on its own Lease)');
+}
+
 describe('charts/mailfleet: install into the test cluster', { concurrency: false }, () => {
   test('the rendered chart passes the apiserver strict (server-side dry-run) validation', async (t) => {
     if (skipped) return t.skip(skipped);
@@ -207,8 +291,20 @@ describe('charts/mailfleet: install into the test cluster', { concurrency: false
     }
     for (const p of operatorForbidden) if (!p.clusterScoped) checks.push({ user: NS_SA, p, namespace: 'team-a', want: false });
     for (const p of clusterScopedNeeds) checks.push({ user: NS_SA, p, namespace: undefined, want: true });
-    for (const p of leaseNeeds) checks.push({ user: NS_SA, p, namespace: NS_SYSTEM_NS, name: 'mfns-mailfleet', want: true });
+    // operator/main.ts keeps the Lease in the watched namespace.
+    for (const p of leaseNeeds) checks.push({ user: NS_SA, p, namespace: 'team-a', name: 'mfns-mailfleet', want: true });
+    checks.push({ user: NS_SA, p: { group: 'coordination.k8s.io', resource: 'leases', verb: 'create' }, namespace: NS_SYSTEM_NS, want: false });
     assert.deepEqual(await wrongAnswers(checks), []);
+  });
+
+  test('the real operator, run with the cluster-wide release\'s ServiceAccount token and args, reconciles the examples', async (t) => {
+    if (skipped) return t.skip(skipped);
+    await operatorReconcilesExamples(t, RELEASE, SYSTEM_NS, 'shop', SYSTEM_NS);
+  });
+
+  test('the real operator, run with the watchNamespace release\'s ServiceAccount token and args, reconciles the examples', async (t) => {
+    if (skipped) return t.skip(skipped);
+    await operatorReconcilesExamples(t, NS_RELEASE, NS_SYSTEM_NS, 'team-a', 'team-a');
   });
 
   test('a second release that also renders the CRDs is refused (one owner for the CRDs)', async (t) => {

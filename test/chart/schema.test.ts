@@ -67,9 +67,10 @@ describe('charts/mailfleet: values.schema.json', () => {
 
   test('helm lint reports a bad values file', async (t) => {
     if (skipped) return t.skip(skipped);
-    const r = await run(helm, ['lint', chartDir, '--set', 'logLevel=loud']);
+    const r = await run(helm, ['lint', chartDir, '--set', 'logLevel=loud', '--set', 'leaderElection.leaseDuration=15s']);
     assert.notEqual(r.code, 0);
-    assert.match(`${r.stdout}${r.stderr}`, /additional properties 'logLevel' not allowed/);
+    assert.match(`${r.stdout}${r.stderr}`, /at '\/logLevel': value must be one of/);
+    assert.match(`${r.stdout}${r.stderr}`, /at '\/leaderElection': additional properties 'leaseDuration' not allowed/);
   });
 
   test('every key of values.yaml is in the schema, and every schema property has a default in values.yaml', async () => {

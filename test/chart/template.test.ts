@@ -115,6 +115,7 @@ describe('charts/mailfleet: lint and template', () => {
     assert.deepEqual(c.readinessProbe?.httpGet, { path: '/readyz', port: 'metrics' });
     const env = (c as unknown as { env: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[] }).env;
     assert.equal(env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath, 'metadata.namespace', 'the Lease namespace');
+    assert.equal((env as { name: string; value?: string }[]).find((e) => e.name === 'LOG_LEVEL')?.value, 'info');
     assertRestricted(spec);
 
     const svc = one(objs, 'Service') as unknown as { spec: { selector: Record<string, string>; ports: { port: number }[] } };
@@ -176,6 +177,12 @@ describe('charts/mailfleet: lint and template', () => {
     assert.deepEqual(rb.subjects.map((s) => `${s.namespace}/${s.name}`), ['mailfleet-system/mf-mailfleet']);
     for (const p of operatorNeeds) assert.ok(allows(rulesOf(role), p), `Role allows ${describePermission(p)}`);
     for (const p of operatorForbidden) assert.ok(!allows(rulesOf(role), p), `Role must not allow ${describePermission(p)}`);
+
+    // operator/main.ts keeps its Lease in the watched namespace when there is one.
+    const lease = one(objs, 'Role', 'mf-mailfleet-leader-election');
+    assert.equal(lease.metadata.namespace, 'team-a');
+    for (const p of leaseNeeds) assert.ok(allows(rulesOf(lease), p, 'mf-mailfleet'), `lease Role allows ${describePermission(p)}`);
+    assert.equal(one(objs, 'RoleBinding', 'mf-mailfleet-leader-election').metadata.namespace, 'team-a');
 
     // The only cluster-wide grant left: CiliumEgressGatewayPolicies are cluster-scoped.
     const clusterRoles = byKind(objs, 'ClusterRole');

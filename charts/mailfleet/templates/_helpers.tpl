@@ -56,6 +56,14 @@ helm.sh/chart: {{ include "mailfleet.chart" . }}
 {{- end -}}
 {{- end -}}
 
+{{/*
+Namespace of the leader-election Lease, as operator/main.ts picks it: the watched namespace when
+there is one (--namespace), else the operator's own (POD_NAMESPACE).
+*/}}
+{{- define "mailfleet.leaseNamespace" -}}
+{{- default .Release.Namespace .Values.watchNamespace -}}
+{{- end -}}
+
 {{- define "mailfleet.leaseName" -}}
 {{- default (include "mailfleet.fullname" .) .Values.leaderElection.leaseName -}}
 {{- end -}}
