@@ -67,9 +67,9 @@ before(async () => {
 });
 
 after(async () => {
-  await h.cleanup();
-  await sink.close();
-  await dns.stop();
+  await h?.cleanup();
+  await sink?.close();
+  await dns?.stop();
   await netns?.stop();
 });
 

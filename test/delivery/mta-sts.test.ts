@@ -70,11 +70,11 @@ before(async () => {
 });
 
 after(async () => {
-  await h.cleanup();
-  await good.close();
-  await bad.close();
-  web.close();
-  await dns.stop();
+  await h?.cleanup();
+  await good?.close();
+  await bad?.close();
+  web?.close();
+  await dns?.stop();
 });
 
 test('enforce: delivered over verified TLS to the listed MX', async () => {

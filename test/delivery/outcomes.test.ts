@@ -39,6 +39,8 @@ before(async () => {
       { name: 'mx.rcpt.test', address: '127.0.2.11' },
       { name: 'mx.sender.test', address: '127.0.2.12' },
     ],
+    // Forwarded to a port where nothing answers: the resolver times out (as on a SERVFAIL).
+    extra: ['--server=/unreachable-dns.test/127.0.0.1#9'],
   });
   h = await startHarness({
     config: { delivery: { egressIps: [{ address: '127.0.0.2', hostname: 'out-a.mailfleet.test' }] } },
@@ -50,10 +52,10 @@ before(async () => {
 });
 
 after(async () => {
-  await h.cleanup();
-  await rcptSink.close();
-  await senderSink.close();
-  await dns.stop();
+  await h?.cleanup();
+  await rcptSink?.close();
+  await senderSink?.close();
+  await dns?.stop();
 });
 
 function dsnsFor(id: string) {
@@ -114,6 +116,14 @@ test('NXDOMAIN → bounced at once with 5.1.2', async () => {
   const [b] = await h.waitForEvents((e) => e.event === 'bounced' && e.queueId === id);
   assert.match(String(b!.reply), /^550 5\.1\.2 .*NXDOMAIN/);
   assert.equal(b!.category, 'dns');
+});
+
+test('DNS timeout → deferred with 4.4.3, not bounced', async () => {
+  const id = await h.enqueue('alice@sender.test', ['x@unreachable-dns.test']);
+  const [d] = await h.waitForEvents((e) => e.event === 'deferred' && e.queueId === id);
+  assert.match(String(d!.reply), /^451 4\.4\.3 DNS lookup of MX unreachable-dns\.test failed \(ETIMEOUT\)/);
+  assert.equal(d!.category, 'dns');
+  assert.equal(h.store.get(id)!.recipients[0]!.state, 'queued');
 });
 
 test('no DSN for a null sender, nor for a DSN', async () => {

@@ -23,9 +23,9 @@ before(async () => {
 });
 
 after(async () => {
-  await h.cleanup();
-  await sink.close();
-  await dns.stop();
+  await h?.cleanup();
+  await sink?.close();
+  await dns?.stop();
 });
 
 test('restart with a retry backlog loses and duplicates nothing', async () => {

@@ -40,10 +40,10 @@ before(async () => {
 });
 
 after(async () => {
-  for (const h of harnesses) await h.cleanup();
-  await Promise.all(sinks.map((s) => s.close()));
-  await postfix.close();
-  await dns.stop();
+  for (const h of harnesses) await h?.cleanup();
+  await Promise.all((sinks ?? []).map((s) => s.close()));
+  await postfix?.close();
+  await dns?.stop();
 });
 
 async function harness(delivery: Record<string, unknown> = {}): Promise<Harness> {

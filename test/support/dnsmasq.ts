@@ -77,11 +77,14 @@ export async function startDnsmasq(records: DnsRecords, address = '127.0.0.1'): 
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const server = `${address}:${port}`;
     let up = false;
-    for (let i = 0; i < 50 && child.exitCode === null; i++) {
+    // Poll for readiness (a reply to a probe), for up to 10 s: the socket is bound a few ms after spawn.
+    const deadline = Date.now() + 10_000;
+    while (child.exitCode === null && Date.now() < deadline) {
       if (await answers(server)) {
         up = true;
         break;
       }
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
     if (up) {
       return {
@@ -101,7 +104,7 @@ export async function startDnsmasq(records: DnsRecords, address = '127.0.0.1'): 
       await exited;
     }
     // The port was taken between probe and bind (another suite): try another one.
-    if (!/Address already in use|address in use/i.test(stderr)) throw new Error(`dnsmasq did not start: ${stderr}`);
+    if (!/Address already in use|address in use/i.test(stderr)) throw new Error(`dnsmasq on ${server} did not answer within 10 s (exit ${child.exitCode}): ${stderr}`);
   }
   throw new Error('dnsmasq: no free port after 5 attempts');
 }
