@@ -103,11 +103,13 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
       log.info({ identity }, 'leading: starting controllers');
       await manager.start();
     });
-  const stopManaging = () =>
-    serial(async () => {
+  const stopManaging = () => {
+    manager.interruptStart();
+    return serial(async () => {
       log.info({ identity }, 'not leading: stopping controllers');
       await manager.stop();
     });
+  };
 
   const http = await startHttpServer({
     port: opts.metricsPort ?? 8080,
@@ -160,6 +162,7 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
       log.info({ identity }, 'shutting down');
       // Controllers first (finish in-flight reconciles), then hand back the Lease, so the
       // successor never overlaps with our last writes.
+      manager.interruptStart();
       await serial(async () => {
         await manager.stop();
       });

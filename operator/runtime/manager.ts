@@ -47,7 +47,7 @@ export interface ManagerOptions {
   childSelector?: string | undefined;
   resyncMs?: number;
   stallMs?: number;
-  /** How long start() waits for caches before starting workers anyway. */
+  /** How often start() logs which caches it is still waiting for. */
   syncTimeoutMs?: number;
 }
 
@@ -151,12 +151,20 @@ export class Manager implements Caches {
       this.informers.set(k, inf);
     }
     await Promise.all([...this.informers.values()].map((i) => i.start()));
-    // Wait (bounded) for every first list, so a reconcile never mistakes an unsynced cache for
-    // "the child does not exist". Informers that cannot list keep retrying in the background.
-    const deadline = Date.now() + (this.o.syncTimeoutMs ?? 60_000);
-    while (!this.synced() && Date.now() < deadline && this.started) await new Promise((r) => setTimeout(r, 50));
+    // Workers start only once every first list is in: a reconcile against a half-filled cache
+    // would take "not in the cache" for "does not exist" (render a pool without its domains,
+    // restart its relays with a config that lost DKIM). Informers that cannot list keep retrying.
+    let waited = 0;
+    while (!this.synced() && this.started) {
+      await new Promise((r) => setTimeout(r, 50));
+      waited += 50;
+      if (waited % (this.o.syncTimeoutMs ?? 30_000) === 0) {
+        const pending = [...this.informers.values()].filter((i) => !i.hasSynced()).map((i) => i.kind);
+        log.warn({ pending }, 'still waiting for informer caches to sync');
+      }
+    }
     if (!this.started) return;
-    log.info({ synced: this.synced() }, 'caches ready; starting workers');
+    log.info('caches synced; starting workers');
 
     for (const r of this.running) {
       const n = r.def.workers ?? 2;
@@ -207,11 +215,16 @@ export class Manager implements Caches {
     }
   }
 
-  /** Stop taking work, let in-flight reconciles finish (bounded), stop the informers. */
+  /** Make a start() that is still waiting for caches give up (it cannot be stopped before it returns). */
+  interruptStart(): void {
+    this.started = false;
+  }
+
+  /** Stop taking work, let in-flight reconciles finish (bounded), stop the informers. Idempotent. */
   async stop(timeoutMs = 10_000): Promise<void> {
-    if (!this.started) return;
     this.started = false;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.resyncTimer = undefined;
     for (const r of this.running) r.queue.shutdown();
     const all = Promise.allSettled(this.running.flatMap((r) => r.workers));
     await Promise.race([all, new Promise((res) => setTimeout(res, timeoutMs).unref())]);

@@ -193,7 +193,9 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
             dns: findCondition(prev.conditions, 'DNSVerified'),
             ready: findCondition(prev.conditions, 'Ready'),
           };
-          const gen = cur.metadata?.generation ?? m.generation;
+          // The generation this reconcile acted on, not the fresh copy's: a conflict retry must not
+          // claim a newer spec was handled (its own event re-queues it).
+          const gen = m.generation;
           const next: NonNullable<MailDomain['status']> = { ...prev, observedGeneration: gen };
           let conds = prev.conditions ?? [];
           const set = (type: string, ok: boolean, reason: string, message: string) =>

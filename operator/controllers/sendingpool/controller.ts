@@ -250,7 +250,9 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
         (cur) => {
           const prev = (cur['status'] ?? {}) as NonNullable<SendingPool['status']>;
           readyBefore = findCondition(prev.conditions, 'Ready');
-          const gen = cur.metadata?.generation ?? m.generation;
+          // The generation this reconcile acted on, not the fresh copy's: a conflict retry must not
+          // claim a newer spec was handled (its own event re-queues it).
+          const gen = m.generation;
           let conds = prev.conditions ?? [];
           const next: NonNullable<SendingPool['status']> = { ...prev, observedGeneration: gen };
           if (blocked) {
