@@ -46,7 +46,8 @@ export class ConnectionPool {
       while (s.idle.length > 0) {
         const { conn, timer } = s.idle.pop()!;
         clearTimeout(timer);
-        if (!conn.closed) return conn;
+        if (conn.reusable) return conn;
+        conn.close();
         s.open--;
       }
       if (s.open < this.options.maxConnectionsPerHost) break;

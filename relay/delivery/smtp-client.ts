@@ -79,6 +79,11 @@ export class SmtpConnection {
   messagesSent = 0;
   closed = false;
 
+  /** Fit for another transaction: open, and the server has not said anything unasked (a 421 before closing). */
+  get reusable(): boolean {
+    return !this.closed && this.replies.length === 0 && this.lines.length === 0;
+  }
+
   private constructor(socket: net.Socket, opts: OpenOptions) {
     this.socket = socket;
     this.host = opts.host;

@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { encodeData, SmtpConnection, SmtpError } from './smtp-client.ts';
+
+test('DATA encoding: dot-stuffing, CRLF everywhere, bare LF/CR cannot end the data (SMTP smuggling)', () => {
+  assert.equal(encodeData(Buffer.from('a\r\n.b\r\n..c\r\n')).toString(), 'a\r\n..b\r\n...c\r\n.\r\n');
+  assert.equal(encodeData(Buffer.from('a\n.\nb')).toString(), 'a\r\n..\r\nb\r\n.\r\n');
+  assert.equal(encodeData(Buffer.from('a\r.\rb\r\n')).toString(), 'a\r\n..\r\nb\r\n.\r\n');
+  assert.equal(encodeData(Buffer.from('.first')).toString(), '..first\r\n.\r\n');
+  const bytes = Buffer.from([0xc3, 0xa9, 0x0d, 0x0a]);
+  assert.deepEqual(encodeData(bytes).subarray(0, 4), bytes, '8-bit bytes pass unchanged');
+});
+
+// A scripted server: replies per command, to check multi-line replies and per-recipient results.
+async function scripted(handler: (line: string) => string | undefined): Promise<{ port: number; close(): void }> {
+  const server = net.createServer((s) => {
+    s.write('220-mx.test ESMTP\r\n220 second greeting line\r\n');
+    let buf = '';
+    let inData = false;
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      let i: number;
+      while ((i = buf.indexOf('\r\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (inData) {
+          if (line === '.') {
+            inData = false;
+            s.write('250 2.0.0 Ok: queued as 123\r\n');
+          }
+          continue;
+        }
+        if (line.startsWith('DATA')) inData = true;
+        const r = handler(line);
+        if (r) s.write(r);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
+}
+
+test('per-recipient replies, multi-line EHLO, DATA reply applies to accepted recipients only', async () => {
+  const srv = await scripted((line) => {
+    if (line.startsWith('EHLO')) return '250-mx.test\r\n250-SIZE 1000000\r\n250 8BITMIME\r\n';
+    if (line.startsWith('MAIL')) return /SIZE=\d+ BODY=8BITMIME$/.test(line) ? '250 2.1.0 Ok\r\n' : '501 5.5.4 bad params\r\n';
+    if (line.startsWith('RCPT')) return line.includes('bad') ? '550-5.1.1 no such user\r\n550 5.1.1 really\r\n' : '250 2.1.5 Ok\r\n';
+    if (line.startsWith('DATA')) return '354 go\r\n';
+    if (line.startsWith('QUIT')) return '221 bye\r\n';
+    return undefined;
+  });
+  try {
+    const c = await SmtpConnection.open({ host: 'mx.test', address: '127.0.0.1', port: srv.port, ehloName: 'out.test', tls: 'opportunistic', connectTimeoutMs: 1000, commandTimeoutMs: 1000 });
+    const r = await c.send('a@x.test', ['good@y.test', 'bad@y.test'], Buffer.from('Subject: x\r\n\r\nhi\r\n'));
+    assert.deepEqual(r.recipients.map((x) => [x.recipient, x.reply.code, x.phase]), [['good@y.test', 250, 'eom'], ['bad@y.test', 550, 'rcpt']]);
+    assert.equal(r.recipients[1]!.reply.raw, '550-5.1.1 no such user / 550 5.1.1 really');
+    await c.quit();
+  } finally {
+    srv.close();
+  }
+});
+
+test('a refused connection is an SmtpError in the connect phase', async () => {
+  const port = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  await assert.rejects(
+    SmtpConnection.open({ host: 'mx.test', address: '127.0.0.1', port, ehloName: 'out.test', tls: 'none', connectTimeoutMs: 1000, commandTimeoutMs: 1000 }),
+    (e: unknown) => e instanceof SmtpError && e.phase === 'connect' && e.code === 0 && /ECONNREFUSED/.test(e.raw),
+  );
+});
