@@ -46,6 +46,9 @@ type Outcome =
   | { kind: 'expired' }
   | { kind: 'deferred'; at: number };
 
+/** Wait after a failure of our own (store, signing) before trying again. */
+const LOCAL_RETRY_MS = 60_000;
+
 export function groupDue(due: readonly DueRecipient[]): DueRecipient[][] {
   const groups = new Map<string, DueRecipient[]>();
   for (const d of due) {
@@ -197,7 +200,16 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     }
     // The DSN is made durable before the bounce is recorded: a crash in between repeats the
     // attempt (and perhaps the DSN) rather than losing the notice.
-    await sendDsn(group, original, dsn);
+    try {
+      await sendDsn(group, original, dsn);
+    } catch (err) {
+      // The notice could not be stored (disk full?): keep the bounced recipients queued instead of
+      // recording a bounce nobody hears about; the next attempt will bounce (and notify) again.
+      log.error({ err, queueId: first.messageId }, 'DSN could not be queued; bounce postponed');
+      for (const r of records.values()) {
+        if (r.outcome.kind === 'bounced' || r.outcome.kind === 'expired') r.outcome = { kind: 'deferred', at: now + LOCAL_RETRY_MS };
+      }
+    }
     for (const r of records.values()) {
       const outcome = r.outcome;
       store.recordAttempt(
@@ -209,6 +221,20 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     }
   }
 
+  /** After an unexpected local error, puts claimed recipients back (a claim must never be left behind). */
+  function releaseClaims(group: DueRecipient[], err: unknown): void {
+    try {
+      const reply = `451 4.3.0 local error: ${(err as Error).message}`.slice(0, 500);
+      const claimed = new Set(group.map((g) => g.recipient));
+      // Only those still claimed: some outcomes may have been recorded before the error.
+      const stuck = (store.get(group[0]!.messageId)?.recipients ?? []).filter((r) => r.state === 'inflight' && claimed.has(r.recipient)).map((r) => r.recipient);
+      if (stuck.length > 0) store.recordAttempt(group[0]!.messageId, stuck, { state: 'queued', nextAttemptAt: clock() + LOCAL_RETRY_MS }, reply);
+    } catch (again) {
+      // The store itself is failing; the claims are released when the relay restarts.
+      log.error({ err: again, queueId: group[0]!.messageId }, 'could not release claimed recipients');
+    }
+  }
+
   async function loop(): Promise<void> {
     while (running) {
       woken = false;
@@ -217,7 +243,10 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         const due = free > 0 ? store.claimDue(clock(), free) : [];
         for (const group of groupDue(due)) {
           const p: Promise<void> = deliverGroup(group)
-            .catch((err: unknown) => log.error({ err, queueId: group[0]!.messageId }, 'delivery group failed'))
+            .catch((err: unknown) => {
+              log.error({ err, queueId: group[0]!.messageId }, 'delivery group failed');
+              releaseClaims(group, err);
+            })
             .finally(() => {
               active.delete(p);
               wake();

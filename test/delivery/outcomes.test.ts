@@ -153,6 +153,25 @@ test('max age: deferred until the deadline, then expired with a DSN (injected cl
   assert.equal(h.store.get(id), undefined);
 });
 
+test('a DSN that cannot be stored postpones the bounce instead of losing the notice', async () => {
+  const id = await h.enqueue('alice@sender.test', ['bad3@rcpt.test']);
+  const store = h.store;
+  const enqueue = store.enqueue.bind(store);
+  store.enqueue = async () => {
+    store.enqueue = enqueue;
+    throw new Error('disk full (simulated)');
+  };
+  await h.waitForEvents((e) => e.msg === 'DSN could not be queued; bounce postponed' && e.queueId === id);
+  const r = h.store.get(id)!.recipients[0]!;
+  assert.deepEqual([r.state, r.nextAttemptAt], ['queued', now + 60_000]);
+  now += 60_000;
+  h.delivery.wake();
+  const [d] = await h.waitForEvents((e) => e.event === 'dsn' && e.originalQueueId === id);
+  await h.waitForEvents((e) => e.event === 'delivered' && e.queueId === d!.queueId);
+  assert.equal(dsnsFor(id).length, 1);
+  assert.equal(h.store.get(id), undefined);
+});
+
 test('outcomes are counted in metrics with bounded labels', async () => {
   const text = await h.metrics.registry.metrics();
   assert.match(text, /mailfleet_delivery_attempts_total\{result="delivered",source_ip="127\.0\.0\.2",provider="other",category="none"\} \d+/);
