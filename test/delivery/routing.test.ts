@@ -60,6 +60,11 @@ test('mail leaves from both source IPs, each saying its own name in EHLO', async
   const seen = new Map(msgs.map((m) => [m.remoteAddress, m.heloName]));
   assert.deepEqual([...seen.keys()].sort(), ['127.0.0.2', '127.0.0.3']);
   for (const m of msgs) assert.equal(m.heloName, EGRESS.find((e) => e.address === m.remoteAddress)!.hostname);
+  // What a receiver checks: the EHLO name is the PTR name of the connecting address.
+  const { Resolver } = await import('node:dns/promises');
+  const r = new Resolver();
+  r.setServers([dns.server]);
+  for (const [address, helo] of seen) assert.deepEqual(await r.reverse(address), [helo]);
   const delivered = await h.waitForEvents((e) => e.event === 'delivered', 16);
   assert.ok(delivered.every((e) => e.mx === 'mx.two-ips.test'));
 });
