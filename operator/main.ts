@@ -45,6 +45,8 @@ export interface OperatorOptions {
   stallMs?: number;
   logLevel?: string;
   logger?: Logger;
+  /** The reconcilers' clock (DKIM rotation, condition times); tests move it forward. */
+  now?: () => Date;
   /** Install SIGTERM/SIGINT handlers that stop gracefully and exit. Default true. */
   handleSignals?: boolean;
 }
@@ -82,7 +84,7 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
     events,
     log,
     metrics,
-    now: () => new Date(),
+    now: opts.now ?? (() => new Date()),
     dns: makeResolver(opts.dnsServers),
     dnsRecheckMs: opts.dnsRecheckMs ?? 5 * 60_000,
     refRecheckMs: opts.refRecheckMs ?? 30_000,
