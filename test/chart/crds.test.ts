@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { byKind, chartDir, helmTemplate, helmTools, renderChart, validateWithModels, type K8sObject } from './helm.ts';
+import { byKind, chartDir, helmTemplate, helmTools, renderChart, run, validateWithModels, type K8sObject } from './helm.ts';
 import { crdDrift, sourceCrdFiles, sourceDir } from './sync-crds.ts';
 
 let helm = '';
@@ -71,6 +71,23 @@ describe('charts/mailfleet: CRDs', () => {
     const disabled = await renderChart(helm, ['--set', 'crds.enabled=false']);
     assert.deepEqual(byKind(disabled, 'CustomResourceDefinition'), []);
     assert.ok(disabled.some((o) => o.kind === 'Deployment'), 'the rest of the chart still renders');
+  });
+
+  test('the packaged chart (helm package) carries and renders the CRDs', async (t) => {
+    if (skipped) return t.skip(skipped);
+    if ((await sourceCrdFiles()).length === 0) return t.skip('crds/ holds no generated CRDs yet (npm run crds)');
+    const tmp = await mkdtemp(path.join(os.tmpdir(), 'mailfleet-pkg-'));
+    try {
+      const r = await run(helm, ['package', chartDir, '-d', tmp]);
+      assert.equal(r.code, 0, r.stderr);
+      const tgz = r.stdout.trim().split(': ').pop()!;
+      const fromPackage = byKind(await renderChart(helm, [], tgz), 'CustomResourceDefinition');
+      const fromDir = byKind(await renderChart(helm), 'CustomResourceDefinition');
+      assert.equal(fromPackage.length, (await sourceCrds()).length, '.helmignore must not drop files/crds');
+      assert.deepEqual(fromPackage, fromDir);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
   });
 
   test('template mechanics: multi-document files, labels merged, a non-CRD or broken file named in the error', async (t) => {
