@@ -22,6 +22,10 @@ export interface RecipientOutcome {
   /** MX host that gave the reply, when one did. */
   mx?: string | undefined;
   tls?: boolean;
+  /** The MX certificate verified for its name (what MTA-STS testing mode reports on). */
+  tlsVerified?: boolean;
+  /** MTA-STS policy mode applied, when the domain has one. */
+  mtaSts?: 'enforce' | 'testing' | 'none';
 }
 
 export interface AttemptContext {
@@ -73,6 +77,7 @@ export async function attemptDelivery(
 ): Promise<RecipientOutcome[]> {
   let targets: { host: string; port: number }[];
   let tlsMode: TlsMode = 'opportunistic';
+  let stsMode: 'enforce' | 'testing' | 'none' | undefined;
   if (ctx.routes) {
     targets = ctx.routes.map((r) => ({ host: r.host, port: r.port }));
   } else {
@@ -84,6 +89,7 @@ export async function attemptDelivery(
       throw err;
     }
     const policy = ctx.mtaSts ? await ctx.mtaSts.policyFor(domain) : undefined;
+    stsMode = policy?.mode;
     if (policy?.mode === 'enforce') {
       tlsMode = 'verify';
       targets = targets.filter((t) => mxMatchesPolicy(t.host, policy.mx));
@@ -139,7 +145,10 @@ export async function attemptDelivery(
           ctx.pool.release(opts, conn);
           return result.recipients.map((r) => {
             const p = parseReplyLine(`${r.reply.code} ${r.reply.text.split('\n').join(' ')}`);
-            return { recipient: r.recipient, code: r.reply.code, enhanced: p.enhanced, text: p.text, raw: r.reply.raw, phase: r.phase, mx: t.host, tls: conn.tlsActive };
+            return {
+              recipient: r.recipient, code: r.reply.code, enhanced: p.enhanced, text: p.text, raw: r.reply.raw, phase: r.phase,
+              mx: t.host, tls: conn.tlsActive, tlsVerified: conn.tlsAuthorized, ...(stsMode ? { mtaSts: stsMode } : {}),
+            };
           });
         } catch (err) {
           ctx.pool.release(opts, conn);

@@ -178,6 +178,8 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         category: cls?.category,
         attempts: due.attempts + 1,
         tls: o.tls,
+        tlsVerified: o.tlsVerified,
+        mtaSts: o.mtaSts,
         ...(outcome.kind === 'deferred' ? { nextAttemptAt: new Date(outcome.at).toISOString() } : {}),
       };
       if (outcome.kind === 'delivered') log.info(event, 'delivered');

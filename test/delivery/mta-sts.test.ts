@@ -20,6 +20,7 @@ const POLICIES: Record<string, string> = {
   'mta-sts.secure.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.secure.test\r\nmax_age: 86400\r\n',
   'mta-sts.badcert.test': 'version: STSv1\r\nmode: enforce\r\nmx: *.badcert.test\r\nmax_age: 86400\r\n',
   'mta-sts.unlisted.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.elsewhere.test\r\nmax_age: 86400\r\n',
+  'mta-sts.trial.test': 'version: STSv1\r\nmode: testing\r\nmx: mx.trial.test\r\nmax_age: 86400\r\n',
 };
 
 before(async () => {
@@ -45,12 +46,15 @@ before(async () => {
       { domain: 'badcert.test', host: 'mx.badcert.test', preference: 10 },
       { domain: 'unlisted.test', host: 'mx.unlisted.test', preference: 10 },
       { domain: 'plain.test', host: 'mx.plain.test', preference: 10 },
+      { domain: 'trial.test', host: 'mx.trial.test', preference: 10 },
     ],
     a: [
       { name: 'mx.secure.test', address: '127.0.4.11' },
       { name: 'mx.unlisted.test', address: '127.0.4.11' },
       { name: 'mx.badcert.test', address: '127.0.4.12' },
       { name: 'mx.plain.test', address: '127.0.4.12' },
+      { name: 'mx.trial.test', address: '127.0.4.12' },
+      { name: 'mta-sts.trial.test', address: '127.0.4.10' },
       { name: 'mta-sts.secure.test', address: '127.0.4.10' },
       { name: 'mta-sts.badcert.test', address: '127.0.4.10' },
       { name: 'mta-sts.unlisted.test', address: '127.0.4.10' },
@@ -59,6 +63,7 @@ before(async () => {
       { name: '_mta-sts.secure.test', text: 'v=STSv1; id=20261129T01' },
       { name: '_mta-sts.badcert.test', text: 'v=STSv1; id=20261129T01' },
       { name: '_mta-sts.unlisted.test', text: 'v=STSv1; id=20261129T01' },
+      { name: '_mta-sts.trial.test', text: 'v=STSv1; id=20261129T01' },
     ],
   });
   h = await startHarness({
@@ -80,7 +85,7 @@ after(async () => {
 test('enforce: delivered over verified TLS to the listed MX', async () => {
   const id = await h.enqueue('s@mailfleet.test', ['a@secure.test']);
   const [ev] = await h.waitForEvents((e) => e.event === 'delivered' && e.queueId === id);
-  assert.equal(ev!.tls, true);
+  assert.deepEqual([ev!.tls, ev!.tlsVerified, ev!.mtaSts], [true, true, 'enforce']);
   const [m] = await good.waitForMessages(1);
   assert.equal(m!.secure, true);
   assert.ok(policyFetches.includes('mta-sts.secure.test'));
@@ -108,4 +113,10 @@ test('no policy: the same bad certificate is accepted (opportunistic TLS)', asyn
   assert.equal(ev!.tls, true);
   const [m] = await bad.waitForMessages(1);
   assert.equal(m!.secure, true);
+});
+
+test('testing mode: delivered despite the bad certificate, and the log says it was not verified', async () => {
+  const id = await h.enqueue('s@mailfleet.test', ['a@trial.test']);
+  const [ev] = await h.waitForEvents((e) => e.event === 'delivered' && e.queueId === id);
+  assert.deepEqual([ev!.tls, ev!.tlsVerified, ev!.mtaSts], [true, false, 'testing']);
 });
