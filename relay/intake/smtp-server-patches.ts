@@ -42,7 +42,7 @@ export function applySmtpServerPatches(): void {
     this._setListeners(() => {
       const options = this._server.options;
       if (options.maxClients && this._server.connections.size > options.maxClients) {
-        return this.send(421, this.name + ' Too many connected clients, try again in a moment', false);
+        return this.send(421, `4.4.5 ${this.name} Too many connected clients, try again in a moment`);
       }
       const delay = options.greetingDelayMs ?? 100;
       if (delay <= 0) return this.connectionReady();
