@@ -27,7 +27,7 @@ export interface ControllerDefinition {
   /** Child kinds: an event on one re-queues the owner named by its controller ownerReference. */
   owns?: ResourceRef[];
   /** Other resources whose events re-queue primaries: map an object to "namespace/name" keys. */
-  watches?: Array<ResourceRef & { map: (obj: KubeObject, caches: Caches) => string[] }>;
+  watches?: Array<ResourceRef & { map: (obj: KubeObject, caches: Caches, event: InformerEvent) => string[] }>;
   reconcile: (namespace: string, name: string, caches: Caches) => Promise<ReconcileResult | void>;
   workers?: number;
 }
@@ -129,8 +129,8 @@ export class Manager implements Caches {
         });
       }
       for (const w of def.watches ?? []) {
-        on(w, false, (_t, o) => {
-          for (const key of w.map(o, this)) queue.add(key);
+        on(w, false, (t, o) => {
+          for (const key of w.map(o, this, t)) queue.add(key);
         });
       }
     }

@@ -271,3 +271,14 @@ test('DKIM rotation: a new selector after rotateAfter, the old one published unt
     await rot.stop();
   }
 });
+
+test('deleting a MailDomain takes its signing settings out of the pool config', { skip }, async () => {
+  const signs = async () => {
+    const cm = await e.kube.get('v1', 'ConfigMap', NS, 'pd-relay-config');
+    const cfg = parse((cm['data'] as Record<string, string>)['relay-203-0-113-7.yaml']!) as { domains?: { domain: string }[] };
+    return (cfg.domains ?? []).some((x) => x.domain === 'example.test');
+  };
+  assert.equal(await signs(), true);
+  await e.kube.delete({ ...DOMAIN_REF, namespace: NS, name: 'd1' });
+  await waitFor('example.test gone from the relay config', async () => ((await signs()) ? undefined : true));
+});

@@ -269,3 +269,14 @@ test('cluster-scoped egress policies are removed through the finalizer', { skip 
     (await policies()).items.length === 0 && !(await e.kube.find(POOL_REF.apiVersion, POOL_REF.kind, NS, 'p3')) ? true : undefined,
   );
 });
+
+test('an egress mode whose add-on is not installed: Ready=False naming spec.egress.mode', { skip }, async () => {
+  await e.kube.create(samplePool('p4', NS, { egress: { mode: 'multus', multus: { master: 'eth1' } } }));
+  const c = await waitFor('p4 Ready=False EgressUnavailable', async () => {
+    const r = condition(await getPool('p4'), 'Ready');
+    return r?.reason === 'EgressUnavailable' ? r : undefined;
+  });
+  assert.equal(c.status, 'False');
+  assert.match(c.message, /^spec\.egress\.mode: multus needs k8s\.cni\.cncf\.io\/v1 NetworkAttachmentDefinition/);
+  await waitFor('a Warning Event', async () => (await events(e.kube, NS, 'p4')).find((x) => x.reason === 'EgressUnavailable' && x.type === 'Warning'));
+});

@@ -196,13 +196,17 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
     watches: [
       {
         ...DOMAIN,
-        map: (o) => {
+        map: (o, _caches, event) => {
           const key = `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
           const spec = (o['spec'] ?? {}) as { poolRef?: { name?: string }; domain?: string; dkim?: unknown; returnPath?: unknown };
           const status = (o['status'] ?? {}) as { selectors?: unknown };
           const pool = `${o.metadata?.namespace ?? ''}/${spec.poolRef?.name ?? ''}`;
           const signature = JSON.stringify([spec, status.selectors, o.metadata?.deletionTimestamp ?? null]);
           const prev = seen.get(key);
+          if (event === 'delete') {
+            seen.delete(key);
+            return prev && prev.pool !== pool ? [prev.pool, pool] : [pool];
+          }
           seen.set(key, { pool, signature });
           if (prev && prev.pool === pool && prev.signature === signature) return [];
           return prev && prev.pool !== pool ? [prev.pool, pool] : [pool];
