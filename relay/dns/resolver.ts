@@ -2,7 +2,9 @@
 // answers cached for their TTL. Failures become DnsFailure with an enhanced status code that says
 // whether to bounce (NXDOMAIN, null MX) or retry (SERVFAIL, timeout).
 import { Resolver } from 'node:dns/promises';
+import { getServers } from 'node:dns';
 import { orderMx, type MxRecord } from './mx.ts';
+import { wireQuery, TYPE_MX, TYPE_TXT } from './wire.ts';
 
 export class DnsFailure extends Error {
   readonly permanent: boolean;
@@ -22,12 +24,37 @@ export class DnsFailure extends Error {
   }
 }
 
-/** The subset of node:dns/promises Resolver the relay uses; tests may substitute it. */
+/**
+ * The lookups the relay uses, shaped like node:dns/promises Resolver; tests may substitute it. MX and
+ * TXT answers carry a TTL when the backend knows it (the default one does: see wire.ts).
+ */
 export interface DnsBackend {
-  resolveMx(name: string): Promise<MxRecord[]>;
+  resolveMx(name: string): Promise<(MxRecord & { ttl?: number })[]>;
   resolve4(name: string, options: { ttl: true }): Promise<{ address: string; ttl: number }[]>;
   resolve6(name: string, options: { ttl: true }): Promise<{ address: string; ttl: number }[]>;
-  resolveTxt(name: string): Promise<string[][]>;
+  resolveTxt(name: string): Promise<(string[] & { ttl?: number })[]>;
+}
+
+/** c-ares for addresses (it reports their TTL), our wire client for MX and TXT (c-ares hides theirs). */
+function defaultBackend(servers: string[] | undefined, timeoutMs: number, tries: number): DnsBackend {
+  const r = new Resolver({ timeout: timeoutMs, tries });
+  if (servers && servers.length > 0) r.setServers(servers);
+  const wire = () => ({ servers: servers && servers.length > 0 ? servers : getServers(), timeoutMs, tries });
+  return {
+    resolve4: (n, o) => r.resolve4(n, o),
+    resolve6: (n, o) => r.resolve6(n, o),
+    async resolveMx(n) {
+      return (await wireQuery(wire(), n, TYPE_MX)).map((a) => ({ ...(a.data as { priority: number; exchange: string }), ttl: a.ttl }));
+    },
+    async resolveTxt(n) {
+      return (await wireQuery(wire(), n, TYPE_TXT)).map((a) => Object.assign([...(a.data as string[])], { ttl: a.ttl }));
+    },
+  };
+}
+
+function minTtl(records: readonly { ttl?: number }[], fallback: number): number {
+  const ttls = records.map((r) => r.ttl).filter((t): t is number => typeof t === 'number');
+  return ttls.length > 0 ? Math.min(...ttls) : fallback;
 }
 
 export interface MailResolverOptions {
@@ -35,7 +62,7 @@ export interface MailResolverOptions {
   servers?: string[] | undefined;
   timeoutMs?: number;
   tries?: number;
-  /** Node does not expose MX/TXT TTLs; those answers are kept this long. */
+  /** How long to keep answers whose TTL the backend does not report, and empty (NODATA) answers. */
   fallbackTtlSeconds?: number;
   clock?: () => number;
   random?: () => number;
@@ -64,12 +91,7 @@ export class MailResolver {
   private readonly cache = new Map<string, CacheEntry<unknown>>();
 
   constructor(options: MailResolverOptions = {}) {
-    if (options.backend) this.backend = options.backend;
-    else {
-      const r = new Resolver({ timeout: options.timeoutMs ?? 5000, tries: options.tries ?? 2 });
-      if (options.servers && options.servers.length > 0) r.setServers(options.servers);
-      this.backend = r as unknown as DnsBackend;
-    }
+    this.backend = options.backend ?? defaultBackend(options.servers, options.timeoutMs ?? 5000, options.tries ?? 2);
     this.clock = options.clock ?? Date.now;
     this.random = options.random ?? Math.random;
     this.fallbackTtl = options.fallbackTtlSeconds ?? 300;
@@ -106,7 +128,8 @@ export class MailResolver {
     const d = domain.toLowerCase().replace(/\.$/, '');
     const records = await this.cached(`mx:${d}`, async () => {
       try {
-        return { value: await this.backend.resolveMx(d), ttl: this.fallbackTtl };
+        const records = await this.backend.resolveMx(d);
+        return { value: records.map((r) => ({ exchange: r.exchange, priority: r.priority })), ttl: minTtl(records, this.fallbackTtl) };
       } catch (err) {
         const code = codeOf(err);
         if (NOT_FOUND.has(code)) throw new DnsFailure(`domain ${d} does not exist (NXDOMAIN)`, true, '5.1.2', code);
@@ -153,7 +176,8 @@ export class MailResolver {
     const n = name.toLowerCase().replace(/\.$/, '');
     return this.cached(`txt:${n}`, async () => {
       try {
-        return { value: (await this.backend.resolveTxt(n)).map((chunks) => chunks.join('')), ttl: this.fallbackTtl };
+        const records = await this.backend.resolveTxt(n);
+        return { value: records.map((chunks) => chunks.join('')), ttl: minTtl(records, this.fallbackTtl) };
       } catch (err) {
         if (NOT_FOUND.has(codeOf(err)) || NO_DATA.has(codeOf(err))) return { value: [] as string[], ttl: this.fallbackTtl };
         throw this.temporary(`TXT ${n}`, err);
