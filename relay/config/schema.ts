@@ -82,6 +82,9 @@ export const RetrySchema = z
     multiplier: z.number().min(1).default(2),
     maxRetrySeconds: z.number().int().min(1).default(3600),
     maxAgeSeconds: z.number().int().min(60).default(5 * 24 * 3600),
+    // One "still trying" DSN per recipient once it has waited this long (Postfix delay_warning_time);
+    // absent = no delay notices.
+    delayNoticeSeconds: z.number().int().min(60).optional(),
   })
   .strict();
 
