@@ -14,6 +14,7 @@ import { attemptDelivery, type RecipientOutcome } from './attempt.ts';
 import { pickEgress, routeFor } from './egress.ts';
 import { MtaStsCache, type MtaStsOptions } from './mta-sts.ts';
 import { ConnectionPool } from './pool.ts';
+import { DelayNoticeLedger } from './delay-notices.ts';
 import { providerOf } from './provider.ts';
 import { nextAttemptAt, retryHintSeconds } from './retry.ts';
 
@@ -68,13 +69,14 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   const resolver = opts.resolver ?? new MailResolver({ servers: config.delivery.dnsServers, clock });
   const mtaSts = opts.mtaSts === false ? undefined : new MtaStsCache(resolver, opts.mtaSts ?? {}, clock);
   const signer = new DkimSigner(config.domains);
+  const delayNoticeMs = config.retry.delayNoticeSeconds !== undefined ? config.retry.delayNoticeSeconds * 1000 : undefined;
+  const ledger = delayNoticeMs !== undefined ? new DelayNoticeLedger(store.path) : undefined;
   const bounceRules: readonly BounceRule[] = config.delivery.bounceRules;
   const pool = new ConnectionPool({
     maxMessagesPerConnection: config.delivery.maxMessagesPerConnection,
     maxConnectionsPerHost: config.delivery.maxConnectionsPerHost,
     onOpen: (o, ok) => metrics.deliveryConnections.inc({ source_ip: o.localAddress ?? 'default', result: ok ? 'ok' : 'failed' }),
   });
-  const log = logger;
   const concurrency = config.delivery.concurrency;
   const active = new Set<Promise<void>>();
   let running = true;
@@ -96,9 +98,13 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     for (const [state, n] of Object.entries(store.counts())) metrics.queueRecipients.set({ state }, n);
   }
 
+  function wantsDsn(group: DueRecipient[], original: Buffer): boolean {
+    return !isNullSender(group[0]!.mailFrom) && !isDeliveryReport(original);
+  }
+
   async function sendDsn(group: DueRecipient[], original: Buffer, recipients: DsnRecipient[]): Promise<void> {
     const first = group[0]!;
-    if (recipients.length === 0 || isNullSender(first.mailFrom) || isDeliveryReport(original)) return;
+    if (recipients.length === 0 || !wantsDsn(group, original)) return;
     const body = composeDsn({
       reportingMta: config.hostname,
       queueId: first.messageId,
@@ -109,8 +115,9 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       original,
     });
     const id = await store.enqueue({ mailFrom: '', recipients: [first.mailFrom], body, class: 'transactional' });
-    metrics.dsnGenerated.inc({ action: 'failed' });
-    log.info({ event: 'dsn', queueId: id, originalQueueId: first.messageId, to: first.mailFrom, recipients: recipients.map((r) => r.recipient) }, 'DSN queued');
+    const action = recipients.some((r) => r.action === 'failed') ? 'failed' : 'delayed';
+    metrics.dsnGenerated.inc({ action });
+    logger.info({ event: 'dsn', action, queueId: id, originalQueueId: first.messageId, to: first.mailFrom, recipients: recipients.map((r) => r.recipient) }, 'DSN queued');
     wake();
   }
 
@@ -144,7 +151,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         body,
       );
     } catch (err) {
-      log.error({ err, queueId: first.messageId }, 'delivery attempt failed locally');
+      logger.error({ err, queueId: first.messageId }, 'delivery attempt failed locally');
       const text = `local error: ${(err as Error).message}`;
       outcomes = recipients.map((recipient) => ({ recipient, code: 451, enhanced: '4.3.0', text, raw: `451 4.3.0 ${text}`, phase: 'connect' as const }));
     }
@@ -153,6 +160,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     const byRecipient = new Map(group.map((g) => [g.recipient, g]));
     const records = new Map<string, { outcome: Outcome; recipients: string[]; reply: string }>();
     const dsn: DsnRecipient[] = [];
+    const delayed: DsnRecipient[] = [];
     for (const o of outcomes) {
       const due = byRecipient.get(o.recipient)!;
       const delivered = o.code >= 200 && o.code < 300;
@@ -182,8 +190,8 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         mtaSts: o.mtaSts,
         ...(outcome.kind === 'deferred' ? { nextAttemptAt: new Date(outcome.at).toISOString() } : {}),
       };
-      if (outcome.kind === 'delivered') log.info(event, 'delivered');
-      else log.warn(event, outcome.kind);
+      if (outcome.kind === 'delivered') logger.info(event, 'delivered');
+      else logger.warn(event, outcome.kind);
       if (outcome.kind === 'bounced' || outcome.kind === 'expired') {
         dsn.push({
           recipient: o.recipient,
@@ -192,6 +200,17 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
           remoteMta: o.mx,
           diagnostic: outcome.kind === 'expired' ? `${o.raw} (gave up after ${config.retry.maxAgeSeconds} s in the queue)` : o.raw,
           lastAttemptAt: now,
+        });
+      }
+      if (outcome.kind === 'deferred' && delayNoticeMs !== undefined && now - due.createdAt >= delayNoticeMs) {
+        delayed.push({
+          recipient: o.recipient,
+          action: 'delayed',
+          status: statusFromReply(o.code, o.enhanced, false),
+          remoteMta: o.mx,
+          diagnostic: o.raw,
+          lastAttemptAt: now,
+          willRetryUntil: due.createdAt + config.retry.maxAgeSeconds * 1000,
         });
       }
       const state = outcome.kind === 'deferred' ? `q${outcome.at}` : outcome.kind === 'delivered' ? 'd' : 'b';
@@ -207,7 +226,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     } catch (err) {
       // The notice could not be stored (disk full?): keep the bounced recipients queued instead of
       // recording a bounce nobody hears about; the next attempt will bounce (and notify) again.
-      log.error({ err, queueId: first.messageId }, 'DSN could not be queued; bounce postponed');
+      logger.error({ err, queueId: first.messageId }, 'DSN could not be queued; bounce postponed');
       for (const r of records.values()) {
         if (r.outcome.kind === 'bounced' || r.outcome.kind === 'expired') r.outcome = { kind: 'deferred', at: now + LOCAL_RETRY_MS };
       }
@@ -221,6 +240,14 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         r.reply,
       );
     }
+    if (ledger && delayed.length > 0 && wantsDsn(group, original)) {
+      try {
+        const fresh = new Set(ledger.claimFirst(first.messageId, delayed.map((d) => d.recipient)));
+        await sendDsn(group, original, delayed.filter((d) => fresh.has(d.recipient)));
+      } catch (err) {
+        logger.error({ err, queueId: first.messageId }, 'delay notice could not be queued');
+      }
+    }
   }
 
   /** After an unexpected local error, puts claimed recipients back (a claim must never be left behind). */
@@ -233,7 +260,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       if (stuck.length > 0) store.recordAttempt(group[0]!.messageId, stuck, { state: 'queued', nextAttemptAt: clock() + LOCAL_RETRY_MS }, reply);
     } catch (again) {
       // The store itself is failing; the claims are released when the relay restarts.
-      log.error({ err: again, queueId: group[0]!.messageId }, 'could not release claimed recipients');
+      logger.error({ err: again, queueId: group[0]!.messageId }, 'could not release claimed recipients');
     }
   }
 
@@ -246,7 +273,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         for (const group of groupDue(due)) {
           const p: Promise<void> = deliverGroup(group)
             .catch((err: unknown) => {
-              log.error({ err, queueId: group[0]!.messageId }, 'delivery group failed');
+              logger.error({ err, queueId: group[0]!.messageId }, 'delivery group failed');
               releaseClaims(group, err);
             })
             .finally(() => {
@@ -259,7 +286,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         if (due.length > 0 && active.size < concurrency) continue;
       } catch (err) {
         if (!running) break;
-        log.error({ err }, 'delivery loop error; retrying in 1 s');
+        logger.error({ err }, 'delivery loop error; retrying in 1 s');
       }
       if (woken || !running) continue;
       const next = active.size >= concurrency ? undefined : store.nextDueAt();
@@ -279,7 +306,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   }
 
   const loopDone = loop();
-  log.info({ egressIps: config.delivery.egressIps.map((e) => e.address), routes: config.delivery.routes.length }, 'delivery started');
+  logger.info({ egressIps: config.delivery.egressIps.map((e) => e.address), routes: config.delivery.routes.length }, 'delivery started');
 
   return {
     wake,
@@ -289,6 +316,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       await loopDone;
       await Promise.all([...active]);
       await pool.closeAll();
+      ledger?.close();
       updateQueueGauge(true);
     },
   };

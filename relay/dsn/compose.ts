@@ -10,6 +10,8 @@ export interface DsnRecipient {
   /** The remote server's reply as received ("550 5.1.1 no such user"), quoted as smtp diagnostic. */
   diagnostic?: string | undefined;
   lastAttemptAt: number;
+  /** For "delayed": when the relay will give up (RFC 3464 §2.3.9). */
+  willRetryUntil?: number | undefined;
 }
 
 export interface DsnInput {
@@ -82,6 +84,7 @@ export function composeDsn(input: DsnInput): Buffer {
     if (r.remoteMta) f.push(`Remote-MTA: dns; ${r.remoteMta}`);
     if (r.diagnostic) f.push(`Diagnostic-Code: smtp; ${oneLine(r.diagnostic)}`);
     f.push(`Last-Attempt-Date: ${rfc5322Date(r.lastAttemptAt)}`);
+    if (r.willRetryUntil !== undefined) f.push(`Will-Retry-Until: ${rfc5322Date(r.willRetryUntil)}`);
     return f.join('\r\n');
   });
   const msgId = `<${input.queueId}.${randomBytes(6).toString('hex')}.dsn@${input.reportingMta}>`;

@@ -1,0 +1,44 @@
+// Remembers which recipients have had their one delay notice. Kept in the queue's own SQLite file
+// (a table of its own, cleaned by a trigger when the message leaves the queue) so the memory
+// survives restarts without the queue store knowing about notices.
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+
+export class DelayNoticeLedger {
+  private readonly db: DatabaseSync;
+  private readonly insert: StatementSync;
+
+  constructor(queueDbPath: string) {
+    this.db = new DatabaseSync(queueDbPath, { timeout: 5000 });
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS delay_notices (
+        message_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        PRIMARY KEY (message_id, recipient)
+      ) STRICT;
+      CREATE TRIGGER IF NOT EXISTS delay_notices_gc AFTER DELETE ON messages
+      BEGIN DELETE FROM delay_notices WHERE message_id = old.id; END;
+    `);
+    this.insert = this.db.prepare(`INSERT OR IGNORE INTO delay_notices (message_id, recipient) VALUES (?, ?)`);
+  }
+
+  /**
+   * Marks recipients as notified and returns those that were not yet: a notice is sent at most once
+   * (marked before it is queued; a crash in between loses a courtesy notice, never repeats it).
+   */
+  claimFirst(messageId: string, recipients: string[]): string[] {
+    const fresh: string[] = [];
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      for (const r of recipients) if (Number(this.insert.run(messageId, r).changes) > 0) fresh.push(r);
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+    return fresh;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
