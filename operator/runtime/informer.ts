@@ -30,22 +30,32 @@ export interface InformerOptions {
   stallMs?: number;
 }
 
+type ListWatcher = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
+
 export class ResilientInformer {
   readonly kind: string;
-  private inf: (Informer<KubernetesObject> & ObjectCache<KubernetesObject>) | undefined;
+  /** The ListWatch receiving events now. */
+  private current: ListWatcher | undefined;
+  /**
+   * The ListWatch whose cache answers get/list: after a stall restart the old cache keeps
+   * answering until the new one has listed, so readers never see a transiently empty cache.
+   */
+  private serving: ListWatcher | undefined;
   private readonly opts: InformerOptions;
   private readonly clock: Clock;
+  private readonly kube: Kube;
   private failures = 0;
   private lastSign = 0;
   private synced = false;
   private stopped = true;
-  /** Bumped on every deliberate stop, so the `error` that stopping itself emits is ignored. */
-  private epoch = 0;
+  /**
+   * Generation of `current`. A ListWatch being replaced cannot be fully silenced (a hung list
+   * resolves later; an aborted watch reports an AbortError), so every callback checks it.
+   */
+  private gen = 0;
   private restartTimer: unknown;
   private watchdogTimer: unknown;
   private restarts = 0;
-
-  private readonly kube: Kube;
 
   constructor(kube: Kube, opts: InformerOptions) {
     this.kube = kube;
@@ -54,24 +64,37 @@ export class ResilientInformer {
     this.clock = opts.clock ?? systemClock;
   }
 
-  /** Starts listing and watching; resolves once the first list has been delivered. */
+  /** Starts listing and watching in the background. */
   async start(): Promise<void> {
     if (!this.stopped) return;
     this.stopped = false;
+    this.spawn();
+    this.armWatchdog();
+  }
+
+  private spawn(): void {
+    const gen = ++this.gen;
     const path = resourcePath({ apiVersion: this.opts.apiVersion, kind: this.opts.kind, namespace: this.opts.namespace });
-    const listFn = async () => {
-      const list = await this.kube.request<KubeList>('GET', path, { query: { labelSelector: this.opts.labelSelector } });
-      // ListWatch stores the items right after this promise resolves, in the same turn.
-      setImmediate(() => {
-        this.synced = true;
-        this.failures = 0;
-      });
-      return list as never;
-    };
-    const inf = makeInformer(this.kube.kc, path, listFn, this.opts.labelSelector);
-    this.inf = inf;
+    const live = () => gen === this.gen && !this.stopped;
+    const inf: ListWatcher = makeInformer(
+      this.kube.kc,
+      path,
+      async () => {
+        const list = await this.kube.request<KubeList>('GET', path, { query: { labelSelector: this.opts.labelSelector } });
+        // ListWatch stores the items right after this promise resolves, in the same turn.
+        setImmediate(() => {
+          if (!live()) return;
+          this.serving = inf;
+          this.synced = true;
+          this.failures = 0;
+        });
+        return list as never;
+      },
+      this.opts.labelSelector,
+    );
     for (const verb of ['add', 'update', 'delete'] as const) {
       inf.on(verb, (obj) => {
+        if (!live()) return;
         this.lastSign = this.clock.now();
         // An exception here would be swallowed by the watch's line parser; never let one escape.
         try {
@@ -82,24 +105,20 @@ export class ResilientInformer {
       });
     }
     inf.on('connect', () => {
-      this.lastSign = this.clock.now();
+      if (live()) this.lastSign = this.clock.now();
     });
-    inf.on('error', (err) => this.failed(err, this.epoch));
+    inf.on('error', (err) => {
+      if (live()) this.failed(err);
+    });
+    this.current = inf;
+    this.serving ??= inf;
     this.lastSign = this.clock.now();
-    this.armWatchdog();
-    await this.run(this.epoch);
+    inf.start().catch((err: unknown) => {
+      if (live()) this.failed(err);
+    });
   }
 
-  private async run(epoch: number): Promise<void> {
-    try {
-      await this.inf!.start();
-    } catch (err) {
-      this.failed(err, epoch);
-    }
-  }
-
-  private failed(err: unknown, epoch: number): void {
-    if (this.stopped || epoch !== this.epoch) return;
+  private failed(err: unknown): void {
     this.failures++;
     const min = this.opts.minBackoffMs ?? 500;
     const max = this.opts.maxBackoffMs ?? 30_000;
@@ -115,12 +134,16 @@ export class ResilientInformer {
       if (this.stopped) return;
       this.restarts++;
       this.opts.onRestart?.(reason);
-      // Deliberately stop what is left of the old watch, then resume from the cache's
-      // resourceVersion (ListWatch keeps it across stop/start; 410 makes it relist).
-      this.epoch++;
-      void this.inf!.stop();
       this.lastSign = this.clock.now();
-      void this.run(this.epoch);
+      if (reason === 'error') {
+        // After an `error` the ListWatch has no request left running: starting the same one
+        // again resumes from its resourceVersion (replaying what was missed) with its cache.
+        this.current!.start().catch((err: unknown) => this.failed(err));
+      } else {
+        // A stall means a request is stuck somewhere: abandon that ListWatch for a new one.
+        void this.current!.stop();
+        this.spawn();
+      }
     }, delay);
   }
 
@@ -145,20 +168,20 @@ export class ResilientInformer {
   }
 
   get<T extends KubeObject = KubeObject>(name: string, namespace?: string): T | undefined {
-    return this.inf?.get(name, namespace) as T | undefined;
+    return this.serving?.get(name, namespace) as T | undefined;
   }
 
   list<T extends KubeObject = KubeObject>(namespace?: string): T[] {
-    return (this.inf?.list(namespace) ?? []) as unknown as T[];
+    return (this.serving?.list(namespace) ?? []) as unknown as T[];
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.epoch++;
+    this.gen++;
     if (this.restartTimer !== undefined) this.clock.clearTimeout(this.restartTimer);
     if (this.watchdogTimer !== undefined) this.clock.clearTimeout(this.watchdogTimer);
     this.restartTimer = undefined;
     this.watchdogTimer = undefined;
-    await this.inf?.stop();
+    await this.current?.stop();
   }
 }
