@@ -39,6 +39,7 @@ export interface AttemptContext {
   tlsCa?: string | Buffer | undefined;
   connectTimeoutMs: number;
   commandTimeoutMs: number;
+  signal?: AbortSignal | undefined;
 }
 
 function all(recipients: string[], o: Omit<RecipientOutcome, 'recipient'>): RecipientOutcome[] {
@@ -125,6 +126,7 @@ export async function attemptDelivery(
           ca: ctx.tlsCa,
           connectTimeoutMs: ctx.connectTimeoutMs,
           commandTimeoutMs: ctx.commandTimeoutMs,
+          signal: ctx.signal,
         };
         let conn;
         try {
@@ -132,6 +134,7 @@ export async function attemptDelivery(
         } catch (err) {
           if (!(err instanceof SmtpError)) throw err;
           last = fromSmtpError(err, t.host);
+          if (ctx.signal?.aborted) return all(recipients, last);
           // Opportunistic TLS that fails its handshake falls back to plaintext (RFC 7435), once.
           if (err.phase === 'tls' && mode === 'opportunistic') {
             mode = 'none';
@@ -154,6 +157,7 @@ export async function attemptDelivery(
           ctx.pool.release(opts, conn);
           if (!(err instanceof SmtpError)) throw err;
           last = fromSmtpError(err, t.host);
+          if (ctx.signal?.aborted) return all(recipients, last);
           // A parked connection the server had already dropped: try a fresh one to the same host.
           if (reused) continue;
           break;

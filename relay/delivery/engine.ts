@@ -2,6 +2,7 @@
 // destination domain, attempt each group once, and record per-recipient outcomes (delivered,
 // deferred with the next attempt time, bounced or expired → DSN to the sender).
 // relay/relay.ts starts it and calls wake() after each enqueue.
+import { setMaxListeners } from 'node:events';
 import type { RelayConfig } from '../config/schema.ts';
 import type { DueRecipient, QueueStore } from '../queue/store.ts';
 import type { Logger } from '../log.ts';
@@ -34,6 +35,11 @@ export interface DeliveryOptions {
   mtaSts?: MtaStsOptions | false;
   /** RFC 5321 §4.5.3.2 suggests minutes per command; tests use less. */
   commandTimeoutMs?: number;
+  /**
+   * How long stop() lets attempts in flight finish before cutting their connections (they are then
+   * requeued, due at once). Below Kubernetes' default 30 s termination grace period.
+   */
+  stopGraceMs?: number;
 }
 
 export interface Delivery {
@@ -79,6 +85,9 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   });
   const concurrency = config.delivery.concurrency;
   const active = new Set<Promise<void>>();
+  const stopping = new AbortController();
+  // One listener per open connection; the count is bounded by the pool, not a leak.
+  setMaxListeners(0, stopping.signal);
   let running = true;
   let woken = false;
   let wakeUp: (() => void) | undefined;
@@ -144,6 +153,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
           tlsCa: opts.tlsCa,
           connectTimeoutMs: config.delivery.connectTimeoutMs,
           commandTimeoutMs: opts.commandTimeoutMs ?? 300_000,
+          signal: stopping.signal,
         },
         first.domain,
         isNullSender(first.mailFrom) ? '' : first.mailFrom,
@@ -168,6 +178,8 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       let outcome: Outcome;
       if (delivered) outcome = { kind: 'delivered' };
       else if (cls!.permanent) outcome = { kind: 'bounced' };
+      // Cut short by our own shutdown: not the receiver's fault, so due again at once (and never expired).
+      else if (stopping.signal.aborted) outcome = { kind: 'deferred', at: now };
       else {
         const next = nextAttemptAt({ failedAttempts: due.attempts + 1, createdAt: due.createdAt, now, retry: config.retry, hintSeconds: retryHintSeconds(o.text) });
         outcome = next.kind === 'expire' ? { kind: 'expired' } : { kind: 'deferred', at: next.at };
@@ -314,7 +326,17 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       running = false;
       wake();
       await loopDone;
-      await Promise.all([...active]);
+      if (active.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, opts.stopGraceMs ?? 10_000)));
+        await Promise.race([Promise.all([...active]), grace]);
+        clearTimeout(timer);
+        if (active.size > 0) {
+          logger.warn({ attempts: active.size }, 'stopping: cutting delivery attempts still in flight; they are requeued');
+          stopping.abort();
+          await Promise.all([...active]);
+        }
+      }
       await pool.closeAll();
       ledger?.close();
       updateQueueGauge(true);

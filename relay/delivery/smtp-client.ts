@@ -42,7 +42,11 @@ export interface OpenOptions {
   ca?: string | Buffer | undefined;
   connectTimeoutMs: number;
   commandTimeoutMs: number;
+  /** Aborting destroys the socket at once (relay shutdown); the attempt fails like a dropped connection. */
+  signal?: AbortSignal | undefined;
 }
+
+export const STOPPED = 'delivery stopped: the relay is shutting down';
 
 export interface TransactionResult {
   /** One reply per recipient, in the order given (RCPT reply, or the DATA reply when RCPT was accepted). */
@@ -84,12 +88,17 @@ export class SmtpConnection {
     return !this.closed && this.replies.length === 0 && this.lines.length === 0;
   }
 
+  private readonly signal: AbortSignal | undefined;
+  private readonly onAbort = () => this.socket.destroy(new Error(STOPPED));
+
   private constructor(socket: net.Socket, opts: OpenOptions) {
     this.socket = socket;
     this.host = opts.host;
     this.address = opts.address;
     this.localAddress = opts.localAddress;
     this.commandTimeoutMs = opts.commandTimeoutMs;
+    this.signal = opts.signal;
+    this.signal?.addEventListener('abort', this.onAbort, { once: true });
     this.attach(socket);
   }
 
@@ -102,6 +111,7 @@ export class SmtpConnection {
 
   private fail(err: Error): void {
     this.closed = true;
+    this.signal?.removeEventListener('abort', this.onAbort);
     if (!this.failure) this.failure = err;
     const w = this.waiter;
     this.waiter = undefined;
@@ -156,8 +166,13 @@ export class SmtpConnection {
   }
 
   static async open(opts: OpenOptions): Promise<SmtpConnection> {
+    if (opts.signal?.aborted) throw new SmtpError('connect', 0, STOPPED);
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect({ host: opts.address, port: opts.port, localAddress: opts.localAddress, family: net.isIPv6(opts.address) ? 6 : 4 });
+      const onAbort = () => s.destroy(new Error(STOPPED));
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      s.once('close', () => opts.signal?.removeEventListener('abort', onAbort));
+      s.once('connect', () => opts.signal?.removeEventListener('abort', onAbort));
       const timer = setTimeout(() => {
         s.destroy();
         reject(new SmtpError('connect', 0, `connect to ${opts.host}[${opts.address}]:${opts.port} timed out after ${opts.connectTimeoutMs} ms`));
@@ -169,7 +184,7 @@ export class SmtpConnection {
       });
       s.once('error', (err) => {
         clearTimeout(timer);
-        reject(new SmtpError('connect', 0, `connect to ${opts.host}[${opts.address}]:${opts.port}: ${err.message}`));
+        reject(new SmtpError('connect', 0, err.message === STOPPED ? STOPPED : `connect to ${opts.host}[${opts.address}]:${opts.port}: ${err.message}`));
       });
     });
     const c = new SmtpConnection(socket, opts);
@@ -295,6 +310,7 @@ export class SmtpConnection {
 
   close(): void {
     this.closed = true;
+    this.signal?.removeEventListener('abort', this.onAbort);
     this.socket.destroy();
   }
 }

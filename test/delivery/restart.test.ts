@@ -6,6 +6,8 @@ import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
 import { startSinksOnOnePort, type Sink } from '../support/sink.ts';
 import { startHarness, type Harness } from './harness.ts';
 import { QueueStore } from '../../relay/queue/store.ts';
+import net from 'node:net';
+import { once } from 'node:events';
 
 let dns: Dnsmasq;
 let sink: Sink;
@@ -16,8 +18,12 @@ let now = Date.parse('2026-11-29T20:00:00Z');
 before(async () => {
   [sink] = await startSinksOnOnePort([{ address: '127.0.3.11', onRcpt: () => (accepting ? undefined : '451 4.3.0 Temporary local problem - please try later') }]);
   dns = await startDnsmasq({
-    mx: [{ domain: 'backlog.test', host: 'mx.backlog.test', preference: 10 }, { domain: 'other.test', host: 'mx.backlog.test', preference: 10 }],
-    a: [{ name: 'mx.backlog.test', address: '127.0.3.11' }],
+    mx: [
+      { domain: 'backlog.test', host: 'mx.backlog.test', preference: 10 },
+      { domain: 'other.test', host: 'mx.backlog.test', preference: 10 },
+      { domain: 'tarpit.test', host: 'mx.tarpit.test', preference: 10 },
+    ],
+    a: [{ name: 'mx.backlog.test', address: '127.0.3.11' }, { name: 'mx.tarpit.test', address: '127.0.3.12' }],
   });
   h = await startHarness({ config: {}, dnsServer: dns.server, mxPort: sink!.port, clock: () => now, options: { mtaSts: false } });
 });
@@ -54,4 +60,30 @@ test('restart with a retry backlog loses and duplicates nothing', async () => {
   assert.deepEqual(got, [...expected].sort(), 'each recipient exactly once');
   assert.equal(h.store.messageCount(), 0);
   assert.deepEqual(h.store.counts(), { queued: 0, inflight: 0, delivered: 0, bounced: 0 });
+});
+
+test('stop cuts attempts still in flight after the grace period; they are requeued, due at once', async () => {
+  // An MX that accepts connections and never says a word.
+  const sockets: net.Socket[] = [];
+  const tarpit = net.createServer((s) => sockets.push(s));
+  tarpit.listen(sink.port, '127.0.3.12');
+  await once(tarpit, 'listening');
+  try {
+    await h.stop();
+    await h.restart({ stopGraceMs: 300 });
+    const id = await h.enqueue('sender@mailfleet.test', ['stuck@tarpit.test']);
+    await once(tarpit, 'connection');
+    const t = performance.now();
+    await h.stop();
+    assert.ok(performance.now() - t < 3000, `stop took ${performance.now() - t} ms`);
+    const [ev] = await h.waitForEvents((e) => e.event === 'deferred' && e.queueId === id);
+    assert.match(String(ev!.reply), /shutting down/);
+    const inspect = new QueueStore(h.dataDir, { readOnlyRecovery: true });
+    const r = inspect.get(id)!.recipients[0]!;
+    await inspect.close();
+    assert.deepEqual([r.state, r.nextAttemptAt], ['queued', now]);
+  } finally {
+    for (const s of sockets) s.destroy();
+    tarpit.close();
+  }
 });
