@@ -38,10 +38,11 @@ async function reconciledAt(ns: string, name: string, generation: number, timeou
 }
 
 test('the apiserver restarts mid-run: the operator recovers and creates no duplicate children', { skip }, async () => {
+  // With leader election on, as deployed: the Lease must survive (or be re-won after) the outage.
   const op = await runOperator({
     kubeconfig: e.kubeconfig,
     namespace: 'restart',
-    leaderElection: false,
+    leaseName: 'restart-test',
     metricsPort: 0,
     metricsHost: '127.0.0.1',
     handleSignals: false,
@@ -49,6 +50,7 @@ test('the apiserver restarts mid-run: the operator recovers and creates no dupli
     dnsServers: ['127.0.0.1:9'],
   });
   try {
+    await waitFor('leading', () => op.isLeader());
     await e.kube.create(samplePool('r1', 'restart'));
     await reconciledAt('restart', 'r1', 1);
     const before_ = await childrenOf(e.kube, 'restart', 'r1');
@@ -71,6 +73,7 @@ test('the apiserver restarts mid-run: the operator recovers and creates no dupli
     assert.equal(sts.items.length, 4, 'two relays per pool, nothing else');
     const restarts = await op.metrics.informerRestarts.get();
     assert.ok(restarts.values.reduce((n, v) => n + v.value, 0) >= 1, 'informers were restarted after the watch failed');
+    assert.equal(op.isLeader(), true);
   } finally {
     await op.stop();
   }
