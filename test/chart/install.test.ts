@@ -4,10 +4,11 @@
 // ServiceAccount may do exactly what it needs (`kubectl auth can-i --as=system:serviceaccount:…`).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { parse } from 'yaml';
 import { chartDir, helmTools, parseManifests, repoRoot, run, type RunResult } from './helm.ts';
@@ -139,8 +140,10 @@ async function wrongAnswers(checks: readonly Check[]): Promise<string[]> {
 /**
  * Proof by use that the RBAC is sufficient: runs `mailfleet operator` (this checkout's CLI) as the
  * release's ServiceAccount — a token from the TokenRequest API — with the args and env of the
- * release's Deployment, applies examples/, and waits for the operator's writes: children, status,
- * DKIM Secret, Events, the Lease; then SIGTERM and the Lease is handed back. Any "forbidden" in its
+ * release's Deployment, applies examples/ (and the multus and cilium pools of examples/egress/),
+ * and waits for the operator's writes: children, status, DKIM Secret, Events, the Lease, the
+ * NetworkAttachmentDefinition, the cluster-scoped CiliumEgressGatewayPolicies and their removal
+ * through the finalizer; then SIGTERM and the Lease is handed back. Any "forbidden" in its
  * output fails the test.
  */
 async function operatorReconcilesExamples(t: TestContext, release: string, releaseNs: string, examplesNs: string, leaseNs: string): Promise<void> {
@@ -187,25 +190,48 @@ async function operatorReconcilesExamples(t: TestContext, release: string, relea
   t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
 
   try {
-    await kOk(['apply', '-n', examplesNs, '-f', path.join(repoRoot, 'examples', 'sendingpool.yaml'), '-f', path.join(repoRoot, 'examples', 'maildomain.yaml')]);
     const jp = async (args: string[]) => (await k(args)).stdout.trim();
-    const deadline = Date.now() + 90_000;
-    const state = { reconciled: '', dkim: '', sts: 0, events: '', holder: '' };
-    while (Date.now() < deadline) {
-      state.reconciled = await jp(['get', 'sendingpool', pool.metadata.name, '-n', examplesNs, '-o', 'jsonpath={.status.conditions[?(@.type=="Reconciled")].status}']);
-      state.dkim = await jp(['get', 'maildomain', domain.metadata.name, '-n', examplesNs, '-o', 'jsonpath={.status.conditions[?(@.type=="DKIMReady")].status}']);
-      state.sts = (await jp(['get', 'statefulsets', '-n', examplesNs, '-o', 'name'])).split('\n').filter(Boolean).length;
-      state.events = await jp(['get', 'events', '-n', examplesNs, '--field-selector', 'source=mailfleet-operator', '-o', 'name']);
-      state.holder = await jp(['get', 'lease', `${release}-mailfleet`, '-n', leaseNs, '-o', 'jsonpath={.spec.holderIdentity}']);
-      if (state.reconciled === 'True' && state.dkim === 'True' && state.sts === pool.spec.ips.length && state.events && state.holder) break;
-      if (child.exitCode !== null || /forbidden/i.test(output)) break;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    assert.deepEqual(
-      { reconciled: state.reconciled, dkim: state.dkim, sts: state.sts, events: state.events !== '', leader: state.holder !== '' },
-      { reconciled: 'True', dkim: 'True', sts: pool.spec.ips.length, events: true, leader: true },
-      `the operator did not finish its writes; its output:\n${output.slice(-6000)}`,
-    );
+    const count = async (args: string[]) => (await jp([...args, '-o', 'name'])).split('\n').filter(Boolean).length;
+    const condition = (kind: string, name: string, type: string) =>
+      jp(['get', kind, name, '-n', examplesNs, '-o', `jsonpath={.status.conditions[?(@.type=="${type}")].status}`]);
+    /** Polls `observe` until it deep-equals `want` (or the operator died / hit a 403). */
+    const waitFor = async <T>(what: string, want: T, observe: () => Promise<T>): Promise<void> => {
+      const deadline = Date.now() + 90_000;
+      let got = await observe();
+      while (!isDeepStrictEqual(got, want) && Date.now() < deadline && child.exitCode === null && !/forbidden/i.test(output)) {
+        await new Promise((r) => setTimeout(r, 500));
+        got = await observe();
+      }
+      assert.deepEqual(got, want, `${what}: the operator did not finish its writes; its output:\n${output.slice(-6000)}`);
+    };
+    const examples = path.join(repoRoot, 'examples');
+
+    await kOk(['apply', '-n', examplesNs, '-f', path.join(examples, 'sendingpool.yaml'), '-f', path.join(examples, 'maildomain.yaml')]);
+    await waitFor('examples/sendingpool.yaml + maildomain.yaml', { reconciled: 'True', dkim: 'True', statefulsets: pool.spec.ips.length, events: true, leader: true }, async () => ({
+      reconciled: await condition('sendingpool', pool.metadata.name, 'Reconciled'),
+      dkim: await condition('maildomain', domain.metadata.name, 'DKIMReady'),
+      statefulsets: await count(['get', 'statefulsets', '-n', examplesNs]),
+      events: (await count(['get', 'events', '-n', examplesNs, '--field-selector', 'source=mailfleet-operator'])) > 0,
+      leader: (await jp(['get', 'lease', `${release}-mailfleet`, '-n', leaseNs, '-o', 'jsonpath={.spec.holderIdentity}'])) !== '',
+    }));
+
+    // The egress modes' objects: a NetworkAttachmentDefinition (namespaced), and one cluster-scoped
+    // CiliumEgressGatewayPolicy per IP, removed through the pool's finalizer when it is deleted.
+    const egress = (file: string) => parse(readFileSync(path.join(examples, 'egress', file), 'utf8')) as { metadata: { name: string }; spec: { ips: unknown[] } };
+    const multus = egress('multus.yaml');
+    const cilium = egress('cilium.yaml');
+    await kOk(['apply', '-n', examplesNs, '-f', path.join(examples, 'egress', 'multus.yaml'), '-f', path.join(examples, 'egress', 'cilium.yaml')]);
+    await waitFor('examples/egress multus + cilium', { multus: 'True', cilium: 'True', nads: 1, ciliumPolicies: cilium.spec.ips.length }, async () => ({
+      multus: await condition('sendingpool', multus.metadata.name, 'Reconciled'),
+      cilium: await condition('sendingpool', cilium.metadata.name, 'Reconciled'),
+      nads: await count(['get', 'network-attachment-definitions.k8s.cni.cncf.io', '-n', examplesNs]),
+      ciliumPolicies: await count(['get', 'ciliumegressgatewaypolicies.cilium.io']),
+    }));
+    await kOk(['delete', 'sendingpool', cilium.metadata.name, '-n', examplesNs, '--wait=false']);
+    await waitFor('deleting the cilium pool (finalizer path)', { pool: 0, ciliumPolicies: 0 }, async () => ({
+      pool: await count(['get', 'sendingpools', '-n', examplesNs, '--field-selector', `metadata.name=${cilium.metadata.name}`]),
+      ciliumPolicies: await count(['get', 'ciliumegressgatewaypolicies.cilium.io']),
+    }));
   } finally {
     child.kill('SIGTERM');
   }
