@@ -73,3 +73,49 @@ test('a refused connection is an SmtpError in the connect phase', async () => {
     (e: unknown) => e instanceof SmtpError && e.phase === 'connect' && e.code === 0 && /ECONNREFUSED/.test(e.raw),
   );
 });
+
+test('PIPELINING: MAIL and RCPTs go in one write; replies still map to the right recipients', async () => {
+  const seen: string[] = [];
+  let packets = 0;
+  const server = net.createServer((sock) => {
+    sock.write('220 mx.test ESMTP\r\n');
+    let buf = '';
+    let inData = false;
+    sock.on('data', (d) => {
+      packets++;
+      buf += d.toString('latin1');
+      let i: number;
+      while ((i = buf.indexOf('\r\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (inData) {
+          if (line === '.') {
+            inData = false;
+            sock.write('250 2.0.0 queued\r\n');
+          }
+          continue;
+        }
+        seen.push(line);
+        if (line.startsWith('EHLO')) sock.write('250-mx.test\r\n250 PIPELINING\r\n');
+        else if (line.startsWith('MAIL')) sock.write('250 2.1.0 Ok\r\n');
+        else if (line.startsWith('RCPT')) sock.write(line.includes('no') ? '550 5.1.1 no\r\n' : '250 2.1.5 Ok\r\n');
+        else if (line.startsWith('DATA')) {
+          inData = true;
+          sock.write('354 go\r\n');
+        } else if (line.startsWith('QUIT')) sock.end('221 bye\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  try {
+    const c = await SmtpConnection.open({ host: 'mx.test', address: '127.0.0.1', port: (server.address() as net.AddressInfo).port, ehloName: 'o.test', tls: 'none', connectTimeoutMs: 1000, commandTimeoutMs: 1000 });
+    const before = packets;
+    const r = await c.send('a@x.test', ['y1@y.test', 'no@y.test', 'y2@y.test'], Buffer.from('Subject: x\r\n\r\nhi\r\n'));
+    assert.deepEqual(r.recipients.map((x) => [x.recipient, x.reply.code]), [['y1@y.test', 250], ['no@y.test', 550], ['y2@y.test', 250]]);
+    // MAIL+3×RCPT in one packet, DATA, then the message: three writes, not five.
+    assert.ok(packets - before <= 3, `packets: ${packets - before}`);
+    await c.quit();
+  } finally {
+    server.close();
+  }
+});

@@ -274,14 +274,24 @@ export class SmtpConnection {
     if (this.extensions.has('SIZE')) params.push(`SIZE=${body.length}`);
     if (this.extensions.has('8BITMIME')) params.push('BODY=8BITMIME');
     if (this.extensions.has('SMTPUTF8') && /[^\x00-\x7f]/.test(from + to.join(''))) params.push('SMTPUTF8');
-    const mail = await this.command(`MAIL FROM:<${from}>${params.length ? ' ' + params.join(' ') : ''}`, 'mail');
+    const mailCommand = `MAIL FROM:<${from}>${params.length ? ' ' + params.join(' ') : ''}`;
     this.messagesSent++;
+    let mail: Reply;
+    const rcpt: { recipient: string; reply: Reply; phase: SmtpPhase }[] = [];
+    if (this.extensions.has('PIPELINING')) {
+      // RFC 2920: MAIL and every RCPT in one write, replies read in order; one round trip, not 1 + n.
+      if (this.closed) throw new SmtpError('mail', 0, this.failure?.message ?? 'connection closed');
+      this.socket.write([mailCommand, ...to.map((r) => `RCPT TO:<${r}>`)].join('\r\n') + '\r\n');
+      mail = await this.read('mail');
+      for (const r of to) rcpt.push({ recipient: r, reply: await this.read('rcpt'), phase: 'rcpt' });
+    } else {
+      mail = await this.command(mailCommand, 'mail');
+      if (mail.code === 250) for (const r of to) rcpt.push({ recipient: r, reply: await this.command(`RCPT TO:<${r}>`, 'rcpt'), phase: 'rcpt' });
+    }
     if (mail.code !== 250) {
       await this.reset();
       return { recipients: to.map((recipient) => ({ recipient, reply: mail, phase: 'mail' as const })) };
     }
-    const rcpt: { recipient: string; reply: Reply; phase: SmtpPhase }[] = [];
-    for (const r of to) rcpt.push({ recipient: r, reply: await this.command(`RCPT TO:<${r}>`, 'rcpt'), phase: 'rcpt' });
     const accepted = rcpt.filter((x) => x.reply.code >= 200 && x.reply.code < 300);
     if (accepted.length === 0) {
       await this.reset();
