@@ -230,7 +230,10 @@ test('status writes use optimistic concurrency: a 409 is retried on a fresh read
 test('deleting a pool lets the garbage collector remove its children', { skip }, async () => {
   const pool = await getPool('p2');
   await e.kube.delete({ ...POOL_REF, namespace: NS, name: 'p2' });
-  await waitFor('p2 children garbage-collected', async () => ((await childrenOf(e.kube, NS, 'p2')).length === 0 ? true : undefined), 60_000);
+  // kube-controller-manager's garbage collector learns a new CRD's kinds only at its 30 s
+  // discovery resync, and backs off exponentially on owners it cannot map until then: right after
+  // the CRDs were installed, this cascade can take over a minute.
+  await waitFor('p2 children garbage-collected', async () => ((await childrenOf(e.kube, NS, 'p2')).length === 0 ? true : undefined), 150_000, 250);
   assert.equal(await e.kube.find(POOL_REF.apiVersion, POOL_REF.kind, NS, 'p2'), undefined);
   assert.ok(pool.metadata?.uid);
 });
