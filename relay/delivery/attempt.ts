@@ -52,6 +52,11 @@ function synthetic(code: number, enhanced: string, text: string, phase: SmtpPhas
 }
 
 function fromSmtpError(e: SmtpError, mx: string): Omit<RecipientOutcome, 'recipient'> {
+  // A 5xx greeting or EHLO refusal says "not from you, not now" about the session, not the
+  // recipient: like Postfix (smtp_skip_5xx_greeting) we defer, keeping the reply for the classifier.
+  if (e.code >= 500 && (e.phase === 'connect' || e.phase === 'ehlo')) {
+    return synthetic(451, '4.4.1', `${mx} refused the session: ${e.raw}`, e.phase, mx);
+  }
   if (e.code > 0) {
     const p = parseReplyLine(e.raw);
     return { code: e.code, enhanced: p.enhanced, text: p.text, raw: e.raw, phase: e.phase, mx };

@@ -9,12 +9,13 @@ import { message, startHarness, type Harness } from './harness.ts';
 let dns: Dnsmasq;
 let rcptSink: Sink;
 let senderSink: Sink;
+let blockingSink: Sink;
 let h: Harness;
 let now = Date.parse('2026-11-29T20:00:00Z');
 const greylisted = new Set<string>();
 
 before(async () => {
-  [rcptSink, senderSink] = await startSinksOnOnePort([
+  [rcptSink, senderSink, blockingSink] = await startSinksOnOnePort([
     {
       address: '127.0.2.11',
       onRcpt(rcpt) {
@@ -28,16 +29,19 @@ before(async () => {
       },
     },
     { address: '127.0.2.12' },
+    { address: '127.0.2.13', onConnect: (ip) => `554 5.7.1 Service unavailable; Client host [${ip}] blocked using Spamhaus` },
   ]);
   dns = await startDnsmasq({
     mx: [
       { domain: 'rcpt.test', host: 'mx.rcpt.test', preference: 10 },
       { domain: 'sender.test', host: 'mx.sender.test', preference: 10 },
       { domain: 'nullmx.test', host: '.', preference: 0 },
+      { domain: 'blocking.test', host: 'mx.blocking.test', preference: 10 },
     ],
     a: [
       { name: 'mx.rcpt.test', address: '127.0.2.11' },
       { name: 'mx.sender.test', address: '127.0.2.12' },
+      { name: 'mx.blocking.test', address: '127.0.2.13' },
     ],
     // Forwarded to a port where nothing answers: the resolver times out (as on a SERVFAIL).
     extra: ['--server=/unreachable-dns.test/127.0.0.1#9'],
@@ -55,6 +59,7 @@ after(async () => {
   await h?.cleanup();
   await rcptSink?.close();
   await senderSink?.close();
+  await blockingSink?.close();
   await dns?.stop();
 });
 
@@ -99,6 +104,13 @@ test('5xx → bounced, DSN to the sender domain\'s MX with status and quoted rep
   assert.match(text, /Diagnostic-Code: smtp; 550 5\.1\.1 <bad1@rcpt\.test>: Recipient address rejected: User unknown/);
   assert.match(text, /Subject: quarterly report/, 'original headers included');
   assert.doesNotMatch(text, /good1@rcpt\.test>: delivery failed/);
+});
+
+test('a 5xx greeting defers (the session was refused, not the recipient) and reads as reputation', async () => {
+  const id = await h.enqueue('alice@sender.test', ['x@blocking.test']);
+  const [d] = await h.waitForEvents((e) => e.event === 'deferred' && e.queueId === id);
+  assert.match(String(d!.reply), /^451 4\.4\.1 mx\.blocking\.test refused the session: 554 5\.7\.1 Service unavailable; Client host \[127\.0\.0\.2\] blocked using Spamhaus/);
+  assert.equal(d!.category, 'reputation');
 });
 
 test('null MX → bounced at once with 5.1.10', async () => {

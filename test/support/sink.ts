@@ -32,6 +32,8 @@ export interface SinkOptions {
   port?: number;
   /** Offer STARTTLS with this certificate. */
   tls?: { key: string | Buffer; cert: string | Buffer };
+  /** Refuse the session at the greeting (smtp-server answers 554 unless the reply says otherwise). */
+  onConnect?: (remoteAddress: string) => ForcedReply;
   onRcpt?: (recipient: string, session: SMTPServerSession) => ForcedReply;
   onData?: (message: SinkMessage) => ForcedReply;
 }
@@ -91,7 +93,8 @@ export async function startSink(options: SinkOptions): Promise<Sink> {
     onConnect(session, cb) {
       connections.push({ id: session.id, remoteAddress: session.remoteAddress });
       events.emit('connection');
-      cb();
+      const forced = options.onConnect?.(session.remoteAddress);
+      cb(forced ? smtpError(forced) : undefined);
     },
     onRcptTo(addr, session, cb) {
       const forced = options.onRcpt?.(addr.address, session);
