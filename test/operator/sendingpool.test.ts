@@ -204,6 +204,7 @@ test('a bad spec the schema cannot catch: Ready=False naming the field, a Warnin
     data: { 'tls.crt': Buffer.from('x').toString('base64'), 'tls.key': Buffer.from('y').toString('base64') },
   });
   await reconciledAt('p2', 1);
+  await waitFor('a Reconciled Event once unblocked', async () => (await events(e.kube, NS, 'p2')).find((x) => x.reason === 'Reconciled'));
   assert.equal(op.isLeader(), true);
   const metrics = await op.metrics.registry.getSingleMetricAsString('mailfleet_operator_reconciles_total');
   assert.match(metrics, /kind="SendingPool",result="success"/);

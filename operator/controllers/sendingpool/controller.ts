@@ -248,12 +248,14 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
 
       const pool = parsed.ok ? parsed.value : undefined;
       let readyBefore: Condition | undefined;
+      let reconciledBefore: Condition | undefined;
       const result = await writeStatus(
         deps.kube,
         raw,
         (cur) => {
           const prev = (cur['status'] ?? {}) as NonNullable<SendingPool['status']>;
           readyBefore = findCondition(prev.conditions, 'Ready');
+          reconciledBefore = findCondition(prev.conditions, 'Reconciled');
           // The generation this reconcile acted on, not the fresh copy's: a conflict retry must not
           // claim a newer spec was handled (its own event re-queues it).
           const gen = m.generation;
@@ -297,8 +299,8 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
           deps.log.warn({ pool: `${namespace}/${name}`, reason: blocked.reason, message: blocked.message }, 'pool not reconciled');
         }
       } else {
-        const prevGen = readyBefore?.observedGeneration;
-        if (ctx && (prevGen === undefined || prevGen !== m.generation || readyBefore?.reason === 'InvalidSpec')) {
+        // A new generation applied, or a blocked one that now went through.
+        if (ctx && (reconciledBefore?.status !== 'True' || reconciledBefore.observedGeneration !== m.generation)) {
           deps.events.emit(raw, 'Normal', 'Reconciled', `generation ${m.generation}: ${ctx.applied} children applied${ctx.pruned.length ? `, removed ${ctx.pruned.join(', ')}` : ''}`);
         } else if (ctx?.pruned.length) {
           deps.events.emit(raw, 'Normal', 'Pruned', `removed ${ctx.pruned.join(', ')}`);
