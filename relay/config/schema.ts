@@ -140,6 +140,10 @@ export const DeliverySchema = z
     connectTimeoutMs: z.number().int().min(100).default(30000),
     concurrency: z.number().int().min(1).default(50),
     bounceRules: z.array(BounceRuleSchema).default([]),
+    // MX hosts that resolve to loopback, private or link-local addresses are not contacted (they
+    // would let a sender reach services inside the cluster); labs and tests on 127.0.0.x set true.
+    // Routes (smarthosts) are the operator's own choice and never filtered.
+    allowPrivateMx: z.boolean().default(false),
   })
   .strict();
 
