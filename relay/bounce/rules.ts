@@ -50,6 +50,7 @@ export const DEFAULT_BOUNCE_RULES: readonly BounceRule[] = [
   { category: 'dns', enhanced: '5.1.10' },
   { category: 'dns', enhanced: '4.4.3' },
   { category: 'dns', enhanced: '5.4.4' },
+  { category: 'dns', enhanced: '5.4.6' },
   { category: 'mailbox-full', enhanced: '4.2.2' },
   { category: 'mailbox-full', enhanced: '5.2.2' },
   { category: 'message-size', enhanced: '5.3.4' },

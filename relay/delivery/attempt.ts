@@ -10,6 +10,7 @@ import type { EgressIp } from './egress.ts';
 import { mxMatchesPolicy, type MtaStsCache } from './mta-sts.ts';
 import type { ConnectionPool } from './pool.ts';
 import { SmtpError, type OpenOptions, type TlsMode } from './smtp-client.ts';
+import { classifyAddress, type AddressClass } from './address-policy.ts';
 
 export interface RecipientOutcome {
   recipient: string;
@@ -40,6 +41,8 @@ export interface AttemptContext {
   connectTimeoutMs: number;
   commandTimeoutMs: number;
   signal?: AbortSignal | undefined;
+  /** Contact MX hosts on loopback/private addresses (labs, tests); routes are never filtered. */
+  allowPrivateMx?: boolean;
 }
 
 function all(recipients: string[], o: Omit<RecipientOutcome, 'recipient'>): RecipientOutcome[] {
@@ -106,6 +109,8 @@ export async function attemptDelivery(
   }
 
   let last: Omit<RecipientOutcome, 'recipient'> = synthetic(451, '4.4.1', `no usable host for ${domain}`, 'connect');
+  const refused: AddressClass[] = [];
+  let contacted = false;
   for (const t of targets) {
     let addresses: string[];
     try {
@@ -119,6 +124,14 @@ export async function attemptDelivery(
     for (const address of addresses) {
       // A socket bound to an IPv4 source cannot reach an IPv6 destination (and the reverse).
       if (ctx.egress && net.isIPv6(address) !== net.isIPv6(ctx.egress.address)) continue;
+      if (!ctx.routes && !ctx.allowPrivateMx) {
+        const cls = classifyAddress(address);
+        if (cls !== 'public') {
+          refused.push(cls);
+          continue;
+        }
+      }
+      contacted = true;
       let mode: TlsMode = tlsMode;
       for (let tries = 0; tries < 3; tries++) {
         const opts: OpenOptions = {
@@ -169,6 +182,13 @@ export async function attemptDelivery(
         }
       }
     }
+  }
+  if (!contacted && refused.length > 0) {
+    // An MX on loopback is the pre-RFC 7505 way of saying "no mail here" (Postfix: "loops back to myself").
+    if (refused.every((c) => c === 'loopback')) {
+      return all(recipients, synthetic(550, '5.4.6', `MX of ${domain} points to a loopback address: treated as no mail service`, 'dns'));
+    }
+    return all(recipients, synthetic(451, '4.4.1', `MX of ${domain} resolves only to private addresses, which this relay does not contact (delivery.allowPrivateMx)`, 'dns'));
   }
   return all(recipients, last);
 }

@@ -154,6 +154,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
           connectTimeoutMs: config.delivery.connectTimeoutMs,
           commandTimeoutMs: opts.commandTimeoutMs ?? 300_000,
           signal: stopping.signal,
+          allowPrivateMx: config.delivery.allowPrivateMx,
         },
         first.domain,
         isNullSender(first.mailFrom) ? '' : first.mailFrom,

@@ -45,7 +45,7 @@ before(async () => {
     http: { address: '127.0.0.1', port: 0 },
     listeners: [{ name: 'mx', role: 'mx', address: '127.0.0.1', port: 0, tls: 'none' }],
     acceptDomains: ['e2e-rcpt.test'],
-    delivery: { dnsServers: [dns.server], egressIps: [{ address: '127.0.0.3', hostname: 'out-b.mailfleet.test' }] },
+    delivery: { dnsServers: [dns.server], allowPrivateMx: true, egressIps: [{ address: '127.0.0.3', hostname: 'out-b.mailfleet.test' }] },
     domains: [{ domain: 'brand.test', dkim: [{ selector: 'e2e', algorithm: 'ed25519-sha256', keyFile: join(dir, 'ed.pem') }] }],
   });
   relay = await startRelay(config, {

@@ -128,3 +128,14 @@ test('a route host is resolved like the system does (/etc/hosts), e.g. "localhos
     await local.close();
   }
 });
+
+test('by default an MX on loopback is "no mail service" (5.4.6) and is never contacted', async () => {
+  const h = await harness({ allowPrivateMx: false });
+  const sink = sinks[0]!;
+  const before = sink.connections.length;
+  const id = await h.enqueue('', ['x@two-ips.test']);
+  const [b] = await h.waitForEvents((e) => e.event === 'bounced' && e.queueId === id);
+  assert.match(String(b!.reply), /^550 5\.4\.6 MX of two-ips\.test points to a loopback address/);
+  assert.equal(b!.category, 'dns');
+  assert.equal(sink.connections.length, before);
+});
