@@ -73,7 +73,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   const clock = opts.clock ?? Date.now;
   const random = opts.random ?? Math.random;
   const resolver = opts.resolver ?? new MailResolver({ servers: config.delivery.dnsServers, clock });
-  const mtaSts = opts.mtaSts === false ? undefined : new MtaStsCache(resolver, opts.mtaSts ?? {}, clock);
+  const mtaSts = opts.mtaSts === false ? undefined : new MtaStsCache(resolver, { allowPrivate: config.delivery.allowPrivateMx, ...opts.mtaSts }, clock);
   const signer = new DkimSigner(config.domains);
   const delayNoticeMs = config.retry.delayNoticeSeconds !== undefined ? config.retry.delayNoticeSeconds * 1000 : undefined;
   const ledger = delayNoticeMs !== undefined ? new DelayNoticeLedger(store.path) : undefined;

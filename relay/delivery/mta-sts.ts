@@ -4,6 +4,7 @@
 import https from 'node:https';
 import tls from 'node:tls';
 import type { MailResolver } from '../dns/resolver.ts';
+import { classifyAddress } from './address-policy.ts';
 
 export interface MtaStsPolicy {
   mode: 'enforce' | 'testing' | 'none';
@@ -57,6 +58,8 @@ export interface MtaStsOptions {
   timeoutMs?: number;
   /** Replaces the HTTPS fetch entirely; returns the policy text or throws. */
   fetchPolicy?: (domain: string) => Promise<string>;
+  /** Fetch from policy hosts on loopback/private addresses (labs, tests); see delivery.allowPrivateMx. */
+  allowPrivate?: boolean;
 }
 
 interface Cached {
@@ -107,6 +110,7 @@ export class MtaStsCache {
     const host = `mta-sts.${domain}`;
     const [address] = await this.resolver.addresses(host);
     if (!address) throw new Error(`${host} has no address`);
+    if (!this.options.allowPrivate && classifyAddress(address) !== 'public') throw new Error(`${host} is on a non-public address`);
     return new Promise((resolve, reject) => {
       const req = https.request(
         {
