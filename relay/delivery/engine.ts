@@ -15,6 +15,7 @@ import { attemptDelivery, type RecipientOutcome } from './attempt.ts';
 import { pickEgress, routeFor } from './egress.ts';
 import { MtaStsCache, type MtaStsOptions } from './mta-sts.ts';
 import { ConnectionPool } from './pool.ts';
+import { STOPPED } from './smtp-client.ts';
 import { DelayNoticeLedger } from './delay-notices.ts';
 import { providerOf } from './provider.ts';
 import { nextAttemptAt, retryHintSeconds } from './retry.ts';
@@ -107,6 +108,25 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     for (const [state, n] of Object.entries(store.counts())) metrics.queueRecipients.set({ state }, n);
   }
 
+  /**
+   * Sockets are cut on stop, but DNS lookups and policy fetches cannot be: an attempt still in one
+   * when the relay stops is abandoned (its late result is ignored) and requeued.
+   */
+  async function untilStopped(recipients: string[], attempt: Promise<RecipientOutcome[]>): Promise<RecipientOutcome[]> {
+    let onAbort: (() => void) | undefined;
+    const stopped = new Promise<RecipientOutcome[]>((resolve) => {
+      onAbort = () => resolve(recipients.map((recipient) => ({ recipient, code: 451, enhanced: '4.4.1', text: STOPPED, raw: `451 4.4.1 ${STOPPED}`, phase: 'connect' as const })));
+      if (stopping.signal.aborted) onAbort();
+      else stopping.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    attempt.catch(() => {}); // a late failure of an abandoned attempt is of no interest
+    try {
+      return await Promise.race([attempt, stopped]);
+    } finally {
+      stopping.signal.removeEventListener('abort', onAbort!);
+    }
+  }
+
   function wantsDsn(group: DueRecipient[], original: Buffer): boolean {
     return !isNullSender(group[0]!.mailFrom) && !isDeliveryReport(original);
   }
@@ -141,7 +161,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     let outcomes: RecipientOutcome[];
     try {
       const body = await signer.sign(original, first.mailFrom);
-      outcomes = await attemptDelivery(
+      outcomes = await untilStopped(recipients, attemptDelivery(
         {
           resolver,
           pool,
@@ -160,7 +180,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         isNullSender(first.mailFrom) ? '' : first.mailFrom,
         recipients,
         body,
-      );
+      ));
     } catch (err) {
       logger.error({ err, queueId: first.messageId }, 'delivery attempt failed locally');
       const text = `local error: ${(err as Error).message}`;

@@ -87,3 +87,25 @@ test('stop cuts attempts still in flight after the grace period; they are requeu
     tarpit.close();
   }
 });
+
+test('stop does not wait for a DNS lookup that never ends; the recipient is requeued', async () => {
+  const { MailResolver } = await import('../../relay/dns/resolver.ts');
+  const { EventEmitter } = await import('node:events');
+  const asked = new EventEmitter();
+  const never = () => {
+    asked.emit('query');
+    return new Promise<never>(() => {});
+  };
+  const resolver = new MailResolver({ backend: { resolveMx: never, resolve4: never, resolve6: never, resolveTxt: never } });
+  await h.restart({ stopGraceMs: 200, resolver });
+  const id = await h.enqueue('sender@mailfleet.test', ['x@hanging-dns.test']);
+  await once(asked, 'query');
+  const t = performance.now();
+  await h.stop();
+  assert.ok(performance.now() - t < 3000, `stop took ${performance.now() - t} ms`);
+  const inspect = new QueueStore(h.dataDir, { readOnlyRecovery: true });
+  const r = inspect.get(id)!.recipients[0]!;
+  await inspect.close();
+  assert.equal(r.state, 'queued');
+  assert.match(String(r.lastReply), /shutting down/);
+});
