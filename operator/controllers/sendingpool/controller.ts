@@ -1,6 +1,8 @@
 // SendingPool reconciler. Steps, in order:
 //   ensureValidSpec      – the zod schema (what CEL could not say) → InvalidSpec
-//   ensureReferences     – Secrets the pool points at exist → SecretNotFound
+//   ensureReferences     – Secrets the pool points at exist; a missing one does not stop the
+//                          children (their pods wait for it, as with any Secret volume) but
+//                          makes Ready=False SecretNotFound until it appears
 //   ensureFinalizer      – only for egress kinds that are cluster-scoped (no owner refs possible)
 //   ensureChildren       – server-side apply of every rendered child, owner refs on each
 //   ensureNoOrphans      – delete children this pool owns that the spec no longer renders
@@ -56,13 +58,16 @@ interface PoolCtx {
   desired: RenderedObject[];
   applied: number;
   pruned: string[];
+  /** A referenced Secret that does not exist (field path and message). */
+  missing?: { reason: string; message: string };
 }
 
 const needsFinalizer = (pool: SendingPool) => pool.spec.egress.mode === 'ciliumEgressGateway';
 
 const ensureReferences: Step<PoolCtx> = {
   name: 'ensureReferences',
-  async run({ deps, pool }) {
+  async run(ctx) {
+    const { deps, pool } = ctx;
     const ns = pool.metadata.namespace ?? '';
     const refs: Array<[string, string | undefined]> = [
       ['spec.submission.tlsSecretRef.name', pool.spec.submission.tlsSecretRef?.name],
@@ -72,7 +77,10 @@ const ensureReferences: Step<PoolCtx> = {
       if (!name) continue;
       // Read from the API, not the cache: user Secrets are not in the operator's (labelled) cache.
       const s = await deps.kube.find(SECRET.apiVersion, SECRET.kind, ns, name);
-      if (!s) throw new Blocked('SecretNotFound', `${field}: Secret "${name}" not found in namespace ${ns}; create it or fix the reference`, { requeueAfterMs: deps.refRecheckMs });
+      if (!s) {
+        ctx.missing = { reason: 'SecretNotFound', message: `${field}: Secret "${name}" not found in namespace ${ns}; the relays wait for it` };
+        return;
+      }
     }
   },
 };
@@ -276,7 +284,9 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
             conds = setCondition(conds, { type: 'Reconciled', status: 'True', reason: 'ChildrenApplied', message: `${ctx?.desired.length ?? 0} children applied`, observedGeneration: gen }, now);
             conds = setCondition(
               conds,
-              ready === ips.length
+              ctx?.missing
+                ? { type: 'Ready', status: 'False', reason: ctx.missing.reason, message: ctx.missing.message, observedGeneration: gen }
+                : ready === ips.length
                 ? { type: 'Ready', status: 'True', reason: 'RelaysReady', message: `${ready}/${ips.length} relays ready`, observedGeneration: gen }
                 : { type: 'Ready', status: 'False', reason: 'RelaysNotReady', message: `${ready}/${ips.length} relays ready`, observedGeneration: gen },
               now,
@@ -306,9 +316,14 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
           deps.events.emit(raw, 'Normal', 'Pruned', `removed ${ctx.pruned.join(', ')}`);
         }
         if (readyNow?.status === 'True' && readyBefore?.status !== 'True') deps.events.emit(raw, 'Normal', 'Ready', readyNow.message);
+        const missing = ctx?.missing;
+        if (missing && (readyBefore?.reason !== missing.reason || readyBefore.message !== missing.message)) {
+          deps.events.emit(raw, 'Warning', missing.reason, missing.message);
+        }
       }
       if (blocked) return { invalid: blocked.invalid, ...(blocked.requeueAfterMs ? { requeueAfterMs: blocked.requeueAfterMs } : {}) };
-      return {};
+      // Secrets outside the operator's cache raise no event here: look again later.
+      return ctx?.missing ? { requeueAfterMs: deps.refRecheckMs } : {};
     },
   };
 }
