@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KubeError, type KubeObject } from '../../operator/runtime/kube.ts';
-import { clusterEnv, installCrds, createNamespace, readYamlDocs, ROOT, type Env } from './harness.ts';
+import { runOperator } from '../../operator/main.ts';
+import { clusterEnv, installCrds, createNamespace, readYamlDocs, waitFor, condition, ROOT, type Env } from './harness.ts';
 
 const env = await clusterEnv();
 const skip = 'skipped' in env ? `no test cluster: ${env.skipped}` : false;
@@ -108,4 +109,42 @@ test('every examples/invalid/*.yaml is refused with its # expect: message', { sk
     }
   }
   assert.deepEqual(failures, []);
+});
+
+test('the examples, applied as is, are reconciled (or say which add-on they need)', { skip }, async () => {
+  const op = await runOperator({
+    kubeconfig: e.kubeconfig,
+    namespace: 'examples',
+    leaderElection: false,
+    metricsPort: 0,
+    metricsHost: '127.0.0.1',
+    handleSignals: false,
+    logLevel: process.env.LOG_LEVEL ?? 'error',
+    dnsServers: ['127.0.0.1:9'],
+  });
+  try {
+    const pools = (await e.kube.list('mailfleet.io/v1alpha1', 'SendingPool', 'examples')).items;
+    assert.ok(pools.length > 0);
+    for (const p of pools) {
+      const name = p.metadata!.name!;
+      const mode = (p['spec'] as { egress?: { mode?: string } }).egress?.mode ?? 'none';
+      const c = await waitFor(`example pool ${name} reconciled`, async () => {
+        const cur = await e.kube.get('mailfleet.io/v1alpha1', 'SendingPool', 'examples', name);
+        const r = condition(cur, 'Reconciled');
+        return r && r.observedGeneration === cur.metadata?.generation ? r : undefined;
+      });
+      // No Multus or Cilium in this cluster: those pools must say so, the others go through.
+      if (mode === 'multus' || mode === 'ciliumEgressGateway') assert.equal(c.reason, 'EgressUnavailable', `${name}: ${c.message}`);
+      else assert.equal(c.status, 'True', `${name}: ${c.reason}: ${c.message}`);
+    }
+    for (const d of (await e.kube.list('mailfleet.io/v1alpha1', 'MailDomain', 'examples')).items) {
+      await waitFor(`example domain ${d.metadata?.name} has its key and records`, async () => {
+        const cur = await e.kube.get('mailfleet.io/v1alpha1', 'MailDomain', 'examples', d.metadata!.name!);
+        const recs = (cur['status'] as { records?: unknown[] } | undefined)?.records ?? [];
+        return condition(cur, 'DKIMReady')?.status === 'True' && recs.length > 0 ? true : undefined;
+      });
+    }
+  } finally {
+    await op.stop();
+  }
 });
