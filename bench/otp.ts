@@ -41,6 +41,8 @@ export async function runOtp(opts: {
   backlogClass: 'bulk' | 'transactional';
   tuning: RelayTuning;
   log: (s: string) => void;
+  /** Run the relay under node --cpu-prof, writing the profile here. */
+  cpuProfDir?: string;
 }): Promise<OtpResult> {
   const { log } = opts;
   log(`== OTP under load: ${opts.bulk} messages queued as '${opts.backlogClass}', slow sink (+${opts.sinkDelayMs} ms per message), OTP at ${opts.ratePerSec}/s for ${opts.seconds} s`);
@@ -61,7 +63,13 @@ export async function runOtp(opts: {
   log(`  queued ${opts.bulk} in ${prefillSeconds} s`);
 
   const sink = await startTimestampSink(await freePort(), { delayMs: opts.sinkDelayMs, keepPrefix: 'otp.' });
-  const relay = await startMailfleet({ dir: opts.dir, port: await freePort(), sinkPort: sink.port, tuning: opts.tuning });
+  const relay = await startMailfleet({
+    dir: opts.dir,
+    port: await freePort(),
+    sinkPort: sink.port,
+    tuning: opts.tuning,
+    ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}),
+  });
   try {
     // Let delivery reach its steady state on the backlog.
     await sleep(3000);

@@ -32,6 +32,8 @@ Runs Postfix and the mailfleet relay side by side on loopback and prints the rat
   --otp-seconds S     how long OTP messages arrive, at 10/s (default 30)
   --otp-sink-delay MS the slow sink waits this long before each 250 (default 100)
   --profile           also profile the relay (node --cpu-prof) under the 1 KiB one-per-connection load
+  --profile-otp       also profile the relay during an OTP-under-load run (bulk backlog)
+  --otp-fifo          also run OTP under load with the backlog as 'transactional' (what SMTP intake stores)
   --log-level LEVEL   relay log level (default info, as deployed)
   --out FILE          results JSON (default bench/results/<date>.json)
   --keep              keep the temporary directories (logs, queues)
@@ -52,6 +54,7 @@ const { values: flags } = parseArgs({
     'otp-sink-delay': { type: 'string' },
     'otp-fifo': { type: 'boolean' },
     profile: { type: 'boolean' },
+    'profile-otp': { type: 'boolean' },
     'log-level': { type: 'string' },
     out: { type: 'string' },
     keep: { type: 'boolean' },
@@ -79,6 +82,7 @@ const opts = {
   keep: Boolean(flags.keep),
 };
 if (flags.profile) opts.scenarios.add('profile');
+if (flags['profile-otp']) opts.scenarios.add('profile-otp');
 const tuning: RelayTuning = {
   logLevel: flags['log-level'] ?? 'info',
   // Postfix's smtp_destination_concurrency_limit is 20: the same number of connections to the sink.
@@ -312,19 +316,35 @@ async function main(): Promise<void> {
     results.otp = otp;
   }
 
-  let profile: ProfileSummary | undefined;
-  if (opts.scenarios.has('profile')) {
-    const profDir = join(REPO, 'bench/results/profiles', started.toISOString().slice(0, 10));
+  const profDir = join(REPO, 'bench/results/profiles', started.toISOString().slice(0, 10));
+  const profiled = async (what: string, run: (dir: string) => Promise<unknown>): Promise<ProfileSummary | undefined> => {
     mkdirSync(profDir, { recursive: true });
     const before = new Set(readdirSync(profDir));
-    log(`== profile: relay under node --cpu-prof, 1 KiB one msg/conn, ${opts.n1k} messages`);
-    await throughputRun({ name: 'profile', label: 'profile 1 KiB one msg/conn', size: 1024, reuse: false, messages: opts.n1k }, 'mailfleet', 1, profDir);
+    log(`== profile: relay under node --cpu-prof, ${what}`);
+    await run(profDir);
     const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile') && !before.has(f));
-    if (file) {
-      profile = summarizeProfile(join(profDir, file));
-      console.log(formatProfile(profile));
-      results.profile = profile;
-    } else log('no .cpuprofile was written');
+    if (!file) {
+      log('no .cpuprofile was written');
+      return undefined;
+    }
+    const s = summarizeProfile(join(profDir, file));
+    console.log(formatProfile(s));
+    return s;
+  };
+  if (opts.scenarios.has('profile')) {
+    results.profile = await profiled(`1 KiB one msg/conn, ${opts.n1k} messages`, (dir) =>
+      throughputRun({ name: 'profile', label: 'profile 1 KiB one msg/conn', size: 1024, reuse: false, messages: opts.n1k }, 'mailfleet', 1, dir),
+    );
+  }
+  if (opts.scenarios.has('profile-otp')) {
+    const dir = runDir('otp-profile');
+    try {
+      results.profileOtp = await profiled(`OTP under load, ${opts.otpBulk} bulk queued`, (pd) =>
+        runOtp({ dir, bulk: opts.otpBulk, seconds: opts.otpSeconds, ratePerSec: 10, sinkDelayMs: opts.otpSinkDelayMs, backlogClass: 'bulk', tuning, log, cpuProfDir: pd }),
+      );
+    } finally {
+      if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   results.relayPeakRssMB = peakRss || undefined;

@@ -101,9 +101,15 @@ export async function startPostfix(opts: { dir: string; port: number; relayPort:
     port,
     dir,
     async stop() {
+      let master: number | undefined;
+      try {
+        master = Number(readFileSync(join(spool, 'pid', 'master.pid'), 'utf8').trim()) || undefined;
+      } catch {
+        master = undefined;
+      }
       postfixCommand(etc, 'stop');
-      // `postfix stop` waits for master; give its children a moment to go.
-      for (let i = 0; i < 50 && existsSync(join(spool, 'pid', 'master.pid')); i++) await sleep(100);
+      // `postfix stop` returns once master is told; wait until it is gone (it stops its children).
+      for (let i = 0; i < 100 && master !== undefined && existsSync(`/proc/${master}`); i++) await sleep(100);
     },
   };
 }
