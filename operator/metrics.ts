@@ -4,7 +4,14 @@ import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom
 
 export function createOperatorMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
-  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'mailfleet_operator_' });
+  if (options.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry, prefix: 'mailfleet_operator_' });
+    // prom-client names three gauges *_total, a suffix Prometheus reserves for counters (promtool
+    // rejects them); the same numbers stay available without the suffix (as in relay/metrics.ts).
+    for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) {
+      registry.removeSingleMetric(`mailfleet_operator_nodejs_${name}`);
+    }
+  }
   return {
     registry,
     reconciles: new Counter({

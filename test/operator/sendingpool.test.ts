@@ -3,6 +3,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse } from 'yaml';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { RelayConfigSchema } from '../../relay/config/schema.ts';
 import { runOperator, type RunningOperator } from '../../operator/main.ts';
 import { writeStatus } from '../../operator/runtime/status.ts';
@@ -135,6 +138,11 @@ test('the probe and metrics endpoints answer', { skip }, async () => {
     'mailfleet_operator_leader 1',
   ]) {
     assert.ok(text.includes(name), `${name} in /metrics`);
+  }
+  const promtool = ['/usr/bin/promtool', join(process.env.HOME ?? '', 'bin/promtool')].find((p) => existsSync(p));
+  if (promtool) {
+    const check = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    assert.equal(check.status, 0, check.stdout + check.stderr);
   }
 });
 
