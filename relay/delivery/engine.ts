@@ -7,7 +7,7 @@ import type { RelayConfig } from '../config/schema.ts';
 import type { DueRecipient, QueueStore } from '../queue/store.ts';
 import type { Logger } from '../log.ts';
 import type { RelayMetrics } from '../metrics.ts';
-import { classifyReply, type BounceRule } from '../bounce/classify.ts';
+import type { BounceRule } from '../bounce/classify.ts';
 import { MailResolver } from '../dns/resolver.ts';
 import { DkimSigner } from '../dkim/sign.ts';
 import { composeDsn, isDeliveryReport, isNullSender, statusFromReply, type DsnRecipient } from '../dsn/compose.ts';
@@ -18,7 +18,7 @@ import { ConnectionPool } from './pool.ts';
 import { STOPPED } from './smtp-client.ts';
 import { DelayNoticeLedger } from './delay-notices.ts';
 import { providerOf } from './provider.ts';
-import { nextAttemptAt, retryHintSeconds } from './retry.ts';
+import { decideOutcome, type Outcome } from './outcome.ts';
 
 export interface DeliveryOptions {
   config: RelayConfig;
@@ -48,11 +48,6 @@ export interface Delivery {
   stop(): Promise<void>;
 }
 
-type Outcome =
-  | { kind: 'delivered' }
-  | { kind: 'bounced' }
-  | { kind: 'expired' }
-  | { kind: 'deferred'; at: number };
 
 /** Wait after a failure of our own (store, signing) before trying again. */
 const LOCAL_RETRY_MS = 60_000;
@@ -194,19 +189,13 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     const delayed: DsnRecipient[] = [];
     for (const o of outcomes) {
       const due = byRecipient.get(o.recipient)!;
-      const delivered = o.code >= 200 && o.code < 300;
-      const cls = delivered ? undefined : classifyReply({ code: o.code, enhanced: o.enhanced, text: o.text, phase: o.phase }, bounceRules);
-      let outcome: Outcome;
-      if (delivered) outcome = { kind: 'delivered' };
-      else if (cls!.permanent) outcome = { kind: 'bounced' };
-      // Cut short by our own shutdown: not the receiver's fault, so due again at once (and never expired).
-      else if (stopping.signal.aborted) outcome = { kind: 'deferred', at: now };
-      else {
-        const next = nextAttemptAt({ failedAttempts: due.attempts + 1, createdAt: due.createdAt, now, retry: config.retry, hintSeconds: retryHintSeconds(o.text) });
-        outcome = next.kind === 'expire' ? { kind: 'expired' } : { kind: 'deferred', at: next.at };
-      }
+      const { outcome, category: cat } = decideOutcome({
+        code: o.code, enhanced: o.enhanced, text: o.text, phase: o.phase, attempts: due.attempts, createdAt: due.createdAt, now,
+        retry: config.retry, rules: bounceRules, shuttingDown: stopping.signal.aborted,
+      });
+      const delivered = outcome.kind === 'delivered';
       const provider = route ? 'smarthost' : providerOf(o.mx);
-      const category = cls?.category ?? 'none';
+      const category = cat ?? 'none';
       metrics.deliveryAttempts.inc({ result: outcome.kind, source_ip: sourceIp, provider, category });
       if (delivered) metrics.deliveryLatency.observe({ provider }, Math.max(0, (now - due.createdAt) / 1000));
       const event = {
@@ -216,7 +205,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         sourceIp,
         mx: o.mx,
         reply: o.raw,
-        category: cls?.category,
+        category: cat,
         attempts: due.attempts + 1,
         tls: o.tls,
         tlsVerified: o.tlsVerified,

@@ -102,7 +102,11 @@ test('mailauth verifies both signatures', async () => {
   const resolver = new Resolver();
   resolver.setServers([dns.server]);
   const res = await dkimVerify(delivered, { resolver: async (name: string) => resolver.resolveTxt(name) });
-  assert.deepEqual(res.results.map((r: { status: { result: string } }) => r.status.result), ['pass', 'pass']);
+  assert.deepEqual(
+    res.results.map((r: { status: { result: string } }) => r.status.result),
+    ['pass', 'pass'],
+    `mailauth: ${JSON.stringify(res.results.map((r: { status: unknown; selector?: string }) => [r.selector, r.status]))}\n${delivered.toString().slice(0, 1500)}`,
+  );
 });
 
 test('a tampered body fails verification (the verifier is really checking)', async () => {
