@@ -3,6 +3,7 @@
 import { SMTPServer } from 'smtp-server';
 import { createServer, type Server } from 'node:http';
 import { EventEmitter } from 'node:events';
+import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { applySmtpServerPatches } from '../intake/smtp-server-patches.ts';
 
 applySmtpServerPatches();
@@ -40,10 +41,26 @@ export class CaptureMx extends EventEmitter {
   smtpPort = 0;
   httpPort = 0;
   private readonly keep: number;
+  private readonly dkimTxt: ((name: string) => Promise<string[][]>) | undefined;
 
-  constructor(keep = 1000) {
+  /** `dkimTxt` answers the TXT lookups of DKIM verification (the dev DNS zone). */
+  constructor(o: { keep?: number; dkimTxt?: (name: string) => Promise<string[][]> } = {}) {
     super();
-    this.keep = keep;
+    this.keep = o.keep ?? 1000;
+    this.dkimTxt = o.dkimTxt;
+  }
+
+  /** "dkim=pass (example.com)" style summary: what a receiving provider would conclude. */
+  private async dkimResult(raw: Buffer): Promise<string> {
+    const head = raw.subarray(0, Math.max(0, raw.indexOf('\r\n\r\n'))).toString('latin1');
+    if (!/^dkim-signature:/im.test(head)) return 'dkim=none';
+    if (!this.dkimTxt) return 'dkim=unverified';
+    try {
+      const res = (await dkimVerify(raw, { resolver: this.dkimTxt })) as { results: { signingDomain?: string; status: { result: string } }[] };
+      return res.results.map((r) => `dkim=${r.status.result} (${r.signingDomain ?? '?'})`).join(', ');
+    } catch (err) {
+      return `dkim=temperror (${(err as Error).message})`;
+    }
   }
 
   async start(o: { host: string; smtpPort: number; httpPort: number }): Promise<void> {
@@ -59,8 +76,9 @@ export class CaptureMx extends EventEmitter {
       onData: (stream, session, callback) => {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('end', () => {
+        stream.on('end', async () => {
           const raw = Buffer.concat(chunks);
+          const dkim = await this.dkimResult(raw);
           const msg: CapturedMessage = {
             seq: ++this.seq,
             receivedAt: new Date().toISOString(),
@@ -70,7 +88,7 @@ export class CaptureMx extends EventEmitter {
             recipients: session.envelope.rcptTo.map((r) => r.address),
             subject: header(raw, 'subject'),
             messageId: header(raw, 'message-id'),
-            dkim: /^dkim-signature:/im.test(raw.subarray(0, Math.max(0, raw.indexOf('\r\n\r\n'))).toString('latin1')) ? 'signed' : 'unsigned',
+            dkim,
             size: raw.length,
             raw,
           };

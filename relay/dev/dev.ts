@@ -3,10 +3,13 @@
 import { mkdirSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, generateKeyPairSync, createPublicKey } from 'node:crypto';
 import { parseRelayConfig } from '../config/load.ts';
 import type { RelayConfigInput } from '../config/schema.ts';
 import { startRelay, type Relay } from '../relay.ts';
+import { startDelivery } from '../delivery/engine.ts';
+import { MailResolver } from '../dns/resolver.ts';
+import { staticDnsBackend, type StaticZone } from '../dns/static.ts';
 import { addCredential } from '../intake/credentials.ts';
 import { CaptureMx } from './capture-mx.ts';
 import type { Logger } from '../log.ts';
@@ -18,7 +21,37 @@ export interface DevOptions {
   capturePort?: number;
   captureHttpPort?: number;
   httpPort?: number;
+  /** Author domains whose mail is DKIM-signed with the dev key (default: example.com). */
+  dkimDomains?: string[];
   logger?: Logger;
+}
+
+const CAPTURE_HOST = 'capture.dev.mailfleet.test';
+const DKIM_SELECTOR = 'dev';
+
+/** The dev DKIM key (Ed25519), made once; its public half is served by the dev DNS zone. */
+function ensureDevDkimKey(dir: string): { keyFile: string; publicKey: string } {
+  const keyFile = join(dir, 'dkim-ed25519.pem');
+  if (!existsSync(keyFile)) {
+    const { privateKey } = generateKeyPairSync('ed25519');
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  }
+  const spki = createPublicKey(readFileSync(keyFile, 'utf8')).export({ type: 'spki', format: 'der' });
+  // DNS carries the raw 32-byte Ed25519 key (RFC 8463), not the SPKI wrapper.
+  return { keyFile, publicKey: spki.subarray(spki.length - 32).toString('base64') };
+}
+
+/**
+ * The dev fleet's DNS, answered from memory: every domain's MX is the capture MX, and the dev
+ * DKIM key is published, so mail takes the real path (MX lookup, source IP, DKIM) with no DNS
+ * server to run.
+ */
+export function devZone(dkimDomains: string[], publicKey: string): StaticZone {
+  return {
+    mx: { '*': [{ exchange: CAPTURE_HOST, priority: 10 }] },
+    a: { [CAPTURE_HOST]: ['127.0.0.1'] },
+    txt: Object.fromEntries(dkimDomains.map((d) => [`${DKIM_SELECTOR}._domainkey.${d}`, [[`v=DKIM1; k=ed25519; p=${publicKey}`]]])),
+  };
 }
 
 export interface DevFleet {
@@ -27,6 +60,7 @@ export interface DevFleet {
   user: string;
   password: string;
   tls: boolean;
+  dkimDomains: string[];
   stop(): Promise<void>;
 }
 
@@ -54,10 +88,15 @@ export async function startDev(o: DevOptions): Promise<DevFleet> {
     writeFileSync(passwordFile, password + '\n', { mode: 0o600 });
   }
 
-  const capture = new CaptureMx();
+  const dkimDomains = o.dkimDomains ?? ['example.com'];
+  const dkim = ensureDevDkimKey(o.dir);
+  const zone = devZone(dkimDomains, dkim.publicKey);
+  const capture = new CaptureMx({ dkimTxt: async (name) => staticDnsBackend(zone).resolveTxt(name) });
   await capture.start({ host, smtpPort: o.capturePort ?? 1025, httpPort: o.captureHttpPort ?? 8025 });
 
   const tls = ensureDevCertificate(o.dir);
+  // Linux routes all of 127.0.0.0/8 to loopback, so a second address shows the source-IP binding.
+  const egress = process.platform === 'linux' ? '127.0.0.2' : '127.0.0.1';
   const input: RelayConfigInput = {
     hostname: 'relay.dev.mailfleet.test',
     dataDir: join(o.dir, 'data'),
@@ -68,17 +107,23 @@ export async function startDev(o: DevOptions): Promise<DevFleet> {
     ],
     ...(tls ? { tls } : {}),
     auth: { credentialsFile },
-    delivery: { routes: [{ domains: ['*'], host, port: capture.smtpPort }] },
+    // The capture MX is on loopback: allow it (a real relay refuses private MX addresses).
+    delivery: { allowPrivateMx: true, egressIps: [{ address: egress, hostname: 'mta1.dev.mailfleet.test' }] },
+    domains: dkimDomains.map((domain) => ({ domain, dkim: [{ selector: DKIM_SELECTOR, algorithm: 'ed25519-sha256' as const, keyFile: dkim.keyFile }] })),
   };
+  const resolver = new MailResolver({ backend: staticDnsBackend(zone) });
   let relay: Relay;
   try {
-    relay = await startRelay(parseRelayConfig(input, 'mailfleet dev'), o.logger ? { logger: o.logger } : {});
+    relay = await startRelay(parseRelayConfig(input, 'mailfleet dev'), {
+      ...(o.logger ? { logger: o.logger } : {}),
+      delivery: (deps) => startDelivery({ ...deps, resolver, mxPort: capture.smtpPort }),
+    });
   } catch (err) {
     await capture.stop();
     throw err;
   }
   return {
-    relay, capture, user, password, tls: Boolean(tls),
+    relay, capture, user, password, tls: Boolean(tls), dkimDomains,
     async stop() {
       await relay.stop();
       await capture.stop();

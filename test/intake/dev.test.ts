@@ -40,8 +40,9 @@ test('mailfleet dev: swaks with the printed credential, and the capture MX shows
   const [code] = (await new Promise((r) => swaks.on('close', (c) => r([c ?? -1])))) as [number];
   assert.equal(code, 0, 'swaks got a 250');
 
-  const [line] = await waitFor(/^captured #1: <you@example\.com> -> <a@example\.com> {2}"hello from the README"/);
-  assert.ok(line);
+  // The full path: MX lookup (dev DNS), delivery from the dev source IP, DKIM signed and verifiable.
+  const [line] = await waitFor(/^captured #1: <you@example\.com> -> <a@example\.com> {2}"hello from the README" {2}from (\S+) \((\S+)\), (.*)$/);
+  assert.match(line, /from 127\.0\.0\.2 \(mta1\.dev\.mailfleet\.test\), dkim=pass \(example\.com\)$/);
   const listing = (await (await fetch(`${ui}messages.json`)).json()) as { subject: string; recipients: string[] }[];
   assert.deepEqual(listing.map((m) => [m.subject, m.recipients]), [['hello from the README', ['a@example.com']]]);
   const page = await (await fetch(ui!)).text();
