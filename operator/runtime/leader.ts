@@ -8,7 +8,7 @@
 //   - on shutdown the leader empties holderIdentity, so a successor starts at once instead of
 //     waiting out the lease.
 import { systemClock, type Clock } from './clock.ts';
-import { isStatus, type Kube, type KubeObject } from './kube.ts';
+import { isStatus, resourcePath, type Kube, type KubeObject } from './kube.ts';
 
 export interface LeaseSpec {
   holderIdentity?: string | null;
@@ -113,12 +113,34 @@ export class LeaderElector {
     return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', namespace: this.o.namespace, name: this.o.name };
   }
 
+  // Lease calls time out well within renewDeadline (as client-go's do): a request hanging on a
+  // half-dead apiserver must not keep a leader believing in itself past its deadline.
+  private get callTimeoutMs(): number {
+    return Math.max(500, Math.floor(this.o.renewDeadlineMs / 2));
+  }
+
+  private async readLease(): Promise<LeaseObject | undefined> {
+    try {
+      return await this.kube.request<LeaseObject>('GET', resourcePath(this.leaseRef()), { timeoutMs: this.callTimeoutMs });
+    } catch (err) {
+      if (isStatus(err, 404)) return undefined;
+      throw err;
+    }
+  }
+
+  private writeLease(lease: LeaseObject, create: boolean): Promise<LeaseObject> {
+    const ref = this.leaseRef();
+    return create
+      ? this.kube.request<LeaseObject>('POST', resourcePath({ ...ref, name: undefined }), { body: lease, timeoutMs: this.callTimeoutMs })
+      : this.kube.request<LeaseObject>('PUT', resourcePath(ref), { body: lease, timeoutMs: this.callTimeoutMs });
+  }
+
   /** One round: read, decide, write. Never throws. */
   async tick(): Promise<void> {
     const now = this.clock.now();
     try {
       const ref = this.leaseRef();
-      const lease = await this.kube.find<LeaseObject>(ref.apiVersion, ref.kind, ref.namespace, ref.name);
+      const lease = await this.readLease();
       const { action, observation } = electionStep(lease?.spec, this.o.identity, now, this.observation);
       this.observation = observation;
       if (action === 'wait') {
@@ -133,9 +155,9 @@ export class LeaderElector {
         leaseTransitions: (lease?.spec?.leaseTransitions ?? 0) + (action === 'acquire' && lease?.spec?.holderIdentity ? 1 : 0),
       };
       if (!lease) {
-        await this.kube.create<LeaseObject>({ ...ref, metadata: { name: ref.name, namespace: ref.namespace }, spec });
+        await this.writeLease({ ...ref, metadata: { name: ref.name, namespace: ref.namespace }, spec }, true);
       } else {
-        await this.kube.replace<LeaseObject>({ ...ref, metadata: { ...lease.metadata, name: ref.name, namespace: ref.namespace }, spec });
+        await this.writeLease({ ...ref, metadata: { ...lease.metadata, name: ref.name, namespace: ref.namespace }, spec }, false);
       }
       this.lastRenew = now;
       this.observation = { record: `${spec.holderIdentity}|${spec.renewTime}`, at: now };
@@ -151,8 +173,7 @@ export class LeaderElector {
       if (this.leading && this.clock.now() - this.lastRenew >= this.o.renewDeadlineMs) this.lose();
       else if (this.leading && isStatus(err, 409)) {
         // Someone else holds it now: re-read on the next round decides; do not wait for the deadline.
-        const ref = this.leaseRef();
-        const cur = await this.kube.find<LeaseObject>(ref.apiVersion, ref.kind, ref.namespace, ref.name).catch(() => undefined);
+        const cur = await this.readLease().catch(() => undefined);
         if (cur?.spec?.holderIdentity && cur.spec.holderIdentity !== this.o.identity) this.lose();
       }
     }
@@ -173,14 +194,17 @@ export class LeaderElector {
     this.leading = false;
     try {
       const ref = this.leaseRef();
-      const lease = await this.kube.find<LeaseObject>(ref.apiVersion, ref.kind, ref.namespace, ref.name);
+      const lease = await this.readLease();
       if (lease?.spec?.holderIdentity === this.o.identity) {
         const now = this.clock.now();
-        await this.kube.replace<LeaseObject>({
-          ...ref,
-          metadata: { ...lease.metadata },
-          spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime(now), acquireTime: microTime(now) },
-        });
+        await this.writeLease(
+          {
+            ...ref,
+            metadata: { ...lease.metadata },
+            spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime(now), acquireTime: microTime(now) },
+          },
+          false,
+        );
       }
     } catch (err) {
       this.o.onError?.(err);
