@@ -31,6 +31,8 @@ export async function writeStatus<S>(
       const updated = await kube.replace({ ...current, status } as KubeObject, 'status');
       return { written: true, attempts: attempt, status, object: updated };
     } catch (err) {
+      // Deleted meanwhile: nothing left to report on (its deletion event re-queues it anyway).
+      if (isStatus(err, 404)) return { written: false, attempts: attempt, status, object: undefined };
       if (!isStatus(err, 409) || attempt >= max) throw err;
       opts.onConflict?.(attempt);
       const m: { namespace?: string; name?: string } = current.metadata ?? {};
