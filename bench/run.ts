@@ -32,6 +32,7 @@ Runs Postfix and the mailfleet relay side by side on loopback and prints the rat
   --otp-seconds S     how long OTP messages arrive, at 10/s (default 30)
   --otp-sink-delay MS the slow sink waits this long before each 250 (default 100)
   --profile           also profile the relay (node --cpu-prof) under the 1 KiB one-per-connection load
+  --profile-size B    message size for --profile (default 1024; 51200 profiles the 50 KiB load)
   --profile-otp       also profile the relay during an OTP-under-load run (bulk backlog)
   --otp-fifo          also run OTP under load with the backlog as 'transactional' (what SMTP intake stores)
   --log-level LEVEL   relay log level (default info, as deployed)
@@ -55,6 +56,7 @@ const { values: flags } = parseArgs({
     'otp-fifo': { type: 'boolean' },
     profile: { type: 'boolean' },
     'profile-otp': { type: 'boolean' },
+    'profile-size': { type: 'string' },
     'log-level': { type: 'string' },
     out: { type: 'string' },
     keep: { type: 'boolean' },
@@ -260,6 +262,8 @@ async function main(): Promise<void> {
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version, postfix: postfixVersion() },
     options: { ...opts, scenarios: [...opts.scenarios] },
     relayTuning: tuning,
+    tree: gitState(),
+    loadAverage: (await import('node:os')).loadavg().map((x) => round(x, 2)),
   };
   const throughput: Record<string, { runs: ThroughputRun[]; e2e: Comparison; accept: Comparison; target: number; met: boolean }> = {};
   const scenarios: (ThroughputScenario & { target: number })[] = [
@@ -332,8 +336,10 @@ async function main(): Promise<void> {
     return s;
   };
   if (opts.scenarios.has('profile')) {
-    results.profile = await profiled(`1 KiB one msg/conn, ${opts.n1k} messages`, (dir) =>
-      throughputRun({ name: 'profile', label: 'profile 1 KiB one msg/conn', size: 1024, reuse: false, messages: opts.n1k }, 'mailfleet', 1, dir),
+    const size = Number(flags['profile-size'] ?? 1024);
+    const messages = size > 10_000 ? opts.n50k : opts.n1k;
+    results.profile = await profiled(`${size} bytes one msg/conn, ${messages} messages`, (dir) =>
+      throughputRun({ name: 'profile', label: `profile ${size} B one msg/conn`, size, reuse: false, messages }, 'mailfleet', 1, dir),
     );
   }
   if (opts.scenarios.has('profile-otp')) {
@@ -349,6 +355,7 @@ async function main(): Promise<void> {
 
   results.relayPeakRssMB = peakRss || undefined;
   results.durationSeconds = Math.round((Date.now() - started.getTime()) / 1000);
+  results.loadAverageEnd = (await import('node:os')).loadavg().map((x) => round(x, 2));
 
   // Report.
   console.log('\n==== mailfleet vs Postfix (same run; ratio = mailfleet/Postfix per A/B pair, median [min–max]) ====');
@@ -382,6 +389,17 @@ async function main(): Promise<void> {
   mkdirSync(join(out, '..'), { recursive: true });
   writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
   log(`results written to ${out} (${results.durationSeconds} s)`);
+}
+
+/** The commit measured, and which relay/cli files differed from it (others edit the same tree). */
+function gitState(): { head?: string; uncommitted?: string[] } {
+  try {
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
+    const status = execFileSync('git', ['status', '--porcelain', '--', 'relay', 'cli'], { cwd: REPO, encoding: 'utf8' });
+    return { head, uncommitted: status.split('\n').filter(Boolean).map((l) => l.slice(3)) };
+  } catch {
+    return {};
+  }
 }
 
 function postfixVersion(): string | undefined {
