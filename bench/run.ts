@@ -15,14 +15,16 @@ import { runPaced, runSmtpSource, type PacedSample } from './lib/load.ts';
 import { freePort, percentile, round, sleep, summarize, type Summary } from './lib/util.ts';
 import { formatProfile, summarizeProfile, type ProfileSummary } from './lib/profile.ts';
 import { runOtp, type OtpResult } from './otp.ts';
+import { runOperatorScale } from './operator-scale.ts';
 
 const HELP = `Usage: npm run bench -- [options]
 
 Runs Postfix and the mailfleet relay side by side on loopback and prints the ratios.
 
   --reps N            repetitions of each A/B pair (default 3, env BENCH_REPS)
-  --only LIST         scenarios, comma separated: 1k,50k,reuse,latency,otp,profile
+  --only LIST         scenarios, comma separated: 1k,50k,reuse,latency,otp,profile,profile-otp,operator
                       (default: 1k,50k,reuse,latency,otp)
+  --operator          also run operator scale (test cluster; 1000 MailDomains + 100 SendingPools)
   --sessions N        smtp-source sessions (default 20)
   --n1k N             messages, 1 KiB one per connection (default 4000, env BENCH_N1K)
   --n50k N            messages, 50 KiB one per connection (default 2000, env BENCH_N50K)
@@ -57,6 +59,7 @@ const { values: flags } = parseArgs({
     profile: { type: 'boolean' },
     'profile-otp': { type: 'boolean' },
     'profile-size': { type: 'string' },
+    operator: { type: 'boolean' },
     'log-level': { type: 'string' },
     out: { type: 'string' },
     keep: { type: 'boolean' },
@@ -85,6 +88,7 @@ const opts = {
 };
 if (flags.profile) opts.scenarios.add('profile');
 if (flags['profile-otp']) opts.scenarios.add('profile-otp');
+if (flags.operator) opts.scenarios.add('operator');
 const tuning: RelayTuning = {
   logLevel: flags['log-level'] ?? 'info',
   // Postfix's smtp_destination_concurrency_limit is 20: the same number of connections to the sink.
@@ -353,6 +357,12 @@ async function main(): Promise<void> {
     }
   }
 
+  if (opts.scenarios.has('operator')) {
+    const r = await runOperatorScale({ domains: Number(process.env.BENCH_DOMAINS ?? 1000), pools: Number(process.env.BENCH_POOLS ?? 100), timeoutS: 300, log });
+    results.operatorScale = r;
+    if ('skipped' in r) log(`operator scale skipped: ${r.skipped}`);
+  }
+
   results.relayPeakRssMB = peakRss || undefined;
   results.durationSeconds = Math.round((Date.now() - started.getTime()) / 1000);
   results.loadAverageEnd = (await import('node:os')).loadavg().map((x) => round(x, 2));
@@ -381,6 +391,13 @@ async function main(): Promise<void> {
     console.log(
       `OTP under load (${o.bulkQueued} queued as '${o.backlogClass}', sink +${o.sinkDelayMs} ms/msg): OTP 250→sink p50 ${o.p50} ms p99 ${o.p99} ms ` +
         `(${o.delivered}/${o.sent} delivered in window) target p99 ≤ 50 ms ${o.p99 <= 50 && o.delivered === o.sent ? 'MET' : 'NOT MET'}; bulk drained ${o.bulkDeliveredPerSec} msg/s`,
+    );
+  }
+  const ops = results.operatorScale as Awaited<ReturnType<typeof runOperatorScale>> | undefined;
+  if (ops && !('skipped' in ops)) {
+    console.log(
+      `operator scale (${ops.pools} pools + ${ops.domains} domains): ${ops.doneSeconds !== undefined ? `${ops.doneSeconds} s` : `not done in 300 s`} (target ≤ 30 s ${ops.doneSeconds !== undefined && ops.doneSeconds <= 30 ? 'MET' : 'NOT MET'}), ` +
+        `operator peak RSS ${ops.operatorPeakRssMB} MB (target ≤ 200 MB ${(ops.operatorPeakRssMB ?? Infinity) <= 200 ? 'MET' : 'NOT MET'}), ${ops.kubeRequestsPerReconcile} API requests per reconcile`,
     );
   }
   if (peakRss) console.log(`relay peak RSS (VmHWM, max over runs): ${peakRss} MB  target ≤ 150 MB ${peakRss <= 150 ? 'MET' : 'NOT MET'}`);

@@ -1,0 +1,35 @@
+// Preloaded into the operator process by bench/operator-scale.ts (`node --import`): counts the
+// operator's API calls made through operator/runtime/kube.ts (every write, get and list the
+// reconcilers make; the informers' list+watch go through client-node and are not counted) and
+// writes the counts to $BENCH_KUBE_COUNT_FILE on SIGUSR2.
+import { writeFileSync } from 'node:fs';
+import { Kube } from '../../operator/runtime/kube.ts';
+
+const counts = new Map<string, number>();
+let total = 0;
+
+/** "PATCH configmaps", "GET maildomains/status" … from a resource path. */
+export function requestKey(method: string, path: string): string {
+  const p = path.split('?')[0]!.split('/').filter(Boolean);
+  // /api/v1/... or /apis/GROUP/VERSION/...
+  let rest = p[0] === 'api' ? p.slice(2) : p.slice(3);
+  if (rest[0] === 'namespaces' && rest.length > 2) rest = rest.slice(2);
+  const resource = rest[0] ?? '?';
+  const sub = rest.length >= 3 ? `/${rest[2]}` : '';
+  return `${method} ${resource}${sub}`;
+}
+
+const original = Kube.prototype.request;
+Kube.prototype.request = function (this: Kube, ...args: Parameters<Kube['request']>) {
+  total++;
+  const key = requestKey(args[0], args[1]);
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+  return original.apply(this, args);
+} as Kube['request'];
+
+const file = process.env.BENCH_KUBE_COUNT_FILE;
+if (file) {
+  process.on('SIGUSR2', () => {
+    writeFileSync(file, JSON.stringify({ total, byRequest: Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1])) }));
+  });
+}

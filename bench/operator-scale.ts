@@ -1,0 +1,228 @@
+// Operator scale (issue 6): on the test control plane (test/cluster: etcd, kube-apiserver,
+// kube-controller-manager on loopback), create 1,000 MailDomains and 100 SendingPools at once and
+// measure the time until every object's children exist and its status is written, the operator's
+// peak RSS, and its API requests per reconcile.
+//   node bench/operator-scale.ts [--domains 1000] [--pools 100] [--timeout 300] [--out FILE] [--cpu-prof DIR]
+// Also run by `npm run bench -- --only operator`.
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { clusterEnv, installCrds, createNamespace, samplePool, sampleDomain, condition, type Env } from '../test/operator/harness.ts';
+import type { KubeObject } from '../operator/runtime/kube.ts';
+import { REPO } from './lib/mailfleet.ts';
+import { peakRssBytes, round, sleep } from './lib/util.ts';
+
+export interface OperatorScaleResult {
+  domains: number;
+  pools: number;
+  createSeconds: number;
+  /** From the first create until every object is done; undefined when the timeout hit. */
+  doneSeconds?: number;
+  poolsDone: number;
+  domainsDone: number;
+  operatorPeakRssMB?: number;
+  reconciles: Record<string, number>;
+  reconcileErrors: number;
+  kubeRequests: number;
+  kubeRequestsPerReconcile: number;
+  kubeRequestsByType: Record<string, number>;
+  childrenPerPool: Record<string, number>;
+  timeline: { t: number; pools: number; domains: number }[];
+}
+
+function metricSum(text: string, name: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^(\S+?)(\{[^}]*\})?\s+([0-9.eE+-]+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const kind = /kind="([^"]+)"/.exec(m[2] ?? '')?.[1] ?? 'all';
+    out[kind] = (out[kind] ?? 0) + Number(m[3]);
+  }
+  return out;
+}
+
+async function pool<T>(items: T[], parallel: number, fn: (x: T) => Promise<unknown>): Promise<void> {
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (i < items.length) await fn(items[i++]!);
+    }),
+  );
+}
+
+export async function runOperatorScale(opts: {
+  domains: number;
+  pools: number;
+  timeoutS: number;
+  log: (s: string) => void;
+  /** Run the operator under node --cpu-prof, writing the profile here. */
+  cpuProfDir?: string;
+}): Promise<OperatorScaleResult | { skipped: string }> {
+  const { log } = opts;
+  log(`== operator scale: ${opts.pools} SendingPools + ${opts.domains} MailDomains created at once`);
+  const env = await clusterEnv();
+  if ('skipped' in env) return env;
+  const e: Env = env;
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-opscale-'));
+  const NS = 'scale';
+  let child: ReturnType<typeof spawn> | undefined;
+  try {
+    await installCrds(e.kube);
+    await createNamespace(e.kube, NS);
+    const countFile = join(dir, 'kube-requests.json');
+    const logStream = createWriteStream(join(dir, 'operator.log'));
+    const prof = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [];
+    child = spawn(process.execPath, [...prof, '--import', join(REPO, 'bench/lib/kube-count.ts'), join(REPO, 'bench/lib/operator-child.ts')], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, KUBECONFIG: e.kubeconfig, BENCH_NAMESPACE: NS, BENCH_KUBE_COUNT_FILE: countFile, LOG_LEVEL: 'info' },
+    });
+    const c = child;
+    c.stderr!.pipe(logStream);
+    const port = await new Promise<number>((resolve, reject) => {
+      let buf = '';
+      const timer = setTimeout(() => reject(new Error('operator not ready within 60 s')), 60_000);
+      c.once('exit', (code) => reject(new Error(`operator exited ${code}; see ${dir}/operator.log`)));
+      c.stdout!.on('data', (d: Buffer) => {
+        logStream.write(d);
+        buf += d.toString();
+        const m = /"bench operator ready","port":(\d+)/.exec(buf);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+          buf = '';
+        } else if (buf.length > 1e6) buf = buf.slice(-1000);
+      });
+    });
+    const scrape = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+
+    const poolNames = Array.from({ length: opts.pools }, (_, i) => `pool-${i}`);
+    const objects: KubeObject[] = [
+      ...poolNames.map((p) => samplePool(p, NS)),
+      ...Array.from({ length: opts.domains }, (_, i) => sampleDomain(`d-${i}`, NS, `d${i}.scale.test`, poolNames[i % opts.pools]!)),
+    ];
+    const t0 = performance.now();
+    await pool(objects, 32, (o) => e.kube.create(o));
+    const createSeconds = round((performance.now() - t0) / 1000, 1);
+    log(`  created ${objects.length} objects in ${createSeconds} s`);
+
+    const timeline: OperatorScaleResult['timeline'] = [];
+    let doneSeconds: number | undefined;
+    let poolsDone = 0;
+    let domainsDone = 0;
+    let childrenPerPool: Record<string, number> = {};
+    const deadline = t0 + opts.timeoutS * 1000;
+    while (performance.now() < deadline) {
+      const [pools, domains, cms, svcs, stss, secrets] = await Promise.all([
+        e.kube.list('mailfleet.io/v1alpha1', 'SendingPool', NS),
+        e.kube.list('mailfleet.io/v1alpha1', 'MailDomain', NS),
+        e.kube.list('v1', 'ConfigMap', NS, 'mailfleet.io/pool'),
+        e.kube.list('v1', 'Service', NS, 'mailfleet.io/pool'),
+        e.kube.list('apps/v1', 'StatefulSet', NS, 'mailfleet.io/pool'),
+        e.kube.list('v1', 'Secret', NS),
+      ]);
+      const byPool = (items: KubeObject[]) => {
+        const s = new Set<string>();
+        for (const o of items) {
+          const p = o.metadata?.labels?.['mailfleet.io/pool'];
+          if (p) s.add(p);
+        }
+        return s;
+      };
+      const withCm = byPool(cms.items);
+      const withSvc = byPool(svcs.items);
+      const withSts = byPool(stss.items);
+      const secretNames = new Set(secrets.items.map((s) => s.metadata?.name));
+      const statusWritten = (o: KubeObject) => {
+        const st = o['status'] as { observedGeneration?: number; conditions?: unknown[] } | undefined;
+        return (st?.conditions?.length ?? 0) > 0 && condition(o, 'Ready') !== undefined;
+      };
+      poolsDone = pools.items.filter((p) => statusWritten(p) && withCm.has(p.metadata!.name!) && withSvc.has(p.metadata!.name!) && withSts.has(p.metadata!.name!)).length;
+      domainsDone = domains.items.filter((d) => {
+        const st = d['status'] as { dkimSecretName?: string } | undefined;
+        return statusWritten(d) && condition(d, 'DKIMReady')?.status === 'True' && !!st?.dkimSecretName && secretNames.has(st.dkimSecretName);
+      }).length;
+      const t = round((performance.now() - t0) / 1000, 1);
+      timeline.push({ t, pools: poolsDone, domains: domainsDone });
+      if (timeline.length % 5 === 1) log(`  t=${t}s pools done ${poolsDone}/${opts.pools}, domains done ${domainsDone}/${opts.domains}`);
+      if (poolsDone === opts.pools && domainsDone === opts.domains) {
+        doneSeconds = t;
+        childrenPerPool = {
+          ConfigMap: round(cms.items.length / opts.pools, 2),
+          Service: round(svcs.items.length / opts.pools, 2),
+          StatefulSet: round(stss.items.length / opts.pools, 2),
+        };
+        break;
+      }
+      await sleep(1000);
+    }
+    // Let the queue settle a moment so trailing reconciles are counted too.
+    await sleep(2000);
+    const rss = peakRssBytes(c.pid!);
+    const metrics = await scrape();
+    const reconciles = metricSum(metrics, 'mailfleet_operator_reconciles_total');
+    const errors = Object.values(metricSum(metrics, 'mailfleet_operator_reconcile_errors_total')).reduce((a, b) => a + b, 0);
+    c.kill('SIGUSR2');
+    await sleep(500);
+    let kube = { total: 0, byRequest: {} as Record<string, number> };
+    try {
+      kube = JSON.parse(readFileSync(countFile, 'utf8')) as typeof kube;
+    } catch {
+      log('  (no request counts written by the operator)');
+    }
+    const totalReconciles = Object.values(reconciles).reduce((a, b) => a + b, 0);
+    const r: OperatorScaleResult = {
+      domains: opts.domains,
+      pools: opts.pools,
+      createSeconds,
+      ...(doneSeconds !== undefined ? { doneSeconds } : {}),
+      poolsDone,
+      domainsDone,
+      ...(rss !== undefined ? { operatorPeakRssMB: round(rss / 2 ** 20, 1) } : {}),
+      reconciles,
+      reconcileErrors: errors,
+      kubeRequests: kube.total,
+      kubeRequestsPerReconcile: round(kube.total / Math.max(1, totalReconciles), 2),
+      kubeRequestsByType: kube.byRequest,
+      childrenPerPool,
+      timeline,
+    };
+    log(
+      `  ${doneSeconds !== undefined ? `all done in ${doneSeconds} s` : `NOT done within ${opts.timeoutS} s (pools ${poolsDone}, domains ${domainsDone})`}; ` +
+        `operator peak RSS ${r.operatorPeakRssMB} MB; reconciles ${JSON.stringify(reconciles)} (errors ${errors}); ` +
+        `API requests ${kube.total} = ${r.kubeRequestsPerReconcile} per reconcile`,
+    );
+    return r;
+  } finally {
+    if (child && child.exitCode === null) {
+      const c = child;
+      const exited = new Promise<void>((res) => c.once('exit', () => res()));
+      c.kill('SIGTERM');
+      const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
+    }
+    await e.cluster.stop();
+    if (!process.env.BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
+    else log(`  kept ${dir}`);
+  }
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: { domains: { type: 'string' }, pools: { type: 'string' }, timeout: { type: 'string' }, out: { type: 'string' }, 'cpu-prof': { type: 'string' } },
+  });
+  const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
+  const r = await runOperatorScale({
+    domains: Number(values.domains ?? 1000),
+    pools: Number(values.pools ?? 100),
+    timeoutS: Number(values.timeout ?? 300),
+    log,
+    ...(values['cpu-prof'] ? { cpuProfDir: values['cpu-prof'] } : {}),
+  });
+  if (values.out) (await import('node:fs')).writeFileSync(values.out, `${JSON.stringify(r, null, 2)}\n`);
+  else console.log(JSON.stringify({ ...r, timeline: undefined }, null, 2));
+}
