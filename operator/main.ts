@@ -131,7 +131,9 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
   if (opts.leaderElection === false) {
     leading = true;
     metrics.leader.set(1);
-    await startManaging();
+    // Not awaited: with the apiserver unreachable the caches never sync, and the caller must
+    // still get its handle (and SIGTERM its handler) rather than hang here.
+    void startManaging();
   } else {
     elector = new LeaderElector(kube, {
       namespace: opts.leaseNamespace ?? opts.namespace ?? process.env.POD_NAMESPACE ?? 'default',
