@@ -91,6 +91,58 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['action'] as const,
       registers: [registry],
     }),
+    // Scheduler (relay/scheduler). source_ip and provider bounded as above; class is otp,
+    // transactional or bulk; reason and action come from fixed sets.
+    shapingRestricted: new Gauge({
+      name: 'mailfleet_shaping_restricted',
+      help: 'Source IP toward provider currently restricted by adaptive backoff (1), by action (suspend, throttle).',
+      labelNames: ['source_ip', 'provider', 'action'] as const,
+      registers: [registry],
+    }),
+    shapingRestrictions: new Counter({
+      name: 'mailfleet_shaping_restrictions_total',
+      help: 'Suspensions and throttles started by adaptive backoff rules, by source IP, provider and action.',
+      labelNames: ['source_ip', 'provider', 'action'] as const,
+      registers: [registry],
+    }),
+    shapingWaits: new Counter({
+      name: 'mailfleet_shaping_waits_total',
+      help: 'Times a message was held back by the scheduler, by class and reason (concurrency, connections, rate, suspended, quota, no-ip).',
+      labelNames: ['class', 'reason'] as const,
+      registers: [registry],
+    }),
+    warmupUsed: new Gauge({
+      name: 'mailfleet_warmup_quota_used',
+      help: 'Recipients sent from a source IP in the current UTC hour or day (window), for IPs with warm-up caps.',
+      labelNames: ['source_ip', 'window'] as const,
+      registers: [registry],
+    }),
+    warmupCap: new Gauge({
+      name: 'mailfleet_warmup_quota_cap',
+      help: 'Warm-up cap of a source IP per UTC hour or day (window).',
+      labelNames: ['source_ip', 'window'] as const,
+      registers: [registry],
+    }),
+    queueAge: new Histogram({
+      name: 'mailfleet_queue_age_seconds',
+      help: 'Time a recipient had spent in the queue when an attempt to deliver it started, by class.',
+      labelNames: ['class'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400],
+      registers: [registry],
+    }),
+    classLatency: new Histogram({
+      name: 'mailfleet_delivery_class_latency_seconds',
+      help: 'Time from acceptance into the queue to delivery at the remote MX, by class.',
+      labelNames: ['class'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400],
+      registers: [registry],
+    }),
+    intakeThrottled: new Counter({
+      name: 'mailfleet_intake_throttled_total',
+      help: 'Messages over an intake rate limit, by listener, scope (pool, credential) and action (tempfail, queued).',
+      labelNames: ['listener', 'scope', 'action'] as const,
+      registers: [registry],
+    }),
   };
   return m;
 }

@@ -9,7 +9,7 @@ import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { TlsFiles } from './tls-files.ts';
 import { CredentialStore } from './intake/credentials.ts';
 import { startListeners, closeListeners, type RunningListener } from './intake/listeners.ts';
-import { startHttpServer } from './http/server.ts';
+import { startHttpServer, sendJson } from './http/server.ts';
 import { startDelivery } from './delivery/engine.ts';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
@@ -30,6 +30,8 @@ export interface Relay {
 export interface DeliveryHandle {
   wake(): void;
   stop(): Promise<void>;
+  /** The versioned stats document served at GET /v1/stats. */
+  stats?(): unknown;
 }
 
 export interface StartRelayOptions {
@@ -76,7 +78,13 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
 
   let listeners: RunningListener[] = [];
   let ready = false;
-  const http = await startHttpServer({ address: config.http.address, port: config.http.port, registry: metrics.registry, ready: () => ready });
+  const http = await startHttpServer({
+    address: config.http.address, port: config.http.port, registry: metrics.registry, ready: () => ready,
+    routes: {
+      // Versioned: the operator polls it; v1 only ever gains fields.
+      '/v1/stats': (_req, res) => sendJson(res, 200, delivery?.stats?.() ?? { version: 1, ips: [], providers: [], restrictions: [], delivery: 'disabled' }),
+    },
+  });
   try {
     listeners = await startListeners({
       config, store, credentials, logger, metrics,

@@ -129,6 +129,97 @@ export const BounceRuleSchema = z
   })
   .strict();
 
+const regexString = z
+  .string()
+  .min(1)
+  .refine((s) => {
+    try {
+      new RegExp(s, 'i');
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'a valid regular expression');
+
+// Per (source IP, provider) limits (relay/scheduler). Field names match the operator's
+// SendingPool limits.providers so it can render them one to one; unset fields inherit from the
+// "default" provider entry, then from the built-in profile (docs/shaping.md).
+export const ProviderShapingSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a provider name: lower-case letters, digits and dashes'),
+    // MX host suffixes that identify the provider (the MX rollup); built-in providers need none.
+    mxSuffixes: z.array(z.string().min(1)).default([]),
+    maxConnections: z.number().int().min(1).max(1000).optional(),
+    newConnectionsPerMinute: z.number().int().min(1).max(100000).optional(),
+    messagesPerConnection: z.number().int().min(1).max(10000).optional(),
+    messagesPerSecond: z.number().min(0.001).max(100000).optional(),
+    // Token-bucket size; defaults to one second's worth of messagesPerSecond (at least 1).
+    burst: z.number().int().min(1).max(1000000).optional(),
+  })
+  .strict();
+
+// An adaptive backoff rule: a reply matching every given field triggers the action for that
+// (source IP, provider). Config rules are tried before the built-in ones (relay/scheduler/backoff.ts).
+export const BackoffRuleSchema = z
+  .object({
+    code: z.string().regex(/^[245]\d{0,2}$/, 'a reply code or prefix, e.g. "421" or "4"').optional(),
+    enhanced: z.string().regex(/^[245]\.\d{1,3}(\.(\d{1,3})?)?$|^[245]\.$/, 'an enhanced status code or prefix, e.g. "4.7.28" or "4.7."').optional(),
+    text: regexString.optional(),
+    // Only for replies from these providers; absent = any provider.
+    providers: z.array(z.string().min(1)).optional(),
+    // suspend: no mail from that IP to that provider for durationSeconds; throttle: lower its rate
+    // and connections for durationSeconds; bounce: the recipient bounces even on a 4xx; ignore:
+    // no action (overrides a built-in rule).
+    action: z.enum(['suspend', 'throttle', 'bounce', 'ignore']),
+    durationSeconds: z.number().int().min(1).max(7 * 86400).default(3600),
+    messagesPerMinute: z.number().min(0.01).max(100000).default(1),
+    maxConnections: z.number().int().min(1).max(1000).default(1),
+  })
+  .strict();
+
+// Warm-up caps of one source IP (the operator writes them from its warm-up plan). Counted in
+// recipients handed to receivers per UTC hour and UTC day, durably.
+const CapsSchema = z
+  .object({
+    hourly: z.number().int().min(0).optional(),
+    daily: z.number().int().min(0).optional(),
+  })
+  .strict();
+export const WarmupSchema = CapsSchema.extend({
+  address: z.union([z.ipv4(), z.ipv6()]),
+  providers: z.array(CapsSchema.extend({ name: z.string().min(1) }).strict()).default([]),
+}).strict();
+
+export const ShapingSchema = z
+  .object({
+    providers: z.array(ProviderShapingSchema).default([]),
+    backoffRules: z.array(BackoffRuleSchema).default([]),
+    warmup: z.array(WarmupSchema).default([]),
+    // Share of each provider's connections (and of delivery.concurrency) that only otp mail may
+    // use, so a bulk backlog never holds every slot.
+    otpShare: z.number().min(0).max(0.9).default(0.2),
+  })
+  .strict();
+
+// Intake burst control: a pool-wide token bucket and per-credential ones, checked at MAIL FROM.
+const RateSchema = z
+  .object({
+    messagesPerSecond: z.number().min(0.001),
+    burst: z.number().int().min(1).optional(),
+  })
+  .strict();
+export const IntakeRateSchema = z
+  .object({
+    pool: RateSchema.optional(),
+    // Applies to every authenticated user without an entry in `users`.
+    perCredential: RateSchema.optional(),
+    users: z.array(RateSchema.extend({ user: z.string().min(1) }).strict()).default([]),
+    // tempfail: 451 4.7.1 with a retry hint; queue: accept, and hold the message back in the queue
+    // until the bucket would have let it in.
+    whenOver: z.enum(['tempfail', 'queue']).default('tempfail'),
+  })
+  .strict();
+
 export const DeliverySchema = z
   .object({
     enabled: z.boolean().default(true),
@@ -169,7 +260,9 @@ export const RelayConfigSchema = z
     // Domains accepted without AUTH (the MX role): bounce and feedback-loop domains.
     acceptDomains: z.array(domainName).default([]),
     limits: LimitsSchema.prefault({}),
+    intakeRate: IntakeRateSchema.prefault({}),
     delivery: DeliverySchema.prefault({}),
+    shaping: ShapingSchema.prefault({}),
     retry: RetrySchema.prefault({}),
     domains: z.array(SendingDomainSchema).default([]),
   })
@@ -195,3 +288,8 @@ export type ListenerConfig = RelayConfig['listeners'][number];
 export type LimitsConfig = RelayConfig['limits'];
 export type DeliveryConfig = RelayConfig['delivery'];
 export type RetryConfig = RelayConfig['retry'];
+export type ShapingConfig = RelayConfig['shaping'];
+export type ProviderShaping = ShapingConfig['providers'][number];
+export type BackoffRule = ShapingConfig['backoffRules'][number];
+export type WarmupConfig = ShapingConfig['warmup'][number];
+export type IntakeRateConfig = RelayConfig['intakeRate'];

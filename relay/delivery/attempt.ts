@@ -8,7 +8,7 @@ import { parseReplyLine } from '../bounce/classify.ts';
 import { DnsFailure, type MailResolver } from '../dns/resolver.ts';
 import type { EgressIp } from './egress.ts';
 import { mxMatchesPolicy, type MtaStsCache } from './mta-sts.ts';
-import type { ConnectionPool } from './pool.ts';
+import type { Budget, ConnectionPool } from './pool.ts';
 import { SmtpError, type OpenOptions, type TlsMode } from './smtp-client.ts';
 import { classifyAddress, type AddressClass } from './address-policy.ts';
 
@@ -43,6 +43,8 @@ export interface AttemptContext {
   signal?: AbortSignal | undefined;
   /** Contact MX hosts on loopback/private addresses (labs, tests); routes are never filtered. */
   allowPrivateMx?: boolean;
+  /** The scheduler's per (source IP, provider) connection limits. */
+  budget?: Budget | undefined;
 }
 
 function all(recipients: string[], o: Omit<RecipientOutcome, 'recipient'>): RecipientOutcome[] {
@@ -148,7 +150,7 @@ export async function attemptDelivery(
         };
         let conn;
         try {
-          conn = await ctx.pool.acquire(opts);
+          conn = await ctx.pool.acquire(opts, ctx.budget);
         } catch (err) {
           if (!(err instanceof SmtpError)) throw err;
           last = fromSmtpError(err, t.host);
@@ -163,7 +165,7 @@ export async function attemptDelivery(
         const reused = conn.messagesSent > 0;
         try {
           const result = await conn.send(mailFrom, recipients, body);
-          ctx.pool.release(opts, conn);
+          ctx.pool.release(opts, conn, ctx.budget);
           return result.recipients.map((r) => {
             const p = parseReplyLine(`${r.reply.code} ${r.reply.text.split('\n').join(' ')}`);
             return {
@@ -172,7 +174,7 @@ export async function attemptDelivery(
             };
           });
         } catch (err) {
-          ctx.pool.release(opts, conn);
+          ctx.pool.release(opts, conn, ctx.budget);
           if (!(err instanceof SmtpError)) throw err;
           last = fromSmtpError(err, t.host);
           if (ctx.signal?.aborted) return all(recipients, last);

@@ -4,7 +4,7 @@
 // relay/relay.ts starts it and calls wake() after each enqueue.
 import { setMaxListeners } from 'node:events';
 import type { RelayConfig } from '../config/schema.ts';
-import type { DueRecipient, QueueStore } from '../queue/store.ts';
+import type { DueRecipient, MessageClass, QueueStore } from '../queue/store.ts';
 import type { Logger } from '../log.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import type { BounceRule } from '../bounce/classify.ts';
@@ -12,13 +12,19 @@ import { MailResolver } from '../dns/resolver.ts';
 import { DkimSigner } from '../dkim/sign.ts';
 import { composeDsn, isDeliveryReport, isNullSender, statusFromReply, type DsnRecipient } from '../dsn/compose.ts';
 import { attemptDelivery, type RecipientOutcome } from './attempt.ts';
-import { pickEgress, routeFor } from './egress.ts';
+import { routeFor } from './egress.ts';
 import { MtaStsCache, type MtaStsOptions } from './mta-sts.ts';
 import { ConnectionPool } from './pool.ts';
 import { STOPPED } from './smtp-client.ts';
 import { DelayNoticeLedger } from './delay-notices.ts';
 import { providerOf } from './provider.ts';
 import { decideOutcome, type Outcome } from './outcome.ts';
+import { Shaper, DEFAULT_IP } from '../scheduler/shaper.ts';
+import { ShapingLedger } from '../scheduler/ledger.ts';
+import { shapingKey, providerOfKey } from '../scheduler/providers.ts';
+import { parseReplyLine } from '../bounce/classify.ts';
+import { StatsCollector, type StatsV1 } from '../stats/collector.ts';
+import type { Budget } from './pool.ts';
 
 export interface DeliveryOptions {
   config: RelayConfig;
@@ -46,6 +52,23 @@ export interface DeliveryOptions {
 export interface Delivery {
   wake(): void;
   stop(): Promise<void>;
+  /** The v1 stats document (GET /v1/stats). */
+  stats?(): StatsV1;
+}
+
+const CLASSES: readonly MessageClass[] = ['otp', 'transactional', 'bulk'];
+/**
+ * Recipients of each class claimed from the queue and held in memory waiting for a connection or
+ * a token; per class, so a bulk backlog never keeps otp or transactional mail from being claimed.
+ */
+const HELD_PER_CLASS = 500;
+/** Waits shorter than this are held in memory; longer ones go back to the queue, due at the end of the wait. */
+const HOLD_MS = 2000;
+
+interface Held {
+  group: DueRecipient[];
+  cls: MessageClass;
+  provider: string | undefined;
 }
 
 
@@ -74,13 +97,39 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   const delayNoticeMs = config.retry.delayNoticeSeconds !== undefined ? config.retry.delayNoticeSeconds * 1000 : undefined;
   const ledger = delayNoticeMs !== undefined ? new DelayNoticeLedger(store.path) : undefined;
   const bounceRules: readonly BounceRule[] = config.delivery.bounceRules;
+  const ledger_ = new ShapingLedger(store.path);
+  const shaper = new Shaper({ shaping: config.shaping, delivery: config.delivery, ledger: ledger_, clock, random });
+  const stats = new StatsCollector(clock());
+  // prom-client calls a metric's `collect` at scrape time; the typings do not expose it.
+  Object.assign(metrics.shapingRestricted, {
+    collect: () => {
+      metrics.shapingRestricted.reset();
+      for (const r of shaper.restrictions()) metrics.shapingRestricted.set({ source_ip: r.ip, provider: providerOfKey(r.provider), action: r.action }, 1);
+    },
+  });
+  Object.assign(metrics.warmupUsed, {
+    collect: () => {
+      metrics.warmupUsed.reset();
+      metrics.warmupCap.reset();
+      for (const q of shaper.quotaReport()) {
+        if (q.scope !== '*') continue;
+        metrics.warmupUsed.set({ source_ip: q.ip, window: q.window }, q.used);
+        if (q.cap !== undefined) metrics.warmupCap.set({ source_ip: q.ip, window: q.window }, q.cap);
+      }
+    },
+  });
+  const customProviders = config.shaping.providers.filter((p) => p.mxSuffixes.length > 0);
   const pool = new ConnectionPool({
     maxMessagesPerConnection: config.delivery.maxMessagesPerConnection,
     maxConnectionsPerHost: config.delivery.maxConnectionsPerHost,
     onOpen: (o, ok) => metrics.deliveryConnections.inc({ source_ip: o.localAddress ?? 'default', result: ok ? 'ok' : 'failed' }),
   });
-  const concurrency = config.delivery.concurrency;
   const active = new Set<Promise<void>>();
+  const held = new Set<Held>();
+  const heldRecipients: Record<MessageClass, number> = { otp: 0, transactional: 0, bulk: 0 };
+  /** Per provider, per class, FIFO: groups whose provider is known, waiting for the scheduler. */
+  const lanes = new Map<string, Record<MessageClass, Held[]>>();
+  let timerAt: number | undefined;
   const stopping = new AbortController();
   // One listener per open connection; the count is bounded by the pool, not a leak.
   setMaxListeners(0, stopping.signal);
@@ -145,14 +194,22 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     wake();
   }
 
-  async function deliverGroup(group: DueRecipient[]): Promise<void> {
+  async function deliverGroup(group: DueRecipient[], sourceIp: string, shapedAs: string): Promise<void> {
     const first = group[0]!;
     const recipients = group.map((g) => g.recipient);
     const original = store.body(first.messageId);
     if (!original) return; // deleted by an administrator while claimed
-    const egress = pickEgress(config.delivery.egressIps, random);
-    const sourceIp = egress?.address ?? 'default';
+    const egress = sourceIp === DEFAULT_IP ? undefined : config.delivery.egressIps.find((e) => e.address === sourceIp);
     const route = routeFor(config.delivery.routes, first.domain);
+    const limits = shaper.limits(sourceIp, shapedAs);
+    const budget: Budget = {
+      key: `${sourceIp}|${shapedAs}`,
+      maxOpen: limits.maxConnections,
+      maxMessagesPerConnection: limits.messagesPerConnection,
+      beforeOpen: () => shaper.beforeOpen(sourceIp, shapedAs, stopping.signal),
+    };
+    const startedAt = clock();
+    for (const g of group) metrics.queueAge.observe({ class: g.class }, Math.max(0, (startedAt - g.createdAt) / 1000));
     let outcomes: RecipientOutcome[];
     try {
       const body = await signer.sign(original, first.mailFrom);
@@ -170,6 +227,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
           commandTimeoutMs: opts.commandTimeoutMs ?? 300_000,
           signal: stopping.signal,
           allowPrivateMx: config.delivery.allowPrivateMx,
+          budget,
         },
         first.domain,
         isNullSender(first.mailFrom) ? '' : first.mailFrom,
@@ -187,17 +245,30 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     const records = new Map<string, { outcome: Outcome; recipients: string[]; reply: string }>();
     const dsn: DsnRecipient[] = [];
     const delayed: DsnRecipient[] = [];
+    // Adaptive backoff looks at the receiver's first refusal in this attempt (one reply, one action).
+    const refusal = stopping.signal.aborted ? undefined : outcomes.find((o) => o.mx !== undefined && (o.code < 200 || o.code >= 300));
+    const backoff = refusal ? shaper.observe(sourceIp, { code: refusal.code, enhanced: refusal.enhanced ?? parseReplyLine(refusal.raw).enhanced, text: refusal.text, provider: shapedAs }) : undefined;
+    if (backoff && (backoff.action === 'suspend' || backoff.action === 'throttle')) {
+      metrics.shapingRestrictions.inc({ source_ip: sourceIp, provider: providerOfKey(shapedAs), action: backoff.action });
+      logger.warn({ event: 'shaping', action: backoff.action, sourceIp, provider: shapedAs, seconds: backoff.durationSeconds, reply: refusal!.raw }, `${sourceIp} → ${shapedAs}: ${backoff.action} for ${backoff.durationSeconds} s`);
+    }
     for (const o of outcomes) {
       const due = byRecipient.get(o.recipient)!;
-      const { outcome, category: cat } = decideOutcome({
+      let { outcome, category: cat } = decideOutcome({
         code: o.code, enhanced: o.enhanced, text: o.text, phase: o.phase, attempts: due.attempts, createdAt: due.createdAt, now,
         retry: config.retry, rules: bounceRules, shuttingDown: stopping.signal.aborted,
       });
+      // A "bounce" backoff rule turns this receiver's temporary refusal into a final one.
+      if (backoff?.action === 'bounce' && o.raw === refusal!.raw && outcome.kind === 'deferred') outcome = { kind: 'bounced' };
       const delivered = outcome.kind === 'delivered';
-      const provider = route ? 'smarthost' : providerOf(o.mx);
+      const provider = route ? 'smarthost' : providerOf(o.mx, customProviders);
       const category = cat ?? 'none';
       metrics.deliveryAttempts.inc({ result: outcome.kind, source_ip: sourceIp, provider, category });
-      if (delivered) metrics.deliveryLatency.observe({ provider }, Math.max(0, (now - due.createdAt) / 1000));
+      stats.record(sourceIp, providerOfKey(shapedAs), outcome.kind, cat);
+      if (delivered) {
+        metrics.deliveryLatency.observe({ provider }, Math.max(0, (now - due.createdAt) / 1000));
+        metrics.classLatency.observe({ class: due.class }, Math.max(0, (now - due.createdAt) / 1000));
+      }
       const event = {
         event: outcome.kind,
         queueId: due.messageId,
@@ -286,34 +357,129 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     }
   }
 
+  /** Which provider the scheduler shapes this domain as: its first MX host's rollup. */
+  async function shapedProvider(domain: string): Promise<string> {
+    if (routeFor(config.delivery.routes, domain)) return 'smarthost';
+    try {
+      const r = await resolver.route(domain);
+      return shapingKey(r.hosts[0], customProviders);
+    } catch {
+      // The attempt itself reports the DNS failure; shaping-wise it goes nowhere in particular.
+      return 'default';
+    }
+  }
+
+  function lane(provider: string): Record<MessageClass, Held[]> {
+    let l = lanes.get(provider);
+    if (!l) lanes.set(provider, (l = { otp: [], transactional: [], bulk: [] }));
+    return l;
+  }
+
+  function unhold(h: Held): void {
+    held.delete(h);
+    heldRecipients[h.cls] -= h.group.length;
+  }
+
+  function admit(group: DueRecipient[]): void {
+    const h: Held = { group, cls: group[0]!.class, provider: undefined };
+    held.add(h);
+    heldRecipients[h.cls] += group.length;
+    // Lookups start once this claim turn is over: claiming is one quick transaction, a lookup may
+    // wait on the network.
+    new Promise<void>((resolve) => setImmediate(resolve)).then(() => shapedProvider(group[0]!.domain)).then((provider) => {
+      if (!held.has(h)) return; // released by stop()
+      h.provider = provider;
+      lane(provider)[h.cls].push(h);
+      wake();
+    });
+  }
+
+  function start(h: Held, ip: string): void {
+    const provider = h.provider!;
+    unhold(h);
+    shaper.begin(ip, provider, h.cls, h.group.length);
+    const group = h.group;
+    const p: Promise<void> = deliverGroup(group, ip, provider)
+      .catch((err: unknown) => {
+        logger.error({ err, queueId: group[0]!.messageId }, 'delivery group failed');
+        releaseClaims(group, err);
+      })
+      .finally(() => {
+        shaper.end(ip, provider, h.cls);
+        active.delete(p);
+        wake();
+      });
+    active.add(p);
+  }
+
+  /** Hands held groups to the scheduler, otp lanes first; returns when the earliest timed wait ends. */
+  function dispatch(): number | undefined {
+    let next: number | undefined;
+    const now = clock();
+    const postponed: { messageId: string; recipient: string; at: number }[] = [];
+    for (const cls of CLASSES) {
+      for (const [provider, l] of lanes) {
+        const q = l[cls];
+        while (q.length > 0) {
+          const h = q[0]!;
+          const d = shaper.decide(provider, cls, h.group.length);
+          if (d.kind === 'send') {
+            q.shift();
+            start(h, d.ip);
+            continue;
+          }
+          metrics.shapingWaits.inc({ class: cls, reason: d.reason });
+          if (d.until !== undefined && d.until - now > HOLD_MS) {
+            // Back to the queue, not counted as an attempt; a rate wait is spread out so the lane
+            // does not come back all at once.
+            const step = d.reason === 'rate' ? d.until - now : 0;
+            q.forEach((x, k) => {
+              unhold(x);
+              for (const g of x.group) postponed.push({ messageId: g.messageId, recipient: g.recipient, at: d.until! + k * step });
+            });
+            logger.info({ event: 'held-back', shapedAs: provider, class: cls, reason: d.reason, detail: d.detail, recipients: postponed.length, until: new Date(d.until).toISOString() }, 'mail held back by the scheduler');
+            q.length = 0;
+          } else if (d.until !== undefined) {
+            next = next === undefined ? d.until : Math.min(next, d.until);
+          }
+          break;
+        }
+      }
+    }
+    store.postpone(postponed);
+    return next;
+  }
+
+  function claim(): number {
+    let claimed = 0;
+    for (const cls of CLASSES) {
+      const room = HELD_PER_CLASS - heldRecipients[cls];
+      if (room <= 0) continue;
+      const due = store.claimDue(clock(), room, cls);
+      claimed += due.length;
+      for (const group of groupDue(due)) admit(group);
+    }
+    return claimed;
+  }
+
   async function loop(): Promise<void> {
     while (running) {
       woken = false;
       try {
-        const free = concurrency - active.size;
-        const due = free > 0 ? store.claimDue(clock(), free) : [];
-        for (const group of groupDue(due)) {
-          const p: Promise<void> = deliverGroup(group)
-            .catch((err: unknown) => {
-              logger.error({ err, queueId: group[0]!.messageId }, 'delivery group failed');
-              releaseClaims(group, err);
-            })
-            .finally(() => {
-              active.delete(p);
-              wake();
-            });
-          active.add(p);
-        }
+        claim();
+        timerAt = dispatch();
         updateQueueGauge();
-        if (due.length > 0 && active.size < concurrency) continue;
       } catch (err) {
         if (!running) break;
         logger.error({ err }, 'delivery loop error; retrying in 1 s');
+        timerAt = clock() + 1000;
       }
       if (woken || !running) continue;
-      const next = active.size >= concurrency ? undefined : store.nextDueAt();
+      const room = CLASSES.some((c) => heldRecipients[c] < HELD_PER_CLASS);
+      const due = room ? store.nextDueAt() : undefined;
+      const next = [due, timerAt].filter((t): t is number => t !== undefined);
       // Capped so that a stepped clock (tests, NTP) is noticed within a minute.
-      const wait = next === undefined ? 60_000 : Math.min(Math.max(0, next - clock()), 60_000);
+      const wait = next.length === 0 ? 60_000 : Math.min(Math.max(0, Math.min(...next) - clock()), 60_000);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           wakeUp = undefined;
@@ -332,10 +498,20 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
 
   return {
     wake,
+    stats: () => stats.snapshot({ now: clock(), ips: shaper.ips().map((i) => i.address), restrictions: shaper.restrictions(), quotas: shaper.quotaReport() }),
     async stop() {
       running = false;
       wake();
       await loopDone;
+      // Held, never attempted: due again at once for the next process.
+      const back = [...held].flatMap((h) => h.group.map((g) => ({ messageId: g.messageId, recipient: g.recipient, at: clock(), reply: `451 4.4.1 ${STOPPED}` })));
+      for (const h of [...held]) unhold(h);
+      lanes.clear();
+      try {
+        store.postpone(back);
+      } catch (err) {
+        logger.error({ err }, 'could not release held recipients; they are requeued at the next start');
+      }
       if (active.size > 0) {
         let timer: NodeJS.Timeout | undefined;
         const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, opts.stopGraceMs ?? 10_000)));
@@ -349,6 +525,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       }
       await pool.closeAll();
       ledger?.close();
+      ledger_.close();
       updateQueueGauge(true);
     },
   };

@@ -1,5 +1,8 @@
 // Outbound connections, reused per (source IP, MX host, address, port, TLS mode) for up to
 // maxMessagesPerConnection transactions, and capped at maxConnectionsPerHost open at once per key.
+// A budget (from the scheduler) also caps connections per (source IP, provider) across MX hosts,
+// counting idle ones: the receiver sees open sockets, not our attempts. A connection stops counting
+// only once its QUIT is answered, so a replacement never overlaps it at the receiver.
 import { SmtpConnection, type OpenOptions } from './smtp-client.ts';
 
 export interface PoolOptions {
@@ -10,10 +13,19 @@ export interface PoolOptions {
   onOpen?: (opts: OpenOptions, ok: boolean) => void;
 }
 
+/** Per (source IP, provider) limits the scheduler hands down with each acquire. */
+export interface Budget {
+  key: string;
+  maxOpen: number;
+  maxMessagesPerConnection: number;
+  /** Waits until a new connection may be opened (new connections per minute), and books it. */
+  beforeOpen?: () => Promise<void>;
+}
+
 interface Slot {
   open: number;
+  group: string | undefined;
   idle: { conn: SmtpConnection; timer: NodeJS.Timeout }[];
-  waiters: (() => void)[];
 }
 
 function keyOf(o: OpenOptions): string {
@@ -22,6 +34,8 @@ function keyOf(o: OpenOptions): string {
 
 export class ConnectionPool {
   private readonly slots = new Map<string, Slot>();
+  private readonly groupOpen = new Map<string, number>();
+  private waiters: (() => void)[] = [];
   private readonly options: PoolOptions;
   private closing = false;
 
@@ -32,60 +46,92 @@ export class ConnectionPool {
   private slot(key: string): Slot {
     let s = this.slots.get(key);
     if (!s) {
-      s = { open: 0, idle: [], waiters: [] };
+      s = { open: 0, group: undefined, idle: [] };
       this.slots.set(key, s);
     }
     return s;
   }
 
+  private notify(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private opened(s: Slot, delta: number): void {
+    s.open += delta;
+    if (s.group !== undefined) this.groupOpen.set(s.group, (this.groupOpen.get(s.group) ?? 0) + delta);
+    if (delta < 0) this.notify();
+  }
+
+  /** Closes an idle connection, counting it closed once the receiver has answered its QUIT. */
+  private retire(s: Slot, conn: SmtpConnection): Promise<void> {
+    return conn.quit().finally(() => this.opened(s, -1));
+  }
+
+  /** An idle connection of the group on another host, to make room. */
+  private idleInGroup(group: string): { s: Slot; conn: SmtpConnection } | undefined {
+    for (const s of this.slots.values()) {
+      if (s.group !== group || s.idle.length === 0) continue;
+      const { conn, timer } = s.idle.shift()!;
+      clearTimeout(timer);
+      return { s, conn };
+    }
+    return undefined;
+  }
+
   /** A ready connection (reused when one is idle); throws SmtpError when it cannot be opened. */
-  async acquire(opts: OpenOptions): Promise<SmtpConnection> {
+  async acquire(opts: OpenOptions, budget?: Budget): Promise<SmtpConnection> {
     const key = keyOf(opts);
     const s = this.slot(key);
+    if (budget && s.group === undefined) s.group = budget.key;
     for (;;) {
       while (s.idle.length > 0) {
         const { conn, timer } = s.idle.pop()!;
         clearTimeout(timer);
         if (conn.reusable) return conn;
         conn.close();
-        s.open--;
+        this.opened(s, -1);
       }
-      if (s.open < this.options.maxConnectionsPerHost) break;
-      await new Promise<void>((resolve) => s.waiters.push(resolve));
+      const groupFull = budget !== undefined && (this.groupOpen.get(budget.key) ?? 0) >= budget.maxOpen;
+      if (s.open < this.options.maxConnectionsPerHost && !groupFull) break;
+      const spare = groupFull ? this.idleInGroup(budget.key) : undefined;
+      if (spare) await this.retire(spare.s, spare.conn);
+      else await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
-    s.open++;
+    this.opened(s, +1);
     try {
+      await budget?.beforeOpen?.();
       const conn = await SmtpConnection.open(opts);
       this.options.onOpen?.(opts, true);
       return conn;
     } catch (err) {
-      s.open--;
-      s.waiters.shift()?.();
+      this.opened(s, -1);
       this.options.onOpen?.(opts, false);
       throw err;
     }
   }
 
   /** Returns a connection after a transaction: parked for reuse, or closed when used up. */
-  release(opts: OpenOptions, conn: SmtpConnection): void {
+  release(opts: OpenOptions, conn: SmtpConnection, budget?: Budget): void {
     const s = this.slot(keyOf(opts));
-    if (conn.closed || this.closing || conn.messagesSent >= this.options.maxMessagesPerConnection) {
-      s.open--;
-      void conn.quit();
+    const maxMessages = budget?.maxMessagesPerConnection ?? this.options.maxMessagesPerConnection;
+    if (conn.closed) {
+      this.opened(s, -1);
+    } else if (this.closing || conn.messagesSent >= maxMessages) {
+      void this.retire(s, conn);
     } else {
       const timer = setTimeout(() => {
         const i = s.idle.findIndex((x) => x.conn === conn);
         if (i >= 0) {
           s.idle.splice(i, 1);
-          s.open--;
-          void conn.quit();
-          s.waiters.shift()?.();
+          void this.retire(s, conn);
         }
       }, this.options.idleMs ?? 5000);
       timer.unref();
       s.idle.push({ conn, timer });
+      this.notify();
     }
-    s.waiters.shift()?.();
   }
 
   async closeAll(): Promise<void> {
@@ -98,8 +144,9 @@ export class ConnectionPool {
       }
       s.idle = [];
       s.open = 0;
-      for (const w of s.waiters.splice(0)) w();
     }
+    this.groupOpen.clear();
+    this.notify();
     await Promise.all(quits);
   }
 }

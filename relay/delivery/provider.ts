@@ -1,17 +1,10 @@
-// Provider rollup: the MX host name says who runs a domain's mail (a Google Workspace domain is
-// "google" whatever its name). Used as a bounded metrics label and, later, by shaping rules.
-const PROVIDERS: [RegExp, string][] = [
-  [/(^|\.)(google\.com|googlemail\.com)$/, 'google'],
-  [/(^|\.)(outlook\.com|hotmail\.com|protection\.outlook\.com)$/, 'microsoft'],
-  [/(^|\.)(yahoodns\.net|yahoo\.com)$/, 'yahoo'],
-  [/(^|\.)icloud\.com$/, 'apple'],
-  [/(^|\.)(pphosted\.com|ppe-hosted\.com)$/, 'proofpoint'],
-  [/(^|\.)mimecast\.com$/, 'mimecast'],
-];
+// The provider metrics label: the scheduler's MX rollup (relay/scheduler/providers.ts), except that
+// unrecognised hosts keep the label "other" and failures before any MX "none", as dashboards and
+// tests written before the scheduler expect; the scheduler and the stats endpoint say "default".
+import { rollupProvider, type ProviderPattern } from '../scheduler/providers.ts';
 
-export function providerOf(mxHost: string | undefined): string {
+export function providerOf(mxHost: string | undefined, custom: readonly ProviderPattern[] = []): string {
   if (!mxHost) return 'none';
-  const h = mxHost.toLowerCase().replace(/\.$/, '');
-  for (const [re, name] of PROVIDERS) if (re.test(h)) return name;
-  return 'other';
+  const p = rollupProvider(mxHost, custom);
+  return p === 'default' ? 'other' : p;
 }

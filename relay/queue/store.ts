@@ -21,6 +21,8 @@ export interface NewMessage {
   listener?: string;
   messageId?: string;
   class?: MessageClass;
+  /** First delivery attempt not before this time (intake smoothing); default: at once. */
+  notBefore?: number;
 }
 
 export interface MessageSummary {
@@ -171,7 +173,7 @@ export class QueueStore {
             p.id, now, m.mailFrom, m.body.length, m.class ?? 'transactional', m.messageId ?? null,
             m.authUser ?? null, m.clientAddress ?? null, m.listener ?? null, m.body,
           );
-          for (const r of new Set(m.recipients)) this.insertRecipient.run(p.id, r, domainOf(r), now);
+          for (const r of new Set(m.recipients)) this.insertRecipient.run(p.id, r, domainOf(r), Math.max(now, m.notBefore ?? now));
         }
         this.db.exec('COMMIT');
       } catch (err) {
@@ -248,19 +250,19 @@ export class QueueStore {
     );
   }
 
-  /** Claims up to `limit` recipients due at `now`, oldest first, marking them inflight. */
-  claimDue(now: number, limit: number): DueRecipient[] {
+  /** Claims up to `limit` recipients due at `now` (of one class when given), oldest first, marking them inflight. */
+  claimDue(now: number, limit: number, cls?: MessageClass): DueRecipient[] {
     this.db.exec('BEGIN IMMEDIATE');
     try {
       const rows = this.db
         .prepare(
           `SELECT r.message_id, r.recipient, r.domain, r.attempts, m.created_at, m.mail_from, m.class
            FROM recipients r JOIN messages m ON m.id = r.message_id
-           WHERE r.state = 'queued' AND r.next_attempt_at <= ?
+           WHERE r.state = 'queued' AND r.next_attempt_at <= ? ${cls ? 'AND m.class = ?' : ''}
            ORDER BY CASE m.class WHEN 'otp' THEN 0 WHEN 'transactional' THEN 1 ELSE 2 END, r.next_attempt_at, r.message_id
            LIMIT ?`,
         )
-        .all(now, limit) as unknown as DueRow[];
+        .all(now, ...(cls ? [cls] : []), limit) as unknown as DueRow[];
       const mark = this.db.prepare(`UPDATE recipients SET state = 'inflight' WHERE message_id = ? AND recipient = ?`);
       for (const r of rows) mark.run(r.message_id, r.recipient);
       this.db.exec('COMMIT');
@@ -273,6 +275,25 @@ export class QueueStore {
         mailFrom: r.mail_from,
         class: r.class,
       }));
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  /**
+   * Puts claimed recipients back, due at the given times, without counting an attempt: the
+   * scheduler held them back (suspension, quota, rate), the receiver never saw them.
+   */
+  postpone(entries: readonly { messageId: string; recipient: string; at: number; reply?: string }[]): void {
+    if (entries.length === 0) return;
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const upd = this.db.prepare(
+        `UPDATE recipients SET state = 'queued', next_attempt_at = ?, last_reply = COALESCE(?, last_reply) WHERE message_id = ? AND recipient = ? AND state = 'inflight'`,
+      );
+      for (const e of entries) upd.run(e.at, e.reply ?? null, e.messageId, e.recipient);
+      this.db.exec('COMMIT');
     } catch (err) {
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
       throw err;

@@ -1,0 +1,93 @@
+// The scheduler's decision: for one group (a message's recipients at one provider), which source IP
+// it leaves from now, or why and until when it waits. A pure function of the shaping state and the
+// clock; relay/scheduler/shaper.ts holds the state and applies the decisions.
+import type { MessageClass } from '../queue/store.ts';
+import { availableAt, type Bucket } from './bucket.ts';
+import { otpReserve, type Limits } from './limits.ts';
+import type { QuotaVerdict } from './quota.ts';
+
+export interface PathState {
+  /** Attempts in progress from this IP toward this provider, all classes / otp only. */
+  active: number;
+  activeOtp: number;
+  bucket: Bucket | undefined;
+}
+
+export interface Suspension {
+  until: number;
+  reason: string;
+}
+
+export interface IpView {
+  address: string;
+  weight: number;
+  limits: Limits;
+  path: PathState;
+  suspension: Suspension | undefined;
+  quota: QuotaVerdict;
+}
+
+export interface DecideInput {
+  now: number;
+  cls: MessageClass;
+  ips: readonly IpView[];
+  /** Attempts in progress relay-wide, and how many of them are otp. */
+  global: { active: number; activeOtp: number; concurrency: number };
+  otpShare: number;
+  /** A uniform random number in [0, 1) for the weighted choice. */
+  random: number;
+}
+
+export type WaitReason = 'concurrency' | 'connections' | 'rate' | 'suspended' | 'quota' | 'no-ip';
+export type Decision =
+  | { kind: 'send'; ip: string }
+  /** `until` undefined: until an attempt in progress ends. */
+  | { kind: 'wait'; until: number | undefined; reason: WaitReason; detail: string };
+
+type Verdict = { ok: true } | { ok: false; until: number | undefined; reason: WaitReason; detail: string };
+
+export function ipVerdict(ip: IpView, cls: MessageClass, now: number, otpShare: number): Verdict {
+  if (ip.suspension && ip.suspension.until > now) return { ok: false, until: ip.suspension.until, reason: 'suspended', detail: ip.suspension.reason };
+  if (!ip.quota.ok) return { ok: false, until: ip.quota.until, reason: 'quota', detail: ip.quota.reason };
+  const max = ip.limits.maxConnections;
+  if (ip.path.active >= max) return { ok: false, until: undefined, reason: 'connections', detail: `${max} connections in use` };
+  if (cls !== 'otp') {
+    const reserve = otpReserve(max, otpShare);
+    if (ip.path.active - ip.path.activeOtp >= max - reserve) {
+      return { ok: false, until: undefined, reason: 'connections', detail: `${max - reserve} connections in use (${reserve} kept for otp)` };
+    }
+  }
+  if (ip.path.bucket) {
+    const at = availableAt(ip.path.bucket, now, ip.limits.messagesPerSecond, ip.limits.burst);
+    if (at > now) return { ok: false, until: at, reason: 'rate', detail: `${ip.limits.messagesPerSecond} messages/s` };
+  }
+  return { ok: true };
+}
+
+export function decide(input: DecideInput): Decision {
+  const { now, cls, global } = input;
+  if (global.active >= global.concurrency) return { kind: 'wait', until: undefined, reason: 'concurrency', detail: 'delivery.concurrency reached' };
+  if (cls !== 'otp' && global.active - global.activeOtp >= global.concurrency - otpReserve(global.concurrency, input.otpShare)) {
+    return { kind: 'wait', until: undefined, reason: 'concurrency', detail: 'delivery.concurrency reached (share kept for otp)' };
+  }
+  const candidates = input.ips.filter((ip) => ip.weight > 0);
+  if (candidates.length === 0) return { kind: 'wait', until: undefined, reason: 'no-ip', detail: 'no source IP with a weight above 0' };
+  const ok: IpView[] = [];
+  let best: Extract<Verdict, { ok: false }> | undefined;
+  for (const ip of candidates) {
+    const v = ipVerdict(ip, cls, now, input.otpShare);
+    if (v.ok) ok.push(ip);
+    // An IP that frees up on an event (a connection) may come sooner than any timed wait.
+    else if (!best || (best.until !== undefined && (v.until === undefined || v.until < best.until))) best = v;
+  }
+  if (ok.length > 0) {
+    const total = ok.reduce((s, ip) => s + ip.weight, 0);
+    let x = input.random * total;
+    for (const ip of ok) {
+      x -= ip.weight;
+      if (x < 0) return { kind: 'send', ip: ip.address };
+    }
+    return { kind: 'send', ip: ok[ok.length - 1]!.address };
+  }
+  return { kind: 'wait', until: best!.until, reason: best!.reason, detail: best!.detail };
+}

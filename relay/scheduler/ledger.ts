@@ -1,0 +1,102 @@
+// Durable shaping state in the queue's own SQLite file, in tables of its own: warm-up counters
+// (a restart must not hand an IP a fresh quota) and suspensions/throttles (a restart must not
+// resume sending to Yahoo an hour into a TS04 pause). synchronous=NORMAL on this connection: in
+// WAL mode that survives a process crash, and a power loss costs at most a few counts.
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { Counter, Window } from './quota.ts';
+
+export interface Restriction {
+  ip: string;
+  provider: string;
+  action: 'suspend' | 'throttle';
+  until: number;
+  messagesPerMinute: number;
+  maxConnections: number;
+  reason: string;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS shaping_counters (
+  ip TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  window TEXT NOT NULL,
+  start INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY (ip, provider, window)
+) STRICT;
+CREATE TABLE IF NOT EXISTS shaping_restrictions (
+  ip TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  action TEXT NOT NULL,
+  until INTEGER NOT NULL,
+  messages_per_minute REAL NOT NULL,
+  max_connections INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  PRIMARY KEY (ip, provider)
+) STRICT;
+`;
+
+export class ShapingLedger {
+  private readonly db: DatabaseSync;
+  private readonly upsertCounter: StatementSync;
+  private readonly upsertRestriction: StatementSync;
+
+  constructor(queueDbPath: string, options: { readOnly?: boolean } = {}) {
+    this.db = new DatabaseSync(queueDbPath, { timeout: 5000 });
+    this.db.exec('PRAGMA synchronous=NORMAL');
+    if (!options.readOnly) this.db.exec(SCHEMA);
+    this.upsertCounter = this.db.prepare(
+      `INSERT INTO shaping_counters (ip, provider, window, start, count) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (ip, provider, window) DO UPDATE SET start = excluded.start, count = excluded.count`,
+    );
+    this.upsertRestriction = this.db.prepare(
+      `INSERT INTO shaping_restrictions (ip, provider, action, until, messages_per_minute, max_connections, reason) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (ip, provider) DO UPDATE SET action = excluded.action, until = excluded.until,
+         messages_per_minute = excluded.messages_per_minute, max_connections = excluded.max_connections, reason = excluded.reason`,
+    );
+  }
+
+  counters(): { ip: string; provider: string; window: Window; counter: Counter }[] {
+    return (this.db.prepare(`SELECT ip, provider, window, start, count FROM shaping_counters`).all() as unknown as { ip: string; provider: string; window: Window; start: number; count: number }[])
+      .map((r) => ({ ip: r.ip, provider: r.provider, window: r.window, counter: { start: r.start, count: r.count } }));
+  }
+
+  saveCounters(rows: { ip: string; provider: string; window: Window; counter: Counter }[]): void {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      for (const r of rows) this.upsertCounter.run(r.ip, r.provider, r.window, r.counter.start, r.counter.count);
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  restrictions(now: number): Restriction[] {
+    return (this.db.prepare(`SELECT * FROM shaping_restrictions WHERE until > ? ORDER BY until`).all(now) as unknown as {
+      ip: string; provider: string; action: 'suspend' | 'throttle'; until: number; messages_per_minute: number; max_connections: number; reason: string;
+    }[]).map((r) => ({ ip: r.ip, provider: r.provider, action: r.action, until: r.until, messagesPerMinute: r.messages_per_minute, maxConnections: r.max_connections, reason: r.reason }));
+  }
+
+  saveRestriction(r: Restriction): void {
+    this.upsertRestriction.run(r.ip, r.provider, r.action, r.until, r.messagesPerMinute, r.maxConnections, r.reason);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+/** Current suspensions and throttles of a relay's queue, for `mailfleet queue suspensions`; [] when none were ever recorded. */
+export function readRestrictions(queueDbPath: string, now: number): Restriction[] {
+  let ledger: ShapingLedger | undefined;
+  try {
+    ledger = new ShapingLedger(queueDbPath, { readOnly: true });
+    return ledger.restrictions(now);
+  } catch (err) {
+    if (/no such table/.test((err as Error).message)) return [];
+    throw err;
+  } finally {
+    ledger?.close();
+  }
+}

@@ -1,0 +1,215 @@
+// The scheduler's state and its bookkeeping: attempts in progress, token buckets and connection
+// opens per (source IP, provider), warm-up usage and restrictions (durable through the ledger).
+// Every decision is delegated to the pure functions beside it; the clock is injected.
+import type { ShapingConfig, DeliveryConfig } from '../config/schema.ts';
+import type { MessageClass } from '../queue/store.ts';
+import { matchBackoff, type BackoffRule, type ReplyFacts } from './backoff.ts';
+import { fullBucket, pruneWindow, take, windowAllowsAt, type Bucket } from './bucket.ts';
+import { decide, type Decision, type IpView, type PathState } from './decide.ts';
+import { limitsFor, type Limits } from './limits.ts';
+import type { Restriction, ShapingLedger } from './ledger.ts';
+import { providerOfKey } from './providers.ts';
+import { addUsage, checkQuota, currentCount, type Counter, type Window } from './quota.ts';
+
+/** Stands for "no source address chosen" when the relay has no egress IPs configured. */
+export const DEFAULT_IP = 'default';
+
+interface Path extends PathState {
+  opens: number[];
+}
+
+export interface ShaperOptions {
+  shaping: ShapingConfig;
+  delivery: Pick<DeliveryConfig, 'egressIps' | 'concurrency' | 'maxConnectionsPerHost' | 'maxMessagesPerConnection'>;
+  ledger?: ShapingLedger | undefined;
+  clock?: () => number;
+  random?: () => number;
+}
+
+export interface QuotaReport {
+  ip: string;
+  scope: string;
+  window: Window;
+  used: number;
+  cap: number | undefined;
+}
+
+export class Shaper {
+  private readonly o: ShaperOptions;
+  private readonly clock: () => number;
+  private readonly random: () => number;
+  private readonly paths = new Map<string, Path>();
+  private readonly usage = new Map<string, Map<string, Counter>>();
+  private readonly restrictionsByPath = new Map<string, Restriction>();
+  private active = 0;
+  private activeOtp = 0;
+
+  constructor(o: ShaperOptions) {
+    this.o = o;
+    this.clock = o.clock ?? Date.now;
+    this.random = o.random ?? Math.random;
+    for (const r of o.ledger?.counters() ?? []) {
+      const u = this.usage.get(r.ip) ?? new Map<string, Counter>();
+      u.set(`${r.provider}|${r.window}`, r.counter);
+      this.usage.set(r.ip, u);
+    }
+    for (const r of o.ledger?.restrictions(this.clock()) ?? []) this.restrictionsByPath.set(`${r.ip}|${r.provider}`, r);
+  }
+
+  ips(): { address: string; weight: number }[] {
+    const configured = this.o.delivery.egressIps;
+    return configured.length > 0 ? configured.map((e) => ({ address: e.address, weight: e.weight })) : [{ address: DEFAULT_IP, weight: 1 }];
+  }
+
+  private path(ip: string, provider: string): Path {
+    const key = `${ip}|${provider}`;
+    let p = this.paths.get(key);
+    if (!p) {
+      p = { active: 0, activeOtp: 0, bucket: undefined, opens: [] };
+      this.paths.set(key, p);
+    }
+    return p;
+  }
+
+  restriction(ip: string, provider: string): Restriction | undefined {
+    const r = this.restrictionsByPath.get(`${ip}|${provider}`);
+    if (r && r.until <= this.clock()) {
+      this.restrictionsByPath.delete(`${ip}|${provider}`);
+      return undefined;
+    }
+    return r;
+  }
+
+  limits(ip: string, provider: string): Limits {
+    const r = this.restriction(ip, provider);
+    return limitsFor(
+      providerOfKey(provider),
+      this.o.shaping.providers,
+      { maxConnections: this.o.delivery.maxConnectionsPerHost, messagesPerConnection: this.o.delivery.maxMessagesPerConnection },
+      r?.action === 'throttle' ? r : undefined,
+    );
+  }
+
+  private view(ip: { address: string; weight: number }, provider: string, recipients: number, now: number): IpView {
+    const r = this.restriction(ip.address, provider);
+    return {
+      address: ip.address,
+      weight: ip.weight,
+      limits: this.limits(ip.address, provider),
+      path: this.path(ip.address, provider),
+      suspension: r?.action === 'suspend' ? { until: r.until, reason: r.reason } : undefined,
+      quota: checkQuota(this.o.shaping.warmup.find((w) => w.address === ip.address), this.usage.get(ip.address) ?? new Map(), providerOfKey(provider), now, recipients),
+    };
+  }
+
+  decide(provider: string, cls: MessageClass, recipients: number): Decision {
+    const now = this.clock();
+    return decide({
+      now,
+      cls,
+      ips: this.ips().map((ip) => this.view(ip, provider, recipients, now)),
+      global: { active: this.active, activeOtp: this.activeOtp, concurrency: this.o.delivery.concurrency },
+      otpShare: this.o.shaping.otpShare,
+      random: this.random(),
+    });
+  }
+
+  /** Decisions, limits and bookings take a shaping key (relay/scheduler/providers.ts shapingKey), here named provider. */
+  /** Books an attempt the decision allowed: a connection slot, a token, warm-up usage. */
+  begin(ip: string, provider: string, cls: MessageClass, recipients: number): void {
+    const now = this.clock();
+    const l = this.limits(ip, provider);
+    const p = this.path(ip, provider);
+    p.active++;
+    this.active++;
+    if (cls === 'otp') {
+      p.activeOtp++;
+      this.activeOtp++;
+    }
+    p.bucket = take(p.bucket ?? fullBucket(l.burst, now), now, l.messagesPerSecond, l.burst);
+    const caps = this.o.shaping.warmup.find((w) => w.address === ip);
+    if (caps) {
+      const name = providerOfKey(provider);
+      const u = addUsage(this.usage.get(ip) ?? new Map(), name, now, recipients);
+      this.usage.set(ip, u);
+      const rows = ['*', name].flatMap((scope) => (['hour', 'day'] as const).map((window) => ({ ip, provider: scope, window, counter: u.get(`${scope}|${window}`)! })));
+      this.o.ledger?.saveCounters(rows);
+    }
+  }
+
+  end(ip: string, provider: string, cls: MessageClass): void {
+    const p = this.path(ip, provider);
+    p.active--;
+    this.active--;
+    if (cls === 'otp') {
+      p.activeOtp--;
+      this.activeOtp--;
+    }
+  }
+
+  /** Waits (real time) until the new-connections-per-minute window lets this path open one, and books it. */
+  async beforeOpen(ip: string, provider: string, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      const now = this.clock();
+      const p = this.path(ip, provider);
+      p.opens = pruneWindow(p.opens, now, 60_000);
+      const at = windowAllowsAt(p.opens, now, this.limits(ip, provider).newConnectionsPerMinute, 60_000);
+      if (at <= now) {
+        p.opens.push(now);
+        return;
+      }
+      if (signal?.aborted) return;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(at - now, 1000)));
+    }
+  }
+
+  /**
+   * Applies the first backoff rule matching a reply from `provider` received over `ip`; returns the
+   * rule (its action "bounce" is for the caller to apply to the recipient).
+   */
+  observe(ip: string, reply: ReplyFacts): BackoffRule | undefined {
+    const rule = matchBackoff({ ...reply, provider: providerOfKey(reply.provider) }, this.o.shaping.backoffRules);
+    if (!rule || (rule.action !== 'suspend' && rule.action !== 'throttle')) return rule;
+    const now = this.clock();
+    const until = now + rule.durationSeconds * 1000;
+    const prev = this.restriction(ip, reply.provider);
+    // A suspension is not shortened (nor turned into a mere throttle) by a later, milder reply.
+    if (prev && prev.until >= until && (prev.action === 'suspend' || rule.action === 'throttle')) return rule;
+    const r: Restriction = {
+      ip, provider: reply.provider, action: rule.action, until, messagesPerMinute: rule.messagesPerMinute, maxConnections: rule.maxConnections,
+      reason: `${reply.code}${reply.enhanced ? ` ${reply.enhanced}` : ''} ${reply.text}`.slice(0, 300),
+    };
+    this.restrictionsByPath.set(`${ip}|${reply.provider}`, r);
+    this.o.ledger?.saveRestriction(r);
+    return rule;
+  }
+
+  restrictions(): Restriction[] {
+    const now = this.clock();
+    return [...this.restrictionsByPath.values()].filter((r) => r.until > now);
+  }
+
+  /** Warm-up usage in the current windows, with caps, for every IP that has caps or usage. */
+  quotaReport(): QuotaReport[] {
+    const now = this.clock();
+    const out: QuotaReport[] = [];
+    for (const ip of this.ips()) {
+      const caps = this.o.shaping.warmup.find((w) => w.address === ip.address);
+      const u = this.usage.get(ip.address) ?? new Map<string, Counter>();
+      const scopes = new Set(['*', ...(caps?.providers.map((p) => p.name) ?? []), ...[...u.keys()].map((k) => k.split('|')[0]!)]);
+      for (const scope of scopes) {
+        const c = scope === '*' ? caps : caps?.providers.find((p) => p.name === scope);
+        for (const window of ['hour', 'day'] as const) {
+          const used = currentCount(u, scope, window, now);
+          const cap = window === 'hour' ? c?.hourly : c?.daily;
+          if (used > 0 || cap !== undefined) out.push({ ip: ip.address, scope, window, used, cap });
+        }
+      }
+    }
+    return out;
+  }
+
+  activeCount(): { active: number; activeOtp: number } {
+    return { active: this.active, activeOtp: this.activeOtp };
+  }
+}
