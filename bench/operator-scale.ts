@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { clusterEnv, installCrds, createNamespace, samplePool, sampleDomain, condition, type Env } from '../test/operator/harness.ts';
 import type { KubeObject } from '../operator/runtime/kube.ts';
 import { REPO } from './lib/mailfleet.ts';
-import { peakRssBytes, round, sleep } from './lib/util.ts';
+import { installInterruptHandler, onInterrupt, peakRssBytes, round, sleep } from './lib/util.ts';
 
 export interface OperatorScaleResult {
   domains: number;
@@ -66,6 +66,7 @@ export async function runOperatorScale(opts: {
   const env = await clusterEnv();
   if ('skipped' in env) return env;
   const e: Env = env;
+  const unregisterCluster = onInterrupt(() => e.cluster.stop());
   const dir = mkdtempSync(join(tmpdir(), 'mailfleet-opscale-'));
   const NS = 'scale';
   let child: ReturnType<typeof spawn> | undefined;
@@ -81,6 +82,7 @@ export async function runOperatorScale(opts: {
       env: { ...process.env, KUBECONFIG: e.kubeconfig, BENCH_NAMESPACE: NS, BENCH_KUBE_COUNT_FILE: countFile, LOG_LEVEL: 'info' },
     });
     const c = child;
+    onInterrupt(() => void c.kill('SIGKILL'));
     c.stderr!.pipe(logStream);
     const port = await new Promise<number>((resolve, reject) => {
       let buf = '';
@@ -206,6 +208,7 @@ export async function runOperatorScale(opts: {
       clearTimeout(t);
     }
     await e.cluster.stop();
+    unregisterCluster();
     if (!process.env.BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
     else log(`  kept ${dir}`);
   }
@@ -216,6 +219,7 @@ if (import.meta.main) {
     options: { domains: { type: 'string' }, pools: { type: 'string' }, timeout: { type: 'string' }, out: { type: 'string' }, 'cpu-prof': { type: 'string' } },
   });
   const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
+  installInterruptHandler(() => {});
   const r = await runOperatorScale({
     domains: Number(values.domains ?? 1000),
     pools: Number(values.pools ?? 100),

@@ -12,7 +12,7 @@ import { ensurePostfix, startPostfix } from './lib/postfix.ts';
 import { startPostfixSink, startTimestampSink } from './lib/sinks.ts';
 import { ACCEPT_DOMAIN, REPO, startMailfleet, type RelayTuning } from './lib/mailfleet.ts';
 import { runPaced, runSmtpSource, type PacedSample } from './lib/load.ts';
-import { freePort, percentile, round, sleep, summarize, type Summary } from './lib/util.ts';
+import { freePort, installInterruptHandler, percentile, round, sleep, summarize, type Summary } from './lib/util.ts';
 import { formatProfile, summarizeProfile, type ProfileSummary } from './lib/profile.ts';
 import { runOtp, type OtpResult } from './otp.ts';
 import { runOperatorScale } from './operator-scale.ts';
@@ -106,6 +106,9 @@ const TO = `rcpt@${ACCEPT_DOMAIN}`;
 const base = mkdtempSync(join(tmpdir(), 'mailfleet-bench-'));
 // Postfix's daemons run as the postfix user and must reach their queue directory.
 chmodSync(base, 0o755);
+installInterruptHandler(() => {
+  if (!opts.keep) rmSync(base, { recursive: true, force: true });
+});
 let runNo = 0;
 const runDir = (label: string) => {
   const d = join(base, `${String(++runNo).padStart(2, '0')}-${label}`);

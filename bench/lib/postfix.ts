@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
-import { LOOPBACK, sleep, waitForSmtp } from './util.ts';
+import { LOOPBACK, onInterrupt, sleep, waitForSmtp } from './util.ts';
 
 export const POSTFIX = '/usr/sbin/postfix';
 export const SMTP_SINK = '/usr/sbin/smtp-sink';
@@ -96,11 +96,13 @@ export async function startPostfix(opts: { dir: string; port: number; relayPort:
   if (check.status !== 0) throw new Error(`postfix check failed: ${check.output}`);
   const start = postfixCommand(etc, 'start');
   if (start.status !== 0) throw new Error(`postfix start failed: ${start.output}`);
+  const unregister = onInterrupt(() => void postfixCommand(etc, 'stop'));
   await waitForSmtp(port, 30_000);
   return {
     port,
     dir,
     async stop() {
+      unregister();
       let master: number | undefined;
       try {
         master = Number(readFileSync(join(spool, 'pid', 'master.pid'), 'utf8').trim()) || undefined;

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { userInfo } from 'node:os';
 import { SMTP_SINK } from './postfix.ts';
-import { LOOPBACK, waitForSmtp } from './util.ts';
+import { LOOPBACK, onInterrupt, waitForSmtp } from './util.ts';
 
 export interface PostfixSink {
   port: number;
@@ -51,6 +51,7 @@ export async function startPostfixSink(port: number): Promise<PostfixSink> {
     throw new Error(`smtp-sink did not start: ${(err as Error).message} ${stderr}`);
   }
   // The probe connection above counts as a session, not as a message.
+  const unregister = onInterrupt(() => void child.kill('SIGKILL'));
   return {
     port,
     count: () => count,
@@ -67,6 +68,7 @@ export async function startPostfixSink(port: number): Promise<PostfixSink> {
       });
     },
     async stop() {
+      unregister();
       child.kill('SIGTERM');
       await exited;
     },

@@ -109,3 +109,28 @@ export function round(n: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
 }
+
+// Things to stop when the bench is interrupted (SIGINT/SIGTERM): relay children, Postfix
+// instances (daemonized, so not our children) and sinks.
+const cleanups = new Set<() => Promise<void> | void>();
+
+/** Registers a stop function; returns the function that unregisters it. */
+export function onInterrupt(fn: () => Promise<void> | void): () => void {
+  cleanups.add(fn);
+  return () => cleanups.delete(fn);
+}
+
+export function installInterruptHandler(onDone: () => void): void {
+  let stopping = false;
+  const handler = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`\n${sig}: stopping what the bench started ...`);
+    void Promise.allSettled([...cleanups].map(async (f) => f())).finally(() => {
+      onDone();
+      process.exit(130);
+    });
+  };
+  process.on('SIGINT', () => handler('SIGINT'));
+  process.on('SIGTERM', () => handler('SIGTERM'));
+}
