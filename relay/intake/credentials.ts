@@ -1,4 +1,6 @@
-// The SMTP AUTH credentials file: one `username:hash` line per user, `#` comments allowed.
+// The SMTP AUTH credentials file: one `username:hash` line per user, `#` comments allowed; an
+// optional third field gives the user's default message class (`username:hash:otp`), read by the
+// scheduler's lanes. Hashes contain no colon, so old two-field files read the same.
 // Hashes are scrypt in a self-describing form: scrypt$N$r$p$salt$key (base64). The relay reads
 // the file at start and again whenever it changes; `mailfleet credentials` edits it.
 import { scrypt as scryptCb, randomBytes, timingSafeEqual, createHash } from 'node:crypto';
@@ -32,6 +34,17 @@ export async function verifyPassword(password: string, hash: string): Promise<bo
   return timingSafeEqual(key, expected);
 }
 
+export type CredentialClass = 'otp' | 'transactional' | 'bulk';
+const CLASSES: readonly string[] = ['otp', 'transactional', 'bulk'];
+
+/** Splits a file entry's value (`hash` or `hash:class`). */
+export function splitEntry(value: string): { hash: string; class: CredentialClass | undefined } {
+  const colon = value.lastIndexOf(':');
+  if (colon < 0) return { hash: value, class: undefined };
+  const cls = value.slice(colon + 1);
+  return { hash: value.slice(0, colon), class: CLASSES.includes(cls) ? (cls as CredentialClass) : undefined };
+}
+
 export function parseCredentials(text: string, source: string): Map<string, string> {
   const users = new Map<string, string>();
   text.split('\n').forEach((raw, i) => {
@@ -39,13 +52,18 @@ export function parseCredentials(text: string, source: string): Map<string, stri
     if (!line || line.startsWith('#')) return;
     const colon = line.indexOf(':');
     if (colon <= 0) throw new Error(`${source}:${i + 1}: expected "username:scrypt$..." `);
-    users.set(line.slice(0, colon), line.slice(colon + 1));
+    const value = line.slice(colon + 1);
+    const extra = value.lastIndexOf(':');
+    if (extra >= 0 && !CLASSES.includes(value.slice(extra + 1))) {
+      throw new Error(`${source}:${i + 1}: unknown message class "${value.slice(extra + 1)}" (use otp, transactional or bulk)`);
+    }
+    users.set(line.slice(0, colon), value);
   });
   return users;
 }
 
 function serialize(users: Map<string, string>): string {
-  const lines = ['# mailfleet SMTP credentials: username:scrypt$N$r$p$salt$key (edit with `mailfleet credentials`)'];
+  const lines = ['# mailfleet SMTP credentials: username:scrypt$N$r$p$salt$key[:class] (edit with `mailfleet credentials`)'];
   for (const [u, h] of [...users].sort(([a], [b]) => a.localeCompare(b))) lines.push(`${u}:${h}`);
   return lines.join('\n') + '\n';
 }
@@ -73,12 +91,15 @@ export function validUsername(name: string): boolean {
   return /^[A-Za-z0-9._@+-]{1,128}$/.test(name);
 }
 
-export async function addCredential(file: string, username: string, password: string): Promise<'added' | 'updated'> {
+export async function addCredential(file: string, username: string, password: string, cls?: CredentialClass): Promise<'added' | 'updated'> {
   if (!validUsername(username)) throw new Error(`username "${username}": use 1-128 of A-Z a-z 0-9 . _ @ + -`);
   if (password.length < 8) throw new Error('password: at least 8 characters');
   const users = await readUsers(file);
   const existed = users.has(username);
-  users.set(username, await hashPassword(password));
+  // A new password keeps the user's class unless a new one is given.
+  const keep = cls ?? splitEntry(users.get(username) ?? '').class;
+  const hash = await hashPassword(password);
+  users.set(username, keep ? `${hash}:${keep}` : hash);
   await writeUsers(file, users);
   return existed ? 'updated' : 'added';
 }
@@ -112,8 +133,15 @@ export class CredentialStore {
     return this.users.size;
   }
 
+  /** The user's default message class from the file's third field, if any. */
+  classOf(username: string): CredentialClass | undefined {
+    const v = this.users.get(username);
+    return v === undefined ? undefined : splitEntry(v).class;
+  }
+
   async verify(username: string, password: string): Promise<boolean> {
-    const hash = this.users.get(username);
+    const entry = this.users.get(username);
+    const hash = entry === undefined ? undefined : splitEntry(entry).hash;
     if (!hash) {
       // Spend the same time as a real check so a timing probe cannot list users.
       await verifyPassword(password, 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=');

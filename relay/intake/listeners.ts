@@ -15,6 +15,9 @@ import { DataScanner } from './data-scanner.ts';
 import { decideRecipient } from './recipient-policy.ts';
 import { applySmtpServerPatches, smtpError } from './smtp-server-patches.ts';
 import { buildReceivedHeader, extractMessageId } from './trace-headers.ts';
+import { IntakeLimiter } from '../scheduler/intake-rate.ts';
+import { takeClassHeader } from '../scheduler/class-header.ts';
+import type { MessageClass } from '../queue/store.ts';
 
 applySmtpServerPatches();
 
@@ -45,9 +48,10 @@ export function isLoopback(address: string): boolean {
 export async function startListeners(deps: IntakeDeps): Promise<RunningListener[]> {
   const { config } = deps;
   const throttle = new AuthThrottle(config.limits.authFailures.max, config.limits.authFailures.windowSeconds, deps.clock);
+  const limiter = new IntakeLimiter(config.intakeRate, deps.clock);
   const started: RunningListener[] = [];
   try {
-    for (const listener of config.listeners) started.push(await startListener(listener, deps, throttle));
+    for (const listener of config.listeners) started.push(await startListener(listener, deps, throttle, limiter));
   } catch (err) {
     await closeListeners(started);
     throw err;
@@ -63,7 +67,10 @@ export async function closeListeners(listeners: RunningListener[]): Promise<void
   await Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve()))));
 }
 
-function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: AuthThrottle): Promise<RunningListener> {
+/** Per-transaction state smtp-server does not keep: when the message may first be attempted. */
+const notBefore = new WeakMap<SMTPServerSession, number>();
+
+function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: AuthThrottle, limiter: IntakeLimiter): Promise<RunningListener> {
   const { config, logger, metrics } = deps;
   const log = logger.child({ listener: listener.name });
   const tls = listener.tls !== 'none' ? deps.tls?.current : undefined;
@@ -140,10 +147,23 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Aut
         },
       );
     },
-    onMailFrom(address, _session, callback) {
+    onMailFrom(address, session, callback) {
       if (address.address && !/^[^@\s]+@[^@\s]+$/.test(address.address)) {
         reject('mail', 'bad-sender');
         return callback(smtpError(553, '5.1.7', `Sender address <${address.address}> is not a valid mailbox`));
+      }
+      // Bounces arriving on the MX role are not the pool's sending traffic.
+      if (listener.role === 'submission') {
+        const v = limiter.admit(typeof session.user === 'string' ? session.user : undefined);
+        if (!v.ok) {
+          reject('mail', 'rate-limited');
+          metrics.intakeThrottled.inc({ listener: listener.name, scope: v.scope, action: 'tempfail' });
+          return callback(smtpError(451, '4.7.1', `Message rate limit exceeded (${v.scope === 'pool' ? 'relay' : 'this account'}); try again in ${v.retryAfterSeconds} seconds`));
+        }
+        if (v.notBefore !== undefined) {
+          metrics.intakeThrottled.inc({ listener: listener.name, scope: 'pool', action: 'queued' });
+          notBefore.set(session, v.notBefore);
+        } else notBefore.delete(session);
       }
       callback();
     },
@@ -223,7 +243,10 @@ async function receiveMessage(
     throw Object.assign(smtpError(verdict.code, verdict.enhanced, verdict.text), { reason: verdict.reason });
   }
   const id = newQueueId((deps.clock ?? Date.now)());
-  const data = Buffer.concat(chunks);
+  // The class header is always removed; it is honoured only from authenticated submission.
+  const { body: data, class: headerClass } = takeClassHeader(Buffer.concat(chunks));
+  const user = typeof session.user === 'string' ? session.user : undefined;
+  const cls: MessageClass = (user !== undefined && headerClass) || (user !== undefined ? deps.credentials.classOf(user) : undefined) || 'transactional';
   const received = buildReceivedHeader({
     id,
     heloName: session.hostNameAppearsAs,
@@ -243,6 +266,8 @@ async function receiveMessage(
       authUser: typeof session.user === 'string' ? session.user : undefined,
       listener: listener.name,
       messageId: extractMessageId(data),
+      class: cls,
+      ...(notBefore.has(session) ? { notBefore: notBefore.get(session)! } : {}),
     });
   } catch (err) {
     if (err instanceof StoreError) {

@@ -198,3 +198,34 @@ test('Shaper: connections booked per path are released; throttle lowers limits',
   now += 90 * 60_000;
   assert.equal(s.limits('default', 'google').maxConnections, 5);
 });
+
+test('intake: pool burst then 451 with a retry hint; per-credential buckets; queue mode books late', async () => {
+  const { IntakeLimiter } = await import('./intake-rate.ts');
+  const { IntakeRateSchema } = await import('../config/schema.ts');
+  let now = T0;
+  const l = new IntakeLimiter(IntakeRateSchema.parse({ pool: { messagesPerSecond: 2, burst: 3 }, perCredential: { messagesPerSecond: 1, burst: 1 }, users: [{ user: 'big', messagesPerSecond: 100 }] }), () => now);
+  assert.deepEqual(l.admit('a'), { ok: true, notBefore: undefined });
+  assert.deepEqual(l.admit('a'), { ok: false, scope: 'credential', retryAfterSeconds: 1 });
+  assert.deepEqual(l.admit('big'), { ok: true, notBefore: undefined });
+  assert.deepEqual(l.admit('big'), { ok: true, notBefore: undefined });
+  assert.deepEqual(l.admit('big'), { ok: false, scope: 'pool', retryAfterSeconds: 1 });
+  now += 500;
+  assert.deepEqual(l.admit(undefined), { ok: true, notBefore: undefined });
+  const q = new IntakeLimiter(IntakeRateSchema.parse({ pool: { messagesPerSecond: 10, burst: 1 }, whenOver: 'queue' }), () => now);
+  assert.deepEqual(q.admit(undefined), { ok: true, notBefore: undefined });
+  assert.deepEqual(q.admit(undefined), { ok: true, notBefore: now + 100 });
+  assert.deepEqual(q.admit(undefined), { ok: true, notBefore: now + 200 });
+});
+
+test('class header: taken from the header block (folded too), removed, body untouched', async () => {
+  const { takeClassHeader } = await import('./class-header.ts');
+  const msg = Buffer.from('Subject: hi\r\nX-Mailfleet-Class: OTP\r\nTo: <a@b.test>\r\n\r\nX-Mailfleet-Class: bulk\r\n');
+  const r = takeClassHeader(msg);
+  assert.equal(r.class, 'otp');
+  assert.equal(r.body.toString(), 'Subject: hi\r\nTo: <a@b.test>\r\n\r\nX-Mailfleet-Class: bulk\r\n');
+  const folded = takeClassHeader(Buffer.from('x-mailfleet-class:\r\n bulk\r\nSubject: x\r\n\r\nbody'));
+  assert.equal(folded.body.toString(), 'Subject: x\r\n\r\nbody');
+  assert.equal(takeClassHeader(Buffer.from('X-Mailfleet-Class: urgent\r\n\r\n')).class, undefined);
+  const none = Buffer.from('Subject: x\r\n\r\nbody');
+  assert.equal(takeClassHeader(none).body, none);
+});
