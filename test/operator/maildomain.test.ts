@@ -3,6 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
 import { Resolver } from 'node:dns/promises';
 import { parse } from 'yaml';
 import { runOperator, type RunningOperator } from '../../operator/main.ts';
@@ -30,12 +31,31 @@ let op: RunningOperator | undefined;
 let dnsPort = 0;
 let dnsmasq: ChildProcess | undefined;
 
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
+/**
+ * A port free for both UDP and TCP (dnsmasq binds both), below the kernel's ephemeral range so
+ * no port-0 bind elsewhere in the test run can take it between now and dnsmasq's start.
+ */
+async function freeDnsPort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const udp = createSocket('udp4');
+    const udpOk = await new Promise<boolean>((resolve) => {
+      udp.once('error', () => resolve(false));
+      udp.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    if (udpOk) await new Promise<void>((resolve) => udp.close(() => resolve()));
+    if (!udpOk) continue;
+    const tcp = createServer();
+    const tcpOk = await new Promise<boolean>((resolve) => {
+      tcp.once('error', () => resolve(false));
+      tcp.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (tcpOk) {
+      await new Promise<void>((resolve) => tcp.close(() => resolve()));
+      return port;
+    }
+  }
+  throw new Error('no free port for dnsmasq');
 }
 
 interface Rec {
@@ -80,7 +100,7 @@ before(async () => {
   await installCrds(e.kube);
   await createNamespace(e.kube, NS);
   // Nothing listens here until serveDns(): lookups fail until then, as for unpublished records.
-  dnsPort = await freeUdpPort();
+  dnsPort = await freeDnsPort();
   op = await startOperator();
 });
 
