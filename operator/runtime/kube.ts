@@ -253,18 +253,3 @@ export class Kube {
     return `${base}${ns}/${info.plural}/${encodeURIComponent(name)}`;
   }
 }
-
-/** Normalises client-node's ApiException (body may be a string) into a KubeError. */
-export function toKubeError(err: unknown, what: string): unknown {
-  if (!(err instanceof ApiException)) return err;
-  let body: unknown = err.body;
-  if (typeof body === 'string') {
-    try {
-      body = JSON.parse(body);
-    } catch {
-      /* keep the text */
-    }
-  }
-  const st = (body && typeof body === 'object' ? body : {}) as { message?: string; reason?: string };
-  return new KubeError(err.code, `${what}: ${err.code} ${st.reason ?? ''} ${st.message ?? String(body ?? '')}`.trim(), st.reason, body);
-}
