@@ -130,6 +130,9 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   /** Per provider, per class, FIFO: groups whose provider is known, waiting for the scheduler. */
   const lanes = new Map<string, Record<MessageClass, Held[]>>();
   let timerAt: number | undefined;
+  let claimAll = true;
+  /** The last claim of a class got less than it asked for: nothing more is due until woken or a due time passes. */
+  const exhausted: Record<MessageClass, boolean> = { otp: false, transactional: false, bulk: false };
   const stopping = new AbortController();
   // One listener per open connection; the count is bounded by the pool, not a leak.
   setMaxListeners(0, stopping.signal);
@@ -138,7 +141,14 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   let wakeUp: (() => void) | undefined;
   let gaugeAt = 0;
 
+  /** New mail or an administrator's change: look at the queue again, not just at held mail. */
   function wake(): void {
+    claimAll = true;
+    kick();
+  }
+
+  /** Something held may go now (an attempt ended). */
+  function kick(): void {
     woken = true;
     const w = wakeUp;
     wakeUp = undefined;
@@ -357,16 +367,25 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     }
   }
 
-  /** Which provider the scheduler shapes this domain as: its first MX host's rollup. */
-  async function shapedProvider(domain: string): Promise<string> {
-    if (routeFor(config.delivery.routes, domain)) return 'smarthost';
-    try {
-      const r = await resolver.route(domain);
-      return shapingKey(r.hosts[0], customProviders);
-    } catch {
-      // The attempt itself reports the DNS failure; shaping-wise it goes nowhere in particular.
-      return 'default';
+  /**
+   * Which provider the scheduler shapes this domain as: its first MX host's rollup. One lookup per
+   * domain at a time: a claim of hundreds of recipients at one domain must not become hundreds of
+   * identical queries (the resolver caches answers, not lookups in flight).
+   */
+  const lookups = new Map<string, Promise<string>>();
+  function shapedProvider(domain: string): Promise<string> {
+    if (routeFor(config.delivery.routes, domain)) return Promise.resolve('smarthost');
+    let p = lookups.get(domain);
+    if (!p) {
+      p = resolver.route(domain).then(
+        (r) => shapingKey(r.hosts[0], customProviders),
+        // The attempt itself reports the DNS failure; shaping-wise it goes nowhere in particular.
+        () => 'default',
+      );
+      p.finally(() => lookups.delete(domain)).catch(() => {});
+      lookups.set(domain, p);
     }
+    return p;
   }
 
   function lane(provider: string): Record<MessageClass, Held[]> {
@@ -390,7 +409,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       if (!held.has(h)) return; // released by stop()
       h.provider = provider;
       lane(provider)[h.cls].push(h);
-      wake();
+      kick();
     });
   }
 
@@ -407,7 +426,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       .finally(() => {
         shaper.end(ip, provider, h.cls);
         active.delete(p);
-        wake();
+        kick();
       });
     active.add(p);
   }
@@ -450,16 +469,22 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     return next;
   }
 
-  function claim(): number {
-    let claimed = 0;
+  /**
+   * Claims due recipients per class up to what may be held. Each claim is a queue scan and a commit,
+   * so a class is claimed again only when woken, when a due time passed, or when a quarter of its
+   * room is free and the last claim suggests more is due.
+   */
+  function claim(): void {
+    const all = claimAll;
+    claimAll = false;
     for (const cls of CLASSES) {
       const room = HELD_PER_CLASS - heldRecipients[cls];
       if (room <= 0) continue;
+      if (!all && (exhausted[cls] || room < HELD_PER_CLASS / 4)) continue;
       const due = store.claimDue(clock(), room, cls);
-      claimed += due.length;
+      exhausted[cls] = due.length < room;
       for (const group of groupDue(due)) admit(group);
     }
-    return claimed;
   }
 
   async function loop(): Promise<void> {
@@ -483,6 +508,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           wakeUp = undefined;
+          claimAll = true;
           resolve();
         }, wait);
         wakeUp = () => {

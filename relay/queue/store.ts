@@ -96,6 +96,8 @@ CREATE TABLE IF NOT EXISTS recipients (
   PRIMARY KEY (message_id, recipient)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS recipients_due ON recipients (state, next_attempt_at);
+-- Claims per class (the scheduler's lanes) find a few otp messages under a large bulk backlog.
+CREATE INDEX IF NOT EXISTS messages_class ON messages (class, created_at);
 `;
 
 export function domainOf(address: string): string {
