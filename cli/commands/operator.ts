@@ -29,9 +29,10 @@ export async function run(argv: string[]): Promise<number> {
   );
   if (!args) return 0;
   const v = args.values;
-  const path = '../../operator/main.ts';
-  const { runOperator } = (await import(path)) as { runOperator(o: Record<string, unknown>): Promise<{ stop(): Promise<void> }> };
+  const { runOperator } = await import('../../operator/main.ts');
   const op = await runOperator({
+    // This command owns the process's signals; the operator stops when it returns.
+    handleSignals: false,
     ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
     ...(v.namespace ? { namespace: v.namespace } : {}),
     metricsPort: intOption('metrics-port', v['metrics-port'], 8080),
