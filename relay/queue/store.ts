@@ -100,6 +100,9 @@ CREATE INDEX IF NOT EXISTS recipients_due ON recipients (state, next_attempt_at)
 CREATE INDEX IF NOT EXISTS messages_class ON messages (class, created_at);
 `;
 
+const LANES: Record<MessageClass, number> = { otp: 0, transactional: 1, bulk: 2 };
+const LANE_ORDER: MessageClass[] = ['otp', 'transactional', 'bulk'];
+
 export function domainOf(address: string): string {
   const at = address.lastIndexOf('@');
   return (at >= 0 ? address.slice(at + 1) : address).toLowerCase();
@@ -119,6 +122,7 @@ export class QueueStore {
   private pending: Pending[] = [];
   private flushScheduled = false;
   private closed = false;
+  private readonly statements = new Map<string, StatementSync>();
   private readonly insertMessage: StatementSync;
   private readonly insertRecipient: StatementSync;
   /** Number of commits, to let tests and metrics see that sessions shared an fsync. */
@@ -134,6 +138,7 @@ export class QueueStore {
     this.db.exec('PRAGMA synchronous=FULL');
     this.db.exec('PRAGMA foreign_keys=ON');
     this.db.exec(SCHEMA);
+    this.migrate();
     if (!options.readOnlyRecovery) {
       // A relay that died mid-delivery left its claims behind: deliver those again (at least once).
       this.db.prepare(`UPDATE recipients SET state='queued' WHERE state='inflight'`).run();
@@ -143,8 +148,55 @@ export class QueueStore {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.insertRecipient = this.db.prepare(
-      `INSERT INTO recipients (message_id, recipient, domain, next_attempt_at) VALUES (?, ?, ?, ?)`,
+      `INSERT INTO recipients (message_id, recipient, domain, next_attempt_at, lane) VALUES (?, ?, ?, ?, ?)`,
     );
+  }
+
+  /**
+   * Each recipient carries its message's lane (0 otp, 1 transactional, 2 bulk) so a claim is an
+   * index range scan: (state, lane, next_attempt_at) finds the few due otp recipients under a
+   * bulk backlog of any size without reading or sorting the backlog (bench/README.md).
+   */
+  private migrate(): void {
+    const cols = this.db.prepare(`PRAGMA table_info(recipients)`).all() as unknown as { name: string }[];
+    if (!cols.some((c) => c.name === 'lane')) {
+      this.db.exec(`ALTER TABLE recipients ADD COLUMN lane INTEGER NOT NULL DEFAULT 1`);
+      this.db.exec(`UPDATE recipients SET lane = (SELECT CASE m.class WHEN 'otp' THEN 0 WHEN 'bulk' THEN 2 ELSE 1 END FROM messages m WHERE m.id = recipients.message_id)`);
+    }
+    this.db.exec(`CREATE INDEX IF NOT EXISTS recipients_lane_due ON recipients (state, lane, next_attempt_at)`);
+  }
+
+  private stmt(sql: string): StatementSync {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
+  /**
+   * A transaction that needs no fsync of its own: claims and attempt outcomes. WAL with
+   * synchronous=NORMAL still survives a killed process (the frames are in the OS page cache);
+   * only a power loss can take the last few back, and then the message is delivered again
+   * (at least once) — never lost, since everything acknowledged was committed with FULL. The next
+   * FULL commit fsyncs these frames too. See docs/queue-durability.md.
+   */
+  private lightTransaction<T>(fn: () => T): T {
+    this.db.exec('PRAGMA synchronous=NORMAL');
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const out = fn();
+        this.db.exec('COMMIT');
+        return out;
+      } catch (err) {
+        if (this.db.isTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    } finally {
+      this.db.exec('PRAGMA synchronous=FULL');
+    }
   }
 
   /** Resolves with the queue id once the message is on disk (WAL fsynced); rejects with StoreError otherwise. */
@@ -175,7 +227,8 @@ export class QueueStore {
             p.id, now, m.mailFrom, m.body.length, m.class ?? 'transactional', m.messageId ?? null,
             m.authUser ?? null, m.clientAddress ?? null, m.listener ?? null, m.body,
           );
-          for (const r of new Set(m.recipients)) this.insertRecipient.run(p.id, r, domainOf(r), Math.max(now, m.notBefore ?? now));
+          const lane = LANES[m.class ?? 'transactional'];
+          for (const r of new Set(m.recipients)) this.insertRecipient.run(p.id, r, domainOf(r), Math.max(now, m.notBefore ?? now), lane);
         }
         this.db.exec('COMMIT');
       } catch (err) {
@@ -212,7 +265,7 @@ export class QueueStore {
   }
 
   body(id: string): Buffer | undefined {
-    const row = this.db.prepare(`SELECT body FROM messages WHERE id = ?`).get(id) as { body: Uint8Array } | undefined;
+    const row = this.stmt(`SELECT body FROM messages WHERE id = ?`).get(id) as { body: Uint8Array } | undefined;
     return row ? Buffer.from(row.body.buffer, row.body.byteOffset, row.body.byteLength) : undefined;
   }
 
@@ -252,35 +305,36 @@ export class QueueStore {
     );
   }
 
-  /** Claims up to `limit` recipients due at `now` (of one class when given), oldest first, marking them inflight. */
+  /** Claims up to `limit` recipients due at `now` (of one class when given), lane by lane, oldest first, marking them inflight. */
   claimDue(now: number, limit: number, cls?: MessageClass): DueRecipient[] {
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
-      const rows = this.db
-        .prepare(
-          `SELECT r.message_id, r.recipient, r.domain, r.attempts, m.created_at, m.mail_from, m.class
-           FROM recipients r JOIN messages m ON m.id = r.message_id
-           WHERE r.state = 'queued' AND r.next_attempt_at <= ? ${cls ? 'AND m.class = ?' : ''}
-           ORDER BY CASE m.class WHEN 'otp' THEN 0 WHEN 'transactional' THEN 1 ELSE 2 END, r.next_attempt_at, r.message_id
-           LIMIT ?`,
-        )
-        .all(now, ...(cls ? [cls] : []), limit) as unknown as DueRow[];
-      const mark = this.db.prepare(`UPDATE recipients SET state = 'inflight' WHERE message_id = ? AND recipient = ?`);
-      for (const r of rows) mark.run(r.message_id, r.recipient);
-      this.db.exec('COMMIT');
-      return rows.map((r) => ({
-        messageId: r.message_id,
-        recipient: r.recipient,
-        domain: r.domain,
-        attempts: r.attempts,
-        createdAt: r.created_at,
-        mailFrom: r.mail_from,
-        class: r.class,
-      }));
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
-      throw err;
-    }
+    return this.lightTransaction(() => {
+      const select = this.stmt(
+        `SELECT r.message_id, r.recipient, r.domain, r.attempts, m.created_at, m.mail_from, m.class
+         FROM recipients r INDEXED BY recipients_lane_due JOIN messages m ON m.id = r.message_id
+         WHERE r.state = 'queued' AND r.lane = ? AND r.next_attempt_at <= ?
+         ORDER BY r.next_attempt_at, r.message_id
+         LIMIT ?`,
+      );
+      const mark = this.stmt(`UPDATE recipients SET state = 'inflight' WHERE message_id = ? AND recipient = ?`);
+      const out: DueRecipient[] = [];
+      for (const c of cls ? [cls] : LANE_ORDER) {
+        if (out.length >= limit) break;
+        const rows = select.all(LANES[c], now, limit - out.length) as unknown as DueRow[];
+        for (const r of rows) {
+          mark.run(r.message_id, r.recipient);
+          out.push({
+            messageId: r.message_id,
+            recipient: r.recipient,
+            domain: r.domain,
+            attempts: r.attempts,
+            createdAt: r.created_at,
+            mailFrom: r.mail_from,
+            class: r.class,
+          });
+        }
+      }
+      return out;
+    });
   }
 
   /**
@@ -289,22 +343,17 @@ export class QueueStore {
    */
   postpone(entries: readonly { messageId: string; recipient: string; at: number; reply?: string }[]): void {
     if (entries.length === 0) return;
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
-      const upd = this.db.prepare(
+    this.lightTransaction(() => {
+      const upd = this.stmt(
         `UPDATE recipients SET state = 'queued', next_attempt_at = ?, last_reply = COALESCE(?, last_reply) WHERE message_id = ? AND recipient = ? AND state = 'inflight'`,
       );
       for (const e of entries) upd.run(e.at, e.reply ?? null, e.messageId, e.recipient);
-      this.db.exec('COMMIT');
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
-      throw err;
-    }
+    });
   }
 
   /** Earliest time a queued recipient becomes due, or undefined when nothing waits. */
   nextDueAt(): number | undefined {
-    const row = this.db.prepare(`SELECT MIN(next_attempt_at) AS t FROM recipients WHERE state = 'queued'`).get() as { t: number | null };
+    const row = this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients WHERE state = 'queued'`).get() as { t: number | null };
     return row.t ?? undefined;
   }
 
@@ -315,23 +364,17 @@ export class QueueStore {
     outcome: { state: 'delivered' | 'bounced' } | { state: 'queued'; nextAttemptAt: number },
     reply: string,
   ): void {
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
-      const upd = this.db.prepare(
+    this.lightTransaction(() => {
+      const upd = this.stmt(
         `UPDATE recipients SET state = ?, attempts = attempts + 1, last_reply = ?, next_attempt_at = ? WHERE message_id = ? AND recipient = ?`,
       );
       const next = outcome.state === 'queued' ? outcome.nextAttemptAt : this.clock();
       for (const r of recipients) upd.run(outcome.state, reply, next, messageId, r);
-      const open = this.db
-        .prepare(`SELECT COUNT(*) AS n FROM recipients WHERE message_id = ? AND state IN ('queued', 'inflight')`)
-        .get(messageId) as { n: number };
-      if (open.n === 0) this.db.prepare(`DELETE FROM messages WHERE id = ?`).run(messageId);
-      this.db.exec('COMMIT');
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
-      throw err;
-    }
+      const open = this.stmt(`SELECT COUNT(*) AS n FROM recipients WHERE message_id = ? AND state IN ('queued', 'inflight')`).get(messageId) as { n: number };
+      if (open.n === 0) this.stmt(`DELETE FROM messages WHERE id = ?`).run(messageId);
+    });
   }
+
 
   counts(): Record<RecipientState, number> {
     const out: Record<RecipientState, number> = { queued: 0, inflight: 0, delivered: 0, bounced: 0 };
