@@ -5,8 +5,9 @@ import { isQueueId } from '../../relay/queue/id.ts';
 import { loadRelayConfig } from '../../relay/config/load.ts';
 import { parseCommand, intOption, UsageError } from '../args.ts';
 import { devDataDir } from '../../relay/dev/paths.ts';
+import { readRestrictions } from '../../relay/scheduler/ledger.ts';
 
-const HELP = `Usage: mailfleet queue <ls|show ID|delete ID|retry ID> [options]
+const HELP = `Usage: mailfleet queue <ls|show ID|delete ID|retry ID|suspensions> [options]
 
 Reads and edits a relay's queue; safe while the relay runs.
 
@@ -15,6 +16,7 @@ Commands:
   show ID       envelope, recipients with their state, attempts and last reply
   delete ID     remove a message and all its recipients
   retry ID      make every waiting recipient of a message due now
+  suspensions   source IPs the scheduler has suspended or throttled toward a provider, and until when
 
 Options:
   -c, --config FILE    the relay's config (its dataDir holds the queue)
@@ -69,6 +71,22 @@ export async function run(argv: string[]): Promise<number> {
             console.log([m.id, age(now - m.createdAt).padStart(5), String(m.size).padStart(8), m.class.padEnd(13), (m.mailFrom || '<>').padEnd(30), stateSummary(m)].join('  '));
           }
           console.log(`${list.length} message(s)`);
+          const held = readRestrictions(store.path, now);
+          if (held.length > 0) console.log(`${held.length} source IP → provider restriction(s) active (mailfleet queue suspensions)`);
+        }
+        return 0;
+      }
+      case 'suspensions': {
+        const now = Date.now();
+        const list = readRestrictions(store.path, now);
+        if (args.values.json) console.log(JSON.stringify(list.map((r) => ({ ...r, until: new Date(r.until).toISOString() })), null, 2));
+        else {
+          console.log(['SOURCE IP'.padEnd(16), 'PROVIDER'.padEnd(24), 'ACTION'.padEnd(9), 'LEFT'.padStart(5), 'UNTIL'.padEnd(24), 'REPLY'].join('  '));
+          for (const r of list) {
+            const action = r.action === 'throttle' ? `throttle (${r.messagesPerMinute}/min, ${r.maxConnections} conn)` : r.action;
+            console.log([r.ip.padEnd(16), r.provider.padEnd(24), action.padEnd(9), age(r.until - now).padStart(5), new Date(r.until).toISOString().padEnd(24), r.reason].join('  '));
+          }
+          console.log(`${list.length} restriction(s)`);
         }
         return 0;
       }

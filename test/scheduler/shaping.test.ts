@@ -117,7 +117,15 @@ test('a rate-limit reply suspends that IP toward that provider; delivery resumes
   // Visible: stats, metrics, and what `mailfleet queue suspensions` reads.
   const stats = h.delivery.stats!();
   assert.deepEqual(stats.restrictions.map((x) => [x.sourceIp, x.provider, x.action]), [['127.0.0.2', 'sinkco', 'suspend']]);
-  assert.match(await h.metrics.registry.metrics(), /mailfleet_shaping_restricted\{source_ip="127\.0\.0\.2",provider="sinkco",action="suspend"\} 1/);
+  const text = await h.metrics.registry.metrics();
+  assert.match(text, /mailfleet_shaping_restricted\{source_ip="127\.0\.0\.2",provider="sinkco",action="suspend"\} 1/);
+  assert.match(text, /mailfleet_shaping_waits_total\{class="transactional",reason="suspended"\} [1-9]/);
+  const { spawnSync } = await import('node:child_process');
+  const { existsSync } = await import('node:fs');
+  if (existsSync('/usr/bin/promtool')) {
+    const r = spawnSync('/usr/bin/promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+  }
   assert.equal(readRestrictions(h.store.path, Date.now() + offset).length, 1);
 
   offset += 301_000;
