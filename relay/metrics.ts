@@ -105,10 +105,16 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['source_ip', 'provider', 'action'] as const,
       registers: [registry],
     }),
-    shapingWaits: new Counter({
-      name: 'mailfleet_shaping_waits_total',
-      help: 'Times a message was held back by the scheduler, by class and reason (concurrency, connections, rate, suspended, quota, no-ip).',
+    shapingHeldBack: new Counter({
+      name: 'mailfleet_shaping_held_back_total',
+      help: 'Recipients the scheduler sent back to the queue unattempted, by class and reason (suspended, quota, rate, no-ip).',
       labelNames: ['class', 'reason'] as const,
+      registers: [registry],
+    }),
+    schedulerHeld: new Gauge({
+      name: 'mailfleet_scheduler_held_recipients',
+      help: 'Recipients claimed from the queue and waiting in memory for a connection or a token, by class.',
+      labelNames: ['class'] as const,
       registers: [registry],
     }),
     warmupUsed: new Gauge({

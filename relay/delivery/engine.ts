@@ -107,6 +107,11 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       for (const r of shaper.restrictions()) metrics.shapingRestricted.set({ source_ip: r.ip, provider: providerOfKey(r.provider), action: r.action }, 1);
     },
   });
+  Object.assign(metrics.schedulerHeld, {
+    collect: () => {
+      for (const cls of CLASSES) metrics.schedulerHeld.set({ class: cls }, heldRecipients[cls]);
+    },
+  });
   Object.assign(metrics.warmupUsed, {
     collect: () => {
       metrics.warmupUsed.reset();
@@ -447,16 +452,18 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
             start(h, d.ip);
             continue;
           }
-          metrics.shapingWaits.inc({ class: cls, reason: d.reason });
           if (d.until !== undefined && d.until - now > HOLD_MS) {
             // Back to the queue, not counted as an attempt; a rate wait is spread out so the lane
             // does not come back all at once.
             const step = d.reason === 'rate' ? d.until - now : 0;
+            let n = 0;
             q.forEach((x, k) => {
               unhold(x);
+              n += x.group.length;
               for (const g of x.group) postponed.push({ messageId: g.messageId, recipient: g.recipient, at: d.until! + k * step });
             });
-            logger.info({ event: 'held-back', shapedAs: provider, class: cls, reason: d.reason, detail: d.detail, recipients: postponed.length, until: new Date(d.until).toISOString() }, 'mail held back by the scheduler');
+            metrics.shapingHeldBack.inc({ class: cls, reason: d.reason }, n);
+            logger.info({ event: 'held-back', shapedAs: provider, class: cls, reason: d.reason, detail: d.detail, recipients: n, until: new Date(d.until).toISOString() }, 'mail held back by the scheduler');
             q.length = 0;
           } else if (d.until !== undefined) {
             next = next === undefined ? d.until : Math.min(next, d.until);
@@ -500,9 +507,10 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         timerAt = clock() + 1000;
       }
       if (woken || !running) continue;
-      const room = CLASSES.some((c) => heldRecipients[c] < HELD_PER_CLASS);
-      const due = room ? store.nextDueAt() : undefined;
-      const next = [due, timerAt].filter((t): t is number => t !== undefined);
+      // Only classes with room to claim into count: a bulk backlog that is due but cannot be held
+      // must not wake the loop over and over.
+      const dues = CLASSES.filter((c) => HELD_PER_CLASS - heldRecipients[c] >= HELD_PER_CLASS / 4).map((c) => store.nextDueAt(c));
+      const next = [...dues, timerAt].filter((t): t is number => t !== undefined);
       // Capped so that a stepped clock (tests, NTP) is noticed within a minute.
       const wait = next.length === 0 ? 60_000 : Math.min(Math.max(0, Math.min(...next) - clock()), 60_000);
       await new Promise<void>((resolve) => {

@@ -351,9 +351,11 @@ export class QueueStore {
     });
   }
 
-  /** Earliest time a queued recipient becomes due, or undefined when nothing waits. */
-  nextDueAt(): number | undefined {
-    const row = this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients WHERE state = 'queued'`).get() as { t: number | null };
+  /** Earliest time a queued recipient (of one class when given) becomes due, or undefined when nothing waits. */
+  nextDueAt(cls?: MessageClass): number | undefined {
+    const row = (cls
+      ? this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients INDEXED BY recipients_lane_due WHERE state = 'queued' AND lane = ?`).get(LANES[cls])
+      : this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients WHERE state = 'queued'`).get()) as { t: number | null };
     return row.t ?? undefined;
   }
 

@@ -71,7 +71,8 @@ export function decide(input: DecideInput): Decision {
     return { kind: 'wait', until: undefined, reason: 'concurrency', detail: 'delivery.concurrency reached (share kept for otp)' };
   }
   const candidates = input.ips.filter((ip) => ip.weight > 0);
-  if (candidates.length === 0) return { kind: 'wait', until: undefined, reason: 'no-ip', detail: 'no source IP with a weight above 0' };
+  // Weights are the operator's to change (a drained IP): look again in a minute, from the queue.
+  if (candidates.length === 0) return { kind: 'wait', until: now + 60_000, reason: 'no-ip', detail: 'no source IP with a weight above 0' };
   const ok: IpView[] = [];
   let best: Extract<Verdict, { ok: false }> | undefined;
   for (const ip of candidates) {

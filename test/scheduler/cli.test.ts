@@ -16,13 +16,13 @@ test('mailfleet queue suspensions lists active restrictions; ls points at them',
   const dataDir = mkdtempSync(join(tmpdir(), 'mailfleet-cli-'));
   const store = new QueueStore(join(dataDir, 'queue'));
   const ledger = new ShapingLedger(store.path);
-  const until = Date.now() + 2 * 3600_000;
+  const until = Date.now() + 3 * 3600_000;
   ledger.saveRestriction({ ip: '192.0.2.10', provider: 'yahoo', action: 'suspend', until, messagesPerMinute: 1, maxConnections: 1, reason: '421 4.7.0 [TS04] Messages from 192.0.2.10 permanently deferred' });
   ledger.saveRestriction({ ip: '192.0.2.11', provider: 'google', action: 'throttle', until: Date.now() - 1000, messagesPerMinute: 1, maxConnections: 1, reason: 'expired' });
   ledger.close();
   await store.close();
   const { stdout } = await run(NODE, [CLI, 'queue', 'suspensions', '-d', dataDir]);
-  assert.match(stdout, /192\.0\.2\.10\s+yahoo\s+suspend\s+2h\s+\S+\s+421 4\.7\.0 \[TS04\]/);
+  assert.match(stdout, /192\.0\.2\.10\s+yahoo\s+suspend\s+3h\s+\S+\s+421 4\.7\.0 \[TS04\]/);
   assert.doesNotMatch(stdout, /192\.0\.2\.11/);
   assert.match(stdout, /1 restriction\(s\)/);
   const json = JSON.parse((await run(NODE, [CLI, 'queue', 'suspensions', '-d', dataDir, '--json'])).stdout) as { until: string }[];

@@ -119,7 +119,7 @@ test('a rate-limit reply suspends that IP toward that provider; delivery resumes
   assert.deepEqual(stats.restrictions.map((x) => [x.sourceIp, x.provider, x.action]), [['127.0.0.2', 'sinkco', 'suspend']]);
   const text = await h.metrics.registry.metrics();
   assert.match(text, /mailfleet_shaping_restricted\{source_ip="127\.0\.0\.2",provider="sinkco",action="suspend"\} 1/);
-  assert.match(text, /mailfleet_shaping_waits_total\{class="transactional",reason="suspended"\} [1-9]/);
+  assert.match(text, /mailfleet_shaping_held_back_total\{class="transactional",reason="suspended"\} 1/);
   const { spawnSync } = await import('node:child_process');
   const { existsSync } = await import('node:fs');
   if (existsSync('/usr/bin/promtool')) {
