@@ -58,9 +58,9 @@ export interface PacedSample {
 }
 
 /** A 1 KiB-ish message with a unique Message-ID. */
-export function buildMessage(messageId: string, from: string, to: string, size: number): Buffer {
+export function buildMessage(messageId: string, from: string, to: string, size: number, extraHeaders = ''): Buffer {
   const head =
-    `From: <${from}>\r\nTo: <${to}>\r\nSubject: bench ${messageId}\r\nDate: ${new Date().toUTCString()}\r\n` +
+    `From: <${from}>\r\nTo: <${to}>\r\nSubject: bench ${messageId}\r\nDate: ${new Date().toUTCString()}\r\n${extraHeaders}` +
     `Message-ID: <${messageId}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n`;
   const lines: string[] = [];
   let n = head.length;
@@ -144,6 +144,8 @@ export async function runPaced(opts: {
   from: string;
   to: string;
   idPrefix: string;
+  /** Header lines (each ending in CRLF) added to every message. */
+  extraHeaders?: string;
   onSample?: (s: PacedSample) => void;
   stop?: () => boolean;
 }): Promise<PacedSample[]> {
@@ -155,7 +157,7 @@ export async function runPaced(opts: {
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
     const id = `${opts.idPrefix}.${i}@paced.bench.test`;
-    const p = sendOne(opts.port, opts.from, opts.to, buildMessage(id, opts.from, opts.to, opts.size), id);
+    const p = sendOne(opts.port, opts.from, opts.to, buildMessage(id, opts.from, opts.to, opts.size, opts.extraHeaders), id);
     if (opts.onSample) void p.then(opts.onSample);
     pending.push(p);
   }

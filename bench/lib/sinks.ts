@@ -86,6 +86,8 @@ export interface TimestampSink {
   count(): number;
   /** Arrival time by Message-ID (without angle brackets). */
   arrivals: Map<string, number>;
+  /** Message-IDs (of kept messages) that still carried an X-Mailfleet-Class header on arrival. */
+  withClassHeader: Set<string>;
   /** Called on every arrival (tests of progress). */
   onArrival: ((a: Arrival) => void) | undefined;
   stop(): Promise<void>;
@@ -102,6 +104,7 @@ export async function startTimestampSink(port: number, opts: { delayMs?: number;
     port,
     count: () => count,
     arrivals,
+    withClassHeader: new Set(),
     onArrival: undefined,
     async stop() {
       for (const s of sockets) s.destroy();
@@ -135,12 +138,14 @@ export async function startTimestampSink(port: number, opts: { delayMs?: number;
           const at = performance.now();
           const bodyEnd = startEnd ? 0 : end;
           const head = buf.subarray(0, Math.min(bodyEnd, 8192)).toString('latin1');
-          const m = MESSAGE_ID.exec(head.split('\r\n\r\n')[0] ?? '');
+          const headers = head.split('\r\n\r\n')[0] ?? '';
+          const m = MESSAGE_ID.exec(headers);
           count++;
           if (m) {
             const id = m[1]!.trim();
             if (!opts.keepPrefix || id.startsWith(opts.keepPrefix)) {
               if (!arrivals.has(id)) arrivals.set(id, at);
+              if (/^x-mailfleet-class:/im.test(headers)) sink.withClassHeader.add(id);
               sink.onArrival?.({ messageId: id, at });
             }
           }
