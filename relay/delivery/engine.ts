@@ -62,6 +62,12 @@ const CLASSES: readonly MessageClass[] = ['otp', 'transactional', 'bulk'];
  * a token; per class, so a bulk backlog never keeps otp or transactional mail from being claimed.
  */
 const HELD_PER_CLASS = 500;
+/**
+ * Recipients of one class held for one provider at most: past it, that provider's domains are left
+ * in the queue, so one slow receiver's backlog does not fill the class's allowance and hold up mail
+ * to every other provider.
+ */
+const HELD_PER_LANE = 100;
 /** Waits shorter than this are held in memory; longer ones go back to the queue, due at the end of the wait. */
 const HOLD_MS = 2000;
 
@@ -393,6 +399,27 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     return p;
   }
 
+  const laneHeld = new Map<string, number>();
+  function countLane(provider: string, cls: MessageClass, delta: number): void {
+    const key = `${provider}|${cls}`;
+    const before = laneHeld.get(key) ?? 0;
+    const after = before + delta;
+    if (after <= 0) laneHeld.delete(key);
+    else laneHeld.set(key, after);
+    // The lane's domains were left out of claims; now there is room for them again.
+    if (before >= HELD_PER_LANE && after < HELD_PER_LANE) exhausted[cls] = false;
+  }
+
+  /** Domains of lanes holding their share: the next claim of that class leaves them in the queue. */
+  function fullDomains(cls: MessageClass): string[] {
+    const out = new Set<string>();
+    for (const [provider, l] of lanes) {
+      if ((laneHeld.get(`${provider}|${cls}`) ?? 0) < HELD_PER_LANE) continue;
+      for (const h of l[cls]) out.add(h.group[0]!.domain);
+    }
+    return [...out];
+  }
+
   function lane(provider: string): Record<MessageClass, Held[]> {
     let l = lanes.get(provider);
     if (!l) lanes.set(provider, (l = { otp: [], transactional: [], bulk: [] }));
@@ -402,6 +429,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   function unhold(h: Held): void {
     held.delete(h);
     heldRecipients[h.cls] -= h.group.length;
+    if (h.provider !== undefined) countLane(h.provider, h.cls, -h.group.length);
   }
 
   function admit(group: DueRecipient[]): void {
@@ -414,6 +442,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       if (!held.has(h)) return; // released by stop()
       h.provider = provider;
       lane(provider)[h.cls].push(h);
+      countLane(provider, h.cls, h.group.length);
       kick();
     });
   }
@@ -488,8 +517,10 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       const room = HELD_PER_CLASS - heldRecipients[cls];
       if (room <= 0) continue;
       if (!all && (exhausted[cls] || room < HELD_PER_CLASS / 4)) continue;
-      const due = store.claimDue(clock(), room, cls);
-      exhausted[cls] = due.length < room;
+      // A lane's worth at a time: until their providers are known, claimed groups cannot be told apart.
+      const want = Math.min(room, HELD_PER_LANE);
+      const due = store.claimDue(clock(), want, cls, fullDomains(cls));
+      exhausted[cls] = due.length < want;
       for (const group of groupDue(due)) admit(group);
     }
   }
@@ -509,7 +540,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       if (woken || !running) continue;
       // Only classes with room to claim into count: a bulk backlog that is due but cannot be held
       // must not wake the loop over and over.
-      const dues = CLASSES.filter((c) => HELD_PER_CLASS - heldRecipients[c] >= HELD_PER_CLASS / 4).map((c) => store.nextDueAt(c));
+      const dues = CLASSES.filter((c) => HELD_PER_CLASS - heldRecipients[c] >= HELD_PER_CLASS / 4).map((c) => store.nextDueAt(c, fullDomains(c)));
       const next = [...dues, timerAt].filter((t): t is number => t !== undefined);
       // Capped so that a stepped clock (tests, NTP) is noticed within a minute.
       const wait = next.length === 0 ? 60_000 : Math.min(Math.max(0, Math.min(...next) - clock()), 60_000);
@@ -541,6 +572,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       const back = [...held].flatMap((h) => h.group.map((g) => ({ messageId: g.messageId, recipient: g.recipient, at: clock(), reply: `451 4.4.1 ${STOPPED}` })));
       for (const h of [...held]) unhold(h);
       lanes.clear();
+      laneHeld.clear();
       try {
         store.postpone(back);
       } catch (err) {

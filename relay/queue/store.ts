@@ -305,13 +305,18 @@ export class QueueStore {
     );
   }
 
-  /** Claims up to `limit` recipients due at `now` (of one class when given), lane by lane, oldest first, marking them inflight. */
-  claimDue(now: number, limit: number, cls?: MessageClass): DueRecipient[] {
+  /**
+   * Claims up to `limit` recipients due at `now` (of one class when given), lane by lane, oldest
+   * first, marking them inflight. `excludeDomains`: domains the scheduler already holds enough of.
+   */
+  claimDue(now: number, limit: number, cls?: MessageClass, excludeDomains: readonly string[] = []): DueRecipient[] {
     return this.lightTransaction(() => {
+      const exclude = excludeDomains.length > 0;
       const select = this.stmt(
         `SELECT r.message_id, r.recipient, r.domain, r.attempts, m.created_at, m.mail_from, m.class
          FROM recipients r INDEXED BY recipients_lane_due JOIN messages m ON m.id = r.message_id
          WHERE r.state = 'queued' AND r.lane = ? AND r.next_attempt_at <= ?
+         ${exclude ? 'AND r.domain NOT IN (SELECT value FROM json_each(?))' : ''}
          ORDER BY r.next_attempt_at, r.message_id
          LIMIT ?`,
       );
@@ -319,7 +324,9 @@ export class QueueStore {
       const out: DueRecipient[] = [];
       for (const c of cls ? [cls] : LANE_ORDER) {
         if (out.length >= limit) break;
-        const rows = select.all(LANES[c], now, limit - out.length) as unknown as DueRow[];
+        const rows = (exclude
+          ? select.all(LANES[c], now, JSON.stringify(excludeDomains), limit - out.length)
+          : select.all(LANES[c], now, limit - out.length)) as unknown as DueRow[];
         for (const r of rows) {
           mark.run(r.message_id, r.recipient);
           out.push({
@@ -352,9 +359,11 @@ export class QueueStore {
   }
 
   /** Earliest time a queued recipient (of one class when given) becomes due, or undefined when nothing waits. */
-  nextDueAt(cls?: MessageClass): number | undefined {
+  nextDueAt(cls?: MessageClass, excludeDomains: readonly string[] = []): number | undefined {
     const row = (cls
-      ? this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients INDEXED BY recipients_lane_due WHERE state = 'queued' AND lane = ?`).get(LANES[cls])
+      ? excludeDomains.length > 0
+        ? this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients INDEXED BY recipients_lane_due WHERE state = 'queued' AND lane = ? AND domain NOT IN (SELECT value FROM json_each(?))`).get(LANES[cls], JSON.stringify(excludeDomains))
+        : this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients INDEXED BY recipients_lane_due WHERE state = 'queued' AND lane = ?`).get(LANES[cls])
       : this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients WHERE state = 'queued'`).get()) as { t: number | null };
     return row.t ?? undefined;
   }

@@ -20,14 +20,20 @@ const IPS = [
 ];
 // Every MX under sink.test rolls up to one provider, "sinkco", shaped by config.
 const SINKCO = { name: 'sinkco', mxSuffixes: ['sink.test'] };
-const SITES = { limits: '127.0.4.1', conns: '127.0.4.2', backoff: '127.0.4.3', cap: '127.0.4.4' } as const;
+const SITES = { limits: '127.0.4.1', conns: '127.0.4.2', backoff: '127.0.4.3', cap: '127.0.4.4', slow: '127.0.4.5' } as const;
+// Not under sink.test: another provider ("default/mx.fast.other.test").
+const FAST = '127.0.4.6';
 
 before(async () => {
   port = await freeTcpPort('127.0.4.1');
   for (const [name, address] of Object.entries(SITES)) sinks[name] = await startShapingSink(address, port);
+  sinks.fast = await startShapingSink(FAST, port);
   dns = await startDnsmasq({
-    mx: Object.keys(SITES).map((name) => ({ domain: `${name}.test`, host: `mx.${name}.sink.test`, preference: 10 })),
-    a: Object.entries(SITES).map(([name, address]) => ({ name: `mx.${name}.sink.test`, address })),
+    mx: [
+      ...Object.keys(SITES).map((name) => ({ domain: `${name}.test`, host: `mx.${name}.sink.test`, preference: 10 })),
+      { domain: 'fast.test', host: 'mx.fast.other.test', preference: 10 },
+    ],
+    a: [...Object.entries(SITES).map(([name, address]) => ({ name: `mx.${name}.sink.test`, address })), { name: 'mx.fast.other.test', address: FAST }],
   });
 });
 
@@ -182,4 +188,22 @@ test('with every IP capped, mail waits in the queue (nothing dropped) until the 
   await sink.waitForMessages(before + 4);
   await h.waitForEvents((e) => e.event === 'delivered' && String(e.recipient).startsWith('late'), 4);
   assert.equal(h.store.messageCount(), 0);
+});
+
+test("one slow provider's bulk backlog does not hold up bulk mail to other providers", async (t) => {
+  const h = await harness({ delivery: { egressIps: [IPS[0]] }, shaping: { providers: [{ ...SINKCO, maxConnections: 2 }] } });
+  const slow = sinks.slow!;
+  slow.delayMs = 40;
+  const body = Buffer.from('Subject: news\r\n\r\nhello\r\n');
+  await Promise.all(Array.from({ length: 1500 }, (_, i) => h.store.enqueue({ mailFrom: 'news@mailfleet.test', recipients: [`s${i}@slow.test`], body, class: 'bulk' })));
+  h.delivery.wake();
+  await slow.waitForMessages(10);
+  await Promise.all(Array.from({ length: 30 }, (_, i) => h.store.enqueue({ mailFrom: 'news@mailfleet.test', recipients: [`f${i}@fast.test`], body, class: 'bulk' })));
+  h.delivery.wake();
+  const before = slow.messages.length;
+  await sinks.fast!.waitForMessages(30, 20_000);
+  t.diagnostic(`slow messages delivered while the 30 fast ones were: ${slow.messages.length - before}`);
+  // The newer mail to the fast provider overtook the older backlog at the slow one.
+  // Only what was on the wire at the slow receiver got through meanwhile (2 connections).
+  assert.ok(slow.messages.length - before <= 20, `${slow.messages.length - before} slow messages delivered while the fast 30 waited`);
 });
