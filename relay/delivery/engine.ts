@@ -4,7 +4,7 @@
 // relay/relay.ts starts it and calls wake() after each enqueue.
 import { setMaxListeners } from 'node:events';
 import type { RelayConfig } from '../config/schema.ts';
-import type { DueRecipient, MessageClass, QueueStore } from '../queue/store.ts';
+import type { DueRecipient, QueueStore } from '../queue/store.ts';
 import type { Logger } from '../log.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import type { BounceRule } from '../bounce/classify.ts';
@@ -25,6 +25,7 @@ import { shapingKey, providerOfKey } from '../scheduler/providers.ts';
 import { parseReplyLine } from '../bounce/classify.ts';
 import { StatsCollector, type StatsV1 } from '../stats/collector.ts';
 import type { Budget } from './pool.ts';
+import { CLASSES, HeldLanes, type Held } from '../scheduler/lanes.ts';
 
 export interface DeliveryOptions {
   config: RelayConfig;
@@ -56,26 +57,11 @@ export interface Delivery {
   stats?(): StatsV1;
 }
 
-const CLASSES: readonly MessageClass[] = ['otp', 'transactional', 'bulk'];
-/**
- * Recipients of each class claimed from the queue and held in memory waiting for a connection or
- * a token; per class, so a bulk backlog never keeps otp or transactional mail from being claimed.
- */
-const HELD_PER_CLASS = 500;
-/**
- * Recipients of one class held for one provider at most: past it, that provider's domains are left
- * in the queue, so one slow receiver's backlog does not fill the class's allowance and hold up mail
- * to every other provider.
- */
-const HELD_PER_LANE = 100;
+// Claimed mail held in memory (relay/scheduler/lanes.ts): 500 recipients per class, 100 per
+// (provider, class).
+const LANE_LIMITS = { perClass: 500, perLane: 100 };
 /** Waits shorter than this are held in memory; longer ones go back to the queue, due at the end of the wait. */
 const HOLD_MS = 2000;
-
-interface Held {
-  group: DueRecipient[];
-  cls: MessageClass;
-  provider: string | undefined;
-}
 
 
 /** Wait after a failure of our own (store, signing) before trying again. */
@@ -115,7 +101,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   });
   Object.assign(metrics.schedulerHeld, {
     collect: () => {
-      for (const cls of CLASSES) metrics.schedulerHeld.set({ class: cls }, heldRecipients[cls]);
+      for (const cls of CLASSES) metrics.schedulerHeld.set({ class: cls }, lanes.count(cls));
     },
   });
   Object.assign(metrics.warmupUsed, {
@@ -136,14 +122,9 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     onOpen: (o, ok) => metrics.deliveryConnections.inc({ source_ip: o.localAddress ?? 'default', result: ok ? 'ok' : 'failed' }),
   });
   const active = new Set<Promise<void>>();
-  const held = new Set<Held>();
-  const heldRecipients: Record<MessageClass, number> = { otp: 0, transactional: 0, bulk: 0 };
-  /** Per provider, per class, FIFO: groups whose provider is known, waiting for the scheduler. */
-  const lanes = new Map<string, Record<MessageClass, Held[]>>();
+  const lanes = new HeldLanes(LANE_LIMITS);
   let timerAt: number | undefined;
   let claimAll = true;
-  /** The last claim of a class got less than it asked for: nothing more is due until woken or a due time passes. */
-  const exhausted: Record<MessageClass, boolean> = { otp: false, transactional: false, bulk: false };
   const stopping = new AbortController();
   // One listener per open connection; the count is bounded by the pool, not a leak.
   setMaxListeners(0, stopping.signal);
@@ -399,57 +380,20 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     return p;
   }
 
-  const laneHeld = new Map<string, number>();
-  function countLane(provider: string, cls: MessageClass, delta: number): void {
-    const key = `${provider}|${cls}`;
-    const before = laneHeld.get(key) ?? 0;
-    const after = before + delta;
-    if (after <= 0) laneHeld.delete(key);
-    else laneHeld.set(key, after);
-    // The lane's domains were left out of claims; now there is room for them again.
-    if (before >= HELD_PER_LANE && after < HELD_PER_LANE) exhausted[cls] = false;
-  }
-
-  /** Domains of lanes holding their share: the next claim of that class leaves them in the queue. */
-  function fullDomains(cls: MessageClass): string[] {
-    const out = new Set<string>();
-    for (const [provider, l] of lanes) {
-      if ((laneHeld.get(`${provider}|${cls}`) ?? 0) < HELD_PER_LANE) continue;
-      for (const h of l[cls]) out.add(h.group[0]!.domain);
-    }
-    return [...out];
-  }
-
-  function lane(provider: string): Record<MessageClass, Held[]> {
-    let l = lanes.get(provider);
-    if (!l) lanes.set(provider, (l = { otp: [], transactional: [], bulk: [] }));
-    return l;
-  }
-
-  function unhold(h: Held): void {
-    held.delete(h);
-    heldRecipients[h.cls] -= h.group.length;
-    if (h.provider !== undefined) countLane(h.provider, h.cls, -h.group.length);
-  }
-
   function admit(group: DueRecipient[]): void {
-    const h: Held = { group, cls: group[0]!.class, provider: undefined };
-    held.add(h);
-    heldRecipients[h.cls] += group.length;
+    const h = lanes.add(group);
     // Lookups start once this claim turn is over: claiming is one quick transaction, a lookup may
     // wait on the network.
     new Promise<void>((resolve) => setImmediate(resolve)).then(() => shapedProvider(group[0]!.domain)).then((provider) => {
-      if (!held.has(h)) return; // released by stop()
-      h.provider = provider;
-      lane(provider)[h.cls].push(h);
-      countLane(provider, h.cls, h.group.length);
+      if (!lanes.has(h)) return; // released by stop()
+      lanes.resolve(h, provider);
       kick();
     });
   }
 
   function start(h: Held, ip: string): void {
     const provider = h.provider!;
-    unhold(h);
+    lanes.remove(h);
     shaper.begin(ip, provider, h.cls, h.group.length);
     const group = h.group;
     const p: Promise<void> = deliverGroup(group, ip, provider)
@@ -471,13 +415,11 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     const now = clock();
     const postponed: { messageId: string; recipient: string; at: number }[] = [];
     for (const cls of CLASSES) {
-      for (const [provider, l] of lanes) {
-        const q = l[cls];
+      for (const [provider, q] of lanes.lanesOf(cls)) {
         while (q.length > 0) {
           const h = q[0]!;
           const d = shaper.decide(provider, cls, h.group.length);
           if (d.kind === 'send') {
-            q.shift();
             start(h, d.ip);
             continue;
           }
@@ -486,14 +428,13 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
             // does not come back all at once.
             const step = d.reason === 'rate' ? d.until - now : 0;
             let n = 0;
-            q.forEach((x, k) => {
-              unhold(x);
+            [...q].forEach((x, k) => {
+              lanes.remove(x);
               n += x.group.length;
               for (const g of x.group) postponed.push({ messageId: g.messageId, recipient: g.recipient, at: d.until! + k * step });
             });
             metrics.shapingHeldBack.inc({ class: cls, reason: d.reason }, n);
             logger.info({ event: 'held-back', shapedAs: provider, class: cls, reason: d.reason, detail: d.detail, recipients: n, until: new Date(d.until).toISOString() }, 'mail held back by the scheduler');
-            q.length = 0;
           } else if (d.until !== undefined) {
             next = next === undefined ? d.until : Math.min(next, d.until);
           }
@@ -511,16 +452,13 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
    * room is free and the last claim suggests more is due.
    */
   function claim(): void {
-    const all = claimAll;
+    const force = claimAll;
     claimAll = false;
     for (const cls of CLASSES) {
-      const room = HELD_PER_CLASS - heldRecipients[cls];
-      if (room <= 0) continue;
-      if (!all && (exhausted[cls] || room < HELD_PER_CLASS / 4)) continue;
-      // A lane's worth at a time: until their providers are known, claimed groups cannot be told apart.
-      const want = Math.min(room, HELD_PER_LANE);
-      const due = store.claimDue(clock(), want, cls, fullDomains(cls));
-      exhausted[cls] = due.length < want;
+      const want = lanes.claimSize(cls, force);
+      if (want === 0) continue;
+      const due = store.claimDue(clock(), want, cls, lanes.fullDomains(cls));
+      lanes.claimed(cls, want, due.length);
       for (const group of groupDue(due)) admit(group);
     }
   }
@@ -540,7 +478,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       if (woken || !running) continue;
       // Only classes with room to claim into count: a bulk backlog that is due but cannot be held
       // must not wake the loop over and over.
-      const dues = CLASSES.filter((c) => HELD_PER_CLASS - heldRecipients[c] >= HELD_PER_CLASS / 4).map((c) => store.nextDueAt(c, fullDomains(c)));
+      const dues = CLASSES.filter((c) => lanes.wantsMore(c)).map((c) => store.nextDueAt(c, lanes.fullDomains(c)));
       const next = [...dues, timerAt].filter((t): t is number => t !== undefined);
       // Capped so that a stepped clock (tests, NTP) is noticed within a minute.
       const wait = next.length === 0 ? 60_000 : Math.min(Math.max(0, Math.min(...next) - clock()), 60_000);
@@ -569,10 +507,9 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       wake();
       await loopDone;
       // Held, never attempted: due again at once for the next process.
-      const back = [...held].flatMap((h) => h.group.map((g) => ({ messageId: g.messageId, recipient: g.recipient, at: clock(), reply: `451 4.4.1 ${STOPPED}` })));
-      for (const h of [...held]) unhold(h);
-      lanes.clear();
-      laneHeld.clear();
+      const held = lanes.all();
+      const back = held.flatMap((h) => h.group.map((g) => ({ messageId: g.messageId, recipient: g.recipient, at: clock(), reply: `451 4.4.1 ${STOPPED}` })));
+      for (const h of held) lanes.remove(h);
       try {
         store.postpone(back);
       } catch (err) {

@@ -1,0 +1,47 @@
+// Held mail bookkeeping: per-class allowance, per-lane share, which domains claims leave alone.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { HeldLanes } from './lanes.ts';
+import type { DueRecipient, MessageClass } from '../queue/store.ts';
+
+function group(domain: string, n: number, cls: MessageClass = 'bulk'): DueRecipient[] {
+  return Array.from({ length: n }, (_, i) => ({ messageId: `${domain}-${Math.random()}`, recipient: `r${i}@${domain}`, domain, attempts: 0, createdAt: 0, mailFrom: 'a@b', class: cls }));
+}
+
+test('claim sizes: a lane at a time, none for a trickle of room or after a short claim unless forced', () => {
+  const l = new HeldLanes({ perClass: 40, perLane: 10 });
+  assert.equal(l.claimSize('bulk', false), 10);
+  l.claimed('bulk', 10, 3);
+  assert.equal(l.claimSize('bulk', false), 0);
+  assert.equal(l.claimSize('bulk', true), 10);
+  l.claimed('bulk', 10, 10);
+  for (let i = 0; i < 4; i++) l.add(group('x.test', 8));
+  assert.equal(l.room('bulk'), 8);
+  assert.equal(l.claimSize('bulk', false), 0); // less than a quarter of the allowance free
+  assert.equal(l.claimSize('bulk', true), 8);
+  assert.equal(l.claimSize('otp', false), 10);
+  assert.equal(l.wantsMore('bulk'), false);
+  assert.equal(l.wantsMore('otp'), true);
+});
+
+test('a lane at its share names its domains; dropping below frees the class for claims again', () => {
+  const l = new HeldLanes({ perClass: 100, perLane: 4 });
+  const a = l.add(group('a.test', 2));
+  const b = l.add(group('b.test', 2));
+  const c = l.add(group('c.test', 1));
+  l.resolve(a, 'google');
+  l.resolve(b, 'google');
+  l.resolve(c, 'default/mx.c.test');
+  assert.deepEqual(l.fullDomains('bulk').sort(), ['a.test', 'b.test']);
+  assert.deepEqual(l.fullDomains('otp'), []);
+  l.claimed('bulk', 10, 0);
+  assert.equal(l.claimSize('bulk', false), 0);
+  l.remove(a);
+  assert.deepEqual(l.fullDomains('bulk'), []);
+  assert.equal(l.claimSize('bulk', false), 4);
+  assert.deepEqual(l.lanesOf('bulk').map(([p, q]) => [p, q.length]).sort(), [['default/mx.c.test', 1], ['google', 1]]);
+  assert.equal(l.count('bulk'), 3);
+  for (const h of l.all()) l.remove(h);
+  assert.equal(l.count('bulk'), 0);
+  assert.deepEqual(l.lanesOf('bulk'), []);
+});

@@ -1,0 +1,129 @@
+// Mail claimed from the queue and waiting in memory for the scheduler: per class an allowance, per
+// (provider, class) a FIFO lane with a share of it. Bookkeeping only; the engine does the I/O.
+import type { DueRecipient, MessageClass } from '../queue/store.ts';
+
+export const CLASSES: readonly MessageClass[] = ['otp', 'transactional', 'bulk'];
+
+export interface Held {
+  group: DueRecipient[];
+  cls: MessageClass;
+  /** Shaping key, once the MX lookup has said it. */
+  provider: string | undefined;
+}
+
+export interface LaneLimits {
+  /** Recipients of one class held at most, so a bulk backlog never keeps otp from being claimed. */
+  perClass: number;
+  /**
+   * Recipients of one class held for one provider at most: past it, that provider's domains stay in
+   * the queue, so one slow receiver's backlog does not hold up every other provider's mail.
+   */
+  perLane: number;
+}
+
+export class HeldLanes {
+  readonly limits: LaneLimits;
+  private readonly held = new Set<Held>();
+  private readonly perClass: Record<MessageClass, number> = { otp: 0, transactional: 0, bulk: 0 };
+  private readonly lanes = new Map<string, Record<MessageClass, Held[]>>();
+  private readonly perLane = new Map<string, number>();
+  /** The last claim of a class got less than it asked for: more is due only after a wake or a due time. */
+  private readonly exhausted: Record<MessageClass, boolean> = { otp: false, transactional: false, bulk: false };
+
+  constructor(limits: LaneLimits) {
+    this.limits = limits;
+  }
+
+  count(cls: MessageClass): number {
+    return this.perClass[cls];
+  }
+
+  room(cls: MessageClass): number {
+    return this.limits.perClass - this.perClass[cls];
+  }
+
+  /** How many recipients the next claim of a class should ask for; 0: none (unless `force`). */
+  claimSize(cls: MessageClass, force: boolean): number {
+    const room = this.room(cls);
+    if (room <= 0) return 0;
+    // Each claim is a queue scan: not for a trickle of room, nor when the last one came up short.
+    if (!force && (this.exhausted[cls] || room < this.limits.perClass / 4)) return 0;
+    // A lane's worth at a time: until their providers are known, claimed groups cannot be told apart.
+    return Math.min(room, this.limits.perLane);
+  }
+
+  /** Whether a class has room worth claiming into (its due times may wake the engine). */
+  wantsMore(cls: MessageClass): boolean {
+    return this.room(cls) >= this.limits.perClass / 4;
+  }
+
+  claimed(cls: MessageClass, asked: number, got: number): void {
+    this.exhausted[cls] = got < asked;
+  }
+
+  add(group: DueRecipient[]): Held {
+    const h: Held = { group, cls: group[0]!.class, provider: undefined };
+    this.held.add(h);
+    this.perClass[h.cls] += group.length;
+    return h;
+  }
+
+  has(h: Held): boolean {
+    return this.held.has(h);
+  }
+
+  /** The group's provider is known: it joins the back of its lane. */
+  resolve(h: Held, provider: string): void {
+    h.provider = provider;
+    this.lane(provider)[h.cls].push(h);
+    this.countLane(provider, h.cls, h.group.length);
+  }
+
+  /** Takes a group out (it starts, goes back to the queue, or the engine stops). */
+  remove(h: Held): void {
+    if (!this.held.delete(h)) return;
+    this.perClass[h.cls] -= h.group.length;
+    if (h.provider !== undefined) {
+      const q = this.lanes.get(h.provider)?.[h.cls];
+      const i = q ? q.indexOf(h) : -1;
+      if (i >= 0) q!.splice(i, 1);
+      this.countLane(h.provider, h.cls, -h.group.length);
+    }
+  }
+
+  /** The lanes of a class, provider by provider, each a FIFO (head first). */
+  lanesOf(cls: MessageClass): [string, readonly Held[]][] {
+    return [...this.lanes].map(([provider, l]) => [provider, l[cls]]);
+  }
+
+  /** Domains of the class's lanes holding their share: the next claim leaves them in the queue. */
+  fullDomains(cls: MessageClass): string[] {
+    const out = new Set<string>();
+    for (const [provider, l] of this.lanes) {
+      if ((this.perLane.get(`${provider}|${cls}`) ?? 0) < this.limits.perLane) continue;
+      for (const h of l[cls]) out.add(h.group[0]!.domain);
+    }
+    return [...out];
+  }
+
+  all(): Held[] {
+    return [...this.held];
+  }
+
+  private lane(provider: string): Record<MessageClass, Held[]> {
+    let l = this.lanes.get(provider);
+    if (!l) this.lanes.set(provider, (l = { otp: [], transactional: [], bulk: [] }));
+    return l;
+  }
+
+  private countLane(provider: string, cls: MessageClass, delta: number): void {
+    const key = `${provider}|${cls}`;
+    const before = this.perLane.get(key) ?? 0;
+    const after = before + delta;
+    if (after <= 0) this.perLane.delete(key);
+    else this.perLane.set(key, after);
+    // The lane's domains were left out of claims; now there is room for them again.
+    if (before >= this.limits.perLane && after < this.limits.perLane) this.exhausted[cls] = false;
+    if (after <= 0 && CLASSES.every((c) => !this.perLane.has(`${provider}|${c}`))) this.lanes.delete(provider);
+  }
+}
