@@ -186,7 +186,9 @@ const CapsSchema = z
   })
   .strict();
 export const WarmupSchema = CapsSchema.extend({
-  address: z.union([z.ipv4(), z.ipv6()]),
+  // One of delivery.egressIps; omitted when the relay binds no source address (its mail leaves
+  // through NAT or an egress gateway) and the caps are those of that one address.
+  address: z.union([z.ipv4(), z.ipv6()]).optional(),
   providers: z.array(CapsSchema.extend({ name: z.string().min(1) }).strict()).default([]),
 }).strict();
 
@@ -278,6 +280,20 @@ export const RelayConfigSchema = z
       binds.add(bind);
       if (l.tls !== 'none' && !cfg.tls) {
         ctx.addIssue({ code: 'custom', path: ['listeners', i, 'tls'], message: `tls "${l.tls}" needs the top-level tls.certFile and tls.keyFile` });
+      }
+    });
+    // Caps for an address mail never leaves from would silently do nothing.
+    const egress = new Set(cfg.delivery.egressIps.map((e) => e.address));
+    const seen = new Set<string>();
+    cfg.shaping.warmup.forEach((w, i) => {
+      const key = w.address ?? '(unbound)';
+      if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['shaping', 'warmup', i, 'address'], message: `duplicate warm-up entry for ${key}` });
+      seen.add(key);
+      if (w.address !== undefined && !egress.has(w.address)) {
+        ctx.addIssue({ code: 'custom', path: ['shaping', 'warmup', i, 'address'], message: `${w.address} is not one of delivery.egressIps` });
+      }
+      if (w.address === undefined && egress.size > 0) {
+        ctx.addIssue({ code: 'custom', path: ['shaping', 'warmup', i, 'address'], message: 'required when delivery.egressIps is set (which of them?)' });
       }
     });
   });

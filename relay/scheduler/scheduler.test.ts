@@ -229,3 +229,18 @@ test('class header: taken from the header block (folded too), removed, body unto
   const none = Buffer.from('Subject: x\r\n\r\nbody');
   assert.equal(takeClassHeader(none).body, none);
 });
+
+test('warm-up config: addresses must be egress IPs; an entry without address caps an unbound relay', async () => {
+  const { RelayConfigSchema } = await import('../config/schema.ts');
+  const base = { dataDir: '/tmp/x', listeners: [{ name: 'sub', port: 0, tls: 'none' }] };
+  const typo = RelayConfigSchema.safeParse({ ...base, delivery: { egressIps: [{ address: '192.0.2.1', hostname: 'a.test' }] }, shaping: { warmup: [{ address: '192.0.2.9', hourly: 5 }] } });
+  assert.ok(!typo.success && typo.error.issues.some((i) => i.path.join('.') === 'shaping.warmup.0.address' && /not one of delivery.egressIps/.test(i.message)));
+  const which = RelayConfigSchema.safeParse({ ...base, delivery: { egressIps: [{ address: '192.0.2.1', hostname: 'a.test' }] }, shaping: { warmup: [{ hourly: 5 }] } });
+  assert.ok(!which.success);
+  const unbound = RelayConfigSchema.parse({ ...base, shaping: { warmup: [{ hourly: 2 }] } });
+  const s = new Shaper({ shaping: unbound.shaping, delivery: unbound.delivery, clock: () => T0, random: () => 0 });
+  s.begin('default', 'google', 'bulk', 2);
+  s.end('default', 'google', 'bulk');
+  const d = s.decide('google', 'bulk', 1);
+  assert.ok(d.kind === 'wait' && d.reason === 'quota');
+});

@@ -1,7 +1,7 @@
 // The scheduler's state and its bookkeeping: attempts in progress, token buckets and connection
 // opens per (source IP, provider), warm-up usage and restrictions (durable through the ledger).
 // Every decision is delegated to the pure functions beside it; the clock is injected.
-import type { ShapingConfig, DeliveryConfig } from '../config/schema.ts';
+import type { ShapingConfig, DeliveryConfig, WarmupConfig } from '../config/schema.ts';
 import type { MessageClass } from '../queue/store.ts';
 import { matchBackoff, type BackoffRule, type ReplyFacts } from './backoff.ts';
 import { fullBucket, pruneWindow, take, windowAllowsAt, type Bucket } from './bucket.ts';
@@ -61,6 +61,11 @@ export class Shaper {
     return configured.length > 0 ? configured.map((e) => ({ address: e.address, weight: e.weight })) : [{ address: DEFAULT_IP, weight: 1 }];
   }
 
+  /** An entry without address is the relay's one unbound source (egress by NAT or gateway). */
+  private capsFor(ip: string): WarmupConfig | undefined {
+    return this.o.shaping.warmup.find((w) => (w.address ?? DEFAULT_IP) === ip);
+  }
+
   private path(ip: string, provider: string): Path {
     const key = `${ip}|${provider}`;
     let p = this.paths.get(key);
@@ -98,7 +103,7 @@ export class Shaper {
       limits: this.limits(ip.address, provider),
       path: this.path(ip.address, provider),
       suspension: r?.action === 'suspend' ? { until: r.until, reason: r.reason } : undefined,
-      quota: checkQuota(this.o.shaping.warmup.find((w) => w.address === ip.address), this.usage.get(ip.address) ?? new Map(), providerOfKey(provider), now, recipients),
+      quota: checkQuota(this.capsFor(ip.address), this.usage.get(ip.address) ?? new Map(), providerOfKey(provider), now, recipients),
     };
   }
 
@@ -127,7 +132,7 @@ export class Shaper {
       this.activeOtp++;
     }
     p.bucket = take(p.bucket ?? fullBucket(l.burst, now), now, l.messagesPerSecond, l.burst);
-    const caps = this.o.shaping.warmup.find((w) => w.address === ip);
+    const caps = this.capsFor(ip);
     if (caps) {
       const name = providerOfKey(provider);
       const u = addUsage(this.usage.get(ip) ?? new Map(), name, now, recipients);
@@ -194,7 +199,7 @@ export class Shaper {
     const now = this.clock();
     const out: QuotaReport[] = [];
     for (const ip of this.ips()) {
-      const caps = this.o.shaping.warmup.find((w) => w.address === ip.address);
+      const caps = this.capsFor(ip.address);
       const u = this.usage.get(ip.address) ?? new Map<string, Counter>();
       const scopes = new Set(['*', ...(caps?.providers.map((p) => p.name) ?? []), ...[...u.keys()].map((k) => k.split('|')[0]!)]);
       for (const scope of scopes) {
