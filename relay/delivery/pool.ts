@@ -1,5 +1,6 @@
 // Outbound connections, reused per (source IP, MX host, address, port, TLS mode) for up to
-// maxMessagesPerConnection transactions, and capped at maxConnectionsPerHost open at once per key.
+// maxMessagesPerConnection transactions, and capped at maxConnectionsPerHost open at once per key
+// when the caller gives no budget.
 // A budget (from the scheduler) also caps connections per (source IP, provider) across MX hosts,
 // counting idle ones: the receiver sees open sockets, not our attempts. A connection stops counting
 // only once its QUIT is answered, so a replacement never overlaps it at the receiver.
@@ -94,7 +95,10 @@ export class ConnectionPool {
         this.opened(s, -1);
       }
       const groupFull = budget !== undefined && (this.groupOpen.get(budget.key) ?? 0) >= budget.maxOpen;
-      if (s.open < this.options.maxConnectionsPerHost && !groupFull) break;
+      // A budget already carries the per-provider limit (derived from maxConnectionsPerHost when
+      // the config says nothing else); the per-host cap is for callers without one.
+      const hostFull = budget === undefined && s.open >= this.options.maxConnectionsPerHost;
+      if (!hostFull && !groupFull) break;
       const spare = groupFull ? this.idleInGroup(budget.key) : undefined;
       if (spare) await this.retire(spare.s, spare.conn);
       else await new Promise<void>((resolve) => this.waiters.push(resolve));
