@@ -161,7 +161,7 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Aut
           return callback(smtpError(451, '4.7.1', `Message rate limit exceeded (${v.scope === 'pool' ? 'relay' : 'this account'}); try again in ${v.retryAfterSeconds} seconds`));
         }
         if (v.notBefore !== undefined) {
-          metrics.intakeThrottled.inc({ listener: listener.name, scope: 'pool', action: 'queued' });
+          metrics.intakeThrottled.inc({ listener: listener.name, scope: v.scope ?? 'pool', action: 'queued' });
           notBefore.set(session, v.notBefore);
         } else notBefore.delete(session);
       }

@@ -5,7 +5,8 @@ import type { IntakeRateConfig } from '../config/schema.ts';
 import { availableAt, fullBucket, take, type Bucket } from './bucket.ts';
 
 export type IntakeVerdict =
-  | { ok: true; notBefore: number | undefined }
+  /** `notBefore` (queue mode, over the limit): the first attempt waits until then; `scope` says which limit. */
+  | { ok: true; notBefore: number | undefined; scope?: 'pool' | 'credential' }
   | { ok: false; scope: 'pool' | 'credential'; retryAfterSeconds: number };
 
 interface Rate {
@@ -64,6 +65,6 @@ export class IntakeLimiter {
       const burst = c.rate.burst ?? Math.max(1, Math.ceil(c.rate.messagesPerSecond));
       c.save(take(c.bucket ?? fullBucket(burst, now), now, c.rate.messagesPerSecond, burst));
     }
-    return { ok: true, notBefore: latest > now ? latest : undefined };
+    return latest > now ? { ok: true, notBefore: latest, scope } : { ok: true, notBefore: undefined };
   }
 }

@@ -213,8 +213,8 @@ test('intake: pool burst then 451 with a retry hint; per-credential buckets; que
   assert.deepEqual(l.admit(undefined), { ok: true, notBefore: undefined });
   const q = new IntakeLimiter(IntakeRateSchema.parse({ pool: { messagesPerSecond: 10, burst: 1 }, whenOver: 'queue' }), () => now);
   assert.deepEqual(q.admit(undefined), { ok: true, notBefore: undefined });
-  assert.deepEqual(q.admit(undefined), { ok: true, notBefore: now + 100 });
-  assert.deepEqual(q.admit(undefined), { ok: true, notBefore: now + 200 });
+  assert.deepEqual(q.admit(undefined), { ok: true, notBefore: now + 100, scope: 'pool' });
+  assert.deepEqual(q.admit(undefined), { ok: true, notBefore: now + 200, scope: 'pool' });
 });
 
 test('class header: taken from the header block (folded too), removed, body untouched', async () => {
