@@ -14,8 +14,8 @@ import { startTimestampSink } from './lib/sinks.ts';
 import { freePort, percentile, round, sleep } from './lib/util.ts';
 
 export interface OtpResult {
-  /** True when the relay took the X-Mailfleet-Class: otp header (stripped it), i.e. OTP went in the otp lane. */
-  otpClassHonoured: boolean;
+  /** True when the relay took the X-Mailfleet-Class: otp header (stripped it), i.e. OTP went in the otp lane; undefined when none arrived. */
+  otpClassHonoured: boolean | undefined;
   backlogClass: 'bulk' | 'transactional';
   bulkQueued: number;
   prefillSeconds: number;
@@ -99,7 +99,7 @@ export async function runOtp(opts: {
     }
     const rss = relay.peakRss();
     const arrived = ok.filter((s) => sink.arrivals.has(s.messageId));
-    const otpClassHonoured = arrived.length > 0 && arrived.every((s) => !sink.withClassHeader.has(s.messageId));
+    const otpClassHonoured: boolean | undefined = arrived.length === 0 ? undefined : arrived.every((s) => !sink.withClassHeader.has(s.messageId));
     const r: OtpResult = {
       otpClassHonoured,
       backlogClass: opts.backlogClass,
@@ -118,7 +118,7 @@ export async function runOtp(opts: {
       ...(rss !== undefined ? { peakRssMB: round(rss / 2 ** 20, 1) } : {}),
     };
     log(
-      `  OTP (${otpClassHonoured ? 'otp lane' : 'header not honoured: transactional'}) 250→sink p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms; delivered ${r.delivered}/${r.sent} (errors ${r.errors}); ` +
+      `  OTP (${otpClassHonoured === undefined ? 'lane unknown: none arrived' : otpClassHonoured ? 'otp lane' : 'header not honoured: transactional'}) 250→sink p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms; delivered ${r.delivered}/${r.sent} (errors ${r.errors}); ` +
         `accept p50/p99 ${r.acceptP50}/${r.acceptP99} ms; bulk ${r.bulkDeliveredPerSec} msg/s; peak RSS ${r.peakRssMB} MB`,
     );
     return r;

@@ -396,7 +396,7 @@ async function main(): Promise<void> {
   }
   for (const o of otp ?? []) {
     console.log(
-      `OTP under load (${o.bulkQueued} queued as '${o.backlogClass}', sink +${o.sinkDelayMs} ms/msg): OTP (${o.otpClassHonoured ? 'otp lane' : 'as transactional'}) 250→sink p50 ${o.p50} ms p99 ${o.p99} ms ` +
+      `OTP under load (${o.bulkQueued} queued as '${o.backlogClass}', sink +${o.sinkDelayMs} ms/msg): OTP (${o.otpClassHonoured === undefined ? 'lane unknown' : o.otpClassHonoured ? 'otp lane' : 'as transactional'}) 250→sink p50 ${o.p50} ms p99 ${o.p99} ms ` +
         `(${o.delivered}/${o.sent} delivered in window) target p99 ≤ 50 ms ${o.p99 <= 50 && o.delivered === o.sent ? 'MET' : 'NOT MET'}; bulk drained ${o.bulkDeliveredPerSec} msg/s`,
     );
   }

@@ -1,7 +1,8 @@
 // Main-thread cost of the relay queue's operations on this disk, with the store's own API:
 //   node bench/store-ops.ts [messages=2000] [backlogs=20000,100000]
 // 1. enqueue (one message per commit), claimDue and recordAttempt(delivered), per message;
-// 2. claimDue(limit 1 and 50) with a backlog of N queued bulk recipients.
+// 2. claimDue(limit 1 and 50) and nextDueAt(class, excluded domains) with a backlog of N queued
+//    bulk recipients (all to one domain, as in the OTP bench).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +47,15 @@ async function claimWithBacklog(n: number): Promise<void> {
     const t = performance.now();
     for (let k = 0; k < 10; k++) s.claimDue(Date.now(), limit);
     console.log(`claimDue(limit ${limit}) with ${n} queued: ${((performance.now() - t) / 10).toFixed(1)} ms per call`);
+  }
+  // nextDueAt(class, excludeDomains) exists since the scheduler's per-lane caps (15f0d13).
+  const next = s.nextDueAt as unknown as (cls?: string, exclude?: string[]) => number | undefined;
+  if (next.length >= 1) {
+    for (const exclude of [[], ['bench.test']]) {
+      const t = performance.now();
+      for (let k = 0; k < 10; k++) next.call(s, 'bulk', exclude);
+      console.log(`nextDueAt('bulk', exclude ${JSON.stringify(exclude)}) with ${n} queued: ${((performance.now() - t) / 10).toFixed(2)} ms per call`);
+    }
   }
   await s.close();
   rmSync(dir, { recursive: true, force: true });
