@@ -244,3 +244,24 @@ test('warm-up config: addresses must be egress IPs; an entry without address cap
   const d = s.decide('google', 'bulk', 1);
   assert.ok(d.kind === 'wait' && d.reason === 'quota');
 });
+
+test('Shaper: idle paths to unrecognised sites are forgotten, busy ones kept', () => {
+  let now = T0;
+  const s = new Shaper({
+    shaping: ShapingSchema.parse({}),
+    delivery: { egressIps: [], concurrency: 50, maxConnectionsPerHost: 10, maxMessagesPerConnection: 100 },
+    clock: () => now,
+    random: () => 0,
+  });
+  for (let i = 0; i <= 10_000; i++) {
+    s.decide(`default/mx${i}.test`, 'bulk', 1);
+    s.begin('default', `default/mx${i}.test`, 'bulk', 1);
+    s.end('default', `default/mx${i}.test`, 'bulk');
+  }
+  s.begin('default', 'default/busy.test', 'bulk', 1);
+  assert.equal(s.pathCount(), 10_002);
+  now += 61_000;
+  s.decide('google', 'bulk', 1);
+  assert.equal(s.pathCount(), 2); // the busy one, and google's
+  s.end('default', 'default/busy.test', 'bulk');
+});

@@ -4,12 +4,15 @@
 import type { ShapingConfig, DeliveryConfig, WarmupConfig } from '../config/schema.ts';
 import type { MessageClass } from '../queue/store.ts';
 import { matchBackoff, type BackoffRule, type ReplyFacts } from './backoff.ts';
-import { fullBucket, pruneWindow, take, windowAllowsAt, type Bucket } from './bucket.ts';
+import { availableAt, fullBucket, pruneWindow, take, windowAllowsAt } from './bucket.ts';
 import { decide, type Decision, type IpView, type PathState } from './decide.ts';
 import { limitsFor, type Limits } from './limits.ts';
 import type { Restriction, ShapingLedger } from './ledger.ts';
 import { providerOfKey } from './providers.ts';
 import { addUsage, checkQuota, currentCount, type Counter, type Window } from './quota.ts';
+
+/** Past this many (IP, destination) paths, idle ones are forgotten. */
+const PRUNE_ABOVE = 10_000;
 
 /** Stands for "no source address chosen" when the relay has no egress IPs configured. */
 export const DEFAULT_IP = 'default';
@@ -43,6 +46,7 @@ export class Shaper {
   private readonly restrictionsByPath = new Map<string, Restriction>();
   private active = 0;
   private activeOtp = 0;
+  private prunedAt = 0;
 
   constructor(o: ShaperOptions) {
     this.o = o;
@@ -109,6 +113,7 @@ export class Shaper {
 
   decide(provider: string, cls: MessageClass, recipients: number): Decision {
     const now = this.clock();
+    if (this.paths.size > PRUNE_ABOVE && now - this.prunedAt > 10_000) this.prune(now);
     return decide({
       now,
       cls,
@@ -120,6 +125,28 @@ export class Shaper {
   }
 
   /** Decisions, limits and bookings take a shaping key (relay/scheduler/providers.ts shapingKey), here named provider. */
+  /**
+   * Forgets paths that hold nothing a decision could need: no attempt in progress, no connection
+   * opened within the window, a bucket that has refilled, no restriction. Unrecognised destinations
+   * each get a path of their own ("default/<MX host>"), so without this the map only grows.
+   */
+  private prune(now: number): void {
+    this.prunedAt = now;
+    for (const [key, p] of this.paths) {
+      if (p.active > 0 || p.opens.some((t) => t > now - 60_000)) continue;
+      const [ip, ...rest] = key.split('|');
+      const provider = rest.join('|');
+      const l = this.limits(ip!, provider);
+      if (p.bucket && availableAt(p.bucket, now, l.messagesPerSecond, l.burst, l.burst) > now) continue;
+      this.paths.delete(key);
+    }
+    for (const [key, r] of this.restrictionsByPath) if (r.until <= now) this.restrictionsByPath.delete(key);
+  }
+
+  pathCount(): number {
+    return this.paths.size;
+  }
+
   /** Books an attempt the decision allowed: a connection slot, a token, warm-up usage. */
   begin(ip: string, provider: string, cls: MessageClass, recipients: number): void {
     const now = this.clock();
