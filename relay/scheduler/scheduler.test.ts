@@ -136,6 +136,17 @@ test('decide: weighted choice among IPs with headroom; suspended or capped IPs a
   assert.equal(decide({ now: T0, cls: 'bulk', ips: [ip('a', { weight: 0 })], global, otpShare: 0.2, random: 0 }).kind, 'wait');
 });
 
+test('decide: the split follows the weights; weight 0 is never chosen', () => {
+  const ips = [ip('a', { weight: 100 }), ip('b', { weight: 300 }), ip('c', { weight: 0 })];
+  const counts = new Map<string, number>();
+  for (let i = 0; i < 4000; i++) {
+    const d = decide({ now: T0, cls: 'bulk', ips, global, otpShare: 0.2, random: i / 4000 });
+    assert.equal(d.kind, 'send');
+    if (d.kind === 'send') counts.set(d.ip, (counts.get(d.ip) ?? 0) + 1);
+  }
+  assert.deepEqual([...counts].sort(), [['a', 1000], ['b', 3000]]);
+});
+
 test('decide: bulk never takes the connections or concurrency kept for otp', () => {
   const full = [ip('a', { path: { active: 4, activeOtp: 0, bucket: undefined } })];
   assert.equal(decide({ now: T0, cls: 'bulk', ips: full, global, otpShare: 0.2, random: 0 }).kind, 'wait');
