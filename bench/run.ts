@@ -373,6 +373,8 @@ async function main(): Promise<void> {
   results.relayPeakRssMB = peakRss || undefined;
   results.durationSeconds = Math.round((Date.now() - started.getTime()) / 1000);
   results.loadAverageEnd = (await import('node:os')).loadavg().map((x) => round(x, 2));
+  // Each run spawns the relay from the working tree: note what it was at the end too.
+  results.treeEnd = gitState();
 
   // Report.
   console.log('\n==== mailfleet vs Postfix (same run; ratio = mailfleet/Postfix per A/B pair, median [min–max]) ====');
