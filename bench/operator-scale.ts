@@ -6,9 +6,10 @@
 // Also run by `npm run bench -- --only operator`.
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { clusterEnv, installCrds, createNamespace, samplePool, sampleDomain, condition, type Env } from '../test/operator/harness.ts';
 import type { KubeObject } from '../operator/runtime/kube.ts';
 import { REPO } from './lib/mailfleet.ts';
@@ -30,6 +31,16 @@ export interface OperatorScaleResult {
   kubeRequestsByType: Record<string, number>;
   childrenPerPool: Record<string, number>;
   timeline: { t: number; pools: number; domains: number }[];
+  /** NODE_OPTIONS the operator ran with: the chart's default `nodeOptions`. */
+  operatorNodeOptions: string;
+  /** 1-minute load average when the objects were created and when all were done (2 cores here, shared). */
+  loadAverage: { start: number; end: number };
+}
+
+/** The operator runs with the NODE_OPTIONS the chart gives it, so the RSS measured is the deployed one. */
+export function chartNodeOptions(): string {
+  const values = parseYaml(readFileSync(join(REPO, 'charts/mailfleet/values.yaml'), 'utf8')) as { nodeOptions?: string };
+  return values.nodeOptions ?? '';
 }
 
 function metricSum(text: string, name: string): Record<string, number> {
@@ -75,11 +86,13 @@ export async function runOperatorScale(opts: {
     await createNamespace(e.kube, NS);
     const countFile = join(dir, 'kube-requests.json');
     const logStream = createWriteStream(join(dir, 'operator.log'));
+    const nodeOptions = chartNodeOptions();
+    log(`  operator NODE_OPTIONS (charts/mailfleet/values.yaml nodeOptions): ${nodeOptions || '(none)'}`);
     const prof = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [];
     child = spawn(process.execPath, [...prof, '--import', join(REPO, 'bench/lib/kube-count.ts'), join(REPO, 'bench/lib/operator-child.ts')], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, KUBECONFIG: e.kubeconfig, BENCH_NAMESPACE: NS, BENCH_KUBE_COUNT_FILE: countFile, LOG_LEVEL: 'info' },
+      env: { ...process.env, NODE_OPTIONS: nodeOptions, KUBECONFIG: e.kubeconfig, BENCH_NAMESPACE: NS, BENCH_KUBE_COUNT_FILE: countFile, LOG_LEVEL: 'info' },
     });
     const c = child;
     onInterrupt(() => void c.kill('SIGKILL'));
@@ -106,6 +119,7 @@ export async function runOperatorScale(opts: {
       ...poolNames.map((p) => samplePool(p, NS)),
       ...Array.from({ length: opts.domains }, (_, i) => sampleDomain(`d-${i}`, NS, `d${i}.scale.test`, poolNames[i % opts.pools]!)),
     ];
+    const loadStart = round(loadavg()[0]!, 2);
     const t0 = performance.now();
     await pool(objects, 32, (o) => e.kube.create(o));
     const createSeconds = round((performance.now() - t0) / 1000, 1);
@@ -161,6 +175,7 @@ export async function runOperatorScale(opts: {
       }
       await sleep(1000);
     }
+    const loadEnd = round(loadavg()[0]!, 2);
     // Let the queue settle a moment so trailing reconciles are counted too.
     await sleep(2000);
     const rss = peakRssBytes(c.pid!);
@@ -191,11 +206,13 @@ export async function runOperatorScale(opts: {
       kubeRequestsByType: kube.byRequest,
       childrenPerPool,
       timeline,
+      operatorNodeOptions: nodeOptions,
+      loadAverage: { start: loadStart, end: loadEnd },
     };
     log(
       `  ${doneSeconds !== undefined ? `all done in ${doneSeconds} s` : `NOT done within ${opts.timeoutS} s (pools ${poolsDone}, domains ${domainsDone})`}; ` +
         `operator peak RSS ${r.operatorPeakRssMB} MB; reconciles ${JSON.stringify(reconciles)} (errors ${errors}); ` +
-        `API requests ${kube.total} = ${r.kubeRequestsPerReconcile} per reconcile`,
+        `API requests ${kube.total} = ${r.kubeRequestsPerReconcile} per reconcile; load average ${loadStart} → ${loadEnd}`,
     );
     return r;
   } finally {

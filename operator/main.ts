@@ -14,6 +14,7 @@ import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
 import { sendingPoolController } from './controllers/sendingpool/controller.ts';
 import { mailDomainController } from './controllers/maildomain/controller.ts';
 import { makeResolver } from './controllers/maildomain/dns.ts';
+import type { RenderOptions } from './render/index.ts';
 
 export interface OperatorOptions {
   /** Path of a kubeconfig; in-cluster config / $KUBECONFIG when unset. */
@@ -47,6 +48,14 @@ export interface OperatorOptions {
   logger?: Logger;
   /** The reconcilers' clock (DKIM rotation, condition times); tests move it forward. */
   now?: () => Date;
+  /** Relay image for pools without spec.image (the chart passes its own release's image). */
+  relayImage?: string;
+  /**
+   * The operator's namespace, admitted to the relays' stats port by each pool's NetworkPolicy;
+   * default $POD_NAMESPACE. Unknown (outside a pod): the policy admits pods labelled
+   * app.kubernetes.io/name=mailfleet-operator in the pool's own namespace only.
+   */
+  operatorNamespace?: string;
   /** Install SIGTERM/SIGINT handlers that stop gracefully and exit. Default true. */
   handleSignals?: boolean;
 }
@@ -59,6 +68,11 @@ export interface RunningOperator {
   isLeader(): boolean;
   metrics: OperatorMetrics;
   manager: Manager;
+}
+
+function renderOptions(opts: OperatorOptions): RenderOptions {
+  const ns = opts.operatorNamespace ?? process.env.POD_NAMESPACE;
+  return { ...(opts.relayImage ? { defaultImage: opts.relayImage } : {}), ...(ns ? { operatorNamespace: ns } : {}) };
 }
 
 export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOperator> {
@@ -88,6 +102,7 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
     dns: makeResolver(opts.dnsServers),
     dnsRecheckMs: opts.dnsRecheckMs ?? 5 * 60_000,
     refRecheckMs: opts.refRecheckMs ?? 30_000,
+    render: renderOptions(opts),
   };
   manager.add(sendingPoolController(deps));
   manager.add(mailDomainController(deps));
@@ -174,6 +189,7 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
       leading = false;
       metrics.leader.set(0);
       await http.close();
+      await kube.close();
       if (signalHandler) {
         process.off('SIGTERM', signalHandler);
         process.off('SIGINT', signalHandler);

@@ -13,3 +13,13 @@ const op = await runOperator({
   dnsServers: ['127.0.0.1:9'],
 });
 process.stdout.write(`${JSON.stringify({ msg: 'bench operator ready', port: op.port })}\n`);
+
+// BENCH_MEM_LOG=1: the process's memory split every 2 s on stderr (operator.log; BENCH_KEEP=1
+// keeps it), to see whether a peak is heap, buffers or native.
+if (process.env.BENCH_MEM_LOG) {
+  setInterval(() => {
+    const m = process.memoryUsage();
+    const mb = (n: number) => Math.round(n / 2 ** 20);
+    process.stderr.write(`${JSON.stringify({ msg: 'mem', rss: mb(m.rss), heapTotal: mb(m.heapTotal), heapUsed: mb(m.heapUsed), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers) })}\n`);
+  }, 2000).unref();
+}

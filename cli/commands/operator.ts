@@ -1,4 +1,5 @@
 import { parseCommand, untilSignal, intOption } from '../args.ts';
+import { DEFAULT_RELAY_IMAGE } from '../../operator/render/pool.ts';
 
 const HELP = `Usage: mailfleet operator [options]
 
@@ -11,6 +12,8 @@ Options:
   --leader-elect        take part in Lease leader election (default on; --no-leader-elect to turn off)
   --lease-name NAME     Lease name (default mailfleet-operator)
   --dns-server ADDR     resolver for DNS verification (repeatable; default: the system's)
+  --relay-image IMAGE   relay image for SendingPools without spec.image
+                        (default: $RELAY_IMAGE, else ${DEFAULT_RELAY_IMAGE})
   -h, --help            show this help`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -24,11 +27,13 @@ export async function run(argv: string[]): Promise<number> {
       'no-leader-elect': { type: 'boolean' },
       'lease-name': { type: 'string' },
       'dns-server': { type: 'string', multiple: true },
+      'relay-image': { type: 'string' },
     },
     HELP,
   );
   if (!args) return 0;
   const v = args.values;
+  const relayImage = v['relay-image'] || process.env.RELAY_IMAGE || undefined;
   const { runOperator } = await import('../../operator/main.ts');
   const op = await runOperator({
     // This command owns the process's signals; the operator stops when it returns.
@@ -39,6 +44,7 @@ export async function run(argv: string[]): Promise<number> {
     leaderElection: !v['no-leader-elect'],
     ...(v['lease-name'] ? { leaseName: v['lease-name'] } : {}),
     ...(v['dns-server'] ? { dnsServers: v['dns-server'] } : {}),
+    ...(relayImage ? { relayImage } : {}),
   });
   await untilSignal();
   await op.stop();

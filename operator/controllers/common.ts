@@ -10,6 +10,7 @@ import type { DnsLookup } from './maildomain/dns.ts';
 import type { ResourceRef } from '../runtime/manager.ts';
 import { KubeError } from '../runtime/kube.ts';
 import { RenderError } from '../render/relay-config.ts';
+import type { RenderOptions } from '../render/pool.ts';
 
 export interface ControllerDeps {
   kube: Kube;
@@ -21,6 +22,8 @@ export interface ControllerDeps {
   dnsRecheckMs: number;
   /** Re-check of things the operator does not watch (user Secrets, missing add-on CRDs). */
   refRecheckMs: number;
+  /** Passed to the pool renderer: default relay image, the operator's namespace. */
+  render?: RenderOptions;
 }
 
 export const API = 'mailfleet.io/v1alpha1';

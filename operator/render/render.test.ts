@@ -8,12 +8,12 @@ import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { parse } from 'yaml';
 import { RelayConfigSchema } from '../../relay/config/schema.ts';
 import { pool, domain } from './fixtures.test-helper.ts';
+import { generateDkimKey } from '../controllers/maildomain/keys.ts';
 import {
   renderPoolChildren,
   renderRelayConfig,
   renderDkimSecret,
   dkimKeyFromSecret,
-  generateDkimKey,
   requiredDnsRecords,
   recordMatches,
   summarizePoolStatus,
@@ -226,9 +226,9 @@ test('rendering needs the pool uid (owner references)', () => {
 });
 
 for (const algorithm of ['rsa2048', 'ed25519'] as const) {
-  test(`DKIM ${algorithm}: Secret validates, round-trips and the DNS key verifies signatures`, () => {
+  test(`DKIM ${algorithm}: Secret validates, round-trips and the DNS key verifies signatures`, async () => {
     const d = domain({ dkim: { algorithm } });
-    const key = generateDkimKey(algorithm);
+    const key = await generateDkimKey(algorithm);
     const secret = renderDkimSecret(d, 'mailfleet', new Date('2026-11-29T20:00:00Z'), key);
     assert.ok(validateModel(secret));
     assert.equal(secret.metadata.name, 'example-com-dkim-mailfleet');

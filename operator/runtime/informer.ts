@@ -28,6 +28,19 @@ export interface InformerOptions {
    * every ~30 s on a quiet resource (client-node's inactivity timeout), so 3× that is a stall.
    */
   stallMs?: number;
+  /**
+   * Applied to every object before it is cached (client-go's TransformFunc): drop what no reader
+   * uses. Default: stripManagedFields.
+   */
+  trim?: (obj: KubeObject) => void;
+}
+
+/**
+ * managedFields is often the largest part of an object (one entry per field manager, each listing
+ * every field it owns) and no reconciler reads it from the cache.
+ */
+export function stripManagedFields(obj: KubeObject): void {
+  if (obj.metadata) delete obj.metadata['managedFields'];
 }
 
 type ListWatcher = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
@@ -92,8 +105,16 @@ export class ResilientInformer {
       },
       this.opts.labelSelector,
     );
+    const trim = this.opts.trim ?? stripManagedFields;
     for (const verb of ['add', 'update', 'delete'] as const) {
       inf.on(verb, (obj) => {
+        // The callback gets the very object the ListWatch just stored, so trimming here trims
+        // the cache. Stale generations too: their cache may still be serving reads.
+        try {
+          trim(obj as KubeObject);
+        } catch {
+          // never let an exception reach the watch's line parser
+        }
         if (!live()) return;
         this.lastSign = this.clock.now();
         // An exception here would be swallowed by the watch's line parser; never let one escape.

@@ -4,7 +4,7 @@
 // (a MailDomain change re-queues its pool). Leadership starts and stops the whole set, so a
 // follower holds no caches and makes no writes.
 import type { Logger } from 'pino';
-import { ResilientInformer, type InformerEvent } from './informer.ts';
+import { ResilientInformer, stripManagedFields, type InformerEvent } from './informer.ts';
 import { WorkQueue } from './workqueue.ts';
 import type { Kube, KubeObject } from './kube.ts';
 import type { OperatorMetrics } from '../metrics.ts';
@@ -142,6 +142,16 @@ export class Manager implements Caches {
         namespace: this.o.namespace,
         labelSelector: h.primary ? undefined : this.o.childSelector,
         stallMs: this.o.stallMs,
+        // Only the operator's own Secrets are cached (DKIM keys), and only to map their events to
+        // the MailDomain: the key material stays out of the cache (and out of the heap, a few KB
+        // per domain). "Does the key exist" is always asked of the API.
+        trim:
+          h.ref.kind === 'Secret' && h.ref.apiVersion === 'v1'
+            ? (o) => {
+                stripManagedFields(o);
+                delete o['data'];
+              }
+            : stripManagedFields,
         onEvent: (t, o) => {
           for (const fn of h.fns) fn(t, o);
         },

@@ -146,6 +146,8 @@ async function wrongAnswers(checks: readonly Check[]): Promise<string[]> {
  * through the finalizer; then SIGTERM and the Lease is handed back. Any "forbidden" in its
  * output fails the test.
  */
+const arg = (args: readonly string[], flag: string): string | undefined => args.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
+
 async function operatorReconcilesExamples(t: TestContext, release: string, releaseNs: string, examplesNs: string, leaseNs: string): Promise<void> {
   const manifest = parseManifests(await hOk(['get', 'manifest', release, '-n', releaseNs]));
   const deploy = manifest.find((o) => o.kind === 'Deployment')!;
@@ -214,6 +216,16 @@ async function operatorReconcilesExamples(t: TestContext, release: string, relea
       events: (await count(['get', 'events', '-n', examplesNs, '--field-selector', 'source=mailfleet-operator'])) > 0,
       leader: (await jp(['get', 'lease', `${release}-mailfleet`, '-n', leaseNs, '-o', 'jsonpath={.spec.holderIdentity}'])) !== '',
     }));
+
+    // What the Deployment tells the operator reaches the pool's children: the relay image
+    // (--relay-image, the release's own image by default) and the operator's namespace
+    // (POD_NAMESPACE), which the NetworkPolicy admits to the relays' stats port.
+    const relayImage = arg(c.args, '--relay-image');
+    assert.ok(relayImage, `the Deployment passes --relay-image: ${c.args.join(' ')}`);
+    const images = (await jp(['get', 'statefulsets', '-n', examplesNs, '-o', 'jsonpath={.items[*].spec.template.spec.containers[0].image}'])).split(' ');
+    assert.deepEqual([...new Set(images)], [relayImage]);
+    const statsFrom = JSON.parse(await jp(['get', 'networkpolicy', pool.metadata.name, '-n', examplesNs, '-o', 'jsonpath={.spec.ingress[1].from}'])) as unknown;
+    assert.deepEqual(statsFrom, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': releaseNs } } }]);
 
     // The egress modes' objects: a NetworkAttachmentDefinition (namespaced), and one cluster-scoped
     // CiliumEgressGatewayPolicy per IP, removed through the pool's finalizer when it is deleted.

@@ -109,7 +109,7 @@ describe('charts/mailfleet: lint and template', () => {
     assert.equal(spec.serviceAccountName, one(objs, 'ServiceAccount').metadata.name);
     const c = spec.containers[0]!;
     assert.equal(c.image, `ghcr.io/mailfleet/mailfleet:${appVersion}`);
-    assert.deepEqual(c.args, ['operator', '--leader-elect', '--lease-name=mf-mailfleet', '--metrics-port=8080']);
+    assert.deepEqual(c.args, ['operator', '--leader-elect', '--lease-name=mf-mailfleet', '--metrics-port=8080', `--relay-image=ghcr.io/mailfleet/mailfleet:${appVersion}`]);
     assert.deepEqual(c.ports.map((p) => [p.name, p.containerPort]), [['metrics', 8080]]);
     assert.deepEqual(c.livenessProbe?.httpGet, { path: '/healthz', port: 'metrics' });
     assert.deepEqual(c.readinessProbe?.httpGet, { path: '/readyz', port: 'metrics' });
@@ -230,6 +230,15 @@ describe('charts/mailfleet: lint and template', () => {
     assert.equal(arg(c, '--lease-name'), undefined);
     assert.equal(byKind(single, 'Role').length, 0, 'no Lease Role without leader election');
   });
+  test('the relay image: the release\'s own image by default, relay.image when set', async (t) => {
+    if (skipped) return t.skip(skipped);
+    const relayImage = async (set: string[]) => arg(podSpec(one(await renderChart(helm, set), 'Deployment')).containers[0]!, '--relay-image');
+    const appVersion = (parse(await readFile(path.join(chartDir, 'Chart.yaml'), 'utf8')) as { appVersion: string }).appVersion;
+    assert.equal(await relayImage([]), `ghcr.io/mailfleet/mailfleet:${appVersion}`);
+    const digest = `sha256:${'a'.repeat(64)}`;
+    assert.equal(await relayImage(['--set', `image.digest=${digest}`]), `ghcr.io/mailfleet/mailfleet@${digest}`);
+    assert.equal(await relayImage(['--set', 'relay.image=registry.example/relay:1.2.3']), 'registry.example/relay:1.2.3');
+  });
   test('every rendering of the operator args is accepted by the real `mailfleet operator` CLI', async (t) => {
     if (skipped) return t.skip(skipped);
     const node = process.execPath;
@@ -237,7 +246,7 @@ describe('charts/mailfleet: lint and template', () => {
     const variants: string[][] = [
       [],
       ['--set', 'watchNamespace=team-a', '--set', 'dnsServers[0]=127.0.0.1:5353', '--set', 'dnsServers[1]=[::1]:53'],
-      ['--set', 'leaderElection.enabled=false', '--set', 'metrics.port=9090'],
+      ['--set', 'leaderElection.enabled=false', '--set', 'metrics.port=9090', '--set', 'relay.image=registry.example/relay:1.2.3'],
       allFeatures,
     ];
     for (const v of variants) {

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { runOperator } from '../../operator/main.ts';
-import type { KubeObject } from '../../operator/runtime/kube.ts';
+import { isStatus, type KubeObject } from '../../operator/runtime/kube.ts';
 import { clusterEnv, installCrds, createNamespace, waitFor, condition, events, samplePool, childrenOf, POOL_REF, type Env } from './harness.ts';
 
 const env = await clusterEnv();
@@ -193,14 +193,26 @@ test('a leader that finds the Lease taken stops reconciling, and resumes when it
     logLevel: process.env.LOG_LEVEL ?? 'fatal',
     dnsServers: ['127.0.0.1:9'],
   });
+  // The leader renews every 200 ms, so a read-modify-write of its Lease can lose to a renewal
+  // (409): read again and retry, as any second writer would.
+  const editLease = async (edit: (spec: Record<string, unknown>) => Record<string, unknown>) => {
+    for (let attempt = 0; ; attempt++) {
+      const lease = await e.kube.get<KubeObject & { spec: Record<string, unknown> }>('coordination.k8s.io/v1', 'Lease', 'steal', 'steal-test');
+      try {
+        await e.kube.replace({ ...lease, spec: edit(lease.spec) });
+        return;
+      } catch (err) {
+        if (!isStatus(err, 409) || attempt >= 20) throw err;
+      }
+    }
+  };
   try {
     await waitFor('leading', () => op.isLeader());
     await e.kube.create(samplePool('s1', 'steal'));
     await reconciledAt('steal', 's1', 1);
 
     // Another holder appears (as after a partition, when this replica's renewals did not land).
-    const lease = await e.kube.get<KubeObject & { spec: Record<string, unknown> }>('coordination.k8s.io/v1', 'Lease', 'steal', 'steal-test');
-    await e.kube.replace({ ...lease, spec: { ...lease.spec, holderIdentity: 'intruder', leaseDurationSeconds: 3600, renewTime: new Date().toISOString().replace('Z', '000Z') } });
+    await editLease((spec) => ({ ...spec, holderIdentity: 'intruder', leaseDurationSeconds: 3600, renewTime: new Date().toISOString().replace('Z', '000Z') }));
     await waitFor('stepped down', () => !op.isLeader());
     await waitFor('controllers stopped', () => !op.manager.isStarted());
     await e.kube.mergePatch({ ...POOL_REF, namespace: 'steal', name: 's1' }, { spec: { ips: [{ address: '203.0.113.7', hostname: 'while-away.example.test' }] } });
@@ -208,8 +220,7 @@ test('a leader that finds the Lease taken stops reconciling, and resumes when it
     assert.equal(condition(away, 'Reconciled')?.observedGeneration, 1, 'a follower does not reconcile');
 
     // The intruder lets go: the replica takes the Lease back and catches up.
-    const cur = await e.kube.get<KubeObject & { spec: Record<string, unknown> }>('coordination.k8s.io/v1', 'Lease', 'steal', 'steal-test');
-    await e.kube.replace({ ...cur, spec: { ...cur.spec, holderIdentity: null } });
+    await editLease((spec) => ({ ...spec, holderIdentity: null }));
     await waitFor('leading again', () => op.isLeader());
     await reconciledAt('steal', 's1', 2);
     assert.deepEqual((await childrenOf(e.kube, 'steal', 's1')).filter((x) => x.startsWith('StatefulSet/')), ['StatefulSet/s1-203-0-113-7']);

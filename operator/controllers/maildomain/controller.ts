@@ -33,6 +33,7 @@ import { writeStatus } from '../../runtime/status.ts';
 import { isStatus, type KubeObject } from '../../runtime/kube.ts';
 import { Blocked, runSteps, meta, rfc3339, DOMAIN, POOL, SECRET, type ControllerDeps, type Step } from '../common.ts';
 import { verifyRecords } from './dns.ts';
+import { generateDkimKey } from './keys.ts';
 
 interface DomainCtx {
   deps: ControllerDeps;
@@ -57,8 +58,9 @@ async function ensureKeySecret(ctx: DomainCtx, selector: string): Promise<{ secr
   // or a second key could be generated and the published one silently orphaned.
   const existing = await deps.kube.find(SECRET.apiVersion, SECRET.kind, ns, name);
   if (existing) return { secret: existing, created: false };
+  const key = await generateDkimKey(domain.spec.dkim.algorithm);
   try {
-    const secret = await deps.kube.create(renderDkimSecret(domain, selector, ctx.now) as KubeObject);
+    const secret = await deps.kube.create(renderDkimSecret(domain, selector, ctx.now, key) as KubeObject);
     return { secret, created: true };
   } catch (err) {
     // Created meanwhile (another replica in a leadership hand-over): use theirs.
@@ -153,6 +155,11 @@ const ensureDnsRecords: Step<DomainCtx> = {
 };
 
 export function mailDomainController(deps: ControllerDeps): ControllerDefinition {
+  // Generation of each pool when its domains were last re-queued. A pool's status changes with
+  // every reconcile (and every one of its domains' key changes); its domains care only about its
+  // spec and existence, and re-checking all of them (an API read and DNS lookups each) on every
+  // status write is wasted work that grows with domains × pool reconciles.
+  const poolGenerations = new Map<string, number | undefined>();
   return {
     resource: DOMAIN,
     owns: [SECRET],
@@ -160,14 +167,24 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
       {
         // A pool appearing, changing IPs or hostnames changes this domain's required records.
         ...POOL,
-        map: (o, caches) =>
-          caches
+        map: (o, caches, event) => {
+          const key = `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+          if (event === 'delete') poolGenerations.delete(key);
+          else {
+            const gen = o.metadata?.generation;
+            if (poolGenerations.has(key) && poolGenerations.get(key) === gen) return [];
+            poolGenerations.set(key, gen);
+          }
+          return caches
             .list(DOMAIN, o.metadata?.namespace)
             .filter((d) => (d['spec'] as { poolRef?: { name?: string } } | undefined)?.poolRef?.name === o.metadata?.name)
-            .map((d) => `${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}`),
+            .map((d) => `${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}`);
+        },
       },
     ],
-    workers: 2,
+    // Key generation waits on the libuv pool, not the event loop: more workers than cores keep
+    // its threads busy while other reconciles wait on the apiserver.
+    workers: 4,
     reconcile: async (namespace, name, caches) => {
       const raw = caches.get(DOMAIN, namespace, name);
       if (!raw || raw.metadata?.deletionTimestamp) return;

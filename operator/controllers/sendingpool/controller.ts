@@ -237,13 +237,16 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
         blocked = new Blocked('InvalidSpec', parsed.problems.join('; '), { invalid: true });
       } else {
         const pool = parsed.value;
+        // Only this pool's domains are parsed: with 1,000 MailDomains over 100 pools, running zod
+        // over the whole namespace on every pool reconcile is a hundred times the work.
         const domains = caches
           .list(DOMAIN, namespace)
+          .filter((d) => (d['spec'] as { poolRef?: { name?: string } } | undefined)?.poolRef?.name === name)
           .map((d) => parseMailDomain(d))
           .flatMap((r) => (r.ok ? [r.value] : []));
         let desired: RenderedObject[] = [];
         try {
-          desired = renderPoolChildren(pool, domains);
+          desired = renderPoolChildren(pool, domains, deps.render);
         } catch (err) {
           if (!(err instanceof RenderError)) throw err;
           blocked = new Blocked('InvalidSpec', err.message, { invalid: true });
