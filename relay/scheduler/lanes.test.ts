@@ -45,3 +45,11 @@ test('a lane at its share names its domains; dropping below frees the class for 
   assert.equal(l.count('bulk'), 0);
   assert.deepEqual(l.lanesOf('bulk'), []);
 });
+
+test('claimedAt: when the class was last claimed, for telling held-back due mail from newly due mail', () => {
+  const l = new HeldLanes({ perClass: 40, perLane: 10 });
+  assert.equal(l.isExhausted('bulk'), false);
+  l.claimed('bulk', 10, 2, 1234);
+  assert.equal(l.claimedAt('bulk'), 1234);
+  assert.equal(l.isExhausted('bulk'), true);
+});

@@ -29,6 +29,7 @@ export class HeldLanes {
   private readonly perLane = new Map<string, number>();
   /** The last claim of a class got less than it asked for: more is due only after a wake or a due time. */
   private readonly exhausted: Record<MessageClass, boolean> = { otp: false, transactional: false, bulk: false };
+  private readonly lastClaim: Record<MessageClass, number> = { otp: 0, transactional: 0, bulk: 0 };
 
   constructor(limits: LaneLimits) {
     this.limits = limits;
@@ -57,8 +58,19 @@ export class HeldLanes {
     return this.room(cls) >= this.limits.perClass / 4;
   }
 
-  claimed(cls: MessageClass, asked: number, got: number): void {
+  /** The last claim of the class came up short (what is still due sits in full lanes, or nothing is). */
+  isExhausted(cls: MessageClass): boolean {
+    return this.exhausted[cls];
+  }
+
+  /** When the class was last claimed (its due mail up to then is held or sits in full lanes). */
+  claimedAt(cls: MessageClass): number {
+    return this.lastClaim[cls];
+  }
+
+  claimed(cls: MessageClass, asked: number, got: number, at = 0): void {
     this.exhausted[cls] = got < asked;
+    this.lastClaim[cls] = at;
   }
 
   add(group: DueRecipient[]): Held {
