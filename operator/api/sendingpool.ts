@@ -317,8 +317,12 @@ export const PoolIpStatusSchema = z
     address: z.string().max(45),
     pod: z.string().max(253).optional(),
     state: z.enum(IP_STATES),
+    warmupStartedAt: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe('When the operator first saw this IP with a warm-up plan; the plan\'s days count from here.'),
     warmupStage: z.number().int().min(0).optional().describe('Index into the IP warm-up steps; absent when the IP has no warm-up.'),
-    warmupDay: z.number().int().min(0).optional().describe('Sending days counted so far.'),
+    warmupDay: z.number().int().min(0).optional().describe('Whole days since warmupStartedAt.'),
     quotaToday: z.number().int().min(0).optional().describe('Messages this IP may send today; absent = unlimited.'),
     sentToday: z.number().int().min(0).optional(),
     message: z.string().max(1024).optional(),
@@ -340,7 +344,7 @@ export const SendingPoolStatusSchema = z
     summary: z
       .object({
         ips: z.string().max(32).optional().describe('ready/total, e.g. 2/3'),
-        warmup: z.string().max(64).optional().describe('e.g. "2 warming" or "done"'),
+        warmup: z.string().max(64).optional().describe('e.g. "2 warming: 500-2000/day" or "done"'),
         bounceRate: z.string().max(16).optional(),
         complaintRate: z.string().max(16).optional(),
       })

@@ -285,8 +285,14 @@ test('summarizePoolStatus formats the printer columns', () => {
   assert.deepEqual(s, {
     readyIPs: 2,
     totalIPs: 3,
-    summary: { ips: '2/3', warmup: '1 warming', bounceRate: '1.2%', complaintRate: '0.04%' },
+    summary: { ips: '2/3', warmup: '1 warming: 1400/day', bounceRate: '1.2%', complaintRate: '0.04%' },
   });
+  const two = summarizePoolStatus([
+    { address: '203.0.113.10', state: 'WarmingUp', quotaToday: 500 },
+    { address: '203.0.113.11', state: 'WarmingUp', quotaToday: 2000 },
+  ]);
+  assert.equal(two.summary?.warmup, '2 warming: 500-2000/day');
+  assert.equal(summarizePoolStatus([{ address: '203.0.113.10', state: 'Ready' }]).summary?.warmup, 'done');
 });
 
 test('a relay config over the ConfigMap size limit is a RenderError naming the way out', () => {

@@ -16,7 +16,6 @@ export function summarizePoolStatus(
   rates: { bounceRate?: number | undefined; complaintRate?: number | undefined } = {},
 ): Pick<SendingPoolStatus, 'readyIPs' | 'totalIPs' | 'summary'> {
   const ready = ips.filter((i) => i.state === 'Ready' || i.state === 'WarmingUp').length;
-  const warming = ips.filter((i) => i.state === 'WarmingUp').length;
   const bounce = percent(rates.bounceRate);
   const complaint = percent(rates.complaintRate);
   return {
@@ -24,9 +23,20 @@ export function summarizePoolStatus(
     totalIPs: ips.length,
     summary: {
       ips: `${ready}/${ips.length}`,
-      warmup: warming > 0 ? `${warming} warming` : 'done',
+      warmup: warmupSummary(ips),
       ...(bounce ? { bounceRate: bounce } : {}),
       ...(complaint ? { complaintRate: complaint } : {}),
     },
   };
+}
+
+/** "2 warming: 500-2000/day", "1 warming: 500/day" or "done": one column, so the quotas in short. */
+function warmupSummary(ips: readonly PoolIpStatus[]): string {
+  const warming = ips.filter((i) => i.state === 'WarmingUp');
+  if (warming.length === 0) return 'done';
+  const quotas = warming.flatMap((i) => (i.quotaToday === undefined ? [] : [i.quotaToday]));
+  if (quotas.length === 0) return `${warming.length} warming`;
+  const lo = Math.min(...quotas);
+  const hi = Math.max(...quotas);
+  return `${warming.length} warming: ${lo === hi ? lo : `${lo}-${hi}`}/day`;
 }

@@ -2,6 +2,7 @@
 // StatefulSet → Pod). The operator runs in-process without leader election.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { isDeepStrictEqual } from 'node:util';
 import { parse } from 'yaml';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +29,8 @@ const skip = 'skipped' in env ? `no test cluster: ${env.skipped}` : false;
 const NS = 'pools';
 let e: Env;
 let op: RunningOperator;
+/** The reconcilers' clock runs this far ahead of the real one (the warm-up test moves it). */
+let clockOffsetMs = 0;
 
 before(async () => {
   if (skip) return;
@@ -43,6 +46,7 @@ before(async () => {
     logLevel: process.env.LOG_LEVEL ?? 'error',
     refRecheckMs: 500,
     dnsServers: ['127.0.0.1:9'],
+    now: () => new Date(Date.now() + clockOffsetMs),
   });
 });
 
@@ -357,4 +361,45 @@ test('every egress mode applies on a real apiserver (hostNetwork, multus with a 
   const podSpec = (hsts['spec'] as { template: { spec: { hostNetwork?: boolean; nodeSelector?: Record<string, string> } } }).template.spec;
   assert.equal(podSpec.hostNetwork, true);
   assert.equal(podSpec.nodeSelector?.['kubernetes.io/hostname'], 'node-b');
+});
+
+test('warm-up: per-IP stage and quota in status from the plan, the recorded start and the clock', { skip }, async () => {
+  const DAY = 86_400_000;
+  const pool = samplePool('warm', NS, {
+    ips: [
+      { address: '203.0.113.40', hostname: 'new.example.test', warmup: { steps: [{ day: 0, dailyLimit: 100 }, { day: 2, dailyLimit: 500 }] } },
+      { address: '203.0.113.41', hostname: 'warm.example.test' },
+    ],
+  });
+  await e.kube.create(pool);
+  type IpStatus = { address: string; warmupStartedAt?: string; warmupStage?: number; warmupDay?: number; quotaToday?: number };
+  const ips = async () => ((await getPool('warm'))['status'] as { ips?: IpStatus[] } | undefined)?.ips ?? [];
+  // Any update re-queues the pool; the label makes the operator look at the (moved) clock now
+  // rather than at the day boundary it scheduled.
+  const nudge = (v: string) => e.kube.mergePatch({ ...POOL_REF, namespace: NS, name: 'warm' }, { metadata: { labels: { nudge: v } } });
+  const warmIp = async (want: Omit<IpStatus, 'address' | 'warmupStartedAt'>) =>
+    waitFor(`warm-up status ${JSON.stringify(want)}`, async () => {
+      const all = await ips();
+      const w = all.find((i) => i.address === '203.0.113.40');
+      if (!w?.warmupStartedAt) return undefined;
+      const { warmupStage, warmupDay, quotaToday } = w;
+      return isDeepStrictEqual({ warmupStage, warmupDay, quotaToday }, want) ? all : undefined;
+    });
+  try {
+    const first = await warmIp({ warmupStage: 0, warmupDay: 0, quotaToday: 100 });
+    const started = first.find((i) => i.address === '203.0.113.40')!.warmupStartedAt!;
+    const other = first.find((i) => i.address === '203.0.113.41')!;
+    assert.deepEqual(Object.keys(other).filter((k) => k.startsWith('warmup') || k === 'quotaToday'), [], 'an IP without a plan has no warm-up fields');
+
+    clockOffsetMs = 2 * DAY + 60_000;
+    await nudge('day2');
+    const day2 = await warmIp({ warmupStage: 1, warmupDay: 2, quotaToday: 500 });
+    assert.equal(day2.find((i) => i.address === '203.0.113.40')!.warmupStartedAt, started, 'the start is recorded once');
+
+    clockOffsetMs = 3 * DAY + 60_000;
+    await nudge('day3');
+    await warmIp({ warmupStage: 1, warmupDay: 3, quotaToday: undefined });
+  } finally {
+    clockOffsetMs = 0;
+  }
 });

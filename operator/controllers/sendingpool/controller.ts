@@ -33,6 +33,7 @@ import {
 import type { ControllerDefinition, Caches } from '../../runtime/manager.ts';
 import { writeStatus } from '../../runtime/status.ts';
 import { isStatus, type KubeObject } from '../../runtime/kube.ts';
+import { warmupState } from '../../control/warmup.ts';
 import {
   Blocked,
   runSteps,
@@ -43,6 +44,7 @@ import {
   SECRET,
   STATEFULSET,
   WATCHED_CHILDREN,
+  rfc3339,
   type ControllerDeps,
   type Step,
 } from '../common.ts';
@@ -177,20 +179,37 @@ async function finalize(deps: ControllerDeps, raw: KubeObject): Promise<void> {
   deps.log.info({ pool: `${m.namespace}/${m.name}` }, 'cluster-scoped children removed; finalizer released');
 }
 
-function ipStatuses(caches: Caches, pool: SendingPool, prev: PoolIpStatus[] | undefined): PoolIpStatus[] {
+/** Per-IP status, and when the earliest warm-up stage changes next (a day boundary no event announces). */
+function ipStatuses(caches: Caches, pool: SendingPool, prev: PoolIpStatus[] | undefined, now: Date): { ips: PoolIpStatus[]; nextWarmupChange?: Date } {
   const ns = pool.metadata.namespace ?? '';
-  return pool.spec.ips.map((ip) => {
+  let nextWarmupChange: Date | undefined;
+  const ips = pool.spec.ips.map((ip) => {
     const name = relayName(pool, ip.address);
     const sts = caches.get(STATEFULSET, ns, name) as { status?: { readyReplicas?: number } } | undefined;
     const ready = (sts?.status?.readyReplicas ?? 0) >= 1;
     const old = prev?.find((p) => p.address === ip.address);
-    // Warm-up fields belong to the warm-up control loop; keep what it wrote.
-    const s: PoolIpStatus = { ...(old ?? {}), address: ip.address, pod: `${name}-0`, state: ready ? (ip.warmup ? 'WarmingUp' : 'Ready') : 'Pending' };
-    if (old?.state === 'Paused' && ready) s.state = 'Paused';
+    const s: PoolIpStatus = { ...(old ?? {}), address: ip.address, pod: `${name}-0`, state: 'Pending' };
+    // The start is recorded once, the first time the IP is seen with a plan, and kept through
+    // plan edits, restarts and failovers: it is what the plan's days count from.
+    const startedAt = ip.warmup ? (old?.warmupStartedAt ?? rfc3339(now)) : undefined;
+    const warm = startedAt ? warmupState(ip.warmup, new Date(startedAt), now) : undefined;
+    if (warm && startedAt) {
+      Object.assign(s, { warmupStartedAt: startedAt, warmupStage: warm.stage, warmupDay: warm.day });
+      if (warm.quotaToday !== undefined) s.quotaToday = warm.quotaToday;
+      else delete s.quotaToday;
+      if (warm.nextChangeAt && (!nextWarmupChange || warm.nextChangeAt < nextWarmupChange)) nextWarmupChange = warm.nextChangeAt;
+    } else {
+      delete s.warmupStartedAt;
+      delete s.warmupStage;
+      delete s.warmupDay;
+      delete s.quotaToday;
+    }
+    if (ready) s.state = old?.state === 'Paused' ? 'Paused' : warm && !warm.done ? 'WarmingUp' : 'Ready';
     if (!ready) s.message = sts ? 'relay pod not ready' : 'StatefulSet not created yet';
     else delete s.message;
     return s;
   });
+  return nextWarmupChange ? { ips, nextWarmupChange } : { ips };
 }
 
 export function sendingPoolController(deps: ControllerDeps): ControllerDefinition {
@@ -258,6 +277,7 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
       }
 
       const pool = parsed.ok ? parsed.value : undefined;
+      let nextWarmupChange: Date | undefined;
       let readyBefore: Condition | undefined;
       let reconciledBefore: Condition | undefined;
       const result = await writeStatus(
@@ -276,7 +296,9 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
             conds = setCondition(conds, { type: 'Reconciled', status: 'False', reason: blocked.reason, message: blocked.message, observedGeneration: gen }, now);
             conds = setCondition(conds, { type: 'Ready', status: 'False', reason: blocked.reason, message: blocked.message, observedGeneration: gen }, now);
           } else if (pool) {
-            const ips = ipStatuses(caches, pool, prev.ips);
+            const computed = ipStatuses(caches, pool, prev.ips, now);
+            const ips = computed.ips;
+            nextWarmupChange = computed.nextWarmupChange;
             next.ips = ips;
             // Rates are the health loop's to measure; keep what it last wrote.
             const sum = summarizePoolStatus(ips);
@@ -325,8 +347,13 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
         }
       }
       if (blocked) return { invalid: blocked.invalid, ...(blocked.requeueAfterMs ? { requeueAfterMs: blocked.requeueAfterMs } : {}) };
-      // Secrets outside the operator's cache raise no event here: look again later.
-      return ctx?.missing ? { requeueAfterMs: deps.refRecheckMs } : {};
+      // Secrets outside the operator's cache raise no event here: look again later. Nor does a
+      // warm-up day ending: come back at the boundary to move the stage and quota on.
+      const waits = [
+        ...(ctx?.missing ? [deps.refRecheckMs] : []),
+        ...(nextWarmupChange ? [Math.max(1000, nextWarmupChange.getTime() - now.getTime())] : []),
+      ];
+      return waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : {};
     },
   };
 }
