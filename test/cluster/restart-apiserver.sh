@@ -5,6 +5,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
 start_only=0
 if [ "${1:-}" = "--start-only" ]; then start_only=1; shift; fi
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
@@ -17,11 +18,13 @@ if [ $start_only = 0 ]; then
   # SIGTERM, then SIGKILL after RESTART_GRACE seconds (default 2): with watch
   # connections open, kube-apiserver stops listening at once but takes up to its
   # request timeout (60 s) to exit.
-  alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
+  # Signals go only to a PID that still runs this cluster's kube-apiserver (is_ours, lib.sh):
+  # the recorded one may have exited and its number been reused.
+  alive() { is_ours "$1" apiserver "$dir"; }
   old="$(awk '$1 == "apiserver" { print $2 }' "$dir/pids")"
-  if [ -n "$old" ] && kill -TERM "$old" 2>/dev/null; then
+  if [ -n "$old" ] && alive "$old" && kill -TERM "$old" 2>/dev/null; then
     for _ in $(seq 1 $((${RESTART_GRACE:-2} * 10))); do alive "$old" || break; sleep 0.1; done
-    kill -KILL "$old" 2>/dev/null || true
+    if alive "$old"; then kill -KILL "$old" 2>/dev/null || true; fi
     for _ in $(seq 1 50); do alive "$old" || break; sleep 0.1; done
   fi
   echo "--- restart $(date -u +%FT%TZ)" >> "$dir/apiserver.log"

@@ -10,6 +10,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
 mkdir -p "$1"
 dir="$(cd "$1" && pwd)"
@@ -22,7 +23,7 @@ if [ -z "$etcd" ]; then
   if [ -x "$bin/etcd" ]; then etcd="$bin/etcd"; else etcd="$(command -v etcd || true)"; fi
 fi
 [ -x "$etcd" ] || { echo "start.sh: no etcd (apt-get install etcd-server, or set ETCD)" >&2; exit 1; }
-for t in openssl curl; do
+for t in openssl curl python3; do
   command -v "$t" >/dev/null || { echo "start.sh: $t is needed" >&2; exit 1; }
 done
 
@@ -30,24 +31,7 @@ done
 ok=0
 trap '[ $ok = 1 ] || { echo "start.sh: failed, logs in $dir" >&2; "$here/stop.sh" "$dir" >/dev/null 2>&1 || true; }' EXIT
 
-# --- free loopback ports ----------------------------------------------------
-free_ports() { # N -> N distinct free TCP ports on 127.0.0.1
-  if command -v node >/dev/null; then
-    node -e '
-      const net = require("node:net"); const n = +process.argv[1]; const out = []; const socks = [];
-      (function next() {
-        if (out.length === n) { socks.forEach(s => s.close()); console.log(out.join(" ")); return; }
-        const s = net.createServer(); socks.push(s);
-        s.listen(0, "127.0.0.1", () => { out.push(s.address().port); next(); });
-      })();' "$1"
-  else
-    python3 -c '
-import socket, sys
-ss = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
-  fi
-}
+# --- free loopback ports (outside the ephemeral range: see lib.sh) ---------
 read -r etcd_port peer_port api_port < <(free_ports 3)
 
 # --- certificates -----------------------------------------------------------

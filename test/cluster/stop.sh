@@ -8,23 +8,32 @@ set -uo pipefail
 pids_file="$1/pids"
 [ -f "$pids_file" ] || exit 0
 
-alive() { # a zombie (exited, not yet reaped) counts as gone
-  kill -0 "$1" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null
-}
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
+dir="$(cd "$1" && pwd)"
+
+# Only the processes still running what start.sh launched: a recorded PID may since have been
+# reused by another process (is_ours in lib.sh). Checked again before every signal.
+names=()
 pids=()
 for name in watchdog controller-manager apiserver etcd; do
   pid="$(awk -v n="$name" '$1 == n { print $2 }' "$pids_file")"
   # $$ is the watchdog itself when it runs this script after its owner exited.
-  [ -n "$pid" ] && [ "$pid" != "$$" ] && pids+=("$pid")
+  [ -n "$pid" ] && [ "$pid" != "$$" ] && is_ours "$pid" "$name" "$dir" && { names+=("$name"); pids+=("$pid"); }
 done
-[ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null
+signal() { # SIG: to every recorded process that is still ours
+  local i
+  for i in "${!pids[@]}"; do is_ours "${pids[$i]}" "${names[$i]}" "$dir" && kill -"$1" "${pids[$i]}" 2>/dev/null; done
+  return 0
+}
+[ ${#pids[@]} -gt 0 ] && signal TERM
 for sig in KILL ""; do
   for _ in $(seq 1 $((${STOP_GRACE:-5} * 10))); do
-    left=()
-    for pid in ${pids[@]+"${pids[@]}"}; do alive "$pid" && left+=("$pid"); done
-    [ ${#left[@]} -eq 0 ] && break 2
+    left=0
+    for i in "${!pids[@]}"; do is_ours "${pids[$i]}" "${names[$i]}" "$dir" && left=1; done
+    [ $left = 0 ] && break 2
     sleep 0.1
   done
-  [ -n "$sig" ] && kill -"$sig" "${left[@]}" 2>/dev/null
+  [ -n "$sig" ] && signal "$sig"
 done
 rm -f "$pids_file"
