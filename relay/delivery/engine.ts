@@ -62,6 +62,8 @@ export interface Delivery {
 const LANE_LIMITS = { perClass: 500, perLane: 100 };
 /** Waits shorter than this are held in memory; longer ones go back to the queue, due at the end of the wait. */
 const HOLD_MS = 2000;
+/** Least time between claims of a class that must read past full lanes after one came up short. */
+const CLAIM_PAST_FULL_MS = 250;
 
 
 /** Wait after a failure of our own (store, signing) before trying again. */
@@ -125,6 +127,8 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   const lanes = new HeldLanes(LANE_LIMITS);
   let timerAt: number | undefined;
   let claimAll = true;
+  /** A forced claim put off (see claim()); the loop wakes for it. */
+  let deferredClaimAt: number | undefined;
   const stopping = new AbortController();
   // One listener per open connection; the count is bounded by the pool, not a leak.
   setMaxListeners(0, stopping.signal);
@@ -454,11 +458,20 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   function claim(): void {
     const force = claimAll;
     claimAll = false;
+    deferredClaimAt = undefined;
     for (const cls of CLASSES) {
       const want = lanes.claimSize(cls, force);
       if (want === 0) continue;
       const at = clock();
-      const due = store.claimDue(at, want, cls, lanes.fullDomains(cls));
+      const full = lanes.fullDomains(cls);
+      // A claim that must skip full lanes reads past their backlog (ms at 100,000 queued): after a
+      // short one, new mail of that class is claimed at most every CLAIM_PAST_FULL_MS, not at each wake.
+      if (full.length > 0 && lanes.isExhausted(cls) && at - lanes.claimedAt(cls) < CLAIM_PAST_FULL_MS) {
+        const next = lanes.claimedAt(cls) + CLAIM_PAST_FULL_MS;
+        deferredClaimAt = deferredClaimAt === undefined ? next : Math.min(deferredClaimAt, next);
+        continue;
+      }
+      const due = store.claimDue(at, want, cls, full);
       lanes.claimed(cls, want, due.length, at);
       for (const group of groupDue(due)) admit(group);
     }
@@ -486,7 +499,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         const t = store.nextDueAt(c);
         return t !== undefined && t <= lanes.claimedAt(c) && lanes.isExhausted(c) ? undefined : t;
       });
-      const next = [...dues, timerAt].filter((t): t is number => t !== undefined);
+      const next = [...dues, timerAt, deferredClaimAt].filter((t): t is number => t !== undefined);
       // Capped so that a stepped clock (tests, NTP) is noticed within a minute.
       const wait = next.length === 0 ? 60_000 : Math.min(Math.max(0, Math.min(...next) - clock()), 60_000);
       await new Promise<void>((resolve) => {
