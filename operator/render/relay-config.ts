@@ -83,8 +83,12 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
     ips = [ip];
   }
   const sub = pool.spec.submission;
-  const shaping = pool.spec.limits.providers.find((p) => p.name === 'default');
+  const limits = pool.spec.limits;
   const own = domainsOfPool(pool, domains);
+  // The submission Service spreads clients over every relay of the pool, so each relay admits
+  // its share of the pool-wide rate.
+  const relays = Math.max(1, pool.spec.ips.length);
+  const intakeBurst = Math.max(1, Math.ceil((limits.burst ?? limits.messagesPerSecond) / relays));
 
   const config: RelayConfigInput = {
     hostname: ips[0]!.hostname,
@@ -106,9 +110,19 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
       egressIps: BINDS_SOURCE.has(pool.spec.egress.mode)
         ? ips.map((i) => ({ address: i.address, hostname: i.hostname, weight: i.weight }))
         : [],
-      ...(shaping?.maxConnections ? { maxConnectionsPerHost: shaping.maxConnections } : {}),
-      ...(shaping?.messagesPerConnection ? { maxMessagesPerConnection: shaping.messagesPerConnection } : {}),
     },
+    // Per (source IP, provider) shaping: SendingPool limits.providers map one to one.
+    shaping: {
+      providers: limits.providers.map((p) => ({
+        name: p.name,
+        mxSuffixes: p.mxSuffixes ?? [],
+        ...(p.maxConnections !== undefined ? { maxConnections: p.maxConnections } : {}),
+        ...(p.newConnectionsPerMinute !== undefined ? { newConnectionsPerMinute: p.newConnectionsPerMinute } : {}),
+        ...(p.messagesPerConnection !== undefined ? { messagesPerConnection: p.messagesPerConnection } : {}),
+        ...(p.messagesPerSecond !== undefined ? { messagesPerSecond: p.messagesPerSecond } : {}),
+      })),
+    },
+    intakeRate: { pool: { messagesPerSecond: limits.messagesPerSecond / relays, burst: intakeBurst } },
     ...(pool.spec.retry ? { retry: { ...pool.spec.retry } } : {}),
     domains: own.map((d) => ({
       domain: d.spec.domain,

@@ -130,6 +130,26 @@ test('the relay config carries the IP hostname, binds the source only where the 
   assert.throws(() => renderRelayConfig(pool(), [], '192.0.2.1'), RenderError);
 });
 
+test('pool limits reach the relay: provider shaping one to one, the intake rate split over the relays', () => {
+  const p = pool({
+    limits: {
+      messagesPerSecond: 50,
+      burst: 100,
+      providers: [
+        { name: 'default', maxConnections: 8, messagesPerConnection: 40, messagesPerSecond: 20, newConnectionsPerMinute: 30 },
+        { name: 'google', mxSuffixes: ['google.com'], maxConnections: 3 },
+      ],
+    },
+  });
+  const cfg = renderRelayConfig(p, [], '203.0.113.10');
+  assert.deepEqual(cfg.shaping?.providers, [
+    { name: 'default', mxSuffixes: [], maxConnections: 8, newConnectionsPerMinute: 30, messagesPerConnection: 40, messagesPerSecond: 20 },
+    { name: 'google', mxSuffixes: ['google.com'], maxConnections: 3 },
+  ]);
+  // Two IPs, two relays behind one Service: each admits half.
+  assert.deepEqual(cfg.intakeRate?.pool, { messagesPerSecond: 25, burst: 50 });
+});
+
 test('domains of other pools or namespaces are left out', () => {
   const other = domain({ poolRef: { name: 'other' } }, 'other');
   const cfg = renderRelayConfig(pool(), [domain(), other], '203.0.113.10');
