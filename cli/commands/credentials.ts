@@ -9,6 +9,8 @@ picks up the change by itself.
 Options:
   -f, --file FILE        the credentials file (created when missing)
   --password-stdin       add: read the password from standard input (default: generate one and print it)
+  --class CLASS          add: the user's default message class: otp, transactional or bulk
+                         (an X-Mailfleet-Class header still overrides it per message)
   -h, --help             show this help`;
 
 async function readStdin(): Promise<string> {
@@ -18,7 +20,7 @@ async function readStdin(): Promise<string> {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseCommand(argv, { file: { type: 'string', short: 'f' }, 'password-stdin': { type: 'boolean' } }, HELP, true);
+  const args = parseCommand(argv, { file: { type: 'string', short: 'f' }, 'password-stdin': { type: 'boolean' }, class: { type: 'string' } }, HELP, true);
   if (!args) return 0;
   const [sub, user] = args.positionals;
   const file = args.values.file;
@@ -26,10 +28,12 @@ export async function run(argv: string[]): Promise<number> {
   switch (sub) {
     case 'add': {
       if (!user) throw new UsageError('"add" needs a USER');
+      const cls = args.values.class;
+      if (cls !== undefined && !['otp', 'transactional', 'bulk'].includes(cls)) throw new UsageError(`--class: expected otp, transactional or bulk, got "${cls}"`);
       const generated = !args.values['password-stdin'];
       const password = generated ? (await import('node:crypto')).randomBytes(18).toString('base64url') : await readStdin();
       try {
-        const what = await addCredential(file, user, password);
+        const what = await addCredential(file, user, password, cls as 'otp' | 'transactional' | 'bulk' | undefined);
         console.log(generated ? `${what} ${user}; password: ${password}` : `${what} ${user}`);
       } catch (err) {
         throw new UsageError((err as Error).message);

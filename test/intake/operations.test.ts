@@ -104,6 +104,18 @@ test('credentials added and removed with the CLI take effect in the running rela
   assert.match(short.stderr, /password: at least 8 characters/);
 });
 
+test('credentials --class sets the default class of that user\'s mail; a bad class is refused naming the flag', async () => {
+  const add = spawnSync(NODE, [CLI, 'credentials', 'add', 'otp@example.com', '--class', 'otp', '--password-stdin', '--file', ws.credentialsFile], { input: 'otp sender password\n', encoding: 'utf8' });
+  assert.equal(add.status, 0, add.stderr);
+  let id: string | undefined;
+  for (let i = 0; i < 100 && !id; i++) id = await submit('otp@example.com', 'otp sender password').catch(() => undefined);
+  assert.ok(id, 'the new credential works');
+  assert.equal(relay.store.get(id)?.class, 'otp');
+  const bad = spawnSync(NODE, [CLI, 'credentials', 'add', 'x@example.com', '--class', 'urgent', '--password-stdin', '--file', ws.credentialsFile], { input: 'long enough password', encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--class: expected otp, transactional or bulk, got "urgent"/);
+});
+
 test('/metrics passes promtool check metrics and counts what happened; /healthz and /readyz answer', async () => {
   await submit();
   const base = `http://127.0.0.1:${relay.http.port}`;
