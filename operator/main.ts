@@ -14,7 +14,7 @@ import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
 import { sendingPoolController } from './controllers/sendingpool/controller.ts';
 import { mailDomainController } from './controllers/maildomain/controller.ts';
 import { makeResolver } from './controllers/maildomain/dns.ts';
-import type { RenderOptions } from './render/index.ts';
+import { DKIM_PUBLIC_KEY, type RenderOptions } from './render/index.ts';
 
 export interface OperatorOptions {
   /** Path of a kubeconfig; in-cluster config / $KUBECONFIG when unset. */
@@ -90,6 +90,8 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
     metrics,
     namespace: opts.namespace,
     childSelector: 'app.kubernetes.io/managed-by=mailfleet-operator',
+    // The public half of each DKIM key, so a settled MailDomain is checked without an API read.
+    cachedSecretKeys: [DKIM_PUBLIC_KEY],
     resyncMs: opts.resyncMs,
     stallMs: opts.stallMs,
   });

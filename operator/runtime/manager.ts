@@ -27,7 +27,13 @@ export interface ControllerDefinition {
   /** Child kinds: an event on one re-queues the owner named by its controller ownerReference. */
   owns?: ResourceRef[];
   /** Other resources whose events re-queue primaries: map an object to "namespace/name" keys. */
-  watches?: Array<ResourceRef & { map: (obj: KubeObject, caches: Caches, event: InformerEvent) => string[] }>;
+  watches?: Array<
+    ResourceRef & {
+      map: (obj: KubeObject, caches: Caches, event: InformerEvent) => string[];
+      /** Queue the keys this much later (the earliest pending delay wins), so a burst of events becomes one reconcile. */
+      delayMs?: number;
+    }
+  >;
   reconcile: (namespace: string, name: string, caches: Caches) => Promise<ReconcileResult | void>;
   workers?: number;
 }
@@ -47,6 +53,8 @@ export interface ManagerOptions {
   childSelector?: string | undefined;
   resyncMs?: number;
   stallMs?: number;
+  /** Data keys of cached Secrets that are kept; every other value is dropped from the cache. */
+  cachedSecretKeys?: string[];
   /** How often start() logs which caches it is still waiting for. */
   syncTimeoutMs?: number;
 }
@@ -130,7 +138,10 @@ export class Manager implements Caches {
       }
       for (const w of def.watches ?? []) {
         on(w, false, (t, o) => {
-          for (const key of w.map(o, this, t)) queue.add(key);
+          for (const key of w.map(o, this, t)) {
+            if (w.delayMs) queue.addAfter(key, w.delayMs);
+            else queue.add(key);
+          }
         });
       }
     }
@@ -142,14 +153,16 @@ export class Manager implements Caches {
         namespace: this.o.namespace,
         labelSelector: h.primary ? undefined : this.o.childSelector,
         stallMs: this.o.stallMs,
-        // Only the operator's own Secrets are cached (DKIM keys), and only to map their events to
-        // the MailDomain: the key material stays out of the cache (and out of the heap, a few KB
-        // per domain). "Does the key exist" is always asked of the API.
+        // Only the operator's own Secrets are cached (DKIM keys): only the data keys the
+        // controllers read from the cache are kept, so private keys stay out of it.
         trim:
           h.ref.kind === 'Secret' && h.ref.apiVersion === 'v1'
             ? (o) => {
                 stripManagedFields(o);
-                delete o['data'];
+                const data = o['data'] as Record<string, string> | undefined;
+                if (!data) return;
+                const keep = this.o.cachedSecretKeys ?? [];
+                o['data'] = Object.fromEntries(Object.entries(data).filter(([k]) => keep.includes(k)));
               }
             : stripManagedFields,
         onEvent: (t, o) => {

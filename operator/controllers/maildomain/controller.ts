@@ -54,8 +54,12 @@ async function ensureKeySecret(ctx: DomainCtx, selector: string): Promise<{ secr
   const { deps, domain } = ctx;
   const ns = domain.metadata.namespace ?? '';
   const name = dkimSecretName(domain, selector);
-  // From the API, not the cache: "does the key exist" must never be answered by a lagging cache,
-  // or a second key could be generated and the published one silently orphaned.
+  // The cache may say "exists" (it keeps the public key and annotations, all that is read here):
+  // a Secret deleted since is a delete event away from re-queueing this domain. It may not say
+  // "absent": a lagging cache would have a key generated that cannot be stored (409) while the
+  // published one is in use, so absence is asked of the API.
+  const cached = ctx.caches.get(SECRET, ns, name);
+  if (cached && dkimKeyFromSecret(cached as never)) return { secret: cached, created: false };
   const existing = await deps.kube.find(SECRET.apiVersion, SECRET.kind, ns, name);
   if (existing) return { secret: existing, created: false };
   const key = await generateDkimKey(domain.spec.dkim.algorithm);
@@ -184,7 +188,7 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
     ],
     // Key generation waits on the libuv pool, not the event loop: more workers than cores keep
     // its threads busy while other reconciles wait on the apiserver.
-    workers: 4,
+    workers: 8,
     reconcile: async (namespace, name, caches) => {
       const raw = caches.get(DOMAIN, namespace, name);
       if (!raw || raw.metadata?.deletionTimestamp) return;
