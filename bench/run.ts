@@ -123,6 +123,7 @@ interface Started {
   port: number;
   pid?: number;
   peakRss(): number | undefined;
+  cpuMs(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -130,10 +131,10 @@ async function startSystem(system: System, dir: string, sinkPort: number, cpuPro
   const port = await freePort();
   if (system === 'postfix') {
     const pf = await startPostfix({ dir, port, relayPort: sinkPort });
-    return { port, peakRss: () => undefined, stop: () => pf.stop() };
+    return { port, peakRss: () => undefined, cpuMs: () => undefined, stop: () => pf.stop() };
   }
   const mf = await startMailfleet({ dir, port, sinkPort, tuning, ...(cpuProfDir ? { cpuProfDir } : {}) });
-  return { port, pid: mf.pid, peakRss: () => mf.peakRss(), stop: () => mf.stop() };
+  return { port, pid: mf.pid, peakRss: () => mf.peakRss(), cpuMs: () => mf.cpuMs(), stop: () => mf.stop() };
 }
 
 interface ThroughputRun {
@@ -145,6 +146,8 @@ interface ThroughputRun {
   /** Messages/s accepted (smtp-source start to exit). */
   accept: number;
   peakRssMB?: number;
+  /** Relay CPU time (all threads) per message during the load, start-up excluded. */
+  cpuMsPerMsg?: number;
 }
 
 interface ThroughputScenario {
@@ -161,8 +164,10 @@ async function throughputRun(sc: ThroughputScenario, system: System, rep: number
   const sys = await startSystem(system, dir, sink.port, cpuProfDir);
   try {
     const timeoutMs = Math.max(120_000, sc.messages * 50);
+    const cpuBefore = sys.cpuMs();
     const src = await runSmtpSource({ port: sys.port, sessions: opts.sessions, messages: sc.messages, size: sc.size, reuse: sc.reuse, from: FROM, to: TO, timeoutMs });
     const doneAt = await sink.reached(sc.messages, timeoutMs);
+    const cpuAfter = sys.cpuMs();
     const rss = sys.peakRss();
     const r: ThroughputRun = {
       system,
@@ -171,8 +176,9 @@ async function throughputRun(sc: ThroughputScenario, system: System, rep: number
       e2e: round(sc.messages / ((doneAt - src.startedAt) / 1000), 1),
       accept: round(sc.messages / ((src.endedAt - src.startedAt) / 1000), 1),
       ...(rss !== undefined ? { peakRssMB: round(rss / 2 ** 20, 1) } : {}),
+      ...(cpuBefore !== undefined && cpuAfter !== undefined ? { cpuMsPerMsg: round((cpuAfter - cpuBefore) / sc.messages, 3) } : {}),
     };
-    log(`${sc.label} ${system} #${rep}: e2e ${r.e2e} msg/s, accept ${r.accept} msg/s${r.peakRssMB !== undefined ? `, peak RSS ${r.peakRssMB} MB` : ''}`);
+    log(`${sc.label} ${system} #${rep}: e2e ${r.e2e} msg/s, accept ${r.accept} msg/s${r.peakRssMB !== undefined ? `, peak RSS ${r.peakRssMB} MB` : ''}${r.cpuMsPerMsg !== undefined ? `, relay CPU ${r.cpuMsPerMsg} ms/msg` : ''}`);
     return r;
   } finally {
     await sys.stop();
@@ -385,6 +391,11 @@ async function main(): Promise<void> {
       `${sc.label.padEnd(22)} e2e msg/s  Postfix ${fmt(t.e2e.postfix)}  mailfleet ${fmt(t.e2e.mailfleet)}  ratio ${fmt(t.e2e.ratio, '×')}` +
         `  target ≥${sc.target}× ${t.met ? 'MET' : 'NOT MET'}   (accept ratio ${fmt(t.accept.ratio, '×')})`,
     );
+    const cpu = t.runs.flatMap((r) => (r.cpuMsPerMsg !== undefined ? [r.cpuMsPerMsg] : []));
+    if (cpu.length > 0) {
+      const c = summarize(cpu);
+      console.log(`${''.padEnd(22)} relay CPU ms/msg (all threads) ${round(c.median, 2)} [${round(c.min, 2)}–${round(c.max, 2)}]`);
+    }
   }
   if (latency) {
     console.log(

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { RelayConfigInput } from '../../relay/config/schema.ts';
-import { LOOPBACK, freePort, onInterrupt, peakRssBytes, waitForSmtp } from './util.ts';
+import { LOOPBACK, cpuMs, freePort, onInterrupt, peakRssBytes, waitForSmtp } from './util.ts';
 
 export const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const ACCEPT_DOMAIN = 'bench.test';
@@ -24,6 +24,8 @@ export interface MailfleetInstance {
   dir: string;
   /** VmHWM of the relay process so far, bytes. */
   peakRss(): number | undefined;
+  /** CPU time the relay process used so far (all threads), ms. */
+  cpuMs(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -104,6 +106,7 @@ export async function startMailfleet(opts: {
     pid: child.pid!,
     dir: opts.dir,
     peakRss: () => peakRssBytes(child.pid!),
+    cpuMs: () => cpuMs(child.pid!),
     async stop() {
       unregister();
       if (exitCode === undefined) {

@@ -102,7 +102,8 @@ test('PIPELINING: MAIL and RCPTs go in one write; replies still map to the right
         else if (line.startsWith('DATA')) {
           inData = true;
           sock.write('354 go\r\n');
-        } else if (line.startsWith('QUIT')) sock.end('221 bye\r\n');
+        } else if (line.startsWith('RSET')) sock.write('250 2.0.0 Ok\r\n');
+        else if (line.startsWith('QUIT')) sock.end('221 bye\r\n');
       }
     });
   });
@@ -112,8 +113,16 @@ test('PIPELINING: MAIL and RCPTs go in one write; replies still map to the right
     const before = packets;
     const r = await c.send('a@x.test', ['y1@y.test', 'no@y.test', 'y2@y.test'], Buffer.from('Subject: x\r\n\r\nhi\r\n'));
     assert.deepEqual(r.recipients.map((x) => [x.recipient, x.reply.code]), [['y1@y.test', 250], ['no@y.test', 550], ['y2@y.test', 250]]);
-    // MAIL+3×RCPT in one packet, DATA, then the message: three writes, not five.
-    assert.ok(packets - before <= 3, `packets: ${packets - before}`);
+    // MAIL+3×RCPT+DATA in one packet, then the message: two writes, not six.
+    assert.ok(packets - before <= 2, `packets: ${packets - before}`);
+    assert.deepEqual(seen.slice(-5).map((l) => l.slice(0, 4)), ['MAIL', 'RCPT', 'RCPT', 'RCPT', 'DATA']);
+    // Every recipient refused, yet this server answers the pipelined DATA with 354: the client
+    // ends the empty data, resets, and the connection stays usable.
+    const none = await c.send('a@x.test', ['no1@y.test', 'no2@y.test'], Buffer.from('Subject: x\r\n\r\nhi\r\n'));
+    assert.deepEqual(none.recipients.map((x) => [x.recipient, x.reply.code, x.phase]), [['no1@y.test', 550, 'rcpt'], ['no2@y.test', 550, 'rcpt']]);
+    assert.ok(c.reusable, 'connection still usable after the empty data and RSET');
+    const again = await c.send('a@x.test', ['y3@y.test'], Buffer.from('Subject: x\r\n\r\nhi\r\n'));
+    assert.deepEqual(again.recipients.map((x) => [x.recipient, x.reply.code, x.phase]), [['y3@y.test', 250, 'eom']]);
     await c.quit();
   } finally {
     server.close();

@@ -278,12 +278,29 @@ export class SmtpConnection {
     this.messagesSent++;
     let mail: Reply;
     const rcpt: { recipient: string; reply: Reply; phase: SmtpPhase }[] = [];
+    let data: Reply | undefined;
     if (this.extensions.has('PIPELINING')) {
-      // RFC 2920: MAIL and every RCPT in one write, replies read in order; one round trip, not 1 + n.
+      // RFC 2920: MAIL, every RCPT and DATA in one write, replies read in order: one round trip
+      // and one write up to the 354, not 2 + n of each.
       if (this.closed) throw new SmtpError('mail', 0, this.failure?.message ?? 'connection closed');
-      this.socket.write([mailCommand, ...to.map((r) => `RCPT TO:<${r}>`)].join('\r\n') + '\r\n');
+      this.socket.write([mailCommand, ...to.map((r) => `RCPT TO:<${r}>`), 'DATA'].join('\r\n') + '\r\n');
       mail = await this.read('mail');
-      for (const r of to) rcpt.push({ recipient: r, reply: await this.read('rcpt'), phase: 'rcpt' });
+      try {
+        for (const r of to) rcpt.push({ recipient: r, reply: await this.read('rcpt'), phase: 'rcpt' });
+        data = await this.read('data');
+      } catch (err) {
+        // A server that refuses and hangs up (421) never answers the rest of the group; the replies
+        // already read say why, as they would have without pipelining. A connection lost after an
+        // accepted RCPT is a failed attempt like any other.
+        const refused = mail.code !== 250 || (rcpt.length === to.length && !rcpt.some((x) => x.reply.code >= 200 && x.reply.code < 300));
+        if (!refused) throw err;
+      }
+      if (data?.code === 354 && (mail.code !== 250 || !rcpt.some((x) => x.reply.code >= 200 && x.reply.code < 300))) {
+        // A server that says 354 with no valid recipient must still see the data end (RFC 2920 §3.1);
+        // an empty message to nobody, then RSET below.
+        this.socket.write('.\r\n');
+        await this.read('eom');
+      }
     } else {
       mail = await this.command(mailCommand, 'mail');
       if (mail.code === 250) for (const r of to) rcpt.push({ recipient: r, reply: await this.command(`RCPT TO:<${r}>`, 'rcpt'), phase: 'rcpt' });
@@ -297,7 +314,7 @@ export class SmtpConnection {
       await this.reset();
       return { recipients: rcpt };
     }
-    const data = await this.command('DATA', 'data');
+    data ??= await this.command('DATA', 'data');
     if (data.code !== 354) {
       await this.reset();
       return { recipients: rcpt.map((x) => (accepted.includes(x) ? { ...x, reply: data, phase: 'data' as const } : x)) };
