@@ -257,6 +257,8 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
   // Per MailDomain: the pool it last pointed at and what of it the pool's config depends on, so a
   // domain moving pools re-queues both, and DNS re-checks (status.lastCheckedAt) re-queue none.
   const seen = new Map<string, { pool: string; signature: string }>();
+  // Per pool: the inputs of the last successful render and what they gave.
+  const rendered = new Map<string, { inputs: string; pool: SendingPool; domains: MailDomain[]; desired: RenderedObject[] }>();
 
   return {
     resource: POOL,
@@ -289,33 +291,49 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
     workers: 4,
     reconcile: async (namespace, name, caches) => {
       const raw = caches.get(POOL, namespace, name);
-      if (!raw) return;
+      if (!raw) {
+        rendered.delete(`${namespace}/${name}`);
+        return;
+      }
       if (raw.metadata?.deletionTimestamp) {
         await finalize(deps, raw);
         return;
       }
       const m = meta(raw);
       const now = deps.now();
-      const parsed = parseSendingPool(raw);
+      // Only this pool's domains are parsed: with 1,000 MailDomains over 100 pools, running zod
+      // over the whole namespace on every pool reconcile is a hundred times the work.
+      const rawDomains = caches
+        .list(DOMAIN, namespace)
+        .filter((d) => (d['spec'] as { poolRef?: { name?: string } } | undefined)?.poolRef?.name === name);
+      // Everything parsing and rendering read; the same inputs render the same children (render is
+      // pure), so most reconciles (a StatefulSet's status moved, a resync) reuse the last result.
+      const inputs = JSON.stringify([
+        raw.metadata?.uid,
+        raw['spec'],
+        rawDomains.map((d) => [d.metadata?.name, d.metadata?.uid, d.metadata?.deletionTimestamp, d['spec'], (d['status'] as { selectors?: unknown } | undefined)?.selectors]),
+      ]);
+      const memo = rendered.get(`${namespace}/${name}`);
+      let parsed: ReturnType<typeof parseSendingPool>;
       let blocked: Blocked | undefined;
       let ctx: PoolCtx | undefined;
+      if (memo?.inputs === inputs) parsed = { ok: true, value: memo.pool };
+      else parsed = parseSendingPool(raw);
       if (!parsed.ok) {
         blocked = new Blocked('InvalidSpec', parsed.problems.join('; '), { invalid: true });
       } else {
         const pool = parsed.value;
-        // Only this pool's domains are parsed: with 1,000 MailDomains over 100 pools, running zod
-        // over the whole namespace on every pool reconcile is a hundred times the work.
-        const domains = caches
-          .list(DOMAIN, namespace)
-          .filter((d) => (d['spec'] as { poolRef?: { name?: string } } | undefined)?.poolRef?.name === name)
-          .map((d) => parseMailDomain(d))
-          .flatMap((r) => (r.ok ? [r.value] : []));
-        let desired: RenderedObject[] = [];
-        try {
-          desired = renderPoolChildren(pool, domains, deps.render);
-        } catch (err) {
-          if (!(err instanceof RenderError)) throw err;
-          blocked = new Blocked('InvalidSpec', err.message, { invalid: true });
+        let domains: MailDomain[] = memo?.inputs === inputs ? memo.domains : [];
+        let desired: RenderedObject[] = memo?.inputs === inputs ? memo.desired : [];
+        if (memo?.inputs !== inputs) {
+          domains = rawDomains.map((d) => parseMailDomain(d)).flatMap((r) => (r.ok ? [r.value] : []));
+          try {
+            desired = renderPoolChildren(pool, domains, deps.render);
+            rendered.set(`${namespace}/${name}`, { inputs, pool, domains, desired });
+          } catch (err) {
+            if (!(err instanceof RenderError)) throw err;
+            blocked = new Blocked('InvalidSpec', err.message, { invalid: true });
+          }
         }
         if (!blocked) {
           ctx = { deps, caches, raw, pool, domains, desired, applied: 0, pruned: [] };
