@@ -6,8 +6,10 @@
 // `X-Mailfleet-Class: otp`; a relay whose intake does not know that header stores them as
 // 'transactional' (the result says which: otpClassHonoured). With --otp-fifo the backlog is
 // also run as 'transactional', which is what bulk submitted over SMTP without a class gets.
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { QueueStore } from '../relay/queue/store.ts';
+import { addCredential } from '../relay/intake/credentials.ts';
 import { ACCEPT_DOMAIN, startMailfleet, type RelayTuning } from './lib/mailfleet.ts';
 import { buildMessage, runPaced } from './lib/load.ts';
 import { startTimestampSink } from './lib/sinks.ts';
@@ -63,12 +65,21 @@ export async function runOtp(opts: {
   const prefillSeconds = round((performance.now() - t0) / 1000, 1);
   log(`  queued ${opts.bulk} in ${prefillSeconds} s`);
 
+  // The intake honours X-Mailfleet-Class only from authenticated submission (be6ebc9); without
+  // AUTH the OTP messages were stored as 'transactional' and shared the bulk lanes' connections.
+  // A directory of its own: the relay reloads (and forgets verified passwords) on any change in
+  // the credentials file's directory, and relay.log is written to opts.dir.
+  mkdirSync(join(opts.dir, 'auth'), { recursive: true });
+  const credentialsFile = join(opts.dir, 'auth', 'credentials');
+  const auth = { user: 'otp-app', pass: 'bench-otp-password' };
+  await addCredential(credentialsFile, auth.user, auth.pass);
   const sink = await startTimestampSink(await freePort(), { delayMs: opts.sinkDelayMs, keepPrefix: 'otp.' });
   const relay = await startMailfleet({
     dir: opts.dir,
     port: await freePort(),
     sinkPort: sink.port,
     tuning: opts.tuning,
+    credentialsFile,
     ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}),
   });
   try {
@@ -87,6 +98,7 @@ export async function runOtp(opts: {
       // Asks for the otp lane where the intake supports it (relay/scheduler/class-header.ts strips
       // the header when it does, which is how the sink tells); older relays ignore it.
       extraHeaders: 'X-Mailfleet-Class: otp\r\n',
+      auth,
     });
     const ok = samples.filter((s) => !s.error);
     const deadline = Date.now() + 15_000;

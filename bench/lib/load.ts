@@ -73,7 +73,13 @@ export function buildMessage(messageId: string, from: string, to: string, size: 
 }
 
 /** One SMTP transaction on a fresh connection, strictly lock-step (no pipelining). */
-export function sendOne(port: number, from: string, to: string, body: Buffer, messageId: string, timeoutMs = 60_000): Promise<PacedSample> {
+/** AUTH PLAIN credentials: the relay honours a message class only from authenticated submission. */
+export interface PlainAuth {
+  user: string;
+  pass: string;
+}
+
+export function sendOne(port: number, from: string, to: string, body: Buffer, messageId: string, timeoutMs = 60_000, auth?: PlainAuth): Promise<PacedSample> {
   return new Promise((resolve) => {
     const sample: PacedSample = { messageId, start: performance.now(), dot: 0, accepted: 0 };
     const sock = net.connect(port, LOOPBACK);
@@ -92,7 +98,12 @@ export function sendOne(port: number, from: string, to: string, body: Buffer, me
     const timer = setTimeout(() => finish('timeout'), timeoutMs);
     const steps: { expect: string; then: () => void }[] = [
       { expect: '220', then: () => sock.write('EHLO paced.bench.test\r\n') },
-      { expect: '250', then: () => sock.write(`MAIL FROM:<${from}>\r\n`) },
+      ...(auth
+        ? [
+            { expect: '250', then: () => sock.write(`AUTH PLAIN ${Buffer.from(`\0${auth.user}\0${auth.pass}`).toString('base64')}\r\n`) },
+            { expect: '235', then: () => sock.write(`MAIL FROM:<${from}>\r\n`) },
+          ]
+        : [{ expect: '250', then: () => sock.write(`MAIL FROM:<${from}>\r\n`) }]),
       { expect: '250', then: () => sock.write(`RCPT TO:<${to}>\r\n`) },
       { expect: '250', then: () => sock.write('DATA\r\n') },
       {
@@ -146,6 +157,7 @@ export async function runPaced(opts: {
   idPrefix: string;
   /** Header lines (each ending in CRLF) added to every message. */
   extraHeaders?: string;
+  auth?: PlainAuth;
   onSample?: (s: PacedSample) => void;
   stop?: () => boolean;
 }): Promise<PacedSample[]> {
@@ -157,7 +169,7 @@ export async function runPaced(opts: {
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
     const id = `${opts.idPrefix}.${i}@paced.bench.test`;
-    const p = sendOne(opts.port, opts.from, opts.to, buildMessage(id, opts.from, opts.to, opts.size, opts.extraHeaders), id);
+    const p = sendOne(opts.port, opts.from, opts.to, buildMessage(id, opts.from, opts.to, opts.size, opts.extraHeaders), id, 60_000, opts.auth);
     if (opts.onSample) void p.then(opts.onSample);
     pending.push(p);
   }

@@ -29,7 +29,7 @@ export interface MailfleetInstance {
   stop(): Promise<void>;
 }
 
-export function relayConfig(opts: { dir: string; port: number; httpPort: number; sinkPort: number; tuning: RelayTuning }): RelayConfigInput {
+export function relayConfig(opts: { dir: string; port: number; httpPort: number; sinkPort: number; tuning: RelayTuning; credentialsFile?: string }): RelayConfigInput {
   return {
     hostname: 'mailfleet-bench.test',
     dataDir: join(opts.dir, 'data'),
@@ -37,7 +37,10 @@ export function relayConfig(opts: { dir: string; port: number; httpPort: number;
     http: { address: LOOPBACK, port: opts.httpPort },
     // smtp-source does no AUTH: the bench domain is accepted without it, like an MX domain, on a
     // listener without greeting delay (the submission default).
-    listeners: [{ name: 'bench', role: 'submission', address: LOOPBACK, port: opts.port, tls: 'none', greetingDelayMs: 0, maxClients: 2000 }],
+    // With a credentials file (the OTP run) AUTH PLAIN is offered in clear on loopback, so the
+    // OTP client can authenticate and have its X-Mailfleet-Class honoured.
+    listeners: [{ name: 'bench', role: 'submission', address: LOOPBACK, port: opts.port, tls: 'none', greetingDelayMs: 0, maxClients: 2000, allowPlaintextAuthOnLoopback: opts.credentialsFile !== undefined }],
+    ...(opts.credentialsFile ? { auth: { credentialsFile: opts.credentialsFile } } : {}),
     acceptDomains: [ACCEPT_DOMAIN],
     delivery: {
       routes: [{ domains: ['*'], host: LOOPBACK, port: opts.sinkPort }],
@@ -69,11 +72,12 @@ export async function startMailfleet(opts: {
   tuning: RelayTuning;
   /** Directory for a --cpu-prof profile; no profiling when absent. */
   cpuProfDir?: string;
+  credentialsFile?: string;
 }): Promise<MailfleetInstance> {
   mkdirSync(opts.dir, { recursive: true });
   const httpPort = await freePort();
   const configFile = join(opts.dir, 'relay.yaml');
-  writeFileSync(configFile, stringify(relayConfig({ dir: opts.dir, port: opts.port, httpPort, sinkPort: opts.sinkPort, tuning: opts.tuning })));
+  writeFileSync(configFile, stringify(relayConfig({ dir: opts.dir, port: opts.port, httpPort, sinkPort: opts.sinkPort, tuning: opts.tuning, ...(opts.credentialsFile ? { credentialsFile: opts.credentialsFile } : {}) })));
   const logFd = openSync(join(opts.dir, 'relay.log'), 'a');
   const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [];
   const child = spawn(process.execPath, [...nodeArgs, join(REPO, 'cli/mailfleet.ts'), 'relay', '--config', configFile], {
