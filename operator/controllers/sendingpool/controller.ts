@@ -258,7 +258,7 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
   // domain moving pools re-queues both, and DNS re-checks (status.lastCheckedAt) re-queue none.
   const seen = new Map<string, { pool: string; signature: string }>();
   // Per pool: the inputs of the last successful render and what they gave.
-  const rendered = new Map<string, { inputs: string; pool: SendingPool; domains: MailDomain[]; desired: RenderedObject[] }>();
+  const rendered = new Map<string, { inputs: string; pool: SendingPool; domains: MailDomain[]; desired: RenderedObject[]; pruned?: boolean }>();
 
   return {
     resource: POOL,
@@ -337,7 +337,12 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
         }
         if (!blocked) {
           ctx = { deps, caches, raw, pool, domains, desired, applied: 0, pruned: [] };
-          blocked = await runSteps([ensureReferences, ensureFinalizer, ensureChildren, ensureNoOrphans], ctx);
+          // Orphans appear only when what is rendered changes: after a clean prune of these same
+          // inputs, scanning every cached child of the namespace again finds nothing.
+          const prunedAlready = memo?.inputs === inputs && memo.pruned;
+          blocked = await runSteps([ensureReferences, ensureFinalizer, ensureChildren, ...(prunedAlready ? [] : [ensureNoOrphans])], ctx);
+          const entry = rendered.get(`${namespace}/${name}`);
+          if (!blocked && entry?.inputs === inputs) entry.pruned = true;
         }
       }
 
