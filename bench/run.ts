@@ -39,6 +39,8 @@ Runs Postfix and the mailfleet relay side by side on loopback and prints the rat
   --profile-otp       also profile the relay during an OTP-under-load run (bulk backlog)
   --otp-fifo          also run OTP under load with the backlog as 'transactional' (what SMTP intake stores)
   --log-level LEVEL   relay log level (default info, as deployed)
+  --relay-node-options=OPTS  NODE_OPTIONS for the relay process (env BENCH_RELAY_NODE_OPTIONS; default none),
+                      e.g. --relay-node-options=--max-semi-space-size=2 to measure a smaller young generation
   --out FILE          results JSON (default bench/results/<date>.json)
   --keep              keep the temporary directories (logs, queues)
 `;
@@ -63,6 +65,7 @@ const { values: flags } = parseArgs({
     'profile-reuse': { type: 'boolean' },
     operator: { type: 'boolean' },
     'log-level': { type: 'string' },
+    'relay-node-options': { type: 'string' },
     out: { type: 'string' },
     keep: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -93,6 +96,7 @@ if (flags['profile-otp']) opts.scenarios.add('profile-otp');
 if (flags.operator) opts.scenarios.add('operator');
 const tuning: RelayTuning = {
   logLevel: flags['log-level'] ?? 'info',
+  nodeOptions: flags['relay-node-options'] ?? process.env.BENCH_RELAY_NODE_OPTIONS ?? '',
   // Postfix's smtp_destination_concurrency_limit is 20: the same number of connections to the sink.
   maxConnectionsPerHost: 20,
   maxMessagesPerConnection: 100,

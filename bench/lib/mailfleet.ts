@@ -13,6 +13,8 @@ export const ACCEPT_DOMAIN = 'bench.test';
 
 export interface RelayTuning {
   logLevel: string;
+  /** NODE_OPTIONS of the relay process ('' = none, as the relay image runs today). */
+  nodeOptions: string;
   maxConnectionsPerHost: number;
   maxMessagesPerConnection: number;
   concurrency: number;
@@ -83,7 +85,7 @@ export async function startMailfleet(opts: {
   const child = spawn(process.execPath, [...nodeArgs, join(REPO, 'cli/mailfleet.ts'), 'relay', '--config', configFile], {
     cwd: REPO,
     stdio: ['ignore', logFd, logFd],
-    env: { ...process.env, NODE_ENV: 'production' },
+    env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: opts.tuning.nodeOptions },
   });
   closeSync(logFd);
   let exitCode: number | null | undefined;
