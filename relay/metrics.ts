@@ -2,6 +2,9 @@
 // fixed sets, never recipients, domains or client addresses.
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 
+// Queue times run from milliseconds (otp) to the days a retry schedule allows.
+const QUEUE_TIME_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400];
+
 export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaultMetrics !== false) {
@@ -133,14 +136,14 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
       name: 'mailfleet_queue_age_seconds',
       help: 'Time a recipient had spent in the queue when an attempt to deliver it started, by class.',
       labelNames: ['class'] as const,
-      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400],
+      buckets: QUEUE_TIME_BUCKETS,
       registers: [registry],
     }),
     classLatency: new Histogram({
       name: 'mailfleet_delivery_class_latency_seconds',
       help: 'Time from acceptance into the queue to delivery at the remote MX, by class.',
       labelNames: ['class'] as const,
-      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400],
+      buckets: QUEUE_TIME_BUCKETS,
       registers: [registry],
     }),
     intakeThrottled: new Counter({

@@ -104,31 +104,7 @@ export const SendingDomainSchema = z
   })
   .strict();
 
-// A bounce classification rule (relay/bounce/rules.ts); config rules are tried before the built-in ones.
-export const BounceRuleSchema = z
-  .object({
-    category: z.enum([
-      'unknown-user', 'mailbox-full', 'reputation', 'rate-limited', 'spam-content', 'policy', 'auth',
-      'dns', 'tls', 'message-size', 'connection', 'hard', 'soft',
-    ]),
-    text: z
-      .string()
-      .min(1)
-      .refine((s) => {
-        try {
-          new RegExp(s, 'i');
-          return true;
-        } catch {
-          return false;
-        }
-      }, 'a valid regular expression')
-      .optional(),
-    enhanced: z.string().regex(/^[245]\.\d{1,3}(\.(\d{1,3})?)?$|^[245]\.$/, 'an enhanced status code or prefix, e.g. "5.1.1" or "4.7."').optional(),
-    code: z.string().regex(/^[245]\d{0,2}$/, 'a reply code or prefix, e.g. "550" or "4"').optional(),
-    phase: z.array(z.enum(['dns', 'connect', 'tls', 'ehlo', 'mail', 'rcpt', 'data', 'eom', 'policy'])).optional(),
-  })
-  .strict();
-
+// Reply-text patterns in rules: checked here so a bad pattern is a config error, not a crash.
 const regexString = z
   .string()
   .min(1)
@@ -140,6 +116,20 @@ const regexString = z
       return false;
     }
   }, 'a valid regular expression');
+
+// A bounce classification rule (relay/bounce/rules.ts); config rules are tried before the built-in ones.
+export const BounceRuleSchema = z
+  .object({
+    category: z.enum([
+      'unknown-user', 'mailbox-full', 'reputation', 'rate-limited', 'spam-content', 'policy', 'auth',
+      'dns', 'tls', 'message-size', 'connection', 'hard', 'soft',
+    ]),
+    text: regexString.optional(),
+    enhanced: z.string().regex(/^[245]\.\d{1,3}(\.(\d{1,3})?)?$|^[245]\.$/, 'an enhanced status code or prefix, e.g. "5.1.1" or "4.7."').optional(),
+    code: z.string().regex(/^[245]\d{0,2}$/, 'a reply code or prefix, e.g. "550" or "4"').optional(),
+    phase: z.array(z.enum(['dns', 'connect', 'tls', 'ehlo', 'mail', 'rcpt', 'data', 'eom', 'policy'])).optional(),
+  })
+  .strict();
 
 // Per (source IP, provider) limits (relay/scheduler). Field names match the operator's
 // SendingPool limits.providers so it can render them one to one; unset fields inherit from the
