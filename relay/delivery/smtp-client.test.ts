@@ -12,6 +12,25 @@ test('DATA encoding: dot-stuffing, CRLF everywhere, bare LF/CR cannot end the da
   assert.deepEqual(encodeData(bytes).subarray(0, 4), bytes, '8-bit bytes pass unchanged');
 });
 
+test('DATA encoding: the CRLF fast path and the normalising path agree on random data', () => {
+  const reference = (b: Buffer) => {
+    let s = b.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
+    if (!s.endsWith('\r\n')) s += '\r\n';
+    return Buffer.from(s.replace(/^\./gm, '..') + '.\r\n', 'latin1');
+  };
+  let seed = 7;
+  const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const pieces = ['a', 'b', '.', '\r\n', '\r\n.', '\r\n', '\n', '\r', '\xe9'];
+  for (let i = 0; i < 5000; i++) {
+    // Mostly CRLF-only data (the fast path), sometimes a stray CR or LF (the normalising path).
+    const n = rnd(12);
+    let s = '';
+    for (let k = 0; k < n; k++) s += pieces[rnd(i % 3 === 0 ? 9 : 6)];
+    const b = Buffer.from(s, 'latin1');
+    assert.deepEqual(encodeData(b), reference(b), JSON.stringify(s));
+  }
+});
+
 // A scripted server: replies per command, to check multi-line replies and per-recipient results.
 async function scripted(handler: (line: string) => string | undefined): Promise<{ port: number; close(): void }> {
   const server = net.createServer((s) => {

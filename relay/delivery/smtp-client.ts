@@ -58,8 +58,35 @@ function formatReply(lines: string[]): Reply {
   return { code, text: lines.map((l) => l.slice(4)).join('\n'), raw: lines.join(' / ') };
 }
 
+const DOT = Buffer.from('.');
+const CRLF = Buffer.from('\r\n');
+const END = Buffer.from('.\r\n');
+
 /** Dot-stuffing and CRLF normalisation; a bare LF or CR never ends the data (SMTP smuggling). */
 export function encodeData(body: Buffer): Buffer {
+  // Mail from the intake is CRLF-only already (bare CR/LF are refused there): stuff the dots with
+  // native searches and one copy. Anything else (local notices, odd input) is normalised below.
+  const parts: Buffer[] = [];
+  let from = 0;
+  let pos = 0;
+  while (pos < body.length) {
+    if (body[pos] === 0x2e) {
+      parts.push(body.subarray(from, pos), DOT);
+      from = pos;
+    }
+    const cr = body.indexOf(0x0d, pos);
+    const lf = body.indexOf(0x0a, pos);
+    if (cr < 0 && lf < 0) break;
+    if (cr < 0 || lf !== cr + 1) return normaliseData(body);
+    pos = lf + 1;
+  }
+  parts.push(body.subarray(from));
+  if (pos < body.length || body.length === 0) parts.push(CRLF);
+  parts.push(END);
+  return Buffer.concat(parts);
+}
+
+function normaliseData(body: Buffer): Buffer {
   let s = body.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
   if (!s.endsWith('\r\n')) s += '\r\n';
   s = s.replace(/^\./gm, '..');

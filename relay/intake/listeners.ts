@@ -243,11 +243,7 @@ async function receiveMessage(
     throw Object.assign(smtpError(verdict.code, verdict.enhanced, verdict.text), { reason: verdict.reason });
   }
   const id = newQueueId((deps.clock ?? Date.now)());
-  // The class header is always removed; it is honoured only from authenticated submission.
-  const { body: data, class: headerClass } = takeClassHeader(Buffer.concat(chunks));
-  const user = typeof session.user === 'string' ? session.user : undefined;
-  const cls: MessageClass = (user !== undefined && headerClass) || (user !== undefined ? deps.credentials.classOf(user) : undefined) || 'transactional';
-  const received = buildReceivedHeader({
+  const received = Buffer.from(buildReceivedHeader({
     id,
     heloName: session.hostNameAppearsAs,
     clientAddress: session.remoteAddress,
@@ -255,13 +251,20 @@ async function receiveMessage(
     secure: session.secure,
     authenticated: Boolean(session.user),
     date: new Date((deps.clock ?? Date.now)()),
-  });
+  }));
+  // One copy of the data, trace header first; a second only when the class header must come out.
+  const whole = Buffer.concat([received, ...chunks]);
+  const original = whole.subarray(received.length);
+  // The class header is always removed; it is honoured only from authenticated submission.
+  const { body: data, class: headerClass } = takeClassHeader(original);
+  const user = typeof session.user === 'string' ? session.user : undefined;
+  const cls: MessageClass = (user !== undefined && headerClass) || (user !== undefined ? deps.credentials.classOf(user) : undefined) || 'transactional';
   try {
     await deps.store.enqueue({
       id,
       mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
       recipients: session.envelope.rcptTo.map((r) => r.address),
-      body: Buffer.concat([Buffer.from(received), data]),
+      body: data === original ? whole : Buffer.concat([received, data]),
       clientAddress: session.remoteAddress,
       authUser: typeof session.user === 'string' ? session.user : undefined,
       listener: listener.name,
