@@ -90,7 +90,11 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
       config, store, credentials, logger, metrics,
       ...(tls ? { tls } : {}),
       ...(options.clock ? { clock: options.clock } : {}),
-      onQueued: () => delivery?.wake(),
+      // The delivery engine is told by the store itself (it takes fresh mail at birth, or is
+      // kicked when mail was queued); a wake here would force a queue scan per message.
+      onQueued: () => {
+        if (!store.hasAdopter()) delivery?.wake();
+      },
     });
   } catch (err) {
     http.close();

@@ -1,10 +1,11 @@
 // The delivery loop: claim due recipients from the durable queue, group them per message and
 // destination domain, attempt each group once, and record per-recipient outcomes (delivered,
 // deferred with the next attempt time, bounced or expired → DSN to the sender).
-// relay/relay.ts starts it and calls wake() after each enqueue.
+// relay/relay.ts starts it. Fresh mail is handed over by the store at birth when the engine has
+// room for it (the engine is the store's Adopter); the rest waits in the queue for a claim.
 import { setMaxListeners } from 'node:events';
 import type { RelayConfig } from '../config/schema.ts';
-import type { DueRecipient, QueueStore } from '../queue/store.ts';
+import type { DueRecipient, MessageClass, QueueStore } from '../queue/store.ts';
 import type { Logger } from '../log.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import type { BounceRule } from '../bounce/classify.ts';
@@ -127,6 +128,13 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   const lanes = new HeldLanes(LANE_LIMITS);
   let timerAt: number | undefined;
   let claimAll = true;
+  /**
+   * Per class: mail was written 'queued' and due (not taken at birth) since its last claim, so the
+   * class must be claimed before more fresh mail is taken at birth (no overtaking).
+   */
+  const scanPending: Record<MessageClass, boolean> = { otp: false, transactional: false, bulk: false };
+  /** Per class: when its queued mail is next due, as the last loop turn saw it (undefined: not a reason to claim). */
+  const dueAt: Record<MessageClass, number | undefined> = { otp: undefined, transactional: undefined, bulk: undefined };
   /** A forced claim put off (see claim()); the loop wakes for it. */
   let deferredClaimAt: number | undefined;
   const stopping = new AbortController();
@@ -193,11 +201,11 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       recipients,
       original,
     });
+    // Taken at birth like any fresh mail, or queued (the store tells the engine either way).
     const id = await store.enqueue({ mailFrom: '', recipients: [first.mailFrom], body, class: 'transactional' });
     const action = recipients.some((r) => r.action === 'failed') ? 'failed' : 'delayed';
     metrics.dsnGenerated.inc({ action });
     logger.info({ event: 'dsn', action, queueId: id, originalQueueId: first.messageId, to: first.mailFrom, recipients: recipients.map((r) => r.recipient) }, 'DSN queued');
-    wake();
   }
 
   async function deliverGroup(group: DueRecipient[], sourceIp: string, shapedAs: string): Promise<void> {
@@ -456,11 +464,15 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
    * room is free and the last claim suggests more is due.
    */
   function claim(): void {
-    const force = claimAll;
+    const all = claimAll;
     claimAll = false;
     deferredClaimAt = undefined;
+    const now = clock();
     for (const cls of CLASSES) {
-      const want = lanes.claimSize(cls, force);
+      // Fresh mail taken at birth needs no claim: a class is scanned when told to (a wake, a timer),
+      // when mail of it was queued instead of taken, or when its queued mail came due.
+      const due = dueAt[cls];
+      const want = lanes.claimSize(cls, all || scanPending[cls] || (due !== undefined && due <= now));
       if (want === 0) continue;
       const at = clock();
       const full = lanes.fullDomains(cls);
@@ -471,11 +483,54 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         deferredClaimAt = deferredClaimAt === undefined ? next : Math.min(deferredClaimAt, next);
         continue;
       }
-      const due = store.claimDue(at, want, cls, full);
-      lanes.claimed(cls, want, due.length, at);
-      for (const group of groupDue(due)) admit(group);
+      scanPending[cls] = false;
+      const claimed = store.claimDue(at, want, cls, full);
+      lanes.claimed(cls, want, claimed.length, at);
+      for (const group of groupDue(claimed)) admit(group);
     }
   }
+
+  /**
+   * Fresh mail at birth (relay/queue/store.ts, Adopter): taken when the class's last claim came up
+   * short and nothing of it came due since (so nothing waiting is overtaken) and its lanes have
+   * room; otherwise it is written 'queued' and the class is claimed at the next turn, as before.
+   */
+  store.setAdopter({
+    reserve(cls, domains) {
+      if (running && !scanPending[cls] && lanes.mayAdopt(cls, domains)) {
+        // Mail due again since the last claim (a retry, a postponed lane, intake smoothing) goes first.
+        const t = store.nextDueAt(cls);
+        if (t === undefined || t > clock() || t <= lanes.claimedAt(cls)) {
+          lanes.reserve(cls, domains.length);
+          return true;
+        }
+      }
+      scanPending[cls] = true;
+      return false;
+    },
+    adopted(due) {
+      const perClass = new Map<MessageClass, number>();
+      for (const d of due) perClass.set(d.class, (perClass.get(d.class) ?? 0) + 1);
+      for (const [cls, n] of perClass) lanes.release(cls, n);
+      if (!running) {
+        // Stopped while their fsync ran: due at once for the next process, never left inflight.
+        try {
+          store.postpone(due.map((d) => ({ messageId: d.messageId, recipient: d.recipient, at: clock() })));
+        } catch (err) {
+          logger.error({ err }, 'could not release recipients taken at birth; they are requeued at the next start');
+        }
+        return;
+      }
+      for (const group of groupDue(due)) admit(group);
+    },
+    released(cls, n) {
+      lanes.release(cls, n);
+    },
+    queued() {
+      kick();
+    },
+  });
+  store.onOutcomeError = (err, n) => logger.error({ err, outcomes: n }, `could not record ${n} attempt outcome(s); retrying`);
 
   async function loop(): Promise<void> {
     while (running) {
@@ -495,11 +550,15 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       // short sits in full lanes: their draining kicks the loop, so it is no reason to wake. (Asking
       // for the due time outside full lanes instead reads the whole backlog of an excluded domain:
       // 12 ms at 100,000 queued, once per loop turn — bench/README.md.)
-      const dues = CLASSES.filter((c) => lanes.wantsMore(c)).map((c) => {
-        const t = store.nextDueAt(c);
-        return t !== undefined && t <= lanes.claimedAt(c) && lanes.isExhausted(c) ? undefined : t;
-      });
-      const next = [...dues, timerAt, deferredClaimAt].filter((t): t is number => t !== undefined);
+      // nextDueAt is answered from memory while no write of ours could have moved it.
+      for (const c of CLASSES) {
+        const t = lanes.wantsMore(c) ? store.nextDueAt(c) : undefined;
+        dueAt[c] = t !== undefined && t <= lanes.claimedAt(c) && lanes.isExhausted(c) ? undefined
+          // A claim that must read past full lanes waits CLAIM_PAST_FULL_MS (claim()): no spinning till then.
+          : t !== undefined && lanes.hasFullLane(c) && lanes.isExhausted(c) ? Math.max(t, lanes.claimedAt(c) + CLAIM_PAST_FULL_MS)
+          : t;
+      }
+      const next = [...CLASSES.map((c) => dueAt[c]), timerAt, deferredClaimAt].filter((t): t is number => t !== undefined);
       // Capped so that a stepped clock (tests, NTP) is noticed within a minute.
       const wait = next.length === 0 ? 60_000 : Math.min(Math.max(0, Math.min(...next) - clock()), 60_000);
       await new Promise<void>((resolve) => {
@@ -524,6 +583,8 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     stats: () => stats.snapshot({ now: clock(), ips: shaper.ips().map((i) => i.address), restrictions: shaper.restrictions(), quotas: shaper.quotaReport() }),
     async stop() {
       running = false;
+      // Fresh mail is queued from now on; what was promised before this arrives through adopted().
+      store.setAdopter(undefined);
       wake();
       await loopDone;
       // Held, never attempted: due again at once for the next process.
@@ -546,6 +607,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
           await Promise.all([...active]);
         }
       }
+      store.flushOutcomes();
       await pool.closeAll();
       ledger?.close();
       ledger_.close();

@@ -58,6 +58,30 @@ export interface DueRecipient {
   class: MessageClass;
 }
 
+/**
+ * Takes fresh mail straight from the intake, like Postfix's qmgr moving a new message into its
+ * active queue: recipients the delivery engine has room for are written 'inflight' by the intake's
+ * own transaction and handed over once that transaction's fsync succeeded, so fresh mail costs no
+ * claim transaction (docs/queue-durability.md, "Claim at birth").
+ */
+export interface Adopter {
+  /**
+   * Inside the intake transaction, synchronous, no I/O: whether the engine takes every recipient of
+   * a message that is due now. A yes reserves the room until adopted() or released().
+   */
+  reserve(cls: MessageClass, domains: readonly string[]): boolean;
+  /** The reserved recipients are durable (fsynced) and inflight: the engine holds them as if claimed. */
+  adopted(due: DueRecipient[]): void;
+  /**
+   * The commit or its fsync failed: the room is given back. Rows committed before a failed fsync
+   * stay inflight until the next start, which queues them again (a possible duplicate for a client
+   * that got a 4xx, never a loss).
+   */
+  released(cls: MessageClass, count: number): void;
+  /** Recipients were written 'queued' (not taken, or not due yet) and are durable: look at the queue. */
+  queued(): void;
+}
+
 /** A failure to make a message durable; nothing was acknowledged and nothing stored was changed. */
 export class StoreError extends Error {
   readonly sqliteCode: string;
@@ -115,7 +139,27 @@ interface Pending {
   msg: NewMessage;
   resolve: (id: string) => void;
   reject: (err: Error) => void;
+  /** Written inflight for the adopter; handed over after the fsync. */
+  handed?: DueRecipient[];
+  /** Written queued. */
+  queued?: boolean;
 }
+
+interface PendingOutcome {
+  messageId: string;
+  recipients: string[];
+  state: 'delivered' | 'bounced' | 'queued';
+  nextAttemptAt: number;
+  reply: string;
+}
+
+/** A pending batch of outcomes that could not be written is tried again after this long. */
+const OUTCOME_RETRY_MS = 1000;
+/**
+ * nextDueAt() answers from memory while no write of ours could have moved it; this bounds how
+ * long an edit by another connection (the CLI's retry-now) goes unseen.
+ */
+const NEXT_DUE_TTL_MS = 1000;
 
 export class QueueStore {
   readonly path: string;
@@ -125,15 +169,26 @@ export class QueueStore {
   private flushScheduled = false;
   private closed = false;
   /** Committed to the WAL, waiting for an fsync that starts after their COMMIT. */
-  private unsynced: { batch: Pending[]; started: number }[] = [];
+  private unsynced: { batch: Pending[]; started: number; adopter: Adopter | undefined }[] = [];
   private syncing: Promise<void> | undefined;
   private walFd: number | undefined;
   private readonly statements = new Map<string, StatementSync>();
   private readonly insertMessage: StatementSync;
   private readonly insertRecipient: StatementSync;
+  private readonly insertInflight: StatementSync;
+  private adopter: Adopter | undefined;
+  /** Attempt outcomes waiting for the next outcome transaction (one per event-loop turn). */
+  private outcomes: PendingOutcome[] = [];
+  private outcomesScheduled = false;
+  private outcomeRetry: NodeJS.Timeout | undefined;
+  private dbClosed = false;
+  /** nextDueAt per lane (no exclusions), while valid: [value, read at (performance.now())]. */
+  private readonly nextDue: ([number | undefined, number] | undefined)[] = [undefined, undefined, undefined];
   /** Number of commits, to let tests and metrics see that sessions shared an fsync. */
   commits = 0;
   onCommit: ((batchSize: number, seconds: number) => void) | undefined;
+  /** An outcome transaction failed; its outcomes are kept and written again later. */
+  onOutcomeError: ((err: Error, outcomes: number) => void) | undefined;
 
   constructor(dir: string, options: QueueStoreOptions = {}) {
     mkdirSync(dir, { recursive: true });
@@ -141,12 +196,17 @@ export class QueueStore {
     this.clock = options.clock ?? Date.now;
     this.db = new DatabaseSync(this.path, { timeout: 5000 });
     this.db.exec('PRAGMA journal_mode=WAL');
-    this.db.exec('PRAGMA synchronous=FULL');
+    // The relay never needs FULL: the intake's commits are made durable by sync() (an explicit
+    // fsync of the WAL) and everything else may be lost to a power cut at the price of a duplicate
+    // (lightTransaction). Checkpoints fsync under NORMAL too. The CLI's edits are rare and an
+    // administrator's "deleted" should survive a power cut: FULL there (docs/queue-durability.md).
+    this.db.exec(options.readOnlyRecovery ? 'PRAGMA synchronous=FULL' : 'PRAGMA synchronous=NORMAL');
     this.db.exec('PRAGMA foreign_keys=ON');
     this.db.exec(SCHEMA);
     this.migrate();
     if (!options.readOnlyRecovery) {
-      // A relay that died mid-delivery left its claims behind: deliver those again (at least once).
+      // A relay that died mid-delivery left its claims behind (and mail handed to its engine at
+      // birth): deliver those again (at least once).
       this.db.prepare(`UPDATE recipients SET state='queued' WHERE state='inflight'`).run();
     }
     this.insertMessage = this.db.prepare(
@@ -155,6 +215,9 @@ export class QueueStore {
     );
     this.insertRecipient = this.db.prepare(
       `INSERT INTO recipients (message_id, recipient, domain, next_attempt_at, lane) VALUES (?, ?, ?, ?, ?)`,
+    );
+    this.insertInflight = this.db.prepare(
+      `INSERT INTO recipients (message_id, recipient, domain, next_attempt_at, lane, state) VALUES (?, ?, ?, ?, ?, 'inflight')`,
     );
   }
 
@@ -182,26 +245,33 @@ export class QueueStore {
   }
 
   /**
+   * The delivery engine that takes fresh mail at birth (see Adopter); undefined: every recipient
+   * is written 'queued' and waits for a claim.
+   */
+  setAdopter(adopter: Adopter | undefined): void {
+    this.adopter = adopter;
+  }
+
+  hasAdopter(): boolean {
+    return this.adopter !== undefined;
+  }
+
+  /**
    * A transaction that needs no fsync of its own: claims and attempt outcomes. WAL with
    * synchronous=NORMAL still survives a killed process (the frames are in the OS page cache);
    * only a power loss can take the last few back, and then the message is delivered again
-   * (at least once) — never lost, since everything acknowledged was committed with FULL. The next
-   * FULL commit fsyncs these frames too. See docs/queue-durability.md.
+   * (at least once) — never lost, since everything acknowledged was fsynced by sync(), which
+   * covers these frames too. See docs/queue-durability.md.
    */
   private lightTransaction<T>(fn: () => T): T {
-    this.db.exec('PRAGMA synchronous=NORMAL');
+    this.db.exec('BEGIN IMMEDIATE');
     try {
-      this.db.exec('BEGIN IMMEDIATE');
-      try {
-        const out = fn();
-        this.db.exec('COMMIT');
-        return out;
-      } catch (err) {
-        if (this.db.isTransaction) this.db.exec('ROLLBACK');
-        throw err;
-      }
-    } finally {
-      this.db.exec('PRAGMA synchronous=FULL');
+      const out = fn();
+      this.db.exec('COMMIT');
+      return out;
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw err;
     }
   }
 
@@ -224,37 +294,58 @@ export class QueueStore {
     if (batch.length === 0) return;
     const now = this.clock();
     const started = performance.now();
+    // Taken once: the reservations made in this batch belong to this adopter, even if it goes.
+    const adopter = this.adopter;
     try {
-      // NORMAL: COMMIT writes the WAL frames without fsyncing them; sync() below does, off the
-      // event loop, before anyone is told. Checkpoints still fsync under NORMAL, so the WAL is
-      // never reused before its frames are safely in the database file.
-      this.db.exec('PRAGMA synchronous=NORMAL');
+      // COMMIT writes the WAL frames without fsyncing them (synchronous=NORMAL); sync() below
+      // does, off the event loop, before anyone is told. Checkpoints still fsync under NORMAL, so
+      // the WAL is never reused before its frames are safely in the database file.
       this.db.exec('BEGIN IMMEDIATE');
       try {
         for (const p of batch) {
           const m = p.msg;
+          const cls = m.class ?? 'transactional';
           this.insertMessage.run(
-            p.id, now, m.mailFrom, m.body.length, m.class ?? 'transactional', m.messageId ?? null,
+            p.id, now, m.mailFrom, m.body.length, cls, m.messageId ?? null,
             m.authUser ?? null, m.clientAddress ?? null, m.listener ?? null, m.body,
           );
-          const lane = LANES[m.class ?? 'transactional'];
-          for (const r of new Set(m.recipients)) this.insertRecipient.run(p.id, r, domainOf(r), Math.max(now, m.notBefore ?? now), lane);
+          const lane = LANES[cls];
+          const due = Math.max(now, m.notBefore ?? now);
+          const recipients = [...new Set(m.recipients)];
+          const domains = recipients.map(domainOf);
+          // Mail held back by the intake (notBefore) is not due: the queue keeps it until then.
+          if (adopter && due <= now && recipients.length > 0 && adopter.reserve(cls, domains)) {
+            p.handed = recipients.map((r, i) => {
+              this.insertInflight.run(p.id, r, domains[i]!, due, lane);
+              return { messageId: p.id, recipient: r, domain: domains[i]!, attempts: 0, createdAt: now, mailFrom: m.mailFrom, class: cls };
+            });
+          } else {
+            for (let i = 0; i < recipients.length; i++) this.insertRecipient.run(p.id, recipients[i]!, domains[i]!, due, lane);
+            if (recipients.length > 0) {
+              p.queued = true;
+              this.nextDue[lane] = undefined;
+            }
+          }
         }
         this.db.exec('COMMIT');
       } catch (err) {
         if (this.db.isTransaction) this.db.exec('ROLLBACK');
         throw err;
-      } finally {
-        this.db.exec('PRAGMA synchronous=FULL');
       }
       this.walFd ??= openSync(`${this.path}-wal`, 'r');
     } catch (err) {
       const e = err as Error & { errcode?: number; errstr?: string; code?: string };
       const error = new StoreError(`queue write failed: ${e.message}`, e.errstr ?? e.code ?? 'UNKNOWN');
-      for (const p of batch) p.reject(error);
+      // Rolled back: nothing of this batch exists, the reservations are void.
+      for (const p of batch) {
+        if (p.handed) adopter!.released(p.handed[0]!.class, p.handed.length);
+        p.handed = undefined;
+        p.reject(error);
+      }
+      for (let lane = 0; lane < this.nextDue.length; lane++) this.nextDue[lane] = undefined;
       return;
     }
-    this.unsynced.push({ batch, started });
+    this.unsynced.push({ batch, started, adopter });
     this.sync();
   }
 
@@ -271,17 +362,29 @@ export class QueueStore {
     this.syncing = new Promise<void>((done) => {
       fsync(this.walFd!, (err) => {
         this.syncing = undefined;
-        for (const { batch, started } of waiting) {
+        for (const { batch, started, adopter } of waiting) {
           if (err) {
             // The frames are committed but maybe not on disk: the client gets a 4xx and retries,
-            // and the copy here may still be delivered (a duplicate, never a loss).
+            // and the copy here may still be delivered (a duplicate, never a loss). Recipients
+            // written inflight for the adopter stay so until the next start queues them again.
             const error = new StoreError(`queue fsync failed: ${err.message}`, err.code ?? 'EIO');
-            for (const p of batch) p.reject(error);
+            for (const p of batch) {
+              if (p.handed) adopter!.released(p.handed[0]!.class, p.handed.length);
+              p.reject(error);
+            }
             continue;
           }
           this.commits++;
           this.onCommit?.(batch.length, (performance.now() - started) / 1000);
-          for (const p of batch) p.resolve(p.id);
+          const handed: DueRecipient[] = [];
+          let queued = false;
+          for (const p of batch) {
+            if (p.handed) handed.push(...p.handed);
+            queued ||= p.queued === true;
+            p.resolve(p.id);
+          }
+          if (handed.length > 0) adopter!.adopted(handed);
+          if (queued) adopter?.queued();
         }
         done();
         this.sync();
@@ -290,6 +393,7 @@ export class QueueStore {
   }
 
   list(options: { limit?: number; state?: RecipientState } = {}): MessageSummary[] {
+    this.flushOutcomes();
     const rows = this.db
       .prepare(
         `SELECT id, created_at, mail_from, size, class, message_id, auth_user, client_address FROM messages
@@ -301,6 +405,7 @@ export class QueueStore {
   }
 
   get(id: string): MessageSummary | undefined {
+    this.flushOutcomes();
     const row = this.db
       .prepare(`SELECT id, created_at, mail_from, size, class, message_id, auth_user, client_address FROM messages WHERE id = ?`)
       .get(id) as MessageRow | undefined;
@@ -338,11 +443,15 @@ export class QueueStore {
 
   /** Removes a message and its recipients; false when no such message. */
   delete(id: string): boolean {
+    this.flushOutcomes();
+    this.invalidateNextDue();
     return Number(this.db.prepare(`DELETE FROM messages WHERE id = ?`).run(id).changes) > 0;
   }
 
   /** Makes every waiting recipient of a message due now; returns how many were rescheduled. */
   retryNow(id: string): number {
+    this.flushOutcomes();
+    this.invalidateNextDue();
     return Number(
       this.db.prepare(`UPDATE recipients SET next_attempt_at = ? WHERE message_id = ? AND state = 'queued'`).run(this.clock(), id).changes,
     );
@@ -353,14 +462,17 @@ export class QueueStore {
    * first, marking them inflight. `excludeDomains`: domains the scheduler already holds enough of.
    */
   claimDue(now: number, limit: number, cls?: MessageClass, excludeDomains: readonly string[] = []): DueRecipient[] {
+    this.flushOutcomes();
     return this.lightTransaction(() => {
       const exclude = excludeDomains.length > 0;
+      // Ties in next_attempt_at (a whole intake batch shares one) go by rowid, i.e. arrival: the
+      // index holds rowid after next_attempt_at, so no sort of the due backlog is needed.
       const select = this.stmt(
         `SELECT r.message_id, r.recipient, r.domain, r.attempts, m.created_at, m.mail_from, m.class
          FROM recipients r INDEXED BY recipients_lane_due JOIN messages m ON m.id = r.message_id
          WHERE r.state = 'queued' AND r.lane = ? AND r.next_attempt_at <= ?
          ${exclude ? 'AND r.domain NOT IN (SELECT value FROM json_each(?))' : ''}
-         ORDER BY r.next_attempt_at, r.message_id
+         ORDER BY r.next_attempt_at, r.rowid
          LIMIT ?`,
       );
       const mark = this.stmt(`UPDATE recipients SET state = 'inflight' WHERE message_id = ? AND recipient = ?`);
@@ -370,6 +482,7 @@ export class QueueStore {
         const rows = (exclude
           ? select.all(LANES[c], now, JSON.stringify(excludeDomains), limit - out.length)
           : select.all(LANES[c], now, limit - out.length)) as unknown as DueRow[];
+        if (rows.length > 0) this.nextDue[LANES[c]] = undefined;
         for (const r of rows) {
           mark.run(r.message_id, r.recipient);
           out.push({
@@ -393,6 +506,8 @@ export class QueueStore {
    */
   postpone(entries: readonly { messageId: string; recipient: string; at: number; reply?: string }[]): void {
     if (entries.length === 0) return;
+    this.flushOutcomes();
+    this.invalidateNextDue();
     this.lightTransaction(() => {
       const upd = this.stmt(
         `UPDATE recipients SET state = 'queued', next_attempt_at = ?, last_reply = COALESCE(?, last_reply) WHERE message_id = ? AND recipient = ? AND state = 'inflight'`,
@@ -401,36 +516,117 @@ export class QueueStore {
     });
   }
 
-  /** Earliest time a queued recipient (of one class when given) becomes due, or undefined when nothing waits. */
+  /**
+   * Earliest time a queued recipient (of one class when given) becomes due, or undefined when
+   * nothing waits. Per class without exclusions (once per class per engine loop turn) it is
+   * answered from memory while nothing of ours could have moved it: every write that adds,
+   * claims or requeues a queued recipient forgets it, and NEXT_DUE_TTL_MS bounds how long another
+   * connection's edit goes unseen.
+   */
   nextDueAt(cls?: MessageClass, excludeDomains: readonly string[] = []): number | undefined {
+    const cacheable = cls !== undefined && excludeDomains.length === 0;
+    if (cacheable) {
+      const c = this.nextDue[LANES[cls]];
+      if (c && performance.now() - c[1] < NEXT_DUE_TTL_MS) return c[0];
+    }
+    this.flushOutcomes();
     const row = (cls
       ? excludeDomains.length > 0
         ? this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients INDEXED BY recipients_lane_due WHERE state = 'queued' AND lane = ? AND domain NOT IN (SELECT value FROM json_each(?))`).get(LANES[cls], JSON.stringify(excludeDomains))
         : this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients INDEXED BY recipients_lane_due WHERE state = 'queued' AND lane = ?`).get(LANES[cls])
       : this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients WHERE state = 'queued'`).get()) as { t: number | null };
-    return row.t ?? undefined;
+    const t = row.t ?? undefined;
+    // Not cached while an outcome transaction keeps failing: what it would requeue is not counted yet.
+    if (cacheable && this.outcomes.length === 0) this.nextDue[LANES[cls]] = [t, performance.now()];
+    return t;
   }
 
-  /** Records the outcome of one attempt for some recipients of a message. Final states delete the message when none remain. */
+  private invalidateNextDue(): void {
+    this.nextDue.fill(undefined);
+  }
+
+  /**
+   * Records the outcome of one attempt for some recipients of a message. Final states delete the
+   * message when none remain open. Outcomes are written together, one transaction per event-loop
+   * turn (flushOutcomes); reads through this store write them first, so they see every outcome.
+   * Like a claim, an outcome is not fsynced: losing it repeats the delivery (at least once).
+   */
   recordAttempt(
     messageId: string,
     recipients: string[],
     outcome: { state: 'delivered' | 'bounced' } | { state: 'queued'; nextAttemptAt: number },
     reply: string,
   ): void {
-    this.lightTransaction(() => {
-      const upd = this.stmt(
-        `UPDATE recipients SET state = ?, attempts = attempts + 1, last_reply = ?, next_attempt_at = ? WHERE message_id = ? AND recipient = ?`,
-      );
-      const next = outcome.state === 'queued' ? outcome.nextAttemptAt : this.clock();
-      for (const r of recipients) upd.run(outcome.state, reply, next, messageId, r);
-      const open = this.stmt(`SELECT COUNT(*) AS n FROM recipients WHERE message_id = ? AND state IN ('queued', 'inflight')`).get(messageId) as { n: number };
-      if (open.n === 0) this.stmt(`DELETE FROM messages WHERE id = ?`).run(messageId);
-    });
+    // After close the write cannot happen: the recipients stay inflight and the next start queues them.
+    if (this.dbClosed) return;
+    const next = outcome.state === 'queued' ? outcome.nextAttemptAt : this.clock();
+    this.outcomes.push({ messageId, recipients, state: outcome.state, nextAttemptAt: next, reply });
+    // A requeued recipient moves the next due time.
+    if (outcome.state === 'queued') this.invalidateNextDue();
+    if (!this.outcomesScheduled && this.outcomeRetry === undefined) {
+      this.outcomesScheduled = true;
+      setImmediate(() => {
+        this.outcomesScheduled = false;
+        this.flushOutcomes();
+      });
+    }
   }
 
+  /**
+   * Writes every pending outcome in one transaction. Never throws: when the write fails (disk
+   * full, I/O error) the outcomes stay pending, onOutcomeError says so, and they are tried again
+   * OUTCOME_RETRY_MS later; their recipients stay inflight meanwhile, and are queued again by the
+   * next start if the relay stops first. Returns whether nothing is left pending.
+   */
+  flushOutcomes(): boolean {
+    if (this.outcomes.length === 0) return true;
+    // Inside the intake's transaction (an adopter asking nextDueAt) or after close: later.
+    if (this.dbClosed || this.db.isTransaction) return false;
+    const batch = this.outcomes;
+    this.outcomes = [];
+    if (this.outcomeRetry !== undefined) {
+      clearTimeout(this.outcomeRetry);
+      this.outcomeRetry = undefined;
+    }
+    try {
+      this.lightTransaction(() => {
+        const upd = this.stmt(
+          `UPDATE recipients SET state = ?, attempts = attempts + 1, last_reply = ?, next_attempt_at = ? WHERE message_id = ? AND recipient = ?`,
+        );
+        const othersOpen = this.stmt(`SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND recipient <> ? AND state IN ('queued', 'inflight')) AS n`);
+        const open = this.stmt(`SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND state IN ('queued', 'inflight')) AS n`);
+        const del = this.stmt(`DELETE FROM messages WHERE id = ?`);
+        for (const o of batch) {
+          if (o.state === 'queued') {
+            for (const r of o.recipients) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, r);
+          } else if (o.recipients.length === 1) {
+            // The common case. With no other recipient open the message goes, and its recipients
+            // with it (ON DELETE CASCADE): updating the row first would be wasted.
+            if ((othersOpen.get(o.messageId, o.recipients[0]!) as { n: number }).n === 0) del.run(o.messageId);
+            else upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, o.recipients[0]!);
+          } else {
+            for (const r of o.recipients) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, r);
+            if ((open.get(o.messageId) as { n: number }).n === 0) del.run(o.messageId);
+          }
+        }
+      });
+      return true;
+    } catch (err) {
+      this.outcomes = batch.concat(this.outcomes);
+      this.onOutcomeError?.(err as Error, this.outcomes.length);
+      if (!this.closed) {
+        this.outcomeRetry = setTimeout(() => {
+          this.outcomeRetry = undefined;
+          this.flushOutcomes();
+        }, OUTCOME_RETRY_MS);
+        this.outcomeRetry.unref();
+      }
+      return false;
+    }
+  }
 
   counts(): Record<RecipientState, number> {
+    this.flushOutcomes();
     const out: Record<RecipientState, number> = { queued: 0, inflight: 0, delivered: 0, bounced: 0 };
     for (const row of this.db.prepare(`SELECT state, COUNT(*) AS n FROM recipients GROUP BY state`).all() as unknown as { state: RecipientState; n: number }[]) {
       out[row.state] = row.n;
@@ -439,6 +635,7 @@ export class QueueStore {
   }
 
   messageCount(): number {
+    this.flushOutcomes();
     return (this.db.prepare(`SELECT COUNT(*) AS n FROM messages`).get() as { n: number }).n;
   }
 
@@ -448,7 +645,13 @@ export class QueueStore {
     this.closed = true;
     if (this.pending.length > 0) this.flush();
     while (this.syncing) await this.syncing;
+    // Outcomes that still cannot be written are lost with their recipients inflight: the next
+    // start queues those again (delivered again, at least once).
+    this.flushOutcomes();
+    if (this.outcomeRetry !== undefined) clearTimeout(this.outcomeRetry);
+    this.outcomeRetry = undefined;
     this.db.close();
+    this.dbClosed = true;
     if (this.walFd !== undefined) closeSync(this.walFd);
   }
 }

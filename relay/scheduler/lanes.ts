@@ -25,6 +25,12 @@ export class HeldLanes {
   readonly limits: LaneLimits;
   private readonly held = new Set<Held>();
   private readonly perClass: Record<MessageClass, number> = { otp: 0, transactional: 0, bulk: 0 };
+  /** Fresh mail promised to the engine at birth, not handed over yet (its fsync runs). */
+  private readonly reserved: Record<MessageClass, number> = { otp: 0, transactional: 0, bulk: 0 };
+  /** Held recipients of a class whose provider is not known yet (not in any lane). */
+  private readonly unresolved: Record<MessageClass, number> = { otp: 0, transactional: 0, bulk: 0 };
+  /** Lanes of a class at their share: while none is, no domain needs looking up. */
+  private readonly fullLanes: Record<MessageClass, number> = { otp: 0, transactional: 0, bulk: 0 };
   private readonly lanes = new Map<string, Record<MessageClass, Held[]>>();
   private readonly perLane = new Map<string, number>();
   /** The last claim of a class got less than it asked for: more is due only after a wake or a due time. */
@@ -40,7 +46,38 @@ export class HeldLanes {
   }
 
   room(cls: MessageClass): number {
-    return this.limits.perClass - this.perClass[cls];
+    return this.limits.perClass - this.perClass[cls] - this.reserved[cls];
+  }
+
+  /**
+   * Whether fresh mail of a class may be taken at birth, skipping the queue: only when the last
+   * claim came up short (nothing else of the class was due outside full lanes, so the newcomer
+   * overtakes nobody), when the class keeps more than a quarter of its room afterwards (so its due
+   * times still wake the engine, see wantsMore), and when none of its domains is in a full lane.
+   * The engine also checks that no queued mail of the class became due since that claim.
+   */
+  mayAdopt(cls: MessageClass, domains: readonly string[]): boolean {
+    if (!this.exhausted[cls] || this.room(cls) - domains.length < this.limits.perClass / 4) return false;
+    // Like a claim, a lane's worth at most whose provider is unknown: a flood to one domain must
+    // wait for its lookup to say which lane it fills (then its domain is full and stays queued).
+    if (this.unresolved[cls] + this.reserved[cls] + domains.length > this.limits.perLane) return false;
+    if (this.fullLanes[cls] === 0) return true;
+    const full = new Set(this.fullDomains(cls));
+    return !domains.some((d) => full.has(d));
+  }
+
+  /** Room promised to fresh mail until it is added (adopted) or released (its commit failed). */
+  reserve(cls: MessageClass, n: number): void {
+    this.reserved[cls] += n;
+  }
+
+  release(cls: MessageClass, n: number): void {
+    this.reserved[cls] = Math.max(0, this.reserved[cls] - n);
+  }
+
+  /** Some lane of the class holds its share (claims of the class must read past its backlog). */
+  hasFullLane(cls: MessageClass): boolean {
+    return this.fullLanes[cls] > 0;
   }
 
   /** How many recipients the next claim of a class should ask for; 0: none (unless `force`). */
@@ -77,6 +114,7 @@ export class HeldLanes {
     const h: Held = { group, cls: group[0]!.class, provider: undefined };
     this.held.add(h);
     this.perClass[h.cls] += group.length;
+    this.unresolved[h.cls] += group.length;
     return h;
   }
 
@@ -87,6 +125,7 @@ export class HeldLanes {
   /** The group's provider is known: it joins the back of its lane. */
   resolve(h: Held, provider: string): void {
     h.provider = provider;
+    this.unresolved[h.cls] -= h.group.length;
     this.lane(provider)[h.cls].push(h);
     this.countLane(provider, h.cls, h.group.length);
   }
@@ -100,6 +139,8 @@ export class HeldLanes {
       const i = q ? q.indexOf(h) : -1;
       if (i >= 0) q!.splice(i, 1);
       this.countLane(h.provider, h.cls, -h.group.length);
+    } else {
+      this.unresolved[h.cls] -= h.group.length;
     }
   }
 
@@ -135,7 +176,12 @@ export class HeldLanes {
     if (after <= 0) this.perLane.delete(key);
     else this.perLane.set(key, after);
     // The lane's domains were left out of claims; now there is room for them again.
-    if (before >= this.limits.perLane && after < this.limits.perLane) this.exhausted[cls] = false;
+    if (before >= this.limits.perLane && after < this.limits.perLane) {
+      this.exhausted[cls] = false;
+      this.fullLanes[cls]--;
+    } else if (before < this.limits.perLane && after >= this.limits.perLane) {
+      this.fullLanes[cls]++;
+    }
     if (after <= 0 && CLASSES.every((c) => !this.perLane.has(`${provider}|${c}`))) this.lanes.delete(provider);
   }
 }
