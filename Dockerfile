@@ -10,6 +10,13 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
+# A young generation of 2 MB per semi-space instead of 16: the relay then peaks ~70 MB lower under
+# load for a few % more CPU per message (bench/README.md). The operator Deployment sets its own
+# NODE_OPTIONS (chart value nodeOptions).
+ENV NODE_OPTIONS=--max-semi-space-size=2
+# Type-stripped and compiled modules, warmed below, so a pod never loads the TypeScript stripper
+# (about 25 MB less resident memory; the root filesystem is read-only in the pods).
+ENV NODE_COMPILE_CACHE=/app/.compile-cache
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
@@ -17,6 +24,8 @@ COPY cli ./cli
 COPY relay ./relay
 COPY operator ./operator
 COPY crds ./crds
+RUN node --input-type=module -e "import { globSync } from 'node:fs'; for (const f of globSync('{cli,relay,operator}/**/*.ts')) if (!/\\.test(-helper)?\\.ts$/.test(f)) await import('/app/' + f);" \
+ && chmod -R a+rX /app/.compile-cache
 # The relay keeps its queue here (a PVC in Kubernetes); uid 10001 owns it.
 RUN mkdir -p /var/lib/mailfleet && chown 10001:10001 /var/lib/mailfleet \
  && printf '#!/bin/sh\nexec node /app/cli/mailfleet.ts "$@"\n' > /usr/local/bin/mailfleet && chmod 0755 /usr/local/bin/mailfleet

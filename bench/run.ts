@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { ensurePostfix, startPostfix } from './lib/postfix.ts';
 import { startPostfixSink, startTimestampSink } from './lib/sinks.ts';
-import { ACCEPT_DOMAIN, REPO, startMailfleet, type RelayTuning } from './lib/mailfleet.ts';
+import { ACCEPT_DOMAIN, REPO, startMailfleet, type RelayTuning, imageNodeOptions, warmCompileCache } from './lib/mailfleet.ts';
 import { runPaced, runSmtpSource, type PacedSample } from './lib/load.ts';
 import { freePort, installInterruptHandler, percentile, round, sleep, summarize, type Summary } from './lib/util.ts';
 import { formatProfile, summarizeProfile, type ProfileSummary } from './lib/profile.ts';
@@ -39,8 +39,8 @@ Runs Postfix and the mailfleet relay side by side on loopback and prints the rat
   --profile-otp       also profile the relay during an OTP-under-load run (bulk backlog)
   --otp-fifo          also run OTP under load with the backlog as 'transactional' (what SMTP intake stores)
   --log-level LEVEL   relay log level (default info, as deployed)
-  --relay-node-options=OPTS  NODE_OPTIONS for the relay process (env BENCH_RELAY_NODE_OPTIONS; default none),
-                      e.g. --relay-node-options=--max-semi-space-size=2 to measure a smaller young generation
+  --relay-node-options=OPTS  NODE_OPTIONS for the relay process (env BENCH_RELAY_NODE_OPTIONS; default: the
+                      image's, ENV NODE_OPTIONS in the Dockerfile), e.g. --relay-node-options= for none
   --out FILE          results JSON (default bench/results/<date>.json)
   --keep              keep the temporary directories (logs, queues)
 `;
@@ -96,7 +96,7 @@ if (flags['profile-otp']) opts.scenarios.add('profile-otp');
 if (flags.operator) opts.scenarios.add('operator');
 const tuning: RelayTuning = {
   logLevel: flags['log-level'] ?? 'info',
-  nodeOptions: flags['relay-node-options'] ?? process.env.BENCH_RELAY_NODE_OPTIONS ?? '',
+  nodeOptions: flags['relay-node-options'] ?? process.env.BENCH_RELAY_NODE_OPTIONS ?? imageNodeOptions(),
   // Postfix's smtp_destination_concurrency_limit is 20: the same number of connections to the sink.
   maxConnectionsPerHost: 20,
   maxMessagesPerConnection: 100,
@@ -109,6 +109,7 @@ type System = 'postfix' | 'mailfleet';
 const FROM = `sender@source.${ACCEPT_DOMAIN}`;
 const TO = `rcpt@${ACCEPT_DOMAIN}`;
 
+warmCompileCache();
 const base = mkdtempSync(join(tmpdir(), 'mailfleet-bench-'));
 // Postfix's daemons run as the postfix user and must reach their queue directory.
 chmodSync(base, 0o755);
@@ -273,7 +274,7 @@ const fmt = (s: Summary, unit = '') => `${round(s.median, 1)}${unit} [${round(s.
 
 async function main(): Promise<void> {
   const started = new Date();
-  log(`bench: node ${process.version}, reps ${opts.reps}, scenarios ${[...opts.scenarios].join(',')}, tmp ${base}`);
+  log(`bench: node ${process.version}, reps ${opts.reps}, scenarios ${[...opts.scenarios].join(',')}, tmp ${base}, relay NODE_OPTIONS ${tuning.nodeOptions || "(none)"}`);
   ensurePostfix(log);
   const results: Record<string, unknown> = {
     date: started.toISOString(),

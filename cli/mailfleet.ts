@@ -2,7 +2,14 @@
 // The one executable. Each subcommand is a thin shell over library code so tests call the
 // library directly; this file only parses arguments and maps errors to exit codes
 // (0 ok, 1 runtime failure, 2 bad usage or configuration).
+import { enableCompileCache } from 'node:module';
 import { UsageError } from './args.ts';
+
+// Node keeps the type-stripped and compiled modules of every command here (NODE_COMPILE_CACHE,
+// else the system temp dir; the image ships one warmed at build time). With a warm cache the
+// TypeScript stripper (a WebAssembly module) is never loaded: the relay starts with about 25 MB
+// less resident memory and sooner (bench/README.md). An unwritable directory only disables it.
+if (import.meta.main && !process.env.NODE_DISABLE_COMPILE_CACHE) enableCompileCache();
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   dev: { summary: 'run a whole fleet on this machine: relay on 127.0.0.1:2525 and a capture MX', load: () => import('./commands/dev.ts') },

@@ -1,7 +1,7 @@
 // The mailfleet relay as a child process (`node cli/mailfleet.ts relay --config FILE`), so its
 // peak RSS can be read from /proc and it can be profiled with --cpu-prof.
-import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
@@ -29,6 +29,21 @@ export interface MailfleetInstance {
   /** CPU time the relay process used so far (all threads), ms. */
   cpuMs(): number | undefined;
   stop(): Promise<void>;
+}
+
+/** The relay image's NODE_OPTIONS (Dockerfile ENV): the bench runs the relay as deployed. */
+export function imageNodeOptions(): string {
+  const m = /^ENV NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(REPO, 'Dockerfile'), 'utf8'));
+  return m?.[1]?.trim() ?? '';
+}
+
+/**
+ * The image ships a warm compile cache (NODE_COMPILE_CACHE); the CLI keeps one in the temp dir.
+ * Loading the relay once before the runs warms it, so no run pays for (or keeps the memory of)
+ * the TypeScript stripper and the first run is like the others.
+ */
+export function warmCompileCache(): void {
+  spawnSync(process.execPath, [join(REPO, 'cli/mailfleet.ts'), 'relay', '--help'], { cwd: REPO, stdio: 'ignore' });
 }
 
 export function relayConfig(opts: { dir: string; port: number; httpPort: number; sinkPort: number; tuning: RelayTuning; credentialsFile?: string }): RelayConfigInput {
