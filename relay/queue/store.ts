@@ -96,6 +96,8 @@ export interface QueueStoreOptions {
   clock?: () => number;
   /** Open for reading and administration while a relay owns the queue (the CLI). */
   readOnlyRecovery?: boolean;
+  /** The WAL's fsync; tests pass a failing one (a disk that reports EIO). */
+  fsync?: (fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => void;
 }
 
 const SCHEMA = `
@@ -165,6 +167,7 @@ export class QueueStore {
   readonly path: string;
   private readonly db: DatabaseSync;
   private readonly clock: () => number;
+  private readonly fsync: NonNullable<QueueStoreOptions['fsync']>;
   private pending: Pending[] = [];
   private flushScheduled = false;
   private closed = false;
@@ -194,6 +197,7 @@ export class QueueStore {
     mkdirSync(dir, { recursive: true });
     this.path = join(dir, 'queue.db');
     this.clock = options.clock ?? Date.now;
+    this.fsync = options.fsync ?? fsync;
     this.db = new DatabaseSync(this.path, { timeout: 5000 });
     this.db.exec('PRAGMA journal_mode=WAL');
     // The relay never needs FULL: the intake's commits are made durable by sync() (an explicit
@@ -360,7 +364,7 @@ export class QueueStore {
     const waiting = this.unsynced;
     this.unsynced = [];
     this.syncing = new Promise<void>((done) => {
-      fsync(this.walFd!, (err) => {
+      this.fsync(this.walFd!, (err) => {
         this.syncing = undefined;
         for (const { batch, started, adopter } of waiting) {
           if (err) {

@@ -53,3 +53,30 @@ test('claimedAt: when the class was last claimed, for telling held-back due mail
   assert.equal(l.claimedAt('bulk'), 1234);
   assert.equal(l.isExhausted('bulk'), true);
 });
+
+test('fresh mail is taken at birth only after a short claim, with room to spare, a lane at a time, and not into a full lane', () => {
+  const l = new HeldLanes({ perClass: 40, perLane: 10 });
+  assert.equal(l.mayAdopt('bulk', ['a.test']), false, 'not before a claim came up short');
+  l.claimed('bulk', 10, 0);
+  assert.equal(l.mayAdopt('bulk', ['a.test']), true);
+  // Reserved room counts as held until the mail is added or released.
+  l.reserve('bulk', 10);
+  assert.equal(l.room('bulk'), 30);
+  assert.equal(l.mayAdopt('bulk', ['a.test']), false, 'a lane\'s worth whose provider is unknown is promised already');
+  l.release('bulk', 10);
+  const a = l.add(group('a.test', 10));
+  assert.equal(l.mayAdopt('bulk', ['b.test']), false, 'a.test is not looked up yet');
+  l.resolve(a, 'google');
+  assert.equal(l.mayAdopt('bulk', ['a.test']), false, 'its lane holds its share');
+  assert.equal(l.hasFullLane('bulk'), true);
+  assert.equal(l.mayAdopt('bulk', ['b.test']), true);
+  const b = l.add(group('b.test', 9));
+  l.resolve(b, 'default/mx.b.test');
+  l.resolve(l.add(group('c.test', 9)), 'default/mx.c.test');
+  assert.equal(l.mayAdopt('bulk', ['d.test', 'd.test']), true);
+  assert.equal(l.mayAdopt('bulk', ['d.test', 'd.test', 'd.test']), false, 'the class would keep less than a quarter of its room');
+  assert.equal(l.mayAdopt('otp', ['a.test']), false, 'each class by its own last claim');
+  l.remove(a);
+  assert.equal(l.hasFullLane('bulk'), false);
+  assert.equal(l.mayAdopt('bulk', ['a.test']), false, 'a lane below its share again makes the class claim first');
+});
