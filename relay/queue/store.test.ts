@@ -183,3 +183,27 @@ test('nextDueAt follows queued mail, claims, postponements and deferred outcomes
   assert.equal(s.nextDueAt('otp'), undefined);
   await s.close();
 });
+
+test('outcomes of the turn ride along with the intake commit, and are still written when that commit fails', async (t) => {
+  const dir = tempDir(t);
+  const s = new QueueStore(dir);
+  const done = await s.enqueue({ mailFrom: 'a@sender.test', recipients: ['a@one.test'], body });
+  const later = await s.enqueue({ mailFrom: 'a@sender.test', recipients: ['b@one.test'], body });
+  s.claimDue(Date.now() + 1000, 100);
+  // With fresh mail in the same turn: one transaction for both.
+  s.recordAttempt(done, ['a@one.test'], { state: 'delivered' }, '250 ok');
+  const fresh = await s.enqueue({ mailFrom: 'a@sender.test', recipients: ['c@one.test'], body });
+  const other = new QueueStore(dir, { readOnlyRecovery: true });
+  assert.equal(other.get(done), undefined, 'the delivered message is gone');
+  assert.ok(other.get(fresh));
+  // With an intake commit that fails (the same queue id twice): the outcome is written anyway.
+  s.recordAttempt(later, ['b@one.test'], { state: 'queued', nextAttemptAt: 42 }, '451 later');
+  const refused = await Promise.allSettled([
+    s.enqueue({ id: '0000000000CCCCCC', mailFrom: 'a@sender.test', recipients: ['x@one.test'], body }),
+    s.enqueue({ id: '0000000000CCCCCC', mailFrom: 'a@sender.test', recipients: ['y@one.test'], body }),
+  ]);
+  assert.deepEqual(refused.map((r) => r.status), ['rejected', 'rejected']);
+  assert.deepEqual(other.get(later)!.recipients.map((r) => [r.state, r.nextAttemptAt, r.lastReply]), [['queued', 42, '451 later']]);
+  await other.close();
+  await s.close();
+});

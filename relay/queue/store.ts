@@ -169,7 +169,8 @@ export class QueueStore {
   private readonly clock: () => number;
   private readonly fsync: NonNullable<QueueStoreOptions['fsync']>;
   private pending: Pending[] = [];
-  private flushScheduled = false;
+  /** One write per event-loop turn: the intake's batch, with the turn's outcomes riding along. */
+  private writeScheduled = false;
   private closed = false;
   /** Committed to the WAL, waiting for an fsync that starts after their COMMIT. */
   private unsynced: { batch: Pending[]; started: number; adopter: Adopter | undefined }[] = [];
@@ -182,7 +183,6 @@ export class QueueStore {
   private adopter: Adopter | undefined;
   /** Attempt outcomes waiting for the next outcome transaction (one per event-loop turn). */
   private outcomes: PendingOutcome[] = [];
-  private outcomesScheduled = false;
   private outcomeRetry: NodeJS.Timeout | undefined;
   private dbClosed = false;
   /** nextDueAt per lane (no exclusions), while valid: [value, read at (performance.now())]. */
@@ -284,15 +284,21 @@ export class QueueStore {
     if (this.closed) return Promise.reject(new StoreError('queue is closed', 'CLOSED'));
     return new Promise((resolve, reject) => {
       this.pending.push({ id: msg.id ?? newQueueId(this.clock()), msg, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.scheduleWrite();
+    });
+  }
+
+  private scheduleWrite(): void {
+    if (this.writeScheduled) return;
+    this.writeScheduled = true;
+    setImmediate(() => {
+      this.writeScheduled = false;
+      this.flush();
+      this.flushOutcomes();
     });
   }
 
   private flush(): void {
-    this.flushScheduled = false;
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
@@ -300,6 +306,7 @@ export class QueueStore {
     const started = performance.now();
     // Taken once: the reservations made in this batch belong to this adopter, even if it goes.
     const adopter = this.adopter;
+    let carried: PendingOutcome[] = [];
     try {
       // COMMIT writes the WAL frames without fsyncing them (synchronous=NORMAL); sync() below
       // does, off the event loop, before anyone is told. Checkpoints still fsync under NORMAL, so
@@ -331,6 +338,7 @@ export class QueueStore {
             }
           }
         }
+        carried = this.carryOutcomes();
         this.db.exec('COMMIT');
       } catch (err) {
         if (this.db.isTransaction) this.db.exec('ROLLBACK');
@@ -340,7 +348,8 @@ export class QueueStore {
     } catch (err) {
       const e = err as Error & { errcode?: number; errstr?: string; code?: string };
       const error = new StoreError(`queue write failed: ${e.message}`, e.errstr ?? e.code ?? 'UNKNOWN');
-      // Rolled back: nothing of this batch exists, the reservations are void.
+      // Rolled back: nothing of this batch exists, the reservations are void; the outcomes wait.
+      this.outcomes = carried.concat(this.outcomes);
       for (const p of batch) {
         if (p.handed) adopter!.released(p.handed[0]!.class, p.handed.length);
         p.handed = undefined;
@@ -567,12 +576,50 @@ export class QueueStore {
     this.outcomes.push({ messageId, recipients, state: outcome.state, nextAttemptAt: next, reply });
     // A requeued recipient moves the next due time.
     if (outcome.state === 'queued') this.invalidateNextDue();
-    if (!this.outcomesScheduled && this.outcomeRetry === undefined) {
-      this.outcomesScheduled = true;
-      setImmediate(() => {
-        this.outcomesScheduled = false;
-        this.flushOutcomes();
-      });
+    this.scheduleWrite();
+  }
+
+  /**
+   * Inside the intake's transaction: this turn's outcomes ride along (one COMMIT, one set of WAL
+   * frames for both). A savepoint keeps a failure of theirs from refusing the intake's mail; they
+   * then wait for flushOutcomes(). Returns what was written.
+   */
+  private carryOutcomes(): PendingOutcome[] {
+    if (this.outcomes.length === 0) return [];
+    const batch = this.outcomes;
+    this.outcomes = [];
+    this.stmt('SAVEPOINT outcomes').run();
+    try {
+      this.writeOutcomes(batch);
+      this.stmt('RELEASE outcomes').run();
+      return batch;
+    } catch {
+      this.stmt('ROLLBACK TO outcomes').run();
+      this.stmt('RELEASE outcomes').run();
+      this.outcomes = batch.concat(this.outcomes);
+      return [];
+    }
+  }
+
+  private writeOutcomes(batch: readonly PendingOutcome[]): void {
+    const upd = this.stmt(
+      `UPDATE recipients SET state = ?, attempts = attempts + 1, last_reply = ?, next_attempt_at = ? WHERE message_id = ? AND recipient = ?`,
+    );
+    const othersOpen = this.stmt(`SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND recipient <> ? AND state IN ('queued', 'inflight')) AS n`);
+    const open = this.stmt(`SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND state IN ('queued', 'inflight')) AS n`);
+    const del = this.stmt(`DELETE FROM messages WHERE id = ?`);
+    for (const o of batch) {
+      if (o.state === 'queued') {
+        for (const r of o.recipients) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, r);
+      } else if (o.recipients.length === 1) {
+        // The common case. With no other recipient open the message goes, and its recipients
+        // with it (ON DELETE CASCADE): updating the row first would be wasted.
+        if ((othersOpen.get(o.messageId, o.recipients[0]!) as { n: number }).n === 0) del.run(o.messageId);
+        else upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, o.recipients[0]!);
+      } else {
+        for (const r of o.recipients) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, r);
+        if ((open.get(o.messageId) as { n: number }).n === 0) del.run(o.messageId);
+      }
     }
   }
 
@@ -593,27 +640,7 @@ export class QueueStore {
       this.outcomeRetry = undefined;
     }
     try {
-      this.lightTransaction(() => {
-        const upd = this.stmt(
-          `UPDATE recipients SET state = ?, attempts = attempts + 1, last_reply = ?, next_attempt_at = ? WHERE message_id = ? AND recipient = ?`,
-        );
-        const othersOpen = this.stmt(`SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND recipient <> ? AND state IN ('queued', 'inflight')) AS n`);
-        const open = this.stmt(`SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND state IN ('queued', 'inflight')) AS n`);
-        const del = this.stmt(`DELETE FROM messages WHERE id = ?`);
-        for (const o of batch) {
-          if (o.state === 'queued') {
-            for (const r of o.recipients) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, r);
-          } else if (o.recipients.length === 1) {
-            // The common case. With no other recipient open the message goes, and its recipients
-            // with it (ON DELETE CASCADE): updating the row first would be wasted.
-            if ((othersOpen.get(o.messageId, o.recipients[0]!) as { n: number }).n === 0) del.run(o.messageId);
-            else upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, o.recipients[0]!);
-          } else {
-            for (const r of o.recipients) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, r);
-            if ((open.get(o.messageId) as { n: number }).n === 0) del.run(o.messageId);
-          }
-        }
-      });
+      this.lightTransaction(() => this.writeOutcomes(batch));
       return true;
     } catch (err) {
       this.outcomes = batch.concat(this.outcomes);
