@@ -2,7 +2,7 @@
 // kube-controller-manager on loopback), create 1,000 MailDomains and 100 SendingPools at once and
 // measure the time until every object's children exist and its status is written, the operator's
 // peak RSS, and its API requests per reconcile.
-//   node bench/operator-scale.ts [--domains 1000] [--pools 100] [--timeout 300] [--out FILE] [--cpu-prof DIR]
+//   node bench/operator-scale.ts [--domains 1000] [--pools 100] [--timeout 300] [--out FILE] [--cpu-prof DIR] [--observe watch|poll]
 // Also run by `npm run bench -- --only operator`.
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,8 +12,9 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { clusterEnv, installCrds, createNamespace, samplePool, sampleDomain, condition, type Env } from '../test/operator/harness.ts';
 import type { KubeObject } from '../operator/runtime/kube.ts';
+import { ResilientInformer } from '../operator/runtime/informer.ts';
 import { REPO } from './lib/mailfleet.ts';
-import { installInterruptHandler, onInterrupt, peakRssBytes, round, sleep } from './lib/util.ts';
+import { cpuMs, installInterruptHandler, onInterrupt, peakRssBytes, round, sleep } from './lib/util.ts';
 
 export interface OperatorScaleResult {
   domains: number;
@@ -31,10 +32,39 @@ export interface OperatorScaleResult {
   kubeRequestsByType: Record<string, number>;
   childrenPerPool: Record<string, number>;
   timeline: { t: number; pools: number; domains: number }[];
+  /** How progress was observed (see runOperatorScale's `observe`). */
+  observe: 'watch' | 'poll';
   /** NODE_OPTIONS the operator ran with: the chart's default `nodeOptions`. */
   operatorNodeOptions: string;
   /** 1-minute load average when the objects were created and when all were done (2 cores here, shared). */
   loadAverage: { start: number; end: number };
+  /**
+   * CPU seconds (user + system, all threads) each process used from the first create until done:
+   * the operator and the control plane share the machine's cores, so this says whose work the
+   * time went to (the operator's includes DKIM key generation on its thread pool).
+   */
+  cpuSeconds: Record<string, number>;
+  /** Events in the namespace by "source reason", with their counts, shortly after done. */
+  events: Record<string, number>;
+}
+
+/** The processes whose CPU is accounted: the operator and the control plane's (from the cluster's pids file). */
+function cpuSnapshot(operatorPid: number, clusterDir: string): Record<string, number> {
+  const pids: Record<string, number> = { operator: operatorPid };
+  try {
+    for (const line of readFileSync(join(clusterDir, 'pids'), 'utf8').split('\n')) {
+      const [name, pid] = line.trim().split(/\s+/);
+      if (name && pid && name !== 'watchdog') pids[name] = Number(pid);
+    }
+  } catch {
+    // no pids file: the operator alone
+  }
+  const out: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(pids)) {
+    const ms = cpuMs(pid);
+    if (ms !== undefined) out[name] = ms;
+  }
+  return out;
 }
 
 /** The operator runs with the NODE_OPTIONS the chart gives it, so the RSS measured is the deployed one. */
@@ -71,6 +101,13 @@ export async function runOperatorScale(opts: {
   log: (s: string) => void;
   /** Run the operator under node --cpu-prof, writing the profile here. */
   cpuProfDir?: string;
+  /**
+   * How the bench sees progress. 'watch' (default): its own informers, checked every 250 ms.
+   * 'poll': lists of every pool, domain, child and Secret each second, as until 22:30 on
+   * 2026-11-29; listing 1,000 MailDomains and their Secrets each second cost the apiserver about
+   * as much CPU as the operator's own requests, on the cores the run is measuring.
+   */
+  observe?: 'watch' | 'poll';
 }): Promise<OperatorScaleResult | { skipped: string }> {
   const { log } = opts;
   log(`== operator scale: ${opts.pools} SendingPools + ${opts.domains} MailDomains created at once`);
@@ -81,6 +118,7 @@ export async function runOperatorScale(opts: {
   const dir = mkdtempSync(join(tmpdir(), 'mailfleet-opscale-'));
   const NS = 'scale';
   let child: ReturnType<typeof spawn> | undefined;
+  let stopObservers = async (): Promise<unknown> => undefined;
   try {
     await installCrds(e.kube);
     await createNamespace(e.kube, NS);
@@ -114,12 +152,35 @@ export async function runOperatorScale(opts: {
     });
     const scrape = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
 
+    const observe = opts.observe ?? 'watch';
+    type Kinds = [KubeObject[], KubeObject[], KubeObject[], KubeObject[], KubeObject[], KubeObject[]];
+    const kinds: Array<[string, string, string | undefined]> = [
+      ['mailfleet.io/v1alpha1', 'SendingPool', undefined],
+      ['mailfleet.io/v1alpha1', 'MailDomain', undefined],
+      ['v1', 'ConfigMap', 'mailfleet.io/pool'],
+      ['v1', 'Service', 'mailfleet.io/pool'],
+      ['apps/v1', 'StatefulSet', 'mailfleet.io/pool'],
+      ['v1', 'Secret', observe === 'watch' ? 'app.kubernetes.io/managed-by=mailfleet-operator' : undefined],
+    ];
+    const informers =
+      observe === 'watch'
+        ? kinds.map(([apiVersion, kind, labelSelector]) => new ResilientInformer(e.kube, { apiVersion, kind, namespace: NS, labelSelector, onEvent: () => {} }))
+        : [];
+    stopObservers = () => Promise.all(informers.map((i) => i.stop()));
+    await Promise.all(informers.map((i) => i.start()));
+    while (!informers.every((i) => i.hasSynced())) await sleep(50);
+    const look = async (): Promise<Kinds> =>
+      observe === 'watch'
+        ? (informers.map((i) => i.list()) as Kinds)
+        : ((await Promise.all(kinds.map(async ([v, k, sel]) => (await e.kube.list(v, k, NS, sel)).items))) as Kinds);
+
     const poolNames = Array.from({ length: opts.pools }, (_, i) => `pool-${i}`);
     const objects: KubeObject[] = [
       ...poolNames.map((p) => samplePool(p, NS)),
       ...Array.from({ length: opts.domains }, (_, i) => sampleDomain(`d-${i}`, NS, `d${i}.scale.test`, poolNames[i % opts.pools]!)),
     ];
     const loadStart = round(loadavg()[0]!, 2);
+    const cpuStart = cpuSnapshot(c.pid!, e.cluster.dir);
     const t0 = performance.now();
     await pool(objects, 32, (o) => e.kube.create(o));
     const createSeconds = round((performance.now() - t0) / 1000, 1);
@@ -131,15 +192,9 @@ export async function runOperatorScale(opts: {
     let domainsDone = 0;
     let childrenPerPool: Record<string, number> = {};
     const deadline = t0 + opts.timeoutS * 1000;
+    let lastLog = -Infinity;
     while (performance.now() < deadline) {
-      const [pools, domains, cms, svcs, stss, secrets] = await Promise.all([
-        e.kube.list('mailfleet.io/v1alpha1', 'SendingPool', NS),
-        e.kube.list('mailfleet.io/v1alpha1', 'MailDomain', NS),
-        e.kube.list('v1', 'ConfigMap', NS, 'mailfleet.io/pool'),
-        e.kube.list('v1', 'Service', NS, 'mailfleet.io/pool'),
-        e.kube.list('apps/v1', 'StatefulSet', NS, 'mailfleet.io/pool'),
-        e.kube.list('v1', 'Secret', NS),
-      ]);
+      const [pools, domains, cms, svcs, stss, secrets] = await look();
       const byPool = (items: KubeObject[]) => {
         const s = new Set<string>();
         for (const o of items) {
@@ -148,37 +203,50 @@ export async function runOperatorScale(opts: {
         }
         return s;
       };
-      const withCm = byPool(cms.items);
-      const withSvc = byPool(svcs.items);
-      const withSts = byPool(stss.items);
-      const secretNames = new Set(secrets.items.map((s) => s.metadata?.name));
+      const withCm = byPool(cms);
+      const withSvc = byPool(svcs);
+      const withSts = byPool(stss);
+      const secretNames = new Set(secrets.map((s) => s.metadata?.name));
       const statusWritten = (o: KubeObject) => {
         const st = o['status'] as { observedGeneration?: number; conditions?: unknown[] } | undefined;
         return (st?.conditions?.length ?? 0) > 0 && condition(o, 'Ready') !== undefined;
       };
-      poolsDone = pools.items.filter((p) => statusWritten(p) && withCm.has(p.metadata!.name!) && withSvc.has(p.metadata!.name!) && withSts.has(p.metadata!.name!)).length;
-      domainsDone = domains.items.filter((d) => {
+      poolsDone = pools.filter((p) => statusWritten(p) && withCm.has(p.metadata!.name!) && withSvc.has(p.metadata!.name!) && withSts.has(p.metadata!.name!)).length;
+      domainsDone = domains.filter((d) => {
         const st = d['status'] as { dkimSecretName?: string } | undefined;
         return statusWritten(d) && condition(d, 'DKIMReady')?.status === 'True' && !!st?.dkimSecretName && secretNames.has(st.dkimSecretName);
       }).length;
       const t = round((performance.now() - t0) / 1000, 1);
       timeline.push({ t, pools: poolsDone, domains: domainsDone });
-      if (timeline.length % 5 === 1) log(`  t=${t}s pools done ${poolsDone}/${opts.pools}, domains done ${domainsDone}/${opts.domains}`);
+      if (t - lastLog >= 5) lastLog = t;
+      if (lastLog === t) log(`  t=${t}s pools done ${poolsDone}/${opts.pools}, domains done ${domainsDone}/${opts.domains}`);
       if (poolsDone === opts.pools && domainsDone === opts.domains) {
         doneSeconds = t;
         childrenPerPool = {
-          ConfigMap: round(cms.items.length / opts.pools, 2),
-          Service: round(svcs.items.length / opts.pools, 2),
-          StatefulSet: round(stss.items.length / opts.pools, 2),
+          ConfigMap: round(cms.length / opts.pools, 2),
+          Service: round(svcs.length / opts.pools, 2),
+          StatefulSet: round(stss.length / opts.pools, 2),
         };
         break;
       }
-      await sleep(1000);
+      await sleep(observe === 'watch' ? 250 : 1000);
     }
     const loadEnd = round(loadavg()[0]!, 2);
+    const cpuEnd = cpuSnapshot(c.pid!, e.cluster.dir);
+    const cpuSeconds = Object.fromEntries(
+      Object.entries(cpuEnd).flatMap(([k, v]) => (cpuStart[k] !== undefined ? [[k, round((v - cpuStart[k]) / 1000, 1)]] : [])),
+    );
     // Let the queue settle a moment so trailing reconciles are counted too.
     await sleep(2000);
     const rss = peakRssBytes(c.pid!);
+    // Events by source and reason (after the clock stopped): the controller-manager's share of the
+    // apiserver's work (pods and claims of every StatefulSet) next to the operator's.
+    const eventCounts: Record<string, number> = {};
+    for (const ev of (await e.kube.list('v1', 'Event', NS)).items) {
+      const src = (ev['source'] as { component?: string } | undefined)?.component ?? (ev['reportingComponent'] as string | undefined) ?? '?';
+      const k = `${src} ${String(ev['reason'])}`;
+      eventCounts[k] = (eventCounts[k] ?? 0) + Number(ev['count'] ?? 1);
+    }
     const metrics = await scrape();
     const reconciles = metricSum(metrics, 'mailfleet_operator_reconciles_total');
     const errors = Object.values(metricSum(metrics, 'mailfleet_operator_reconcile_errors_total')).reduce((a, b) => a + b, 0);
@@ -206,16 +274,21 @@ export async function runOperatorScale(opts: {
       kubeRequestsByType: kube.byRequest,
       childrenPerPool,
       timeline,
+      observe,
       operatorNodeOptions: nodeOptions,
       loadAverage: { start: loadStart, end: loadEnd },
+      cpuSeconds,
+      events: Object.fromEntries(Object.entries(eventCounts).sort((a, b) => b[1] - a[1])),
     };
     log(
       `  ${doneSeconds !== undefined ? `all done in ${doneSeconds} s` : `NOT done within ${opts.timeoutS} s (pools ${poolsDone}, domains ${domainsDone})`}; ` +
         `operator peak RSS ${r.operatorPeakRssMB} MB; reconciles ${JSON.stringify(reconciles)} (errors ${errors}); ` +
-        `API requests ${kube.total} = ${r.kubeRequestsPerReconcile} per reconcile; load average ${loadStart} → ${loadEnd}`,
+        `API requests ${kube.total} = ${r.kubeRequestsPerReconcile} per reconcile; load average ${loadStart} → ${loadEnd}; ` +
+        `CPU s until done ${JSON.stringify(cpuSeconds)}`,
     );
     return r;
   } finally {
+    await stopObservers();
     if (child && child.exitCode === null) {
       const c = child;
       const exited = new Promise<void>((res) => c.once('exit', () => res()));
@@ -233,7 +306,14 @@ export async function runOperatorScale(opts: {
 
 if (import.meta.main) {
   const { values } = parseArgs({
-    options: { domains: { type: 'string' }, pools: { type: 'string' }, timeout: { type: 'string' }, out: { type: 'string' }, 'cpu-prof': { type: 'string' } },
+    options: {
+      domains: { type: 'string' },
+      pools: { type: 'string' },
+      timeout: { type: 'string' },
+      out: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      observe: { type: 'string' },
+    },
   });
   const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
   installInterruptHandler(() => {});
@@ -243,6 +323,7 @@ if (import.meta.main) {
     timeoutS: Number(values.timeout ?? 300),
     log,
     ...(values['cpu-prof'] ? { cpuProfDir: values['cpu-prof'] } : {}),
+    ...(values.observe === 'poll' || values.observe === 'watch' ? { observe: values.observe } : {}),
   });
   if (values.out) (await import('node:fs')).writeFileSync(values.out, `${JSON.stringify(r, null, 2)}\n`);
   else console.log(JSON.stringify({ ...r, timeline: undefined }, null, 2));

@@ -27,3 +27,30 @@ export function parseMailDomain(obj: unknown): ParseResult<MailDomain> {
   const r = MailDomainSchema.safeParse(obj);
   return r.success ? { ok: true, value: r.data } : { ok: false, problems: describeZodIssues(r.error) };
 }
+
+// Informer caches hand out the same object until it changes, and a reconcile at scale parses the
+// same few objects again and again (every MailDomain reconcile its pool, every pool reconcile its
+// domains). Keyed by the cached object itself and its resourceVersion (a reconciler may replace
+// the metadata of a cached object it just patched). Results are shared: callers must not mutate them.
+const poolParses = new WeakMap<object, { rv: unknown; result: ParseResult<SendingPool> }>();
+const domainParses = new WeakMap<object, { rv: unknown; result: ParseResult<MailDomain> }>();
+
+function memoParse<T>(memo: WeakMap<object, { rv: unknown; result: ParseResult<T> }>, obj: unknown, parse: (o: unknown) => ParseResult<T>): ParseResult<T> {
+  if (!obj || typeof obj !== 'object') return parse(obj);
+  const rv = (obj as { metadata?: { resourceVersion?: unknown } }).metadata?.resourceVersion;
+  const hit = memo.get(obj);
+  if (hit && rv !== undefined && hit.rv === rv) return hit.result;
+  const result = parse(obj);
+  memo.set(obj, { rv, result });
+  return result;
+}
+
+/** parseSendingPool of a cached object, parsed once per object and resourceVersion; the result is shared (read-only). */
+export function parseSendingPoolCached(obj: unknown): ParseResult<SendingPool> {
+  return memoParse(poolParses, obj, parseSendingPool);
+}
+
+/** parseMailDomain of a cached object, parsed once per object and resourceVersion; the result is shared (read-only). */
+export function parseMailDomainCached(obj: unknown): ParseResult<MailDomain> {
+  return memoParse(domainParses, obj, parseMailDomain);
+}

@@ -49,9 +49,14 @@ function meta(pool: SendingPool, name: string, labels: Record<string, string>, a
 // The apiserver refuses ConfigMaps over 1 MiB; leave room for metadata.
 export const MAX_CONFIGMAP_DATA_BYTES = 1_000_000;
 
-export function renderConfigMap(pool: SendingPool, domains: readonly MailDomain[]): RenderedObject {
+/** Each IP's relay.yaml. Rendered once per pool render: the ConfigMap holds it and each StatefulSet hashes it. */
+export function renderRelayConfigs(pool: SendingPool, domains: readonly MailDomain[]): Map<string, string> {
+  return new Map(pool.spec.ips.map((ip) => [ip.address, relayConfigYaml(renderRelayConfig(pool, domains, ip.address))]));
+}
+
+export function renderConfigMap(pool: SendingPool, domains: readonly MailDomain[], configs = renderRelayConfigs(pool, domains)): RenderedObject {
   const data: Record<string, string> = {};
-  for (const ip of pool.spec.ips) data[configKey(ip.address)] = relayConfigYaml(renderRelayConfig(pool, domains, ip.address));
+  for (const ip of pool.spec.ips) data[configKey(ip.address)] = configs.get(ip.address)!;
   // Every IP's file repeats the pool's domains, so the size grows with IPs × domains.
   const size = Object.entries(data).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
   if (size > MAX_CONFIGMAP_DATA_BYTES) {
@@ -117,12 +122,17 @@ function volumes(pool: SendingPool, domains: readonly MailDomain[], ip: PoolIp) 
   return { vols, mounts };
 }
 
-export function renderStatefulSet(pool: SendingPool, domains: readonly MailDomain[], ip: PoolIp, opts: RenderOptions = {}): RenderedObject {
+export function renderStatefulSet(
+  pool: SendingPool,
+  domains: readonly MailDomain[],
+  ip: PoolIp,
+  opts: RenderOptions = {},
+  config = relayConfigYaml(renderRelayConfig(pool, domains, ip.address)),
+): RenderedObject {
   const name = relayName(pool, ip.address);
   const labels = relayLabels(pool, ip.address);
   const mode = pool.spec.egress.mode;
   const hostNetwork = mode === 'hostNetwork';
-  const config = relayConfigYaml(renderRelayConfig(pool, domains, ip.address));
   const podAnnotations: Record<string, string> = {
     // A changed config must restart the relay: it reads its config at start.
     [ANNOTATION_CONFIG_HASH]: shortHash(config),
@@ -219,8 +229,8 @@ export function renderStatefulSet(pool: SendingPool, domains: readonly MailDomai
   };
 }
 
-export function renderStatefulSets(pool: SendingPool, domains: readonly MailDomain[], opts: RenderOptions = {}): RenderedObject[] {
-  return pool.spec.ips.map((ip) => renderStatefulSet(pool, domains, ip, opts));
+export function renderStatefulSets(pool: SendingPool, domains: readonly MailDomain[], opts: RenderOptions = {}, configs = renderRelayConfigs(pool, domains)): RenderedObject[] {
+  return pool.spec.ips.map((ip) => renderStatefulSet(pool, domains, ip, opts, configs.get(ip.address)));
 }
 
 /** Gives each relay pod a stable DNS name (<pod>.<pool>-relays) the operator scrapes stats from. */
@@ -364,14 +374,15 @@ export function renderCiliumEgressGatewayPolicies(pool: SendingPool): RenderedOb
 /** Every child of a pool, in apply order (config before the pods that mount it). */
 export function renderPoolChildren(pool: SendingPool, domains: readonly MailDomain[], opts: RenderOptions = {}): RenderedObject[] {
   const nad = renderNetworkAttachmentDefinition(pool);
+  const configs = renderRelayConfigs(pool, domains);
   return [
-    renderConfigMap(pool, domains),
+    renderConfigMap(pool, domains, configs),
     ...(nad ? [nad] : []),
     renderHeadlessService(pool),
     renderSubmissionService(pool),
     renderPodDisruptionBudget(pool),
     renderNetworkPolicy(pool, opts),
-    ...renderStatefulSets(pool, domains, opts),
+    ...renderStatefulSets(pool, domains, opts, configs),
     ...renderCiliumEgressGatewayPolicies(pool),
   ];
 }

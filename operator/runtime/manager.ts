@@ -8,6 +8,7 @@ import { ResilientInformer, stripManagedFields, type InformerEvent } from './inf
 import { WorkQueue } from './workqueue.ts';
 import type { Kube, KubeObject } from './kube.ts';
 import type { OperatorMetrics } from '../metrics.ts';
+import type { OwnWrites } from './echoes.ts';
 
 export interface ResourceRef {
   apiVersion: string;
@@ -36,6 +37,12 @@ export interface ControllerDefinition {
   >;
   reconcile: (namespace: string, name: string, caches: Caches) => Promise<ReconcileResult | void>;
   workers?: number;
+  /**
+   * Writes the reconciler made through it (its status writes, children it created): their
+   * echoes, an event of the primary or of an owned kind with the very resourceVersion written,
+   * re-queue nothing. Only for writes whose result the reconcile does not read back from the cache.
+   */
+  echoes?: OwnWrites;
 }
 
 /** Read access to the informer caches (what the operator last saw; may lag the apiserver). */
@@ -126,15 +133,26 @@ export class Manager implements Caches {
     };
     for (const r of this.running) {
       const { def, queue } = r;
-      on(def.resource, true, (_t, o) => queue.add(objectKey(o)));
+      // Delivers the event unless it is (or may be, until the write in flight returns) the echo of a noted write.
+      const unlessEcho = (kind: string, t: InformerEvent, o: KubeObject, deliver: () => void) => {
+        if (!def.echoes) return deliver();
+        if (t === 'delete') {
+          def.echoes.forget(kind, o);
+          return deliver();
+        }
+        if (!def.echoes.filter(kind, o, deliver)) deliver();
+      };
+      on(def.resource, true, (t, o) => unlessEcho(def.resource.kind, t, o, () => queue.add(objectKey(o))));
       for (const child of def.owns ?? []) {
-        on(child, false, (_t, o) => {
-          for (const ref of o.metadata?.ownerReferences ?? []) {
-            if (ref.controller && ref.kind === def.resource.kind && ref.apiVersion === def.resource.apiVersion) {
-              queue.add(`${o.metadata?.namespace ?? ''}/${ref.name}`);
+        on(child, false, (t, o) =>
+          unlessEcho(child.kind, t, o, () => {
+            for (const ref of o.metadata?.ownerReferences ?? []) {
+              if (ref.controller && ref.kind === def.resource.kind && ref.apiVersion === def.resource.apiVersion) {
+                queue.add(`${o.metadata?.namespace ?? ''}/${ref.name}`);
+              }
             }
-          }
-        });
+          }),
+        );
       }
       for (const w of def.watches ?? []) {
         on(w, false, (t, o) => {

@@ -5,6 +5,7 @@
 // resync of a settled object costs no write and does not wake every watcher.
 import { isDeepStrictEqual } from 'node:util';
 import { isStatus, type Kube, type KubeObject } from './kube.ts';
+import type { OwnWrites } from './echoes.ts';
 
 export interface StatusWriteResult<S> {
   written: boolean;
@@ -17,7 +18,7 @@ export async function writeStatus<S>(
   kube: Kube,
   obj: KubeObject,
   compute: (current: KubeObject) => S,
-  opts: { maxAttempts?: number; onConflict?: (attempt: number) => void } = {},
+  opts: { maxAttempts?: number; onConflict?: (attempt: number) => void; echoes?: OwnWrites } = {},
 ): Promise<StatusWriteResult<S>> {
   const max = opts.maxAttempts ?? 5;
   let current: KubeObject | undefined = obj;
@@ -28,7 +29,11 @@ export async function writeStatus<S>(
       return { written: false, attempts: attempt, status, object: current };
     }
     try {
-      const updated = await kube.replace({ ...current, status } as KubeObject, 'status');
+      const body = { ...current, status } as KubeObject;
+      const m = body.metadata ?? {};
+      const updated = opts.echoes
+        ? await opts.echoes.write(body.kind ?? '', m.namespace, m.name ?? '', () => kube.replace(body, 'status'))
+        : await kube.replace(body, 'status');
       return { written: true, attempts: attempt, status, object: updated };
     } catch (err) {
       // Deleted meanwhile: nothing left to report on (its deletion event re-queues it anyway).

@@ -9,7 +9,7 @@
 // MailDomains). DNS changes raise no Kubernetes event, so the domain is re-checked on a timer.
 import {
   parseMailDomain,
-  parseSendingPool,
+  parseSendingPoolCached,
   setCondition,
   findCondition,
   durationMs,
@@ -30,6 +30,7 @@ import {
 } from '../../render/index.ts';
 import type { ControllerDefinition, Caches } from '../../runtime/manager.ts';
 import { writeStatus } from '../../runtime/status.ts';
+import { OwnWrites } from '../../runtime/echoes.ts';
 import { isStatus, type KubeObject } from '../../runtime/kube.ts';
 import { Blocked, runSteps, meta, rfc3339, DOMAIN, POOL, SECRET, type ControllerDeps, type Step } from '../common.ts';
 import { verifyRecords } from './dns.ts';
@@ -37,6 +38,7 @@ import { generateDkimKey } from './keys.ts';
 
 interface DomainCtx {
   deps: ControllerDeps;
+  echoes: OwnWrites;
   caches: Caches;
   raw: KubeObject;
   domain: MailDomain;
@@ -56,15 +58,22 @@ async function ensureKeySecret(ctx: DomainCtx, selector: string): Promise<{ secr
   const name = dkimSecretName(domain, selector);
   // The cache may say "exists" (it keeps the public key and annotations, all that is read here):
   // a Secret deleted since is a delete event away from re-queueing this domain. It may not say
-  // "absent": a lagging cache would have a key generated that cannot be stored (409) while the
-  // published one is in use, so absence is asked of the API.
+  // "absent" of a key this domain's status already lists: a lagging cache would have a key
+  // generated that cannot be stored (409) while the published one is in use, so that absence is
+  // asked of the API. A selector the status never listed (a new domain, a rotation) almost never
+  // has a Secret yet, and the create says so if it does (409: theirs is used, this key dropped),
+  // so the read would cost a request per new key for nothing.
   const cached = ctx.caches.get(SECRET, ns, name);
   if (cached && dkimKeyFromSecret(cached as never)) return { secret: cached, created: false };
-  const existing = await deps.kube.find(SECRET.apiVersion, SECRET.kind, ns, name);
-  if (existing) return { secret: existing, created: false };
+  const listed = (domain.status?.selectors ?? []).some((s) => s.selector === selector && s.createdAt);
+  if (listed) {
+    const existing = await deps.kube.find(SECRET.apiVersion, SECRET.kind, ns, name);
+    if (existing) return { secret: existing, created: false };
+  }
   const key = await generateDkimKey(domain.spec.dkim.algorithm);
   try {
-    const secret = await deps.kube.create(renderDkimSecret(domain, selector, ctx.now, key) as KubeObject);
+    // Its add event would re-queue this domain, whose status this reconcile is about to write anyway.
+    const secret = await ctx.echoes.write(SECRET.kind, ns, name, () => deps.kube.create(renderDkimSecret(domain, selector, ctx.now, key) as KubeObject));
     return { secret, created: true };
   } catch (err) {
     // Created meanwhile (another replica in a leadership hand-over): use theirs.
@@ -144,7 +153,7 @@ const ensurePool: Step<DomainCtx> = {
     const ref = ctx.domain.spec.poolRef.name;
     const raw = ctx.caches.get(POOL, ns, ref);
     if (!raw) throw new Blocked('PoolNotFound', `spec.poolRef.name: SendingPool "${ref}" not found in namespace ${ns}`);
-    const parsed = parseSendingPool(raw);
+    const parsed = parseSendingPoolCached(raw);
     if (!parsed.ok) throw new Blocked('PoolInvalid', `spec.poolRef.name: SendingPool "${ref}" is invalid: ${parsed.problems.join('; ')}`);
     ctx.pool = parsed.value;
   },
@@ -164,7 +173,9 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
   // spec and existence, and re-checking all of them (an API read and DNS lookups each) on every
   // status write is wasted work that grows with domains × pool reconciles.
   const poolGenerations = new Map<string, number | undefined>();
+  const echoes = new OwnWrites();
   return {
+    echoes,
     resource: DOMAIN,
     owns: [SECRET],
     watches: [
@@ -199,7 +210,7 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
       let ctx: DomainCtx | undefined;
       if (!parsed.ok) blocked = new Blocked('InvalidSpec', parsed.problems.join('; '), { invalid: true });
       else {
-        ctx = { deps, caches, raw, domain: parsed.value, now, selectors: [], keys: [], generated: [], retired: [] };
+        ctx = { deps, echoes, caches, raw, domain: parsed.value, now, selectors: [], keys: [], generated: [], retired: [] };
         blocked = await runSteps([ensureDkimKeys, ensurePool, ensureDnsRecords], ctx);
       }
 
@@ -255,7 +266,7 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
           next.conditions = conds;
           return next;
         },
-        { onConflict: () => deps.metrics.statusConflicts.inc({ kind: 'MailDomain' }) },
+        { onConflict: () => deps.metrics.statusConflicts.inc({ kind: 'MailDomain' }), echoes },
       );
 
       const after = result.status?.conditions;

@@ -11,7 +11,7 @@
 // references; the finalizer path removes cluster-scoped CiliumEgressGatewayPolicies.
 import {
   parseSendingPool,
-  parseMailDomain,
+  parseMailDomainCached,
   setCondition,
   findCondition,
   type SendingPool,
@@ -28,10 +28,12 @@ import {
   ANNOTATION_CONFIG_HASH,
   shortHash,
   RenderError,
+  signingKeys,
   type RenderedObject,
 } from '../../render/index.ts';
 import type { ControllerDefinition, Caches } from '../../runtime/manager.ts';
 import { writeStatus } from '../../runtime/status.ts';
+import { OwnWrites } from '../../runtime/echoes.ts';
 import { isStatus, type KubeObject } from '../../runtime/kube.ts';
 import { warmupState } from '../../control/warmup.ts';
 import {
@@ -253,14 +255,33 @@ function ipStatuses(caches: Caches, pool: SendingPool, prev: PoolIpStatus[] | un
   return nextWarmupChange ? { ips, nextWarmupChange } : { ips };
 }
 
+/**
+ * What a pool's render reads of one of its MailDomains (operator/render: spec, identity, and the
+ * keys it signs with), as a string. A new domain's first key lands in its status under the name
+ * the render already used (signingKeys falls back to the spec selector), so the status writes
+ * that come with every new key change nothing here, and neither re-queue the pool nor re-render it.
+ */
+export function domainRenderInputs(d: KubeObject): string {
+  let keys: unknown;
+  try {
+    keys = signingKeys(d as unknown as MailDomain);
+  } catch {
+    // Not shaped like a MailDomain (parsing will say so): fall back to the raw selectors.
+    keys = (d['status'] as { selectors?: unknown } | undefined)?.selectors;
+  }
+  return JSON.stringify([d.metadata?.name, d.metadata?.uid, d.metadata?.deletionTimestamp ?? null, d['spec'], keys]);
+}
+
 export function sendingPoolController(deps: ControllerDeps): ControllerDefinition {
   // Per MailDomain: the pool it last pointed at and what of it the pool's config depends on, so a
   // domain moving pools re-queues both, and DNS re-checks (status.lastCheckedAt) re-queue none.
   const seen = new Map<string, { pool: string; signature: string }>();
   // Per pool: the inputs of the last successful render and what they gave.
   const rendered = new Map<string, { inputs: string; pool: SendingPool; domains: MailDomain[]; desired: RenderedObject[]; pruned?: boolean }>();
+  const echoes = new OwnWrites();
 
   return {
+    echoes,
     resource: POOL,
     owns: WATCHED_CHILDREN,
     watches: [
@@ -271,10 +292,9 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
         delayMs: 1000,
         map: (o, _caches, event) => {
           const key = `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
-          const spec = (o['spec'] ?? {}) as { poolRef?: { name?: string }; domain?: string; dkim?: unknown; returnPath?: unknown };
-          const status = (o['status'] ?? {}) as { selectors?: unknown };
+          const spec = (o['spec'] ?? {}) as { poolRef?: { name?: string } };
           const pool = `${o.metadata?.namespace ?? ''}/${spec.poolRef?.name ?? ''}`;
-          const signature = JSON.stringify([spec, status.selectors, o.metadata?.deletionTimestamp ?? null]);
+          const signature = domainRenderInputs(o);
           const prev = seen.get(key);
           if (event === 'delete') {
             seen.delete(key);
@@ -308,11 +328,7 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
         .filter((d) => (d['spec'] as { poolRef?: { name?: string } } | undefined)?.poolRef?.name === name);
       // Everything parsing and rendering read; the same inputs render the same children (render is
       // pure), so most reconciles (a StatefulSet's status moved, a resync) reuse the last result.
-      const inputs = JSON.stringify([
-        raw.metadata?.uid,
-        raw['spec'],
-        rawDomains.map((d) => [d.metadata?.name, d.metadata?.uid, d.metadata?.deletionTimestamp, d['spec'], (d['status'] as { selectors?: unknown } | undefined)?.selectors]),
-      ]);
+      const inputs = [JSON.stringify([raw.metadata?.uid, raw['spec']]), ...rawDomains.map(domainRenderInputs)].join('\n');
       const memo = rendered.get(`${namespace}/${name}`);
       let parsed: ReturnType<typeof parseSendingPool>;
       let blocked: Blocked | undefined;
@@ -326,7 +342,7 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
         let domains: MailDomain[] = memo?.inputs === inputs ? memo.domains : [];
         let desired: RenderedObject[] = memo?.inputs === inputs ? memo.desired : [];
         if (memo?.inputs !== inputs) {
-          domains = rawDomains.map((d) => parseMailDomain(d)).flatMap((r) => (r.ok ? [r.value] : []));
+          domains = rawDomains.map((d) => parseMailDomainCached(d)).flatMap((r) => (r.ok ? [r.value] : []));
           try {
             desired = renderPoolChildren(pool, domains, deps.render);
             rendered.set(`${namespace}/${name}`, { inputs, pool, domains, desired });
@@ -393,7 +409,7 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
           next.conditions = conds;
           return next;
         },
-        { onConflict: () => deps.metrics.statusConflicts.inc({ kind: 'SendingPool' }) },
+        { onConflict: () => deps.metrics.statusConflicts.inc({ kind: 'SendingPool' }), echoes },
       );
 
       // Events on transitions only: a settled pool that is resynced says nothing.
