@@ -5,7 +5,7 @@
 // room for it (the engine is the store's Adopter); the rest waits in the queue for a claim.
 import { setMaxListeners } from 'node:events';
 import type { RelayConfig } from '../config/schema.ts';
-import type { DueRecipient, MessageClass, QueueStore } from '../queue/store.ts';
+import type { Adopter, DueRecipient, MessageClass, QueueStore } from '../queue/store.ts';
 import type { Logger } from '../log.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import type { BounceRule } from '../bounce/classify.ts';
@@ -495,12 +495,18 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
    * short and nothing of it came due since (so nothing waiting is overtaken) and its lanes have
    * room; otherwise it is written 'queued' and the class is claimed at the next turn, as before.
    */
-  store.setAdopter({
+  const adopter: Adopter = {
     reserve(cls, domains) {
       if (running && !scanPending[cls] && lanes.mayAdopt(cls, domains)) {
         // Mail due again since the last claim (a retry, a postponed lane, intake smoothing) goes first.
-        const t = store.nextDueAt(cls);
-        if (t === undefined || t > clock() || t <= lanes.claimedAt(cls)) {
+        let overtakes = true; // unknown (the store failed to say): queue it, the scan decides
+        try {
+          const t = store.nextDueAt(cls);
+          overtakes = t !== undefined && t <= clock() && t > lanes.claimedAt(cls);
+        } catch {
+          // the intake's commit reports the store's trouble
+        }
+        if (!overtakes) {
           lanes.reserve(cls, domains.length);
           return true;
         }
@@ -529,7 +535,8 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     queued() {
       kick();
     },
-  });
+  };
+  store.setAdopter(adopter);
   store.onOutcomeError = (err, n) => logger.error({ err, outcomes: n }, `could not record ${n} attempt outcome(s); retrying`);
 
   async function loop(): Promise<void> {
@@ -584,7 +591,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     async stop() {
       running = false;
       // Fresh mail is queued from now on; what was promised before this arrives through adopted().
-      store.setAdopter(undefined);
+      store.removeAdopter(adopter);
       wake();
       await loopDone;
       // Held, never attempted: due again at once for the next process.

@@ -256,6 +256,11 @@ export class QueueStore {
     this.adopter = adopter;
   }
 
+  /** Stops handing fresh mail to this adopter (an engine that stops), unless another took its place. */
+  removeAdopter(adopter: Adopter): void {
+    if (this.adopter === adopter) this.adopter = undefined;
+  }
+
   hasAdopter(): boolean {
     return this.adopter !== undefined;
   }

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import net from 'node:net';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
+import { fsync } from 'node:fs';
 import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
 import { freeTcpPort, startSink, startSinksOnOnePort, type Sink } from '../support/sink.ts';
 import { SmtpProbe } from '../support/smtp-probe.ts';
@@ -58,7 +59,7 @@ function enqueue(to: string): Promise<string> {
   return h.store.enqueue({ mailFrom: 'sender@mailfleet.test', recipients: [to], body: Buffer.from(message('sender@mailfleet.test', to)) });
 }
 
-test('fresh mail is taken at birth: delivered without a queue scan, one outcome transaction per turn, and its row is gone', async () => {
+test('fresh mail is taken at birth: delivered without a queue scan, every outcome recorded, and its row is gone', async () => {
   const scans = claims.length;
   const ids: string[] = [];
   for (let i = 0; i < 10; i++) {
@@ -173,4 +174,26 @@ test('kill -9 after the 250, while the message taken at birth is being delivered
     for (const s of held) s.destroy();
     tarpit.close();
   }
+});
+
+test('an engine that stops while the fsync of mail it took at birth runs puts that mail back in the queue, due at once', async (t) => {
+  // An fsync that waits until the test lets it go.
+  const held: (() => void)[] = [];
+  const fsyncs = new EventEmitter();
+  const slowFsync = (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+    held.push(() => fsync(fd, cb));
+    fsyncs.emit('held');
+  };
+  const s = await startHarness({ config: {}, dnsServer: dns.server, mxPort: sink.port, clock: () => now, options: { mtaSts: false }, storeOptions: { fsync: slowFsync } });
+  t.after(() => s.cleanup());
+  const id = '0000000000DDDDDD';
+  const fsyncing = once(fsyncs, 'held');
+  const acked = s.store.enqueue({ id, mailFrom: 'sender@mailfleet.test', recipients: ['late@birth.test'], body: Buffer.from(message('sender@mailfleet.test', 'late@birth.test')) });
+  await fsyncing;
+  assert.equal(s.store.get(id)!.recipients[0]!.state, 'inflight', 'committed for the engine, not acknowledged yet');
+  await s.delivery.stop();
+  for (const go of held.splice(0)) go();
+  assert.equal(await acked, id);
+  const r = s.store.get(id)!.recipients[0]!;
+  assert.deepEqual([r.state, r.nextAttemptAt, r.attempts], ['queued', now, 0]);
 });

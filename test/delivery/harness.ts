@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRelayConfig } from '../../relay/config/load.ts';
 import type { RelayConfig } from '../../relay/config/schema.ts';
-import { QueueStore } from '../../relay/queue/store.ts';
+import { QueueStore, type QueueStoreOptions } from '../../relay/queue/store.ts';
 import { createLogger } from '../../relay/log.ts';
 import { createRelayMetrics, type RelayMetrics } from '../../relay/metrics.ts';
 import { MailResolver } from '../../relay/dns/resolver.ts';
@@ -52,6 +52,8 @@ export async function startHarness(input: {
   mxPort?: number;
   clock?: () => number;
   options?: Partial<DeliveryOptions>;
+  /** For the queue store (a failing or slow fsync). */
+  storeOptions?: QueueStoreOptions;
 }): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'mailfleet-delivery-'));
   const config = parseRelayConfig({
@@ -77,7 +79,7 @@ export async function startHarness(input: {
   const clock = input.clock ?? Date.now;
   const h = {} as Harness;
   const start = (extra: Partial<DeliveryOptions> = {}) => {
-    h.store = new QueueStore(dataDir, { clock });
+    h.store = new QueueStore(dataDir, { clock, ...input.storeOptions });
     h.delivery = startDelivery({
       config,
       store: h.store,
