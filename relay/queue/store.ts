@@ -123,9 +123,6 @@ CREATE TABLE IF NOT EXISTS recipients (
   last_reply TEXT,
   PRIMARY KEY (message_id, recipient)
 ) STRICT;
-CREATE INDEX IF NOT EXISTS recipients_due ON recipients (state, next_attempt_at);
--- Claims per class (the scheduler's lanes) find a few otp messages under a large bulk backlog.
-CREATE INDEX IF NOT EXISTS messages_class ON messages (class, created_at);
 `;
 
 const LANES: Record<MessageClass, number> = { otp: 0, transactional: 1, bulk: 2 };
@@ -237,6 +234,10 @@ export class QueueStore {
       this.db.exec(`UPDATE recipients SET lane = (SELECT CASE m.class WHEN 'otp' THEN 0 WHEN 'bulk' THEN 2 ELSE 1 END FROM messages m WHERE m.id = recipients.message_id)`);
     }
     this.db.exec(`CREATE INDEX IF NOT EXISTS recipients_lane_due ON recipients (state, lane, next_attempt_at)`);
+    // Superseded by recipients_lane_due (claims and due times go per lane); each index costs every
+    // insert and delete of the intake and of delivered mail.
+    this.db.exec(`DROP INDEX IF EXISTS recipients_due`);
+    this.db.exec(`DROP INDEX IF EXISTS messages_class`);
   }
 
   private stmt(sql: string): StatementSync {
@@ -548,11 +549,13 @@ export class QueueStore {
       if (c && performance.now() - c[1] < NEXT_DUE_TTL_MS) return c[0];
     }
     this.flushOutcomes();
-    const row = (cls
-      ? excludeDomains.length > 0
-        ? this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients INDEXED BY recipients_lane_due WHERE state = 'queued' AND lane = ? AND domain NOT IN (SELECT value FROM json_each(?))`).get(LANES[cls], JSON.stringify(excludeDomains))
-        : this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients INDEXED BY recipients_lane_due WHERE state = 'queued' AND lane = ?`).get(LANES[cls])
-      : this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients WHERE state = 'queued'`).get()) as { t: number | null };
+    if (cls === undefined) {
+      const each = LANE_ORDER.map((c) => this.nextDueAt(c, excludeDomains)).filter((t): t is number => t !== undefined);
+      return each.length > 0 ? Math.min(...each) : undefined;
+    }
+    const row = (excludeDomains.length > 0
+      ? this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients INDEXED BY recipients_lane_due WHERE state = 'queued' AND lane = ? AND domain NOT IN (SELECT value FROM json_each(?))`).get(LANES[cls], JSON.stringify(excludeDomains))
+      : this.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients INDEXED BY recipients_lane_due WHERE state = 'queued' AND lane = ?`).get(LANES[cls])) as { t: number | null };
     const t = row.t ?? undefined;
     // Not cached while an outcome transaction keeps failing: what it would requeue is not counted yet.
     if (cacheable && this.outcomes.length === 0) this.nextDue[LANES[cls]] = [t, performance.now()];
