@@ -34,7 +34,7 @@ export interface MailfleetInstance {
 /** The relay image's NODE_OPTIONS (Dockerfile ENV): the bench runs the relay as deployed. */
 export function imageNodeOptions(): string {
   const m = /^ENV NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(REPO, 'Dockerfile'), 'utf8'));
-  return m?.[1]?.trim() ?? '';
+  return m?.[1]?.trim().replace(/^"(.*)"$/, '$1') ?? '';
 }
 
 /**
