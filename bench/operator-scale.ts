@@ -59,7 +59,9 @@ function cpuSnapshot(operatorPid: number, clusterDir: string): Record<string, nu
   } catch {
     // no pids file: the operator alone
   }
-  const out: Record<string, number> = {};
+  const own = process.cpuUsage();
+  // The bench itself (creating the objects, decoding its watches) shares the cores too.
+  const out: Record<string, number> = { bench: (own.user + own.system) / 1000 };
   for (const [name, pid] of Object.entries(pids)) {
     const ms = cpuMs(pid);
     if (ms !== undefined) out[name] = ms;

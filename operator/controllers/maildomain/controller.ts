@@ -197,9 +197,11 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
         },
       },
     ],
-    // Key generation waits on the libuv pool, not the event loop: more workers than cores keep
-    // its threads busy while other reconciles wait on the apiserver.
-    workers: 8,
+    // Key generation waits on the libuv pool (4 threads), not the event loop. A new domain's
+    // reconcile spends its time on the key first, then on the apiserver (Secret, status) and DNS;
+    // with 8 workers the pool ran dry while they waited on a busy apiserver. 16 keep keys queued
+    // there, so new keys are made as fast as the cores allow while the writes proceed.
+    workers: 16,
     reconcile: async (namespace, name, caches) => {
       const raw = caches.get(DOMAIN, namespace, name);
       if (!raw || raw.metadata?.deletionTimestamp) return;
