@@ -197,7 +197,10 @@ export class SmtpConnection {
   private async command(line: string | Buffer[], phase: SmtpPhase): Promise<Reply> {
     if (this.closed) throw new SmtpError(phase, 0, this.failure?.message ?? 'connection closed');
     if (typeof line === 'string') this.socket.write(line + '\r\n');
-    else {
+    else if (line.reduce((n, p) => n + p.length, 0) < 16_384) {
+      // A small message: one copy and a plain write cost less than gathering the pieces.
+      this.socket.write(line.length === 1 ? line[0]! : Buffer.concat(line));
+    } else {
       // One writev for all the pieces.
       this.socket.cork();
       for (const part of line) if (part.length > 0) this.socket.write(part);
