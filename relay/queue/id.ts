@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'; // Crockford base32: no I, L, O, U
 
@@ -10,10 +10,20 @@ export function newQueueId(now: number): string {
     head = ALPHABET[t % 32] + head;
     t = Math.floor(t / 32);
   }
-  const rnd = randomBytes(6);
   let tail = '';
-  for (const b of rnd) tail += ALPHABET[b % 32];
+  for (let i = 0; i < 6; i++) tail += ALPHABET[randomByte() % 32];
   return head + tail;
+}
+
+// Random bytes drawn 1 KiB at a time: one call into the CSPRNG per 170 ids, not one per id.
+const pool = Buffer.alloc(1024);
+let used = pool.length;
+function randomByte(): number {
+  if (used === pool.length) {
+    randomFillSync(pool);
+    used = 0;
+  }
+  return pool[used++]!;
 }
 
 export function isQueueId(s: string): boolean {
