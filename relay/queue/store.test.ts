@@ -207,3 +207,61 @@ test('outcomes of the turn ride along with the intake commit, and are still writ
   await other.close();
   await s.close();
 });
+
+test('disk full: the intake is refused and its reservations released, outcomes of the same turns are kept and written once space returns', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { mkdirSync, statfsSync, writeFileSync, unlinkSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-store-'));
+  const mnt = join(dir, 'small');
+  mkdirSync(mnt);
+  const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', mnt], { encoding: 'utf8' });
+  t.after(() => {
+    if (mount.status === 0) spawnSync('umount', ['-l', mnt]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  if (mount.status !== 0) {
+    t.skip(`cannot mount a tmpfs here (${mount.stderr.trim() || 'needs root'})`);
+    return;
+  }
+  const s = new QueueStore(mnt);
+  const { adopter, calls } = recorder(() => true);
+  s.setAdopter(adopter);
+  const errors: Error[] = [];
+  s.onOutcomeError = (err) => errors.push(err);
+  const filler = join(mnt, 'filler');
+  writeFileSync(filler, Buffer.alloc(Math.max(0, statfsSync(mnt).bavail * statfsSync(mnt).bsize - 1_200_000)));
+  const big = Buffer.alloc(90_000, 122);
+  const acked: string[] = [];
+  const deferred: string[] = [];
+  let refused: unknown;
+  for (let k = 0; k < 200 && !refused; k++) {
+    // Each acknowledged message gets its (deferred) outcome in the turn of the next intake commit.
+    const last = acked.at(-1);
+    if (last) {
+      s.recordAttempt(last, [`r@${last}.test`], { state: 'queued', nextAttemptAt: 7 }, '451 later');
+      deferred.push(last);
+    }
+    const id = `00000000000${String(k).padStart(5, '0')}`;
+    try {
+      await s.enqueue({ id, mailFrom: 'a@sender.test', recipients: [`r@${id}.test`], body: big });
+      acked.push(id);
+    } catch (err) {
+      refused = err;
+    }
+  }
+  assert.ok(refused instanceof StoreError, `the disk filled up (${String(refused)})`);
+  assert.ok(acked.length > 0);
+  const rejected = calls.reserved.length - calls.adopted.length;
+  assert.ok(rejected >= 1);
+  assert.deepEqual(calls.released.reduce((n, [, k]) => n + k, 0), rejected, 'every reservation of a refused message was released');
+  assert.deepEqual(calls.adopted.map((d) => d.messageId), acked, 'only acknowledged mail was handed over');
+  t.diagnostic(`${acked.length} acknowledged, refused with ${(refused as StoreError).sqliteCode}; outcome transactions that failed meanwhile: ${errors.length}`);
+  // Space returns: nothing recorded was lost.
+  unlinkSync(filler);
+  assert.equal(s.flushOutcomes(), true);
+  for (const id of acked) {
+    const r = s.get(id)!.recipients[0]!;
+    assert.deepEqual([r.state, r.attempts], deferred.includes(id) ? ['queued', 1] : ['inflight', 0], id);
+  }
+  await s.close();
+});

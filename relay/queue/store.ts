@@ -594,17 +594,20 @@ export class QueueStore {
    */
   private carryOutcomes(): PendingOutcome[] {
     if (this.outcomes.length === 0) return [];
+    this.stmt('SAVEPOINT outcomes').run();
     const batch = this.outcomes;
     this.outcomes = [];
-    this.stmt('SAVEPOINT outcomes').run();
     try {
       this.writeOutcomes(batch);
       this.stmt('RELEASE outcomes').run();
       return batch;
-    } catch {
+    } catch (err) {
+      this.outcomes = batch.concat(this.outcomes);
+      // SQLite may roll the whole transaction back itself (SQLITE_FULL, I/O errors): the intake's
+      // rows are gone too, so its batch must fail.
+      if (!this.db.isTransaction) throw err;
       this.stmt('ROLLBACK TO outcomes').run();
       this.stmt('RELEASE outcomes').run();
-      this.outcomes = batch.concat(this.outcomes);
       return [];
     }
   }
