@@ -8,7 +8,7 @@
 // The pool picks up the signing settings from this object's status (its controller watches
 // MailDomains). DNS changes raise no Kubernetes event, so the domain is re-checked on a timer.
 import {
-  parseMailDomain,
+  parseMailDomainCached,
   parseSendingPoolCached,
   setCondition,
   findCondition,
@@ -207,7 +207,7 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
       if (!raw || raw.metadata?.deletionTimestamp) return;
       const m = meta(raw);
       const now = deps.now();
-      const parsed = parseMailDomain(raw);
+      const parsed = parseMailDomainCached(raw);
       let blocked: Blocked | undefined;
       let ctx: DomainCtx | undefined;
       if (!parsed.ok) blocked = new Blocked('InvalidSpec', parsed.problems.join('; '), { invalid: true });

@@ -70,9 +70,22 @@ export async function verifyRecord(dns: DnsLookup, rec: RequiredRecord): Promise
 }
 
 export async function verifyRecords<R extends RequiredRecord>(dns: DnsLookup, records: readonly R[]): Promise<Array<R & VerifiedRecord>> {
+  // One query per name and type: the return path has an MX record per pool hostname, and every
+  // one of them is checked against the same answer.
+  const answers = new Map<string, Promise<unknown>>();
+  const once = <T>(key: string, q: () => Promise<T>): Promise<T> => {
+    let p = answers.get(key) as Promise<T> | undefined;
+    if (!p) answers.set(key, (p = q()));
+    return p;
+  };
+  const shared: DnsLookup = {
+    resolveTxt: (n) => once(`TXT ${n}`, () => dns.resolveTxt(n)),
+    resolveMx: (n) => once(`MX ${n}`, () => dns.resolveMx(n)),
+    resolveCname: (n) => once(`CNAME ${n}`, () => dns.resolveCname(n)),
+  };
   return Promise.all(
     records.map(async (r) => {
-      const v = await verifyRecord(dns, r);
+      const v = await verifyRecord(shared, r);
       const out = { ...r, verified: v.verified } as R & VerifiedRecord;
       if (v.message) out.message = v.message;
       else delete out.message;
