@@ -5,7 +5,7 @@
 // Options: `npm run bench -- --help`. Results: bench/results/<date>.json.
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, chmodSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { ensurePostfix, startPostfix } from './lib/postfix.ts';
@@ -14,6 +14,7 @@ import { ACCEPT_DOMAIN, REPO, startMailfleet, type RelayTuning, imageNodeOptions
 import { runPaced, runSmtpSource, type PacedSample } from './lib/load.ts';
 import { freePort, installInterruptHandler, percentile, round, sleep, summarize, type Summary } from './lib/util.ts';
 import { formatProfile, summarizeProfile, type ProfileSummary } from './lib/profile.ts';
+import { writeFlameGraph } from './lib/flamegraph.ts';
 import { runOtp, type OtpResult } from './otp.ts';
 import { runOperatorScale } from './operator-scale.ts';
 
@@ -353,6 +354,8 @@ async function main(): Promise<void> {
     }
     const s = summarizeProfile(join(profDir, file));
     console.log(formatProfile(s));
+    const flame = writeFlameGraph(join(profDir, file));
+    log(`flame graph: ${relative(REPO, flame.svg)} (folded stacks for flamegraph.pl, inferno or speedscope: ${relative(REPO, flame.folded)})`);
     return s;
   };
   if (opts.scenarios.has('profile')) {
