@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { covers } from './controller.ts';
+import { covers, domainRenderInputs } from './controller.ts';
 
 test('covers: every rendered field present and equal; fields others added are ignored', () => {
   const desired = { metadata: { name: 'p', labels: { a: '1' } }, spec: { ports: [{ port: 587, protocol: 'TCP' }] } };
@@ -10,4 +10,24 @@ test('covers: every rendered field present and equal; fields others added are ig
   assert.equal(covers({ ...actual, spec: { ports: [] } }, desired), false, 'a list of another length means apply');
   assert.equal(covers({ metadata: actual.metadata }, desired), false, 'a missing field means apply');
   assert.equal(covers(actual, { spec: { clusterIP: undefined } }), true, 'undefined in the rendered object is not sent, so not compared');
+});
+
+test('domainRenderInputs: a new domain\'s first key changes nothing the pool renders; a rotation, a spec change or a deletion does', () => {
+  const fresh = {
+    apiVersion: 'mailfleet.io/v1alpha1',
+    kind: 'MailDomain',
+    metadata: { name: 'd', namespace: 'ns', uid: 'u1', resourceVersion: '1' },
+    spec: { domain: 'd.test', poolRef: { name: 'p' }, dkim: { selector: 'mailfleet', algorithm: 'rsa2048', rotateAfter: '4320h', gracePeriod: '168h' }, returnPath: { subdomain: 'bounces' }, dmarc: { policy: 'none' } },
+  };
+  const active = { selector: 'mailfleet', algorithm: 'rsa2048', secretName: 'd-dkim-mailfleet', state: 'Active', createdAt: '2026-11-29T00:00:00Z' };
+  const keyed = { ...fresh, metadata: { ...fresh.metadata, resourceVersion: '2' }, status: { selectors: [active], lastCheckedAt: '2026-11-29T00:00:01Z' } };
+  assert.equal(domainRenderInputs(keyed), domainRenderInputs(fresh), 'the first key lands under the Secret name already rendered');
+
+  const retiring = { ...keyed, status: { selectors: [active, { selector: 'old', algorithm: 'rsa2048', secretName: 'd-dkim-old', state: 'Retiring' }] } };
+  assert.equal(domainRenderInputs(retiring), domainRenderInputs(keyed), 'a Retiring key is published in DNS, not signed with');
+
+  const rotated = { ...keyed, status: { selectors: [{ ...active, state: 'Retiring' }, { ...active, selector: 'mailfleet-20261130', secretName: 'd-dkim-mailfleet-20261130' }] } };
+  assert.notEqual(domainRenderInputs(rotated), domainRenderInputs(keyed), 'a rotation signs with another key');
+  assert.notEqual(domainRenderInputs({ ...keyed, spec: { ...keyed.spec, returnPath: { subdomain: 'rp' } } }), domainRenderInputs(keyed), 'a spec change');
+  assert.notEqual(domainRenderInputs({ ...keyed, metadata: { ...keyed.metadata, deletionTimestamp: '2026-11-29T00:00:02Z' } }), domainRenderInputs(keyed), 'a deletion');
 });
