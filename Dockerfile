@@ -13,7 +13,8 @@ ENV NODE_ENV=production
 # Heap sizing for the relay under load (bench/README.md): a young generation of 3 MB per
 # semi-space instead of 16, and an explicit old-space limit, without which V8 sizes its heap from
 # the machine's memory and collects late: peak 129-136 MB instead of 229-238 MB under the 50 KiB
-# load. 2 MB semi-spaces cost ~10 % more CPU per message in scavenges, 4 MB peaked near 150 MB. 256 MB fits the SendingPool default memory limit (512Mi). The operator Deployment sets its
+# load. 2 MB semi-spaces cost ~10 % more CPU per message in scavenges, 4 MB peaked near 150 MB.
+# 256 MB fits the SendingPool default memory limit (512Mi). The operator Deployment sets its
 # own NODE_OPTIONS (chart value nodeOptions).
 ENV NODE_OPTIONS="--max-semi-space-size=3 --max-old-space-size=256"
 # Type-stripped and compiled modules, warmed below, so a pod never loads the TypeScript stripper
