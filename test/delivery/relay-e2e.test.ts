@@ -80,7 +80,10 @@ test('submitted mail is delivered to the MX from the source IP, DKIM-signed, and
   const resolver = new Resolver();
   resolver.setServers([dns.server]);
   const v = await dkimVerify(m!.body, { resolver: async (name: string) => resolver.resolveTxt(name) });
-  assert.deepEqual(v.results.map((x: { status: { result: string } }) => x.status.result), ['pass']);
+  // A failure says why (status comment, the key DNS gave, the signed header section): it was seen once in CI (23:35) and not again in 60 runs.
+  const why = async () => `${JSON.stringify(v.results.map((x: { status: unknown }) => x.status))}; key ${JSON.stringify(await resolver.resolveTxt('e2e._domainkey.brand.test').catch((e: Error) => e.message))}; headers ${JSON.stringify(m!.body.toString('latin1').split('\r\n\r\n')[0])}`;
+  if (v.results.some((x: { status: { result: string } }) => x.status.result !== 'pass')) assert.fail(`DKIM did not verify: ${await why()}`);
+  assert.equal(v.results.length, 1);
 
   await waitUntil(emitter, 'event', () => events.some((e) => e.event === 'delivered'), 10_000, 'the delivered event');
   const metrics = await (await fetch(`http://127.0.0.1:${relay.http.port}/metrics`)).text();
