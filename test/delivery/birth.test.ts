@@ -4,15 +4,13 @@
 // the restart.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import net from 'node:net';
 import { EventEmitter, once } from 'node:events';
 import { fsync } from 'node:fs';
 import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
 import { freeTcpPort, startSink, startSinksOnOnePort, type Sink } from '../support/sink.ts';
 import { SmtpProbe } from '../support/smtp-probe.ts';
-import { workspace, baseConfig, writeConfig, USER, PASSWORD, NODE, CLI } from '../support/relay-harness.ts';
+import { workspace, baseConfig, writeConfig, USER, PASSWORD, startRelayProcess } from '../support/relay-harness.ts';
 import { QueueStore, type DueRecipient } from '../../relay/queue/store.ts';
 import { message, startHarness, type Harness } from './harness.ts';
 
@@ -90,29 +88,6 @@ test('fresh mail does not overtake mail of its class that came due in the queue'
   assert.deepEqual(scan.map((d) => d.messageId), [retried, fresh]);
   assert.equal(h.store.messageCount(), 0);
 });
-
-interface Started {
-  child: ChildProcess;
-  port: number;
-  exited: Promise<number | null>;
-}
-
-function startRelayProcess(configFile: string): Promise<Started> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [CLI, 'relay', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; listeners?: string[] };
-        if (entry.msg === 'relay started') resolve({ child, port: Number(entry.listeners!.find((l) => l.startsWith('alt:'))!.split(':')[1]), exited });
-      } catch {
-        // not a JSON log line
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`relay exited with ${code} before it started`)));
-  });
-}
 
 async function send(port: number, msgId: string): Promise<string> {
   const p = await SmtpProbe.open(port);

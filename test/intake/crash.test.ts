@@ -2,37 +2,9 @@
 // once after a restart, and nothing that was never fully sent is there.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { workspace, baseConfig, writeConfig, USER, PASSWORD, NODE, CLI } from '../support/relay-harness.ts';
+import { execFileSync } from 'node:child_process';
+import { workspace, baseConfig, writeConfig, USER, PASSWORD, NODE, CLI, startRelayProcess } from '../support/relay-harness.ts';
 import { SmtpProbe } from '../support/smtp-probe.ts';
-
-interface Started {
-  child: ChildProcess;
-  port: number;
-  exited: Promise<number | null>;
-}
-
-/** Starts `mailfleet relay` and resolves once its log says which port the listener got. */
-function startRelayProcess(configFile: string): Promise<Started> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [CLI, 'relay', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; listeners?: string[] };
-        if (entry.msg === 'relay started') {
-          const alt = entry.listeners!.find((l) => l.startsWith('alt:'))!;
-          resolve({ child, port: Number(alt.split(':')[1]), exited });
-        }
-      } catch {
-        // not a JSON log line
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`relay exited with ${code} before it started`)));
-  });
-}
 
 /** One client: authenticates once, then sends messages until the connection dies. */
 async function client(port: number, clientNo: number, acked: Map<string, string>, completed: Set<string>, stop: { now: boolean }): Promise<void> {

@@ -1,5 +1,7 @@
 // Starts a relay in this process (or as a child process) with a fresh data dir and a dev user.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -60,3 +62,31 @@ export function writeConfig(ws: Workspace, config: RelayConfigInput, name = 'rel
 
 export const NODE = process.execPath;
 export const CLI = new URL('../../cli/mailfleet.ts', import.meta.url).pathname;
+
+export interface RelayProcess {
+  child: ChildProcess;
+  /** The port the listener named "alt" got. */
+  port: number;
+  exited: Promise<number | null>;
+}
+
+/** Starts `mailfleet relay` and resolves once its log says which port the "alt" listener got. */
+export function startRelayProcess(configFile: string): Promise<RelayProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE, [CLI, 'relay', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; listeners?: string[] };
+        if (entry.msg === 'relay started') {
+          const alt = entry.listeners!.find((l) => l.startsWith('alt:'))!;
+          resolve({ child, port: Number(alt.split(':')[1]), exited });
+        }
+      } catch {
+        // not a JSON log line
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`relay exited with ${code} before it started`)));
+  });
+}
