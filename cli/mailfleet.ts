@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // The one executable. Each subcommand is a thin shell over library code so tests call the
 // library directly; this file only parses arguments and maps errors to exit codes
-// (0 ok, 1 runtime failure, 2 bad usage or configuration).
+// (0 ok, 1 runtime failure, 2 bad usage or configuration, 3-7 a start-up failure:
+// relay/startup-error.ts).
 import { enableCompileCache } from 'node:module';
 import { UsageError } from './args.ts';
+import { StartupError, STARTUP_EXIT } from '../relay/startup-error.ts';
 
 // Node keeps the type-stripped and compiled modules of every command here (NODE_COMPILE_CACHE,
 // else the system temp dir; the image ships one warmed at build time). With a warm cache the
@@ -30,6 +32,10 @@ export function usage(): string {
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
     'Run `mailfleet <command> --help` for the options of a command.',
+    '',
+    'Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration,',
+    `  ${STARTUP_EXIT.portInUse} a port is in use, ${STARTUP_EXIT.addressNotBindable} an address cannot be bound, ${STARTUP_EXIT.unreadableCertificate} a TLS certificate or key is unusable,`,
+    `  ${STARTUP_EXIT.kubeconfig} no usable kubeconfig, ${STARTUP_EXIT.apiserverUnreachable} the Kubernetes API server does not answer.`,
   ].join('\n');
 }
 
@@ -51,6 +57,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof UsageError) {
       console.error(`mailfleet ${name}: ${err.message}`);
       return 2;
+    }
+    if (err instanceof StartupError) {
+      console.error(`mailfleet ${name}: ${err.message}`);
+      return err.exitCode;
     }
     if (err instanceof Error && err.name === 'ConfigError') {
       console.error(`mailfleet ${name}: ${err.message}`);

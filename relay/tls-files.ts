@@ -6,6 +6,7 @@ import { createSecureContext } from 'node:tls';
 import { dirname } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { X509Certificate } from 'node:crypto';
+import { StartupError, STARTUP_EXIT, briefReason } from './startup-error.ts';
 
 export interface TlsMaterial {
   key: Buffer;
@@ -32,7 +33,14 @@ export class TlsFiles extends EventEmitter {
     super();
     this.certFile = certFile;
     this.keyFile = keyFile;
-    this.current = readTlsMaterial(certFile, keyFile);
+    try {
+      this.current = readTlsMaterial(certFile, keyFile);
+    } catch (err) {
+      // At start there is no previous pair to keep serving: a sentence, not a stack.
+      throw new StartupError(
+        `TLS certificate ${certFile} or key ${keyFile} cannot be used (${briefReason(err)}); check tls.certFile and tls.keyFile in the relay config and that both files are readable and belong together`,
+        STARTUP_EXIT.unreadableCertificate, { cause: err });
+    }
     const dirs = new Set([dirname(certFile), dirname(keyFile)]);
     for (const dir of dirs) {
       try {

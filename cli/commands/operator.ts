@@ -34,6 +34,10 @@ export async function run(argv: string[]): Promise<number> {
   if (!args) return 0;
   const v = args.values;
   const relayImage = v['relay-image'] || process.env.RELAY_IMAGE || undefined;
+  // A missing kubeconfig or a silent API server is a sentence and an exit code here; once
+  // running, the operator rides out an outage by itself.
+  const { loadKubeconfig, checkApiserver } = await import('../../operator/runtime/preflight.ts');
+  await checkApiserver(loadKubeconfig(v.kubeconfig));
   const { runOperator } = await import('../../operator/main.ts');
   const op = await runOperator({
     // This command owns the process's signals; the operator stops when it returns.

@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { EventEmitter } from 'node:events';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { applySmtpServerPatches } from '../intake/smtp-server-patches.ts';
+import { bindError } from '../startup-error.ts';
 
 applySmtpServerPatches();
 
@@ -100,7 +101,10 @@ export class CaptureMx extends EventEmitter {
       },
     } as ConstructorParameters<typeof SMTPServer>[0]);
     await new Promise<void>((resolve, reject) => {
-      this.smtp!.server.once('error', reject);
+      // smtp-server re-emits its socket's errors; without a listener a taken port would be an
+      // unhandled 'error' event (a crash with a stack) instead of a sentence.
+      this.smtp!.on('error', () => {});
+      this.smtp!.server.once('error', (err) => reject(bindError(err, { what: 'capture MX', address: o.host, port: o.smtpPort })));
       this.smtp!.listen(o.smtpPort, o.host, () => resolve());
     });
     this.smtpPort = (this.smtp.server.address() as { port: number }).port;
@@ -132,7 +136,7 @@ export class CaptureMx extends EventEmitter {
       }
     });
     await new Promise<void>((resolve, reject) => {
-      this.http!.once('error', reject);
+      this.http!.once('error', (err) => reject(bindError(err, { what: 'capture MX web listing', address: o.host, port: o.httpPort })));
       this.http!.listen(o.httpPort, o.host, () => resolve());
     });
     this.httpPort = (this.http.address() as { port: number }).port;

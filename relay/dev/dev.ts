@@ -13,6 +13,7 @@ import { staticDnsBackend, type StaticZone } from '../dns/static.ts';
 import { addCredential } from '../intake/credentials.ts';
 import { CaptureMx } from './capture-mx.ts';
 import type { Logger } from '../log.ts';
+import { withPortHint } from '../startup-error.ts';
 
 export interface DevOptions {
   dir: string;
@@ -25,6 +26,15 @@ export interface DevOptions {
   dkimDomains?: string[];
   logger?: Logger;
 }
+
+// A taken port in dev is most often another `mailfleet dev`; each port has a flag to move it.
+const ANOTHER = 'is another mailfleet dev running? use';
+const DEV_PORT_HINTS: Record<string, string> = {
+  'capture MX': `${ANOTHER} --capture-port`,
+  'capture MX web listing': `${ANOTHER} --ui-port`,
+  'SMTP listener "submission"': `${ANOTHER} --port`,
+  'relay HTTP (metrics, health, stats)': `${ANOTHER} --http-port`,
+};
 
 const CAPTURE_HOST = 'capture.dev.mailfleet.test';
 const DKIM_SELECTOR = 'dev';
@@ -92,7 +102,12 @@ export async function startDev(o: DevOptions): Promise<DevFleet> {
   const dkim = ensureDevDkimKey(o.dir);
   const zone = devZone(dkimDomains, dkim.publicKey);
   const capture = new CaptureMx({ dkimTxt: async (name) => staticDnsBackend(zone).resolveTxt(name) });
-  await capture.start({ host, smtpPort: o.capturePort ?? 1025, httpPort: o.captureHttpPort ?? 8025 });
+  try {
+    await capture.start({ host, smtpPort: o.capturePort ?? 1025, httpPort: o.captureHttpPort ?? 8025 });
+  } catch (err) {
+    await capture.stop();
+    throw withPortHint(err, DEV_PORT_HINTS);
+  }
 
   const tls = ensureDevCertificate(o.dir);
   // Linux routes all of 127.0.0.0/8 to loopback, so a second address shows the source-IP binding.
@@ -120,7 +135,7 @@ export async function startDev(o: DevOptions): Promise<DevFleet> {
     });
   } catch (err) {
     await capture.stop();
-    throw err;
+    throw withPortHint(err, DEV_PORT_HINTS);
   }
   return {
     relay, capture, user, password, tls: Boolean(tls), dkimDomains,

@@ -1,5 +1,6 @@
 // The relay's HTTP side: Prometheus metrics, liveness and readiness, and versioned JSON routes
 // that other parts (stats for the operator) register.
+import { bindError } from '../startup-error.ts';
 import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 
@@ -11,6 +12,8 @@ export interface HttpServerOptions {
   registry: Registry;
   ready: () => boolean;
   routes?: Record<string, Route>;
+  /** What to tell the user when the port is taken (the relay's default names the config field). */
+  portHint?: string;
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -40,9 +43,12 @@ export async function startHttpServer(o: HttpServerOptions): Promise<Server & { 
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (err: Error) =>
+      reject(bindError(err, { what: 'relay HTTP (metrics, health, stats)', address: o.address, port: o.port,
+        portHint: o.portHint ?? 'change http.port in the relay config or stop the process holding it' }));
+    server.once('error', failed);
     server.listen(o.port, o.address, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });

@@ -1,5 +1,6 @@
 // The SMTP listeners: smtp-server hooks that turn a session into a queued message, replying 250
 // only after the queue has committed it to disk.
+import { bindError } from '../startup-error.ts';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession, type SMTPServerDataStream } from 'smtp-server';
 import { isIP } from 'node:net';
 import type { RelayConfig, ListenerConfig } from '../config/schema.ts';
@@ -205,9 +206,14 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Aut
   const server = new SMTPServer(options);
   server.on('error', (err) => log.warn({ err: (err as Error).message }, 'SMTP connection error'));
   return new Promise((resolve, reject) => {
-    server.server.once('error', reject);
+    const failed = (err: Error) => {
+      const i = deps.config.listeners.indexOf(listener);
+      reject(bindError(err, { what: `SMTP listener "${listener.name}"`, address: listener.address, port: listener.port,
+        portHint: `change listeners[${i}].port in the relay config or stop the process holding it` }));
+    };
+    server.server.once('error', failed);
     server.listen(listener.port, listener.address, () => {
-      server.server.off('error', reject);
+      server.server.off('error', failed);
       const addr = server.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : listener.port;
       log.info({ address: listener.address, port, role: listener.role, tls: listener.tls, greetingDelayMs }, 'SMTP listener ready');
