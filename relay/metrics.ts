@@ -33,6 +33,12 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['listener', 'stage', 'reason'] as const,
       registers: [registry],
     }),
+    slowClients: new Counter({
+      name: 'mailfleet_smtp_slow_clients_total',
+      help: 'Connections closed with 421 4.4.2 for a command line not finished in time (phase="command") or a message body below the minimum data rate (phase="data").',
+      labelNames: ['listener', 'phase'] as const,
+      registers: [registry],
+    }),
     authFailures: new Counter({
       name: 'mailfleet_smtp_auth_failures_total',
       help: 'Failed AUTH attempts, by listener.',

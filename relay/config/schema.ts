@@ -47,6 +47,12 @@ export const LimitsSchema = z
     maxLineOctets: z.number().int().min(78).default(1000),
     // Silence allowed from a client between commands and inside DATA (Postfix smtpd_timeout: 300 s).
     idleTimeoutMs: z.number().int().min(1000).default(5 * 60 * 1000),
+    // A command line, once started, must end within this; and a message body must keep at least
+    // minDataRate bytes/s once this much time has passed (relay/intake/slow-clients.ts). Else
+    // 421 4.4.2. An idle client between commands is the idle timeout's business.
+    commandTimeoutMs: z.number().int().min(1000).default(60 * 1000),
+    // Bytes per second (Postfix smtpd_min_data_rate: 500); 0 turns the check off.
+    minDataRate: z.number().int().min(0).default(500),
     // Cap on a whole connection, however busy, so no client pins a slot forever.
     sessionTimeoutMs: z.number().int().min(1000).default(30 * 60 * 1000),
     authFailures: z

@@ -1,6 +1,5 @@
 // The SMTP listeners: smtp-server hooks that turn a session into a queued message, replying 250
 // only after the queue has committed it to disk.
-import { bindError } from '../startup-error.ts';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession, type SMTPServerDataStream } from 'smtp-server';
 import { isIP } from 'node:net';
 import type { RelayConfig, ListenerConfig } from '../config/schema.ts';
@@ -10,6 +9,8 @@ import { newQueueId } from '../queue/id.ts';
 import type { Logger } from '../log.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import type { TlsFiles } from '../tls-files.ts';
+import { bindError } from '../startup-error.ts';
+import { watchSlowClients } from './slow-clients.ts';
 import type { CredentialStore } from './credentials.ts';
 import { AuthThrottle } from './auth-throttle.ts';
 import { DataScanner } from './data-scanner.ts';
@@ -204,6 +205,11 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Aut
   };
 
   const server = new SMTPServer(options);
+  const stopWatching = watchSlowClients(server, config.limits, (phase, sessionId) => {
+    metrics.slowClients.inc({ listener: listener.name, phase });
+    log.warn({ session: sessionId, phase }, phase === 'command' ? 'command line not finished in time; closing' : 'message data too slow; closing');
+  });
+  server.on('close', stopWatching);
   server.on('error', (err) => log.warn({ err: (err as Error).message }, 'SMTP connection error'));
   return new Promise((resolve, reject) => {
     const failed = (err: Error) => {

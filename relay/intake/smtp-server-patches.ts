@@ -9,6 +9,9 @@
 // 2. Enhanced status codes of our own. smtp-server maps a reply code to one fixed enhanced code
 //    (452 → 4.2.2) for errors returned from hooks. A hook's error whose message starts with an
 //    enhanced code ("4.3.1 Queue write failed") now sends exactly that code.
+// 3. Command stamps. Each complete command line stamps the connection with the time and the
+//    bytes read so far, so relay/intake/slow-clients.ts can tell an unfinished line from an idle
+//    client (smtp-server has no hook per line).
 import { createRequire } from 'node:module';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
@@ -22,6 +25,12 @@ interface ConnectionInternals {
   connectionReady(): void;
   send(code: number, data?: string | string[], context?: string | false): void;
   name: string;
+}
+
+interface CommandStamps {
+  _socket?: { bytesRead: number };
+  _mfCommandAt?: number;
+  _mfBytesAtCommand?: number;
 }
 
 let applied = false;
@@ -48,6 +57,16 @@ export function applySmtpServerPatches(): void {
       if (delay <= 0) return this.connectionReady();
       setTimeout(() => this.connectionReady(), delay).unref();
     });
+  };
+
+  const protoCommands = SMTPConnection.prototype as unknown as {
+    _onCommand(this: CommandStamps, command: Buffer, callback: () => void): void;
+  };
+  const originalOnCommand = protoCommands._onCommand;
+  protoCommands._onCommand = function onCommand(this: CommandStamps, command, callback) {
+    this._mfCommandAt = Date.now();
+    this._mfBytesAtCommand = this._socket?.bytesRead ?? 0;
+    return originalOnCommand.call(this, command, callback);
   };
 
   const originalSend = proto.send;
