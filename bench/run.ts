@@ -15,6 +15,7 @@ import { runPaced, runSmtpSource, type PacedSample } from './lib/load.ts';
 import { freePort, installInterruptHandler, percentile, round, sleep, summarize, type Summary } from './lib/util.ts';
 import { formatProfile, summarizeProfile, type ProfileSummary } from './lib/profile.ts';
 import { writeFlameGraph } from './lib/flamegraph.ts';
+import { runLargeIntake } from './large-intake.ts';
 import { runOtp, type OtpResult } from './otp.ts';
 import { runOperatorScale } from './operator-scale.ts';
 
@@ -23,7 +24,8 @@ const HELP = `Usage: npm run bench -- [options]
 Runs Postfix and the mailfleet relay side by side on loopback and prints the ratios.
 
   --reps N            repetitions of each A/B pair (default 3, env BENCH_REPS)
-  --only LIST         scenarios, comma separated: 1k,50k,reuse,latency,otp,profile,profile-otp,operator
+  --only LIST         scenarios, comma separated: 1k,50k,reuse,latency,otp,profile,profile-otp,operator,
+                      large-intake (peak relay RSS with 50 x 25 MiB, 100 x 1 MiB, 20 oversized at once)
                       (default: 1k,50k,reuse,latency,otp)
   --operator          also run operator scale (test cluster; 1000 MailDomains + 100 SendingPools)
   --sessions N        smtp-source sessions (default 20)
@@ -339,6 +341,15 @@ async function main(): Promise<void> {
       }
     }
     results.otp = otp;
+  }
+
+  if (opts.scenarios.has('large-intake')) {
+    const dir = runDir('large-intake');
+    try {
+      results.largeIntake = await runLargeIntake({ dir, tuning, log });
+    } finally {
+      if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   const profDir = join(REPO, 'bench/results/profiles', started.toISOString().slice(0, 10));

@@ -33,6 +33,11 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['listener', 'stage', 'reason'] as const,
       registers: [registry],
     }),
+    intakeHeldBytes: new Gauge({
+      name: 'mailfleet_intake_held_bytes',
+      help: 'Message bytes SMTP intake holds in memory now, against limits.intakeMemoryBytes.',
+      registers: [registry],
+    }),
     slowClients: new Counter({
       name: 'mailfleet_smtp_slow_clients_total',
       help: 'Connections closed with 421 4.4.2 for a command line not finished in time (phase="command") or a message body below the minimum data rate (phase="data").',

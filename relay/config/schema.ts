@@ -53,6 +53,10 @@ export const LimitsSchema = z
     commandTimeoutMs: z.number().int().min(1000).default(60 * 1000),
     // Bytes per second (Postfix smtpd_min_data_rate: 500); 0 turns the check off.
     minDataRate: z.number().int().min(0).default(500),
+    // Message bytes all intake sessions together may hold in memory (relay/intake/memory-budget.ts);
+    // a message that does not fit is answered 451 4.3.1. The relay's memory limit should leave
+    // room for about twice this above its idle footprint (docs/resources.md).
+    intakeMemoryBytes: z.number().int().min(1024 * 1024).default(64 * 1024 * 1024),
     // Cap on a whole connection, however busy, so no client pins a slot forever.
     sessionTimeoutMs: z.number().int().min(1000).default(30 * 60 * 1000),
     authFailures: z

@@ -11,6 +11,7 @@ import type { RelayMetrics } from '../metrics.ts';
 import type { TlsFiles } from '../tls-files.ts';
 import { bindError } from '../startup-error.ts';
 import { watchSlowClients } from './slow-clients.ts';
+import { IntakeMemoryBudget } from './memory-budget.ts';
 import type { CredentialStore } from './credentials.ts';
 import { AuthThrottle } from './auth-throttle.ts';
 import { DataScanner } from './data-scanner.ts';
@@ -51,9 +52,12 @@ export async function startListeners(deps: IntakeDeps): Promise<RunningListener[
   const { config } = deps;
   const throttle = new AuthThrottle(config.limits.authFailures.max, config.limits.authFailures.windowSeconds, deps.clock);
   const limiter = new IntakeLimiter(config.intakeRate, deps.clock);
+  const budget = new IntakeMemoryBudget(config.limits.intakeMemoryBytes);
+  // prom-client reads it at scrape time.
+  Object.assign(deps.metrics.intakeHeldBytes, { collect: () => deps.metrics.intakeHeldBytes.set(budget.used) });
   const started: RunningListener[] = [];
   try {
-    for (const listener of config.listeners) started.push(await startListener(listener, deps, throttle, limiter));
+    for (const listener of config.listeners) started.push(await startListener(listener, deps, throttle, limiter, budget));
   } catch (err) {
     await closeListeners(started);
     throw err;
@@ -72,7 +76,7 @@ export async function closeListeners(listeners: RunningListener[]): Promise<void
 /** Per-transaction state smtp-server does not keep: when the message may first be attempted. */
 const notBefore = new WeakMap<SMTPServerSession, number>();
 
-function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: AuthThrottle, limiter: IntakeLimiter): Promise<RunningListener> {
+function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: AuthThrottle, limiter: IntakeLimiter, budget: IntakeMemoryBudget): Promise<RunningListener> {
   const { config, logger, metrics } = deps;
   const log = logger.child({ listener: listener.name });
   const tls = listener.tls !== 'none' ? deps.tls?.current : undefined;
@@ -189,7 +193,7 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Aut
       callback();
     },
     onData(stream, session, callback) {
-      receiveMessage(stream, session, listener, deps, log).then(
+      receiveMessage(stream, session, listener, deps, log, budget).then(
         (id) => {
           metrics.smtpMessages.inc({ listener: listener.name, result: 'accepted' });
           callback(null, `Ok: queued as ${id}`);
@@ -234,16 +238,52 @@ async function receiveMessage(
   listener: ListenerConfig,
   deps: IntakeDeps,
   log: Logger,
+  budget: IntakeMemoryBudget,
+): Promise<string> {
+  // Every byte held for this message is reserved from the intake budget and given back when the
+  // message is queued or refused, whatever happens in between.
+  let reserved = 0;
+  try {
+    return await receiveWithin(stream, session, listener, deps, log, budget, (n) => (reserved += n));
+  } finally {
+    budget.release(reserved);
+  }
+}
+
+async function receiveWithin(
+  stream: SMTPServerDataStream,
+  session: SMTPServerSession,
+  listener: ListenerConfig,
+  deps: IntakeDeps,
+  log: Logger,
+  budget: IntakeMemoryBudget,
+  reserved: (n: number) => void,
 ): Promise<string> {
   const { config } = deps;
   const scanner = new DataScanner(config.limits.maxLineOctets);
-  const chunks: Buffer[] = [];
+  let chunks: Buffer[] = [];
   let bytes = 0;
+  let held = 0;
+  let dropped: 'too-big' | 'memory' | undefined;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     scanner.push(chunk);
     bytes += chunk.length;
-    // Past the limit, keep reading (the client is still sending) but stop holding data.
-    if (bytes <= config.limits.maxMessageBytes) chunks.push(chunk);
+    if (dropped) continue;
+    // Past the size limit or the memory budget, keep reading (the client is still sending) but
+    // hold nothing: what was held goes at once, an oversized body is never kept whole.
+    if (bytes > config.limits.maxMessageBytes) dropped = 'too-big';
+    else if (!budget.tryReserve(chunk.length)) dropped = 'memory';
+    else {
+      reserved(chunk.length);
+      held += chunk.length;
+      chunks.push(chunk);
+      continue;
+    }
+    chunks = [];
+  }
+  if (dropped === 'memory' && !stream.sizeExceeded) {
+    log.warn({ client: session.remoteAddress, size: bytes, budget: budget.limit, held: budget.used - held }, 'intake memory budget full; message not accepted');
+    throw Object.assign(smtpError(451, '4.3.1', 'Insufficient system resources: too much mail arriving at once, try again later'), { reason: 'memory-budget' });
   }
   if (stream.sizeExceeded) {
     // smtp-server itself answers 552 5.3.4 for an oversized message; this only keeps it out of the queue.
@@ -265,7 +305,12 @@ async function receiveMessage(
     date: new Date((deps.clock ?? Date.now)()),
   }));
   // One copy of the data, trace header first; a second only when the class header must come out.
+  // The copy is held too: it is reserved (it may overshoot the budget by one message while the
+  // chunks are let go, never more), and the chunks are dropped as soon as it exists.
+  budget.take(received.length + held);
+  reserved(received.length + held);
   const whole = Buffer.concat([received, ...chunks]);
+  chunks = [];
   const original = whole.subarray(received.length);
   // The class header is always removed; it is honoured only from authenticated submission.
   const { body: data, class: headerClass } = takeClassHeader(original);
