@@ -157,6 +157,27 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
       buckets: QUEUE_TIME_BUCKETS,
       registers: [registry],
     }),
+    configInfo: new Gauge({
+      name: 'mailfleet_relay_config_info',
+      help: 'The relay config version this relay runs (1 for the running version only; relay/config/version.ts).',
+      labelNames: ['version'] as const,
+      registers: [registry],
+    }),
+    configReloads: new Counter({
+      name: 'mailfleet_relay_config_reloads_total',
+      help: 'New config versions applied without a restart.',
+      registers: [registry],
+    }),
+    configReloadFailures: new Counter({
+      name: 'mailfleet_relay_config_reload_failures_total',
+      help: 'New config versions refused (unreadable or invalid); the previous version keeps serving.',
+      registers: [registry],
+    }),
+    configRestartPending: new Gauge({
+      name: 'mailfleet_relay_config_restart_pending',
+      help: '1 while the config file changes fields that only a restart applies (listeners, ports, paths).',
+      registers: [registry],
+    }),
     intakeThrottled: new Counter({
       name: 'mailfleet_intake_throttled_total',
       help: 'Messages over an intake rate limit, by listener, scope (pool, credential) and action (tempfail, queued).',

@@ -13,6 +13,10 @@ import { startHttpServer, sendJson } from './http/server.ts';
 import { startDelivery } from './delivery/engine.ts';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
+import { ConfigError, parseRelayConfigYaml } from './config/load.ts';
+import { configVersion } from './config/version.ts';
+import { applyLive, restartChanges } from './config/live.ts';
+import { watchConfigFile, type ConfigWatcher } from './config/watch.ts';
 
 export interface Relay {
   config: RelayConfig;
@@ -24,6 +28,15 @@ export interface Relay {
   tls: TlsFiles | undefined;
   /** Port of a listener by name (useful when the config asked for port 0). */
   port(name: string): number;
+  /** The config version in force and the restart-only fields a newer file changed (docs/live-config.md). */
+  configState(): { version: string | undefined; restartPending: string[] };
+  /**
+   * Validates a new config text whole and applies its live parts atomically; an invalid one is
+   * refused (logged, counted) and the running version keeps serving. Returns whether it applied.
+   */
+  reload(text: string): boolean;
+  /** Look at the queue again now (a clock stepped by a test, an administrator's change). */
+  wake(): void;
   stop(): Promise<void>;
 }
 
@@ -32,6 +45,8 @@ export interface DeliveryHandle {
   stop(): Promise<void>;
   /** The versioned stats document served at GET /v1/stats. */
   stats?(): unknown;
+  /** The shared config object changed in place (relay/config/live.ts applyLive): rebuild what was derived from it. */
+  reconfigure?(): void;
 }
 
 export interface StartRelayOptions {
@@ -39,6 +54,8 @@ export interface StartRelayOptions {
   clock?: () => number;
   /** Starts delivery; defaults to the delivery engine. Tests of intake alone pass `false`. */
   delivery?: false | ((deps: { config: RelayConfig; store: QueueStore; logger: Logger; metrics: RelayMetrics; clock?: () => number }) => DeliveryHandle | Promise<DeliveryHandle>);
+  /** The file the config came from: watched, and new versions applied live (docs/live-config.md). */
+  configFile?: { path: string; version: string; pollMs?: number };
 }
 
 export async function startRelay(config: RelayConfig, options: StartRelayOptions = {}): Promise<Relay> {
@@ -76,13 +93,54 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   const deliveryDeps = { config, store, logger: logger.child({ component: 'delivery' }), metrics, ...(options.clock ? { clock: options.clock } : {}) };
   const delivery = options.delivery === false || !config.delivery.enabled ? undefined : await (options.delivery ?? startDelivery)(deliveryDeps);
 
+  // The config in force: its version (the file's hash) and restart-only fields a newer file changed.
+  let version = options.configFile?.version;
+  let refused: string | undefined;
+  let restartPending: string[] = [];
+  if (version) metrics.configInfo.set({ version }, 1);
+  const configLog = logger.child({ component: 'config' });
+
+  function reload(text: string): boolean {
+    const next = configVersion(text);
+    if (next === version || next === refused) return next === version;
+    let parsed: RelayConfig;
+    try {
+      parsed = parseRelayConfigYaml(text, options.configFile?.path ?? 'config');
+    } catch (err) {
+      // Refused whole: nothing of it applies, and the same bad text is not counted twice.
+      refused = next;
+      metrics.configReloadFailures.inc();
+      const issues = err instanceof ConfigError ? err.issues : [(err as Error).message];
+      configLog.error({ event: 'config-refused', version: next, running: version, issues }, `config version ${next} refused; version ${version ?? '(initial)'} keeps serving`);
+      return false;
+    }
+    refused = undefined;
+    restartPending = restartChanges(config, parsed);
+    // One synchronous step: no SMTP session or delivery attempt sees half a config.
+    applyLive(config, parsed);
+    delivery?.reconfigure?.();
+    const previous = version;
+    version = next;
+    metrics.configInfo.reset();
+    metrics.configInfo.set({ version }, 1);
+    metrics.configReloads.inc();
+    metrics.configRestartPending.set(restartPending.length > 0 ? 1 : 0);
+    configLog.info({ event: 'config-applied', version, previous, restartPending }, `config version ${version} applied without a restart` +
+      (restartPending.length > 0 ? `; ${restartPending.join(', ')} changed and apply at the next restart` : ''));
+    return true;
+  }
+
   let listeners: RunningListener[] = [];
   let ready = false;
   const http = await startHttpServer({
     address: config.http.address, port: config.http.port, registry: metrics.registry, ready: () => ready,
     routes: {
       // Versioned: the operator polls it; v1 only ever gains fields.
-      '/v1/stats': (_req, res) => sendJson(res, 200, delivery?.stats?.() ?? { version: 1, ips: [], providers: [], restrictions: [], delivery: 'disabled' }),
+      '/v1/stats': (_req, res) => sendJson(res, 200, {
+        ...((delivery?.stats?.() as object | undefined) ?? { version: 1, ips: [], providers: [], restrictions: [], delivery: 'disabled' }),
+        ...(version ? { configVersion: version } : {}),
+        configRestartPending: restartPending,
+      }),
     },
   });
   try {
@@ -105,7 +163,13 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     throw err;
   }
   ready = true;
-  logger.info({ listeners: listeners.map((l) => `${l.name}:${l.port}`), http: http.port }, 'relay started');
+  let configWatcher: ConfigWatcher | undefined;
+  if (options.configFile) {
+    configWatcher = watchConfigFile(options.configFile.path, (text) => void reload(text), (err) => configLog.warn({ err: err.message }, 'config file unreadable; keeping the running version'), {
+      ...(options.configFile.pollMs !== undefined ? { pollMs: options.configFile.pollMs } : {}),
+    });
+  }
+  logger.info({ listeners: listeners.map((l) => `${l.name}:${l.port}`), http: http.port, configVersion: version }, 'relay started');
 
   return {
     config, store, logger, metrics, listeners, http, tls,
@@ -114,8 +178,12 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
       if (!l) throw new Error(`no listener named "${name}"`);
       return l.port;
     },
+    configState: () => ({ version, restartPending }),
+    reload,
+    wake: () => delivery?.wake(),
     async stop() {
       ready = false;
+      configWatcher?.close();
       await closeListeners(listeners);
       await delivery?.stop();
       await new Promise<void>((resolve) => http.close(() => resolve()));

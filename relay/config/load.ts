@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { RelayConfigSchema, type RelayConfig } from './schema.ts';
+import { configVersion } from './version.ts';
 
 /** A configuration problem a user must fix; `issues` name the field at fault. */
 export class ConfigError extends Error {
@@ -48,11 +49,16 @@ export function parseRelayConfigYaml(text: string, source = 'config'): RelayConf
 }
 
 export async function loadRelayConfig(file: string): Promise<RelayConfig> {
+  return (await loadRelayConfigFile(file)).config;
+}
+
+/** The config, the text it came from and its version (relay/config/version.ts). */
+export async function loadRelayConfigFile(file: string): Promise<{ config: RelayConfig; text: string; version: string }> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`]);
   }
-  return parseRelayConfigYaml(text, file);
+  return { config: parseRelayConfigYaml(text, file), text, version: configVersion(text) };
 }

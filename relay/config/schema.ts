@@ -2,6 +2,7 @@
 // operator, which renders a file of this shape into each pool's ConfigMap. The relay never
 // imports operator code; the operator imports this module.
 import { z } from 'zod';
+import { WARMUP_PRESET_NAMES } from '../warmup/presets.ts';
 
 // 0 asks the kernel for a free port (tests, side-by-side dev fleets).
 const port = z.number().int().min(0).max(65535);
@@ -185,11 +186,48 @@ const CapsSchema = z
     daily: z.number().int().min(0).optional(),
   })
   .strict();
+// A warm-up plan (relay/warmup/plan.ts): the relay works out today's cap from it, the state
+// below and its own per-day history, and moves to the next day's cap at UTC midnight by itself.
+const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a UTC date, YYYY-MM-DD').refine((s) => !Number.isNaN(Date.parse(`${s}T00:00:00Z`)), 'a real date');
+export const WarmupStepSchema = z
+  .object({
+    day: z.number().int().min(0).max(3650),
+    dailyLimit: z.number().int().min(1),
+    providers: z.array(z.object({ name: z.string().min(1), dailyLimit: z.number().int().min(1) }).strict()).optional(),
+  })
+  .strict();
+export const WarmupPlanSchema = z
+  .object({
+    preset: z.enum(WARMUP_PRESET_NAMES).optional(),
+    steps: z.array(WarmupStepSchema).min(1).max(1000).optional(),
+    // Recipients an IP must send on a UTC day for it to count as a warm-up day; default half of that day's cap.
+    minDailyVolume: z.number().int().min(1).optional(),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    if ((p.preset === undefined) === (p.steps === undefined)) ctx.addIssue({ code: 'custom', path: ['steps'], message: 'set exactly one of preset or steps' });
+    p.steps?.forEach((s, i) => {
+      const prev = p.steps![i - 1];
+      if (prev && s.day <= prev.day) ctx.addIssue({ code: 'custom', path: ['steps', i, 'day'], message: 'days must be strictly increasing' });
+    });
+  });
+// Days counted elsewhere (the operator's status, an administrator's correction): the relay adds
+// the days it counts itself after countedThrough.
+export const WarmupStateSchema = z
+  .object({
+    countedDays: z.number().int().min(0).default(0),
+    countedThrough: isoDate.optional(),
+    startedOn: isoDate.optional(),
+  })
+  .strict();
 export const WarmupSchema = CapsSchema.extend({
   // One of delivery.egressIps; omitted when the relay binds no source address (its mail leaves
   // through NAT or an egress gateway) and the caps are those of that one address.
   address: z.union([z.ipv4(), z.ipv6()]).optional(),
   providers: z.array(CapsSchema.extend({ name: z.string().min(1) }).strict()).default([]),
+  // With a plan, the daily caps are the lower of `daily` (if set) and the plan's cap for today.
+  plan: WarmupPlanSchema.optional(),
+  state: WarmupStateSchema.optional(),
 }).strict();
 
 export const ShapingSchema = z

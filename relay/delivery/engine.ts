@@ -56,6 +56,8 @@ export interface Delivery {
   stop(): Promise<void>;
   /** The v1 stats document (GET /v1/stats). */
   stats?(): StatsV1;
+  /** The config object changed in place (a live reload, relay/config/live.ts): rebuild what was derived from it. */
+  reconfigure?(): void;
 }
 
 // Claimed mail held in memory (relay/scheduler/lanes.ts): 500 recipients per class, 100 per
@@ -66,6 +68,9 @@ const HOLD_MS = 2000;
 /** Least time between claims of a class that must read past full lanes after one came up short. */
 const CLAIM_PAST_FULL_MS = 250;
 
+
+/** Recipients held back by the scheduler that a live config change releases at once (docs/live-config.md). */
+const HELD_BACK_TRACKED = 100_000;
 
 /** Wait after a failure of our own (store, signing) before trying again. */
 const LOCAL_RETRY_MS = 60_000;
@@ -88,10 +93,11 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   const random = opts.random ?? Math.random;
   const resolver = opts.resolver ?? new MailResolver({ servers: config.delivery.dnsServers, clock });
   const mtaSts = opts.mtaSts === false ? undefined : new MtaStsCache(resolver, { allowPrivate: config.delivery.allowPrivateMx, ...opts.mtaSts }, clock);
-  const signer = new DkimSigner(config.domains);
-  const delayNoticeMs = config.retry.delayNoticeSeconds !== undefined ? config.retry.delayNoticeSeconds * 1000 : undefined;
-  const ledger = delayNoticeMs !== undefined ? new DelayNoticeLedger(store.path) : undefined;
-  const bounceRules: readonly BounceRule[] = config.delivery.bounceRules;
+  // Derived from the config once, and again on a live reload (reconfigure below).
+  let signer = new DkimSigner(config.domains);
+  let delayNoticeMs = config.retry.delayNoticeSeconds !== undefined ? config.retry.delayNoticeSeconds * 1000 : undefined;
+  let ledger = delayNoticeMs !== undefined ? new DelayNoticeLedger(store.path) : undefined;
+  let bounceRules: readonly BounceRule[] = config.delivery.bounceRules;
   const ledger_ = new ShapingLedger(store.path);
   const shaper = new Shaper({ shaping: config.shaping, delivery: config.delivery, ledger: ledger_, clock, random });
   const stats = new StatsCollector(clock());
@@ -118,7 +124,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       }
     },
   });
-  const customProviders = config.shaping.providers.filter((p) => p.mxSuffixes.length > 0);
+  let customProviders = config.shaping.providers.filter((p) => p.mxSuffixes.length > 0);
   const pool = new ConnectionPool({
     maxMessagesPerConnection: config.delivery.maxMessagesPerConnection,
     maxConnectionsPerHost: config.delivery.maxConnectionsPerHost,
@@ -126,6 +132,8 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   });
   const active = new Set<Promise<void>>();
   const lanes = new HeldLanes(LANE_LIMITS);
+  /** Recipients held back in the queue by the scheduler (caps, pauses, rates): a new config re-decides them at once. */
+  const heldBack = new Map<string, { messageId: string; recipient: string }>();
   let timerAt: number | undefined;
   let claimAll = true;
   /**
@@ -443,7 +451,11 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
             [...q].forEach((x, k) => {
               lanes.remove(x);
               n += x.group.length;
-              for (const g of x.group) postponed.push({ messageId: g.messageId, recipient: g.recipient, at: d.until! + k * step });
+              for (const g of x.group) {
+                postponed.push({ messageId: g.messageId, recipient: g.recipient, at: d.until! + k * step });
+                // Bounded: past this, mail waits for its hold to end even after a new config.
+                if (heldBack.size < HELD_BACK_TRACKED) heldBack.set(`${g.messageId}\0${g.recipient}`, { messageId: g.messageId, recipient: g.recipient });
+              }
             });
             metrics.shapingHeldBack.inc({ class: cls, reason: d.reason }, n);
             logger.info({ event: 'held-back', shapedAs: provider, class: cls, reason: d.reason, detail: d.detail, recipients: n, until: new Date(d.until).toISOString() }, 'mail held back by the scheduler');
@@ -587,7 +599,24 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
 
   return {
     wake,
-    stats: () => stats.snapshot({ now: clock(), ips: shaper.ips().map((i) => i.address), restrictions: shaper.restrictions(), quotas: shaper.quotaReport() }),
+    stats: () => stats.snapshot({ now: clock(), ips: shaper.ips().map((i) => i.address), restrictions: shaper.restrictions(), quotas: shaper.quotaReport(), warmup: (ip) => shaper.warmup(ip) }),
+    reconfigure() {
+      signer = new DkimSigner(config.domains);
+      delayNoticeMs = config.retry.delayNoticeSeconds !== undefined ? config.retry.delayNoticeSeconds * 1000 : undefined;
+      if (delayNoticeMs !== undefined && !ledger) ledger = new DelayNoticeLedger(store.path);
+      bounceRules = config.delivery.bounceRules;
+      customProviders = config.shaping.providers.filter((p) => p.mxSuffixes.length > 0);
+      shaper.reconfigure(config.shaping, config.delivery);
+      // Mail held back for a cap or a pause is decided again under the new config (held back again
+      // if it still must wait), now rather than when its old hold ends.
+      try {
+        store.advance([...heldBack.values()], clock());
+        heldBack.clear();
+      } catch (err) {
+        logger.error({ err }, 'could not release held-back mail; it goes when its hold ends');
+      }
+      wake();
+    },
     async stop() {
       running = false;
       // Fresh mail is queued from now on; what was promised before this arrives through adopted().

@@ -536,6 +536,20 @@ export class QueueStore {
   }
 
   /**
+   * Makes queued recipients due at `at` if they were due later (mail the scheduler held back for a
+   * cap or a pause, released by a new config); recipients claimed or finished since are untouched.
+   */
+  advance(entries: readonly { messageId: string; recipient: string }[], at: number): void {
+    if (entries.length === 0) return;
+    this.flushOutcomes();
+    this.invalidateNextDue();
+    this.lightTransaction(() => {
+      const upd = this.stmt(`UPDATE recipients SET next_attempt_at = ? WHERE message_id = ? AND recipient = ? AND state = 'queued' AND next_attempt_at > ?`);
+      for (const e of entries) upd.run(at, e.messageId, e.recipient, at);
+    });
+  }
+
+  /**
    * Earliest time a queued recipient (of one class when given) becomes due, or undefined when
    * nothing waits. Per class without exclusions (once per class per engine loop turn) it is
    * answered from memory while nothing of ours could have moved it: every write that adds,

@@ -24,6 +24,14 @@ CREATE TABLE IF NOT EXISTS shaping_counters (
   count INTEGER NOT NULL,
   PRIMARY KEY (ip, provider, window)
 ) STRICT;
+-- Recipients each warmed-up IP sent per UTC day (day = whole UTC days since the epoch): the
+-- history relay/warmup/plan.ts counts warm-up days from. One row per IP and day: tiny.
+CREATE TABLE IF NOT EXISTS warmup_days (
+  ip TEXT NOT NULL,
+  day INTEGER NOT NULL,
+  sent INTEGER NOT NULL,
+  PRIMARY KEY (ip, day)
+) STRICT;
 CREATE TABLE IF NOT EXISTS shaping_restrictions (
   ip TEXT NOT NULL,
   provider TEXT NOT NULL,
@@ -40,6 +48,7 @@ export class ShapingLedger {
   private readonly db: DatabaseSync;
   private readonly upsertCounter: StatementSync;
   private readonly upsertRestriction: StatementSync;
+  private readonly upsertDay: StatementSync;
 
   constructor(queueDbPath: string, options: { readOnly?: boolean } = {}) {
     this.db = new DatabaseSync(queueDbPath, { timeout: 5000 });
@@ -48,6 +57,9 @@ export class ShapingLedger {
     this.upsertCounter = this.db.prepare(
       `INSERT INTO shaping_counters (ip, provider, window, start, count) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (ip, provider, window) DO UPDATE SET start = excluded.start, count = excluded.count`,
+    );
+    this.upsertDay = this.db.prepare(
+      `INSERT INTO warmup_days (ip, day, sent) VALUES (?, ?, ?) ON CONFLICT (ip, day) DO UPDATE SET sent = excluded.sent`,
     );
     this.upsertRestriction = this.db.prepare(
       `INSERT INTO shaping_restrictions (ip, provider, action, until, messages_per_minute, max_connections, reason) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -61,10 +73,22 @@ export class ShapingLedger {
       .map((r) => ({ ip: r.ip, provider: r.provider, window: r.window, counter: { start: r.start, count: r.count } }));
   }
 
-  saveCounters(rows: { ip: string; provider: string; window: Window; counter: Counter }[]): void {
+  /** Recipients sent per IP and UTC day. */
+  sentPerDay(): Map<string, Map<number, number>> {
+    const out = new Map<string, Map<number, number>>();
+    for (const r of this.db.prepare(`SELECT ip, day, sent FROM warmup_days`).all() as unknown as { ip: string; day: number; sent: number }[]) {
+      const m = out.get(r.ip) ?? new Map<number, number>();
+      m.set(r.day, r.sent);
+      out.set(r.ip, m);
+    }
+    return out;
+  }
+
+  saveCounters(rows: { ip: string; provider: string; window: Window; counter: Counter }[], days: { ip: string; day: number; sent: number }[] = []): void {
     this.db.exec('BEGIN IMMEDIATE');
     try {
       for (const r of rows) this.upsertCounter.run(r.ip, r.provider, r.window, r.counter.start, r.counter.count);
+      for (const d of days) this.upsertDay.run(d.ip, d.day, d.sent);
       this.db.exec('COMMIT');
     } catch (err) {
       if (this.db.isTransaction) this.db.exec('ROLLBACK');

@@ -10,6 +10,7 @@ import { limitsFor, type Limits } from './limits.ts';
 import type { Restriction, ShapingLedger } from './ledger.ts';
 import { providerOfKey } from './providers.ts';
 import { addUsage, checkQuota, currentCount, type Counter, type Window } from './quota.ts';
+import { utcDay, warmupProgress, type WarmupProgress } from '../warmup/plan.ts';
 
 /** Past this many (IP, destination) paths, idle ones are forgotten. */
 const PRUNE_ABOVE = 10_000;
@@ -38,12 +39,16 @@ export interface QuotaReport {
 }
 
 export class Shaper {
-  private readonly o: ShaperOptions;
+  private o: ShaperOptions;
   private readonly clock: () => number;
   private readonly random: () => number;
   private readonly paths = new Map<string, Path>();
   private readonly usage = new Map<string, Map<string, Counter>>();
   private readonly restrictionsByPath = new Map<string, Restriction>();
+  /** Recipients sent per IP and UTC day (warm-up history), as in the ledger. */
+  private readonly sent = new Map<string, Map<number, number>>();
+  /** Effective caps per IP for one UTC day (a plan's cap changes only at midnight or on a new config). */
+  private readonly capsCache = new Map<string, { day: number; caps: WarmupConfig | undefined }>();
   private active = 0;
   private activeOtp = 0;
   private prunedAt = 0;
@@ -58,6 +63,24 @@ export class Shaper {
       this.usage.set(r.ip, u);
     }
     for (const r of o.ledger?.restrictions(this.clock()) ?? []) this.restrictionsByPath.set(`${r.ip}|${r.provider}`, r);
+    for (const [ip, days] of o.ledger?.sentPerDay() ?? []) this.sent.set(ip, days);
+  }
+
+  /** A new configuration (live reload): limits, caps and plans apply from the next decision on. */
+  reconfigure(shaping: ShapingConfig, delivery: ShaperOptions['delivery']): void {
+    this.o = { ...this.o, shaping, delivery };
+    this.capsCache.clear();
+  }
+
+  private entryFor(ip: string): WarmupConfig | undefined {
+    return this.o.shaping.warmup.find((w) => (w.address ?? DEFAULT_IP) === ip);
+  }
+
+  /** Where a planned IP is in its warm-up now (relay/warmup/plan.ts); undefined without a plan. */
+  warmup(ip: string): WarmupProgress | undefined {
+    const entry = this.entryFor(ip);
+    if (!entry?.plan) return undefined;
+    return warmupProgress(entry.plan, entry.state, this.sent.get(ip) ?? new Map(), this.clock());
   }
 
   ips(): { address: string; weight: number }[] {
@@ -65,9 +88,30 @@ export class Shaper {
     return configured.length > 0 ? configured.map((e) => ({ address: e.address, weight: e.weight })) : [{ address: DEFAULT_IP, weight: 1 }];
   }
 
-  /** An entry without address is the relay's one unbound source (egress by NAT or gateway). */
+  /**
+   * An entry without address is the relay's one unbound source (egress by NAT or gateway). With a
+   * plan, today's daily caps are the lower of the fixed ones and the plan's, worked out once per
+   * UTC day: at midnight the next day's cap applies without a restart or a new config.
+   */
   private capsFor(ip: string): WarmupConfig | undefined {
-    return this.o.shaping.warmup.find((w) => (w.address ?? DEFAULT_IP) === ip);
+    const day = utcDay(this.clock());
+    const cached = this.capsCache.get(ip);
+    if (cached?.day === day) return cached.caps;
+    const entry = this.entryFor(ip);
+    let caps = entry;
+    const p = entry?.plan ? this.warmup(ip) : undefined;
+    if (entry && p && !p.done) {
+      const min = (a: number | undefined, b: number) => (a === undefined ? b : Math.min(a, b));
+      const providers = entry.providers.map((x) => ({ ...x }));
+      for (const pc of p.providerCaps) {
+        const have = providers.find((x) => x.name === pc.name);
+        if (have) have.daily = min(have.daily, pc.dailyLimit);
+        else providers.push({ name: pc.name, daily: pc.dailyLimit });
+      }
+      caps = { ...entry, daily: min(entry.daily, p.capToday!), providers };
+    }
+    this.capsCache.set(ip, { day, caps });
+    return caps;
   }
 
   private path(ip: string, provider: string): Path {
@@ -165,7 +209,12 @@ export class Shaper {
       const u = addUsage(this.usage.get(ip) ?? new Map(), name, now, recipients);
       this.usage.set(ip, u);
       const rows = ['*', name].flatMap((scope) => (['hour', 'day'] as const).map((window) => ({ ip, provider: scope, window, counter: u.get(`${scope}|${window}`)! })));
-      this.o.ledger?.saveCounters(rows);
+      // The warm-up history: what the IP sent per UTC day (only for IPs with a warm-up entry).
+      const day = utcDay(now);
+      const days = this.sent.get(ip) ?? new Map<number, number>();
+      days.set(day, (days.get(day) ?? 0) + recipients);
+      this.sent.set(ip, days);
+      this.o.ledger?.saveCounters(rows, [{ ip, day, sent: days.get(day)! }]);
     }
   }
 

@@ -3,6 +3,18 @@
 // Warm-up usage and restrictions come from the scheduler, which keeps them durably.
 import type { Restriction } from '../scheduler/ledger.ts';
 import type { QuotaReport } from '../scheduler/shaper.ts';
+import type { WarmupProgress } from '../warmup/plan.ts';
+
+/** An IP's warm-up as the relay enforces it (relay/warmup/plan.ts); the operator shows it in status.ips[]. */
+export interface WarmupStatsV1 {
+  stage: number;
+  day: number;
+  capToday: number | null;
+  sentToday: number;
+  minVolumeToday: number | null;
+  done: boolean;
+  startedOn: string | null;
+}
 
 export interface PathCounters {
   attempted: number;
@@ -46,7 +58,7 @@ export class StatsCollector {
   }
 
   /** The v1 document: stable field names; new fields may be added, none removed or renamed. */
-  snapshot(input: { now: number; ips: readonly string[]; restrictions: readonly Restriction[]; quotas: readonly QuotaReport[] }): StatsV1 {
+  snapshot(input: { now: number; ips: readonly string[]; restrictions: readonly Restriction[]; quotas: readonly QuotaReport[]; warmup?: (ip: string) => WarmupProgress | undefined }): StatsV1 {
     const ipNames = [...new Set([...input.ips, ...this.paths.keys()])];
     const providers = new Map<string, PathCounters>();
     const ips = ipNames.map((ip) => {
@@ -59,11 +71,15 @@ export class StatsCollector {
         providers.set(provider, p);
         return { provider, ...c };
       });
+      const w = input.warmup?.(ip);
       return {
         address: ip,
         ...total,
         providers: list,
         quota: input.quotas.filter((q) => q.ip === ip).map((q) => ({ scope: q.scope === '*' ? 'ip' : q.scope, window: q.window, used: q.used, cap: q.cap ?? null })),
+        ...(w
+          ? { warmup: { stage: w.stage, day: w.day, capToday: w.capToday ?? null, sentToday: w.sentToday, minVolumeToday: w.minVolumeToday ?? null, done: w.done, startedOn: w.startedOn ?? null } }
+          : {}),
       };
     });
     return {
@@ -82,9 +98,11 @@ export class StatsCollector {
 
 export interface StatsV1 {
   version: 1;
+  /** The config version this relay runs (relay/config/version.ts); added by the HTTP route. */
+  configVersion?: string;
   since: string;
   now: string;
-  ips: ({ address: string; providers: ({ provider: string } & PathCounters)[]; quota: { scope: string; window: string; used: number; cap: number | null }[] } & PathCounters)[];
+  ips: ({ address: string; providers: ({ provider: string } & PathCounters)[]; quota: { scope: string; window: string; used: number; cap: number | null }[]; warmup?: WarmupStatsV1 } & PathCounters)[];
   providers: ({ provider: string } & PathCounters)[];
   restrictions: { sourceIp: string; provider: string; action: string; until: string; reason: string; messagesPerMinute?: number; maxConnections?: number }[];
 }

@@ -1,0 +1,76 @@
+// Watches the relay's mounted config file and hands each new text to the caller. Two ways a file
+// changes under a running relay:
+// - a Kubernetes ConfigMap volume: the kubelet writes a new timestamped directory and swaps the
+//   `..data` symlink, so `relay.yaml` (itself a symlink into `..data`) changes without any write
+//   to it; only a directory watch sees that;
+// - a plain rewrite (an administrator, a test, `mailfleet dev`), by rename or in place.
+// The directory is watched, and the file is read again on a timer as well, because inotify
+// events can be lost (a watched directory replaced, an overlay filesystem). The caller compares
+// versions, so extra reads cost nothing.
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+export interface ConfigWatcher {
+  /** Reads the file now (what the timer does). */
+  check(): Promise<void>;
+  close(): void;
+}
+
+export function watchConfigFile(
+  file: string,
+  onText: (text: string) => void,
+  onError: (err: Error) => void,
+  options: { pollMs?: number; debounceMs?: number } = {},
+): ConfigWatcher {
+  let closed = false;
+  let timer: NodeJS.Timeout | undefined;
+  let reading: Promise<void> | undefined;
+  let again = false;
+
+  async function check(): Promise<void> {
+    if (closed) return;
+    // One read at a time; an event during a read asks for one more.
+    if (reading) {
+      again = true;
+      return reading;
+    }
+    reading = (async () => {
+      do {
+        again = false;
+        try {
+          onText(await readFile(file, 'utf8'));
+        } catch (err) {
+          // Between the kubelet's unlink and symlink there is a moment without the file.
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') onError(err as Error);
+        }
+      } while (again && !closed);
+    })().finally(() => (reading = undefined));
+    return reading;
+  }
+
+  // A writer's several events (truncate, write, close; or the kubelet's symlink dance) become one read.
+  const soon = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => void check(), options.debounceMs ?? 100);
+  };
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(dirname(file), { persistent: false }, soon);
+    watcher.on('error', (err) => onError(err));
+  } catch (err) {
+    onError(err as Error);
+  }
+  const poll = setInterval(() => void check(), options.pollMs ?? 10_000);
+  poll.unref();
+
+  return {
+    check,
+    close() {
+      closed = true;
+      clearTimeout(timer);
+      clearInterval(poll);
+      watcher?.close();
+    },
+  };
+}
