@@ -133,7 +133,7 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     warmupUsed: new Gauge({
       name: 'mailfleet_warmup_quota_used',
-      help: 'Recipients sent from a source IP in the current UTC hour or day (window), for IPs with warm-up caps.',
+      help: 'Recipients sent from a source IP in the current UTC hour or day (window).',
       labelNames: ['source_ip', 'window'] as const,
       registers: [registry],
     }),

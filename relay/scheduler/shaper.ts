@@ -203,17 +203,21 @@ export class Shaper {
       this.activeOtp++;
     }
     p.bucket = take(p.bucket ?? fullBucket(l.burst, now), now, l.messagesPerSecond, l.burst);
+    // Usage is counted for every IP, so caps given to an IP later in the day (a live config) start
+    // from what it already sent today; it is written to the ledger only for IPs with caps.
     const caps = this.capsFor(ip);
+    const name = providerOfKey(provider);
+    const u = addUsage(this.usage.get(ip) ?? new Map(), name, now, recipients);
+    this.usage.set(ip, u);
+    // The warm-up history: what the IP sent per UTC day. An IP without a warm-up entry keeps only
+    // today, so a plan given later counts its days from then on, in this process or the next.
+    const day = utcDay(now);
+    const prev = this.sent.get(ip);
+    const days = caps ? (prev ?? new Map<number, number>()) : new Map<number, number>([[day, prev?.get(day) ?? 0]]);
+    days.set(day, (days.get(day) ?? 0) + recipients);
+    this.sent.set(ip, days);
     if (caps) {
-      const name = providerOfKey(provider);
-      const u = addUsage(this.usage.get(ip) ?? new Map(), name, now, recipients);
-      this.usage.set(ip, u);
       const rows = ['*', name].flatMap((scope) => (['hour', 'day'] as const).map((window) => ({ ip, provider: scope, window, counter: u.get(`${scope}|${window}`)! })));
-      // The warm-up history: what the IP sent per UTC day (only for IPs with a warm-up entry).
-      const day = utcDay(now);
-      const days = this.sent.get(ip) ?? new Map<number, number>();
-      days.set(day, (days.get(day) ?? 0) + recipients);
-      this.sent.set(ip, days);
       this.o.ledger?.saveCounters(rows, [{ ip, day, sent: days.get(day)! }]);
     }
   }

@@ -1,5 +1,6 @@
 // Starts a relay in this process (or as a child process) with a fresh data dir and a dev user.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
@@ -67,24 +68,35 @@ export interface RelayProcess {
   child: ChildProcess;
   /** The port the listener named "alt" got. */
   port: number;
+  /** The HTTP port (/metrics, /v1/stats). */
+  http: number;
   exited: Promise<number | null>;
+  /** Every JSON log line so far, and a 'line' event for each new one. */
+  logs: Record<string, unknown>[];
+  events: EventEmitter;
 }
 
 /** Starts `mailfleet relay` and resolves once its log says which port the "alt" listener got. */
-export function startRelayProcess(configFile: string): Promise<RelayProcess> {
+export function startRelayProcess(configFile: string, options: { env?: Record<string, string> } = {}): Promise<RelayProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [CLI, 'relay', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(NODE, [CLI, 'relay', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'], ...(options.env ? { env: { ...process.env, ...options.env } } : {}) });
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const logs: Record<string, unknown>[] = [];
+    const events = new EventEmitter();
+    events.setMaxListeners(100);
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
+      let entry: { msg?: string; listeners?: string[]; http?: number };
       try {
-        const entry = JSON.parse(line) as { msg?: string; listeners?: string[] };
-        if (entry.msg === 'relay started') {
-          const alt = entry.listeners!.find((l) => l.startsWith('alt:'))!;
-          resolve({ child, port: Number(alt.split(':')[1]), exited });
-        }
+        entry = JSON.parse(line) as typeof entry;
       } catch {
-        // not a JSON log line
+        return; // not a JSON log line
+      }
+      logs.push(entry);
+      events.emit('line', entry);
+      if (entry.msg === 'relay started') {
+        const alt = entry.listeners!.find((l) => l.startsWith('alt:'))!;
+        resolve({ child, port: Number(alt.split(':')[1]), http: entry.http!, exited, logs, events });
       }
     });
     child.on('exit', (code) => reject(new Error(`relay exited with ${code} before it started`)));
