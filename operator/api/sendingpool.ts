@@ -18,8 +18,25 @@ export const MAX_IPS_PER_POOL = 64;
 
 export const WarmupStepSchema = z
   .object({
-    day: z.number().int().min(0).max(365).describe('Sending day (0 = first day the IP sends) from which dailyLimit applies.'),
-    dailyLimit: z.number().int().min(1).max(100_000_000).describe('Messages per day the IP may send from this day on.'),
+    day: z
+      .number()
+      .int()
+      .min(0)
+      .max(365)
+      .describe('Warm-up day from which dailyLimit applies (0 = the first). A warm-up day is a UTC day on which the IP sent at least minDailyVolume; see docs/shaping.md.'),
+    dailyLimit: z.number().int().min(1).max(100_000_000).describe('Recipients per UTC day the IP may send from this day on.'),
+    providers: z
+      .array(
+        z
+          .object({
+            name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/).describe('A provider name (google, microsoft, yahoo, apple, … or one of limits.providers).'),
+            dailyLimit: z.number().int().min(1).max(100_000_000).describe('Recipients per UTC day toward this provider from this day on.'),
+          })
+          .strict(),
+      )
+      .max(20)
+      .optional()
+      .describe('Per-provider daily caps from this day on, within dailyLimit; absent = only the IP-wide cap.'),
   })
   .strict();
 
@@ -39,6 +56,13 @@ export const WarmupSchema = withRules(
           check: (steps) => steps.every((s, i) => i === 0 || s.dailyLimit > steps[i - 1]!.dailyLimit),
         },
       ]).optional(),
+      minDailyVolume: z
+        .number()
+        .int()
+        .min(1)
+        .max(100_000_000)
+        .optional()
+        .describe('Recipients the IP must send on a UTC day for that day to count as a warm-up day; default half of that day\'s cap.'),
     })
     .strict()
     .describe('How this IP ramps up. Omit for an IP that is already warm.'),
@@ -320,11 +344,22 @@ export const PoolIpStatusSchema = z
     warmupStartedAt: z.iso
       .datetime({ offset: true })
       .optional()
-      .describe('When the operator first saw this IP with a warm-up plan; the plan\'s days count from here.'),
-    warmupStage: z.number().int().min(0).optional().describe('Index into the IP warm-up steps; absent when the IP has no warm-up.'),
-    warmupDay: z.number().int().min(0).optional().describe('Whole days since warmupStartedAt.'),
-    quotaToday: z.number().int().min(0).optional().describe('Messages this IP may send today; absent = unlimited.'),
-    sentToday: z.number().int().min(0).optional(),
+      .describe('Start (00:00 UTC) of the first day this IP\'s relay sent mail under its plan, as the relay reports it; absent while it never has.'),
+    warmupStage: z.number().int().min(0).optional().describe('Index into the IP warm-up steps in force; absent when the IP has no warm-up.'),
+    warmupDay: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('Warm-up days counted so far: UTC days on which the IP sent at least the minimum volume (docs/shaping.md); not calendar days.'),
+    warmupCountedThrough: z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}$/)
+      .optional()
+      .describe('UTC date through which warmupDay was counted (from the relay\'s report); the relay adds the days after it.'),
+    quotaToday: z.number().int().min(0).optional().describe('Recipients this IP may send today (UTC); absent = no warm-up cap.'),
+    sentToday: z.number().int().min(0).optional().describe('Recipients this IP sent today (UTC), as its relay last reported.'),
+    configVersion: z.string().max(64).optional().describe('Version (hash) of the relay config rendered for this IP; its relay reports the one it runs in /v1/stats.'),
     message: z.string().max(1024).optional(),
   })
   .strict();

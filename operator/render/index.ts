@@ -5,3 +5,5 @@ export * from './pool.ts';
 export * from './dkim.ts';
 export * from './dns.ts';
 export * from './status.ts';
+export * from './warmup.ts';
+export * from './rollout.ts';

@@ -22,7 +22,8 @@ import {
   LABEL_POOL,
   type RenderedObject,
 } from './names.ts';
-import { PATHS, HTTP_PORT, RenderError, containerPort, domainsOfPool, relayConfigYaml, renderRelayConfig, signingKeys } from './relay-config.ts';
+import { ANNOTATION_TEMPLATE_HASH, templateHash } from './rollout.ts';
+import { PATHS, HTTP_PORT, RenderError, containerPort, domainsOfPool, renderRelayConfigFile, signingKeys, type RenderedRelayConfig } from './relay-config.ts';
 
 export const DEFAULT_RELAY_IMAGE = 'ghcr.io/mailfleet/mailfleet:0.1.0';
 /** UID/GID of the relay process; any non-root id works, a fixed one makes fsGroup ownership of the queue predictable. */
@@ -49,14 +50,17 @@ function meta(pool: SendingPool, name: string, labels: Record<string, string>, a
 // The apiserver refuses ConfigMaps over 1 MiB; leave room for metadata.
 export const MAX_CONFIGMAP_DATA_BYTES = 1_000_000;
 
-/** Each IP's relay.yaml. Rendered once per pool render: the ConfigMap holds it and each StatefulSet hashes it. */
-export function renderRelayConfigs(pool: SendingPool, domains: readonly MailDomain[]): Map<string, string> {
-  return new Map(pool.spec.ips.map((ip) => [ip.address, relayConfigYaml(renderRelayConfig(pool, domains, ip.address))]));
+/**
+ * Each IP's relay.yaml. Rendered once per pool render: the ConfigMap holds it, and each
+ * StatefulSet's pod template carries the hash of its restart-only part.
+ */
+export function renderRelayConfigs(pool: SendingPool, domains: readonly MailDomain[]): Map<string, RenderedRelayConfig> {
+  return new Map(pool.spec.ips.map((ip) => [ip.address, renderRelayConfigFile(pool, domains, ip.address)]));
 }
 
 export function renderConfigMap(pool: SendingPool, domains: readonly MailDomain[], configs = renderRelayConfigs(pool, domains)): RenderedObject {
   const data: Record<string, string> = {};
-  for (const ip of pool.spec.ips) data[configKey(ip.address)] = configs.get(ip.address)!;
+  for (const ip of pool.spec.ips) data[configKey(ip.address)] = configs.get(ip.address)!.yaml;
   // Every IP's file repeats the pool's domains, so the size grows with IPs × domains.
   const size = Object.entries(data).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
   if (size > MAX_CONFIGMAP_DATA_BYTES) {
@@ -89,10 +93,10 @@ function volumes(pool: SendingPool, domains: readonly MailDomain[], ip: PoolIp) 
     { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
   ];
   const mounts: Record<string, unknown>[] = [
-    // subPath: the other mounts live beside relay.yaml under /etc/mailfleet, and nesting them
-    // inside a ConfigMap volume fails on some runtimes. subPath files do not follow ConfigMap
-    // updates, which is fine: the config-hash annotation restarts the pod on every change.
-    { name: 'config', mountPath: PATHS.configFile, subPath: 'relay.yaml', readOnly: true },
+    // A directory of its own and no subPath: subPath files never see ConfigMap updates, and the
+    // relay applies a new version live (docs/live-config.md). The other mounts (tls, auth, dkim)
+    // sit beside it under /etc/mailfleet, not inside it.
+    { name: 'config', mountPath: PATHS.configDir, readOnly: true },
     { name: 'queue', mountPath: PATHS.dataDir },
     { name: 'tmp', mountPath: PATHS.tmpDir },
   ];
@@ -127,15 +131,16 @@ export function renderStatefulSet(
   domains: readonly MailDomain[],
   ip: PoolIp,
   opts: RenderOptions = {},
-  config = relayConfigYaml(renderRelayConfig(pool, domains, ip.address)),
+  config: RenderedRelayConfig = renderRelayConfigFile(pool, domains, ip.address),
 ): RenderedObject {
   const name = relayName(pool, ip.address);
   const labels = relayLabels(pool, ip.address);
   const mode = pool.spec.egress.mode;
   const hostNetwork = mode === 'hostNetwork';
   const podAnnotations: Record<string, string> = {
-    // A changed config must restart the relay: it reads its config at start.
-    [ANNOTATION_CONFIG_HASH]: shortHash(config),
+    // Only fields the relay reads once at start restart it (relay/config/live.ts); everything
+    // else reaches the running relay through the mounted file.
+    [ANNOTATION_CONFIG_HASH]: config.restartHash,
     [ANNOTATION_ADDRESS]: ip.address,
   };
   if (mode === 'multus') podAnnotations[MULTUS_NETWORKS_ANNOTATION] = multusAnnotation(pool, ip);
@@ -198,10 +203,12 @@ export function renderStatefulSet(
   }
 
   const storage = pool.spec.storage;
+  const template = { metadata: { labels, annotations: podAnnotations }, spec: podSpec };
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
-    metadata: meta(pool, name, labels, { [ANNOTATION_ADDRESS]: ip.address }),
+    // The template's hash tells the operator which StatefulSets a change restarts (operator/render/rollout.ts).
+    metadata: meta(pool, name, labels, { [ANNOTATION_ADDRESS]: ip.address, [ANNOTATION_TEMPLATE_HASH]: templateHash(template) }),
     spec: {
       // One StatefulSet per IP (see docs/resources.md): a per-pod Multus static-IP annotation
       // cannot vary by ordinal inside one template, and each IP's queue volume must follow its IP.
@@ -212,7 +219,7 @@ export function renderStatefulSet(
       updateStrategy: { type: 'RollingUpdate' },
       // Queued mail outlives the pool: deleting a SendingPool must not delete undelivered messages.
       persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
-      template: { metadata: { labels, annotations: podAnnotations }, spec: podSpec },
+      template,
       volumeClaimTemplates: [
         {
           apiVersion: 'v1',

@@ -6,11 +6,17 @@ import { RelayConfigSchema, type RelayConfigInput } from '../../relay/config/sch
 import type { MailDomain, SendingPool, PoolIp, DkimAlgorithm } from '../api/index.ts';
 import { describeZodIssues } from '../api/index.ts';
 import { dkimSecretName, DKIM_PRIVATE_KEY } from './dkim.ts';
+import { relayWarmupEntry } from './warmup.ts';
+import { shortHash } from './names.ts';
+import { configVersion } from '../../relay/config/version.ts';
+import { restartSignature } from '../../relay/config/live.ts';
 
 /** Where the pod template mounts things; the relay config refers to the same paths. */
 export const PATHS = {
-  configDir: '/etc/mailfleet',
-  configFile: '/etc/mailfleet/relay.yaml',
+  // A directory of its own, mounted without subPath: the kubelet updates it in place (the
+  // `..data` symlink swap) and the relay applies the new version live (docs/live-config.md).
+  configDir: '/etc/mailfleet/config',
+  configFile: '/etc/mailfleet/config/relay.yaml',
   dataDir: '/var/lib/mailfleet',
   tlsDir: '/etc/mailfleet/tls',
   authDir: '/etc/mailfleet/auth',
@@ -111,8 +117,14 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
         ? ips.map((i) => ({ address: i.address, hostname: i.hostname, weight: i.weight }))
         : [],
     },
-    // Per (source IP, provider) shaping: SendingPool limits.providers map one to one.
+    // Per (source IP, provider) shaping: SendingPool limits.providers map one to one. Warm-up:
+    // the plan and the carried state; the relay works out each day's cap itself.
     shaping: {
+      // A relay without a bound source address has one (unbound) source: only a one-IP config can say whose plan it is.
+      warmup: (BINDS_SOURCE.has(pool.spec.egress.mode) || ips.length === 1 ? ips : []).flatMap((ip) => {
+        const e = relayWarmupEntry(ip, pool.status?.ips?.find((s) => s.address === ip.address), BINDS_SOURCE.has(pool.spec.egress.mode));
+        return e ? [e] : [];
+      }),
       providers: limits.providers.map((p) => ({
         name: p.name,
         mxSuffixes: p.mxSuffixes ?? [],
@@ -147,4 +159,19 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
 
 export function relayConfigYaml(config: RelayConfigInput): string {
   return '# Rendered by mailfleet-operator from a SendingPool; edits are overwritten.\n' + stringify(config, { lineWidth: 0 });
+}
+
+/** One IP's relay config as the ConfigMap holds it, with its version and what a pod restart is needed for. */
+export interface RenderedRelayConfig {
+  yaml: string;
+  /** relay/config/version.ts of the YAML: the version the relay reports once it runs it. */
+  version: string;
+  /** Hash of the restart-only fields (relay/config/live.ts): the pod template carries it, so only they restart the pod. */
+  restartHash: string;
+}
+
+export function renderRelayConfigFile(pool: SendingPool, domains: readonly MailDomain[], address: string): RenderedRelayConfig {
+  const input = renderRelayConfig(pool, domains, address);
+  const yaml = relayConfigYaml(input);
+  return { yaml, version: configVersion(yaml), restartHash: shortHash(restartSignature(RelayConfigSchema.parse(input))) };
 }

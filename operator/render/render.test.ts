@@ -85,7 +85,10 @@ test('one single-replica StatefulSet per IP with a queue PVC and restricted secu
     assert.deepEqual(sp.volumeClaimTemplates[0].spec.resources.requests, { storage: '10Gi' });
     const pod = sp.template.spec;
     const c = pod.containers[0];
-    assert.deepEqual([c.command, c.args].flat(), ['mailfleet', 'relay', '--config', '/etc/mailfleet/relay.yaml']);
+    assert.deepEqual([c.command, c.args].flat(), ['mailfleet', 'relay', '--config', '/etc/mailfleet/config/relay.yaml']);
+    // The config directory is mounted whole (no subPath), so the kubelet's updates reach the relay.
+    const cfgMount = c.volumeMounts.find((m: { name: string }) => m.name === 'config');
+    assert.deepEqual([cfgMount.mountPath, cfgMount.subPath], ['/etc/mailfleet/config', undefined]);
     assert.equal(pod.securityContext.runAsNonRoot, true);
     assert.equal(pod.securityContext.seccompProfile.type, 'RuntimeDefault');
     assert.deepEqual(c.securityContext.capabilities.drop, ['ALL']);
@@ -157,9 +160,39 @@ test('domains of other pools or namespaces are left out', () => {
   assert.deepEqual(cfg.acceptDomains, ['bounces.example.com']);
 });
 
-test('a config change changes the pod template (the relay restarts to read it)', () => {
+test('only restart-only config changes change the pod template; the rest reaches the relay live', () => {
   const hash = (objs: RenderedObject[]) => spec(byKind(objs, 'StatefulSet')[0]!).template.metadata.annotations['mailfleet.io/config-hash'];
-  assert.notEqual(hash(renderPoolChildren(pool(), [])), hash(renderPoolChildren(pool(), [domain()])));
+  const cm = (objs: RenderedObject[]) => JSON.stringify(objs.find((o) => o.kind === 'ConfigMap')!.data);
+  const before = renderPoolChildren(pool(), []);
+  // A new MailDomain, a new warm-up plan, new shaping: the ConfigMap changes, the pods do not restart.
+  for (const after of [
+    renderPoolChildren(pool(), [domain()]),
+    renderPoolChildren(pool({ ips: [{ address: '203.0.113.10', hostname: 'mta1.example.net', warmup: { preset: 'conservative-45d' } }, { address: '2001:db8::25', hostname: 'mta2.example.net' }] }), []),
+    renderPoolChildren(pool({ limits: { providers: [{ name: 'google', maxConnections: 2 }] } as never }), []),
+  ]) {
+    assert.notEqual(cm(after), cm(before));
+    assert.equal(hash(after), hash(before));
+  }
+  // A new submission port is a new listener: a restart.
+  const ports = renderPoolChildren(pool({ submission: { tlsSecretRef: { name: 'relay-tls' }, authSecretRef: { name: 'relay-auth' }, ports: [{ name: 'submission', port: 2525, tls: 'starttls' }] } as never }), []);
+  assert.notEqual(hash(ports), hash(before));
+});
+
+test('the relay config carries the warm-up plan (presets written out as steps) and the carried state', () => {
+  const cfg = RelayConfigSchema.parse(renderRelayConfig(pool(), [], '203.0.113.10'));
+  const [w] = cfg.shaping.warmup;
+  assert.equal(w!.address, undefined, 'egress none: the relay binds no address, its one source is this IP');
+  assert.deepEqual(w!.plan!.steps!.slice(0, 2), [{ day: 0, dailyLimit: 500 }, { day: 2, dailyLimit: 710 }]);
+  assert.deepEqual(w!.state, { countedDays: 0 });
+  assert.deepEqual(RelayConfigSchema.parse(renderRelayConfig(pool(), [], '2001:db8::25')).shaping.warmup, [], 'no plan: warm');
+  // The state the relay last reported (status) is carried, so a relay on a new volume does not start over.
+  const reported = pool();
+  reported.status = { ips: [{ address: '203.0.113.10', state: 'WarmingUp', warmupDay: 4, warmupCountedThrough: '2026-12-05', warmupStartedAt: '2026-12-01T00:00:00Z' }] };
+  assert.deepEqual(RelayConfigSchema.parse(renderRelayConfig(reported, [], '203.0.113.10')).shaping.warmup[0]!.state, { countedDays: 4, countedThrough: '2026-12-05', startedOn: '2026-12-01' });
+  // hostNetwork binds the address: the entry names it.
+  const bound = pool({ egress: { mode: 'hostNetwork' }, ips: [{ address: '203.0.113.10', hostname: 'mta1.example.net', nodeName: 'n1', warmup: { steps: [{ day: 0, dailyLimit: 50 }], minDailyVolume: 10 } }] });
+  const b = RelayConfigSchema.parse(renderRelayConfig(bound, [], '203.0.113.10')).shaping.warmup[0]!;
+  assert.deepEqual([b.address, b.plan!.steps, b.plan!.minDailyVolume], ['203.0.113.10', [{ day: 0, dailyLimit: 50 }], 10]);
 });
 
 test('multus: a NAD and a per-pod static-IP annotation', () => {
@@ -313,6 +346,9 @@ test('summarizePoolStatus formats the printer columns', () => {
   ]);
   assert.equal(two.summary?.warmup, '2 warming: 500-2000/day');
   assert.equal(summarizePoolStatus([{ address: '203.0.113.10', state: 'Ready' }]).summary?.warmup, 'done');
+  // A relay that is not ready is still on its plan: the column does not say done.
+  assert.equal(summarizePoolStatus([{ address: '203.0.113.10', state: 'Pending', warmupStage: 0, warmupDay: 0, quotaToday: 500 }]).summary?.warmup, '1 warming: 500/day');
+  assert.equal(summarizePoolStatus([{ address: '203.0.113.10', state: 'Pending', warmupStage: 9, warmupDay: 31 }]).summary?.warmup, 'done');
 });
 
 test('a relay config over the ConfigMap size limit is a RenderError naming the way out', () => {

@@ -30,9 +30,13 @@ export function summarizePoolStatus(
   };
 }
 
-/** "2 warming: 500-2000/day", "1 warming: 500/day" or "done": one column, so the quotas in short. */
+/**
+ * "2 warming: 500-2000/day", "1 warming: 500/day" or "done": one column, so the quotas in short.
+ * An IP is warming while its plan gives it a cap today, whatever its pod's state: a relay that
+ * is not ready is still on its plan (readiness has a column of its own).
+ */
 function warmupSummary(ips: readonly PoolIpStatus[]): string {
-  const warming = ips.filter((i) => i.state === 'WarmingUp');
+  const warming = ips.filter((i) => i.quotaToday !== undefined);
   if (warming.length === 0) return 'done';
   const quotas = warming.flatMap((i) => (i.quotaToday === undefined ? [] : [i.quotaToday]));
   if (quotas.length === 0) return `${warming.length} warming`;

@@ -29,13 +29,17 @@ import {
   shortHash,
   RenderError,
   signingKeys,
+  heldRollouts,
+  type CachedStatefulSet,
   type RenderedObject,
 } from '../../render/index.ts';
 import type { ControllerDefinition, Caches } from '../../runtime/manager.ts';
 import { writeStatus } from '../../runtime/status.ts';
 import { OwnWrites } from '../../runtime/echoes.ts';
 import { isStatus, type KubeObject } from '../../runtime/kube.ts';
-import { warmupState } from '../../control/warmup.ts';
+import { ipWarmupStatus } from '../../render/warmup.ts';
+import { configVersion } from '../../../relay/config/version.ts';
+import { configKey } from '../../render/names.ts';
 import {
   Blocked,
   runSteps,
@@ -64,6 +68,8 @@ interface PoolCtx {
   pruned: string[];
   /** A referenced Secret that does not exist (field path and message). */
   missing?: { reason: string; message: string };
+  /** StatefulSets whose restart waits for another relay of the pool to be updated and Ready. */
+  held?: string[];
 }
 
 const needsFinalizer = (pool: SendingPool) => pool.spec.egress.mode === 'ciliumEgressGateway';
@@ -160,10 +166,15 @@ const ensureChildren: Step<PoolCtx> = {
       ctx.applied++;
     };
     for (const child of ctx.desired.filter((c) => FIRST.has(c.kind))) await apply(child);
+    // Restarts roll one relay at a time (operator/render/rollout.ts); the others wait their turn.
+    const ns = ctx.pool.metadata.namespace ?? '';
+    ctx.held = heldRollouts(ctx.desired, (n) => ctx.caches.get(STATEFULSET, ns, n) as CachedStatefulSet | undefined);
+    if (ctx.held.length > 0) ctx.deps.log.info({ pool: `${ns}/${ctx.pool.metadata.name}`, waiting: ctx.held }, 'relay restarts roll one at a time; these wait');
+    const held = new Set(ctx.held);
     // The others do not depend on each other: one round trip instead of one per child (a pool
     // with many IPs has a StatefulSet per IP). Every apply is awaited before the first failure
     // is reported, so none is left running past the reconcile.
-    const results = await Promise.allSettled(ctx.desired.filter((c) => !FIRST.has(c.kind)).map(apply));
+    const results = await Promise.allSettled(ctx.desired.filter((c) => !FIRST.has(c.kind) && !(c.kind === 'StatefulSet' && held.has(c.metadata.name))).map(apply));
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
   },
@@ -223,7 +234,8 @@ async function finalize(deps: ControllerDeps, raw: KubeObject): Promise<void> {
 }
 
 /** Per-IP status, and when the earliest warm-up stage changes next (a day boundary no event announces). */
-function ipStatuses(caches: Caches, pool: SendingPool, prev: PoolIpStatus[] | undefined, now: Date): { ips: PoolIpStatus[]; nextWarmupChange?: Date } {
+function ipStatuses(caches: Caches, pool: SendingPool, prev: PoolIpStatus[] | undefined, now: Date, desired: readonly RenderedObject[] = []): { ips: PoolIpStatus[]; nextWarmupChange?: Date } {
+  const configs = (desired.find((o) => o.kind === 'ConfigMap')?.['data'] ?? {}) as Record<string, string>;
   const ns = pool.metadata.namespace ?? '';
   let nextWarmupChange: Date | undefined;
   const ips = pool.spec.ips.map((ip) => {
@@ -232,20 +244,16 @@ function ipStatuses(caches: Caches, pool: SendingPool, prev: PoolIpStatus[] | un
     const ready = (sts?.status?.readyReplicas ?? 0) >= 1;
     const old = prev?.find((p) => p.address === ip.address);
     const s: PoolIpStatus = { ...(old ?? {}), address: ip.address, pod: `${name}-0`, state: 'Pending' };
-    // The start is recorded once, the first time the IP is seen with a plan, and kept through
-    // plan edits, restarts and failovers: it is what the plan's days count from.
-    const startedAt = ip.warmup ? (old?.warmupStartedAt ?? rfc3339(now)) : undefined;
-    const warm = startedAt ? warmupState(ip.warmup, new Date(startedAt), now) : undefined;
-    if (warm && startedAt) {
-      Object.assign(s, { warmupStartedAt: startedAt, warmupStage: warm.stage, warmupDay: warm.day });
-      if (warm.quotaToday !== undefined) s.quotaToday = warm.quotaToday;
-      else delete s.quotaToday;
+    const yaml = configs[configKey(ip.address)];
+    if (yaml !== undefined) s.configVersion = configVersion(yaml);
+    // Warm-up: relay/warmup/plan.ts through operator/render/warmup.ts, whatever the pod's state.
+    // Hook: pass the IP's `warmup` from its relay's /v1/stats as the last argument once the
+    // operator reads relay stats; until then the carried state is shown (day 0 for a new IP).
+    for (const k of ['warmupStartedAt', 'warmupStage', 'warmupDay', 'warmupCountedThrough', 'quotaToday', 'sentToday'] as const) delete s[k];
+    const warm = ipWarmupStatus(ip, old, now);
+    if (warm) {
+      Object.assign(s, warm.fields);
       if (warm.nextChangeAt && (!nextWarmupChange || warm.nextChangeAt < nextWarmupChange)) nextWarmupChange = warm.nextChangeAt;
-    } else {
-      delete s.warmupStartedAt;
-      delete s.warmupStage;
-      delete s.warmupDay;
-      delete s.quotaToday;
     }
     if (ready) s.state = old?.state === 'Paused' ? 'Paused' : warm && !warm.done ? 'WarmingUp' : 'Ready';
     if (!ready) s.message = sts ? 'relay pod not ready' : 'StatefulSet not created yet';
@@ -253,6 +261,12 @@ function ipStatuses(caches: Caches, pool: SendingPool, prev: PoolIpStatus[] | un
     return s;
   });
   return nextWarmupChange ? { ips, nextWarmupChange } : { ips };
+}
+
+/** What the render reads of the pool's status: the warm-up state it carries into each relay config. */
+function warmupRenderInputs(raw: KubeObject): unknown {
+  const ips = ((raw['status'] as { ips?: PoolIpStatus[] } | undefined)?.ips ?? []).filter((i) => i.warmupCountedThrough);
+  return ips.map((i) => [i.address, i.warmupDay, i.warmupCountedThrough, i.warmupStartedAt]);
 }
 
 /**
@@ -328,7 +342,7 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
         .filter((d) => (d['spec'] as { poolRef?: { name?: string } } | undefined)?.poolRef?.name === name);
       // Everything parsing and rendering read; the same inputs render the same children (render is
       // pure), so most reconciles (a StatefulSet's status moved, a resync) reuse the last result.
-      const inputs = [JSON.stringify([raw.metadata?.uid, raw['spec']]), ...rawDomains.map(domainRenderInputs)].join('\n');
+      const inputs = [JSON.stringify([raw.metadata?.uid, raw['spec'], warmupRenderInputs(raw)]), ...rawDomains.map(domainRenderInputs)].join('\n');
       const memo = rendered.get(`${namespace}/${name}`);
       let parsed: ReturnType<typeof parseSendingPool>;
       let blocked: Blocked | undefined;
@@ -382,7 +396,7 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
             conds = setCondition(conds, { type: 'Reconciled', status: 'False', reason: blocked.reason, message: blocked.message, observedGeneration: gen }, now);
             conds = setCondition(conds, { type: 'Ready', status: 'False', reason: blocked.reason, message: blocked.message, observedGeneration: gen }, now);
           } else if (pool) {
-            const computed = ipStatuses(caches, pool, prev.ips, now);
+            const computed = ipStatuses(caches, pool, prev.ips, now, ctx?.desired);
             const ips = computed.ips;
             nextWarmupChange = computed.nextWarmupChange;
             next.ips = ips;
@@ -437,6 +451,8 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
       // warm-up day ending: come back at the boundary to move the stage and quota on.
       const waits = [
         ...(ctx?.missing ? [deps.refRecheckMs] : []),
+        // The StatefulSet being rolled announces its progress by watch events; this is the backstop.
+        ...(ctx?.held?.length ? [5000] : []),
         ...(nextWarmupChange ? [Math.max(1000, nextWarmupChange.getTime() - now.getTime())] : []),
       ];
       return waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : {};
