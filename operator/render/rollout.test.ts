@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { heldRollouts, isSettled, ANNOTATION_TEMPLATE_HASH, type CachedStatefulSet } from './rollout.ts';
 import type { RenderedObject } from './names.ts';
 
-const sts = (name: string, hash: string): RenderedObject => ({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name, annotations: { [ANNOTATION_TEMPLATE_HASH]: hash } } });
+const sts = (name: string, hash: string): RenderedObject => ({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name, labels: {}, annotations: { [ANNOTATION_TEMPLATE_HASH]: hash } } });
 const cached = (hash: string, settled = true): CachedStatefulSet => ({
   metadata: { generation: 2, annotations: { [ANNOTATION_TEMPLATE_HASH]: hash } },
   spec: { replicas: 1 },
