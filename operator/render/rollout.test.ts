@@ -25,6 +25,11 @@ test('while one relay rolls (not updated or not Ready), every other restart wait
   assert.deepEqual(heldRollouts([sts('a', 'new'), sts('b', 'new'), sts('c', 'new')], (n) => have[n]), ['c']);
 });
 
+test('a relay that is down already is restarted at once (a fix for a crash loop does not wait behind it)', () => {
+  const have: Record<string, CachedStatefulSet> = { a: cached('old'), b: cached('old', false), c: cached('old') };
+  assert.deepEqual(heldRollouts([sts('a', 'new'), sts('b', 'new'), sts('c', 'new')], (n) => have[n]), ['a', 'c']);
+});
+
 test('new relays and unchanged templates are never held', () => {
   const have: Record<string, CachedStatefulSet> = { a: cached('same', false) };
   assert.deepEqual(heldRollouts([sts('a', 'same'), sts('new-ip', 'x')], (n) => have[n]), []);

@@ -31,8 +31,9 @@ export function isSettled(sts: CachedStatefulSet): boolean {
 
 /**
  * Names of the desired StatefulSets whose restart must wait this turn. New StatefulSets and those
- * whose template is unchanged go at once; of the changed ones, the first (in render order) goes
- * when every existing one is settled, the others wait for it.
+ * whose template is unchanged go at once. Of the changed ones: those whose relay is down or
+ * rolling already go (restarting them takes nothing more away, and a fix for a crash-looping
+ * relay must not wait behind it); the others go one at a time, only while every relay is settled.
  */
 export function heldRollouts(desired: readonly RenderedObject[], cached: (name: string) => CachedStatefulSet | undefined): string[] {
   const sets = desired.filter((o) => o.kind === 'StatefulSet');
@@ -41,9 +42,10 @@ export function heldRollouts(desired: readonly RenderedObject[], cached: (name: 
     return cur !== undefined && cur.metadata?.annotations?.[ANNOTATION_TEMPLATE_HASH] !== o.metadata.annotations?.[ANNOTATION_TEMPLATE_HASH];
   });
   if (changed.length === 0) return [];
-  const rolling = sets.some((o) => {
+  const unsettled = new Set(sets.filter((o) => {
     const cur = cached(o.metadata.name);
     return cur !== undefined && !isSettled(cur);
-  });
-  return (rolling ? changed : changed.slice(1)).map((o) => o.metadata.name);
+  }).map((o) => o.metadata.name));
+  const up = changed.filter((o) => !unsettled.has(o.metadata.name));
+  return (unsettled.size > 0 ? up : up.slice(1)).map((o) => o.metadata.name);
 }

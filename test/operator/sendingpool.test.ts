@@ -368,7 +368,7 @@ test('every egress mode applies on a real apiserver (hostNetwork, multus with a 
   assert.equal(podSpec.nodeSelector?.['kubernetes.io/hostname'], 'node-b');
 });
 
-test('warm-up: per-IP stage and quota in status from the plan, the recorded start and the clock', { skip }, async () => {
+test('warm-up: the plan reaches the relay config; status counts warm-up days, not calendar days; a new plan restarts nothing', { skip }, async () => {
   const DAY = 86_400_000;
   const pool = samplePool('warm', NS, {
     ips: [
@@ -377,33 +377,54 @@ test('warm-up: per-IP stage and quota in status from the plan, the recorded star
     ],
   });
   await e.kube.create(pool);
-  type IpStatus = { address: string; warmupStartedAt?: string; warmupStage?: number; warmupDay?: number; quotaToday?: number };
+  type IpStatus = { address: string; warmupStartedAt?: string; warmupStage?: number; warmupDay?: number; quotaToday?: number; configVersion?: string };
   const ips = async () => ((await getPool('warm'))['status'] as { ips?: IpStatus[] } | undefined)?.ips ?? [];
   // Any update re-queues the pool; the label makes the operator look at the (moved) clock now
   // rather than at the day boundary it scheduled.
   const nudge = (v: string) => e.kube.mergePatch({ ...POOL_REF, namespace: NS, name: 'warm' }, { metadata: { labels: { nudge: v } } });
-  const warmIp = async (want: Omit<IpStatus, 'address' | 'warmupStartedAt'>) =>
+  const warmIp = async (want: Omit<IpStatus, 'address' | 'warmupStartedAt' | 'configVersion'>) =>
     waitFor(`warm-up status ${JSON.stringify(want)}`, async () => {
       const all = await ips();
       const w = all.find((i) => i.address === '203.0.113.40');
-      if (!w?.warmupStartedAt) return undefined;
+      if (!w) return undefined;
       const { warmupStage, warmupDay, quotaToday } = w;
       return isDeepStrictEqual({ warmupStage, warmupDay, quotaToday }, want) ? all : undefined;
     });
+  const relayConfig = async () => {
+    const cm = await e.kube.get('v1', 'ConfigMap', NS, 'warm-relay-config');
+    const data = cm['data'] as Record<string, string>;
+    return RelayConfigSchema.parse(parse(Object.entries(data).find(([k]) => k.includes('203-0-113-40'))![1]));
+  };
+  const templateHash = async () =>
+    ((await e.kube.get('apps/v1', 'StatefulSet', NS, 'warm-203-0-113-40'))['spec'] as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations['mailfleet.io/config-hash'];
   try {
     const first = await warmIp({ warmupStage: 0, warmupDay: 0, quotaToday: 100 });
-    const started = first.find((i) => i.address === '203.0.113.40')!.warmupStartedAt!;
+    const ip = first.find((i) => i.address === '203.0.113.40')!;
+    assert.equal(ip.warmupStartedAt, undefined, 'the relay never sent: no start');
+    assert.match(ip.configVersion ?? '', /^[0-9a-f]{16}$/);
     const other = first.find((i) => i.address === '203.0.113.41')!;
     assert.deepEqual(Object.keys(other).filter((k) => k.startsWith('warmup') || k === 'quotaToday'), [], 'an IP without a plan has no warm-up fields');
+    // No pod is ever Ready here (no node), and the column still says the IP is warming.
+    assert.equal(((await getPool('warm'))['status'] as { summary?: { warmup?: string } }).summary?.warmup, '1 warming: 100/day');
+    const cfg = await relayConfig();
+    assert.deepEqual(cfg.shaping.warmup[0]!.plan!.steps, [{ day: 0, dailyLimit: 100 }, { day: 2, dailyLimit: 500 }]);
+    assert.deepEqual(cfg.shaping.warmup[0]!.state, { countedDays: 0 });
 
+    // Two calendar days on which no relay sent: still day 0.
     clockOffsetMs = 2 * DAY + 60_000;
     await nudge('day2');
-    const day2 = await warmIp({ warmupStage: 1, warmupDay: 2, quotaToday: 500 });
-    assert.equal(day2.find((i) => i.address === '203.0.113.40')!.warmupStartedAt, started, 'the start is recorded once');
+    await waitFor('a reconcile at the moved clock', async () => ((await getPool('warm'))['metadata'] as { labels?: Record<string, string> }).labels?.['nudge'] === 'day2' || undefined);
+    await reconciledAt('warm', 1);
+    await warmIp({ warmupStage: 0, warmupDay: 0, quotaToday: 100 });
 
-    clockOffsetMs = 3 * DAY + 60_000;
-    await nudge('day3');
-    await warmIp({ warmupStage: 1, warmupDay: 3, quotaToday: undefined });
+    // A new plan: a new ConfigMap the relay applies live, the same pod template (no restart).
+    const hash = await templateHash();
+    await e.kube.mergePatch({ ...POOL_REF, namespace: NS, name: 'warm' }, {
+      spec: { ips: [{ address: '203.0.113.40', hostname: 'new.example.test', warmup: { preset: 'conservative-45d' } }, { address: '203.0.113.41', hostname: 'warm.example.test' }] },
+    });
+    await reconciledAt('warm', 2);
+    await waitFor('the new plan in the relay config', async () => ((await relayConfig()).shaping.warmup[0]!.plan!.steps![0]!.dailyLimit === 200 ? true : undefined));
+    assert.equal(await templateHash(), hash, 'a warm-up change does not restart the relay');
   } finally {
     clockOffsetMs = 0;
   }
