@@ -59,3 +59,11 @@ test('the version is the file hash: same text, same version', () => {
   assert.notEqual(configVersion('a: 1\n'), configVersion('a: 2\n'));
   assert.match(configVersion('x'), /^[0-9a-f]{16}$/);
 });
+
+test('docs/live-config.md names every restart-only field', async () => {
+  const { readFileSync } = await import('node:fs');
+  const md = readFileSync(new URL('../../docs/live-config.md', import.meta.url), 'utf8');
+  const table = md.slice(md.indexOf('| applies live | needs a restart'));
+  const restartColumn = table.split('\n').filter((l) => l.startsWith('|')).map((l) => l.split('|')[2] ?? '').join(' ');
+  for (const f of RESTART_FIELDS) assert.ok(restartColumn.includes(`\`${f}\``), `${f} missing from the restart column of docs/live-config.md`);
+});
