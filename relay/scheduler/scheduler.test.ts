@@ -276,3 +276,64 @@ test('Shaper: idle paths to unrecognised sites are forgotten, busy ones kept', (
   assert.equal(s.pathCount(), 2); // the busy one, and google's
   s.end('default', 'default/busy.test', 'bulk');
 });
+
+test('Shaper with a warm-up plan: the plan caps the day, per provider too, the lower of fixed and planned wins, midnight moves on', async () => {
+  const { RelayConfigSchema } = await import('../config/schema.ts');
+  const { DAY_MS } = await import('../warmup/plan.ts');
+  let now = T0;
+  const cfg = RelayConfigSchema.parse({
+    dataDir: '/tmp/x',
+    listeners: [{ name: 'sub', port: 0, tls: 'none' }],
+    delivery: { egressIps: [{ address: '192.0.2.1', hostname: 'a.test' }] },
+    shaping: {
+      warmup: [{
+        address: '192.0.2.1',
+        daily: 100,
+        plan: { steps: [{ day: 0, dailyLimit: 4, providers: [{ name: 'google', dailyLimit: 1 }] }, { day: 1, dailyLimit: 500 }] },
+      }],
+    },
+  });
+  const s = new Shaper({ shaping: cfg.shaping, delivery: cfg.delivery, clock: () => now, random: () => 0 });
+  const send = (provider: string) => {
+    const d = s.decide(provider, 'bulk', 1);
+    if (d.kind === 'send') {
+      s.begin(d.ip, provider, 'bulk', 1);
+      s.end(d.ip, provider, 'bulk');
+    }
+    return d.kind === 'send' ? 'sent' : d.reason;
+  };
+  assert.deepEqual(['google', 'google', 'yahoo', 'yahoo', 'yahoo', 'yahoo'].map(send), ['sent', 'quota', 'sent', 'sent', 'sent', 'quota']);
+  assert.deepEqual([s.warmup('192.0.2.1')!.day, s.warmup('192.0.2.1')!.sentToday], [0, 4]);
+  // Midnight: 4 of 4 sent yesterday, a warm-up day: 500 planned, the fixed 100 is lower.
+  now = (Math.floor(T0 / DAY_MS) + 1) * DAY_MS + 1000;
+  assert.equal(s.warmup('192.0.2.1')!.capToday, 500);
+  const sent = Array.from({ length: 101 }, () => send('yahoo'));
+  assert.deepEqual([sent.filter((x) => x === 'sent').length, sent.at(-1)], [100, 'quota']);
+  // A new config (live reload) lifts the fixed cap: the plan's 500 applies at once.
+  s.reconfigure({ ...cfg.shaping, warmup: [{ ...cfg.shaping.warmup[0]!, daily: undefined }] }, cfg.delivery);
+  now += 1000; // the token bucket refills (100 messages/s)
+  assert.equal(send('yahoo'), 'sent');
+});
+
+test('Shaper: the warm-up history is durable: a restarted relay continues the plan where it was', async () => {
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { ShapingLedger } = await import('./ledger.ts');
+  const { DAY_MS } = await import('../warmup/plan.ts');
+  const db = join(mkdtempSync(join(tmpdir(), 'mailfleet-ledger-')), 'queue.db');
+  const shaping = ShapingSchema.parse({ warmup: [{ address: '192.0.2.1', plan: { steps: [{ day: 0, dailyLimit: 2 }, { day: 1, dailyLimit: 50 }] } }] });
+  const delivery = { egressIps: [{ address: '192.0.2.1', hostname: 'a.test', weight: 100 }], concurrency: 50, maxConnectionsPerHost: 10, maxMessagesPerConnection: 100 };
+  let now = T0;
+  const first = new ShapingLedger(db);
+  const a = new Shaper({ shaping, delivery, ledger: first, clock: () => now, random: () => 0 });
+  a.begin('192.0.2.1', 'google', 'bulk', 2);
+  a.end('192.0.2.1', 'google', 'bulk');
+  first.close();
+  // The next day, a new process on the same store: yesterday counted, today's cap is day 1's.
+  now = T0 + DAY_MS;
+  const second = new ShapingLedger(db);
+  const b = new Shaper({ shaping, delivery, ledger: second, clock: () => now, random: () => 0 });
+  assert.deepEqual([b.warmup('192.0.2.1')!.day, b.warmup('192.0.2.1')!.capToday, b.warmup('192.0.2.1')!.startedOn], [1, 50, new Date(T0).toISOString().slice(0, 10)]);
+  second.close();
+});
