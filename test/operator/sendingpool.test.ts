@@ -127,6 +127,34 @@ test('a SendingPool gets every child, each owned by the pool, with the expected 
   await waitFor('a Reconciled Event', async () => (await events(e.kube, NS, 'p1')).find((ev) => ev.reason === 'Reconciled'));
 });
 
+test('mailfleet render of the same file prints what the operator applied', { skip }, async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { stringify } = await import('yaml');
+  const { configVersion } = await import('../../relay/config/version.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-render-'));
+  writeFileSync(join(dir, 'pool.yaml'), stringify(samplePool('p1', NS)));
+  const cli = new URL('../../cli/mailfleet.ts', import.meta.url).pathname;
+  const { stdout } = await promisify(execFile)(process.execPath, [cli, 'render', '-f', join(dir, 'pool.yaml'), '-o', 'json'], { env: { ...process.env, RELAY_IMAGE: '' } });
+  const printed = (JSON.parse(stdout) as { items: KubeObject[] }).items;
+  const cm = await e.kube.get('v1', 'ConfigMap', NS, 'p1-relay-config');
+  assert.deepEqual(printed.find((o) => o.kind === 'ConfigMap')!['data'], cm['data']);
+  for (const name of ['p1-203-0-113-7', 'p1-203-0-113-8']) {
+    const applied = await e.kube.get('apps/v1', 'StatefulSet', NS, name);
+    const mine = printed.find((o) => o.kind === 'StatefulSet' && o.metadata?.name === name)!;
+    type Sts = { template: { metadata: { annotations: Record<string, string> }; spec: { containers: { image: string; args: string[] }[] } } };
+    const [a, b] = [(applied['spec'] as Sts).template, (mine['spec'] as Sts).template];
+    assert.deepEqual(b.metadata.annotations, a.metadata.annotations, name);
+    assert.deepEqual([b.spec.containers[0]!.image, b.spec.containers[0]!.args], [a.spec.containers[0]!.image, a.spec.containers[0]!.args], name);
+    assert.equal(mine.metadata?.annotations?.['mailfleet.io/template-hash'], applied.metadata?.annotations?.['mailfleet.io/template-hash'], name);
+  }
+  // status.ips[].configVersion names the file the relay will report running.
+  const st = (await getPool('p1'))['status'] as { ips: { address: string; configVersion?: string }[] };
+  assert.equal(st.ips.find((i) => i.address === '203.0.113.7')!.configVersion, configVersion((cm['data'] as Record<string, string>)['relay-203-0-113-7.yaml']!));
+});
+
 test('the probe and metrics endpoints answer', { skip }, async () => {
   const base = `http://127.0.0.1:${op.port}`;
   assert.equal((await fetch(`${base}/healthz`)).status, 200);
