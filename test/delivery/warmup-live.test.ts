@@ -12,6 +12,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { renameSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { stringify } from 'yaml';
@@ -189,7 +190,11 @@ test('a bad config version is refused, logged with the field and counted; the ru
   const badVersion = writeRelayConfig(bad);
   const refused = await waitLog((e) => e.event === 'config-refused' && e.version === badVersion, 'the bad version refused');
   assert.match(JSON.stringify(refused.issues), /shaping\.warmup\[0\]\.plan\.steps/);
-  assert.match(await metrics(), /mailfleet_relay_config_reload_failures_total 1/);
+  const text = await metrics();
+  assert.match(text, /mailfleet_relay_config_reload_failures_total 1/);
+  // The config metrics (and the rest) are clean for Prometheus.
+  const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  assert.equal(check.status, 0, check.stdout + check.stderr);
   assert.equal((await stats()).configVersion, running);
   assert.match(await metrics(), new RegExp(`mailfleet_relay_config_info\\{version="${running}"\\} 1`));
   // Still serving: mail is accepted and delivered under the running version.
