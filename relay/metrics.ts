@@ -184,8 +184,50 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['listener', 'scope', 'action'] as const,
       registers: [registry],
     }),
+    // Added for SREs (docs/observability.md, issue 16). The gauges below are set at scrape time
+    // by relay/scrape-gauges.ts; sending_domain is bounded by the configured MailDomains.
+    deliveryDomainAttempts: new Counter({
+      name: 'mailfleet_delivery_domain_attempts_total',
+      help: 'Delivery outcomes per recipient, by sending domain (a configured MailDomain, else "other"), result and bounce category.',
+      labelNames: ['sending_domain', 'result', 'category'] as const,
+      registers: [registry],
+    }),
+    queueClassRecipients: new Gauge({
+      name: 'mailfleet_queue_class_recipients',
+      help: 'Recipients not yet delivered or bounced (queued or in flight), by class.',
+      labelNames: ['class'] as const,
+      registers: [registry],
+    }),
+    queueOldestAge: new Gauge({
+      name: 'mailfleet_queue_oldest_age_seconds',
+      help: 'Age of the oldest recipient not yet delivered or bounced, by class (0 when there is none).',
+      labelNames: ['class'] as const,
+      registers: [registry],
+    }),
+    queueVolumeFree: new Gauge({
+      name: 'mailfleet_queue_volume_free_bytes',
+      help: 'Bytes available to the relay on the filesystem holding the queue.',
+      registers: [registry],
+    }),
+    queueVolumeSize: new Gauge({
+      name: 'mailfleet_queue_volume_size_bytes',
+      help: 'Size of the filesystem holding the queue.',
+      registers: [registry],
+    }),
+    ready: new Gauge({
+      name: 'mailfleet_relay_ready',
+      help: '1 while the relay is ready (its /readyz answers 200).',
+      registers: [registry],
+    }),
   };
   return m;
 }
 
 export type RelayMetrics = ReturnType<typeof createRelayMetrics>;
+
+/** The sending-domain label of a MAIL FROM: a configured domain, else "other" (bounded). */
+export function sendingDomainLabel(mailFrom: string, domains: ReadonlySet<string>): string {
+  const at = mailFrom.lastIndexOf('@');
+  const domain = at < 0 ? '' : mailFrom.slice(at + 1).toLowerCase();
+  return domains.has(domain) ? domain : 'other';
+}

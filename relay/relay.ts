@@ -11,6 +11,7 @@ import { CredentialStore } from './intake/credentials.ts';
 import { startListeners, closeListeners, type RunningListener } from './intake/listeners.ts';
 import { startHttpServer, sendJson } from './http/server.ts';
 import { startDelivery } from './delivery/engine.ts';
+import { installScrapeGauges } from './scrape-gauges.ts';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError, parseRelayConfigYaml } from './config/load.ts';
@@ -74,6 +75,9 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     },
   });
 
+  let ready = false;
+  installScrapeGauges(metrics, { store, queueDir: join(config.dataDir, 'queue'), ready: () => ready, ...(options.clock ? { clock: options.clock } : {}) });
+
   const credentials = new CredentialStore();
   let credWatcher: FSWatcher | undefined;
   const credFile = config.auth.credentialsFile;
@@ -131,7 +135,6 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   }
 
   let listeners: RunningListener[] = [];
-  let ready = false;
   const http = await startHttpServer({
     address: config.http.address, port: config.http.port, registry: metrics.registry, ready: () => ready,
     routes: {

@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events';
 import type { RelayConfig } from '../config/schema.ts';
 import type { Adopter, DueRecipient, MessageClass, QueueStore } from '../queue/store.ts';
 import type { Logger } from '../log.ts';
-import type { RelayMetrics } from '../metrics.ts';
+import { sendingDomainLabel, type RelayMetrics } from '../metrics.ts';
 import type { BounceRule } from '../bounce/classify.ts';
 import { MailResolver } from '../dns/resolver.ts';
 import { DkimSigner } from '../dkim/sign.ts';
@@ -124,6 +124,8 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       }
     },
   });
+  // The sending-domain label of the per-domain counter is bounded by the configured domains.
+  let sendingDomains = new Set(config.domains.map((d) => d.domain.toLowerCase()));
   let customProviders = config.shaping.providers.filter((p) => p.mxSuffixes.length > 0);
   const pool = new ConnectionPool({
     maxMessagesPerConnection: config.delivery.maxMessagesPerConnection,
@@ -286,6 +288,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       const provider = route ? 'smarthost' : providerOf(o.mx, customProviders);
       const category = cat ?? 'none';
       metrics.deliveryAttempts.inc({ result: outcome.kind, source_ip: sourceIp, provider, category });
+      metrics.deliveryDomainAttempts.inc({ sending_domain: sendingDomainLabel(due.mailFrom, sendingDomains), result: outcome.kind, category });
       stats.record(sourceIp, providerOfKey(shapedAs), outcome.kind, cat);
       if (delivered) {
         metrics.deliveryLatency.observe({ provider }, Math.max(0, (now - due.createdAt) / 1000));
@@ -606,6 +609,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       if (delayNoticeMs !== undefined && !ledger) ledger = new DelayNoticeLedger(store.path);
       bounceRules = config.delivery.bounceRules;
       customProviders = config.shaping.providers.filter((p) => p.mxSuffixes.length > 0);
+      sendingDomains = new Set(config.domains.map((d) => d.domain.toLowerCase()));
       shaper.reconfigure(config.shaping, config.delivery);
       // Mail held back for a cap or a pause is decided again under the new config (held back again
       // if it still must wait), now rather than when its old hold ends.

@@ -88,4 +88,6 @@ test('submitted mail is delivered to the MX from the source IP, DKIM-signed, and
   await waitUntil(emitter, 'event', () => events.some((e) => e.event === 'delivered'), 10_000, 'the delivered event');
   const metrics = await (await fetch(`http://127.0.0.1:${relay.http.port}/metrics`)).text();
   assert.match(metrics, /mailfleet_delivery_attempts_total\{result="delivered",source_ip="127\.0\.0\.3",provider="other",category="none"\} 1/);
+  // Per sending domain, bounded by the configured domains (docs/observability.md).
+  assert.match(metrics, /mailfleet_delivery_domain_attempts_total\{sending_domain="brand\.test",result="delivered",category="none"\} 1/);
 });

@@ -125,6 +125,12 @@ test('/metrics passes promtool check metrics and counts what happened; /healthz 
   assert.match(text, /^mailfleet_smtp_messages_total\{listener="smtps",result="accepted"\} [1-9]/m);
   assert.match(text, /^mailfleet_queue_commits_total [1-9]/m);
   assert.match(text, /^mailfleet_queue_recipients\{state="queued"\} [1-9]/m);
+  // What an SRE asks first: queue depth and oldest age per class, space left, readiness.
+  assert.match(text, /^mailfleet_queue_class_recipients\{class="transactional"\} [1-9]/m);
+  assert.match(text, /^mailfleet_queue_oldest_age_seconds\{class="transactional"\} (0\.0*[1-9]|[1-9])/m);
+  assert.match(text, /^mailfleet_queue_volume_free_bytes [1-9]/m);
+  assert.match(text, /^mailfleet_queue_volume_size_bytes [1-9]/m);
+  assert.match(text, /^mailfleet_relay_ready 1$/m);
   const promtool = ['/usr/bin/promtool', join(process.env.HOME ?? '', 'bin/promtool')].find((p) => existsSync(p));
   assert.ok(promtool, 'promtool is installed (Debian prometheus); .ci/run installs it');
   const check = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });
