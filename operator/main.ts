@@ -15,6 +15,7 @@ import { sendingPoolController } from './controllers/sendingpool/controller.ts';
 import { mailDomainController } from './controllers/maildomain/controller.ts';
 import { makeResolver } from './controllers/maildomain/dns.ts';
 import { DKIM_PUBLIC_KEY, type RenderOptions } from './render/index.ts';
+import type { NetworkPolicyPeer } from './render/scrape-peers.ts';
 
 export interface OperatorOptions {
   /** Path of a kubeconfig; in-cluster config / $KUBECONFIG when unset. */
@@ -56,6 +57,8 @@ export interface OperatorOptions {
    * app.kubernetes.io/name=mailfleet-operator in the pool's own namespace only.
    */
   operatorNamespace?: string;
+  /** Peers (Prometheus) each pool's NetworkPolicy admits to the relays' metrics port, besides the operator. */
+  relayMetricsFrom?: NetworkPolicyPeer[];
   /** Install SIGTERM/SIGINT handlers that stop gracefully and exit. Default true. */
   handleSignals?: boolean;
 }
@@ -72,7 +75,11 @@ export interface RunningOperator {
 
 function renderOptions(opts: OperatorOptions): RenderOptions {
   const ns = opts.operatorNamespace ?? process.env.POD_NAMESPACE;
-  return { ...(opts.relayImage ? { defaultImage: opts.relayImage } : {}), ...(ns ? { operatorNamespace: ns } : {}) };
+  return {
+    ...(opts.relayImage ? { defaultImage: opts.relayImage } : {}),
+    ...(ns ? { operatorNamespace: ns } : {}),
+    ...(opts.relayMetricsFrom?.length ? { metricsScrapers: opts.relayMetricsFrom } : {}),
+  };
 }
 
 export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOperator> {

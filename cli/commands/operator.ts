@@ -1,4 +1,5 @@
-import { parseCommand, untilSignal, intOption } from '../args.ts';
+import { parseCommand, untilSignal, intOption, UsageError } from '../args.ts';
+import { parseScrapePeers, type NetworkPolicyPeer } from '../../operator/render/scrape-peers.ts';
 import { DEFAULT_RELAY_IMAGE } from '../../operator/render/pool.ts';
 
 const HELP = `Usage: mailfleet operator [options]
@@ -14,6 +15,9 @@ Options:
   --dns-server ADDR     resolver for DNS verification (repeatable; default: the system's)
   --relay-image IMAGE   relay image for SendingPools without spec.image
                         (default: $RELAY_IMAGE, else ${DEFAULT_RELAY_IMAGE})
+  --relay-metrics-from JSON
+                        NetworkPolicyPeers (JSON array) each pool's NetworkPolicy admits to
+                        the relays' metrics port besides the operator, e.g. Prometheus
   -h, --help            show this help`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -28,12 +32,19 @@ export async function run(argv: string[]): Promise<number> {
       'lease-name': { type: 'string' },
       'dns-server': { type: 'string', multiple: true },
       'relay-image': { type: 'string' },
+      'relay-metrics-from': { type: 'string' },
     },
     HELP,
   );
   if (!args) return 0;
   const v = args.values;
   const relayImage = v['relay-image'] || process.env.RELAY_IMAGE || undefined;
+  let relayMetricsFrom: NetworkPolicyPeer[] | undefined;
+  try {
+    relayMetricsFrom = v['relay-metrics-from'] ? parseScrapePeers(v['relay-metrics-from']) : undefined;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   // A missing kubeconfig or a silent API server is a sentence and an exit code here; once
   // running, the operator rides out an outage by itself.
   const { loadKubeconfig, checkApiserver } = await import('../../operator/runtime/preflight.ts');
@@ -49,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     ...(v['lease-name'] ? { leaseName: v['lease-name'] } : {}),
     ...(v['dns-server'] ? { dnsServers: v['dns-server'] } : {}),
     ...(relayImage ? { relayImage } : {}),
+    ...(relayMetricsFrom ? { relayMetricsFrom } : {}),
   });
   await untilSignal();
   await op.stop();

@@ -23,6 +23,7 @@ import {
   type RenderedObject,
 } from './names.ts';
 import { ANNOTATION_TEMPLATE_HASH, templateHash } from './rollout.ts';
+import type { NetworkPolicyPeer } from './scrape-peers.ts';
 import { PATHS, HTTP_PORT, RenderError, containerPort, domainsOfPool, renderRelayConfigFile, signingKeys, type RenderedRelayConfig } from './relay-config.ts';
 
 export const DEFAULT_RELAY_IMAGE = 'ghcr.io/mailfleet/mailfleet:0.1.0';
@@ -34,6 +35,8 @@ export interface RenderOptions {
   defaultImage?: string;
   /** Namespace of the operator, allowed to scrape the relays' stats port through the NetworkPolicy. */
   operatorNamespace?: string;
+  /** Others allowed to the stats/metrics port (Prometheus), from the chart's relayMetrics.allowFrom. */
+  metricsScrapers?: readonly NetworkPolicyPeer[];
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
 }
 
@@ -294,7 +297,7 @@ export function renderPodDisruptionBudget(pool: SendingPool): RenderedObject {
 
 /**
  * Ingress only: submission ports from anywhere (the Service type decides who can reach them)
- * and the stats port from the operator. Egress is left open because relays talk to arbitrary
+ * and the stats/metrics port from the operator and the configured scrapers (Prometheus), nobody else. Egress is left open because relays talk to arbitrary
  * MX hosts and smarthost ports, and because Multus and hostNetwork traffic bypasses
  * NetworkPolicy anyway.
  */
@@ -312,6 +315,7 @@ export function renderNetworkPolicy(pool: SendingPool, opts: RenderOptions = {})
       ingress: [
         { ports: pool.spec.submission.ports.map((p) => ({ protocol: 'TCP', port: containerPort(p.port) })) },
         { from: statsFrom, ports: [{ protocol: 'TCP', port: HTTP_PORT }] },
+        ...(opts.metricsScrapers?.length ? [{ from: opts.metricsScrapers.map((p) => structuredClone(p)), ports: [{ protocol: 'TCP', port: HTTP_PORT }] }] : []),
       ],
     },
   };

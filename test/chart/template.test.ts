@@ -101,7 +101,7 @@ describe('charts/mailfleet: lint and template', () => {
     for (const k of ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Deployment', 'Service']) {
       assert.ok(kinds.has(k), `renders a ${k}`);
     }
-    assert.ok(!kinds.has('ServiceMonitor') && !kinds.has('PrometheusRule') && !kinds.has('PodDisruptionBudget'), 'optional objects are off by default');
+    assert.ok(!kinds.has('ServiceMonitor') && !kinds.has('PodMonitor') && !kinds.has('PrometheusRule') && !kinds.has('PodDisruptionBudget') && !kinds.has('ConfigMap'), 'optional objects are off by default');
 
     const deploy = one(objs, 'Deployment');
     assert.equal(deploy.metadata.namespace, 'mailfleet-system');
@@ -109,7 +109,10 @@ describe('charts/mailfleet: lint and template', () => {
     assert.equal(spec.serviceAccountName, one(objs, 'ServiceAccount').metadata.name);
     const c = spec.containers[0]!;
     assert.equal(c.image, `ghcr.io/mailfleet/mailfleet:${appVersion}`);
-    assert.deepEqual(c.args, ['operator', '--leader-elect', '--lease-name=mf-mailfleet', '--metrics-port=8080', `--relay-image=ghcr.io/mailfleet/mailfleet:${appVersion}`]);
+    assert.deepEqual(c.args, [
+      'operator', '--leader-elect', '--lease-name=mf-mailfleet', '--metrics-port=8080', `--relay-image=ghcr.io/mailfleet/mailfleet:${appVersion}`,
+      '--relay-metrics-from=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}},"podSelector":{"matchLabels":{"app.kubernetes.io/name":"prometheus"}}}]',
+    ]);
     assert.deepEqual(c.ports.map((p) => [p.name, p.containerPort]), [['metrics', 8080]]);
     assert.deepEqual(c.livenessProbe?.httpGet, { path: '/healthz', port: 'metrics' });
     assert.deepEqual(c.readinessProbe?.httpGet, { path: '/readyz', port: 'metrics' });
@@ -196,13 +199,13 @@ describe('charts/mailfleet: lint and template', () => {
     assert.deepEqual(byKind(none, 'ClusterRole').concat(byKind(none, 'ClusterRoleBinding')), []);
   });
 
-  test('all optional features on: ServiceMonitor, PrometheusRule, PDB, two replicas, digest', async (t) => {
+  test('all optional features on: ServiceMonitor, PodMonitor, dashboards, PrometheusRule, PDB, two replicas, digest', async (t) => {
     if (skipped) return t.skip(skipped);
     const objs = await renderChart(helm, allFeatures);
     const unvalidated = await validateAll(objs);
     assert.deepEqual(
       unvalidated.filter((k) => !k.includes('CustomResourceDefinition')).sort(),
-      ['monitoring.coreos.com/v1 PrometheusRule', 'monitoring.coreos.com/v1 ServiceMonitor'],
+      ['monitoring.coreos.com/v1 PodMonitor', 'monitoring.coreos.com/v1 PrometheusRule', 'monitoring.coreos.com/v1 ServiceMonitor'],
     );
     const sm = one(objs, 'ServiceMonitor') as unknown as K8sObject & {
       spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; path: string }[] };
@@ -265,6 +268,9 @@ describe('charts/mailfleet: lint and template', () => {
 const allFeatures = [
   '--set', 'serviceMonitor.enabled=true',
   '--set', 'serviceMonitor.labels.release=prom',
+  '--set', 'relayMetrics.podMonitor.enabled=true',
+  '--set', 'relayMetrics.podMonitor.labels.release=prom',
+  '--set', 'dashboards.enabled=true',
   '--set', 'prometheusRule.enabled=true',
   '--set', 'prometheusRule.additionalRules[0].alert=Extra',
   '--set', 'prometheusRule.additionalRules[0].expr=vector(1)',
