@@ -116,6 +116,15 @@ export class Manager implements Caches {
     if (this.started) return;
     this.started = true;
     const { log, metrics } = this.o;
+    // Series that exist from the start, at 0 (Prometheus' "avoid missing metrics"): an idle queue
+    // hands keys straight to waiting workers and never reports a depth, and a healthy operator
+    // never counts an error, yet dashboards and alerts should read 0 rather than "no data".
+    for (const def of this.defs) {
+      const kind = def.resource.kind;
+      metrics.queueDepth.set({ kind }, 0);
+      metrics.errors.inc({ kind }, 0);
+      metrics.statusConflicts.inc({ kind }, 0);
+    }
     this.running = this.defs.map((def) => ({
       def,
       queue: new WorkQueue({ onDepth: (d) => metrics.queueDepth.set({ kind: def.resource.kind }, d) }),

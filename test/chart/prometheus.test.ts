@@ -3,13 +3,12 @@
 // every metric it names is exported by the relay or the operator, or reserved as planned in
 // docs/observability.md.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { ruleGroups, type RuleGroup } from '../../monitoring/alerts.ts';
+import { plannedMetrics } from '../../monitoring/queries.ts';
 import { createOperatorMetrics } from '../../operator/metrics.ts';
 import { createRelayMetrics } from '../../relay/metrics.ts';
-import { helmTools, one, renderChart, repoRoot } from './helm.ts';
+import { helmTools, one, renderChart } from './helm.ts';
 
 let helm = '';
 let skipped = '';
@@ -23,12 +22,6 @@ before(async () => {
 async function renderedRules(args: string[] = []): Promise<RuleGroup[]> {
   const objs = await renderChart(helm, ['--set', 'prometheusRule.enabled=true', ...args]);
   return (one(objs, 'PrometheusRule') as unknown as { spec: { groups: RuleGroup[] } }).spec.groups;
-}
-
-/** Metric names docs/observability.md marks *planned* (other branches add them). */
-export function plannedMetrics(): Set<string> {
-  const doc = readFileSync(path.join(repoRoot, 'docs', 'observability.md'), 'utf8');
-  return new Set([...doc.matchAll(/^\| `(mailfleet_[a-z_]+)` \|.*\*planned\*/gm)].map((m) => m[1]!));
 }
 
 /** Metric names the relay and operator export today (histograms with their series suffixes). */
