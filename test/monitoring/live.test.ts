@@ -78,7 +78,7 @@ test('what every target exposes after the scenario passes promtool check metrics
   if (!promtool) return t.skip('promtool not installed');
   for (const target of fleet.targets) {
     const text = await (await fetch(`http://${target.address}/metrics`)).text();
-    const r = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    const r: { status: number | null; stdout: string; stderr: string } = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });
     assert.equal(r.status, 0, `${target.labels.job} ${target.labels.pod}: ${r.stdout}${r.stderr}`);
   }
 });
