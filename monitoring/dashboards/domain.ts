@@ -13,7 +13,9 @@ export function sendingDomain() {
         thresholds: [{ value: T.bounceReview, color: 'orange' }, { value: T.bouncePause, color: 'red' }],
         description: `Bounced (synchronous and asynchronous) over final outcomes in the last hour, per sending domain. Lines: review ${T.bounceReview * 100} %, pause ${T.bouncePause * 100} %; the alerts also need ${T.bounceMinOutcomes1h} outcomes.`,
         targets: [{
-          expr: `sum by (sending_domain) (increase(mailfleet_delivery_domain_attempts_total{${RELAY_DOMAIN},result="bounced"}[1h]))` +
+          // A domain without bounces reads 0 (its bounced series does not exist yet), not "no data".
+          expr: `(sum by (sending_domain) (increase(mailfleet_delivery_domain_attempts_total{${RELAY_DOMAIN},result="bounced"}[1h]))` +
+            ` or 0 * sum by (sending_domain) (increase(mailfleet_delivery_domain_attempts_total{${RELAY_DOMAIN},result=~"delivered|bounced|expired"}[1h])))` +
             ` / sum by (sending_domain) (increase(mailfleet_delivery_domain_attempts_total{${RELAY_DOMAIN},result=~"delivered|bounced|expired"}[1h]))`,
           legend: '{{sending_domain}}',
         }],

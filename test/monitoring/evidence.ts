@@ -96,13 +96,15 @@ export async function renderDashboards(query: (expr: string) => Promise<Sample[]
         }
         const unit = p.fieldConfig?.defaults?.unit ?? '';
         const thresholds = (p.fieldConfig?.defaults?.thresholds?.steps ?? []).flatMap((s) => (s.value === null ? [] : [{ value: s.value, color: THRESHOLD_COLORS[s.color] ?? s.color }]));
+        const isPlanned = (t: { expr: string }) => metricsOf(t.expr).some((m) => planned.has(m));
         const missing = [...new Set((p.targets ?? []).flatMap((t) => metricsOf(t.expr).filter((m) => planned.has(m))))];
+        const live = (p.targets ?? []).filter((t) => !isPlanned(t));
         let body: string;
-        if (missing.length) {
+        if (live.length === 0) {
           body = `<div class="planned">planned metric, not exported yet:<br>${missing.map(esc).join('<br>')}</div>`;
         } else {
           const drawn: Drawn[] = [];
-          for (const t of p.targets ?? []) {
+          for (const t of live) {
             for (const s of await query(substitute(t.expr, vars))) {
               drawn.push({ legend: legendOf(t.legendFormat, s.metric), points: (s.values ?? []).map(([ts, v]) => [ts, Number(v)]) });
             }
@@ -117,7 +119,8 @@ export async function renderDashboards(query: (expr: string) => Promise<Sample[]
               `<div class="legend">${drawn.slice(0, 8).map((s, i) => `<span><i style="background:${COLORS[i % COLORS.length]}"></i>${esc(s.legend)} <b>${esc(formatValue(last(s) ?? NaN, unit))}</b></span>`).join('')}${drawn.length > 8 ? `<span>+${drawn.length - 8} more</span>` : ''}</div>`;
           }
         }
-        boxes.push(`<div class="panel" style="left:${left}px;top:${top}px;width:${w}px;height:${h}px"><div class="title">${esc(p.title)}</div>${body}</div>`);
+        const title = esc(p.title) + (missing.length && live.length ? ` <span class="planned-note">(not drawn: planned ${missing.map(esc).join(', ')})</span>` : '');
+        boxes.push(`<div class="panel" style="left:${left}px;top:${top}px;width:${w}px;height:${h}px"><div class="title">${title}</div>${body}</div>`);
       }
       const height = bottom * UNIT + 90;
       const html = `<!doctype html><html><head><meta charset="utf-8"><style>
@@ -126,7 +129,7 @@ export async function renderDashboards(query: (expr: string) => Promise<Sample[]
         .panel{position:absolute;background:#181b1f;border:1px solid #2c3235;border-radius:3px;padding:4px 6px;box-sizing:border-box;overflow:hidden}
         .title{font-weight:600;margin-bottom:2px} .row{position:absolute;font-weight:600;font-size:14px;border-bottom:1px solid #2c3235}
         .legend{display:flex;flex-wrap:wrap;gap:2px 12px;font-size:10px} .legend i{display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle}
-        .planned{color:#8e8e8e;font-style:italic;padding:12px} .stats{display:flex;gap:24px;padding:8px} .stats div{display:flex;flex-direction:column} .big{font-size:28px;font-weight:600}
+        .planned{color:#8e8e8e;font-style:italic;padding:12px} .planned-note{color:#8e8e8e;font-weight:normal;font-style:italic;font-size:10px} .stats{display:flex;gap:24px;padding:8px} .stats div{display:flex;flex-direction:column} .big{font-size:28px;font-weight:600}
       </style></head><body><h1>${esc(d.title)}</h1><div class="note">${esc(note)}</div>${boxes.join('')}</body></html>`;
       const page = path.join(tmp, `${d.uid}.html`);
       writeFileSync(page, html);
