@@ -8,21 +8,27 @@ export function relayInternals() {
     dashboard(UID.relay, 'mailfleet / Relay internals', 'Per relay pod: SMTP intake, queue commits (fsync), queue depth and age, scheduling, outbound connections, memory and disk.', ['pool'])
       .withRow(row('Intake'))
       .withPanel(panel({
-        title: 'SMTP messages by result', unit: 'suffix: msg/s', width: 8,
+        title: 'SMTP messages by result', unit: 'suffix: msg/s', width: 6,
         description: 'Messages received per second by listener and result (accepted, rejected, tempfail).',
         targets: [{ expr: `sum by (listener, result) (rate(mailfleet_smtp_messages_total{${P}}[$__rate_interval]))`, legend: '{{listener}} {{result}}' }],
       }))
       .withPanel(panel({
-        title: 'SMTP connections and refusals', unit: 'suffix: /s', width: 8,
-        description: 'Connections accepted, commands refused (by stage and reason) and failed AUTH, per second.',
+        title: 'SMTP connections and refusals', unit: 'suffix: /s', width: 6,
+        description: 'Connections accepted, commands refused (by stage and reason), failed AUTH and slow clients closed with 421 4.4.2, per second.',
         targets: [
           { expr: `sum by (listener) (rate(mailfleet_smtp_connections_total{${P}}[$__rate_interval]))`, legend: 'connections {{listener}}' },
           { expr: `sum by (stage, reason) (rate(mailfleet_smtp_rejections_total{${P}}[$__rate_interval]))`, legend: 'refused {{stage}} {{reason}}' },
           { expr: `sum by (listener) (rate(mailfleet_smtp_auth_failures_total{${P}}[$__rate_interval]))`, legend: 'auth failed {{listener}}' },
+          { expr: `sum by (phase) (rate(mailfleet_smtp_slow_clients_total{${P}}[$__rate_interval]))`, legend: 'slow client {{phase}}' },
         ],
       }))
       .withPanel(panel({
-        title: 'Bytes accepted', unit: 'Bps', width: 8,
+        title: 'Intake memory held', unit: 'bytes', width: 6, min: 0,
+        description: 'Message bytes SMTP intake holds in memory per pod; a message that does not fit limits.intakeMemoryBytes is answered 451 4.3.1.',
+        targets: [{ expr: `max by (pod) (mailfleet_intake_held_bytes{${P}})`, legend: '{{pod}}' }],
+      }))
+      .withPanel(panel({
+        title: 'Bytes accepted', unit: 'Bps', width: 6,
         description: 'Message bytes accepted into the queue per second.',
         targets: [{ expr: `sum by (pod) (rate(mailfleet_smtp_received_bytes_total{${P}}[$__rate_interval]))`, legend: '{{pod}}' }],
       }))

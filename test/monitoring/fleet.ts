@@ -6,6 +6,7 @@
 // and an adaptive-backoff restriction, pacing each batch on what Prometheus has scraped (a counter
 // series that is born already high would hide its first increase from rate()).
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import nodemailer from 'nodemailer';
@@ -188,6 +189,8 @@ export async function startFleet(opts: { operator?: boolean } = {}): Promise<Fle
           egressIps: [{ address: ip, hostname: `out-${pool}.relay.test` }],
         },
         domains: [{ domain: 'brand.test' }, { domain: 'storm.test' }],
+        // The shortest command timeout allowed, so the scenario's slow client is closed in a second.
+        limits: { commandTimeoutMs: 1000 },
         shaping: {
           providers: [
             { name: 'default', messagesPerSecond: 1000, maxConnections: 10 },
@@ -271,9 +274,25 @@ export async function runScenario(f: Fleet): Promise<ScenarioWindow> {
   const tTx = submitter(tx);
   const tBulk = submitter(bulk);
   const op = f.operator && !('skipped' in f.operator) ? f.operator : undefined;
-  // Intake refusals (a wrong password, relaying refused on the MX listener), once at the start so
+  // Intake refusals (a slow client, a wrong password, relaying refused on the MX listener), once at the start so
   // that their series exist, and again at the end so that their rate shows.
   const refusals = async () => {
+    // A client that starts a command line and never ends it: closed with 421 4.4.2.
+    await new Promise<void>((resolve, reject) => {
+      const sock = net.connect(tx.submitPort, '127.0.0.1');
+      let text = '';
+      sock.setEncoding('utf8');
+      sock.on('data', (d: string) => {
+        text += d;
+        if (text.startsWith('220') && !text.includes('EHLO sent')) {
+          text += 'EHLO sent';
+          sock.write('EHLO slow.test');
+        }
+        if (/^421 /m.test(text)) sock.end();
+      });
+      sock.on('close', () => resolve());
+      sock.on('error', reject);
+    });
     const bad = nodemailer.createTransport({ host: '127.0.0.1', port: tx.submitPort, secure: false, ignoreTLS: true, auth: { user: USER, pass: 'wrong' } });
     await bad.sendMail({ envelope: { from: 'x@brand.test', to: ['y@ok.test'] }, raw: message('x@brand.test', 'y@ok.test') }).catch(() => {});
     const mx = nodemailer.createTransport({ host: '127.0.0.1', port: tx.mxPort, secure: false, ignoreTLS: true });
@@ -281,12 +300,12 @@ export async function runScenario(f: Fleet): Promise<ScenarioWindow> {
   };
   const refusalsSeen = (n: number) =>
     p.until(`${n} intake refusals scraped`, async () => {
-      const r = await p.query(`sum(mailfleet_smtp_auth_failures_total{pod="${tx.pod}"}) + sum(mailfleet_smtp_rejections_total{pod="${tx.pod}"})`);
+      const r = await p.query(`sum(mailfleet_smtp_auth_failures_total{pod="${tx.pod}"}) + sum(mailfleet_smtp_rejections_total{pod="${tx.pod}"}) + sum(mailfleet_smtp_slow_clients_total{pod="${tx.pod}"})`);
       return r[0] && Number(r[0].value![1]) >= n ? true : undefined;
     });
   try {
     await refusals();
-    await refusalsSeen(2);
+    await refusalsSeen(3);
     let aTx = 0;
     let aBulk = 0;
     const poolTx = async () => {
@@ -338,7 +357,7 @@ export async function runScenario(f: Fleet): Promise<ScenarioWindow> {
     };
     await Promise.all([poolTx(), poolBulk(), operatorChurn()]);
     await refusals();
-    await refusalsSeen(4);
+    await refusalsSeen(6);
     // Three more scrapes of every relay, so that the last increments show in rate() over the window.
     const after = Date.now() / 1000 + 3;
     await p.until('three more scrapes', async () => {

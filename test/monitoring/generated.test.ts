@@ -15,3 +15,14 @@ test('charts/mailfleet dashboards and rules are up to date with monitoring/ (els
   const stale = readdirSync(dashboardsDir).filter((f) => !files.has(path.join(dashboardsDir, f)));
   assert.deepEqual(stale, [], 'dashboards no longer generated: run npm run dashboards');
 });
+
+test('every metric the relay and the operator export is in the table of docs/observability.md', async () => {
+  const { createRelayMetrics } = await import('../../relay/metrics.ts');
+  const { createOperatorMetrics } = await import('../../operator/metrics.ts');
+  const doc = readFileSync(path.join(import.meta.dirname, '..', '..', 'docs', 'observability.md'), 'utf8');
+  const names = [
+    ...(await createRelayMetrics({ defaultMetrics: false }).registry.getMetricsAsJSON()),
+    ...(await createOperatorMetrics({ defaultMetrics: false }).registry.getMetricsAsJSON()),
+  ].map((m) => m.name);
+  assert.deepEqual(names.filter((n) => !doc.includes(`| \`${n}\` |`)), [], 'add them (labels, bound) to docs/observability.md');
+});
