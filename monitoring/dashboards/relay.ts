@@ -110,12 +110,21 @@ export function relayInternals() {
         targets: [{ expr: `min by (pod) (mailfleet_queue_volume_free_bytes{${P}} / mailfleet_queue_volume_size_bytes{${P}})`, legend: '{{pod}}' }],
       }))
       .withPanel(panel({
-        kind: 'stat', title: 'Ready relays', unit: 'none', width: 12, runbook: 'MailfleetRelayNotReady',
+        title: 'Config reloads', unit: 'short', width: 8, runbook: 'MailfleetRelayConfigRefused', min: 0,
+        description: 'Config versions applied live and refused in the range, and relays waiting for a restart to apply restart-only fields (docs/live-config.md).',
+        targets: [
+          { expr: `sum by (pod) (increase(mailfleet_relay_config_reloads_total{${P}}[$__range]))`, legend: '{{pod}} applied' },
+          { expr: `sum by (pod) (increase(mailfleet_relay_config_reload_failures_total{${P}}[$__range]))`, legend: '{{pod}} refused' },
+          { expr: `sum(mailfleet_relay_config_restart_pending{${P}})`, legend: 'restart pending' },
+        ],
+      }))
+      .withPanel(panel({
+        kind: 'stat', title: 'Ready relays', unit: 'none', width: 8, runbook: 'MailfleetRelayNotReady',
         description: 'Relay pods ready, of those scraped.',
         targets: [{ expr: `sum(mailfleet_relay_ready{${P}})`, legend: 'ready' }, { expr: `count(up{${P}})`, legend: 'scraped' }],
       }))
       .withPanel(panel({
-        kind: 'stat', title: 'Config version', unit: 'none', width: 12,
+        kind: 'stat', title: 'Relays per config version', unit: 'none', width: 8,
         description: 'Relay config version in use per pod (the operator reports a decision done once the relays run its version).',
         targets: [{ expr: `count by (version) (mailfleet_relay_config_info{${P}})`, legend: '{{version}}' }],
       })),

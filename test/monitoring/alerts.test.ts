@@ -49,6 +49,15 @@ export const cases: Case[] = [
     alert_rule_test: [at('14m', 'MailfleetRelayNotReady'), at('17m', 'MailfleetRelayNotReady', { ...R, severity: 'warning' })],
   },
   {
+    name: 'a refused config version warns; a relay applying its versions does not',
+    input_series: [
+      s('mailfleet_relay_config_reload_failures_total', R, '0x5 1x20'),
+      s('mailfleet_relay_config_reload_failures_total', tx1, '0x25'),
+      s('mailfleet_relay_config_reloads_total', tx1, '0x5 1x20'),
+    ],
+    alert_rule_test: [at('5m', 'MailfleetRelayConfigRefused'), at('8m', 'MailfleetRelayConfigRefused', { ...R, severity: 'warning' })],
+  },
+  {
     name: 'OTP waiting over 30 s pages; old bulk does not page as OTP',
     input_series: [
       s('mailfleet_queue_oldest_age_seconds', { ...R, class: 'otp' }, '0 5 10 40x10'),
