@@ -18,6 +18,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   relay: { summary: 'run one SMTP relay from a config file', load: () => import('./commands/relay.ts') },
   operator: { summary: 'run the Kubernetes operator', load: () => import('./commands/operator.ts') },
   queue: { summary: 'list, show, delete or retry queued messages', load: () => import('./commands/queue.ts') },
+  suppressions: { summary: 'list, add, remove, import or export suppressed addresses (CSV)', load: () => import('./commands/suppressions.ts') },
   credentials: { summary: 'add, remove or list SMTP AUTH users in a credentials file', load: () => import('./commands/credentials.ts') },
   config: { summary: 'check a relay config file', load: () => import('./commands/config.ts') },
   render: { summary: 'print what the operator would apply for SendingPool/MailDomain files (no cluster)', load: () => import('./commands/render.ts') },

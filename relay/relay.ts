@@ -13,6 +13,8 @@ import { startHttpServer, sendJson } from './http/server.ts';
 import { startDelivery } from './delivery/engine.ts';
 import { installScrapeGauges } from './scrape-gauges.ts';
 import { watch, type FSWatcher } from 'node:fs';
+import { Feedback } from './feedback/feedback.ts';
+import { feedbackRoutes } from './feedback/api.ts';
 import { dirname } from 'node:path';
 import { ConfigError, parseRelayConfigYaml } from './config/load.ts';
 import { configVersion } from './config/version.ts';
@@ -24,6 +26,8 @@ export interface Relay {
   store: QueueStore;
   logger: Logger;
   metrics: RelayMetrics;
+  /** Suppression list, events, webhooks, fleet sync (relay/feedback). */
+  feedback: Feedback;
   listeners: RunningListener[];
   http: Server & { port: number };
   tls: TlsFiles | undefined;
@@ -54,7 +58,7 @@ export interface StartRelayOptions {
   logger?: Logger;
   clock?: () => number;
   /** Starts delivery; defaults to the delivery engine. Tests of intake alone pass `false`. */
-  delivery?: false | ((deps: { config: RelayConfig; store: QueueStore; logger: Logger; metrics: RelayMetrics; clock?: () => number }) => DeliveryHandle | Promise<DeliveryHandle>);
+  delivery?: false | ((deps: { config: RelayConfig; store: QueueStore; logger: Logger; metrics: RelayMetrics; clock?: () => number; feedback?: Feedback }) => DeliveryHandle | Promise<DeliveryHandle>);
   /** The file the config came from: watched, and new versions applied live (docs/live-config.md). */
   configFile?: { path: string; version: string; pollMs?: number };
 }
@@ -77,6 +81,12 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
 
   let ready = false;
   installScrapeGauges(metrics, { store, queueDir: join(config.dataDir, 'queue'), ready: () => ready, ...(options.clock ? { clock: options.clock } : {}) });
+  const feedbackLog = logger.child({ component: 'feedback' });
+  const feedback = new Feedback({
+    config, registry: metrics.registry, background: true, ...(options.clock ? { clock: options.clock } : {}),
+    onError: (err, what) => feedbackLog.error({ err: err.message }, `${what} failed`),
+  });
+  feedback.start();
 
   const credentials = new CredentialStore();
   let credWatcher: FSWatcher | undefined;
@@ -94,7 +104,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   const tls = config.tls ? new TlsFiles(config.tls.certFile, config.tls.keyFile) : undefined;
   tls?.on('error', (err: Error) => logger.error({ err: err.message }, 'new TLS certificate unusable; keeping the previous one'));
 
-  const deliveryDeps = { config, store, logger: logger.child({ component: 'delivery' }), metrics, ...(options.clock ? { clock: options.clock } : {}) };
+  const deliveryDeps = { config, store, feedback, logger: logger.child({ component: 'delivery' }), metrics, ...(options.clock ? { clock: options.clock } : {}) };
   const delivery = options.delivery === false || !config.delivery.enabled ? undefined : await (options.delivery ?? startDelivery)(deliveryDeps);
 
   // The config in force: its version (the file's hash) and restart-only fields a newer file changed.
@@ -139,16 +149,19 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     address: config.http.address, port: config.http.port, registry: metrics.registry, ready: () => ready,
     routes: {
       // Versioned: the operator polls it; v1 only ever gains fields.
+      // feedback: where the suppression list lives, whether PostgreSQL is reachable, outboxes.
       '/v1/stats': (_req, res) => sendJson(res, 200, {
         ...((delivery?.stats?.() as object | undefined) ?? { version: 1, ips: [], providers: [], restrictions: [], delivery: 'disabled' }),
         ...(version ? { configVersion: version } : {}),
         configRestartPending: restartPending,
+        feedback: feedback.status(),
       }),
+      ...feedbackRoutes({ feedback, store, tokenFile: config.feedback.apiTokenFile, ...(options.clock ? { clock: options.clock } : {}) }),
     },
   });
   try {
     listeners = await startListeners({
-      config, store, credentials, logger, metrics,
+      config, store, credentials, logger, metrics, feedback,
       ...(tls ? { tls } : {}),
       ...(options.clock ? { clock: options.clock } : {}),
       // The delivery engine is told by the store itself (it takes fresh mail at birth, or is
@@ -160,6 +173,8 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   } catch (err) {
     http.close();
     await delivery?.stop();
+    await feedback.stop();
+    feedback.close();
     await store.close();
     tls?.close();
     credWatcher?.close();
@@ -175,7 +190,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   logger.info({ listeners: listeners.map((l) => `${l.name}:${l.port}`), http: http.port, configVersion: version }, 'relay started');
 
   return {
-    config, store, logger, metrics, listeners, http, tls,
+    config, store, logger, metrics, feedback, listeners, http, tls,
     port(name) {
       const l = listeners.find((x) => x.name === name);
       if (!l) throw new Error(`no listener named "${name}"`);
@@ -191,6 +206,8 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
       await delivery?.stop();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeAllConnections();
+      await feedback.stop();
+      feedback.close();
       await store.close();
       tls?.close();
       credWatcher?.close();

@@ -112,6 +112,87 @@ export const SendingDomainSchema = z
     domain: domainName,
     dkim: z.array(DkimKeySchema).default([]),
     returnPathDomain: domainName.optional(),
+    // Events of this domain's mail POSTed to the customer (relay/events/webhooks.ts, docs/events.md).
+    webhook: z
+      .object({
+        url: z.url({ protocol: /^https?$/ }),
+        // HMAC-SHA256 key, read from a file (a Secret); the key id is sent so receivers can rotate.
+        secretFile: filePath,
+        keyId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, dot, dash, underscore').default('k1'),
+      })
+      .strict()
+      .optional(),
+    // RFC 8058 one-click unsubscribe headers on this domain's bulk mail (needs feedback.unsubscribe).
+    oneClickUnsubscribe: z.boolean().default(false),
+  })
+  .strict();
+
+const SUPPRESSION_REASON = z.enum(['hard-bounce', 'complaint', 'unsubscribe', 'manual']);
+
+// What feedback becomes: the suppression list, events and webhooks, the tracking API
+// (docs/suppression.md, docs/events.md). Defaults and their sources: relay/suppression/rules.ts.
+export const FeedbackSchema = z
+  .object({
+    // Bearer token of the relay's HTTP API for suppressions, events and messages (a Secret's file).
+    // Absent: those routes answer 401 to everyone.
+    apiTokenFile: filePath.optional(),
+    // The fleet's shared store. Absent: this relay's own SQLite is the list (mailfleet dev).
+    postgres: z
+      .object({
+        // A file holding a libpq URL (postgresql://user:pass@host:5432/db?sslmode=...): the `uri` key
+        // of a CloudNativePG <cluster>-app Secret, mounted.
+        urlFile: filePath,
+        // Pull interval when no NOTIFY arrives, and the retry interval while PostgreSQL is away.
+        syncIntervalSeconds: z.number().min(0.05).max(3600).default(5),
+      })
+      .strict()
+      .optional(),
+    suppression: z
+      .object({
+        hardBounceExpiryDays: z.number().int().min(0).default(30),
+        complaintExpiryDays: z.number().int().min(0).default(0),
+        unsubscribeExpiryDays: z.number().int().min(0).default(0),
+        softBounce: z
+          .object({ count: z.number().int().min(1).max(100).default(3), windowDays: z.number().int().min(1).max(365).default(7) })
+          .strict()
+          .prefault({}),
+        // Which reasons stop mail of each class.
+        classes: z
+          .object({
+            otp: z.array(SUPPRESSION_REASON).default(['hard-bounce', 'manual']),
+            transactional: z.array(SUPPRESSION_REASON).default(['hard-bounce', 'complaint', 'manual']),
+            bulk: z.array(SUPPRESSION_REASON).default(['hard-bounce', 'complaint', 'unsubscribe', 'manual']),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    webhooks: z
+      .object({
+        // At least once: retried with backoff for this long, then dead-lettered (and counted).
+        maxAgeSeconds: z.number().int().min(86400).default(3 * 86400),
+        firstRetrySeconds: z.number().int().min(1).default(30),
+        maxRetrySeconds: z.number().int().min(1).default(3600),
+        batchSize: z.number().int().min(1).max(1000).default(100),
+        timeoutMs: z.number().int().min(100).default(10000),
+      })
+      .strict()
+      .prefault({}),
+    // The one-click unsubscribe endpoint (RFC 8058), served over HTTPS with the relay's tls files.
+    unsubscribe: z
+      .object({
+        // Public base URL the links point at, e.g. https://unsubscribe.example.com
+        baseUrl: z.url({ protocol: /^https?$/ }),
+        // HMAC key of the links' tokens (a Secret's file).
+        secretFile: filePath,
+        address: z.string().default('0.0.0.0'),
+        port: port.default(8443),
+        // Plain HTTP instead of HTTPS: only behind a TLS-terminating proxy, and in tests.
+        plainHttp: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -305,9 +386,18 @@ export const RelayConfigSchema = z
     shaping: ShapingSchema.prefault({}),
     retry: RetrySchema.prefault({}),
     domains: z.array(SendingDomainSchema).default([]),
+    feedback: FeedbackSchema.prefault({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    cfg.domains.forEach((d, i) => {
+      if (d.oneClickUnsubscribe && !cfg.feedback.unsubscribe) {
+        ctx.addIssue({ code: 'custom', path: ['domains', i, 'oneClickUnsubscribe'], message: 'needs feedback.unsubscribe (the endpoint the links point at)' });
+      }
+    });
+    if (cfg.feedback.unsubscribe && !cfg.feedback.unsubscribe.plainHttp && !cfg.tls) {
+      ctx.addIssue({ code: 'custom', path: ['feedback', 'unsubscribe'], message: 'HTTPS needs the top-level tls.certFile and tls.keyFile (or plainHttp behind a TLS proxy)' });
+    }
     const names = new Set<string>();
     const binds = new Set<string>();
     cfg.listeners.forEach((l, i) => {
@@ -347,3 +437,4 @@ export type ProviderShaping = ShapingConfig['providers'][number];
 export type BackoffRule = ShapingConfig['backoffRules'][number];
 export type WarmupConfig = ShapingConfig['warmup'][number];
 export type IntakeRateConfig = RelayConfig['intakeRate'];
+export type FeedbackConfig = RelayConfig['feedback'];

@@ -27,6 +27,7 @@ import { parseReplyLine } from '../bounce/classify.ts';
 import { StatsCollector, type StatsV1 } from '../stats/collector.ts';
 import type { Budget } from './pool.ts';
 import { CLASSES, HeldLanes, type Held } from '../scheduler/lanes.ts';
+import type { Feedback, AttemptReport } from '../feedback/feedback.ts';
 
 export interface DeliveryOptions {
   config: RelayConfig;
@@ -49,6 +50,8 @@ export interface DeliveryOptions {
    * requeued, due at once). Below Kubernetes' default 30 s termination grace period.
    */
   stopGraceMs?: number;
+  /** Suppression screening before each attempt, events after it (relay/feedback). */
+  feedback?: Feedback | undefined;
 }
 
 export interface Delivery {
@@ -218,7 +221,10 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     logger.info({ event: 'dsn', action, queueId: id, originalQueueId: first.messageId, to: first.mailFrom, recipients: recipients.map((r) => r.recipient) }, 'DSN queued');
   }
 
-  async function deliverGroup(group: DueRecipient[], sourceIp: string, shapedAs: string): Promise<void> {
+  async function deliverGroup(claimed: DueRecipient[], sourceIp: string, shapedAs: string): Promise<void> {
+    // Suppressed recipients are finished here, never attempted (relay/feedback/feedback.ts).
+    const group = opts.feedback ? opts.feedback.screen(claimed, (rs, reply) => store.recordAttempt(claimed[0]!.messageId, rs, { state: 'suppressed' }, reply)) : claimed;
+    if (group.length === 0) return;
     const first = group[0]!;
     const recipients = group.map((g) => g.recipient);
     const original = store.body(first.messageId);
@@ -269,6 +275,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     const records = new Map<string, { outcome: Outcome; recipients: string[]; reply: string }>();
     const dsn: DsnRecipient[] = [];
     const delayed: DsnRecipient[] = [];
+    const reports: AttemptReport[] = [];
     // Adaptive backoff looks at the receiver's first refusal in this attempt (one reply, one action).
     const refusal = stopping.signal.aborted ? undefined : outcomes.find((o) => o.mx !== undefined && (o.code < 200 || o.code >= 300));
     const backoff = refusal ? shaper.observe(sourceIp, { code: refusal.code, enhanced: refusal.enhanced ?? parseReplyLine(refusal.raw).enhanced, text: refusal.text, provider: shapedAs }) : undefined;
@@ -310,6 +317,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       };
       if (outcome.kind === 'delivered') logger.info(event, 'delivered');
       else logger.warn(event, outcome.kind);
+      reports.push({ due, kind: outcome.kind, reply: o.raw, status: o.enhanced, category: cat, ip: sourceIp, provider });
       if (outcome.kind === 'bounced' || outcome.kind === 'expired') {
         dsn.push({
           recipient: o.recipient,
@@ -348,6 +356,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       for (const r of records.values()) {
         if (r.outcome.kind === 'bounced' || r.outcome.kind === 'expired') r.outcome = { kind: 'deferred', at: now + LOCAL_RETRY_MS };
       }
+      for (const r of reports) if (r.kind === 'bounced' || r.kind === 'expired') r.kind = 'deferred';
     }
     for (const r of records.values()) {
       const outcome = r.outcome;
@@ -358,6 +367,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         r.reply,
       );
     }
+    for (const r of reports) opts.feedback?.attempted(r);
     if (ledger && delayed.length > 0 && wantsDsn(group, original)) {
       try {
         const fresh = new Set(ledger.claimFirst(first.messageId, delayed.map((d) => d.recipient)));

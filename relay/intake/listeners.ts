@@ -21,6 +21,8 @@ import { buildReceivedHeader, extractMessageId } from './trace-headers.ts';
 import { IntakeLimiter } from '../scheduler/intake-rate.ts';
 import { takeClassHeader } from '../scheduler/class-header.ts';
 import type { MessageClass } from '../queue/store.ts';
+import { takeTagHeaders } from '../events/tags.ts';
+import type { Feedback } from '../feedback/feedback.ts';
 
 applySmtpServerPatches();
 
@@ -34,6 +36,8 @@ export interface IntakeDeps {
   clock?: () => number;
   /** Called after a message is durable, to wake delivery. */
   onQueued?: (id: string) => void;
+  /** Records the `accepted` events and the submitter's tags (relay/feedback). */
+  feedback?: Pick<Feedback, 'accepted'> | undefined;
 }
 
 export interface RunningListener {
@@ -313,7 +317,9 @@ async function receiveWithin(
   chunks = [];
   const original = whole.subarray(received.length);
   // The class header is always removed; it is honoured only from authenticated submission.
-  const { body: data, class: headerClass } = takeClassHeader(original);
+  const { body: classless, class: headerClass } = takeClassHeader(original);
+  // Tags too are always removed, and honoured only from authenticated submission.
+  const { body: data, tags } = takeTagHeaders(classless);
   const user = typeof session.user === 'string' ? session.user : undefined;
   const cls: MessageClass = (user !== undefined && headerClass) || (user !== undefined ? deps.credentials.classOf(user) : undefined) || 'transactional';
   try {
@@ -335,6 +341,11 @@ async function receiveWithin(
       throw Object.assign(smtpError(452, '4.3.1', 'Insufficient system storage: message not queued, try again later'), { reason: 'queue-write-failed' });
     }
     throw err;
+  }
+  try {
+    deps.feedback?.accepted({ queueId: id, messageId: extractMessageId(data), recipients: session.envelope.rcptTo.map((r) => r.address), mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', body: data, class: cls, tags: user !== undefined ? tags : [] });
+  } catch (err) {
+    log.error({ err, id }, 'accepted event not recorded');
   }
   deps.metrics.receivedBytes.inc(data.length);
   log.info({ id, client: session.remoteAddress, user: session.user, from: session.envelope.mailFrom || null, rcpts: session.envelope.rcptTo.length, size: data.length }, 'queued');

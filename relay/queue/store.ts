@@ -9,7 +9,8 @@ import { fsync, mkdirSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { newQueueId } from './id.ts';
 
-export type RecipientState = 'queued' | 'inflight' | 'delivered' | 'bounced';
+// suppressed: finished without an attempt, the recipient is on the suppression list (relay/suppression).
+export type RecipientState = 'queued' | 'inflight' | 'delivered' | 'bounced' | 'suppressed';
 export type MessageClass = 'otp' | 'transactional' | 'bulk';
 
 export interface NewMessage {
@@ -147,7 +148,7 @@ interface Pending {
 interface PendingOutcome {
   messageId: string;
   recipients: string[];
-  state: 'delivered' | 'bounced' | 'queued';
+  state: 'delivered' | 'bounced' | 'suppressed' | 'queued';
   nextAttemptAt: number;
   reply: string;
 }
@@ -589,7 +590,7 @@ export class QueueStore {
   recordAttempt(
     messageId: string,
     recipients: string[],
-    outcome: { state: 'delivered' | 'bounced' } | { state: 'queued'; nextAttemptAt: number },
+    outcome: { state: 'delivered' | 'bounced' | 'suppressed' } | { state: 'queued'; nextAttemptAt: number },
     reply: string,
   ): void {
     // After close the write cannot happen: the recipients stay inflight and the next start queues them.
@@ -681,9 +682,10 @@ export class QueueStore {
     }
   }
 
-  counts(): Record<RecipientState, number> {
+  /** suppressed is present only while such rows exist (a message with other recipients still open). */
+  counts(): Record<Exclude<RecipientState, 'suppressed'>, number> & { suppressed?: number } {
     this.flushOutcomes();
-    const out: Record<RecipientState, number> = { queued: 0, inflight: 0, delivered: 0, bounced: 0 };
+    const out: Record<Exclude<RecipientState, 'suppressed'>, number> & { suppressed?: number } = { queued: 0, inflight: 0, delivered: 0, bounced: 0 };
     for (const row of this.db.prepare(`SELECT state, COUNT(*) AS n FROM recipients GROUP BY state`).all() as unknown as { state: RecipientState; n: number }[]) {
       out[row.state] = row.n;
     }

@@ -1,0 +1,275 @@
+// Events of the mail this relay handled, durably: the tracking API reads them, and the webhook
+// outbox (relay/events/webhooks.ts) delivers them. One row per event; an event's id is derived
+// from what it is about (queue id, recipient, type, attempt), so recording the same event twice
+// (a repeated attempt after a crash) is one event, and a webhook retry carries the same id.
+import { createHash } from 'node:crypto';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+
+export const EVENT_TYPES = ['accepted', 'delivered', 'deferred', 'bounced', 'complained', 'suppressed', 'unsubscribed', 'expired'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface MailEvent {
+  /** Stable: the same event always has the same id (webhook retries, repeated recording). */
+  id: string;
+  type: EventType;
+  /** ISO 8601 time of the event. */
+  at: string;
+  queueId: string | null;
+  messageId: string | null;
+  recipient: string | null;
+  sendingDomain: string | null;
+  ip: string | null;
+  provider: string | null;
+  class: string | null;
+  /** The SMTP reply, or the report (DSN status and diagnostic, ARF feedback type). */
+  reply: string | null;
+  category: string | null;
+  /** X-Mailfleet-Tag values the submitter set (removed from the message before sending). */
+  tags: string[];
+  /** Which relay recorded it. */
+  relay: string;
+}
+
+export function createEventTables(db: DatabaseSync): void {
+  db.exec(`
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  queue_id TEXT,
+  message_id TEXT,
+  recipient TEXT,
+  sending_domain TEXT,
+  body TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS events_queue_id ON events (queue_id);
+CREATE INDEX IF NOT EXISTS events_message_id ON events (message_id);
+CREATE INDEX IF NOT EXISTS events_recipient ON events (recipient);
+CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE TABLE IF NOT EXISTS event_tags (
+  tag TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (tag, seq)
+) STRICT, WITHOUT ROWID;
+-- What later events of a message need to know (tags, Message-ID, class, sending domain).
+CREATE TABLE IF NOT EXISTS event_messages (
+  queue_id TEXT PRIMARY KEY,
+  message_id TEXT,
+  sending_domain TEXT,
+  class TEXT,
+  tags TEXT NOT NULL,
+  at INTEGER NOT NULL
+) STRICT;
+-- Events waiting for a webhook (per sending domain), and those given up on.
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+  domain TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  first_at INTEGER NOT NULL,
+  next_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  PRIMARY KEY (domain, seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (domain, next_at);
+CREATE TABLE IF NOT EXISTS webhook_dead (
+  domain TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  dead_at INTEGER NOT NULL,
+  last_error TEXT,
+  PRIMARY KEY (domain, seq)
+) STRICT, WITHOUT ROWID;
+-- Events not yet copied to PostgreSQL (only written when one is configured).
+CREATE TABLE IF NOT EXISTS event_fleet_outbox (
+  seq INTEGER PRIMARY KEY
+) STRICT;
+`);
+}
+
+/** A stable event id: 26 characters of base32 of SHA-256 over what the event is about. */
+export function eventId(parts: readonly (string | number | null | undefined)[]): string {
+  const h = createHash('sha256').update(parts.map((p) => String(p ?? '')).join('\0')).digest();
+  const alphabet = '0123456789abcdefghjkmnpqrstvwxyz';
+  let out = '';
+  let bits = 0;
+  let value = 0;
+  for (const byte of h) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5 && out.length < 26) {
+      out += alphabet[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    if (out.length >= 26) break;
+  }
+  return out;
+}
+
+export interface MessageMeta {
+  queueId: string;
+  messageId: string | null;
+  sendingDomain: string | null;
+  class: string | null;
+  tags: string[];
+}
+
+export interface EventQuery {
+  queueId?: string | undefined;
+  messageId?: string | undefined;
+  recipient?: string | undefined;
+  tag?: string | undefined;
+  /** Events after this sequence number (tail). */
+  afterSeq?: number | undefined;
+  limit?: number | undefined;
+}
+
+export interface OutboxRow {
+  domain: string;
+  seq: number;
+  firstAt: number;
+  attempts: number;
+  event: MailEvent;
+}
+
+export class EventStore {
+  private readonly db: DatabaseSync;
+  private readonly statements = new Map<string, StatementSync>();
+  /** Whether recorded events are queued for PostgreSQL. */
+  readonly fleet: boolean;
+
+  constructor(db: DatabaseSync, options: { fleet: boolean }) {
+    this.db = db;
+    this.fleet = options.fleet;
+  }
+
+  private stmt(sql: string): StatementSync {
+    let s = this.statements.get(sql);
+    if (!s) this.statements.set(sql, (s = this.db.prepare(sql)));
+    return s;
+  }
+
+  rememberMessage(m: MessageMeta, at: number): void {
+    this.stmt(`INSERT OR REPLACE INTO event_messages (queue_id, message_id, sending_domain, class, tags, at) VALUES (?, ?, ?, ?, ?, ?)`)
+      .run(m.queueId, m.messageId, m.sendingDomain, m.class, JSON.stringify(m.tags), at);
+  }
+
+  message(queueId: string): MessageMeta | undefined {
+    const r = this.stmt(`SELECT * FROM event_messages WHERE queue_id = ?`).get(queueId) as { queue_id: string; message_id: string | null; sending_domain: string | null; class: string | null; tags: string } | undefined;
+    return r ? { queueId: r.queue_id, messageId: r.message_id, sendingDomain: r.sending_domain, class: r.class, tags: JSON.parse(r.tags) } : undefined;
+  }
+
+  /**
+   * Records events (once each: a known id is ignored) and queues them for the webhook of their
+   * sending domain when `webhookDomains` has it. Returns the events that were new.
+   */
+  record(events: readonly MailEvent[], webhookDomains: ReadonlySet<string>, now: number): MailEvent[] {
+    const fresh: MailEvent[] = [];
+    if (events.length === 0) return fresh;
+    const ins = this.stmt(`INSERT OR IGNORE INTO events (id, type, at, queue_id, message_id, recipient, sending_domain, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`);
+    const tag = this.stmt(`INSERT OR IGNORE INTO event_tags (tag, seq) VALUES (?, ?)`);
+    const out = this.stmt(`INSERT OR IGNORE INTO webhook_outbox (domain, seq, first_at, next_at) VALUES (?, ?, ?, ?)`);
+    const fleet = this.stmt(`INSERT OR IGNORE INTO event_fleet_outbox (seq) VALUES (?)`);
+    this.transaction(() => {
+      for (const e of events) {
+        const row = ins.get(e.id, e.type, Date.parse(e.at), e.queueId, e.messageId, e.recipient, e.sendingDomain, JSON.stringify(e)) as { seq: number } | undefined;
+        if (!row) continue;
+        fresh.push(e);
+        for (const t of e.tags) tag.run(t, row.seq);
+        if (e.sendingDomain && webhookDomains.has(e.sendingDomain)) out.run(e.sendingDomain, row.seq, now, now);
+        if (this.fleet) fleet.run(row.seq);
+      }
+    });
+    return fresh;
+  }
+
+  query(q: EventQuery): (MailEvent & { seq: number })[] {
+    const parts: string[] = [];
+    const params: (string | number)[] = [];
+    if (q.queueId) (parts.push('e.queue_id = ?'), params.push(q.queueId));
+    if (q.messageId) (parts.push('e.message_id = ?'), params.push(q.messageId.replace(/^<|>$/g, '')));
+    if (q.recipient) (parts.push('e.recipient = ?'), params.push(q.recipient.toLowerCase()));
+    if (q.tag) (parts.push('e.seq IN (SELECT seq FROM event_tags WHERE tag = ?)'), params.push(q.tag));
+    if (q.afterSeq !== undefined) (parts.push('e.seq > ?'), params.push(q.afterSeq));
+    const sql = `SELECT seq, body FROM events e ${parts.length ? `WHERE ${parts.join(' AND ')}` : ''} ORDER BY seq LIMIT ?`;
+    return (this.db.prepare(sql).all(...params, q.limit ?? 1000) as unknown as { seq: number; body: string }[]).map((r) => ({ ...JSON.parse(r.body), seq: r.seq }));
+  }
+
+  // ---- webhook outbox ----
+
+  /** Domains with events due for their webhook at `now`. */
+  dueDomains(now: number): string[] {
+    return (this.stmt(`SELECT DISTINCT domain FROM webhook_outbox WHERE next_at <= ?`).all(now) as unknown as { domain: string }[]).map((r) => r.domain);
+  }
+
+  nextDueAt(): number | undefined {
+    return (this.stmt(`SELECT MIN(next_at) AS t FROM webhook_outbox`).get() as { t: number | null }).t ?? undefined;
+  }
+
+  due(domain: string, now: number, limit: number): OutboxRow[] {
+    return (this.stmt(
+      `SELECT o.domain, o.seq, o.first_at, o.attempts, e.body FROM webhook_outbox o JOIN events e ON e.seq = o.seq
+       WHERE o.domain = ? AND o.next_at <= ? ORDER BY o.seq LIMIT ?`,
+    ).all(domain, now, limit) as unknown as { domain: string; seq: number; first_at: number; attempts: number; body: string }[])
+      .map((r) => ({ domain: r.domain, seq: r.seq, firstAt: r.first_at, attempts: r.attempts, event: JSON.parse(r.body) }));
+  }
+
+  delivered(domain: string, seqs: readonly number[]): void {
+    this.transaction(() => {
+      const del = this.stmt(`DELETE FROM webhook_outbox WHERE domain = ? AND seq = ?`);
+      for (const s of seqs) del.run(domain, s);
+    });
+  }
+
+  /** A failed batch: each row again at its own time, or to the dead letters when `dead(row)`. */
+  failed(domain: string, rows: readonly OutboxRow[], error: string, now: number, nextAt: (attempts: number) => number, dead: (row: OutboxRow) => boolean): number {
+    let deadCount = 0;
+    this.transaction(() => {
+      const upd = this.stmt(`UPDATE webhook_outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE domain = ? AND seq = ?`);
+      const del = this.stmt(`DELETE FROM webhook_outbox WHERE domain = ? AND seq = ?`);
+      const bury = this.stmt(`INSERT OR REPLACE INTO webhook_dead (domain, seq, attempts, dead_at, last_error) VALUES (?, ?, ?, ?, ?)`);
+      for (const r of rows) {
+        if (dead(r)) {
+          del.run(domain, r.seq);
+          bury.run(domain, r.seq, r.attempts + 1, now, error);
+          deadCount++;
+        } else upd.run(nextAt(r.attempts + 1), error, domain, r.seq);
+      }
+    });
+    return deadCount;
+  }
+
+  outboxStats(now: number): { pending: number; oldestAgeSeconds: number; dead: number } {
+    const o = this.stmt(`SELECT COUNT(*) AS n, MIN(first_at) AS oldest FROM webhook_outbox`).get() as { n: number; oldest: number | null };
+    const d = this.stmt(`SELECT COUNT(*) AS n FROM webhook_dead`).get() as { n: number };
+    return { pending: o.n, oldestAgeSeconds: o.oldest === null ? 0 : Math.max(0, (now - o.oldest) / 1000), dead: d.n };
+  }
+
+  // ---- fleet (PostgreSQL) outbox ----
+
+  fleetOutbox(limit: number): (MailEvent & { seq: number })[] {
+    return (this.stmt(`SELECT e.seq, e.body FROM event_fleet_outbox o JOIN events e ON e.seq = o.seq ORDER BY o.seq LIMIT ?`).all(limit) as unknown as { seq: number; body: string }[])
+      .map((r) => ({ ...JSON.parse(r.body), seq: r.seq }));
+  }
+
+  fleetOutboxSize(): number {
+    return (this.stmt(`SELECT COUNT(*) AS n FROM event_fleet_outbox`).get() as { n: number }).n;
+  }
+
+  fleetDone(upToSeq: number): void {
+    this.stmt(`DELETE FROM event_fleet_outbox WHERE seq <= ?`).run(upToSeq);
+  }
+
+  transaction<T>(fn: () => T): T {
+    if (this.db.isTransaction) return fn();
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const out = fn();
+      this.db.exec('COMMIT');
+      return out;
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,354 @@
+// What feedback becomes: the one owner that turns accepted mail, attempt outcomes, asynchronous
+// bounces and complaints (branch `bounces` calls recordFeedback) and one-click unsubscribes into
+// events and suppression entries, and screens recipients against the list before each attempt.
+// The stores are SQLite (relay/feedback/db.ts); PostgreSQL, webhooks and metrics hang off here.
+import { readFileSync } from 'node:fs';
+import type { DatabaseSync } from 'node:sqlite';
+import type { Registry } from 'prom-client';
+import type { RelayConfig } from '../config/schema.ts';
+import type { DueRecipient, MessageClass } from '../queue/store.ts';
+import { authorDomain } from '../dkim/sign.ts';
+import { SuppressionStore } from '../suppression/store.ts';
+import { FleetSync, type FleetStatus } from '../suppression/fleet.ts';
+import {
+  decideFeedback, normaliseAddress, normaliseDomain, DEFAULT_SUPPRESSION_POLICY, SUPPRESSION_REASONS,
+  type FeedbackRecord, type SuppressionPolicy, type SuppressionReason,
+} from '../suppression/rules.ts';
+import { EventStore, eventId, type EventType, type MailEvent } from '../events/store.ts';
+import { WebhookDispatcher, type WebhookTarget } from '../events/webhooks.ts';
+import { createFeedbackMetrics, type FeedbackMetrics } from './metrics.ts';
+import { openFeedbackDb } from './db.ts';
+import type { Readable } from 'node:stream';
+import { readSuppressionCsv, type CsvProblem } from '../suppression/csv.ts';
+
+export function policyFromConfig(config: RelayConfig): SuppressionPolicy {
+  const s = config.feedback.suppression;
+  return {
+    hardBounceExpirySeconds: s.hardBounceExpiryDays * 86400,
+    complaintExpirySeconds: s.complaintExpiryDays * 86400,
+    unsubscribeExpirySeconds: s.unsubscribeExpiryDays * 86400,
+    softBounce: s.softBounce,
+    classes: s.classes,
+  };
+}
+
+/**
+ * The sending domain a message counts for, as DKIM picks its key (relay/dkim/sign.ts): the
+ * author's (From:) domain when it is configured, else the envelope sender's (or the configured
+ * domain whose return-path domain it is), else the author's, else the envelope's.
+ */
+export function sendingDomainOf(message: Buffer | undefined, envelopeSender: string, domains: RelayConfig['domains']): string {
+  const env = normaliseDomain(envelopeSender.slice(envelopeSender.lastIndexOf('@') + 1));
+  const author = message ? normaliseDomain(authorDomain(message) ?? '') : '';
+  const known = (d: string) => domains.find((x) => x.domain.toLowerCase() === d)?.domain.toLowerCase();
+  const byReturnPath = (d: string) => domains.find((x) => x.returnPathDomain !== undefined && (d === x.returnPathDomain.toLowerCase() || d.endsWith(`.${x.returnPathDomain.toLowerCase()}`)))?.domain.toLowerCase();
+  return (author && known(author)) || (env && (known(env) ?? byReturnPath(env))) || author || env || 'unknown';
+}
+
+/** What the delivery engine reports per recipient after an attempt (the final state it recorded). */
+export interface AttemptReport {
+  due: DueRecipient;
+  kind: 'delivered' | 'deferred' | 'bounced' | 'expired';
+  reply: string;
+  status?: string | undefined;
+  category?: string | undefined;
+  ip: string;
+  provider: string;
+}
+
+export interface FeedbackOptions {
+  config: RelayConfig;
+  /** The relay's metrics registry; omitted by the CLI. */
+  registry?: Registry;
+  clock?: () => number;
+  /** The database; default: opened in config.dataDir. */
+  db?: DatabaseSync;
+  /** Start webhooks and fleet sync (the relay); the CLI only reads and writes the stores. */
+  background?: boolean;
+  onError?: (err: Error, what: string) => void;
+}
+
+export class Feedback {
+  readonly suppressions: SuppressionStore;
+  readonly events: EventStore;
+  readonly policy: SuppressionPolicy;
+  readonly fleet: FleetSync | undefined;
+  readonly webhooks: WebhookDispatcher | undefined;
+  private readonly db: DatabaseSync;
+  private readonly config: RelayConfig;
+  private readonly clock: () => number;
+  private readonly metrics: FeedbackMetrics | undefined;
+  private readonly webhookDomains: Set<string>;
+  private readonly onError: (err: Error, what: string) => void;
+  /** Events of this event-loop turn, written together (one transaction). */
+  private pending: MailEvent[] = [];
+  private flushScheduled = false;
+
+  constructor(o: FeedbackOptions) {
+    this.config = o.config;
+    this.clock = o.clock ?? Date.now;
+    this.onError = o.onError ?? (() => {});
+    this.policy = o.config.feedback ? policyFromConfig(o.config) : DEFAULT_SUPPRESSION_POLICY;
+    this.db = o.db ?? openFeedbackDb(o.config.dataDir);
+    const fleet = o.config.feedback.postgres !== undefined;
+    this.suppressions = new SuppressionStore(this.db, { fleet, policy: this.policy });
+    this.events = new EventStore(this.db, { fleet });
+    this.metrics = o.registry ? createFeedbackMetrics(o.registry) : undefined;
+    const targets = new Map<string, WebhookTarget>();
+    for (const d of o.config.domains) {
+      if (!d.webhook) continue;
+      targets.set(d.domain.toLowerCase(), { url: d.webhook.url, keyId: d.webhook.keyId, secret: readFileSync(d.webhook.secretFile, 'utf8').trim() });
+    }
+    this.webhookDomains = new Set(targets.keys());
+    if (o.background) {
+      const m = this.metrics;
+      if (targets.size > 0) {
+        this.webhooks = new WebhookDispatcher({
+          events: this.events, targets, options: o.config.feedback.webhooks, clock: this.clock,
+          observer: {
+            delivered: (_d, n, lag) => (m?.webhookEvents.inc({ result: 'delivered' }, n), m?.webhookLag.observe(lag)),
+            retried: (_d, n) => m?.webhookEvents.inc({ result: 'retried' }, n),
+            dead: (_d, n) => m?.webhookEvents.inc({ result: 'dead' }, n),
+          },
+        });
+      }
+      const pgc = o.config.feedback.postgres;
+      if (pgc) {
+        this.fleet = new FleetSync({
+          url: readFileSync(pgc.urlFile, 'utf8').trim(), suppressions: this.suppressions, events: this.events,
+          intervalMs: pgc.syncIntervalSeconds * 1000, relayName: o.config.hostname, clock: this.clock,
+          onSync: (ok, err) => {
+            m?.fleetSyncs.inc({ result: ok ? 'ok' : 'failed' });
+            if (err) this.onError(err, 'fleet sync');
+          },
+        });
+      }
+    }
+    if (this.metrics) this.collectAtScrape(this.metrics);
+  }
+
+  private collectAtScrape(m: FeedbackMetrics): void {
+    // prom-client calls a metric's `collect` at scrape time; the typings do not expose it.
+    Object.assign(m.suppressions, {
+      collect: () => {
+        for (const [reason, n] of Object.entries(this.suppressions.countByReason(this.clock()))) m.suppressions.set({ reason }, n);
+      },
+    });
+    Object.assign(m.webhookPending, {
+      collect: () => {
+        const s = this.events.outboxStats(this.clock());
+        m.webhookPending.set(s.pending);
+        m.webhookOldest.set(s.oldestAgeSeconds);
+        m.webhookDead.set(s.dead);
+      },
+    });
+    Object.assign(m.fleetOutbox, {
+      collect: () => {
+        m.fleetOutbox.set({ table: 'suppressions' }, this.suppressions.outboxSize());
+        m.fleetOutbox.set({ table: 'events' }, this.events.fleetOutboxSize());
+        if (this.fleet) m.fleetUp.set(this.fleet.status().connected ? 1 : 0);
+      },
+    });
+  }
+
+  start(): void {
+    this.webhooks?.start();
+    this.fleet?.start();
+  }
+
+  async stop(): Promise<void> {
+    this.flush();
+    await this.webhooks?.stop();
+    await this.fleet?.stop();
+  }
+
+  close(): void {
+    this.flush();
+    this.db.close();
+  }
+
+  /** For /v1/stats: where the list lives and whether the fleet store is reachable. */
+  status(): { store: 'postgres' | 'local'; fleet: FleetStatus | null; webhooks: ReturnType<EventStore['outboxStats']> } {
+    return { store: this.config.feedback.postgres ? 'postgres' : 'local', fleet: this.fleet?.status() ?? null, webhooks: this.events.outboxStats(this.clock()) };
+  }
+
+  // ---- events ----
+
+  private event(type: EventType, at: number, f: Partial<Omit<MailEvent, 'id' | 'type' | 'at'>>, idParts: readonly (string | number | null | undefined)[]): void {
+    const e: MailEvent = {
+      id: eventId([type, ...idParts]), type, at: new Date(at).toISOString(),
+      queueId: f.queueId ?? null, messageId: f.messageId ?? null, recipient: f.recipient ?? null, sendingDomain: f.sendingDomain ?? null,
+      ip: f.ip ?? null, provider: f.provider ?? null, class: f.class ?? null, reply: f.reply ?? null, category: f.category ?? null,
+      tags: f.tags ?? [], relay: this.config.hostname,
+    };
+    this.pending.push(e);
+    this.metrics?.events.inc({ type });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Writes this turn's events in one transaction and wakes the webhooks and the fleet sync. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      this.events.record(batch, this.webhookDomains, this.clock());
+    } catch (err) {
+      // Kept for the next turn (the disk may come back); an event is never dropped silently.
+      this.pending = batch.concat(this.pending);
+      this.onError(err as Error, 'recording events');
+      setTimeout(() => this.flush(), 1000).unref();
+      return;
+    }
+    this.webhooks?.poke();
+    if (this.fleet && this.events.fleet) this.fleet.kick();
+  }
+
+  /** The intake made a message durable (called after its 250). */
+  accepted(m: { queueId: string; messageId: string | undefined; recipients: readonly string[]; mailFrom: string; body: Buffer; class: MessageClass; tags: readonly string[]; authUser?: string | undefined }): void {
+    const sendingDomain = sendingDomainOf(m.body, m.mailFrom, this.config.domains);
+    const messageId = m.messageId?.replace(/^<|>$/g, '') ?? null;
+    const at = this.clock();
+    try {
+      this.events.rememberMessage({ queueId: m.queueId, messageId, sendingDomain, class: m.class, tags: [...m.tags] }, at);
+    } catch (err) {
+      this.onError(err as Error, 'remembering a message');
+    }
+    for (const r of m.recipients) {
+      this.event('accepted', at, { queueId: m.queueId, messageId, recipient: r.toLowerCase(), sendingDomain, class: m.class, tags: [...m.tags] }, [m.queueId, r.toLowerCase()]);
+    }
+  }
+
+  private meta(queueId: string, mailFrom: string) {
+    const m = this.events.message(queueId);
+    return { sendingDomain: m?.sendingDomain ?? sendingDomainOf(undefined, mailFrom, this.config.domains), messageId: m?.messageId ?? null, tags: m?.tags ?? [] };
+  }
+
+  /**
+   * Before an attempt: recipients on the list for this message's class and sending domain are
+   * finished as `suppressed` (never attempted; `finish` records that in the queue) and the rest
+   * returned. A failing lookup lets the mail go: the list protects reputation, it must not stop
+   * the queue.
+   */
+  screen(group: DueRecipient[], finish: (recipients: string[], reply: string) => void): DueRecipient[] {
+    const first = group[0];
+    if (!first) return group;
+    const now = this.clock();
+    let meta: ReturnType<Feedback['meta']> | undefined;
+    const keep: DueRecipient[] = [];
+    for (const d of group) {
+      let hit;
+      try {
+        meta ??= this.meta(d.messageId, d.mailFrom);
+        hit = this.suppressions.check(d.recipient, meta.sendingDomain, d.class, now);
+      } catch (err) {
+        this.onError(err as Error, 'suppression lookup');
+      }
+      if (!hit) {
+        keep.push(d);
+        continue;
+      }
+      const reply = `550 5.7.1 <${d.recipient}> is on the suppression list (${hit.reason}${hit.scope === '*' ? '' : ` for ${hit.scope}`}): not attempted`;
+      finish([d.recipient], reply);
+      this.metrics?.suppressedAttempts.inc({ class: d.class, reason: hit.reason });
+      this.event('suppressed', now, { queueId: d.messageId, messageId: meta!.messageId, recipient: d.recipient.toLowerCase(), sendingDomain: meta!.sendingDomain, class: d.class, reply, category: hit.reason, tags: meta!.tags }, [d.messageId, d.recipient.toLowerCase()]);
+    }
+    return keep;
+  }
+
+  /** After an attempt: its event, and what a final outcome says about the recipient. */
+  attempted(r: AttemptReport): void {
+    const d = r.due;
+    const now = this.clock();
+    let meta;
+    try {
+      meta = this.meta(d.messageId, d.mailFrom);
+    } catch (err) {
+      this.onError(err as Error, 'event lookup');
+      meta = { sendingDomain: sendingDomainOf(undefined, d.mailFrom, this.config.domains), messageId: null, tags: [] };
+    }
+    const recipient = d.recipient.toLowerCase();
+    const type: EventType = r.kind === 'bounced' ? 'bounced' : r.kind;
+    // The attempt number keeps one deferral per attempt; a repeated attempt (after a crash) repeats the id.
+    this.event(type, now, { queueId: d.messageId, messageId: meta.messageId, recipient, sendingDomain: meta.sendingDomain, ip: r.ip, provider: r.provider, class: d.class, reply: r.reply, category: r.category ?? null, tags: meta.tags }, [d.messageId, recipient, d.attempts + 1]);
+    if (r.kind === 'deferred') return;
+    const kind = r.kind === 'delivered' ? 'delivered' : 'bounce';
+    // An expiry is the end of temporary failures: a soft bounce at most.
+    this.apply({ kind, recipient, sendingDomain: meta.sendingDomain, category: r.category, hard: r.kind === 'bounced' ? undefined : false, status: r.status, detail: r.reply, queueId: d.messageId, at: now });
+  }
+
+  /**
+   * The consumer of asynchronous feedback (DSN and ARF parsed on the bounce MX, one-click
+   * unsubscribes): an event, and a suppression entry when the rules say so. Returns the entry's
+   * reason when one was recorded.
+   */
+  recordFeedback(r: FeedbackRecord & { messageId?: string | undefined; provider?: string | undefined; ip?: string | undefined }): string | undefined {
+    const recipient = normaliseAddress(r.recipient);
+    const meta = r.queueId ? this.events.message(r.queueId) : undefined;
+    const sendingDomain = normaliseDomain(r.sendingDomain) || meta?.sendingDomain || 'unknown';
+    const type: EventType | undefined = r.kind === 'bounce' ? 'bounced' : r.kind === 'complaint' ? 'complained' : r.kind === 'unsubscribe' ? 'unsubscribed' : undefined;
+    if (type) {
+      this.event(type, r.at, {
+        queueId: r.queueId ?? null, messageId: r.messageId ?? meta?.messageId ?? null, recipient, sendingDomain, ip: r.ip ?? null, provider: r.provider ?? null,
+        class: meta?.class ?? null, reply: r.detail ?? r.status ?? r.feedbackType ?? null, category: r.category ?? r.feedbackType ?? null, tags: meta?.tags ?? [],
+      }, [r.queueId, recipient, r.eventId ?? r.at, 'async']);
+    }
+    return this.apply({ ...r, recipient, sendingDomain });
+  }
+
+  private apply(r: FeedbackRecord): string | undefined {
+    try {
+      const scopeOfSoft = '*';
+      const soft = r.kind === 'bounce' || r.kind === 'delivered' ? this.suppressions.softHistory(r.recipient, scopeOfSoft) : undefined;
+      const decision = decideFeedback(r, soft, this.policy);
+      return this.suppressions.transaction(() => {
+        if (decision.softChanged) this.suppressions.setSoftHistory(r.recipient, scopeOfSoft, decision.soft);
+        if (!decision.suppress) return undefined;
+        const s = decision.suppress;
+        this.suppressions.add([{
+          address: r.recipient, scope: s.scope, reason: s.reason, detail: s.detail.slice(0, 500), sourceQueueId: r.queueId ?? null,
+          sourceEventId: r.eventId ?? null, firstSeen: r.at, lastSeen: r.at, expiresAt: s.expiresAt,
+        }]);
+        this.metrics?.suppressionsAdded.inc({ reason: s.reason });
+        this.fleet?.kick();
+        return s.reason;
+      });
+    } catch (err) {
+      this.onError(err as Error, 'recording feedback');
+      return undefined;
+    }
+  }
+
+  /** An administrator's entries (CLI through the API, HTTP API): counted and pushed like the rest. */
+  addManual(entries: Parameters<SuppressionStore['add']>[0]): void {
+    this.suppressions.add(entries);
+    for (const e of entries) this.metrics?.suppressionsAdded.inc({ reason: e.reason });
+    this.fleet?.kick();
+  }
+
+  /** CSV rows → entries, one transaction per batch of 10,000 (the CLI and the HTTP API). */
+  async importCsv(input: Readable, o: { now: number; defaultReason?: SuppressionReason | undefined; defaultScope?: string | undefined }): Promise<{ imported: number; problems: CsvProblem[]; seconds: number }> {
+    const problems: CsvProblem[] = [];
+    const started = performance.now();
+    let imported = 0;
+    for await (const batch of readSuppressionCsv(input, { now: o.now, problems, ...(o.defaultReason ? { defaultReason: o.defaultReason } : {}), ...(o.defaultScope ? { defaultScope: o.defaultScope } : {}) })) {
+      this.addManual(batch);
+      imported += batch.length;
+      // Other work (SMTP sessions, deliveries) gets its turn between batches.
+      await new Promise((r) => setImmediate(r));
+    }
+    return { imported, problems, seconds: (performance.now() - started) / 1000 };
+  }
+
+  removeEntries(address: string, scope: string | undefined): number {
+    const n = this.suppressions.remove(address, scope, this.clock());
+    this.fleet?.kick();
+    return n;
+  }
+}
+
+export { SUPPRESSION_REASONS };
