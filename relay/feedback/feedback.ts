@@ -125,6 +125,8 @@ export class Feedback {
       }
     }
     if (this.metrics) this.collectAtScrape(this.metrics);
+    // Without PostgreSQL there is nothing to be up or down: no series (an alert on 0 must not fire).
+    if (o.registry && !fleet) o.registry.removeSingleMetric('mailfleet_fleet_store_up');
   }
 
   private collectAtScrape(m: FeedbackMetrics): void {
@@ -146,6 +148,10 @@ export class Feedback {
       collect: () => {
         m.fleetOutbox.set({ table: 'suppressions' }, this.suppressions.outboxSize());
         m.fleetOutbox.set({ table: 'events' }, this.events.fleetOutboxSize());
+      },
+    });
+    Object.assign(m.fleetUp, {
+      collect: () => {
         if (this.fleet) m.fleetUp.set(this.fleet.status().connected ? 1 : 0);
       },
     });

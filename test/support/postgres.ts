@@ -1,0 +1,112 @@
+// A private PostgreSQL per test suite, from Debian's postgresql-15 server binaries: its own data
+// directory and unix socket in a temp dir (no TCP listener, so suites never collide), trust auth.
+// PostgreSQL refuses to run as root: as root the server runs as the `postgres` user the Debian
+// package creates (else nobody). kill() is a SIGKILL of the postmaster (a crash, recovered on start).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+
+const BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
+
+export interface Postgres {
+  /** A libpq URL over the unix socket. */
+  url: string;
+  dir: string;
+  /** Crash: SIGKILL the postmaster and wait for it to go. */
+  kill(): Promise<void>;
+  /** Start again on the same data directory. */
+  start(): Promise<void>;
+  query(sql: string, params?: unknown[]): Promise<pg.QueryResult>;
+  stop(): Promise<void>;
+}
+
+export function postgresAvailable(): boolean {
+  return existsSync(join(BIN, 'postgres'));
+}
+
+function runAs(): { uid: number; gid: number } | undefined {
+  if (userInfo().uid !== 0) return undefined;
+  for (const user of ['postgres', 'nobody']) {
+    const r = spawnSync('id', ['-u', user], { encoding: 'utf8' });
+    const g = spawnSync('id', ['-g', user], { encoding: 'utf8' });
+    if (r.status === 0) return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
+  }
+  throw new Error('running as root and there is no postgres or nobody user to run PostgreSQL as');
+}
+
+export async function startPostgres(): Promise<Postgres> {
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-pg-'));
+  const as = runAs();
+  if (as) chownSync(dir, as.uid, as.gid);
+  const data = join(dir, 'data');
+  const init = spawnSync(join(BIN, 'initdb'), ['-D', data, '-U', 'mailfleet', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { encoding: 'utf8', ...(as ?? {}) });
+  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  let proc: ChildProcess | undefined;
+  let stderr = '';
+  const url = `postgresql://mailfleet@/postgres?host=${encodeURIComponent(dir)}&port=${port}`;
+
+  async function ready(): Promise<void> {
+    const until = Date.now() + 30_000;
+    for (;;) {
+      const c = new pg.Client({ connectionString: url });
+      try {
+        await c.connect();
+        await c.end();
+        return;
+      } catch {
+        await c.end().catch(() => {});
+        if (proc?.exitCode !== null && proc?.exitCode !== undefined) throw new Error(`postgres exited: ${stderr}`);
+        if (Date.now() > until) throw new Error(`postgres did not accept connections in 30 s: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  async function start(): Promise<void> {
+    stderr = '';
+    proc = spawn(join(BIN, 'postgres'), ['-D', data, '-k', dir, '-p', String(port), '-c', "listen_addresses=", '-c', 'fsync=off', '-c', 'max_connections=50'], { stdio: ['ignore', 'ignore', 'pipe'], ...(as ?? {}) });
+    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    await ready();
+  }
+
+  async function kill(): Promise<void> {
+    const p = proc;
+    if (!p || p.exitCode !== null) return;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await gone;
+    // The backends notice the postmaster is gone and exit; a new postmaster waits for them
+    // (its shared memory must be free), so wait for their sockets and lock file to go too.
+    const until = Date.now() + 10_000;
+    while (readdirSync(dir).some((f) => f.startsWith('.s.PGSQL')) && Date.now() < until) {
+      rmSync(join(dir, `.s.PGSQL.${port}`), { force: true });
+      rmSync(join(dir, `.s.PGSQL.${port}.lock`), { force: true });
+    }
+  }
+
+  await start();
+  return {
+    url, dir, kill, start,
+    async query(sql, params) {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        return await c.query(sql, params as unknown[]);
+      } finally {
+        await c.end();
+      }
+    },
+    async stop() {
+      const p = proc;
+      if (p && p.exitCode === null) {
+        const gone = new Promise((r) => p.once('exit', r));
+        p.kill('SIGINT'); // fast shutdown
+        await gone;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
