@@ -81,7 +81,10 @@ export class WebhookDispatcher {
       this.again = true;
       return this.ticking;
     }
-    this.ticking = (async () => {
+    // Awaits first, so the finally below never runs before the assignment (a tick with nothing
+    // due would otherwise leave a settled promise behind and every later tick would return it).
+    const run = (async () => {
+      await Promise.resolve();
       try {
         do {
           this.again = false;
@@ -91,6 +94,7 @@ export class WebhookDispatcher {
         this.ticking = undefined;
       }
     })();
+    this.ticking = run;
     return this.ticking;
   }
 
