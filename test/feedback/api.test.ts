@@ -116,3 +116,36 @@ test('stats say where the list lives; metrics pass promtool', async () => {
     assert.equal(check.status, 0, check.stdout + check.stderr);
   }
 });
+
+test('mailfleet messages show and events tail, over the API and on the data directory', async () => {
+  const cli = (...a: string[]) => new Promise<{ code: number; out: string; err: string }>((resolve) => {
+    const child = spawn(process.execPath, [new URL('../../cli/mailfleet.ts', import.meta.url).pathname, ...a], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, out, err }));
+  });
+  const token = join(ws.dir, 'api-token');
+  let r = await cli('messages', 'show', '--tag', 'invoice-4711', '--url', base, '--token-file', token);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /message-id:  bill-4711@shop\.test/);
+  assert.match(r.out, /tags:        invoice-4711, customer-42/);
+  assert.match(r.out, /<customer@rcpt\.test>  queued\n\s+\S+Z  accepted/);
+  r = await cli('messages', 'show', '--tag', 'invoice-4711', '-d', relay.config.dataDir, '--json');
+  assert.equal(r.code, 0, r.err);
+  assert.equal(JSON.parse(r.out)[0].recipients.length, 2);
+  r = await cli('messages', 'show', '--tag', 'no-such-tag', '--url', base, '--token-file', token);
+  assert.deepEqual([r.code, r.err.trim()], [1, 'mailfleet messages: no message matches']);
+  writeFileSync(join(ws.dir, 'wrong-token'), 'not-the-token\n');
+  r = await cli('messages', 'show', '--tag', 'x', '--url', base, '--token-file', join(ws.dir, 'wrong-token'));
+  assert.equal(r.code, 1);
+  assert.match(r.err, /HTTP 401: missing or wrong bearer token/);
+  r = await cli('messages', 'show', '--tag', 'x', '--url', base, '--token-file', join(ws.dir, 'credentials'));
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--token-file: .*credentials must hold one token/);
+  assert.doesNotMatch(r.err, /scrypt/, 'the file is never echoed');
+  r = await cli('events', 'tail', '--no-follow', '-n', '5', '--url', base, '--token-file', token, '--tag', 'customer-42');
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(r.out.trim().split('\n').map((l) => JSON.parse(l).type), ['accepted', 'accepted']);
+});
