@@ -15,6 +15,8 @@ import { installScrapeGauges } from './scrape-gauges.ts';
 import { watch, type FSWatcher } from 'node:fs';
 import { Feedback } from './feedback/feedback.ts';
 import { feedbackRoutes } from './feedback/api.ts';
+import { startUnsubscribeServer } from './feedback/unsubscribe.ts';
+import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError, parseRelayConfigYaml } from './config/load.ts';
 import { configVersion } from './config/version.ts';
@@ -30,6 +32,8 @@ export interface Relay {
   feedback: Feedback;
   listeners: RunningListener[];
   http: Server & { port: number };
+  /** The one-click unsubscribe endpoint, when feedback.unsubscribe is configured. */
+  unsubscribe: (Server & { port: number }) | undefined;
   tls: TlsFiles | undefined;
   /** Port of a listener by name (useful when the config asked for port 0). */
   port(name: string): number;
@@ -159,7 +163,18 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
       ...feedbackRoutes({ feedback, store, tokenFile: config.feedback.apiTokenFile, ...(options.clock ? { clock: options.clock } : {}) }),
     },
   });
+  let unsubscribe: (Server & { port: number }) | undefined;
   try {
+    const u = config.feedback.unsubscribe;
+    if (u) {
+      unsubscribe = await startUnsubscribeServer({
+        feedback, address: u.address, port: u.port, ...(options.clock ? { clock: options.clock } : {}),
+        // Read at each request: a rotated Secret applies at once (old links then stop working).
+        secret: () => readFileSync(u.secretFile, 'utf8').trim(),
+        tls: u.plainHttp ? undefined : tls?.current,
+        onUnsubscribe: (recipient, domain) => feedbackLog.info({ event: 'unsubscribed', recipient, domain }, 'one-click unsubscribe'),
+      });
+    }
     listeners = await startListeners({
       config, store, credentials, logger, metrics, feedback,
       ...(tls ? { tls } : {}),
@@ -171,6 +186,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
       },
     });
   } catch (err) {
+    unsubscribe?.close();
     http.close();
     await delivery?.stop();
     await feedback.stop();
@@ -190,7 +206,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   logger.info({ listeners: listeners.map((l) => `${l.name}:${l.port}`), http: http.port, configVersion: version }, 'relay started');
 
   return {
-    config, store, logger, metrics, feedback, listeners, http, tls,
+    config, store, logger, metrics, feedback, listeners, http, unsubscribe, tls,
     port(name) {
       const l = listeners.find((x) => x.name === name);
       if (!l) throw new Error(`no listener named "${name}"`);
@@ -205,6 +221,10 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
       await closeListeners(listeners);
       await delivery?.stop();
       await new Promise<void>((resolve) => http.close(() => resolve()));
+      if (unsubscribe) {
+        await new Promise<void>((resolve) => unsubscribe.close(() => resolve()));
+        unsubscribe.closeAllConnections();
+      }
       http.closeAllConnections();
       await feedback.stop();
       feedback.close();

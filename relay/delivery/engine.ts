@@ -78,10 +78,11 @@ const HELD_BACK_TRACKED = 100_000;
 /** Wait after a failure of our own (store, signing) before trying again. */
 const LOCAL_RETRY_MS = 60_000;
 
-export function groupDue(due: readonly DueRecipient[]): DueRecipient[][] {
+/** `separate`: recipients that go in a transaction of their own (a per-recipient unsubscribe link). */
+export function groupDue(due: readonly DueRecipient[], separate?: (d: DueRecipient) => boolean): DueRecipient[][] {
   const groups = new Map<string, DueRecipient[]>();
   for (const d of due) {
-    const key = `${d.messageId}\0${d.domain}`;
+    const key = separate?.(d) ? `${d.messageId}\0${d.domain}\0${d.recipient}` : `${d.messageId}\0${d.domain}`;
     const g = groups.get(key);
     if (g) g.push(d);
     else groups.set(key, [d]);
@@ -242,7 +243,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     for (const g of group) metrics.queueAge.observe({ class: g.class }, Math.max(0, (startedAt - g.createdAt) / 1000));
     let outcomes: RecipientOutcome[];
     try {
-      const body = await signer.sign(original, first.mailFrom);
+      const body = await signer.sign(opts.feedback ? opts.feedback.prepare(original, group) : original, first.mailFrom);
       outcomes = await untilStopped(recipients, attemptDelivery(
         {
           resolver,
@@ -511,7 +512,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       scanPending[cls] = false;
       const claimed = store.claimDue(at, want, cls, full);
       lanes.claimed(cls, want, claimed.length, at);
-      for (const group of groupDue(claimed)) admit(group);
+      for (const group of groupDue(claimed, opts.feedback?.ownTransaction)) admit(group);
     }
   }
 
@@ -552,7 +553,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         }
         return;
       }
-      for (const group of groupDue(due)) admit(group);
+      for (const group of groupDue(due, opts.feedback?.ownTransaction)) admit(group);
     },
     released(cls, n) {
       lanes.release(cls, n);

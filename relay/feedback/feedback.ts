@@ -18,6 +18,7 @@ import { EventStore, eventId, type EventType, type MailEvent } from '../events/s
 import { WebhookDispatcher, type WebhookTarget } from '../events/webhooks.ts';
 import { createFeedbackMetrics, type FeedbackMetrics } from './metrics.ts';
 import { openFeedbackDb } from './db.ts';
+import { addUnsubscribeHeaders, mintUnsubscribeToken } from './unsubscribe.ts';
 import type { Readable } from 'node:stream';
 import { readSuppressionCsv, type CsvProblem } from '../suppression/csv.ts';
 
@@ -80,6 +81,8 @@ export class Feedback {
   private readonly metrics: FeedbackMetrics | undefined;
   private readonly webhookDomains: Set<string>;
   private readonly onError: (err: Error, what: string) => void;
+  private readonly unsubscribe: { baseUrl: string; secret: string } | undefined;
+  private readonly oneClickDomains: Set<string>;
   /** Events of this event-loop turn, written together (one transaction). */
   private pending: MailEvent[] = [];
   private flushScheduled = false;
@@ -100,6 +103,9 @@ export class Feedback {
       targets.set(d.domain.toLowerCase(), { url: d.webhook.url, keyId: d.webhook.keyId, secret: readFileSync(d.webhook.secretFile, 'utf8').trim() });
     }
     this.webhookDomains = new Set(targets.keys());
+    const u = o.config.feedback.unsubscribe;
+    this.unsubscribe = u ? { baseUrl: u.baseUrl.replace(/\/+$/, ''), secret: readFileSync(u.secretFile, 'utf8').trim() } : undefined;
+    this.oneClickDomains = new Set(o.config.domains.filter((d) => d.oneClickUnsubscribe).map((d) => d.domain.toLowerCase()));
     if (o.background) {
       const m = this.metrics;
       if (targets.size > 0) {
@@ -264,6 +270,28 @@ export class Feedback {
       this.event('suppressed', now, { queueId: d.messageId, messageId: meta!.messageId, recipient: d.recipient.toLowerCase(), sendingDomain: meta!.sendingDomain, class: d.class, reply, category: hit.reason, tags: meta!.tags }, [d.messageId, d.recipient.toLowerCase()]);
     }
     return keep;
+  }
+
+  /**
+   * Bulk mail of a domain with one-click unsubscribe goes one recipient per SMTP transaction:
+   * each copy carries its own recipient's link (relay/delivery/engine.ts groupDue).
+   */
+  ownTransaction = (d: DueRecipient): boolean => {
+    if (!this.unsubscribe || d.class !== 'bulk' || this.oneClickDomains.size === 0) return false;
+    try {
+      return this.oneClickDomains.has(this.meta(d.messageId, d.mailFrom).sendingDomain);
+    } catch {
+      return false;
+    }
+  };
+
+  /** The message as it goes out to this group (before DKIM signing): RFC 8058 fields when due. */
+  prepare(original: Buffer, group: readonly DueRecipient[]): Buffer {
+    const d = group[0];
+    if (!d || group.length !== 1 || !this.unsubscribe || !this.ownTransaction(d)) return original;
+    const domain = this.meta(d.messageId, d.mailFrom).sendingDomain;
+    const token = mintUnsubscribeToken(this.unsubscribe.secret, { recipient: d.recipient, domain, at: this.clock() });
+    return addUnsubscribeHeaders(original, `${this.unsubscribe.baseUrl}/u/${token}`);
   }
 
   /** After an attempt: its event, and what a final outcome says about the recipient. */
