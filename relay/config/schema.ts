@@ -168,6 +168,12 @@ export const FeedbackSchema = z
       })
       .strict()
       .prefault({}),
+    // Events (and dead letters) kept this long in the relay's own store for the tracking API;
+    // with PostgreSQL, its table is the fleet's record (its retention is the database's business).
+    events: z
+      .object({ retentionDays: z.number().int().min(1).max(3650).default(30) })
+      .strict()
+      .prefault({}),
     webhooks: z
       .object({
         // At least once: retried with backoff for this long, then dead-lettered (and counted).

@@ -195,6 +195,22 @@ export class EventStore {
     return (this.db.prepare(sql).all(...params, q.limit ?? 1000) as unknown as { seq: number; body: string }[]).map((r) => ({ ...JSON.parse(r.body), seq: r.seq }));
   }
 
+  /**
+   * Forgets events older than `cutoff` (and what was kept for their messages), at most `limit` per
+   * call so a big purge never holds the database for long; events still owed to a webhook or to
+   * PostgreSQL stay. Returns how many went.
+   */
+  purge(cutoff: number, limit = 10_000): number {
+    return this.transaction(() => {
+      const old = `SELECT seq FROM events WHERE at < ? AND seq NOT IN (SELECT seq FROM webhook_outbox) AND seq NOT IN (SELECT seq FROM event_fleet_outbox) ORDER BY seq LIMIT ?`;
+      this.stmt(`DELETE FROM event_tags WHERE seq IN (${old})`).run(cutoff, limit);
+      const n = Number(this.stmt(`DELETE FROM events WHERE seq IN (${old})`).run(cutoff, limit).changes);
+      this.stmt(`DELETE FROM event_messages WHERE queue_id IN (SELECT queue_id FROM event_messages WHERE at < ? LIMIT ?)`).run(cutoff, limit);
+      this.stmt(`DELETE FROM webhook_dead WHERE dead_at < ?`).run(cutoff);
+      return n;
+    });
+  }
+
   // ---- webhook outbox ----
 
   /** Domains with events due for their webhook at `now`. */

@@ -163,12 +163,30 @@ export class Feedback {
     });
   }
 
+  private purgeTimer: NodeJS.Timeout | undefined;
+
   start(): void {
     this.webhooks?.start();
     this.fleet?.start();
+    this.purgeTimer = setInterval(() => this.purge(), 3600_000);
+    this.purgeTimer.unref();
+  }
+
+  /** Forgets events older than feedback.events.retentionDays, a batch per event-loop turn. */
+  purge(): void {
+    const cutoff = this.clock() - this.config.feedback.events.retentionDays * 86400_000;
+    const step = () => {
+      try {
+        if (this.events.purge(cutoff) > 0) setImmediate(step);
+      } catch (err) {
+        this.onError(err as Error, 'purging old events');
+      }
+    };
+    step();
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.purgeTimer);
     this.flush();
     await this.webhooks?.stop();
     await this.fleet?.stop();

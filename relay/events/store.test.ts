@@ -1,0 +1,42 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DatabaseSync } from 'node:sqlite';
+import { EventStore, createEventTables, eventId, type MailEvent } from './store.ts';
+import { takeTagHeaders } from './tags.ts';
+
+const ev = (n: number, at: number, domain = 'shop.test'): MailEvent => ({
+  id: eventId(['delivered', 'Q', n]), type: 'delivered', at: new Date(at).toISOString(), queueId: `Q${n}`, messageId: null, recipient: `r${n}@x.test`,
+  sendingDomain: domain, ip: null, provider: null, class: 'bulk', reply: '250 ok', category: null, tags: [`t${n}`], relay: 'r',
+});
+
+test('an event is recorded once per id; the id is stable and 26 characters', () => {
+  const db = new DatabaseSync(':memory:');
+  createEventTables(db);
+  const s = new EventStore(db, { fleet: false });
+  assert.equal(eventId(['a', 1]), eventId(['a', 1]));
+  assert.notEqual(eventId(['a', 1]), eventId(['a', 2]));
+  assert.match(eventId(['a']), /^[0-9a-hjkmnp-tv-z]{26}$/);
+  assert.equal(s.record([ev(1, 0)], new Set(), 0).length, 1);
+  assert.equal(s.record([ev(1, 0)], new Set(), 0).length, 0, 'the same event again is not new');
+  assert.deepEqual(s.query({ tag: 't1' }).map((e) => e.queueId), ['Q1']);
+});
+
+test('purge forgets old events, except those still owed to a webhook', () => {
+  const db = new DatabaseSync(':memory:');
+  createEventTables(db);
+  const s = new EventStore(db, { fleet: false });
+  const day = 86400_000;
+  s.record([ev(1, 0, 'plain.test'), ev(2, 0, 'hooked.test'), ev(3, 40 * day, 'plain.test')], new Set(['hooked.test']), 0);
+  assert.equal(s.purge(30 * day), 1);
+  assert.deepEqual(s.query({}).map((e) => e.queueId), ['Q2', 'Q3']);
+  assert.deepEqual(s.query({ tag: 't1' }), []);
+});
+
+test('X-Mailfleet-Tag fields are removed, folded and comma-separated values collected', () => {
+  const msg = Buffer.from('From: a@b.test\r\nX-Mailfleet-Tag: invoice-4711,\r\n customer-42\r\nSubject: s\r\nx-mailfleet-tag: invoice-4711\r\nX-MAILFLEET-TAG: campaign-7\r\n\r\nX-Mailfleet-Tag: in the body stays\r\n');
+  const { body, tags } = takeTagHeaders(msg);
+  assert.deepEqual(tags, ['invoice-4711', 'customer-42', 'campaign-7']);
+  assert.equal(body.toString(), 'From: a@b.test\r\nSubject: s\r\n\r\nX-Mailfleet-Tag: in the body stays\r\n');
+  const plain = Buffer.from('Subject: s\r\n\r\nbody\r\n');
+  assert.equal(takeTagHeaders(plain).body, plain, 'untouched (the same buffer) when there is none');
+});
