@@ -14,6 +14,7 @@ import { startDelivery } from './delivery/engine.ts';
 import { installScrapeGauges } from './scrape-gauges.ts';
 import { watch, type FSWatcher } from 'node:fs';
 import { Feedback } from './feedback/feedback.ts';
+import type { StatsV1 } from './stats/collector.ts';
 import { feedbackRoutes } from './feedback/api.ts';
 import { startUnsubscribeServer } from './feedback/unsubscribe.ts';
 import { readFileSync } from 'node:fs';
@@ -159,7 +160,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
         ...(version ? { configVersion: version } : {}),
         configRestartPending: restartPending,
         feedback: feedback.status(),
-      }),
+      } satisfies Partial<StatsV1> & Record<string, unknown>),
       ...feedbackRoutes({ feedback, store, tokenFile: config.feedback.apiTokenFile, ...(options.clock ? { clock: options.clock } : {}) }),
     },
   });

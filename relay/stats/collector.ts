@@ -105,4 +105,13 @@ export interface StatsV1 {
   ips: ({ address: string; providers: ({ provider: string } & PathCounters)[]; quota: { scope: string; window: string; used: number; cap: number | null }[]; warmup?: WarmupStatsV1 } & PathCounters)[];
   providers: ({ provider: string } & PathCounters)[];
   restrictions: { sourceIp: string; provider: string; action: string; until: string; reason: string; messagesPerMinute?: number; maxConnections?: number }[];
+  /**
+   * Where the suppression list lives and whether the fleet's PostgreSQL is reachable (added by
+   * relay/relay.ts from relay/feedback; a condition for the operator to surface).
+   */
+  feedback?: {
+    store: 'postgres' | 'local';
+    fleet: { configured: true; connected: boolean; lastSyncAt: string | null; lastError: string | null; outbox: { suppressions: number; events: number }; seq: number } | null;
+    webhooks: { pending: number; oldestAgeSeconds: number; dead: number };
+  };
 }
