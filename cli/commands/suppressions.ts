@@ -77,7 +77,7 @@ export async function run(argv: string[]): Promise<number> {
     : parseRelayConfig({ dataDir: v['data-dir'] ?? process.env.MAILFLEET_DATA_DIR ?? devDataDir(), listeners: [{ name: 'cli', port: 0, tls: 'none' }] }, 'command line');
   const scope = scopeOption(v.scope);
   const reason = reasonOption(v.reason);
-  const feedback = new Feedback({ config, db: openFeedbackDb(config.dataDir) });
+  const feedback = new Feedback({ config, db: openFeedbackDb(config.dataDir), background: false });
   const now = Date.now();
   try {
     switch (sub) {

@@ -3,6 +3,7 @@
 // events and suppression entries, and screens recipients against the list before each attempt.
 // The stores are SQLite (relay/feedback/db.ts); PostgreSQL, webhooks and metrics hang off here.
 import { readFileSync } from 'node:fs';
+import { ConfigError } from '../config/load.ts';
 import type { DatabaseSync } from 'node:sqlite';
 import type { Registry } from 'prom-client';
 import type { RelayConfig } from '../config/schema.ts';
@@ -64,9 +65,21 @@ export interface FeedbackOptions {
   clock?: () => number;
   /** The database; default: opened in config.dataDir. */
   db?: DatabaseSync;
-  /** Start webhooks and fleet sync (the relay); the CLI only reads and writes the stores. */
+  /** Start webhooks and fleet sync (the relay). false (the CLI): only the stores, no Secret is read. */
   background?: boolean;
   onError?: (err: Error, what: string) => void;
+}
+
+/** A Secret's file, trimmed; a missing or empty one is a configuration error naming the field. */
+function readSecret(file: string, field: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError('config', [`${field}: cannot read ${file}: ${(err as Error).message}`]);
+  }
+  if (!text) throw new ConfigError('config', [`${field}: ${file} is empty`]);
+  return text;
 }
 
 export class Feedback {
@@ -92,19 +105,24 @@ export class Feedback {
     this.clock = o.clock ?? Date.now;
     this.onError = o.onError ?? (() => {});
     this.policy = o.config.feedback ? policyFromConfig(o.config) : DEFAULT_SUPPRESSION_POLICY;
+    // Secrets first (a missing one fails before anything is opened), and only by the relay
+    // (background): the CLI works without them mounted.
+    this.webhookDomains = new Set(o.config.domains.filter((d) => d.webhook).map((d) => d.domain.toLowerCase()));
+    const targets = new Map<string, WebhookTarget>();
+    if (o.background) {
+      o.config.domains.forEach((d, i) => {
+        if (d.webhook) targets.set(d.domain.toLowerCase(), { url: d.webhook.url, keyId: d.webhook.keyId, secret: readSecret(d.webhook.secretFile, `domains[${i}].webhook.secretFile`) });
+      });
+    }
+    const u = o.config.feedback.unsubscribe;
+    this.unsubscribe = u && o.background !== false ? { baseUrl: u.baseUrl.replace(/\/+$/, ''), secret: readSecret(u.secretFile, 'feedback.unsubscribe.secretFile') } : undefined;
+    const pgc = o.config.feedback.postgres;
+    const pgUrl = pgc && o.background ? readSecret(pgc.urlFile, 'feedback.postgres.urlFile') : undefined;
     this.db = o.db ?? openFeedbackDb(o.config.dataDir);
-    const fleet = o.config.feedback.postgres !== undefined;
+    const fleet = pgc !== undefined;
     this.suppressions = new SuppressionStore(this.db, { fleet, policy: this.policy });
     this.events = new EventStore(this.db, { fleet });
     this.metrics = o.registry ? createFeedbackMetrics(o.registry) : undefined;
-    const targets = new Map<string, WebhookTarget>();
-    for (const d of o.config.domains) {
-      if (!d.webhook) continue;
-      targets.set(d.domain.toLowerCase(), { url: d.webhook.url, keyId: d.webhook.keyId, secret: readFileSync(d.webhook.secretFile, 'utf8').trim() });
-    }
-    this.webhookDomains = new Set(targets.keys());
-    const u = o.config.feedback.unsubscribe;
-    this.unsubscribe = u ? { baseUrl: u.baseUrl.replace(/\/+$/, ''), secret: readFileSync(u.secretFile, 'utf8').trim() } : undefined;
     this.oneClickDomains = new Set(o.config.domains.filter((d) => d.oneClickUnsubscribe).map((d) => d.domain.toLowerCase()));
     if (o.background) {
       const m = this.metrics;
@@ -118,10 +136,9 @@ export class Feedback {
           },
         });
       }
-      const pgc = o.config.feedback.postgres;
-      if (pgc) {
+      if (pgc && pgUrl) {
         this.fleet = new FleetSync({
-          url: readFileSync(pgc.urlFile, 'utf8').trim(), suppressions: this.suppressions, events: this.events,
+          url: pgUrl, suppressions: this.suppressions, events: this.events,
           intervalMs: pgc.syncIntervalSeconds * 1000, relayName: o.config.hostname, clock: this.clock,
           onSync: (ok, err) => {
             m?.fleetSyncs.inc({ result: ok ? 'ok' : 'failed' });
