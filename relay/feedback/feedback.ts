@@ -82,6 +82,14 @@ function readSecret(file: string, field: string): string {
   return text;
 }
 
+/**
+ * Rows per import transaction. Each batch is synchronous work on the event loop (SMTP sessions and
+ * deliveries wait meanwhile): at 10,000 an import stalled the loop 300–400 ms at a time on a
+ * loaded 2-core machine; 250–1,000 keep the median stall at a few ms for 25 % less throughput
+ * (bench/suppression.ts, bench/README.md).
+ */
+const IMPORT_BATCH = 500;
+
 export class Feedback {
   readonly suppressions: SuppressionStore;
   readonly events: EventStore;
@@ -399,12 +407,12 @@ export class Feedback {
     this.fleet?.kick();
   }
 
-  /** CSV rows → entries, one transaction per batch of 10,000 (the CLI and the HTTP API). */
+  /** CSV rows → entries, one transaction per IMPORT_BATCH rows (the CLI and the HTTP API). */
   async importCsv(input: Readable, o: { now: number; defaultReason?: SuppressionReason | undefined; defaultScope?: string | undefined }): Promise<{ imported: number; problems: CsvProblem[]; seconds: number }> {
     const problems: CsvProblem[] = [];
     const started = performance.now();
     let imported = 0;
-    for await (const batch of readSuppressionCsv(input, { now: o.now, problems, ...(o.defaultReason ? { defaultReason: o.defaultReason } : {}), ...(o.defaultScope ? { defaultScope: o.defaultScope } : {}) })) {
+    for await (const batch of readSuppressionCsv(input, { now: o.now, problems, batch: IMPORT_BATCH, ...(o.defaultReason ? { defaultReason: o.defaultReason } : {}), ...(o.defaultScope ? { defaultScope: o.defaultScope } : {}) })) {
       this.addManual(batch);
       imported += batch.length;
       // Other work (SMTP sessions, deliveries) gets its turn between batches.
