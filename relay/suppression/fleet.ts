@@ -99,7 +99,8 @@ export interface FleetSyncOptions {
   onPulled?: (rows: number) => void;
 }
 
-const BATCH = 5000;
+/** Rows per push statement and per pull transaction; a pull applies synchronously (see IMPORT_BATCH). */
+const BATCH = 1000;
 
 export class FleetSync {
   private readonly o: FleetSyncOptions;
@@ -281,6 +282,8 @@ export class FleetSync {
       store.applyFleet(rows, Number(res.rows[res.rows.length - 1].seq));
       this.o.onPulled?.(rows.length);
       if (res.rows.length < BATCH) return;
+      // A catch-up of many rows: SMTP sessions and deliveries get their turn between batches.
+      await new Promise((r) => setImmediate(r));
     }
   }
 
