@@ -92,6 +92,10 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     onError: (err, what) => feedbackLog.error({ err: err.message }, `${what} failed`),
   });
   feedback.start();
+  feedbackLog.info(
+    { store: config.feedback.postgres ? 'postgres' : 'local', webhooks: config.domains.filter((d) => d.webhook).length, unsubscribe: Boolean(config.feedback.unsubscribe) },
+    config.feedback.postgres ? 'suppression list: fleet-wide in PostgreSQL, answered from the local copy' : 'suppression list: this relay only (no feedback.postgres configured)',
+  );
 
   const credentials = new CredentialStore();
   let credWatcher: FSWatcher | undefined;
