@@ -7,6 +7,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createPublicKey } from 'node:crypto';
+import { Resolver } from 'node:dns/promises';
+import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,8 +33,14 @@ let cert: { certFile: string; keyFile: string };
 
 before(async () => {
   [sink] = await startSinksOnOnePort([{ address: '127.0.2.31' }]);
-  dns = await startDnsmasq({ mx: [{ domain: 'rcpt.test', host: 'mx.rcpt.test', preference: 10 }], a: [{ name: 'mx.rcpt.test', address: '127.0.2.31' }] });
   dir = mkdtempSync(join(tmpdir(), 'mailfleet-unsub-'));
+  execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', join(dir, 'ed.pem')], { stdio: 'pipe' });
+  // RFC 8463: the ed25519 p= is the raw 32-byte key, not SPKI.
+  const edPub = createPublicKey(readFileSync(join(dir, 'ed.pem'))).export({ type: 'spki', format: 'der' }).subarray(12).toString('base64');
+  dns = await startDnsmasq({
+    mx: [{ domain: 'rcpt.test', host: 'mx.rcpt.test', preference: 10 }], a: [{ name: 'mx.rcpt.test', address: '127.0.2.31' }],
+    txt: [{ name: 'ed2026._domainkey.shop.test', text: `v=DKIM1; k=ed25519; p=${edPub}` }],
+  });
   writeFileSync(join(dir, 'unsub-secret'), 'unsubscribe-secret\n');
   cert = makeCertificate(dir);
   const config = parseRelayConfig({
@@ -40,7 +50,7 @@ before(async () => {
   });
   feedback = new Feedback({ config });
   server = await startUnsubscribeServer({ feedback, secret: () => 'unsubscribe-secret', address: '127.0.0.1', port: 0, tls: { key: readFileSync(cert.keyFile), cert: readFileSync(cert.certFile) } });
-  h = await startHarness({ config: {}, dnsServer: dns.server, mxPort: sink.port, options: { mtaSts: false, feedback } });
+  h = await startHarness({ config: { domains: [{ domain: 'shop.test', dkim: [{ selector: 'ed2026', algorithm: 'ed25519-sha256', keyFile: join(dir, 'ed.pem') }] }] }, dnsServer: dns.server, mxPort: sink.port, options: { mtaSts: false, feedback } });
 });
 
 after(async () => {
@@ -86,7 +96,7 @@ test('tokens: genuine ones read back, forged or mangled ones do not', () => {
 test('bulk mail gets a per-recipient signed link; GET shows a page; POST suppresses at once; the next bulk message is not attempted', async () => {
   const id = await send(['one@rcpt.test', 'two@rcpt.test'], 'bulk');
   const got = await sink.waitForMessages(2);
-  const mine = got.filter((m) => m.body.toString().includes('List-Unsubscribe'));
+  const mine = got.filter((m) => /^List-Unsubscribe:/m.test(m.body.toString()));
   assert.equal(mine.length, 2, 'one copy per recipient');
   const links = mine.map((m) => {
     assert.equal(m.to.length, 1);
@@ -95,6 +105,15 @@ test('bulk mail gets a per-recipient signed link; GET shows a page; POST suppres
     return { to: m.to[0]!, url: /^List-Unsubscribe: <(https:\/\/unsubscribe\.shop\.test\/u\/[^>]+)>\r$/m.exec(text)![1]! };
   });
   assert.notEqual(links[0]!.url, links[1]!.url);
+  // Both fields are covered by the DKIM signature (RFC 8058 §4); test/delivery/dkim.test.ts shows an added one fails.
+  const resolver = new Resolver();
+  resolver.setServers([dns.server]);
+  for (const m of mine) {
+    const res = await dkimVerify(m.body, { resolver: async (name: string) => resolver.resolveTxt(name) });
+    assert.equal(res.results[0]?.status.result, 'pass', JSON.stringify(res.results.map((r: { status: unknown }) => r.status)));
+    const signed = /h=([^;]+)/.exec(m.body.toString().replace(/\r\n[ \t]+/g, ''))![1]!.toLowerCase();
+    assert.match(signed, /list-unsubscribe:.*list-unsubscribe-post/);
+  }
   const one = links.find((l) => l.to === 'one@rcpt.test')!;
   const path = new URL(one.url).pathname;
 
@@ -115,7 +134,7 @@ test('bulk mail gets a per-recipient signed link; GET shows a page; POST suppres
   await h.waitForEvents((e) => e.event === 'delivered' && e.queueId === receipt);
   await waitFor(() => feedback.events.query({ queueId: next }).some((e) => e.type === 'suppressed'));
   assert.equal(sink.messages.length, before + 1, 'only the transactional message went');
-  assert.doesNotMatch(sink.messages.at(-1)!.body.toString(), /List-Unsubscribe/, 'transactional mail carries no unsubscribe link');
+  assert.doesNotMatch(sink.messages.at(-1)!.body.toString(), /^List-Unsubscribe/m, 'transactional mail carries no unsubscribe link');
   assert.ok(id);
 });
 
@@ -127,10 +146,10 @@ test('a domain without oneClickUnsubscribe, and mail with its own List-Unsubscri
   await sink.waitForMessages(before + 2);
   const plain = sink.messages.slice(before).find((m) => m.to.includes('three@rcpt.test'))!;
   assert.deepEqual(plain.to.sort(), ['four@rcpt.test', 'three@rcpt.test'], 'one transaction for both');
-  assert.doesNotMatch(plain.body.toString(), /List-Unsubscribe/);
+  assert.doesNotMatch(plain.body.toString(), /^List-Unsubscribe/m);
   const five = sink.messages.slice(before).find((m) => m.to.includes('five@rcpt.test'))!;
   assert.match(five.body.toString(), /List-Unsubscribe: <mailto:leave@shop\.test>/);
-  assert.doesNotMatch(five.body.toString(), /List-Unsubscribe-Post/);
+  assert.doesNotMatch(five.body.toString(), /^List-Unsubscribe-Post/m);
 });
 
 async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
