@@ -217,8 +217,13 @@ export class Feedback {
     await this.fleet?.stop();
   }
 
+  private closed = false;
+
+  /** Writes what is pending and closes the database; again is a no-op (a relay stopped twice). */
   close(): void {
+    if (this.closed) return;
     this.flush();
+    this.closed = true;
     this.db.close();
   }
 
@@ -247,7 +252,7 @@ export class Feedback {
   /** Writes this turn's events in one transaction and wakes the webhooks and the fleet sync. */
   flush(): void {
     this.flushScheduled = false;
-    if (this.pending.length === 0) return;
+    if (this.pending.length === 0 || this.closed) return;
     const batch = this.pending;
     this.pending = [];
     try {
