@@ -387,6 +387,8 @@ export class Feedback {
       const scopeOfSoft = '*';
       const soft = r.kind === 'bounce' || r.kind === 'delivered' ? this.suppressions.softHistory(r.recipient, scopeOfSoft) : undefined;
       const decision = decideFeedback(r, soft, this.policy);
+      // The common case (a delivery with no soft bounces behind it) writes nothing.
+      if (!decision.softChanged && !decision.suppress) return undefined;
       return this.suppressions.transaction(() => {
         if (decision.softChanged) this.suppressions.setSoftHistory(r.recipient, scopeOfSoft, decision.soft);
         if (!decision.suppress) return undefined;
