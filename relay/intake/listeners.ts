@@ -36,8 +36,11 @@ export interface IntakeDeps {
   clock?: () => number;
   /** Called after a message is durable, to wake delivery. */
   onQueued?: (id: string) => void;
-  /** Records the `accepted` events and the submitter's tags (relay/feedback). */
-  feedback?: Pick<Feedback, 'accepted'> | undefined;
+  /**
+   * Records the `accepted` events and the submitter's tags; the bounce MX hands what it parsed
+   * (DSN, ARF) to recordFeedback (relay/feedback).
+   */
+  feedback?: Pick<Feedback, 'accepted' | 'recordFeedback'> | undefined;
 }
 
 export interface RunningListener {
