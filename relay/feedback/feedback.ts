@@ -366,10 +366,18 @@ export class Feedback {
   /**
    * The consumer of asynchronous feedback (DSN and ARF parsed on the bounce MX, one-click
    * unsubscribes): an event, and a suppression entry when the rules say so. Returns the entry's
-   * reason when one was recorded.
+   * reason when one was recorded. Never throws: bad input (an unusable address, a sending domain
+   * that is not one) is reported through onError and suppresses nobody.
    */
   recordFeedback(r: FeedbackRecord & { messageId?: string | undefined; provider?: string | undefined; ip?: string | undefined }): string | undefined {
-    const recipient = normaliseAddress(r.recipient);
+    let recipient: string;
+    try {
+      recipient = normaliseAddress(r.recipient);
+    } catch (err) {
+      // A report naming no usable address (malformed, redacted): nothing to record or suppress.
+      this.onError(err as Error, 'feedback for an unusable address');
+      return undefined;
+    }
     const meta = r.queueId ? this.events.message(r.queueId) : undefined;
     const sendingDomain = normaliseDomain(r.sendingDomain) || meta?.sendingDomain || 'unknown';
     const type: EventType | undefined = r.kind === 'bounce' ? 'bounced' : r.kind === 'complaint' ? 'complained' : r.kind === 'unsubscribe' ? 'unsubscribed' : undefined;

@@ -92,3 +92,7 @@ test('which entries stop which class: OTP ignores unsubscribes and complaints, h
   ];
   for (const [e, cls, domain, blocked] of rows) assert.equal(blockingEntry([e], domain, cls, at, P) !== undefined, blocked, `${JSON.stringify(e)} ${cls} ${domain}`);
 });
+
+test('a complaint or unsubscribe that names no usable sending domain suppresses nobody (throws, the caller records it as unattributed)', () => {
+  assert.throws(() => decideFeedback(rec({ kind: 'complaint', sendingDomain: 'unknown' }), undefined, P), /a scope is a sending domain/);
+});

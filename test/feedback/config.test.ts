@@ -32,3 +32,22 @@ test('a missing Secret file is a configuration error naming the field (the relay
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('recordFeedback never throws on bad input and suppresses nobody wrongly', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-fbbad-'));
+  const errors: string[] = [];
+  const feedback = new Feedback({ config: parseRelayConfig({ ...base, dataDir: dir }), onError: (err, what) => errors.push(`${what}: ${err.message}`) });
+  try {
+    const at = Date.now();
+    assert.equal(feedback.recordFeedback({ kind: 'bounce', recipient: 'not an address', sendingDomain: 'shop.test', category: 'unknown-user', status: '5.1.1', at }), undefined);
+    assert.equal(feedback.recordFeedback({ kind: 'complaint', recipient: 'x@rcpt.test', sendingDomain: '', at }), undefined);
+    assert.equal(feedback.recordFeedback({ kind: 'bounce', recipient: 'y@rcpt.test', sendingDomain: 'shop.test', category: 'reputation', status: '5.7.1', at }), undefined);
+    assert.equal(feedback.recordFeedback({ kind: 'bounce', recipient: 'z@rcpt.test', sendingDomain: 'shop.test', category: 'unknown-user', status: '5.1.1', queueId: '01NEVERSENTHERE0', at }), 'hard-bounce');
+    assert.deepEqual(feedback.suppressions.list().map((e) => e.address), ['z@rcpt.test']);
+    assert.equal(errors.length, 2, errors.join('\n'));
+    assert.match(errors[0]!, /feedback for an unusable address: "not an address" is not an email address/);
+  } finally {
+    feedback.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
