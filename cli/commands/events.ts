@@ -22,12 +22,22 @@ Options:
   --no-follow          print and exit
   -h, --help           show this help`;
 
+/** The bearer token of --token-file; never echoed (a wrong file may hold other secrets). */
+export function readToken(tokenFile: string | undefined): string {
+  if (!tokenFile) throw new UsageError('--url needs --token-file (the bearer token of the relay API)');
+  let token: string;
+  try {
+    token = readFileSync(tokenFile, 'utf8').trim();
+  } catch (err) {
+    throw new UsageError(`--token-file: cannot read ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (!/^[\x21-\x7e]+$/.test(token)) throw new UsageError(`--token-file: ${tokenFile} must hold one token (printable characters, no spaces) on one line`);
+  return token;
+}
+
 /** Fetches from the relay's API with the token; errors name what went wrong. */
 export async function apiGet(url: string, tokenFile: string | undefined, path: string): Promise<unknown> {
-  if (!tokenFile) throw new UsageError('--url needs --token-file (the bearer token of the relay API)');
-  const token = readFileSync(tokenFile, 'utf8').trim();
-  // Never echoed: a wrong file may hold other secrets.
-  if (!/^[\x21-\x7e]+$/.test(token)) throw new UsageError(`--token-file: ${tokenFile} must hold one token (printable characters, no spaces) on one line`);
+  const token = readToken(tokenFile);
   const res = await fetch(new URL(path, url), { headers: { authorization: `Bearer ${token}` } });
   const body = (await res.json().catch(() => ({}))) as { error?: string };
   if (!res.ok) throw new Error(`${url}${path}: HTTP ${res.status}${body.error ? `: ${body.error}` : ''}`);

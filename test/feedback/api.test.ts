@@ -149,3 +149,32 @@ test('mailfleet messages show and events tail, over the API and on the data dire
   assert.equal(r.code, 0, r.err);
   assert.deepEqual(r.out.trim().split('\n').map((l) => JSON.parse(l).type), ['accepted', 'accepted']);
 });
+
+test('mailfleet suppressions over the API (--url): add, ls, import, export, rm', async () => {
+  const cli = (input: string | undefined, ...a: string[]) => new Promise<{ code: number; out: string; err: string }>((resolve) => {
+    const child = spawn(process.execPath, [new URL('../../cli/mailfleet.ts', import.meta.url).pathname, 'suppressions', ...a, '--url', base, '--token-file', join(ws.dir, 'api-token')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, out, err }));
+    child.stdin.end(input);
+  });
+  let r = await cli(undefined, 'add', 'Remote@RCPT.test', '--reason', 'unsubscribe', '--scope', 'shop.test', '--expires', '2030-01-01T00:00:00Z');
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(relay.feedback.suppressions.get('remote@rcpt.test').map((e) => [e.reason, e.scope, e.expiresAt]), [['unsubscribe', 'shop.test', Date.parse('2030-01-01T00:00:00Z')]]);
+  r = await cli(undefined, 'ls', 'remote@rcpt.test', '--json');
+  assert.equal(JSON.parse(r.out)[0].address, 'remote@rcpt.test');
+  r = await cli('address,reason\nr1@rcpt.test,complaint\nbad\n', 'import', '-', '--scope', 'shop.test');
+  assert.equal(r.code, 1);
+  assert.match(r.out, /imported 1 entry in [\d.]+ s; 1 row\(s\) skipped/);
+  assert.match(r.err, /-:3: address: "bad" is not an email address/);
+  r = await cli(undefined, 'export', '--scope', 'shop.test', '--reason', 'complaint');
+  assert.match(r.out, /^address,scope,reason,/);
+  assert.match(r.out, /^r1@rcpt\.test,shop\.test,complaint,/m);
+  r = await cli(undefined, 'rm', 'remote@rcpt.test');
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(relay.feedback.suppressions.get('remote@rcpt.test'), []);
+  r = await cli(undefined, 'rm', 'remote@rcpt.test');
+  assert.equal(r.code, 1);
+});
