@@ -142,6 +142,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     // One synchronous step: no SMTP session or delivery attempt sees half a config.
     applyLive(config, parsed);
     delivery?.reconfigure?.();
+    feedback.reconfigure();
     const previous = version;
     version = next;
     metrics.configInfo.reset();

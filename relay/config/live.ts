@@ -23,6 +23,10 @@ export const RESTART_FIELDS = [
   'delivery.enabled',
   'delivery.dnsServers',
   'delivery.allowPrivateMx',
+  // PostgreSQL URL file, API token file, the unsubscribe endpoint's socket and key, retention and
+  // retry settings: read when relay/feedback starts. (Per-domain webhooks and one-click
+  // unsubscribe live in `domains` and apply live: Feedback.reconfigure.)
+  'feedback',
 ] as const;
 
 function pick(config: RelayConfig, field: string): unknown {

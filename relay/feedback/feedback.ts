@@ -101,6 +101,8 @@ export class Feedback {
   private readonly clock: () => number;
   private readonly metrics: FeedbackMetrics | undefined;
   private readonly webhookDomains: Set<string>;
+  private readonly targets: Map<string, WebhookTarget>;
+  private readonly background: boolean;
   private readonly onError: (err: Error, what: string) => void;
   private readonly unsubscribe: { baseUrl: string; secret: string } | undefined;
   private readonly oneClickDomains: Set<string>;
@@ -115,13 +117,11 @@ export class Feedback {
     this.policy = o.config.feedback ? policyFromConfig(o.config) : DEFAULT_SUPPRESSION_POLICY;
     // Secrets first (a missing one fails before anything is opened), and only by the relay
     // (background): the CLI works without them mounted.
-    this.webhookDomains = new Set(o.config.domains.filter((d) => d.webhook).map((d) => d.domain.toLowerCase()));
-    const targets = new Map<string, WebhookTarget>();
-    if (o.background) {
-      o.config.domains.forEach((d, i) => {
-        if (d.webhook) targets.set(d.domain.toLowerCase(), { url: d.webhook.url, keyId: d.webhook.keyId, secret: readSecret(d.webhook.secretFile, `domains[${i}].webhook.secretFile`) });
-      });
-    }
+    this.background = o.background === true;
+    this.webhookDomains = new Set();
+    this.targets = new Map();
+    this.oneClickDomains = new Set();
+    this.reconfigure(true);
     const u = o.config.feedback.unsubscribe;
     this.unsubscribe = u && o.background !== false ? { baseUrl: u.baseUrl.replace(/\/+$/, ''), secret: readSecret(u.secretFile, 'feedback.unsubscribe.secretFile') } : undefined;
     const pgc = o.config.feedback.postgres;
@@ -131,19 +131,17 @@ export class Feedback {
     this.suppressions = new SuppressionStore(this.db, { fleet, policy: this.policy });
     this.events = new EventStore(this.db, { fleet });
     this.metrics = o.registry ? createFeedbackMetrics(o.registry) : undefined;
-    this.oneClickDomains = new Set(o.config.domains.filter((d) => d.oneClickUnsubscribe).map((d) => d.domain.toLowerCase()));
     if (o.background) {
       const m = this.metrics;
-      if (targets.size > 0) {
-        this.webhooks = new WebhookDispatcher({
-          events: this.events, targets, options: o.config.feedback.webhooks, clock: this.clock,
-          observer: {
-            delivered: (_d, n, lag) => (m?.webhookEvents.inc({ result: 'delivered' }, n), m?.webhookLag.observe(lag)),
-            retried: (_d, n) => m?.webhookEvents.inc({ result: 'retried' }, n),
-            dead: (_d, n) => m?.webhookEvents.inc({ result: 'dead' }, n),
-          },
-        });
-      }
+      // Always there (a live config may add a domain's webhook); with no targets nothing is due.
+      this.webhooks = new WebhookDispatcher({
+        events: this.events, targets: this.targets, options: o.config.feedback.webhooks, clock: this.clock,
+        observer: {
+          delivered: (_d, n, lag) => (m?.webhookEvents.inc({ result: 'delivered' }, n), m?.webhookLag.observe(lag)),
+          retried: (_d, n) => m?.webhookEvents.inc({ result: 'retried' }, n),
+          dead: (_d, n) => m?.webhookEvents.inc({ result: 'dead' }, n),
+        },
+      });
       if (pgc && pgUrl) {
         this.fleet = new FleetSync({
           url: pgUrl, suppressions: this.suppressions, events: this.events,
@@ -158,6 +156,36 @@ export class Feedback {
     if (this.metrics) this.collectAtScrape(this.metrics);
     // Without PostgreSQL there is nothing to be up or down: no series (an alert on 0 must not fire).
     if (o.registry && !fleet) o.registry.removeSingleMetric('mailfleet_fleet_store_up');
+  }
+
+  /**
+   * `domains` applies live (relay/config/live.ts): their webhooks and one-click settings are
+   * taken again from the shared config object. At start a Secret that cannot be read is a
+   * ConfigError; later the domain keeps its previous secret and the error is reported.
+   */
+  reconfigure(atStart = false): void {
+    const domains = this.config.domains;
+    this.webhookDomains.clear();
+    for (const d of domains) if (d.webhook) this.webhookDomains.add(d.domain.toLowerCase());
+    this.oneClickDomains.clear();
+    for (const d of domains) if (d.oneClickUnsubscribe) this.oneClickDomains.add(d.domain.toLowerCase());
+    if (!this.background) return;
+    const next = new Map<string, WebhookTarget>();
+    domains.forEach((d, i) => {
+      if (!d.webhook) return;
+      const name = d.domain.toLowerCase();
+      try {
+        next.set(name, { url: d.webhook.url, keyId: d.webhook.keyId, secret: readSecret(d.webhook.secretFile, `domains[${i}].webhook.secretFile`) });
+      } catch (err) {
+        if (atStart) throw err;
+        this.onError(err as Error, `webhook of ${name}`);
+        const previous = this.targets.get(name);
+        if (previous) next.set(name, previous);
+      }
+    });
+    // The dispatcher holds this same map.
+    this.targets.clear();
+    for (const [k, v] of next) this.targets.set(k, v);
   }
 
   private collectAtScrape(m: FeedbackMetrics): void {

@@ -19,6 +19,7 @@ interface Received { ids: string[]; verified: boolean; at: number; tags: string[
 let dir: string;
 let feedback: Feedback;
 let registry: Registry;
+let config: ReturnType<typeof parseRelayConfig>;
 let now = Date.parse('2026-12-06T10:00:00Z');
 let okServer: Server | undefined;
 let okPort: number;
@@ -57,7 +58,7 @@ before(async () => {
   okPort = await listen(okServer);
   failServer = receiver(() => 500, (r) => failedAttempts.push(r.ids));
   const failPort = await listen(failServer);
-  const config = parseRelayConfig({
+  config = parseRelayConfig({
     hostname: 'relay.mailfleet.test', dataDir: dir, listeners: [{ name: 'sub', port: 0, tls: 'none' }],
     domains: [
       { domain: 'shop.test', webhook: { url: `http://127.0.0.1:${okPort}/hook`, secretFile: join(dir, 'shop-secret'), keyId: 'k2' } },
@@ -141,4 +142,16 @@ test('a receiver answering 500 forever: backoff retries for maxAgeSeconds (3 day
   const m = await registry.metrics();
   assert.match(m, /^mailfleet_webhook_events_total\{result="dead"\} 5$/m);
   assert.match(m, /^mailfleet_webhook_dead_letters 5$/m);
+});
+
+test('a webhook added by a live config (domains apply live) gets that domain\'s next events', async () => {
+  const before = received.length;
+  config.domains = [...config.domains, { domain: 'late.test', dkim: [], oneClickUnsubscribe: false, webhook: { url: `http://127.0.0.1:${okPort}/hook`, secretFile: join(dir, 'shop-secret'), keyId: 'k2' } }];
+  feedback.reconfigure();
+  accept('01LATEDOMAIN0001', 'news@late.test', ['late@rcpt.test']);
+  feedback.flush();
+  await feedback.webhooks!.tick();
+  const got = received.slice(before).flatMap((r) => r.ids);
+  assert.equal(got.length, 1);
+  assert.ok(received.slice(before).every((r) => r.verified));
 });
