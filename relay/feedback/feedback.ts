@@ -19,6 +19,7 @@ import { EventStore, eventId, type EventType, type MailEvent } from '../events/s
 import { WebhookDispatcher, type WebhookTarget } from '../events/webhooks.ts';
 import { createFeedbackMetrics, type FeedbackMetrics } from './metrics.ts';
 import { openFeedbackDb } from './db.ts';
+import { BUILTIN_PROVIDERS } from '../scheduler/providers.ts';
 import { addUnsubscribeHeaders, mintUnsubscribeToken } from './unsubscribe.ts';
 import type { Readable } from 'node:stream';
 import { readSuppressionCsv, type CsvProblem } from '../suppression/csv.ts';
@@ -90,6 +91,9 @@ function readSecret(file: string, field: string): string {
  */
 const IMPORT_BATCH = 500;
 
+/** Provider label values: the MX rollup's built-in names (relay/scheduler/providers.ts). */
+const PROVIDER_NAMES = new Set([...BUILTIN_PROVIDERS.map((p) => p.name), 'default']);
+
 export class Feedback {
   readonly suppressions: SuppressionStore;
   readonly events: EventStore;
@@ -137,9 +141,9 @@ export class Feedback {
       this.webhooks = new WebhookDispatcher({
         events: this.events, targets: this.targets, options: o.config.feedback.webhooks, clock: this.clock,
         observer: {
-          delivered: (_d, n, lag) => (m?.webhookEvents.inc({ result: 'delivered' }, n), m?.webhookLag.observe(lag)),
-          retried: (_d, n) => m?.webhookEvents.inc({ result: 'retried' }, n),
-          dead: (_d, n) => m?.webhookEvents.inc({ result: 'dead' }, n),
+          delivered: (_d, _n, lag) => (m?.webhookDeliveries.inc({ result: 'ok' }), m?.webhookLag.observe(lag)),
+          retried: (_d, _n) => m?.webhookDeliveries.inc({ result: 'retry' }),
+          dead: (_d, n) => (m?.webhookDeliveries.inc({ result: 'dead' }), m?.webhookDeadLettersTotal.inc(n)),
         },
       });
       if (pgc && pgUrl) {
@@ -155,7 +159,7 @@ export class Feedback {
     }
     if (this.metrics) this.collectAtScrape(this.metrics);
     // Without PostgreSQL there is nothing to be up or down: no series (an alert on 0 must not fire).
-    if (o.registry && !fleet) o.registry.removeSingleMetric('mailfleet_fleet_store_up');
+    if (o.registry && !fleet) o.registry.removeSingleMetric('mailfleet_suppression_store_up');
   }
 
   /**
@@ -190,9 +194,24 @@ export class Feedback {
 
   private collectAtScrape(m: FeedbackMetrics): void {
     // prom-client calls a metric's `collect` at scrape time; the typings do not expose it.
+    // Counting a million entries reads the whole table: at most once a minute, not per scrape.
+    let countedAt = -Infinity;
     Object.assign(m.suppressions, {
       collect: () => {
-        for (const [reason, n] of Object.entries(this.suppressions.countByReason(this.clock()))) m.suppressions.set({ reason }, n);
+        const now = this.clock();
+        if (now - countedAt < 60_000) return;
+        countedAt = now;
+        m.suppressions.reset();
+        for (const reason of SUPPRESSION_REASONS) m.suppressions.set({ sending_domain: '*', reason }, 0);
+        const counts = new Map<string, number>();
+        for (const c of this.suppressions.countByScope(now)) {
+          const key = `${this.domainLabel(c.scope)}\0${c.reason}`;
+          counts.set(key, (counts.get(key) ?? 0) + c.n);
+        }
+        for (const [key, n] of counts) {
+          const [sending_domain, reason] = key.split('\0') as [string, string];
+          m.suppressions.set({ sending_domain, reason }, n);
+        }
       },
     });
     Object.assign(m.webhookPending, {
@@ -217,6 +236,12 @@ export class Feedback {
   }
 
   private purgeTimer: NodeJS.Timeout | undefined;
+
+  /** A bounded label for a domain: a configured sending domain, "*" (fleet-wide), else "other". */
+  private domainLabel(domain: string): string {
+    if (domain === '*') return '*';
+    return this.config.domains.some((d) => d.domain.toLowerCase() === domain) ? domain : 'other';
+  }
 
   start(): void {
     this.webhooks?.start();
@@ -414,6 +439,10 @@ export class Feedback {
         queueId: r.queueId ?? null, messageId: r.messageId ?? meta?.messageId ?? null, recipient, sendingDomain, ip: r.ip ?? null, provider: r.provider ?? null,
         class: meta?.class ?? null, reply: r.detail ?? r.status ?? r.feedbackType ?? null, category: r.category ?? r.feedbackType ?? null, tags: meta?.tags ?? [],
       }, [r.queueId, recipient, r.eventId ?? r.at, 'async']);
+    }
+    if (r.kind === 'complaint') {
+      const provider = r.provider && PROVIDER_NAMES.has(r.provider) ? r.provider : 'other';
+      this.metrics?.complaints.inc({ sending_domain: this.domainLabel(sendingDomain), provider });
     }
     return this.apply({ ...r, recipient, sendingDomain });
   }

@@ -1,13 +1,15 @@
-// Metrics of what feedback becomes. Labels are bounded: reason and event type come from fixed
-// lists, class from three lanes, table from two; never a recipient, domain or tag.
+// Metrics of what feedback becomes, with the names docs/observability.md agreed (its alerts and
+// dashboards query them). Labels are bounded: reason and event type from fixed lists, class from
+// three lanes, sending_domain from the configured domains ("*" for fleet-wide entries, "other"
+// for the rest), provider from the MX rollup's names; never a recipient or tag.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export function createFeedbackMetrics(registry: Registry) {
   return {
     suppressions: new Gauge({
       name: 'mailfleet_suppressions',
-      help: 'Active entries in this relay\'s copy of the suppression list, by reason.',
-      labelNames: ['reason'] as const,
+      help: 'Active entries in this relay\'s copy of the suppression list, by scope (a configured sending domain, * for the whole fleet, other) and reason.',
+      labelNames: ['sending_domain', 'reason'] as const,
       registers: [registry],
     }),
     suppressionsAdded: new Counter({
@@ -28,10 +30,21 @@ export function createFeedbackMetrics(registry: Registry) {
       labelNames: ['type'] as const,
       registers: [registry],
     }),
-    webhookEvents: new Counter({
-      name: 'mailfleet_webhook_events_total',
-      help: 'Events handed to webhooks, by result: delivered, retried (a failed attempt, tried again later), dead (given up, dead-lettered).',
+    webhookDeliveries: new Counter({
+      name: 'mailfleet_webhook_deliveries_total',
+      help: 'Event webhook POSTs (batches), by result: ok (2xx), retry (failed, its events tried again later), dead (failed, events given up).',
       labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    webhookDeadLettersTotal: new Counter({
+      name: 'mailfleet_webhook_dead_letters_total',
+      help: 'Events given up on after the retry period (or refused with 406/410), moved to the dead letters.',
+      registers: [registry],
+    }),
+    complaints: new Counter({
+      name: 'mailfleet_feedback_complaints_total',
+      help: 'Complaints (ARF feedback-loop reports) recorded, by sending domain and provider.',
+      labelNames: ['sending_domain', 'provider'] as const,
       registers: [registry],
     }),
     webhookLag: new Histogram({
@@ -51,13 +64,13 @@ export function createFeedbackMetrics(registry: Registry) {
       registers: [registry],
     }),
     webhookDead: new Gauge({
-      name: 'mailfleet_webhook_dead_letters',
+      name: 'mailfleet_webhook_dead_letter_events',
       help: 'Events in the dead-letter table (given up after the retry period, or refused by the receiver).',
       registers: [registry],
     }),
     fleetUp: new Gauge({
-      name: 'mailfleet_fleet_store_up',
-      help: '1 when the fleet\'s PostgreSQL was reached by the last sync, 0 when not (entries wait in the outbox); absent without PostgreSQL.',
+      name: 'mailfleet_suppression_store_up',
+      help: '1 when the fleet\'s shared suppression store (PostgreSQL) was reached by the last sync, 0 when not (entries wait in the outbox); absent without PostgreSQL.',
       registers: [registry],
     }),
     fleetOutbox: new Gauge({

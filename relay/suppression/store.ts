@@ -199,6 +199,11 @@ export class SuppressionStore {
     return out;
   }
 
+  /** Active entries per (scope, reason): the metrics' source. */
+  countByScope(now: number): { scope: string; reason: SuppressionReason; n: number }[] {
+    return this.stmt(`SELECT scope, reason, COUNT(*) AS n FROM suppressions WHERE expires_at IS NULL OR expires_at > ? GROUP BY scope, reason`).all(now) as unknown as { scope: string; reason: SuppressionReason; n: number }[];
+  }
+
   softHistory(address: string, scope: string): SoftHistory | undefined {
     const r = this.stmt(`SELECT count, first_at FROM suppression_soft WHERE address = ? AND scope = ?`).get(address, scope) as { count: number; first_at: number } | undefined;
     return r ? { count: r.count, firstAt: r.first_at } : undefined;

@@ -107,9 +107,9 @@ test('stats say where the list lives; metrics pass promtool', async () => {
   const stats = (await (await fetch(`${base}/v1/stats`)).json()) as { feedback: { store: string; fleet: unknown } };
   assert.deepEqual([stats.feedback.store, stats.feedback.fleet], ['local', null]);
   const text = await (await fetch(`${base}/metrics`)).text();
-  assert.match(text, /^mailfleet_suppressions\{reason="hard-bounce"\} 2$/m);
+  assert.match(text, /^mailfleet_suppressions\{sending_domain="\*",reason="hard-bounce"\} 2$/m);
   assert.match(text, /^mailfleet_events_total\{type="accepted"\} 2$/m);
-  assert.doesNotMatch(text, /mailfleet_fleet_store_up/, 'no PostgreSQL: no up/down series');
+  assert.doesNotMatch(text, /mailfleet_suppression_store_up/, 'no PostgreSQL: no up/down series');
   const promtool = ['/usr/bin/promtool'].find((p) => existsSync(p));
   if (promtool) {
     const check = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });

@@ -51,3 +51,23 @@ test('recordFeedback never throws on bad input and suppresses nobody wrongly', (
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('complaints are counted per sending domain and provider, both bounded', async () => {
+  const { Registry } = await import('prom-client');
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-fbcomplaints-'));
+  const registry = new Registry();
+  const feedback = new Feedback({ config: parseRelayConfig({ ...base, dataDir: dir, domains: [{ domain: 'shop.test' }] }), registry });
+  try {
+    const at = Date.now();
+    feedback.recordFeedback({ kind: 'complaint', recipient: 'a@rcpt.test', sendingDomain: 'shop.test', provider: 'yahoo', feedbackType: 'abuse', at });
+    feedback.recordFeedback({ kind: 'complaint', recipient: 'b@rcpt.test', sendingDomain: 'stranger.test', provider: 'some-unknown-isp', feedbackType: 'abuse', at });
+    const text = await registry.metrics();
+    assert.match(text, /^mailfleet_feedback_complaints_total\{sending_domain="shop\.test",provider="yahoo"\} 1$/m);
+    assert.match(text, /^mailfleet_feedback_complaints_total\{sending_domain="other",provider="other"\} 1$/m);
+    assert.match(text, /^mailfleet_suppressions\{sending_domain="shop\.test",reason="complaint"\} 1$/m);
+    assert.match(text, /^mailfleet_suppressions\{sending_domain="other",reason="complaint"\} 1$/m);
+  } finally {
+    feedback.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -98,7 +98,7 @@ test('PostgreSQL killed and restarted mid-run: copies keep answering, outboxes k
   assert.equal(down.connected, false);
   assert.equal(down.outbox.suppressions, 50);
   assert.ok(down.outbox.events >= 50, `events queued: ${down.outbox.events}`);
-  assert.match(await a.registry.metrics(), /^mailfleet_fleet_store_up 0$/m);
+  assert.match(await a.registry.metrics(), /^mailfleet_suppression_store_up 0$/m);
   assert.match(await a.registry.metrics(), /^mailfleet_fleet_outbox_entries\{table="suppressions"\} 50$/m);
 
   await pgsrv.start();
@@ -116,7 +116,7 @@ test('PostgreSQL killed and restarted mid-run: copies keep answering, outboxes k
   assert.deepEqual(rows.rows, [{ reason: 'complaint', n: 1 }, { reason: 'hard-bounce', n: 50 }, { reason: 'unsubscribe', n: 50 }]);
   const events = await pgsrv.query(`SELECT type, COUNT(*)::int AS n FROM mailfleet_events GROUP BY type ORDER BY type`);
   assert.deepEqual(events.rows, [{ type: 'bounced', n: 51 }, { type: 'complained', n: 1 }, { type: 'suppressed', n: 1 }, { type: 'unsubscribed', n: 50 }]);
-  assert.match(await a.registry.metrics(), /^mailfleet_fleet_store_up 1$/m);
+  assert.match(await a.registry.metrics(), /^mailfleet_suppression_store_up 1$/m);
   // Any relay answers for any message: b's events through a's tracking query.
   const tracked = await a.feedback.fleet!.queryEvents({ recipient: 'b3@rcpt.test' });
   assert.equal(tracked.length, 1);

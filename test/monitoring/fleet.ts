@@ -7,7 +7,10 @@
 // series that is born already high would hide its first increase from rate()).
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import nodemailer from 'nodemailer';
 import { ruleGroups, type RuleGroup } from '../../monitoring/alerts.ts';
@@ -174,12 +177,19 @@ export async function startFleet(opts: { operator?: boolean } = {}): Promise<Fle
     });
     cleanups.push(() => dns.stop());
 
+    // A webhook receiver for brand.test's events (the Event webhooks panel reads its POSTs).
+    const hooks = createServer((req, res) => req.resume().on('end', () => res.writeHead(200).end()));
+    await new Promise<void>((resolve) => hooks.listen(0, '127.0.0.1', () => resolve()));
+    cleanups.push(async () => void (await new Promise((resolve) => hooks.close(resolve))));
+    const hookUrl = `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/events`;
+
     const relays: RelayProc[] = [];
     const workspaces: Workspace[] = [];
     for (const [pool, ip] of [['tx', '127.0.0.21'], ['bulk', '127.0.0.22']] as const) {
       const ws = await workspace();
       workspaces.push(ws);
       cleanups.push(async () => rmSync(ws.dir, { recursive: true, force: true }));
+      writeFileSync(join(ws.dir, 'webhook-secret'), 'scenario-secret\n');
       const config = baseConfig(ws, {
         hostname: `${pool}.relay.test`,
         log: { level: 'info' },
@@ -188,7 +198,7 @@ export async function startFleet(opts: { operator?: boolean } = {}): Promise<Fle
           enabled: true, dnsServers: [dns.server], allowPrivateMx: true, connectTimeoutMs: 2000,
           egressIps: [{ address: ip, hostname: `out-${pool}.relay.test` }],
         },
-        domains: [{ domain: 'brand.test' }, { domain: 'storm.test' }],
+        domains: [{ domain: 'brand.test', webhook: { url: hookUrl, secretFile: join(ws.dir, 'webhook-secret') } }, { domain: 'storm.test' }],
         // The shortest command timeout allowed, so the scenario's slow client is closed in a second.
         limits: { commandTimeoutMs: 1000 },
         shaping: {
