@@ -1,6 +1,7 @@
 // Wires the operator together: kube client, metrics and probe server, leader election, and the
 // controller manager that the Lease starts and stops. The `mailfleet operator` CLI is a thin
 // shell over runOperator; tests call it directly (or run it as a child process).
+import { DrainStatsReader, type RelayObservations } from './observe/observations.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -61,6 +62,11 @@ export interface OperatorOptions {
   relayMetricsFrom?: NetworkPolicyPeer[];
   /** Install SIGTERM/SIGINT handlers that stop gracefully and exit. Default true. */
   handleSignals?: boolean;
+  /**
+   * What the relays report of themselves (queue, draining); a drain ends on it. Default: the
+   * minimal reader polling only draining relays through the pool's headless Service.
+   */
+  observations?: RelayObservations;
 }
 
 export interface RunningOperator {
@@ -112,6 +118,7 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
     dnsRecheckMs: opts.dnsRecheckMs ?? 5 * 60_000,
     refRecheckMs: opts.refRecheckMs ?? 30_000,
     render: renderOptions(opts),
+    observations: opts.observations ?? new DrainStatsReader(),
   };
   manager.add(sendingPoolController(deps));
   manager.add(mailDomainController(deps));

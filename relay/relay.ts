@@ -156,16 +156,23 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
 
   let listeners: RunningListener[] = [];
   const http = await startHttpServer({
-    address: config.http.address, port: config.http.port, registry: metrics.registry, ready: () => ready,
+    // A draining relay is not ready: the Service stops sending clients to it (it refuses them anyway).
+    address: config.http.address, port: config.http.port, registry: metrics.registry, ready: () => ready && !config.draining,
     routes: {
       // Versioned: the operator polls it; v1 only ever gains fields.
       // feedback: where the suppression list lives, whether PostgreSQL is reachable, outboxes.
-      '/v1/stats': (_req, res) => sendJson(res, 200, {
-        ...((delivery?.stats?.() as object | undefined) ?? { version: 1, ips: [], providers: [], restrictions: [], delivery: 'disabled' }),
-        ...(version ? { configVersion: version } : {}),
-        configRestartPending: restartPending,
-        feedback: feedback.status(),
-      } satisfies Partial<StatsV1> & Record<string, unknown>),
+      // draining and queue: when a draining relay holds nothing more and may be removed.
+      '/v1/stats': (_req, res) => {
+        const counts = store.counts();
+        sendJson(res, 200, {
+          ...((delivery?.stats?.() as object | undefined) ?? { version: 1, ips: [], providers: [], restrictions: [], delivery: 'disabled' }),
+          ...(version ? { configVersion: version } : {}),
+          configRestartPending: restartPending,
+          feedback: feedback.status(),
+          draining: config.draining,
+          queue: { queued: counts.queued, inflight: counts.inflight },
+        } satisfies Partial<StatsV1> & Record<string, unknown>);
+      },
       ...feedbackRoutes({ feedback, store, tokenFile: config.feedback.apiTokenFile, ...(options.clock ? { clock: options.clock } : {}) }),
     },
   });

@@ -21,7 +21,7 @@ export const dnsName = z
   .regex(new RegExp(`^${DNS_LABEL}(\\.${DNS_LABEL})*$`), 'a lower-case DNS name (RFC 1123), without the trailing dot');
 
 /** Name of an object in the same namespace. */
-export const localObjectReference = z.object({ name: dnsName }).strict();
+export const localObjectReference = z.object({ name: dnsName.describe('Name of the object, in the same namespace.') }).strict();
 
 export const ipAddress = z
   .string()
@@ -44,8 +44,8 @@ export const quantity = z
 export const resourceList = z.record(z.string().max(253), quantity);
 export const resourceRequirements = z
   .object({
-    requests: resourceList.optional(),
-    limits: resourceList.optional(),
+    requests: resourceList.optional().describe('Minimum resources the scheduler reserves, e.g. cpu: 250m, memory: 256Mi.'),
+    limits: resourceList.optional().describe('Maximum resources the container may use; over the memory limit it is killed.'),
   })
   .strict();
 

@@ -6,16 +6,18 @@ export const ConditionSchema = z
     type: z
       .string()
       .max(316)
-      .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/),
-    status: z.enum(['True', 'False', 'Unknown']),
-    observedGeneration: z.number().int().min(0).optional(),
-    lastTransitionTime: z.iso.datetime({ offset: true }),
+      .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/)
+      .describe('What the condition is about, e.g. Ready.'),
+    status: z.enum(['True', 'False', 'Unknown']).describe('True, False or Unknown.'),
+    observedGeneration: z.number().int().min(0).optional().describe('The metadata.generation the condition was computed for.'),
+    lastTransitionTime: z.iso.datetime({ offset: true }).describe('When status last changed.'),
     reason: z
       .string()
       .min(1)
       .max(1024)
-      .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/, 'CamelCase, e.g. MinimumIPsReady'),
-    message: z.string().max(32768),
+      .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/, 'CamelCase, e.g. MinimumIPsReady')
+      .describe('Why, in one CamelCase word (e.g. RelaysNotReady, Conflict); stable for automation.'),
+    message: z.string().max(32768).describe('Why, for a person: names the field or object at fault and what to do.'),
   })
   .strict();
 
@@ -23,7 +25,7 @@ export type Condition = z.infer<typeof ConditionSchema>;
 export type ConditionStatus = Condition['status'];
 export type ConditionUpdate = Omit<Condition, 'lastTransitionTime'>;
 
-export const conditionsField = z.array(ConditionSchema).max(16).meta({
+export const conditionsField = z.array(ConditionSchema).max(16).describe('The latest observations of the object\'s state (Ready and the conditions it is made of).').meta({
   'x-kubernetes-list-type': 'map',
   'x-kubernetes-list-map-keys': ['type'],
 });

@@ -152,7 +152,8 @@ export function openApiSchema(schema: z.ZodType): JsonSchema {
   const props = root.properties as JsonSchema;
   // The apiserver owns apiVersion, kind and metadata; a CRD may only say they are there.
   props.apiVersion = { type: 'string', description: 'mailfleet.io/v1alpha1' };
-  props.kind = { type: 'string' };
+  props.kind = { type: 'string', description: 'The kind of this object.' };
+  // Nothing else may be said of metadata (the apiserver refuses even a description).
   props.metadata = { type: 'object' };
   root.required = ['spec'];
   return root;
@@ -218,7 +219,8 @@ export function sendingPoolCrd(): JsonSchema {
     columns: [
       { name: 'Ready', type: 'string', jsonPath: condition('Ready') },
       { name: 'IPs', type: 'string', jsonPath: '.status.summary.ips', description: 'Ready IPs / IPs' },
-      { name: 'Warm-up', type: 'string', jsonPath: '.status.summary.warmup' },
+      { name: 'Warm-up', type: 'string', jsonPath: '.status.summary.warmup', description: 'IPs on a warm-up plan and their quotas today, whatever their pods\' state' },
+      { name: 'Not Ready', type: 'integer', jsonPath: '.status.notReadyRelays', description: 'Relays of the pool whose pod is not Ready' },
       { name: 'Bounce rate', type: 'string', jsonPath: '.status.summary.bounceRate' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
       { name: 'Complaint rate', type: 'string', jsonPath: '.status.summary.complaintRate', priority: 1 },

@@ -9,6 +9,7 @@ export * from './conditions.ts';
 export * from './sendingpool.ts';
 export * from './maildomain.ts';
 export * from './warmup-presets.ts';
+export { canonicalIp } from './ip.ts';
 export { withRules, type CelRule } from './cel.ts';
 
 // One line per problem naming the field (`spec.ips[1].address: ...`), formatted as the relay

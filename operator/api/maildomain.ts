@@ -32,19 +32,21 @@ export const DkimSpecSchema = z
       .default('168h')
       .describe('How long the previous selector stays published after rotation, so mail in flight still verifies.'),
   })
-  .strict();
+  .strict()
+  .describe('The DKIM key: selector, algorithm and rotation.');
 
 export const DmarcSpecSchema = z
   .object({
     policy: z.enum(['none', 'quarantine', 'reject']).default('none').describe('The p= to recommend; start at none and tighten.'),
-    percent: z.number().int().min(0).max(100).optional(),
+    percent: z.number().int().min(0).max(100).optional().describe('The pct= to recommend: share of failing mail the policy applies to.'),
     rua: z
       .array(z.string().max(320).regex(/^mailto:[^\s,;!]+$/, 'a mailto: URI'))
       .max(8)
       .optional()
       .describe('Aggregate report addresses (mailto: URIs).'),
   })
-  .strict();
+  .strict()
+  .describe('The DMARC record to recommend in status.records.');
 
 export const MailDomainSpecSchema = z
   .object({
@@ -61,7 +63,8 @@ export const MailDomainSpecSchema = z
           .describe('Point the return-path domain at this host (which publishes SPF and MX) instead of publishing them yourself.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('The envelope sender (return-path) domain, where bounces come back.'),
     dmarc: DmarcSpecSchema.prefault({}),
   })
   .strict();
@@ -70,48 +73,50 @@ export const DNS_RECORD_TYPES = ['TXT', 'MX', 'CNAME'] as const;
 
 export const DnsRecordSchema = z
   .object({
-    type: z.enum(DNS_RECORD_TYPES),
+    type: z.enum(DNS_RECORD_TYPES).describe('Record type.'),
     name: z.string().max(253).describe('Fully qualified owner name, without the trailing dot.'),
     value: z.string().max(4096).describe('TXT: the text; MX: the exchange host; CNAME: the target.'),
     priority: z.number().int().min(0).max(65535).optional().describe('MX preference.'),
-    purpose: z.enum(['spf', 'dkim', 'dmarc', 'return-path']).optional(),
-    verified: z.boolean().optional(),
+    purpose: z.enum(['spf', 'dkim', 'dmarc', 'return-path']).optional().describe('What the record is for.'),
+    verified: z.boolean().optional().describe('DNS returned the expected value at status.lastCheckedAt.'),
     message: z.string().max(1024).optional().describe('What DNS returned when it did not match.'),
   })
   .strict();
 
 export const DkimSelectorStatusSchema = z
   .object({
-    selector: z.string().max(63),
-    algorithm: z.enum(DKIM_ALGORITHMS),
-    secretName: z.string().max(253),
-    createdAt: z.iso.datetime({ offset: true }).optional(),
+    selector: z.string().max(63).describe('The DKIM selector (s= tag; <selector>._domainkey.<domain> in DNS).'),
+    algorithm: z.enum(DKIM_ALGORITHMS).describe('Algorithm of the key.'),
+    secretName: z.string().max(253).describe('Secret holding the key.'),
+    createdAt: z.iso.datetime({ offset: true }).optional().describe('When the key was generated; rotation counts from here.'),
     state: z.enum(['Active', 'Retiring']).describe('Active signs; Retiring stays published until retireAt.'),
-    retireAt: z.iso.datetime({ offset: true }).optional(),
+    retireAt: z.iso.datetime({ offset: true }).optional().describe('Retiring: when the selector is unpublished and its Secret deleted.'),
   })
   .strict();
 
 export const MailDomainStatusSchema = z
   .object({
-    observedGeneration: z.number().int().min(0).optional(),
+    observedGeneration: z.number().int().min(0).optional().describe('The metadata.generation this status was computed for.'),
     conditions: conditionsField.optional(),
-    records: z.array(DnsRecordSchema).max(32).optional(),
+    records: z.array(DnsRecordSchema).max(32).optional().describe('The DNS records to publish for this domain, each checked against DNS.'),
     dkimSecretName: z.string().max(253).optional().describe('Secret holding the active DKIM private key.'),
     selectors: z
       .array(DkimSelectorStatusSchema)
       .max(8)
       .optional()
+      .describe('DKIM selectors: the Active one signs; Retiring ones stay published until retireAt.')
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['selector'] }),
     lastCheckedAt: z.iso.datetime({ offset: true }).optional().describe('When DNS was last checked.'),
   })
-  .strict();
+  .strict()
+  .describe('What the operator observed: keys, records to publish, conditions.');
 
 export const MailDomainSchema = z
   .object({
     apiVersion: z.literal(API_VERSION),
     kind: z.literal(MAILDOMAIN_KIND),
     metadata: objectMeta,
-    spec: MailDomainSpecSchema,
+    spec: MailDomainSpecSchema.describe('The domain you send as, and the SendingPool that sends for it.'),
     status: MailDomainStatusSchema.optional(),
   })
   .strict();

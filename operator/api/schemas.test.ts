@@ -54,6 +54,11 @@ const cases: [string, Record<string, unknown>, RegExp][] = [
     { ips: [{ address: '203.0.113.10', hostname: 'a.example.net' }, { address: '203.0.113.10', hostname: 'b.example.net' }] },
     /spec\.ips: ips: each address may appear only once/,
   ],
+  [
+    'one IPv6 address in two spellings',
+    { ips: [{ address: '2001:db8::7', hostname: 'a.example.net' }, { address: '2001:DB8:0:0:0:0:0:7', hostname: 'b.example.net' }] },
+    /spec\.ips: ips: each address may appear only once/,
+  ],
   ['an address that is not an IP', { ips: [{ address: '203.0.113.300', hostname: 'a.example.net' }] }, /spec\.ips\[0\]\.address/],
   [
     'warm-up preset and steps together',

@@ -6,6 +6,7 @@ import { withRules } from './cel.ts';
 import { cidr, dnsLabel, dnsName, ipAddress, localObjectReference, objectMeta, quantity, resourceRequirements, API_VERSION } from './common.ts';
 import { conditionsField } from './conditions.ts';
 import { WARMUP_PRESET_NAMES } from './warmup-presets.ts';
+import { canonicalIp } from './ip.ts';
 
 export const SENDINGPOOL_KIND = 'SendingPool';
 export const SENDINGPOOL_PLURAL = 'sendingpools';
@@ -55,7 +56,9 @@ export const WarmupSchema = withRules(
           message: 'warmup.steps: dailyLimit must be strictly increasing',
           check: (steps) => steps.every((s, i) => i === 0 || s.dailyLimit > steps[i - 1]!.dailyLimit),
         },
-      ]).optional(),
+      ])
+        .optional()
+        .describe('A custom curve: from each step\'s day on, its dailyLimit applies; past the last step\'s day the IP is warm.'),
       minDailyVolume: z
         .number()
         .int()
@@ -106,24 +109,27 @@ export const EgressSchema = withRules(
             .optional()
             .describe('An existing NetworkAttachmentDefinition in the namespace; when unset the operator renders one.'),
           master: z.string().min(1).max(15).optional().describe('Host interface the macvlan/ipvlan attaches to (rendered NAD only).'),
-          plugin: z.enum(['macvlan', 'ipvlan']).default('macvlan'),
+          plugin: z.enum(['macvlan', 'ipvlan']).default('macvlan').describe('CNI plugin of the rendered NetworkAttachmentDefinition.'),
           prefixLength: z.number().int().min(1).max(128).default(24).describe('Prefix length of the egress subnet.'),
           gateway: ipAddress.optional().describe('Default gateway through the secondary interface.'),
         })
         .strict()
-        .optional(),
+        .optional()
+        .describe('Settings for multus mode: the secondary network each relay pod gets its address on.'),
       ciliumEgressGateway: z
         .object({
           nodeSelector: z
             .record(z.string().max(317), z.string().max(63))
             .describe('matchLabels of the gateway node(s) that hold the egress IPs.'),
-          destinationCIDRs: z.array(cidr).min(1).max(32).default(['0.0.0.0/0']),
-          excludedCIDRs: z.array(cidr).max(32).optional(),
+          destinationCIDRs: z.array(cidr).min(1).max(32).default(['0.0.0.0/0']).describe('Destinations whose traffic leaves through the egress IP.'),
+          excludedCIDRs: z.array(cidr).max(32).optional().describe('Destinations within destinationCIDRs that do not (e.g. in-cluster ranges).'),
         })
         .strict()
-        .optional(),
+        .optional()
+        .describe('Settings for ciliumEgressGateway mode: one CiliumEgressGatewayPolicy per IP.'),
     })
-    .strict(),
+    .strict()
+    .describe('How relay traffic reaches the internet from its dedicated IP. If the mode\'s add-on is missing, no relay is started (Ready=False EgressUnavailable).'),
   [
     {
       rule: "(self.mode == 'multus') == has(self.multus)",
@@ -154,17 +160,17 @@ export const EgressSchema = withRules(
 
 export const SubmissionPortSchema = z
   .object({
-    name: dnsLabel.max(15),
-    port: z.number().int().min(1).max(65535),
+    name: dnsLabel.max(15).describe('Port name (unique in the pool), used for the Service and container port.'),
+    port: z.number().int().min(1).max(65535).describe('Port clients connect to on the submission Service; below 1024 the relay listens 10000 higher.'),
     tls: z.enum(['starttls', 'implicit', 'none']).default('starttls').describe('implicit = TLS from the first byte (465).'),
-    nodePort: z.number().int().min(30000).max(32767).optional(),
+    nodePort: z.number().int().min(30000).max(32767).optional().describe('Fixed node port for NodePort and LoadBalancer Services.'),
   })
   .strict();
 
 export const SubmissionSchema = withRules(
   z
     .object({
-      serviceType: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']).default('ClusterIP'),
+      serviceType: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']).default('ClusterIP').describe('Type of the submission Service.'),
       serviceAnnotations: z.record(z.string().max(317), z.string()).optional().describe('Copied onto the submission Service (load-balancer settings).'),
       ports: withRules(z.array(SubmissionPortSchema).min(1).max(8), [
         {
@@ -172,9 +178,11 @@ export const SubmissionSchema = withRules(
           message: 'submission.ports: names and port numbers must be unique',
           check: (ps) => new Set(ps.map((p) => p.port)).size === ps.length && new Set(ps.map((p) => p.name)).size === ps.length,
         },
-      ]).default([{ name: 'submission', port: 587, tls: 'starttls' }]),
+      ])
+        .default([{ name: 'submission', port: 587, tls: 'starttls' }])
+        .describe('Ports clients submit mail on.'),
       authSecretRef: localObjectReference
-        .extend({ key: z.string().max(253).default('credentials') })
+        .extend({ key: z.string().max(253).default('credentials').describe('Key of the Secret holding the credentials file.') })
         .optional()
         .describe('Secret holding the AUTH credentials file (username:scrypt-hash lines; see `mailfleet credentials`).'),
       tlsSecretRef: localObjectReference.optional().describe('kubernetes.io/tls Secret with tls.crt and tls.key.'),
@@ -188,16 +196,16 @@ export const SubmissionSchema = withRules(
       check: (s) => s.ports.every((p) => p.tls === 'none') || s.tlsSecretRef !== undefined,
     },
   ],
-);
+).describe('The endpoint clients send through: Service, ports, TLS and AUTH.');
 
 export const ProviderShapingSchema = z
   .object({
     name: dnsLabel.describe('Provider name as the relay rolls MX hosts up, e.g. google, yahoo, microsoft, or default.'),
     mxSuffixes: z.array(dnsName).max(16).optional().describe('MX host suffixes that identify the provider (MX rollup).'),
-    maxConnections: z.number().int().min(1).max(1000).optional(),
-    messagesPerConnection: z.number().int().min(1).max(10000).optional(),
-    messagesPerSecond: z.number().int().min(1).max(100000).optional(),
-    newConnectionsPerMinute: z.number().int().min(1).max(100000).optional(),
+    maxConnections: z.number().int().min(1).max(1000).optional().describe('Concurrent connections per IP to this provider.'),
+    messagesPerConnection: z.number().int().min(1).max(10000).optional().describe('Messages sent over one connection before it is closed.'),
+    messagesPerSecond: z.number().int().min(1).max(100000).optional().describe('Messages per second per IP to this provider.'),
+    newConnectionsPerMinute: z.number().int().min(1).max(100000).optional().describe('New connections per minute per IP to this provider.'),
   })
   .strict();
 
@@ -219,9 +227,12 @@ export const LimitsSchema = withRules(
           message: 'limits.providers: names must be unique',
           check: (ps) => new Set(ps.map((p) => p.name)).size === ps.length,
         },
-      ]).default(DEFAULT_PROVIDER_SHAPING),
+      ])
+        .default(DEFAULT_PROVIDER_SHAPING)
+        .describe('Per-provider shaping (MX rollup); a pool without it gets published defaults (KumoMTA).'),
     })
-    .strict(),
+    .strict()
+    .describe('Sending rates of the pool and per mailbox provider.'),
   [
     {
       rule: '!has(self.burst) || self.burst >= self.messagesPerSecond',
@@ -237,9 +248,9 @@ export const LimitsSchema = withRules(
 export const RetryPolicySchema = withRules(
   z
     .object({
-      firstRetrySeconds: z.number().int().min(1).max(86400).optional(),
-      multiplier: z.number().min(1).max(10).optional(),
-      maxRetrySeconds: z.number().int().min(1).max(7 * 86400).optional(),
+      firstRetrySeconds: z.number().int().min(1).max(86400).optional().describe('Wait before the first retry of a temporary failure; the relay\'s default when unset.'),
+      multiplier: z.number().min(1).max(10).optional().describe('Each retry waits this many times longer than the previous one.'),
+      maxRetrySeconds: z.number().int().min(1).max(7 * 86400).optional().describe('Longest wait between two retries.'),
       maxAgeSeconds: z.number().int().min(60).max(30 * 86400).optional().describe('Give up (and bounce) after this long.'),
     })
     .strict(),
@@ -251,7 +262,7 @@ export const RetryPolicySchema = withRules(
       check: (r) => r.firstRetrySeconds === undefined || r.maxRetrySeconds === undefined || r.firstRetrySeconds <= r.maxRetrySeconds,
     },
   ],
-);
+).describe('Retry schedule of temporary failures; unset fields keep the relay\'s defaults.');
 
 export const HealthSchema = withRules(
   z
@@ -282,25 +293,28 @@ export const HealthSchema = withRules(
       check: (h) => h.complaintReviewPercent < h.complaintPausePercent,
     },
   ],
-);
+).describe('Bounce and complaint thresholds at which the pool is Degraded or pauses (SES\'s published numbers by default).');
 
 export const StorageSchema = z
   .object({
     size: quantity.default('10Gi').describe('Size of each relay pod queue volume.'),
-    storageClassName: z.string().max(253).optional(),
+    storageClassName: z.string().max(253).optional().describe('StorageClass of the queue volumes; the cluster default when unset.'),
   })
-  .strict();
+  .strict()
+  .describe('The queue volume of each relay (kept when an IP or the pool is removed).');
 
 export const SendingPoolSpecSchema = withRules(
   z
     .object({
       ips: withRules(z.array(PoolIpSchema).min(1).max(MAX_IPS_PER_POOL), [
         {
-          rule: 'self.all(a, self.exists_one(b, b.address == a.address))',
-          message: 'ips: each address may appear only once in a pool',
-          check: (ips) => new Set(ips.map((i) => i.address)).size === ips.length,
+          // Addresses, not strings: 2001:db8::1 and 2001:DB8:0::1 are one IP (the CEL IP library's
+          // equality; Kubernetes 1.31+ has it in CRD rules).
+          rule: 'self.all(a, self.exists_one(b, isIP(a.address) && isIP(b.address) ? ip(a.address) == ip(b.address) : a.address == b.address))',
+          message: 'ips: each address may appear only once in a pool (two spellings of one IPv6 address are one address)',
+          check: (ips) => new Set(ips.map((i) => canonicalIp(i.address))).size === ips.length,
         },
-      ]),
+      ]).describe('The dedicated sending IPs; each gets its own relay. Removing one drains its relay first (docs/operator.md).'),
       egress: EgressSchema.prefault({ mode: 'none' }),
       // Required: the default ports use STARTTLS, which needs tlsSecretRef.
       submission: SubmissionSchema,
@@ -334,13 +348,18 @@ export const SendingPoolSpecSchema = withRules(
   ],
 );
 
-export const IP_STATES = ['Pending', 'WarmingUp', 'Ready', 'Paused', 'Failed'] as const;
+export const IP_STATES = ['Pending', 'WarmingUp', 'Ready', 'Paused', 'Failed', 'Draining', 'Conflict'] as const;
 
 export const PoolIpStatusSchema = z
   .object({
-    address: z.string().max(45),
-    pod: z.string().max(253).optional(),
-    state: z.enum(IP_STATES),
+    address: z.string().max(45).describe('The IP, as spelled in spec.ips (or as it was, while its relay drains).'),
+    pod: z.string().max(253).optional().describe('The relay pod of this IP.'),
+    state: z
+      .enum(IP_STATES)
+      .describe(
+        'Pending: relay not Ready. WarmingUp/Ready: sending. Paused: held by the health loop. Failed. ' +
+          'Draining: removed, delivering what it holds. Conflict: another pool claimed this address first.',
+      ),
     warmupStartedAt: z.iso
       .datetime({ offset: true })
       .optional()
@@ -360,34 +379,39 @@ export const PoolIpStatusSchema = z
     quotaToday: z.number().int().min(0).optional().describe('Recipients this IP may send today (UTC); absent = no warm-up cap.'),
     sentToday: z.number().int().min(0).optional().describe('Recipients this IP sent today (UTC), as its relay last reported.'),
     configVersion: z.string().max(64).optional().describe('Version (hash) of the relay config rendered for this IP; its relay reports the one it runs in /v1/stats.'),
-    message: z.string().max(1024).optional(),
+    queued: z.number().int().min(0).optional().describe('Draining: recipients its relay still holds (queued and in flight), as it last reported.'),
+    message: z.string().max(1024).optional().describe('Why the IP is in its state.'),
   })
   .strict();
 
 export const SendingPoolStatusSchema = z
   .object({
-    observedGeneration: z.number().int().min(0).optional(),
+    observedGeneration: z.number().int().min(0).optional().describe('The metadata.generation this status was computed for.'),
     conditions: conditionsField.optional(),
     ips: z
       .array(PoolIpStatusSchema)
       .max(MAX_IPS_PER_POOL)
       .optional()
+      .describe('One entry per IP of the spec, then one per relay still draining.')
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['address'] }),
-    readyIPs: z.number().int().min(0).optional(),
-    totalIPs: z.number().int().min(0).optional(),
+    readyIPs: z.number().int().min(0).optional().describe('IPs whose relay is Ready and sending.'),
+    totalIPs: z.number().int().min(0).optional().describe('IPs the pool serves (draining and contested ones excluded).'),
+    notReadyRelays: z.number().int().min(0).optional().describe('Relays of served IPs whose pod is not Ready (the NOT READY column).'),
     // Pre-formatted for printer columns, which can only show one field each.
     summary: z
       .object({
         ips: z.string().max(32).optional().describe('ready/total, e.g. 2/3'),
         warmup: z.string().max(64).optional().describe('e.g. "2 warming: 500-2000/day" or "done"'),
-        bounceRate: z.string().max(16).optional(),
-        complaintRate: z.string().max(16).optional(),
+        bounceRate: z.string().max(16).optional().describe('Measured bounce rate, e.g. 1.2%.'),
+        complaintRate: z.string().max(16).optional().describe('Measured complaint rate, e.g. 0.04%.'),
       })
       .strict()
-      .optional(),
+      .optional()
+      .describe('Pre-formatted values of the printer columns.'),
     configHash: z.string().max(128).optional().describe('Hash of the rendered relay config the pods run.'),
   })
-  .strict();
+  .strict()
+  .describe('What the operator observed: conditions, per-IP state, counts.');
 
 export const SendingPoolSchema = withRules(
   z
@@ -395,7 +419,7 @@ export const SendingPoolSchema = withRules(
       apiVersion: z.literal(API_VERSION),
       kind: z.literal(SENDINGPOOL_KIND),
       metadata: objectMeta,
-      spec: SendingPoolSpecSchema,
+      spec: SendingPoolSpecSchema.describe('The pool you want: its IPs, egress, submission endpoint, limits.'),
       status: SendingPoolStatusSchema.optional(),
     })
     .strict(),

@@ -11,6 +11,7 @@ import type { ResourceRef } from '../runtime/manager.ts';
 import { KubeError } from '../runtime/kube.ts';
 import { RenderError } from '../render/relay-config.ts';
 import type { RenderOptions } from '../render/pool.ts';
+import type { RelayObservations } from '../observe/observations.ts';
 
 export interface ControllerDeps {
   kube: Kube;
@@ -24,6 +25,8 @@ export interface ControllerDeps {
   refRecheckMs: number;
   /** Passed to the pool renderer: default relay image, the operator's namespace. */
   render?: RenderOptions;
+  /** What relays report of themselves; a removed IP's relay is deleted only once it reports an empty queue. */
+  observations?: RelayObservations;
 }
 
 export const API = 'mailfleet.io/v1alpha1';

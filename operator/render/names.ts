@@ -3,7 +3,7 @@
 // spec.ips does not rename (and so recreate) a relay or orphan its queue volume.
 import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
-import { API_VERSION, SENDINGPOOL_KIND, MAILDOMAIN_KIND, type SendingPool, type MailDomain } from '../api/index.ts';
+import { API_VERSION, SENDINGPOOL_KIND, MAILDOMAIN_KIND, canonicalIp, type SendingPool, type MailDomain } from '../api/index.ts';
 
 export interface OwnerReference {
   apiVersion: string;
@@ -35,6 +35,10 @@ export const LABEL_IP = 'mailfleet.io/ip';
 export const LABEL_DOMAIN = 'mailfleet.io/domain';
 export const ANNOTATION_CONFIG_HASH = 'mailfleet.io/config-hash';
 export const ANNOTATION_ADDRESS = 'mailfleet.io/address';
+/** On a relay StatefulSet: its spec.ips entry, so the relay can still be rendered (draining) once the entry is gone. */
+export const ANNOTATION_IP_SPEC = 'mailfleet.io/ip-spec';
+/** On a SendingPool: "true" removes relays of removed IPs, and of the pool when deleted, without draining them first. */
+export const ANNOTATION_DELETE_IMMEDIATELY = 'mailfleet.io/delete-immediately';
 export const MULTUS_NETWORKS_ANNOTATION = 'k8s.v1.cni.cncf.io/networks';
 export const MANAGED_BY = 'mailfleet-operator';
 
@@ -44,7 +48,8 @@ export const MANAGED_BY = 'mailfleet-operator';
  */
 export function ipKey(address: string): string {
   if (isIPv4(address)) return address.replaceAll('.', '-');
-  return 'v6-' + createHash('sha256').update(address.toLowerCase()).digest('hex').slice(0, 10);
+  // The canonical spelling (RFC 5952): two spellings of one address name one relay.
+  return 'v6-' + createHash('sha256').update(canonicalIp(address)).digest('hex').slice(0, 10);
 }
 
 export function relayName(pool: SendingPool, address: string): string {

@@ -5,6 +5,7 @@ import type { MailDomain, PoolIp, SendingPool } from '../api/index.ts';
 import {
   ANNOTATION_ADDRESS,
   ANNOTATION_CONFIG_HASH,
+  ANNOTATION_IP_SPEC,
   MULTUS_NETWORKS_ANNOTATION,
   ciliumPolicyName,
   configKey,
@@ -54,16 +55,23 @@ function meta(pool: SendingPool, name: string, labels: Record<string, string>, a
 export const MAX_CONFIGMAP_DATA_BYTES = 1_000_000;
 
 /**
- * Each IP's relay.yaml. Rendered once per pool render: the ConfigMap holds it, and each
- * StatefulSet's pod template carries the hash of its restart-only part.
+ * Each IP's relay.yaml, and each draining relay's (an IP gone from spec.ips, or every IP of a pool
+ * being deleted): its config as before, plus `draining: true` (applied live by the relay: no
+ * restart). Rendered once per pool render: the ConfigMap holds it, and each StatefulSet's pod
+ * template carries the hash of its restart-only part.
  */
-export function renderRelayConfigs(pool: SendingPool, domains: readonly MailDomain[]): Map<string, RenderedRelayConfig> {
-  return new Map(pool.spec.ips.map((ip) => [ip.address, renderRelayConfigFile(pool, domains, ip.address)]));
+export function renderRelayConfigs(pool: SendingPool, domains: readonly MailDomain[], draining: readonly PoolIp[] = []): Map<string, RenderedRelayConfig> {
+  const configs = new Map(pool.spec.ips.map((ip) => [ip.address, renderRelayConfigFile(pool, domains, ip.address)]));
+  for (const ip of draining) {
+    const withIp = { ...pool, spec: { ...pool.spec, ips: [...pool.spec.ips, ip] } };
+    configs.set(ip.address, renderRelayConfigFile(withIp, domains, ip.address, { draining: true }));
+  }
+  return configs;
 }
 
 export function renderConfigMap(pool: SendingPool, domains: readonly MailDomain[], configs = renderRelayConfigs(pool, domains)): RenderedObject {
   const data: Record<string, string> = {};
-  for (const ip of pool.spec.ips) data[configKey(ip.address)] = configs.get(ip.address)!.yaml;
+  for (const [address, config] of configs) data[configKey(address)] = config.yaml;
   // Every IP's file repeats the pool's domains, so the size grows with IPs × domains.
   const size = Object.entries(data).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
   if (size > MAX_CONFIGMAP_DATA_BYTES) {
@@ -211,7 +219,12 @@ export function renderStatefulSet(
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
     // The template's hash tells the operator which StatefulSets a change restarts (operator/render/rollout.ts).
-    metadata: meta(pool, name, labels, { [ANNOTATION_ADDRESS]: ip.address, [ANNOTATION_TEMPLATE_HASH]: templateHash(template) }),
+    metadata: meta(pool, name, labels, {
+      [ANNOTATION_ADDRESS]: ip.address,
+      [ANNOTATION_TEMPLATE_HASH]: templateHash(template),
+      // What it takes to render this relay again once spec.ips no longer lists it (its drain).
+      [ANNOTATION_IP_SPEC]: JSON.stringify({ address: ip.address, hostname: ip.hostname, weight: ip.weight, ...(ip.nodeName ? { nodeName: ip.nodeName } : {}) }),
+    }),
     spec: {
       // One StatefulSet per IP (see docs/resources.md): a per-pod Multus static-IP annotation
       // cannot vary by ordinal inside one template, and each IP's queue volume must follow its IP.
@@ -239,8 +252,14 @@ export function renderStatefulSet(
   };
 }
 
-export function renderStatefulSets(pool: SendingPool, domains: readonly MailDomain[], opts: RenderOptions = {}, configs = renderRelayConfigs(pool, domains)): RenderedObject[] {
-  return pool.spec.ips.map((ip) => renderStatefulSet(pool, domains, ip, opts, configs.get(ip.address)));
+export function renderStatefulSets(
+  pool: SendingPool,
+  domains: readonly MailDomain[],
+  opts: RenderOptions = {},
+  configs = renderRelayConfigs(pool, domains),
+  draining: readonly PoolIp[] = [],
+): RenderedObject[] {
+  return [...pool.spec.ips, ...draining].map((ip) => renderStatefulSet(pool, domains, ip, opts, configs.get(ip.address)));
 }
 
 /** Gives each relay pod a stable DNS name (<pod>.<pool>-relays) the operator scrapes stats from. */
@@ -348,10 +367,11 @@ export function renderNetworkAttachmentDefinition(pool: SendingPool): RenderedOb
  * cluster-scoped object (the garbage collector ignores such references), so these carry no
  * ownerReferences: the controller removes them through a finalizer, matching on the labels.
  */
-export function renderCiliumEgressGatewayPolicies(pool: SendingPool): RenderedObject[] {
+export function renderCiliumEgressGatewayPolicies(pool: SendingPool, draining: readonly PoolIp[] = []): RenderedObject[] {
   const c = pool.spec.egress.ciliumEgressGateway;
   if (pool.spec.egress.mode !== 'ciliumEgressGateway' || !c) return [];
-  return pool.spec.ips.map((ip) => ({
+  // A draining relay still delivers: through its own address, so its policy stays until it goes.
+  return [...pool.spec.ips, ...draining].map((ip) => ({
     apiVersion: 'cilium.io/v2',
     kind: 'CiliumEgressGatewayPolicy',
     metadata: {
@@ -382,10 +402,13 @@ export function renderCiliumEgressGatewayPolicies(pool: SendingPool): RenderedOb
   }));
 }
 
-/** Every child of a pool, in apply order (config before the pods that mount it). */
-export function renderPoolChildren(pool: SendingPool, domains: readonly MailDomain[], opts: RenderOptions = {}): RenderedObject[] {
+/**
+ * Every child of a pool, in apply order (config before the pods that mount it). `draining`: relays
+ * of IPs no longer in spec.ips (or of a pool being deleted) that still deliver what they hold.
+ */
+export function renderPoolChildren(pool: SendingPool, domains: readonly MailDomain[], opts: RenderOptions = {}, draining: readonly PoolIp[] = []): RenderedObject[] {
   const nad = renderNetworkAttachmentDefinition(pool);
-  const configs = renderRelayConfigs(pool, domains);
+  const configs = renderRelayConfigs(pool, domains, draining);
   return [
     renderConfigMap(pool, domains, configs),
     ...(nad ? [nad] : []),
@@ -393,8 +416,8 @@ export function renderPoolChildren(pool: SendingPool, domains: readonly MailDoma
     renderSubmissionService(pool),
     renderPodDisruptionBudget(pool),
     renderNetworkPolicy(pool, opts),
-    ...renderStatefulSets(pool, domains, opts, configs),
-    ...renderCiliumEgressGatewayPolicies(pool),
+    ...renderStatefulSets(pool, domains, opts, configs, draining),
+    ...renderCiliumEgressGatewayPolicies(pool, draining),
   ];
 }
 

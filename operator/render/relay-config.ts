@@ -170,8 +170,9 @@ export interface RenderedRelayConfig {
   restartHash: string;
 }
 
-export function renderRelayConfigFile(pool: SendingPool, domains: readonly MailDomain[], address: string): RenderedRelayConfig {
-  const input = renderRelayConfig(pool, domains, address);
+/** `overrides`: set on top of the rendered config (the drain's `draining: true`, operator/render/pool.ts). */
+export function renderRelayConfigFile(pool: SendingPool, domains: readonly MailDomain[], address: string, overrides: Partial<RelayConfigInput> = {}): RenderedRelayConfig {
+  const input = { ...renderRelayConfig(pool, domains, address), ...overrides };
   const yaml = relayConfigYaml(input);
   return { yaml, version: configVersion(yaml), restartHash: shortHash(restartSignature(RelayConfigSchema.parse(input))) };
 }

@@ -338,6 +338,7 @@ test('summarizePoolStatus formats the printer columns', () => {
   assert.deepEqual(s, {
     readyIPs: 2,
     totalIPs: 3,
+    notReadyRelays: 1,
     summary: { ips: '2/3', warmup: '1 warming: 1400/day', bounceRate: '1.2%', complaintRate: '0.04%' },
   });
   const two = summarizePoolStatus([
@@ -349,10 +350,27 @@ test('summarizePoolStatus formats the printer columns', () => {
   // A relay that is not ready is still on its plan: the column does not say done.
   assert.equal(summarizePoolStatus([{ address: '203.0.113.10', state: 'Pending', warmupStage: 0, warmupDay: 0, quotaToday: 500 }]).summary?.warmup, '1 warming: 500/day');
   assert.equal(summarizePoolStatus([{ address: '203.0.113.10', state: 'Pending', warmupStage: 9, warmupDay: 31 }]).summary?.warmup, 'done');
+  // A contested IP (another pool's) is not warming here.
+  assert.equal(summarizePoolStatus([{ address: '203.0.113.10', state: 'Conflict', quotaToday: 500 }]).summary?.warmup, 'done');
 });
 
 test('a relay config over the ConfigMap size limit is a RenderError naming the way out', () => {
   const p = pool({ ips: Array.from({ length: 64 }, (_, i) => ({ address: `203.0.113.${i + 1}`, hostname: `mta${i}.example.net` })) });
   const many = Array.from({ length: 200 }, (_, i) => domain({ domain: `d${i}.example.com` }, `d${i}`));
   assert.throws(() => renderPoolChildren(p, many), (e: unknown) => e instanceof RenderError && /spread the MailDomains/.test(e.message));
+});
+
+test('a draining relay: its config says draining, its StatefulSet and egress policy stay; the served IPs are unchanged', () => {
+  const p = pool({ ips: [{ address: '203.0.113.10', hostname: 'mta1.example.net' }] });
+  const leaving = { address: '203.0.113.11', hostname: 'mta2.example.net', weight: 100 };
+  const before = renderPoolChildren(p, []);
+  const after = renderPoolChildren(p, [], {}, [leaving]);
+  const data = (objs: typeof after) => objs.find((o) => o.kind === 'ConfigMap')!['data'] as Record<string, string>;
+  assert.deepEqual(Object.keys(data(after)).sort(), ['relay-203-0-113-10.yaml', 'relay-203-0-113-11.yaml']);
+  assert.equal(data(after)['relay-203-0-113-10.yaml'], data(before)['relay-203-0-113-10.yaml'], 'a drain restarts no served relay');
+  const cfg = parse(data(after)['relay-203-0-113-11.yaml']!) as { draining?: boolean; hostname: string };
+  assert.deepEqual([cfg.draining, cfg.hostname], [true, 'mta2.example.net']);
+  const sts = after.find((o) => o.kind === 'StatefulSet' && o.metadata.name === `${p.metadata.name}-203-0-113-11`);
+  assert.ok(sts, 'the draining relay keeps its StatefulSet');
+  assert.deepEqual(JSON.parse(sts.metadata.annotations!['mailfleet.io/ip-spec']!), leaving, 'it carries what it takes to render it again');
 });

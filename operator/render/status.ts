@@ -14,15 +14,19 @@ function percent(rate: number | undefined): string | undefined {
 export function summarizePoolStatus(
   ips: readonly PoolIpStatus[],
   rates: { bounceRate?: number | undefined; complaintRate?: number | undefined } = {},
-): Pick<SendingPoolStatus, 'readyIPs' | 'totalIPs' | 'summary'> {
-  const ready = ips.filter((i) => i.state === 'Ready' || i.state === 'WarmingUp').length;
+): Pick<SendingPoolStatus, 'readyIPs' | 'totalIPs' | 'notReadyRelays' | 'summary'> {
+  // Draining relays (IPs removed from the spec) and contested IPs (claimed by another pool) are not
+  // the pool's serving IPs: the Draining condition and the IP's own state say how they are doing.
+  const serving = ips.filter((i) => i.state !== 'Draining' && i.state !== 'Conflict');
+  const ready = serving.filter((i) => i.state === 'Ready' || i.state === 'WarmingUp').length;
   const bounce = percent(rates.bounceRate);
   const complaint = percent(rates.complaintRate);
   return {
     readyIPs: ready,
-    totalIPs: ips.length,
+    totalIPs: serving.length,
+    notReadyRelays: serving.length - ready,
     summary: {
-      ips: `${ready}/${ips.length}`,
+      ips: `${ready}/${serving.length}`,
       warmup: warmupSummary(ips),
       ...(bounce ? { bounceRate: bounce } : {}),
       ...(complaint ? { complaintRate: complaint } : {}),
@@ -32,11 +36,12 @@ export function summarizePoolStatus(
 
 /**
  * "2 warming: 500-2000/day", "1 warming: 500/day" or "done": one column, so the quotas in short.
- * An IP is warming while its plan gives it a cap today, whatever its pod's state: a relay that
- * is not ready is still on its plan (readiness has a column of its own).
+ * Whether an IP is warming comes from its plan (a cap today), never from its pod being Ready: an
+ * IP on day 0 whose relay is not up yet is still warming (the NOT READY column says the rest).
+ * A contested IP (another pool's) is not this pool's to warm.
  */
 function warmupSummary(ips: readonly PoolIpStatus[]): string {
-  const warming = ips.filter((i) => i.quotaToday !== undefined);
+  const warming = ips.filter((i) => i.state !== 'Conflict' && i.quotaToday !== undefined);
   if (warming.length === 0) return 'done';
   const quotas = warming.flatMap((i) => (i.quotaToday === undefined ? [] : [i.quotaToday]));
   if (quotas.length === 0) return `${warming.length} warming`;

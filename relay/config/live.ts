@@ -8,7 +8,7 @@ import type { RelayConfig } from './schema.ts';
  * Fields read once at start: sockets and their options (listeners, http, the smtp-server
  * limits), paths (dataDir, tls, credentials file), the DNS client, the intake buckets, the log
  * level. Everything else (domains and DKIM keys, acceptDomains, shaping and warm-up, retry,
- * routes, egress IPs and delivery limits, bounce rules) is applied live.
+ * routes, egress IPs and delivery limits, bounce rules, draining) is applied live.
  */
 export const RESTART_FIELDS = [
   'hostname',
@@ -60,6 +60,8 @@ export function restartChanges(running: RelayConfig, next: RelayConfig): string[
  */
 export function applyLive(running: RelayConfig, next: RelayConfig): void {
   running.acceptDomains = next.acceptDomains;
+  // Read per connection (421 4.3.2) and by /readyz: a relay starts draining without a restart.
+  running.draining = next.draining;
   running.domains = next.domains;
   running.shaping = next.shaping;
   running.retry = next.retry;

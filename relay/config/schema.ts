@@ -393,6 +393,11 @@ export const RelayConfigSchema = z
     retry: RetrySchema.prefault({}),
     domains: z.array(SendingDomainSchema).default([]),
     feedback: FeedbackSchema.prefault({}),
+    // Set by the operator when this relay's IP leaves its pool (or the pool is deleted): new
+    // connections get 421 4.3.2 and /readyz fails (so the Service sends clients to the other
+    // relays), while delivery goes on until the queue is empty; /v1/stats reports both, and the
+    // operator removes the relay only then.
+    draining: z.boolean().default(false),
   })
   .strict()
   .superRefine((cfg, ctx) => {

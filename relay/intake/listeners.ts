@@ -117,6 +117,12 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Aut
     logger: false,
     onConnect(session, callback) {
       metrics.smtpConnections.inc({ listener: listener.name });
+      // A draining relay takes no new mail (its IP is leaving the pool) and keeps delivering what
+      // it holds. 421 at the greeting: the client tries another relay of the pool, or later.
+      if (config.draining) {
+        reject('connect', 'draining');
+        return callback(smtpError(421, '4.3.2', `${config.hostname} is draining and not accepting new mail; try another relay of the pool`));
+      }
       // AUTH is not even advertised where it may not be used: plaintext from a remote address.
       if (!authAllowed(session, listener.tls === 'implicit')) session.disabledCommands = listener.tls === 'starttls' ? ['AUTH'] : ['AUTH', 'STARTTLS'];
       const timer = setTimeout(() => {

@@ -114,4 +114,8 @@ export interface StatsV1 {
     fleet: { configured: true; connected: boolean; lastSyncAt: string | null; lastError: string | null; outbox: { suppressions: number; events: number }; seq: number } | null;
     webhooks: { pending: number; oldestAgeSeconds: number; dead: number };
   };
+  /** The relay runs a draining config: it takes no new mail (added by relay/relay.ts). */
+  draining?: boolean;
+  /** Recipients not yet delivered or bounced (added by relay/relay.ts). */
+  queue?: { queued: number; inflight: number };
 }

@@ -218,7 +218,7 @@ test('a MailDomain whose pool does not exist says so, naming spec.poolRef.name, 
   assert.equal(condition(d2, 'DKIMReady')?.status, 'True', 'the key is made even before the pool exists');
   await waitFor('a PoolNotFound Warning Event', async () => (await events(e.kube, NS, 'd2')).find((x) => x.reason === 'PoolNotFound' && x.type === 'Warning'));
 
-  await e.kube.create(samplePool('later', NS));
+  await e.kube.create(samplePool('later', NS, { ips: [{ address: '203.0.113.17', hostname: 'later.example.test' }] }));
   await waitFor('records listed once the pool exists', async () => {
     const x = await getDomain('d2');
     return condition(x, 'DNSVerified')?.reason === 'RecordsMissing' ? true : undefined;
@@ -243,7 +243,8 @@ test('DKIM rotation: a new selector after rotateAfter, the old one published unt
     now: () => new Date(now),
   });
   try {
-    await e.kube.create(samplePool('rp', 'rotation'));
+    // Its own address: another pool listing pd's addresses would be a conflict.
+    await e.kube.create(samplePool('rp', 'rotation', { ips: [{ address: '198.51.100.7', hostname: 'rp.example.test' }] }));
     const d = sampleDomain('rd', 'rotation', 'rotate.test', 'rp');
     (d['spec'] as Record<string, unknown>)['dkim'] = { selector: 's1', algorithm: 'ed25519', rotateAfter: '48h', gracePeriod: '24h' };
     await e.kube.create(d);
@@ -271,7 +272,7 @@ test('DKIM rotation: a new selector after rotateAfter, the old one published unt
     assert.ok(await e.kube.find('v1', 'Secret', 'rotation', first.secretName), 'the old key is kept while retiring');
     await waitFor('the pool signs with the new selector only', async () => {
       const cm = await e.kube.get('v1', 'ConfigMap', 'rotation', 'rp-relay-config');
-      const cfg = parse((cm['data'] as Record<string, string>)['relay-203-0-113-7.yaml']!) as { domains?: { domain: string; dkim: { selector: string }[] }[] };
+      const cfg = parse((cm['data'] as Record<string, string>)['relay-198-51-100-7.yaml']!) as { domains?: { domain: string; dkim: { selector: string }[] }[] };
       const sels = cfg.domains?.find((x) => x.domain === 'rotate.test')?.dkim.map((k) => k.selector);
       return sels?.length === 1 && sels[0] === 's1-20300103' ? true : undefined;
     });

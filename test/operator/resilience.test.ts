@@ -62,7 +62,7 @@ test('the apiserver restarts mid-run: the operator recovers and creates no dupli
       { ...POOL_REF, namespace: 'restart', name: 'r1' },
       { spec: { ips: [{ address: '203.0.113.7', hostname: 'after-restart.example.test' }, { address: '203.0.113.8', hostname: 'mta2.example.test' }] } },
     );
-    await e.kube.create(samplePool('r2', 'restart'));
+    await e.kube.create(samplePool('r2', 'restart', { ips: [{ address: '192.0.2.7', hostname: 'r2a.example.test' }, { address: '192.0.2.8', hostname: 'r2b.example.test' }] }));
     await reconciledAt('restart', 'r1', 2, 60_000);
     await reconciledAt('restart', 'r2', 1, 60_000);
     assert.deepEqual(await childrenOf(e.kube, 'restart', 'r1'), before_, 'same children, none duplicated');
@@ -133,7 +133,8 @@ test('two operator processes: one leads and reconciles, the other waits; takeove
     // Both are ready: the follower stands by.
     assert.equal((await fetch(`http://127.0.0.1:${follower.port}/readyz`)).status, 200);
 
-    await e.kube.create(samplePool('l1', 'leader'));
+    // Each pool its own addresses: two pools listing one address is a conflict (conflicts.test.ts).
+    await e.kube.create(samplePool('l1', 'leader', { ips: [{ address: '192.0.2.17', hostname: 'a.example.test' }, { address: '192.0.2.18', hostname: 'b.example.test' }] }));
     await reconciledAt('leader', 'l1', 1);
     const reconciles = async (r: Replica) => {
       const text = await (await fetch(`http://127.0.0.1:${r.port}/metrics`)).text();
@@ -151,7 +152,7 @@ test('two operator processes: one leads and reconciles, the other waits; takeove
     assert.ok(leader.log.some((l) => l.includes('"stopped"')));
     await waitFor('the follower takes over', async () => ((await holder()) === follower.identity ? true : undefined), 10_000);
     const handover = Date.now() - t0;
-    await e.kube.create(samplePool('l2', 'leader'));
+    await e.kube.create(samplePool('l2', 'leader', { ips: [{ address: '192.0.2.27', hostname: 'a.example.test' }, { address: '192.0.2.28', hostname: 'b.example.test' }] }));
     await reconciledAt('leader', 'l2', 1);
     assert.ok(await isLeaderByMetrics(follower));
 
@@ -166,11 +167,11 @@ test('two operator processes: one leads and reconciles, the other waits; takeove
     const expiry = Date.now() - t1;
     assert.ok(expiry >= 2500, `takeover after a crash waited for expiry (${expiry} ms)`);
     assert.ok(handover < expiry, `release (${handover} ms) is faster than expiry (${expiry} ms)`);
-    await e.kube.mergePatch({ ...POOL_REF, namespace: 'leader', name: 'l1' }, { spec: { ips: [{ address: '203.0.113.7', hostname: 'c.example.test' }] } });
+    await e.kube.mergePatch({ ...POOL_REF, namespace: 'leader', name: 'l1' }, { metadata: { annotations: { 'mailfleet.io/delete-immediately': 'true' } }, spec: { ips: [{ address: '192.0.2.17', hostname: 'c.example.test' }] } });
     await reconciledAt('leader', 'l1', 2);
     assert.deepEqual(
       (await childrenOf(e.kube, 'leader', 'l1')).filter((x) => x.startsWith('StatefulSet/')),
-      ['StatefulSet/l1-203-0-113-7'],
+      ['StatefulSet/l1-192-0-2-17'],
     );
   } finally {
     for (const r of replicas) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
@@ -208,14 +209,14 @@ test('a leader that finds the Lease taken stops reconciling, and resumes when it
   };
   try {
     await waitFor('leading', () => op.isLeader());
-    await e.kube.create(samplePool('s1', 'steal'));
+    await e.kube.create(samplePool('s1', 'steal', { ips: [{ address: '192.0.2.37', hostname: 'a.example.test' }, { address: '192.0.2.38', hostname: 'b.example.test' }] }));
     await reconciledAt('steal', 's1', 1);
 
     // Another holder appears (as after a partition, when this replica's renewals did not land).
     await editLease((spec) => ({ ...spec, holderIdentity: 'intruder', leaseDurationSeconds: 3600, renewTime: new Date().toISOString().replace('Z', '000Z') }));
     await waitFor('stepped down', () => !op.isLeader());
     await waitFor('controllers stopped', () => !op.manager.isStarted());
-    await e.kube.mergePatch({ ...POOL_REF, namespace: 'steal', name: 's1' }, { spec: { ips: [{ address: '203.0.113.7', hostname: 'while-away.example.test' }] } });
+    await e.kube.mergePatch({ ...POOL_REF, namespace: 'steal', name: 's1' }, { metadata: { annotations: { 'mailfleet.io/delete-immediately': 'true' } }, spec: { ips: [{ address: '192.0.2.37', hostname: 'while-away.example.test' }] } });
     const away = await e.kube.get(POOL_REF.apiVersion, POOL_REF.kind, 'steal', 's1');
     assert.equal(condition(away, 'Reconciled')?.observedGeneration, 1, 'a follower does not reconcile');
 
@@ -223,7 +224,7 @@ test('a leader that finds the Lease taken stops reconciling, and resumes when it
     await editLease((spec) => ({ ...spec, holderIdentity: null }));
     await waitFor('leading again', () => op.isLeader());
     await reconciledAt('steal', 's1', 2);
-    assert.deepEqual((await childrenOf(e.kube, 'steal', 's1')).filter((x) => x.startsWith('StatefulSet/')), ['StatefulSet/s1-203-0-113-7']);
+    assert.deepEqual((await childrenOf(e.kube, 'steal', 's1')).filter((x) => x.startsWith('StatefulSet/')), ['StatefulSet/s1-192-0-2-37']);
   } finally {
     await op.stop();
   }

@@ -55,6 +55,11 @@ after(async () => {
   if (!skip) await e.cluster.stop();
 });
 
+const twoIps = (n: number) => [
+  { address: `203.0.113.${n}`, hostname: 'mta1.example.test' },
+  { address: `203.0.113.${n + 1}`, hostname: 'mta2.example.test' },
+];
+
 const getPool = (name: string) => e.kube.get(POOL_REF.apiVersion, POOL_REF.kind, NS, name);
 
 async function reconciledAt(name: string, generation: number): Promise<KubeObject> {
@@ -184,6 +189,8 @@ test('a spec change updates children in place, without duplicates; a removed IP 
   await e.kube.mergePatch(
     { ...POOL_REF, namespace: NS, name: 'p1' },
     {
+      // Without it the removed IP's relay would drain first (drain.test.ts); this is about pruning.
+      metadata: { annotations: { 'mailfleet.io/delete-immediately': 'true' } },
       spec: {
         ips: [
           { address: '203.0.113.7', hostname: 'mta1b.example.test' },
@@ -246,6 +253,8 @@ test('a resync of a settled pool writes nothing: the pool unchanged, and no chil
 test('a bad reference the schema cannot catch: Ready=False naming the field, a Warning Event, then recovery', { skip }, async () => {
   await e.kube.create(
     samplePool('p2', NS, {
+      // Every pool lists its own addresses: an address two pools list is a conflict (conflicts.test.ts).
+      ips: twoIps(20),
       submission: { ports: [{ name: 'submission', port: 587, tls: 'starttls' }], tlsSecretRef: { name: 'p2-tls' } },
     }),
   );
@@ -258,7 +267,7 @@ test('a bad reference the schema cannot catch: Ready=False naming the field, a W
   assert.equal(bad.observedGeneration, 1);
   // The children are there; their pods wait for the Secret like any pod with a Secret volume.
   assert.equal(condition(await getPool('p2'), 'Reconciled')?.status, 'True');
-  assert.ok((await childrenOf(e.kube, NS, 'p2')).includes('StatefulSet/p2-203-0-113-7'));
+  assert.ok((await childrenOf(e.kube, NS, 'p2')).includes('StatefulSet/p2-203-0-113-20'));
   const ev = await waitFor('a Warning Event', async () => (await events(e.kube, NS, 'p2')).find((x) => x.reason === 'SecretNotFound'));
   assert.equal(ev.type, 'Warning');
   assert.match(ev.message, /tlsSecretRef/);
@@ -295,6 +304,8 @@ test('status writes use optimistic concurrency: a 409 is retried on a fresh read
 });
 
 test('deleting a pool lets the garbage collector remove its children', { skip }, async () => {
+  // Without it the relays would drain first (drain.test.ts); this is about garbage collection.
+  await e.kube.mergePatch({ ...POOL_REF, namespace: NS, name: 'p2' }, { metadata: { annotations: { 'mailfleet.io/delete-immediately': 'true' } } });
   const pool = await getPool('p2');
   await e.kube.delete({ ...POOL_REF, namespace: NS, name: 'p2' });
   // kube-controller-manager's garbage collector learns a new CRD's kinds only at its 30 s
@@ -326,13 +337,16 @@ test('cluster-scoped egress policies are removed through the finalizer', { skip 
       return undefined;
     }
   });
-  await e.kube.create(samplePool('p3', NS, { egress: { mode: 'ciliumEgressGateway', ciliumEgressGateway: { nodeSelector: { egress: 'true' } } } }));
+  const p3 = samplePool('p3', NS, { ips: twoIps(30), egress: { mode: 'ciliumEgressGateway', ciliumEgressGateway: { nodeSelector: { egress: 'true' } } } });
+  p3.metadata!.annotations = { 'mailfleet.io/delete-immediately': 'true' };
+  await e.kube.create(p3);
   const policies = () => e.kube.list('cilium.io/v2', 'CiliumEgressGatewayPolicy', undefined, 'mailfleet.io/pool=p3');
   await waitFor('two egress policies', async () => ((await policies()).items.length === 2 ? true : undefined));
   const pool = await reconciledAt('p3', 1);
   assert.ok(pool.metadata?.finalizers?.includes('mailfleet.io/cluster-scoped-children'));
-  const one = (await policies()).items.find((p) => p.metadata?.name?.endsWith('203-0-113-7'));
-  assert.equal((one?.['spec'] as { egressGateway: { egressIP: string } }).egressGateway.egressIP, '203.0.113.7');
+  assert.ok(!pool.metadata?.finalizers?.includes('mailfleet.io/drain'), 'delete-immediately: no drain finalizer');
+  const one = (await policies()).items.find((p) => p.metadata?.name?.endsWith('203-0-113-30'));
+  assert.equal((one?.['spec'] as { egressGateway: { egressIP: string } }).egressGateway.egressIP, '203.0.113.30');
 
   await e.kube.delete({ ...POOL_REF, namespace: NS, name: 'p3' });
   await waitFor('policies removed and the pool gone', async () =>
@@ -341,7 +355,7 @@ test('cluster-scoped egress policies are removed through the finalizer', { skip 
 });
 
 test('an egress mode whose add-on is not installed: Ready=False naming spec.egress.mode', { skip }, async () => {
-  await e.kube.create(samplePool('p4', NS, { egress: { mode: 'multus', multus: { master: 'eth1' } } }));
+  await e.kube.create(samplePool('p4', NS, { ips: twoIps(50), egress: { mode: 'multus', multus: { master: 'eth1' } } }));
   const c = await waitFor('p4 Ready=False EgressUnavailable', async () => {
     const r = condition(await getPool('p4'), 'Ready');
     return r?.reason === 'EgressUnavailable' ? r : undefined;
@@ -376,21 +390,21 @@ test('every egress mode applies on a real apiserver (hostNetwork, multus with a 
   const pool = await getPool('p4');
   const nad = await e.kube.request<KubeObject>('GET', `/apis/k8s.cni.cncf.io/v1/namespaces/${NS}/network-attachment-definitions/p4-egress`);
   assert.equal(nad.metadata?.ownerReferences?.[0]?.uid, pool.metadata?.uid);
-  const sts = await e.kube.get('apps/v1', 'StatefulSet', NS, 'p4-203-0-113-7');
+  const sts = await e.kube.get('apps/v1', 'StatefulSet', NS, 'p4-203-0-113-50');
   const ann = (sts['spec'] as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations;
-  assert.match(ann['k8s.v1.cni.cncf.io/networks']!, /203\.0\.113\.7/);
+  assert.match(ann['k8s.v1.cni.cncf.io/networks']!, /203\.0\.113\.50/);
 
   await e.kube.create(
     samplePool('p5', NS, {
       ips: [
-        { address: '203.0.113.7', hostname: 'mta1.example.test', nodeName: 'node-a' },
-        { address: '203.0.113.8', hostname: 'mta2.example.test', nodeName: 'node-b' },
+        { address: '203.0.113.60', hostname: 'mta1.example.test', nodeName: 'node-a' },
+        { address: '203.0.113.61', hostname: 'mta2.example.test', nodeName: 'node-b' },
       ],
       egress: { mode: 'hostNetwork' },
     }),
   );
   await reconciledAt('p5', 1);
-  const hsts = await e.kube.get('apps/v1', 'StatefulSet', NS, 'p5-203-0-113-8');
+  const hsts = await e.kube.get('apps/v1', 'StatefulSet', NS, 'p5-203-0-113-61');
   const podSpec = (hsts['spec'] as { template: { spec: { hostNetwork?: boolean; nodeSelector?: Record<string, string> } } }).template.spec;
   assert.equal(podSpec.hostNetwork, true);
   assert.equal(podSpec.nodeSelector?.['kubernetes.io/hostname'], 'node-b');

@@ -10,7 +10,6 @@
 import {
   parseMailDomainCached,
   parseSendingPoolCached,
-  setCondition,
   findCondition,
   durationMs,
   type MailDomain,
@@ -34,6 +33,8 @@ import { OwnWrites } from '../../runtime/echoes.ts';
 import { isStatus, type KubeObject } from '../../runtime/kube.ts';
 import { Blocked, runSteps, meta, rfc3339, DOMAIN, POOL, SECRET, type ControllerDeps, type Step } from '../common.ts';
 import { verifyRecords } from './dns.ts';
+import { domainStatus } from './status.ts';
+import { contestedAddresses, domainClaimant, domainClaimedBy, poolClaimant, withoutAddresses } from '../claims.ts';
 import { generateDkimKey } from './keys.ts';
 
 interface DomainCtx {
@@ -146,6 +147,25 @@ const ensureDkimKeys: Step<DomainCtx> = {
   },
 };
 
+// Two MailDomains for one domain would publish two DKIM keys and two different SPF and DMARC
+// records: the one created first keeps the domain, the later one stops here (no key, no records,
+// not signed for by its pool) and says which object holds it.
+const ensureNoConflict: Step<DomainCtx> = {
+  name: 'ensureNoConflict',
+  async run(ctx) {
+    const self = domainClaimant(ctx.raw);
+    if (!self) return;
+    const by = domainClaimedBy(self, ctx.caches.list(DOMAIN).flatMap((d) => domainClaimant(d) ?? []));
+    if (by) {
+      throw new Blocked(
+        'Conflict',
+        `spec.domain: ${ctx.domain.spec.domain} is already claimed by MailDomain ${by}, which was created first; ` +
+          'this one generates no key, publishes no records and is not signed for. Delete one of the two.',
+      );
+    }
+  },
+};
+
 const ensurePool: Step<DomainCtx> = {
   name: 'ensurePool',
   async run(ctx) {
@@ -155,7 +175,8 @@ const ensurePool: Step<DomainCtx> = {
     if (!raw) throw new Blocked('PoolNotFound', `spec.poolRef.name: SendingPool "${ref}" not found in namespace ${ns}`);
     const parsed = parseSendingPoolCached(raw);
     if (!parsed.ok) throw new Blocked('PoolInvalid', `spec.poolRef.name: SendingPool "${ref}" is invalid: ${parsed.problems.join('; ')}`);
-    ctx.pool = parsed.value;
+    // Addresses an earlier pool claimed send for that pool, not this one: they are left out of SPF.
+    ctx.pool = withoutAddresses(parsed.value, contestedAddresses(poolClaimant(raw), ctx.caches.list(POOL).map(poolClaimant)));
   },
 };
 
@@ -196,6 +217,21 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
             .map((d) => `${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}`);
         },
       },
+      {
+        // Another MailDomain for the same domain coming or going decides which of them holds it.
+        ...DOMAIN,
+        map: (o, caches, event) => {
+          const domain = (o['spec'] as { domain?: unknown } | undefined)?.domain;
+          if (typeof domain !== 'string') return [];
+          const key = `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+          // Updates matter only once it is being deleted (spec.domain is immutable).
+          if (event === 'update' && !o.metadata?.deletionTimestamp) return [];
+          return caches
+            .list(DOMAIN)
+            .filter((d) => `${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}` !== key && (d['spec'] as { domain?: string } | undefined)?.domain?.toLowerCase() === domain.toLowerCase())
+            .map((d) => `${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}`);
+        },
+      },
     ],
     // Key generation waits on the libuv pool (4 threads), not the event loop. A new domain's
     // reconcile spends its time on the key first, then on the apiserver (Secret, status) and DNS;
@@ -213,7 +249,7 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
       if (!parsed.ok) blocked = new Blocked('InvalidSpec', parsed.problems.join('; '), { invalid: true });
       else {
         ctx = { deps, echoes, caches, raw, domain: parsed.value, now, selectors: [], keys: [], generated: [], retired: [] };
-        blocked = await runSteps([ensureDkimKeys, ensurePool, ensureDnsRecords], ctx);
+        blocked = await runSteps([ensureNoConflict, ensureDkimKeys, ensurePool, ensureDnsRecords], ctx);
       }
 
       let before: { dkim?: Condition; dns?: Condition; ready?: Condition } = {};
@@ -227,46 +263,16 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
             dns: findCondition(prev.conditions, 'DNSVerified'),
             ready: findCondition(prev.conditions, 'Ready'),
           };
-          // The generation this reconcile acted on, not the fresh copy's: a conflict retry must not
-          // claim a newer spec was handled (its own event re-queues it).
-          const gen = m.generation;
-          const next: NonNullable<MailDomain['status']> = { ...prev, observedGeneration: gen };
-          let conds = prev.conditions ?? [];
-          const set = (type: string, ok: boolean, reason: string, message: string) =>
-            (conds = setCondition(conds, { type, status: ok ? 'True' : 'False', reason, message, observedGeneration: gen }, now));
-
-          if (ctx && ctx.selectors.length > 0 && ctx.keys.length === ctx.selectors.length) {
-            next.selectors = ctx.selectors;
-            const active = ctx.selectors.find((s) => s.state === 'Active');
-            if (active) next.dkimSecretName = active.secretName;
-            set('DKIMReady', true, 'KeyReady', `selector ${active?.selector} signs with the key in Secret ${active?.secretName}`);
-          } else if (blocked && (!ctx || ctx.keys.length === 0)) {
-            set('DKIMReady', false, blocked.reason, blocked.message);
-          }
-
-          if (ctx?.records) {
-            next.records = ctx.records;
-            next.lastCheckedAt = rfc3339(now);
-            const missing = ctx.records.filter((r) => !r.verified);
-            if (missing.length === 0) set('DNSVerified', true, 'RecordsPublished', `all ${ctx.records.length} records found in DNS`);
-            else
-              set(
-                'DNSVerified',
-                false,
-                'RecordsMissing',
-                `${missing.length} of ${ctx.records.length} records not found: ` +
-                  missing.map((r) => `${r.type} ${r.name} (${r.message ?? 'mismatch'})`).join('; '),
-              );
-          } else if (blocked) {
-            set('DNSVerified', false, blocked.reason, blocked.message);
-          }
-
-          const dnsOk = findCondition(conds, 'DNSVerified')?.status === 'True';
-          if (blocked) set('Ready', false, blocked.reason, blocked.message);
-          else if (!dnsOk) set('Ready', false, 'DNSNotVerified', 'publish the records listed in status.records');
-          else set('Ready', true, 'Ready', `signing with selector ${next.selectors?.find((s) => s.state === 'Active')?.selector}`);
-          next.conditions = conds;
-          return next;
+          return domainStatus({
+            // The generation this reconcile acted on, not the fresh copy's: a conflict retry must not
+            // claim a newer spec was handled (its own event re-queues it).
+            generation: m.generation,
+            now,
+            prev,
+            blocked,
+            keys: ctx ? { selectors: ctx.selectors, read: ctx.keys.length } : undefined,
+            records: ctx?.records,
+          });
         },
         { onConflict: () => deps.metrics.statusConflicts.inc({ kind: 'MailDomain' }), echoes },
       );

@@ -1,0 +1,114 @@
+// Who owns a contested name: an IP address listed by two SendingPools, a domain claimed by two
+// MailDomains. Pure. The object that came first (creationTimestamp, then name, then namespace) keeps it
+// and keeps working untouched; the later one reports Ready=False reason Conflict naming the first
+// and renders nothing for the contested part. Addresses are compared as addresses, not strings:
+// 2001:db8::1 and 2001:0db8:0:0:0:0:0:1 are one IP, and so are ::ffff:203.0.113.7 and 203.0.113.7.
+import { canonicalIp } from '../api/ip.ts';
+
+export { canonicalIp };
+import type { SendingPool } from '../api/index.ts';
+
+export function sameIp(a: string, b: string): boolean {
+  return canonicalIp(a) === canonicalIp(b);
+}
+
+/** An object that may claim something: "namespace/name" and when it was created. */
+export interface Claimant {
+  /** "namespace/name" */
+  key: string;
+  /** metadata.creationTimestamp (RFC 3339, whole seconds); missing sorts last. */
+  createdAt: string | undefined;
+}
+
+/**
+ * Negative when `a` came first: earlier creationTimestamp, then (created in the same second) the
+ * name, then the namespace: a fixed order every replica and every reconcile agrees on.
+ */
+export function compareClaimants(a: Claimant, b: Claimant): number {
+  const ta = a.createdAt ? Date.parse(a.createdAt) : Infinity;
+  const tb = b.createdAt ? Date.parse(b.createdAt) : Infinity;
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  const [na = '', xa = ''] = a.key.split('/').reverse();
+  const [nb = '', xb = ''] = b.key.split('/').reverse();
+  if (na !== nb) return na < nb ? -1 : 1;
+  return xa < xb ? -1 : xa > xb ? 1 : 0;
+}
+
+export interface IpClaimant extends Claimant {
+  /** spec.ips */
+  addresses: readonly string[];
+  /** Addresses whose relay is still draining in this pool (removed, or contested since). */
+  draining?: readonly string[] | undefined;
+}
+
+/**
+ * The addresses of `self` that an earlier object already claims, each with that object's key.
+ * A relay still draining an address in another pool holds it whatever the order: two relays
+ * must never bind one address, and the drain ends on its own. `others` may include `self`.
+ */
+export function contestedAddresses(self: IpClaimant, others: readonly IpClaimant[]): Array<{ address: string; claimedBy: string }> {
+  const first = new Map<string, Claimant>();
+  const held = new Map<string, string>();
+  for (const o of others) {
+    if (o.key === self.key) continue;
+    for (const a of o.draining ?? []) held.set(canonicalIp(a), o.key);
+    if (compareClaimants(o, self) >= 0) continue;
+    for (const a of o.addresses) {
+      const ip = canonicalIp(a);
+      const prev = first.get(ip);
+      if (!prev || compareClaimants(o, prev) < 0) first.set(ip, o);
+    }
+  }
+  const out: Array<{ address: string; claimedBy: string }> = [];
+  for (const a of self.addresses) {
+    const by = held.get(canonicalIp(a)) ?? first.get(canonicalIp(a))?.key;
+    if (by) out.push({ address: a, claimedBy: by });
+  }
+  return out;
+}
+
+export interface DomainClaimant extends Claimant {
+  domain: string;
+}
+
+/** The earlier object claiming `self`'s domain, if any (domains compare case-insensitively, without a trailing dot). */
+export function domainClaimedBy(self: DomainClaimant, others: readonly DomainClaimant[]): string | undefined {
+  const norm = (d: string) => d.toLowerCase().replace(/\.$/, '');
+  const mine = norm(self.domain);
+  let winner: Claimant | undefined;
+  for (const o of others) {
+    if (o.key === self.key || norm(o.domain) !== mine || compareClaimants(o, self) >= 0) continue;
+    if (!winner || compareClaimants(o, winner) < 0) winner = o;
+  }
+  return winner?.key;
+}
+
+type RawObject = { metadata?: { name?: string; namespace?: string; creationTimestamp?: string; deletionTimestamp?: string } | undefined; [k: string]: unknown };
+
+const keyOf = (o: RawObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
+/** The addresses a SendingPool object (as cached, unparsed) lists, and those its status says are draining. */
+export function poolClaimant(o: RawObject): IpClaimant {
+  const ips = ((o['spec'] as { ips?: unknown } | undefined)?.ips ?? []) as Array<{ address?: unknown }>;
+  const status = ((o['status'] as { ips?: unknown } | undefined)?.ips ?? []) as Array<{ address?: unknown; state?: unknown }>;
+  return {
+    key: keyOf(o),
+    createdAt: o.metadata?.creationTimestamp,
+    addresses: Array.isArray(ips) ? ips.flatMap((i) => (typeof i?.address === 'string' ? [i.address] : [])) : [],
+    draining: Array.isArray(status) ? status.flatMap((i) => (i?.state === 'Draining' && typeof i.address === 'string' ? [i.address] : [])) : [],
+  };
+}
+
+/** The domain a MailDomain object (as cached, unparsed) claims; undefined while it is being deleted. */
+export function domainClaimant(o: RawObject): DomainClaimant | undefined {
+  const domain = (o['spec'] as { domain?: unknown } | undefined)?.domain;
+  if (typeof domain !== 'string' || o.metadata?.deletionTimestamp) return undefined;
+  return { key: keyOf(o), createdAt: o.metadata?.creationTimestamp, domain };
+}
+
+/** The pool as rendered: without the addresses another pool claimed first. */
+export function withoutAddresses(pool: SendingPool, conflicts: readonly { address: string }[]): SendingPool {
+  if (conflicts.length === 0) return pool;
+  const gone = new Set(conflicts.map((c) => c.address));
+  return { ...pool, spec: { ...pool.spec, ips: pool.spec.ips.filter((i) => !gone.has(i.address)) } };
+}

@@ -1,0 +1,67 @@
+// domainStatus, one named case per row: inputs → the DKIMReady, DNSVerified and Ready conditions.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { DkimSelectorStatus, DnsRecord } from '../../api/index.ts';
+import { domainStatus, type DomainStatusInput } from './status.ts';
+
+const NOW = new Date('2026-12-01T12:00:00Z');
+const active: DkimSelectorStatus = { selector: 'mailfleet', algorithm: 'rsa2048', secretName: 'd-dkim-mailfleet', state: 'Active', createdAt: '2026-11-01T00:00:00Z' };
+const rec = (verified: boolean): DnsRecord => ({ type: 'TXT', name: 'example.com', value: 'v=spf1 ip4:203.0.113.7 -all', purpose: 'spf', verified, ...(verified ? {} : { message: 'no TXT record' }) });
+const base = (over: Partial<DomainStatusInput>): DomainStatusInput => ({ generation: 2, now: NOW, prev: {}, ...over });
+const blockedBy = (reason: string, message = `${reason} happened`) => ({ reason, message });
+
+type Cond = [string, string] | undefined;
+const cases: Array<{ name: string; in: DomainStatusInput; dkim: Cond; dns: Cond; ready: [string, string]; readyMessage?: RegExp; secret?: string }> = [
+  {
+    name: 'key read and every record published: Ready',
+    in: base({ keys: { selectors: [active], read: 1 }, records: [rec(true)] }),
+    dkim: ['True', 'KeyReady'], dns: ['True', 'RecordsPublished'], ready: ['True', 'Ready'], readyMessage: /signing with selector mailfleet/, secret: 'd-dkim-mailfleet',
+  },
+  {
+    name: 'a record missing: DNSVerified=False naming it, Ready=False DNSNotVerified',
+    in: base({ keys: { selectors: [active], read: 1 }, records: [rec(true), rec(false)] }),
+    dkim: ['True', 'KeyReady'], dns: ['False', 'RecordsMissing'], ready: ['False', 'DNSNotVerified'],
+  },
+  {
+    name: 'invalid spec: every condition False InvalidSpec',
+    in: base({ blocked: blockedBy('InvalidSpec') }),
+    dkim: ['False', 'InvalidSpec'], dns: ['False', 'InvalidSpec'], ready: ['False', 'InvalidSpec'],
+  },
+  {
+    name: 'domain claimed by an earlier MailDomain: every condition False Conflict, no key, no records',
+    in: base({ blocked: blockedBy('Conflict', 'spec.domain: example.com is already claimed by MailDomain ns/first') }),
+    dkim: ['False', 'Conflict'], dns: ['False', 'Conflict'], ready: ['False', 'Conflict'], readyMessage: /claimed by MailDomain ns\/first/,
+  },
+  {
+    name: 'pool missing after the key was made: DKIMReady=True, DNS and Ready False PoolNotFound',
+    in: base({ keys: { selectors: [active], read: 1 }, blocked: blockedBy('PoolNotFound') }),
+    dkim: ['True', 'KeyReady'], dns: ['False', 'PoolNotFound'], ready: ['False', 'PoolNotFound'],
+  },
+  {
+    name: 'key Secret unreadable before any key was read: DKIMReady=False with the reason',
+    in: base({ keys: { selectors: [], read: 0 }, blocked: blockedBy('DKIMKeyUnreadable') }),
+    dkim: ['False', 'DKIMKeyUnreadable'], dns: ['False', 'DKIMKeyUnreadable'], ready: ['False', 'DKIMKeyUnreadable'],
+  },
+];
+
+for (const c of cases) {
+  test(`domainStatus: ${c.name}`, () => {
+    const s = domainStatus(c.in);
+    const get = (t: string): Cond => {
+      const x = s.conditions?.find((y) => y.type === t);
+      return x ? [x.status, x.reason] : undefined;
+    };
+    assert.deepEqual(get('DKIMReady'), c.dkim, 'DKIMReady');
+    assert.deepEqual(get('DNSVerified'), c.dns, 'DNSVerified');
+    assert.deepEqual(get('Ready'), c.ready, 'Ready');
+    if (c.readyMessage) assert.match(s.conditions!.find((y) => y.type === 'Ready')!.message, c.readyMessage);
+    if (c.secret) assert.equal(s.dkimSecretName, c.secret);
+    for (const x of s.conditions ?? []) assert.equal(x.observedGeneration, 2);
+  });
+}
+
+test('domainStatus: unchanged inputs give an equal status (no write)', () => {
+  const first = domainStatus(base({ keys: { selectors: [active], read: 1 }, records: [rec(true)] }));
+  const again = domainStatus(base({ prev: first, keys: { selectors: [active], read: 1 }, records: [rec(true)] }));
+  assert.deepEqual(again.conditions, first.conditions);
+});

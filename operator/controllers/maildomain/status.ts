@@ -1,0 +1,59 @@
+// A MailDomain's status as a pure function of what the reconcile found: the keys it holds, the
+// records it checked, or why it stopped. No I/O: the controller gathers the inputs and writes the
+// result; the table in status.test.ts names every case.
+import { setCondition, findCondition, type Condition, type DkimSelectorStatus, type DnsRecord, type MailDomainStatus } from '../../api/index.ts';
+import { rfc3339 } from '../common.ts';
+
+export interface DomainStatusInput {
+  /** metadata.generation this reconcile acted on. */
+  generation: number;
+  now: Date;
+  /** The status on the current object (the write retries on a fresh copy). */
+  prev: MailDomainStatus;
+  /** Why the reconcile stopped (invalid spec, a conflict, a missing pool, an unreadable key). */
+  blocked?: { reason: string; message: string } | undefined;
+  /** The selectors after the DKIM step and how many of their keys were read; undefined when the step did not run. */
+  keys?: { selectors: readonly DkimSelectorStatus[]; read: number } | undefined;
+  /** The required records, each checked against DNS; undefined when the check did not run. */
+  records?: readonly DnsRecord[] | undefined;
+}
+
+export function domainStatus(input: DomainStatusInput): MailDomainStatus {
+  const { prev, now, blocked, keys, records, generation: gen } = input;
+  const next: MailDomainStatus = { ...prev, observedGeneration: gen };
+  let conds: Condition[] = prev.conditions ?? [];
+  const set = (type: string, ok: boolean, reason: string, message: string) =>
+    (conds = setCondition(conds, { type, status: ok ? 'True' : 'False', reason, message, observedGeneration: gen }, now));
+
+  if (keys && keys.selectors.length > 0 && keys.read === keys.selectors.length) {
+    next.selectors = [...keys.selectors];
+    const active = keys.selectors.find((s) => s.state === 'Active');
+    if (active) next.dkimSecretName = active.secretName;
+    set('DKIMReady', true, 'KeyReady', `selector ${active?.selector} signs with the key in Secret ${active?.secretName}`);
+  } else if (blocked && (!keys || keys.read === 0)) {
+    set('DKIMReady', false, blocked.reason, blocked.message);
+  }
+
+  if (records) {
+    next.records = [...records];
+    next.lastCheckedAt = rfc3339(now);
+    const missing = records.filter((r) => !r.verified);
+    if (missing.length === 0) set('DNSVerified', true, 'RecordsPublished', `all ${records.length} records found in DNS`);
+    else
+      set(
+        'DNSVerified',
+        false,
+        'RecordsMissing',
+        `${missing.length} of ${records.length} records not found: ` + missing.map((r) => `${r.type} ${r.name} (${r.message ?? 'mismatch'})`).join('; '),
+      );
+  } else if (blocked) {
+    set('DNSVerified', false, blocked.reason, blocked.message);
+  }
+
+  const dnsOk = findCondition(conds, 'DNSVerified')?.status === 'True';
+  if (blocked) set('Ready', false, blocked.reason, blocked.message);
+  else if (!dnsOk) set('Ready', false, 'DNSNotVerified', 'publish the records listed in status.records');
+  else set('Ready', true, 'Ready', `signing with selector ${next.selectors?.find((s) => s.state === 'Active')?.selector}`);
+  next.conditions = conds;
+  return next;
+}

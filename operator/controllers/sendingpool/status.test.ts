@@ -1,0 +1,170 @@
+// poolStatus, one named case per row (the way CloudNativePG tests its status): inputs → the
+// conditions and per-IP states a user sees with `kubectl get/describe sendingpool`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SendingPoolSchema, type SendingPool, type SendingPoolStatus } from '../../api/index.ts';
+import { poolStatus, type PoolStatusInput, type RelayObserved } from './status.ts';
+
+const NOW = new Date('2026-12-01T12:00:00Z');
+const T0 = '2026-11-30T00:00:00Z';
+
+function pool(ips: Array<Record<string, unknown>> = [{ address: '203.0.113.7', hostname: 'a.example.test' }, { address: '203.0.113.8', hostname: 'b.example.test' }]): SendingPool {
+  return SendingPoolSchema.parse({
+    apiVersion: 'mailfleet.io/v1alpha1',
+    kind: 'SendingPool',
+    metadata: { name: 'p', namespace: 'ns', uid: 'u', generation: 3 },
+    spec: { ips, submission: { ports: [{ name: 'submission', port: 587, tls: 'none' }] } },
+  });
+}
+
+const ready: RelayObserved = { exists: true, ready: true };
+const notReady: RelayObserved = { exists: true, ready: false };
+const absent: RelayObserved = { exists: false, ready: false };
+
+function input(over: Partial<PoolStatusInput> & { relayMap?: Record<string, RelayObserved> } = {}): PoolStatusInput {
+  const { relayMap, ...rest } = over;
+  return {
+    generation: 3,
+    now: NOW,
+    prev: {},
+    pool: pool(),
+    relays: (a) => relayMap?.[a] ?? ready,
+    podName: (a) => `p-${a.replaceAll('.', '-')}-0`,
+    childrenApplied: 7,
+    ...rest,
+  };
+}
+
+interface Want {
+  reconciled?: [string, string];
+  ready: [string, string];
+  readyMessage?: RegExp;
+  states?: string[];
+  summary?: Partial<NonNullable<SendingPoolStatus['summary']>>;
+  notReady?: number;
+  draining?: [string, string] | 'absent';
+  drainingMessage?: RegExp;
+}
+
+const cases: Array<{ name: string; in: PoolStatusInput; want: Want }> = [
+  {
+    name: 'every relay ready: Ready=True RelaysReady',
+    in: input(),
+    want: { reconciled: ['True', 'ChildrenApplied'], ready: ['True', 'RelaysReady'], readyMessage: /^2\/2 relays ready$/, states: ['Ready', 'Ready'], notReady: 0, draining: 'absent' },
+  },
+  {
+    name: 'one pod not ready: RelaysNotReady, the IP Pending, the not-ready column counts it',
+    in: input({ relayMap: { '203.0.113.8': notReady } }),
+    want: { ready: ['False', 'RelaysNotReady'], readyMessage: /^1\/2 relays ready$/, states: ['Ready', 'Pending'], notReady: 1, summary: { ips: '1/2' } },
+  },
+  {
+    name: 'StatefulSets not created yet: Pending with that message',
+    in: input({ relayMap: { '203.0.113.7': absent, '203.0.113.8': absent } }),
+    want: { ready: ['False', 'RelaysNotReady'], states: ['Pending', 'Pending'], notReady: 2 },
+  },
+  {
+    name: 'spec invalid (blocked): Reconciled and Ready False with the reason, no IP status',
+    in: input({ pool: undefined, blocked: { reason: 'InvalidSpec', message: 'spec.ips: bad' } }),
+    want: { reconciled: ['False', 'InvalidSpec'], ready: ['False', 'InvalidSpec'], readyMessage: /spec\.ips: bad/ },
+  },
+  {
+    name: 'egress unavailable (blocked): Ready=False EgressUnavailable',
+    in: input({ blocked: { reason: 'EgressUnavailable', message: 'spec.egress.mode: ciliumEgressGateway needs cilium.io/v2' } }),
+    want: { reconciled: ['False', 'EgressUnavailable'], ready: ['False', 'EgressUnavailable'] },
+  },
+  {
+    name: 'a referenced Secret missing: children applied, Ready=False SecretNotFound',
+    in: input({ missing: { reason: 'SecretNotFound', message: 'spec.submission.tlsSecretRef.name: Secret "t" not found' } }),
+    want: { reconciled: ['True', 'ChildrenApplied'], ready: ['False', 'SecretNotFound'] },
+  },
+  {
+    name: 'an IP claimed by an earlier pool: Ready=False Conflict naming it and the field; that IP in state Conflict',
+    in: input({ conflicts: [{ address: '203.0.113.8', claimedBy: 'other/first' }], relayMap: { '203.0.113.8': absent } }),
+    want: {
+      ready: ['False', 'Conflict'],
+      readyMessage: /^spec\.ips\[1\]\.address: 203\.0\.113\.8 is already claimed by SendingPool other\/first/,
+      states: ['Ready', 'Conflict'],
+      summary: { ips: '1/1' },
+      notReady: 0,
+    },
+  },
+  {
+    name: 'a conflict outranks a missing Secret',
+    in: input({ conflicts: [{ address: '203.0.113.7', claimedBy: 'a/b' }], missing: { reason: 'SecretNotFound', message: 'x' } }),
+    want: { ready: ['False', 'Conflict'] },
+  },
+  {
+    name: 'a removed IP draining with a reported queue: Draining=True with the count, state Draining, not counted as serving',
+    in: input({ draining: [{ address: '203.0.113.9', queued: 12 }] }),
+    want: { ready: ['True', 'RelaysReady'], states: ['Ready', 'Ready', 'Draining'], draining: ['True', 'Draining'], drainingMessage: /203\.0\.113\.9\): 12 recipients left to deliver/, summary: { ips: '2/2' } },
+  },
+  {
+    name: 'a draining relay that has not reported: says so',
+    in: input({ draining: [{ address: '203.0.113.9', queued: undefined }] }),
+    want: { ready: ['True', 'RelaysReady'], draining: ['True', 'Draining'], drainingMessage: /0 recipients left to deliver, 1 not reporting yet/ },
+  },
+  {
+    name: 'a pool being deleted: every listed IP shows Draining once (no duplicate entry)',
+    in: input({ draining: [{ address: '203.0.113.7', queued: 3 }, { address: '203.0.113.8', queued: 0 }] }),
+    want: { ready: ['True', 'RelaysReady'], states: ['Draining', 'Draining'], draining: ['True', 'Draining'], drainingMessage: /3 recipients left/ },
+  },
+  {
+    name: 'drain finished: Draining=False Drained',
+    in: input({ prev: { conditions: [{ type: 'Draining', status: 'True', reason: 'Draining', message: 'x', lastTransitionTime: T0 }] } }),
+    want: { ready: ['True', 'RelaysReady'], draining: ['False', 'Drained'] },
+  },
+  {
+    name: 'a rolling restart in progress: Ready=False RollingUpdate naming the relay being restarted',
+    in: input({ rollout: { updating: 'p-203-0-113-7', waiting: 1 }, relayMap: { '203.0.113.7': notReady } }),
+    want: { ready: ['False', 'RollingUpdate'], readyMessage: /p-203-0-113-7 now, 1 waiting; 1\/2 relays ready/ },
+  },
+  {
+    name: 'warm-up with pods not ready: the Warm-up column still says warming',
+    in: input({
+      pool: pool([{ address: '203.0.113.7', hostname: 'a.example.test', warmup: { steps: [{ day: 0, dailyLimit: 500 }, { day: 5, dailyLimit: 2000 }] } }]),
+      relayMap: { '203.0.113.7': notReady },
+    }),
+    want: { ready: ['False', 'RelaysNotReady'], states: ['Pending'], summary: { warmup: '1 warming: 500/day' }, notReady: 1 },
+  },
+  {
+    name: 'warm-up with pods ready: WarmingUp',
+    in: input({ pool: pool([{ address: '203.0.113.7', hostname: 'a.example.test', warmup: { steps: [{ day: 0, dailyLimit: 500 }, { day: 5, dailyLimit: 2000 }] } }]) }),
+    want: { ready: ['True', 'RelaysReady'], states: ['WarmingUp'], summary: { warmup: '1 warming: 500/day' } },
+  },
+  {
+    name: 'a Paused IP stays Paused (the health loop set it) and is not counted ready',
+    in: input({ prev: { ips: [{ address: '203.0.113.7', state: 'Paused' }] } }),
+    want: { ready: ['False', 'RelaysNotReady'], states: ['Paused', 'Ready'] },
+  },
+];
+
+for (const c of cases) {
+  test(`poolStatus: ${c.name}`, () => {
+    const { status } = poolStatus(c.in);
+    const cond = (t: string) => status.conditions?.find((x) => x.type === t);
+    if (c.want.reconciled) assert.deepEqual([cond('Reconciled')?.status, cond('Reconciled')?.reason], c.want.reconciled);
+    assert.deepEqual([cond('Ready')?.status, cond('Ready')?.reason], c.want.ready);
+    if (c.want.readyMessage) assert.match(cond('Ready')!.message, c.want.readyMessage);
+    for (const x of status.conditions ?? []) assert.equal(x.observedGeneration, 3, `${x.type} observedGeneration`);
+    if (c.want.states) assert.deepEqual(status.ips?.map((i) => i.state), c.want.states);
+    if (c.want.summary) for (const [k, v] of Object.entries(c.want.summary)) assert.equal(status.summary?.[k as 'ips'], v, `summary.${k}`);
+    if (c.want.notReady !== undefined) assert.equal(status.notReadyRelays, c.want.notReady);
+    if (c.want.draining === 'absent') assert.equal(cond('Draining'), undefined);
+    else if (c.want.draining) assert.deepEqual([cond('Draining')?.status, cond('Draining')?.reason], c.want.draining);
+    if (c.want.drainingMessage) assert.match(cond('Draining')!.message, c.want.drainingMessage);
+  });
+}
+
+test('poolStatus: the same inputs twice give an equal status (lastTransitionTime kept), so no write', () => {
+  const first = poolStatus(input()).status;
+  const again = poolStatus(input({ prev: first, now: new Date(NOW.getTime() + 60_000) })).status;
+  assert.deepEqual(again, first);
+});
+
+test('poolStatus: the warm-up start is recorded once and the next day boundary returned', () => {
+  const p = pool([{ address: '203.0.113.7', hostname: 'a.example.test', warmup: { steps: [{ day: 0, dailyLimit: 500 }, { day: 5, dailyLimit: 2000 }] } }]);
+  const r = poolStatus(input({ pool: p, prev: { ips: [{ address: '203.0.113.7', state: 'WarmingUp', warmupStartedAt: T0 }] } }));
+  assert.equal(r.status.ips?.[0]?.warmupStartedAt, T0);
+  assert.equal(r.status.ips?.[0]?.warmupDay, 1);
+  assert.equal(r.nextWarmupChange?.toISOString(), '2026-12-02T00:00:00.000Z');
+});

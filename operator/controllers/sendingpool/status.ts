@@ -1,0 +1,195 @@
+// A SendingPool's status as a pure function of what the reconcile found: the parsed spec (or why
+// it stopped), what the cache says of each relay's StatefulSet, contested and draining IPs, and
+// the clock. No I/O: the controller gathers the inputs and writes the result; the table in
+// status.test.ts names every case.
+import { setCondition, findCondition, type Condition, type ConditionUpdate, type PoolIpStatus, type SendingPool, type SendingPoolStatus } from '../../api/index.ts';
+import { summarizePoolStatus } from '../../render/status.ts';
+import { ipWarmupStatus } from '../../render/warmup.ts';
+import { configKey } from '../../render/names.ts';
+import { configVersion } from '../../../relay/config/version.ts';
+
+/** What the cache says of one IP's relay (its StatefulSet). */
+export interface RelayObserved {
+  /** The StatefulSet exists. */
+  exists: boolean;
+  /** Its pod is Ready (readyReplicas ≥ 1). */
+  ready: boolean;
+}
+
+/** An IP this pool lists that an earlier pool already claims: nothing is rendered for it here. */
+export interface IpConflict {
+  address: string;
+  /** "namespace/name" of the pool that claimed it first. */
+  claimedBy: string;
+}
+
+/** An IP no longer in the spec (or of a pool being deleted) whose relay is delivering what it holds. */
+export interface DrainingIp {
+  address: string;
+  /** Messages the relay last reported queued; undefined while it has not reported. */
+  queued: number | undefined;
+}
+
+/** A rolling restart in progress: StatefulSets whose new pod template waits for another relay. */
+export interface Rollout {
+  /** The relay being restarted now (its StatefulSet name). */
+  updating: string;
+  /** How many relays still wait for their turn. */
+  waiting: number;
+}
+
+export interface PoolStatusInput {
+  /** metadata.generation this reconcile acted on. */
+  generation: number;
+  now: Date;
+  /** The status on the current object (the write retries on a fresh copy). */
+  prev: SendingPoolStatus;
+  /** The parsed spec; undefined when it did not parse. */
+  pool: SendingPool | undefined;
+  /** Why the reconcile stopped before or while applying children. */
+  blocked?: { reason: string; message: string } | undefined;
+  /** A referenced Secret that does not exist (children were applied anyway). */
+  missing?: { reason: string; message: string } | undefined;
+  conflicts?: readonly IpConflict[] | undefined;
+  draining?: readonly DrainingIp[] | undefined;
+  rollout?: Rollout | undefined;
+  /** Per address of spec.ips: the relay's StatefulSet as cached. */
+  relays: (address: string) => RelayObserved;
+  /** "namespace/name" → pod name of an address. */
+  podName: (address: string) => string;
+  childrenApplied: number;
+  configHash?: string | undefined;
+  /** The rendered ConfigMap's data: each IP's file, whose version its relay will report running. */
+  configs?: Readonly<Record<string, string>> | undefined;
+}
+
+export interface PoolStatusResult {
+  status: SendingPoolStatus;
+  /** When the earliest warm-up stage changes next (a day boundary no event announces). */
+  nextWarmupChange?: Date;
+}
+
+/** Per-IP status, and when the earliest warm-up stage changes next. */
+export function ipStatuses(input: PoolStatusInput, pool: SendingPool): { ips: PoolIpStatus[]; nextWarmupChange?: Date } {
+  const { prev, now } = input;
+  let nextWarmupChange: Date | undefined;
+  const contested = new Map((input.conflicts ?? []).map((c) => [c.address, c.claimedBy]));
+  const draining = new Map((input.draining ?? []).map((d) => [d.address, d]));
+  const drainingStatus = (d: DrainingIp): PoolIpStatus => ({
+    address: d.address,
+    pod: input.podName(d.address),
+    state: 'Draining',
+    ...(d.queued !== undefined ? { queued: d.queued } : {}),
+    message:
+      d.queued === undefined
+        ? 'not served any more: refusing new mail; waiting for the relay to report its queue'
+        : `not served any more: refusing new mail; ${d.queued} recipients left to deliver`,
+  });
+  const ips = pool.spec.ips.map((ip) => {
+    // Listed but draining: the pool is being deleted, or another pool claimed the address first.
+    const d = draining.get(ip.address);
+    if (d) {
+      draining.delete(ip.address);
+      return drainingStatus(d);
+    }
+    const relay = input.relays(ip.address);
+    const old = prev.ips?.find((p) => p.address === ip.address);
+    const s: PoolIpStatus = { ...(old ?? {}), address: ip.address, pod: input.podName(ip.address), state: 'Pending' };
+    delete s.queued;
+    const yaml = input.configs?.[configKey(ip.address)];
+    if (yaml !== undefined) s.configVersion = configVersion(yaml);
+    // Warm-up: relay/warmup/plan.ts through operator/render/warmup.ts, whatever the pod's state.
+    // Hook: pass the IP's `warmup` from its relay's /v1/stats as the last argument once the
+    // operator reads relay stats; until then the carried state is shown (day 0 for a new IP).
+    for (const k of ['warmupStartedAt', 'warmupStage', 'warmupDay', 'warmupCountedThrough', 'quotaToday', 'sentToday'] as const) delete s[k];
+    const warm = ipWarmupStatus(ip, old, now);
+    if (warm) {
+      Object.assign(s, warm.fields);
+      if (warm.nextChangeAt && (!nextWarmupChange || warm.nextChangeAt < nextWarmupChange)) nextWarmupChange = warm.nextChangeAt;
+    }
+    const claimedBy = contested.get(ip.address);
+    if (claimedBy) {
+      s.state = 'Conflict';
+      delete s.pod;
+      s.message = `address claimed by SendingPool ${claimedBy}, which was created first; no relay is rendered for it here`;
+      return s;
+    }
+    if (relay.ready) s.state = old?.state === 'Paused' ? 'Paused' : warm && !warm.done ? 'WarmingUp' : 'Ready';
+    if (!relay.ready) s.message = relay.exists ? 'relay pod not ready' : 'StatefulSet not created yet';
+    else delete s.message;
+    return s;
+  });
+  for (const d of draining.values()) ips.push(drainingStatus(d));
+  return nextWarmupChange ? { ips, nextWarmupChange } : { ips };
+}
+
+/** The whole next status: conditions, per-IP state, counts, printer-column summary. */
+export function poolStatus(input: PoolStatusInput): PoolStatusResult {
+  const { prev, now, generation: gen, pool, blocked } = input;
+  let conds: Condition[] = prev.conditions ?? [];
+  const set = (c: Omit<ConditionUpdate, 'observedGeneration'>) => (conds = setCondition(conds, { ...c, observedGeneration: gen }, now));
+  const next: SendingPoolStatus = { ...prev, observedGeneration: gen };
+  let nextWarmupChange: Date | undefined;
+
+  if (blocked) {
+    set({ type: 'Reconciled', status: 'False', reason: blocked.reason, message: blocked.message });
+    set({ type: 'Ready', status: 'False', reason: blocked.reason, message: blocked.message });
+  } else if (pool) {
+    const computed = ipStatuses(input, pool);
+    nextWarmupChange = computed.nextWarmupChange;
+    next.ips = computed.ips;
+    // Rates are the health loop's to measure; keep what it last wrote.
+    const sum = summarizePoolStatus(computed.ips);
+    Object.assign(next, sum, { summary: { ...prev.summary, ...sum.summary } });
+    if (input.configHash) next.configHash = input.configHash;
+    const serving = computed.ips.filter((i) => i.state !== 'Conflict' && i.state !== 'Draining');
+    const ready = serving.filter((i) => i.state === 'Ready' || i.state === 'WarmingUp').length;
+    set({ type: 'Reconciled', status: 'True', reason: 'ChildrenApplied', message: `${input.childrenApplied} children applied` });
+    const conflicts = input.conflicts ?? [];
+    if (conflicts.length > 0) {
+      set({
+        type: 'Ready',
+        status: 'False',
+        reason: 'Conflict',
+        message: conflicts
+          .map((c) => `spec.ips[${pool.spec.ips.findIndex((i) => i.address === c.address)}].address: ${c.address} is already claimed by SendingPool ${c.claimedBy} (created first); no relay is rendered for it here`)
+          .join('; '),
+      });
+    } else if (input.missing) {
+      set({ type: 'Ready', status: 'False', reason: input.missing.reason, message: input.missing.message });
+    } else if (input.rollout) {
+      set({
+        type: 'Ready',
+        status: 'False',
+        reason: 'RollingUpdate',
+        message: `restarting one relay at a time: ${input.rollout.updating} now, ${input.rollout.waiting} waiting; ${ready}/${serving.length} relays ready`,
+      });
+    } else {
+      set(
+        ready === serving.length
+          ? { type: 'Ready', status: 'True', reason: 'RelaysReady', message: `${ready}/${serving.length} relays ready` }
+          : { type: 'Ready', status: 'False', reason: 'RelaysNotReady', message: `${ready}/${serving.length} relays ready` },
+      );
+    }
+    if (!findCondition(conds, 'Degraded')) {
+      set({ type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no health problem reported' });
+    }
+    const draining = input.draining ?? [];
+    if (draining.length > 0) {
+      const left = draining.reduce((n, d) => n + (d.queued ?? 0), 0);
+      const unknown = draining.filter((d) => d.queued === undefined).length;
+      set({
+        type: 'Draining',
+        status: 'True',
+        reason: 'Draining',
+        message:
+          `${draining.length} relay(s) draining (${draining.map((d) => d.address).join(', ')}): ${left} recipients left to deliver` +
+          (unknown ? `, ${unknown} not reporting yet` : ''),
+      });
+    } else if (findCondition(conds, 'Draining')) {
+      set({ type: 'Draining', status: 'False', reason: 'Drained', message: 'no relay is draining' });
+    }
+  }
+  next.conditions = conds;
+  return nextWarmupChange ? { status: next, nextWarmupChange } : { status: next };
+}
