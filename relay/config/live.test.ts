@@ -13,7 +13,7 @@ const base: RelayConfigInput = {
 const cfg = (patch: Partial<RelayConfigInput> = {}) => parseRelayConfig({ ...base, ...patch });
 
 test('every top-level field is either applied live or listed as needing a restart', () => {
-  const live = new Set(['acceptDomains', 'domains', 'shaping', 'retry', 'delivery']);
+  const live = new Set(['acceptDomains', 'domains', 'shaping', 'retry', 'delivery', 'draining']);
   const restart = new Set(RESTART_FIELDS.map((f) => f.split('.')[0]));
   for (const key of Object.keys(RelayConfigSchema.shape)) {
     assert.ok(live.has(key) || restart.has(key), `${key}: say in relay/config/live.ts whether it applies live`);
@@ -31,6 +31,14 @@ test('domains, DKIM keys, shaping, warm-up, retry and routes apply live: no rest
   });
   assert.deepEqual(restartChanges(a, b), []);
   assert.equal(restartSignature(a), restartSignature(b));
+});
+
+test('draining applies live: a relay whose IP leaves its pool stops taking mail without a restart', () => {
+  const running = cfg();
+  const next = cfg({ draining: true });
+  assert.deepEqual(restartChanges(running, next), []);
+  applyLive(running, next);
+  assert.equal(running.draining, true);
 });
 
 test('listeners, ports, paths and the DNS client need a restart, and say which', () => {

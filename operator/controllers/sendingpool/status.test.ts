@@ -161,10 +161,9 @@ test('poolStatus: the same inputs twice give an equal status (lastTransitionTime
   assert.deepEqual(again, first);
 });
 
-test('poolStatus: the warm-up start is recorded once and the next day boundary returned', () => {
+test('poolStatus: warm-up from relay/warmup/plan.ts over the carried state: a new IP is on day 0 with the first cap, re-checked at UTC midnight', () => {
   const p = pool([{ address: '203.0.113.7', hostname: 'a.example.test', warmup: { steps: [{ day: 0, dailyLimit: 500 }, { day: 5, dailyLimit: 2000 }] } }]);
-  const r = poolStatus(input({ pool: p, prev: { ips: [{ address: '203.0.113.7', state: 'WarmingUp', warmupStartedAt: T0 }] } }));
-  assert.equal(r.status.ips?.[0]?.warmupStartedAt, T0);
-  assert.equal(r.status.ips?.[0]?.warmupDay, 1);
+  const r = poolStatus(input({ pool: p, relayMap: { '203.0.113.7': notReady } }));
+  assert.deepEqual([r.status.ips?.[0]?.warmupDay, r.status.ips?.[0]?.quotaToday], [0, 500]);
   assert.equal(r.nextWarmupChange?.toISOString(), '2026-12-02T00:00:00.000Z');
 });
