@@ -3,39 +3,13 @@
 // mail it already held is still delivered; /v1/stats says it is draining and how much is left.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import nodemailer from 'nodemailer';
-import { baseConfig, workspace, writeConfig, NODE, CLI, USER, PASSWORD, type Workspace } from '../support/relay-harness.ts';
+import { baseConfig, workspace, writeConfig, startRelayProcess, USER, PASSWORD, type RelayProcess, type Workspace } from '../support/relay-harness.ts';
 import { startSink, type Sink } from '../support/sink.ts';
 import { SmtpProbe } from '../support/smtp-probe.ts';
 
-interface Proc {
-  child: ChildProcess;
-  smtp: number;
-  http: number;
-  exited: Promise<number | null>;
-}
-
-/** `mailfleet relay --config FILE`; resolves once its log says which ports it got. */
-function startRelay(configFile: string): Promise<Proc> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [CLI, 'relay', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; listeners?: string[]; http?: number };
-        if (entry.msg === 'relay started') {
-          const alt = entry.listeners!.find((l) => l.startsWith('alt:'))!;
-          resolve({ child, smtp: Number(alt.split(':')[1]), http: entry.http!, exited });
-        }
-      } catch {
-        // not a JSON log line
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`relay exited with ${code} before it started`)));
-  });
-}
+type Proc = RelayProcess;
+const startRelay = startRelayProcess;
 
 type Stats = { draining?: boolean; queue?: { queued: number; inflight: number } };
 const stats = async (p: Proc): Promise<Stats> => (await (await fetch(`http://127.0.0.1:${p.http}/v1/stats`)).json()) as Stats;
@@ -75,7 +49,7 @@ test('a draining relay refuses new mail with 421 4.3.2, is not ready, and still 
   // A serving relay takes a message the destination defers: it stays queued.
   const serving = await startRelay(writeConfig(ws, config(false)));
   procs.push(serving);
-  const t = nodemailer.createTransport({ host: '127.0.0.1', port: serving.smtp, secure: false, ignoreTLS: true, auth: { user: USER, pass: PASSWORD } });
+  const t = nodemailer.createTransport({ host: '127.0.0.1', port: serving.port, secure: false, ignoreTLS: true, auth: { user: USER, pass: PASSWORD } });
   const info = await t.sendMail({ from: 'app@example.com', to: 'someone@example.org', subject: 'held', text: 'queued before the drain' });
   assert.match(info.response, /^250 /);
   await until('the message deferred and queued', async () => ((await stats(serving)).queue?.queued === 1 ? true : undefined));
@@ -86,7 +60,7 @@ test('a draining relay refuses new mail with 421 4.3.2, is not ready, and still 
   // The same queue under a draining config (the operator's update restarts the relay with it).
   const draining = await startRelay(writeConfig(ws, config(true)));
   procs.push(draining);
-  const probe = await SmtpProbe.open(draining.smtp);
+  const probe = await SmtpProbe.open(draining.port);
   const greeting = await probe.reply();
   assert.equal(greeting.code, 421);
   assert.match(greeting.text, /^421 4\.3\.2 relay\.test is draining and not accepting new mail/);

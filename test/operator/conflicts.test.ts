@@ -5,9 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse } from 'yaml';
-import { runOperator, type RunningOperator } from '../../operator/main.ts';
+import type { RunningOperator } from '../../operator/main.ts';
 import { ipKey } from '../../operator/render/names.ts';
-import { clusterEnv, installCrds, createNamespace, waitFor, condition, events, samplePool, sampleDomain, childrenOf, POOL_REF, DOMAIN_REF, type Env } from './harness.ts';
+import { clusterEnv, operatorOn, waitFor, condition, events, samplePool, sampleDomain, childrenOf, POOL_REF, DOMAIN_REF, type Env } from './harness.ts';
 
 const env = await clusterEnv();
 const skip = 'skipped' in env ? `no test cluster: ${env.skipped}` : false;
@@ -19,19 +19,7 @@ let op: RunningOperator;
 before(async () => {
   if (skip) return;
   e = env as Env;
-  await installCrds(e.kube);
-  await createNamespace(e.kube, NS);
-  await createNamespace(e.kube, OTHER_NS);
-  op = await runOperator({
-    kubeconfig: e.kubeconfig,
-    leaderElection: false,
-    metricsPort: 0,
-    metricsHost: '127.0.0.1',
-    handleSignals: false,
-    logLevel: process.env.LOG_LEVEL ?? 'error',
-    refRecheckMs: 500,
-    dnsServers: ['127.0.0.1:9'],
-  });
+  op = await operatorOn(e, [NS, OTHER_NS]);
 });
 
 after(async () => {

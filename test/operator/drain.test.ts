@@ -10,16 +10,14 @@
 // kube-controller-manager's StatefulSet controller does the rest (revisions, pod replacement).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { parse } from 'yaml';
 import nodemailer from 'nodemailer';
-import { runOperator, type RunningOperator } from '../../operator/main.ts';
+import type { RunningOperator } from '../../operator/main.ts';
 import { DrainStatsReader } from '../../operator/observe/observations.ts';
 import type { KubeObject } from '../../operator/runtime/kube.ts';
-import { baseConfig, workspace, writeConfig, NODE, CLI, USER, PASSWORD } from '../support/relay-harness.ts';
+import { baseConfig, workspace, writeConfig, startRelayProcess, USER, PASSWORD, type RelayProcess } from '../support/relay-harness.ts';
 import { startSink, type Sink } from '../support/sink.ts';
-import { clusterEnv, installCrds, createNamespace, waitFor, condition, samplePool, POOL_REF, type Env } from './harness.ts';
+import { clusterEnv, operatorOn, waitFor, condition, samplePool, POOL_REF, type Env } from './harness.ts';
 
 const env = await clusterEnv();
 const skip = 'skipped' in env ? `no test cluster: ${env.skipped}` : false;
@@ -30,22 +28,12 @@ let op: RunningOperator;
 const statsUrls = new Map<string, string>();
 let sink: Sink | undefined;
 let accepting = false;
-const relays: Array<{ child: ChildProcess; exited: Promise<number | null> }> = [];
+const relays: RelayProcess[] = [];
 
 before(async () => {
   if (skip) return;
   e = env as Env;
-  await installCrds(e.kube);
-  await createNamespace(e.kube, NS);
-  op = await runOperator({
-    kubeconfig: e.kubeconfig,
-    leaderElection: false,
-    metricsPort: 0,
-    metricsHost: '127.0.0.1',
-    handleSignals: false,
-    logLevel: process.env.LOG_LEVEL ?? 'error',
-    refRecheckMs: 300,
-    dnsServers: ['127.0.0.1:9'],
+  op = await operatorOn(e, [NS], {
     observations: new DrainStatsReader({ url: (r) => statsUrls.get(r.address) ?? 'http://127.0.0.1:9/v1/stats', intervalMs: 200, timeoutMs: 1000 }),
   });
 });
@@ -63,22 +51,10 @@ const findSts = (name: string) => e.kube.find('apps/v1', 'StatefulSet', NS, name
 type IpStatus = { address: string; state: string; queued?: number };
 const ipStatus = async (pool: string, address: string) => (((await getPool(pool))['status'] as { ips?: IpStatus[] } | undefined)?.ips ?? []).find((i) => i.address === address);
 
-/** `mailfleet relay --config FILE`; resolves with its SMTP ("alt") and HTTP ports once it logs them. */
-function startRelay(configFile: string): Promise<{ smtp: number; http: number; child: ChildProcess; exited: Promise<number | null> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [CLI, 'relay', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    relays.push({ child, exited });
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; listeners?: string[]; http?: number };
-        if (entry.msg === 'relay started') resolve({ child, exited, smtp: Number(entry.listeners!.find((l) => l.startsWith('alt:'))!.split(':')[1]), http: entry.http! });
-      } catch {
-        // not a JSON log line
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`relay exited with ${code} before it started`)));
-  });
+async function startRelay(configFile: string): Promise<RelayProcess> {
+  const p = await startRelayProcess(configFile);
+  relays.push(p);
+  return p;
 }
 
 test('removing an IP drains its relay: kept, refusing new mail, status Draining with what is left; removed once the relay reports an empty queue', { skip }, async () => {
@@ -105,7 +81,7 @@ test('removing an IP drains its relay: kept, refusing new mail, status Draining 
       draining,
     });
   const serving = await startRelay(writeConfig(ws, local(false)));
-  const t = nodemailer.createTransport({ host: '127.0.0.1', port: serving.smtp, secure: false, ignoreTLS: true, auth: { user: USER, pass: PASSWORD } });
+  const t = nodemailer.createTransport({ host: '127.0.0.1', port: serving.port, secure: false, ignoreTLS: true, auth: { user: USER, pass: PASSWORD } });
   await t.sendMail({ from: 'app@example.com', to: 'someone@example.org', subject: 'held', text: 'queued before the IP was removed' });
   serving.child.kill('SIGTERM');
   assert.equal(await serving.exited, 0);
@@ -127,7 +103,7 @@ test('removing an IP drains its relay: kept, refusing new mail, status Draining 
   });
   assert.ok(await findSts('dr-203-0-113-91'), 'the StatefulSet is kept while nothing says the queue is empty');
 
-  // The relay restarts on that config (as the pod would) and reports what it holds.
+  // The relay runs that config (the pod's relay applies it live from its mounted file) and reports what it holds.
   const drainingRelay = await startRelay(writeConfig(ws, local(rendered.draining === true, rendered.hostname), 'draining.yaml'));
   statsUrls.set('203.0.113.91', `http://127.0.0.1:${drainingRelay.http}/v1/stats`);
   await waitFor('.91 Draining with 1 left', async () => ((await ipStatus('dr', '203.0.113.91'))?.queued === 1 ? true : undefined));

@@ -5,9 +5,9 @@
 // removed by the test (stand-ins with the real group, kind and scope).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { runOperator, type RunningOperator } from '../../operator/main.ts';
+import type { RunningOperator } from '../../operator/main.ts';
 import type { KubeObject } from '../../operator/runtime/kube.ts';
-import { clusterEnv, installCrds, createNamespace, waitFor, condition, events, samplePool, POOL_REF, type Env } from './harness.ts';
+import { clusterEnv, operatorOn, CILIUM_CRD, NAD_CRD, waitFor, condition, events, samplePool, POOL_REF, type Env } from './harness.ts';
 
 const env = await clusterEnv();
 const skip = 'skipped' in env ? `no test cluster: ${env.skipped}` : false;
@@ -18,47 +18,13 @@ let op: RunningOperator;
 before(async () => {
   if (skip) return;
   e = env as Env;
-  await installCrds(e.kube);
-  await createNamespace(e.kube, NS);
-  op = await runOperator({
-    kubeconfig: e.kubeconfig,
-    leaderElection: false,
-    metricsPort: 0,
-    metricsHost: '127.0.0.1',
-    handleSignals: false,
-    logLevel: process.env.LOG_LEVEL ?? 'error',
-    refRecheckMs: 300,
-    dnsServers: ['127.0.0.1:9'],
-  });
+  op = await operatorOn(e, [NS]);
 });
 
 after(async () => {
   await op?.stop();
   if (!skip) await e.cluster.stop();
 });
-
-const CILIUM_CRD = {
-  apiVersion: 'apiextensions.k8s.io/v1',
-  kind: 'CustomResourceDefinition',
-  metadata: { name: 'ciliumegressgatewaypolicies.cilium.io' },
-  spec: {
-    group: 'cilium.io',
-    scope: 'Cluster',
-    names: { plural: 'ciliumegressgatewaypolicies', singular: 'ciliumegressgatewaypolicy', kind: 'CiliumEgressGatewayPolicy', listKind: 'CiliumEgressGatewayPolicyList' },
-    versions: [{ name: 'v2', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
-  },
-};
-const NAD_CRD = {
-  apiVersion: 'apiextensions.k8s.io/v1',
-  kind: 'CustomResourceDefinition',
-  metadata: { name: 'network-attachment-definitions.k8s.cni.cncf.io' },
-  spec: {
-    group: 'k8s.cni.cncf.io',
-    scope: 'Namespaced',
-    names: { plural: 'network-attachment-definitions', singular: 'network-attachment-definition', kind: 'NetworkAttachmentDefinition', listKind: 'NetworkAttachmentDefinitionList' },
-    versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
-  },
-};
 
 async function served(path: string, yes: boolean): Promise<void> {
   await waitFor(`${path} ${yes ? '' : 'not '}served`, async () => {

@@ -6,6 +6,7 @@ import { parseAllDocuments } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
 import { startCluster, type Cluster } from '../cluster/cluster.ts';
 import { Kube, isStatus, type KubeObject } from '../../operator/runtime/kube.ts';
+import { runOperator, type OperatorOptions, type RunningOperator } from '../../operator/main.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 // Lets a developer try the suites against CRDs from elsewhere (e.g. a work-in-progress generator).
@@ -150,3 +151,43 @@ export async function childrenOf(kube: Kube, namespace: string, poolName: string
   }
   return out.sort();
 }
+
+/**
+ * The CRDs, the namespaces, and the operator in-process (no leader election, any metrics port,
+ * DNS pointed nowhere, quick re-checks); `opts` overrides any of it.
+ */
+export async function operatorOn(e: Env, namespaces: string[], opts: OperatorOptions = {}): Promise<RunningOperator> {
+  await installCrds(e.kube);
+  for (const ns of namespaces) await createNamespace(e.kube, ns);
+  return runOperator({
+    kubeconfig: e.kubeconfig,
+    leaderElection: false,
+    metricsPort: 0,
+    metricsHost: '127.0.0.1',
+    handleSignals: false,
+    logLevel: process.env.LOG_LEVEL ?? 'error',
+    refRecheckMs: 300,
+    dnsServers: ['127.0.0.1:9'],
+    ...opts,
+  });
+}
+
+/**
+ * Stand-ins for the egress add-ons' CRDs (they cannot run here): the real group, kind and scope,
+ * any content accepted. Installing and deleting them is how the suites add and remove an add-on.
+ */
+function standIn(group: string, kind: string, plural: string, scope: 'Cluster' | 'Namespaced', version: string): KubeObject {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.${group}` },
+    spec: {
+      group,
+      scope,
+      names: { plural, singular: plural.replace(/s$/, ''), kind, listKind: `${kind}List` },
+      versions: [{ name: version, served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+    },
+  } as KubeObject;
+}
+export const CILIUM_CRD = standIn('cilium.io', 'CiliumEgressGatewayPolicy', 'ciliumegressgatewaypolicies', 'Cluster', 'v2');
+export const NAD_CRD = standIn('k8s.cni.cncf.io', 'NetworkAttachmentDefinition', 'network-attachment-definitions', 'Namespaced', 'v1');

@@ -21,6 +21,8 @@ import {
   samplePool,
   childrenOf,
   POOL_REF,
+  CILIUM_CRD,
+  NAD_CRD,
   type Env,
 } from './harness.ts';
 
@@ -318,17 +320,7 @@ test('deleting a pool lets the garbage collector remove its children', { skip },
 
 test('cluster-scoped egress policies are removed through the finalizer', { skip }, async () => {
   // A stand-in for Cilium's CRD: same group, kind and scope; any content accepted.
-  await e.kube.apply({
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: 'ciliumegressgatewaypolicies.cilium.io' },
-    spec: {
-      group: 'cilium.io',
-      scope: 'Cluster',
-      names: { plural: 'ciliumegressgatewaypolicies', singular: 'ciliumegressgatewaypolicy', kind: 'CiliumEgressGatewayPolicy', listKind: 'CiliumEgressGatewayPolicyList' },
-      versions: [{ name: 'v2', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
-    },
-  } as never);
+  await e.kube.apply(CILIUM_CRD as never);
   await waitFor('Cilium stand-in CRD served', async () => {
     try {
       await e.kube.list('cilium.io/v2', 'CiliumEgressGatewayPolicy');
@@ -366,17 +358,7 @@ test('an egress mode whose add-on is not installed: Ready=False naming spec.egre
 });
 
 test('every egress mode applies on a real apiserver (hostNetwork, multus with a NetworkAttachmentDefinition)', { skip }, async () => {
-  await e.kube.apply({
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: 'network-attachment-definitions.k8s.cni.cncf.io' },
-    spec: {
-      group: 'k8s.cni.cncf.io',
-      scope: 'Namespaced',
-      names: { plural: 'network-attachment-definitions', singular: 'network-attachment-definition', kind: 'NetworkAttachmentDefinition', listKind: 'NetworkAttachmentDefinitionList', shortNames: ['net-attach-def'] },
-      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
-    },
-  } as never);
+  await e.kube.apply(NAD_CRD as never);
   await waitFor('NAD stand-in CRD served', async () => {
     try {
       await e.kube.request('GET', `/apis/k8s.cni.cncf.io/v1/namespaces/${NS}/network-attachment-definitions`);
