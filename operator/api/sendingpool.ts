@@ -1,6 +1,8 @@
 // SendingPool: a set of dedicated sending IPs, each served by one relay pod, plus the
 // submission endpoint clients send through. Defaults come from published provider numbers
 // (deliverability facts): SES review/pause thresholds, KumoMTA-style per-provider shaping.
+// Over 350 lines on purpose: the whole kind in one file, each field beside its description
+// (kubectl explain) and its CEL rule, is what keeps the CRD and zod from drifting apart.
 import { z } from 'zod';
 import { withRules } from './cel.ts';
 import { cidr, dnsLabel, dnsName, ipAddress, localObjectReference, objectMeta, quantity, resourceRequirements, API_VERSION } from './common.ts';

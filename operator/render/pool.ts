@@ -1,5 +1,7 @@
 // SendingPool → its desired children. Pure: the same pool and domains always give the same
 // objects (no clocks, no randomness), so server-side apply of an unchanged pool is a no-op.
+// Over 350 lines: one renderer per child kind, all of a pool's children in one place so a review
+// sees the whole set; the egress objects (NAD, Cilium policies) are the next thing to move out.
 import { isIPv6 } from 'node:net';
 import type { MailDomain, PoolIp, SendingPool } from '../api/index.ts';
 import {
