@@ -85,7 +85,9 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   });
 
   let ready = false;
-  installScrapeGauges(metrics, { store, queueDir: join(config.dataDir, 'queue'), ready: () => ready, ...(options.clock ? { clock: options.clock } : {}) });
+  // A draining relay is not ready: the Service stops sending clients to it (it refuses them anyway).
+  const isReady = () => ready && !config.draining;
+  installScrapeGauges(metrics, { store, queueDir: join(config.dataDir, 'queue'), ready: isReady, ...(options.clock ? { clock: options.clock } : {}) });
   const feedbackLog = logger.child({ component: 'feedback' });
   const feedback = new Feedback({
     config, registry: metrics.registry, background: true, ...(options.clock ? { clock: options.clock } : {}),
@@ -156,8 +158,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
 
   let listeners: RunningListener[] = [];
   const http = await startHttpServer({
-    // A draining relay is not ready: the Service stops sending clients to it (it refuses them anyway).
-    address: config.http.address, port: config.http.port, registry: metrics.registry, ready: () => ready && !config.draining,
+    address: config.http.address, port: config.http.port, registry: metrics.registry, ready: isReady,
     routes: {
       // Versioned: the operator polls it; v1 only ever gains fields.
       // feedback: where the suppression list lives, whether PostgreSQL is reachable, outboxes.

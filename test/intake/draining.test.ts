@@ -66,6 +66,7 @@ test('a draining relay refuses new mail with 421 4.3.2, is not ready, and still 
   assert.match(greeting.text, /^421 4\.3\.2 relay\.test is draining and not accepting new mail/);
   await probe.whenClosed();
   assert.equal((await fetch(`http://127.0.0.1:${draining.http}/readyz`)).status, 503, 'not ready: the Service sends clients elsewhere');
+  assert.match(await (await fetch(`http://127.0.0.1:${draining.http}/metrics`)).text(), /^mailfleet_relay_ready 0$/m, 'and says so in its readiness metric');
   const before = await stats(draining);
   assert.equal(before.draining, true);
   assert.equal((before.queue?.queued ?? 0) + (before.queue?.inflight ?? 0), 1, 'it reports what it still holds');
