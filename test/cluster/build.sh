@@ -3,6 +3,9 @@
 # pinned in go.mod beside this script) into a cache dir keyed by that version, and
 # prints the bin dir as the last line of stdout. Returns at once when the binaries
 # are already there. Exit 3: they are not there and `go` is not on PATH.
+# `build.sh --node` also builds what a node runs (node.sh): kubelet, kube-scheduler and
+# kube-proxy, from the same modules (go.mod requires the two modules the kubelet needs
+# that the control plane does not: armon/circbuf and otelrestful, at k8s v1.34.4's versions).
 # etcd: start.sh uses Debian's (apt-get install etcd-server) from PATH; when there
 # is none, or MAILFLEET_ETCD=build, etcd 3.6 (pinned in etcd/go.mod) is built too.
 set -euo pipefail
@@ -15,6 +18,8 @@ cache="${MAILFLEET_CACHE:-$HOME/.cache/mailfleet}"
 root="$cache/kube-$version"
 bin="$root/bin"
 cmds=(kube-apiserver kube-controller-manager)
+node_cmds=(kubelet kube-scheduler kube-proxy)
+if [ "${1:-}" = --node ]; then cmds+=("${node_cmds[@]}"); fi
 if [ "${MAILFLEET_ETCD:-}" = build ] || ! command -v etcd >/dev/null 2>&1; then cmds+=(etcd); fi
 
 have_all() {
@@ -36,7 +41,11 @@ start=$SECONDS
 tmp="$(mktemp -d "$root/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 missing() { [ ! -x "$bin/$1" ]; }
-if missing kube-apiserver || missing kube-controller-manager; then
+kube=()
+for c in kube-apiserver kube-controller-manager "${node_cmds[@]}"; do
+  [[ " ${cmds[*]} " == *" $c "* ]] && missing "$c" && kube+=("k8s.io/kubernetes/cmd/$c")
+done
+if [ ${#kube[@]} -gt 0 ]; then
   # The same version stamps that Kubernetes' own build sets (hack/lib/version.sh),
   # so /version and the binaries' --version report the real release.
   minor="${version#v1.}"; minor="${minor%%.*}"
@@ -45,12 +54,11 @@ if missing kube-apiserver || missing kube-controller-manager; then
     ld+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  echo "build.sh: building kube-apiserver, kube-controller-manager $version (minutes, the first time)" >&2
+  echo "build.sh: building ${kube[*]##*/} $version (minutes, the first time)" >&2
   (
     cd "$here"
     GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" CGO_ENABLED=0 \
-      go build -trimpath -ldflags="$ld" -o "$tmp/" \
-      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+      go build -trimpath -ldflags="$ld" -o "$tmp/" "${kube[@]}"
   ) >&2
 fi
 if [[ " ${cmds[*]} " == *" etcd "* ]] && missing etcd; then

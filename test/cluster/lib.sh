@@ -16,6 +16,10 @@ is_ours() {
     apiserver) [[ "$cmd" == *kube-apiserver* ]] ;;
     controller-manager) [[ "$cmd" == *kube-controller-manager* ]] ;;
     watchdog) [[ "$cmd" == *stop.sh* ]] ;;
+    containerd) [[ "$cmd" == *containerd\ * ]] ;;
+    kubelet) [[ "$cmd" == *kubelet\ * ]] ;;
+    kube-proxy) [[ "$cmd" == *kube-proxy\ * ]] ;;
+    scheduler) [[ "$cmd" == *kube-scheduler\ * ]] ;;
     *) return 1 ;;
   esac
 }

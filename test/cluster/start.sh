@@ -6,7 +6,10 @@
 # No kubelet, scheduler or kube-proxy: Pods are created but stay Pending.
 # Env: KUBE_BIN (default: what build.sh prints), ETCD (etcd binary; default
 # KUBE_BIN/etcd if built there, else etcd on PATH), MAILFLEET_CLUSTER_OWNER
-# (a pid: when it exits, stop.sh DIR runs by itself).
+# (a pid: when it exits, stop.sh DIR runs by itself), SERVICE_CIDR (a /24, default
+# 10.0.0.0/24; its first address is the in-cluster kubernetes Service and in the serving
+# certificate), APISERVER_BIND (default 127.0.0.1; node.sh needs 0.0.0.0 so that a node in its
+# own network namespace reaches the apiserver through its veth).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,6 +37,10 @@ trap '[ $ok = 1 ] || { echo "start.sh: failed, logs in $dir" >&2; "$here/stop.sh
 # --- free loopback ports (outside the ephemeral range: see lib.sh) ---------
 read -r etcd_port peer_port api_port < <(free_ports 3)
 
+service_cidr="${SERVICE_CIDR:-10.0.0.0/24}"
+[[ "$service_cidr" =~ ^([0-9]+\.[0-9]+\.[0-9]+)\.0/24$ ]] || { echo "start.sh: SERVICE_CIDR must be a /24 (a.b.c.0/24)" >&2; exit 1; }
+service_ip="${BASH_REMATCH[1]}.1"
+
 # --- certificates -----------------------------------------------------------
 pki="$dir/pki"
 mkdir -p "$pki"
@@ -54,10 +61,10 @@ mkdir -p "$pki"
   client='basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth'
-  sign apiserver "/CN=kube-apiserver" 'basicConstraints=critical,CA:FALSE
+  sign apiserver "/CN=kube-apiserver" "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.0.0.1'
+subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:$service_ip"
   sign admin "/O=system:masters/CN=admin" "$client"
   sign controller-manager "/CN=system:kube-controller-manager" "$client"
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
@@ -107,7 +114,7 @@ launch etcd "$etcd" --name default --data-dir "$dir/etcd" \
 # kube-apiserver's flags go to a file so that restart-apiserver.sh can reuse them.
 cat > "$dir/apiserver.args" <<EOF
 --etcd-servers=http://127.0.0.1:$etcd_port
---bind-address=127.0.0.1
+--bind-address=${APISERVER_BIND:-127.0.0.1}
 --advertise-address=127.0.0.1
 --secure-port=$api_port
 --tls-cert-file=$pki/apiserver.crt
@@ -117,8 +124,12 @@ cat > "$dir/apiserver.args" <<EOF
 --service-account-issuer=https://kubernetes.default.svc.cluster.local
 --service-account-key-file=$pki/sa.pub
 --service-account-signing-key-file=$pki/sa.key
---service-cluster-ip-range=10.0.0.0/24
+--service-cluster-ip-range=$service_cidr
 --endpoint-reconciler-type=none
+--kubelet-client-certificate=$pki/admin.crt
+--kubelet-client-key=$pki/admin.key
+--kubelet-certificate-authority=$pki/ca.crt
+--kubelet-preferred-address-types=InternalIP,Hostname
 --profiling=false
 --v=1
 EOF
@@ -131,7 +142,7 @@ launch controller-manager "$bin/kube-controller-manager" \
   --secure-port=0 --bind-address=127.0.0.1 \
   --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
   --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
-  --service-cluster-ip-range=10.0.0.0/24 \
+  --service-cluster-ip-range="$service_cidr" \
   --profiling=false --v=1
 
 # kube-controller-manager has no port of its own here (--secure-port=0): it is taken

@@ -6,6 +6,8 @@ set -uo pipefail
 
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
 pids_file="$1/pids"
+# A node (node.sh) goes first: its kubelet and kube-proxy talk to this apiserver.
+[ ! -d "$1/node" ] || "$(dirname "${BASH_SOURCE[0]}")/node.sh" stop "$1" || true
 [ -f "$pids_file" ] || exit 0
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -68,9 +68,10 @@ async function answers(server: string): Promise<boolean> {
   }
 }
 
-export async function startDnsmasq(records: DnsRecords, address = '127.0.0.1'): Promise<Dnsmasq> {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freeUdpPort(address);
+/** `port` 0 (default) picks a free one; a fixed one (53, for a resolv.conf) is tried once. */
+export async function startDnsmasq(records: DnsRecords, address = '127.0.0.1', fixedPort = 0): Promise<Dnsmasq> {
+  for (let attempt = 0; attempt < (fixedPort ? 1 : 5); attempt++) {
+    const port = fixedPort || (await freeUdpPort(address));
     const child: ChildProcess = spawn('/usr/sbin/dnsmasq', dnsmasqArgs(records, address, port), { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
@@ -104,7 +105,7 @@ export async function startDnsmasq(records: DnsRecords, address = '127.0.0.1'): 
       await exited;
     }
     // The port was taken between probe and bind (another suite): try another one.
-    if (!/Address already in use|address in use/i.test(stderr)) throw new Error(`dnsmasq on ${server} did not answer within 10 s (exit ${child.exitCode}): ${stderr}`);
+    if (fixedPort || !/Address already in use|address in use/i.test(stderr)) throw new Error(`dnsmasq on ${server} did not answer within 10 s (exit ${child.exitCode}): ${stderr}`);
   }
   throw new Error('dnsmasq: no free port after 5 attempts');
 }

@@ -1,0 +1,215 @@
+// The product as a user runs it, on a real node: `helm install` of the chart (the operator pod
+// from the image the Dockerfile builds) + examples/ applied → relay pods from the same image →
+// mail submitted to the pool's Service reaches a sink MX found through DNS, from the pool's IP,
+// DKIM-signed; a relay killed with SIGKILL, or its pod replaced, still delivers every message it
+// acknowledged, once.
+//
+// The one adaptation of examples/sendingpool.yaml: egress hostNetwork with one IP, the node's
+// egress address (examples keep `none` and TEST-NET addresses that no test machine has), and
+// retries after 1 s instead of 5 min so a refused delivery is retried within the test.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import nodemailer from 'nodemailer';
+import { parseAllDocuments, stringify } from 'yaml';
+import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
+import { startFleet, type Fleet } from './fleet.ts';
+import { repoRoot } from './node.ts';
+import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
+import { startSink, type Sink, type SinkMessage } from '../support/sink.ts';
+import { makeCertificate } from '../support/certs.ts';
+import { addCredential } from '../../relay/intake/credentials.ts';
+
+const USER = 'app';
+const PASSWORD = 'fleet-test-password';
+const RCPT_DOMAIN = 'inbox.test';
+const NS = 'default';
+
+let fleet: Fleet | undefined;
+let skipped = '';
+let dns: Dnsmasq | undefined;
+let sink: Sink | undefined;
+let dir = '';
+/** While set, the sink answers every RCPT with this temporary failure. */
+let refuse: string | undefined;
+const refusals: string[] = [];
+let poolIp = '';
+let serviceIp = '';
+
+const example = (name: string): Record<string, any> =>
+  parseAllDocuments(readFileSync(join(repoRoot, 'examples', name), 'utf8'))[0]!.toJSON() as Record<string, any>;
+
+async function relayPod(f: Fleet): Promise<{ name: string; uid: string; restarts: number; ready: boolean; volume: string }> {
+  const list = JSON.parse(await f.kubectl(['get', 'pods', '-n', NS, '-l', 'mailfleet.io/pool=transactional', '-o', 'json'])) as {
+    items: { metadata: { name: string; uid: string; deletionTimestamp?: string }; spec: { volumes?: { name: string; persistentVolumeClaim?: { claimName: string } }[] }; status: { containerStatuses?: { restartCount: number; ready: boolean }[] } }[];
+  };
+  const live = list.items.filter((p) => !p.metadata.deletionTimestamp);
+  assert.equal(live.length, 1, `one relay pod expected, got ${live.map((p) => p.metadata.name).join(', ')}`);
+  const p = live[0]!;
+  const claim = p.spec.volumes?.find((v) => v.persistentVolumeClaim)?.persistentVolumeClaim?.claimName ?? '';
+  const volume = claim ? (await f.kubectl(['get', 'pvc', '-n', NS, claim, '-o', 'jsonpath={.spec.volumeName}'])).trim() : '';
+  const cs = p.status.containerStatuses?.[0];
+  return { name: p.metadata.name, uid: p.metadata.uid, restarts: cs?.restartCount ?? 0, ready: cs?.ready ?? false, volume };
+}
+
+/** Polls `check` every 250 ms (the API offers no event for these) until it returns a value. */
+async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+async function submit(subject: string): Promise<string> {
+  const t = nodemailer.createTransport({ host: serviceIp, port: 587, requireTLS: true, auth: { user: USER, pass: PASSWORD }, tls: { rejectUnauthorized: false } });
+  try {
+    const info = await t.sendMail({ from: 'news@example.com', to: `reader@${RCPT_DOMAIN}`, subject, text: `${subject}\n` });
+    assert.match(info.response, /^250 /);
+    return subject;
+  } finally {
+    t.close();
+  }
+}
+
+const subjects = (ms: SinkMessage[]): string[] => ms.map((m) => /^Subject: (.*)$/m.exec(m.body.toString('latin1'))?.[1]?.trim() ?? '');
+
+before(async () => {
+  const f = await startFleet();
+  if ('skipped' in f) {
+    skipped = f.skipped;
+    return;
+  }
+  fleet = f;
+  dir = mkdtempSync(join(tmpdir(), 'mailfleet-fleet-'));
+  const { node } = f;
+  poolIp = node.egressIps[0]!;
+  // The recipients' MX, on the host end of the node's link (port 25, as on the internet), and
+  // the DNS the node's pods use (the node's resolv.conf names hostIp).
+  sink = await startSink({
+    address: node.hostIp,
+    port: 25,
+    onRcpt: () => {
+      if (refuse) refusals.push(refuse);
+      return refuse;
+    },
+  });
+  dns = await startDnsmasq(
+    { localZones: ['test'], mx: [{ domain: RCPT_DOMAIN, host: `mx.${RCPT_DOMAIN}`, preference: 10 }], a: [{ name: `mx.${RCPT_DOMAIN}`, address: node.hostIp }] },
+    node.hostIp,
+    53,
+  );
+
+  // The Secrets examples/sendingpool.yaml asks for.
+  const tls = makeCertificate(dir);
+  await addCredential(join(dir, 'credentials'), USER, PASSWORD);
+  await f.kubectl(['create', 'secret', 'tls', 'relay-tls', '-n', NS, `--cert=${tls.certFile}`, `--key=${tls.keyFile}`]);
+  await f.kubectl(['create', 'secret', 'generic', 'relay-auth', '-n', NS, `--from-file=credentials=${join(dir, 'credentials')}`]);
+
+  const pool = example('sendingpool.yaml');
+  pool.spec.egress = { mode: 'hostNetwork' };
+  pool.spec.ips = [{ ...pool.spec.ips[0], address: poolIp, nodeName: node.name }];
+  pool.spec.retry = { ...pool.spec.retry, firstRetrySeconds: 1, multiplier: 1, maxRetrySeconds: 1 };
+  writeFileSync(join(dir, 'pool.yaml'), stringify(pool));
+  await f.kubectl(['apply', '-n', NS, '-f', join(repoRoot, 'examples', 'maildomain.yaml'), '-f', join(dir, 'pool.yaml')]);
+  serviceIp = await until('the submission Service', async () => (await f.kubectl(['get', 'svc', '-n', NS, 'transactional', '-o', 'jsonpath={.spec.clusterIP}'])).trim() || undefined);
+  await until('the relay pod Ready', async () => ((await relayPod(f)).ready ? true : undefined), 180_000);
+});
+
+after(async () => {
+  await sink?.close();
+  await dns?.stop();
+  await fleet?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('helm install + examples: mail through the pool Service reaches the MX from the pool IP, DKIM pass', async (t) => {
+  if (skipped) return t.skip(skipped);
+  const f = fleet!;
+  const op = JSON.parse(await f.kubectl(['get', 'pod', '-n', f.operator.namespace, f.operator.pod, '-o', 'json'])) as { spec: { serviceAccountName: string; containers: { image: string }[] } };
+  assert.equal(op.spec.containers[0]!.image, f.images.app);
+  assert.equal(op.spec.serviceAccountName, f.operator.release);
+  const relay = JSON.parse(await f.kubectl(['get', 'pod', '-n', NS, (await relayPod(f)).name, '-o', 'json'])) as { spec: { hostNetwork?: boolean; containers: { image: string }[] } };
+  assert.equal(relay.spec.containers[0]!.image, f.images.app);
+  assert.equal(relay.spec.hostNetwork, true);
+
+  await submit('through the fleet');
+  const [m] = await sink!.waitForMessages(1, 60_000);
+  assert.equal(m!.remoteAddress, poolIp, 'sent from the pool IP');
+  assert.equal(m!.heloName, 'mta1.mail.example.net');
+
+  // The DKIM key the operator generated, as MailDomain status tells the user to publish it.
+  const md = JSON.parse(await f.kubectl(['get', 'maildomain', '-n', NS, 'example-com', '-o', 'json'])) as { status?: { records?: { name: string; type: string; value: string }[] } };
+  const key = md.status?.records?.find((r) => r.type === 'TXT' && r.name.startsWith('mf1._domainkey.'));
+  assert.ok(key, `a DKIM record in status.records: ${JSON.stringify(md.status?.records)}`);
+  const v = await dkimVerify(m!.body, {
+    resolver: async (name: string, type: string) => {
+      if (type === 'TXT' && name.replace(/\.$/, '') === key.name.replace(/\.$/, '')) return [[key.value]];
+      throw Object.assign(new Error(`NXDOMAIN ${name}`), { code: 'ENOTFOUND' });
+    },
+  });
+  assert.deepEqual(v.results.map((r: { status: { result: string } }) => r.status.result), ['pass'], JSON.stringify(v.results.map((r: { status: unknown }) => r.status)));
+});
+
+test('kill -9 of the relay: the kubelet restarts it, every acknowledged message is delivered once', async (t) => {
+  if (skipped) return t.skip(skipped);
+  const f = fleet!;
+  const before = await relayPod(f);
+  sink!.messages.length = 0;
+  refuse = '451 4.3.0 not now';
+  const sent = [];
+  for (let i = 0; i < 5; i++) sent.push(await submit(`kill-${i}`));
+  // Every message has been tried and refused: all five wait in the relay's queue.
+  await until('the relay to try the queued mail', async () => (refusals.length >= 5 ? true : undefined), 60_000);
+  const pid = await f.killContainer(NS, before.name, 'relay', 'SIGKILL');
+  assert.ok(pid > 1);
+  const after = await until('the restarted relay Ready', async () => {
+    const p = await relayPod(f);
+    return p.restarts > before.restarts && p.ready ? p : undefined;
+  });
+  assert.equal(after.uid, before.uid, 'the same pod: the kubelet restarted its container');
+  refuse = undefined;
+  await sink!.waitForMessages(sent.length, 60_000);
+  // No second copy arrives once the queue is empty.
+  await until('an empty queue', async () => ((await queued(f)) === 0 ? true : undefined), 30_000);
+  assert.deepEqual(subjects(sink!.messages).sort(), sent.toSorted());
+});
+
+test('a deleted relay pod is replaced on the same volume and delivers what it held', async (t) => {
+  if (skipped) return t.skip(skipped);
+  const f = fleet!;
+  const before = await relayPod(f);
+  sink!.messages.length = 0;
+  refusals.length = 0;
+  refuse = '451 4.3.0 not now';
+  const sent = [];
+  for (let i = 0; i < 5; i++) sent.push(await submit(`replace-${i}`));
+  await until('the relay to try the queued mail', async () => (refusals.length >= 5 ? true : undefined), 60_000);
+  await f.kubectl(['delete', 'pod', '-n', NS, before.name, '--wait=true']);
+  const after = await until('the replacement relay Ready', async () => {
+    const p = await relayPod(f);
+    return p.uid !== before.uid && p.ready ? p : undefined;
+  }, 180_000);
+  assert.equal(after.volume, before.volume, 'the replacement uses the same PersistentVolume');
+  refuse = undefined;
+  await sink!.waitForMessages(sent.length, 60_000);
+  await until('an empty queue', async () => ((await queued(f)) === 0 ? true : undefined), 30_000);
+  assert.deepEqual(subjects(sink!.messages).sort(), sent.toSorted());
+});
+
+/** Recipients the relay still holds, from its /metrics (hostNetwork: on the node's address). */
+async function queued(f: Fleet): Promise<number> {
+  const text = await (await fetch(`http://${f.node.ip}:8080/metrics`)).text();
+  let total = 0;
+  for (const m of text.matchAll(/^mailfleet_queue_recipients\{state="(?:queued|inflight)"\} (\S+)$/gm)) total += Number(m[1]);
+  return total;
+}
