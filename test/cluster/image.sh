@@ -115,11 +115,12 @@ if [ ! -s "$app_tar" ]; then
   # A machine whose TLS goes through an intercepting proxy trusts its CA through
   # NODE_EXTRA_CA_CERTS or npm's cafile; npm ci inside the build gets the same, mounted for the
   # RUN steps only (a global npmrc under the image's prefix naming it), never stored in the image.
-  mounts=()
+  printf 'update-notifier=false\n' > "$ctx.npmrc"
+  mounts=(-v "$ctx.npmrc:/usr/local/etc/npmrc:ro")
   ca="${NODE_EXTRA_CA_CERTS:-$(npm config get cafile 2>/dev/null || true)}"
   if [ -n "$ca" ] && [ "$ca" != null ] && [ "$ca" != undefined ] && [ -f "$ca" ]; then
-    printf 'cafile=/tmp/mailfleet-build-ca.crt\n' > "$ctx.npmrc"
-    mounts=(-v "$ca:/tmp/mailfleet-build-ca.crt:ro" -v "$ctx.npmrc:/usr/local/etc/npmrc:ro")
+    printf 'cafile=/tmp/mailfleet-build-ca.crt\n' >> "$ctx.npmrc"
+    mounts+=(-v "$ca:/tmp/mailfleet-build-ca.crt:ro")
   fi
   "${B[@]}" bud -q --pull=never --isolation chroot "${mounts[@]}" -f "$ctx/Dockerfile" -t "$app_name" "$ctx" >/dev/null
   rm -f "$ctx.npmrc"

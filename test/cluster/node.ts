@@ -155,14 +155,28 @@ export async function startNode(opts: { repo?: string } = {}): Promise<TestNode 
     await script('node.sh', ['net', dir]);
     const net = parseEnv(await readFile(join(dir, 'node', 'net.env'), 'utf8'));
     const env = { KUBE_BIN: bin, MAILFLEET_CLUSTER_OWNER: owner, SERVICE_CIDR: net.SERVICE_CIDR!, APISERVER_BIND: '0.0.0.0' };
-    const kubeconfig = lastLine(await script('start.sh', [dir], env));
-    await script('node.sh', ['start', dir], { KUBE_BIN: bin, MAILFLEET_IMAGES: lastLines(images, 3) });
+    const nodeEnv = { KUBE_BIN: bin, MAILFLEET_IMAGES: lastLines(images, 3) };
+    // containerd and the image imports (~10 s) need no control plane: beside start.sh.
+    const [started] = await Promise.allSettled([script('start.sh', [dir], env), script('node.sh', ['runtime', dir], nodeEnv)]).then((r) => {
+      for (const x of r) if (x.status === 'rejected') throw x.reason;
+      return r.map((x) => (x as PromiseFulfilledResult<string>).value);
+    });
+    const kubeconfig = lastLine(started!);
+    await script('node.sh', ['start', dir], nodeEnv);
     const server = (await readFile(join(dir, 'server'), 'utf8')).trim();
     const app = lastLine(images).split(' ')[0]!;
     const [repository, tag] = [app.slice(0, app.lastIndexOf(':')), app.slice(app.lastIndexOf(':') + 1)];
     const kubectlPath = join(tools, 'kubectl');
     const helmPath = join(tools, 'helm');
-    const kenv = { ...process.env, KUBECONFIG: kubeconfig };
+    // kubectl's and helm's caches and config in the cluster's dir, not in ~/.kube and ~/.cache.
+    const kenv = {
+      ...process.env,
+      KUBECONFIG: kubeconfig,
+      KUBECACHEDIR: join(dir, 'kube-cache'),
+      HELM_CACHE_HOME: join(dir, 'helm', 'cache'),
+      HELM_CONFIG_HOME: join(dir, 'helm', 'config'),
+      HELM_DATA_HOME: join(dir, 'helm', 'data'),
+    };
     const kubectl = (args: string[], input?: string) => run(kubectlPath, args, kenv, input);
     const nodeNs = ['nsenter', `--net=/run/netns/${net.NETNS}`, '--'];
     const containerId = async (ns: string, pod: string, container: string): Promise<string> => {
