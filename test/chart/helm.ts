@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { skipOrFail } from '../cluster/cluster.ts';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
 export const chartDir = path.join(repoRoot, 'charts', 'mailfleet');
@@ -52,7 +53,7 @@ export function helmTools(): Promise<Tools> {
     const bin = r.stdout.trim().split('\n').pop() ?? '';
     const tools = { helm: path.join(bin, 'helm'), kubectl: path.join(bin, 'kubectl') };
     if (r.code !== 0 || !bin || !existsSync(tools.helm) || !existsSync(tools.kubectl)) {
-      return { skipped: `helm/kubectl unavailable (test/cluster/tools.sh exit ${r.code}): ${r.stderr.trim()}` };
+      return skipOrFail(`helm/kubectl unavailable (test/cluster/tools.sh exit ${r.code}): ${r.stderr.trim()}`);
     }
     return tools;
   })();

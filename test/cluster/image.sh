@@ -100,11 +100,12 @@ if [ "$(label)" != "$base_key" ]; then
 fi
 
 # --- app: the Dockerfile, unchanged ----------------------------------------------------------
-# The files the Dockerfile copies (COPY lines): keep this list equal to them.
+# The files the Dockerfile copies (COPY lines): keep this list equal to them. The hash also
+# covers the base and this script (how the image is built).
 inputs=(Dockerfile package.json package-lock.json cli relay operator crds)
-ctx="$(mktemp -d)"; trap 'rm -rf "$ctx" "$ctx.npmrc"' EXIT
+ctx="$(mktemp -d)"; home=""; trap 'rm -rf "$ctx" ${home:+"$home"}' EXIT
 for f in "${inputs[@]}"; do cp -a "$repo/$f" "$ctx/$f"; done
-hash="$( (echo "$base_key"; cd "$ctx" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16)"
+hash="$( (echo "$base_key"; sha256sum < "$here/image.sh"; cd "$ctx" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16)"
 app_name="localhost/mailfleet:$hash"
 app_tar="$out/mailfleet-$hash.tar"
 if [ ! -s "$app_tar" ]; then
@@ -113,17 +114,18 @@ if [ ! -s "$app_tar" ]; then
   # chroot isolation: RUN steps share the host's network (npm ci fetches the production
   # dependencies) and need no OCI runtime setup.
   # A machine whose TLS goes through an intercepting proxy trusts its CA through
-  # NODE_EXTRA_CA_CERTS or npm's cafile; npm ci inside the build gets the same, mounted for the
-  # RUN steps only (a global npmrc under the image's prefix naming it), never stored in the image.
-  printf 'update-notifier=false\n' > "$ctx.npmrc"
-  mounts=(-v "$ctx.npmrc:/usr/local/etc/npmrc:ro")
+  # NODE_EXTRA_CA_CERTS or npm's cafile; npm ci inside the build gets the same through a user
+  # npmrc in a host dir mounted over /root for the RUN steps (npm runs as root there). /root
+  # exists in the base, so the image gets no mount-point placeholder, and nothing of it is stored.
+  home="$(mktemp -d)"
+  printf 'update-notifier=false\n' > "$home/.npmrc"
   ca="${NODE_EXTRA_CA_CERTS:-$(npm config get cafile 2>/dev/null || true)}"
   if [ -n "$ca" ] && [ "$ca" != null ] && [ "$ca" != undefined ] && [ -f "$ca" ]; then
-    printf 'cafile=/tmp/mailfleet-build-ca.crt\n' >> "$ctx.npmrc"
-    mounts+=(-v "$ca:/tmp/mailfleet-build-ca.crt:ro")
+    cp "$ca" "$home/build-ca.crt"
+    printf 'cafile=/root/build-ca.crt\n' >> "$home/.npmrc"
   fi
-  "${B[@]}" bud -q --pull=never --isolation chroot "${mounts[@]}" -f "$ctx/Dockerfile" -t "$app_name" "$ctx" >/dev/null
-  rm -f "$ctx.npmrc"
+  "${B[@]}" bud -q --pull=never --isolation chroot -v "$home:/root" -f "$ctx/Dockerfile" -t "$app_name" "$ctx" >/dev/null
+  rm -rf "$home"
   "${B[@]}" push -q "$app_name" "oci-archive:$app_tar.part:$app_name" >/dev/null
   "${B[@]}" rmi "$app_name" >/dev/null
   mv "$app_tar.part" "$app_tar"

@@ -14,6 +14,9 @@ import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
+import { skipOrFail } from './cluster.ts';
+
+export { skipOrFail };
 
 export interface NodeInfo {
   /** Node name, for nodeName / nodeSelector (e.g. a hostNetwork pool's ips[].nodeName). */
@@ -109,15 +112,6 @@ function run(file: string, args: string[], env: NodeJS.ProcessEnv, input?: strin
 }
 
 const lastLine = (s: string): string => s.trim().split('\n').at(-1) ?? '';
-
-/**
- * What a suite does when the node cannot start: skip with the reason on a developer's machine,
- * throw under CI (CI=true), where a missing tool must fail the run instead of passing it silently.
- */
-export function skipOrFail(reason: string): { skipped: string } {
-  if (process.env.CI === 'true' || process.env.CI === '1') throw new Error(`CI=${process.env.CI}: the test node cannot start: ${reason}`);
-  return { skipped: reason };
-}
 
 /** Tools the node needs that only root can install (scripts/setup.sh does it); null when all are there. */
 async function missingPrerequisite(): Promise<string | null> {
