@@ -4,25 +4,17 @@
 // DKIM-signed; a relay killed with SIGKILL, or its pod replaced, still delivers every message it
 // acknowledged, once.
 //
-// The one adaptation of examples/sendingpool.yaml: egress hostNetwork with one IP, the node's
-// egress address (examples keep `none` and TEST-NET addresses that no test machine has), and
-// retries after 1 s instead of 5 min so a refused delivery is retried within the test.
+// examples/ are applied by applyExamples (test/cluster/fleet.ts: egress hostNetwork with one IP,
+// the node's egress address), with retries after 1 s instead of 5 min so that a refused delivery
+// is retried within the test.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import nodemailer from 'nodemailer';
-import { parseAllDocuments, stringify } from 'yaml';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
-import { startFleet, type Fleet } from './fleet.ts';
-import { repoRoot } from './node.ts';
+import { applyExamples, poll, startFleet, type Fleet } from './fleet.ts';
 import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
 import { startSink, type Sink, type SinkMessage } from '../support/sink.ts';
-import { makeCertificate } from '../support/certs.ts';
-import { addCredential } from '../../relay/intake/credentials.ts';
 
-const USER = 'app';
 const PASSWORD = 'fleet-test-password';
 const RCPT_DOMAIN = 'inbox.test';
 const NS = 'default';
@@ -31,15 +23,11 @@ let fleet: Fleet | undefined;
 let skipped = '';
 let dns: Dnsmasq | undefined;
 let sink: Sink | undefined;
-let dir = '';
 /** While set, the sink answers every RCPT with this temporary failure. */
 let refuse: string | undefined;
 const refusals: string[] = [];
 let poolIp = '';
 let serviceIp = '';
-
-const example = (name: string): Record<string, any> =>
-  parseAllDocuments(readFileSync(join(repoRoot, 'examples', name), 'utf8'))[0]!.toJSON() as Record<string, any>;
 
 async function relayPod(f: Fleet): Promise<{ name: string; uid: string; restarts: number; ready: boolean; volume: string }> {
   const list = JSON.parse(await f.kubectl(['get', 'pods', '-n', NS, '-l', 'mailfleet.io/pool=transactional', '-o', 'json'])) as {
@@ -54,24 +42,8 @@ async function relayPod(f: Fleet): Promise<{ name: string; uid: string; restarts
   return { name: p.metadata.name, uid: p.metadata.uid, restarts: cs?.restartCount ?? 0, ready: cs?.ready ?? false, volume };
 }
 
-/** Polls `check` every 250 ms (the API offers no event for these) until it returns a value. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
-
 async function submit(subject: string): Promise<string> {
-  const t = nodemailer.createTransport({ host: serviceIp, port: 587, requireTLS: true, auth: { user: USER, pass: PASSWORD }, tls: { rejectUnauthorized: false } });
+  const t = nodemailer.createTransport({ host: serviceIp, port: 587, requireTLS: true, auth: { user: 'app', pass: PASSWORD }, tls: { rejectUnauthorized: false } });
   try {
     const info = await t.sendMail({ from: 'news@example.com', to: `reader@${RCPT_DOMAIN}`, subject, text: `${subject}\n` });
     assert.match(info.response, /^250 /);
@@ -90,7 +62,6 @@ before(async () => {
     return;
   }
   fleet = f;
-  dir = mkdtempSync(join(tmpdir(), 'mailfleet-fleet-'));
   const { node } = f;
   poolIp = node.egressIps[0]!;
   // The recipients' MX, on the host end of the node's link (port 25, as on the internet), and
@@ -109,27 +80,15 @@ before(async () => {
     53,
   );
 
-  // The Secrets examples/sendingpool.yaml asks for.
-  const tls = makeCertificate(dir);
-  await addCredential(join(dir, 'credentials'), USER, PASSWORD);
-  await f.kubectl(['create', 'secret', 'tls', 'relay-tls', '-n', NS, `--cert=${tls.certFile}`, `--key=${tls.keyFile}`]);
-  await f.kubectl(['create', 'secret', 'generic', 'relay-auth', '-n', NS, `--from-file=credentials=${join(dir, 'credentials')}`]);
-
-  const pool = example('sendingpool.yaml');
-  pool.spec.egress = { mode: 'hostNetwork' };
-  pool.spec.ips = [{ ...pool.spec.ips[0], address: poolIp, nodeName: node.name }];
-  pool.spec.retry = { ...pool.spec.retry, firstRetrySeconds: 1, multiplier: 1, maxRetrySeconds: 1 };
-  writeFileSync(join(dir, 'pool.yaml'), stringify(pool));
-  await f.kubectl(['apply', '-n', NS, '-f', join(repoRoot, 'examples', 'maildomain.yaml'), '-f', join(dir, 'pool.yaml')]);
-  serviceIp = await until('the submission Service', async () => (await f.kubectl(['get', 'svc', '-n', NS, 'transactional', '-o', 'jsonpath={.spec.clusterIP}'])).trim() || undefined);
-  await until('the relay pod Ready', async () => ((await relayPod(f)).ready ? true : undefined), 180_000);
+  const pool = await applyExamples(f, { namespace: NS, password: PASSWORD, retry: { firstRetrySeconds: 1, multiplier: 1, maxRetrySeconds: 1 } });
+  poolIp = pool.poolIp;
+  serviceIp = pool.serviceIp;
 });
 
 after(async () => {
   await sink?.close();
   await dns?.stop();
   await fleet?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 test('helm install + examples: mail through the pool Service reaches the MX from the pool IP, DKIM pass', async (t) => {
@@ -169,10 +128,10 @@ test('kill -9 of the relay: the kubelet restarts it, every acknowledged message 
   const sent = [];
   for (let i = 0; i < 5; i++) sent.push(await submit(`kill-${i}`));
   // Every message has been tried and refused: all five wait in the relay's queue.
-  await until('the relay to try the queued mail', async () => (refusals.length >= 5 ? true : undefined), 60_000);
+  await poll('the relay to try the queued mail', async () => (refusals.length >= 5 ? true : undefined), 60_000);
   const pid = await f.killContainer(NS, before.name, 'relay', 'SIGKILL');
   assert.ok(pid > 1);
-  const after = await until('the restarted relay Ready', async () => {
+  const after = await poll('the restarted relay Ready', async () => {
     const p = await relayPod(f);
     return p.restarts > before.restarts && p.ready ? p : undefined;
   });
@@ -180,7 +139,7 @@ test('kill -9 of the relay: the kubelet restarts it, every acknowledged message 
   refuse = undefined;
   await sink!.waitForMessages(sent.length, 60_000);
   // No second copy arrives once the queue is empty.
-  await until('an empty queue', async () => ((await queued(f)) === 0 ? true : undefined), 30_000);
+  await poll('an empty queue', async () => ((await queued(f)) === 0 ? true : undefined), 30_000);
   assert.deepEqual(subjects(sink!.messages).sort(), sent.toSorted());
 });
 
@@ -193,16 +152,16 @@ test('a deleted relay pod is replaced on the same volume and delivers what it he
   refuse = '451 4.3.0 not now';
   const sent = [];
   for (let i = 0; i < 5; i++) sent.push(await submit(`replace-${i}`));
-  await until('the relay to try the queued mail', async () => (refusals.length >= 5 ? true : undefined), 60_000);
+  await poll('the relay to try the queued mail', async () => (refusals.length >= 5 ? true : undefined), 60_000);
   await f.kubectl(['delete', 'pod', '-n', NS, before.name, '--wait=true']);
-  const after = await until('the replacement relay Ready', async () => {
+  const after = await poll('the replacement relay Ready', async () => {
     const p = await relayPod(f);
     return p.uid !== before.uid && p.ready ? p : undefined;
   }, 180_000);
   assert.equal(after.volume, before.volume, 'the replacement uses the same PersistentVolume');
   refuse = undefined;
   await sink!.waitForMessages(sent.length, 60_000);
-  await until('an empty queue', async () => ((await queued(f)) === 0 ? true : undefined), 30_000);
+  await poll('an empty queue', async () => ((await queued(f)) === 0 ? true : undefined), 30_000);
   assert.deepEqual(subjects(sink!.messages).sort(), sent.toSorted());
 });
 

@@ -6,7 +6,13 @@
 //   if ('skipped' in fleet) { … }
 //   after(() => fleet.stop());
 //   await fleet.kubectl(['apply', '-f', '-'], poolYaml);  // relay pods run on fleet.node
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseDocument, stringify } from 'yaml';
+import { addCredential } from '../../relay/intake/credentials.ts';
+import { makeCertificate } from '../support/certs.ts';
 import { repoRoot, startNode, type TestNode } from './node.ts';
 
 export interface Operator {
@@ -51,4 +57,70 @@ export async function startFleet(opts: { namespace?: string; values?: string[] }
     await node.stop();
     throw e;
   }
+}
+
+export interface ExamplePool {
+  namespace: string;
+  /** The pool's egress address (on the node; what the sink sees as the client address). */
+  poolIp: string;
+  /** ClusterIP of the pool's submission Service (routed from the test process), port 587. */
+  serviceIp: string;
+  /** An AUTH user in the relay-auth Secret. */
+  user: string;
+  password: string;
+}
+
+/**
+ * examples/maildomain.yaml and examples/sendingpool.yaml applied as a user would, with the
+ * Secrets the pool asks for (a self-signed relay-tls, relay-auth with one user), adapted to the
+ * node in the one way it needs: egress hostNetwork with one IP, the node's first egress address
+ * (the examples keep `none` and TEST-NET addresses no test machine has; hostNetwork allows one
+ * relay per node). `retry` overrides the pool's retry schedule (tests: retries after 1 s).
+ * Resolves once the relay pod is Ready.
+ */
+export async function applyExamples(fleet: TestNode, opts: { namespace?: string; retry?: Record<string, number>; password?: string } = {}): Promise<ExamplePool> {
+  const namespace = opts.namespace ?? 'default';
+  const user = 'app';
+  const password = opts.password ?? randomBytes(12).toString('base64url');
+  const dir = await mkdtemp(join(tmpdir(), 'mailfleet-examples-'));
+  try {
+    const tls = makeCertificate(dir);
+    await addCredential(join(dir, 'credentials'), user, password);
+    if (namespace !== 'default') await fleet.kubectl(['create', 'namespace', namespace]).catch(() => '');
+    await fleet.kubectl(['create', 'secret', 'tls', 'relay-tls', '-n', namespace, `--cert=${tls.certFile}`, `--key=${tls.keyFile}`]);
+    await fleet.kubectl(['create', 'secret', 'generic', 'relay-auth', '-n', namespace, `--from-file=credentials=${join(dir, 'credentials')}`]);
+    const pool = parseDocument(await readFile(join(repoRoot, 'examples', 'sendingpool.yaml'), 'utf8')).toJSON() as {
+      spec: { egress: unknown; ips: Record<string, unknown>[]; retry?: Record<string, number> };
+    };
+    const poolIp = fleet.node.egressIps[0]!;
+    pool.spec.egress = { mode: 'hostNetwork' };
+    pool.spec.ips = [{ ...pool.spec.ips[0], address: poolIp, nodeName: fleet.node.name }];
+    if (opts.retry) pool.spec.retry = { ...pool.spec.retry, ...opts.retry };
+    await writeFile(join(dir, 'sendingpool.yaml'), stringify(pool));
+    await fleet.kubectl(['apply', '-n', namespace, '-f', join(repoRoot, 'examples', 'maildomain.yaml'), '-f', join(dir, 'sendingpool.yaml')]);
+    const serviceIp = await poll('the submission Service', async () => (await fleet.kubectl(['get', 'svc', '-n', namespace, 'transactional', '-o', 'jsonpath={.spec.clusterIP}'])).trim() || undefined);
+    await poll('a Ready relay pod', async () => {
+      const out = await fleet.kubectl(['get', 'pods', '-n', namespace, '-l', 'mailfleet.io/pool=transactional', '-o', 'jsonpath={.items[*].status.containerStatuses[*].ready}']);
+      return out.trim() === 'true' ? true : undefined;
+    }, 180_000);
+    return { namespace, poolIp, serviceIp, user, password };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Polls `check` every 250 ms until it returns a value (the API has no event for these). */
+export async function poll<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }

@@ -1,0 +1,66 @@
+// `npm run fleet`: the one-node test cluster with the chart installed and examples/ applied, for
+// trying mailfleet by hand. A sink MX on the node's host end prints every message it receives.
+// Ctrl-C stops everything (nothing is left running). Needs root; see docs/test-node.md.
+import { startFleet, applyExamples } from './fleet.ts';
+import { startDnsmasq } from '../support/dnsmasq.ts';
+import { startSink } from '../support/sink.ts';
+
+const RCPT_DOMAIN = 'inbox.test';
+const t0 = Date.now();
+console.log('starting the cluster, the node and the operator (about a minute the first time images are built)…');
+const fleet = await startFleet();
+if ('skipped' in fleet) {
+  console.error(`cannot start the test node: ${fleet.skipped}`);
+  process.exit(1);
+}
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  console.log('\nstopping…');
+  await sink?.close().catch(() => {});
+  await dns?.stop().catch(() => {});
+  await fleet.stop();
+  process.exit(0);
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+
+const { node } = fleet;
+const sink = await startSink({
+  address: node.hostIp,
+  port: 25,
+  onData: (m) => {
+    const subject = /^Subject: (.*)$/m.exec(m.body.toString('latin1'))?.[1] ?? '';
+    const dkim = /^DKIM-Signature: .*?\bd=([^;\s]+)/ms.exec(m.body.toString('latin1'))?.[1];
+    console.log(`sink: ${m.from} → ${m.to.join(', ')} from ${m.remoteAddress} (EHLO ${m.heloName}${dkim ? `, DKIM d=${dkim}` : ''}): ${subject}`);
+    return undefined;
+  },
+});
+const dns = await startDnsmasq(
+  { localZones: ['test'], mx: [{ domain: RCPT_DOMAIN, host: `mx.${RCPT_DOMAIN}`, preference: 10 }], a: [{ name: `mx.${RCPT_DOMAIN}`, address: node.hostIp }] },
+  node.hostIp,
+  53,
+);
+const pool = await applyExamples(fleet);
+
+console.log(`
+mailfleet is running on a one-node cluster (${Math.round((Date.now() - t0) / 1000)} s).
+
+  export KUBECONFIG=${fleet.kubeconfig}
+  alias kubectl=${fleet.kubectlPath} helm=${fleet.helmPath}
+  kubectl get sendingpools,maildomains,pods -A
+
+Send a message through the pool's submission Service (STARTTLS + AUTH on 587):
+
+  swaks --server ${pool.serviceIp}:587 --tls --auth-user ${pool.user} --auth-password '${pool.password}' \\
+        --from news@example.com --to reader@${RCPT_DOMAIN}
+
+It leaves from the pool's IP ${pool.poolIp}, DKIM-signed for example.com, to the MX of
+${RCPT_DOMAIN} (a sink here, at ${node.hostIp}:25); this window prints what arrives. Watch:
+
+  kubectl logs -f -n ${pool.namespace} -l mailfleet.io/pool=transactional       # the relay
+  kubectl logs -f -n ${fleet.operator.namespace} ${fleet.operator.pod}          # the operator
+  curl -s http://${node.ip}:8080/metrics | grep ^mailfleet_                      # relay metrics
+
+Ctrl-C stops the cluster and removes everything it made.`);
