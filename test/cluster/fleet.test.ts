@@ -119,6 +119,17 @@ test('helm install + examples: mail through the pool Service reaches the MX from
   assert.deepEqual(v.results.map((r: { status: { result: string } }) => r.status.result), ['pass'], JSON.stringify(v.results.map((r: { status: unknown }) => r.status)));
 });
 
+test('cluster DNS: the operator pod resolves a relay by its stable name, and names outside the cluster', async (t) => {
+  if (skipped) return t.skip(skipped);
+  const f = fleet!;
+  const relay = (await relayPod(f)).name;
+  const lookup = (name: string) =>
+    f.exec(f.operator.namespace, f.operator.pod, 'operator', ['node', '-e', `require('node:dns').promises.lookup(${JSON.stringify(name)}).then((r) => console.log(r.address))`]);
+  // hostNetwork relay: its address is the node's.
+  assert.equal((await lookup(`${relay}.transactional-relays.${NS}.svc.cluster.local`)).trim(), f.node.ip);
+  assert.equal((await lookup(`mx.${RCPT_DOMAIN}`)).trim(), f.node.hostIp, 'forwarded to the test dnsmasq');
+});
+
 test('kill -9 of the relay: the kubelet restarts it, every acknowledged message is delivered once', async (t) => {
   if (skipped) return t.skip(skipped);
   const f = fleet!;

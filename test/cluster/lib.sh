@@ -20,6 +20,7 @@ is_ours() {
     kubelet) [[ "$cmd" == *kubelet\ * ]] ;;
     kube-proxy) [[ "$cmd" == *kube-proxy\ * ]] ;;
     scheduler) [[ "$cmd" == *kube-scheduler\ * ]] ;;
+    coredns) [[ "$cmd" == *coredns\ * ]] ;;
     *) return 1 ;;
   esac
 }

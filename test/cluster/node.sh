@@ -47,6 +47,7 @@ NODE_IP=198.18.$n.2
 POD_CIDR=10.244.$n.0/24
 SERVICE_CIDR=10.96.$n.0/24
 SERVICE_IP=10.96.$n.1
+DNS_IP=10.96.$n.10
 EGRESS_CIDR=198.19.$n.0/24
 EGRESS_IPS="$(echo 198.19.$n.{10..17})"
 NODE_NAME=$NODE_NAME
@@ -234,8 +235,10 @@ tlsPrivateKeyFile: $dir/pki/kubelet.key
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
 podCIDR: $POD_CIDR
-# No cluster DNS: pods (and hostNetwork pods) resolve through this node's resolv.conf, whose
-# nameserver is the host end of the veth, where a test may run dnsmasq on port 53.
+# Cluster DNS: CoreDNS in the node's netns behind the kube-dns Service; names outside
+# cluster.local go on to the host end of the veth (this resolv.conf), where a test may run
+# dnsmasq on port 53.
+clusterDNS: [$DNS_IP]
 resolvConf: $nd/resolv.conf
 # Container logs here, not /var/log/pods (the kubelet still links them from /var/log/containers).
 podLogsDir: $nd/pod-logs
@@ -269,6 +272,27 @@ iptables: { minSyncPeriod: 0s, syncPeriod: 30s }
 EOF
   launch kube-proxy nsenter --net="/run/netns/$NETNS" -- "$bin/kube-proxy" --config="$nd/kube-proxy.yaml" --v=1
 
+  # --- cluster DNS: CoreDNS in the netns (no image to run it as a pod), behind kube-dns -----------
+  local coredns_version; coredns_version="$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" { print $3; exit }
+    $1 == "github.com/coredns/coredns" { print $2; exit }' "$here/coredns/go.mod")"
+  local coredns="${MAILFLEET_CACHE:-$HOME/.cache/mailfleet}/coredns-$coredns_version/coredns"
+  [ -x "$coredns" ] || "$here/build.sh" --node >/dev/null
+  cat > "$nd/Corefile" <<EOF
+.:53 {
+    bind $NODE_IP
+    errors
+    ready 127.0.0.1:8181
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig $nd/node.kubeconfig
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }
+    forward . $HOST_IP
+    cache 5
+}
+EOF
+  launch coredns nsenter --net="/run/netns/$NETNS" -- "$coredns" -conf "$nd/Corefile"
+
   # --- kube-scheduler (on the host, like the rest of the control plane) ---------------------------
   launch scheduler "$bin/kube-scheduler" --kubeconfig="$dir/kubeconfig" --leader-elect=false --secure-port=0 --v=1
 
@@ -301,6 +325,20 @@ addressType: IPv4
 endpoints: [{ addresses: [$HOST_IP], conditions: { ready: true } }]
 ports: [{ name: https, port: $port, protocol: TCP }]
 ---
+apiVersion: v1
+kind: Service
+metadata: { name: kube-dns, namespace: kube-system, labels: { k8s-app: kube-dns } }
+spec:
+  clusterIP: $DNS_IP
+  ports: [{ name: dns, port: 53, protocol: UDP }, { name: dns-tcp, port: 53, protocol: TCP }]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: kube-dns, namespace: kube-system, labels: { kubernetes.io/service-name: kube-dns } }
+addressType: IPv4
+endpoints: [{ addresses: [$NODE_IP], conditions: { ready: true } }]
+ports: [{ name: dns, port: 53, protocol: UDP }, { name: dns-tcp, port: 53, protocol: TCP }]
+---
 # Local PersistentVolumes bound when a pod needs them (WaitForFirstConsumer), kept on release
 # (a relay's queue outlives its pod).
 apiVersion: storage.k8s.io/v1
@@ -329,6 +367,13 @@ EOF
     done
   } > "$nd/objects.yaml"
   "$kubectl" apply -f "$nd/objects.yaml" 2>&1 >/dev/null | { grep -v "v1 Endpoints is deprecated" >&2 || true; }
+  deadline=$((SECONDS + 30))
+  until [ "$(in_ns curl -s --max-time 2 http://127.0.0.1:8181/ready 2>/dev/null)" = OK ]; do
+    pid="$(awk '$1 == "coredns" { print $2 }' "$nd/pids")"
+    kill -0 "$pid" 2>/dev/null || { echo "node.sh: CoreDNS exited:" >&2; tail -n 5 "$nd/coredns.log" >&2; exit 1; }
+    [ $SECONDS -lt $deadline ] || { echo "node.sh: CoreDNS not ready after 30 s; see $nd/coredns.log" >&2; exit 1; }
+    sleep 0.2
+  done
   ok=1
   echo "node.sh: node $NODE_NAME Ready ($NODE_IP, netns $NETNS) in $((SECONDS - started)) s" >&2
 }
@@ -358,10 +403,13 @@ stop_pids() { # names...: SIGTERM, then SIGKILL after STOP_GRACE seconds (defaul
 }
 
 stop() {
+  # Best effort, every step whatever the previous one did: a cgroup or mount may vanish while
+  # it is being walked (find exits 1), and an early exit would leave the rest running.
+  set +e +o pipefail
   [ -s "$nd/net.env" ] || { rm -f "$nd/pids"; return 0; }
   . "$nd/net.env"
   # 1. Nothing may start new containers: scheduler, kubelet, kube-proxy first.
-  stop_pids scheduler kubelet kube-proxy
+  stop_pids scheduler kubelet kube-proxy coredns
   # 2. Every container process, found by this node's cgroup subtree (not by name).
   local cgs; cgs="$(cgroup_dirs)"
   local pass procs
