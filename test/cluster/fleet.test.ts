@@ -1,12 +1,12 @@
-// The product as a user runs it, on a real node: `helm install` of the chart (the operator pod
+// The product as a user runs it, on real nodes: `helm install` of the chart (the operator pod
 // from the image the Dockerfile builds) + examples/ applied → relay pods from the same image →
-// mail submitted to the pool's Service reaches a sink MX found through DNS, from the pool's IP,
+// mail submitted to the pool's Service reaches a sink MX found through DNS, from the pool's IPs,
 // DKIM-signed; a relay killed with SIGKILL, or its pod replaced, still delivers every message it
 // acknowledged, once.
 //
-// examples/ are applied by applyExamples (test/cluster/fleet.ts: egress hostNetwork with one IP,
-// the node's egress address), with retries after 1 s instead of 5 min so that a refused delivery
-// is retried within the test.
+// Two nodes: the example pool's two IPs in hostNetwork mode need one node each. examples/ are
+// applied by applyExamples (test/cluster/fleet.ts: egress hostNetwork, IP i on node i), with
+// retries after 1 s instead of 5 min so that a refused delivery is retried within the test.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
@@ -26,15 +26,16 @@ let sink: Sink | undefined;
 /** While set, the sink answers every RCPT with this temporary failure. */
 let refuse: string | undefined;
 const refusals: string[] = [];
-let poolIp = '';
+let poolIps: string[] = [];
 let serviceIp = '';
 
+/** The relay pod of the pool's first IP (on the first node). */
 async function relayPod(f: Fleet): Promise<{ name: string; uid: string; restarts: number; ready: boolean; volume: string }> {
   const list = JSON.parse(await f.kubectl(['get', 'pods', '-n', NS, '-l', 'mailfleet.io/pool=transactional', '-o', 'json'])) as {
-    items: { metadata: { name: string; uid: string; deletionTimestamp?: string }; spec: { volumes?: { name: string; persistentVolumeClaim?: { claimName: string } }[] }; status: { containerStatuses?: { restartCount: number; ready: boolean }[] } }[];
+    items: { metadata: { name: string; uid: string; deletionTimestamp?: string }; spec: { nodeName?: string; volumes?: { name: string; persistentVolumeClaim?: { claimName: string } }[] }; status: { containerStatuses?: { restartCount: number; ready: boolean }[] } }[];
   };
-  const live = list.items.filter((p) => !p.metadata.deletionTimestamp);
-  assert.equal(live.length, 1, `one relay pod expected, got ${live.map((p) => p.metadata.name).join(', ')}`);
+  const live = list.items.filter((p) => !p.metadata.deletionTimestamp && p.metadata.name.includes(poolIps[0]!.replaceAll('.', '-')));
+  assert.equal(live.length, 1, `one relay pod for ${poolIps[0]} expected, got ${live.map((p) => p.metadata.name).join(', ')}`);
   const p = live[0]!;
   const claim = p.spec.volumes?.find((v) => v.persistentVolumeClaim)?.persistentVolumeClaim?.claimName ?? '';
   const volume = claim ? (await f.kubectl(['get', 'pvc', '-n', NS, claim, '-o', 'jsonpath={.spec.volumeName}'])).trim() : '';
@@ -42,8 +43,10 @@ async function relayPod(f: Fleet): Promise<{ name: string; uid: string; restarts
   return { name: p.metadata.name, uid: p.metadata.uid, restarts: cs?.restartCount ?? 0, ready: cs?.ready ?? false, volume };
 }
 
-async function submit(subject: string): Promise<string> {
-  const t = nodemailer.createTransport({ host: serviceIp, port: 587, requireTLS: true, auth: { user: 'app', pass: PASSWORD }, tls: { rejectUnauthorized: false } });
+/** Submits through the pool's Service, or straight to the first IP's relay (hostNetwork: the node's address, port 10587). */
+async function submit(subject: string, to: 'service' | 'relay' = 'service'): Promise<string> {
+  const [host, port] = to === 'service' ? [serviceIp, 587] : [fleet!.node.ip, 10587];
+  const t = nodemailer.createTransport({ host, port, requireTLS: true, auth: { user: 'app', pass: PASSWORD }, tls: { rejectUnauthorized: false } });
   try {
     const info = await t.sendMail({ from: 'news@example.com', to: `reader@${RCPT_DOMAIN}`, subject, text: `${subject}\n` });
     assert.match(info.response, /^250 /);
@@ -56,14 +59,13 @@ async function submit(subject: string): Promise<string> {
 const subjects = (ms: SinkMessage[]): string[] => ms.map((m) => /^Subject: (.*)$/m.exec(m.body.toString('latin1'))?.[1]?.trim() ?? '');
 
 before(async () => {
-  const f = await startFleet();
+  const f = await startFleet({ nodes: 2 });
   if ('skipped' in f) {
     skipped = f.skipped;
     return;
   }
   fleet = f;
   const { node } = f;
-  poolIp = node.egressIps[0]!;
   // The recipients' MX, on the host end of the node's link (port 25, as on the internet), and
   // the DNS the node's pods use (the node's resolv.conf names hostIp).
   sink = await startSink({
@@ -81,7 +83,7 @@ before(async () => {
   );
 
   const pool = await applyExamples(f, { namespace: NS, password: PASSWORD, retry: { firstRetrySeconds: 1, multiplier: 1, maxRetrySeconds: 1 } });
-  poolIp = pool.poolIp;
+  poolIps = pool.poolIps;
   serviceIp = pool.serviceIp;
 });
 
@@ -91,35 +93,51 @@ after(async () => {
   await fleet?.stop();
 });
 
-test('helm install + examples: mail through the pool Service reaches the MX from the pool IP, DKIM pass', async (t) => {
+test('helm install + examples: mail through the pool Service reaches the MX from the pool IPs, DKIM pass', async (t) => {
   if (skipped) return t.skip(skipped);
   const f = fleet!;
   const op = JSON.parse(await f.kubectl(['get', 'pod', '-n', f.operator.namespace, f.operator.pod, '-o', 'json'])) as { spec: { serviceAccountName: string; containers: { image: string }[] } };
   assert.equal(op.spec.containers[0]!.image, f.images.app);
   assert.equal(op.spec.serviceAccountName, f.operator.release);
-  const relay = JSON.parse(await f.kubectl(['get', 'pod', '-n', NS, (await relayPod(f)).name, '-o', 'json'])) as { spec: { hostNetwork?: boolean; containers: { image: string }[] } };
-  assert.equal(relay.spec.containers[0]!.image, f.images.app);
-  assert.equal(relay.spec.hostNetwork, true);
+  const relays = JSON.parse(await f.kubectl(['get', 'pods', '-n', NS, '-l', 'mailfleet.io/pool=transactional', '-o', 'json'])) as {
+    items: { spec: { nodeName: string; hostNetwork?: boolean; containers: { image: string }[] } }[];
+  };
+  assert.deepEqual(relays.items.map((p) => p.spec.nodeName).sort(), f.nodes.map((n) => n.name).sort(), 'one relay per node');
+  for (const p of relays.items) {
+    assert.equal(p.spec.containers[0]!.image, f.images.app);
+    assert.equal(p.spec.hostNetwork, true);
+  }
 
-  await submit('through the fleet');
-  const [m] = await sink!.waitForMessages(1, 60_000);
-  assert.equal(m!.remoteAddress, poolIp, 'sent from the pool IP');
-  assert.equal(m!.heloName, 'mta1.mail.example.net');
+  // Through the Service (kube-proxy picks a relay per connection), and once straight to the
+  // second IP's relay so that both IPs are seen whatever kube-proxy chose.
+  const sent = [];
+  for (let i = 0; i < 4; i++) sent.push(await submit(`through the fleet ${i}`));
+  const direct = nodemailer.createTransport({ host: f.nodes[1]!.ip, port: 10587, requireTLS: true, auth: { user: 'app', pass: PASSWORD }, tls: { rejectUnauthorized: false } });
+  await direct.sendMail({ from: 'news@example.com', to: `reader@${RCPT_DOMAIN}`, subject: 'second relay', text: 'second relay\n' });
+  direct.close();
+  sent.push('second relay');
+  const got = await sink!.waitForMessages(sent.length, 60_000);
+  assert.deepEqual(subjects(got).sort(), sent.toSorted());
+  const helo = new Map([[poolIps[0], 'mta1.mail.example.net'], [poolIps[1], 'mta2.mail.example.net']]);
+  for (const m of got) assert.equal(m.heloName, helo.get(m.remoteAddress), `sent from a pool IP with its own name: ${m.remoteAddress} ${m.heloName}`);
+  assert.ok(got.some((m) => m.remoteAddress === poolIps[1]));
 
   // The DKIM key the operator generated, as MailDomain status tells the user to publish it.
   const md = JSON.parse(await f.kubectl(['get', 'maildomain', '-n', NS, 'example-com', '-o', 'json'])) as { status?: { records?: { name: string; type: string; value: string }[] } };
   const key = md.status?.records?.find((r) => r.type === 'TXT' && r.name.startsWith('mf1._domainkey.'));
   assert.ok(key, `a DKIM record in status.records: ${JSON.stringify(md.status?.records)}`);
-  const v = await dkimVerify(m!.body, {
-    resolver: async (name: string, type: string) => {
-      if (type === 'TXT' && name.replace(/\.$/, '') === key.name.replace(/\.$/, '')) return [[key.value]];
-      throw Object.assign(new Error(`NXDOMAIN ${name}`), { code: 'ENOTFOUND' });
-    },
-  });
-  assert.deepEqual(v.results.map((r: { status: { result: string } }) => r.status.result), ['pass'], JSON.stringify(v.results.map((r: { status: unknown }) => r.status)));
+  for (const m of got) {
+    const v = await dkimVerify(m.body, {
+      resolver: async (name: string, type: string) => {
+        if (type === 'TXT' && name.replace(/\.$/, '') === key.name.replace(/\.$/, '')) return [[key.value]];
+        throw Object.assign(new Error(`NXDOMAIN ${name}`), { code: 'ENOTFOUND' });
+      },
+    });
+    assert.deepEqual(v.results.map((r: { status: { result: string } }) => r.status.result), ['pass'], JSON.stringify(v.results.map((r: { status: unknown }) => r.status)));
+  }
 });
 
-test('cluster DNS: the operator pod resolves a relay by its stable name, and names outside the cluster', async (t) => {
+test('cluster DNS: the operator pod resolves and reaches each relay by its stable name, and names outside the cluster', async (t) => {
   if (skipped) return t.skip(skipped);
   const f = fleet!;
   const relay = (await relayPod(f)).name;
@@ -128,6 +146,15 @@ test('cluster DNS: the operator pod resolves a relay by its stable name, and nam
   // hostNetwork relay: its address is the node's.
   assert.equal((await lookup(`${relay}.transactional-relays.${NS}.svc.cluster.local`)).trim(), f.node.ip);
   assert.equal((await lookup(`mx.${RCPT_DOMAIN}`)).trim(), f.node.hostIp, 'forwarded to the test dnsmasq');
+  // The operator reaches every relay's HTTP port by its stable name, whichever node either is on
+  // (what a control loop reading /v1/stats needs).
+  const pods = (await f.kubectl(['get', 'pods', '-n', NS, '-l', 'mailfleet.io/pool=transactional', '-o', 'jsonpath={.items[*].metadata.name}'])).trim().split(/\s+/);
+  assert.equal(pods.length, 2);
+  for (const p of pods) {
+    const url = `http://${p}.transactional-relays.${NS}.svc.cluster.local:8080/healthz`;
+    const status = await f.exec(f.operator.namespace, f.operator.pod, 'operator', ['node', '-e', `fetch(${JSON.stringify(url)}).then((r) => console.log(r.status))`]);
+    assert.equal(status.trim(), '200', url);
+  }
 });
 
 test('kill -9 of the relay: the kubelet restarts it, every acknowledged message is delivered once', async (t) => {
@@ -137,7 +164,7 @@ test('kill -9 of the relay: the kubelet restarts it, every acknowledged message 
   sink!.messages.length = 0;
   refuse = '451 4.3.0 not now';
   const sent = [];
-  for (let i = 0; i < 5; i++) sent.push(await submit(`kill-${i}`));
+  for (let i = 0; i < 5; i++) sent.push(await submit(`kill-${i}`, 'relay'));
   // Every message has been tried and refused: all five wait in the relay's queue.
   await poll('the relay to try the queued mail', async () => (refusals.length >= 5 ? true : undefined), 60_000);
   const pid = await f.killContainer(NS, before.name, 'relay', 'SIGKILL');
@@ -162,7 +189,7 @@ test('a deleted relay pod is replaced on the same volume and delivers what it he
   refusals.length = 0;
   refuse = '451 4.3.0 not now';
   const sent = [];
-  for (let i = 0; i < 5; i++) sent.push(await submit(`replace-${i}`));
+  for (let i = 0; i < 5; i++) sent.push(await submit(`replace-${i}`, 'relay'));
   await poll('the relay to try the queued mail', async () => (refusals.length >= 5 ? true : undefined), 60_000);
   await f.kubectl(['delete', 'pod', '-n', NS, before.name, '--wait=true']);
   const after = await poll('the replacement relay Ready', async () => {

@@ -47,8 +47,8 @@ export async function installOperator(node: TestNode, opts: { namespace?: string
   return { namespace, release, pod };
 }
 
-export async function startFleet(opts: { namespace?: string; values?: string[] } = {}): Promise<Fleet | { skipped: string }> {
-  const node = await startNode();
+export async function startFleet(opts: { namespace?: string; values?: string[]; nodes?: number } = {}): Promise<Fleet | { skipped: string }> {
+  const node = await startNode({ nodes: opts.nodes });
   if ('skipped' in node) return node;
   try {
     const operator = await installOperator(node, opts);
@@ -61,8 +61,10 @@ export async function startFleet(opts: { namespace?: string; values?: string[] }
 
 export interface ExamplePool {
   namespace: string;
-  /** The pool's egress address (on the node; what the sink sees as the client address). */
+  /** The pool's first egress address (on the first node; what the sink sees as the client address). */
   poolIp: string;
+  /** Every egress address of the pool, IP i on node i. */
+  poolIps: string[];
   /** ClusterIP of the pool's submission Service (routed from the test process), port 587. */
   serviceIp: string;
   /** An AUTH user in the relay-auth Secret. */
@@ -73,10 +75,11 @@ export interface ExamplePool {
 /**
  * examples/maildomain.yaml and examples/sendingpool.yaml applied as a user would, with the
  * Secrets the pool asks for (a self-signed relay-tls, relay-auth with one user), adapted to the
- * node in the one way it needs: egress hostNetwork with one IP, the node's first egress address
- * (the examples keep `none` and TEST-NET addresses no test machine has; hostNetwork allows one
- * relay per node). `retry` overrides the pool's retry schedule (tests: retries after 1 s).
- * Resolves once the relay pod is Ready.
+ * nodes in the one way it needs: egress hostNetwork, IP i on node i at that node's first egress
+ * address (the examples keep `none` and TEST-NET addresses no test machine has; hostNetwork
+ * allows one relay per node, so one node runs the pool's first IP only, two run both).
+ * `retry` overrides the pool's retry schedule (tests: retries after 1 s). Resolves once every
+ * relay pod is Ready.
  */
 export async function applyExamples(fleet: TestNode, opts: { namespace?: string; retry?: Record<string, number>; password?: string } = {}): Promise<ExamplePool> {
   const namespace = opts.namespace ?? 'default';
@@ -92,18 +95,20 @@ export async function applyExamples(fleet: TestNode, opts: { namespace?: string;
     const pool = parseDocument(await readFile(join(repoRoot, 'examples', 'sendingpool.yaml'), 'utf8')).toJSON() as {
       spec: { egress: unknown; ips: Record<string, unknown>[]; retry?: Record<string, number> };
     };
-    const poolIp = fleet.node.egressIps[0]!;
+    const ips = pool.spec.ips.slice(0, fleet.nodes.length).map((ip, i) => ({ ...ip, address: fleet.nodes[i]!.egressIps[0]!, nodeName: fleet.nodes[i]!.name }));
+    const poolIps = ips.map((ip) => ip.address);
     pool.spec.egress = { mode: 'hostNetwork' };
-    pool.spec.ips = [{ ...pool.spec.ips[0], address: poolIp, nodeName: fleet.node.name }];
+    pool.spec.ips = ips;
     if (opts.retry) pool.spec.retry = { ...pool.spec.retry, ...opts.retry };
     await writeFile(join(dir, 'sendingpool.yaml'), stringify(pool));
     await fleet.kubectl(['apply', '-n', namespace, '-f', join(repoRoot, 'examples', 'maildomain.yaml'), '-f', join(dir, 'sendingpool.yaml')]);
     const serviceIp = await poll('the submission Service', async () => (await fleet.kubectl(['get', 'svc', '-n', namespace, 'transactional', '-o', 'jsonpath={.spec.clusterIP}'])).trim() || undefined);
     await poll('a Ready relay pod', async () => {
       const out = await fleet.kubectl(['get', 'pods', '-n', namespace, '-l', 'mailfleet.io/pool=transactional', '-o', 'jsonpath={.items[*].status.containerStatuses[*].ready}']);
-      return out.trim() === 'true' ? true : undefined;
+      const ready = out.trim().split(/\s+/);
+      return ready.length === ips.length && ready.every((r) => r === 'true') ? true : undefined;
     }, 180_000);
-    return { namespace, poolIp, serviceIp, user, password };
+    return { namespace, poolIp: poolIps[0]!, poolIps, serviceIp, user, password };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -29,15 +29,21 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
-[ $# -eq 2 ] || { echo "usage: $0 net|runtime|start|stop DIR" >&2; exit 2; }
+[ $# -eq 2 ] || [ $# -eq 3 ] || { echo "usage: $0 net|runtime|start|stop DIR [NAME]" >&2; exit 2; }
 action="$1"
 mkdir -p "$2"
 dir="$(cd "$2" && pwd)"
-nd="$dir/node"
-NODE_NAME=mailfleet-node
+# NAME: "node" (default) is the cluster's first node, which also runs the scheduler and cluster
+# DNS and writes the cluster-wide objects; others ("node2", …) join it. State in DIR/NAME.
+name="${3:-node}"
+[[ "$name" =~ ^node[0-9]*$ ]] || { echo "node.sh: NAME must be node, node2, node3, …" >&2; exit 2; }
+nd="$dir/$name"
+NODE_NAME="mailfleet-$name"
+primary=0; [ "$name" = node ] && primary=1
 
-netenv() { # the addresses of node N
-  local n="$1"
+netenv() { # the addresses of node N (Service CIDR and cluster DNS: the first node's)
+  local n="$1" c="$1"
+  [ $primary = 1 ] || c="$(awk -F= '$1 == "N" { print $2 }' "$dir/node/net.env")"
   cat <<EOF
 N=$n
 NETNS=mf$n
@@ -45,9 +51,9 @@ HOST_LINK=mf${n}h
 HOST_IP=198.18.$n.1
 NODE_IP=198.18.$n.2
 POD_CIDR=10.244.$n.0/24
-SERVICE_CIDR=10.96.$n.0/24
-SERVICE_IP=10.96.$n.1
-DNS_IP=10.96.$n.10
+SERVICE_CIDR=10.96.$c.0/24
+SERVICE_IP=10.96.$c.1
+DNS_IP=10.96.$c.10
 EGRESS_CIDR=198.19.$n.0/24
 EGRESS_IPS="$(echo 198.19.$n.{10..17})"
 NODE_NAME=$NODE_NAME
@@ -61,7 +67,8 @@ in_ns() { nsenter --net="/run/netns/$NETNS" -- "$@"; }
 
 net_up() {
   mkdir -p "$nd"
-  [ ! -s "$nd/net.env" ] || { echo "node.sh: $nd/net.env exists: node.sh stop $dir first" >&2; exit 1; }
+  [ ! -s "$nd/net.env" ] || { echo "node.sh: $nd/net.env exists: node.sh stop $dir $name first" >&2; exit 1; }
+  [ $primary = 1 ] || [ -s "$dir/node/net.env" ] || { echo "node.sh: node.sh net $dir (the first node) first" >&2; exit 1; }
   local n claimed=
   for n in $(shuf -i 1-250); do
     # Creating the host end is the claim: it fails when another node (or a leftover) has N.
@@ -83,7 +90,12 @@ net_up() {
   for a in $EGRESS_IPS; do ip -n "$NETNS" addr add "$a/32" dev lo; done
   ip addr add "$HOST_IP/24" dev "$HOST_LINK"
   ip link set "$HOST_LINK" up
-  for c in "$POD_CIDR" "$SERVICE_CIDR" "$EGRESS_CIDR"; do ip route add "$c" via "$NODE_IP" dev "$HOST_LINK"; done
+  local c routes=("$POD_CIDR" "$EGRESS_CIDR")
+  [ $primary = 1 ] && routes+=("$SERVICE_CIDR")   # Services: through the first node's kube-proxy
+  for c in "${routes[@]}"; do ip route add "$c" via "$NODE_IP" dev "$HOST_LINK"; done
+  # Nodes of one cluster reach each other's pods through the host: forwarding on for packets
+  # that arrive from this link only (IPv4 decides by the incoming interface), never ip_forward.
+  sysctl -q -w "net.ipv4.conf.$HOST_LINK.forwarding=1"
   # The node forwards between its bridge and eth0, and bridged pod traffic goes through iptables
   # (kube-proxy's rules for a Service whose endpoint is on the same bridge). Both are per netns.
   in_ns sysctl -q -w net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
@@ -181,7 +193,7 @@ EOF
 }
 
 start() {
-  [ -s "$nd/net.env" ] || { echo "node.sh: run node.sh net $dir (before start.sh) first" >&2; exit 1; }
+  [ -s "$nd/net.env" ] || { echo "node.sh: run node.sh net $dir $name (before start.sh) first" >&2; exit 1; }
   [ -s "$dir/server" ] || { echo "node.sh: no control plane in $dir (start.sh)" >&2; exit 1; }
   local started=$SECONDS t
   [ -f "$nd/runtime.ok" ] || (runtime)
@@ -273,6 +285,7 @@ EOF
   launch kube-proxy nsenter --net="/run/netns/$NETNS" -- "$bin/kube-proxy" --config="$nd/kube-proxy.yaml" --v=1
 
   # --- cluster DNS: CoreDNS in the netns (no image to run it as a pod), behind kube-dns -----------
+  if [ $primary = 1 ]; then
   local coredns_version; coredns_version="$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" { print $3; exit }
     $1 == "github.com/coredns/coredns" { print $2; exit }' "$here/coredns/go.mod")"
   local coredns="${MAILFLEET_CACHE:-$HOME/.cache/mailfleet}/coredns-$coredns_version/coredns"
@@ -295,6 +308,7 @@ EOF
 
   # --- kube-scheduler (on the host, like the rest of the control plane) ---------------------------
   launch scheduler "$bin/kube-scheduler" --kubeconfig="$dir/kubeconfig" --leader-elect=false --secure-port=0 --v=1
+  fi
 
   export KUBECONFIG="$dir/kubeconfig" KUBECACHEDIR="$dir/kube-cache"
   deadline=$((SECONDS + 60))
@@ -312,7 +326,7 @@ EOF
   local port; port="$(sed 's/.*://' "$dir/server")"
   mkdir -p "$nd/pv"
   {
-    cat <<EOF
+    [ $primary = 1 ] && cat <<EOF
 apiVersion: v1
 kind: Endpoints
 metadata: { name: kubernetes, namespace: default, labels: { endpointslice.kubernetes.io/skip-mirror: "true" } }
@@ -338,6 +352,8 @@ metadata: { name: kube-dns, namespace: kube-system, labels: { kubernetes.io/serv
 addressType: IPv4
 endpoints: [{ addresses: [$NODE_IP], conditions: { ready: true } }]
 ports: [{ name: dns, port: 53, protocol: UDP }, { name: dns-tcp, port: 53, protocol: TCP }]
+EOF
+    cat <<EOF
 ---
 # Local PersistentVolumes bound when a pod needs them (WaitForFirstConsumer), kept on release
 # (a relay's queue outlives its pod).
@@ -355,7 +371,7 @@ EOF
 ---
 apiVersion: v1
 kind: PersistentVolume
-metadata: { name: local-pv$i }
+metadata: { name: local-$name-pv$i }
 spec:
   capacity: { storage: 100Gi }
   accessModes: [ReadWriteOnce]
@@ -368,7 +384,7 @@ EOF
   } > "$nd/objects.yaml"
   "$kubectl" apply -f "$nd/objects.yaml" 2>&1 >/dev/null | { grep -v "v1 Endpoints is deprecated" >&2 || true; }
   deadline=$((SECONDS + 30))
-  until [ "$(in_ns curl -s --max-time 2 http://127.0.0.1:8181/ready 2>/dev/null)" = OK ]; do
+  until [ $primary = 0 ] || [ "$(in_ns curl -s --max-time 2 http://127.0.0.1:8181/ready 2>/dev/null)" = OK ]; do
     pid="$(awk '$1 == "coredns" { print $2 }' "$nd/pids")"
     kill -0 "$pid" 2>/dev/null || { echo "node.sh: CoreDNS exited:" >&2; tail -n 5 "$nd/coredns.log" >&2; exit 1; }
     [ $SECONDS -lt $deadline ] || { echo "node.sh: CoreDNS not ready after 30 s; see $nd/coredns.log" >&2; exit 1; }
@@ -483,5 +499,5 @@ case "$action" in
   runtime) runtime ;;
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 net|start|stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 net|runtime|start|stop DIR [NAME]" >&2; exit 2 ;;
 esac

@@ -48,7 +48,10 @@ export interface TestNode {
   /** State dir of the cluster (logs *.log; node/ holds the node's logs and state). */
   dir: string;
   server: string;
+  /** The first node (it also runs the scheduler and cluster DNS). */
   node: NodeInfo;
+  /** Every node, the first first. */
+  nodes: NodeInfo[];
   images: Images;
   kubectlPath: string;
   helmPath: string;
@@ -65,7 +68,8 @@ export interface TestNode {
   killContainer(namespace: string, pod: string, container: string, signal?: NodeJS.Signals): Promise<number>;
   /** `kubectl exec` into a container; resolves stdout. */
   exec(namespace: string, pod: string, container: string, command: string[]): Promise<string>;
-  /** Argument prefix that runs a program inside the node's network namespace (`[...nodeNs, 'swaks', …]`). */
+  /** Argument prefix that runs a program inside the first node's network namespace (`[...nodeNs, 'swaks', …]`;
+   * another node's: `nsenter --net=/run/netns/${nodes[i].netns} --`). */
   nodeNs: string[];
   restartApiserver(): Promise<void>;
   /** Stops the node and the control plane, removes all state (kept with MAILFLEET_KEEP_CLUSTER). */
@@ -124,7 +128,12 @@ async function missingPrerequisite(): Promise<string | null> {
   return null;
 }
 
-export async function startNode(opts: { repo?: string } = {}): Promise<TestNode | { skipped: string }> {
+/**
+ * `nodes` (default 1): how many nodes; each in its own network namespace, the first also runs
+ * the scheduler and cluster DNS. Two are needed for a hostNetwork pool with two IPs (the operator
+ * allows one such relay per node).
+ */
+export async function startNode(opts: { repo?: string; nodes?: number } = {}): Promise<TestNode | { skipped: string }> {
   const missing = await missingPrerequisite();
   if (missing) return skipOrFail(missing);
   let bin: string;
@@ -146,17 +155,20 @@ export async function startNode(opts: { repo?: string } = {}): Promise<TestNode 
       if (!process.env.MAILFLEET_KEEP_CLUSTER) await rm(dir, { recursive: true, force: true });
     })());
   try {
-    await script('node.sh', ['net', dir]);
-    const net = parseEnv(await readFile(join(dir, 'node', 'net.env'), 'utf8'));
+    const names = Array.from({ length: opts.nodes ?? 1 }, (_, i) => (i === 0 ? 'node' : `node${i + 1}`));
+    for (const n of names) await script('node.sh', ['net', dir, n]);
+    const nets = await Promise.all(names.map(async (n) => parseEnv(await readFile(join(dir, n, 'net.env'), 'utf8'))));
+    const net = nets[0]!;
     const env = { KUBE_BIN: bin, MAILFLEET_CLUSTER_OWNER: owner, SERVICE_CIDR: net.SERVICE_CIDR!, APISERVER_BIND: '0.0.0.0' };
     const nodeEnv = { KUBE_BIN: bin, MAILFLEET_IMAGES: lastLines(images, 3) };
     // containerd and the image imports (~10 s) need no control plane: beside start.sh.
-    const [started] = await Promise.allSettled([script('start.sh', [dir], env), script('node.sh', ['runtime', dir], nodeEnv)]).then((r) => {
+    const [started] = await Promise.allSettled([script('start.sh', [dir], env), ...names.map((n) => script('node.sh', ['runtime', dir, n], nodeEnv))]).then((r) => {
       for (const x of r) if (x.status === 'rejected') throw x.reason;
       return r.map((x) => (x as PromiseFulfilledResult<string>).value);
     });
     const kubeconfig = lastLine(started!);
-    await script('node.sh', ['start', dir], nodeEnv);
+    await script('node.sh', ['start', dir, 'node'], nodeEnv);
+    await Promise.all(names.slice(1).map((n) => script('node.sh', ['start', dir, n], nodeEnv)));
     const server = (await readFile(join(dir, 'server'), 'utf8')).trim();
     const app = lastLine(images).split(' ')[0]!;
     const [repository, tag] = [app.slice(0, app.lastIndexOf(':')), app.slice(app.lastIndexOf(':') + 1)];
@@ -181,24 +193,29 @@ export async function startNode(opts: { repo?: string } = {}): Promise<TestNode 
       if (!s?.containerID || !s.state?.running) throw new Error(`pod ${ns}/${pod}: container ${container} is not running`);
       return s.containerID.replace(/^containerd:\/\//, '');
     };
+    const nodeInfos: NodeInfo[] = nets.map((n) => ({
+      name: n.NODE_NAME!,
+      ip: n.NODE_IP!,
+      hostIp: n.HOST_IP!,
+      netns: n.NETNS!,
+      podCidr: n.POD_CIDR!,
+      serviceCidr: n.SERVICE_CIDR!,
+      egressIps: n.EGRESS_IPS!.split(' '),
+    }));
     const containerPid = async (ns: string, pod: string, container: string): Promise<number> => {
       const id = await containerId(ns, pod, container);
-      const pidFile = join(dir, 'node', 'containerd', 'state', 'io.containerd.runtime.v2.task', 'k8s.io', id, 'init.pid');
+      const nodeName = (await kubectl(['get', 'pod', '-n', ns, pod, '-o', 'jsonpath={.spec.nodeName}'])).trim();
+      const i = nodeInfos.findIndex((n) => n.name === nodeName);
+      if (i < 0) throw new Error(`pod ${ns}/${pod} is on no node of this cluster (${nodeName || 'not scheduled'})`);
+      const pidFile = join(dir, names[i]!, 'containerd', 'state', 'io.containerd.runtime.v2.task', 'k8s.io', id, 'init.pid');
       return Number((await readFile(pidFile, 'utf8')).trim());
     };
     return {
       kubeconfig,
       dir,
       server,
-      node: {
-        name: net.NODE_NAME!,
-        ip: net.NODE_IP!,
-        hostIp: net.HOST_IP!,
-        netns: net.NETNS!,
-        podCidr: net.POD_CIDR!,
-        serviceCidr: net.SERVICE_CIDR!,
-        egressIps: net.EGRESS_IPS!.split(' '),
-      },
+      node: nodeInfos[0]!,
+      nodes: nodeInfos,
       images: { app, repository, tag },
       kubectlPath,
       helmPath,

@@ -1,4 +1,4 @@
-// `npm run fleet`: the one-node test cluster with the chart installed and examples/ applied, for
+// `npm run fleet`: the test cluster (two nodes) with the chart installed and examples/ applied, for
 // trying mailfleet by hand. A sink MX on the node's host end prints every message it receives.
 // Ctrl-C stops everything (nothing is left running). Needs root; see docs/test-node.md.
 import { startFleet, applyExamples } from './fleet.ts';
@@ -8,7 +8,8 @@ import { startSink } from '../support/sink.ts';
 const RCPT_DOMAIN = 'inbox.test';
 const t0 = Date.now();
 console.log('starting the cluster, the node and the operator (about a minute the first time images are built)…');
-const fleet = await startFleet();
+// Two nodes: the example pool's two IPs in hostNetwork mode need one node each.
+const fleet = await startFleet({ nodes: 2 });
 if ('skipped' in fleet) {
   console.error(`cannot start the test node: ${fleet.skipped}`);
   process.exit(1);
@@ -45,7 +46,7 @@ const dns = await startDnsmasq(
 const pool = await applyExamples(fleet);
 
 console.log(`
-mailfleet is running on a one-node cluster (${Math.round((Date.now() - t0) / 1000)} s).
+mailfleet is running on a two-node cluster (${Math.round((Date.now() - t0) / 1000)} s).
 
   export KUBECONFIG=${fleet.kubeconfig}
   alias kubectl=${fleet.kubectlPath} helm=${fleet.helmPath}
@@ -56,11 +57,11 @@ Send a message through the pool's submission Service (STARTTLS + AUTH on 587):
   swaks --server ${pool.serviceIp}:587 --tls --auth-user ${pool.user} --auth-password '${pool.password}' \\
         --from news@example.com --to reader@${RCPT_DOMAIN}
 
-It leaves from the pool's IP ${pool.poolIp}, DKIM-signed for example.com, to the MX of
+It leaves from one of the pool's IPs (${pool.poolIps.join(', ')}), DKIM-signed for example.com, to the MX of
 ${RCPT_DOMAIN} (a sink here, at ${node.hostIp}:25); this window prints what arrives. Watch:
 
   kubectl logs -f -n ${pool.namespace} -l mailfleet.io/pool=transactional       # the relay
   kubectl logs -f -n ${fleet.operator.namespace} ${fleet.operator.pod}          # the operator
-  curl -s http://${node.ip}:8080/metrics | grep ^mailfleet_                      # relay metrics
+  curl -s http://${node.ip}:8080/metrics | grep ^mailfleet_                      # the first relay's metrics
 
 Ctrl-C stops the cluster and removes everything it made.`);

@@ -6,8 +6,10 @@ set -uo pipefail
 
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
 pids_file="$1/pids"
-# A node (node.sh) goes first: its kubelet and kube-proxy talk to this apiserver.
-[ ! -d "$1/node" ] || "$(dirname "${BASH_SOURCE[0]}")/node.sh" stop "$1" || true
+# Nodes (node.sh) go first: its kubelet and kube-proxy talk to this apiserver.
+for n in "$1"/node*/; do
+  [ -d "$n" ] && { "$(dirname "${BASH_SOURCE[0]}")/node.sh" stop "$1" "$(basename "$n")" || true; }
+done
 [ -f "$pids_file" ] || exit 0
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
