@@ -7,7 +7,7 @@ import { startSink } from '../support/sink.ts';
 
 const RCPT_DOMAIN = 'inbox.test';
 const t0 = Date.now();
-console.log('starting the cluster, the node and the operator (about a minute the first time images are built)…');
+console.log('starting the cluster, its two nodes and the operator (about a minute the first time images are built)…');
 // Two nodes: the example pool's two IPs in hostNetwork mode need one node each.
 const fleet = await startFleet({ nodes: 2 });
 if ('skipped' in fleet) {
@@ -60,7 +60,7 @@ Send a message through the pool's submission Service (STARTTLS + AUTH on 587):
 It leaves from one of the pool's IPs (${pool.poolIps.join(', ')}), DKIM-signed for example.com, to the MX of
 ${RCPT_DOMAIN} (a sink here, at ${node.hostIp}:25); this window prints what arrives. Watch:
 
-  kubectl logs -f -n ${pool.namespace} -l mailfleet.io/pool=transactional       # the relay
+  kubectl logs -f -n ${pool.namespace} -l mailfleet.io/pool=transactional       # the relays
   kubectl logs -f -n ${fleet.operator.namespace} ${fleet.operator.pod}          # the operator
   curl -s http://${node.ip}:8080/metrics | grep ^mailfleet_                      # the first relay's metrics
 
