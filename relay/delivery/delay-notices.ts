@@ -1,23 +1,16 @@
 // Remembers which recipients have had their one delay notice. Kept in the queue's own SQLite file
-// (a table of its own, cleaned by a trigger when the message leaves the queue) so the memory
-// survives restarts without the queue store knowing about notices.
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+// (a table of its own, created by relay/queue/schema.ts, migration 4, and cleaned by a trigger when
+// the message leaves the queue) so the memory survives restarts without the queue store knowing
+// about notices.
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { openQueueDb } from '../queue/schema.ts';
 
 export class DelayNoticeLedger {
   private readonly db: DatabaseSync;
   private readonly insert: StatementSync;
 
   constructor(queueDbPath: string) {
-    this.db = new DatabaseSync(queueDbPath, { timeout: 5000 });
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS delay_notices (
-        message_id TEXT NOT NULL,
-        recipient TEXT NOT NULL,
-        PRIMARY KEY (message_id, recipient)
-      ) STRICT;
-      CREATE TRIGGER IF NOT EXISTS delay_notices_gc AFTER DELETE ON messages
-      BEGIN DELETE FROM delay_notices WHERE message_id = old.id; END;
-    `);
+    this.db = openQueueDb(queueDbPath);
     this.insert = this.db.prepare(`INSERT OR IGNORE INTO delay_notices (message_id, recipient) VALUES (?, ?)`);
   }
 

@@ -1,8 +1,10 @@
-// Durable shaping state in the queue's own SQLite file, in tables of its own: warm-up counters
-// (a restart must not hand an IP a fresh quota) and suspensions/throttles (a restart must not
+// Durable shaping state in the queue's own SQLite file, in tables of its own (created by
+// relay/queue/schema.ts, migrations 3 and 5): warm-up counters and the recipients each IP sent per
+// UTC day (a restart must not hand an IP a fresh quota) and suspensions/throttles (a restart must not
 // resume sending to Yahoo an hour into a TS04 pause). synchronous=NORMAL on this connection: in
 // WAL mode that survives a process crash, and a power loss costs at most a few counts.
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { openQueueDb } from '../queue/schema.ts';
 import type { Counter, Window } from './quota.ts';
 
 export interface Restriction {
@@ -15,35 +17,6 @@ export interface Restriction {
   reason: string;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS shaping_counters (
-  ip TEXT NOT NULL,
-  provider TEXT NOT NULL,
-  window TEXT NOT NULL,
-  start INTEGER NOT NULL,
-  count INTEGER NOT NULL,
-  PRIMARY KEY (ip, provider, window)
-) STRICT;
--- Recipients each warmed-up IP sent per UTC day (day = whole UTC days since the epoch): the
--- history relay/warmup/plan.ts counts warm-up days from. One row per IP and day: tiny.
-CREATE TABLE IF NOT EXISTS warmup_days (
-  ip TEXT NOT NULL,
-  day INTEGER NOT NULL,
-  sent INTEGER NOT NULL,
-  PRIMARY KEY (ip, day)
-) STRICT;
-CREATE TABLE IF NOT EXISTS shaping_restrictions (
-  ip TEXT NOT NULL,
-  provider TEXT NOT NULL,
-  action TEXT NOT NULL,
-  until INTEGER NOT NULL,
-  messages_per_minute REAL NOT NULL,
-  max_connections INTEGER NOT NULL,
-  reason TEXT NOT NULL,
-  PRIMARY KEY (ip, provider)
-) STRICT;
-`;
-
 export class ShapingLedger {
   private readonly db: DatabaseSync;
   private readonly upsertCounter: StatementSync;
@@ -51,9 +24,7 @@ export class ShapingLedger {
   private readonly upsertDay: StatementSync;
 
   constructor(queueDbPath: string, options: { readOnly?: boolean } = {}) {
-    this.db = new DatabaseSync(queueDbPath, { timeout: 5000 });
-    this.db.exec('PRAGMA synchronous=NORMAL');
-    if (!options.readOnly) this.db.exec(SCHEMA);
+    this.db = openQueueDb(queueDbPath, { pragmas: ['synchronous=NORMAL'], ...options });
     this.upsertCounter = this.db.prepare(
       `INSERT INTO shaping_counters (ip, provider, window, start, count) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (ip, provider, window) DO UPDATE SET start = excluded.start, count = excluded.count`,

@@ -1,0 +1,29 @@
+// A message's class (its lane): the class list, their order of precedence in the scheduler, and
+// how a message gets its class. Every other module imports these; none spells the list again.
+// Pure.
+
+/** In scheduling order: otp is claimed and dispatched first, bulk last. */
+export const MESSAGE_CLASSES = ['otp', 'transactional', 'bulk'] as const;
+export type MessageClass = (typeof MESSAGE_CLASSES)[number];
+
+/** The class of mail that names none (and of the DSNs the relay writes). */
+export const DEFAULT_CLASS: MessageClass = 'transactional';
+
+export function isMessageClass(value: string): value is MessageClass {
+  return (MESSAGE_CLASSES as readonly string[]).includes(value);
+}
+
+/** The queue's lane number of a class (0 otp, 1 transactional, 2 bulk): claims scan lane by lane. */
+export function laneOf(cls: MessageClass): number {
+  return MESSAGE_CLASSES.indexOf(cls);
+}
+
+/**
+ * How a submitted message gets its class: the X-Mailfleet-Class header, then the credential's
+ * default class, then DEFAULT_CLASS. Both come only from authenticated submission: an
+ * unauthenticated client cannot jump the otp lane.
+ */
+export function classOfMessage(input: { authenticated: boolean; header: MessageClass | undefined; credentialDefault: MessageClass | undefined }): MessageClass {
+  if (!input.authenticated) return DEFAULT_CLASS;
+  return input.header ?? input.credentialDefault ?? DEFAULT_CLASS;
+}

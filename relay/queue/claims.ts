@@ -1,0 +1,142 @@
+// Claims: the delivery engine takes due recipients (marking them inflight), puts back what the
+// scheduler held back, and asks when its class's queued mail is next due.
+import { MESSAGE_CLASSES, laneOf, type MessageClass } from '../message-class.ts';
+import type { QueueDb } from './db.ts';
+import type { OutcomeWriter } from './outcomes.ts';
+import type { DueRecipient } from './types.ts';
+
+/**
+ * nextDueAt() answers from memory while no write of ours could have moved it; this bounds how
+ * long an edit by another connection (the CLI's retry-now) goes unseen.
+ */
+const NEXT_DUE_TTL_MS = 1000;
+
+interface DueRow {
+  message_id: string;
+  recipient: string;
+  domain: string;
+  attempts: number;
+  created_at: number;
+  mail_from: string;
+  class: MessageClass;
+}
+
+export class Claims {
+  private readonly q: QueueDb;
+  private readonly outcomes: OutcomeWriter;
+  /** nextDueAt per lane (no exclusions), while valid: [value, read at (performance.now())]. */
+  private readonly nextDue: ([number | undefined, number] | undefined)[] = MESSAGE_CLASSES.map(() => undefined);
+
+  constructor(q: QueueDb, outcomes: OutcomeWriter) {
+    this.q = q;
+    this.outcomes = outcomes;
+  }
+
+  /** A write moved (or may have moved) the next due time of a lane, or of every lane. */
+  invalidate(lane?: number): void {
+    if (lane === undefined) this.nextDue.fill(undefined);
+    else this.nextDue[lane] = undefined;
+  }
+
+  /**
+   * Claims up to `limit` recipients due at `now` (of one class when given), lane by lane, oldest
+   * first, marking them inflight. `excludeDomains`: domains the scheduler already holds enough of.
+   */
+  claimDue(now: number, limit: number, cls?: MessageClass, excludeDomains: readonly string[] = []): DueRecipient[] {
+    this.outcomes.flush();
+    return this.q.lightTransaction(() => {
+      const exclude = excludeDomains.length > 0;
+      // Ties in next_attempt_at (a whole intake batch shares one) go by rowid, i.e. arrival: the
+      // index holds rowid after next_attempt_at, so no sort of the due backlog is needed.
+      const select = this.q.stmt(
+        `SELECT r.message_id, r.recipient, r.domain, r.attempts, m.created_at, m.mail_from, m.class
+         FROM recipients r INDEXED BY recipients_lane_due JOIN messages m ON m.id = r.message_id
+         WHERE r.state = 'queued' AND r.lane = ? AND r.next_attempt_at <= ?
+         ${exclude ? 'AND r.domain NOT IN (SELECT value FROM json_each(?))' : ''}
+         ORDER BY r.next_attempt_at, r.rowid
+         LIMIT ?`,
+      );
+      const mark = this.q.stmt(`UPDATE recipients SET state = 'inflight' WHERE message_id = ? AND recipient = ?`);
+      const out: DueRecipient[] = [];
+      for (const c of cls ? [cls] : MESSAGE_CLASSES) {
+        if (out.length >= limit) break;
+        const lane = laneOf(c);
+        const rows = (exclude
+          ? select.all(lane, now, JSON.stringify(excludeDomains), limit - out.length)
+          : select.all(lane, now, limit - out.length)) as unknown as DueRow[];
+        if (rows.length > 0) this.nextDue[lane] = undefined;
+        for (const r of rows) {
+          mark.run(r.message_id, r.recipient);
+          out.push({
+            messageId: r.message_id,
+            recipient: r.recipient,
+            domain: r.domain,
+            attempts: r.attempts,
+            createdAt: r.created_at,
+            mailFrom: r.mail_from,
+            class: r.class,
+          });
+        }
+      }
+      return out;
+    });
+  }
+
+  /**
+   * Puts claimed recipients back, due at the given times, without counting an attempt: the
+   * scheduler held them back (suspension, quota, rate), the receiver never saw them.
+   */
+  postpone(entries: readonly { messageId: string; recipient: string; at: number; reply?: string }[]): void {
+    if (entries.length === 0) return;
+    this.outcomes.flush();
+    this.invalidate();
+    this.q.lightTransaction(() => {
+      const upd = this.q.stmt(
+        `UPDATE recipients SET state = 'queued', next_attempt_at = ?, last_reply = COALESCE(?, last_reply) WHERE message_id = ? AND recipient = ? AND state = 'inflight'`,
+      );
+      for (const e of entries) upd.run(e.at, e.reply ?? null, e.messageId, e.recipient);
+    });
+  }
+
+  /**
+   * Makes queued recipients due at `at` if they were due later (mail the scheduler held back for a
+   * cap or a pause, released by a new config); recipients claimed or finished since are untouched.
+   */
+  advance(entries: readonly { messageId: string; recipient: string }[], at: number): void {
+    if (entries.length === 0) return;
+    this.outcomes.flush();
+    this.invalidate();
+    this.q.lightTransaction(() => {
+      const upd = this.q.stmt(`UPDATE recipients SET next_attempt_at = ? WHERE message_id = ? AND recipient = ? AND state = 'queued' AND next_attempt_at > ?`);
+      for (const e of entries) upd.run(at, e.messageId, e.recipient, at);
+    });
+  }
+
+  /**
+   * Earliest time a queued recipient (of one class when given) becomes due, or undefined when
+   * nothing waits. Per class without exclusions (once per class per engine loop turn) it is
+   * answered from memory while nothing of ours could have moved it: every write that adds,
+   * claims or requeues a queued recipient forgets it, and NEXT_DUE_TTL_MS bounds how long another
+   * connection's edit goes unseen.
+   */
+  nextDueAt(cls?: MessageClass, excludeDomains: readonly string[] = []): number | undefined {
+    const cacheable = cls !== undefined && excludeDomains.length === 0;
+    if (cacheable) {
+      const c = this.nextDue[laneOf(cls)];
+      if (c && performance.now() - c[1] < NEXT_DUE_TTL_MS) return c[0];
+    }
+    this.outcomes.flush();
+    if (cls === undefined) {
+      const each = MESSAGE_CLASSES.map((c) => this.nextDueAt(c, excludeDomains)).filter((t): t is number => t !== undefined);
+      return each.length > 0 ? Math.min(...each) : undefined;
+    }
+    const lane = laneOf(cls);
+    const row = (excludeDomains.length > 0
+      ? this.q.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients INDEXED BY recipients_lane_due WHERE state = 'queued' AND lane = ? AND domain NOT IN (SELECT value FROM json_each(?))`).get(lane, JSON.stringify(excludeDomains))
+      : this.q.stmt(`SELECT MIN(next_attempt_at) AS t FROM recipients INDEXED BY recipients_lane_due WHERE state = 'queued' AND lane = ?`).get(lane)) as { t: number | null };
+    const t = row.t ?? undefined;
+    // Not cached while an outcome transaction keeps failing: what it would requeue is not counted yet.
+    if (cacheable && this.outcomes.size === 0) this.nextDue[lane] = [t, performance.now()];
+    return t;
+  }
+}

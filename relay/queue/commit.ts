@@ -1,0 +1,211 @@
+// The intake's commit path. Concurrent SMTP sessions share one commit (group commit): every
+// message whose DATA finished while the previous commit ran goes into the next transaction. The
+// commit is made durable by an fsync of the WAL file on libuv's thread pool rather than by
+// synchronous=FULL inside COMMIT, so the event loop keeps serving sessions while the disk works;
+// enqueue() resolves only after that fsync (docs/queue-durability.md). Fresh mail the delivery
+// engine has room for is written inflight and handed over after the fsync (claim at birth).
+import { closeSync, fsync as nodeFsync, openSync } from 'node:fs';
+import type { StatementSync } from 'node:sqlite';
+import { DEFAULT_CLASS, laneOf } from '../message-class.ts';
+import { newQueueId } from './id.ts';
+import type { QueueDb } from './db.ts';
+import type { OutcomeWriter, PendingOutcome } from './outcomes.ts';
+import type { Claims } from './claims.ts';
+import { StoreError, domainOf, type Adopter, type DueRecipient, type NewMessage } from './types.ts';
+
+export type Fsync = (fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => void;
+
+interface Pending {
+  id: string;
+  msg: NewMessage;
+  resolve: (id: string) => void;
+  reject: (err: Error) => void;
+  /** Written inflight for the adopter; handed over after the fsync. */
+  handed?: DueRecipient[];
+  /** Written queued. */
+  queued?: boolean;
+}
+
+export class GroupCommit {
+  private readonly q: QueueDb;
+  private readonly walPath: string;
+  private readonly clock: () => number;
+  private readonly fsync: Fsync;
+  private readonly outcomes: OutcomeWriter;
+  private readonly claims: Claims;
+  private readonly insertMessage: StatementSync;
+  private readonly insertRecipient: StatementSync;
+  private readonly insertInflight: StatementSync;
+  private pending: Pending[] = [];
+  /** One write per event-loop turn: the intake's batch, with the turn's outcomes riding along. */
+  private writeScheduled = false;
+  /** Committed to the WAL, waiting for an fsync that starts after their COMMIT. */
+  private unsynced: { batch: Pending[]; started: number; adopter: Adopter | undefined }[] = [];
+  private syncing: Promise<void> | undefined;
+  private walFd: number | undefined;
+  /** The delivery engine that takes fresh mail at birth; undefined: everything is written queued. */
+  adopter: Adopter | undefined;
+  closed = false;
+  /** Number of commits, to let tests and metrics see that sessions shared an fsync. */
+  commits = 0;
+  onCommit: ((batchSize: number, seconds: number) => void) | undefined;
+
+  constructor(deps: { q: QueueDb; dbPath: string; clock: () => number; fsync?: Fsync | undefined; outcomes: OutcomeWriter; claims: Claims }) {
+    this.q = deps.q;
+    this.walPath = `${deps.dbPath}-wal`;
+    this.clock = deps.clock;
+    this.fsync = deps.fsync ?? nodeFsync;
+    this.outcomes = deps.outcomes;
+    this.claims = deps.claims;
+    this.insertMessage = this.q.db.prepare(
+      `INSERT INTO messages (id, created_at, mail_from, size, class, message_id, auth_user, client_address, listener, body)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.insertRecipient = this.q.db.prepare(
+      `INSERT INTO recipients (message_id, recipient, domain, next_attempt_at, lane) VALUES (?, ?, ?, ?, ?)`,
+    );
+    this.insertInflight = this.q.db.prepare(
+      `INSERT INTO recipients (message_id, recipient, domain, next_attempt_at, lane, state) VALUES (?, ?, ?, ?, ?, 'inflight')`,
+    );
+  }
+
+  /** Resolves with the queue id once the message is on disk (WAL fsynced); rejects with StoreError otherwise. */
+  enqueue(msg: NewMessage): Promise<string> {
+    if (this.closed) return Promise.reject(new StoreError('queue is closed', 'CLOSED'));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ id: msg.id ?? newQueueId(this.clock()), msg, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** The intake's batch and the turn's outcomes are written once this event-loop turn is over. */
+  schedule(): void {
+    if (this.writeScheduled) return;
+    this.writeScheduled = true;
+    setImmediate(() => {
+      this.writeScheduled = false;
+      this.flush();
+      this.outcomes.flush();
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    const now = this.clock();
+    const started = performance.now();
+    // Taken once: the reservations made in this batch belong to this adopter, even if it goes.
+    const adopter = this.adopter;
+    let carried: PendingOutcome[] = [];
+    const db = this.q.db;
+    try {
+      // COMMIT writes the WAL frames without fsyncing them (synchronous=NORMAL); sync() below
+      // does, off the event loop, before anyone is told. Checkpoints still fsync under NORMAL, so
+      // the WAL is never reused before its frames are safely in the database file.
+      db.exec('BEGIN IMMEDIATE');
+      try {
+        for (const p of batch) {
+          const m = p.msg;
+          const cls = m.class ?? DEFAULT_CLASS;
+          this.insertMessage.run(
+            p.id, now, m.mailFrom, m.body.length, cls, m.messageId ?? null,
+            m.authUser ?? null, m.clientAddress ?? null, m.listener ?? null, m.body,
+          );
+          const lane = laneOf(cls);
+          const due = Math.max(now, m.notBefore ?? now);
+          const recipients = [...new Set(m.recipients)];
+          const domains = recipients.map(domainOf);
+          // Mail held back by the intake (notBefore) is not due: the queue keeps it until then.
+          if (adopter && due <= now && recipients.length > 0 && adopter.reserve(cls, domains)) {
+            p.handed = recipients.map((r, i) => {
+              this.insertInflight.run(p.id, r, domains[i]!, due, lane);
+              return { messageId: p.id, recipient: r, domain: domains[i]!, attempts: 0, createdAt: now, mailFrom: m.mailFrom, class: cls };
+            });
+          } else {
+            for (let i = 0; i < recipients.length; i++) this.insertRecipient.run(p.id, recipients[i]!, domains[i]!, due, lane);
+            if (recipients.length > 0) {
+              p.queued = true;
+              this.claims.invalidate(lane);
+            }
+          }
+        }
+        carried = this.outcomes.carry();
+        db.exec('COMMIT');
+      } catch (err) {
+        if (db.isTransaction) db.exec('ROLLBACK');
+        throw err;
+      }
+      this.walFd ??= openSync(this.walPath, 'r');
+    } catch (err) {
+      const e = err as Error & { errcode?: number; errstr?: string; code?: string };
+      const error = new StoreError(`queue write failed: ${e.message}`, e.errstr ?? e.code ?? 'UNKNOWN');
+      // Rolled back: nothing of this batch exists, the reservations are void; the outcomes wait.
+      this.outcomes.putBack(carried);
+      for (const p of batch) {
+        if (p.handed) adopter!.released(p.handed[0]!.class, p.handed.length);
+        p.handed = undefined;
+        p.reject(error);
+      }
+      this.claims.invalidate();
+      return;
+    }
+    this.unsynced.push({ batch, started, adopter });
+    this.sync();
+  }
+
+  /**
+   * One fsync at a time; batches committed while one runs wait for the next, because an fsync
+   * that started before their COMMIT need not cover their frames. fsync works on the inode, so
+   * our read-only descriptor flushes what SQLite wrote through its own; the WAL file keeps its
+   * inode while this connection is open (SQLite deletes it only when the last connection closes).
+   */
+  private sync(): void {
+    if (this.syncing || this.unsynced.length === 0) return;
+    const waiting = this.unsynced;
+    this.unsynced = [];
+    this.syncing = new Promise<void>((done) => {
+      this.fsync(this.walFd!, (err) => {
+        this.syncing = undefined;
+        for (const { batch, started, adopter } of waiting) {
+          if (err) {
+            // The frames are committed but maybe not on disk: the client gets a 4xx and retries,
+            // and the copy here may still be delivered (a duplicate, never a loss). Recipients
+            // written inflight for the adopter stay so until the next start queues them again.
+            const error = new StoreError(`queue fsync failed: ${err.message}`, err.code ?? 'EIO');
+            for (const p of batch) {
+              if (p.handed) adopter!.released(p.handed[0]!.class, p.handed.length);
+              p.reject(error);
+            }
+            continue;
+          }
+          this.commits++;
+          this.onCommit?.(batch.length, (performance.now() - started) / 1000);
+          const handed: DueRecipient[] = [];
+          let queued = false;
+          for (const p of batch) {
+            if (p.handed) handed.push(...p.handed);
+            queued ||= p.queued === true;
+            p.resolve(p.id);
+          }
+          if (handed.length > 0) adopter!.adopted(handed);
+          if (queued) adopter?.queued();
+        }
+        done();
+        this.sync();
+      });
+    });
+  }
+
+  /** Refuses new mail, writes what is pending and waits for its fsync. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.pending.length > 0) this.flush();
+    while (this.syncing) await this.syncing;
+  }
+
+  /** After the database is closed. */
+  closeWal(): void {
+    if (this.walFd !== undefined) closeSync(this.walFd);
+  }
+}

@@ -1,0 +1,130 @@
+// Attempt outcomes on their way to the queue: recorded by the delivery engine, written together,
+// one transaction per event-loop turn (or riding along in the intake's commit). Like a claim, an
+// outcome is not fsynced: losing it repeats the delivery (at least once).
+import type { QueueDb } from './db.ts';
+
+export interface PendingOutcome {
+  messageId: string;
+  recipients: string[];
+  state: 'delivered' | 'bounced' | 'suppressed' | 'queued';
+  nextAttemptAt: number;
+  reply: string;
+}
+
+/** A pending batch of outcomes that could not be written is tried again after this long. */
+const OUTCOME_RETRY_MS = 1000;
+
+export class OutcomeWriter {
+  private readonly q: QueueDb;
+  /** Whether the store is closing: a failed batch is then not tried again by a timer. */
+  private readonly closing: () => boolean;
+  /** Waiting for the next outcome transaction. */
+  private pending: PendingOutcome[] = [];
+  private retry: NodeJS.Timeout | undefined;
+  /** An outcome transaction failed; its outcomes are kept and written again later. */
+  onError: ((err: Error, outcomes: number) => void) | undefined;
+
+  constructor(q: QueueDb, closing: () => boolean) {
+    this.q = q;
+    this.closing = closing;
+  }
+
+  get size(): number {
+    return this.pending.length;
+  }
+
+  /** False after close: the recipients stay inflight and the next start queues them. */
+  add(o: PendingOutcome): boolean {
+    if (this.q.closed) return false;
+    this.pending.push(o);
+    return true;
+  }
+
+  /** Puts a batch that was taken but not written back in front of the queue. */
+  putBack(batch: PendingOutcome[]): void {
+    this.pending = batch.concat(this.pending);
+  }
+
+  /**
+   * Inside the intake's transaction: this turn's outcomes ride along (one COMMIT, one set of WAL
+   * frames for both). A savepoint keeps a failure of theirs from refusing the intake's mail; they
+   * then wait for flush(). Returns what was written.
+   */
+  carry(): PendingOutcome[] {
+    if (this.pending.length === 0) return [];
+    this.q.stmt('SAVEPOINT outcomes').run();
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      this.write(batch);
+      this.q.stmt('RELEASE outcomes').run();
+      return batch;
+    } catch (err) {
+      this.pending = batch.concat(this.pending);
+      // SQLite may roll the whole transaction back itself (SQLITE_FULL, I/O errors): the intake's
+      // rows are gone too, so its batch must fail.
+      if (!this.q.db.isTransaction) throw err;
+      this.q.stmt('ROLLBACK TO outcomes').run();
+      this.q.stmt('RELEASE outcomes').run();
+      return [];
+    }
+  }
+
+  /** Final states delete the message when none of its recipients remain open. */
+  private write(batch: readonly PendingOutcome[]): void {
+    const upd = this.q.stmt(
+      `UPDATE recipients SET state = ?, attempts = attempts + 1, last_reply = ?, next_attempt_at = ? WHERE message_id = ? AND recipient = ?`,
+    );
+    const othersOpen = this.q.stmt(`SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND recipient <> ? AND state IN ('queued', 'inflight')) AS n`);
+    const open = this.q.stmt(`SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND state IN ('queued', 'inflight')) AS n`);
+    const del = this.q.stmt(`DELETE FROM messages WHERE id = ?`);
+    for (const o of batch) {
+      if (o.state === 'queued') {
+        for (const r of o.recipients) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, r);
+      } else if (o.recipients.length === 1) {
+        // The common case. With no other recipient open the message goes, and its recipients
+        // with it (ON DELETE CASCADE): updating the row first would be wasted.
+        if ((othersOpen.get(o.messageId, o.recipients[0]!) as { n: number }).n === 0) del.run(o.messageId);
+        else upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, o.recipients[0]!);
+      } else {
+        for (const r of o.recipients) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, r);
+        if ((open.get(o.messageId) as { n: number }).n === 0) del.run(o.messageId);
+      }
+    }
+  }
+
+  /**
+   * Writes every pending outcome in one transaction. Never throws: when the write fails (disk
+   * full, I/O error) the outcomes stay pending, onError says so, and they are tried again
+   * OUTCOME_RETRY_MS later; their recipients stay inflight meanwhile, and are queued again by the
+   * next start if the relay stops first. Returns whether nothing is left pending.
+   */
+  flush(): boolean {
+    if (this.pending.length === 0) return true;
+    // Inside the intake's transaction (an adopter asking nextDueAt) or after close: later.
+    if (this.q.closed || this.q.db.isTransaction) return false;
+    const batch = this.pending;
+    this.pending = [];
+    this.stopRetry();
+    try {
+      this.q.lightTransaction(() => this.write(batch));
+      return true;
+    } catch (err) {
+      this.pending = batch.concat(this.pending);
+      this.onError?.(err as Error, this.pending.length);
+      if (!this.closing()) {
+        this.retry = setTimeout(() => {
+          this.retry = undefined;
+          this.flush();
+        }, OUTCOME_RETRY_MS);
+        this.retry.unref();
+      }
+      return false;
+    }
+  }
+
+  stopRetry(): void {
+    if (this.retry !== undefined) clearTimeout(this.retry);
+    this.retry = undefined;
+  }
+}

@@ -1,0 +1,53 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { MIGRATIONS, SCHEMA_VERSION, openQueueDb } from './schema.ts';
+import { QueueStore } from './store.ts';
+
+function tempDir(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-schema-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function tables(db: DatabaseSync): string[] {
+  return (db.prepare(`SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger') ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
+}
+
+test('a new queue file gets every table of the relay and the latest schema version', (t) => {
+  const db = openQueueDb(join(tempDir(t), 'queue.db'));
+  t.after(() => db.close());
+  assert.deepEqual(tables(db), ['delay_notices', 'delay_notices_gc', 'messages', 'recipients', 'shaping_counters', 'shaping_restrictions', 'warmup_days']);
+  assert.equal((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, SCHEMA_VERSION);
+  assert.deepEqual(MIGRATIONS.map((m) => m.version), MIGRATIONS.map((_, i) => i + 1), 'versions are 1, 2, 3, … with no gap');
+});
+
+test('a queue written before the file had a version (no lane column) keeps its mail and gets the lanes', (t) => {
+  const dir = tempDir(t);
+  const old = new DatabaseSync(join(dir, 'queue.db'));
+  old.exec(`
+    CREATE TABLE messages (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, mail_from TEXT NOT NULL, size INTEGER NOT NULL,
+      class TEXT NOT NULL DEFAULT 'transactional', message_id TEXT, auth_user TEXT, client_address TEXT, listener TEXT, body BLOB NOT NULL) STRICT;
+    CREATE TABLE recipients (message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE, recipient TEXT NOT NULL, domain TEXT NOT NULL,
+      state TEXT NOT NULL DEFAULT 'queued', attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL, last_reply TEXT,
+      PRIMARY KEY (message_id, recipient)) STRICT;
+    CREATE INDEX recipients_due ON recipients (state, next_attempt_at);
+    INSERT INTO messages (id, created_at, mail_from, size, class, body) VALUES ('m1', 1, 'a@x.test', 1, 'otp', x'41');
+    INSERT INTO recipients (message_id, recipient, domain, next_attempt_at) VALUES ('m1', 'b@y.test', 'y.test', 1);
+  `);
+  old.close();
+  const store = new QueueStore(dir, { clock: () => 10 });
+  t.after(() => store.close());
+  assert.deepEqual(store.claimDue(10, 10, 'otp').map((d) => d.recipient), ['b@y.test'], 'the old otp recipient is found in the otp lane');
+});
+
+test('a queue file from a newer relay is refused, naming both versions', (t) => {
+  const path = join(tempDir(t), 'queue.db');
+  const db = new DatabaseSync(path);
+  db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+  db.close();
+  assert.throws(() => openQueueDb(path), new RegExp(`schema version ${SCHEMA_VERSION + 1} is newer than this relay's \\(${SCHEMA_VERSION}\\)`));
+});

@@ -1,0 +1,185 @@
+// The one owner of the queue database's schema: every table in queue.db (the queue itself, the
+// shaping ledger, the delay-notice ledger, and what comes next) is created here, by numbered
+// migrations recorded in PRAGMA user_version. Every connection to the file opens it through
+// openQueueDb(), so no module creates a table of its own.
+//
+// (The suppression list and the event outbox live in feedback.db, relay/feedback/db.ts, on purpose:
+// their bulk writes must not hold the queue's write lock that every 250 waits on.)
+//
+// Adding a table to queue.db: append one migration at the end
+// of MIGRATIONS with the next version number and its CREATE TABLE / CREATE INDEX statements, and
+// give the table one module that reads and writes it (like relay/scheduler/ledger.ts). Never edit
+// or reorder a migration that has shipped: a relay's file already ran it.
+import { DatabaseSync } from 'node:sqlite';
+
+export interface Migration {
+  version: number;
+  /** What it adds, for the error message when it fails. */
+  name: string;
+  up(db: DatabaseSync): void;
+}
+
+/**
+ * Migrations 1-5 describe the tables as they were before the file carried a version: they use
+ * IF NOT EXISTS (and check for the lane column) so a queue written by an older relay (version 0,
+ * tables present) is brought to version 5 without losing a row.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'messages and recipients',
+    up: (db) => db.exec(`
+      CREATE TABLE IF NOT EXISTS messages (
+        id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        mail_from TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        class TEXT NOT NULL DEFAULT 'transactional',
+        message_id TEXT,
+        auth_user TEXT,
+        client_address TEXT,
+        listener TEXT,
+        body BLOB NOT NULL
+      ) STRICT;
+      CREATE TABLE IF NOT EXISTS recipients (
+        message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_reply TEXT,
+        PRIMARY KEY (message_id, recipient)
+      ) STRICT;
+    `),
+  },
+  {
+    // Each recipient carries its message's lane (0 otp, 1 transactional, 2 bulk) so a claim is an
+    // index range scan: (state, lane, next_attempt_at) finds the few due otp recipients under a
+    // bulk backlog of any size without reading or sorting the backlog (bench/README.md).
+    version: 2,
+    name: 'recipient lanes',
+    up: (db) => {
+      const cols = db.prepare(`PRAGMA table_info(recipients)`).all() as unknown as { name: string }[];
+      if (!cols.some((c) => c.name === 'lane')) {
+        db.exec(`ALTER TABLE recipients ADD COLUMN lane INTEGER NOT NULL DEFAULT 1`);
+        db.exec(`UPDATE recipients SET lane = (SELECT CASE m.class WHEN 'otp' THEN 0 WHEN 'bulk' THEN 2 ELSE 1 END FROM messages m WHERE m.id = recipients.message_id)`);
+      }
+      db.exec(`CREATE INDEX IF NOT EXISTS recipients_lane_due ON recipients (state, lane, next_attempt_at)`);
+      // Superseded by recipients_lane_due (claims and due times go per lane); each index costs every
+      // insert and delete of the intake and of delivered mail.
+      db.exec(`DROP INDEX IF EXISTS recipients_due`);
+      db.exec(`DROP INDEX IF EXISTS messages_class`);
+    },
+  },
+  {
+    // relay/scheduler/ledger.ts: warm-up counters (a restart must not hand an IP a fresh quota) and
+    // suspensions/throttles (a restart must not resume sending to Yahoo an hour into a TS04 pause).
+    version: 3,
+    name: 'shaping ledger',
+    up: (db) => db.exec(`
+      CREATE TABLE IF NOT EXISTS shaping_counters (
+        ip TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        window TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (ip, provider, window)
+      ) STRICT;
+      CREATE TABLE IF NOT EXISTS shaping_restrictions (
+        ip TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        action TEXT NOT NULL,
+        until INTEGER NOT NULL,
+        messages_per_minute REAL NOT NULL,
+        max_connections INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (ip, provider)
+      ) STRICT;
+    `),
+  },
+  {
+    // relay/delivery/delay-notices.ts: which recipients had their one delay notice; forgotten with
+    // the message (the trigger), so the queue code never has to know about notices.
+    version: 4,
+    name: 'delay notices',
+    up: (db) => db.exec(`
+      CREATE TABLE IF NOT EXISTS delay_notices (
+        message_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        PRIMARY KEY (message_id, recipient)
+      ) STRICT;
+      CREATE TRIGGER IF NOT EXISTS delay_notices_gc AFTER DELETE ON messages
+      BEGIN DELETE FROM delay_notices WHERE message_id = old.id; END;
+    `),
+  },
+  {
+    // relay/scheduler/ledger.ts: recipients each warmed-up IP sent per UTC day (day = whole UTC days
+    // since the epoch), the history relay/warmup/plan.ts counts warm-up days from. One row per IP
+    // and day: tiny.
+    version: 5,
+    name: 'warm-up days',
+    up: (db) => db.exec(`
+      CREATE TABLE IF NOT EXISTS warmup_days (
+        ip TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        sent INTEGER NOT NULL,
+        PRIMARY KEY (ip, day)
+      ) STRICT;
+    `),
+  },
+  // Next: version 6.
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+function versionOf(db: DatabaseSync): number {
+  return (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+}
+
+/**
+ * Brings the file to SCHEMA_VERSION. One transaction for all pending migrations, re-checked inside
+ * it: several connections (the relay's, the CLI's) may open the file at once, and only the first
+ * one migrates.
+ */
+export function migrate(db: DatabaseSync, migrations: readonly Migration[] = MIGRATIONS): void {
+  const latest = migrations[migrations.length - 1]!.version;
+  if (versionOf(db) === latest) return;
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const from = versionOf(db);
+    if (from > latest) {
+      throw new Error(`queue database schema version ${from} is newer than this relay's (${latest}): run the newer relay, or restore the queue it was copied from`);
+    }
+    for (const m of migrations) {
+      if (m.version <= from) continue;
+      try {
+        m.up(db);
+      } catch (err) {
+        throw new Error(`queue database migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    db.exec(`PRAGMA user_version = ${latest}`);
+    db.exec('COMMIT');
+  } catch (err) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+/**
+ * A connection to queue.db with the schema in place. `pragmas` are set first (per connection);
+ * `readOnly`: no migration (a reader of a relay's queue must not change it; tables it asks for may
+ * be missing).
+ */
+export function openQueueDb(path: string, options: { readOnly?: boolean; pragmas?: readonly string[] } = {}): DatabaseSync {
+  const db = new DatabaseSync(path, { timeout: 5000 });
+  try {
+    for (const p of options.pragmas ?? []) db.exec(`PRAGMA ${p}`);
+    if (!options.readOnly) migrate(db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
