@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import type { RelayConfig } from './config/schema.ts';
 import { QueueStore } from './queue/store.ts';
 import { createLogger, type Logger } from './log.ts';
-import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
+import { collectQueueGauge, createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { TlsFiles } from './tls-files.ts';
 import { CredentialStore } from './intake/credentials.ts';
 import { startListeners, closeListeners, type RunningListener } from './intake/listeners.ts';
@@ -77,12 +77,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     metrics.queueCommitMessages.observe(n);
     metrics.queueCommitSeconds.observe(seconds);
   };
-  // prom-client calls a metric's `collect` at scrape time; the typings do not expose it.
-  Object.assign(metrics.queueRecipients, {
-    collect: () => {
-      for (const [state, n] of Object.entries(store.counts())) metrics.queueRecipients.set({ state }, n);
-    },
-  });
+  collectQueueGauge(metrics, () => store.counts());
 
   let ready = false;
   // A draining relay is not ready: the Service stops sending clients to it (it refuses them anyway).

@@ -67,3 +67,12 @@ export function classifyReply(reply: SmtpReply, extraRules: readonly BounceRule[
   }
   return { category: permanent ? 'hard' : 'soft', permanent };
 }
+
+/**
+ * Whether a failed reply ends the recipient's delivery: the one place that says so. A 5xx (or a
+ * 5.x.x with no reply) is final; a 4xx is final only when a backoff rule with action "bounce"
+ * matched it (config: shaping.backoffRules), because otherwise the receiver asked us to come back.
+ */
+export function isFinal(c: Classification, backoff?: { action: string } | undefined): boolean {
+  return c.permanent || backoff?.action === 'bounce';
+}

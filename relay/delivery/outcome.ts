@@ -1,6 +1,6 @@
 // One recipient's attempt result → what happens next. Pure: reply × attempt history × clock × config.
-import { classifyReply, type BounceCategory, type BounceRule, type SmtpPhase } from '../bounce/classify.ts';
-import type { RetryConfig } from '../config/schema.ts';
+import { classifyReply, isFinal, type BounceCategory, type BounceRule, type SmtpPhase } from '../bounce/classify.ts';
+import type { BackoffRule, RetryConfig } from '../config/schema.ts';
 import { nextAttemptAt, retryHintSeconds } from './retry.ts';
 
 export type Outcome =
@@ -22,14 +22,20 @@ export interface OutcomeInput {
   rules: readonly BounceRule[];
   /** The attempt was cut short by our own shutdown. */
   shuttingDown: boolean;
+  /** The backoff rule this reply matched, if any (its action "bounce" makes a 4xx final). */
+  backoff?: Pick<BackoffRule, 'action'> | undefined;
 }
 
 export function decideOutcome(i: OutcomeInput): { outcome: Outcome; category: BounceCategory | undefined } {
   if (i.code >= 200 && i.code < 300) return { outcome: { kind: 'delivered' }, category: undefined };
   const cls = classifyReply({ code: i.code, enhanced: i.enhanced, text: i.text, phase: i.phase }, i.rules);
-  if (cls.permanent) return { outcome: { kind: 'bounced' }, category: cls.category };
+  // Final replies (relay/bounce/classify.ts isFinal): a 5xx at once; a 4xx a backoff rule made final
+  // after the expiry check, so mail past its max age still reports the expiry.
+  if (isFinal(cls)) return { outcome: { kind: 'bounced' }, category: cls.category };
   // Not the receiver's fault: due again at once, and a shutdown never pushes a message into expiry.
   if (i.shuttingDown) return { outcome: { kind: 'deferred', at: i.now }, category: cls.category };
   const next = nextAttemptAt({ failedAttempts: i.attempts + 1, createdAt: i.createdAt, now: i.now, retry: i.retry, hintSeconds: retryHintSeconds(i.text) });
-  return { outcome: next.kind === 'expire' ? { kind: 'expired' } : { kind: 'deferred', at: next.at }, category: cls.category };
+  if (next.kind === 'expire') return { outcome: { kind: 'expired' }, category: cls.category };
+  if (isFinal(cls, i.backoff)) return { outcome: { kind: 'bounced' }, category: cls.category };
+  return { outcome: { kind: 'deferred', at: next.at }, category: cls.category };
 }

@@ -7,7 +7,7 @@ import { parseRelayConfig } from '../../relay/config/load.ts';
 import type { RelayConfig } from '../../relay/config/schema.ts';
 import { QueueStore, type QueueStoreOptions } from '../../relay/queue/store.ts';
 import { createLogger } from '../../relay/log.ts';
-import { createRelayMetrics, type RelayMetrics } from '../../relay/metrics.ts';
+import { collectQueueGauge, createRelayMetrics, type RelayMetrics } from '../../relay/metrics.ts';
 import { MailResolver } from '../../relay/dns/resolver.ts';
 import { startDelivery, type Delivery, type DeliveryOptions } from '../../relay/delivery/engine.ts';
 import { waitUntil } from '../support/sink.ts';
@@ -78,6 +78,8 @@ export async function startHarness(input: {
   const metrics = createRelayMetrics({ defaultMetrics: false });
   const clock = input.clock ?? Date.now;
   const h = {} as Harness;
+  // As relay/relay.ts does for its store (the engine does not write the queue gauge).
+  collectQueueGauge(metrics, () => h.store.counts());
   const start = (extra: Partial<DeliveryOptions> = {}) => {
     h.store = new QueueStore(dataDir, { clock, ...input.storeOptions });
     h.delivery = startDelivery({

@@ -1,0 +1,72 @@
+// The dispatch phase: held groups go to the scheduler (relay/scheduler/shaper.ts), otp lanes
+// first. A group it lets go is started; a lane that must wait long goes back to the queue.
+import type { DeliveryContext } from './context.ts';
+import { MESSAGE_CLASSES } from '../message-class.ts';
+import type { Held, HeldLanes } from '../scheduler/lanes.ts';
+
+/** Waits shorter than this are held in memory; longer ones go back to the queue, due at the end of the wait. */
+const HOLD_MS = 2000;
+
+/** Recipients held back by the scheduler that a live config change releases at once (docs/live-config.md). */
+const HELD_BACK_TRACKED = 100_000;
+
+/** Recipients held back in the queue by the scheduler (caps, pauses, rates): a new config re-decides them at once. */
+export class HeldBack {
+  private readonly entries = new Map<string, { messageId: string; recipient: string }>();
+
+  add(messageId: string, recipient: string): void {
+    // Bounded: past this, mail waits for its hold to end even after a new config.
+    if (this.entries.size < HELD_BACK_TRACKED) this.entries.set(`${messageId}\0${recipient}`, { messageId, recipient });
+  }
+
+  /** Makes them due now (held back again if they still must wait). */
+  release(ctx: DeliveryContext): void {
+    try {
+      ctx.store.advance([...this.entries.values()], ctx.clock());
+      this.entries.clear();
+    } catch (err) {
+      ctx.logger.error({ err }, 'could not release held-back mail; it goes when its hold ends');
+    }
+  }
+}
+
+/** Returns when the earliest timed wait of a held lane ends (undefined: none). */
+export function dispatch(ctx: DeliveryContext, lanes: HeldLanes, heldBack: HeldBack, start: (h: Held, ip: string) => void): number | undefined {
+  const { shaper, clock, metrics, logger } = ctx;
+  let next: number | undefined;
+  const now = clock();
+  const postponed: { messageId: string; recipient: string; at: number }[] = [];
+  for (const cls of MESSAGE_CLASSES) {
+    for (const [provider, q] of lanes.lanesOf(cls)) {
+      while (q.length > 0) {
+        const h = q[0]!;
+        const d = shaper.decide(provider, cls, h.group.length);
+        if (d.kind === 'send') {
+          start(h, d.ip);
+          continue;
+        }
+        if (d.until !== undefined && d.until - now > HOLD_MS) {
+          // Back to the queue, not counted as an attempt; a rate wait is spread out so the lane
+          // does not come back all at once.
+          const step = d.reason === 'rate' ? d.until - now : 0;
+          let n = 0;
+          [...q].forEach((x, k) => {
+            lanes.remove(x);
+            n += x.group.length;
+            for (const g of x.group) {
+              postponed.push({ messageId: g.messageId, recipient: g.recipient, at: d.until! + k * step });
+              heldBack.add(g.messageId, g.recipient);
+            }
+          });
+          metrics.shapingHeldBack.inc({ class: cls, reason: d.reason }, n);
+          logger.info({ event: 'held-back', shapedAs: provider, class: cls, reason: d.reason, detail: d.detail, recipients: n, until: new Date(d.until).toISOString() }, 'mail held back by the scheduler');
+        } else if (d.until !== undefined) {
+          next = next === undefined ? d.until : Math.min(next, d.until);
+        }
+        break;
+      }
+    }
+  }
+  ctx.store.postpone(postponed);
+  return next;
+}

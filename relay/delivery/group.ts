@@ -1,0 +1,53 @@
+// One group's way through the outbound phases, in order: screen (suppressed recipients finish
+// here, relay/feedback) → send (sign + attempt, send.ts) → observe (backoff, observe.ts) → settle
+// (pure outcome step, settle.ts) → report (metrics, stats, log, record.ts) → notify the sender of
+// failures (notify.ts) → record in the queue, and the attempt as events (relay/feedback) → delay
+// notices.
+import type { DeliveryContext } from './context.ts';
+import type { DueRecipient } from '../queue/store.ts';
+import { routeFor } from './egress.ts';
+import { sendGroup } from './send.ts';
+import { observeRefusal } from './observe.ts';
+import { postponeFailures, settleAttempt } from './settle.ts';
+import { attemptReports, recordOutcomes, reportOutcomes } from './record.ts';
+import { sendDelayNotices, sendDsn } from './notify.ts';
+
+/** Wait after a failure of our own (store, signing) before trying again. */
+export const LOCAL_RETRY_MS = 60_000;
+
+export async function deliverGroup(ctx: DeliveryContext, claimed: DueRecipient[], sourceIp: string, shapedAs: string): Promise<void> {
+  const { config, clock, metrics } = ctx;
+  // Suppressed recipients are finished here, never attempted (relay/feedback/feedback.ts).
+  const group = ctx.feedback ? ctx.feedback.screen(claimed, (rs, reply) => ctx.store.recordAttempt(claimed[0]!.messageId, rs, { state: 'suppressed' }, reply)) : claimed;
+  if (group.length === 0) return;
+  const first = group[0]!;
+  const original = ctx.store.body(first.messageId);
+  if (!original) return; // deleted by an administrator while claimed
+  const startedAt = clock();
+  for (const g of group) metrics.queueAge.observe({ class: g.class }, Math.max(0, (startedAt - g.createdAt) / 1000));
+
+  const outcomes = await sendGroup(ctx, group, original, sourceIp, shapedAs);
+  const now = clock();
+  const backoff = observeRefusal(ctx, outcomes, sourceIp, shapedAs);
+  const settled = settleAttempt({
+    group, outcomes, now, retry: config.retry, bounceRules: config.delivery.bounceRules,
+    shuttingDown: ctx.stopping.signal.aborted, backoff, delayNoticeMs: ctx.delayNoticeMs,
+  });
+  const viaRoute = routeFor(config.delivery.routes, first.domain) !== undefined;
+  reportOutcomes(ctx, settled.recipients, { sourceIp, shapedAs, viaRoute, now });
+
+  // The DSN is made durable before the bounce is recorded: a crash in between repeats the
+  // attempt (and perhaps the DSN) rather than losing the notice.
+  let records = settled.records;
+  let failuresPostponed = false;
+  try {
+    await sendDsn(ctx, group, original, settled.failed);
+  } catch (err) {
+    ctx.logger.error({ err, queueId: first.messageId }, 'DSN could not be queued; bounce postponed');
+    records = postponeFailures(records, now + LOCAL_RETRY_MS);
+    failuresPostponed = true;
+  }
+  recordOutcomes(ctx, first.messageId, records);
+  if (ctx.feedback) for (const r of attemptReports(ctx, settled.recipients, { sourceIp, viaRoute, failuresPostponed })) ctx.feedback.attempted(r);
+  await sendDelayNotices(ctx, group, original, settled.delayed);
+}

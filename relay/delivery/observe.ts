@@ -1,0 +1,22 @@
+// The observe phase: the receiver's first refusal in an attempt tells the scheduler to back off
+// (one reply, one action) per the reply rules (relay/bounce/backoff.ts); suspensions and throttles
+// are counted and logged here.
+import type { DeliveryContext } from './context.ts';
+import type { RecipientOutcome } from './attempt.ts';
+import type { BackoffRule } from '../config/schema.ts';
+import { parseReplyLine } from '../bounce/classify.ts';
+import { providerOfKey } from '../scheduler/providers.ts';
+
+/** The rule the refusal matched, with that reply as received; undefined when none did or we are stopping. */
+export function observeRefusal(ctx: DeliveryContext, outcomes: readonly RecipientOutcome[], sourceIp: string, shapedAs: string): { reply: string; rule: BackoffRule } | undefined {
+  if (ctx.stopping.signal.aborted) return undefined;
+  const refusal = outcomes.find((o) => o.mx !== undefined && (o.code < 200 || o.code >= 300));
+  if (!refusal) return undefined;
+  const rule = ctx.shaper.observe(sourceIp, { code: refusal.code, enhanced: refusal.enhanced ?? parseReplyLine(refusal.raw).enhanced, text: refusal.text, provider: shapedAs });
+  if (!rule) return undefined;
+  if (rule.action === 'suspend' || rule.action === 'throttle') {
+    ctx.metrics.shapingRestrictions.inc({ source_ip: sourceIp, provider: providerOfKey(shapedAs), action: rule.action });
+    ctx.logger.warn({ event: 'shaping', action: rule.action, sourceIp, provider: shapedAs, seconds: rule.durationSeconds, reply: refusal.raw }, `${sourceIp} → ${shapedAs}: ${rule.action} for ${rule.durationSeconds} s`);
+  }
+  return { reply: refusal.raw, rule };
+}

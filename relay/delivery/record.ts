@@ -1,0 +1,89 @@
+// The record phase of one attempt: what settleAttempt (relay/delivery/settle.ts) decided goes to
+// the metrics, the stats endpoint, the log (one line per recipient), and the queue.
+import type { DeliveryContext } from './context.ts';
+import type { DueRecipient } from '../queue/store.ts';
+import { providerOf } from './provider.ts';
+import { providerOfKey } from '../scheduler/providers.ts';
+import { sendingDomainLabel } from '../metrics.ts';
+import type { OutcomeRecord, SettledRecipient } from './settle.ts';
+import type { AttemptReport } from '../feedback/feedback.ts';
+
+/** The provider label of metrics and events: "smarthost" through a configured route, else the MX rollup. */
+function providerLabel(ctx: DeliveryContext, mx: string | undefined, viaRoute: boolean): string {
+  return viaRoute ? 'smarthost' : providerOf(mx, ctx.customProviders);
+}
+
+/** Metrics, stats and a log line per recipient. `viaRoute`: sent through a configured smarthost. */
+export function reportOutcomes(ctx: DeliveryContext, settled: readonly SettledRecipient[], at: { sourceIp: string; shapedAs: string; viaRoute: boolean; now: number }): void {
+  const { metrics, stats, logger } = ctx;
+  for (const { reply: o, due, outcome, category: cat } of settled) {
+    const provider = providerLabel(ctx, o.mx, at.viaRoute);
+    metrics.deliveryAttempts.inc({ result: outcome.kind, source_ip: at.sourceIp, provider, category: cat ?? 'none' });
+    metrics.deliveryDomainAttempts.inc({ sending_domain: sendingDomainLabel(due.mailFrom, ctx.sendingDomains), result: outcome.kind, category: cat ?? 'none' });
+    stats.record(at.sourceIp, providerOfKey(at.shapedAs), outcome.kind, cat);
+    if (outcome.kind === 'delivered') {
+      metrics.deliveryLatency.observe({ provider }, Math.max(0, (at.now - due.createdAt) / 1000));
+      metrics.classLatency.observe({ class: due.class }, Math.max(0, (at.now - due.createdAt) / 1000));
+    }
+    const event = {
+      event: outcome.kind,
+      queueId: due.messageId,
+      recipient: o.recipient,
+      sourceIp: at.sourceIp,
+      mx: o.mx,
+      reply: o.raw,
+      category: cat,
+      attempts: due.attempts + 1,
+      tls: o.tls,
+      tlsVerified: o.tlsVerified,
+      mtaSts: o.mtaSts,
+      ...(outcome.kind === 'deferred' ? { nextAttemptAt: new Date(outcome.at).toISOString() } : {}),
+    };
+    if (outcome.kind === 'delivered') logger.info(event, 'delivered');
+    else logger.warn(event, outcome.kind);
+  }
+}
+
+/**
+ * The attempt as the feedback side records it (events, soft-bounce counting, relay/feedback).
+ * `failuresPostponed`: the DSN could not be queued, so bounced and expired recipients stay deferred.
+ */
+export function attemptReports(ctx: DeliveryContext, settled: readonly SettledRecipient[], at: { sourceIp: string; viaRoute: boolean; failuresPostponed: boolean }): AttemptReport[] {
+  return settled.map(({ reply: o, due, outcome, category }) => ({
+    due,
+    kind: at.failuresPostponed && (outcome.kind === 'bounced' || outcome.kind === 'expired') ? 'deferred' : outcome.kind,
+    reply: o.raw,
+    status: o.enhanced,
+    category,
+    ip: at.sourceIp,
+    provider: providerLabel(ctx, o.mx, at.viaRoute),
+  }));
+}
+
+/** Writes the outcomes to the queue (batched there per event-loop turn). */
+export function recordOutcomes(ctx: DeliveryContext, messageId: string, records: readonly OutcomeRecord[]): void {
+  for (const r of records) {
+    const outcome = r.outcome;
+    ctx.store.recordAttempt(
+      messageId,
+      r.recipients,
+      outcome.kind === 'deferred' ? { state: 'queued', nextAttemptAt: outcome.at } : { state: outcome.kind === 'delivered' ? 'delivered' : 'bounced' },
+      r.reply,
+    );
+  }
+}
+
+/** After an unexpected local error, puts claimed recipients back (a claim must never be left behind). */
+export function releaseClaims(ctx: DeliveryContext, group: readonly DueRecipient[], err: unknown, retryAt: number): void {
+  const { store, logger } = ctx;
+  try {
+    const reply = `451 4.3.0 local error: ${(err as Error).message}`.slice(0, 500);
+    const claimed = new Set(group.map((g) => g.recipient));
+    // Only those still claimed: some outcomes may have been recorded before the error.
+    const stuck = (store.get(group[0]!.messageId)?.recipients ?? []).filter((r) => r.state === 'inflight' && claimed.has(r.recipient)).map((r) => r.recipient);
+    if (stuck.length > 0) store.recordAttempt(group[0]!.messageId, stuck, { state: 'queued', nextAttemptAt: retryAt }, reply);
+  } catch (again) {
+    // The store itself is failing; the claims are released when the relay restarts.
+    logger.error({ err: again, queueId: group[0]!.messageId }, 'could not release claimed recipients');
+  }
+}

@@ -1,0 +1,74 @@
+// The send phase: sign the message and make one attempt for a group (one message, one destination
+// domain) over the chosen source IP, within the scheduler's connection budget. Returns one outcome
+// per recipient, never throws: a failure of our own (signing) reads as a 451 4.3.0 for each.
+import type { DeliveryContext } from './context.ts';
+import type { DueRecipient } from '../queue/store.ts';
+import { isNullSender } from '../dsn/compose.ts';
+import { attemptDelivery, type RecipientOutcome } from './attempt.ts';
+import { routeFor } from './egress.ts';
+import type { Budget } from './pool.ts';
+import { STOPPED } from './smtp-client.ts';
+import { DEFAULT_IP } from '../scheduler/shaper.ts';
+
+export async function sendGroup(ctx: DeliveryContext, group: readonly DueRecipient[], original: Buffer, sourceIp: string, shapedAs: string): Promise<RecipientOutcome[]> {
+  const { config, shaper, stopping } = ctx;
+  const first = group[0]!;
+  const recipients = group.map((g) => g.recipient);
+  const egress = sourceIp === DEFAULT_IP ? undefined : config.delivery.egressIps.find((e) => e.address === sourceIp);
+  const route = routeFor(config.delivery.routes, first.domain);
+  const limits = shaper.limits(sourceIp, shapedAs);
+  const budget: Budget = {
+    key: `${sourceIp}|${shapedAs}`,
+    maxOpen: limits.maxConnections,
+    maxMessagesPerConnection: limits.messagesPerConnection,
+    beforeOpen: () => shaper.beforeOpen(sourceIp, shapedAs, stopping.signal),
+  };
+  try {
+    // The feedback side may add per-recipient headers (one-click unsubscribe) before signing.
+    const body = await ctx.signer.sign(ctx.feedback ? ctx.feedback.prepare(original, group) : original, first.mailFrom);
+    return await untilStopped(stopping.signal, recipients, attemptDelivery(
+      {
+        resolver: ctx.resolver,
+        pool: ctx.pool,
+        mtaSts: route ? undefined : ctx.mtaSts,
+        routes: route ? [route] : undefined,
+        mxPort: ctx.mxPort,
+        ehloName: egress?.hostname ?? config.hostname,
+        egress,
+        tlsCa: ctx.tlsCa,
+        connectTimeoutMs: config.delivery.connectTimeoutMs,
+        commandTimeoutMs: ctx.commandTimeoutMs,
+        signal: stopping.signal,
+        allowPrivateMx: config.delivery.allowPrivateMx,
+        budget,
+      },
+      first.domain,
+      isNullSender(first.mailFrom) ? '' : first.mailFrom,
+      recipients,
+      body,
+    ));
+  } catch (err) {
+    ctx.logger.error({ err, queueId: first.messageId }, 'delivery attempt failed locally');
+    const text = `local error: ${(err as Error).message}`;
+    return recipients.map((recipient) => ({ recipient, code: 451, enhanced: '4.3.0', text, raw: `451 4.3.0 ${text}`, phase: 'connect' as const }));
+  }
+}
+
+/**
+ * Sockets are cut on stop, but DNS lookups and policy fetches cannot be: an attempt still in one
+ * when the relay stops is abandoned (its late result is ignored) and requeued.
+ */
+async function untilStopped(signal: AbortSignal, recipients: string[], attempt: Promise<RecipientOutcome[]>): Promise<RecipientOutcome[]> {
+  let onAbort: (() => void) | undefined;
+  const stopped = new Promise<RecipientOutcome[]>((resolve) => {
+    onAbort = () => resolve(recipients.map((recipient) => ({ recipient, code: 451, enhanced: '4.4.1', text: STOPPED, raw: `451 4.4.1 ${STOPPED}`, phase: 'connect' as const })));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  attempt.catch(() => {}); // a late failure of an abandoned attempt is of no interest
+  try {
+    return await Promise.race([attempt, stopped]);
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
+  }
+}
