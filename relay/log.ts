@@ -59,3 +59,16 @@ export function createLogger(level: string, component: string, destination?: Des
   const options = { level, base: { component }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { log: boundFields } };
   return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
 }
+
+/**
+ * A child logger whose fields are new: pino would write a key bound twice twice on each line
+ * (`{"component":"relay",…,"component":"delivery"}`), and log pipelines disagree on which one wins.
+ * So the program is `component`, a part of it `subsystem`, a listener `listener`.
+ */
+export function childLogger(parent: Logger, bindings: Record<string, string>): Logger {
+  const bound = parent.bindings();
+  for (const key of Object.keys(bindings)) {
+    if (key in bound) throw new Error(`logger field "${key}" is already bound (${JSON.stringify(bound[key])}); give the child a field of its own`);
+  }
+  return parent.child(bindings);
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { RelayConfig } from './config/schema.ts';
 import { QueueStore } from './queue/store.ts';
-import { createLogger, type Logger } from './log.ts';
+import { childLogger, createLogger, type Logger } from './log.ts';
 import { collectQueueGauge, createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { TlsFiles } from './tls-files.ts';
 import { CredentialStore } from './intake/credentials.ts';
@@ -110,7 +110,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   const tls = config.tls ? new TlsFiles(config.tls.certFile, config.tls.keyFile) : undefined;
   tls?.on('error', (err: Error) => logger.error({ err: err.message }, 'new TLS certificate unusable; keeping the previous one'));
 
-  const deliveryDeps = { config, store, feedback, logger: logger.child({ component: 'delivery' }), metrics, ...(options.clock ? { clock: options.clock } : {}) };
+  const deliveryDeps = { config, store, feedback, logger: childLogger(logger, { subsystem: 'delivery' }), metrics, ...(options.clock ? { clock: options.clock } : {}) };
   const delivery = options.delivery === false || !config.delivery.enabled ? undefined : await (options.delivery ?? startDelivery)(deliveryDeps);
 
   // The config in force: its version (the file's hash) and restart-only fields a newer file changed.

@@ -6,7 +6,7 @@ import type { RelayConfig, ListenerConfig } from '../config/schema.ts';
 import type { QueueStore } from '../queue/store.ts';
 import { StoreError, domainOf } from '../queue/store.ts';
 import { newQueueId } from '../queue/id.ts';
-import type { Logger } from '../log.ts';
+import { childLogger, type Logger } from '../log.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import type { TlsFiles } from '../tls-files.ts';
 import { bindError } from '../startup-error.ts';
@@ -85,7 +85,7 @@ const notBefore = new WeakMap<SMTPServerSession, number>();
 
 function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: AuthThrottle, limiter: IntakeLimiter, budget: IntakeMemoryBudget): Promise<RunningListener> {
   const { config, logger, metrics } = deps;
-  const log = logger.child({ listener: listener.name });
+  const log = childLogger(logger, { listener: listener.name });
   const tls = listener.tls !== 'none' ? deps.tls?.current : undefined;
   const greetingDelayMs = listener.greetingDelayMs ?? (listener.role === 'submission' ? 0 : 100);
   const reject = (stage: string, reason: string) => metrics.smtpRejections.inc({ listener: listener.name, stage, reason });

@@ -19,8 +19,11 @@ import { startSinksOnOnePort, type Sink } from '../support/sink.ts';
 import { message } from './harness.ts';
 import { EventEmitter } from 'node:events';
 import { waitUntil } from '../support/sink.ts';
+import { parseLogLineStrict } from '../support/log-lines.ts';
 
 const events: { event?: string }[] = [];
+/** Lines that were not one JSON object with distinct keys (see parseLogLineStrict). */
+const badLines: string[] = [];
 const emitter = new EventEmitter();
 
 let dns: Dnsmasq;
@@ -51,6 +54,11 @@ before(async () => {
   relay = await startRelay(config, {
     logger: createLogger('info', 'e2e', {
       write(line: string) {
+        try {
+          parseLogLineStrict(line);
+        } catch (err) {
+          badLines.push((err as Error).message);
+        }
         events.push(JSON.parse(line) as { event?: string });
         emitter.emit('event');
       },
@@ -90,4 +98,9 @@ test('submitted mail is delivered to the MX from the source IP, DKIM-signed, and
   assert.match(metrics, /mailfleet_delivery_attempts_total\{result="delivered",source_ip="127\.0\.0\.3",provider="other",category="none"\} 1/);
   // Per sending domain, bounded by the configured domains (docs/observability.md).
   assert.match(metrics, /mailfleet_delivery_domain_attempts_total\{sending_domain="brand\.test",result="delivered",category="none"\} 1/);
+});
+
+test('every log line the relay wrote (intake and delivery) is one JSON object with no key twice', () => {
+  assert.ok(events.some((e) => e.event === 'delivered'), 'the delivery side logged');
+  assert.deepEqual(badLines, []);
 });

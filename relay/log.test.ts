@@ -1,0 +1,21 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { childLogger, createLogger } from './log.ts';
+
+function capture() {
+  const lines: string[] = [];
+  return { lines, stream: { write: (l: string) => void lines.push(l) } };
+}
+
+test('a child logger adds its own field: each key appears once on the line', () => {
+  const { lines, stream } = capture();
+  childLogger(createLogger('info', 'relay', stream), { subsystem: 'delivery' }).info({ event: 'x' }, 'hello');
+  const line = lines[0]!;
+  assert.equal(line.match(/"component":/g)?.length, 1);
+  assert.equal(line.match(/"subsystem":"delivery"/g)?.length, 1);
+});
+
+test('a child logger that would bind a key again is refused, naming the key', () => {
+  const { stream } = capture();
+  assert.throws(() => childLogger(createLogger('info', 'relay', stream), { component: 'delivery' }), /logger field "component" is already bound \("relay"\)/);
+});
