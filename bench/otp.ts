@@ -95,7 +95,7 @@ export async function runOtp(opts: {
       from: `otp@app.${ACCEPT_DOMAIN}`,
       to: `someone@${ACCEPT_DOMAIN}`,
       idPrefix: 'otp',
-      // Asks for the otp lane where the intake supports it (relay/scheduler/class-header.ts strips
+      // Asks for the otp lane where the intake supports it (relay/intake/class-header.ts strips
       // the header when it does, which is how the sink tells); older relays ignore it.
       extraHeaders: 'X-Mailfleet-Class: otp\r\n',
       auth,

@@ -13,6 +13,11 @@ export function isMessageClass(value: string): value is MessageClass {
   return (MESSAGE_CLASSES as readonly string[]).includes(value);
 }
 
+/** One value per class (counters, flags), built from the list so no module spells it again. */
+export function classRecord<T>(make: () => T): Record<MessageClass, T> {
+  return Object.fromEntries(MESSAGE_CLASSES.map((c) => [c, make()])) as Record<MessageClass, T>;
+}
+
 /** The queue's lane number of a class (0 otp, 1 transactional, 2 bulk): claims scan lane by lane. */
 export function laneOf(cls: MessageClass): number {
   return MESSAGE_CLASSES.indexOf(cls);

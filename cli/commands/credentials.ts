@@ -1,5 +1,6 @@
 import { addCredential, removeCredential, listCredentials } from '../../relay/intake/credentials.ts';
 import { parseCommand, UsageError } from '../args.ts';
+import { MESSAGE_CLASSES, isMessageClass } from '../../relay/message-class.ts';
 
 const HELP = `Usage: mailfleet credentials <add USER|remove USER|ls> --file FILE [options]
 
@@ -29,11 +30,11 @@ export async function run(argv: string[]): Promise<number> {
     case 'add': {
       if (!user) throw new UsageError('"add" needs a USER');
       const cls = args.values.class;
-      if (cls !== undefined && !['otp', 'transactional', 'bulk'].includes(cls)) throw new UsageError(`--class: expected otp, transactional or bulk, got "${cls}"`);
+      if (cls !== undefined && !isMessageClass(cls)) throw new UsageError(`--class: expected ${MESSAGE_CLASSES.join(', ')}, got "${cls}"`);
       const generated = !args.values['password-stdin'];
       const password = generated ? (await import('node:crypto')).randomBytes(18).toString('base64url') : await readStdin();
       try {
-        const what = await addCredential(file, user, password, cls as 'otp' | 'transactional' | 'bulk' | undefined);
+        const what = await addCredential(file, user, password, cls);
         console.log(generated ? `${what} ${user}; password: ${password}` : `${what} ${user}`);
       } catch (err) {
         throw new UsageError((err as Error).message);

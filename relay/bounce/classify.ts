@@ -1,4 +1,5 @@
-// SMTP reply → bounce category. Pure: the engine, DSN composer and metrics all ask this one function.
+// SMTP reply → bounce category, and whether the failure is final. Pure: the engine, DSN composer,
+// metrics and the backoff rules (backoff.ts, keyed on these categories) all ask this one module.
 import { DEFAULT_BOUNCE_RULES, type BounceCategory, type BounceRule, type SmtpPhase } from './rules.ts';
 
 export type { BounceCategory, BounceRule, SmtpPhase };
@@ -28,14 +29,17 @@ export function parseReplyLine(line: string): { code: number; enhanced?: string;
   return e ? { code: Number(m[1]), enhanced: e[0], text: rest.slice(e[0].length).trim() } : { code: Number(m[1]), text: rest.trim() };
 }
 
-// "5.7." is a class prefix; "5.1.1" is exact, so it does not swallow 5.1.10 (null MX).
-function enhancedMatches(pattern: string, enhanced: string | undefined): boolean {
+// The matchers every reply rule uses (these bounce rules and the backoff rules, backoff.ts).
+
+/** "5.7." is a class prefix; "5.1.1" is exact, so it does not swallow 5.1.10 (null MX). */
+export function enhancedMatches(pattern: string, enhanced: string | undefined): boolean {
   if (enhanced === undefined) return false;
   return pattern.endsWith('.') ? enhanced.startsWith(pattern) : enhanced === pattern;
 }
 
-const compiled = new WeakMap<BounceRule, RegExp>();
-function textMatches(rule: BounceRule, text: string): boolean {
+const compiled = new WeakMap<{ text?: string | undefined }, RegExp>();
+/** A rule's case-insensitive text pattern (compiled once per rule); a rule without one matches. */
+export function textMatches(rule: { text?: string | undefined }, text: string): boolean {
   if (rule.text === undefined) return true;
   let re = compiled.get(rule);
   if (!re) {

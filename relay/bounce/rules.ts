@@ -35,7 +35,9 @@ export interface BounceRule {
 export const DEFAULT_BOUNCE_RULES: readonly BounceRule[] = [
   // Provider phrasings first: they are more specific than their (often generic) codes.
   { category: 'reputation', text: '\\[TS0[1-4]\\]|poor reputation|low reputation|reputation of the sending|sender reputation|IP reputation|blocked using|listed (on|in|at) .*(spamhaus|barracuda|spamcop|sorbs|dnsbl)|\\bRBL\\b|block list|blocklist|Spamhaus|S3150|\\bbanned sending IP\\b' },
-  { category: 'rate-limited', text: 'rate limit|rate-limit|too many (messages|connections|recipients|emails)|unusual rate|temporarily deferred due to|\\[TSS0[1-9]\\]|try again later.*volume|exceeded.*(quota|limit) for (sending|messages)|throttl' },
+  // "Too many recipients" (452 4.5.3) is a per-transaction limit (RFC 5321 §4.5.3.1.10), not a rate:
+  // it must not pause the IP (backoff.ts suspends on rate-limited), so it stays soft/hard by code.
+  { category: 'rate-limited', text: 'rate limit|rate-limit|too many (messages|connections|concurrent|emails)|unusual rate|temporarily deferred due to|\\[TSS0[1-9]\\]|try again later.*volume|exceeded.*(quota|limit) for (sending|messages)|throttl' },
   { category: 'mailbox-full', text: 'mailbox (is )?full|over ?quota|quota exceeded|exceeded (his|her|their|the) storage|insufficient (system )?storage|out of storage|mailbox size limit' },
   { category: 'unknown-user', text: "(user|mailbox|recipient|address)( \\S+)? (unknown|not found|does not exist|doesn't exist|unavailable|not exist)|no such (user|mailbox|recipient)|account (that you tried to reach )?(does not exist|is disabled|has been disabled)|invalid (recipient|mailbox)|RecipientNotFound|User unknown|doesn't have an? \\S+ account|unrouteable address|address rejected: User" },
   { category: 'spam-content', text: 'spam|junk|content (rejected|filter)|message (content )?(rejected|refused) (as|due)|virus|malware|phish|suspicious (link|url|content)|URIBL|unsolicited' },

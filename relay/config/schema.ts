@@ -216,12 +216,15 @@ const regexString = z
   }, 'a valid regular expression');
 
 // A bounce classification rule (relay/bounce/rules.ts); config rules are tried before the built-in ones.
+// The classifier's categories (relay/bounce/rules.ts BOUNCE_CATEGORIES; a test keeps the two equal).
+const BounceCategorySchema = z.enum([
+  'unknown-user', 'mailbox-full', 'reputation', 'rate-limited', 'spam-content', 'policy', 'auth',
+  'dns', 'tls', 'message-size', 'connection', 'hard', 'soft',
+]);
+
 export const BounceRuleSchema = z
   .object({
-    category: z.enum([
-      'unknown-user', 'mailbox-full', 'reputation', 'rate-limited', 'spam-content', 'policy', 'auth',
-      'dns', 'tls', 'message-size', 'connection', 'hard', 'soft',
-    ]),
+    category: BounceCategorySchema,
     text: regexString.optional(),
     enhanced: z.string().regex(/^[245]\.\d{1,3}(\.(\d{1,3})?)?$|^[245]\.$/, 'an enhanced status code or prefix, e.g. "5.1.1" or "4.7."').optional(),
     code: z.string().regex(/^[245]\d{0,2}$/, 'a reply code or prefix, e.g. "550" or "4"').optional(),
@@ -247,9 +250,11 @@ export const ProviderShapingSchema = z
   .strict();
 
 // An adaptive backoff rule: a reply matching every given field triggers the action for that
-// (source IP, provider). Config rules are tried before the built-in ones (relay/scheduler/backoff.ts).
+// (source IP, provider). Config rules are tried before the built-in ones (relay/bounce/backoff.ts).
 export const BackoffRuleSchema = z
   .object({
+    // The classifier's category of the reply (relay/bounce/rules.ts), e.g. "reputation".
+    category: BounceCategorySchema.optional(),
     code: z.string().regex(/^[245]\d{0,2}$/, 'a reply code or prefix, e.g. "421" or "4"').optional(),
     enhanced: z.string().regex(/^[245]\.\d{1,3}(\.(\d{1,3})?)?$|^[245]\.$/, 'an enhanced status code or prefix, e.g. "4.7.28" or "4.7."').optional(),
     text: regexString.optional(),

@@ -4,7 +4,7 @@
 // queued mail is next due. The engine's loop asks it to claim and when to wake.
 import type { DeliveryContext } from './context.ts';
 import type { Adopter, DueRecipient } from '../queue/store.ts';
-import { MESSAGE_CLASSES, type MessageClass } from '../message-class.ts';
+import { MESSAGE_CLASSES, classRecord } from '../message-class.ts';
 import { HeldLanes } from '../scheduler/lanes.ts';
 import { shapingKey } from '../scheduler/providers.ts';
 import { routeFor } from './egress.ts';
@@ -27,10 +27,6 @@ export function groupDue(due: readonly DueRecipient[], separate?: (d: DueRecipie
   return [...groups.values()];
 }
 
-function perClass<T>(value: T): Record<MessageClass, T> {
-  return Object.fromEntries(MESSAGE_CLASSES.map((c) => [c, value])) as Record<MessageClass, T>;
-}
-
 export class Feeder {
   readonly lanes = new HeldLanes(LANE_LIMITS);
   private readonly ctx: DeliveryContext;
@@ -43,9 +39,9 @@ export class Feeder {
    * Per class: mail was written 'queued' and due (not taken at birth) since its last claim, so the
    * class must be claimed before more fresh mail is taken at birth (no overtaking).
    */
-  private readonly scanPending = perClass(false);
+  private readonly scanPending = classRecord(() => false);
   /** Per class: when its queued mail is next due, as the last loop turn saw it (undefined: not a reason to claim). */
-  private readonly dueAt = perClass<number | undefined>(undefined);
+  private readonly dueAt = classRecord<number | undefined>(() => undefined);
   /** A forced claim put off (see claim()); the loop wakes for it. */
   private deferredClaimAt: number | undefined;
   /** One MX lookup per domain at a time (see shapedProvider). */
@@ -177,7 +173,7 @@ export class Feeder {
         return false;
       },
       adopted: (due) => {
-        const n = perClass(0);
+        const n = classRecord(() => 0);
         for (const d of due) n[d.class]++;
         for (const cls of MESSAGE_CLASSES) if (n[cls] > 0) lanes.release(cls, n[cls]);
         if (!this.running) {

@@ -4,7 +4,7 @@
 import type { DeliveryContext } from './context.ts';
 import type { RecipientOutcome } from './attempt.ts';
 import type { BackoffRule } from '../config/schema.ts';
-import { parseReplyLine } from '../bounce/classify.ts';
+import { classifyReply, parseReplyLine } from '../bounce/classify.ts';
 import { providerOfKey } from '../scheduler/providers.ts';
 
 /** The rule the refusal matched, with that reply as received; undefined when none did or we are stopping. */
@@ -12,7 +12,10 @@ export function observeRefusal(ctx: DeliveryContext, outcomes: readonly Recipien
   if (ctx.stopping.signal.aborted) return undefined;
   const refusal = outcomes.find((o) => o.mx !== undefined && (o.code < 200 || o.code >= 300));
   if (!refusal) return undefined;
-  const rule = ctx.shaper.observe(sourceIp, { code: refusal.code, enhanced: refusal.enhanced ?? parseReplyLine(refusal.raw).enhanced, text: refusal.text, provider: shapedAs });
+  const enhanced = refusal.enhanced ?? parseReplyLine(refusal.raw).enhanced;
+  // The backoff rules are keyed on the classifier's category of the reply, config rules included.
+  const { category } = classifyReply({ code: refusal.code, enhanced, text: refusal.text, phase: refusal.phase }, ctx.config.delivery.bounceRules);
+  const rule = ctx.shaper.observe(sourceIp, { code: refusal.code, enhanced, text: refusal.text, provider: shapedAs, category });
   if (!rule) return undefined;
   if (rule.action === 'suspend' || rule.action === 'throttle') {
     ctx.metrics.shapingRestrictions.inc({ source_ip: sourceIp, provider: providerOfKey(shapedAs), action: rule.action });

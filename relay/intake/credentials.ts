@@ -6,6 +6,7 @@
 import { scrypt as scryptCb, randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import { readFile, writeFile, rename, open } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
+import { MESSAGE_CLASSES, isMessageClass, type MessageClass } from '../message-class.ts';
 
 const N = 16384;
 const R = 8;
@@ -34,15 +35,15 @@ export async function verifyPassword(password: string, hash: string): Promise<bo
   return timingSafeEqual(key, expected);
 }
 
-export type CredentialClass = 'otp' | 'transactional' | 'bulk';
-const CLASSES: readonly string[] = ['otp', 'transactional', 'bulk'];
+/** A credential's default message class (the file's third field). */
+export type CredentialClass = MessageClass;
 
 /** Splits a file entry's value (`hash` or `hash:class`). */
 export function splitEntry(value: string): { hash: string; class: CredentialClass | undefined } {
   const colon = value.lastIndexOf(':');
   if (colon < 0) return { hash: value, class: undefined };
   const cls = value.slice(colon + 1);
-  return { hash: value.slice(0, colon), class: CLASSES.includes(cls) ? (cls as CredentialClass) : undefined };
+  return { hash: value.slice(0, colon), class: isMessageClass(cls) ? cls : undefined };
 }
 
 export function parseCredentials(text: string, source: string): Map<string, string> {
@@ -54,8 +55,8 @@ export function parseCredentials(text: string, source: string): Map<string, stri
     if (colon <= 0) throw new Error(`${source}:${i + 1}: expected "username:scrypt$..." `);
     const value = line.slice(colon + 1);
     const extra = value.lastIndexOf(':');
-    if (extra >= 0 && !CLASSES.includes(value.slice(extra + 1))) {
-      throw new Error(`${source}:${i + 1}: unknown message class "${value.slice(extra + 1)}" (use otp, transactional or bulk)`);
+    if (extra >= 0 && !isMessageClass(value.slice(extra + 1))) {
+      throw new Error(`${source}:${i + 1}: unknown message class "${value.slice(extra + 1)}" (use ${MESSAGE_CLASSES.join(', ')})`);
     }
     users.set(line.slice(0, colon), value);
   });

@@ -18,9 +18,9 @@ import { DataScanner } from './data-scanner.ts';
 import { decideRecipient } from './recipient-policy.ts';
 import { applySmtpServerPatches, smtpError } from './smtp-server-patches.ts';
 import { buildReceivedHeader, extractMessageId } from './trace-headers.ts';
-import { IntakeLimiter } from '../scheduler/intake-rate.ts';
-import { takeClassHeader } from '../scheduler/class-header.ts';
-import type { MessageClass } from '../queue/store.ts';
+import { IntakeLimiter } from './intake-rate.ts';
+import { takeClassHeader } from './class-header.ts';
+import { classOfMessage } from '../message-class.ts';
 import { takeTagHeaders } from '../events/tags.ts';
 import type { Feedback } from '../feedback/feedback.ts';
 
@@ -330,7 +330,7 @@ async function receiveWithin(
   // Tags too are always removed, and honoured only from authenticated submission.
   const { body: data, tags } = takeTagHeaders(classless);
   const user = typeof session.user === 'string' ? session.user : undefined;
-  const cls: MessageClass = (user !== undefined && headerClass) || (user !== undefined ? deps.credentials.classOf(user) : undefined) || 'transactional';
+  const cls = classOfMessage({ authenticated: user !== undefined, header: headerClass, credentialDefault: user !== undefined ? deps.credentials.classOf(user) : undefined });
   try {
     await deps.store.enqueue({
       id,

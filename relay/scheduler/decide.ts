@@ -1,7 +1,7 @@
 // The scheduler's decision: for one group (a message's recipients at one provider), which source IP
 // it leaves from now, or why and until when it waits. A pure function of the shaping state and the
 // clock; relay/scheduler/shaper.ts holds the state and applies the decisions.
-import type { MessageClass } from '../queue/store.ts';
+import type { MessageClass } from '../message-class.ts';
 import { availableAt, type Bucket } from './bucket.ts';
 import { otpReserve, type Limits } from './limits.ts';
 import type { QuotaVerdict } from './quota.ts';

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HeldLanes } from './lanes.ts';
-import type { DueRecipient, MessageClass } from '../queue/store.ts';
+import type { DueRecipient } from '../queue/store.ts';
+import type { MessageClass } from '../message-class.ts';
 
 function group(domain: string, n: number, cls: MessageClass = 'bulk'): DueRecipient[] {
   return Array.from({ length: n }, (_, i) => ({ messageId: `${domain}-${Math.random()}`, recipient: `r${i}@${domain}`, domain, attempts: 0, createdAt: 0, mailFrom: 'a@b', class: cls }));

@@ -1,8 +1,7 @@
 // Mail claimed from the queue and waiting in memory for the scheduler: per class an allowance, per
 // (provider, class) a FIFO lane with a share of it. Bookkeeping only; the engine does the I/O.
-import type { DueRecipient, MessageClass } from '../queue/store.ts';
-
-export const CLASSES: readonly MessageClass[] = ['otp', 'transactional', 'bulk'];
+import type { DueRecipient } from '../queue/store.ts';
+import { MESSAGE_CLASSES, classRecord, type MessageClass } from '../message-class.ts';
 
 export interface Held {
   group: DueRecipient[];
@@ -24,18 +23,18 @@ export interface LaneLimits {
 export class HeldLanes {
   readonly limits: LaneLimits;
   private readonly held = new Set<Held>();
-  private readonly perClass: Record<MessageClass, number> = { otp: 0, transactional: 0, bulk: 0 };
+  private readonly perClass = classRecord(() => 0);
   /** Fresh mail promised to the engine at birth, not handed over yet (its fsync runs). */
-  private readonly reserved: Record<MessageClass, number> = { otp: 0, transactional: 0, bulk: 0 };
+  private readonly reserved = classRecord(() => 0);
   /** Held recipients of a class whose provider is not known yet (not in any lane). */
-  private readonly unresolved: Record<MessageClass, number> = { otp: 0, transactional: 0, bulk: 0 };
+  private readonly unresolved = classRecord(() => 0);
   /** Lanes of a class at their share: while none is, no domain needs looking up. */
-  private readonly fullLanes: Record<MessageClass, number> = { otp: 0, transactional: 0, bulk: 0 };
+  private readonly fullLanes = classRecord(() => 0);
   private readonly lanes = new Map<string, Record<MessageClass, Held[]>>();
   private readonly perLane = new Map<string, number>();
   /** The last claim of a class got less than it asked for: more is due only after a wake or a due time. */
-  private readonly exhausted: Record<MessageClass, boolean> = { otp: false, transactional: false, bulk: false };
-  private readonly lastClaim: Record<MessageClass, number> = { otp: 0, transactional: 0, bulk: 0 };
+  private readonly exhausted = classRecord(() => false);
+  private readonly lastClaim = classRecord(() => 0);
 
   constructor(limits: LaneLimits) {
     this.limits = limits;
@@ -165,7 +164,7 @@ export class HeldLanes {
 
   private lane(provider: string): Record<MessageClass, Held[]> {
     let l = this.lanes.get(provider);
-    if (!l) this.lanes.set(provider, (l = { otp: [], transactional: [], bulk: [] }));
+    if (!l) this.lanes.set(provider, (l = classRecord<Held[]>(() => [])));
     return l;
   }
 
@@ -182,6 +181,6 @@ export class HeldLanes {
     } else if (before < this.limits.perLane && after >= this.limits.perLane) {
       this.fullLanes[cls]++;
     }
-    if (after <= 0 && CLASSES.every((c) => !this.perLane.has(`${provider}|${c}`))) this.lanes.delete(provider);
+    if (after <= 0 && MESSAGE_CLASSES.every((c) => !this.perLane.has(`${provider}|${c}`))) this.lanes.delete(provider);
   }
 }

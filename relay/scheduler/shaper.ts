@@ -2,8 +2,8 @@
 // opens per (source IP, provider), warm-up usage and restrictions (durable through the ledger).
 // Every decision is delegated to the pure functions beside it; the clock is injected.
 import type { ShapingConfig, DeliveryConfig, WarmupConfig } from '../config/schema.ts';
-import type { MessageClass } from '../queue/store.ts';
-import { matchBackoff, type BackoffRule, type ReplyFacts } from './backoff.ts';
+import type { MessageClass } from '../message-class.ts';
+import { matchBackoff, type BackoffRule, type ReplyFacts } from '../bounce/backoff.ts';
 import { availableAt, fullBucket, pruneWindow, take, windowAllowsAt } from './bucket.ts';
 import { decide, type Decision, type IpView, type PathState } from './decide.ts';
 import { limitsFor, type Limits } from './limits.ts';

@@ -2,7 +2,7 @@
 // transaction starts (MAIL FROM). Over the limit, the caller either refuses with 451 4.7.1 and a
 // retry hint, or accepts and holds the message back until the buckets would have let it in.
 import type { IntakeRateConfig } from '../config/schema.ts';
-import { availableAt, fullBucket, take, type Bucket } from './bucket.ts';
+import { availableAt, fullBucket, take, type Bucket } from '../scheduler/bucket.ts';
 
 export type IntakeVerdict =
   /** `notBefore` (queue mode, over the limit): the first attempt waits until then; `scope` says which limit. */

@@ -1,9 +1,8 @@
 // The submission header that picks a message's lane (X-Mailfleet-Class: otp|transactional|bulk).
 // It is ours, not the recipient's business, so it is removed from the stored message. Pure.
-import type { MessageClass } from '../queue/store.ts';
+import { isMessageClass, type MessageClass } from '../message-class.ts';
 
 export const CLASS_HEADER = 'x-mailfleet-class';
-const CLASSES: readonly string[] = ['otp', 'transactional', 'bulk'];
 
 /** Removes every X-Mailfleet-Class field (with folded lines) from the header; returns the last valid value. */
 export function takeClassHeader(message: Buffer): { body: Buffer; class: MessageClass | undefined } {
@@ -22,7 +21,7 @@ export function takeClassHeader(message: Buffer): { body: Buffer; class: Message
     if (m) {
       dropping = true;
       const v = m[1]!.trim().toLowerCase();
-      if (CLASSES.includes(v)) cls = v as MessageClass;
+      if (isMessageClass(v)) cls = v;
       continue;
     }
     kept.push(line);
