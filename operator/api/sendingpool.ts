@@ -9,6 +9,7 @@ import { cidr, dnsLabel, dnsName, ipAddress, localObjectReference, objectMeta, q
 import { conditionsField } from './conditions.ts';
 import { WARMUP_PRESET_NAMES } from './warmup-presets.ts';
 import { canonicalIp } from './ip.ts';
+import { DEFAULT_PROVIDER_SHAPING as RELAY_PROVIDER_DEFAULTS } from '../../relay/scheduler/provider-defaults.ts';
 
 export const SENDINGPOOL_KIND = 'SendingPool';
 export const SENDINGPOOL_PLURAL = 'sendingpools';
@@ -211,12 +212,10 @@ export const ProviderShapingSchema = z
   })
   .strict();
 
-// KumoMTA's published defaults; a pool without providers gets these.
-export const DEFAULT_PROVIDER_SHAPING = [
-  { name: 'default', maxConnections: 10, messagesPerConnection: 100, messagesPerSecond: 100, newConnectionsPerMinute: 100 },
-  { name: 'google', mxSuffixes: ['google.com', 'googlemail.com'], maxConnections: 5, messagesPerConnection: 50 },
-  { name: 'yahoo', mxSuffixes: ['yahoodns.net'], messagesPerConnection: 20 },
-];
+// A pool without providers shows the relay's own defaults (KumoMTA's published limits, the built-in
+// Google and Yahoo profiles and their MX suffixes): relay/scheduler/provider-defaults.ts owns them,
+// and the render passes nothing for them (operator/render/relay-config.ts).
+const DEFAULT_PROVIDER_SHAPING = RELAY_PROVIDER_DEFAULTS.map((p) => ({ ...p, ...(p.mxSuffixes ? { mxSuffixes: [...p.mxSuffixes] } : {}) }));
 
 export const LimitsSchema = withRules(
   z

@@ -10,6 +10,7 @@ import { relayWarmupEntry } from './warmup.ts';
 import { shortHash } from './names.ts';
 import { configVersion } from '../../relay/config/version.ts';
 import { restartSignature } from '../../relay/config/live.ts';
+import { isDefaultProviderShaping } from '../../relay/scheduler/provider-defaults.ts';
 
 /** Where the pod template mounts things; the relay config refers to the same paths. */
 export const PATHS = {
@@ -117,15 +118,16 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
         ? ips.map((i) => ({ address: i.address, hostname: i.hostname, weight: i.weight }))
         : [],
     },
-    // Per (source IP, provider) shaping: SendingPool limits.providers map one to one. Warm-up:
-    // the plan and the carried state; the relay works out each day's cap itself.
+    // Per (source IP, provider) shaping: SendingPool limits.providers map one to one, unless they are
+    // the relay's own defaults (the CRD's default): then nothing, and the relay's defaults apply.
+    // Warm-up: the plan and the carried state; the relay works out each day's cap itself.
     shaping: {
       // A relay without a bound source address has one (unbound) source: only a one-IP config can say whose plan it is.
       warmup: (BINDS_SOURCE.has(pool.spec.egress.mode) || ips.length === 1 ? ips : []).flatMap((ip) => {
         const e = relayWarmupEntry(ip, pool.status?.ips?.find((s) => s.address === ip.address), BINDS_SOURCE.has(pool.spec.egress.mode));
         return e ? [e] : [];
       }),
-      providers: limits.providers.map((p) => ({
+      providers: isDefaultProviderShaping(limits.providers) ? [] : limits.providers.map((p) => ({
         name: p.name,
         mxSuffixes: p.mxSuffixes ?? [],
         ...(p.maxConnections !== undefined ? { maxConnections: p.maxConnections } : {}),

@@ -153,6 +153,13 @@ test('pool limits reach the relay: provider shaping one to one, the intake rate 
   assert.deepEqual(cfg.intakeRate?.pool, { messagesPerSecond: 25, burst: 50 });
 });
 
+test('a pool that leaves limits.providers at its default renders no provider overrides: the relay\'s defaults apply', () => {
+  const p = pool();
+  assert.ok(p.spec.limits.providers.length > 0, 'the CRD default shows the relay\'s providers');
+  assert.deepEqual(p.spec.limits.providers.find((x) => x.name === 'yahoo')?.mxSuffixes, ['yahoodns.net', 'yahoo.com', 'aol.com']);
+  assert.deepEqual(renderRelayConfig(p, [], '203.0.113.10').shaping?.providers, []);
+});
+
 test('domains of other pools or namespaces are left out', () => {
   const other = domain({ poolRef: { name: 'other' } }, 'other');
   const cfg = renderRelayConfig(pool(), [domain(), other], '203.0.113.10');
