@@ -2,6 +2,7 @@
 export * from './names.ts';
 export * from './relay-config.ts';
 export * from './pool.ts';
+export * from './egress.ts';
 export * from './dkim.ts';
 export * from './dns.ts';
 export * from './status.ts';

@@ -1,32 +1,26 @@
 // SendingPool → its desired children. Pure: the same pool and domains always give the same
 // objects (no clocks, no randomness), so server-side apply of an unchanged pool is a no-op.
-// Over 350 lines: one renderer per child kind, all of a pool's children in one place so a review
-// sees the whole set; the egress objects (NAD, Cilium policies) are the next thing to move out.
-import { isIPv6 } from 'node:net';
 import type { MailDomain, PoolIp, SendingPool } from '../api/index.ts';
 import {
   ANNOTATION_ADDRESS,
   ANNOTATION_CONFIG_HASH,
   ANNOTATION_IP_SPEC,
   MULTUS_NETWORKS_ANNOTATION,
-  ciliumPolicyName,
   configKey,
   configMapName,
   headlessServiceName,
-  multusNetworkName,
   poolLabels,
-  poolOwnerReference,
   poolSelector,
   relayLabels,
   relayName,
   shortHash,
   submissionServiceName,
   LABEL_IP,
-  LABEL_POOL,
   type RenderedObject,
 } from './names.ts';
 import { ANNOTATION_TEMPLATE_HASH, templateHash } from './rollout.ts';
 import type { NetworkPolicyPeer } from './scrape-peers.ts';
+import { childMeta as meta, multusAnnotation, renderCiliumEgressGatewayPolicies, renderNetworkAttachmentDefinition } from './egress.ts';
 import { PATHS, HTTP_PORT, RenderError, containerPort, domainsOfPool, renderRelayConfigFile, signingKeys, type RenderedRelayConfig } from './relay-config.ts';
 
 export const DEFAULT_RELAY_IMAGE = 'ghcr.io/mailfleet/mailfleet:0.1.0';
@@ -41,16 +35,6 @@ export interface RenderOptions {
   /** Others allowed to the stats/metrics port (Prometheus), from the chart's relayMetrics.allowFrom. */
   metricsScrapers?: readonly NetworkPolicyPeer[];
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
-}
-
-function meta(pool: SendingPool, name: string, labels: Record<string, string>, annotations?: Record<string, string>) {
-  return {
-    name,
-    ...(pool.metadata.namespace ? { namespace: pool.metadata.namespace } : {}),
-    labels,
-    ...(annotations ? { annotations } : {}),
-    ownerReferences: [poolOwnerReference(pool)],
-  };
 }
 
 // The apiserver refuses ConfigMaps over 1 MiB; leave room for metadata.
@@ -83,20 +67,6 @@ export function renderConfigMap(pool: SendingPool, domains: readonly MailDomain[
     ]);
   }
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(pool, configMapName(pool), poolLabels(pool, 'config')), data };
-}
-
-function multusAnnotation(pool: SendingPool, ip: PoolIp): string {
-  const m = pool.spec.egress.multus!;
-  const prefix = isIPv6(ip.address) ? Math.min(m.prefixLength, 128) : Math.min(m.prefixLength, 32);
-  return JSON.stringify([
-    {
-      name: multusNetworkName(pool),
-      ...(pool.metadata.namespace ? { namespace: pool.metadata.namespace } : {}),
-      ips: [`${ip.address}/${prefix}`],
-      // Mail must leave through the secondary interface: its gateway becomes the pod's default route.
-      ...(m.gateway ? { 'default-route': [m.gateway] } : {}),
-    },
-  ]);
 }
 
 function volumes(pool: SendingPool, domains: readonly MailDomain[], ip: PoolIp) {
@@ -340,68 +310,6 @@ export function renderNetworkPolicy(pool: SendingPool, opts: RenderOptions = {})
       ],
     },
   };
-}
-
-export function renderNetworkAttachmentDefinition(pool: SendingPool): RenderedObject | undefined {
-  const m = pool.spec.egress.multus;
-  if (pool.spec.egress.mode !== 'multus' || !m || m.networkName) return undefined;
-  const cni = {
-    cniVersion: '0.3.1',
-    name: multusNetworkName(pool),
-    type: m.plugin,
-    master: m.master,
-    mode: m.plugin === 'macvlan' ? 'bridge' : 'l2',
-    // Static IPAM whose addresses come from each pod's annotation ("ips" capability): one NAD
-    // serves every IP of the pool.
-    capabilities: { ips: true },
-    ipam: { type: 'static' },
-  };
-  return {
-    apiVersion: 'k8s.cni.cncf.io/v1',
-    kind: 'NetworkAttachmentDefinition',
-    metadata: meta(pool, multusNetworkName(pool), poolLabels(pool, 'egress')),
-    spec: { config: JSON.stringify(cni) },
-  };
-}
-
-/**
- * CiliumEgressGatewayPolicy is cluster-scoped, and a namespaced owner cannot own a
- * cluster-scoped object (the garbage collector ignores such references), so these carry no
- * ownerReferences: the controller removes them through a finalizer, matching on the labels.
- */
-export function renderCiliumEgressGatewayPolicies(pool: SendingPool, draining: readonly PoolIp[] = []): RenderedObject[] {
-  const c = pool.spec.egress.ciliumEgressGateway;
-  if (pool.spec.egress.mode !== 'ciliumEgressGateway' || !c) return [];
-  // A draining relay still delivers: through its own address, so its policy stays until it goes.
-  return [...pool.spec.ips, ...draining].map((ip) => ({
-    apiVersion: 'cilium.io/v2',
-    kind: 'CiliumEgressGatewayPolicy',
-    metadata: {
-      name: ciliumPolicyName(pool, ip.address),
-      labels: {
-        ...poolLabels(pool, 'egress'),
-        'mailfleet.io/pool-namespace': pool.metadata.namespace ?? 'default',
-        [LABEL_IP]: relayLabels(pool, ip.address)[LABEL_IP]!,
-      },
-      annotations: { [ANNOTATION_ADDRESS]: ip.address, 'mailfleet.io/owner-uid': pool.metadata.uid ?? '' },
-    },
-    spec: {
-      selectors: [
-        {
-          podSelector: {
-            matchLabels: {
-              'io.kubernetes.pod.namespace': pool.metadata.namespace ?? 'default',
-              [LABEL_POOL]: pool.metadata.name,
-              [LABEL_IP]: relayLabels(pool, ip.address)[LABEL_IP]!,
-            },
-          },
-        },
-      ],
-      destinationCIDRs: c.destinationCIDRs,
-      ...(c.excludedCIDRs ? { excludedCIDRs: c.excludedCIDRs } : {}),
-      egressGateway: { nodeSelector: { matchLabels: c.nodeSelector }, egressIP: ip.address },
-    },
-  }));
 }
 
 /**

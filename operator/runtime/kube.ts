@@ -1,6 +1,8 @@
 // The operator's one door to the apiserver. Plain JSON in and out (no generated model classes)
 // because informers, status writes, Leases and Events all need the objects exactly as the apiserver
 // sends them: unknown fields kept, timestamps as strings, resourceVersion untouched.
+// About 350 lines on purpose: one HTTP client (auth, TLS, retries, watch streams) behind one
+// small interface; the callers (informer, leader election, apply, events) stay thin.
 import type { AgentOptions, RequestOptions as HttpsRequestOptions } from 'node:https';
 import { Agent } from 'undici';
 import {

@@ -2,6 +2,9 @@
 // Written on node:net/tls rather than nodemailer's SMTPConnection because the engine needs, per
 // recipient, the exact reply and the phase it came in (for the classifier and DSNs), the TLS
 // verification result (for MTA-STS), a bound source address, and explicit control of reuse.
+// Over 350 lines on purpose: one SMTP client session is one state machine (greeting, EHLO,
+// STARTTLS, pipelined MAIL/RCPT, DATA, RSET for reuse, QUIT) over one socket; split, its states
+// would share the socket and the reply reader across files.
 import net from 'node:net';
 import tls from 'node:tls';
 import type { SmtpPhase } from '../bounce/classify.ts';
