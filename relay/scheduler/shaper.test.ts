@@ -10,6 +10,16 @@ import { RelayConfigSchema, ShapingSchema } from '../config/schema.ts';
 
 const T0 = Date.UTC(2026, 10, 29, 20, 0, 0);
 
+/** A relay that binds no source address, with the default shaping. */
+function unboundShaper(clock: () => number): Shaper {
+  return new Shaper({
+    shaping: ShapingSchema.parse({}),
+    delivery: { egressIps: [], concurrency: 50, maxConnectionsPerHost: 10, maxMessagesPerConnection: 100 },
+    clock,
+    random: () => 0,
+  });
+}
+
 test('Shaper: a reply suspends one IP toward one provider until the clock passes it', () => {
   let now = T0;
   const shaping = ShapingSchema.parse({ providers: [{ name: 'default', messagesPerSecond: 1000 }] });
@@ -34,12 +44,7 @@ test('Shaper: a reply suspends one IP toward one provider until the clock passes
 
 test('Shaper: connections booked per path are released; throttle lowers limits', () => {
   let now = T0;
-  const s = new Shaper({
-    shaping: ShapingSchema.parse({}),
-    delivery: { egressIps: [], concurrency: 50, maxConnectionsPerHost: 10, maxMessagesPerConnection: 100 },
-    clock: () => now,
-    random: () => 0,
-  });
+  const s = unboundShaper(() => now);
   for (let i = 0; i < 4; i++) {
     const d = s.decide('google', 'bulk', 1);
     assert.deepEqual(d, { kind: 'send', ip: 'default' });
@@ -71,12 +76,7 @@ test('warm-up config: addresses must be egress IPs; an entry without address cap
 
 test('Shaper: idle paths to unrecognised sites are forgotten, busy ones kept', () => {
   let now = T0;
-  const s = new Shaper({
-    shaping: ShapingSchema.parse({}),
-    delivery: { egressIps: [], concurrency: 50, maxConnectionsPerHost: 10, maxMessagesPerConnection: 100 },
-    clock: () => now,
-    random: () => 0,
-  });
+  const s = unboundShaper(() => now);
   for (let i = 0; i <= 10_000; i++) {
     s.decide(`default/mx${i}.test`, 'bulk', 1);
     s.begin('default', `default/mx${i}.test`, 'bulk', 1);
