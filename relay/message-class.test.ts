@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MESSAGE_CLASSES, classOfMessage, isMessageClass, laneOf, type MessageClass } from './message-class.ts';
+import { MESSAGE_CLASSES, MESSAGE_CLASSES_TEXT, classOfMessage, isMessageClass, laneOf, type MessageClass } from './message-class.ts';
 
 const cases: { name: string; authenticated: boolean; header?: MessageClass; credentialDefault?: MessageClass; cls: MessageClass }[] = [
   { name: 'the header wins over the credential\'s default', authenticated: true, header: 'otp', credentialDefault: 'bulk', cls: 'otp' },
@@ -18,4 +18,5 @@ test('the class list is in scheduling order and the lanes number it', () => {
   assert.deepEqual([...MESSAGE_CLASSES], ['otp', 'transactional', 'bulk']);
   assert.deepEqual(MESSAGE_CLASSES.map(laneOf), [0, 1, 2]);
   assert.ok(isMessageClass('bulk') && !isMessageClass('urgent') && !isMessageClass('OTP'));
+  assert.equal(MESSAGE_CLASSES_TEXT, 'otp, transactional or bulk');
 });

@@ -9,6 +9,9 @@ export type MessageClass = (typeof MESSAGE_CLASSES)[number];
 /** The class of mail that names none (and of the DSNs the relay writes). */
 export const DEFAULT_CLASS: MessageClass = 'transactional';
 
+/** The list as a user reads it in an error message: "otp, transactional or bulk". */
+export const MESSAGE_CLASSES_TEXT = `${MESSAGE_CLASSES.slice(0, -1).join(', ')} or ${MESSAGE_CLASSES[MESSAGE_CLASSES.length - 1]}`;
+
 export function isMessageClass(value: string): value is MessageClass {
   return (MESSAGE_CLASSES as readonly string[]).includes(value);
 }

@@ -1,6 +1,6 @@
 import { addCredential, removeCredential, listCredentials } from '../../relay/intake/credentials.ts';
 import { parseCommand, UsageError } from '../args.ts';
-import { MESSAGE_CLASSES, isMessageClass } from '../../relay/message-class.ts';
+import { MESSAGE_CLASSES_TEXT, isMessageClass } from '../../relay/message-class.ts';
 
 const HELP = `Usage: mailfleet credentials <add USER|remove USER|ls> --file FILE [options]
 
@@ -30,7 +30,7 @@ export async function run(argv: string[]): Promise<number> {
     case 'add': {
       if (!user) throw new UsageError('"add" needs a USER');
       const cls = args.values.class;
-      if (cls !== undefined && !isMessageClass(cls)) throw new UsageError(`--class: expected ${MESSAGE_CLASSES.join(', ')}, got "${cls}"`);
+      if (cls !== undefined && !isMessageClass(cls)) throw new UsageError(`--class: expected ${MESSAGE_CLASSES_TEXT}, got "${cls}"`);
       const generated = !args.values['password-stdin'];
       const password = generated ? (await import('node:crypto')).randomBytes(18).toString('base64url') : await readStdin();
       try {

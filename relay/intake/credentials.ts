@@ -6,7 +6,7 @@
 import { scrypt as scryptCb, randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import { readFile, writeFile, rename, open } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
-import { MESSAGE_CLASSES, isMessageClass, type MessageClass } from '../message-class.ts';
+import { MESSAGE_CLASSES_TEXT, isMessageClass, type MessageClass } from '../message-class.ts';
 
 const N = 16384;
 const R = 8;
@@ -56,7 +56,7 @@ export function parseCredentials(text: string, source: string): Map<string, stri
     const value = line.slice(colon + 1);
     const extra = value.lastIndexOf(':');
     if (extra >= 0 && !isMessageClass(value.slice(extra + 1))) {
-      throw new Error(`${source}:${i + 1}: unknown message class "${value.slice(extra + 1)}" (use ${MESSAGE_CLASSES.join(', ')})`);
+      throw new Error(`${source}:${i + 1}: unknown message class "${value.slice(extra + 1)}" (use ${MESSAGE_CLASSES_TEXT})`);
     }
     users.set(line.slice(0, colon), value);
   });
