@@ -118,7 +118,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   let refused: string | undefined;
   let restartPending: string[] = [];
   if (version) metrics.configInfo.set({ version }, 1);
-  const configLog = logger.child({ component: 'config' });
+  const configLog = childLogger(logger, { subsystem: 'config' });
 
   function reload(text: string): boolean {
     const next = configVersion(text);
