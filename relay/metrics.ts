@@ -231,15 +231,3 @@ export function sendingDomainLabel(mailFrom: string, domains: ReadonlySet<string
   const domain = at < 0 ? '' : mailFrom.slice(at + 1).toLowerCase();
   return domains.has(domain) ? domain : 'other';
 }
-
-/**
- * The queue gauge, read at scrape time (prom-client calls a metric's `collect` then; the typings
- * do not expose it). Its one writer: relay/relay.ts registers it for the relay's store.
- */
-export function collectQueueGauge(metrics: RelayMetrics, counts: () => Record<string, number>): void {
-  Object.assign(metrics.queueRecipients, {
-    collect: () => {
-      for (const [state, n] of Object.entries(counts())) metrics.queueRecipients.set({ state }, n);
-    },
-  });
-}

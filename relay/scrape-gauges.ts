@@ -1,11 +1,10 @@
-// Gauges read at scrape time rather than kept up to date on every change: queue depth and oldest
-// age per class (one indexed SQLite query), the queue volume's free space (statfs) and readiness.
+// Gauges read at scrape time rather than kept up to date on every change: recipients per state,
+// queue depth and oldest age per class (one indexed SQLite query), the queue volume's free space (statfs) and readiness.
 // prom-client calls a metric's `collect` before it serialises it; the typings do not expose it.
 import { statfsSync } from 'node:fs';
 import type { RelayMetrics } from './metrics.ts';
-import type { MessageClass, QueueStore } from './queue/store.ts';
-
-const CLASSES: readonly MessageClass[] = ['otp', 'transactional', 'bulk'];
+import type { QueueStore } from './queue/store.ts';
+import { MESSAGE_CLASSES } from './message-class.ts';
 
 export interface ScrapeSources {
   store: Pick<QueueStore, 'backlogByClass'>;
@@ -27,13 +26,13 @@ export function installScrapeGauges(metrics: RelayMetrics, src: ScrapeSources): 
   Object.assign(metrics.queueClassRecipients, {
     collect: () => {
       const { rows } = backlog();
-      for (const c of CLASSES) metrics.queueClassRecipients.set({ class: c }, rows.find((r) => r.class === c)?.recipients ?? 0);
+      for (const c of MESSAGE_CLASSES) metrics.queueClassRecipients.set({ class: c }, rows.find((r) => r.class === c)?.recipients ?? 0);
     },
   });
   Object.assign(metrics.queueOldestAge, {
     collect: () => {
       const { now, rows } = backlog();
-      for (const c of CLASSES) {
+      for (const c of MESSAGE_CLASSES) {
         const row = rows.find((r) => r.class === c);
         metrics.queueOldestAge.set({ class: c }, row ? Math.max(0, (now - row.oldestCreatedAt) / 1000) : 0);
       }
@@ -46,4 +45,17 @@ export function installScrapeGauges(metrics: RelayMetrics, src: ScrapeSources): 
   Object.assign(metrics.queueVolumeFree, { collect: () => metrics.queueVolumeFree.set(volume().free) });
   Object.assign(metrics.queueVolumeSize, { collect: () => metrics.queueVolumeSize.set(volume().size) });
   Object.assign(metrics.ready, { collect: () => metrics.ready.set(src.ready() ? 1 : 0) });
+}
+
+/**
+ * The queue gauge, read at scrape time (prom-client calls a metric's `collect` then; the typings
+ * do not expose it). Its one writer: relay/relay.ts registers it for the relay's store (the
+ * delivery tests' harness does the same for its own).
+ */
+export function collectQueueGauge(metrics: RelayMetrics, counts: () => Record<string, number>): void {
+  Object.assign(metrics.queueRecipients, {
+    collect: () => {
+      for (const [state, n] of Object.entries(counts())) metrics.queueRecipients.set({ state }, n);
+    },
+  });
 }

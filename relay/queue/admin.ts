@@ -114,6 +114,18 @@ export class QueueAdmin {
     return out;
   }
 
+  /**
+   * Recipients not yet final (queued or inflight) and the acceptance time of the oldest, per
+   * class: the queue depth and oldest-age gauges, read at scrape time.
+   */
+  backlogByClass(): { class: MessageClass; recipients: number; oldestCreatedAt: number }[] {
+    this.outcomes.flush();
+    return (this.q.db
+      .prepare(`SELECT m.class AS class, COUNT(*) AS n, MIN(m.created_at) AS oldest FROM recipients r JOIN messages m ON m.id = r.message_id
+                WHERE r.state IN ('queued', 'inflight') GROUP BY m.class`)
+      .all() as unknown as { class: MessageClass; n: number; oldest: number }[]).map((r) => ({ class: r.class, recipients: r.n, oldestCreatedAt: r.oldest }));
+  }
+
   messageCount(): number {
     this.outcomes.flush();
     return (this.q.db.prepare(`SELECT COUNT(*) AS n FROM messages`).get() as { n: number }).n;

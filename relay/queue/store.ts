@@ -179,16 +179,8 @@ export class QueueStore {
     return this.admin.counts();
   }
 
-  /**
-   * Recipients not yet final (queued or inflight) and the acceptance time of the oldest, per
-   * class: the queue depth and oldest-age gauges, read at scrape time.
-   */
   backlogByClass(): { class: MessageClass; recipients: number; oldestCreatedAt: number }[] {
-    this.flushOutcomes();
-    return (this.db
-      .prepare(`SELECT m.class AS class, COUNT(*) AS n, MIN(m.created_at) AS oldest FROM recipients r JOIN messages m ON m.id = r.message_id
-                WHERE r.state IN ('queued', 'inflight') GROUP BY m.class`)
-      .all() as unknown as { class: MessageClass; n: number; oldest: number }[]).map((r) => ({ class: r.class, recipients: r.n, oldestCreatedAt: r.oldest }));
+    return this.admin.backlogByClass();
   }
 
   messageCount(): number {
