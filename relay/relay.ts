@@ -83,7 +83,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   // A draining relay is not ready: the Service stops sending clients to it (it refuses them anyway).
   const isReady = () => ready && !config.draining;
   installScrapeGauges(metrics, { store, queueDir: join(config.dataDir, 'queue'), ready: isReady, ...(options.clock ? { clock: options.clock } : {}) });
-  const feedbackLog = logger.child({ component: 'feedback' });
+  const feedbackLog = childLogger(logger, { subsystem: 'feedback' });
   const feedback = new Feedback({
     config, registry: metrics.registry, background: true, ...(options.clock ? { clock: options.clock } : {}),
     onError: (err, what) => feedbackLog.error({ err: err.message }, `${what} failed`),
