@@ -1,8 +1,8 @@
 // The relay's configuration file: this schema is the contract between the relay and the
 // operator, which renders a file of this shape into each pool's ConfigMap. The relay never
 // imports operator code; the operator imports this module.
-// About 350 lines on purpose: the whole contract in one file, read top to bottom in the order of
-// the file it describes (listeners, auth, delivery, retry, shaping, intake rate, domains).
+// Over 350 lines on purpose: the whole contract in one file, read top to bottom in the order of
+// the file it describes (listeners, auth, delivery, retry, shaping, intake rate, domains, feedback).
 import { z } from 'zod';
 import { WARMUP_PRESET_NAMES } from '../warmup/presets.ts';
 
