@@ -5,6 +5,7 @@ import { StatefulSet } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Service, Secret } from 'kubernetes-models/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { parse } from 'yaml';
 import { pool, domain } from './fixtures.test-helper.ts';
 import { generateDkimKey } from '../controllers/maildomain/keys.ts';
 import {
