@@ -4,6 +4,7 @@
 // about notices.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { openQueueDb } from '../queue/schema.ts';
+import { immediateTransaction } from '../sqlite.ts';
 
 export class DelayNoticeLedger {
   private readonly db: DatabaseSync;
@@ -20,14 +21,9 @@ export class DelayNoticeLedger {
    */
   claimFirst(messageId: string, recipients: string[]): string[] {
     const fresh: string[] = [];
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
+    immediateTransaction(this.db, () => {
       for (const r of recipients) if (Number(this.insert.run(messageId, r).changes) > 0) fresh.push(r);
-      this.db.exec('COMMIT');
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
-      throw err;
-    }
+    });
     return fresh;
   }
 

@@ -4,6 +4,7 @@
 // (a repeated attempt after a crash) is one event, and a webhook retry carries the same id.
 import { createHash } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { immediateTransaction } from '../sqlite.ts';
 
 export const EVENT_TYPES = ['accepted', 'delivered', 'deferred', 'bounced', 'complained', 'suppressed', 'unsubscribed', 'expired'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -278,14 +279,6 @@ export class EventStore {
 
   transaction<T>(fn: () => T): T {
     if (this.db.isTransaction) return fn();
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
-      const out = fn();
-      this.db.exec('COMMIT');
-      return out;
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
-      throw err;
-    }
+    return immediateTransaction(this.db, fn);
   }
 }

@@ -1,6 +1,7 @@
 // One connection to queue.db as the store's parts share it: prepared statements cached by their
 // SQL, and the light transaction that claims and outcomes use.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { immediateTransaction } from '../sqlite.ts';
 
 export class QueueDb {
   readonly db: DatabaseSync;
@@ -29,15 +30,7 @@ export class QueueDb {
    * (relay/queue/commit.ts), which covers these frames too. See docs/queue-durability.md.
    */
   lightTransaction<T>(fn: () => T): T {
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
-      const out = fn();
-      this.db.exec('COMMIT');
-      return out;
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
-      throw err;
-    }
+    return immediateTransaction(this.db, fn);
   }
 
   close(): void {

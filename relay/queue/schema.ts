@@ -11,6 +11,7 @@
 // give the table one module that reads and writes it (like relay/scheduler/ledger.ts). Never edit
 // or reorder a migration that has shipped: a relay's file already ran it.
 import { DatabaseSync } from 'node:sqlite';
+import { immediateTransaction } from '../sqlite.ts';
 
 export interface Migration {
   version: number;
@@ -145,8 +146,7 @@ function versionOf(db: DatabaseSync): number {
 export function migrate(db: DatabaseSync, migrations: readonly Migration[] = MIGRATIONS): void {
   const latest = migrations[migrations.length - 1]!.version;
   if (versionOf(db) === latest) return;
-  db.exec('BEGIN IMMEDIATE');
-  try {
+  immediateTransaction(db, () => {
     const from = versionOf(db);
     if (from > latest) {
       throw new Error(`queue database schema version ${from} is newer than this relay's (${latest}): run the newer relay, or restore the queue it was copied from`);
@@ -160,11 +160,7 @@ export function migrate(db: DatabaseSync, migrations: readonly Migration[] = MIG
       }
     }
     db.exec(`PRAGMA user_version = ${latest}`);
-    db.exec('COMMIT');
-  } catch (err) {
-    if (db.isTransaction) db.exec('ROLLBACK');
-    throw err;
-  }
+  });
 }
 
 /**

@@ -5,6 +5,7 @@
 // WAL mode that survives a process crash, and a power loss costs at most a few counts.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { openQueueDb } from '../queue/schema.ts';
+import { immediateTransaction } from '../sqlite.ts';
 import type { Counter, Window } from './quota.ts';
 
 export interface Restriction {
@@ -56,15 +57,10 @@ export class ShapingLedger {
   }
 
   saveCounters(rows: { ip: string; provider: string; window: Window; counter: Counter }[], days: { ip: string; day: number; sent: number }[] = []): void {
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
+    immediateTransaction(this.db, () => {
       for (const r of rows) this.upsertCounter.run(r.ip, r.provider, r.window, r.counter.start, r.counter.count);
       for (const d of days) this.upsertDay.run(d.ip, d.day, d.sent);
-      this.db.exec('COMMIT');
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
-      throw err;
-    }
+    });
   }
 
   restrictions(now: number): Restriction[] {

@@ -5,6 +5,7 @@
 // Without PostgreSQL the outbox is not written and this table is the list (mailfleet dev).
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { MessageClass } from '../queue/store.ts';
+import { immediateTransaction } from '../sqlite.ts';
 import {
   blockingEntry, FLEET_SCOPE, normaliseAddress, type SoftHistory, type SuppressionEntry, type SuppressionPolicy, type SuppressionReason,
 } from './rules.ts';
@@ -254,14 +255,6 @@ export class SuppressionStore {
 
   transaction<T>(fn: () => T): T {
     if (this.db.isTransaction) return fn();
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
-      const out = fn();
-      this.db.exec('COMMIT');
-      return out;
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
-      throw err;
-    }
+    return immediateTransaction(this.db, fn);
   }
 }
