@@ -284,6 +284,16 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       metrics.shapingRestrictions.inc({ source_ip: sourceIp, provider: providerOfKey(shapedAs), action: backoff.action });
       logger.warn({ event: 'shaping', action: backoff.action, sourceIp, provider: shapedAs, seconds: backoff.durationSeconds, reply: refusal!.raw }, `${sourceIp} → ${shapedAs}: ${backoff.action} for ${backoff.durationSeconds} s`);
     }
+    // Refusals naming a blocklist or the IP's reputation, counted per recipient (relay/scheduler/reputation.ts).
+    if (!stopping.signal.aborted) {
+      for (const o of outcomes) {
+        if (o.mx === undefined || o.code < 400) continue;
+        const blocked = shaper.noteRefusal(sourceIp, shapedAs, o.recipient, { code: o.code, enhanced: o.enhanced ?? parseReplyLine(o.raw).enhanced, text: o.text });
+        if (!blocked) continue;
+        metrics.shapingRestrictions.inc({ source_ip: sourceIp, provider: providerOfKey(shapedAs), action: 'suspend' });
+        logger.warn({ event: 'ip-blocked', sourceIp, provider: shapedAs, until: new Date(blocked.until).toISOString(), reply: o.raw }, `${sourceIp} → ${shapedAs}: blocked (${blocked.reason})`);
+      }
+    }
     for (const o of outcomes) {
       const due = byRecipient.get(o.recipient)!;
       let { outcome, category: cat } = decideOutcome({
