@@ -360,6 +360,10 @@ export const ShapingSchema = z
     quarantine: z.array(QuarantineSchema).default([]),
     blockedProviders: z.array(BlockedProviderSchema).default([]),
     blocklistSignal: BlocklistSignalSchema.prefault({}),
+    // When every source IP of this relay is quarantined, fail /readyz so the pool's Service sends
+    // new mail (otp included) to its other relays; what this relay holds waits here. The operator
+    // sets it only while another relay of the pool is healthy (else mail is accepted and waits).
+    quarantineLeavesService: z.boolean().default(false),
   })
   .strict();
 

@@ -78,3 +78,19 @@ test('config: quarantine and blockedProviders name one of delivery.egressIps', (
   const msgs = r.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
   assert.deepEqual(msgs, ['shaping.quarantine.0.address: 192.0.2.9 is not one of delivery.egressIps', 'shaping.blockedProviders.0.address: required when delivery.egressIps is set (which of them?)']);
 });
+
+test('a relay whose every source IP is quarantined leaves its Service only when the config says so (/readyz 503)', async () => {
+  const { startTestRelay, workspace } = await import('../../test/support/relay-harness.ts');
+  const ws = await workspace();
+  const relay = await startTestRelay(ws, { delivery: { enabled: false, egressIps: [{ address: '192.0.2.1', hostname: 'a.test' }] }, shaping: { quarantine: [{ address: '192.0.2.1', reason: 'listed' }] } });
+  try {
+    const ready = async () => (await fetch(`http://127.0.0.1:${relay.http.port}/readyz`)).status;
+    assert.equal(await ready(), 200, 'quarantined, but the only healthy choice: mail is accepted and waits');
+    relay.config.shaping.quarantineLeavesService = true;
+    assert.equal(await ready(), 503);
+    relay.config.shaping.quarantine = [];
+    assert.equal(await ready(), 200);
+  } finally {
+    await relay.stop();
+  }
+});

@@ -18,6 +18,13 @@ export function quarantineOf(shaping: Pick<ShapingConfig, 'quarantine'>, ip: str
   return q ? { reason: `quarantined: ${q.reason}` } : undefined;
 }
 
+/** Whether the relay should leave its Service: every source quarantined and the config says so. */
+export function quarantinedOutOfService(shaping: Pick<ShapingConfig, 'quarantine' | 'quarantineLeavesService'>, egressIps: readonly { address: string }[], unbound: string): boolean {
+  if (!shaping.quarantineLeavesService) return false;
+  const sources = egressIps.length > 0 ? egressIps.map((e) => e.address) : [unbound];
+  return sources.every((a) => quarantineOf(shaping, a, unbound) !== undefined);
+}
+
 /** The config's block of `ip` toward provider `name`, if any. */
 export function configBlockOf(shaping: Pick<ShapingConfig, 'blockedProviders'>, ip: string, name: string, unbound: string): IpBlock | undefined {
   const b = shaping.blockedProviders.find((e) => addressOf(e, unbound) === ip && e.provider === name);
