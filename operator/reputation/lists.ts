@@ -33,7 +33,10 @@ export const DnsblListSchema = z
     name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'lower-case letters, digits and dashes').describe('Short name used in status, Events and metric labels.'),
     zone: zone.describe('The list zone, e.g. zen.spamhaus.org; for DQS zen.dq.spamhaus.net with dqsKeySecret.'),
     dqsKeySecret: z
-      .object({ name: z.string().min(1).max(253), key: z.string().min(1).max(253).default('key') })
+      .object({
+        name: z.string().min(1).max(253).describe('Secret name, in the operator\'s namespace.'),
+        key: z.string().min(1).max(253).default('key').describe('Key in the Secret holding the 26-character DQS key.'),
+      })
       .strict()
       .optional()
       .describe('Secret holding a Spamhaus DQS key: queries become <reversed-ip>.<key>.<zone>.'),
@@ -51,7 +54,7 @@ export const ReputationConfigSchema = z
     resolver: z.string().min(1).optional().describe('host or host:port of the resolver that queries the lists (a recursive resolver of your own: public ones get error answers). Absent = the operator\'s system resolver.'),
     intervalSeconds: z.number().int().min(60).max(86_400).default(900).describe('Time between two checks of one IP (lengthened when the daily budget would not last).'),
     jitter: z.number().min(0).max(0.5).default(0.1).describe('Each interval is drawn within ± this share, so many IPs do not query at the same instant.'),
-    timeoutMs: z.number().int().min(100).max(30_000).default(3000),
+    timeoutMs: z.number().int().min(100).max(30_000).default(3000).describe('A lookup without an answer by then is "unknown".'),
     cleanChecksToRelease: z.number().int().min(1).max(100).default(3).describe('Consecutive clean checks of every quarantine list before a quarantined IP re-enters warm-up.'),
     unknownChecksToAlert: z.number().int().min(1).max(100).default(3).describe('Consecutive unknown answers from one list before the DnsblUnavailable condition and alert.'),
     rewarmStage: z.number().int().min(0).max(1000).default(0).describe('Warm-up step index (0 = the first) a delisted IP re-enters at (never later than where it was).'),
@@ -59,6 +62,31 @@ export const ReputationConfigSchema = z
   })
   .strict();
 export type ReputationConfig = z.infer<typeof ReputationConfigSchema>;
+
+/**
+ * A SendingPool's override (spec.reputation): the same fields without defaults, so an absent
+ * field falls back to the cluster default (chart values `reputation`), not to a built-in value.
+ */
+export const ReputationOverrideSchema = z
+  .object({
+    intervalSeconds: z.number().int().min(60).max(86_400).optional().describe('Time between two checks of one IP; absent = the cluster default.'),
+    cleanChecksToRelease: z.number().int().min(1).max(100).optional().describe('Consecutive clean checks before a quarantined IP re-enters warm-up; absent = the cluster default.'),
+    rewarmStage: z.number().int().min(0).max(1000).optional().describe('Warm-up step index a delisted IP re-enters at; absent = the cluster default.'),
+    lists: z.array(DnsblListSchema).max(20).optional().describe('The DNSBLs for this pool\'s IPs, replacing the cluster list; see docs/reputation.md.'),
+  })
+  .strict();
+export type ReputationOverride = z.infer<typeof ReputationOverrideSchema>;
+
+/** The cluster default with a pool's override on top (field by field; lists replace whole). */
+export function mergeReputationConfig(cluster: ReputationConfig, pool: ReputationOverride | undefined): ReputationConfig {
+  if (!pool) return cluster;
+  const out: ReputationConfig = { ...cluster };
+  if (pool.intervalSeconds !== undefined) out.intervalSeconds = pool.intervalSeconds;
+  if (pool.cleanChecksToRelease !== undefined) out.cleanChecksToRelease = pool.cleanChecksToRelease;
+  if (pool.rewarmStage !== undefined) out.rewarmStage = pool.rewarmStage;
+  if (pool.lists !== undefined) out.lists = pool.lists;
+  return out;
+}
 
 /** Defaults: Spamhaus ZEN by sub-list (SBL/CSS/XBL/DROP quarantine, PBL observe), Barracuda BRBL, SpamCop observed. */
 export const DEFAULT_LISTS: readonly DnsblListInput[] = [
