@@ -192,3 +192,25 @@ export function interpretLookup(list: DnsblList, result: LookupResult): ListVerd
   if (subLists.length === 0) return { ...base, state: 'unknown', answer, detail: `${list.zone} answered ${answer}, not a 127.0.0.0/8 code (a resolver rewriting answers?)` };
   return { list: list.name, state: 'listed', action, answer, subLists: [...new Set(subLists)], detail: `listed on ${list.zone} (${[...new Set(subLists)].join(', ')}: ${answer})` };
 }
+
+/**
+ * The cluster default from the chart (env MAILFLEET_REPUTATION, JSON of values `reputation`
+ * without `enabled`); undefined when unset (monitoring off). A bad value is an error naming the
+ * chart field, so the operator refuses to start rather than monitor with a config nobody wrote.
+ */
+export function reputationConfigFromEnv(value: string | undefined): ReputationConfig | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(value);
+  } catch (err) {
+    throw new Error(`MAILFLEET_REPUTATION (chart values reputation) is not JSON: ${(err as Error).message}`);
+  }
+  const cleaned = { ...(raw as Record<string, unknown>) };
+  // The chart's empty defaults mean "use the built-in ones".
+  if (cleaned['resolver'] === '') delete cleaned['resolver'];
+  if (Array.isArray(cleaned['lists']) && cleaned['lists'].length === 0) delete cleaned['lists'];
+  const r = ReputationConfigSchema.safeParse(cleaned);
+  if (!r.success) throw new Error(`chart values reputation: ${r.error.issues.map((i) => `reputation.${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return r.data;
+}

@@ -59,3 +59,11 @@ test('render: a quarantined IP\'s relay config carries shaping.quarantine, and l
   both.status!.ips![1] = { ...both.status!.ips![0]!, address: '192.0.2.11' };
   assert.equal(relayReputationShaping(both, '192.0.2.10', true).quarantineLeavesService, false);
 });
+
+test('the chart default reaches the operator as MAILFLEET_REPUTATION; a bad field is named', async () => {
+  const { reputationConfigFromEnv } = await import('./lists.ts');
+  assert.equal(reputationConfigFromEnv(undefined), undefined);
+  const c = reputationConfigFromEnv(JSON.stringify({ resolver: '', intervalSeconds: 900, cleanChecksToRelease: 3, unknownChecksToAlert: 3, rewarmStage: 0, lists: [] }))!;
+  assert.deepEqual([c.resolver, c.intervalSeconds, c.lists], [undefined, 900, undefined]);
+  assert.throws(() => reputationConfigFromEnv(JSON.stringify({ intervalSeconds: 5 })), /reputation\.intervalSeconds: .*>=60/);
+});
