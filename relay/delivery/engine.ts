@@ -21,6 +21,7 @@ import { DelayNoticeLedger } from './delay-notices.ts';
 import { providerOf } from './provider.ts';
 import { decideOutcome, type Outcome } from './outcome.ts';
 import { Shaper, DEFAULT_IP } from '../scheduler/shaper.ts';
+import { quarantineOf } from '../scheduler/reputation.ts';
 import { ShapingLedger } from '../scheduler/ledger.ts';
 import { shapingKey, providerOfKey } from '../scheduler/providers.ts';
 import { parseReplyLine } from '../bounce/classify.ts';
@@ -110,6 +111,12 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     collect: () => {
       metrics.shapingRestricted.reset();
       for (const r of shaper.restrictions()) metrics.shapingRestricted.set({ source_ip: r.ip, provider: providerOfKey(r.provider), action: r.action }, 1);
+    },
+  });
+  Object.assign(metrics.ipQuarantined, {
+    collect: () => {
+      metrics.ipQuarantined.reset();
+      for (const ip of shaper.ips()) metrics.ipQuarantined.set({ source_ip: ip.address }, quarantineOf(config.shaping, ip.address, DEFAULT_IP) ? 1 : 0);
     },
   });
   Object.assign(metrics.schedulerHeld, {

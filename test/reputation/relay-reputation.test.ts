@@ -123,6 +123,10 @@ test('a quarantined IP: its 300 queued bulk leave from the other IP, none lost, 
   const from = (a: string) => sink.messages.filter((m) => m.remoteAddress === a);
   assert.equal(from(LISTED).length, 0, 'nothing left from the quarantined IP');
   assert.equal(from(HEALTHY).length, 301);
+  const metrics = await (await fetch(`http://127.0.0.1:${relay.http}/metrics`)).text();
+  assert.match(metrics, new RegExp(`mailfleet_ip_quarantined\\{source_ip="${LISTED}"\\} 1`));
+  assert.match(metrics, new RegExp(`mailfleet_ip_quarantined\\{source_ip="${HEALTHY}"\\} 0`));
+  assert.doesNotMatch(metrics, /held_back_total\{[^}]*reason="quarantined"/, 'nothing waited: the other IP took it');
   const got = sink.messages.flatMap((m) => m.to).sort();
   assert.deepEqual(got, [...bulk.map((b) => b.to), 'code@people.test'].sort(), 'each recipient exactly once');
 
