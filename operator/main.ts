@@ -67,6 +67,8 @@ export interface OperatorOptions {
    * (the chart's values), off when neither is set.
    */
   reputation?: ReputationConfig;
+  /** Seconds between reputation rounds (who is due; each IP keeps its own interval). Default 30. */
+  reputationTickSeconds?: number;
   /** Install SIGTERM/SIGINT handlers that stop gracefully and exit. Default true. */
   handleSignals?: boolean;
   /**
@@ -133,7 +135,7 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
   // reputation fields, which the SendingPool controller renders into the relay configs.
   const reputationConfig = opts.reputation ?? reputationConfigFromEnv(process.env.MAILFLEET_REPUTATION);
   const reputation = reputationConfig
-    ? new ReputationLoop({ kube, events, config: reputationConfig, metrics: metrics.reputation, log, namespace: opts.namespace })
+    ? new ReputationLoop({ kube, events, config: reputationConfig, metrics: metrics.reputation, log, namespace: opts.namespace, ...(opts.reputationTickSeconds !== undefined ? { tickSeconds: opts.reputationTickSeconds } : {}) })
     : undefined;
 
   let stopping = false;
