@@ -135,7 +135,7 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
   // reputation fields, which the SendingPool controller renders into the relay configs.
   const reputationConfig = opts.reputation ?? reputationConfigFromEnv(process.env.MAILFLEET_REPUTATION);
   const reputation = reputationConfig
-    ? new ReputationLoop({ kube, events, config: reputationConfig, metrics: metrics.reputation, log, namespace: opts.namespace, ...(opts.reputationTickSeconds !== undefined ? { tickSeconds: opts.reputationTickSeconds } : {}) })
+    ? new ReputationLoop({ kube, events, config: reputationConfig, metrics: metrics.reputation, log, namespace: opts.namespace, secretNamespace: opts.namespace ?? opts.operatorNamespace ?? process.env.POD_NAMESPACE, ...(opts.reputationTickSeconds !== undefined ? { tickSeconds: opts.reputationTickSeconds } : {}) })
     : undefined;
 
   let stopping = false;

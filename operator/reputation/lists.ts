@@ -34,7 +34,7 @@ export const DnsblListSchema = z
     zone: zone.describe('The list zone, e.g. zen.spamhaus.org; for DQS zen.dq.spamhaus.net with dqsKeySecret.'),
     dqsKeySecret: z
       .object({
-        name: z.string().min(1).max(253).describe('Secret name, in the operator\'s namespace.'),
+        name: z.string().min(1).max(253).describe('Secret name, in the operator\'s namespace (the watched namespace when the operator watches one).'),
         key: z.string().min(1).max(253).default('key').describe('Key in the Secret holding the 26-character DQS key.'),
       })
       .strict()

@@ -78,8 +78,8 @@ export interface ReputationLoopOptions {
   /** The cluster default (chart values). */
   config: ReputationConfig;
   metrics?: ReputationMetrics | undefined;
-  /** DQS keys by list name, read from the lists' Secrets by the caller. */
-  dqsKeys?: ReadonlyMap<string, string>;
+  /** Namespace of the lists' dqsKeySecret Secrets: the operator's own ($POD_NAMESPACE). */
+  secretNamespace?: string | undefined;
   log?: { warn(o: object, msg: string): void };
   clock?: () => number;
   /** Only this namespace's pools (the operator's --namespace); all when unset. */
@@ -92,6 +92,8 @@ export interface ReputationLoopOptions {
 export class ReputationLoop {
   private readonly o: ReputationLoopOptions;
   private readonly monitors = new Map<string, ReputationMonitor>();
+  /** DQS keys by list name, re-read from their Secrets every round (a rotated key applies at once). */
+  private readonly dqsKeys = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
@@ -104,7 +106,7 @@ export class ReputationLoop {
     let m = this.monitors.get(key);
     if (!m) {
       const clock = this.o.clock ?? Date.now;
-      const checker = new DnsblChecker({ lists: resolvedLists(config), lookup: dnsLookup(config.resolver ? [config.resolver] : undefined, config.timeoutMs), ...(this.o.dqsKeys ? { dqsKeys: this.o.dqsKeys } : {}), clock });
+      const checker = new DnsblChecker({ lists: resolvedLists(config), lookup: dnsLookup(config.resolver ? [config.resolver] : undefined, config.timeoutMs), dqsKeys: this.dqsKeys, clock });
       const ptrResolver = new Resolver({ timeout: config.timeoutMs, tries: 2 });
       if (config.resolver) ptrResolver.setServers([config.resolver]);
       m = new ReputationMonitor({ config, checker, ptrResolver, metrics: this.o.metrics, clock });
@@ -113,12 +115,28 @@ export class ReputationLoop {
     return m;
   }
 
+  /** Reads the DQS key of each list that names a Secret; a missing one makes that list "unknown" (NO_DQS_KEY). */
+  private async readDqsKeys(config: ReputationConfig): Promise<void> {
+    for (const l of resolvedLists(config)) {
+      if (!l.dqsKeySecret) continue;
+      const secret = await this.o.kube.find<KubeObject>('v1', 'Secret', this.o.secretNamespace ?? 'default', l.dqsKeySecret.name).catch(() => undefined);
+      const b64 = (secret?.['data'] as Record<string, string> | undefined)?.[l.dqsKeySecret.key];
+      const key = b64 ? Buffer.from(b64, 'base64').toString('utf8').trim() : '';
+      if (/^[a-z0-9]{10,64}$/i.test(key)) this.dqsKeys.set(l.name, key);
+      else {
+        this.dqsKeys.delete(l.name);
+        this.o.log?.warn({ list: l.name, secret: l.dqsKeySecret.name, key: l.dqsKeySecret.key }, 'DQS key Secret missing or malformed: the list answers "unknown" (NO_DQS_KEY)');
+      }
+    }
+  }
+
   /** One round over every SendingPool: due checks, status writes, Events. */
   async round(): Promise<void> {
     const list = await this.o.kube.list<KubeObject>(API_VERSION, SENDINGPOOL_KIND, this.o.namespace);
     for (const raw of list.items) {
       const pool = raw as unknown as SendingPool;
       const config = mergeReputationConfig(this.o.config, pool.spec.reputation);
+      await this.readDqsKeys(config);
       const outcomes = await this.monitorFor(config).tick(monitoredIps(pool));
       if (outcomes.length === 0) continue;
       const now = new Date((this.o.clock ?? Date.now)());

@@ -17,6 +17,7 @@ const skip = 'skipped' in env ? `no test cluster: ${env.skipped}` : false;
 const NS = 'reputation';
 const LISTED = '203.0.113.7';
 const MISMATCH = '203.0.113.8';
+const DQS_KEY = 'abcdefghijklmnopqrstuvwxyz';
 let e: Env;
 let op: RunningOperator;
 let dns: Dnsmasq;
@@ -32,10 +33,14 @@ before(async () => {
       `--address=/mta2.example.test/${MISMATCH}`,
       '--address=/2.0.0.127.zen.test/127.0.0.2',
       `--address=/7.113.0.203.zen.test/127.0.0.2`,
+      // A DQS-style list: the key from a Secret sits between the reversed IP and the zone.
+      `--address=/2.0.0.127.${DQS_KEY}.dq.test/127.0.0.2`,
+      `--address=/7.113.0.203.${DQS_KEY}.dq.test/127.0.0.4`,
     ],
   });
   await installCrds(e.kube);
   await createNamespace(e.kube, NS);
+  await e.kube.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'spamhaus-dqs', namespace: NS }, data: { key: Buffer.from(`${DQS_KEY}\n`).toString('base64') } } as KubeObject);
   op = await runOperator({
     kubeconfig: e.kubeconfig,
     leaderElection: false,
@@ -48,7 +53,10 @@ before(async () => {
     reputation: ReputationConfigSchema.parse({
       resolver: dns.server,
       intervalSeconds: 60,
-      lists: [{ name: 'zen', zone: 'zen.test', action: 'quarantine', listed: [{ answer: '127.0.0.2', subList: 'SBL' }], dailyQueryBudget: 1000 }],
+      lists: [
+        { name: 'zen', zone: 'zen.test', action: 'quarantine', listed: [{ answer: '127.0.0.2', subList: 'SBL' }], dailyQueryBudget: 1000 },
+        { name: 'dqs', zone: 'dq.test', dqsKeySecret: { name: 'spamhaus-dqs' }, action: 'observe', listed: [{ answer: '127.0.0.4', subList: 'XBL' }], dailyQueryBudget: 1000 },
+      ],
     }),
     reputationTickSeconds: 0.5,
   });
@@ -76,7 +84,7 @@ test('a listed IP is quarantined in the first round and its relay config says so
   });
   const [a, b] = [ipsOf(pool).find((i) => i.address === LISTED)!, ipsOf(pool).find((i) => i.address === MISMATCH)!];
   assert.deepEqual([a.quarantine?.reason, a.quarantine?.list, a.quarantine?.answer], ['Listed', 'zen', '127.0.0.2']);
-  assert.deepEqual(a.listed?.map((l) => [l.list, l.answer]), [['zen', '127.0.0.2']]);
+  assert.deepEqual(a.listed?.map((l) => [l.list, l.answer]), [['zen', '127.0.0.2'], ['dqs', '127.0.0.4']], 'the DQS list answered with the key from its Secret');
   assert.equal((pool['status'] as { listedIPs?: number }).listedIPs, 1);
   assert.equal(b.ptr?.state, 'mismatch');
   assert.deepEqual(b.ptr?.records, [`PTR ${MISMATCH} → static-8.isp.test`, `A/AAAA mta2.example.test → ${MISMATCH}`]);
