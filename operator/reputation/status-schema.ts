@@ -63,5 +63,18 @@ export const IpReputationStatusFields = {
     .strict()
     .optional()
     .describe('What the reputation loop carries from one check to the next.'),
+  blockedProviders: z
+    .array(
+      z
+        .object({
+          provider: z.string().max(64).describe('The provider (google, microsoft, …) the IP does not send to.'),
+          until: time.describe('When the relay tries it again.'),
+          reason: z.string().max(300).describe('The receivers\' reply that caused it.'),
+        })
+        .strict(),
+    )
+    .max(32)
+    .optional()
+    .describe('Providers this IP is blocked toward by its relay (refusals naming a blocklist or the IP\'s reputation from several recipients); other providers are unaffected.'),
   conditions: conditionsField.optional().describe('Per-IP conditions: Ready=False reason PtrMismatch when FCrDNS fails.'),
 };

@@ -67,3 +67,17 @@ test('the chart default reaches the operator as MAILFLEET_REPUTATION; a bad fiel
   assert.deepEqual([c.resolver, c.intervalSeconds, c.lists], [undefined, 900, undefined]);
   assert.throws(() => reputationConfigFromEnv(JSON.stringify({ intervalSeconds: 5 })), /reputation\.intervalSeconds: .*>=60/);
 });
+
+test('blockedProvidersOf: the relay\'s IP blocks toward a provider, not its rate-limit pauses nor other IPs', async () => {
+  const { blockedProvidersOf } = await import('./status.ts');
+  const until = '2026-12-06T18:00:00.000Z';
+  const rows = [
+    { sourceIp: '192.0.2.10', provider: 'microsoft', action: 'suspend', until, reason: 'IP block (3 recipients): 550 OU-001 ...' },
+    { sourceIp: '192.0.2.10', provider: 'google', action: 'suspend', until, reason: '421 4.7.28 rate limited' },
+    { sourceIp: '192.0.2.10', provider: 'yahoo', action: 'throttle', until, reason: 'IP block?' },
+    { sourceIp: '192.0.2.11', provider: 'microsoft', action: 'suspend', until, reason: 'IP block (3 recipients): ...' },
+  ];
+  const got = blockedProvidersOf(rows, '192.0.2.10');
+  assert.deepEqual(got.map((b) => b.provider), ['microsoft']);
+  PoolIpStatusSchema.parse({ address: '192.0.2.10', state: 'Ready', blockedProviders: got });
+});

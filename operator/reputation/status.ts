@@ -98,3 +98,25 @@ export function relayReputationShaping(pool: SendingPool, address: string, binds
     quarantineLeavesService: healthyOther,
   };
 }
+
+/** The relay's /v1/stats restrictions (relay/stats) as far as this status field needs them. */
+export interface RelayRestriction {
+  sourceIp: string;
+  provider: string;
+  action: string;
+  until: string;
+  reason: string;
+}
+
+/**
+ * status.ips[].blockedProviders of `address` from its relay's reported restrictions: the
+ * suspensions the relay's blocklist signal set (reason "IP block …", relay/scheduler/shaper.ts
+ * noteRefusal), not the ordinary rate-limit pauses. Hook for the stats reader (issue 14's loop).
+ */
+export function blockedProvidersOf(restrictions: readonly RelayRestriction[], address: string): NonNullable<PoolIpStatus['blockedProviders']> {
+  return restrictions
+    .filter((r) => r.sourceIp === address && r.action === 'suspend' && r.reason.startsWith('IP block'))
+    .map((r) => ({ provider: r.provider, until: r.until, reason: r.reason.slice(0, 300) }))
+    .sort((a, b) => a.provider.localeCompare(b.provider))
+    .slice(0, 32);
+}
