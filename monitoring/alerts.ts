@@ -186,6 +186,13 @@ export function ruleGroups(o: RuleOptions): RuleGroup[] {
         alert('MailfleetOperatorReconcileErrors', 'warning', `sum by (kind) (rate(mailfleet_operator_reconcile_errors_total{${op}}[15m])) > 0`, '30m',
           `mailfleet ${L('kind')} reconciles keep failing`,
           `${L('kind')} reconciles have failed and been retried for 30 minutes; \`kubectl get events -A --field-selector source=mailfleet-operator\` and the operator's logs name the object and the error.`),
+        // The operator's reputation loop (docs/reputation.md, operator/reputation/metrics.ts).
+        alert('MailfleetDnsblUnavailable', 'warning', `max by (list) (mailfleet_operator_dnsbl_unknown_checks{${op}}) >= 3`, '30m',
+          `DNSBL ${L('list')} gives no usable answer`,
+          `Lookups on ${L('list')} have timed out, failed or returned an error code (127.255.255.254: the resolver is refused) for 3 checks in a row and 30 minutes: listings on it go unnoticed; nothing is quarantined on unknown answers.`),
+        alert('MailfleetIpPtrMismatch', 'warning', `min by (pool, ip) (mailfleet_operator_ip_ptr_ok{${op}}) == 0`, '1h',
+          `IP ${L('ip')} has no forward-confirmed reverse DNS`,
+          `The PTR of ${L('ip')} (pool ${L('pool')}) is not its EHLO name, or that name does not resolve to it: Gmail and Outlook refuse bulk mail from such IPs. status.ips[].ptr names the records found.`),
       ],
     },
   ];

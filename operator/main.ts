@@ -13,6 +13,8 @@ import { EventRecorder } from './runtime/events.ts';
 import { startHttpServer } from './runtime/http.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
 import { sendingPoolController } from './controllers/sendingpool/controller.ts';
+import { ReputationLoop } from './reputation/loop.ts';
+import { reputationConfigFromEnv, type ReputationConfig } from './reputation/lists.ts';
 import { mailDomainController } from './controllers/maildomain/controller.ts';
 import { makeResolver } from './controllers/maildomain/dns.ts';
 import { DKIM_PUBLIC_KEY, type RenderOptions } from './render/index.ts';
@@ -60,6 +62,13 @@ export interface OperatorOptions {
   operatorNamespace?: string;
   /** Peers (Prometheus) each pool's NetworkPolicy admits to the relays' metrics port, besides the operator. */
   relayMetricsFrom?: NetworkPolicyPeer[];
+  /**
+   * DNSBL/PTR monitoring of every pool IP (docs/reputation.md); default: $MAILFLEET_REPUTATION
+   * (the chart's values), off when neither is set.
+   */
+  reputation?: ReputationConfig;
+  /** Seconds between reputation rounds (who is due; each IP keeps its own interval). Default 30. */
+  reputationTickSeconds?: number;
   /** Install SIGTERM/SIGINT handlers that stop gracefully and exit. Default true. */
   handleSignals?: boolean;
   /**
@@ -122,6 +131,12 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
   };
   manager.add(sendingPoolController(deps));
   manager.add(mailDomainController(deps));
+  // The reputation loop runs beside the controllers, leader only: it writes status.ips[]
+  // reputation fields, which the SendingPool controller renders into the relay configs.
+  const reputationConfig = opts.reputation ?? reputationConfigFromEnv(process.env.MAILFLEET_REPUTATION);
+  const reputation = reputationConfig
+    ? new ReputationLoop({ kube, events, config: reputationConfig, metrics: metrics.reputation, log, namespace: opts.namespace, secretNamespace: opts.namespace ?? opts.operatorNamespace ?? process.env.POD_NAMESPACE, ...(opts.reputationTickSeconds !== undefined ? { tickSeconds: opts.reputationTickSeconds } : {}) })
+    : undefined;
 
   let stopping = false;
   let leading = false;
@@ -135,11 +150,13 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
       if (stopping) return;
       log.info({ identity }, 'leading: starting controllers');
       await manager.start();
+      reputation?.start();
     });
   const stopManaging = () => {
     manager.interruptStart();
     return serial(async () => {
       log.info({ identity }, 'not leading: stopping controllers');
+      await reputation?.stop();
       await manager.stop();
     });
   };
@@ -199,6 +216,7 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
       // successor never overlaps with our last writes.
       manager.interruptStart();
       await serial(async () => {
+        await reputation?.stop();
         await manager.stop();
       });
       await elector?.stop();

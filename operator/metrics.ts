@@ -1,6 +1,7 @@
 // The operator's Prometheus registry. Labels are bounded: kind and result come from fixed sets,
 // never object names (a fleet of thousands of pools must not become thousands of series).
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
+import { createReputationMetrics } from './reputation/metrics.ts';
 
 export function createOperatorMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
@@ -56,6 +57,8 @@ export function createOperatorMetrics(options: { defaultMetrics?: boolean } = {}
       help: '1 while this process holds the leader Lease.',
       registers: [registry],
     }),
+    // DNSBL, PTR and quarantine metrics (operator/reputation/metrics.ts documents the encoding).
+    reputation: createReputationMetrics(registry),
   };
 }
 

@@ -107,6 +107,13 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     // Scheduler (relay/scheduler). source_ip and provider bounded as above; class is otp,
     // transactional or bulk; reason and action come from fixed sets.
+    // Reputation (docs/reputation.md): 1 while the live config quarantines the source IP.
+    ipQuarantined: new Gauge({
+      name: 'mailfleet_ip_quarantined',
+      help: 'Source IP quarantined by the live config (shaping.quarantine): 1 while it sends nothing, 0 otherwise.',
+      labelNames: ['source_ip'] as const,
+      registers: [registry],
+    }),
     shapingRestricted: new Gauge({
       name: 'mailfleet_shaping_restricted',
       help: 'Source IP toward provider currently restricted by adaptive backoff (1), by action (suspend, throttle).',

@@ -23,6 +23,8 @@ import { ConfigError, parseRelayConfigYaml } from './config/load.ts';
 import { configVersion } from './config/version.ts';
 import { applyLive, restartChanges } from './config/live.ts';
 import { watchConfigFile, type ConfigWatcher } from './config/watch.ts';
+import { quarantinedOutOfService } from './scheduler/reputation.ts';
+import { DEFAULT_IP } from './scheduler/shaper.ts';
 
 export interface Relay {
   config: RelayConfig;
@@ -81,7 +83,9 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
 
   let ready = false;
   // A draining relay is not ready: the Service stops sending clients to it (it refuses them anyway).
-  const isReady = () => ready && !config.draining;
+  // Draining, or every source IP quarantined and told to leave the Service (docs/reputation.md):
+  // new mail goes to the pool's other relays; what this one holds is still delivered or waits.
+  const isReady = () => ready && !config.draining && !quarantinedOutOfService(config.shaping, config.delivery.egressIps, DEFAULT_IP);
   installScrapeGauges(metrics, { store, queueDir: join(config.dataDir, 'queue'), ready: isReady, ...(options.clock ? { clock: options.clock } : {}) });
   const feedbackLog = childLogger(logger, { subsystem: 'feedback' });
   const feedback = new Feedback({

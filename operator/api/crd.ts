@@ -221,6 +221,7 @@ export function sendingPoolCrd(): JsonSchema {
       { name: 'IPs', type: 'string', jsonPath: '.status.summary.ips', description: 'Ready IPs / IPs' },
       { name: 'Warm-up', type: 'string', jsonPath: '.status.summary.warmup', description: 'IPs on a warm-up plan and their quotas today, whatever their pods\' state' },
       { name: 'Not Ready', type: 'integer', jsonPath: '.status.notReadyRelays', description: 'Relays of the pool whose pod is not Ready' },
+      { name: 'Listed', type: 'integer', jsonPath: '.status.listedIPs', description: 'IPs listed on a DNSBL' },
       { name: 'Bounce rate', type: 'string', jsonPath: '.status.summary.bounceRate' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
       { name: 'Complaint rate', type: 'string', jsonPath: '.status.summary.complaintRate', priority: 1 },

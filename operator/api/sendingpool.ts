@@ -10,6 +10,8 @@ import { conditionsField } from './conditions.ts';
 import { WARMUP_PRESET_NAMES } from './warmup-presets.ts';
 import { canonicalIp } from './ip.ts';
 import { DEFAULT_PROVIDER_SHAPING as RELAY_PROVIDER_DEFAULTS } from '../../relay/scheduler/provider-defaults.ts';
+import { ReputationOverrideSchema } from '../reputation/lists.ts';
+import { IpReputationStatusFields } from '../reputation/status-schema.ts';
 
 export const SENDINGPOOL_KIND = 'SendingPool';
 export const SENDINGPOOL_PLURAL = 'sendingpools';
@@ -322,6 +324,7 @@ export const SendingPoolSpecSchema = withRules(
       limits: LimitsSchema.prefault({}),
       retry: RetryPolicySchema.optional(),
       health: HealthSchema.prefault({}),
+      reputation: ReputationOverrideSchema.optional().describe("DNSBL monitoring of this pool's IPs, over the cluster default (chart values reputation); see docs/reputation.md."),
       storage: StorageSchema.prefault({}),
       resources: resourceRequirements
         .default({ requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } })
@@ -349,7 +352,7 @@ export const SendingPoolSpecSchema = withRules(
   ],
 );
 
-export const IP_STATES = ['Pending', 'WarmingUp', 'Ready', 'Paused', 'Failed', 'Draining', 'Conflict'] as const;
+export const IP_STATES = ['Pending', 'WarmingUp', 'Ready', 'Paused', 'Failed', 'Draining', 'Conflict', 'Quarantined'] as const;
 
 export const PoolIpStatusSchema = z
   .object({
@@ -382,6 +385,7 @@ export const PoolIpStatusSchema = z
     configVersion: z.string().max(64).optional().describe('Version (hash) of the relay config rendered for this IP; its relay reports the one it runs in /v1/stats.'),
     queued: z.number().int().min(0).optional().describe('Draining: recipients its relay still holds (queued and in flight), as it last reported.'),
     message: z.string().max(1024).optional().describe('Why the IP is in its state.'),
+    ...IpReputationStatusFields,
   })
   .strict();
 
@@ -398,6 +402,7 @@ export const SendingPoolStatusSchema = z
     readyIPs: z.number().int().min(0).optional().describe('IPs whose relay is Ready and sending.'),
     totalIPs: z.number().int().min(0).optional().describe('IPs the pool serves (draining and contested ones excluded).'),
     notReadyRelays: z.number().int().min(0).optional().describe('Relays of served IPs whose pod is not Ready (the NOT READY column).'),
+    listedIPs: z.number().int().min(0).optional().describe('IPs listed on at least one DNSBL (any action): the LISTED column.'),
     // Pre-formatted for printer columns, which can only show one field each.
     summary: z
       .object({

@@ -1,6 +1,7 @@
 // SendingPool (+ its MailDomains) → the relay's own config file. The shape is the relay's
 // contract (relay/config/schema.ts); rendering validates against it, so a pool the relay would
 // refuse is caught here, with the field named, instead of in a crash-looping pod.
+import { relayReputationShaping } from '../reputation/status.ts';
 import { stringify } from 'yaml';
 import { RelayConfigSchema, type RelayConfigInput } from '../../relay/config/schema.ts';
 import type { MailDomain, SendingPool, PoolIp, DkimAlgorithm } from '../api/index.ts';
@@ -97,6 +98,8 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
   const relays = Math.max(1, pool.spec.ips.length);
   const intakeBurst = Math.max(1, Math.ceil((limits.burst ?? limits.messagesPerSecond) / relays));
 
+  // A quarantined IP (status.ips[].quarantine, written by the reputation loop) sends nothing.
+  const reputation = address !== undefined ? relayReputationShaping(pool, address, BINDS_SOURCE.has(pool.spec.egress.mode)) : undefined;
   const config: RelayConfigInput = {
     hostname: ips[0]!.hostname,
     dataDir: PATHS.dataDir,
@@ -135,6 +138,7 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
         ...(p.messagesPerConnection !== undefined ? { messagesPerConnection: p.messagesPerConnection } : {}),
         ...(p.messagesPerSecond !== undefined ? { messagesPerSecond: p.messagesPerSecond } : {}),
       })),
+      ...(reputation && reputation.quarantine.length > 0 ? reputation : {}),
     },
     intakeRate: { pool: { messagesPerSecond: limits.messagesPerSecond / relays, burst: intakeBurst } },
     ...(pool.spec.retry ? { retry: { ...pool.spec.retry } } : {}),

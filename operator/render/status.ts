@@ -19,12 +19,14 @@ export function summarizePoolStatus(
   // the pool's serving IPs: the Draining condition and the IP's own state say how they are doing.
   const serving = ips.filter((i) => i.state !== 'Draining' && i.state !== 'Conflict');
   const ready = serving.filter((i) => i.state === 'Ready' || i.state === 'WarmingUp').length;
+  // A quarantined IP's relay pod is Ready (it holds its mail): not a NOT READY relay, not a sending IP.
+  const quarantined = serving.filter((i) => i.state === 'Quarantined').length;
   const bounce = percent(rates.bounceRate);
   const complaint = percent(rates.complaintRate);
   return {
     readyIPs: ready,
     totalIPs: serving.length,
-    notReadyRelays: serving.length - ready,
+    notReadyRelays: serving.length - ready - quarantined,
     summary: {
       ips: `${ready}/${serving.length}`,
       warmup: warmupSummary(ips),

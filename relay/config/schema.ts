@@ -324,6 +324,38 @@ export const WarmupSchema = CapsSchema.extend({
   state: WarmupStateSchema.optional(),
 }).strict();
 
+// IP reputation (the operator's DNSBL monitor, a person, or this relay's own reading of replies;
+// docs/reputation.md). A quarantined source IP sends nothing: its mail leaves from the relay's
+// other IPs or waits in the queue (never dropped). A blocked (IP, provider) pair sends nothing
+// to that provider only.
+const egressRef = z.union([z.ipv4(), z.ipv6()]).optional().describe('one of delivery.egressIps; omitted when the relay binds no source address');
+const isoTime = z.iso.datetime({ offset: true });
+export const QuarantineSchema = z
+  .object({
+    address: egressRef,
+    reason: z.string().min(1).max(300),
+    since: isoTime.optional(),
+  })
+  .strict();
+export const BlockedProviderSchema = z
+  .object({
+    address: egressRef,
+    provider: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a provider name: lower-case letters, digits and dashes'),
+    reason: z.string().min(1).max(300),
+    since: isoTime.optional(),
+  })
+  .strict();
+// Synchronous signal: receivers' refusals naming a blocklist or the IP's reputation, for this
+// many distinct recipients within the window, block that (IP, provider) for blockSeconds.
+export const BlocklistSignalSchema = z
+  .object({
+    // 0 turns the relay's own reaction off (the built-in throttle backoff rule still applies).
+    recipients: z.number().int().min(0).max(10_000).default(3),
+    windowSeconds: z.number().int().min(60).max(7 * 86400).default(3600),
+    blockSeconds: z.number().int().min(60).max(7 * 86400).default(6 * 3600),
+  })
+  .strict();
+
 export const ShapingSchema = z
   .object({
     providers: z.array(ProviderShapingSchema).default([]),
@@ -332,6 +364,13 @@ export const ShapingSchema = z
     // Share of each provider's connections (and of delivery.concurrency) that only otp mail may
     // use, so a bulk backlog never holds every slot.
     otpShare: z.number().min(0).max(0.9).default(0.2),
+    quarantine: z.array(QuarantineSchema).default([]),
+    blockedProviders: z.array(BlockedProviderSchema).default([]),
+    blocklistSignal: BlocklistSignalSchema.prefault({}),
+    // When every source IP of this relay is quarantined, fail /readyz so the pool's Service sends
+    // new mail (otp included) to its other relays; what this relay holds waits here. The operator
+    // sets it only while another relay of the pool is healthy (else mail is accepted and waits).
+    quarantineLeavesService: z.boolean().default(false),
   })
   .strict();
 
@@ -442,6 +481,13 @@ export const RelayConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['shaping', 'warmup', i, 'address'], message: 'required when delivery.egressIps is set (which of them?)' });
       }
     });
+    const refs: [string, readonly { address?: string | undefined }[]][] = [['quarantine', cfg.shaping.quarantine], ['blockedProviders', cfg.shaping.blockedProviders]];
+    for (const [field, entries] of refs) {
+      entries.forEach((q, i) => {
+        if (q.address !== undefined && !egress.has(q.address)) ctx.addIssue({ code: 'custom', path: ['shaping', field, i, 'address'], message: `${q.address} is not one of delivery.egressIps` });
+        if (q.address === undefined && egress.size > 0) ctx.addIssue({ code: 'custom', path: ['shaping', field, i, 'address'], message: 'required when delivery.egressIps is set (which of them?)' });
+      });
+    }
   });
 
 export type RelayConfig = z.infer<typeof RelayConfigSchema>;

@@ -5,6 +5,8 @@ import type { DeliveryContext } from './context.ts';
 import { MESSAGE_CLASSES } from '../message-class.ts';
 import type { HeldLanes } from '../scheduler/lanes.ts';
 import { providerOfKey } from '../scheduler/providers.ts';
+import { quarantineOf } from '../scheduler/reputation.ts';
+import { DEFAULT_IP } from '../scheduler/shaper.ts';
 
 export function registerSchedulerGauges(ctx: DeliveryContext, lanes: HeldLanes): void {
   const { metrics, shaper } = ctx;
@@ -12,6 +14,12 @@ export function registerSchedulerGauges(ctx: DeliveryContext, lanes: HeldLanes):
     collect: () => {
       metrics.shapingRestricted.reset();
       for (const r of shaper.restrictions()) metrics.shapingRestricted.set({ source_ip: r.ip, provider: providerOfKey(r.provider), action: r.action }, 1);
+    },
+  });
+  Object.assign(metrics.ipQuarantined, {
+    collect: () => {
+      metrics.ipQuarantined.reset();
+      for (const ip of shaper.ips()) metrics.ipQuarantined.set({ source_ip: ip.address }, quarantineOf(ctx.config.shaping, ip.address, DEFAULT_IP) ? 1 : 0);
     },
   });
   Object.assign(metrics.schedulerHeld, {

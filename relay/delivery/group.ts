@@ -7,7 +7,7 @@ import type { DeliveryContext } from './context.ts';
 import type { DueRecipient } from '../queue/store.ts';
 import { routeFor } from './egress.ts';
 import { sendGroup } from './send.ts';
-import { observeRefusal } from './observe.ts';
+import { observeRefusal, observeBlocklistSignals } from './observe.ts';
 import { postponeFailures, settleAttempt } from './settle.ts';
 import { attemptReports, recordOutcomes, reportOutcomes } from './record.ts';
 import { sendDelayNotices, sendDsn } from './notify.ts';
@@ -29,6 +29,7 @@ export async function deliverGroup(ctx: DeliveryContext, claimed: DueRecipient[]
   const outcomes = await sendGroup(ctx, group, original, sourceIp, shapedAs);
   const now = clock();
   const backoff = observeRefusal(ctx, outcomes, sourceIp, shapedAs);
+  observeBlocklistSignals(ctx, outcomes, sourceIp, shapedAs);
   const settled = settleAttempt({
     group, outcomes, now, retry: config.retry, bounceRules: config.delivery.bounceRules,
     shuttingDown: ctx.stopping.signal.aborted, backoff, delayNoticeMs: ctx.delayNoticeMs,

@@ -23,3 +23,18 @@ export function observeRefusal(ctx: DeliveryContext, outcomes: readonly Recipien
   }
   return { reply: refusal.raw, rule };
 }
+
+/**
+ * Refusals naming a blocklist or the IP's reputation, counted per recipient: several from one
+ * provider within a window block this IP toward that provider only (relay/scheduler/reputation.ts).
+ */
+export function observeBlocklistSignals(ctx: DeliveryContext, outcomes: readonly RecipientOutcome[], sourceIp: string, shapedAs: string): void {
+  if (ctx.stopping.signal.aborted) return;
+  for (const o of outcomes) {
+    if (o.mx === undefined || o.code < 400) continue;
+    const blocked = ctx.shaper.noteRefusal(sourceIp, shapedAs, o.recipient, { code: o.code, enhanced: o.enhanced ?? parseReplyLine(o.raw).enhanced, text: o.text });
+    if (!blocked) continue;
+    ctx.metrics.shapingRestrictions.inc({ source_ip: sourceIp, provider: providerOfKey(shapedAs), action: 'suspend' });
+    ctx.logger.warn({ event: 'ip-blocked', sourceIp, provider: shapedAs, until: new Date(blocked.until).toISOString(), reply: o.raw }, `${sourceIp} → ${shapedAs}: blocked (${blocked.reason})`);
+  }
+}

@@ -24,6 +24,8 @@ export interface IpView {
   limits: Limits;
   path: PathState;
   suspension: Suspension | undefined;
+  /** Quarantined (no mail at all) or blocked toward this provider: by config or the relay's own reading of refusals. */
+  block?: { kind: 'quarantined' | 'blocked'; until: number; reason: string } | undefined;
   quota: QuotaVerdict;
 }
 
@@ -38,7 +40,7 @@ export interface DecideInput {
   random: number;
 }
 
-export type WaitReason = 'concurrency' | 'connections' | 'rate' | 'suspended' | 'quota' | 'no-ip';
+export type WaitReason = 'concurrency' | 'connections' | 'rate' | 'suspended' | 'quarantined' | 'blocked' | 'quota' | 'no-ip';
 export type Decision =
   | { kind: 'send'; ip: string }
   /** `until` undefined: until an attempt in progress ends. */
@@ -47,6 +49,8 @@ export type Decision =
 type Verdict = { ok: true } | { ok: false; until: number | undefined; reason: WaitReason; detail: string };
 
 export function ipVerdict(ip: IpView, cls: MessageClass, now: number, otpShare: number): Verdict {
+  // Reputation first: every class, otp included, leaves from a healthy IP or waits.
+  if (ip.block) return { ok: false, until: ip.block.until, reason: ip.block.kind, detail: ip.block.reason };
   if (ip.suspension && ip.suspension.until > now) return { ok: false, until: ip.suspension.until, reason: 'suspended', detail: ip.suspension.reason };
   if (!ip.quota.ok) return { ok: false, until: ip.quota.until, reason: 'quota', detail: ip.quota.reason };
   const max = ip.limits.maxConnections;

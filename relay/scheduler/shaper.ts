@@ -11,6 +11,14 @@ import type { Restriction, ShapingLedger } from './ledger.ts';
 import { providerOfKey } from './providers.ts';
 import { addUsage, checkQuota, currentCount, type Counter, type Window } from './quota.ts';
 import { utcDay, warmupProgress, type WarmupProgress } from '../warmup/plan.ts';
+import { BlockSignals, configBlockOf, namesIpBlock, quarantineOf, type RefusalFacts } from './reputation.ts';
+
+/**
+ * How long mail waits on a quarantine or a configured block before it is decided again. A new
+ * config (release) decides held mail again at once (engine reconfigure), so this only bounds the
+ * queue scans while the block lasts.
+ */
+const REPUTATION_RECHECK_MS = 15 * 60_000;
 
 /** Past this many (IP, destination) paths, idle ones are forgotten. */
 const PRUNE_ABOVE = 10_000;
@@ -45,6 +53,7 @@ export class Shaper {
   private readonly paths = new Map<string, Path>();
   private readonly usage = new Map<string, Map<string, Counter>>();
   private readonly restrictionsByPath = new Map<string, Restriction>();
+  private readonly blockSignals = new BlockSignals();
   /** Recipients sent per IP and UTC day (warm-up history), as in the ledger. */
   private readonly sent = new Map<string, Map<number, number>>();
   /** Effective caps per IP for one UTC day (a plan's cap changes only at midnight or on a new config). */
@@ -145,7 +154,10 @@ export class Shaper {
 
   private view(ip: { address: string; weight: number }, provider: string, recipients: number, now: number): IpView {
     const r = this.restriction(ip.address, provider);
+    const q = quarantineOf(this.o.shaping, ip.address, DEFAULT_IP);
+    const b = q ? undefined : configBlockOf(this.o.shaping, ip.address, providerOfKey(provider), DEFAULT_IP);
     return {
+      block: q ? { kind: 'quarantined', until: now + REPUTATION_RECHECK_MS, reason: q.reason } : b ? { kind: 'blocked', until: now + REPUTATION_RECHECK_MS, reason: b.reason } : undefined,
       address: ip.address,
       weight: ip.weight,
       limits: this.limits(ip.address, provider),
@@ -267,6 +279,28 @@ export class Shaper {
     this.restrictionsByPath.set(`${ip}|${reply.provider}`, r);
     this.o.ledger?.saveRestriction(r);
     return rule;
+  }
+
+  /**
+   * A receiver refused `recipient` over `ip`: when the reply names a blocklist or the IP's
+   * reputation and enough distinct recipients of `provider` said so within the window, the pair is
+   * blocked (a durable suspension) for blocklistSignal.blockSeconds. Returns that restriction.
+   */
+  noteRefusal(ip: string, provider: string, recipient: string, reply: RefusalFacts): Restriction | undefined {
+    const cfg = this.o.shaping.blocklistSignal;
+    if (!namesIpBlock(reply)) return undefined;
+    const now = this.clock();
+    if (!this.blockSignals.note(ip, provider, recipient, now, cfg.windowSeconds * 1000, cfg.recipients)) return undefined;
+    const until = now + cfg.blockSeconds * 1000;
+    const prev = this.restriction(ip, provider);
+    if (prev?.action === 'suspend' && prev.until >= until) return undefined;
+    const r: Restriction = {
+      ip, provider, action: 'suspend', until, messagesPerMinute: 1, maxConnections: 1,
+      reason: `IP block (${cfg.recipients} recipients): ${reply.code}${reply.enhanced ? ` ${reply.enhanced}` : ''} ${reply.text}`.slice(0, 300),
+    };
+    this.restrictionsByPath.set(`${ip}|${provider}`, r);
+    this.o.ledger?.saveRestriction(r);
+    return r;
   }
 
   restrictions(): Restriction[] {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
+import { reputationConfigFromEnv } from '../../operator/reputation/lists.ts';
 import { parse } from 'yaml';
 import { byKind, chartDir, repoRoot, helmTools, one, renderChart, run, validateWithModels, type K8sObject } from './helm.ts';
 import { allows, clusterScopedNeeds, describe as describePermission, leaseNeeds, operatorForbidden, operatorNeeds, type PolicyRule } from './permissions.ts';
@@ -119,6 +120,9 @@ describe('charts/mailfleet: lint and template', () => {
     const env = (c as unknown as { env: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[] }).env;
     assert.equal(env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath, 'metadata.namespace', 'the Lease namespace');
     assert.equal((env as { name: string; value?: string }[]).find((e) => e.name === 'LOG_LEVEL')?.value, 'info');
+    // The cluster's reputation defaults, as the operator parses them (operator/reputation/lists.ts).
+    const rep = reputationConfigFromEnv((env as { name: string; value?: string }[]).find((e) => e.name === 'MAILFLEET_REPUTATION')?.value)!;
+    assert.deepEqual([rep.intervalSeconds, rep.jitter, rep.cleanChecksToRelease, rep.resolver, rep.lists], [900, 0.1, 3, undefined, undefined]);
     assertRestricted(spec);
 
     const svc = one(objs, 'Service') as unknown as { spec: { selector: Record<string, string>; ports: { port: number }[] } };

@@ -212,6 +212,21 @@ export const cases: Case[] = [
     ],
   },
   {
+    name: 'operator: a DNSBL refuses the resolver; an IP without FCrDNS',
+    input_series: [
+      { series: `mailfleet_operator_dnsbl_unknown_checks{${OP},pool="mail/bulk",ip="192.0.2.10",list="spamhaus-zen"}`, values: '0 1 2 3+1x60' },
+      { series: `mailfleet_operator_dnsbl_unknown_checks{${OP},pool="mail/bulk",ip="192.0.2.10",list="barracuda"}`, values: '0x60' },
+      { series: `mailfleet_operator_ip_ptr_ok{${OP},pool="mail/bulk",ip="192.0.2.11"}`, values: '0x90' },
+      { series: `mailfleet_operator_ip_ptr_ok{${OP},pool="mail/bulk",ip="192.0.2.10"}`, values: '1x90' },
+    ],
+    alert_rule_test: [
+      at('20m', 'MailfleetDnsblUnavailable'),
+      at('40m', 'MailfleetDnsblUnavailable', { severity: 'warning', list: 'spamhaus-zen' }),
+      at('50m', 'MailfleetIpPtrMismatch'),
+      at('70m', 'MailfleetIpPtrMismatch', { severity: 'warning', pool: 'mail/bulk', ip: '192.0.2.11' }),
+    ],
+  },
+  {
     name: 'operator: no replica scraped',
     input_series: [{ series: `up{${OP},pod="a"}`, values: '0x30' }],
     alert_rule_test: [at('9m', 'MailfleetOperatorDown'), at('11m', 'MailfleetOperatorDown', { severity: 'critical' })],

@@ -78,8 +78,9 @@ function claimedElsewhere(d: KubeObject, claims: readonly DomainClaimant[]): boo
 
 /** What the render reads of the pool's status: the warm-up state it carries into each relay config. */
 function warmupRenderInputs(raw: KubeObject): unknown {
-  const ips = ((raw['status'] as { ips?: PoolIpStatus[] } | undefined)?.ips ?? []).filter((i) => i.warmupCountedThrough);
-  return ips.map((i) => [i.address, i.warmupDay, i.warmupCountedThrough, i.warmupStartedAt]);
+  const ips = ((raw['status'] as { ips?: PoolIpStatus[] } | undefined)?.ips ?? []).filter((i) => i.warmupCountedThrough || i.quarantine);
+  // A quarantine (written by the reputation loop) changes the IP's relay config too.
+  return ips.map((i) => [i.address, i.warmupDay, i.warmupCountedThrough, i.warmupStartedAt, i.quarantine?.since, i.quarantine?.message]);
 }
 
 /**

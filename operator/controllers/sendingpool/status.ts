@@ -2,6 +2,7 @@
 // it stopped), what the cache says of each relay's StatefulSet, contested and draining IPs, and
 // the clock. No I/O: the controller gathers the inputs and writes the result; the table in
 // status.test.ts names every case.
+import { listedCount } from '../../reputation/status.ts';
 import { setCondition, findCondition, type Condition, type ConditionUpdate, type PoolIpStatus, type SendingPool, type SendingPoolStatus } from '../../api/index.ts';
 import { summarizePoolStatus } from '../../render/status.ts';
 import { ipWarmupStatus } from '../../render/warmup.ts';
@@ -117,6 +118,8 @@ export function ipStatuses(input: PoolStatusInput, pool: SendingPool): { ips: Po
     if (relay.ready) s.state = old?.state === 'Paused' ? 'Paused' : warm && !warm.done ? 'WarmingUp' : 'Ready';
     if (!relay.ready) s.message = relay.exists ? 'relay pod not ready' : 'StatefulSet not created yet';
     else delete s.message;
+    // The reputation loop (operator/reputation/loop.ts) owns quarantine; its fields are carried above.
+    if (relay.ready && old?.quarantine) s.state = 'Quarantined';
     return s;
   });
   for (const d of draining.values()) ips.push(drainingStatus(d));
@@ -138,12 +141,14 @@ export function poolStatus(input: PoolStatusInput): PoolStatusResult {
     const computed = ipStatuses(input, pool);
     nextWarmupChange = computed.nextWarmupChange;
     next.ips = computed.ips;
+    next.listedIPs = listedCount(computed.ips);
     // Rates are the health loop's to measure; keep what it last wrote.
     const sum = summarizePoolStatus(computed.ips);
     Object.assign(next, sum, { summary: { ...prev.summary, ...sum.summary } });
     if (input.configHash) next.configHash = input.configHash;
     const serving = computed.ips.filter((i) => i.state !== 'Conflict' && i.state !== 'Draining');
-    const ready = serving.filter((i) => i.state === 'Ready' || i.state === 'WarmingUp').length;
+    // A quarantined IP's relay is up (holding its mail); the listing is reported, not a pod failure.
+    const ready = serving.filter((i) => i.state === 'Ready' || i.state === 'WarmingUp' || i.state === 'Quarantined').length;
     set({ type: 'Reconciled', status: 'True', reason: 'ChildrenApplied', message: `${input.childrenApplied} children applied` });
     const conflicts = input.conflicts ?? [];
     if (conflicts.length > 0) {
