@@ -78,10 +78,14 @@ export interface ExamplePool {
  * nodes in the one way it needs: egress hostNetwork, IP i on node i at that node's first egress
  * address (the examples keep `none` and TEST-NET addresses no test machine has; hostNetwork
  * allows one relay per node, so one node runs the pool's first IP only, two run both).
- * `retry` overrides the pool's retry schedule (tests: retries after 1 s). Resolves once every
+ * `retry` overrides the pool's retry schedule (tests: retries after 1 s); `edit` changes the
+ * adapted SendingPool before it is applied (e.g. warm-up plans). Resolves once every
  * relay pod is Ready.
  */
-export async function applyExamples(fleet: TestNode, opts: { namespace?: string; retry?: Record<string, number>; password?: string } = {}): Promise<ExamplePool> {
+export async function applyExamples(
+  fleet: TestNode,
+  opts: { namespace?: string; retry?: Record<string, number>; password?: string; edit?: (pool: { spec: Record<string, unknown> & { ips: Record<string, unknown>[] } }) => void } = {},
+): Promise<ExamplePool> {
   const namespace = opts.namespace ?? 'default';
   const user = 'app';
   const password = opts.password ?? randomBytes(12).toString('base64url');
@@ -100,6 +104,8 @@ export async function applyExamples(fleet: TestNode, opts: { namespace?: string;
     pool.spec.egress = { mode: 'hostNetwork' };
     pool.spec.ips = ips;
     if (opts.retry) pool.spec.retry = { ...pool.spec.retry, ...opts.retry };
+    // Last word to the test (after the node adaptation above): warm-up plans, limits.
+    opts.edit?.(pool as unknown as { spec: Record<string, unknown> & { ips: Record<string, unknown>[] } });
     await writeFile(join(dir, 'sendingpool.yaml'), stringify(pool));
     await fleet.kubectl(['apply', '-n', namespace, '-f', join(repoRoot, 'examples', 'maildomain.yaml'), '-f', join(dir, 'sendingpool.yaml')]);
     const serviceIp = await poll('the submission Service', async () => (await fleet.kubectl(['get', 'svc', '-n', namespace, 'transactional', '-o', 'jsonpath={.spec.clusterIP}'])).trim() || undefined);
