@@ -53,8 +53,17 @@ const subjectsFrom = (address: string) =>
 /** hostNetwork: the relay of IP i listens on node i's address. */
 const nodeOf = (address: string) => fleet!.nodes.find((n) => n.egressIps[0] === address)!;
 
+/**
+ * The relays' API token, when the pool has one (a Secret the operator renders, once the relay
+ * API requires a bearer token); '' while /v1/stats is open. /metrics stays open either way.
+ */
+let apiToken: Promise<string> | undefined;
 async function stats(address: string): Promise<StatsV1> {
-  const r = await fetch(`http://${nodeOf(address).ip}:8080/v1/stats`);
+  apiToken ??= fleet!
+    .kubectl(['get', 'secret', '-n', NS, `${POOL}-relay-api`, '-o', 'jsonpath={.data.token}'])
+    .then((b64) => Buffer.from(b64.trim(), 'base64').toString('utf8').trim(), () => '');
+  const token = await apiToken;
+  const r = await fetch(`http://${nodeOf(address).ip}:8080/v1/stats`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   assert.equal(r.status, 200);
   return (await r.json()) as StatsV1;
 }
@@ -128,6 +137,7 @@ async function untilRunning(address: string, previous: string, since: number): P
 }
 
 before(async () => {
+  const started = Date.now();
   const f = await startFleet({ nodes: 2 });
   if ('skipped' in f) {
     skipped = f.skipped;
@@ -176,6 +186,7 @@ before(async () => {
     const p = await relayPod(cold);
     return p.uid !== first.uid && p.ready ? p : undefined;
   }, 180_000);
+  console.error(`# fleet-live: two nodes, the chart, the pool and the clock hook ready in ${Date.now() - started} ms`);
 });
 
 after(async () => {
@@ -241,6 +252,11 @@ test('a changed plan reaches the running relay through the ConfigMap: no restart
   assert.equal(s.configVersion, version);
   assert.match(await metrics(cold), new RegExp(`^mailfleet_relay_config_info\\{version="${version}"\\} 1$`, 'm'));
   assert.deepEqual(await relayProcess(cold), proc, 'no restart: same pod, same process, same restart count');
+  // The version the pool's status gives for the IP is the one its relay reports running.
+  await poll('status.ips[].configVersion of the cold IP', async () => {
+    const st = JSON.parse(await fleet!.kubectl(['get', 'sendingpool', '-n', NS, POOL, '-o', 'json'])) as { status?: { ips?: { address: string; configVersion?: string }[] } };
+    return st.status?.ips?.find((i) => i.address === cold)?.configVersion === version ? true : undefined;
+  }, 30_000);
 });
 
 test('UTC midnight on the relay clock: the next day\'s cap, no restart', async (t) => {
@@ -267,7 +283,7 @@ test('a bad config version written by hand is refused; the old one keeps deliver
   const opSelector = `app.kubernetes.io/instance=${release}`;
   // Pause the operator, or it would write its own version back.
   await f.kubectl(['scale', 'deployment', '-n', namespace, '-l', opSelector, '--replicas=0']);
-  await f.kubectl(['wait', '-n', namespace, '--for=delete', 'pod', '-l', opSelector, '--timeout=90s']).catch(() => '');
+  await poll('the operator pod gone', async () => ((await f.kubectl(['get', 'pod', '-n', namespace, '-l', opSelector, '-o', 'name'])).trim() === '' ? true : undefined), 90_000);
   const running = (await stats(cold)).configVersion!;
   const failuresBefore = reloadFailures(await metrics(cold));
   const cmName = configMapName({ metadata: { name: POOL } } as never);
@@ -344,6 +360,7 @@ test('an IP removed with 500 queued drains: status Draining with the count left,
   await poll('all 500 delivered', async () => (subjectsFrom(warm).filter((s) => s.startsWith('drain-')).length >= 500 ? true : undefined), 180_000);
   const drained = subjectsFrom(warm).filter((s) => s.startsWith('drain-'));
   assert.deepEqual(drained.sort(), sent.toSorted(), 'each of the 500 once');
+  t.diagnostic(`500 delivered ${Date.now() - t1} ms after the sink took mail again`);
   await poll('the drained StatefulSet removed', async () => ((await f.kubectl(['get', 'statefulset', '-n', NS, '-l', `mailfleet.io/ip=${ipKey(warm)}`, '-o', 'name'])).trim() === '' ? true : undefined), 120_000);
   t.diagnostic(`drained and removed ${Date.now() - t1} ms after the sink took mail again`);
 });
