@@ -15,6 +15,12 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
   }
   const m = {
     registry,
+    httpUnauthorized: new Counter({
+      name: 'mailfleet_relay_http_unauthorized_total',
+      help: 'HTTP API requests refused with 401, by reason (missing: no bearer token; wrong: a token not accepted).',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     smtpConnections: new Counter({
       name: 'mailfleet_smtp_connections_total',
       help: 'SMTP connections accepted, by listener.',

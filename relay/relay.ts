@@ -10,6 +10,7 @@ import { TlsFiles } from './tls-files.ts';
 import { CredentialStore } from './intake/credentials.ts';
 import { startListeners, closeListeners, type RunningListener } from './intake/listeners.ts';
 import { startHttpServer, sendJson } from './http/server.ts';
+import { ApiTokens } from './http/api-token.ts';
 import { startDelivery } from './delivery/engine.ts';
 import { collectQueueGauge, installScrapeGauges } from './scrape-gauges.ts';
 import { watch, type FSWatcher } from 'node:fs';
@@ -81,6 +82,11 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   };
   collectQueueGauge(metrics, () => store.counts());
 
+  // Read before anything starts: an unreadable token file is a startup error, not an open API.
+  const apiTokens = config.http.apiTokenFile
+    ? new ApiTokens(config.http.apiTokenFile, Date.now, (err) => logger.error({ err: err.message }, 'API token file unreadable; keeping the previous tokens'))
+    : undefined;
+  if (!apiTokens) logger.warn('http.apiTokenFile is not set: the HTTP API (/v1/*) is open to anyone who can reach it');
   let ready = false;
   // A draining relay is not ready: the Service stops sending clients to it (it refuses them anyway).
   // Draining, or every source IP quarantined and told to leave the Service (docs/reputation.md):
@@ -158,6 +164,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   let listeners: RunningListener[] = [];
   const http = await startHttpServer({
     address: config.http.address, port: config.http.port, registry: metrics.registry, ready: isReady,
+    ...(apiTokens ? { auth: (h: string | undefined) => apiTokens.check(h), onUnauthorized: (reason: 'missing' | 'wrong') => metrics.httpUnauthorized.inc({ reason }) } : {}),
     routes: {
       // Versioned: the operator polls it; v1 only ever gains fields.
       // feedback: where the suppression list lives, whether PostgreSQL is reachable, outboxes.

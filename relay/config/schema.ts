@@ -421,7 +421,13 @@ export const RelayConfigSchema = z
       .strict()
       .prefault({}),
     http: z
-      .object({ address: z.string().default('0.0.0.0'), port: port.default(8080) })
+      .object({
+        address: z.string().default('0.0.0.0'),
+        port: port.default(8080),
+        // Bearer token(s) of the HTTP API (/v1/*), one per line; re-read when the file changes.
+        // /healthz, /readyz and /metrics stay open. Absent: the API is open (mailfleet dev).
+        apiTokenFile: filePath.optional(),
+      })
       .strict()
       .prefault({}),
     listeners: z.array(ListenerSchema).min(1),

@@ -1,5 +1,6 @@
 // The relay's HTTP side: Prometheus metrics, liveness and readiness, and versioned JSON routes
-// that other parts (stats for the operator) register.
+// that other parts (stats for the operator) register. /healthz, /readyz and /metrics stay open
+// (kubelet probes, Prometheus); every other route needs the bearer token when `auth` is given.
 import { bindError } from '../startup-error.ts';
 import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
@@ -14,7 +15,13 @@ export interface HttpServerOptions {
   routes?: Record<string, Route>;
   /** What to tell the user when the port is taken (the relay's default names the config field). */
   portHint?: string;
+  /** Checks the Authorization header of API routes (relay/http/api-token.ts); absent = API open. */
+  auth?: (authorization: string | undefined) => 'ok' | 'missing' | 'wrong';
+  /** A refused API request, by why (bounded: missing or wrong). */
+  onUnauthorized?: (reason: 'missing' | 'wrong') => void;
 }
+
+const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -36,6 +43,14 @@ export async function startHttpServer(o: HttpServerOptions): Promise<Server & { 
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const route = routes[path];
+    if (o.auth && !OPEN_PATHS.has(path)) {
+      const verdict = o.auth(req.headers.authorization);
+      if (verdict !== 'ok') {
+        o.onUnauthorized?.(verdict);
+        res.setHeader('www-authenticate', 'Bearer realm="mailfleet-relay"');
+        return sendJson(res, 401, { error: verdict === 'missing' ? 'a bearer token is required (Authorization: Bearer <token>)' : 'the bearer token is not accepted' });
+      }
+    }
     if (!route) return sendJson(res, 404, { error: `no route ${path}` });
     Promise.resolve(route(req, res)).catch((err: Error) => {
       if (!res.headersSent) sendJson(res, 500, { error: err.message });
