@@ -11,6 +11,8 @@ import { CredentialStore } from './intake/credentials.ts';
 import { startListeners, closeListeners, type RunningListener } from './intake/listeners.ts';
 import { startHttpServer, sendJson } from './http/server.ts';
 import { ApiTokens } from './http/api-token.ts';
+import { DeliveryCounters } from './stats/counters.ts';
+import { statsDocument, hoursParam } from './stats/document.ts';
 import { startDelivery } from './delivery/engine.ts';
 import { collectQueueGauge, installScrapeGauges } from './scrape-gauges.ts';
 import { watch, type FSWatcher } from 'node:fs';
@@ -66,7 +68,7 @@ export interface StartRelayOptions {
   logger?: Logger;
   clock?: () => number;
   /** Starts delivery; defaults to the delivery engine. Tests of intake alone pass `false`. */
-  delivery?: false | ((deps: { config: RelayConfig; store: QueueStore; logger: Logger; metrics: RelayMetrics; clock?: () => number; feedback?: Feedback }) => DeliveryHandle | Promise<DeliveryHandle>);
+  delivery?: false | ((deps: { config: RelayConfig; store: QueueStore; logger: Logger; metrics: RelayMetrics; clock?: () => number; feedback?: Feedback; counters?: DeliveryCounters }) => DeliveryHandle | Promise<DeliveryHandle>);
   /** The file the config came from: watched, and new versions applied live (docs/live-config.md). */
   configFile?: { path: string; version: string; pollMs?: number };
 }
@@ -120,7 +122,10 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   const tls = config.tls ? new TlsFiles(config.tls.certFile, config.tls.keyFile) : undefined;
   tls?.on('error', (err: Error) => logger.error({ err: err.message }, 'new TLS certificate unusable; keeping the previous one'));
 
-  const deliveryDeps = { config, store, feedback, logger: childLogger(logger, { subsystem: 'delivery' }), metrics, ...(options.clock ? { clock: options.clock } : {}) };
+  // Durable per-hour delivery counters (GET /v1/stats); the delivery engine and feedback add to them.
+  const counters = new DeliveryCounters(store.path, options.clock ? { clock: options.clock } : {});
+  counters.onError = (err) => logger.error({ err: err.message }, 'delivery counters could not be written; retrying');
+  const deliveryDeps = { config, store, feedback, counters, logger: childLogger(logger, { subsystem: 'delivery' }), metrics, ...(options.clock ? { clock: options.clock } : {}) };
   const delivery = options.delivery === false || !config.delivery.enabled ? undefined : await (options.delivery ?? startDelivery)(deliveryDeps);
 
   // The config in force: its version (the file's hash) and restart-only fields a newer file changed.
@@ -169,16 +174,23 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
       // Versioned: the operator polls it; v1 only ever gains fields.
       // feedback: where the suppression list lives, whether PostgreSQL is reachable, outboxes.
       // draining and queue: when a draining relay holds nothing more and may be removed.
-      '/v1/stats': (_req, res) => {
-        const counts = store.counts();
-        sendJson(res, 200, {
-          ...((delivery?.stats?.() as object | undefined) ?? { version: 1, ips: [], providers: [], restrictions: [], delivery: 'disabled' }),
-          ...(version ? { configVersion: version } : {}),
-          configRestartPending: restartPending,
-          feedback: feedback.status(),
-          draining: config.draining,
-          queue: { queued: counts.queued, inflight: counts.inflight },
-        } satisfies Partial<StatsV1> & Record<string, unknown>);
+      '/v1/stats': (req, res) => {
+        const c = store.counts();
+        sendJson(res, 200, statsDocument({
+          counters,
+          now: (options.clock ?? Date.now)(),
+          hours: hoursParam(req.url),
+          queued: (c.queued ?? 0) + (c.inflight ?? 0),
+          pausedDomains: config.pausedDomains,
+          configVersion: version,
+          legacy: {
+            ...((delivery?.stats?.() as object | undefined) ?? { version: 1, ips: [], providers: [], restrictions: [], delivery: 'disabled' }),
+            configRestartPending: restartPending,
+            feedback: feedback.status(),
+            draining: config.draining,
+            queue: { queued: c.queued, inflight: c.inflight },
+          } satisfies Partial<StatsV1> & Record<string, unknown>,
+        }));
       },
       ...feedbackRoutes({ feedback, store, tokenFile: config.feedback.apiTokenFile, ...(options.clock ? { clock: options.clock } : {}) }),
     },
@@ -211,6 +223,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     await delivery?.stop();
     await feedback.stop();
     feedback.close();
+    counters.close();
     await store.close();
     tls?.close();
     credWatcher?.close();
@@ -248,6 +261,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
       http.closeAllConnections();
       await feedback.stop();
       feedback.close();
+      counters.close();
       await store.close();
       tls?.close();
       credWatcher?.close();

@@ -450,6 +450,10 @@ export const RelayConfigSchema = z
     // relays), while delivery goes on until the queue is empty; /v1/stats reports both, and the
     // operator removes the relay only then.
     draining: z.boolean().default(false),
+    // Sending domains whose bulk mail is held in the queue, never attempted, until the domain is
+    // taken off this list (the operator's guardrail, docs/control-loop.md). otp and transactional
+    // mail of the domain keeps flowing; nothing held is lost or counted as an attempt.
+    pausedDomains: z.array(domainName).default([]),
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -17,6 +17,7 @@ import { ShapingLedger } from '../scheduler/ledger.ts';
 import { StatsCollector } from '../stats/collector.ts';
 import type { ProviderPattern } from '../scheduler/providers.ts';
 import type { Feedback } from '../feedback/feedback.ts';
+import type { DeliveryCounters } from '../stats/counters.ts';
 
 export interface DeliveryOptions {
   config: RelayConfig;
@@ -41,6 +42,8 @@ export interface DeliveryOptions {
   stopGraceMs?: number;
   /** Suppression screening before each attempt, events after it (relay/feedback). */
   feedback?: Feedback | undefined;
+  /** Durable per-hour counters for GET /v1/stats (relay/stats/counters.ts); absent in engine-only tests. */
+  counters?: DeliveryCounters | undefined;
 }
 
 export interface DeliveryContext {
@@ -73,6 +76,7 @@ export interface DeliveryContext {
   stopping: AbortController;
   /** Suppression screening before each attempt, events after it; undefined: neither. */
   feedback: Feedback | undefined;
+  counters: DeliveryCounters | undefined;
 }
 
 function sendingDomainsOf(config: RelayConfig): ReadonlySet<string> {
@@ -124,5 +128,6 @@ export function createDeliveryContext(opts: DeliveryOptions): DeliveryContext {
     commandTimeoutMs: opts.commandTimeoutMs ?? 300_000,
     stopping,
     feedback: opts.feedback,
+    counters: opts.counters,
   };
 }

@@ -1,5 +1,6 @@
 // The dispatch phase: held groups go to the scheduler (relay/scheduler/shaper.ts), otp lanes
 // first. A group it lets go is started; a lane that must wait long goes back to the queue.
+import { heldByPause, heldReply, PAUSE_HOLD_MS } from '../scheduler/paused-domains.ts';
 import type { DeliveryContext } from './context.ts';
 import { MESSAGE_CLASSES } from '../message-class.ts';
 import type { Held, HeldLanes } from '../scheduler/lanes.ts';
@@ -35,11 +36,20 @@ export function dispatch(ctx: DeliveryContext, lanes: HeldLanes, heldBack: HeldB
   const { shaper, clock, metrics, logger } = ctx;
   let next: number | undefined;
   const now = clock();
-  const postponed: { messageId: string; recipient: string; at: number }[] = [];
+  const postponed: { messageId: string; recipient: string; at: number; reply?: string }[] = [];
   for (const cls of MESSAGE_CLASSES) {
     for (const [provider, q] of lanes.lanesOf(cls)) {
       while (q.length > 0) {
         const h = q[0]!;
+        // A paused sending domain's bulk goes back to the queue unattempted (relay/scheduler/paused-domains.ts).
+        const paused = heldByPause(cls, h.group[0]!.mailFrom, ctx.config);
+        if (paused !== undefined) {
+          lanes.remove(h);
+          for (const g of h.group) postponed.push({ messageId: g.messageId, recipient: g.recipient, at: now + PAUSE_HOLD_MS, reply: heldReply(paused) });
+          metrics.shapingHeldBack.inc({ class: cls, reason: 'domain-paused' }, h.group.length);
+          logger.info({ event: 'held-back', reason: 'domain-paused', domain: paused, class: cls, queueId: h.group[0]!.messageId, recipients: h.group.length }, 'bulk mail of a paused domain held in the queue');
+          continue;
+        }
         const d = shaper.decide(provider, cls, h.group.length);
         if (d.kind === 'send') {
           start(h, d.ip);

@@ -3,6 +3,7 @@
 // runs through the outbound phases (group.ts: send, observe, settle, report, notify, record).
 // relay/relay.ts starts it. Fresh mail is handed over by the store at birth when the engine has
 // room for it (the feeder is the store's Adopter); the rest waits in the queue for a claim.
+import { pausedKey, HELD_REPLY_PREFIX } from '../scheduler/paused-domains.ts';
 import { createDeliveryContext, reconfigureContext, type DeliveryContext, type DeliveryOptions } from './context.ts';
 import { Feeder } from './feeder.ts';
 import { dispatch, HeldBack } from './dispatch.ts';
@@ -72,11 +73,23 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   store.setAdopter(feeder.adopter);
   store.onOutcomeError = (err, n) => logger.error({ err, outcomes: n }, `could not record ${n} attempt outcome(s); retrying`);
 
+  /** Held bulk of paused domains is due again when the paused list changes (and at start). */
+  let pausedSeen: string | undefined;
+  function releaseOnResume(): void {
+    const key = pausedKey(config.pausedDomains);
+    if (key === pausedSeen) return;
+    const released = store.releaseHeld(HELD_REPLY_PREFIX, clock());
+    if (released > 0) logger.info({ event: 'pause-changed', pausedDomains: config.pausedDomains, released }, 'paused domains changed: held bulk mail is due again');
+    pausedSeen = key;
+    feeder.claimEverything();
+  }
+
   async function loop(): Promise<void> {
     while (running) {
       woken = false;
       let timerAt: number | undefined;
       try {
+        releaseOnResume();
         feeder.claim();
         timerAt = dispatch(ctx, feeder.lanes, heldBack, start);
       } catch (err) {

@@ -3,6 +3,8 @@
 // (pure outcome step, settle.ts) → report (metrics, stats, log, record.ts) → notify the sender of
 // failures (notify.ts) → record in the queue, and the attempt as events (relay/feedback) → delay
 // notices.
+import { sendingDomainOf } from '../stats/categories.ts';
+import { providerOfKey } from '../scheduler/providers.ts';
 import type { DeliveryContext } from './context.ts';
 import type { DueRecipient } from '../queue/store.ts';
 import { routeFor } from './egress.ts';
@@ -18,7 +20,10 @@ export const LOCAL_RETRY_MS = 60_000;
 export async function deliverGroup(ctx: DeliveryContext, claimed: DueRecipient[], sourceIp: string, shapedAs: string): Promise<void> {
   const { config, clock, metrics } = ctx;
   // Suppressed recipients are finished here, never attempted (relay/feedback/feedback.ts).
-  const group = ctx.feedback ? ctx.feedback.screen(claimed, (rs, reply) => ctx.store.recordAttempt(claimed[0]!.messageId, rs, { state: 'suppressed' }, reply)) : claimed;
+  const group = ctx.feedback ? ctx.feedback.screen(claimed, (rs, reply) => {
+    ctx.store.recordAttempt(claimed[0]!.messageId, rs, { state: 'suppressed' }, reply);
+    ctx.counters?.add({ ip: sourceIp, provider: providerOfKey(shapedAs), domain: sendingDomainOf(claimed[0]!.mailFrom, config.domains), class: claimed[0]!.class }, ['suppressed'], rs.length);
+  }) : claimed;
   if (group.length === 0) return;
   const first = group[0]!;
   const original = ctx.store.body(first.messageId);

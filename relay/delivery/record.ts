@@ -7,6 +7,7 @@ import { providerOfKey } from '../scheduler/providers.ts';
 import { sendingDomainLabel } from '../metrics.ts';
 import type { OutcomeRecord, SettledRecipient } from './settle.ts';
 import type { AttemptReport } from '../feedback/feedback.ts';
+import { countFieldsFor, sendingDomainOf } from '../stats/categories.ts';
 
 /** The provider label of metrics and events: "smarthost" through a configured route, else the MX rollup. */
 function providerLabel(ctx: DeliveryContext, mx: string | undefined, viaRoute: boolean): string {
@@ -21,6 +22,7 @@ export function reportOutcomes(ctx: DeliveryContext, settled: readonly SettledRe
     metrics.deliveryAttempts.inc({ result: outcome.kind, source_ip: at.sourceIp, provider, category: cat ?? 'none' });
     metrics.deliveryDomainAttempts.inc({ sending_domain: sendingDomainLabel(due.mailFrom, ctx.sendingDomains), result: outcome.kind, category: cat ?? 'none' });
     stats.record(at.sourceIp, providerOfKey(at.shapedAs), outcome.kind, cat);
+    ctx.counters?.add({ ip: at.sourceIp, provider: providerOfKey(at.shapedAs), domain: sendingDomainOf(due.mailFrom, ctx.config.domains), class: due.class }, countFieldsFor(outcome.kind, cat));
     if (outcome.kind === 'delivered') {
       metrics.deliveryLatency.observe({ provider }, Math.max(0, (at.now - due.createdAt) / 1000));
       metrics.classLatency.observe({ class: due.class }, Math.max(0, (at.now - due.createdAt) / 1000));

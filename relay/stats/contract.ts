@@ -1,0 +1,77 @@
+// GET /v1/stats: the document the operator reads (operator/observe). This type is the contract;
+// the relay never imports operator code, the operator imports this module.
+//
+// Versioning: `schemaVersion` changes only when a field changes meaning or goes away; new fields
+// may be added to version 1 at any time. A reader that gets another schemaVersion must report the
+// relay as unreadable, never guess. (`version: 1` and the ips/providers/restrictions fields are
+// the pre-schemaVersion document, kept for `mailfleet` CLI users and dashboards.)
+//
+// Counters are durable (the relay's SQLite, relay/stats/counters.ts): a restarted relay continues
+// them. They are kept per UTC hour, so a reader that polls the same hour twice reads the same
+// numbers again (idempotent: no deltas to lose or double). `instance` names the counters' store:
+// a new value means a new store (a replaced volume), whose hours start from zero.
+
+export const STATS_SCHEMA_VERSION = 1 as const;
+
+/** Bounce categories as the control loop judges them (relay/stats/categories.ts maps the classifier's). */
+export const BOUNCE_KINDS = ['hard', 'soft', 'policy', 'rateLimited'] as const;
+export type BounceKind = (typeof BOUNCE_KINDS)[number];
+
+export const COUNT_FIELDS = [
+  'attempted', 'delivered', 'deferred', 'deferredPolicy', 'deferredRateLimited',
+  'bouncedHard', 'bouncedSoft', 'bouncedPolicy', 'bouncedRateLimited', 'complained', 'suppressed',
+] as const;
+export type CountField = (typeof COUNT_FIELDS)[number];
+
+/**
+ * Per recipient: `attempted` counts attempts that reached an outcome (delivered, deferred,
+ * bounced, expired). `deferredPolicy` / `deferredRateLimited` are the part of `deferred` whose reply
+ * named the sender's reputation or policy (4.7.x, "RP-00x", "TS0x") or a rate limit. Bounces are
+ * final failures by category; an expiry (gave up after retry.maxAgeSeconds) is a soft bounce.
+ * `complained` and `suppressed` are counted when the feedback arrives or the recipient is skipped
+ * (they are not attempts).
+ */
+export type Counts = Record<CountField, number>;
+
+export const MESSAGE_CLASSES = ['otp', 'transactional', 'bulk'] as const;
+
+export interface StatsBucket extends Counts {
+  /** Start of the UTC hour, ISO 8601. */
+  hour: string;
+  /** Source IP the relay sent from ("default" when it binds none). */
+  ip: string;
+  /** The MX rollup (gmail, outlook, yahoo, … or a configured provider; "smarthost" for routes). */
+  provider: string;
+  /** Sending domain: one of the relay's `domains[]` (matched on the envelope sender, its return-path domain or a subdomain); "(other)" otherwise. */
+  domain: string;
+  class: (typeof MESSAGE_CLASSES)[number];
+}
+
+export interface StatsDocumentV1 {
+  schemaVersion: typeof STATS_SCHEMA_VERSION;
+  /** Identity of the counters' store; changes only with a new data volume. */
+  instance: string;
+  /** When that store was created (ISO 8601). */
+  instanceCreated: string;
+  /** The relay's clock when it answered. */
+  now: string;
+  /** The live configuration version the relay runs (set by live config reload), when known. */
+  configVersion?: string;
+  /** Recipients waiting in the queue (queued or in flight). */
+  queued: number;
+  /** Sending domains whose bulk mail the relay currently holds (config `pausedDomains`). */
+  pausedDomains: string[];
+  bucketSeconds: 3600;
+  /** Every non-empty hour from `hoursFrom` on, oldest first. */
+  hoursFrom: string;
+  buckets: StatsBucket[];
+}
+
+export function emptyCounts(): Counts {
+  return Object.fromEntries(COUNT_FIELDS.map((f) => [f, 0])) as Counts;
+}
+
+export function addCounts(into: Counts, from: Partial<Counts>): Counts {
+  for (const f of COUNT_FIELDS) into[f] += from[f] ?? 0;
+  return into;
+}
