@@ -134,7 +134,7 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     shapingHeldBack: new Counter({
       name: 'mailfleet_shaping_held_back_total',
-      help: 'Recipients the scheduler sent back to the queue unattempted, by class and reason (suspended, quota, rate, no-ip).',
+      help: 'Recipients the scheduler sent back to the queue unattempted, by class and reason (suspended, quota, rate, no-ip, domain-paused).',
       labelNames: ['class', 'reason'] as const,
       registers: [registry],
     }),

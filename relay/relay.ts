@@ -41,6 +41,11 @@ export interface Relay {
   /** The one-click unsubscribe endpoint, when feedback.unsubscribe is configured. */
   unsubscribe: (Server & { port: number }) | undefined;
   tls: TlsFiles | undefined;
+  /**
+   * The durable per-hour counters of GET /v1/stats. Feedback that arrives later (complaints, a
+   * suppressed recipient) adds to them: counters.add({ ip, provider, domain, class }, ['complained']).
+   */
+  counters: DeliveryCounters;
   /** Port of a listener by name (useful when the config asked for port 0). */
   port(name: string): number;
   /** The config version in force and the restart-only fields a newer file changed (docs/live-config.md). */
@@ -239,7 +244,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   logger.info({ listeners: listeners.map((l) => `${l.name}:${l.port}`), http: http.port, configVersion: version }, 'relay started');
 
   return {
-    config, store, logger, metrics, feedback, listeners, http, unsubscribe, tls,
+    config, store, logger, metrics, feedback, listeners, http, unsubscribe, tls, counters,
     port(name) {
       const l = listeners.find((x) => x.name === name);
       if (!l) throw new Error(`no listener named "${name}"`);

@@ -112,6 +112,15 @@ export class Claims {
     });
   }
 
+  /** Queued recipients last held with a reply starting with `replyPrefix` become due at `at`; one scan; returns how many. */
+  releaseHeld(replyPrefix: string, at: number): number {
+    this.outcomes.flush();
+    this.invalidate();
+    const like = `${replyPrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const r = this.q.stmt(`UPDATE recipients SET next_attempt_at = ? WHERE state = 'queued' AND next_attempt_at > ? AND last_reply LIKE ? ESCAPE '\\'`).run(at, at, like);
+    return Number(r.changes);
+  }
+
   /**
    * Earliest time a queued recipient (of one class when given) becomes due, or undefined when
    * nothing waits. Per class without exclusions (once per class per engine loop turn) it is

@@ -125,6 +125,14 @@ export class QueueStore {
     this.claims.advance(entries, at);
   }
 
+  /**
+   * Queued recipients the scheduler held with a reply starting with `replyPrefix` (a paused
+   * domain's bulk, relay/scheduler/paused-domains.ts) become due at `at`: a resume.
+   */
+  releaseHeld(replyPrefix: string, at: number): number {
+    return this.claims.releaseHeld(replyPrefix, at);
+  }
+
   nextDueAt(cls?: MessageClass, excludeDomains: readonly string[] = []): number | undefined {
     return this.claims.nextDueAt(cls, excludeDomains);
   }
