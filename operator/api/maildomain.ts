@@ -54,6 +54,18 @@ export const MailDomainSpecSchema = z
       { rule: 'self == oldSelf', message: 'domain is immutable; create a new MailDomain for another domain' },
     ]).describe('The domain in From: headers; DKIM signs with d=<domain>.'),
     poolRef: localObjectReference.describe('SendingPool in the same namespace that sends for this domain.'),
+    health: z
+      .object({
+        bounceReviewPercent: z.number().min(0).max(100).optional().describe('Overrides the pool\'s spec.health.bounceReviewPercent for this domain.'),
+        bouncePausePercent: z.number().min(0).max(100).optional().describe('Overrides the pool\'s spec.health.bouncePausePercent for this domain.'),
+        complaintReviewPercent: z.number().min(0).max(100).optional().describe('Overrides the pool\'s spec.health.complaintReviewPercent for this domain.'),
+        complaintPausePercent: z.number().min(0).max(100).optional().describe('Overrides the pool\'s spec.health.complaintPausePercent for this domain.'),
+        minimumVolume: z.number().int().min(1).optional().describe('Overrides the pool\'s spec.health.minimumVolume for this domain.'),
+        autoResumeAfterHours: z.number().min(1).max(24 * 30).optional().describe('Overrides the pool\'s spec.health.autoResumeAfterHours for this domain.'),
+      })
+      .strict()
+      .optional()
+      .describe('Per-domain guardrail thresholds; unset fields come from the pool (docs/control-loop.md).'),
     dkim: DkimSpecSchema.prefault({}),
     returnPath: z
       .object({
@@ -94,6 +106,22 @@ export const DkimSelectorStatusSchema = z
   })
   .strict();
 
+export const DomainHealthStatusSchema = z
+  .object({
+    state: z.enum(['Healthy', 'Review', 'Paused']).describe('Paused: bulk mail from this domain is held by every relay of the pool; otp and transactional flow.'),
+    since: z.iso.datetime({ offset: true }).describe('When the state began (for Paused: when bulk mail was paused).'),
+    reason: z.string().max(64),
+    message: z.string().max(1024),
+    resumedAt: z.iso.datetime({ offset: true }).optional().describe('The last resume; rates are judged from here on (the detector re-armed).'),
+    resumeToken: z.string().max(253).optional().describe('The value of the mailfleet.io/resume annotation last acted on.'),
+    bounceRate: z.string().max(16).optional().describe('Hard bounces / final outcomes over the judged volume.'),
+    complaintRate: z.string().max(16).optional().describe('Complaints / delivered over the judged volume.'),
+    deferralRate: z.string().max(16).optional().describe('Deferred / attempted over the judged volume.'),
+    judgedVolume: z.number().int().min(0).optional().describe('Final outcomes (delivered + bounced) the rates are over: the last 24 h, widened to the minimum volume.'),
+    bounceRate1h: z.string().max(16).optional().describe('Hard bounces / final outcomes over the last hour.'),
+  })
+  .strict();
+
 export const MailDomainStatusSchema = z
   .object({
     observedGeneration: z.number().int().min(0).optional().describe('The metadata.generation this status was computed for.'),
@@ -107,6 +135,7 @@ export const MailDomainStatusSchema = z
       .describe('DKIM selectors: the Active one signs; Retiring ones stay published until retireAt.')
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['selector'] }),
     lastCheckedAt: z.iso.datetime({ offset: true }).optional().describe('When DNS was last checked.'),
+    health: DomainHealthStatusSchema.optional().describe("The control loop's view of this domain's sending (docs/control-loop.md)."),
   })
   .strict()
   .describe('What the operator observed: keys, records to publish, conditions.');
@@ -129,4 +158,4 @@ export type DnsRecord = z.infer<typeof DnsRecordSchema>;
 export type DkimSelectorStatus = z.infer<typeof DkimSelectorStatusSchema>;
 
 /** Condition types a MailDomain reports. */
-export const DOMAIN_CONDITIONS = { DKIMReady: 'DKIMReady', DNSVerified: 'DNSVerified', Ready: 'Ready' } as const;
+export const DOMAIN_CONDITIONS = { DKIMReady: 'DKIMReady', DNSVerified: 'DNSVerified', Ready: 'Ready', Paused: 'Paused' } as const;

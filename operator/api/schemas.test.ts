@@ -38,7 +38,7 @@ test('a minimal pool gets the documented defaults', () => {
     bounceReviewPercent: 5,
     bouncePausePercent: 10,
     complaintReviewPercent: 0.1,
-    complaintPausePercent: 0.5,
+    complaintPausePercent: 0.3,
     minimumVolume: 500,
   });
   assert.equal(p.spec.submission.serviceType, 'ClusterIP');

@@ -271,15 +271,26 @@ export const HealthSchema = withRules(
   z
     .object({
       bounceReviewPercent: z.number().min(0).max(100).default(5).describe('Degraded at or above this bounce rate (SES: review at 5 %).'),
-      bouncePausePercent: z.number().min(0).max(100).default(10).describe('Sending pauses at or above this bounce rate (SES: 10 %).'),
+      bouncePausePercent: z.number().min(0).max(100).default(10).describe("Bulk mail of a sending domain pauses at or above this hard-bounce rate (SES: 10 %); otp and transactional mail keep flowing."),
       complaintReviewPercent: z.number().min(0).max(100).default(0.1).describe('SES: review at 0.1 %.'),
-      complaintPausePercent: z.number().min(0).max(100).default(0.5).describe('SES: pause at 0.5 %.'),
+      complaintPausePercent: z
+        .number()
+        .min(0)
+        .max(100)
+        .default(0.3)
+        .describe("Bulk mail of a sending domain pauses at or above this complaint rate (Gmail and Yahoo's bulk-sender line: 0.3 %; SES pauses at 0.5 %)."),
       minimumVolume: z
         .number()
         .int()
         .min(1)
         .default(500)
         .describe('Rates are judged only over at least this many messages (a representative volume, as SES does).'),
+      autoResumeAfterHours: z
+        .number()
+        .min(1)
+        .max(24 * 30)
+        .optional()
+        .describe('Resume a paused domain by itself after this many hours (its rates are then judged afresh). Unset: only a person resumes, with the annotation mailfleet.io/resume.'),
     })
     .strict(),
   [
@@ -383,6 +394,11 @@ export const PoolIpStatusSchema = z
     quotaToday: z.number().int().min(0).optional().describe('Recipients this IP may send today (UTC); absent = no warm-up cap.'),
     sentToday: z.number().int().min(0).optional().describe('Recipients this IP sent today (UTC), as its relay last reported.'),
     configVersion: z.string().max(64).optional().describe('Version (hash) of the relay config rendered for this IP; its relay reports the one it runs in /v1/stats.'),
+    bounceRate: z.string().max(16).optional().describe('Hard bounces / final outcomes over 24 h, e.g. "1.2 %".'),
+    deferralRate: z.string().max(16).optional().describe('Deferred / attempted over 24 h.'),
+    complaintRate: z.string().max(16).optional().describe('Complaints / delivered over 24 h.'),
+    relay: z.string().max(1024).optional().describe('Whether the operator could read this relay\'s stats, and if not why.'),
+    lastDecision: z.string().max(1024).optional().describe('The control loop\'s last decision about this IP and why, with the numbers.'),
     queued: z.number().int().min(0).optional().describe('Draining: recipients its relay still holds (queued and in flight), as it last reported.'),
     message: z.string().max(1024).optional().describe('Why the IP is in its state.'),
     ...IpReputationStatusFields,

@@ -3,7 +3,7 @@
 // and holds nothing more. A stats-reader controller (built separately) fills them for every relay;
 // `DrainStatsReader` below is the minimal reader the drain needs until then: it polls only the
 // relays it is asked about.
-import type { StatsV1 } from '../../relay/stats/collector.ts';
+import type { StatsV1, WarmupStatsV1 } from '../../relay/stats/collector.ts';
 
 /** One relay (one pool IP) as last observed. */
 export interface RelayObservation {
@@ -106,5 +106,42 @@ export class DrainStatsReader implements RelayObservations {
     } catch {
       this.last.set(key, { reachable: false, at: this.o.now() });
     }
+  }
+}
+
+// ---- The stats reader's table (operator/observe/observer.ts fills it for every relay of every
+// pool, with the pool's API token; it is the default RelayObservations of the operator). ----
+/** What the stats reader adds to an observation. */
+export interface ReadObservation extends RelayObservation {
+  pod?: string | undefined;
+  /** Why it is not reachable: Unreachable, Unauthorized, UnsupportedSchema, BadResponse. */
+  reason?: string | undefined;
+  message?: string | undefined;
+  /** The IP's warm-up as its relay enforces it (stage, day, cap, sent today), when it has a plan. */
+  warmup?: WarmupStatsV1 | undefined;
+}
+
+export class ObservationTable implements RelayObservations {
+  private readonly byPool = new Map<string, Map<string, ReadObservation>>();
+
+  relay(ref: RelayRef): ReadObservation | undefined {
+    return this.get(ref.namespace, ref.pool, ref.address);
+  }
+
+  get(namespace: string, pool: string, ip: string): ReadObservation | undefined {
+    return this.byPool.get(`${namespace}/${pool}`)?.get(ip);
+  }
+
+  /** Replaces what is known of one pool (IPs not read this round are forgotten). */
+  setPool(namespace: string, pool: string, byIp: Map<string, ReadObservation>): void {
+    this.byPool.set(`${namespace}/${pool}`, byIp);
+  }
+
+  forgetPool(namespace: string, pool: string): void {
+    this.byPool.delete(`${namespace}/${pool}`);
+  }
+
+  pools(): string[] {
+    return [...this.byPool.keys()];
   }
 }

@@ -11,6 +11,8 @@
 // numbers again (idempotent: no deltas to lose or double). `instance` names the counters' store:
 // a new value means a new store (a replaced volume), whose hours start from zero.
 
+import { z } from 'zod';
+
 export const STATS_SCHEMA_VERSION = 1 as const;
 
 /** Bounce categories as the control loop judges them (relay/stats/categories.ts maps the classifier's). */
@@ -75,3 +77,29 @@ export function addCounts(into: Counts, from: Partial<Counts>): Counts {
   for (const f of COUNT_FIELDS) into[f] += from[f] ?? 0;
   return into;
 }
+
+// The same contract as a zod schema, for readers (the operator) to check a document before use.
+// Unknown fields pass (version 1 only ever gains fields); a missing or mistyped known one fails.
+
+const count = z.number().int().min(0);
+export const StatsBucketSchema = z.looseObject({
+  hour: z.iso.datetime({ offset: true }),
+  ip: z.string(),
+  provider: z.string(),
+  domain: z.string(),
+  class: z.enum(MESSAGE_CLASSES),
+  ...(Object.fromEntries(COUNT_FIELDS.map((f) => [f, count])) as Record<CountField, typeof count>),
+});
+
+export const StatsDocumentV1Schema = z.looseObject({
+  schemaVersion: z.literal(STATS_SCHEMA_VERSION),
+  instance: z.string().min(1),
+  instanceCreated: z.iso.datetime({ offset: true }),
+  now: z.iso.datetime({ offset: true }),
+  configVersion: z.string().optional(),
+  queued: count,
+  pausedDomains: z.array(z.string()),
+  bucketSeconds: z.literal(3600),
+  hoursFrom: z.iso.datetime({ offset: true }),
+  buckets: z.array(StatsBucketSchema),
+});
