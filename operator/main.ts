@@ -1,7 +1,6 @@
 // Wires the operator together: kube client, metrics and probe server, leader election, and the
 // controller manager that the Lease starts and stops. The `mailfleet operator` CLI is a thin
 // shell over runOperator; tests call it directly (or run it as a child process).
-import { DrainStatsReader, type RelayObservations } from './observe/observations.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -19,6 +18,8 @@ import { mailDomainController } from './controllers/maildomain/controller.ts';
 import { makeResolver } from './controllers/maildomain/dns.ts';
 import { DKIM_PUBLIC_KEY, type RenderOptions } from './render/index.ts';
 import type { NetworkPolicyPeer } from './render/scrape-peers.ts';
+import { Observer } from './observe/observer.ts';
+import { ObservationTable, type RelayObservations } from './observe/observations.ts';
 
 export interface OperatorOptions {
   /** Path of a kubeconfig; in-cluster config / $KUBECONFIG when unset. */
@@ -69,11 +70,14 @@ export interface OperatorOptions {
   reputation?: ReputationConfig;
   /** Seconds between reputation rounds (who is due; each IP keeps its own interval). Default 30. */
   reputationTickSeconds?: number;
+  /** Between two reads of every relay's GET /v1/stats (operator/observe); default 30 s. */
+  statsIntervalMs?: number;
   /** Install SIGTERM/SIGINT handlers that stop gracefully and exit. Default true. */
   handleSignals?: boolean;
   /**
-   * What the relays report of themselves (queue, draining); a drain ends on it. Default: the
-   * minimal reader polling only draining relays through the pool's headless Service.
+   * What the relays report of themselves (queue, draining, config version, warm-up); a drain ends
+   * on it. Default: the stats reader's table (operator/observe/observer.ts), which reads every
+   * relay of every pool with the pool's API token.
    */
   observations?: RelayObservations;
 }
@@ -86,6 +90,9 @@ export interface RunningOperator {
   isLeader(): boolean;
   metrics: OperatorMetrics;
   manager: Manager;
+  /** What the stats reader last learned of each relay (reachable, configVersion, queued). */
+  observations: RelayObservations;
+  observer: Observer;
 }
 
 function renderOptions(opts: OperatorOptions): RenderOptions {
@@ -117,6 +124,7 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
     resyncMs: opts.resyncMs,
     stallMs: opts.stallMs,
   });
+  const table = new ObservationTable();
   const deps = {
     kube,
     events,
@@ -127,7 +135,7 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
     dnsRecheckMs: opts.dnsRecheckMs ?? 5 * 60_000,
     refRecheckMs: opts.refRecheckMs ?? 30_000,
     render: renderOptions(opts),
-    observations: opts.observations ?? new DrainStatsReader(),
+    observations: opts.observations ?? table,
   };
   manager.add(sendingPoolController(deps));
   manager.add(mailDomainController(deps));
@@ -137,6 +145,12 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
   const reputation = reputationConfig
     ? new ReputationLoop({ kube, events, config: reputationConfig, metrics: metrics.reputation, log, namespace: opts.namespace, secretNamespace: opts.namespace ?? opts.operatorNamespace ?? process.env.POD_NAMESPACE, ...(opts.reputationTickSeconds !== undefined ? { tickSeconds: opts.reputationTickSeconds } : {}) })
     : undefined;
+  const observations = deps.observations;
+  const observer = new Observer({
+    kube, log: log.child({ component: 'observe' }), metrics, events, table, namespace: opts.namespace,
+    ...(opts.statsIntervalMs !== undefined ? { intervalMs: opts.statsIntervalMs } : {}),
+    ...(opts.now ? { now: () => opts.now!().getTime() } : {}),
+  });
 
   let stopping = false;
   let leading = false;
@@ -151,12 +165,14 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
       log.info({ identity }, 'leading: starting controllers');
       await manager.start();
       reputation?.start();
+      if (!stopping) observer.start();
     });
   const stopManaging = () => {
     manager.interruptStart();
     return serial(async () => {
       log.info({ identity }, 'not leading: stopping controllers');
       await reputation?.stop();
+      await observer.stop();
       await manager.stop();
     });
   };
@@ -217,6 +233,7 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
       manager.interruptStart();
       await serial(async () => {
         await reputation?.stop();
+        await observer.stop();
         await manager.stop();
       });
       await elector?.stop();
@@ -243,5 +260,5 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
     process.once('SIGINT', signalHandler);
   }
 
-  return { stop, port: http.port, identity, isLeader: () => leading, metrics, manager };
+  return { stop, port: http.port, identity, isLeader: () => leading, metrics, manager, observations, observer };
 }

@@ -15,6 +15,32 @@ export function createOperatorMetrics(options: { defaultMetrics?: boolean } = {}
   }
   return {
     registry,
+    // The control loop's series are per pool and sending domain: bounded by the objects a user
+    // created (a few per pool), which is what an on-call engineer needs to see (docs/control-loop.md).
+    relayReads: new Counter({
+      name: 'mailfleet_operator_relay_stats_reads_total',
+      help: 'Reads of relays\' GET /v1/stats, by result (ok, Unreachable, Unauthorized, UnsupportedSchema, BadResponse).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    domainRatio: new Gauge({
+      name: 'mailfleet_operator_domain_ratio',
+      help: 'A sending domain\'s rates over its judged volume (24 h, widened to the minimum volume), by kind (bounce, deferral, complaint); 0..1.',
+      labelNames: ['namespace', 'pool', 'domain', 'kind'] as const,
+      registers: [registry],
+    }),
+    domainState: new Gauge({
+      name: 'mailfleet_operator_domain_state',
+      help: 'A sending domain\'s guardrail state (enum: 1 for the current state of Healthy, Review, Paused).',
+      labelNames: ['namespace', 'pool', 'domain', 'state'] as const,
+      registers: [registry],
+    }),
+    controlDecisions: new Counter({
+      name: 'mailfleet_operator_control_decisions_total',
+      help: 'Control-loop decisions that changed something, by kind (pause, review, recover, resume).',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
     reconciles: new Counter({
       name: 'mailfleet_operator_reconciles_total',
       help: 'Reconciles finished, by kind and result (success, error, requeue, invalid).',

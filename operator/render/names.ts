@@ -56,6 +56,8 @@ export function relayName(pool: SendingPool, address: string): string {
   return `${pool.metadata.name}-${ipKey(address)}`;
 }
 export const configMapName = (pool: SendingPool): string => `${pool.metadata.name}-relay-config`;
+/** The Secret with the relays' HTTP API token (created by operator/observe/token.ts, mounted by the render). */
+export const apiTokenSecretName = (pool: { metadata: { name: string } }): string => `${pool.metadata.name}-relay-api`;
 export const headlessServiceName = (pool: SendingPool): string => `${pool.metadata.name}-relays`;
 export const submissionServiceName = (pool: SendingPool): string => pool.metadata.name;
 export const multusNetworkName = (pool: SendingPool): string =>

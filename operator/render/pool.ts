@@ -1,5 +1,6 @@
 // SendingPool → its desired children. Pure: the same pool and domains always give the same
 // objects (no clocks, no randomness), so server-side apply of an unchanged pool is a no-op.
+import { apiTokenSecretName } from './names.ts';
 import type { MailDomain, PoolIp, SendingPool } from '../api/index.ts';
 import {
   ANNOTATION_ADDRESS,
@@ -83,6 +84,10 @@ function volumes(pool: SendingPool, domains: readonly MailDomain[], ip: PoolIp) 
     { name: 'queue', mountPath: PATHS.dataDir },
     { name: 'tmp', mountPath: PATHS.tmpDir },
   ];
+  // The HTTP API token (operator/observe/token.ts: the operator creates the Secret). A Secret
+  // volume, not subPath: a rotated token reaches the running relay, which re-reads the file.
+  vols.push({ name: 'api-token', secret: { secretName: apiTokenSecretName(pool), defaultMode: 0o440 } });
+  mounts.push({ name: 'api-token', mountPath: PATHS.apiTokenDir, readOnly: true });
   if (sub.tlsSecretRef) {
     vols.push({ name: 'tls', secret: { secretName: sub.tlsSecretRef.name, defaultMode: 0o440 } });
     mounts.push({ name: 'tls', mountPath: PATHS.tlsDir, readOnly: true });

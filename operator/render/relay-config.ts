@@ -23,6 +23,7 @@ export const PATHS = {
   tlsDir: '/etc/mailfleet/tls',
   authDir: '/etc/mailfleet/auth',
   dkimDir: '/etc/mailfleet/dkim',
+  apiTokenDir: '/etc/mailfleet/api',
   tmpDir: '/tmp',
 } as const;
 
@@ -103,7 +104,7 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
   const config: RelayConfigInput = {
     hostname: ips[0]!.hostname,
     dataDir: PATHS.dataDir,
-    http: { address: '0.0.0.0', port: HTTP_PORT },
+    http: { address: '0.0.0.0', port: HTTP_PORT, apiTokenFile: `${PATHS.apiTokenDir}/token` },
     listeners: sub.ports.map((p) => ({
       name: p.name,
       role: 'submission' as const,
@@ -152,6 +153,10 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
       })),
     })),
   };
+
+  // The control loop's domain guardrail (operator/observe): bulk of a Paused domain is held.
+  const paused = own.filter((d) => d.status?.health?.state === 'Paused').map((d) => d.spec.domain);
+  if (paused.length > 0) config.pausedDomains = paused;
 
   const checked = RelayConfigSchema.safeParse(config);
   if (!checked.success) {

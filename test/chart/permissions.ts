@@ -29,6 +29,7 @@ export const operatorNeeds: Permission[] = [
   ...expand('networking.k8s.io', ['networkpolicies'], manage),
   ...expand('', ['pods', 'persistentvolumeclaims'], read),
   ...expand('', ['events'], ['create', 'patch']),
+  ...expand('discovery.k8s.io', ['endpointslices'], read),
   ...expand('k8s.cni.cncf.io', ['network-attachment-definitions'], manage),
 ];
 

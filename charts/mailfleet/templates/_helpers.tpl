@@ -103,6 +103,10 @@ needs delete); pods and PVCs are read for status only; events are only emitted.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+# The stats reader (operator/observe) finds each ready relay through its Service's EndpointSlices.
+- apiGroups: ["discovery.k8s.io"]
+  resources: ["endpointslices"]
+  verbs: ["get", "list", "watch"]
 {{- if .Values.rbac.egress.multus }}
 # egress mode multus: one NetworkAttachmentDefinition per pool.
 - apiGroups: ["k8s.cni.cncf.io"]

@@ -30,7 +30,7 @@ import { OwnWrites } from '../../runtime/echoes.ts';
 import type { KubeObject } from '../../runtime/kube.ts';
 import { poolStatus } from './status.ts';
 import { relaysToDrain } from './drain.ts';
-import { drained } from '../../observe/observations.ts';
+import { drained, type ReadObservation } from '../../observe/observations.ts';
 import { contestedAddresses, domainClaimant, domainClaimedBy, poolClaimant, canonicalIp, withoutAddresses, type DomainClaimant } from '../claims.ts';
 import { Blocked, runSteps, meta, ownedBy, POOL, DOMAIN, STATEFULSET, CONFIGMAP, WATCHED_CHILDREN, type ControllerDeps } from '../common.ts';
 import {
@@ -40,6 +40,7 @@ import {
   ensureFinalizer,
   ensureNoOrphans,
   ensureReferences,
+  ensureApiToken,
   finalize,
   type PoolCtx,
 } from './steps.ts';
@@ -97,7 +98,9 @@ export function domainRenderInputs(d: KubeObject): string {
     // Not shaped like a MailDomain (parsing will say so): fall back to the raw selectors.
     keys = (d['status'] as { selectors?: unknown } | undefined)?.selectors;
   }
-  return JSON.stringify([d.metadata?.name, d.metadata?.uid, d.metadata?.deletionTimestamp ?? null, d['spec'], keys]);
+  // Whether the control loop paused the domain's bulk mail (rendered as the relays' pausedDomains).
+  const paused = (d['status'] as { health?: { state?: string } } | undefined)?.health?.state === 'Paused';
+  return JSON.stringify([d.metadata?.name, d.metadata?.uid, d.metadata?.deletionTimestamp ?? null, d['spec'], keys, paused]);
 }
 
 export function sendingPoolController(deps: ControllerDeps): ControllerDefinition {
@@ -237,7 +240,7 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
           // Orphans appear only when what is rendered changes: after a clean prune of these same
           // inputs, scanning every cached child of the namespace again finds nothing.
           const prunedAlready = memo?.inputs === inputs && memo.pruned;
-          blocked = await runSteps([ensureReferences, ensureFinalizer, ensureChildren, ...(prunedAlready ? [] : [ensureNoOrphans])], ctx);
+          blocked = await runSteps([ensureReferences, ensureApiToken, ensureFinalizer, ensureChildren, ...(prunedAlready ? [] : [ensureNoOrphans])], ctx);
           const entry = rendered.get(`${namespace}/${name}`);
           if (!blocked && entry?.inputs === inputs) entry.pruned = true;
           // A deleted pool whose relays have all drained (and been pruned) may go.
@@ -282,6 +285,10 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
             },
             podName: (address) => `${relayName(pool!, address)}-0`,
             childrenApplied: ctx?.desired.length ?? 0,
+            relayWarmup: (address) => {
+              const o = deps.observations?.relay({ namespace, pool: name, address, pod: `${relayName(pool!, address)}-0` }) as ReadObservation | undefined;
+              return o?.reachable ? o.warmup : undefined;
+            },
             configHash: cm ? (cm.metadata.annotations?.[ANNOTATION_CONFIG_HASH] ?? shortHash(JSON.stringify(cm['data'] ?? {}))) : undefined,
             configs: cm?.['data'] as Record<string, string> | undefined,
           });

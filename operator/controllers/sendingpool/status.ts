@@ -6,6 +6,7 @@ import { listedCount } from '../../reputation/status.ts';
 import { setCondition, findCondition, type Condition, type ConditionUpdate, type PoolIpStatus, type SendingPool, type SendingPoolStatus } from '../../api/index.ts';
 import { summarizePoolStatus } from '../../render/status.ts';
 import { ipWarmupStatus } from '../../render/warmup.ts';
+import type { WarmupStatsV1 } from '../../../relay/stats/collector.ts';
 import { configKey } from '../../render/names.ts';
 import { configVersion } from '../../../relay/config/version.ts';
 
@@ -62,6 +63,8 @@ export interface PoolStatusInput {
   configHash?: string | undefined;
   /** The rendered ConfigMap's data: each IP's file, whose version its relay will report running. */
   configs?: Readonly<Record<string, string>> | undefined;
+  /** An IP's warm-up as its relay reports enforcing it (the stats reader, operator/observe), if read. */
+  relayWarmup?: ((address: string) => WarmupStatsV1 | undefined) | undefined;
 }
 
 export interface PoolStatusResult {
@@ -100,10 +103,10 @@ export function ipStatuses(input: PoolStatusInput, pool: SendingPool): { ips: Po
     const yaml = input.configs?.[configKey(ip.address)];
     if (yaml !== undefined) s.configVersion = configVersion(yaml);
     // Warm-up: relay/warmup/plan.ts through operator/render/warmup.ts, whatever the pod's state.
-    // Hook: pass the IP's `warmup` from its relay's /v1/stats as the last argument once the
+    // The IP's `warmup` from its relay's /v1/stats when the stats reader has it; else
     // operator reads relay stats; until then the carried state is shown (day 0 for a new IP).
     for (const k of ['warmupStartedAt', 'warmupStage', 'warmupDay', 'warmupCountedThrough', 'quotaToday', 'sentToday'] as const) delete s[k];
-    const warm = ipWarmupStatus(ip, old, now);
+    const warm = ipWarmupStatus(ip, old, now, input.relayWarmup?.(ip.address));
     if (warm) {
       Object.assign(s, warm.fields);
       if (warm.nextChangeAt && (!nextWarmupChange || warm.nextChangeAt < nextWarmupChange)) nextWarmupChange = warm.nextChangeAt;

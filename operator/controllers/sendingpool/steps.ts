@@ -7,6 +7,8 @@
 //   ensureChildren   – server-side apply: ConfigMap, egress objects (none → no relay at all,
 //                      EgressUnavailable), the rest, then the relay StatefulSets one restart at a time
 //   ensureNoOrphans  – delete children this pool owns that are no longer rendered
+import { ensureApiTokenSecret } from '../../observe/token.ts';
+import { apiTokenSecretName } from '../../render/names.ts';
 import type { SendingPool, MailDomain } from '../../api/index.ts';
 import {
   isClusterScoped,
@@ -49,6 +51,15 @@ export interface PoolCtx {
 }
 
 const needsFinalizer = (pool: SendingPool) => pool.spec.egress.mode === 'ciliumEgressGateway';
+
+/** The relays' HTTP API token Secret (operator/observe/token.ts): created once, never changed here. */
+export const ensureApiToken: Step<PoolCtx> = {
+  name: 'ensureApiToken',
+  async run(ctx) {
+    if (ctx.caches.get(SECRET, ctx.pool.metadata.namespace ?? '', apiTokenSecretName(ctx.pool))) return;
+    await ensureApiTokenSecret(ctx.deps.kube, ctx.pool);
+  },
+};
 
 export const ensureReferences: Step<PoolCtx> = {
   name: 'ensureReferences',

@@ -1,0 +1,302 @@
+// The stats reader: on an interval, for every SendingPool, reads GET /v1/stats of each ready relay
+// (the pool's headless Service's EndpointSlices) with the pool's API token, merges the counts
+// (operator/observe/state.ts), keeps them in a small ConfigMap it owns (so an operator restart or
+// a new leader continues the windows), judges every MailDomain of the pool (operator/control/
+// guardrails.ts) and reports: MailDomain status.health + Paused condition, the pool's rate columns,
+// Degraded and status.ips[], an Event per decision, metrics. The pool controller renders a Paused
+// domain into the relays' config (pausedDomains); the relays then hold its bulk mail.
+// Runs only on the leader (started and stopped with the controllers).
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { Logger } from 'pino';
+import type { Kube, KubeObject } from '../runtime/kube.ts';
+import { writeStatus } from '../runtime/status.ts';
+import type { EventRecorder } from '../runtime/events.ts';
+import type { OperatorMetrics } from '../metrics.ts';
+import { parseSendingPool, parseMailDomain, setCondition, type SendingPool, type MailDomain, type PoolIpStatus } from '../api/index.ts';
+import { relayName, headlessServiceName, poolOwnerReference } from '../render/names.ts';
+import { emptyState, mergeRead, compact, poolBuckets, type ObservationState } from './state.ts';
+import { readRelayStats, type FetchLike, type RelayRead } from './reader.ts';
+import { readApiTokens } from './token.ts';
+import { ObservationTable, type ReadObservation } from './observations.ts';
+import { decideDomain, RESUME_ANNOTATION, type DomainGuard, type HealthThresholds } from '../control/guardrails.ts';
+import { recentEligible, windowCounts, ratesOf, percent, HOUR_MS, type HourBucket } from '../control/rates.ts';
+
+export const observationsName = (pool: string): string => `${pool}-observations`;
+const STATE_KEY = 'state.json.gz';
+const DAY_MS = 24 * HOUR_MS;
+
+export interface ObserverOptions {
+  kube: Kube;
+  log: Logger;
+  metrics: OperatorMetrics;
+  events: EventRecorder;
+  table: ObservationTable;
+  namespace?: string | undefined;
+  /** Between two reads of every relay; default 30 s. */
+  intervalMs?: number;
+  now?: () => number;
+  fetch?: FetchLike;
+  timeoutMs?: number;
+}
+
+interface Target {
+  pod: string;
+  ip: string | undefined;
+  url: string;
+}
+
+export class Observer {
+  private readonly o: ObserverOptions;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = true;
+  /** Per pool uid: the state last saved and the ConfigMap's resourceVersion. */
+  private readonly states = new Map<string, { state: ObservationState; saved: string }>();
+
+  constructor(o: ObserverOptions) {
+    this.o = o;
+  }
+
+  private now(): number {
+    return (this.o.now ?? Date.now)();
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    // A new leader starts from what the ConfigMaps hold, not from a predecessor's memory.
+    this.states.clear();
+    const loop = () => {
+      if (this.stopped) return;
+      this.running = this.tick().catch((err: unknown) => this.o.log.error({ err: String(err) }, 'stats round failed')).finally(() => {
+        this.running = undefined;
+        if (!this.stopped) {
+          this.timer = setTimeout(loop, this.o.intervalMs ?? 30_000);
+          this.timer.unref();
+        }
+      });
+    };
+    loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One round over every pool (tests call it directly). */
+  async tick(): Promise<void> {
+    const pools = await this.o.kube.list('mailfleet.io/v1alpha1', 'SendingPool', this.o.namespace);
+    const domains = await this.o.kube.list('mailfleet.io/v1alpha1', 'MailDomain', this.o.namespace);
+    const seen = new Set<string>();
+    for (const raw of pools.items) {
+      const parsed = parseSendingPool(raw);
+      if (!parsed.ok || raw.metadata?.deletionTimestamp) continue;
+      const pool = parsed.value;
+      seen.add(`${pool.metadata.namespace ?? ''}/${pool.metadata.name}`);
+      try {
+        await this.observePool(raw, pool, domains.items.filter((d) => d.metadata?.namespace === pool.metadata.namespace && (d['spec'] as { poolRef?: { name?: string } })?.poolRef?.name === pool.metadata.name));
+      } catch (err) {
+        this.o.log.error({ pool: `${pool.metadata.namespace}/${pool.metadata.name}`, err: String(err) }, 'could not observe pool');
+      }
+    }
+    for (const key of this.o.table.pools()) {
+      if (!seen.has(key)) {
+        const [ns, name] = key.split('/');
+        this.o.table.forgetPool(ns!, name!);
+      }
+    }
+  }
+
+  private async targets(pool: SendingPool): Promise<Target[]> {
+    const ns = pool.metadata.namespace;
+    const slices = await this.o.kube.list<KubeObject & {
+      ports?: { name?: string; port?: number }[];
+      endpoints?: { addresses: string[]; conditions?: { ready?: boolean }; targetRef?: { kind?: string; name?: string } }[];
+    }>('discovery.k8s.io/v1', 'EndpointSlice', ns, `kubernetes.io/service-name=${headlessServiceName(pool)}`);
+    const byPod = new Map(pool.spec.ips.map((i) => [`${relayName(pool, i.address)}-0`, i.address]));
+    const out: Target[] = [];
+    for (const s of slices.items) {
+      const port = (s.ports ?? []).find((p) => p.name === 'http')?.port ?? s.ports?.[0]?.port;
+      if (!port) continue;
+      for (const e of s.endpoints ?? []) {
+        // Not-ready endpoints too (the headless Service publishes them): a draining relay fails
+        // /readyz by design and its drain ends on what it reports; one that is down is reported.
+        if (e.addresses.length === 0) continue;
+        const pod = e.targetRef?.name ?? e.addresses[0]!;
+        const host = e.addresses[0]!.includes(':') ? `[${e.addresses[0]}]` : e.addresses[0]!;
+        out.push({ pod, ip: byPod.get(pod), url: `http://${host}:${port}/v1/stats` });
+      }
+    }
+    return out;
+  }
+
+  private async loadState(pool: SendingPool): Promise<ObservationState> {
+    const uid = pool.metadata.uid ?? '';
+    const mem = this.states.get(uid);
+    if (mem) return mem.state;
+    const cm = await this.o.kube.find<KubeObject & { binaryData?: Record<string, string> }>('v1', 'ConfigMap', pool.metadata.namespace, observationsName(pool.metadata.name));
+    let state = emptyState();
+    const data = cm?.binaryData?.[STATE_KEY];
+    if (data) {
+      try {
+        state = { ...emptyState(), ...(JSON.parse(gunzipSync(Buffer.from(data, 'base64')).toString('utf8')) as ObservationState) };
+      } catch (err) {
+        this.o.log.warn({ pool: pool.metadata.name, err: String(err) }, 'observations ConfigMap unreadable; starting afresh');
+      }
+    }
+    this.states.set(uid, { state, saved: JSON.stringify(state) });
+    return state;
+  }
+
+  private async saveState(pool: SendingPool, state: ObservationState): Promise<void> {
+    const uid = pool.metadata.uid ?? '';
+    const text = JSON.stringify(state);
+    if (this.states.get(uid)?.saved === text) return;
+    await this.o.kube.apply({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: observationsName(pool.metadata.name),
+        ...(pool.metadata.namespace ? { namespace: pool.metadata.namespace } : {}),
+        // Not the pool's child labels: the pool controller neither caches nor prunes this object.
+        labels: { 'app.kubernetes.io/part-of': 'mailfleet', 'mailfleet.io/observations-of': pool.metadata.name },
+        ownerReferences: [poolOwnerReference(pool)],
+      },
+      binaryData: { [STATE_KEY]: gzipSync(text).toString('base64') },
+    } as never);
+    this.states.set(uid, { state, saved: text });
+  }
+
+  private async read(t: Target, tokens: string[]): Promise<RelayRead> {
+    let r: RelayRead | undefined;
+    for (const token of tokens.length > 0 ? tokens : [undefined]) {
+      r = await readRelayStats(t.url, token, { ...(this.o.fetch ? { fetch: this.o.fetch } : {}), timeoutMs: this.o.timeoutMs ?? 5000 });
+      if (r.ok || r.reason !== 'Unauthorized') break;
+    }
+    return r!;
+  }
+
+  private async observePool(raw: KubeObject, pool: SendingPool, rawDomains: KubeObject[]): Promise<void> {
+    const ns = pool.metadata.namespace ?? '';
+    const name = pool.metadata.name;
+    const { kube, metrics, log } = this.o;
+    const tokens = await readApiTokens(kube, ns, name);
+    const targets = await this.targets(pool);
+    let state = await this.loadState(pool);
+    const reads = await Promise.all(targets.map(async (t) => ({ t, r: await this.read(t, tokens) })));
+    const now = this.now();
+    const byIp = new Map<string, ReadObservation>();
+    for (const { t, r } of reads) {
+      metrics.relayReads.inc({ result: r.ok ? 'ok' : r.reason });
+      if (r.ok) state = mergeRead(state, t.pod, r.doc, now);
+      else log.warn({ pool: `${ns}/${name}`, pod: t.pod, reason: r.reason, message: r.message }, 'relay stats not read');
+      if (t.ip) {
+        byIp.set(t.ip, r.ok
+          ? { reachable: true, pod: t.pod, configVersion: r.doc.configVersion, queued: r.doc.queued, draining: (r.doc as { draining?: unknown }).draining === true, at: new Date(now) }
+          : { reachable: false, pod: t.pod, reason: r.reason, message: r.message, at: new Date(now) });
+      }
+    }
+    this.o.table.setPool(ns, name, byIp);
+    state = compact(state, now);
+    await this.saveState(pool, state);
+    const buckets = poolBuckets(state);
+
+    // Domains: judge, report, count.
+    let tripped: string[] = [];
+    for (const rawDomain of rawDomains) {
+      const parsed = parseMailDomain(rawDomain);
+      if (!parsed.ok) continue;
+      const res = await this.judgeDomain(rawDomain, parsed.value, pool, buckets, now);
+      if (res) tripped.push(res);
+    }
+    tripped = tripped.sort();
+
+    // The pool: rate columns (24 h over every domain), Degraded, per-IP rates.
+    const poolRates = ratesOf(windowCounts(buckets, () => true, now, DAY_MS));
+    const today = Math.floor(now / DAY_MS) * DAY_MS;
+    await writeStatus(kube, raw, (cur) => {
+      const prev = (cur['status'] ?? {}) as NonNullable<SendingPool['status']>;
+      const ips = (prev.ips ?? []).map((ip): PoolIpStatus => {
+        const mine = (b: HourBucket) => b.ip === ip.address || (b.ip === 'default' && pool.spec.ips.length === 1);
+        const r = ratesOf(windowCounts(buckets, mine, now, DAY_MS));
+        const sent = windowCounts(buckets, (b) => mine(b) && b.hour >= today, now, DAY_MS).attempted;
+        const o = byIp.get(ip.address);
+        return {
+          ...ip,
+          sentToday: sent,
+          bounceRate: percent(r.bounceRate),
+          deferralRate: percent(r.deferralRate),
+          complaintRate: percent(r.complaintRate),
+          relay: !o ? 'not read (no ready endpoint)' : o.reachable ? `read ${new Date(o.at).toISOString()}${o.configVersion ? `, config ${o.configVersion}` : ''}, ${o.queued ?? 0} queued` : `${o.reason}: ${o.message}`.slice(0, 1024),
+        };
+      });
+      const degraded = tripped.length > 0
+        ? { type: 'Degraded', status: 'True' as const, reason: 'GuardrailTripped', message: tripped.join('; ').slice(0, 32_000) }
+        : { type: 'Degraded', status: 'False' as const, reason: 'AsExpected', message: `no guardrail tripped (24 h: ${percent(poolRates.bounceRate)} bounces over ${poolRates.final} messages)` };
+      return {
+        ...prev,
+        ips,
+        summary: { ...prev.summary, bounceRate: percent(poolRates.bounceRate), complaintRate: percent(poolRates.complaintRate) },
+        conditions: setCondition(prev.conditions, { ...degraded, observedGeneration: cur.metadata?.generation ?? 0 }, new Date(now)),
+      };
+    }, { onConflict: () => metrics.statusConflicts.inc({ kind: 'SendingPool' }) });
+  }
+
+  /** Judges one domain and reports; returns a line for the pool's Degraded message when tripped. */
+  private async judgeDomain(raw: KubeObject, domain: MailDomain, pool: SendingPool, buckets: HourBucket[], now: number): Promise<string | undefined> {
+    const { kube, metrics, events } = this.o;
+    const h = pool.spec.health;
+    const o = domain.spec.health ?? {};
+    const thresholds: HealthThresholds = {
+      bounceReviewPercent: o.bounceReviewPercent ?? h.bounceReviewPercent,
+      bouncePausePercent: o.bouncePausePercent ?? h.bouncePausePercent,
+      complaintReviewPercent: o.complaintReviewPercent ?? h.complaintReviewPercent,
+      complaintPausePercent: o.complaintPausePercent ?? h.complaintPausePercent,
+      minimumVolume: o.minimumVolume ?? h.minimumVolume,
+      autoResumeAfterHours: o.autoResumeAfterHours ?? h.autoResumeAfterHours,
+    };
+    const st = domain.status?.health;
+    const previous: DomainGuard | undefined = st
+      ? { state: st.state, since: Date.parse(st.since), resumedAt: st.resumedAt ? Date.parse(st.resumedAt) : undefined, resumeToken: st.resumeToken, reason: st.reason, message: st.message }
+      : undefined;
+    const name = domain.spec.domain.toLowerCase();
+    const mine = (b: HourBucket) => b.domain === name;
+    const eligible = recentEligible(buckets, mine, now, { windowMs: DAY_MS, minimumVolume: thresholds.minimumVolume, ...(previous?.resumedAt !== undefined ? { since: previous.resumedAt } : {}) });
+    const decision = decideDomain({
+      domain: name, eligible, thresholds, previous, resumeAnnotation: domain.metadata.annotations?.[RESUME_ANNOTATION], now,
+    });
+    const g = decision.guard;
+    const hour = ratesOf(windowCounts(buckets, mine, now, HOUR_MS, g.resumedAt));
+    const iso = (t: number) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const message = g.message.replace('<name>', domain.metadata.name);
+    await writeStatus(kube, raw, (cur) => {
+      const prev = (cur['status'] ?? {}) as NonNullable<MailDomain['status']>;
+      const health = {
+        state: g.state, since: iso(g.since), reason: g.reason, message,
+        ...(g.resumedAt !== undefined ? { resumedAt: iso(g.resumedAt) } : {}),
+        ...(g.resumeToken !== undefined ? { resumeToken: g.resumeToken.slice(0, 253) } : {}),
+        bounceRate: percent(decision.rates.bounceRate), complaintRate: percent(decision.rates.complaintRate), deferralRate: percent(decision.rates.deferralRate),
+        judgedVolume: decision.rates.final, bounceRate1h: percent(hour.bounceRate),
+      };
+      const paused = g.state === 'Paused'
+        ? { type: 'Paused', status: 'True' as const, reason: g.reason, message: `${message} (since ${iso(g.since)})` }
+        : { type: 'Paused', status: 'False' as const, reason: g.reason, message };
+      return { ...prev, health, conditions: setCondition(prev.conditions, { ...paused, observedGeneration: cur.metadata?.generation ?? 0 }, new Date(now)) };
+    }, { onConflict: () => metrics.statusConflicts.inc({ kind: 'MailDomain' }) });
+
+    const labels = { namespace: pool.metadata.namespace ?? '', pool: pool.metadata.name, domain: name };
+    metrics.domainRatio.set({ ...labels, kind: 'bounce' }, decision.rates.bounceRate ?? 0);
+    metrics.domainRatio.set({ ...labels, kind: 'deferral' }, decision.rates.deferralRate ?? 0);
+    metrics.domainRatio.set({ ...labels, kind: 'complaint' }, decision.rates.complaintRate ?? 0);
+    for (const s of ['Healthy', 'Review', 'Paused'] as const) metrics.domainState.set({ ...labels, state: s }, g.state === s ? 1 : 0);
+    if (decision.changed) {
+      metrics.controlDecisions.inc({ kind: decision.kind });
+      events.emit(raw, decision.kind === 'pause' || decision.kind === 'review' ? 'Warning' : 'Normal', g.reason, message);
+      this.o.log.info({ domain: name, pool: pool.metadata.name, kind: decision.kind, reason: g.reason, message }, 'domain guardrail decision');
+    }
+    return g.state === 'Healthy' ? undefined : `${domain.metadata.name}: ${g.reason}: ${message}`;
+  }
+}
+
