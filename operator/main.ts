@@ -19,6 +19,7 @@ import { makeResolver } from './controllers/maildomain/dns.ts';
 import { DKIM_PUBLIC_KEY, type RenderOptions } from './render/index.ts';
 import type { NetworkPolicyPeer } from './render/scrape-peers.ts';
 import { Observer } from './observe/observer.ts';
+import type { FetchLike } from './observe/reader.ts';
 import { ObservationTable, type RelayObservations } from './observe/observations.ts';
 
 export interface OperatorOptions {
@@ -72,6 +73,11 @@ export interface OperatorOptions {
   reputationTickSeconds?: number;
   /** Between two reads of every relay's GET /v1/stats (operator/observe); default 30 s. */
   statsIntervalMs?: number;
+  /**
+   * How the stats reader fetches (tests: relays run as local processes on loopback addresses,
+   * which an EndpointSlice may not hold, so the test maps the slice's pod addresses to them).
+   */
+  statsFetch?: FetchLike;
   /** Install SIGTERM/SIGINT handlers that stop gracefully and exit. Default true. */
   handleSignals?: boolean;
   /**
@@ -149,6 +155,7 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
   const observer = new Observer({
     kube, log: log.child({ component: 'observe' }), metrics, events, table, namespace: opts.namespace,
     ...(opts.statsIntervalMs !== undefined ? { intervalMs: opts.statsIntervalMs } : {}),
+    ...(opts.statsFetch ? { fetch: opts.statsFetch } : {}),
     ...(opts.now ? { now: () => opts.now!().getTime() } : {}),
   });
 

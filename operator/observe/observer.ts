@@ -190,7 +190,12 @@ export class Observer {
     const byIp = new Map<string, ReadObservation>();
     for (const { t, r } of reads) {
       metrics.relayReads.inc({ result: r.ok ? 'ok' : r.reason });
-      if (r.ok) state = mergeRead(state, t.pod, r.doc, now);
+      if (r.ok) {
+        // A relay that binds no source address (egress through a gateway or NAT) counts under
+        // "default": it is the pool IP its pod stands for.
+        const doc = t.ip ? { ...r.doc, buckets: r.doc.buckets.map((b) => (b.ip === 'default' ? { ...b, ip: t.ip! } : b)) } : r.doc;
+        state = mergeRead(state, t.pod, doc, now);
+      }
       else log.warn({ pool: `${ns}/${name}`, pod: t.pod, reason: r.reason, message: r.message }, 'relay stats not read');
       if (t.ip) {
         byIp.set(t.ip, r.ok
@@ -213,13 +218,15 @@ export class Observer {
     }
     tripped = tripped.sort();
 
-    // The pool: rate columns (24 h over every domain), Degraded, per-IP rates.
-    const poolRates = ratesOf(windowCounts(buckets, () => true, now, DAY_MS));
+    // The pool: rate columns (24 h over its MailDomains' mail: DSNs and mail of senders the pool
+    // does not know count for no domain), Degraded, per-IP rates (everything the IP sent).
+    const domainNames = new Set(rawDomains.map((d) => String((d['spec'] as { domain?: string } | undefined)?.domain ?? '').toLowerCase()));
+    const poolRates = ratesOf(windowCounts(buckets, (b) => domainNames.has(b.domain), now, DAY_MS));
     const today = Math.floor(now / DAY_MS) * DAY_MS;
     await writeStatus(kube, raw, (cur) => {
       const prev = (cur['status'] ?? {}) as NonNullable<SendingPool['status']>;
       const ips = (prev.ips ?? []).map((ip): PoolIpStatus => {
-        const mine = (b: HourBucket) => b.ip === ip.address || (b.ip === 'default' && pool.spec.ips.length === 1);
+        const mine = (b: HourBucket) => b.ip === ip.address;
         const r = ratesOf(windowCounts(buckets, mine, now, DAY_MS));
         const sent = windowCounts(buckets, (b) => mine(b) && b.hour >= today, now, DAY_MS).attempted;
         const o = byIp.get(ip.address);

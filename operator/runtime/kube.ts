@@ -89,6 +89,7 @@ const PLURALS: Record<string, { plural: string; namespaced: boolean }> = {
   Deployment: { plural: 'deployments', namespaced: true },
   PodDisruptionBudget: { plural: 'poddisruptionbudgets', namespaced: true },
   NetworkPolicy: { plural: 'networkpolicies', namespaced: true },
+  EndpointSlice: { plural: 'endpointslices', namespaced: true },
   Lease: { plural: 'leases', namespaced: true },
   CustomResourceDefinition: { plural: 'customresourcedefinitions', namespaced: false },
   SendingPool: { plural: 'sendingpools', namespaced: true },
