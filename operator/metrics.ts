@@ -35,9 +35,15 @@ export function createOperatorMetrics(options: { defaultMetrics?: boolean } = {}
       labelNames: ['namespace', 'pool', 'domain', 'state'] as const,
       registers: [registry],
     }),
+    warmupStage: new Gauge({
+      name: 'mailfleet_operator_warmup_stage',
+      help: 'The feedback-driven warm-up stage of a pool IP (index into its plan\'s steps; docs/control-loop.md).',
+      labelNames: ['namespace', 'pool', 'ip'] as const,
+      registers: [registry],
+    }),
     controlDecisions: new Counter({
       name: 'mailfleet_operator_control_decisions_total',
-      help: 'Control-loop decisions that changed something, by kind (pause, review, recover, resume).',
+      help: 'Control-loop decisions, by kind (pause, review, recover, resume; warmup-advance, warmup-hold, warmup-stepBack, warmup-idle).',
       labelNames: ['kind'] as const,
       registers: [registry],
     }),

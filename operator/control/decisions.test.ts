@@ -139,3 +139,38 @@ test('idle IPs lose stages: one per 7 idle days, all of them at 30 (the same ans
 test('percent formatting', () => {
   assert.deepEqual([percent(0.182), percent(0.003), percent(0), percent(undefined), percent(0.1)], ['18.2 %', '0.30 %', '0.0 %', '-', '10.0 %']);
 });
+
+test('warm-up loop: one judgement per UTC day, from the day that ended; idle days fade stages once', async () => {
+  const { judgeWarmupDay, DAY_MS } = await import('./warmup-loop.ts');
+  const steps = [{ day: 0, dailyLimit: 500 }, { day: 1, dailyLimit: 1000 }, { day: 2, dailyLimit: 2000 }, { day: 3, dailyLimit: 4000 }];
+  const day0 = Date.UTC(2026, 11, 1);
+  const hb = (dayStart: number, provider: string, p: Partial<Counts>): HourBucket => ({ hour: dayStart + 10 * HOUR_MS, ip: '192.0.2.1', provider, domain: 'brand.test', class: 'bulk', ...c(p) });
+  const buckets = [
+    hb(day0, 'gmail', { attempted: 480, delivered: 478, bouncedHard: 2 }),
+    hb(day0 + DAY_MS, 'outlook', { attempted: 1240, delivered: 1014, deferred: 226 }),
+  ];
+  // Day 0 still running: nothing to judge.
+  let r = judgeWarmupDay({ ip: '192.0.2.1', steps, buckets, previous: undefined, lastMail: undefined, now: day0 + 12 * HOUR_MS });
+  assert.equal(r.decision, undefined);
+  assert.equal(r.state.stage, 0);
+  // Day 1 begins: day 0 was healthy → stage 1.
+  r = judgeWarmupDay({ ip: '192.0.2.1', steps, buckets, previous: r.state, lastMail: day0 + 10 * HOUR_MS, now: day0 + DAY_MS + 60_000 });
+  assert.equal(r.decision?.reason, 'Advanced');
+  assert.equal(r.state.stage, 1);
+  // Asked again the same day: no second judgement.
+  const again = judgeWarmupDay({ ip: '192.0.2.1', steps, buckets, previous: r.state, lastMail: day0 + 10 * HOUR_MS, now: day0 + DAY_MS + 3_600_000 });
+  assert.equal(again.decision, undefined);
+  // Day 2 begins: day 1 had 18.2 % deferred by outlook → hold at stage 1, with the numbers.
+  r = judgeWarmupDay({ ip: '192.0.2.1', steps, buckets, previous: r.state, lastMail: day0 + DAY_MS + 10 * HOUR_MS, now: day0 + 2 * DAY_MS + 60_000 });
+  assert.equal(r.decision?.message, 'HeldHighDeferrals: 18.2 % deferred by outlook over 1,240 attempts');
+  assert.equal(r.state.stage, 1);
+  // Then silence: after 7 idle days one stage is lost, once.
+  let s = r.state;
+  const lost: string[] = [];
+  for (let d = 3; d <= 12; d++) {
+    const x = judgeWarmupDay({ ip: '192.0.2.1', steps, buckets, previous: s, lastMail: day0 + DAY_MS + 10 * HOUR_MS, now: day0 + d * DAY_MS + 60_000 });
+    if (x.decision) lost.push(`${d}:${x.decision.stage}`);
+    s = x.state;
+  }
+  assert.deepEqual(lost, ['9:0'], 'day 9 is the 7th idle day after the last mail (day 1)');
+});

@@ -20,6 +20,8 @@ import { readApiTokens } from './token.ts';
 import { ObservationTable, type ReadObservation } from './observations.ts';
 import { decideDomain, RESUME_ANNOTATION, type DomainGuard, type HealthThresholds } from '../control/guardrails.ts';
 import { recentEligible, windowCounts, ratesOf, percent, HOUR_MS, type HourBucket } from '../control/rates.ts';
+import { judgeWarmupDay } from '../control/warmup-loop.ts';
+import { warmupSteps } from '../api/warmup-presets.ts';
 
 export const observationsName = (pool: string): string => `${pool}-observations`;
 const STATE_KEY = 'state.json.gz';
@@ -208,6 +210,27 @@ export class Observer {
     await this.saveState(pool, state);
     const buckets = poolBuckets(state);
 
+    // Warm-up: once per UTC day and IP with a plan, judge the day that ended.
+    const warmup = { ...state.warmup };
+    for (const ip of pool.spec.ips) {
+      const steps = warmupSteps(ip.warmup);
+      if (steps.length === 0) {
+        delete warmup[ip.address];
+        continue;
+      }
+      const r = judgeWarmupDay({ ip: ip.address, steps, buckets, previous: warmup[ip.address], lastMail: state.lastMail[ip.address], now });
+      warmup[ip.address] = r.state;
+      metrics.warmupStage.set({ namespace: ns, pool: name, ip: ip.address }, r.state.stage);
+      if (r.decision) {
+        metrics.controlDecisions.inc({ kind: `warmup-${r.decision.kind}` });
+        this.o.events.emit(raw, r.decision.kind === 'advance' ? 'Normal' : 'Warning', r.decision.reason, `${ip.address}: ${r.decision.message}`);
+      }
+    }
+    if (JSON.stringify(warmup) !== JSON.stringify(state.warmup)) {
+      state = { ...state, warmup };
+      await this.saveState(pool, state);
+    }
+
     // Domains: judge, report, count.
     let tripped: string[] = [];
     for (const rawDomain of rawDomains) {
@@ -236,6 +259,7 @@ export class Observer {
           bounceRate: percent(r.bounceRate),
           deferralRate: percent(r.deferralRate),
           complaintRate: percent(r.complaintRate),
+          ...(warmup[ip.address]?.last ? { lastDecision: `stage ${warmup[ip.address]!.stage}: ${warmup[ip.address]!.last}`.slice(0, 1024) } : {}),
           relay: !o ? 'not read (no ready endpoint)' : o.reachable ? `read ${new Date(o.at).toISOString()}${o.configVersion ? `, config ${o.configVersion}` : ''}, ${o.queued ?? 0} queued` : `${o.reason}: ${o.message}`.slice(0, 1024),
         };
       });

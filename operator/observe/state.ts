@@ -10,6 +10,7 @@
 // instances into one set, kept KEEP_HOURS for the windows and the idle-day count.
 import { COUNT_FIELDS, type StatsDocumentV1, type Counts } from '../../relay/stats/contract.ts';
 import { HOUR_MS, type HourBucket } from '../control/rates.ts';
+import type { IpWarmup } from '../control/warmup-loop.ts';
 
 /** 8 days: SES-style widening of a quiet domain's window to a week, and a day to spare. */
 export const KEEP_HOURS = 8 * 24;
@@ -33,17 +34,19 @@ export interface ObservationState {
   relays: Record<string, RelaySeen>;
   /** Per source IP: the last hour it attempted mail (for idle days). */
   lastMail: Record<string, number>;
+  /** Per source IP: the feedback-driven warm-up stage and the last day judged (operator/control/warmup-loop.ts). */
+  warmup: Record<string, IpWarmup>;
 }
 
 export function emptyState(): ObservationState {
-  return { live: {}, settled: {}, relays: {}, lastMail: {} };
+  return { live: {}, settled: {}, relays: {}, lastMail: {}, warmup: {} };
 }
 
 const keyOf = (hour: number, b: { ip: string; provider: string; domain: string; class: string }) => `${hour}|${b.ip}|${b.provider}|${b.domain}|${b.class}`;
 
 /** Merges one relay's document into the state (a new state; the input is not changed). */
 export function mergeRead(state: ObservationState, pod: string, doc: StatsDocumentV1, now: number): ObservationState {
-  const next: ObservationState = { live: { ...state.live }, settled: state.settled, relays: { ...state.relays }, lastMail: { ...state.lastMail } };
+  const next: ObservationState = { ...state, live: { ...state.live }, relays: { ...state.relays }, lastMail: { ...state.lastMail } };
   const mine = { ...(next.live[doc.instance] ?? {}) };
   for (const b of doc.buckets) {
     const hour = Date.parse(b.hour);
@@ -76,7 +79,7 @@ export function compact(state: ObservationState, now: number): ObservationState 
     if (Object.keys(keep).length > 0 || state.relays[inst]) live[inst] = keep;
   }
   const lastMail = Object.fromEntries(Object.entries(state.lastMail).filter(([, h]) => h >= now - 60 * 24 * HOUR_MS));
-  return { live, settled, relays: state.relays, lastMail };
+  return { ...state, live, settled, lastMail };
 }
 
 /** Every hour bucket of the pool, summed over relay instances. */
