@@ -260,7 +260,8 @@ export class Observer {
           deferralRate: percent(r.deferralRate),
           complaintRate: percent(r.complaintRate),
           ...(warmup[ip.address]?.last ? { lastDecision: `stage ${warmup[ip.address]!.stage}: ${warmup[ip.address]!.last}`.slice(0, 1024) } : {}),
-          relay: !o ? 'not read (no ready endpoint)' : o.reachable ? `read ${new Date(o.at).toISOString()}${o.configVersion ? `, config ${o.configVersion}` : ''}, ${o.queued ?? 0} queued` : `${o.reason}: ${o.message}`.slice(0, 1024),
+          // No timestamps or queue sizes here: they would make every round a status write.
+          relay: !o ? 'not read (no ready endpoint)' : o.reachable ? `read${o.configVersion ? `, config ${o.configVersion}` : ''}` : `${o.reason}: ${o.message}`.slice(0, 1024),
         };
       });
       const degraded = tripped.length > 0

@@ -172,7 +172,7 @@ test('12 % hard bounces pause one domain for bulk; its otp flows; restarts doubl
   assert.equal(summary.summary.bounceRate, '6.0 %', '24 of 400 over the pool');
   assert.equal(summary.summary.complaintRate, '0.0 %');
   assert.ok(summary.ips.reduce((n, ip) => n + (ip.sentToday ?? 0), 0) >= 400, 'sent today: the 400, and the DSNs of the bounces');
-  assert.ok(summary.ips.every((ip) => ip.relay?.startsWith('read ')), JSON.stringify(summary.ips));
+  assert.ok(summary.ips.every((ip) => ip.relay === 'read'), JSON.stringify(summary.ips));
   assert.ok((await events(e.kube, NS, 'brand')).some((ev) => ev.type === 'Warning' && ev.reason === 'PausedHighBounces'));
   const metrics = await (await fetch(`http://127.0.0.1:${op.port}/metrics`)).text();
   assert.match(metrics, /mailfleet_operator_domain_state\{namespace="loop",pool="loop",domain="brand\.test",state="Paused"\} 1/);
