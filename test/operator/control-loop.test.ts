@@ -19,6 +19,9 @@ import { clusterEnv, installCrds, createNamespace, waitFor, condition, events, D
 import { baseConfig, workspace, writeConfig, startRelayProcess, USER, PASSWORD, type RelayProcess, type Workspace } from '../support/relay-harness.ts';
 import { startSink, freeTcpPort, type Sink } from '../support/sink.ts';
 import { SmtpProbe } from '../support/smtp-probe.ts';
+import { parseRelayConfig } from '../../relay/config/load.ts';
+import { startRelay as startRelayInProcess, type Relay } from '../../relay/relay.ts';
+import { createLogger } from '../../relay/log.ts';
 
 const env = await clusterEnv();
 const skip = 'skipped' in env ? `no test cluster: ${env.skipped}` : false;
@@ -26,9 +29,11 @@ const NS = 'loop';
 const POOL = 'loop';
 const TOKEN = 'control-loop-test-token';
 const IPS = ['203.0.113.7', '203.0.113.8'];
-const RELAY_HOSTS = ['127.0.8.1', '127.0.8.2'];
-/** The pod addresses the EndpointSlice holds (a slice may not hold loopback ones); the reader's fetch maps them to RELAY_HOSTS. */
-const POD_ADDRESSES = ['10.244.8.1', '10.244.8.2'];
+const RELAY_HOSTS = ['127.0.8.1', '127.0.8.2', '127.0.8.3'];
+/** The pod addresses the EndpointSlices hold (a slice may not hold loopback ones); the reader's fetch maps them to RELAY_HOSTS. */
+const POD_ADDRESSES = ['10.244.8.1', '10.244.8.2', '10.244.8.3'];
+/** The operator's clock (and the warm-up test's relay's) runs this far ahead of the real one. */
+let clockOffsetMs = 0;
 const PODS = IPS.map((ip) => `${POOL}-${ip.replaceAll('.', '-')}-0`);
 let e: Env;
 let op: RunningOperator | undefined;
@@ -68,6 +73,7 @@ function startOperator(): Promise<RunningOperator> {
   return runOperator({
     kubeconfig: e.kubeconfig, namespace: NS, leaderElection: false, metricsPort: 0, metricsHost: '127.0.0.1', handleSignals: false,
     logLevel: process.env.LOG_LEVEL ?? 'error', dnsServers: ['127.0.0.1:9'], statsIntervalMs: 300,
+    now: () => new Date(Date.now() + clockOffsetMs),
     statsFetch: (url, init) => fetch(POD_ADDRESSES.reduce((u, a, i) => u.replace(`//${a}:`, `//${RELAY_HOSTS[i]}:`), url), init),
   });
 }
@@ -227,4 +233,67 @@ test('12 % hard bounces pause one domain for bulk; its otp flows; restarts doubl
   for (let i = 0; i < 2; i++) await startRelay(i, await renderedPaused(i));
   await waitFor('the held bulk delivered', () => sinkCount((m) => m.from === 'news@brand.test' && m.to.some((t) => /^u10[56]\d@/.test(t))) === 20, 20_000);
   assert.ok((await events(e.kube, NS, 'brand')).some((ev) => ev.reason === 'ResumedByAnnotation'));
+});
+
+test('warm-up: a healthy day advances; 421 4.7.0 for a third of a day\'s attempts steps the IP back toward that provider; a healthy day again advances', { skip }, async () => {
+  // One pool IP with a plan, its relay in this process so that its counters' clock can move a day.
+  const pool = 'warm';
+  const ip = '203.0.113.9';
+  let throttle = false;
+  const sink2 = await startSink({ address: '127.0.9.2', port: await freeTcpPort('127.0.9.2'), onRcpt: (rcpt) => (throttle && rcpt.startsWith('slow') ? '421 4.7.0 try again later' : undefined) });
+  const ws = await workspace();
+  writeFileSync(join(ws.dir, 'api-token'), `${TOKEN}\n`);
+  let relay: Relay | undefined;
+  try {
+    await e.kube.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: `${pool}-relay-api`, namespace: NS }, stringData: { token: `${TOKEN}\n` } } as KubeObject);
+    await e.kube.create({
+      apiVersion: 'mailfleet.io/v1alpha1', kind: 'SendingPool', metadata: { name: pool, namespace: NS },
+      spec: { ips: [{ address: ip, hostname: 'warm.loop.test', warmup: { steps: [{ day: 0, dailyLimit: 1000 }, { day: 1, dailyLimit: 2000 }, { day: 2, dailyLimit: 4000 }, { day: 3, dailyLimit: 8000 }] } }], submission: { ports: [{ name: 'submission', port: 587, tls: 'none' }] } },
+    } as KubeObject);
+    await e.kube.create({
+      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: `${pool}-relays-test`, namespace: NS, labels: { 'kubernetes.io/service-name': `${pool}-relays` } },
+      addressType: 'IPv4', ports: [{ name: 'http', port: httpPort, protocol: 'TCP' }],
+      endpoints: [{ addresses: [POD_ADDRESSES[2]], conditions: { ready: true }, targetRef: { kind: 'Pod', name: `${pool}-${ip.replaceAll('.', '-')}-0`, namespace: NS } }],
+    } as KubeObject);
+    op ??= await startOperator();
+    relay = await startRelayInProcess(parseRelayConfig({
+      ...baseConfig(ws), log: { level: 'silent' },
+      http: { address: RELAY_HOSTS[2]!, port: httpPort, apiTokenFile: join(ws.dir, 'api-token') },
+      delivery: { routes: [{ domains: ['people.test'], host: sink2.address, port: sink2.port }], connectTimeoutMs: 2000 },
+      domains: [{ domain: 'brand.test' }],
+    }), { logger: createLogger('silent', 'warm'), clock: () => Date.now() + clockOffsetMs });
+    const r = relay;
+    const ipStatus = async () => ((await e.kube.get(POOL_REF.apiVersion, POOL_REF.kind, NS, pool))['status'] as { ips?: { sentToday?: number; lastDecision?: string }[] } | undefined)?.ips?.[0];
+    /** One stage day: `ok` delivered and `slow` refused with 421 (a message each: a 421 ends the session). */
+    const day = async (ok: number, slow: number, retried = 0) => {
+      await r.store.enqueue({ mailFrom: 'news@brand.test', recipients: Array.from({ length: ok }, (_, k) => `ok${k}@people.test`), body: Buffer.from('Subject: x\r\n\r\nx\r\n'), class: 'bulk' });
+      for (let k = 0; k < slow; k++) await r.store.enqueue({ mailFrom: 'news@brand.test', recipients: [`slow${k}@people.test`], body: Buffer.from('Subject: x\r\n\r\nx\r\n'), class: 'bulk' });
+      await waitFor(`the operator read the day's ${ok + slow + retried} attempts`, async () => (await ipStatus())?.sentToday === ok + slow + retried, 30_000);
+    };
+    /** The day ends (both clocks move on); the operator judges it. */
+    const nextDay = async (expect: RegExp) => {
+      clockOffsetMs += 86_400_000;
+      throttle = false; // yesterday's deferred mail goes through on retry
+      return waitFor(`the day judged: ${expect}`, async () => {
+        const s = await ipStatus();
+        return s?.lastDecision && expect.test(s.lastDecision) ? s.lastDecision : undefined;
+      }, 30_000);
+    };
+    // The operator first sees the IP today: this day is its first stage day.
+    await day(150, 0);
+    await nextDay(/^stage 1: Advanced to stage 1: 0\.0 % bounces, 0\.0 % deferred, 0\.0 % complaints over 150 attempts$/);
+    throttle = true;
+    await day(100, 50);
+    const back = await nextDay(/SteppedBack/);
+    assert.match(back, /^stage 1: SteppedBack: smarthost refused 33\.3 % for rate or reputation over 150 attempts \(stage 1 → 0\)$/);
+    await day(150, 0, 50); // and yesterday's 50 deferred, retried and delivered
+    await nextDay(/^stage 2: Advanced to stage 2/);
+    const ev = await events(e.kube, NS, pool);
+    assert.deepEqual(ev.filter((x) => ['Advanced', 'SteppedBack'].includes(x.reason)).map((x) => `${x.type}/${x.reason}`).sort(), ['Normal/Advanced', 'Normal/Advanced', 'Warning/SteppedBack']);
+    const metrics = await (await fetch(`http://127.0.0.1:${op!.port}/metrics`)).text();
+    assert.match(metrics, new RegExp(`mailfleet_operator_warmup_stage\\{namespace="loop",pool="warm",ip="${ip.replaceAll('.', '\\.')}"\\} 2`));
+  } finally {
+    await relay?.stop();
+    await sink2.close();
+  }
 });
