@@ -18,6 +18,7 @@ Options:
   --relay-metrics-from JSON
                         NetworkPolicyPeers (JSON array) each pool's NetworkPolicy admits to
                         the relays' metrics port besides the operator, e.g. Prometheus
+  --stats-interval S    seconds between two reads of every relay's /v1/stats (default 30)
   -h, --help            show this help`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -33,6 +34,7 @@ export async function run(argv: string[]): Promise<number> {
       'dns-server': { type: 'string', multiple: true },
       'relay-image': { type: 'string' },
       'relay-metrics-from': { type: 'string' },
+      'stats-interval': { type: 'string' },
     },
     HELP,
   );
@@ -61,6 +63,7 @@ export async function run(argv: string[]): Promise<number> {
     ...(v['dns-server'] ? { dnsServers: v['dns-server'] } : {}),
     ...(relayImage ? { relayImage } : {}),
     ...(relayMetricsFrom ? { relayMetricsFrom } : {}),
+    ...(v['stats-interval'] ? { statsIntervalMs: intOption('stats-interval', v['stats-interval'], 30) * 1000 } : {}),
   });
   await untilSignal();
   await op.stop();
