@@ -119,6 +119,11 @@ export const DomainHealthStatusSchema = z
     deferralRate: z.string().max(16).optional().describe('Deferred / attempted over the judged volume.'),
     judgedVolume: z.number().int().min(0).optional().describe('Final outcomes (delivered + bounced) the rates are over: the last 24 h, widened to the minimum volume.'),
     bounceRate1h: z.string().max(16).optional().describe('Hard bounces / final outcomes over the last hour.'),
+    relaysHolding: z
+      .string()
+      .max(32)
+      .optional()
+      .describe('While Paused: relays whose running config holds this domain\'s bulk / relays read, e.g. "2/2" (the pause is done when all do).'),
   })
   .strict();
 

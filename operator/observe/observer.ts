@@ -231,12 +231,15 @@ export class Observer {
       await this.saveState(pool, state);
     }
 
-    // Domains: judge, report, count.
+    // Domains: judge, report, count. A pause is done once every relay read runs a config holding it.
+    const running = reads.flatMap(({ r }) => (r.ok ? [r.doc.pausedDomains.map((d) => d.toLowerCase())] : []));
     let tripped: string[] = [];
     for (const rawDomain of rawDomains) {
       const parsed = parseMailDomain(rawDomain);
       if (!parsed.ok) continue;
-      const res = await this.judgeDomain(rawDomain, parsed.value, pool, buckets, now);
+      const d = parsed.value.spec.domain.toLowerCase();
+      const holding = `${running.filter((p) => p.includes(d)).length}/${running.length}`;
+      const res = await this.judgeDomain(rawDomain, parsed.value, pool, buckets, now, holding);
       if (res) tripped.push(res);
     }
     tripped = tripped.sort();
@@ -277,7 +280,7 @@ export class Observer {
   }
 
   /** Judges one domain and reports; returns a line for the pool's Degraded message when tripped. */
-  private async judgeDomain(raw: KubeObject, domain: MailDomain, pool: SendingPool, buckets: HourBucket[], now: number): Promise<string | undefined> {
+  private async judgeDomain(raw: KubeObject, domain: MailDomain, pool: SendingPool, buckets: HourBucket[], now: number, holding: string): Promise<string | undefined> {
     const { kube, metrics, events } = this.o;
     const h = pool.spec.health;
     const o = domain.spec.health ?? {};
@@ -311,9 +314,10 @@ export class Observer {
         ...(g.resumeToken !== undefined ? { resumeToken: g.resumeToken.slice(0, 253) } : {}),
         bounceRate: percent(decision.rates.bounceRate), complaintRate: percent(decision.rates.complaintRate), deferralRate: percent(decision.rates.deferralRate),
         judgedVolume: decision.rates.final, bounceRate1h: percent(hour.bounceRate),
+        ...(g.state === 'Paused' ? { relaysHolding: holding } : {}),
       };
       const paused = g.state === 'Paused'
-        ? { type: 'Paused', status: 'True' as const, reason: g.reason, message: `${message} (since ${iso(g.since)})` }
+        ? { type: 'Paused', status: 'True' as const, reason: g.reason, message: `${message} (since ${iso(g.since)}; held by ${holding} relays)` }
         : { type: 'Paused', status: 'False' as const, reason: g.reason, message };
       return { ...prev, health, conditions: setCondition(prev.conditions, { ...paused, observedGeneration: cur.metadata?.generation ?? 0 }, new Date(now)) };
     }, { onConflict: () => metrics.statusConflicts.inc({ kind: 'MailDomain' }) });

@@ -186,11 +186,14 @@ test('12 % hard bounces pause one domain for bulk; its otp flows; restarts doubl
   assert.match(metrics, /mailfleet_operator_control_decisions_total\{kind="pause"\} 1/);
   assert.ok(op.observations.get(NS, POOL, IPS[0]!)?.reachable);
 
-  // The operator renders the pause; the relays run it (a pod restart would, here the test does).
+  // The operator renders the pause; the relays run it (a pod restart would, here the test does),
+  // and the operator sees them hold it.
+  assert.equal((health(brand) as { relaysHolding?: string }).relaysHolding, '0/2');
   for (let i = 0; i < 2; i++) {
     assert.deepEqual(await renderedPaused(i), ['brand.test']);
     await startRelay(i, await renderedPaused(i));
   }
+  await waitFor('both relays hold the pause', async () => /held by 2\/2 relays\)$/.test(condition(await getDomain('brand'), 'Paused')?.message ?? ''));
   const before = sink.messages.length;
   await send(0, 'news@brand.test', rcpts(1050, 20), 'bulk'); // held (u1050-u1069: none of these is refused)
   await send(1, 'news@other.test', rcpts(2000, 10), 'bulk');
