@@ -16,6 +16,8 @@ import { parseSendingPool, parseMailDomain, setCondition, type SendingPool, type
 import { relayName, headlessServiceName, poolOwnerReference } from '../render/names.ts';
 import { emptyState, mergeRead, compact, poolBuckets, type ObservationState } from './state.ts';
 import { readRelayStats, type FetchLike, type RelayRead } from './reader.ts';
+import type { StatsDocumentV1 } from '../../relay/stats/contract.ts';
+import type { WarmupStatsV1 } from '../../relay/stats/collector.ts';
 import { readApiTokens } from './token.ts';
 import { ObservationTable, type ReadObservation } from './observations.ts';
 import { decideDomain, RESUME_ANNOTATION, type DomainGuard, type HealthThresholds } from '../control/guardrails.ts';
@@ -24,6 +26,12 @@ import { judgeWarmupDay } from '../control/warmup-loop.ts';
 import { warmupSteps } from '../api/warmup-presets.ts';
 
 export const observationsName = (pool: string): string => `${pool}-observations`;
+
+/** The warm-up an IP's relay reports: its own address, or the one unbound source of a relay that binds none. */
+function ipWarmup(doc: StatsDocumentV1, ip: string): WarmupStatsV1 | undefined {
+  const ips = doc.ips ?? [];
+  return (ips.find((i) => i.address === ip) ?? (ips.length === 1 && ips[0]!.address === 'default' ? ips[0] : undefined))?.warmup as WarmupStatsV1 | undefined;
+}
 const STATE_KEY = 'state.json.gz';
 const DAY_MS = 24 * HOUR_MS;
 
@@ -201,7 +209,7 @@ export class Observer {
       else log.warn({ pool: `${ns}/${name}`, pod: t.pod, reason: r.reason, message: r.message }, 'relay stats not read');
       if (t.ip) {
         byIp.set(t.ip, r.ok
-          ? { reachable: true, pod: t.pod, configVersion: r.doc.configVersion, queued: r.doc.queued, draining: (r.doc as { draining?: unknown }).draining === true, at: new Date(now) }
+          ? { reachable: true, pod: t.pod, configVersion: r.doc.configVersion, queued: r.doc.queued, draining: (r.doc as { draining?: unknown }).draining === true, warmup: ipWarmup(r.doc, t.ip), at: new Date(now) }
           : { reachable: false, pod: t.pod, reason: r.reason, message: r.message, at: new Date(now) });
       }
     }
@@ -248,17 +256,14 @@ export class Observer {
     // does not know count for no domain), Degraded, per-IP rates (everything the IP sent).
     const domainNames = new Set(rawDomains.map((d) => String((d['spec'] as { domain?: string } | undefined)?.domain ?? '').toLowerCase()));
     const poolRates = ratesOf(windowCounts(buckets, (b) => domainNames.has(b.domain), now, DAY_MS));
-    const today = Math.floor(now / DAY_MS) * DAY_MS;
     await writeStatus(kube, raw, (cur) => {
       const prev = (cur['status'] ?? {}) as NonNullable<SendingPool['status']>;
       const ips = (prev.ips ?? []).map((ip): PoolIpStatus => {
         const mine = (b: HourBucket) => b.ip === ip.address;
         const r = ratesOf(windowCounts(buckets, mine, now, DAY_MS));
-        const sent = windowCounts(buckets, (b) => mine(b) && b.hour >= today, now, DAY_MS).attempted;
         const o = byIp.get(ip.address);
         return {
           ...ip,
-          sentToday: sent,
           bounceRate: percent(r.bounceRate),
           deferralRate: percent(r.deferralRate),
           complaintRate: percent(r.complaintRate),

@@ -13,7 +13,7 @@ const base: RelayConfigInput = {
 const cfg = (patch: Partial<RelayConfigInput> = {}) => parseRelayConfig({ ...base, ...patch });
 
 test('every top-level field is either applied live or listed as needing a restart', () => {
-  const live = new Set(['acceptDomains', 'domains', 'shaping', 'retry', 'delivery', 'draining']);
+  const live = new Set(['acceptDomains', 'domains', 'shaping', 'retry', 'delivery', 'draining', 'pausedDomains']);
   const restart = new Set(RESTART_FIELDS.map((f) => f.split('.')[0]));
   for (const key of Object.keys(RelayConfigSchema.shape)) {
     assert.ok(live.has(key) || restart.has(key), `${key}: say in relay/config/live.ts whether it applies live`);

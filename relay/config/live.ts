@@ -8,7 +8,7 @@ import type { RelayConfig } from './schema.ts';
  * Fields read once at start: sockets and their options (listeners, http, the smtp-server
  * limits), paths (dataDir, tls, credentials file), the DNS client, the intake buckets, the log
  * level. Everything else (domains and DKIM keys, acceptDomains, shaping and warm-up, retry,
- * routes, egress IPs and delivery limits, bounce rules, draining) is applied live.
+ * routes, egress IPs and delivery limits, bounce rules, draining, paused domains) is applied live.
  */
 export const RESTART_FIELDS = [
   'hostname',
@@ -65,6 +65,8 @@ export function applyLive(running: RelayConfig, next: RelayConfig): void {
   running.domains = next.domains;
   running.shaping = next.shaping;
   running.retry = next.retry;
+  // The operator's domain guardrail (docs/control-loop.md): the engine releases or holds at once.
+  running.pausedDomains = next.pausedDomains;
   running.delivery = {
     ...next.delivery,
     enabled: running.delivery.enabled,

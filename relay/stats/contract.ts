@@ -67,6 +67,8 @@ export interface StatsDocumentV1 {
   /** Every non-empty hour from `hoursFrom` on, oldest first. */
   hoursFrom: string;
   buckets: StatsBucket[];
+  /** Per source IP ("default" when the relay binds none): its warm-up as the relay enforces it. */
+  ips?: { address: string; warmup?: z.infer<typeof WarmupStatsSchema> | undefined }[];
 }
 
 export function emptyCounts(): Counts {
@@ -91,6 +93,17 @@ export const StatsBucketSchema = z.looseObject({
   ...(Object.fromEntries(COUNT_FIELDS.map((f) => [f, count])) as Record<CountField, typeof count>),
 });
 
+/** An IP's warm-up as the relay enforces it (relay/stats/collector.ts WarmupStatsV1), in `ips[]`. */
+export const WarmupStatsSchema = z.looseObject({
+  stage: count,
+  day: count,
+  capToday: count.nullable(),
+  sentToday: count,
+  minVolumeToday: count.nullable(),
+  done: z.boolean(),
+  startedOn: z.string().nullable(),
+});
+
 export const StatsDocumentV1Schema = z.looseObject({
   schemaVersion: z.literal(STATS_SCHEMA_VERSION),
   instance: z.string().min(1),
@@ -102,4 +115,6 @@ export const StatsDocumentV1Schema = z.looseObject({
   bucketSeconds: z.literal(3600),
   hoursFrom: z.iso.datetime({ offset: true }),
   buckets: z.array(StatsBucketSchema),
+  /** Per source IP (the relay's own view, since it started): its warm-up as enforced. */
+  ips: z.array(z.looseObject({ address: z.string(), warmup: WarmupStatsSchema.optional() })).optional(),
 });

@@ -5,8 +5,9 @@
 // config hold brand.test's bulk while its otp is delivered in under a second and other.test is
 // untouched; an operator restart and a relay killed mid-window double-count nothing; a resume by
 // annotation lets the held bulk go, and nothing was lost.
-// (No kubelet here: the relays are processes the test starts with the config the operator
-// rendered, and the test writes the EndpointSlice the endpointslice controller would.)
+// (No kubelet here: the relays are processes the test starts, and gives the paused list the
+// operator rendered by rewriting their config files, applied live; the test writes the
+// EndpointSlice the endpointslice controller would.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -87,16 +88,11 @@ async function renderedPaused(i: number): Promise<string[]> {
   return cfg.pausedDomains ?? [];
 }
 
-/** (Re)starts relay i with the paused list the operator rendered, on the same data directory. */
-async function startRelay(i: number, pausedDomains: string[]): Promise<void> {
-  const old = relays[i];
-  if (old && old.child.exitCode === null) {
-    old.child.kill('SIGTERM');
-    await old.exited;
-  }
+/** Relay i's config file with the paused list the operator rendered. */
+function relayConfigFile(i: number, pausedDomains: string[]): string {
   const ws = spaces[i]!;
   writeFileSync(join(ws.dir, 'api-token'), `${TOKEN}\n`);
-  const file = writeConfig(ws, {
+  return writeConfig(ws, {
     ...baseConfig(ws),
     log: { level: 'info' },
     http: { address: RELAY_HOSTS[i]!, port: httpPort, apiTokenFile: join(ws.dir, 'api-token') },
@@ -104,7 +100,27 @@ async function startRelay(i: number, pausedDomains: string[]): Promise<void> {
     domains: [{ domain: 'brand.test' }, { domain: 'other.test' }],
     pausedDomains,
   });
-  relays[i] = await startRelayProcess(file);
+}
+
+/** (Re)starts relay i with the paused list the operator rendered, on the same data directory. */
+async function startRelay(i: number, pausedDomains: string[]): Promise<void> {
+  const old = relays[i];
+  if (old && old.child.exitCode === null) {
+    old.child.kill('SIGTERM');
+    await old.exited;
+  }
+  relays[i] = await startRelayProcess(relayConfigFile(i, pausedDomains));
+}
+
+/** Gives running relay i the paused list the operator rendered, as the kubelet would: a new file, applied live (same process). */
+async function reconfigureRelay(i: number, pausedDomains: string[]): Promise<void> {
+  const pid = relays[i]!.child.pid;
+  relayConfigFile(i, pausedDomains);
+  await waitFor(`relay ${i} runs pausedDomains ${JSON.stringify(pausedDomains)}`, async () => {
+    const st = (await (await fetch(`http://${RELAY_HOSTS[i]}:${httpPort}/v1/stats?hours=1`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { pausedDomains: string[] };
+    return JSON.stringify(st.pausedDomains) === JSON.stringify(pausedDomains);
+  });
+  assert.equal(relays[i]!.child.pid, pid, 'applied without a restart');
 }
 
 /** One message through relay i's "alt" listener (plain AUTH on loopback). */
@@ -174,24 +190,23 @@ test('12 % hard bounces pause one domain for bulk; its otp flows; restarts doubl
     const rate = (p['status'] as { summary?: { bounceRate?: string } } | undefined)?.summary?.bounceRate;
     return condition(p, 'Degraded')?.status === 'True' && rate === '6.0 %' ? p : undefined;
   });
-  const summary = (pool['status'] as { summary: { bounceRate: string; complaintRate: string }; ips: { address: string; sentToday?: number; bounceRate?: string; relay?: string }[] });
+  const summary = (pool['status'] as { summary: { bounceRate: string; complaintRate: string }; ips: { address: string; bounceRate?: string; relay?: string }[] });
   assert.equal(summary.summary.bounceRate, '6.0 %', '24 of 400 over the pool');
   assert.equal(summary.summary.complaintRate, '0.0 %');
-  assert.ok(summary.ips.reduce((n, ip) => n + (ip.sentToday ?? 0), 0) >= 400, 'sent today: the 400, and the DSNs of the bounces');
-  assert.ok(summary.ips.every((ip) => ip.relay === 'read'), JSON.stringify(summary.ips));
+  assert.ok(summary.ips.every((ip) => /^\d+\.\d+ %$/.test(ip.bounceRate ?? '')), JSON.stringify(summary.ips));
+  assert.ok(summary.ips.every((ip) => /^read, config [0-9a-f]+$/.test(ip.relay ?? '')), JSON.stringify(summary.ips));
   assert.ok((await events(e.kube, NS, 'brand')).some((ev) => ev.type === 'Warning' && ev.reason === 'PausedHighBounces'));
   const metrics = await (await fetch(`http://127.0.0.1:${op.port}/metrics`)).text();
   assert.match(metrics, /mailfleet_operator_domain_state\{namespace="loop",pool="loop",domain="brand\.test",state="Paused"\} 1/);
   assert.match(metrics, /mailfleet_operator_domain_ratio\{namespace="loop",pool="loop",domain="brand\.test",kind="bounce"\} 0\.12/);
   assert.match(metrics, /mailfleet_operator_control_decisions_total\{kind="pause"\} 1/);
-  assert.ok(op.observations.get(NS, POOL, IPS[0]!)?.reachable);
+  assert.ok(op.observations.relay({ namespace: NS, pool: POOL, address: IPS[0]!, pod: PODS[0]! })?.reachable);
 
-  // The operator renders the pause; the relays run it (a pod restart would, here the test does),
-  // and the operator sees them hold it.
+  // The operator renders the pause; the relays apply it live, and the operator sees them hold it.
   assert.equal((health(brand) as { relaysHolding?: string }).relaysHolding, '0/2');
   for (let i = 0; i < 2; i++) {
     assert.deepEqual(await renderedPaused(i), ['brand.test']);
-    await startRelay(i, await renderedPaused(i));
+    await reconfigureRelay(i, await renderedPaused(i));
   }
   await waitFor('both relays hold the pause', async () => /held by 2\/2 relays\)$/.test(condition(await getDomain('brand'), 'Paused')?.message ?? ''));
   const before = sink.messages.length;
@@ -215,7 +230,7 @@ test('12 % hard bounces pause one domain for bulk; its otp flows; restarts doubl
   await relays[1]!.exited;
   await startRelay(1, await renderedPaused(1));
   op = await startOperator();
-  await waitFor('relay 1 read again after its restart', () => op!.observations.get(NS, POOL, IPS[1]!)?.reachable);
+  await waitFor('relay 1 read again after its restart', () => op!.observations.relay({ namespace: NS, pool: POOL, address: IPS[1]!, pod: PODS[1]! })?.reachable);
   // Two more rounds of reading everything.
   const rounds = (await (await fetch(`http://127.0.0.1:${op.port}/metrics`)).text()).match(/relay_stats_reads_total\{result="ok"\} (\d+)/)?.[1];
   await waitFor('two more rounds', async () => Number((await (await fetch(`http://127.0.0.1:${op!.port}/metrics`)).text()).match(/relay_stats_reads_total\{result="ok"\} (\d+)/)?.[1] ?? 0) >= Number(rounds ?? 0) + 4);
@@ -233,7 +248,7 @@ test('12 % hard bounces pause one domain for bulk; its otp flows; restarts doubl
   });
   assert.equal(condition(resumed, 'Paused')!.reason, 'ResumedByAnnotation');
   await waitFor('the render without the pause', async () => (await renderedPaused(0)).length === 0);
-  for (let i = 0; i < 2; i++) await startRelay(i, await renderedPaused(i));
+  for (let i = 0; i < 2; i++) await reconfigureRelay(i, await renderedPaused(i));
   await waitFor('the held bulk delivered', () => sinkCount((m) => m.from === 'news@brand.test' && m.to.some((t) => /^u10[56]\d@/.test(t))) === 20, 20_000);
   assert.ok((await events(e.kube, NS, 'brand')).some((ev) => ev.reason === 'ResumedByAnnotation'));
 });
@@ -266,12 +281,20 @@ test('warm-up: a healthy day advances; 421 4.7.0 for a third of a day\'s attempt
       domains: [{ domain: 'brand.test' }],
     }), { logger: createLogger('silent', 'warm'), clock: () => Date.now() + clockOffsetMs });
     const r = relay;
-    const ipStatus = async () => ((await e.kube.get(POOL_REF.apiVersion, POOL_REF.kind, NS, pool))['status'] as { ips?: { sentToday?: number; lastDecision?: string }[] } | undefined)?.ips?.[0];
+    const ipStatus = async () => ((await e.kube.get(POOL_REF.apiVersion, POOL_REF.kind, NS, pool))['status'] as { ips?: { lastDecision?: string }[] } | undefined)?.ips?.[0];
     /** One stage day: `ok` delivered and `slow` refused with 421 (a message each: a 421 ends the session). */
     const day = async (ok: number, slow: number, retried = 0) => {
       await r.store.enqueue({ mailFrom: 'news@brand.test', recipients: Array.from({ length: ok }, (_, k) => `ok${k}@people.test`), body: Buffer.from('Subject: x\r\n\r\nx\r\n'), class: 'bulk' });
       for (let k = 0; k < slow; k++) await r.store.enqueue({ mailFrom: 'news@brand.test', recipients: [`slow${k}@people.test`], body: Buffer.from('Subject: x\r\n\r\nx\r\n'), class: 'bulk' });
-      await waitFor(`the operator read the day's ${ok + slow + retried} attempts`, async () => (await ipStatus())?.sentToday === ok + slow + retried, 30_000);
+      const want = ok + slow + retried;
+      await waitFor(`the relay counted the day's ${want} attempts`, async () => {
+        const st = (await (await fetch(`http://${RELAY_HOSTS[2]}:${httpPort}/v1/stats?hours=2`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { buckets: { attempted: number }[] };
+        return st.buckets.reduce((n, b) => n + b.attempted, 0) === want;
+      }, 30_000);
+      // Then two full rounds of the operator, so it has read them.
+      const reads = async () => Number((await (await fetch(`http://127.0.0.1:${op!.port}/metrics`)).text()).match(/relay_stats_reads_total\{result="ok"\} (\d+)/)?.[1] ?? 0);
+      const before = await reads();
+      await waitFor('two more rounds of reads', async () => (await reads()) >= before + 2 * 3);
     };
     /** The day ends (both clocks move on); the operator judges it. */
     const nextDay = async (expect: RegExp) => {
