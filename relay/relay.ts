@@ -12,6 +12,7 @@ import { startListeners, closeListeners, type RunningListener } from './intake/l
 import { startHttpServer, sendJson } from './http/server.ts';
 import { ApiTokens } from './http/api-token.ts';
 import { DeliveryCounters } from './stats/counters.ts';
+import { sendingDomainOf } from './stats/categories.ts';
 import { statsDocument, hoursParam } from './stats/document.ts';
 import { startDelivery } from './delivery/engine.ts';
 import { collectQueueGauge, installScrapeGauges } from './scrape-gauges.ts';
@@ -130,6 +131,10 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   // Durable per-hour delivery counters (GET /v1/stats); the delivery engine and feedback add to them.
   const counters = new DeliveryCounters(store.path, options.clock ? { clock: options.clock } : {});
   counters.onError = (err) => logger.error({ err: err.message }, 'delivery counters could not be written; retrying');
+  feedback.onComplaint = (c) => counters.add({
+    ip: c.ip ?? 'default', provider: c.provider ?? 'default', domain: sendingDomainOf(`x@${c.sendingDomain}`, config.domains),
+    class: c.class === 'otp' || c.class === 'transactional' ? c.class : 'bulk',
+  }, ['complained']);
   const deliveryDeps = { config, store, feedback, counters, logger: childLogger(logger, { subsystem: 'delivery' }), metrics, ...(options.clock ? { clock: options.clock } : {}) };
   const delivery = options.delivery === false || !config.delivery.enabled ? undefined : await (options.delivery ?? startDelivery)(deliveryDeps);
 

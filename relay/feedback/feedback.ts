@@ -95,6 +95,8 @@ const IMPORT_BATCH = 500;
 const PROVIDER_NAMES = new Set([...BUILTIN_PROVIDERS.map((p) => p.name), 'default']);
 
 export class Feedback {
+  /** Told of every complaint recorded (relay/relay.ts adds it to the delivery counters). */
+  onComplaint?: (c: { sendingDomain: string; ip?: string | undefined; provider?: string | undefined; class?: string | undefined }) => void;
   readonly suppressions: SuppressionStore;
   readonly events: EventStore;
   readonly policy: SuppressionPolicy;
@@ -443,6 +445,12 @@ export class Feedback {
     if (r.kind === 'complaint') {
       const provider = r.provider && PROVIDER_NAMES.has(r.provider) ? r.provider : 'other';
       this.metrics?.complaints.inc({ sending_domain: this.domainLabel(sendingDomain), provider });
+      // The control loop's complaint rate (relay/stats/counters.ts, docs/control-loop.md).
+      try {
+        this.onComplaint?.({ sendingDomain, ip: r.ip, provider: r.provider, class: meta?.class ?? undefined });
+      } catch (err) {
+        this.onError(err as Error, 'complaint counter');
+      }
     }
     return this.apply({ ...r, recipient, sendingDomain });
   }

@@ -112,3 +112,15 @@ test('250/550/421 at the sink → exactly those counts; a restarted relay contin
     await relay.stop();
   }
 });
+
+test('a complaint recorded by the feedback consumer counts in the domain\'s counters', async () => {
+  const relay = await start();
+  try {
+    relay.feedback.recordFeedback({ kind: 'complaint', recipient: 'ok1@people.test', sendingDomain: 'brand.test', at: Date.now(), ip: '127.0.0.3', provider: 'people', feedbackType: 'abuse' });
+    const s = await stats(relay);
+    const complained = s.buckets.filter((b) => b.domain === 'brand.test').reduce((n, b) => n + b.complained, 0);
+    assert.equal(complained, 1);
+  } finally {
+    await relay.stop();
+  }
+});
