@@ -42,9 +42,9 @@ export function createOperatorMetrics(options: { defaultMetrics?: boolean } = {}
       registers: [registry],
     }),
     controlDecisions: new Counter({
-      name: 'mailfleet_operator_control_decisions_total',
-      help: 'Control-loop decisions, by kind (pause, review, recover, resume; warmup-advance, warmup-hold, warmup-stepBack, warmup-idle).',
-      labelNames: ['kind'] as const,
+      name: 'mailfleet_operator_decisions_total',
+      help: 'Control-loop decisions, by decision (pause_domain, review_domain, recover_domain, resume_domain; advance, hold, step_back, idle_loss).',
+      labelNames: ['decision'] as const,
       registers: [registry],
     }),
     reconciles: new Counter({

@@ -230,7 +230,7 @@ export class Observer {
       warmup[ip.address] = r.state;
       metrics.warmupStage.set({ namespace: ns, pool: name, ip: ip.address }, r.state.stage);
       if (r.decision) {
-        metrics.controlDecisions.inc({ kind: `warmup-${r.decision.kind}` });
+        metrics.controlDecisions.inc({ decision: ({ advance: 'advance', hold: 'hold', stepBack: 'step_back', idle: 'idle_loss' } as const)[r.decision.kind] });
         this.o.events.emit(raw, r.decision.kind === 'advance' ? 'Normal' : 'Warning', r.decision.reason, `${ip.address}: ${r.decision.message}`);
       }
     }
@@ -333,7 +333,7 @@ export class Observer {
     metrics.domainRatio.set({ ...labels, kind: 'complaint' }, decision.rates.complaintRate ?? 0);
     for (const s of ['Healthy', 'Review', 'Paused'] as const) metrics.domainState.set({ ...labels, state: s }, g.state === s ? 1 : 0);
     if (decision.changed) {
-      metrics.controlDecisions.inc({ kind: decision.kind });
+      if (decision.kind !== 'none') metrics.controlDecisions.inc({ decision: `${decision.kind}_domain` });
       events.emit(raw, decision.kind === 'pause' || decision.kind === 'review' ? 'Warning' : 'Normal', g.reason, message);
       this.o.log.info({ domain: name, pool: pool.metadata.name, kind: decision.kind, reason: g.reason, message }, 'domain guardrail decision');
     }
