@@ -110,8 +110,8 @@ export const DomainHealthStatusSchema = z
   .object({
     state: z.enum(['Healthy', 'Review', 'Paused']).describe('Paused: bulk mail from this domain is held by every relay of the pool; otp and transactional flow.'),
     since: z.iso.datetime({ offset: true }).describe('When the state began (for Paused: when bulk mail was paused).'),
-    reason: z.string().max(64),
-    message: z.string().max(1024),
+    reason: z.string().max(64).describe('Why, in one word (PausedHighBounces, ReviewHighComplaints, ResumedByAnnotation, Healthy, …).'),
+    message: z.string().max(1024).describe('What the control loop saw, with the numbers, and for a pause how to resume.'),
     resumedAt: z.iso.datetime({ offset: true }).optional().describe('The last resume; rates are judged from here on (the detector re-armed).'),
     resumeToken: z.string().max(253).optional().describe('The value of the mailfleet.io/resume annotation last acted on.'),
     bounceRate: z.string().max(16).optional().describe('Hard bounces / final outcomes over the judged volume.'),
