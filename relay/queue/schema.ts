@@ -12,6 +12,7 @@
 // or reorder a migration that has shipped: a relay's file already ran it.
 import { DatabaseSync } from 'node:sqlite';
 import { immediateTransaction } from '../sqlite.ts';
+import { deliveryStatsSchema } from '../stats/counters.ts';
 
 export interface Migration {
   version: number;
@@ -129,7 +130,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `),
   },
-  // Next: version 6.
+  {
+    // relay/stats/counters.ts: delivery counters per UTC hour × source IP × provider × sending
+    // domain × class (GET /v1/stats, docs/control-loop.md), and the store's identity (`instance`).
+    version: 6,
+    name: 'delivery counters',
+    up: (db) => db.exec(deliveryStatsSchema()),
+  },
+  // Next: version 7.
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

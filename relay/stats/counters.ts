@@ -60,6 +60,8 @@ export class DeliveryCounters {
     this.clock = options.clock ?? Date.now;
     this.db = new DatabaseSync(queueDbPath, { timeout: 5000 });
     this.db.exec('PRAGMA synchronous=NORMAL');
+    // The queue's migration 6 made these tables (relay/queue/schema.ts); IF NOT EXISTS keeps a
+    // counters file opened on its own (tests, tools) usable.
     this.db.exec(deliveryStatsSchema());
     // The store's identity: made once with the tables, so only a new volume brings a new one.
     this.db.prepare(`INSERT OR IGNORE INTO delivery_stats_meta (key, value) VALUES ('instance', ?), ('created', ?)`).run(randomUUID(), String(this.clock()));
