@@ -17,6 +17,9 @@ import { ShapingLedger } from '../scheduler/ledger.ts';
 import { StatsCollector } from '../stats/collector.ts';
 import type { ProviderPattern } from '../scheduler/providers.ts';
 import type { Feedback } from '../feedback/feedback.ts';
+import type { DueRecipient } from '../queue/store.ts';
+import { returnPathChooser, loadKeysOnce, type ReturnPathChooser } from '../returnpath/envelope.ts';
+import type { ReturnPathKey } from '../returnpath/token.ts';
 
 export interface DeliveryOptions {
   config: RelayConfig;
@@ -41,6 +44,8 @@ export interface DeliveryOptions {
   stopGraceMs?: number;
   /** Suppression screening before each attempt, events after it (relay/feedback). */
   feedback?: Feedback | undefined;
+  /** Return-path keys (the first signs), current at each call; default: read once from config.returnPath.keysFile. */
+  returnPathKeys?: (() => readonly ReturnPathKey[]) | undefined;
 }
 
 export interface DeliveryContext {
@@ -73,6 +78,10 @@ export interface DeliveryContext {
   stopping: AbortController;
   /** Suppression screening before each attempt, events after it; undefined: neither. */
   feedback: Feedback | undefined;
+  /** The MAIL FROM of each attempt: a signed return-path token when configured (relay/returnpath). */
+  returnPath: ReturnPathChooser;
+  /** Recipients that go in a transaction of their own: a token of their own (VERP) or a one-click link. */
+  ownTransaction: (d: DueRecipient) => boolean;
 }
 
 function sendingDomainsOf(config: RelayConfig): ReadonlySet<string> {
@@ -94,6 +103,13 @@ export function reconfigureContext(ctx: DeliveryContext): void {
   ctx.shaper.reconfigure(config.shaping, config.delivery);
 }
 
+// Signed VERP return paths: the relay shares the bounce MX's keys when it runs one; the chooser
+// reads config.domains at each call, so a live reload reaches it.
+function returnPathParts(opts: DeliveryOptions): Pick<DeliveryContext, 'returnPath' | 'ownTransaction'> {
+  const returnPath = returnPathChooser(opts.config, opts.returnPathKeys ?? loadKeysOnce(opts.config));
+  return { returnPath, ownTransaction: (d) => returnPath.perRecipient || Boolean(opts.feedback?.ownTransaction(d)) };
+}
+
 export function createDeliveryContext(opts: DeliveryOptions): DeliveryContext {
   const { config, store, logger, metrics } = opts;
   const clock = opts.clock ?? Date.now;
@@ -107,6 +123,7 @@ export function createDeliveryContext(opts: DeliveryOptions): DeliveryContext {
     config, store, logger, metrics, clock, resolver,
     mtaSts: opts.mtaSts === false ? undefined : new MtaStsCache(resolver, { allowPrivate: config.delivery.allowPrivateMx, ...opts.mtaSts }, clock),
     signer: new DkimSigner(config.domains),
+    ...returnPathParts(opts),
     pool: new ConnectionPool({
       maxMessagesPerConnection: config.delivery.maxMessagesPerConnection,
       maxConnectionsPerHost: config.delivery.maxConnectionsPerHost,
