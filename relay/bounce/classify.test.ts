@@ -20,6 +20,7 @@ const CASES: { category: string; line: string; phase?: SmtpPhase; permanent: boo
   { category: 'reputation', permanent: true, line: "550-5.7.1 Our system has detected that this message is likely suspicious due to the very low reputation of the sending IP address. To best protect our users from spam, the message has been blocked." },
   { category: 'rate-limited', permanent: false, line: '421-4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited.' },
   { category: 'rate-limited', permanent: false, line: '450 4.7.28 too many connections' },
+  { category: 'rate-limited', permanent: true, line: '550 5.1.1 <someone@example.com> - 203.0.113.222 has sent to too many recipients this hour. IB607 <http://x.co/rlbounce>' },
   { category: 'spam-content', permanent: true, line: '550-5.7.1 Our system has detected that this message is likely unsolicited mail. To reduce the amount of spam sent to Gmail, this message has been blocked.', phase: 'eom' },
   { category: 'spam-content', permanent: true, line: '554 5.7.1 Message rejected as spam by Content Filtering.', phase: 'eom' },
   { category: 'auth', permanent: true, line: "550-5.7.26 This mail has been blocked because the sender is unauthenticated. Gmail requires all senders to authenticate with either SPF or DKIM." },

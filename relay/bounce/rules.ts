@@ -50,7 +50,8 @@ export const DEFAULT_BOUNCE_RULES: readonly BounceRule[] = [
   { category: 'reputation', text: '\\[TS0[1-4]\\]|poor reputation|low reputation|reputation of the sending|sender reputation|IP reputation|blocked using|listed (on|in|at) .*(spamhaus|barracuda|spamcop|sorbs|dnsbl)|\\bRBL\\b|block list|blocklist|Spamhaus|S3150|\\bbanned sending IP\\b' },
   // "Too many recipients" (452 4.5.3) is a per-transaction limit (RFC 5321 §4.5.3.1.10), not a rate:
   // it must not pause the IP (backoff.ts suspends on rate-limited), so it stays soft/hard by code.
-  { category: 'rate-limited', text: 'rate limit|rate-limit|too many (messages|connections|concurrent|emails)|unusual rate|temporarily deferred due to|\\[TSS0[1-9]\\]|try again later.*volume|exceeded.*(quota|limit) for (sending|messages)|throttl' },
+  // "Too many recipients this hour" (GoDaddy IB607) is a rate, though.
+  { category: 'rate-limited', text: 'rate limit|rate-limit|too many (messages|connections|concurrent|emails)|unusual rate|temporarily deferred due to|\\[TSS0[1-9]\\]|try again later.*volume|exceeded.*(quota|limit) for (sending|messages)|throttl|too many recipients (this|per|an) (hour|minute|day)' },
   { category: 'mailbox-full', text: 'mailbox (is )?full|over ?quota|quota exceeded|exceeded (his|her|their|the) storage|insufficient (system )?storage|out of storage|mailbox size limit' },
   // The recipient's own settings refuse us (Facebook RCP-P2/P3): a policy, the address exists.
   { category: 'policy', text: 'recipient preferences|recipient.s privacy settings|\\bRCP-P[23]\\b' },
