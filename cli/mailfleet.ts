@@ -24,6 +24,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   credentials: { summary: 'add, remove or list SMTP AUTH users in a credentials file', load: () => import('./commands/credentials.ts') },
   config: { summary: 'check a relay config file', load: () => import('./commands/config.ts') },
   render: { summary: 'print what the operator would apply for SendingPool/MailDomain files (no cluster)', load: () => import('./commands/render.ts') },
+  bounces: { summary: 'parse bounce and complaint messages as the bounce MX would record them', load: () => import('./commands/bounces.ts') },
   version: { summary: 'print the version', load: () => import('./commands/version.ts') },
 };
 

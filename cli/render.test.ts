@@ -32,18 +32,19 @@ test('the examples: every child of the pool, each relay config with its warm-up 
   const r = await render('-f', join(EX, 'sendingpool.yaml'), '-f', join(EX, 'maildomain.yaml'));
   assert.equal(r.code, 0, r.stderr);
   const objects = parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string }; data?: Record<string, string> });
-  assert.deepEqual(objects.map((o) => o.kind), ['ConfigMap', 'Service', 'Service', 'PodDisruptionBudget', 'NetworkPolicy', 'StatefulSet', 'StatefulSet', 'Secret']);
+  assert.deepEqual(objects.map((o) => o.kind), ['ConfigMap', 'Service', 'Service', 'Service', 'PodDisruptionBudget', 'NetworkPolicy', 'StatefulSet', 'StatefulSet', 'Secret', 'Secret']);
+  assert.equal(objects[8]!.metadata.name, 'transactional-return-path-keys');
   // The same pure render the operator runs (the uid the apiserver would assign aside).
   const pool = parseSendingPool({ ...parse(readFileSync(join(EX, 'sendingpool.yaml'), 'utf8')), metadata: { name: 'transactional', namespace: 'default', uid: PLACEHOLDER_UID } });
   const domain = parseMailDomain({ ...parse(readFileSync(join(EX, 'maildomain.yaml'), 'utf8')), metadata: { name: 'example-com', namespace: 'default', uid: PLACEHOLDER_UID } });
   assert.ok(pool.ok && domain.ok);
-  assert.deepEqual(objects.slice(0, 7), JSON.parse(JSON.stringify(renderPoolChildren(pool.value, [domain.value]))));
+  assert.deepEqual(objects.slice(0, 8), JSON.parse(JSON.stringify(renderPoolChildren(pool.value, [domain.value]))));
   const cm = objects[0]!;
   const configs = Object.values(cm.data!).map((t) => RelayConfigSchema.parse(parse(t)));
   assert.deepEqual(configs.map((c) => c.shaping.warmup[0]!.plan!.steps![0]), [{ day: 0, dailyLimit: 500 }, { day: 0, dailyLimit: 500 }]);
   assert.deepEqual(configs.map((c) => c.shaping.warmup[0]!.state), [{ countedDays: 0 }, { countedDays: 0 }]);
   assert.deepEqual(configs.map((c) => c.domains.map((d) => d.domain)), [['example.com'], ['example.com']]);
-  const secret = objects[7]!;
+  const secret = objects[9]!;
   assert.equal(secret.metadata.name, 'example-com-dkim-mf1');
   assert.match(Buffer.from(secret.data!['private.pem']!, 'base64').toString(), /PLACEHOLDER/);
   // Deterministic: the same files print the same bytes (a pull request shows only real changes).
@@ -61,7 +62,7 @@ test('-o json prints a v1 List; --keys-dir supplies the DKIM key', async () => {
   assert.equal(r.code, 0, r.stderr);
   const list = JSON.parse(r.stdout) as { kind: string; items: { kind: string; data?: Record<string, string> }[] };
   assert.equal(list.kind, 'List');
-  const secret = list.items.find((o) => o.kind === 'Secret')!;
+  const secret = list.items.find((o) => o.kind === 'Secret' && o.data?.['private.pem'])!;
   assert.equal(Buffer.from(secret.data!['private.pem']!, 'base64').toString(), pem);
   assert.match(Buffer.from(secret.data!['public.txt']!, 'base64').toString(), /^MIIBIjAN/);
 });

@@ -111,6 +111,19 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['action'] as const,
       registers: [registry],
     }),
+    // The bounce MX (relay/bounce/mx-consumer.ts): kind and token come from fixed sets.
+    feedbackReports: new Counter({
+      name: 'mailfleet_bounce_mx_reports_total',
+      help: 'Reports consumed by the bounce MX, by kind (dsn, arf, autoreply, delivery-report, unknown) and return-path token verdict (trusted, untrusted, none).',
+      labelNames: ['kind', 'token'] as const,
+      registers: [registry],
+    }),
+    feedbackBounces: new Counter({
+      name: 'mailfleet_feedback_bounces_total',
+      help: 'Recipients that asynchronous bounces (DSNs to a return path) say failed for good, by sending domain (the configured MailDomains, else other) and category.',
+      labelNames: ['sending_domain', 'category'] as const,
+      registers: [registry],
+    }),
     // Scheduler (relay/scheduler). source_ip and provider bounded as above; class is otp,
     // transactional or bulk; reason and action come from fixed sets.
     // Reputation (docs/reputation.md): 1 while the live config quarantines the source IP.

@@ -16,6 +16,9 @@ import { sendingDomainOf } from './stats/categories.ts';
 import { statsDocument, hoursParam } from './stats/document.ts';
 import { startDelivery } from './delivery/engine.ts';
 import { collectQueueGauge, installScrapeGauges } from './scrape-gauges.ts';
+import { FeedbackConsumer, type OnFeedback } from './bounce/mx-consumer.ts';
+import { toSuppressionFeedback } from './bounce/hand-over.ts';
+import type { ReturnPathKey } from './returnpath/token.ts';
 import { watch, type FSWatcher } from 'node:fs';
 import { Feedback } from './feedback/feedback.ts';
 import type { StatsV1 } from './stats/collector.ts';
@@ -73,8 +76,13 @@ export interface DeliveryHandle {
 export interface StartRelayOptions {
   logger?: Logger;
   clock?: () => number;
+  /**
+   * Takes each report the bounce MX consumed (a bounce, complaint or auto-reply, parsed); resolves
+   * once it is durably kept. Default: appended to <dataDir>/feedback/records.jsonl and fsynced.
+   */
+  onFeedback?: OnFeedback;
   /** Starts delivery; defaults to the delivery engine. Tests of intake alone pass `false`. */
-  delivery?: false | ((deps: { config: RelayConfig; store: QueueStore; logger: Logger; metrics: RelayMetrics; clock?: () => number; feedback?: Feedback; counters?: DeliveryCounters }) => DeliveryHandle | Promise<DeliveryHandle>);
+  delivery?: false | ((deps: { config: RelayConfig; store: QueueStore; logger: Logger; metrics: RelayMetrics; clock?: () => number; feedback?: Feedback; counters?: DeliveryCounters; returnPathKeys?: () => readonly ReturnPathKey[] }) => DeliveryHandle | Promise<DeliveryHandle>);
   /** The file the config came from: watched, and new versions applied live (docs/live-config.md). */
   configFile?: { path: string; version: string; pollMs?: number };
 }
@@ -82,6 +90,19 @@ export interface StartRelayOptions {
 export async function startRelay(config: RelayConfig, options: StartRelayOptions = {}): Promise<Relay> {
   const logger = options.logger ?? createLogger(config.log.level, 'relay');
   const metrics = createRelayMetrics();
+  // First: a missing or broken return-path keys file is a configuration error, reported before
+  // anything is opened. Delivery signs return paths with the keys it loaded.
+  // The default hand-over: each attributed result to the suppression list and events
+  // (relay/feedback, created below before any listener runs, so the closure never sees it unset).
+  const bounceMx = new FeedbackConsumer({
+    config, logger: childLogger(logger, { subsystem: 'bounce-mx' }), onFeedback: options.onFeedback,
+    handOver: (r) => {
+      for (const one of toSuppressionFeedback(r, config, (options.clock ?? Date.now)())) feedback.recordFeedback(one);
+    },
+    ...(options.clock ? { clock: options.clock } : {}),
+    count: (kind, token) => metrics.feedbackReports.inc({ kind, token }),
+    countBounce: (sendingDomain, category) => metrics.feedbackBounces.inc({ sending_domain: sendingDomain, category }),
+  });
   const store = new QueueStore(join(config.dataDir, 'queue'), options.clock ? { clock: options.clock } : {});
   store.onCommit = (n, seconds) => {
     metrics.queueCommits.inc();
@@ -135,7 +156,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     ip: c.ip ?? 'default', provider: c.provider ?? 'default', domain: sendingDomainOf(`x@${c.sendingDomain}`, config.domains),
     class: c.class === 'otp' || c.class === 'transactional' ? c.class : 'bulk',
   }, ['complained']);
-  const deliveryDeps = { config, store, feedback, counters, logger: childLogger(logger, { subsystem: 'delivery' }), metrics, ...(options.clock ? { clock: options.clock } : {}) };
+  const deliveryDeps = { config, store, feedback, counters, logger: childLogger(logger, { subsystem: 'delivery' }), metrics, returnPathKeys: () => bounceMx.currentKeys(), ...(options.clock ? { clock: options.clock } : {}) };
   const delivery = options.delivery === false || !config.delivery.enabled ? undefined : await (options.delivery ?? startDelivery)(deliveryDeps);
 
   // The config in force: its version (the file's hash) and restart-only fields a newer file changed.
@@ -218,7 +239,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
       });
     }
     listeners = await startListeners({
-      config, store, credentials, logger, metrics, feedback,
+      config, store, credentials, logger, metrics, feedback, bounceMx,
       ...(tls ? { tls } : {}),
       ...(options.clock ? { clock: options.clock } : {}),
       // The delivery engine is told by the store itself (it takes fresh mail at birth, or is
@@ -235,6 +256,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     feedback.close();
     counters.close();
     await store.close();
+    await bounceMx.close();
     tls?.close();
     credWatcher?.close();
     throw err;
@@ -273,6 +295,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
       feedback.close();
       counters.close();
       await store.close();
+      await bounceMx.close();
       tls?.close();
       credWatcher?.close();
     },

@@ -8,3 +8,4 @@ export * from './dns.ts';
 export * from './status.ts';
 export * from './warmup.ts';
 export * from './rollout.ts';
+export * from './bounce-mx.ts';

@@ -19,6 +19,7 @@ import {
   LABEL_IP,
   type RenderedObject,
 } from './names.ts';
+import { bounceStatefulSetParts, bounceNetworkPolicyRule, renderBounceServices } from './bounce-mx.ts';
 import { ANNOTATION_TEMPLATE_HASH, templateHash } from './rollout.ts';
 import type { NetworkPolicyPeer } from './scrape-peers.ts';
 import { childMeta as meta, multusAnnotation, renderCiliumEgressGatewayPolicies, renderNetworkAttachmentDefinition } from './egress.ts';
@@ -142,6 +143,11 @@ export function renderStatefulSet(
     })),
     { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP', ...(hostNetwork ? { hostPort: HTTP_PORT } : {}) },
   ];
+  // The bounce MX (operator/render/bounce-mx.ts): its port, the return-path keys, multus's sysctl.
+  const bounce = bounceStatefulSetParts(pool);
+  ports.push(bounce.port as (typeof ports)[number]);
+  vols.push(bounce.volume);
+  mounts.push(bounce.mount);
 
   const podSpec: Record<string, unknown> = {
     // No API access from relay pods.
@@ -156,6 +162,7 @@ export function renderStatefulSet(
       fsGroup: RELAY_UID,
       fsGroupChangePolicy: 'OnRootMismatch',
       seccompProfile: { type: 'RuntimeDefault' },
+      ...(bounce.sysctls.length > 0 ? { sysctls: bounce.sysctls } : {}),
     },
     containers: [
       {
@@ -312,6 +319,7 @@ export function renderNetworkPolicy(pool: SendingPool, opts: RenderOptions = {})
         { ports: pool.spec.submission.ports.map((p) => ({ protocol: 'TCP', port: containerPort(p.port) })) },
         { from: statsFrom, ports: [{ protocol: 'TCP', port: HTTP_PORT }] },
         ...(opts.metricsScrapers?.length ? [{ from: opts.metricsScrapers.map((p) => structuredClone(p)), ports: [{ protocol: 'TCP', port: HTTP_PORT }] }] : []),
+        bounceNetworkPolicyRule(pool),
       ],
     },
   };
@@ -329,6 +337,7 @@ export function renderPoolChildren(pool: SendingPool, domains: readonly MailDoma
     ...(nad ? [nad] : []),
     renderHeadlessService(pool),
     renderSubmissionService(pool),
+    ...renderBounceServices(pool),
     renderPodDisruptionBudget(pool),
     renderNetworkPolicy(pool, opts),
     ...renderStatefulSets(pool, domains, opts, configs, draining),

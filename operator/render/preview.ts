@@ -4,6 +4,7 @@
 // generates them at apply time: a deterministic placeholder, or keys the caller supplies.
 import { parseMailDomain, parseSendingPool, type MailDomain, type SendingPool } from '../api/index.ts';
 import { renderPoolChildren, type RenderOptions } from './pool.ts';
+import { renderReturnPathKeySecret } from './bounce-mx.ts';
 import { renderDkimSecret, publicKeyFromPrivatePem, dkimSecretName, type DkimKeyPair } from './dkim.ts';
 import { signingKeys } from './relay-config.ts';
 import type { RenderedObject } from './names.ts';
@@ -35,6 +36,7 @@ export interface PreviewOptions extends RenderOptions {
 /** Objects from files have no uid yet; owner references show this until the apiserver assigns one. */
 export const PLACEHOLDER_UID = '00000000-0000-0000-0000-000000000000';
 
+export const RETURN_PATH_KEYS_PLACEHOLDER = JSON.stringify({ keys: [{ id: '0', secret: 'PLACEHOLDER: the operator generates the return-path keys when it creates the Secret' }] });
 export const PLACEHOLDER_KEY = 'PLACEHOLDER: the operator generates this key when it creates the Secret';
 
 /** Every object the operator would apply, pools' children first, then the domains' DKIM Secrets. */
@@ -68,6 +70,8 @@ export function renderPreview(inputs: readonly PreviewInput[], opts: PreviewOpti
   for (const pool of pools) {
     try {
       objects.push(...renderPoolChildren(pool, domains, opts));
+      // The return-path keys the SendingPool controller generates (operator/render/bounce-mx.ts).
+      objects.push(renderReturnPathKeySecret(pool, RETURN_PATH_KEYS_PLACEHOLDER));
     } catch (err) {
       problems.push(`SendingPool ${pool.metadata.name}: ${(err as Error).message}`);
     }

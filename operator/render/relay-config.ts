@@ -12,6 +12,7 @@ import { shortHash } from './names.ts';
 import { configVersion } from '../../relay/config/version.ts';
 import { restartSignature } from '../../relay/config/live.ts';
 import { isDefaultProviderShaping } from '../../relay/scheduler/provider-defaults.ts';
+import { bounceRelayConfig } from './bounce-mx.ts';
 
 /** Where the pod template mounts things; the relay config refers to the same paths. */
 export const PATHS = {
@@ -101,11 +102,12 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
 
   // A quarantined IP (status.ips[].quarantine, written by the reputation loop) sends nothing.
   const reputation = address !== undefined ? relayReputationShaping(pool, address, BINDS_SOURCE.has(pool.spec.egress.mode)) : undefined;
+  const bounce = bounceRelayConfig(pool);
   const config: RelayConfigInput = {
     hostname: ips[0]!.hostname,
     dataDir: PATHS.dataDir,
     http: { address: '0.0.0.0', port: HTTP_PORT, apiTokenFile: `${PATHS.apiTokenDir}/token` },
-    listeners: sub.ports.map((p) => ({
+    listeners: [...sub.ports.map((p) => ({
       name: p.name,
       role: 'submission' as const,
       address: '0.0.0.0',
@@ -113,10 +115,11 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
       tls: p.tls,
       // The greeting delay catches early-talking spam bots on a public MX; submission clients authenticate.
       greetingDelayMs: 0,
-    })),
+    })), bounce.listener],
     ...(sub.tlsSecretRef ? { tls: { certFile: `${PATHS.tlsDir}/tls.crt`, keyFile: `${PATHS.tlsDir}/tls.key` } } : {}),
     auth: sub.authSecretRef ? { credentialsFile: `${PATHS.authDir}/${sub.authSecretRef.key}` } : {},
     acceptDomains: own.map(returnPathDomain),
+    returnPath: bounce.returnPath,
     delivery: {
       egressIps: BINDS_SOURCE.has(pool.spec.egress.mode)
         ? ips.map((i) => ({ address: i.address, hostname: i.hostname, weight: i.weight }))

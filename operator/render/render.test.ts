@@ -48,7 +48,7 @@ test('every child validates, is owned by the pool and labelled', () => {
   const p = pool();
   const objs = renderPoolChildren(p, [domain()]);
   assert.deepEqual(objs.map((o) => o.kind).sort(), [
-    'ConfigMap', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'Service', 'StatefulSet', 'StatefulSet',
+    'ConfigMap', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'Service', 'Service', 'StatefulSet', 'StatefulSet',
   ]);
   for (const o of objs) {
     assert.ok(validateModel(o), `${o.kind} has no model`);

@@ -1,6 +1,6 @@
 // SMTP reply → bounce category, and whether the failure is final. Pure: the engine, DSN composer,
 // metrics and the backoff rules (backoff.ts, keyed on these categories) all ask this one module.
-import { DEFAULT_BOUNCE_RULES, type BounceCategory, type BounceRule, type SmtpPhase } from './rules.ts';
+import { DEFAULT_BOUNCE_RULES, UNMISTAKABLE_UNKNOWN_USER, type BounceCategory, type BounceRule, type SmtpPhase } from './rules.ts';
 
 export type { BounceCategory, BounceRule, SmtpPhase };
 
@@ -17,6 +17,16 @@ export interface Classification {
   category: BounceCategory;
   permanent: boolean;
 }
+
+/**
+ * Whether the address itself is bad, so that it may be suppressed as a hard bounce: a permanent
+ * failure that names the recipient or its domain. A policy or reputation block (5.7.1 during
+ * warm-up, Postal issue #60) is never the recipient's fault.
+ */
+export function isHardBounce(c: Classification): boolean {
+  return c.permanent && HARD_CATEGORIES.has(c.category);
+}
+const HARD_CATEGORIES = new Set<BounceCategory>(['unknown-user', 'unknown-domain']);
 
 const ENHANCED = /^([245])\.(\d{1,3})\.(\d{1,3})\b/;
 
@@ -67,7 +77,16 @@ export function classifyReply(reply: SmtpReply, extraRules: readonly BounceRule[
   const enhanced = reply.enhanced ?? ENHANCED.exec(reply.text)?.[0];
   const permanent = reply.code >= 500 || (reply.code === 0 && enhanced?.startsWith('5.') === true);
   for (const rule of [...extraRules, ...DEFAULT_BOUNCE_RULES]) {
-    if (ruleMatches(rule, reply, enhanced)) return { category: rule.category, permanent };
+    if (!ruleMatches(rule, reply, enhanced)) continue;
+    // "User unknown" after DATA: the address was accepted at RCPT, so a filter speaks (ezweb and
+    // others hide content filtering this way; sisimai calls it "filtered"). Not the address's fault.
+    if (rule.category === 'unknown-user' && extraRules.indexOf(rule) < 0 && (reply.phase === 'data' || reply.phase === 'eom') && !UNMISTAKABLE_UNKNOWN_USER.test(reply.text) && !/^[45]\.1\.1$/.test(enhanced ?? '')) return { category: 'policy', permanent };
+    // A security/policy status (X.7.x) with "user unknown" words is a block, not a bad address:
+    // a 5.7.1 is never the recipient's fault.
+    if ((rule.category === 'unknown-user' || rule.category === 'unknown-domain') && extraRules.indexOf(rule) < 0 && /^[45]\.7\./.test(enhanced ?? '')) return { category: 'policy', permanent };
+    // An unknown address or domain refused at MAIL FROM is the sender's, never the recipient's.
+    if ((rule.category === 'unknown-user' || rule.category === 'unknown-domain') && extraRules.indexOf(rule) < 0 && reply.phase === 'mail') return { category: 'policy', permanent };
+    return { category: rule.category, permanent };
   }
   return { category: permanent ? 'hard' : 'soft', permanent };
 }

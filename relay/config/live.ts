@@ -27,6 +27,8 @@ export const RESTART_FIELDS = [
   // retry settings: read when relay/feedback starts. (Per-domain webhooks and one-click
   // unsubscribe live in `domains` and apply live: Feedback.reconfigure.)
   'feedback',
+  // The return-path keys file is watched from its path at start (the keys themselves reload live).
+  'returnPath',
 ] as const;
 
 function pick(config: RelayConfig, field: string): unknown {

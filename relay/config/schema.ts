@@ -38,6 +38,8 @@ export const ListenerSchema = z
     // smtp-server holds the greeting 100 ms to catch early talkers; a useful spam signal on a
     // public MX, pure latency on authenticated submission.
     greetingDelayMs: z.number().int().min(0).max(30000).optional(),
+    // Overrides limits.maxMessageBytes for this listener (an MX taking bounces needs less than submission).
+    maxMessageBytes: z.number().int().min(1024).optional(),
     maxClients: z.number().int().min(1).default(1000),
   })
   .strict();
@@ -109,10 +111,23 @@ export const DkimKeySchema = z
   })
   .strict();
 
+// Gmail's Feedback-ID (support.google.com/mail/answer/6254652): "a:b:c:SenderId", added to bulk
+// mail before DKIM signing. Identifiers come from the message, never per-message-unique values.
+export const FeedbackIdSchema = z
+  .object({
+    senderId: z.string().regex(/^[A-Za-z0-9._-]{5,15}$/, '5 to 15 letters, digits, ".", "_" or "-"'),
+    // Up to three identifiers, in order: "user" (the SMTP AUTH user), "class" (otp, transactional,
+    // bulk), or "header:<Name>" (a header of the submitted message, e.g. header:X-Campaign).
+    fields: z.array(z.union([z.enum(['user', 'class']), z.string().regex(/^header:[A-Za-z0-9-]+$/, '"header:<Header-Name>"')])).max(3).default([]),
+    classes: z.array(z.enum(['otp', 'transactional', 'bulk'])).min(1).default(['bulk']),
+  })
+  .strict();
+
 export const SendingDomainSchema = z
   .object({
     domain: domainName,
     dkim: z.array(DkimKeySchema).default([]),
+    // Bounce domain: with returnPath configured, outgoing mail's MAIL FROM is a signed token here.
     returnPathDomain: domainName.optional(),
     // Events of this domain's mail POSTed to the customer (relay/events/webhooks.ts, docs/events.md).
     webhook: z
@@ -126,6 +141,7 @@ export const SendingDomainSchema = z
       .optional(),
     // RFC 8058 one-click unsubscribe headers on this domain's bulk mail (needs feedback.unsubscribe).
     oneClickUnsubscribe: z.boolean().default(false),
+    feedbackId: FeedbackIdSchema.optional(),
   })
   .strict();
 
@@ -204,6 +220,20 @@ export const FeedbackSchema = z
   })
   .strict();
 
+// Signed VERP return paths (relay/returnpath/token.ts, docs/bounces.md).
+export const ReturnPathSchema = z
+  .object({
+    // JSON {"keys":[{id, secret, acceptUntil?}]} from a Secret; the first key signs (relay/returnpath/keys.ts).
+    keysFile: filePath,
+    // The pool's name, digested into each token so a bounce names the pool that sent the mail.
+    pool: z.string().max(63).default(''),
+    // Tokens older than this are not trusted: a replayed old return path is refused.
+    validityDays: z.number().int().min(1).max(365).default(30),
+    // Local parts at each bounce domain that take feedback-loop (ARF) reports.
+    feedbackLocalParts: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a lower-case local part')).default(['fbl']),
+  })
+  .strict();
+
 // Reply-text patterns in rules: checked here so a bad pattern is a config error, not a crash.
 const regexString = z
   .string()
@@ -220,8 +250,8 @@ const regexString = z
 // A bounce classification rule (relay/bounce/rules.ts); config rules are tried before the built-in ones.
 // The classifier's categories (relay/bounce/rules.ts BOUNCE_CATEGORIES; a test keeps the two equal).
 const BounceCategorySchema = z.enum([
-  'unknown-user', 'mailbox-full', 'reputation', 'rate-limited', 'spam-content', 'policy', 'auth',
-  'dns', 'tls', 'message-size', 'connection', 'hard', 'soft',
+  'unknown-user', 'unknown-domain', 'mailbox-full', 'mailbox-disabled', 'reputation', 'rate-limited', 'spam-content', 'policy', 'auth',
+  'dns', 'tls', 'message-size', 'connection', 'expired', 'hard', 'soft',
 ]);
 
 export const BounceRuleSchema = z
@@ -454,6 +484,7 @@ export const RelayConfigSchema = z
     // taken off this list (the operator's guardrail, docs/control-loop.md). otp and transactional
     // mail of the domain keeps flowing; nothing held is lost or counted as an attempt.
     pausedDomains: z.array(domainName).default([]),
+    returnPath: ReturnPathSchema.optional(),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -512,3 +543,5 @@ export type BackoffRule = ShapingConfig['backoffRules'][number];
 export type WarmupConfig = ShapingConfig['warmup'][number];
 export type IntakeRateConfig = RelayConfig['intakeRate'];
 export type FeedbackConfig = RelayConfig['feedback'];
+export type ReturnPathConfig = NonNullable<RelayConfig['returnPath']>;
+export type FeedbackIdConfig = z.infer<typeof FeedbackIdSchema>;

@@ -18,6 +18,9 @@ import { StatsCollector } from '../stats/collector.ts';
 import type { ProviderPattern } from '../scheduler/providers.ts';
 import type { Feedback } from '../feedback/feedback.ts';
 import type { DeliveryCounters } from '../stats/counters.ts';
+import type { DueRecipient } from '../queue/store.ts';
+import { returnPathChooser, loadKeysOnce, type ReturnPathChooser } from '../returnpath/envelope.ts';
+import type { ReturnPathKey } from '../returnpath/token.ts';
 
 export interface DeliveryOptions {
   config: RelayConfig;
@@ -44,6 +47,8 @@ export interface DeliveryOptions {
   feedback?: Feedback | undefined;
   /** Durable per-hour counters for GET /v1/stats (relay/stats/counters.ts); absent in engine-only tests. */
   counters?: DeliveryCounters | undefined;
+  /** Return-path keys (the first signs), current at each call; default: read once from config.returnPath.keysFile. */
+  returnPathKeys?: (() => readonly ReturnPathKey[]) | undefined;
 }
 
 export interface DeliveryContext {
@@ -77,6 +82,10 @@ export interface DeliveryContext {
   /** Suppression screening before each attempt, events after it; undefined: neither. */
   feedback: Feedback | undefined;
   counters: DeliveryCounters | undefined;
+  /** The MAIL FROM of each attempt: a signed return-path token when configured (relay/returnpath). */
+  returnPath: ReturnPathChooser;
+  /** Recipients that go in a transaction of their own: a token of their own (VERP) or a one-click link. */
+  ownTransaction: (d: DueRecipient) => boolean;
 }
 
 function sendingDomainsOf(config: RelayConfig): ReadonlySet<string> {
@@ -98,6 +107,13 @@ export function reconfigureContext(ctx: DeliveryContext): void {
   ctx.shaper.reconfigure(config.shaping, config.delivery);
 }
 
+// Signed VERP return paths: the relay shares the bounce MX's keys when it runs one; the chooser
+// reads config.domains at each call, so a live reload reaches it.
+function returnPathParts(opts: DeliveryOptions): Pick<DeliveryContext, 'returnPath' | 'ownTransaction'> {
+  const returnPath = returnPathChooser(opts.config, opts.returnPathKeys ?? loadKeysOnce(opts.config));
+  return { returnPath, ownTransaction: (d) => returnPath.perRecipient || Boolean(opts.feedback?.ownTransaction(d)) };
+}
+
 export function createDeliveryContext(opts: DeliveryOptions): DeliveryContext {
   const { config, store, logger, metrics } = opts;
   const clock = opts.clock ?? Date.now;
@@ -111,6 +127,7 @@ export function createDeliveryContext(opts: DeliveryOptions): DeliveryContext {
     config, store, logger, metrics, clock, resolver,
     mtaSts: opts.mtaSts === false ? undefined : new MtaStsCache(resolver, { allowPrivate: config.delivery.allowPrivateMx, ...opts.mtaSts }, clock),
     signer: new DkimSigner(config.domains),
+    ...returnPathParts(opts),
     pool: new ConnectionPool({
       maxMessagesPerConnection: config.delivery.maxMessagesPerConnection,
       maxConnectionsPerHost: config.delivery.maxConnectionsPerHost,

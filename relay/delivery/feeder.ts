@@ -89,7 +89,7 @@ export class Feeder {
       this.scanPending[cls] = false;
       const claimed = store.claimDue(at, want, cls, full);
       lanes.claimed(cls, want, claimed.length, at);
-      for (const group of groupDue(claimed, this.ctx.feedback?.ownTransaction)) this.admit(group);
+      for (const group of groupDue(claimed, this.ctx.ownTransaction)) this.admit(group);
     }
   }
 
@@ -185,7 +185,7 @@ export class Feeder {
           }
           return;
         }
-        for (const group of groupDue(due, ctx.feedback?.ownTransaction)) this.admit(group);
+        for (const group of groupDue(due, ctx.ownTransaction)) this.admit(group);
       },
       released: (cls, n) => lanes.release(cls, n),
       queued: () => this.kick(),

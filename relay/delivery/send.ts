@@ -9,6 +9,7 @@ import { routeFor } from './egress.ts';
 import type { Budget } from './pool.ts';
 import { STOPPED } from './smtp-client.ts';
 import { DEFAULT_IP } from '../scheduler/shaper.ts';
+import { withFeedbackId } from './feedback-id.ts';
 
 export async function sendGroup(ctx: DeliveryContext, group: readonly DueRecipient[], original: Buffer, sourceIp: string, shapedAs: string): Promise<RecipientOutcome[]> {
   const { config, shaper, stopping } = ctx;
@@ -24,8 +25,10 @@ export async function sendGroup(ctx: DeliveryContext, group: readonly DueRecipie
     beforeOpen: () => shaper.beforeOpen(sourceIp, shapedAs, stopping.signal),
   };
   try {
-    // The feedback side may add per-recipient headers (one-click unsubscribe) before signing.
-    const body = await ctx.signer.sign(ctx.feedback ? ctx.feedback.prepare(original, group) : original, first.mailFrom);
+    // Feedback-ID (relay/delivery/feedback-id.ts) and the feedback side's per-recipient headers
+    // (one-click unsubscribe) go in before signing, so DKIM covers them.
+    const withId = withFeedbackId(config.domains, { message: original, class: first.class, user: () => ctx.store.get(first.messageId)?.authUser ?? undefined });
+    const body = await ctx.signer.sign(ctx.feedback ? ctx.feedback.prepare(withId, group) : withId, first.mailFrom);
     return await untilStopped(stopping.signal, recipients, attemptDelivery(
       {
         resolver: ctx.resolver,
@@ -43,7 +46,8 @@ export async function sendGroup(ctx: DeliveryContext, group: readonly DueRecipie
         budget,
       },
       first.domain,
-      isNullSender(first.mailFrom) ? '' : first.mailFrom,
+      // The signed return-path token when configured (one recipient per group then), else the submitter's.
+      isNullSender(first.mailFrom) ? '' : ctx.returnPath.mailFrom({ mailFrom: first.mailFrom, queueId: first.messageId, recipient: first.recipient, sourceIp: egress?.address, message: original }),
       recipients,
       body,
     ));

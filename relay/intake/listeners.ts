@@ -26,6 +26,7 @@ import { takeClassHeader } from './class-header.ts';
 import { classOfMessage } from '../message-class.ts';
 import { takeTagHeaders } from '../events/tags.ts';
 import type { Feedback } from '../feedback/feedback.ts';
+import type { FeedbackConsumer } from '../bounce/mx-consumer.ts';
 
 applySmtpServerPatches();
 
@@ -44,7 +45,15 @@ export interface IntakeDeps {
    * (DSN, ARF) to recordFeedback (relay/feedback).
    */
   feedback?: Pick<Feedback, 'accepted' | 'recordFeedback'> | undefined;
+  /** The bounce MX's consumer: mail to the MX role is handed to it, never queued (relay/bounce/mx-consumer.ts). */
+  bounceMx?: FeedbackConsumer;
 }
+
+// Bounces quote at most the original's headers or a part of it (Postfix 50 kB, Exim 100 kB): an MX
+// taking only bounces and complaints needs far less than submission.
+const MX_MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
+export const maxMessageBytesOf = (listener: ListenerConfig, limits: RelayConfig['limits']): number =>
+  listener.maxMessageBytes ?? (listener.role === 'mx' ? Math.min(MX_MAX_MESSAGE_BYTES, limits.maxMessageBytes) : limits.maxMessageBytes);
 
 export interface RunningListener {
   name: string;
@@ -113,7 +122,7 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Aut
     // Relaying is decided per recipient in onRcptTo, with the reply RFC 3463 asks for.
     authOptional: true,
     allowInsecureAuth: listener.allowPlaintextAuthOnLoopback,
-    size: config.limits.maxMessageBytes,
+    size: maxMessageBytesOf(listener, config.limits),
     maxClients: listener.maxClients,
     socketTimeout: config.limits.idleTimeoutMs,
     disableReverseLookup: true,
@@ -190,6 +199,17 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Aut
       callback();
     },
     onRcptTo(address, session, callback) {
+      // The MX role: bounce and feedback addresses are decided by the consumer, before the syntax
+      // check, so a quoted local part with "@" gets its 5.7.1 (it is never a relay either way).
+      const bounce = listener.role === 'mx' ? deps.bounceMx?.decide(address.address) : undefined;
+      if (bounce && bounce.ok === false) {
+        reject('rcpt', bounce.reason);
+        return callback(smtpError(bounce.code, bounce.enhanced, bounce.text));
+      }
+      if (bounce?.ok === true) {
+        if (session.envelope.rcptTo.length >= config.limits.maxRecipients) return callback(smtpError(452, '4.5.3', `Too many recipients: at most ${config.limits.maxRecipients} per message`));
+        return callback();
+      }
       if (!/^[^@\s]+@[^@\s]+$/.test(address.address)) {
         reject('rcpt', 'bad-recipient');
         return callback(smtpError(553, '5.1.3', `Recipient address <${address.address}> is not a valid mailbox`));
@@ -198,7 +218,8 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Aut
         role: listener.role,
         authenticated: Boolean(session.user),
         recipientDomain: domainOf(address.address),
-        acceptDomains: config.acceptDomains,
+        // On the MX role every accepted domain is a bounce domain, decided above: nothing is relayed.
+        acceptDomains: listener.role === 'mx' ? [] : config.acceptDomains,
         recipientsSoFar: session.envelope.rcptTo.length,
         maxRecipients: config.limits.maxRecipients,
       });
@@ -212,7 +233,8 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Aut
       receiveMessage(stream, session, listener, deps, log, budget).then(
         (id) => {
           metrics.smtpMessages.inc({ listener: listener.name, result: 'accepted' });
-          callback(null, `Ok: queued as ${id}`);
+          // The MX role records reports, it queues nothing.
+          callback(null, listener.role === 'mx' ? `Ok: recorded as ${id}` : `Ok: queued as ${id}`);
         },
         (err: Error & { responseCode?: number; reason?: string }) => {
           const tempfail = (err.responseCode ?? 450) < 500;
@@ -277,6 +299,7 @@ async function receiveWithin(
 ): Promise<string> {
   const { config } = deps;
   const scanner = new DataScanner(config.limits.maxLineOctets);
+  const maxBytes = maxMessageBytesOf(listener, config.limits);
   let chunks: Buffer[] = [];
   let bytes = 0;
   let held = 0;
@@ -287,7 +310,7 @@ async function receiveWithin(
     if (dropped) continue;
     // Past the size limit or the memory budget, keep reading (the client is still sending) but
     // hold nothing: what was held goes at once, an oversized body is never kept whole.
-    if (bytes > config.limits.maxMessageBytes) dropped = 'too-big';
+    if (bytes > maxBytes) dropped = 'too-big';
     else if (!budget.tryReserve(chunk.length)) dropped = 'memory';
     else {
       reserved(chunk.length);
@@ -303,7 +326,7 @@ async function receiveWithin(
   }
   if (stream.sizeExceeded) {
     // smtp-server itself answers 552 5.3.4 for an oversized message; this only keeps it out of the queue.
-    throw Object.assign(smtpError(552, '5.3.4', `Message size exceeds the limit of ${config.limits.maxMessageBytes} bytes`), { reason: 'too-big' });
+    throw Object.assign(smtpError(552, '5.3.4', `Message size exceeds the limit of ${maxBytes} bytes`), { reason: 'too-big' });
   }
   const verdict = scanner.finish();
   if (!verdict.ok) {
@@ -311,6 +334,14 @@ async function receiveWithin(
     throw Object.assign(smtpError(verdict.code, verdict.enhanced, verdict.text), { reason: verdict.reason });
   }
   const id = newQueueId((deps.clock ?? Date.now)());
+  if (listener.role === 'mx') {
+    // The copy handed to the consumer is held too, like the queue's copy below.
+    budget.take(held);
+    reserved(held);
+    const data = Buffer.concat(chunks);
+    chunks = [];
+    return consumeReport(data, id, session, deps, log);
+  }
   const received = Buffer.from(buildReceivedHeader({
     id,
     heloName: session.hostNameAppearsAs,
@@ -362,5 +393,22 @@ async function receiveWithin(
   deps.metrics.receivedBytes.inc(data.length);
   log.info({ id, client: session.remoteAddress, user: session.user, from: session.envelope.mailFrom || null, rcpts: session.envelope.rcptTo.length, size: data.length }, 'queued');
   deps.onQueued?.(id);
+  return id;
+}
+
+/** The MX role: the report is parsed and handed over (durably recorded) instead of queued. */
+async function consumeReport(data: Buffer, id: string, session: SMTPServerSession, deps: IntakeDeps, log: Logger): Promise<string> {
+  if (!deps.bounceMx) throw Object.assign(smtpError(451, '4.3.0', 'Bounce processing is not running; try again later'), { reason: 'no-consumer' });
+  try {
+    await deps.bounceMx.consume(data, {
+      mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+      rcptTo: session.envelope.rcptTo.map((r) => r.address),
+      clientAddress: session.remoteAddress,
+    });
+  } catch (err) {
+    log.error({ err, id }, 'report could not be recorded; not accepted');
+    throw Object.assign(smtpError(451, '4.3.0', 'Report not recorded: try again later'), { reason: 'feedback-write-failed' });
+  }
+  deps.metrics.receivedBytes.inc(data.length);
   return id;
 }

@@ -148,7 +148,8 @@ export interface FeedbackRecord {
  * warm-up (reputation, policy, content, auth) is the sender's problem, and suppressing its
  * recipients is Postal's issue #60.
  */
-const HARD_CATEGORIES = new Set(['unknown-user', 'dns']);
+// unknown-domain: a receiver says the recipient's domain does not exist (relay/bounce/rules.ts).
+const HARD_CATEGORIES = new Set(['unknown-user', 'unknown-domain', 'dns']);
 const SOFT_CATEGORIES = new Set(['mailbox-full']);
 
 export type BounceVerdict = 'hard' | 'soft' | 'not-recipient';

@@ -46,7 +46,9 @@ before(async () => {
     dataDir: join(dir, 'data'),
     log: { level: 'warn' },
     http: { address: '127.0.0.1', port: 0 },
-    listeners: [{ name: 'mx', role: 'mx', address: '127.0.0.1', port: 0, tls: 'none' }],
+    // Unauthenticated intake for the accepted domain, as the bench does; the MX role would consume
+    // the mail as a bounce instead of relaying it (docs/bounces.md).
+    listeners: [{ name: 'mx', role: 'submission', address: '127.0.0.1', port: 0, tls: 'none' }],
     acceptDomains: ['e2e-rcpt.test'],
     delivery: { dnsServers: [dns.server], allowPrivateMx: true, egressIps: [{ address: '127.0.0.3', hostname: 'out-b.mailfleet.test' }] },
     domains: [{ domain: 'brand.test', dkim: [{ selector: 'e2e', algorithm: 'ed25519-sha256', keyFile: join(dir, 'ed.pem') }] }],

@@ -20,6 +20,8 @@ import { allTargetsUp, startPrometheus, type PrometheusServer, type ScrapeTarget
 import { NODE, PASSWORD, USER, baseConfig, workspace, writeConfig, type Workspace } from '../support/relay-harness.ts';
 import { freeTcpPort, startSinksOnOnePort, type Sink } from '../support/sink.ts';
 import { message } from '../delivery/harness.ts';
+import { SmtpConnection } from '../../relay/delivery/smtp-client.ts';
+import { TEST_KEY, jmrpComplaint, postfixDsn, returnPathFor } from '../bounces/messages.ts';
 
 const CLI = new URL('../../cli/mailfleet.ts', import.meta.url).pathname;
 const RELAY_PROCESS = new URL('./relay-process.ts', import.meta.url).pathname;
@@ -190,15 +192,19 @@ export async function startFleet(opts: { operator?: boolean } = {}): Promise<Fle
       workspaces.push(ws);
       cleanups.push(async () => rmSync(ws.dir, { recursive: true, force: true }));
       writeFileSync(join(ws.dir, 'webhook-secret'), 'scenario-secret\n');
+      // Return-path tokens, so the scenario's asynchronous bounces come back attributed (docs/bounces.md).
+      const keysFile = join(ws.dir, 'return-path-keys.json');
+      writeFileSync(keysFile, JSON.stringify({ keys: [{ id: TEST_KEY.id, secret: TEST_KEY.secret.toString('base64') }] }));
       const config = baseConfig(ws, {
         hostname: `${pool}.relay.test`,
         log: { level: 'info' },
-        acceptDomains: ['bounces.brand.test'],
+        acceptDomains: ['bounces.brand.test', 'bounces.storm.test'],
+        returnPath: { keysFile, pool },
         delivery: {
           enabled: true, dnsServers: [dns.server], allowPrivateMx: true, connectTimeoutMs: 2000,
           egressIps: [{ address: ip, hostname: `out-${pool}.relay.test` }],
         },
-        domains: [{ domain: 'brand.test', webhook: { url: hookUrl, secretFile: join(ws.dir, 'webhook-secret') } }, { domain: 'storm.test' }],
+        domains: [{ domain: 'brand.test', returnPathDomain: 'bounces.brand.test', webhook: { url: hookUrl, secretFile: join(ws.dir, 'webhook-secret') } }, { domain: 'storm.test', returnPathDomain: 'bounces.storm.test' }],
         // The shortest command timeout allowed, so the scenario's slow client is closed in a second.
         limits: { commandTimeoutMs: 1000 },
         shaping: {
@@ -331,6 +337,25 @@ export async function runScenario(f: Fleet): Promise<ScenarioWindow> {
         await send(tTx, 5, 'promo@storm.test', 'ok.test');
         await scraped(p, tx, (aTx += 50));
       }
+      // Some of the list bounces later, too: DSNs to storm.test's return paths, through the MX listener.
+      const c = await SmtpConnection.open({ host: 'relay', address: '127.0.0.1', port: tx.mxPort, ehloName: 'mx.ok.test', tls: 'none', connectTimeoutMs: 2000, commandTimeoutMs: 10_000 });
+      for (let i = 0; i < 5; i++) {
+        const rcpt = `late${i}@ok.test`;
+        const { address } = returnPathFor(rcpt, 'bounces.storm.test', { pool: 'tx', ip: tx.ip });
+        await c.send('', [address], postfixDsn({ to: address, recipient: rcpt, status: '5.1.1', diagnostic: `550 5.1.1 <${rcpt}>: Recipient address rejected: User unknown` }));
+      }
+      // And a reader of brand.test complains (Microsoft JMRP, to the feedback address).
+      const complained = returnPathFor('reader@ok.test', 'bounces.brand.test', { pool: 'tx', ip: tx.ip });
+      await c.send('', ['fbl@bounces.brand.test'], jmrpComplaint({ to: 'fbl@bounces.brand.test', returnPath: complained.address, recipient: 'reader@ok.test' }));
+      await c.quit();
+      await p.until('the complaint scraped', async () => {
+        const [v] = await p.query(`sum(mailfleet_feedback_complaints_total{pod="${tx.pod}",sending_domain="brand.test"})`);
+        return v && Number(v.value![1]) >= 1 ? true : undefined;
+      });
+      await p.until('asynchronous bounces scraped', async () => {
+        const [v] = await p.query(`sum(mailfleet_feedback_bounces_total{pod="${tx.pod}",sending_domain="storm.test"})`);
+        return v && Number(v.value![1]) >= 5 ? true : undefined;
+      });
     };
     const poolBulk = async () => {
       for (let b = 0; b < 3; b++) {

@@ -44,6 +44,7 @@ import {
   finalize,
   type PoolCtx,
 } from './steps.ts';
+import { ensureReturnPathKeys } from './return-path-keys.ts';
 
 export { covers, POOL_FINALIZER, DRAIN_FINALIZER } from './steps.ts';
 
@@ -240,7 +241,7 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
           // Orphans appear only when what is rendered changes: after a clean prune of these same
           // inputs, scanning every cached child of the namespace again finds nothing.
           const prunedAlready = memo?.inputs === inputs && memo.pruned;
-          blocked = await runSteps([ensureReferences, ensureApiToken, ensureFinalizer, ensureChildren, ...(prunedAlready ? [] : [ensureNoOrphans])], ctx);
+          blocked = await runSteps([ensureReferences, ensureApiToken, ensureFinalizer, ensureReturnPathKeys, ensureChildren, ...(prunedAlready ? [] : [ensureNoOrphans])], ctx);
           const entry = rendered.get(`${namespace}/${name}`);
           if (!blocked && entry?.inputs === inputs) entry.pruned = true;
           // A deleted pool whose relays have all drained (and been pruned) may go.

@@ -4,6 +4,7 @@
 //                      children (their pods wait for it) but makes Ready=False SecretNotFound
 //   ensureFinalizer  – mailfleet.io/drain (deletion drains the relays first) unless the pool is
 //                      annotated delete-immediately; the cluster-scoped-children one for Cilium
+//   ensureReturnPathKeys (return-path-keys.ts) – the return-path keys Secret exists and is rotated
 //   ensureChildren   – server-side apply: ConfigMap, egress objects (none → no relay at all,
 //                      EgressUnavailable), the rest, then the relay StatefulSets one restart at a time
 //   ensureNoOrphans  – delete children this pool owns that are no longer rendered
