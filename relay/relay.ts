@@ -234,7 +234,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
         feedback, address: u.address, port: u.port, ...(options.clock ? { clock: options.clock } : {}),
         // Read at each request: a rotated Secret applies at once (old links then stop working).
         secret: () => readFileSync(u.secretFile, 'utf8').trim(),
-        tls: u.plainHttp ? undefined : tls?.current,
+        tls: u.plainHttp ? undefined : u.tls ? { cert: readFileSync(u.tls.certFile), key: readFileSync(u.tls.keyFile) } : tls?.current,
         onUnsubscribe: (recipient, domain) => feedbackLog.info({ event: 'unsubscribed', recipient, domain }, 'one-click unsubscribe'),
       });
     }

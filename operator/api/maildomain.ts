@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { withRules } from './cel.ts';
 import { dnsLabel, dnsName, duration, localObjectReference, objectMeta, API_VERSION } from './common.ts';
 import { conditionsField } from './conditions.ts';
+import { WebhookSpecSchema } from './feedback.ts';
 
 export const MAILDOMAIN_KIND = 'MailDomain';
 export const MAILDOMAIN_PLURAL = 'maildomains';
@@ -78,6 +79,11 @@ export const MailDomainSpecSchema = z
       .prefault({})
       .describe('The envelope sender (return-path) domain, where bounces come back.'),
     dmarc: DmarcSpecSchema.prefault({}),
+    webhook: WebhookSpecSchema.optional(),
+    oneClickUnsubscribe: z
+      .boolean()
+      .default(false)
+      .describe('Add RFC 8058 List-Unsubscribe and List-Unsubscribe-Post headers (DKIM-signed) to this domain\'s bulk mail; needs the pool\'s feedback.unsubscribe. Mail that has them already is left alone.'),
   })
   .strict();
 

@@ -12,6 +12,7 @@ import { canonicalIp } from './ip.ts';
 import { DEFAULT_PROVIDER_SHAPING as RELAY_PROVIDER_DEFAULTS } from '../../relay/scheduler/provider-defaults.ts';
 import { ReputationOverrideSchema } from '../reputation/lists.ts';
 import { IpReputationStatusFields } from '../reputation/status-schema.ts';
+import { FeedbackSpecSchema } from './feedback.ts';
 
 export const SENDINGPOOL_KIND = 'SendingPool';
 export const SENDINGPOOL_PLURAL = 'sendingpools';
@@ -336,6 +337,7 @@ export const SendingPoolSpecSchema = withRules(
       retry: RetryPolicySchema.optional(),
       health: HealthSchema.prefault({}),
       reputation: ReputationOverrideSchema.optional().describe("DNSBL monitoring of this pool's IPs, over the cluster default (chart values reputation); see docs/reputation.md."),
+      feedback: FeedbackSpecSchema.optional(),
       storage: StorageSchema.prefault({}),
       resources: resourceRequirements
         .default({ requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } })

@@ -4,6 +4,7 @@ export * from './relay-config.ts';
 export * from './pool.ts';
 export * from './egress.ts';
 export * from './dkim.ts';
+export * from './feedback.ts';
 export * from './dns.ts';
 export * from './status.ts';
 export * from './warmup.ts';

@@ -55,6 +55,8 @@ export function ipKey(address: string): string {
 export function relayName(pool: SendingPool, address: string): string {
   return `${pool.metadata.name}-${ipKey(address)}`;
 }
+/** The Secret with the HMAC key of the pool's one-click unsubscribe links, key `key`. */
+export const unsubscribeKeySecretName = (pool: { metadata: { name: string } }): string => `${pool.metadata.name}-unsubscribe-key`;
 export const configMapName = (pool: SendingPool): string => `${pool.metadata.name}-relay-config`;
 /** The Secret with the relays' HTTP API token (created by operator/observe/token.ts, mounted by the render). */
 export const apiTokenSecretName = (pool: { metadata: { name: string } }): string => `${pool.metadata.name}-relay-api`;

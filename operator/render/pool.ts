@@ -23,6 +23,7 @@ import { bounceStatefulSetParts, bounceNetworkPolicyRule, renderBounceServices }
 import { ANNOTATION_TEMPLATE_HASH, templateHash } from './rollout.ts';
 import type { NetworkPolicyPeer } from './scrape-peers.ts';
 import { childMeta as meta, multusAnnotation, renderCiliumEgressGatewayPolicies, renderNetworkAttachmentDefinition } from './egress.ts';
+import { feedbackVolumes, unsubscribeContainerPorts, unsubscribePolicyPorts, unsubscribeServicePorts } from './feedback.ts';
 import { PATHS, HTTP_PORT, RenderError, containerPort, domainsOfPool, renderRelayConfigFile, signingKeys, type RenderedRelayConfig } from './relay-config.ts';
 
 export const DEFAULT_RELAY_IMAGE = 'ghcr.io/mailfleet/mailfleet:0.1.0';
@@ -112,6 +113,9 @@ function volumes(pool: SendingPool, domains: readonly MailDomain[], ip: PoolIp) 
     });
     mounts.push({ name: 'dkim', mountPath: PATHS.dkimDir, readOnly: true });
   }
+  const fb = feedbackVolumes(pool, domainsOfPool(pool, domains));
+  vols.push(...fb.vols);
+  mounts.push(...fb.mounts);
   return { vols, mounts };
 }
 
@@ -142,6 +146,7 @@ export function renderStatefulSet(
       ...(hostNetwork ? { hostPort: containerPort(p.port) } : {}),
     })),
     { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP', ...(hostNetwork ? { hostPort: HTTP_PORT } : {}) },
+    ...unsubscribeContainerPorts(pool, hostNetwork),
   ];
   // The bounce MX (operator/render/bounce-mx.ts): its port, the return-path keys, multus's sysctl.
   const bounce = bounceStatefulSetParts(pool);
@@ -271,13 +276,13 @@ export function renderSubmissionService(pool: SendingPool): RenderedObject {
     spec: {
       type: sub.serviceType,
       selector: poolSelector(pool),
-      ports: sub.ports.map((p) => ({
+      ports: [...sub.ports.map((p) => ({
         name: p.name,
         port: p.port,
         targetPort: containerPort(p.port),
         protocol: 'TCP',
         ...(p.nodePort && sub.serviceType !== 'ClusterIP' ? { nodePort: p.nodePort } : {}),
-      })),
+      })), ...unsubscribeServicePorts(pool)],
       // Keep the client source address visible to the relay (AUTH throttling is per address).
       ...(sub.serviceType !== 'ClusterIP' ? { externalTrafficPolicy: 'Local' } : {}),
     },
@@ -316,7 +321,7 @@ export function renderNetworkPolicy(pool: SendingPool, opts: RenderOptions = {})
       podSelector: { matchLabels: poolSelector(pool) },
       policyTypes: ['Ingress'],
       ingress: [
-        { ports: pool.spec.submission.ports.map((p) => ({ protocol: 'TCP', port: containerPort(p.port) })) },
+        { ports: [...pool.spec.submission.ports.map((p) => ({ protocol: 'TCP', port: containerPort(p.port) })), ...unsubscribePolicyPorts(pool)] },
         { from: statsFrom, ports: [{ protocol: 'TCP', port: HTTP_PORT }] },
         ...(opts.metricsScrapers?.length ? [{ from: opts.metricsScrapers.map((p) => structuredClone(p)), ports: [{ protocol: 'TCP', port: HTTP_PORT }] }] : []),
         bounceNetworkPolicyRule(pool),

@@ -9,6 +9,7 @@ import { describeZodIssues } from '../api/index.ts';
 import { dkimSecretName, DKIM_PRIVATE_KEY } from './dkim.ts';
 import { relayWarmupEntry } from './warmup.ts';
 import { shortHash } from './names.ts';
+import { renderDomainFeedback, renderFeedbackConfig } from './feedback.ts';
 import { configVersion } from '../../relay/config/version.ts';
 import { restartSignature } from '../../relay/config/live.ts';
 import { isDefaultProviderShaping } from '../../relay/scheduler/provider-defaults.ts';
@@ -154,7 +155,9 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
         algorithm: k.algorithm === 'ed25519' ? ('ed25519-sha256' as const) : ('rsa-sha256' as const),
         keyFile: dkimKeyPath(k.secretName),
       })),
+      ...renderDomainFeedback(d),
     })),
+    feedback: renderFeedbackConfig(pool),
   };
 
   // The control loop's domain guardrail (operator/observe): bulk of a Paused domain is held.

@@ -214,6 +214,9 @@ export const FeedbackSchema = z
         port: port.default(8443),
         // Plain HTTP instead of HTTPS: only behind a TLS-terminating proxy, and in tests.
         plainHttp: z.boolean().default(false),
+        // The certificate of baseUrl's host when it is not the top-level tls (the submission
+        // certificate names the SMTP host, the links another one).
+        tls: TlsFilesSchema.optional(),
       })
       .strict()
       .optional(),
@@ -493,8 +496,8 @@ export const RelayConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['domains', i, 'oneClickUnsubscribe'], message: 'needs feedback.unsubscribe (the endpoint the links point at)' });
       }
     });
-    if (cfg.feedback.unsubscribe && !cfg.feedback.unsubscribe.plainHttp && !cfg.tls) {
-      ctx.addIssue({ code: 'custom', path: ['feedback', 'unsubscribe'], message: 'HTTPS needs the top-level tls.certFile and tls.keyFile (or plainHttp behind a TLS proxy)' });
+    if (cfg.feedback.unsubscribe && !cfg.feedback.unsubscribe.plainHttp && !cfg.tls && !cfg.feedback.unsubscribe.tls) {
+      ctx.addIssue({ code: 'custom', path: ['feedback', 'unsubscribe'], message: 'HTTPS needs feedback.unsubscribe.tls or the top-level tls.certFile and tls.keyFile (or plainHttp behind a TLS proxy)' });
     }
     const names = new Set<string>();
     const binds = new Set<string>();

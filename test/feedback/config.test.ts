@@ -12,7 +12,7 @@ const base = { dataDir: '/tmp/x', listeners: [{ name: 'sub', port: 0, tls: 'none
 test('schema: one-click without an endpoint, HTTPS without certificates, short webhook retention, bad URLs', () => {
   const bad: [object, RegExp][] = [
     [{ domains: [{ domain: 'shop.test', oneClickUnsubscribe: true }] }, /domains\[0\]\.oneClickUnsubscribe: needs feedback\.unsubscribe/],
-    [{ feedback: { unsubscribe: { baseUrl: 'https://u.shop.test', secretFile: '/s' } } }, /feedback\.unsubscribe: HTTPS needs the top-level tls\.certFile/],
+    [{ feedback: { unsubscribe: { baseUrl: 'https://u.shop.test', secretFile: '/s' } } }, /feedback\.unsubscribe: HTTPS needs feedback\.unsubscribe\.tls or the top-level tls\.certFile/],
     [{ feedback: { webhooks: { maxAgeSeconds: 3600 } } }, /feedback\.webhooks\.maxAgeSeconds/],
     [{ domains: [{ domain: 'shop.test', webhook: { url: 'ftp://x', secretFile: '/s' } }] }, /domains\[0\]\.webhook\.url/],
     [{ feedback: { suppression: { classes: { otp: ['bounce'] } } } }, /feedback\.suppression\.classes\.otp\[0\]/],

@@ -70,6 +70,8 @@ export const ensureReferences: Step<PoolCtx> = {
     const refs: Array<[string, string | undefined]> = [
       ['spec.submission.tlsSecretRef.name', pool.spec.submission.tlsSecretRef?.name],
       ['spec.submission.authSecretRef.name', pool.spec.submission.authSecretRef?.name],
+      ['spec.feedback.postgres.secretRef.name', pool.spec.feedback?.postgres?.secretRef.name],
+      ['spec.feedback.unsubscribe.tlsSecretRef.name', pool.spec.feedback?.unsubscribe?.tlsSecretRef.name],
     ];
     for (const [field, name] of refs) {
       if (!name) continue;

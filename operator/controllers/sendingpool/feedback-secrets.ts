@@ -1,0 +1,37 @@
+// The Secret the operator owns for a pool's one-click unsubscribe links (issue 12): with
+// spec.feedback.unsubscribe, their HMAC key (`<pool>-unsubscribe-key`, key `key`). Created once
+// with 32 random bytes and never overwritten here (a re-render must not invalidate links already
+// sent); owned by the pool, so deleted with it. The relays' API token, which feedback.apiTokenFile
+// reads too, is ensureApiToken's (operator/observe/token.ts).
+import { randomBytes } from 'node:crypto';
+import { isStatus, type KubeObject } from '../../runtime/kube.ts';
+import { poolLabels, poolOwnerReference, unsubscribeKeySecretName } from '../../render/names.ts';
+import { UNSUBSCRIBE_KEY } from '../../render/feedback.ts';
+import { SECRET, type Step } from '../common.ts';
+import type { PoolCtx } from './steps.ts';
+
+export const ensureFeedbackSecrets: Step<PoolCtx> = {
+  name: 'ensureFeedbackSecrets',
+  async run(ctx) {
+    const { pool, deps } = ctx;
+    if (pool.metadata.deletionTimestamp) return;
+    const ns = pool.metadata.namespace;
+    const wanted: Array<[string, string, string]> = [];
+    if (pool.spec.feedback?.unsubscribe) wanted.push([unsubscribeKeySecretName(pool), UNSUBSCRIBE_KEY, 'unsubscribe-key']);
+    for (const [name, key, component] of wanted) {
+      if (ctx.caches.get(SECRET, ns ?? '', name)) continue;
+      if (await deps.kube.find(SECRET.apiVersion, SECRET.kind, ns, name)) continue;
+      try {
+        await deps.kube.create({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name, ...(ns ? { namespace: ns } : {}), labels: poolLabels(pool, component), ownerReferences: [poolOwnerReference(pool)] },
+          type: 'Opaque',
+          stringData: { [key]: randomBytes(32).toString('base64url') + '\n' },
+        } as KubeObject);
+      } catch (err) {
+        if (!isStatus(err, 409)) throw err; // made meanwhile (another replica, a person): theirs stands
+      }
+    }
+  },
+};
