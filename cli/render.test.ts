@@ -88,3 +88,38 @@ test('a MailDomain whose pool is not in the files: its Secret, and a note saying
   assert.match(r.stderr, /SendingPool transactional is not in the files/);
   assert.deepEqual(parseAllDocuments(r.stdout).map((d) => (d.toJS() as { kind: string }).kind), ['Secret']);
 });
+
+test('feedback: the relay config, mounts and unsubscribe port of a pool with spec.feedback and a domain with a webhook', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-render-feedback-'));
+  const file = join(dir, 'feedback.yaml');
+  writeFileSync(file, `apiVersion: mailfleet.io/v1alpha1
+kind: SendingPool
+metadata: { name: news }
+spec:
+  ips: [{ address: 203.0.113.20, hostname: mta20.example.net }]
+  submission: { ports: [{ name: submission, port: 587, tls: none }] }
+  feedback:
+    postgres: { secretRef: { name: fleet-db-app } }
+    unsubscribe: { host: unsubscribe.example.com, tlsSecretRef: { name: unsubscribe-tls } }
+---
+apiVersion: mailfleet.io/v1alpha1
+kind: MailDomain
+metadata: { name: example-com }
+spec:
+  domain: example.com
+  poolRef: { name: news }
+  webhook: { url: "https://hooks.example.com/mailfleet", secretRef: { name: example-com-webhook } }
+  oneClickUnsubscribe: true
+`);
+  const r = await render('-f', file);
+  assert.equal(r.code, 0, r.stderr);
+  const objects = parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string }; data?: Record<string, string>; spec?: any });
+  const cfg = RelayConfigSchema.parse(parse(Object.values(objects.find((o) => o.kind === 'ConfigMap')!.data!)[0]!));
+  assert.equal(cfg.feedback.postgres?.urlFile, '/etc/mailfleet/feedback/postgres-url');
+  assert.equal(cfg.feedback.unsubscribe?.baseUrl, 'https://unsubscribe.example.com');
+  assert.deepEqual(cfg.domains[0]!.webhook, { url: 'https://hooks.example.com/mailfleet', secretFile: '/etc/mailfleet/feedback/webhooks/example-com-webhook/secret', keyId: 'k1' });
+  const sts = objects.find((o) => o.kind === 'StatefulSet')!;
+  assert.deepEqual(sts.spec.template.spec.volumes.map((v: { name: string }) => v.name).filter((n: string) => ['api-token', 'feedback', 'unsubscribe-tls'].includes(n)), ['api-token', 'feedback', 'unsubscribe-tls']);
+  const svc = objects.find((o) => o.kind === 'Service' && o.metadata.name === 'news')!;
+  assert.ok(svc.spec.ports.some((p: { name: string; port: number }) => p.name === 'unsubscribe' && p.port === 443));
+});
