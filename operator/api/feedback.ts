@@ -48,7 +48,12 @@ export const WebhookSpecSchema = z
     ]).describe('HTTPS URL the relays POST this domain\'s events to (batched JSON, signed).'),
     secretRef: localObjectReference
       .extend({ key: secretKey.default('secret').describe('Key of the Secret holding the HMAC-SHA256 signing key.') })
-      .describe('Secret holding the key the events are signed with (X-Mailfleet-Signature; docs/events.md).'),
+      .describe('Secret holding the key the events are signed with (Mailfleet-Signature; docs/events.md).'),
+    keyId: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, dot, dash, underscore')
+      .default('k1')
+      .describe('Key id sent with each signature (kid=), so a receiver can accept the old and the new key while you rotate the Secret.'),
   })
   .strict()
   .describe('Events of this domain\'s mail (delivered, bounced, complained, …) POSTed to you, signed, retried for days (docs/events.md).');

@@ -43,10 +43,10 @@ export function renderFeedbackConfig(pool: SendingPool): NonNullable<RelayConfig
 }
 
 /** A domain's webhook and one-click fields of relay config `domains[]` (both apply live in the relay). */
-export function renderDomainFeedback(domain: MailDomain): { webhook?: { url: string; secretFile: string }; oneClickUnsubscribe?: boolean } {
+export function renderDomainFeedback(domain: MailDomain): { webhook?: { url: string; secretFile: string; keyId: string }; oneClickUnsubscribe?: boolean } {
   const w = domain.spec.webhook;
   return {
-    ...(w ? { webhook: { url: w.url, secretFile: `${FEEDBACK_PATHS.feedbackDir}/${webhookPath(w.secretRef.name, w.secretRef.key)}` } } : {}),
+    ...(w ? { webhook: { url: w.url, secretFile: `${FEEDBACK_PATHS.feedbackDir}/${webhookPath(w.secretRef.name, w.secretRef.key)}`, keyId: w.keyId } } : {}),
     ...(domain.spec.oneClickUnsubscribe ? { oneClickUnsubscribe: true } : {}),
   };
 }
