@@ -19,6 +19,8 @@ import { makeCertificate } from '../support/certs.ts';
 import { workspace, writeConfig, startRelayProcess, USER, PASSWORD, type Workspace, type RelayProcess } from '../support/relay-harness.ts';
 import { verifyWebhook, SIGNATURE_HEADER } from '../../relay/events/webhooks.ts';
 import { renderPoolChildren, type RenderedObject } from '../../operator/render/index.ts';
+import { planReturnPathKeys } from '../../operator/render/bounce-mx.ts';
+import { randomBytes } from 'node:crypto';
 import { pool as poolFixture, domain as domainFixture } from '../../operator/render/fixtures.test-helper.ts';
 import type { RelayConfigInput } from '../../relay/config/schema.ts';
 import { generateDkimKey } from '../../operator/controllers/maildomain/keys.ts';
@@ -125,6 +127,7 @@ test('a relay started on the rendered config signs webhooks, honours one-click l
     'fleet-db-app': { uri: pg.url, username: 'app', password: 'unused' },
     'unsubscribe-tls': { 'tls.crt': readFileSync(unsubTls.certFile, 'utf8'), 'tls.key': readFileSync(unsubTls.keyFile, 'utf8') },
     'shop-webhook': { secret: `${WEBHOOK_KEY}\n` },
+    'bulk-return-path-keys': { 'keys.json': planReturnPathKeys(undefined, new Date(), randomBytes).json },
     'example-com-dkim-mailfleet': { 'private.pem': (await generateDkimKey('ed25519')).privateKeyPem },
   }, root);
 

@@ -2,7 +2,7 @@
 // contested addresses, relays to drain and what they report), renders (cached while the inputs are
 // unchanged), runs the steps (steps.ts), writes the status (status.ts, pure), and emits Events and
 // requeue times. Deletion: the relays drain first (drain.ts), then the finalizer path.
-import { ensureFeedbackSecrets } from './feedback-secrets.ts';
+import { ensureUnsubscribeKey } from './unsubscribe-key.ts';
 import {
   parseSendingPool,
   parseMailDomainCached,
@@ -242,7 +242,7 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
           // Orphans appear only when what is rendered changes: after a clean prune of these same
           // inputs, scanning every cached child of the namespace again finds nothing.
           const prunedAlready = memo?.inputs === inputs && memo.pruned;
-          blocked = await runSteps([ensureReferences, ensureApiToken, ensureFinalizer, ensureReturnPathKeys, ensureFeedbackSecrets, ensureChildren, ...(prunedAlready ? [] : [ensureNoOrphans])], ctx);
+          blocked = await runSteps([ensureReferences, ensureApiToken, ensureFinalizer, ensureReturnPathKeys, ensureUnsubscribeKey, ensureChildren, ...(prunedAlready ? [] : [ensureNoOrphans])], ctx);
           const entry = rendered.get(`${namespace}/${name}`);
           if (!blocked && entry?.inputs === inputs) entry.pruned = true;
           // A deleted pool whose relays have all drained (and been pruned) may go.
