@@ -10,7 +10,7 @@ import { RelayConfigSchema } from '../../relay/config/schema.ts';
 import type { RunningOperator } from '../../operator/main.ts';
 import type { KubeObject } from '../../operator/runtime/kube.ts';
 import { ANNOTATION_TEMPLATE_HASH } from '../../operator/render/index.ts';
-import { clusterEnv, operatorOn, waitFor, samplePool, DOMAIN_REF, type Env } from './harness.ts';
+import { clusterEnv, operatorOn, waitFor, samplePool, condition, DOMAIN_REF, POOL_REF, type Env } from './harness.ts';
 
 const env = await clusterEnv();
 const skip = 'skipped' in env ? `no test cluster: ${env.skipped}` : false;
@@ -42,7 +42,6 @@ test('the rendered feedback fields and mounts on the apiserver; a webhook change
   // A CloudNativePG <cluster>-app Secret as the operator of that database makes it.
   await e.kube.create(secret('fleet-db-app', { uri: 'postgresql://app:pw@fleet-db-rw.feedback:5432/app', username: 'app', password: 'pw' }, 'kubernetes.io/basic-auth'));
   await e.kube.create(secret('unsubscribe-tls', { 'tls.crt': 'x', 'tls.key': 'y' }));
-  await e.kube.create(secret('shop-webhook', { secret: 'k' }));
   await e.kube.create(samplePool('fb', NS, {
     feedback: { postgres: { secretRef: { name: 'fleet-db-app' } }, unsubscribe: { host: 'unsubscribe.shop.test', tlsSecretRef: { name: 'unsubscribe-tls' } } },
   }));
@@ -50,6 +49,14 @@ test('the rendered feedback fields and mounts on the apiserver; a webhook change
     apiVersion: 'mailfleet.io/v1alpha1', kind: 'MailDomain', metadata: { name: 'shop', namespace: NS },
     spec: { domain: 'shop.test', poolRef: { name: 'fb' }, webhook: { url: 'https://hooks.shop.test/a', secretRef: { name: 'shop-webhook' } }, oneClickUnsubscribe: true },
   } as KubeObject);
+
+  // The webhook's Secret is missing: the pool says which field names it.
+  await waitFor('Ready=False SecretNotFound naming the MailDomain field', async () => {
+    const c = condition(await e.kube.get(POOL_REF.apiVersion, POOL_REF.kind, NS, 'fb'), 'Ready');
+    return c?.status === 'False' && c.reason === 'SecretNotFound' && c.message.includes('MailDomain shop spec.webhook.secretRef.name: Secret "shop-webhook" not found');
+  });
+  await e.kube.create(secret('shop-webhook', { secret: 'k' }));
+  await waitFor('Ready no longer SecretNotFound', async () => condition(await e.kube.get(POOL_REF.apiVersion, POOL_REF.kind, NS, 'fb'), 'Ready')?.reason !== 'SecretNotFound');
 
   const first = await waitFor('the ConfigMap with the webhook', async () => {
     const c = await configs();

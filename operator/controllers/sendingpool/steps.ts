@@ -12,6 +12,7 @@ import { ensureApiTokenSecret } from '../../observe/token.ts';
 import { apiTokenSecretName } from '../../render/names.ts';
 import type { SendingPool, MailDomain } from '../../api/index.ts';
 import {
+  domainsOfPool,
   isClusterScoped,
   heldRollouts,
   isSettled,
@@ -72,6 +73,8 @@ export const ensureReferences: Step<PoolCtx> = {
       ['spec.submission.authSecretRef.name', pool.spec.submission.authSecretRef?.name],
       ['spec.feedback.postgres.secretRef.name', pool.spec.feedback?.postgres?.secretRef.name],
       ['spec.feedback.unsubscribe.tlsSecretRef.name', pool.spec.feedback?.unsubscribe?.tlsSecretRef.name],
+      // The relays mount each domain's webhook key: a missing one holds their pods too.
+      ...domainsOfPool(pool, ctx.domains).map((d): [string, string | undefined] => [`MailDomain ${d.metadata.name} spec.webhook.secretRef.name`, d.spec.webhook?.secretRef.name]),
     ];
     for (const [field, name] of refs) {
       if (!name) continue;
