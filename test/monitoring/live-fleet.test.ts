@@ -16,6 +16,8 @@ import nodemailer from 'nodemailer';
 import { stringify } from 'yaml';
 import { ipKey } from '../../operator/render/names.ts';
 import { applyExamples, poll, startFleet, type Fleet } from '../cluster/fleet.ts';
+import { SmtpConnection } from '../../relay/delivery/smtp-client.ts';
+import { jmrpComplaint, postfixDsn } from '../bounces/messages.ts';
 import { message } from '../delivery/harness.ts';
 import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
 import { PROMETHEUS_BIN, allTargetsUp, startPrometheus, type PrometheusServer, type ScrapeTarget } from '../support/prometheus.ts';
@@ -60,7 +62,8 @@ async function relayPodName(): Promise<string> {
 before(async () => {
   if (skipped) return;
   const started = Date.now();
-  const f = await startFleet();
+  // The operator reads the relays' /v1/stats every 2 s (30 s by default), so its control loop judges the storm within the scenario.
+  const f = await startFleet({ values: ['extraArgs[0]=--stats-interval=2'] });
   if ('skipped' in f) {
     skipped = f.skipped;
     return;
@@ -94,7 +97,7 @@ before(async () => {
   await f.kubectl(['create', 'namespace', NS]);
   await f.kubectl(['apply', '-n', NS, '-f', '-'], stringify({
     apiVersion: 'mailfleet.io/v1alpha1', kind: 'MailDomain', metadata: { name: 'storm-test' },
-    spec: { domain: 'storm.test', poolRef: { name: POOL } },
+    spec: { domain: 'storm.test', poolRef: { name: POOL }, returnPath: { subdomain: 'bounces' } },
   }));
   const pool = await applyExamples(f, {
     namespace: NS,
@@ -104,6 +107,8 @@ before(async () => {
       // A warm-up plan that never caps the scenario (the warm-up panels still have a plan to show).
       p.spec.ips[0]!.warmup = { steps: [{ day: 0, dailyLimit: 100_000 }] };
       p.spec.limits = { ...(p.spec.limits as object), messagesPerSecond: 2000, burst: 4000 };
+      // Judged over 300 outcomes: the storm's 300 are complete before the operator can pause storm.test.
+      p.spec.health = { ...(p.spec.health as object), minimumVolume: 300 };
     },
   });
   relayAddress = pool.poolIp;
@@ -202,6 +207,24 @@ async function runScenario(): Promise<ScenarioWindow> {
         await send(t, 5, 'promo@storm.test', 'ok.test');
         await scraped((attempts += 50));
       }
+      // Some of the list bounces later, too, and a reader of example.com complains: a DSN to five of
+      // storm.test's delivered messages' return paths and a Microsoft JMRP report to example.com's
+      // feedback address, the return paths as the relay signed them (the sink saw them), through
+      // the relay pod's bounce MX (hostPort 10025 on the node).
+      const c = await SmtpConnection.open({ host: 'relay', address: fleet!.node.ip, port: 10025, ehloName: 'mx.ok.test', tls: 'none', connectTimeoutMs: 5000, commandTimeoutMs: 20_000 });
+      const storm = sink!.messages.filter((m) => m.from.endsWith('@bounces.storm.test')).slice(0, 5);
+      assert.equal(storm.length, 5, 'storm.test mail leaves with its signed return path');
+      for (const m of storm) {
+        const rcpt = m.to[0]!;
+        await c.send('', [m.from], postfixDsn({ to: m.from, recipient: rcpt, status: '5.1.1', diagnostic: `550 5.1.1 <${rcpt}>: Recipient address rejected: User unknown` }));
+      }
+      const read = sink!.messages.find((m) => m.from.endsWith('@bounces.example.com'))!;
+      await c.send('', ['fbl@bounces.example.com'], jmrpComplaint({ to: 'fbl@bounces.example.com', returnPath: read.from, recipient: read.to[0]! }));
+      await c.quit();
+      await p.until('the complaint scraped', async () => ((await total(`sum(mailfleet_feedback_complaints_total{pod="${relayPod}",sending_domain="example.com"})`)) >= 1 ? true : undefined));
+      await p.until('asynchronous bounces scraped', async () => ((await total(`sum(mailfleet_feedback_bounces_total{pod="${relayPod}",sending_domain="storm.test"})`)) >= 5 ? true : undefined));
+      // The operator's control loop pauses storm.test (hard bounces over the pause line).
+      await p.until('the operator\'s pause of storm.test scraped', async () => ((await total('sum(mailfleet_operator_decisions_total{job="mailfleet",decision="pause_domain"})')) >= 1 ? true : undefined), 60_000);
       // Yahoo defers everything for a while (each deferred recipient is retried every second).
       for (let b = 0; b < 4; b++) {
         await send(t, 20, 'digest@example.com', 'yahoo.test', 'bulk');
@@ -218,7 +241,7 @@ async function runScenario(): Promise<ScenarioWindow> {
     const operatorChurn = async () => {
       const touched = async (n: number) => {
         const before = await total('sum(mailfleet_operator_reconciles_total{job="mailfleet"})');
-        await fleet!.kubectl(['patch', 'sendingpool', '-n', NS, POOL, '--type=merge', '-p', JSON.stringify({ spec: { health: { minimumVolume: 500 + n } } })]);
+        await fleet!.kubectl(['patch', 'sendingpool', '-n', NS, POOL, '--type=merge', '-p', JSON.stringify({ spec: { health: { autoResumeAfterHours: 100 + n } } })]);
         await p.until('a reconcile scraped', async () => ((await total('sum(mailfleet_operator_reconciles_total{job="mailfleet"})')) > before ? true : undefined), 60_000);
       };
       for (let i = 1; i <= 3; i++) await touched(i);

@@ -1,5 +1,5 @@
-// Proof against a live Prometheus: relays (processes, file-based service discovery; the target
-// list is injectable, so it can point at pods later) and the operator (against a local control
+// Proof against a live Prometheus: relays (processes, file-based service discovery; the same
+// proof against the relay and operator pods on the test node is live-fleet.test.ts) and the operator (against a local control
 // plane, when one can be started) are scraped while a scenario runs — normal traffic, a bounce
 // storm for one sending domain, a deferral spike at one provider, a backoff restriction. Then
 // every panel query of every dashboard, its variables substituted, must return data (when the
