@@ -3,8 +3,9 @@
 // operator POD the chart installs (its pod IP), through file-based service discovery, with the
 // target labels the chart's PodMonitor/ServiceMonitor give them (job, namespace, pod, pool, ip),
 // while a scenario runs: normal traffic (transactional, OTP, bulk), a bounce storm for one sending
-// domain (storm.test, its own MailDomain), a deferral spike at one provider (yahoo, by MX name),
-// intake refusals, operator reconciles and an informer restart. Then every panel query of every
+// domain (storm.test, its own MailDomain) that the operator's control loop pauses, late DSNs and a
+// complaint to the relay's bounce MX, a deferral spike at one provider (yahoo, by MX name), an
+// adaptive-backoff suspension (google), intake refusals, operator reconciles and an informer restart. Then every panel query of every
 // dashboard returns data (the few that only the process-based scenario can feed are named, with
 // why, in PROCESS_ONLY), every variable lists values, and the scenario's alerts fire through the
 // Prometheus API. One node, one relay: everything here needs only one IP.
