@@ -1,5 +1,5 @@
-// Proof against a live Prometheus: relays (processes, file-based service discovery; the target
-// list is injectable, so it can point at pods later) and the operator (against a local control
+// Proof against a live Prometheus: relays (processes, file-based service discovery; the same
+// proof against the relay and operator pods on the test node is live-fleet.test.ts) and the operator (against a local control
 // plane, when one can be started) are scraped while a scenario runs — normal traffic, a bounce
 // storm for one sending domain, a deferral spike at one provider, a backoff restriction. Then
 // every panel query of every dashboard, its variables substituted, must return data (when the
@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { loadDashboards, metricsOf, panelQueries, parseLabelValues, plannedMetrics, queryVariables, substitute } from '../../monitoring/queries.ts';
 import { PROMETHEUS_BIN } from '../support/prometheus.ts';
 import { runScenario, startFleet, type Fleet, type ScenarioWindow } from './fleet.ts';
+import { emptyVariables, walkPanels } from './panels.ts';
 
 const skip = PROMETHEUS_BIN ? false : 'prometheus not installed (apt-get install prometheus)';
 let fleet: Fleet;
@@ -27,50 +27,18 @@ after(async () => {
   await fleet?.stop();
 });
 
-/** Grafana's values for the variables: every option ("All"), as a dashboard opens by default. */
-function vars(w: ScenarioWindow): Record<string, string> {
-  return { cluster: '.*', namespace: '.*', pool: '.*', ip: '.*', domain: '.*', __rate_interval: '10s', __range: `${Math.ceil(w.end - w.start) + 10}s` };
-}
+const operatorSkipped = (): string | undefined =>
+  fleet.operator === undefined ? 'operator not run (disabled)' : 'skipped' in fleet.operator ? `operator not run (${fleet.operator.skipped})` : undefined;
 
 test('every panel query of every dashboard returns data from the live fleet', { skip }, async (t) => {
-  const planned = plannedMetrics();
-  const operatorUp = fleet.operator !== undefined && !('skipped' in fleet.operator);
-  const empty: string[] = [];
-  const skipped: string[] = [];
-  let proven = 0;
-  for (const q of panelQueries(loadDashboards())) {
-    const name = `${q.dashboardTitle} › ${q.panel} (${q.refId})`;
-    const missing = metricsOf(q.expr).filter((m) => planned.has(m));
-    if (missing.length) {
-      skipped.push(`${name}: planned ${missing.join(', ')}`);
-      continue;
-    }
-    if (q.dashboard === 'mailfleet-operator' && !operatorUp) {
-      skipped.push(`${name}: operator not run (${(fleet.operator as { skipped: string } | undefined)?.skipped ?? 'disabled'})`);
-      continue;
-    }
-    const expr = substitute(q.expr, vars(window));
-    const series = await fleet.prometheus.queryRange(expr, Math.floor(window.start), Math.ceil(window.end), 1);
-    const hasValue = series.some((s) => s.values!.some(([, v]) => v !== 'NaN'));
-    if (!hasValue) empty.push(`${name}: ${expr}`);
-    else proven++;
-  }
-  t.diagnostic(`${proven} panel queries returned data; ${skipped.length} skipped:\n  ${skipped.join('\n  ')}`);
-  assert.deepEqual(empty, [], 'panel queries over existing metrics that returned no data');
-  assert.ok(proven >= 40, `${proven} panel queries proven`);
+  const walk = await walkPanels(fleet.prometheus, window, (uid) => (uid === 'mailfleet-operator' ? operatorSkipped() : undefined));
+  t.diagnostic(`${walk.proven.length} panel queries returned data; ${walk.skipped.length} skipped:\n  ${walk.skipped.join('\n  ')}`);
+  assert.deepEqual(walk.empty, [], 'panel queries over existing metrics that returned no data');
+  assert.ok(walk.proven.length >= 40, `${walk.proven.length} panel queries proven`);
 });
 
 test('every dashboard variable query lists values', { skip }, async () => {
-  const planned = plannedMetrics();
-  for (const d of loadDashboards()) {
-    for (const v of queryVariables(d)) {
-      if (d.uid === 'mailfleet-operator' && (fleet.operator === undefined || 'skipped' in fleet.operator)) continue;
-      const { match, label } = parseLabelValues(v.query);
-      if (metricsOf(match).some((m) => planned.has(m))) continue;
-      const values = await fleet.prometheus.labelValues(label, substitute(match, vars(window)));
-      assert.ok(values.length > 0, `${d.title}: $${v.name} (${v.query}) lists no values`);
-    }
-  }
+  assert.deepEqual(await emptyVariables(fleet.prometheus, window, (uid) => uid === 'mailfleet-operator' && operatorSkipped() !== undefined), []);
 });
 
 test('what every target exposes after the scenario passes promtool check metrics', { skip }, async (t) => {
