@@ -31,7 +31,10 @@ const operatorSkipped = (): string | undefined =>
   fleet.operator === undefined ? 'operator not run (disabled)' : 'skipped' in fleet.operator ? `operator not run (${fleet.operator.skipped})` : undefined;
 
 test('every panel query of every dashboard returns data from the live fleet', { skip }, async (t) => {
-  const walk = await walkPanels(fleet.prometheus, window, (uid) => (uid === 'mailfleet-operator' ? operatorSkipped() : undefined));
+  // This scenario's operator reads no relays (they are processes, not pods behind an EndpointSlice),
+  // so it makes no control-loop decisions; live-fleet.test.ts proves that panel on the pods.
+  const decisions = (metrics: string[]) => (metrics.includes('mailfleet_operator_decisions_total') ? 'no relays for this operator to read: proven on the pods by live-fleet.test.ts' : undefined);
+  const walk = await walkPanels(fleet.prometheus, window, (uid) => (uid === 'mailfleet-operator' ? operatorSkipped() : undefined), decisions);
   t.diagnostic(`${walk.proven.length} panel queries returned data; ${walk.skipped.length} skipped:\n  ${walk.skipped.join('\n  ')}`);
   assert.deepEqual(walk.empty, [], 'panel queries over existing metrics that returned no data');
   assert.ok(walk.proven.length >= 40, `${walk.proven.length} panel queries proven`);

@@ -27,7 +27,13 @@ export interface PanelWalk {
  * Runs every panel query over [w.start, w.end]. Queries over planned metrics are skipped, and so
  * are a dashboard's queries when `skipDashboard(uid)` gives a reason.
  */
-export async function walkPanels(p: PrometheusServer, w: ScenarioWindow, skipDashboard: (uid: string) => string | undefined = () => undefined): Promise<PanelWalk> {
+export async function walkPanels(
+  p: PrometheusServer,
+  w: ScenarioWindow,
+  skipDashboard: (uid: string) => string | undefined = () => undefined,
+  /** A reason to skip one query (by the metrics it reads), when another suite proves it. */
+  skipMetrics: (metrics: string[]) => string | undefined = () => undefined,
+): Promise<PanelWalk> {
   const planned = plannedMetrics();
   const out: PanelWalk = { proven: [], empty: [], skipped: [] };
   for (const q of panelQueries(loadDashboards())) {
@@ -37,7 +43,7 @@ export async function walkPanels(p: PrometheusServer, w: ScenarioWindow, skipDas
       out.skipped.push(`${name}: planned ${missing.join(', ')}`);
       continue;
     }
-    const why = skipDashboard(q.dashboard);
+    const why = skipDashboard(q.dashboard) ?? skipMetrics(metricsOf(q.expr));
     if (why) {
       out.skipped.push(`${name}: ${why}`);
       continue;
