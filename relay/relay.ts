@@ -270,6 +270,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   }
   logger.info({ listeners: listeners.map((l) => `${l.name}:${l.port}`), http: http.port, configVersion: version }, 'relay started');
 
+  let stopping: Promise<void> | undefined;
   return {
     config, store, logger, metrics, feedback, listeners, http, unsubscribe, tls, counters,
     port(name) {
@@ -280,7 +281,9 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     configState: () => ({ version, restartPending }),
     reload,
     wake: () => delivery?.wake(),
-    async stop() {
+    // Safe to call twice (a test's own stop and its after hook, SIGTERM during a stop): the
+    // second call waits for the first.
+    stop: () => (stopping ??= (async () => {
       ready = false;
       configWatcher?.close();
       await closeListeners(listeners);
@@ -298,6 +301,6 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
       await bounceMx.close();
       tls?.close();
       credWatcher?.close();
-    },
+    })()),
   };
 }
