@@ -125,7 +125,9 @@ export class Observer {
       ports?: { name?: string; port?: number }[];
       endpoints?: { addresses: string[]; conditions?: { ready?: boolean }; targetRef?: { kind?: string; name?: string } }[];
     }>('discovery.k8s.io/v1', 'EndpointSlice', ns, `kubernetes.io/service-name=${headlessServiceName(pool)}`);
-    const byPod = new Map(pool.spec.ips.map((i) => [`${relayName(pool, i.address)}-0`, i.address]));
+    // The pool's IPs and those it still drains (removed from spec, listed in status as Draining):
+    // a drain ends on what the removed IP's relay reports, so its reads must be kept too.
+    const byPod = new Map([...(pool.status?.ips ?? []), ...pool.spec.ips].map((i) => [`${relayName(pool, i.address)}-0`, i.address]));
     const out: Target[] = [];
     for (const s of slices.items) {
       const port = (s.ports ?? []).find((p) => p.name === 'http')?.port ?? s.ports?.[0]?.port;
