@@ -3,8 +3,8 @@
 // it arrives; the budget is whole again afterwards (issue 17).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { rmSync } from 'node:fs';
+import { openSmtpText } from '../support/smtp-text.ts';
 import { workspace, startTestRelay, USER, PASSWORD } from '../support/relay-harness.ts';
 
 const ws = await workspace();
@@ -17,25 +17,14 @@ after(async () => {
 
 /** An authenticated session on the alt listener up to the 354 of DATA. */
 async function openData() {
-  const socket = connect(relay.port('alt'), '127.0.0.1');
-  let text = '';
-  const waiters: { re: RegExp; resolve: (s: string) => void }[] = [];
-  socket.on('data', (d) => {
-    text += d.toString('latin1');
-    for (const w of [...waiters]) if (w.re.test(text)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(text);
-    }
-  });
-  const waitFor = (re: RegExp) => new Promise<string>((resolve) => (re.test(text) ? resolve(text) : waiters.push({ re, resolve })));
-  await waitFor(/^220 /m);
+  const { socket, waitFor, said } = await openSmtpText(relay.port('alt'));
   socket.write('EHLO big.test\r\n');
   await waitFor(/^250 /m);
   socket.write(`AUTH PLAIN ${Buffer.from(`\0${USER}\0${PASSWORD}`).toString('base64')}\r\n`);
   await waitFor(/^235 /m);
   socket.write('MAIL FROM:<app@example.com>\r\nRCPT TO:<someone@example.net>\r\nDATA\r\n');
   await waitFor(/^354 /m);
-  return { socket, waitFor, said: () => text };
+  return { socket, waitFor, said };
 }
 
 const lines = (bytes: number) => Buffer.from(`Subject: big\r\n\r\n${'x'.repeat(998) + '\r\n'}`.repeat(Math.ceil(bytes / 1000)));

@@ -2,9 +2,9 @@
 // 421 4.4.2 and counted; nothing of the unfinished message is queued (issue 17).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
+import { openSmtpText } from '../support/smtp-text.ts';
 import { workspace, startTestRelay, USER, PASSWORD } from '../support/relay-harness.ts';
 
 const ws = await workspace();
@@ -14,22 +14,8 @@ after(async () => {
   rmSync(ws.dir, { recursive: true, force: true });
 });
 
-/** Connects to the alt listener (plaintext AUTH on loopback) and collects what the server says. */
-async function client(): Promise<{ socket: Socket; said: () => string; waitFor(re: RegExp): Promise<string> }> {
-  const socket = connect(relay.port('alt'), '127.0.0.1');
-  let text = '';
-  const waiters: { re: RegExp; resolve: (s: string) => void }[] = [];
-  socket.on('data', (d) => {
-    text += d.toString('latin1');
-    for (const w of [...waiters]) if (w.re.test(text)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(text);
-    }
-  });
-  const waitFor = (re: RegExp) => new Promise<string>((resolve) => (re.test(text) ? resolve(text) : waiters.push({ re, resolve })));
-  await waitFor(/^220 /m);
-  return { socket, said: () => text, waitFor };
-}
+/** Connects to the alt listener (plaintext AUTH on loopback). */
+const client = () => openSmtpText(relay.port('alt'));
 
 async function slowClientsCounted(phase: string): Promise<number> {
   const m = await relay.metrics.registry.getSingleMetric('mailfleet_smtp_slow_clients_total')!.get();
