@@ -40,3 +40,24 @@ test('X-Mailfleet-Tag fields are removed, folded and comma-separated values coll
   const plain = Buffer.from('Subject: s\r\n\r\nbody\r\n');
   assert.equal(takeTagHeaders(plain).body, plain, 'untouched (the same buffer) when there is none');
 });
+
+test('a database from before the (queue id, id) key keeps its events, and recording stays once per event', () => {
+  const db = new DatabaseSync(':memory:');
+  db.exec(`CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, at INTEGER NOT NULL,
+    queue_id TEXT, message_id TEXT, recipient TEXT, sending_domain TEXT, body TEXT NOT NULL) STRICT;
+    CREATE INDEX events_queue_id ON events (queue_id);`);
+  const old = ev(1, 0);
+  db.prepare(`INSERT INTO events (id, type, at, queue_id, message_id, recipient, sending_domain, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+    .run(old.id, old.type, 0, old.queueId, null, old.recipient, old.sendingDomain, JSON.stringify(old));
+  const orphan = { ...ev(2, 0), queueId: null };
+  db.prepare(`INSERT INTO events (id, type, at, queue_id, message_id, recipient, sending_domain, body) VALUES (?, ?, ?, NULL, NULL, ?, ?, ?)`)
+    .run(orphan.id, orphan.type, 0, orphan.recipient, orphan.sendingDomain, JSON.stringify(orphan));
+  createEventTables(db);
+  createEventTables(db); // again: nothing more to do
+  const s = new EventStore(db, { fleet: false });
+  assert.deepEqual(s.query({}).map((e) => [e.seq, e.id]), [[1, old.id], [2, orphan.id]]);
+  assert.equal(s.record([old, orphan], new Set(), 0).length, 0, 'both already recorded');
+  assert.equal(s.record([ev(3, 0)], new Set(), 0).length, 1);
+  assert.ok(s.query({}).at(-1)!.seq > 2, 'sequence numbers go on after the copied ones');
+  assert.deepEqual(s.query({ queueId: 'Q1' }).map((e) => e.id), [old.id]);
+});
