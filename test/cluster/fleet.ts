@@ -75,6 +75,8 @@ export interface MxOptions {
   mx: Record<string, string>;
   /** Zones dnsmasq answers itself, NXDOMAIN for other names in them (default ["test"]). */
   localZones?: string[];
+  /** More A records, from the node (e.g. a DNSBL entry for its egress address). */
+  a?: (node: NodeInfo) => { name: string; address: string }[];
   onRcpt?: SinkOptions['onRcpt'];
   onData?: SinkOptions['onData'];
 }
@@ -99,7 +101,7 @@ export async function startNodeMx(node: NodeInfo, opts: MxOptions): Promise<Node
     const dns = await startDnsmasq({
       localZones: opts.localZones ?? ['test'],
       mx: Object.entries(opts.mx).map(([domain, host]) => ({ domain, host, preference: 10 })),
-      a: hosts.map((name) => ({ name, address: node.hostIp })),
+      a: [...hosts.map((name) => ({ name, address: node.hostIp })), ...(opts.a?.(node) ?? [])],
     }, node.hostIp, 53);
     let stopped: Promise<void> | undefined;
     return { sink, dns, stop: () => (stopped ??= Promise.all([sink.close(), dns.stop()]).then(() => {})) };

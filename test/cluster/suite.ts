@@ -51,7 +51,7 @@ export function fleetSuite(opts: FleetSuiteOptions): FleetSuite {
     await opts.prepare?.(f);
     if (opts.examples) pool = await applyExamples(f, opts.examples);
     await opts.setup?.(f, pool);
-    console.error(`# ${opts.nodes ?? 1} node(s), the chart${pool ? ', the example pool' : ''} and the suite's set-up ready in ${Date.now() - started} ms`);
+    console.error(`# fleet suite: ${opts.nodes ?? 1} node(s), the chart${pool ? ', the example pool' : ''} and the suite's set-up done in ${Date.now() - started} ms`);
   }, opts.timeout === undefined ? {} : { timeout: opts.timeout });
   after(() => fleet?.stop());
   return {
