@@ -5,10 +5,10 @@
 //   const cluster = await startCluster();
 //   if ('skipped' in cluster) { test('…', { skip: cluster.skipped }, () => {}); }
 //   else { after(() => cluster.stop()); … KUBECONFIG = cluster.kubeconfig … }
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { lastLine, script, ScriptError } from './script.ts';
 
 export interface Cluster {
   /** Path of an admin kubeconfig (user in group system:masters). */
@@ -22,37 +22,6 @@ export interface Cluster {
   /** Stops every process and removes dir (kept when MAILFLEET_KEEP_CLUSTER is set). Safe to call twice. */
   stop(): Promise<void>;
 }
-
-const here = import.meta.dirname;
-
-class ScriptError extends Error {
-  code: number | null;
-  constructor(message: string, code: number | null) {
-    super(message);
-    this.code = code;
-  }
-}
-
-/** Runs a script of this folder; resolves with its stdout. stderr is shown live when `loud`. */
-function script(name: string, args: string[], env: Record<string, string> = {}, loud = false): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(here, name), args, {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', loud ? 'inherit' : 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve(out);
-      else reject(new ScriptError(`${name} ${args.join(' ')} exited ${code}\n${err.slice(-4000)}`, code));
-    });
-  });
-}
-
-const lastLine = (s: string): string => s.trim().split('\n').at(-1) ?? '';
 
 /**
  * What a suite does when its cluster (or node, or tools) cannot start: skip with the reason on a

@@ -16,13 +16,12 @@
 // Each IP has its own relay, and a relay sends only through its own IP: mail a capped relay took
 // waits in that relay's queue (no relay hands mail to another), so the test submits to each relay
 // directly and counts what each IP sent.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
 import { parseDocument, stringify } from 'yaml';
-import { applyExamples, poll, startFleet, type Fleet } from './fleet.ts';
-import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
-import { startSink, type Sink } from '../support/sink.ts';
+import { poll } from './fleet.ts';
+import { FAST_RETRY, fleetSuite } from './suite.ts';
 import type { StatsV1 } from '../../relay/stats/collector.ts';
 import { configVersion } from '../../relay/config/version.ts';
 import { configKey, configMapName, ipKey } from '../../operator/render/names.ts';
@@ -34,10 +33,6 @@ const POOL = 'transactional';
 /** Test-only knob on the cold relay (cli/commands/relay.ts): milliseconds added to its clock. */
 const CLOCK_FILE = '/tmp/clock-offset';
 
-let fleet: Fleet | undefined;
-let skipped = '';
-let dns: Dnsmasq | undefined;
-let sink: Sink | undefined;
 /** The sink answers RCPT from this source address with a temporary failure. */
 let refuseFrom: string | undefined;
 let refusals = 0;
@@ -46,12 +41,12 @@ let warm = '';
 
 type Spec = { ips: Record<string, unknown>[]; [k: string]: unknown };
 
-const bySource = (address: string) => sink!.messages.filter((m) => m.remoteAddress === address).length;
+const bySource = (address: string) => suite.fleet.sink.messages.filter((m) => m.remoteAddress === address).length;
 const subjectsFrom = (address: string) =>
-  sink!.messages.filter((m) => m.remoteAddress === address).map((m) => /^Subject: (.*)$/m.exec(m.body.toString('latin1'))?.[1]?.trim() ?? '');
+  suite.fleet.sink.messages.filter((m) => m.remoteAddress === address).map((m) => /^Subject: (.*)$/m.exec(m.body.toString('latin1'))?.[1]?.trim() ?? '');
 
 /** hostNetwork: the relay of IP i listens on node i's address. */
-const nodeOf = (address: string) => fleet!.nodes.find((n) => n.egressIps[0] === address)!;
+const nodeOf = (address: string) => suite.fleet.nodes.find((n) => n.egressIps[0] === address)!;
 
 /**
  * The relays' API token, when the pool has one (a Secret the operator renders, once the relay
@@ -59,7 +54,7 @@ const nodeOf = (address: string) => fleet!.nodes.find((n) => n.egressIps[0] === 
  */
 let apiToken: Promise<string> | undefined;
 async function stats(address: string): Promise<StatsV1> {
-  apiToken ??= fleet!
+  apiToken ??= suite.fleet
     .kubectl(['get', 'secret', '-n', NS, `${POOL}-relay-api`, '-o', 'jsonpath={.data.token}'])
     .then((b64) => Buffer.from(b64.trim(), 'base64').toString('utf8').trim(), () => '');
   const token = await apiToken;
@@ -75,7 +70,7 @@ const warmupOf = (s: StatsV1, address: string) => s.ips.find((i) => i.address ==
 
 /** The live relay pod of an IP. */
 async function relayPod(address: string): Promise<{ name: string; uid: string; restarts: number; ready: boolean }> {
-  const list = JSON.parse(await fleet!.kubectl(['get', 'pods', '-n', NS, '-l', `mailfleet.io/ip=${ipKey(address)}`, '-o', 'json'])) as {
+  const list = JSON.parse(await suite.fleet.kubectl(['get', 'pods', '-n', NS, '-l', `mailfleet.io/ip=${ipKey(address)}`, '-o', 'json'])) as {
     items: { metadata: { name: string; uid: string; deletionTimestamp?: string }; status: { containerStatuses?: { restartCount: number; ready: boolean }[] } }[];
   };
   const live = list.items.filter((p) => !p.metadata.deletionTimestamp);
@@ -88,7 +83,7 @@ async function relayPod(address: string): Promise<{ name: string; uid: string; r
 /** The relay process as the node sees it: pod, container restarts, host PID. */
 async function relayProcess(address: string): Promise<{ uid: string; restarts: number; pid: number }> {
   const p = await relayPod(address);
-  return { uid: p.uid, restarts: p.restarts, pid: await fleet!.containerPid(NS, p.name, 'relay') };
+  return { uid: p.uid, restarts: p.restarts, pid: await suite.fleet.containerPid(NS, p.name, 'relay') };
 }
 
 /** `n` messages submitted straight to the relay of `address` (port 10587), subjects prefix0…. */
@@ -110,16 +105,16 @@ async function submit(address: string, prefix: string, n: number): Promise<strin
 
 /** kubectl apply of the SendingPool as a user edits it: the live object's spec, changed by `edit`. */
 async function applyPool(edit: (spec: Spec) => void): Promise<void> {
-  const live = JSON.parse(await fleet!.kubectl(['get', 'sendingpool', '-n', NS, POOL, '-o', 'json'])) as { apiVersion: string; kind: string; metadata: { name: string }; spec: Spec };
+  const live = JSON.parse(await suite.fleet.kubectl(['get', 'sendingpool', '-n', NS, POOL, '-o', 'json'])) as { apiVersion: string; kind: string; metadata: { name: string }; spec: Spec };
   edit(live.spec);
-  await fleet!.kubectl(['apply', '-n', NS, '-f', '-'], JSON.stringify({ apiVersion: live.apiVersion, kind: live.kind, metadata: { name: POOL }, spec: live.spec }));
+  await suite.fleet.kubectl(['apply', '-n', NS, '-f', '-'], JSON.stringify({ apiVersion: live.apiVersion, kind: live.kind, metadata: { name: POOL }, spec: live.spec }));
 }
 
 const ipEntry = (spec: Spec, address: string) => spec.ips.find((i) => i.address === address)!;
 
 /** The config version the operator rendered for an IP, from the ConfigMap it writes. */
 async function renderedVersion(address: string): Promise<string> {
-  const cm = JSON.parse(await fleet!.kubectl(['get', 'configmap', '-n', NS, configMapName({ metadata: { name: POOL } } as never), '-o', 'json'])) as { data: Record<string, string> };
+  const cm = JSON.parse(await suite.fleet.kubectl(['get', 'configmap', '-n', NS, configMapName({ metadata: { name: POOL } } as never), '-o', 'json'])) as { data: Record<string, string> };
   return configVersion(cm.data[configKey(address)]!);
 }
 
@@ -141,35 +136,20 @@ async function untilRunning(address: string, previous: string, since: number): P
   return { version: running, ms: Date.now() - since };
 }
 
-before(async () => {
-  const started = Date.now();
-  const f = await startFleet({ nodes: 2 });
-  if ('skipped' in f) {
-    skipped = f.skipped;
-    return;
-  }
-  fleet = f;
-  const { node } = f;
-  sink = await startSink({
-    address: node.hostIp,
-    port: 25,
-    onRcpt: (_rcpt, session) => {
-      if (refuseFrom && session.remoteAddress === refuseFrom) {
-        refusals++;
-        return '451 4.3.0 not now';
-      }
-      return undefined;
-    },
-  });
-  dns = await startDnsmasq(
-    { localZones: ['test'], mx: [{ domain: RCPT_DOMAIN, host: `mx.${RCPT_DOMAIN}`, preference: 10 }], a: [{ name: `mx.${RCPT_DOMAIN}`, address: node.hostIp }] },
-    node.hostIp,
-    53,
-  );
-  const pool = await applyExamples(f, {
+const suite = fleetSuite({
+  nodes: 2,
+  mx: { [RCPT_DOMAIN]: `mx.${RCPT_DOMAIN}` },
+  onRcpt: (_rcpt, session) => {
+    if (refuseFrom && session.remoteAddress === refuseFrom) {
+      refusals++;
+      return '451 4.3.0 not now';
+    }
+    return undefined;
+  },
+  examples: {
     namespace: NS,
     password: PASSWORD,
-    retry: { firstRetrySeconds: 1, multiplier: 1, maxRetrySeconds: 1 },
+    retry: FAST_RETRY,
     edit: (p) => {
       // IP 0 cold (50 a day, then 200), IP 1 warmed (no plan). Intake fast enough for 500
       // messages at once (limits are restart-only: set from the start).
@@ -177,31 +157,26 @@ before(async () => {
       delete p.spec.ips[1]!.warmup;
       p.spec.limits = { ...(p.spec.limits as object), messagesPerSecond: 2000, burst: 4000 };
     },
-  });
-  [cold, warm] = pool.poolIps as [string, string];
-  // The clock hook on the cold relay only: a test-only env var added to its StatefulSet by hand
-  // (the operator's server-side apply leaves a field it does not own alone). One rolling
-  // replacement of that pod, before any case runs.
-  const sts = `${POOL}-${ipKey(cold)}`;
-  const first = await relayPod(cold);
-  await f.kubectl(['patch', 'statefulset', '-n', NS, sts, '--type=json', '-p', JSON.stringify([
-    { op: 'add', path: '/spec/template/spec/containers/0/env/-', value: { name: 'MAILFLEET_TEST_CLOCK_OFFSET_FILE', value: CLOCK_FILE } },
-  ])]);
-  await poll('the cold relay replaced with the clock hook, Ready', async () => {
-    const p = await relayPod(cold);
-    return p.uid !== first.uid && p.ready ? p : undefined;
-  }, 180_000);
-  console.error(`# fleet-live: two nodes, the chart, the pool and the clock hook ready in ${Date.now() - started} ms`);
-});
-
-after(async () => {
-  await sink?.close();
-  await dns?.stop();
-  await fleet?.stop();
+  },
+  setup: async (f, pool) => {
+    [cold, warm] = pool!.poolIps as [string, string];
+    // The clock hook on the cold relay only: a test-only env var added to its StatefulSet by hand
+    // (the operator's server-side apply leaves a field it does not own alone). One rolling
+    // replacement of that pod, before any case runs.
+    const sts = `${POOL}-${ipKey(cold)}`;
+    const first = await relayPod(cold);
+    await f.kubectl(['patch', 'statefulset', '-n', NS, sts, '--type=json', '-p', JSON.stringify([
+      { op: 'add', path: '/spec/template/spec/containers/0/env/-', value: { name: 'MAILFLEET_TEST_CLOCK_OFFSET_FILE', value: CLOCK_FILE } },
+    ])]);
+    await poll('the cold relay replaced with the clock hook, Ready', async () => {
+      const p = await relayPod(cold);
+      return p.uid !== first.uid && p.ready ? p : undefined;
+    }, 180_000);
+  },
 });
 
 test('warm-up on the node: exactly 50 from the cold IP, the warmed IP unlimited; then the warmed IP capped too → its mail waits', async (t) => {
-  if (skipped) return t.skip(skipped);
+  if (suite.skipped) return t.skip(suite.skipped);
   const sent = [...(await submit(cold, 'c', 60)), ...(await submit(warm, 'w', 60))];
   assert.equal(sent.length, 120);
   await poll('50 from the cold IP, 60 from the warmed one, 10 held by the cold relay', async () => {
@@ -213,7 +188,7 @@ test('warm-up on the node: exactly 50 from the cold IP, the warmed IP unlimited;
   const s = await stats(cold);
   assert.equal(warmupOf(s, cold)?.capToday, 50);
   assert.equal(warmupOf(s, cold)?.day, 0);
-  assert.equal(sink!.messages.length + held(s) + held(await stats(warm)), 120, 'none lost: delivered + held');
+  assert.equal(suite.fleet.sink.messages.length + held(s) + held(await stats(warm)), 120, 'none lost: delivered + held');
 
   // The warmed IP capped at what it has sent today: a plan given later counts today's usage.
   const proc = await relayProcess(warm);
@@ -237,7 +212,7 @@ test('warm-up on the node: exactly 50 from the cold IP, the warmed IP unlimited;
 });
 
 test('a changed plan reaches the running relay through the ConfigMap: no restart, its cap applies at once', async (t) => {
-  if (skipped) return t.skip(skipped);
+  if (suite.skipped) return t.skip(suite.skipped);
   const proc = await relayProcess(cold);
   assert.equal(proc.restarts, 0);
   const previous = (await stats(cold)).configVersion!;
@@ -259,18 +234,18 @@ test('a changed plan reaches the running relay through the ConfigMap: no restart
   assert.deepEqual(await relayProcess(cold), proc, 'no restart: same pod, same process, same restart count');
   // The version the pool's status gives for the IP is the one its relay reports running.
   await poll('status.ips[].configVersion of the cold IP', async () => {
-    const st = JSON.parse(await fleet!.kubectl(['get', 'sendingpool', '-n', NS, POOL, '-o', 'json'])) as { status?: { ips?: { address: string; configVersion?: string }[] } };
+    const st = JSON.parse(await suite.fleet.kubectl(['get', 'sendingpool', '-n', NS, POOL, '-o', 'json'])) as { status?: { ips?: { address: string; configVersion?: string }[] } };
     return st.status?.ips?.find((i) => i.address === cold)?.configVersion === version ? true : undefined;
   }, 30_000);
 });
 
 test('UTC midnight on the relay clock: the next day\'s cap, no restart', async (t) => {
-  if (skipped) return t.skip(skipped);
+  if (suite.skipped) return t.skip(suite.skipped);
   const proc = await relayProcess(cold);
   const now = Date.now();
   // One minute past the next UTC midnight: day 0 (55 sent, at least half its cap) counts.
   const offset = (Math.floor(now / 86_400_000) + 1) * 86_400_000 + 60_000 - now;
-  await fleet!.exec(NS, (await relayPod(cold)).name, 'relay', ['node', '-e', `require('node:fs').writeFileSync(${JSON.stringify(CLOCK_FILE)}, '${offset}')`]);
+  await suite.fleet.exec(NS, (await relayPod(cold)).name, 'relay', ['node', '-e', `require('node:fs').writeFileSync(${JSON.stringify(CLOCK_FILE)}, '${offset}')`]);
   await poll('the 5 held released on the new day', async () => (bySource(cold) >= 60 && held(await stats(cold)) === 0 ? true : undefined), 60_000);
   const w = warmupOf(await stats(cold), cold)!;
   assert.equal(w.day, 1, JSON.stringify(w));
@@ -282,8 +257,8 @@ test('UTC midnight on the relay clock: the next day\'s cap, no restart', async (
 });
 
 test('a bad config version written by hand is refused; the old one keeps delivering; metric and log say so', async (t) => {
-  if (skipped) return t.skip(skipped);
-  const f = fleet!;
+  if (suite.skipped) return t.skip(suite.skipped);
+  const f = suite.fleet;
   const { namespace, release } = f.operator;
   const opSelector = `app.kubernetes.io/instance=${release}`;
   // Pause the operator, or it would write its own version back.
@@ -328,8 +303,8 @@ function reloadFailures(text: string): number {
 }
 
 test('an IP removed with 500 queued drains: status Draining with the count left, all delivered, then its StatefulSet goes', async (t) => {
-  if (skipped) return t.skip(skipped);
-  const f = fleet!;
+  if (suite.skipped) return t.skip(suite.skipped);
+  const f = suite.fleet;
   // The warmed IP's cap lifted first: the 10 it held leave (none of the first case's mail lost).
   await applyPool((spec) => {
     delete ipEntry(spec, warm).warmup;

@@ -7,35 +7,29 @@
 // Two nodes: the example pool's two IPs in hostNetwork mode need one node each. examples/ are
 // applied by applyExamples (test/cluster/fleet.ts: egress hostNetwork, IP i on node i), with
 // retries after 1 s instead of 5 min so that a refused delivery is retried within the test.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import nodemailer from 'nodemailer';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
-import { applyExamples, poll, startFleet, type Fleet } from './fleet.ts';
-import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
-import { startSink, type Sink, type SinkMessage } from '../support/sink.ts';
+import { poll, type MailFleet } from './fleet.ts';
+import { FAST_RETRY, fleetSuite } from './suite.ts';
+import type { SinkMessage } from '../support/sink.ts';
 
 const PASSWORD = 'fleet-test-password';
 const RCPT_DOMAIN = 'inbox.test';
 const NS = 'default';
 
-let fleet: Fleet | undefined;
-let skipped = '';
-let dns: Dnsmasq | undefined;
-let sink: Sink | undefined;
 /** While set, the sink answers every RCPT with this temporary failure. */
 let refuse: string | undefined;
 const refusals: string[] = [];
-let poolIps: string[] = [];
-let serviceIp = '';
 
 /** The relay pod of the pool's first IP (on the first node). */
-async function relayPod(f: Fleet): Promise<{ name: string; uid: string; restarts: number; ready: boolean; volume: string }> {
+async function relayPod(f: MailFleet): Promise<{ name: string; uid: string; restarts: number; ready: boolean; volume: string }> {
   const list = JSON.parse(await f.kubectl(['get', 'pods', '-n', NS, '-l', 'mailfleet.io/pool=transactional', '-o', 'json'])) as {
     items: { metadata: { name: string; uid: string; deletionTimestamp?: string }; spec: { nodeName?: string; volumes?: { name: string; persistentVolumeClaim?: { claimName: string } }[] }; status: { containerStatuses?: { restartCount: number; ready: boolean }[] } }[];
   };
-  const live = list.items.filter((p) => !p.metadata.deletionTimestamp && p.metadata.name.includes(poolIps[0]!.replaceAll('.', '-')));
-  assert.equal(live.length, 1, `one relay pod for ${poolIps[0]} expected, got ${live.map((p) => p.metadata.name).join(', ')}`);
+  const live = list.items.filter((p) => !p.metadata.deletionTimestamp && p.metadata.name.includes(suite.pool.poolIps[0]!.replaceAll('.', '-')));
+  assert.equal(live.length, 1, `one relay pod for ${suite.pool.poolIps[0]} expected, got ${live.map((p) => p.metadata.name).join(', ')}`);
   const p = live[0]!;
   const claim = p.spec.volumes?.find((v) => v.persistentVolumeClaim)?.persistentVolumeClaim?.claimName ?? '';
   const volume = claim ? (await f.kubectl(['get', 'pvc', '-n', NS, claim, '-o', 'jsonpath={.spec.volumeName}'])).trim() : '';
@@ -45,7 +39,7 @@ async function relayPod(f: Fleet): Promise<{ name: string; uid: string; restarts
 
 /** Submits through the pool's Service, or straight to the first IP's relay (hostNetwork: the node's address, port 10587). */
 async function submit(subject: string, to: 'service' | 'relay' = 'service'): Promise<string> {
-  const [host, port] = to === 'service' ? [serviceIp, 587] : [fleet!.node.ip, 10587];
+  const [host, port] = to === 'service' ? [suite.pool.serviceIp, 587] : [suite.fleet.node.ip, 10587];
   const t = nodemailer.createTransport({ host, port, requireTLS: true, auth: { user: 'app', pass: PASSWORD }, tls: { rejectUnauthorized: false } });
   try {
     const info = await t.sendMail({ from: 'news@example.com', to: `reader@${RCPT_DOMAIN}`, subject, text: `${subject}\n` });
@@ -58,44 +52,19 @@ async function submit(subject: string, to: 'service' | 'relay' = 'service'): Pro
 
 const subjects = (ms: SinkMessage[]): string[] => ms.map((m) => /^Subject: (.*)$/m.exec(m.body.toString('latin1'))?.[1]?.trim() ?? '');
 
-before(async () => {
-  const f = await startFleet({ nodes: 2 });
-  if ('skipped' in f) {
-    skipped = f.skipped;
-    return;
-  }
-  fleet = f;
-  const { node } = f;
-  // The recipients' MX, on the host end of the node's link (port 25, as on the internet), and
-  // the DNS the node's pods use (the node's resolv.conf names hostIp).
-  sink = await startSink({
-    address: node.hostIp,
-    port: 25,
-    onRcpt: () => {
-      if (refuse) refusals.push(refuse);
-      return refuse;
-    },
-  });
-  dns = await startDnsmasq(
-    { localZones: ['test'], mx: [{ domain: RCPT_DOMAIN, host: `mx.${RCPT_DOMAIN}`, preference: 10 }], a: [{ name: `mx.${RCPT_DOMAIN}`, address: node.hostIp }] },
-    node.hostIp,
-    53,
-  );
-
-  const pool = await applyExamples(f, { namespace: NS, password: PASSWORD, retry: { firstRetrySeconds: 1, multiplier: 1, maxRetrySeconds: 1 } });
-  poolIps = pool.poolIps;
-  serviceIp = pool.serviceIp;
-});
-
-after(async () => {
-  await sink?.close();
-  await dns?.stop();
-  await fleet?.stop();
+const suite = fleetSuite({
+  nodes: 2,
+  mx: { [RCPT_DOMAIN]: `mx.${RCPT_DOMAIN}` },
+  onRcpt: () => {
+    if (refuse) refusals.push(refuse);
+    return refuse;
+  },
+  examples: { namespace: NS, password: PASSWORD, retry: FAST_RETRY },
 });
 
 test('helm install + examples: mail through the pool Service reaches the MX from the pool IPs, DKIM pass', async (t) => {
-  if (skipped) return t.skip(skipped);
-  const f = fleet!;
+  if (suite.skipped) return t.skip(suite.skipped);
+  const f = suite.fleet;
   const op = JSON.parse(await f.kubectl(['get', 'pod', '-n', f.operator.namespace, f.operator.pod, '-o', 'json'])) as { spec: { serviceAccountName: string; containers: { image: string }[] } };
   assert.equal(op.spec.containers[0]!.image, f.images.app);
   assert.equal(op.spec.serviceAccountName, f.operator.release);
@@ -116,11 +85,11 @@ test('helm install + examples: mail through the pool Service reaches the MX from
   await direct.sendMail({ from: 'news@example.com', to: `reader@${RCPT_DOMAIN}`, subject: 'second relay', text: 'second relay\n' });
   direct.close();
   sent.push('second relay');
-  const got = await sink!.waitForMessages(sent.length, 60_000);
+  const got = await f.sink.waitForMessages(sent.length, 60_000);
   assert.deepEqual(subjects(got).sort(), sent.toSorted());
-  const helo = new Map([[poolIps[0], 'mta1.mail.example.net'], [poolIps[1], 'mta2.mail.example.net']]);
+  const helo = new Map([[suite.pool.poolIps[0], 'mta1.mail.example.net'], [suite.pool.poolIps[1], 'mta2.mail.example.net']]);
   for (const m of got) assert.equal(m.heloName, helo.get(m.remoteAddress), `sent from a pool IP with its own name: ${m.remoteAddress} ${m.heloName}`);
-  assert.ok(got.some((m) => m.remoteAddress === poolIps[1]));
+  assert.ok(got.some((m) => m.remoteAddress === suite.pool.poolIps[1]));
 
   // The DKIM key the operator generated, as MailDomain status tells the user to publish it.
   const md = JSON.parse(await f.kubectl(['get', 'maildomain', '-n', NS, 'example-com', '-o', 'json'])) as { status?: { records?: { name: string; type: string; value: string }[] } };
@@ -138,8 +107,8 @@ test('helm install + examples: mail through the pool Service reaches the MX from
 });
 
 test('cluster DNS: the operator pod resolves and reaches each relay by its stable name, and names outside the cluster', async (t) => {
-  if (skipped) return t.skip(skipped);
-  const f = fleet!;
+  if (suite.skipped) return t.skip(suite.skipped);
+  const f = suite.fleet;
   const relay = (await relayPod(f)).name;
   const lookup = (name: string) =>
     f.exec(f.operator.namespace, f.operator.pod, 'operator', ['node', '-e', `require('node:dns').promises.lookup(${JSON.stringify(name)}).then((r) => console.log(r.address))`]);
@@ -157,16 +126,33 @@ test('cluster DNS: the operator pod resolves and reaches each relay by its stabl
   }
 });
 
-test('kill -9 of the relay: the kubelet restarts it, every acknowledged message is delivered once', async (t) => {
-  if (skipped) return t.skip(skipped);
-  const f = fleet!;
-  const before = await relayPod(f);
-  sink!.messages.length = 0;
+/**
+ * Five messages submitted straight to the first IP's relay while the sink refuses every RCPT;
+ * resolves once each has been tried and refused, so all five wait in the relay's queue.
+ */
+async function heldByRelay(f: MailFleet, prefix: string): Promise<string[]> {
+  f.sink.messages.length = 0;
+  refusals.length = 0;
   refuse = '451 4.3.0 not now';
   const sent = [];
-  for (let i = 0; i < 5; i++) sent.push(await submit(`kill-${i}`, 'relay'));
-  // Every message has been tried and refused: all five wait in the relay's queue.
+  for (let i = 0; i < 5; i++) sent.push(await submit(`${prefix}-${i}`, 'relay'));
   await poll('the relay to try the queued mail', async () => (refusals.length >= 5 ? true : undefined), 60_000);
+  return sent;
+}
+
+/** The sink takes mail again: every held message arrives, once (no second copy once the queue is empty). */
+async function deliveredOnce(f: MailFleet, sent: string[]): Promise<void> {
+  refuse = undefined;
+  await f.sink.waitForMessages(sent.length, 60_000);
+  await poll('an empty queue', async () => ((await queued(f)) === 0 ? true : undefined), 30_000);
+  assert.deepEqual(subjects(f.sink.messages).sort(), sent.toSorted());
+}
+
+test('kill -9 of the relay: the kubelet restarts it, every acknowledged message is delivered once', async (t) => {
+  if (suite.skipped) return t.skip(suite.skipped);
+  const f = suite.fleet;
+  const before = await relayPod(f);
+  const sent = await heldByRelay(f, 'kill');
   const pid = await f.killContainer(NS, before.name, 'relay', 'SIGKILL');
   assert.ok(pid > 1);
   const after = await poll('the restarted relay Ready', async () => {
@@ -174,37 +160,25 @@ test('kill -9 of the relay: the kubelet restarts it, every acknowledged message 
     return p.restarts > before.restarts && p.ready ? p : undefined;
   });
   assert.equal(after.uid, before.uid, 'the same pod: the kubelet restarted its container');
-  refuse = undefined;
-  await sink!.waitForMessages(sent.length, 60_000);
-  // No second copy arrives once the queue is empty.
-  await poll('an empty queue', async () => ((await queued(f)) === 0 ? true : undefined), 30_000);
-  assert.deepEqual(subjects(sink!.messages).sort(), sent.toSorted());
+  await deliveredOnce(f, sent);
 });
 
 test('a deleted relay pod is replaced on the same volume and delivers what it held', async (t) => {
-  if (skipped) return t.skip(skipped);
-  const f = fleet!;
+  if (suite.skipped) return t.skip(suite.skipped);
+  const f = suite.fleet;
   const before = await relayPod(f);
-  sink!.messages.length = 0;
-  refusals.length = 0;
-  refuse = '451 4.3.0 not now';
-  const sent = [];
-  for (let i = 0; i < 5; i++) sent.push(await submit(`replace-${i}`, 'relay'));
-  await poll('the relay to try the queued mail', async () => (refusals.length >= 5 ? true : undefined), 60_000);
+  const sent = await heldByRelay(f, 'replace');
   await f.kubectl(['delete', 'pod', '-n', NS, before.name, '--wait=true']);
   const after = await poll('the replacement relay Ready', async () => {
     const p = await relayPod(f);
     return p.uid !== before.uid && p.ready ? p : undefined;
   }, 180_000);
   assert.equal(after.volume, before.volume, 'the replacement uses the same PersistentVolume');
-  refuse = undefined;
-  await sink!.waitForMessages(sent.length, 60_000);
-  await poll('an empty queue', async () => ((await queued(f)) === 0 ? true : undefined), 30_000);
-  assert.deepEqual(subjects(sink!.messages).sort(), sent.toSorted());
+  await deliveredOnce(f, sent);
 });
 
 /** Recipients the relay still holds, from its /metrics (hostNetwork: on the node's address). */
-async function queued(f: Fleet): Promise<number> {
+async function queued(f: MailFleet): Promise<number> {
   const text = await (await fetch(`http://${f.node.ip}:8080/metrics`)).text();
   let total = 0;
   for (const m of text.matchAll(/^mailfleet_queue_recipients\{state="(?:queued|inflight)"\} (\S+)$/gm)) total += Number(m[1]);

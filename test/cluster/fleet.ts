@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import { parseDocument, stringify } from 'yaml';
 import { addCredential } from '../../relay/intake/credentials.ts';
 import { makeCertificate } from '../support/certs.ts';
-import { repoRoot, startNode, type TestNode } from './node.ts';
+import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
+import { startSink, type Sink, type SinkOptions } from '../support/sink.ts';
+import { repoRoot, startNode, type NodeInfo, type TestNode } from './node.ts';
 
 export interface Operator {
   /** Namespace of the helm release (the operator's Deployment, ServiceAccount, Lease). */
@@ -47,7 +49,16 @@ export async function installOperator(node: TestNode, opts: { namespace?: string
   return { namespace, release, pod };
 }
 
-export async function startFleet(opts: { namespace?: string; values?: string[]; nodes?: number } = {}): Promise<Fleet | { skipped: string }> {
+export interface FleetOptions {
+  /** Namespace of the helm release (default mailfleet-system). */
+  namespace?: string;
+  /** Extra `helm install --set` pairs. */
+  values?: string[];
+  /** How many nodes (default 1; two for the example pool's two hostNetwork IPs). */
+  nodes?: number;
+}
+
+export async function startFleet(opts: FleetOptions = {}): Promise<Fleet | { skipped: string }> {
   const node = await startNode({ nodes: opts.nodes });
   if ('skipped' in node) return node;
   try {
@@ -57,6 +68,73 @@ export async function startFleet(opts: { namespace?: string; values?: string[]; 
     await node.stop();
     throw e;
   }
+}
+
+export interface MxOptions {
+  /** Recipient domain → the host name of its MX (each such host has an A record at the node's host end). */
+  mx: Record<string, string>;
+  /** Zones dnsmasq answers itself, NXDOMAIN for other names in them (default ["test"]). */
+  localZones?: string[];
+  /** More A records, from the node (e.g. a DNSBL entry for its egress address). */
+  a?: (node: NodeInfo) => { name: string; address: string }[];
+  onRcpt?: SinkOptions['onRcpt'];
+  onData?: SinkOptions['onData'];
+}
+
+/** The recipients' side of the internet, as the node's pods see it. */
+export interface NodeMx {
+  sink: Sink;
+  dns: Dnsmasq;
+  /** Closes the sink and stops dnsmasq. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/**
+ * One sink MX on the host end of the first node's link (hostIp, port 25, as on the internet) and
+ * the DNS the node's pods use (dnsmasq on hostIp:53: the node's resolv.conf names it), with an MX
+ * record for each recipient domain and an A record at hostIp for each MX host.
+ */
+export async function startNodeMx(node: NodeInfo, opts: MxOptions): Promise<NodeMx> {
+  const sink = await startSink({ address: node.hostIp, port: 25, onRcpt: opts.onRcpt, onData: opts.onData });
+  try {
+    const hosts = [...new Set(Object.values(opts.mx))];
+    const dns = await startDnsmasq({
+      localZones: opts.localZones ?? ['test'],
+      mx: Object.entries(opts.mx).map(([domain, host]) => ({ domain, host, preference: 10 })),
+      a: [...hosts.map((name) => ({ name, address: node.hostIp })), ...(opts.a?.(node) ?? [])],
+    }, node.hostIp, 53);
+    let stopped: Promise<void> | undefined;
+    return { sink, dns, stop: () => (stopped ??= Promise.all([sink.close(), dns.stop()]).then(() => {})) };
+  } catch (e) {
+    await sink.close();
+    throw e;
+  }
+}
+
+/** A fleet with its recipients' MX and DNS (startNodeMx on the first node): what a node suite shares between its cases. */
+export type MailFleet = Fleet & { sink: Sink; dns: Dnsmasq };
+
+/**
+ * startFleet + startNodeMx, for the one fleet a suite starts in `before`; its stop() stops the MX
+ * and DNS, then the fleet. Under CI=true a node that cannot start throws (see skipOrFail).
+ */
+export async function startMailFleet(opts: FleetOptions & MxOptions): Promise<MailFleet | { skipped: string }> {
+  const fleet = await startFleet(opts);
+  if ('skipped' in fleet) return fleet;
+  let mx: NodeMx;
+  try {
+    mx = await startNodeMx(fleet.node, opts);
+  } catch (e) {
+    await fleet.stop();
+    throw e;
+  }
+  const stopFleet = fleet.stop;
+  let stopped: Promise<void> | undefined;
+  return Object.assign(fleet, {
+    sink: mx.sink,
+    dns: mx.dns,
+    stop: () => (stopped ??= mx.stop().catch(() => {}).then(stopFleet)),
+  });
 }
 
 export interface ExamplePool {

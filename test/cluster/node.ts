@@ -8,13 +8,14 @@
 //   await fleet.kubectl(['apply', '-f', '-'], yaml);
 //
 // Under CI=true a node that cannot start throws instead of returning `skipped` (see skipOrFail).
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { skipOrFail } from './cluster.ts';
+import { lastLine, lastLines, script, ScriptError } from './script.ts';
 
 export { skipOrFail };
 
@@ -79,32 +80,6 @@ export interface TestNode {
 const here = import.meta.dirname;
 export const repoRoot = resolve(here, '../..');
 
-class ScriptError extends Error {
-  code: number | null;
-  constructor(message: string, code: number | null) {
-    super(message);
-    this.code = code;
-  }
-}
-
-function script(name: string, args: string[], env: Record<string, string> = {}, loud = false): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(join(here, name), args, {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', loud ? 'inherit' : 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolvePromise(out);
-      else reject(new ScriptError(`${name} ${args.join(' ')} exited ${code}\n${err.slice(-4000)}`, code));
-    });
-  });
-}
-
 function run(file: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     const child = execFile(file, args, { env, maxBuffer: 64 * 1024 * 1024, timeout: 300_000 }, (err, stdout, stderr) => {
@@ -114,8 +89,6 @@ function run(file: string, args: string[], env: NodeJS.ProcessEnv, input?: strin
     if (input !== undefined) child.stdin?.end(input);
   });
 }
-
-const lastLine = (s: string): string => s.trim().split('\n').at(-1) ?? '';
 
 /** Tools the node needs that only root can install (scripts/setup.sh does it); null when all are there. */
 async function missingPrerequisite(): Promise<string | null> {
@@ -243,8 +216,4 @@ export async function startNode(opts: { repo?: string; nodes?: number } = {}): P
     await stop().catch(() => {});
     throw e;
   }
-}
-
-function lastLines(s: string, n: number): string {
-  return s.trim().split('\n').slice(-n).join('\n');
 }

@@ -1,15 +1,23 @@
 // `npm run fleet`: the test cluster (two nodes) with the chart installed and examples/ applied, for
 // trying mailfleet by hand. A sink MX on the node's host end prints every message it receives.
 // Ctrl-C stops everything (nothing is left running). Needs root; see docs/test-node.md.
-import { startFleet, applyExamples } from './fleet.ts';
-import { startDnsmasq } from '../support/dnsmasq.ts';
-import { startSink } from '../support/sink.ts';
+import { startMailFleet, applyExamples } from './fleet.ts';
 
 const RCPT_DOMAIN = 'inbox.test';
 const t0 = Date.now();
 console.log('starting the cluster, its two nodes and the operator (about a minute the first time images are built)…');
 // Two nodes: the example pool's two IPs in hostNetwork mode need one node each.
-const fleet = await startFleet({ nodes: 2 });
+// The sink MX on the node's host end prints what it receives.
+const fleet = await startMailFleet({
+  nodes: 2,
+  mx: { [RCPT_DOMAIN]: `mx.${RCPT_DOMAIN}` },
+  onData: (m) => {
+    const subject = /^Subject: (.*)$/m.exec(m.body.toString('latin1'))?.[1] ?? '';
+    const dkim = /^DKIM-Signature: .*?\bd=([^;\s]+)/ms.exec(m.body.toString('latin1'))?.[1];
+    console.log(`sink: ${m.from} → ${m.to.join(', ')} from ${m.remoteAddress} (EHLO ${m.heloName}${dkim ? `, DKIM d=${dkim}` : ''}): ${subject}`);
+    return undefined;
+  },
+});
 if ('skipped' in fleet) {
   console.error(`cannot start the test node: ${fleet.skipped}`);
   process.exit(1);
@@ -19,8 +27,6 @@ const stop = async () => {
   if (stopping) return;
   stopping = true;
   console.log('\nstopping…');
-  await sink?.close().catch(() => {});
-  await dns?.stop().catch(() => {});
   await fleet.stop();
   process.exit(0);
 };
@@ -28,21 +34,6 @@ process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
 
 const { node } = fleet;
-const sink = await startSink({
-  address: node.hostIp,
-  port: 25,
-  onData: (m) => {
-    const subject = /^Subject: (.*)$/m.exec(m.body.toString('latin1'))?.[1] ?? '';
-    const dkim = /^DKIM-Signature: .*?\bd=([^;\s]+)/ms.exec(m.body.toString('latin1'))?.[1];
-    console.log(`sink: ${m.from} → ${m.to.join(', ')} from ${m.remoteAddress} (EHLO ${m.heloName}${dkim ? `, DKIM d=${dkim}` : ''}): ${subject}`);
-    return undefined;
-  },
-});
-const dns = await startDnsmasq(
-  { localZones: ['test'], mx: [{ domain: RCPT_DOMAIN, host: `mx.${RCPT_DOMAIN}`, preference: 10 }], a: [{ name: `mx.${RCPT_DOMAIN}`, address: node.hostIp }] },
-  node.hostIp,
-  53,
-);
 const pool = await applyExamples(fleet);
 
 console.log(`

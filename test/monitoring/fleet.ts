@@ -252,7 +252,8 @@ function submitter(r: RelayProc): Transport {
   return nodemailer.createTransport({ host: '127.0.0.1', port: r.submitPort, secure: false, ignoreTLS: true, pool: true, maxConnections: 4, maxMessages: 10_000, auth: { user: USER, pass: PASSWORD } });
 }
 
-async function send(t: Transport, n: number, from: string, toDomain: string, cls?: 'otp' | 'transactional' | 'bulk'): Promise<void> {
+/** `n` messages from `from` to fresh recipients at `toDomain`, four at a time over `t` (class header when `cls`). */
+export async function send(t: Transport, n: number, from: string, toDomain: string, cls?: 'otp' | 'transactional' | 'bulk'): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < n) {

@@ -12,18 +12,17 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { stringify } from 'yaml';
 import { ipKey } from '../../operator/render/names.ts';
-import { applyExamples, poll, startFleet, type Fleet } from '../cluster/fleet.ts';
+import { poll } from '../cluster/fleet.ts';
+import { FAST_RETRY, fleetSuite } from '../cluster/suite.ts';
 import { SmtpConnection } from '../../relay/delivery/smtp-client.ts';
 import { jmrpComplaint, postfixDsn } from '../bounces/messages.ts';
 import { message } from '../delivery/harness.ts';
-import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
 import { PROMETHEUS_BIN, allTargetsUp, startPrometheus, type PrometheusServer, type ScrapeTarget } from '../support/prometheus.ts';
-import { startSink, type Sink } from '../support/sink.ts';
-import { CLUSTER, testRules } from './fleet.ts';
+import { CLUSTER, send, testRules } from './fleet.ts';
 import { emptyVariables, walkPanels, type ScenarioWindow } from './panels.ts';
 
 const NS = 'mail';
@@ -40,10 +39,6 @@ const PROCESS_ONLY: Record<string, string> = {
   'mailfleet / Relay internals › SMTP connections and refusals (D)': "slow clients: the relay's command timeout is 60 s on pods (not a SendingPool field); the process relays run with 1 s",
 };
 
-let skipped = PROMETHEUS_BIN ? '' : 'prometheus not installed (apt-get install prometheus)';
-let fleet: Fleet | undefined;
-let sink: Sink | undefined;
-let dns: Dnsmasq | undefined;
 let prometheus: PrometheusServer | undefined;
 let targets: ScrapeTarget[] = [];
 let relayPod = '';
@@ -52,7 +47,7 @@ let window: ScenarioWindow;
 
 async function relayPodName(): Promise<string> {
   return poll('the live relay pod', async () => {
-    const list = JSON.parse(await fleet!.kubectl(['get', 'pods', '-n', NS, '-l', `mailfleet.io/pool=${POOL}`, '-o', 'json'])) as {
+    const list = JSON.parse(await suite.fleet.kubectl(['get', 'pods', '-n', NS, '-l', `mailfleet.io/pool=${POOL}`, '-o', 'json'])) as {
       items: { metadata: { name: string; deletionTimestamp?: string }; status: { containerStatuses?: { ready: boolean }[] } }[];
     };
     const p = list.items.find((i) => !i.metadata.deletionTimestamp && i.status.containerStatuses?.[0]?.ready);
@@ -60,50 +55,39 @@ async function relayPodName(): Promise<string> {
   });
 }
 
-before(async () => {
-  if (skipped) return;
-  const started = Date.now();
+const suite = fleetSuite({
+  skip: PROMETHEUS_BIN ? '' : 'prometheus not installed (apt-get install prometheus)',
+  timeout: 600_000,
   // The operator reads the relays' /v1/stats every 2 s (30 s by default), so its control loop judges the storm within the scenario.
-  const f = await startFleet({ values: ['extraArgs[0]=--stats-interval=2'] });
-  if ('skipped' in f) {
-    skipped = f.skipped;
-    return;
-  }
-  fleet = f;
-  const { node } = f;
-  // One sink MX on the host end of the node's link; the recipient's domain picks its answer.
-  sink = await startSink({
-    address: node.hostIp,
-    port: 25,
-    onRcpt: (rcpt) => {
-      if (rcpt.endsWith('@bounce.test')) return '550 5.1.1 <user>: Recipient address rejected: User unknown in virtual mailbox table';
-      if (rcpt.endsWith('@yahoo.test')) return '421 4.3.2 System not accepting network messages';
-      if (rcpt.endsWith('@gmail-limited.test')) return '421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address';
-      return undefined;
-    },
-  });
-  // MX names the example pool's providers recognise (google.com → google, yahoodns.net → yahoo).
-  dns = await startDnsmasq({
-    localZones: ['test', 'google.com', 'yahoodns.net'],
-    mx: [
-      { domain: 'ok.test', host: 'mx.ok.test', preference: 10 },
-      { domain: 'bounce.test', host: 'mx.bounce.test', preference: 10 },
-      { domain: 'gmail.test', host: 'aspmx.l.google.com', preference: 10 },
-      { domain: 'yahoo.test', host: 'mta5.am0.yahoodns.net', preference: 10 },
-      { domain: 'gmail-limited.test', host: 'alt1.aspmx.l.google.com', preference: 10 },
-    ],
-    a: ['mx.ok.test', 'mx.bounce.test', 'aspmx.l.google.com', 'mta5.am0.yahoodns.net', 'alt1.aspmx.l.google.com'].map((name) => ({ name, address: node.hostIp })),
-  }, node.hostIp, 53);
+  values: ['extraArgs[0]=--stats-interval=2'],
+  // One sink MX for every recipient domain; the recipient's domain picks its answer. MX names
+  // the example pool's providers recognise (google.com → google, yahoodns.net → yahoo).
+  localZones: ['test', 'google.com', 'yahoodns.net'],
+  mx: {
+    'ok.test': 'mx.ok.test',
+    'bounce.test': 'mx.bounce.test',
+    'gmail.test': 'aspmx.l.google.com',
+    'yahoo.test': 'mta5.am0.yahoodns.net',
+    'gmail-limited.test': 'alt1.aspmx.l.google.com',
+  },
+  onRcpt: (rcpt) => {
+    if (rcpt.endsWith('@bounce.test')) return '550 5.1.1 <user>: Recipient address rejected: User unknown in virtual mailbox table';
+    if (rcpt.endsWith('@yahoo.test')) return '421 4.3.2 System not accepting network messages';
+    if (rcpt.endsWith('@gmail-limited.test')) return '421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address';
+    return undefined;
+  },
   // storm.test: a second sending domain of the pool, there before the pool so the first config has it.
-  await f.kubectl(['create', 'namespace', NS]);
-  await f.kubectl(['apply', '-n', NS, '-f', '-'], stringify({
-    apiVersion: 'mailfleet.io/v1alpha1', kind: 'MailDomain', metadata: { name: 'storm-test' },
-    spec: { domain: 'storm.test', poolRef: { name: POOL }, returnPath: { subdomain: 'bounces' } },
-  }));
-  const pool = await applyExamples(f, {
+  prepare: async (f) => {
+    await f.kubectl(['create', 'namespace', NS]);
+    await f.kubectl(['apply', '-n', NS, '-f', '-'], stringify({
+      apiVersion: 'mailfleet.io/v1alpha1', kind: 'MailDomain', metadata: { name: 'storm-test' },
+      spec: { domain: 'storm.test', poolRef: { name: POOL }, returnPath: { subdomain: 'bounces' } },
+    }));
+  },
+  examples: {
     namespace: NS,
     password: PASSWORD,
-    retry: { firstRetrySeconds: 1, multiplier: 1, maxRetrySeconds: 1 },
+    retry: FAST_RETRY,
     edit: (p) => {
       // A warm-up plan that never caps the scenario (the warm-up panels still have a plan to show).
       p.spec.ips[0]!.warmup = { steps: [{ day: 0, dailyLimit: 100_000 }] };
@@ -111,50 +95,35 @@ before(async () => {
       // Judged over 300 outcomes: the storm's 300 are complete before the operator can pause storm.test.
       p.spec.health = { ...(p.spec.health as object), minimumVolume: 300 };
     },
-  });
-  relayAddress = pool.poolIp;
-  relayPod = await relayPodName();
-  const operatorIp = await f.podIp(OPERATOR_NS, f.operator.pod);
-  // What the chart's PodMonitor (relays: jobLabel app.kubernetes.io/name, pool and ip from the pod's
-  // labels) and ServiceMonitor (operator) would give these targets.
-  targets = [
-    { address: `${node.ip}:8080`, labels: { job: 'mailfleet-relay', cluster: CLUSTER, namespace: NS, pod: relayPod, pool: POOL, ip: ipKey(relayAddress) } },
-    { address: `${operatorIp}:8080`, labels: { job: 'mailfleet', cluster: CLUSTER, namespace: OPERATOR_NS, pod: f.operator.pod } },
-  ];
-  prometheus = await startPrometheus({ targets, ruleGroups: testRules() });
-  await allTargetsUp(prometheus, targets.length);
-  console.error(`# live-fleet: node, chart, pool and Prometheus scraping the pods in ${Date.now() - started} ms`);
-  window = await runScenario();
-  console.error(`# live-fleet: scenario ran in ${Math.round(window.end - window.start)} s`);
-}, { timeout: 600_000 });
-
-after(async () => {
-  await prometheus?.stop();
-  await sink?.close();
-  await dns?.stop();
-  await fleet?.stop();
+  },
+  setup: async (f, pool) => {
+    const started = Date.now();
+    relayAddress = pool!.poolIp;
+    relayPod = await relayPodName();
+    const operatorIp = await f.podIp(OPERATOR_NS, f.operator.pod);
+    // What the chart's PodMonitor (relays: jobLabel app.kubernetes.io/name, pool and ip from the pod's
+    // labels) and ServiceMonitor (operator) would give these targets.
+    targets = [
+      { address: `${f.node.ip}:8080`, labels: { job: 'mailfleet-relay', cluster: CLUSTER, namespace: NS, pod: relayPod, pool: POOL, ip: ipKey(relayAddress) } },
+      { address: `${operatorIp}:8080`, labels: { job: 'mailfleet', cluster: CLUSTER, namespace: OPERATOR_NS, pod: f.operator.pod } },
+    ];
+    prometheus = await startPrometheus({ targets, ruleGroups: testRules() });
+    await allTargetsUp(prometheus, targets.length);
+    console.error(`# live-fleet: Prometheus scraping the pods ${Date.now() - started} ms after the pool was Ready`);
+    window = await runScenario();
+    console.error(`# live-fleet: scenario ran in ${Math.round(window.end - window.start)} s`);
+  },
 });
+
+after(() => prometheus?.stop());
 
 type Transport = ReturnType<typeof nodemailer.createTransport>;
 
 function submitter(pass = PASSWORD): Transport {
   return nodemailer.createTransport({
-    host: fleet!.node.ip, port: 10587, requireTLS: true, pool: true, maxConnections: 4, maxMessages: 10_000,
+    host: suite.fleet.node.ip, port: 10587, requireTLS: true, pool: true, maxConnections: 4, maxMessages: 10_000,
     auth: { user: 'app', pass }, tls: { rejectUnauthorized: false },
   });
-}
-
-async function send(t: Transport, n: number, from: string, toDomain: string, cls?: 'otp' | 'transactional' | 'bulk'): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      const i = next++;
-      const to = `user${i}-${Math.random().toString(36).slice(2, 8)}@${toDomain}`;
-      const raw = (cls ? `X-Mailfleet-Class: ${cls}\r\n` : '') + message(from, to, `scenario ${toDomain}`);
-      await t.sendMail({ envelope: { from, to: [to] }, raw });
-    }
-  };
-  await Promise.all([worker(), worker(), worker(), worker()]);
 }
 
 async function total(expr: string): Promise<number> {
@@ -212,14 +181,14 @@ async function runScenario(): Promise<ScenarioWindow> {
       // storm.test's delivered messages' return paths and a Microsoft JMRP report to example.com's
       // feedback address, the return paths as the relay signed them (the sink saw them), through
       // the relay pod's bounce MX (hostPort 10025 on the node).
-      const c = await SmtpConnection.open({ host: 'relay', address: fleet!.node.ip, port: 10025, ehloName: 'mx.ok.test', tls: 'none', connectTimeoutMs: 5000, commandTimeoutMs: 20_000 });
-      const storm = sink!.messages.filter((m) => m.from.endsWith('@bounces.storm.test')).slice(0, 5);
+      const c = await SmtpConnection.open({ host: 'relay', address: suite.fleet.node.ip, port: 10025, ehloName: 'mx.ok.test', tls: 'none', connectTimeoutMs: 5000, commandTimeoutMs: 20_000 });
+      const storm = suite.fleet.sink.messages.filter((m) => m.from.endsWith('@bounces.storm.test')).slice(0, 5);
       assert.equal(storm.length, 5, 'storm.test mail leaves with its signed return path');
       for (const m of storm) {
         const rcpt = m.to[0]!;
         await c.send('', [m.from], postfixDsn({ to: m.from, recipient: rcpt, status: '5.1.1', diagnostic: `550 5.1.1 <${rcpt}>: Recipient address rejected: User unknown` }));
       }
-      const read = sink!.messages.find((m) => m.from.endsWith('@bounces.example.com'))!;
+      const read = suite.fleet.sink.messages.find((m) => m.from.endsWith('@bounces.example.com'))!;
       await c.send('', ['fbl@bounces.example.com'], jmrpComplaint({ to: 'fbl@bounces.example.com', returnPath: read.from, recipient: read.to[0]! }));
       await c.quit();
       await p.until('the complaint scraped', async () => ((await total(`sum(mailfleet_feedback_complaints_total{pod="${relayPod}",sending_domain="example.com"})`)) >= 1 ? true : undefined));
@@ -242,12 +211,12 @@ async function runScenario(): Promise<ScenarioWindow> {
     const operatorChurn = async () => {
       const touched = async (n: number) => {
         const before = await total('sum(mailfleet_operator_reconciles_total{job="mailfleet"})');
-        await fleet!.kubectl(['patch', 'sendingpool', '-n', NS, POOL, '--type=merge', '-p', JSON.stringify({ spec: { health: { autoResumeAfterHours: 100 + n } } })]);
+        await suite.fleet.kubectl(['patch', 'sendingpool', '-n', NS, POOL, '--type=merge', '-p', JSON.stringify({ spec: { health: { autoResumeAfterHours: 100 + n } } })]);
         await p.until('a reconcile scraped', async () => ((await total('sum(mailfleet_operator_reconciles_total{job="mailfleet"})')) > before ? true : undefined), 60_000);
       };
       for (let i = 1; i <= 3; i++) await touched(i);
       // Watches break and informers restart; reconciles resume afterwards.
-      await fleet!.restartApiserver();
+      await suite.fleet.restartApiserver();
       await p.until('an informer restart scraped', async () => ((await total('sum(mailfleet_operator_informer_restarts_total{job="mailfleet"})')) > 0 ? true : undefined), 120_000);
       await touched(4);
     };
@@ -263,10 +232,8 @@ async function runScenario(): Promise<ScenarioWindow> {
   return { start, end: Date.now() / 1000 };
 }
 
-const skipReason = () => skipped || undefined;
-
 test('every panel query of every dashboard returns data from the relay and operator pods', async (t) => {
-  if (skipReason()) return t.skip(skipped);
+  if (suite.skipped) return t.skip(suite.skipped);
   const walk = await walkPanels(prometheus!, window);
   const processOnly = (e: string) => Object.keys(PROCESS_ONLY).find((k) => e.startsWith(k));
   const empty = walk.empty.filter((e) => !processOnly(e));
@@ -278,12 +245,12 @@ test('every panel query of every dashboard returns data from the relay and opera
 });
 
 test('every dashboard variable query lists values from the pods', async (t) => {
-  if (skipReason()) return t.skip(skipped);
+  if (suite.skipped) return t.skip(suite.skipped);
   assert.deepEqual(await emptyVariables(prometheus!, window), []);
 });
 
 test('what the relay pod and the operator pod expose after the scenario passes promtool check metrics', async (t) => {
-  if (skipReason()) return t.skip(skipped);
+  if (suite.skipped) return t.skip(suite.skipped);
   const promtool = ['/usr/bin/promtool', '/usr/local/bin/promtool'].find((p) => existsSync(p));
   if (!promtool) return t.skip('promtool not installed');
   for (const target of targets) {
@@ -294,7 +261,7 @@ test('what the relay pod and the operator pod expose after the scenario passes p
 });
 
 test('the scenario\'s alerts fire through the Prometheus API, labelled as the PodMonitor labels the relay pod', async (t) => {
-  if (skipReason()) return t.skip(skipped);
+  if (suite.skipped) return t.skip(suite.skipped);
   const p = prometheus!;
   const firing = (name: string, labels: Record<string, string>) =>
     p.until(`${name} ${JSON.stringify(labels)} firing`, async () =>
@@ -310,12 +277,12 @@ test('the scenario\'s alerts fire through the Prometheus API, labelled as the Po
 
   // The relay hangs (its process stopped from the host: SIGSTOP): /metrics stops answering, the
   // scrape times out; the kubelet's liveness probe allows a minute before it restarts the container.
-  await fleet!.killContainer(NS, relayPod, 'relay', 'SIGSTOP');
+  await suite.fleet.killContainer(NS, relayPod, 'relay', 'SIGSTOP');
   let down;
   try {
     down = await firing('MailfleetRelayDown', { pod: relayPod, pool: POOL, namespace: NS });
   } finally {
-    await fleet!.killContainer(NS, relayPod, 'relay', 'SIGCONT');
+    await suite.fleet.killContainer(NS, relayPod, 'relay', 'SIGCONT');
   }
   assert.equal(down.annotations.summary, `Relay ${NS}/${relayPod} cannot be scraped`);
 });
