@@ -3,8 +3,8 @@
 // a paced client of our own. Runs are interleaved Postfix, mailfleet, Postfix, mailfleet ... and
 // the per-pair ratio mailfleet/Postfix is what to read: absolute numbers drift with the machine.
 // Options: `npm run bench -- --help`. Results: bench/results/<date>.json.
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, chmodSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, chmodSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir, loadavg, cpus } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
@@ -18,6 +18,9 @@ import { writeFlameGraph } from './lib/flamegraph.ts';
 import { runLargeIntake } from './large-intake.ts';
 import { runOtp, type OtpResult } from './otp.ts';
 import { runOperatorScale } from './operator-scale.ts';
+import { createCpuGroup } from './lib/cgroup.ts';
+import { renderHeadline, replaceHeadline, type BenchResults, type ThroughputResult, type ThreadsResult } from './lib/headline.ts';
+import { cpuCount } from '../relay/cpu-quota.ts';
 
 const HELP = `Usage: npm run bench -- [options]
 
@@ -25,8 +28,15 @@ Runs Postfix and the mailfleet relay side by side on loopback and prints the rat
 
   --reps N            repetitions of each A/B pair (default 3, env BENCH_REPS)
   --only LIST         scenarios, comma separated: 1k,50k,reuse,latency,otp,profile,profile-otp,operator,
-                      large-intake (peak relay RSS with 50 x 25 MiB, 100 x 1 MiB, 20 oversized at once)
+                      large-intake (peak relay RSS with 50 x 25 MiB, 100 x 1 MiB, 20 oversized at once),
+                      threads (the relay alone at each --threads value, interleaved; e2e, CPU/msg, RSS)
                       (default: 1k,50k,reuse,latency,otp)
+  --threads LIST      intake.workerThreads values for the threads scenario (default 0,1,2; 0 = SMTP
+                      sessions on the main thread), or one value for every relay run of the other scenarios
+                      when given without --only threads
+  --threads-load L    the threads scenario's load: reuse (default: smtp-source -d, a cheap load generator) or 1k
+  --readme / --no-readme  rewrite bench/README.md's headline from this run's JSON (default: only after a
+                      full comparison run: 1k, 50k, reuse and latency)
   --operator          also run operator scale (test cluster; 1000 MailDomains + 100 SendingPools)
   --sessions N        smtp-source sessions (default 20)
   --n1k N             messages, 1 KiB one per connection (default 4000, env BENCH_N1K)
@@ -71,6 +81,10 @@ const { values: flags } = parseArgs({
     'relay-node-options': { type: 'string' },
     out: { type: 'string' },
     keep: { type: 'boolean' },
+    threads: { type: 'string' },
+    'threads-load': { type: 'string' },
+    readme: { type: 'boolean' },
+    'no-readme': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
   allowPositionals: false,
@@ -93,7 +107,12 @@ const opts = {
   otpSinkDelayMs: num(flags['otp-sink-delay'], 'BENCH_OTP_SINK_DELAY', 100),
   scenarios: new Set((flags.only ?? process.env.BENCH_ONLY ?? '1k,50k,reuse,latency,otp').split(',').map((s) => s.trim())),
   keep: Boolean(flags.keep),
+  threads: (flags.threads ?? '0,1,2').split(',').map((t) => (t.trim() === 'auto' ? ('auto' as const) : Number(t))),
 };
+if (opts.threads.some((t) => t !== 'auto' && !(Number.isInteger(t) && t >= 0))) {
+  console.error(`--threads: a comma-separated list of worker thread counts (0, 1, 2, ... or auto), got "${flags.threads}"`);
+  process.exit(2);
+}
 if (flags.profile) opts.scenarios.add('profile');
 if (flags['profile-otp']) opts.scenarios.add('profile-otp');
 if (flags.operator) opts.scenarios.add('operator');
@@ -104,6 +123,8 @@ const tuning: RelayTuning = {
   maxConnectionsPerHost: 20,
   maxMessagesPerConnection: 100,
   concurrency: 50,
+  // --threads with one value and without the threads scenario: every relay run uses it.
+  ...(flags.threads && opts.threads.length === 1 && !opts.scenarios.has('threads') ? { intakeThreads: opts.threads[0]! } : {}),
 };
 
 const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
@@ -131,19 +152,34 @@ interface Started {
   port: number;
   pid?: number;
   peakRss(): number | undefined;
+  /** The relay process's CPU from /proc (all threads), ms; undefined for Postfix (many processes). */
   cpuMs(): number | undefined;
+  /** CPU of everything the system started (its cgroup, bench/lib/cgroup.ts), ms; undefined without cgroups. */
+  groupCpuMs(): number | undefined;
   stop(): Promise<void>;
 }
 
-async function startSystem(system: System, dir: string, sinkPort: number, cpuProfDir?: string): Promise<Started> {
+let cgroupWarned = false;
+async function startSystem(system: System, dir: string, sinkPort: number, cpuProfDir?: string, runTuning: RelayTuning = tuning): Promise<Started> {
   const port = await freePort();
-  if (system === 'postfix') {
-    const pf = await startPostfix({ dir, port, relayPort: sinkPort });
-    return { port, peakRss: () => undefined, cpuMs: () => undefined, stop: () => pf.stop() };
+  const g = createCpuGroup(system);
+  const group = 'unavailable' in g ? undefined : g;
+  if (!group && !cgroupWarned) {
+    cgroupWarned = true;
+    log(`no cgroup CPU accounting (${(g as { unavailable: string }).unavailable}): Postfix's CPU per message is not measured, the relay's comes from /proc`);
   }
-  const mf = await startMailfleet({ dir, port, sinkPort, tuning, ...(cpuProfDir ? { cpuProfDir } : {}) });
-  return { port, pid: mf.pid, peakRss: () => mf.peakRss(), cpuMs: () => mf.cpuMs(), stop: () => mf.stop() };
+  const groupCpuMs = () => (group ? group.usageMs() : undefined);
+  if (system === 'postfix') {
+    const pf = await startPostfix({ dir, port, relayPort: sinkPort, ...(group ? { cpuGroup: group } : {}) });
+    return { port, peakRss: () => undefined, cpuMs: () => undefined, groupCpuMs, stop: async () => { await pf.stop(); await group?.remove(); } };
+  }
+  const mf = await startMailfleet({ dir, port, sinkPort, tuning: runTuning, ...(cpuProfDir ? { cpuProfDir } : {}), ...(group ? { cpuGroup: group } : {}) });
+  return { port, pid: mf.pid, peakRss: () => mf.peakRss(), cpuMs: () => mf.cpuMs(), groupCpuMs, stop: async () => { await mf.stop(); await group?.remove(); } };
 }
+
+/** 1-minute load average now; a run that starts above LOADED_AT is marked (its numbers are suspect). */
+const LOADED_AT = 1.5;
+const load1 = () => round(loadavg()[0] ?? Number.NaN, 2);
 
 interface ThroughputRun {
   system: System;
@@ -154,8 +190,20 @@ interface ThroughputRun {
   /** Messages/s accepted (smtp-source start to exit). */
   accept: number;
   peakRssMB?: number;
-  /** Relay CPU time (all threads) per message during the load, start-up excluded. */
+  /**
+   * CPU time per message of everything the system runs (its cgroup: Postfix's master and all its
+   * daemons; the relay process), from the start of the load until the sink has every message.
+   * Without cgroups: the relay's /proc figure, and nothing for Postfix.
+   */
   cpuMsPerMsg?: number;
+  /** The relay's own /proc figure (all threads), beside the cgroup's. */
+  procCpuMsPerMsg?: number;
+  /** 1-minute load average when the run started and ended; `loaded` when it started above LOADED_AT. */
+  loadStart: number;
+  loadEnd: number;
+  loaded?: boolean;
+  /** intake.workerThreads the relay ran with (threads scenario). */
+  workerThreads?: number | 'auto';
 }
 
 interface ThroughputScenario {
@@ -166,17 +214,23 @@ interface ThroughputScenario {
   messages: number;
 }
 
-async function throughputRun(sc: ThroughputScenario, system: System, rep: number, cpuProfDir?: string): Promise<ThroughputRun> {
+async function throughputRun(sc: ThroughputScenario, system: System, rep: number, cpuProfDir?: string, runTuning: RelayTuning = tuning): Promise<ThroughputRun> {
   const dir = runDir(`${sc.name}-${system}-${rep}`);
   const sink = await startPostfixSink(await freePort());
-  const sys = await startSystem(system, dir, sink.port, cpuProfDir);
+  const sys = await startSystem(system, dir, sink.port, cpuProfDir, runTuning);
   try {
     const timeoutMs = Math.max(120_000, sc.messages * 50);
+    const loadStart = load1();
     const cpuBefore = sys.cpuMs();
+    const groupBefore = sys.groupCpuMs();
     const src = await runSmtpSource({ port: sys.port, sessions: opts.sessions, messages: sc.messages, size: sc.size, reuse: sc.reuse, from: FROM, to: TO, timeoutMs });
     const doneAt = await sink.reached(sc.messages, timeoutMs);
     const cpuAfter = sys.cpuMs();
+    const groupAfter = sys.groupCpuMs();
     const rss = sys.peakRss();
+    const procCpu = cpuBefore !== undefined && cpuAfter !== undefined ? round((cpuAfter - cpuBefore) / sc.messages, 3) : undefined;
+    const groupCpu = groupBefore !== undefined && groupAfter !== undefined ? round((groupAfter - groupBefore) / sc.messages, 3) : undefined;
+    const cpu = groupCpu ?? procCpu;
     const r: ThroughputRun = {
       system,
       rep,
@@ -184,9 +238,18 @@ async function throughputRun(sc: ThroughputScenario, system: System, rep: number
       e2e: round(sc.messages / ((doneAt - src.startedAt) / 1000), 1),
       accept: round(sc.messages / ((src.endedAt - src.startedAt) / 1000), 1),
       ...(rss !== undefined ? { peakRssMB: round(rss / 2 ** 20, 1) } : {}),
-      ...(cpuBefore !== undefined && cpuAfter !== undefined ? { cpuMsPerMsg: round((cpuAfter - cpuBefore) / sc.messages, 3) } : {}),
+      ...(cpu !== undefined ? { cpuMsPerMsg: cpu } : {}),
+      ...(procCpu !== undefined ? { procCpuMsPerMsg: procCpu } : {}),
+      loadStart,
+      loadEnd: load1(),
+      ...(loadStart > LOADED_AT ? { loaded: true } : {}),
+      ...(system === 'mailfleet' && runTuning.intakeThreads !== undefined ? { workerThreads: runTuning.intakeThreads } : {}),
     };
-    log(`${sc.label} ${system} #${rep}: e2e ${r.e2e} msg/s, accept ${r.accept} msg/s${r.peakRssMB !== undefined ? `, peak RSS ${r.peakRssMB} MB` : ''}${r.cpuMsPerMsg !== undefined ? `, relay CPU ${r.cpuMsPerMsg} ms/msg` : ''}`);
+    log(
+      `${sc.label} ${system} #${rep}: e2e ${r.e2e} msg/s, accept ${r.accept} msg/s${r.peakRssMB !== undefined ? `, peak RSS ${r.peakRssMB} MB` : ''}` +
+        `${r.cpuMsPerMsg !== undefined ? `, CPU ${r.cpuMsPerMsg} ms/msg${groupCpu !== undefined ? ' (cgroup)' : ' (/proc)'}` : ''}` +
+        `, load ${r.loadStart}→${r.loadEnd}${r.loaded ? ' LOADED' : ''}`,
+    );
     return r;
   } finally {
     await sys.stop();
@@ -211,13 +274,22 @@ interface LatencyRun {
   e2eP50: number;
   e2eP99: number;
   peakRssMB?: number;
+  loadStart: number;
+  loadEnd: number;
+  loaded?: boolean;
+  /** Its "." → 250 p99 is more than STALL_FACTOR × the median run's of the same system (stall detector). */
+  stalled?: boolean;
 }
+
+/** A latency run whose "." → 250 p99 exceeds this multiple of the median run's fails the bench (issue 13). */
+const STALL_FACTOR = 2;
 
 async function latencyRun(system: System, rep: number): Promise<LatencyRun> {
   const dir = runDir(`latency-${system}-${rep}`);
   const sink = await startTimestampSink(await freePort());
   const sys = await startSystem(system, dir, sink.port);
   try {
+    const loadStart = load1();
     // One second of warm-up (process spawning in Postfix, JIT in node), not counted.
     await runPaced({ port: sys.port, ratePerSec: opts.latencyRate, count: opts.latencyRate, size: 1024, from: FROM, to: TO, idPrefix: `warm.${system}.${rep}` });
     const samples = await runPaced({ port: sys.port, ratePerSec: opts.latencyRate, count: opts.latencyCount, size: 1024, from: FROM, to: TO, idPrefix: `lat.${system}.${rep}` });
@@ -247,11 +319,14 @@ async function latencyRun(system: System, rep: number): Promise<LatencyRun> {
       e2eP50: round(percentile(e2e, 50)),
       e2eP99: round(percentile(e2e, 99)),
       ...(rss !== undefined ? { peakRssMB: round(rss / 2 ** 20, 1) } : {}),
+      loadStart,
+      loadEnd: load1(),
+      ...(loadStart > LOADED_AT ? { loaded: true } : {}),
     };
     if (r.errors) log(`  first error: ${samples.find((s) => s.error)?.error}`);
     log(
       `latency ${system} #${rep}: accept p50/p99 ${r.acceptP50}/${r.acceptP99} ms (commit ${r.commitP50}/${r.commitP99}), ` +
-        `250→sink p50/p99 ${r.e2eP50}/${r.e2eP99} ms, errors ${r.errors}, lost ${r.lost}`,
+        `250→sink p50/p99 ${r.e2eP50}/${r.e2eP99} ms, errors ${r.errors}, lost ${r.lost}, load ${r.loadStart}→${r.loadEnd}${r.loaded ? ' LOADED' : ''}`,
     );
     return r;
   } finally {
@@ -261,12 +336,7 @@ async function latencyRun(system: System, rep: number): Promise<LatencyRun> {
   }
 }
 
-interface Comparison {
-  postfix: Summary;
-  mailfleet: Summary;
-  /** mailfleet/Postfix per pair (rep). */
-  ratio: Summary;
-}
+type Comparison = ThroughputResult['e2e'];
 
 function compare(pf: number[], mf: number[]): Comparison {
   const ratios = pf.map((p, i) => round((mf[i] ?? Number.NaN) / p, 2));
@@ -274,6 +344,7 @@ function compare(pf: number[], mf: number[]): Comparison {
 }
 
 const fmt = (s: Summary, unit = '') => `${round(s.median, 1)}${unit} [${round(s.min, 1)}–${round(s.max, 1)}]`;
+const fmt2 = (s: Summary, unit = '') => `${round(s.median, 2)}${unit} [${round(s.min, 2)}–${round(s.max, 2)}]`;
 
 async function main(): Promise<void> {
   const started = new Date();
@@ -282,17 +353,18 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = {
     date: started.toISOString(),
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
-    machine: { cpus: (await import('node:os')).cpus().length, node: process.version, postfix: postfixVersion() },
+    machine: machineInfo(),
     options: { ...opts, scenarios: [...opts.scenarios] },
     relayTuning: tuning,
     tree: gitState(),
     loadAverage: (await import('node:os')).loadavg().map((x) => round(x, 2)),
   };
-  const throughput: Record<string, { runs: ThroughputRun[]; e2e: Comparison; accept: Comparison; target: number; met: boolean }> = {};
-  const scenarios: (ThroughputScenario & { target: number })[] = [
-    { name: '1k', label: '1 KiB, one msg/conn', size: 1024, reuse: false, messages: opts.n1k, target: 2 },
-    { name: '50k', label: '50 KiB, one msg/conn', size: 50 * 1024, reuse: false, messages: opts.n50k, target: 1.5 },
-    { name: 'reuse', label: '1 KiB, many msg/conn', size: 1024, reuse: true, messages: opts.nreuse, target: 3 },
+  const throughput: Record<string, ThroughputResult> = {};
+  // Issue 13's targets: throughput ≥ target× Postfix's, CPU per message ≤ cpuTarget× Postfix's, same run.
+  const scenarios: (ThroughputScenario & { target: number; cpuTarget: number })[] = [
+    { name: '1k', label: '1 KiB, one msg/conn', size: 1024, reuse: false, messages: opts.n1k, target: 2, cpuTarget: 0.35 },
+    { name: '50k', label: '50 KiB, one msg/conn', size: 50 * 1024, reuse: false, messages: opts.n50k, target: 1.5, cpuTarget: 0.45 },
+    { name: 'reuse', label: '1 KiB, many msg/conn', size: 1024, reuse: true, messages: opts.nreuse, target: 4, cpuTarget: 0.2 },
   ];
   let peakRss = 0;
   for (const sc of scenarios) {
@@ -306,11 +378,40 @@ async function main(): Promise<void> {
     const mf = runs.filter((r) => r.system === 'mailfleet');
     for (const r of mf) peakRss = Math.max(peakRss, r.peakRssMB ?? 0);
     const e2e = compare(pf.map((r) => r.e2e), mf.map((r) => r.e2e));
-    throughput[sc.name] = { runs, e2e, accept: compare(pf.map((r) => r.accept), mf.map((r) => r.accept)), target: sc.target, met: e2e.ratio.median >= sc.target };
+    const hasCpu = pf.every((r) => r.cpuMsPerMsg !== undefined) && mf.every((r) => r.cpuMsPerMsg !== undefined);
+    const cpu = hasCpu ? compare(pf.map((r) => r.cpuMsPerMsg!), mf.map((r) => r.cpuMsPerMsg!)) : undefined;
+    throughput[sc.name] = {
+      label: sc.label, runs, e2e, accept: compare(pf.map((r) => r.accept), mf.map((r) => r.accept)), target: sc.target, met: e2e.ratio.median >= sc.target,
+      ...(cpu ? { cpu, cpuTarget: sc.cpuTarget, cpuMet: cpu.ratio.median <= sc.cpuTarget } : {}),
+    };
   }
   results.throughput = throughput;
 
-  let latency: { runs: LatencyRun[]; e2eP99: Comparison; e2eP50: Comparison; acceptP99: Comparison; acceptP50: Comparison; met: boolean } | undefined;
+  // Session threads (issue 13): the relay alone at each intake.workerThreads, runs interleaved.
+  if (opts.scenarios.has('threads')) {
+    const sc = threadsScenario();
+    log(`== threads: ${sc.label}, ${sc.messages} messages, intake.workerThreads ${opts.threads.join(', ')}, ${opts.reps} rounds`);
+    const runs: ThroughputRun[] = [];
+    for (let rep = 1; rep <= opts.reps; rep++) {
+      for (const t of opts.threads) runs.push(await throughputRun(sc, 'mailfleet', rep, undefined, { ...tuning, intakeThreads: t }));
+    }
+    results.threads = {
+      scenario: sc.name, label: sc.label, messages: sc.messages,
+      byThreads: opts.threads.map((t) => {
+        const mine = runs.filter((r) => r.workerThreads === t);
+        return {
+          workerThreads: t,
+          e2e: summarize(mine.map((r) => r.e2e)),
+          accept: summarize(mine.map((r) => r.accept)),
+          cpuMsPerMsg: summarize(mine.flatMap((r) => (r.cpuMsPerMsg !== undefined ? [r.cpuMsPerMsg] : []))),
+          peakRssMB: summarize(mine.flatMap((r) => (r.peakRssMB !== undefined ? [r.peakRssMB] : []))),
+        };
+      }),
+      runs,
+    };
+  }
+
+  let latency: { runs: LatencyRun[]; e2eP99: Comparison; e2eP50: Comparison; acceptP99: Comparison; acceptP50: Comparison; commitP99: Comparison; met: boolean; stalls: string[] } | undefined;
   if (opts.scenarios.has('latency')) {
     log(`== latency at ${opts.latencyRate} msg/s, 1 KiB, one msg/conn, ${opts.latencyCount} messages, ${opts.reps} A/B pairs`);
     const runs: LatencyRun[] = [];
@@ -321,8 +422,19 @@ async function main(): Promise<void> {
     const mf = runs.filter((r) => r.system === 'mailfleet');
     for (const r of mf) peakRss = Math.max(peakRss, r.peakRssMB ?? 0);
     const c = (k: keyof LatencyRun) => compare(pf.map((r) => r[k] as number), mf.map((r) => r[k] as number));
-    latency = { runs, e2eP99: c('e2eP99'), e2eP50: c('e2eP50'), acceptP99: c('acceptP99'), acceptP50: c('acceptP50'), met: false };
+    latency = { runs, e2eP99: c('e2eP99'), e2eP50: c('e2eP50'), acceptP99: c('acceptP99'), acceptP50: c('acceptP50'), commitP99: c('commitP99'), met: false, stalls: [] };
     latency.met = latency.e2eP99.mailfleet.median <= latency.e2eP99.postfix.median;
+    // Stall detector: each system's runs against that system's median "." → 250 p99.
+    for (const sys of [pf, mf]) {
+      const med = summarize(sys.map((r) => r.commitP99)).median;
+      for (const r of sys) {
+        if (r.commitP99 > STALL_FACTOR * med) {
+          r.stalled = true;
+          latency.stalls.push(`${r.system} #${r.rep}: "." → 250 p99 ${r.commitP99} ms > ${STALL_FACTOR} × the median run's ${round(med, 2)} ms`);
+        }
+      }
+    }
+    for (const st of latency.stalls) log(`STALL ${st}`);
     results.latency = latency;
   }
 
@@ -410,11 +522,22 @@ async function main(): Promise<void> {
       `${sc.label.padEnd(22)} e2e msg/s  Postfix ${fmt(t.e2e.postfix)}  mailfleet ${fmt(t.e2e.mailfleet)}  ratio ${fmt(t.e2e.ratio, '×')}` +
         `  target ≥${sc.target}× ${t.met ? 'MET' : 'NOT MET'}   (accept ratio ${fmt(t.accept.ratio, '×')})`,
     );
-    const cpu = t.runs.flatMap((r) => (r.cpuMsPerMsg !== undefined ? [r.cpuMsPerMsg] : []));
-    if (cpu.length > 0) {
-      const c = summarize(cpu);
-      console.log(`${''.padEnd(22)} relay CPU ms/msg (all threads) ${round(c.median, 2)} [${round(c.min, 2)}–${round(c.max, 2)}]`);
+    if (t.cpu) {
+      console.log(
+        `${''.padEnd(22)} CPU ms/msg (cgroup) Postfix ${fmt(t.cpu.postfix)}  mailfleet ${fmt(t.cpu.mailfleet)}  ratio ${fmt2(t.cpu.ratio, "×")}  target ≤${t.cpuTarget}× ${t.cpuMet ? 'MET' : 'NOT MET'}`,
+      );
+    } else {
+      const cpu = t.runs.flatMap((r) => (r.system === 'mailfleet' && r.cpuMsPerMsg !== undefined ? [r.cpuMsPerMsg] : []));
+      if (cpu.length > 0) console.log(`${''.padEnd(22)} relay CPU ms/msg (/proc, all threads) ${fmt(summarize(cpu))}; Postfix's not measured (no cgroup)`);
     }
+    const loaded = t.runs.filter((r) => r.loaded);
+    if (loaded.length) console.log(`${''.padEnd(22)} ${loaded.length} of ${t.runs.length} runs started above load ${LOADED_AT} (marked LOADED)`);
+  }
+  const th = results.threads as ThreadsResult | undefined;
+  for (const b of th?.byThreads ?? []) {
+    console.log(
+      `threads (${th!.label}) intake.workerThreads ${String(b.workerThreads).padEnd(4)} e2e ${fmt(b.e2e, ' msg/s')}  accept ${fmt(b.accept, ' msg/s')}  CPU ${fmt(b.cpuMsPerMsg, ' ms/msg')}  peak RSS ${fmt(b.peakRssMB, ' MB')}`,
+    );
   }
   if (latency) {
     console.log(
@@ -425,6 +548,11 @@ async function main(): Promise<void> {
       `latency @${opts.latencyRate}/s, connect→250 p50 Postfix ${fmt(latency.acceptP50.postfix, ' ms')} mailfleet ${fmt(latency.acceptP50.mailfleet, ' ms')}; ` +
         `p99 Postfix ${fmt(latency.acceptP99.postfix, ' ms')} mailfleet ${fmt(latency.acceptP99.mailfleet, ' ms')}`,
     );
+    console.log(
+      `latency @${opts.latencyRate}/s, "."→250 p99 Postfix ${fmt(latency.commitP99.postfix, ' ms')} mailfleet ${fmt(latency.commitP99.mailfleet, ' ms')}  ` +
+        `stall detector (any run > ${STALL_FACTOR}× its system's median): ${latency.stalls.length ? `FAILED: ${latency.stalls.join('; ')}` : 'passed'}`,
+    );
+    if (latency.stalls.length) process.exitCode = 1;
   }
   for (const o of otp ?? []) {
     console.log(
@@ -445,6 +573,32 @@ async function main(): Promise<void> {
   mkdirSync(join(out, '..'), { recursive: true });
   writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
   log(`results written to ${out} (${results.durationSeconds} s)`);
+  // The headline is the bench's, never typed: a full comparison run (or --readme) rewrites it.
+  const full = ['1k', '50k', 'reuse', 'latency'].every((n) => opts.scenarios.has(n));
+  if (!flags['no-readme'] && (full || flags.readme)) {
+    const readme = join(REPO, 'bench/README.md');
+    writeFileSync(readme, replaceHeadline(readFileSync(readme, 'utf8'), renderHeadline(results as unknown as BenchResults, relative(REPO, out))));
+    log(`bench/README.md headline rewritten from ${relative(REPO, out)}`);
+  } else log('bench/README.md headline left as is (not a full run; --readme rewrites it from this run)');
+}
+
+/** CPU model, host cores and the cgroup quota the bench itself runs under. */
+function machineInfo() {
+  const c = cpuCount();
+  return {
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    ...(c.quota !== undefined ? { cgroupCpuQuota: c.quota } : {}),
+    node: process.version,
+    postfix: postfixVersion(),
+  };
+}
+
+/** The threads scenario's load: reused connections (a cheap load generator) unless --threads-load says 1k. */
+function threadsScenario(): ThroughputScenario {
+  return flags['threads-load'] === '1k'
+    ? { name: 'threads-1k', label: '1 KiB, one msg/conn', size: 1024, reuse: false, messages: opts.n1k }
+    : { name: 'threads-reuse', label: '1 KiB, many msg/conn', size: 1024, reuse: true, messages: opts.nreuse };
 }
 
 /** The commit measured, and which relay/cli files differed from it (others edit the same tree). */

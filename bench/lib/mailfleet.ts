@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { RelayConfigInput } from '../../relay/config/schema.ts';
 import { LOOPBACK, cpuMs, freePort, onInterrupt, peakRssBytes, waitForSmtp } from './util.ts';
+import { joinGroupShell, type CpuGroup } from './cgroup.ts';
 
 export const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const ACCEPT_DOMAIN = 'bench.test';
@@ -18,6 +19,8 @@ export interface RelayTuning {
   maxConnectionsPerHost: number;
   maxMessagesPerConnection: number;
   concurrency: number;
+  /** intake.threads in the relay config (relay/intake/threads.ts); absent = the relay's default. */
+  intakeThreads?: number | 'auto';
 }
 
 export interface MailfleetInstance {
@@ -90,6 +93,8 @@ export async function startMailfleet(opts: {
   /** Directory for a --cpu-prof profile; no profiling when absent. */
   cpuProfDir?: string;
   credentialsFile?: string;
+  /** Accounting group (bench/lib/cgroup.ts) the relay process runs in. */
+  cpuGroup?: CpuGroup;
 }): Promise<MailfleetInstance> {
   mkdirSync(opts.dir, { recursive: true });
   const httpPort = await freePort();
@@ -97,7 +102,10 @@ export async function startMailfleet(opts: {
   writeFileSync(configFile, stringify(relayConfig({ dir: opts.dir, port: opts.port, httpPort, sinkPort: opts.sinkPort, tuning: opts.tuning, ...(opts.credentialsFile ? { credentialsFile: opts.credentialsFile } : {}) })));
   const logFd = openSync(join(opts.dir, 'relay.log'), 'a');
   const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [];
-  const child = spawn(process.execPath, [...nodeArgs, join(REPO, 'cli/mailfleet.ts'), 'relay', '--config', configFile], {
+  const argv = [process.execPath, ...nodeArgs, join(REPO, 'cli/mailfleet.ts'), 'relay', '--config', configFile];
+  // In a group: a shell joins it and execs node (same pid, so /proc figures still read the relay).
+  const [cmd, ...args] = opts.cpuGroup ? ['sh', '-c', `${joinGroupShell(opts.cpuGroup)}exec "$0" "$@"`, ...argv] : argv;
+  const child = spawn(cmd!, args, {
     cwd: REPO,
     stdio: ['ignore', logFd, logFd],
     env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: opts.tuning.nodeOptions },

@@ -7,6 +7,7 @@ import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { LOOPBACK, onInterrupt, sleep, waitForSmtp } from './util.ts';
+import { joinGroupShell, type CpuGroup } from './cgroup.ts';
 
 export const POSTFIX = '/usr/sbin/postfix';
 export const SMTP_SINK = '/usr/sbin/smtp-sink';
@@ -37,12 +38,16 @@ export interface PostfixInstance {
  * Postfix reports fatal errors of the `postfix` command only to syslog, or to stderr when that is a
  * terminal; `script` gives it one so that a broken config says why.
  */
-function postfixCommand(configDir: string, verb: string): { status: number; output: string } {
-  const r = spawnSync('script', ['-qec', `${POSTFIX} -c ${configDir} ${verb}`, '/dev/null'], { encoding: 'utf8' });
+function postfixCommand(configDir: string, verb: string, shellPrefix = ''): { status: number; output: string } {
+  const r = spawnSync('script', ['-qec', `${shellPrefix}${POSTFIX} -c ${configDir} ${verb}`, '/dev/null'], { encoding: 'utf8' });
   return { status: r.status ?? 1, output: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
 }
 
-export async function startPostfix(opts: { dir: string; port: number; relayPort: number }): Promise<PostfixInstance> {
+/**
+ * `cpuGroup`: the accounting group (bench/lib/cgroup.ts) `postfix start` runs in; master and every
+ * daemon it spawns (smtpd, cleanup, qmgr, smtp, trivial-rewrite, postlogd ...) inherit it.
+ */
+export async function startPostfix(opts: { dir: string; port: number; relayPort: number; cpuGroup?: CpuGroup }): Promise<PostfixInstance> {
   const { dir, port, relayPort } = opts;
   const etc = join(dir, 'etc');
   const spool = join(dir, 'spool');
@@ -94,7 +99,7 @@ export async function startPostfix(opts: { dir: string; port: number; relayPort:
   }
   const check = postfixCommand(etc, 'check');
   if (check.status !== 0) throw new Error(`postfix check failed: ${check.output}`);
-  const start = postfixCommand(etc, 'start');
+  const start = postfixCommand(etc, 'start', opts.cpuGroup ? joinGroupShell(opts.cpuGroup) : '');
   if (start.status !== 0) throw new Error(`postfix start failed: ${start.output}`);
   const unregister = onInterrupt(() => void postfixCommand(etc, 'stop'));
   await waitForSmtp(port, 30_000);

@@ -1,0 +1,63 @@
+// CPU accounting per system under test: each run of Postfix (all its daemons) or of the relay is
+// started inside a cgroup of its own, and the group's CPU usage before and after the load,
+// divided by the messages, is its CPU per message. The load generator and the sink stay outside.
+// cgroup v1 `cpuacct` (cpuacct.usage, ns) where mounted, else the v2 tree (cpu.stat usage_usec).
+// Needs root (the bench already does, for Postfix); without it the bench says so and reports
+// the relay's /proc figure only.
+import { mkdirSync, readFileSync, rmdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseMountinfo } from '../../relay/cpu-quota.ts';
+import { sleep } from './util.ts';
+
+export interface CpuGroup {
+  dir: string;
+  /** The file a shell writes `$$` into to join the group (its children follow). */
+  procsFile: string;
+  /** CPU time used by everything in the group so far, ms. */
+  usageMs(): number;
+  /** Removes the group once its processes are gone (retries briefly: Postfix's daemons exit after `postfix stop` returns). */
+  remove(): Promise<void>;
+}
+
+let seq = 0;
+
+/** A fresh accounting group, or the reason there is none. */
+export function createCpuGroup(label: string): CpuGroup | { unavailable: string } {
+  let mounts;
+  try {
+    mounts = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'));
+  } catch (err) {
+    return { unavailable: `no /proc/self/mountinfo (${(err as Error).message})` };
+  }
+  const v1 = mounts.find((m) => m.version === 1 && m.controllers.includes('cpuacct'));
+  const v2 = mounts.find((m) => m.version === 2);
+  const base = v1 ?? v2;
+  if (!base) return { unavailable: 'no cgroup cpuacct (v1) or cgroup2 mount' };
+  const dir = join(base.mountPoint, `mailfleet-bench-${process.pid}-${++seq}-${label}`);
+  try {
+    mkdirSync(dir);
+  } catch (err) {
+    return { unavailable: `cannot create ${dir}: ${(err as Error).message}` };
+  }
+  const usageMs = v1
+    ? () => Number(readFileSync(join(dir, 'cpuacct.usage'), 'utf8').trim()) / 1e6
+    : () => Number(/^usage_usec (\d+)/m.exec(readFileSync(join(dir, 'cpu.stat'), 'utf8'))?.[1] ?? Number.NaN) / 1e3;
+  return {
+    dir,
+    procsFile: join(dir, 'cgroup.procs'),
+    usageMs,
+    async remove() {
+      for (let i = 0; i < 50 && existsSync(dir); i++) {
+        try {
+          rmdirSync(dir);
+          return;
+        } catch {
+          await sleep(100);
+        }
+      }
+    },
+  };
+}
+
+/** Shell text that moves the shell itself into the group; prefix a command with it. */
+export const joinGroupShell = (g: CpuGroup) => `echo $$ > '${g.procsFile}' && `;
