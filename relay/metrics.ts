@@ -39,6 +39,11 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['listener', 'stage', 'reason'] as const,
       registers: [registry],
     }),
+    intakeWorkerThreads: new Gauge({
+      name: 'mailfleet_intake_worker_threads',
+      help: 'Worker threads running SMTP sessions (intake.workerThreads as resolved at start; 0: sessions on the main thread).',
+      registers: [registry],
+    }),
     intakeHeldBytes: new Gauge({
       name: 'mailfleet_intake_held_bytes',
       help: 'Message bytes SMTP intake holds in memory now, against limits.intakeMemoryBytes.',

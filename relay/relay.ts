@@ -8,7 +8,9 @@ import { childLogger, createLogger, type Logger } from './log.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { TlsFiles } from './tls-files.ts';
 import { CredentialStore } from './intake/credentials.ts';
-import { startListeners, closeListeners, type RunningListener } from './intake/listeners.ts';
+import { startListeners, closeListeners, localIntakeShared, type IntakeDeps, type RunningListener } from './intake/listeners.ts';
+import { onSessionThreads, startSessionThreads, workerThreadCount, type SessionThreads } from './intake/threads.ts';
+import { cpuCount } from './cpu-quota.ts';
 import { startHttpServer, sendJson } from './http/server.ts';
 import { ApiTokens } from './http/api-token.ts';
 import { DeliveryCounters } from './stats/counters.ts';
@@ -19,13 +21,12 @@ import { collectQueueGauge, installScrapeGauges } from './scrape-gauges.ts';
 import { FeedbackConsumer, type OnFeedback } from './bounce/mx-consumer.ts';
 import { toSuppressionFeedback } from './bounce/hand-over.ts';
 import type { ReturnPathKey } from './returnpath/token.ts';
-import { watch, type FSWatcher } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
 import { Feedback } from './feedback/feedback.ts';
 import type { StatsV1 } from './stats/collector.ts';
 import { feedbackRoutes } from './feedback/api.ts';
 import { startUnsubscribeServer } from './feedback/unsubscribe.ts';
 import { readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { ConfigError, parseRelayConfigYaml } from './config/load.ts';
 import { configVersion } from './config/version.ts';
 import { applyLive, restartChanges } from './config/live.ts';
@@ -137,13 +138,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   let credWatcher: FSWatcher | undefined;
   const credFile = config.auth.credentialsFile;
   if (credFile) {
-    await credentials.load(credFile);
-    credWatcher = watch(dirname(credFile), () => {
-      credentials.load(credFile).then(
-        () => logger.info({ users: credentials.size }, 'credentials reloaded'),
-        (err: Error) => logger.error({ err: err.message }, 'credentials file unreadable; keeping the previous users'),
-      );
-    });
+    credWatcher = await credentials.loadAndWatch(credFile, logger);
   }
 
   const tls = config.tls ? new TlsFiles(config.tls.certFile, config.tls.keyFile) : undefined;
@@ -184,6 +179,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     restartPending = restartChanges(config, parsed);
     // One synchronous step: no SMTP session or delivery attempt sees half a config.
     applyLive(config, parsed);
+    sessionThreads?.reconfigure(parsed);
     delivery?.reconfigure?.();
     feedback.reconfigure();
     const previous = version;
@@ -198,6 +194,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   }
 
   let listeners: RunningListener[] = [];
+  let sessionThreads: SessionThreads | undefined;
   const http = await startHttpServer({
     address: config.http.address, port: config.http.port, registry: metrics.registry, ready: isReady,
     ...(apiTokens ? { auth: (h: string | undefined) => apiTokens.check(h), onUnauthorized: (reason: 'missing' | 'wrong') => metrics.httpUnauthorized.inc({ reason }) } : {}),
@@ -238,7 +235,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
         onUnsubscribe: (recipient, domain) => feedbackLog.info({ event: 'unsubscribed', recipient, domain }, 'one-click unsubscribe'),
       });
     }
-    listeners = await startListeners({
+    const intakeDeps: IntakeDeps = {
       config, store, credentials, logger, metrics, feedback, bounceMx,
       ...(tls ? { tls } : {}),
       ...(options.clock ? { clock: options.clock } : {}),
@@ -247,7 +244,23 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
       onQueued: () => {
         if (!store.hasAdopter()) delivery?.wake();
       },
-    });
+    };
+    // SMTP sessions on worker threads (relay/intake/threads.ts), as many as the CPU quota allows
+    // when 'auto'. A test's fake clock cannot cross threads: sessions stay on this one.
+    const cpus = cpuCount();
+    const workers = options.clock ? 0 : workerThreadCount(config.intake.workerThreads, cpus);
+    if (options.clock && config.intake.workerThreads !== 0) logger.warn('intake.workerThreads ignored: an injected clock keeps SMTP sessions on the main thread');
+    metrics.intakeWorkerThreads.set(workers);
+    const shared = localIntakeShared(config, options.clock);
+    listeners = await startListeners(intakeDeps, shared, workers > 0 ? (l) => !onSessionThreads(l) : undefined);
+    if (workers > 0) {
+      sessionThreads = await startSessionThreads({ count: workers, deps: intakeDeps, shared });
+      listeners.push(...sessionThreads.listeners);
+    }
+    logger.info(
+      { workerThreads: workers, setting: config.intake.workerThreads, cpus: cpus.cpus, cpuSource: cpus.source, ...(cpus.quota !== undefined ? { cpuQuota: cpus.quota } : {}) },
+      workers > 0 ? `SMTP sessions on ${workers} worker thread(s); queue and delivery on the main thread` : 'SMTP sessions on the main thread',
+    );
   } catch (err) {
     unsubscribe?.close();
     http.close();

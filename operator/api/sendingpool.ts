@@ -192,6 +192,17 @@ export const SubmissionSchema = withRules(
         .optional()
         .describe('Secret holding the AUTH credentials file (username:scrypt-hash lines; see `mailfleet credentials`).'),
       tlsSecretRef: localObjectReference.optional().describe('kubernetes.io/tls Secret with tls.crt and tls.key.'),
+      workerThreads: z
+        .number()
+        .int()
+        .min(0)
+        .max(64)
+        .optional()
+        .describe(
+          'Worker threads each relay runs its SMTP sessions on (relay config intake.workerThreads); the queue and delivery stay on the main thread. ' +
+            '0: sessions on the main thread too. Unset: one per CPU of the container\'s CPU limit (its cgroup quota, rounded up; the node\'s cores without a limit) less one. ' +
+            'Each thread adds about 20 MB of memory; see docs/resources.md. Changing it restarts the relays.',
+        ),
     })
     .strict(),
   [

@@ -107,3 +107,12 @@ test('the relay config carries the warm-up plan (presets written out as steps) a
   const b = RelayConfigSchema.parse(renderRelayConfig(bound, [], '203.0.113.10')).shaping.warmup[0]!;
   assert.deepEqual([b.address, b.plan!.steps, b.plan!.minDailyVolume], ['203.0.113.10', [{ day: 0, dailyLimit: 50 }], 10]);
 });
+
+test('SMTP session threads: unset renders auto (the relay counts its cgroup CPU quota); a number in the spec is rendered as is and restarts the relays', () => {
+  const hash = (objs: RenderedObject[]) => spec(byKind(objs, 'StatefulSet')[0]!).template.metadata.annotations['mailfleet.io/config-hash'];
+  const sub = { tlsSecretRef: { name: 'relay-tls' }, authSecretRef: { name: 'relay-auth', key: 'credentials' } };
+  assert.equal(RelayConfigSchema.parse(renderRelayConfig(pool(), [], '203.0.113.10')).intake.workerThreads, 'auto');
+  const two = pool({ submission: { ...sub, workerThreads: 2 } as never });
+  assert.equal(RelayConfigSchema.parse(renderRelayConfig(two, [], '203.0.113.10')).intake.workerThreads, 2);
+  assert.notEqual(hash(renderPoolChildren(two, [domain()])), hash(renderPoolChildren(pool(), [domain()])));
+});

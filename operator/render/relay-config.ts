@@ -145,6 +145,8 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
       })),
       ...(reputation && reputation.quarantine.length > 0 ? reputation : {}),
     },
+    // SMTP session threads: the pool's number, else from the pod's CPU limit at start (cgroup quota).
+    intake: { workerThreads: sub.workerThreads ?? 'auto' },
     intakeRate: { pool: { messagesPerSecond: limits.messagesPerSecond / relays, burst: intakeBurst } },
     ...(pool.spec.retry ? { retry: { ...pool.spec.retry } } : {}),
     domains: own.map((d) => ({

@@ -19,6 +19,8 @@ export const RESTART_FIELDS = [
   'tls',
   'auth',
   'limits',
+  // Session threads are started with the listeners.
+  'intake',
   'intakeRate',
   'delivery.enabled',
   'delivery.dnsServers',

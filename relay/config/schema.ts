@@ -6,6 +6,13 @@
 import { z } from 'zod';
 import { WARMUP_PRESET_NAMES } from '../warmup/presets.ts';
 
+/**
+ * intake.workerThreads when the file says nothing. 0 until a quiet-machine measurement
+ * (`npm run bench -- --only threads`, issue 13) shows what a worker buys per CPU; the operator
+ * renders 'auto' for its pods unless the SendingPool says otherwise.
+ */
+export const WORKER_THREADS_DEFAULT: number | 'auto' = 0;
+
 // 0 asks the kernel for a free port (tests, side-by-side dev fleets).
 const port = z.number().int().min(0).max(65535);
 const hostname = z
@@ -414,6 +421,19 @@ const RateSchema = z
     burst: z.number().int().min(1).optional(),
   })
   .strict();
+// Where SMTP sessions run (relay/intake/threads.ts). The queue and delivery stay on the main
+// thread, which alone commits; a session thread answers 250 only after the main thread's
+// durable ack for that message.
+export const IntakeSchema = z
+  .object({
+    // Worker threads running the submission listeners' SMTP sessions (one port, shared through
+    // SO_REUSEPORT). 0: every session on the main thread (one thread in all). auto: the CPUs the
+    // process may use (the cgroup quota, i.e. the pod's limits.cpu, rounded up; else the host's
+    // cores) minus one for the main thread. MX-role listeners always stay on the main thread.
+    workerThreads: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default(WORKER_THREADS_DEFAULT),
+  })
+  .strict();
+
 export const IntakeRateSchema = z
   .object({
     pool: RateSchema.optional(),
@@ -472,6 +492,7 @@ export const RelayConfigSchema = z
     // Domains accepted without AUTH (the MX role): bounce and feedback-loop domains.
     acceptDomains: z.array(domainName).default([]),
     limits: LimitsSchema.prefault({}),
+    intake: IntakeSchema.prefault({}),
     intakeRate: IntakeRateSchema.prefault({}),
     delivery: DeliverySchema.prefault({}),
     shaping: ShapingSchema.prefault({}),

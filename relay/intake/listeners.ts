@@ -21,7 +21,7 @@ import { DataScanner } from './data-scanner.ts';
 import { decideRecipient } from './recipient-policy.ts';
 import { applySmtpServerPatches, smtpError } from './smtp-server-patches.ts';
 import { buildReceivedHeader, extractMessageId } from './trace-headers.ts';
-import { IntakeLimiter } from './intake-rate.ts';
+import { IntakeLimiter, type IntakeVerdict } from './intake-rate.ts';
 import { takeClassHeader } from './class-header.ts';
 import { classOfMessage } from '../message-class.ts';
 import { takeTagHeaders } from '../events/tags.ts';
@@ -47,6 +47,36 @@ export interface IntakeDeps {
   feedback?: Pick<Feedback, 'accepted' | 'recordFeedback'> | undefined;
   /** The bounce MX's consumer: mail to the MX role is handed to it, never queued (relay/bounce/mx-consumer.ts). */
   bounceMx?: FeedbackConsumer;
+  /**
+   * On a session thread (relay/intake/threads.ts): the port each listener binds, shared with the
+   * other session threads through SO_REUSEPORT (the kernel spreads connections between them).
+   */
+  bind?: { port(listener: ListenerConfig): number; reusePort: true };
+}
+
+/**
+ * What the SMTP sessions of every thread share: the AUTH failure throttle, the intake rate
+ * buckets and the memory budget. On the main thread, the objects themselves; on a session
+ * thread, proxies that ask the main thread (the budget is shared memory), hence the promises.
+ */
+export interface IntakeShared {
+  throttle: { blockedFor(address: string): number | Promise<number>; recordSuccess(address: string): void; recordFailure(address: string): void };
+  limiter: { admit(user: string | undefined): IntakeVerdict | Promise<IntakeVerdict> };
+  budget: IntakeMemoryBudget;
+}
+
+export function localIntakeShared(config: RelayConfig, clock?: () => number): { throttle: AuthThrottle; limiter: IntakeLimiter; budget: IntakeMemoryBudget } {
+  return {
+    throttle: new AuthThrottle(config.limits.authFailures.max, config.limits.authFailures.windowSeconds, clock),
+    limiter: new IntakeLimiter(config.intakeRate, clock),
+    budget: new IntakeMemoryBudget(config.limits.intakeMemoryBytes),
+  };
+}
+
+/** Runs `then` with a value that may be a promise (a session thread's answer from the main thread) without a tick when it is not. */
+function whenSettled<T>(v: T | Promise<T>, then: (v: T) => void, failed: (err: Error) => void): void {
+  if (v instanceof Promise) v.then(then, failed);
+  else then(v);
 }
 
 // Bounces quote at most the original's headers or a part of it (Postfix 50 kB, Exim 100 kB): an MX
@@ -59,7 +89,9 @@ export interface RunningListener {
   name: string;
   address: string;
   port: number;
-  server: SMTPServer;
+  /** The server, when its sessions run on this thread (absent for listeners on session threads). */
+  server?: SMTPServer;
+  close(): Promise<void>;
 }
 
 export function isLoopback(address: string): boolean {
@@ -67,35 +99,37 @@ export function isLoopback(address: string): boolean {
   return a === '::1' || (isIP(a) === 4 && a.startsWith('127.'));
 }
 
-export async function startListeners(deps: IntakeDeps): Promise<RunningListener[]> {
+/**
+ * Starts the listeners `which` picks (all by default) with their sessions on this thread.
+ * `shared`: the throttle, rate buckets and budget (the main thread's own, or a session thread's proxies).
+ */
+export async function startListeners(deps: IntakeDeps, shared: IntakeShared = localIntakeShared(deps.config, deps.clock), which: (l: ListenerConfig) => boolean = () => true): Promise<RunningListener[]> {
   const { config } = deps;
-  const throttle = new AuthThrottle(config.limits.authFailures.max, config.limits.authFailures.windowSeconds, deps.clock);
-  const limiter = new IntakeLimiter(config.intakeRate, deps.clock);
-  const budget = new IntakeMemoryBudget(config.limits.intakeMemoryBytes);
-  // prom-client reads it at scrape time.
-  Object.assign(deps.metrics.intakeHeldBytes, { collect: () => deps.metrics.intakeHeldBytes.set(budget.used) });
+  const { throttle, limiter, budget } = shared;
+  // prom-client reads it at scrape time (on a session thread the gauge is the main thread's).
+  if (!deps.bind) Object.assign(deps.metrics.intakeHeldBytes, { collect: () => deps.metrics.intakeHeldBytes.set(budget.used) });
   const started: RunningListener[] = [];
   try {
-    for (const listener of config.listeners) started.push(await startListener(listener, deps, throttle, limiter, budget));
+    for (const listener of config.listeners) if (which(listener)) started.push(await startListener(listener, deps, throttle, limiter, budget));
   } catch (err) {
     await closeListeners(started);
     throw err;
   }
   deps.tls?.on('change', (material) => {
-    for (const l of started) if (l.server.options.key) l.server.updateSecureContext({ key: material.key, cert: material.cert });
+    for (const l of started) if (l.server?.options.key) l.server.updateSecureContext({ key: material.key, cert: material.cert });
     deps.logger.info({ fingerprint256: material.fingerprint256 }, 'TLS certificate reloaded');
   });
   return started;
 }
 
 export async function closeListeners(listeners: RunningListener[]): Promise<void> {
-  await Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve()))));
+  await Promise.all(listeners.map((l) => l.close()));
 }
 
 /** Per-transaction state smtp-server does not keep: when the message may first be attempted. */
 const notBefore = new WeakMap<SMTPServerSession, number>();
 
-function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: AuthThrottle, limiter: IntakeLimiter, budget: IntakeMemoryBudget): Promise<RunningListener> {
+function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: IntakeShared['throttle'], limiter: IntakeShared['limiter'], budget: IntakeMemoryBudget): Promise<RunningListener> {
   const { config, logger, metrics } = deps;
   const log = childLogger(logger, { listener: listener.name });
   const tls = listener.tls !== 'none' ? deps.tls?.current : undefined;
@@ -155,28 +189,32 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Aut
     },
     onAuth(auth, session, callback) {
       const address = session.remoteAddress;
-      const wait = throttle.blockedFor(address);
-      if (wait > 0) {
-        reject('auth', 'throttled');
-        return callback(smtpError(454, '4.7.0', `Too many failed authentication attempts; try again in ${wait} seconds`));
-      }
-      const password = auth.password ?? '';
-      deps.credentials.verify(auth.username ?? '', password).then(
-        (ok) => {
-          if (ok) {
-            throttle.recordSuccess(address);
-            return callback(null, { user: auth.username });
-          }
-          throttle.recordFailure(address);
-          metrics.authFailures.inc({ listener: listener.name });
-          log.warn({ client: address, user: auth.username }, 'authentication failed');
-          callback(smtpError(535, '5.7.8', 'Authentication credentials invalid'));
-        },
-        (err: Error) => {
-          log.error({ err }, 'credential check failed');
-          callback(smtpError(454, '4.7.0', 'Temporary authentication failure'));
-        },
-      );
+      whenSettled(throttle.blockedFor(address), (wait) => {
+        if (wait > 0) {
+          reject('auth', 'throttled');
+          return callback(smtpError(454, '4.7.0', `Too many failed authentication attempts; try again in ${wait} seconds`));
+        }
+        const password = auth.password ?? '';
+        deps.credentials.verify(auth.username ?? '', password).then(
+          (ok) => {
+            if (ok) {
+              throttle.recordSuccess(address);
+              return callback(null, { user: auth.username });
+            }
+            throttle.recordFailure(address);
+            metrics.authFailures.inc({ listener: listener.name });
+            log.warn({ client: address, user: auth.username }, 'authentication failed');
+            callback(smtpError(535, '5.7.8', 'Authentication credentials invalid'));
+          },
+          (err: Error) => {
+            log.error({ err }, 'credential check failed');
+            callback(smtpError(454, '4.7.0', 'Temporary authentication failure'));
+          },
+        );
+      }, (err) => {
+        log.error({ err }, 'authentication throttle unavailable');
+        callback(smtpError(454, '4.7.0', 'Temporary authentication failure'));
+      });
     },
     onMailFrom(address, session, callback) {
       if (address.address && !/^[^@\s]+@[^@\s]+$/.test(address.address)) {
@@ -184,8 +222,8 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Aut
         return callback(smtpError(553, '5.1.7', `Sender address <${address.address}> is not a valid mailbox`));
       }
       // Bounces arriving on the MX role are not the pool's sending traffic.
-      if (listener.role === 'submission') {
-        const v = limiter.admit(typeof session.user === 'string' ? session.user : undefined);
+      if (listener.role !== 'submission') return callback();
+      whenSettled(limiter.admit(typeof session.user === 'string' ? session.user : undefined), (v) => {
         if (!v.ok) {
           reject('mail', 'rate-limited');
           metrics.intakeThrottled.inc({ listener: listener.name, scope: v.scope, action: 'tempfail' });
@@ -195,8 +233,11 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Aut
           metrics.intakeThrottled.inc({ listener: listener.name, scope: v.scope ?? 'pool', action: 'queued' });
           notBefore.set(session, v.notBefore);
         } else notBefore.delete(session);
-      }
-      callback();
+        callback();
+      }, (err) => {
+        log.error({ err }, 'intake rate check failed');
+        callback(smtpError(451, '4.3.0', 'Temporary failure; try again later'));
+      });
     },
     onRcptTo(address, session, callback) {
       // The MX role: bounce and feedback addresses are decided by the consumer, before the syntax
@@ -260,12 +301,13 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Aut
         portHint: `change listeners[${i}].port in the relay config or stop the process holding it` }));
     };
     server.server.once('error', failed);
-    server.listen(listener.port, listener.address, () => {
+    const bind = deps.bind ? { port: deps.bind.port(listener), host: listener.address, reusePort: true } : { port: listener.port, host: listener.address };
+    server.listen(bind, () => {
       server.server.off('error', failed);
       const addr = server.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : listener.port;
       log.info({ address: listener.address, port, role: listener.role, tls: listener.tls, greetingDelayMs }, 'SMTP listener ready');
-      resolve({ name: listener.name, address: listener.address, port, server });
+      resolve({ name: listener.name, address: listener.address, port, server, close: () => new Promise<void>((done) => server.close(() => done())) });
     });
   });
 }

@@ -46,6 +46,9 @@ export function baseConfig(ws: Workspace, patch: Partial<RelayConfigInput> = {})
     auth: { credentialsFile: ws.credentialsFile },
     acceptDomains: ['bounces.example.com'],
     delivery: { enabled: false },
+    // MAILFLEET_TEST_WORKER_THREADS=N runs the same suites with SMTP sessions on N worker threads
+    // (relay/intake/threads.ts): what a client sees must not change.
+    ...(process.env.MAILFLEET_TEST_WORKER_THREADS ? { intake: { workerThreads: Number(process.env.MAILFLEET_TEST_WORKER_THREADS) } } : {}),
     ...patch,
   };
 }
@@ -77,9 +80,11 @@ export interface RelayProcess {
 }
 
 /** Starts `mailfleet relay` and resolves once its log says which port the "alt" listener got. */
-export function startRelayProcess(configFile: string, options: { env?: Record<string, string> } = {}): Promise<RelayProcess> {
+export function startRelayProcess(configFile: string, options: { env?: Record<string, string>; wrap?: string[] } = {}): Promise<RelayProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [CLI, 'relay', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'], ...(options.env ? { env: { ...process.env, ...options.env } } : {}) });
+    // `wrap`: a command the relay runs under (e.g. a shell that joins a cgroup and execs it).
+    const [cmd, ...args] = [...(options.wrap ?? []), NODE, CLI, 'relay', '--config', configFile];
+    const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'inherit'], ...(options.env ? { env: { ...process.env, ...options.env } } : {}) });
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     const logs: Record<string, unknown>[] = [];
     const events = new EventEmitter();

@@ -1,0 +1,135 @@
+// One SMTP session thread (relay/intake/threads.ts says why and what crosses to the main
+// thread). It runs the same listener code as the main thread (relay/intake/listeners.ts) with
+// proxies for what lives there: the queue (enqueue answers after the main thread's fsync), the
+// throttle and rate buckets, metrics and the `accepted` events.
+import { parentPort, workerData } from 'node:worker_threads';
+import { EventEmitter } from 'node:events';
+import type { FSWatcher } from 'node:fs';
+import { applyLive } from '../config/live.ts';
+import { childLogger, createLogger } from '../log.ts';
+import { StoreError } from '../queue/store.ts';
+import type { QueueStore } from '../queue/store.ts';
+import type { RelayMetrics } from '../metrics.ts';
+import type { TlsFiles } from '../tls-files.ts';
+import { CredentialStore } from './credentials.ts';
+import type { IntakeVerdict } from './intake-rate.ts';
+import { IntakeMemoryBudget } from './memory-budget.ts';
+import { closeListeners, startListeners, type IntakeDeps, type IntakeShared } from './listeners.ts';
+import type { MetricOp, SessionThreadInit, ToMain, ToThread } from './threads.ts';
+
+const port = parentPort!;
+const init = workerData as SessionThreadInit;
+const { config } = init;
+const logger = childLogger(createLogger(config.log.level, 'relay'), { intakeThread: String(init.index) });
+const send = (msg: ToMain) => port.postMessage(msg);
+
+// Calls answered by the main thread.
+let seq = 0;
+const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+function call<T>(m: 'enqueue' | 'admit' | 'blockedFor', a: unknown): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const id = ++seq;
+    pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    send({ t: 'call', id, m, a });
+  });
+}
+
+// Counters are summed here and sent once per tick: the main thread's registry is the one scraped.
+let ops = new Map<string, MetricOp>();
+function count(name: string, labels: Record<string, string> | number | undefined, value?: number): void {
+  const l = typeof labels === 'object' ? labels : undefined;
+  const v = typeof labels === 'number' ? labels : (value ?? 1);
+  const key = `${name}\0${l ? JSON.stringify(l) : ''}`;
+  const op = ops.get(key);
+  if (op) op[2] += v;
+  else {
+    if (ops.size === 0) queueMicrotask(flushMetrics);
+    ops.set(key, [name, l, v]);
+  }
+}
+function flushMetrics(): void {
+  if (ops.size === 0) return;
+  send({ t: 'metrics', ops: [...ops.values()] });
+  ops = new Map();
+}
+const metrics = new Proxy({} as RelayMetrics, {
+  get: (_, name: string) => ({ inc: (l?: Record<string, string> | number, v?: number) => count(name, l, v), set: () => {}, observe: () => {} }),
+});
+
+const store = {
+  async enqueue(m: Parameters<QueueStore['enqueue']>[0]): Promise<string> {
+    try {
+      return await call<string>('enqueue', m);
+    } catch (err) {
+      const e = err as Error & { storeCode?: string };
+      throw e.storeCode !== undefined ? new StoreError(e.message, e.storeCode) : e;
+    }
+  },
+} as unknown as QueueStore;
+
+const rate = config.intakeRate;
+const unlimited = !rate.pool && !rate.perCredential && rate.users.length === 0;
+const OPEN: IntakeVerdict = { ok: true, notBefore: undefined };
+const shared: IntakeShared = {
+  throttle: {
+    blockedFor: (address) => call<number>('blockedFor', address),
+    recordSuccess: (address) => send({ t: 'post', m: 'recordSuccess', a: address }),
+    recordFailure: (address) => send({ t: 'post', m: 'recordFailure', a: address }),
+  },
+  // No intake rate configured (the common case): nothing to ask per message.
+  limiter: { admit: (user) => (unlimited ? OPEN : call<IntakeVerdict>('admit', user)) },
+  budget: new IntakeMemoryBudget(config.limits.intakeMemoryBytes, init.budget),
+};
+
+// The certificate: the main thread watches the files and sends each new pair.
+const tls = init.tls ? Object.assign(new EventEmitter(), { current: init.tls }) : undefined;
+
+const credentials = new CredentialStore();
+let credWatcher: FSWatcher | undefined;
+
+async function main(): Promise<void> {
+  if (config.auth.credentialsFile) credWatcher = await credentials.loadAndWatch(config.auth.credentialsFile, logger);
+  const deps: IntakeDeps = {
+    config, store, credentials, logger, metrics,
+    ...(tls ? { tls: tls as unknown as TlsFiles } : {}),
+    feedback: {
+      accepted: (a) => send({ t: 'post', m: 'accepted', a }),
+      recordFeedback: () => undefined,
+    },
+    bind: { port: (l) => init.ports[l.name] ?? l.port, reusePort: true },
+  };
+  const listeners = await startListeners(deps, shared, (l) => init.ports[l.name] !== undefined);
+  port.on('message', (msg: ToThread) => {
+    switch (msg.t) {
+      case 'ret': {
+        const p = pending.get(msg.id);
+        pending.delete(msg.id);
+        if (msg.e) p?.reject(Object.assign(new Error(msg.e.message), msg.e.storeCode !== undefined ? { storeCode: msg.e.storeCode } : {}));
+        else p?.resolve(msg.v);
+        return;
+      }
+      case 'config':
+        applyLive(config, msg.config);
+        return;
+      case 'tls':
+        if (tls) {
+          tls.current = msg.material;
+          tls.emit('change', msg.material);
+        }
+        return;
+      case 'close':
+        void closeListeners(listeners).then(() => {
+          credWatcher?.close();
+          flushMetrics();
+          logger.flush(() => send({ t: 'closed' }));
+        });
+        return;
+    }
+  });
+  send({ t: 'ready', ports: Object.fromEntries(listeners.map((l) => [l.name, l.port])) });
+}
+
+main().catch((err: unknown) => {
+  // Reported to the main thread as this thread's error (a port taken, an unreadable file).
+  throw err;
+});

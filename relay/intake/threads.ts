@@ -1,0 +1,188 @@
+// SMTP sessions on worker threads (issue 13: every core). The main thread keeps the queue, the
+// delivery engine, the HTTP side and everything shared; session threads run the submission
+// listeners' smtp-server instances on one port each (SO_REUSEPORT: the kernel spreads incoming
+// connections between them) and ask the main thread for what they cannot decide alone:
+// - the commit: a session thread sends the message to the main thread, which enqueues it (the
+//   one committer, with its fsync) and answers; the session replies 250 only on that answer, so
+//   "250 means fsynced" holds as on one thread, and a kill -9 loses nothing that was answered;
+// - the AUTH failure throttle and the intake rate buckets (pool-wide state), per call;
+// - the intake memory budget is shared memory (relay/intake/memory-budget.ts), no message;
+// - metrics are counted on the main thread's registry (batched per tick), `accepted` events
+//   are handed to relay/feedback there; logs go to stdout from each thread.
+// MX-role listeners (the bounce consumer holds the return-path keys) stay on the main thread.
+// Worker processes were not built: a process would need the queue over IPC as well, and the
+// threads share one address space (one compile cache, one RSS figure for the pod).
+import { Worker } from 'node:worker_threads';
+import type { ListenerConfig, RelayConfig } from '../config/schema.ts';
+import type { CpuCount } from '../cpu-quota.ts';
+import type { NewMessage } from '../queue/types.ts';
+import { StoreError } from '../queue/store.ts';
+import type { IntakeDeps, RunningListener, localIntakeShared } from './listeners.ts';
+import type { TlsMaterial } from '../tls-files.ts';
+
+/** intake.workerThreads resolved: 'auto' is one thread per CPU the process may use, less the main thread's. */
+export function workerThreadCount(setting: number | 'auto', cpus: CpuCount): number {
+  return setting === 'auto' ? Math.max(0, cpus.cpus - 1) : setting;
+}
+
+/** Listeners whose sessions may run on a session thread. */
+export const onSessionThreads = (l: ListenerConfig) => l.role === 'submission';
+
+/** What a session thread is started with (workerData). */
+export interface SessionThreadInit {
+  index: number;
+  config: RelayConfig;
+  /** Listener name → port to bind with SO_REUSEPORT (0 on the first thread: the kernel picks). */
+  ports: Record<string, number>;
+  /** The intake memory budget's shared count. */
+  budget: SharedArrayBuffer;
+  tls?: TlsMaterial | undefined;
+}
+
+export type MetricOp = [name: string, labels: Record<string, string> | undefined, value: number];
+
+export type ToMain =
+  | { t: 'ready'; ports: Record<string, number> }
+  | { t: 'call'; id: number; m: 'enqueue' | 'admit' | 'blockedFor'; a: unknown }
+  | { t: 'post'; m: 'accepted' | 'recordSuccess' | 'recordFailure'; a: unknown }
+  | { t: 'metrics'; ops: MetricOp[] }
+  | { t: 'closed' };
+
+export type ToThread =
+  | { t: 'ret'; id: number; v?: unknown; e?: { message: string; storeCode?: string } }
+  | { t: 'config'; config: RelayConfig }
+  | { t: 'tls'; material: TlsMaterial }
+  | { t: 'close' };
+
+/** A Uint8Array that crossed a thread (structured clone) as the Buffer the queue and feedback take. */
+export const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+export interface SessionThreads {
+  /** One entry per listener served on the threads (closing any closes them all). */
+  listeners: RunningListener[];
+  /** The live part of a new config (draining, acceptDomains ...) to every thread. */
+  reconfigure(config: RelayConfig): void;
+}
+
+export async function startSessionThreads(opts: {
+  count: number;
+  deps: IntakeDeps;
+  shared: ReturnType<typeof localIntakeShared>;
+}): Promise<SessionThreads> {
+  const { deps, shared, count } = opts;
+  const { config, logger } = deps;
+  const served = config.listeners.filter(onSessionThreads);
+  const ports: Record<string, number> = Object.fromEntries(served.map((l) => [l.name, l.port]));
+  const threads = new Set<Worker>();
+  let closing: Promise<void> | undefined;
+
+  const answer = (w: Worker, id: number, work: () => unknown) => {
+    Promise.resolve()
+      .then(work)
+      .then(
+        (v) => w.postMessage({ t: 'ret', id, v } satisfies ToThread),
+        (err: Error) => w.postMessage({ t: 'ret', id, e: { message: err.message, ...(err instanceof StoreError ? { storeCode: err.sqliteCode } : {}) } } satisfies ToThread),
+      );
+  };
+
+  const onMessage = (w: Worker, msg: ToMain) => {
+    switch (msg.t) {
+      case 'call':
+        if (msg.m === 'enqueue') {
+          const m = msg.a as NewMessage & { body: Uint8Array };
+          return answer(w, msg.id, async () => {
+            const id = await deps.store.enqueue({ ...m, body: asBuffer(m.body) });
+            deps.onQueued?.(id);
+            return id;
+          });
+        }
+        if (msg.m === 'admit') return answer(w, msg.id, () => shared.limiter.admit(msg.a as string | undefined));
+        return answer(w, msg.id, () => shared.throttle.blockedFor(msg.a as string));
+      case 'post':
+        if (msg.m === 'recordSuccess') return shared.throttle.recordSuccess(msg.a as string);
+        if (msg.m === 'recordFailure') return shared.throttle.recordFailure(msg.a as string);
+        try {
+          const a = msg.a as Parameters<NonNullable<IntakeDeps['feedback']>['accepted']>[0] & { body: Uint8Array };
+          deps.feedback?.accepted({ ...a, body: asBuffer(a.body) });
+        } catch (err) {
+          logger.error({ err }, 'accepted event not recorded');
+        }
+        return;
+      case 'metrics':
+        for (const [name, labels, value] of msg.ops) {
+          const metric = (deps.metrics as unknown as Record<string, { inc(l: Record<string, string>, v: number): void; inc(v: number): void }>)[name];
+          if (labels) metric?.inc(labels, value);
+          else metric?.inc(value);
+        }
+        return;
+      default:
+        return;
+    }
+  };
+
+  const start = (index: number): Promise<Worker> =>
+    new Promise((resolve, reject) => {
+      const init: SessionThreadInit = { index, config, ports, budget: shared.budget.shared, tls: deps.tls?.current };
+      const w = new Worker(new URL('./session-thread.ts', import.meta.url), { workerData: init, name: `smtp-sessions-${index}` });
+      let ready = false;
+      w.on('message', (msg: ToMain) => {
+        if (msg.t === 'ready') {
+          ready = true;
+          threads.add(w);
+          Object.assign(ports, msg.ports);
+          return resolve(w);
+        }
+        onMessage(w, msg);
+      });
+      w.once('error', (err) => {
+        if (!ready) reject(err);
+        else logger.error({ err: err.message, thread: index }, 'SMTP session thread failed');
+      });
+      w.once('exit', (code) => {
+        threads.delete(w);
+        if (!ready) return reject(new Error(`SMTP session thread ${index} exited (${code}) before listening`));
+        // Its connections are gone (clients retry: nothing they were answered 250 for is lost);
+        // the port stays served by the others, and a new thread takes this one's place.
+        if (!closing) {
+          logger.error({ thread: index, code }, 'SMTP session thread exited; starting another');
+          start(index).catch((err: Error) => logger.error({ err: err.message, thread: index }, 'SMTP session thread could not be restarted'));
+        }
+      });
+    });
+
+  // The first thread binds (port 0 included) and says which ports it got; the others join them.
+  const first = await start(0);
+  try {
+    await Promise.all(Array.from({ length: count - 1 }, (_, i) => start(i + 1)));
+  } catch (err) {
+    await first.terminate();
+    for (const w of threads) await w.terminate();
+    throw err;
+  }
+  deps.tls?.on('change', (material: TlsMaterial) => {
+    for (const w of threads) w.postMessage({ t: 'tls', material } satisfies ToThread);
+  });
+
+  // Each thread closes its servers (open sessions finish, their commits are still answered here)
+  // and says so; only then is it terminated.
+  const closeAll = () =>
+    (closing ??= Promise.all(
+      [...threads].map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            w.on('message', (msg: ToMain) => {
+              if (msg.t === 'closed') void w.terminate().then(() => resolve());
+            });
+            w.once('exit', () => resolve());
+            w.postMessage({ t: 'close' } satisfies ToThread);
+          }),
+      ),
+    ).then(() => undefined));
+
+  return {
+    listeners: served.map((l) => ({ name: l.name, address: l.address, port: ports[l.name]!, close: closeAll })),
+    reconfigure(next) {
+      for (const w of threads) w.postMessage({ t: 'config', config: next } satisfies ToThread);
+    },
+  };
+}

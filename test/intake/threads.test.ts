@@ -1,0 +1,105 @@
+// SMTP sessions on worker threads (relay/intake/threads.ts), on real `mailfleet relay` processes:
+// the sessions of one port spread over the threads, every 250 is a queued message, the counters
+// are the main thread's, and `intake.workerThreads: auto` follows the cgroup's CPU quota (a pod's
+// limits.cpu), not the host's cores. What a client sees otherwise is the intake suites' business:
+// MAILFLEET_TEST_WORKER_THREADS=2 runs them (and the kill -9 test) with sessions on threads.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import nodemailer from 'nodemailer';
+import { baseConfig, workspace, writeConfig, startRelayProcess, USER, PASSWORD, type RelayProcess } from '../support/relay-harness.ts';
+import { parseMountinfo } from '../../relay/cpu-quota.ts';
+
+const procs: RelayProcess[] = [];
+after(async () => {
+  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  await Promise.all(procs.map((p) => p.exited));
+});
+
+const metric = async (p: RelayProcess, line: RegExp) => {
+  const text = await (await fetch(`http://127.0.0.1:${p.http}/metrics`)).text();
+  return Number(line.exec(text)?.[1]);
+};
+const startedWith = (p: RelayProcess) => p.logs.find((l) => typeof l.msg === 'string' && /^SMTP sessions on/.test(l.msg)) as { workerThreads: number; cpus: number; cpuSource: string; cpuQuota?: number };
+
+async function stop(p: RelayProcess): Promise<void> {
+  p.child.kill('SIGTERM');
+  assert.equal(await p.exited, 0);
+}
+
+test('intake.workerThreads: 2 — one port served by two session threads; every 250 is queued; counters on the main thread', async () => {
+  const ws = await workspace();
+  const p = await startRelayProcess(writeConfig(ws, baseConfig(ws, { log: { level: 'info' }, intake: { workerThreads: 2 } })));
+  procs.push(p);
+  assert.equal(startedWith(p).workerThreads, 2);
+  assert.equal(await metric(p, /^mailfleet_intake_worker_threads (\d+)$/m), 2);
+
+  // 24 connections (one message each) from as many source ports: SO_REUSEPORT spreads them.
+  const n = 24;
+  const replies = await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      nodemailer
+        .createTransport({ host: '127.0.0.1', port: p.port, secure: false, ignoreTLS: true, auth: { user: USER, pass: PASSWORD } })
+        .sendMail({ from: 'app@example.com', to: `user${i}@example.org`, subject: `m${i}`, text: 'on a thread' }),
+    ),
+  );
+  const ids = replies.map((r) => /queued as ([0-9A-Z]{16})/.exec(r.response)?.[1]);
+  assert.equal(new Set(ids).size, n, replies.map((r) => r.response).join('\n'));
+  const queuedLines = p.logs.filter((l) => l.msg === 'queued');
+  // Each 250's id was logged by the thread whose session took it, and both threads took some.
+  assert.deepEqual(new Set(queuedLines.map((l) => l.id)), new Set(ids));
+  assert.deepEqual([...new Set(queuedLines.map((l) => l.intakeThread))].sort(), ['0', '1']);
+  const stats = (await (await fetch(`http://127.0.0.1:${p.http}/v1/stats`)).json()) as { queue: { queued: number; inflight: number } };
+  assert.equal(stats.queue.queued + stats.queue.inflight, n);
+  assert.equal(await metric(p, /^mailfleet_smtp_messages_total\{listener="alt",result="accepted"\} (\d+)$/m), n);
+  // The MX listener stays on the main thread and still answers.
+  await stop(p);
+});
+
+/** A cgroup with a CPU quota, and the shell prefix that puts the relay in it; undefined where this cannot be done. */
+function cpuLimitedGroup(cpus: number): { wrap: string[]; remove(): void } | { why: string } {
+  if (process.getuid?.() !== 0) return { why: 'needs root to make a cgroup' };
+  const mounts = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'));
+  const v1 = mounts.find((m) => m.version === 1 && m.controllers.includes('cpu'));
+  const v2 = mounts.find((m) => m.version === 2);
+  const base = v1?.mountPoint ?? v2?.mountPoint;
+  if (!base) return { why: 'no cgroup cpu controller mounted' };
+  const dir = join(base, `mailfleet-test-${process.pid}-${cpus}`);
+  try {
+    mkdirSync(dir);
+    if (v1) writeFileSync(join(dir, 'cpu.cfs_quota_us'), String(cpus * 100_000));
+    else writeFileSync(join(dir, 'cpu.max'), `${cpus * 100_000} 100000`);
+  } catch (err) {
+    return { why: `cannot set a CPU quota in ${dir}: ${(err as Error).message}` };
+  }
+  return { wrap: ['sh', '-c', `echo $$ > '${join(dir, 'cgroup.procs')}' && exec "$0" "$@"`], remove: () => rmdirSync(dir) };
+}
+
+test('intake.workerThreads: auto counts the cgroup CPU quota (1 CPU: sessions on the main thread; 2 CPUs: one session thread)', async (t) => {
+  const ws = await workspace();
+  const file = writeConfig(ws, baseConfig(ws, { log: { level: 'info' }, intake: { workerThreads: 'auto' } }));
+  for (const [cpus, workers] of [[1, 0], [2, 1]] as const) {
+    const g = cpuLimitedGroup(cpus);
+    if ('why' in g) {
+      // CI runs as root on a machine with cgroups: there it must not pass by skipping.
+      if (process.env.CI === 'true') assert.fail(`cannot give the relay a CPU quota: ${g.why}`);
+      t.skip(g.why);
+      return;
+    }
+    try {
+      const p = await startRelayProcess(file, { wrap: g.wrap });
+      procs.push(p);
+      const s = startedWith(p);
+      assert.deepEqual({ workerThreads: s.workerThreads, cpuSource: s.cpuSource, cpuQuota: s.cpuQuota }, { workerThreads: workers, cpuSource: 'cgroup', cpuQuota: cpus });
+      assert.equal(await metric(p, /^mailfleet_intake_worker_threads (\d+)$/m), workers);
+      const r = await nodemailer
+        .createTransport({ host: '127.0.0.1', port: p.port, secure: false, ignoreTLS: true, auth: { user: USER, pass: PASSWORD } })
+        .sendMail({ from: 'app@example.com', to: 'user@example.org', subject: 'quota', text: 'x' });
+      assert.match(r.response, /^250 /);
+      await stop(p);
+    } finally {
+      g.remove();
+    }
+  }
+});
