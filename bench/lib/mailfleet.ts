@@ -62,6 +62,7 @@ export function relayConfig(opts: { dir: string; port: number; httpPort: number;
     listeners: [{ name: 'bench', role: 'submission', address: LOOPBACK, port: opts.port, tls: 'none', greetingDelayMs: 0, maxClients: 2000, allowPlaintextAuthOnLoopback: opts.credentialsFile !== undefined }],
     ...(opts.credentialsFile ? { auth: { credentialsFile: opts.credentialsFile } } : {}),
     acceptDomains: [ACCEPT_DOMAIN],
+    ...(opts.tuning.intakeThreads !== undefined ? { intake: { workerThreads: opts.tuning.intakeThreads } } : {}),
     delivery: {
       routes: [{ domains: ['*'], host: LOOPBACK, port: opts.sinkPort }],
       maxConnectionsPerHost: opts.tuning.maxConnectionsPerHost,

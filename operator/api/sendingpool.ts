@@ -200,7 +200,8 @@ export const SubmissionSchema = withRules(
         .optional()
         .describe(
           'Worker threads each relay runs its SMTP sessions on (relay config intake.workerThreads); the queue and delivery stay on the main thread. ' +
-            '0: sessions on the main thread too. Unset: one per CPU of the container\'s CPU limit (its cgroup quota, rounded up; the node\'s cores without a limit) less one. ' +
+            '0: sessions on the main thread too. Unset: with resources.limits.cpu, one per CPU of that limit (read from the cgroup quota at start, rounded up) less one; ' +
+            'without a CPU limit, the same from resources.requests.cpu (the default 250m: 0). ' +
             'Each thread adds about 20 MB of memory; see docs/resources.md. Changing it restarts the relays.',
         ),
     })

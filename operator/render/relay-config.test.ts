@@ -108,11 +108,15 @@ test('the relay config carries the warm-up plan (presets written out as steps) a
   assert.deepEqual([b.address, b.plan!.steps, b.plan!.minDailyVolume], ['203.0.113.10', [{ day: 0, dailyLimit: 50 }], 10]);
 });
 
-test('SMTP session threads: unset renders auto (the relay counts its cgroup CPU quota); a number in the spec is rendered as is and restarts the relays', () => {
+test('SMTP session threads: the pool\'s number; else auto under a CPU limit (the relay reads its cgroup quota); else from the CPU requested', () => {
   const hash = (objs: RenderedObject[]) => spec(byKind(objs, 'StatefulSet')[0]!).template.metadata.annotations['mailfleet.io/config-hash'];
   const sub = { tlsSecretRef: { name: 'relay-tls' }, authSecretRef: { name: 'relay-auth', key: 'credentials' } };
-  assert.equal(RelayConfigSchema.parse(renderRelayConfig(pool(), [], '203.0.113.10')).intake.workerThreads, 'auto');
+  const threads = (p: ReturnType<typeof pool>) => RelayConfigSchema.parse(renderRelayConfig(p, [], '203.0.113.10')).intake.workerThreads;
+  // The CRD's default resources: 250m requested, no CPU limit: sessions on the main thread.
+  assert.equal(threads(pool()), 0);
+  assert.equal(threads(pool({ resources: { requests: { cpu: '2500m', memory: '256Mi' } } })), 2);
+  assert.equal(threads(pool({ resources: { requests: { cpu: '1' }, limits: { cpu: '2', memory: '512Mi' } } })), 'auto');
   const two = pool({ submission: { ...sub, workerThreads: 2 } as never });
-  assert.equal(RelayConfigSchema.parse(renderRelayConfig(two, [], '203.0.113.10')).intake.workerThreads, 2);
+  assert.equal(threads(two), 2);
   assert.notEqual(hash(renderPoolChildren(two, [domain()])), hash(renderPoolChildren(pool(), [domain()])));
 });

@@ -145,8 +145,7 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
       })),
       ...(reputation && reputation.quarantine.length > 0 ? reputation : {}),
     },
-    // SMTP session threads: the pool's number, else from the pod's CPU limit at start (cgroup quota).
-    intake: { workerThreads: sub.workerThreads ?? 'auto' },
+    intake: { workerThreads: sessionThreads(pool) },
     intakeRate: { pool: { messagesPerSecond: limits.messagesPerSecond / relays, burst: intakeBurst } },
     ...(pool.spec.retry ? { retry: { ...pool.spec.retry } } : {}),
     domains: own.map((d) => ({
@@ -194,4 +193,26 @@ export function renderRelayConfigFile(pool: SendingPool, domains: readonly MailD
   const input = { ...renderRelayConfig(pool, domains, address), ...overrides };
   const yaml = relayConfigYaml(input);
   return { yaml, version: configVersion(yaml), restartHash: shortHash(restartSignature(RelayConfigSchema.parse(input))) };
+}
+
+/** A Kubernetes CPU quantity in CPUs ("250m" 0.25, "2" 2, 1.5); undefined when absent or not a CPU amount. */
+export function cpusOf(q: string | number | undefined): number | undefined {
+  if (q === undefined) return undefined;
+  if (typeof q === 'number') return q;
+  const m = /^(\d+(?:\.\d+)?)(m?)$/.exec(q.trim());
+  return m ? Number(m[1]) / (m[2] ? 1000 : 1) : undefined;
+}
+
+/**
+ * intake.workerThreads for a pool's relays: the pool's own number; else 'auto' when the container
+ * has a CPU limit (the relay reads that quota from its cgroup at start); else, with no limit, from
+ * the CPU it requests (250m: 0, sessions on the main thread), since 'auto' without a quota would
+ * count the node's cores.
+ */
+export function sessionThreads(pool: SendingPool): number | 'auto' {
+  const set = pool.spec.submission.workerThreads;
+  if (set !== undefined) return set;
+  if (cpusOf(pool.spec.resources.limits?.cpu) !== undefined) return 'auto';
+  const requested = cpusOf(pool.spec.resources.requests?.cpu);
+  return requested === undefined ? 'auto' : Math.max(0, Math.ceil(requested - 1e-9) - 1);
 }

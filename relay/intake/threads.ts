@@ -20,9 +20,18 @@ import { StoreError } from '../queue/store.ts';
 import type { IntakeDeps, RunningListener, localIntakeShared } from './listeners.ts';
 import type { TlsMaterial } from '../tls-files.ts';
 
+/**
+ * 'auto' without a CPU quota counts the host's cores; on a large node an unlimited container would
+ * start dozens of threads (~20 MB each) against its memory limit. The operator renders a number
+ * for pools without a CPU limit (operator/render/relay-config.ts sessionThreads).
+ */
+export const AUTO_THREADS_WITHOUT_QUOTA = 3;
+
 /** intake.workerThreads resolved: 'auto' is one thread per CPU the process may use, less the main thread's. */
 export function workerThreadCount(setting: number | 'auto', cpus: CpuCount): number {
-  return setting === 'auto' ? Math.max(0, cpus.cpus - 1) : setting;
+  if (setting !== 'auto') return setting;
+  const n = Math.max(0, cpus.cpus - 1);
+  return cpus.source === 'cgroup' ? n : Math.min(n, AUTO_THREADS_WITHOUT_QUOTA);
 }
 
 /** Listeners whose sessions may run on a session thread. */
