@@ -51,7 +51,33 @@ export interface IntakeDeps {
    * On a session thread (relay/intake/threads.ts): the port each listener binds, shared with the
    * other session threads through SO_REUSEPORT (the kernel spreads connections between them).
    */
-  bind?: { port(listener: ListenerConfig): number; reusePort: true };
+  bind?: { port(listener: ListenerConfig): number; reusePort: true; clients: Int32Array };
+}
+
+/**
+ * smtp-server's connection set, counted in shared memory as well: maxClients is a limit per
+ * listener, whichever thread took each connection (relay/intake/smtp-server-patches.ts reads total()).
+ */
+class SharedCountedSet<T> extends Set<T> {
+  private readonly counts: Int32Array;
+  private readonly slot: number;
+  constructor(counts: Int32Array, slot: number) {
+    super();
+    this.counts = counts;
+    this.slot = slot;
+  }
+  override add(v: T): this {
+    if (!this.has(v)) Atomics.add(this.counts, this.slot, 1);
+    return super.add(v);
+  }
+  override delete(v: T): boolean {
+    const had = super.delete(v);
+    if (had) Atomics.sub(this.counts, this.slot, 1);
+    return had;
+  }
+  total(): number {
+    return Atomics.load(this.counts, this.slot);
+  }
 }
 
 /**
@@ -288,6 +314,7 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
   };
 
   const server = new SMTPServer(options);
+  if (deps.bind) server.connections = new SharedCountedSet(deps.bind.clients, config.listeners.indexOf(listener));
   const stopWatching = watchSlowClients(server, config.limits, (phase, sessionId) => {
     metrics.slowClients.inc({ listener: listener.name, phase });
     log.warn({ session: sessionId, phase }, phase === 'command' ? 'command line not finished in time; closing' : 'message data too slow; closing');

@@ -20,8 +20,21 @@ import type { MetricOp, SessionThreadInit, ToMain, ToThread } from './threads.ts
 const port = parentPort!;
 const init = workerData as SessionThreadInit;
 const { config } = init;
-const logger = childLogger(createLogger(config.log.level, 'relay'), { intakeThread: String(init.index) });
 const send = (msg: ToMain) => port.postMessage(msg);
+
+// Log lines are formatted here and written by the main thread's destination, batched per tick:
+// one writer of stdout (no lines torn between threads), and an injected logger sees them too.
+let lines = '';
+const flushLines = () => {
+  if (lines === '') return;
+  send({ t: 'log', text: lines });
+  lines = '';
+};
+const toMain = { write: (line: string) => {
+  if (lines === '') setImmediate(flushLines);
+  lines += line;
+} };
+const logger = childLogger(createLogger(config.log.level, 'relay', toMain), { intakeThread: String(init.index) });
 
 // Calls answered by the main thread.
 let seq = 0;
@@ -96,7 +109,7 @@ async function main(): Promise<void> {
       accepted: (a) => send({ t: 'post', m: 'accepted', a }),
       recordFeedback: () => undefined,
     },
-    bind: { port: (l) => init.ports[l.name] ?? l.port, reusePort: true },
+    bind: { port: (l) => init.ports[l.name] ?? l.port, reusePort: true, clients: new Int32Array(init.clients) },
   };
   const listeners = await startListeners(deps, shared, (l) => init.ports[l.name] !== undefined);
   port.on('message', (msg: ToThread) => {
@@ -121,7 +134,8 @@ async function main(): Promise<void> {
         void closeListeners(listeners).then(() => {
           credWatcher?.close();
           flushMetrics();
-          logger.flush(() => send({ t: 'closed' }));
+          flushLines();
+          send({ t: 'closed' });
         });
         return;
     }

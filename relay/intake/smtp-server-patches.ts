@@ -50,7 +50,9 @@ export function applySmtpServerPatches(): void {
   proto.init = function init(this: ConnectionInternals) {
     this._setListeners(() => {
       const options = this._server.options;
-      if (options.maxClients && this._server.connections.size > options.maxClients) {
+      // On session threads the set also counts the other threads' connections (listeners.ts).
+      const clients = (this._server.connections as Set<unknown> & { total?(): number }).total?.() ?? this._server.connections.size;
+      if (options.maxClients && clients > options.maxClients) {
         return this.send(421, `4.4.5 ${this.name} Too many connected clients, try again in a moment`);
       }
       const delay = options.greetingDelayMs ?? 100;

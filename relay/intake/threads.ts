@@ -13,6 +13,7 @@
 // Worker processes were not built: a process would need the queue over IPC as well, and the
 // threads share one address space (one compile cache, one RSS figure for the pod).
 import { Worker } from 'node:worker_threads';
+import { pino } from 'pino';
 import type { ListenerConfig, RelayConfig } from '../config/schema.ts';
 import type { CpuCount } from '../cpu-quota.ts';
 import type { NewMessage } from '../queue/types.ts';
@@ -45,6 +46,8 @@ export interface SessionThreadInit {
   ports: Record<string, number>;
   /** The intake memory budget's shared count. */
   budget: SharedArrayBuffer;
+  /** Connections per listener (index in config.listeners) over all threads, for maxClients. */
+  clients: SharedArrayBuffer;
   tls?: TlsMaterial | undefined;
 }
 
@@ -55,6 +58,7 @@ export type ToMain =
   | { t: 'call'; id: number; m: 'enqueue' | 'admit' | 'blockedFor'; a: unknown }
   | { t: 'post'; m: 'accepted' | 'recordSuccess' | 'recordFailure'; a: unknown }
   | { t: 'metrics'; ops: MetricOp[] }
+  | { t: 'log'; text: string }
   | { t: 'closed' };
 
 export type ToThread =
@@ -83,6 +87,7 @@ export async function startSessionThreads(opts: {
   const served = config.listeners.filter(onSessionThreads);
   const ports: Record<string, number> = Object.fromEntries(served.map((l) => [l.name, l.port]));
   const threads = new Set<Worker>();
+  const clients = new SharedArrayBuffer(4 * config.listeners.length);
   let closing: Promise<void> | undefined;
 
   const answer = (w: Worker, id: number, work: () => unknown) => {
@@ -117,6 +122,10 @@ export async function startSessionThreads(opts: {
           logger.error({ err }, 'accepted event not recorded');
         }
         return;
+      case 'log':
+        // The main thread's own log destination (stdout, or a test's stream): whole lines.
+        (deps.logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym]?.write(msg.text);
+        return;
       case 'metrics':
         for (const [name, labels, value] of msg.ops) {
           const metric = (deps.metrics as unknown as Record<string, { inc(l: Record<string, string>, v: number): void; inc(v: number): void }>)[name];
@@ -131,7 +140,7 @@ export async function startSessionThreads(opts: {
 
   const start = (index: number): Promise<Worker> =>
     new Promise((resolve, reject) => {
-      const init: SessionThreadInit = { index, config, ports, budget: shared.budget.shared, tls: deps.tls?.current };
+      const init: SessionThreadInit = { index, config, ports, budget: shared.budget.shared, clients, tls: deps.tls?.current };
       const w = new Worker(new URL('./session-thread.ts', import.meta.url), { workerData: init, name: `smtp-sessions-${index}` });
       let ready = false;
       w.on('message', (msg: ToMain) => {

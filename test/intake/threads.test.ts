@@ -23,6 +23,20 @@ const metric = async (p: RelayProcess, line: RegExp) => {
 };
 const startedWith = (p: RelayProcess) => p.logs.find((l) => typeof l.msg === 'string' && /^SMTP sessions on/.test(l.msg)) as { workerThreads: number; cpus: number; cpuSource: string; cpuQuota?: number };
 
+/** The log lines matching `match`, once there are `n` of them. */
+function linesUntil(p: RelayProcess, match: (l: Record<string, unknown>) => boolean, n: number): Promise<Record<string, unknown>[]> {
+  return new Promise((resolve) => {
+    const check = () => {
+      const found = p.logs.filter(match);
+      if (found.length < n) return;
+      p.events.off('line', check);
+      resolve(found);
+    };
+    p.events.on('line', check);
+    check();
+  });
+}
+
 async function stop(p: RelayProcess): Promise<void> {
   p.child.kill('SIGTERM');
   assert.equal(await p.exited, 0);
@@ -46,7 +60,8 @@ test('intake.workerThreads: 2 — one port served by two session threads; every 
   );
   const ids = replies.map((r) => /queued as ([0-9A-Z]{16})/.exec(r.response)?.[1]);
   assert.equal(new Set(ids).size, n, replies.map((r) => r.response).join('\n'));
-  const queuedLines = p.logs.filter((l) => l.msg === 'queued');
+  // Log lines reach stdout a moment after the 250 (each thread's batch goes through the main thread).
+  const queuedLines = await linesUntil(p, (l) => l.msg === 'queued', n);
   // Each 250's id was logged by the thread whose session took it, and both threads took some.
   assert.deepEqual(new Set(queuedLines.map((l) => l.id)), new Set(ids));
   assert.deepEqual([...new Set(queuedLines.map((l) => l.intakeThread))].sort(), ['0', '1']);
