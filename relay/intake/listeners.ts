@@ -7,7 +7,7 @@ import { SMTPServer, type SMTPServerOptions, type SMTPServerSession, type SMTPSe
 import { isIP } from 'node:net';
 import type { RelayConfig, ListenerConfig } from '../config/schema.ts';
 import type { QueueStore } from '../queue/store.ts';
-import { StoreError, domainOf } from '../queue/store.ts';
+import { StoreError, domainOf } from '../queue/types.ts';
 import { newQueueId } from '../queue/id.ts';
 import { childLogger, type Logger } from '../log.ts';
 import type { RelayMetrics } from '../metrics.ts';

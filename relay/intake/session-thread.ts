@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { FSWatcher } from 'node:fs';
 import { applyLive } from '../config/live.ts';
 import { childLogger, createLogger } from '../log.ts';
-import { StoreError } from '../queue/store.ts';
+import { StoreError } from '../queue/types.ts';
 import type { QueueStore } from '../queue/store.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import type { TlsFiles } from '../tls-files.ts';

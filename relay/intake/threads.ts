@@ -13,11 +13,12 @@
 // Worker processes were not built: a process would need the queue over IPC as well, and the
 // threads share one address space (one compile cache, one RSS figure for the pod).
 import { Worker } from 'node:worker_threads';
+import { getCompileCacheDir } from 'node:module';
 import { pino } from 'pino';
 import type { ListenerConfig, RelayConfig } from '../config/schema.ts';
 import type { CpuCount } from '../cpu-quota.ts';
 import type { NewMessage } from '../queue/types.ts';
-import { StoreError } from '../queue/store.ts';
+import { StoreError } from '../queue/types.ts';
 import type { IntakeDeps, RunningListener, localIntakeShared } from './listeners.ts';
 import type { TlsMaterial } from '../tls-files.ts';
 
@@ -76,6 +77,16 @@ export interface SessionThreads {
   /** The live part of a new config (draining, acceptDomains ...) to every thread. */
   reconfigure(config: RelayConfig): void;
 }
+
+/**
+ * A thread does not inherit the process's compile cache (cli/mailfleet.ts enables it): it would
+ * load the TypeScript stripper again (~15 MB per thread). The bootstrap enables the same cache
+ * (NODE_COMPILE_CACHE, or the same default directory) before loading the session code.
+ */
+const bootstrap = [
+  getCompileCacheDir() !== undefined ? "require('node:module').enableCompileCache();" : '',
+  `import(${JSON.stringify(new URL('./session-thread.ts', import.meta.url).href)});`,
+].join('\n');
 
 export async function startSessionThreads(opts: {
   count: number;
@@ -141,7 +152,7 @@ export async function startSessionThreads(opts: {
   const start = (index: number): Promise<Worker> =>
     new Promise((resolve, reject) => {
       const init: SessionThreadInit = { index, config, ports, budget: shared.budget.shared, clients, tls: deps.tls?.current };
-      const w = new Worker(new URL('./session-thread.ts', import.meta.url), { workerData: init, name: `smtp-sessions-${index}` });
+      const w = new Worker(bootstrap, { eval: true, workerData: init, name: `smtp-sessions-${index}` });
       let ready = false;
       w.on('message', (msg: ToMain) => {
         if (msg.t === 'ready') {
