@@ -21,12 +21,13 @@ import { collectQueueGauge, installScrapeGauges } from './scrape-gauges.ts';
 import { FeedbackConsumer, type OnFeedback } from './bounce/mx-consumer.ts';
 import { toSuppressionFeedback } from './bounce/hand-over.ts';
 import type { ReturnPathKey } from './returnpath/token.ts';
-import type { FSWatcher } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import { Feedback } from './feedback/feedback.ts';
 import type { StatsV1 } from './stats/collector.ts';
 import { feedbackRoutes } from './feedback/api.ts';
 import { startUnsubscribeServer } from './feedback/unsubscribe.ts';
 import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { ConfigError, parseRelayConfigYaml } from './config/load.ts';
 import { configVersion } from './config/version.ts';
 import { applyLive, restartChanges } from './config/live.ts';
@@ -138,7 +139,13 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   let credWatcher: FSWatcher | undefined;
   const credFile = config.auth.credentialsFile;
   if (credFile) {
-    credWatcher = await credentials.loadAndWatch(credFile, logger);
+    await credentials.load(credFile);
+    credWatcher = watch(dirname(credFile), () => {
+      credentials.load(credFile).then(
+        () => logger.info({ users: credentials.size }, 'credentials reloaded'),
+        (err: Error) => logger.error({ err: err.message }, 'credentials file unreadable; keeping the previous users'),
+      );
+    });
   }
 
   const tls = config.tls ? new TlsFiles(config.tls.certFile, config.tls.keyFile) : undefined;

@@ -6,8 +6,6 @@
 import { scrypt as scryptCb, randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import { readFile, writeFile, rename, open } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
-import { watch, type FSWatcher } from 'node:fs';
-import type { Logger } from '../log.ts';
 import { MESSAGE_CLASSES_TEXT, isMessageClass, type MessageClass } from '../message-class.ts';
 
 const N = 16384;
@@ -159,19 +157,5 @@ export class CredentialStore {
 
   async load(file: string): Promise<void> {
     this.replace(await readUsers(file));
-  }
-
-  /**
-   * Loads the file, then again whenever its directory changes (a Secret mount swaps a symlink);
-   * an unreadable file keeps the previous users. Every thread that verifies AUTH keeps its own.
-   */
-  async loadAndWatch(file: string, log: Pick<Logger, 'info' | 'error'>): Promise<FSWatcher> {
-    await this.load(file);
-    return watch(dirname(file), () => {
-      this.load(file).then(
-        () => log.info({ users: this.size }, 'credentials reloaded'),
-        (err: Error) => log.error({ err: err.message }, 'credentials file unreadable; keeping the previous users'),
-      );
-    });
   }
 }

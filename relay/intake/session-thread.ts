@@ -4,14 +4,14 @@
 // throttle and rate buckets, metrics and the `accepted` events.
 import { parentPort, workerData } from 'node:worker_threads';
 import { EventEmitter } from 'node:events';
-import type { FSWatcher } from 'node:fs';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { applyLive } from '../config/live.ts';
 import { childLogger, createLogger } from '../log.ts';
 import { StoreError } from '../queue/types.ts';
 import type { QueueStore } from '../queue/store.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import type { TlsFiles } from '../tls-files.ts';
-import { CredentialStore } from './credentials.ts';
+import type { CredentialStore } from './credentials.ts';
 import type { IntakeVerdict } from './intake-rate.ts';
 import { IntakeMemoryBudget } from './memory-budget.ts';
 import { closeListeners, startListeners, type IntakeDeps, type IntakeShared } from './listeners.ts';
@@ -22,24 +22,39 @@ const init = workerData as SessionThreadInit;
 const { config } = init;
 const send = (msg: ToMain) => port.postMessage(msg);
 
-// Log lines are formatted here and written by the main thread's destination, batched per tick:
-// one writer of stdout (no lines torn between threads), and an injected logger sees them too.
+// Counters and log lines go to the main thread in one batch: before any reply is written (so a
+// client that reads /metrics or the log after a reply sees what led to it), else at the end of
+// the tick. Log lines are formatted here and written by the main thread's destination: one
+// writer of stdout (no lines torn between threads), and an injected logger sees them too.
+let ops = new Map<string, MetricOp>();
 let lines = '';
-const flushLines = () => {
-  if (lines === '') return;
-  send({ t: 'log', text: lines });
+let scheduled = false;
+function flush(): void {
+  scheduled = false;
+  if (ops.size === 0 && lines === '') return;
+  send({ t: 'batch', ops: [...ops.values()], text: lines });
+  ops = new Map();
   lines = '';
+}
+const later = () => {
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(flush);
+  }
 };
-const toMain = { write: (line: string) => {
-  if (lines === '') setImmediate(flushLines);
-  lines += line;
-} };
-const logger = childLogger(createLogger(config.log.level, 'relay', toMain), { intakeThread: String(init.index) });
+const connectionProto = SMTPConnection.prototype as unknown as { send(...args: unknown[]): unknown };
+const writeReply = connectionProto.send;
+connectionProto.send = function send(this: unknown, ...args: unknown[]) {
+  flush();
+  return writeReply.apply(this, args);
+};
+
+const logger = childLogger(createLogger(config.log.level, 'relay', { write: (line: string) => ((lines += line), later()) }), { intakeThread: String(init.index) });
 
 // Calls answered by the main thread.
 let seq = 0;
 const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-function call<T>(m: 'enqueue' | 'admit' | 'blockedFor', a: unknown): Promise<T> {
+function call<T>(m: 'enqueue' | 'admit' | 'blockedFor' | 'verify', a: unknown): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const id = ++seq;
     pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
@@ -47,23 +62,15 @@ function call<T>(m: 'enqueue' | 'admit' | 'blockedFor', a: unknown): Promise<T> 
   });
 }
 
-// Counters are summed here and sent once per tick: the main thread's registry is the one scraped.
-let ops = new Map<string, MetricOp>();
+// Counters are summed here (the main thread's registry is the one scraped).
 function count(name: string, labels: Record<string, string> | number | undefined, value?: number): void {
   const l = typeof labels === 'object' ? labels : undefined;
   const v = typeof labels === 'number' ? labels : (value ?? 1);
   const key = `${name}\0${l ? JSON.stringify(l) : ''}`;
   const op = ops.get(key);
   if (op) op[2] += v;
-  else {
-    if (ops.size === 0) queueMicrotask(flushMetrics);
-    ops.set(key, [name, l, v]);
-  }
-}
-function flushMetrics(): void {
-  if (ops.size === 0) return;
-  send({ t: 'metrics', ops: [...ops.values()] });
-  ops = new Map();
+  else ops.set(key, [name, l, v]);
+  later();
 }
 const metrics = new Proxy({} as RelayMetrics, {
   get: (_, name: string) => ({ inc: (l?: Record<string, string> | number, v?: number) => count(name, l, v), set: () => {}, observe: () => {} }),
@@ -97,11 +104,19 @@ const shared: IntakeShared = {
 // The certificate: the main thread watches the files and sends each new pair.
 const tls = init.tls ? Object.assign(new EventEmitter(), { current: init.tls }) : undefined;
 
-const credentials = new CredentialStore();
-let credWatcher: FSWatcher | undefined;
+// AUTH is verified by the main thread's credential store (one file watcher, and scrypt runs on
+// libuv's pool either way); a session's default class is what the file said when it authenticated.
+const classes = new Map<string, ReturnType<CredentialStore['classOf']>>();
+const credentials = {
+  async verify(username: string, password: string): Promise<boolean> {
+    const r = await call<{ ok: boolean; cls?: ReturnType<CredentialStore['classOf']> }>('verify', [username, password]);
+    if (r.ok) classes.set(username, r.cls);
+    return r.ok;
+  },
+  classOf: (username: string) => classes.get(username),
+} as unknown as CredentialStore;
 
 async function main(): Promise<void> {
-  if (config.auth.credentialsFile) credWatcher = await credentials.loadAndWatch(config.auth.credentialsFile, logger);
   const deps: IntakeDeps = {
     config, store, credentials, logger, metrics,
     ...(tls ? { tls: tls as unknown as TlsFiles } : {}),
@@ -132,9 +147,7 @@ async function main(): Promise<void> {
         return;
       case 'close':
         void closeListeners(listeners).then(() => {
-          credWatcher?.close();
-          flushMetrics();
-          flushLines();
+          flush();
           send({ t: 'closed' });
         });
         return;

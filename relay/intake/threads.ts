@@ -56,10 +56,10 @@ export type MetricOp = [name: string, labels: Record<string, string> | undefined
 
 export type ToMain =
   | { t: 'ready'; ports: Record<string, number> }
-  | { t: 'call'; id: number; m: 'enqueue' | 'admit' | 'blockedFor'; a: unknown }
+  | { t: 'call'; id: number; m: 'enqueue' | 'admit' | 'blockedFor' | 'verify'; a: unknown }
   | { t: 'post'; m: 'accepted' | 'recordSuccess' | 'recordFailure'; a: unknown }
-  | { t: 'metrics'; ops: MetricOp[] }
-  | { t: 'log'; text: string }
+  /** Counters to add and log lines to write (relay/intake/session-thread.ts flushes before each reply). */
+  | { t: 'batch'; ops: MetricOp[]; text: string }
   | { t: 'closed' };
 
 export type ToThread =
@@ -122,6 +122,13 @@ export async function startSessionThreads(opts: {
           });
         }
         if (msg.m === 'admit') return answer(w, msg.id, () => shared.limiter.admit(msg.a as string | undefined));
+        if (msg.m === 'verify') {
+          const [user, password] = msg.a as [string, string];
+          return answer(w, msg.id, async () => {
+            const ok = await deps.credentials.verify(user, password);
+            return { ok, ...(ok ? { cls: deps.credentials.classOf(user) } : {}) };
+          });
+        }
         return answer(w, msg.id, () => shared.throttle.blockedFor(msg.a as string));
       case 'post':
         if (msg.m === 'recordSuccess') return shared.throttle.recordSuccess(msg.a as string);
@@ -133,16 +140,14 @@ export async function startSessionThreads(opts: {
           logger.error({ err }, 'accepted event not recorded');
         }
         return;
-      case 'log':
-        // The main thread's own log destination (stdout, or a test's stream): whole lines.
-        (deps.logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym]?.write(msg.text);
-        return;
-      case 'metrics':
+      case 'batch':
         for (const [name, labels, value] of msg.ops) {
           const metric = (deps.metrics as unknown as Record<string, { inc(l: Record<string, string>, v: number): void; inc(v: number): void }>)[name];
           if (labels) metric?.inc(labels, value);
           else metric?.inc(value);
         }
+        // The main thread's own log destination (stdout, or a test's stream): whole lines.
+        if (msg.text) (deps.logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym]?.write(msg.text);
         return;
       default:
         return;
