@@ -26,15 +26,18 @@ const send = (msg: ToMain) => port.postMessage(msg);
 // client that reads /metrics or the log after a reply sees what led to it), else at the end of
 // the tick. Log lines are formatted here and written by the main thread's destination: one
 // writer of stdout (no lines torn between threads), and an injected logger sees them too.
+// `accepted` events ride in the same batch (one message to the main thread per 250, not two).
 let ops = new Map<string, MetricOp>();
 let lines = '';
+let accepted: unknown[] = [];
 let scheduled = false;
 function flush(): void {
   scheduled = false;
-  if (ops.size === 0 && lines === '') return;
-  send({ t: 'batch', ops: [...ops.values()], text: lines });
+  if (ops.size === 0 && lines === '' && accepted.length === 0) return;
+  send({ t: 'batch', ops: [...ops.values()], text: lines, accepted });
   ops = new Map();
   lines = '';
+  accepted = [];
 }
 const later = () => {
   if (!scheduled) {
@@ -121,7 +124,10 @@ async function main(): Promise<void> {
     config, store, credentials, logger, metrics,
     ...(tls ? { tls: tls as unknown as TlsFiles } : {}),
     feedback: {
-      accepted: (a) => send({ t: 'post', m: 'accepted', a }),
+      accepted: (a) => {
+        accepted.push(a);
+        later();
+      },
       recordFeedback: () => undefined,
     },
     bind: { port: (l) => init.ports[l.name] ?? l.port, reusePort: true, clients: new Int32Array(init.clients) },

@@ -57,9 +57,9 @@ export type MetricOp = [name: string, labels: Record<string, string> | undefined
 export type ToMain =
   | { t: 'ready'; ports: Record<string, number> }
   | { t: 'call'; id: number; m: 'enqueue' | 'admit' | 'blockedFor' | 'verify'; a: unknown }
-  | { t: 'post'; m: 'accepted' | 'recordSuccess' | 'recordFailure'; a: unknown }
-  /** Counters to add and log lines to write (relay/intake/session-thread.ts flushes before each reply). */
-  | { t: 'batch'; ops: MetricOp[]; text: string }
+  | { t: 'post'; m: 'recordSuccess' | 'recordFailure'; a: unknown }
+  /** Counters to add, log lines to write, `accepted` events (relay/intake/session-thread.ts flushes before each reply). */
+  | { t: 'batch'; ops: MetricOp[]; text: string; accepted: unknown[] }
   | { t: 'closed' };
 
 export type ToThread =
@@ -132,15 +132,16 @@ export async function startSessionThreads(opts: {
         return answer(w, msg.id, () => shared.throttle.blockedFor(msg.a as string));
       case 'post':
         if (msg.m === 'recordSuccess') return shared.throttle.recordSuccess(msg.a as string);
-        if (msg.m === 'recordFailure') return shared.throttle.recordFailure(msg.a as string);
-        try {
-          const a = msg.a as Parameters<NonNullable<IntakeDeps['feedback']>['accepted']>[0] & { body: Uint8Array };
-          deps.feedback?.accepted({ ...a, body: asBuffer(a.body) });
-        } catch (err) {
-          logger.error({ err }, 'accepted event not recorded');
-        }
-        return;
+        return shared.throttle.recordFailure(msg.a as string);
       case 'batch':
+        for (const one of msg.accepted) {
+          try {
+            const a = one as Parameters<NonNullable<IntakeDeps['feedback']>['accepted']>[0] & { body: Uint8Array };
+            deps.feedback?.accepted({ ...a, body: asBuffer(a.body) });
+          } catch (err) {
+            logger.error({ err }, 'accepted event not recorded');
+          }
+        }
         for (const [name, labels, value] of msg.ops) {
           const metric = (deps.metrics as unknown as Record<string, { inc(l: Record<string, string>, v: number): void; inc(v: number): void }>)[name];
           if (labels) metric?.inc(labels, value);
