@@ -1,0 +1,107 @@
+// Duplicates after kill -9 (issue 17): how many messages reach the receiver twice when the relay
+// is killed while it delivers. A queue of 1 KiB messages (written with the store's enqueue, class
+// transactional, one recipient each) drains toward our sink over reused connections; the relay is
+// SIGKILLed at a random point in the stream of arrivals (an event, not a timer), restarted on the
+// same queue, ROUNDS times, then left to finish. Every Message-ID that arrives more than once is a
+// duplicate: the receiver said 250 and the relay had not yet recorded it when it died.
+//   node bench/crash-duplicates.ts [--rounds 20] [--messages 60000] [--out FILE]
+// Also `npm run bench -- --only crash-duplicates`.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { QueueStore } from '../relay/queue/store.ts';
+import { ACCEPT_DOMAIN, imageNodeOptions, startMailfleet, type MailfleetInstance, type RelayTuning } from './lib/mailfleet.ts';
+import { buildMessage } from './lib/load.ts';
+import { startTimestampSink } from './lib/sinks.ts';
+import { freePort, round, sleep } from './lib/util.ts';
+
+export interface CrashDuplicatesResult {
+  rounds: number;
+  queued: number;
+  /** Distinct messages that reached the sink, and arrivals of one already seen. */
+  delivered: number;
+  duplicates: number;
+  duplicatePercent: number;
+  perRound: { arrivalsBeforeKill: number; duplicatesSoFar: number }[];
+  /** Arrivals per second over the whole run, kills and restarts included (compare before/after). */
+  deliveredPerSec: number;
+  seconds: number;
+  lost: number;
+}
+
+export async function runCrashDuplicates(opts: { dir: string; rounds: number; messages: number; tuning: RelayTuning; log: (s: string) => void }): Promise<CrashDuplicatesResult> {
+  const { log } = opts;
+  log(`== crash duplicates: ${opts.messages} queued, kill -9 while delivering, ${opts.rounds} rounds`);
+  const store = new QueueStore(join(opts.dir, 'data', 'queue'));
+  const from = `app@source.${ACCEPT_DOMAIN}`;
+  for (let i = 0; i < opts.messages; i += 2000) {
+    const batch: Promise<string>[] = [];
+    for (let j = i; j < Math.min(opts.messages, i + 2000); j++) {
+      const id = `crash.${j}@crash.bench.test`;
+      const to = `user${j}@${ACCEPT_DOMAIN}`;
+      batch.push(store.enqueue({ mailFrom: from, recipients: [to], body: buildMessage(id, from, to, 1024), messageId: id }));
+    }
+    await Promise.all(batch);
+  }
+  await store.close();
+  const sink = await startTimestampSink(await freePort(), { countDuplicates: true });
+  const port = await freePort();
+  const perRound: CrashDuplicatesResult['perRound'] = [];
+  const t0 = performance.now();
+  let relay: MailfleetInstance;
+  for (let round = 0; round < opts.rounds; round++) {
+    relay = await startMailfleet({ dir: opts.dir, port, sinkPort: sink.port, tuning: opts.tuning });
+    const before = sink.count();
+    const killAt = before + 200 + Math.floor(Math.random() * 800);
+    await new Promise<void>((resolve) => {
+      sink.onArrival = () => {
+        if (sink.count() >= killAt) {
+          sink.onArrival = undefined;
+          process.kill(relay.pid, 'SIGKILL');
+          resolve();
+        }
+      };
+    });
+    await relay.stop();
+    perRound.push({ arrivalsBeforeKill: sink.count() - before, duplicatesSoFar: sink.duplicates });
+    log(`  round ${round + 1}: killed after ${sink.count() - before} arrivals; duplicates so far ${sink.duplicates} of ${sink.unique()} delivered`);
+  }
+  relay = await startMailfleet({ dir: opts.dir, port, sinkPort: sink.port, tuning: opts.tuning });
+  const deadline = Date.now() + 600_000;
+  while (sink.unique() < opts.messages && Date.now() < deadline) await sleep(100);
+  const seconds = (performance.now() - t0) / 1000;
+  await relay.stop();
+  await sink.stop();
+  const r: CrashDuplicatesResult = {
+    rounds: opts.rounds,
+    queued: opts.messages,
+    delivered: sink.unique(),
+    duplicates: sink.duplicates,
+    duplicatePercent: round((100 * sink.duplicates) / Math.max(1, sink.unique()), 3),
+    perRound,
+    deliveredPerSec: round(sink.count() / seconds, 1),
+    seconds: round(seconds, 1),
+    lost: opts.messages - sink.unique(),
+  };
+  log(`  ${r.duplicates} duplicates of ${r.delivered} delivered (${r.duplicatePercent} %), ${r.lost} not delivered, ${r.deliveredPerSec} arrivals/s over ${r.seconds} s`);
+  return r;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({ options: { rounds: { type: 'string' }, messages: { type: 'string' }, out: { type: 'string' } } });
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-crash-dups-'));
+  const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
+  try {
+    const r = await runCrashDuplicates({
+      dir,
+      rounds: Number(values.rounds ?? 20),
+      messages: Number(values.messages ?? 60_000),
+      tuning: { logLevel: 'info', nodeOptions: imageNodeOptions(), maxConnectionsPerHost: 20, maxMessagesPerConnection: 100, concurrency: 50 },
+      log,
+    });
+    if (values.out) writeFileSync(values.out, `${JSON.stringify(r, null, 2)}\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
