@@ -23,6 +23,7 @@ import { QueueStore } from '../relay/queue/store.ts';
 import { addCredential } from '../relay/intake/credentials.ts';
 import { ACCEPT_DOMAIN, startMailfleet, type MailfleetInstance, type RelayTuning } from './lib/mailfleet.ts';
 import { buildMessage, runPaced, runSmtpSource, sendOne } from './lib/load.ts';
+import { prefillQueue } from './lib/prefill.ts';
 import { startTimestampSink } from './lib/sinks.ts';
 import { freePort, median, percentile, round, rssBytes, sleep } from './lib/util.ts';
 import type { RelayConfigInput } from '../relay/config/schema.ts';
@@ -59,19 +60,7 @@ export interface BacklogResult {
 
 const FROM = `news@bulk.${ACCEPT_DOMAIN}`;
 
-async function fill(dir: string, n: number, first = 0): Promise<void> {
-  const store = new QueueStore(dir);
-  for (let i = first; i < first + n; i += 2000) {
-    const batch: Promise<string>[] = [];
-    for (let j = i; j < Math.min(first + n, i + 2000); j++) {
-      const id = `bulk.${j}@bulk.bench.test`;
-      const to = `user${j}@${ACCEPT_DOMAIN}`;
-      batch.push(store.enqueue({ mailFrom: FROM, recipients: [to], body: buildMessage(id, FROM, to, 1024), class: 'bulk', messageId: id }));
-    }
-    await Promise.all(batch);
-  }
-  await store.close();
-}
+const fill = (dir: string, n: number, first = 0) => prefillQueue(dir, { count: n, first, class: 'bulk', from: FROM, prefix: 'bulk' });
 
 const dbSize = (dir: string) => ['queue.db', 'queue.db-wal'].reduce((n, f) => n + (existsSync(join(dir, f)) ? statSync(join(dir, f)).size : 0), 0);
 

@@ -10,9 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { QueueStore } from '../relay/queue/store.ts';
 import { ACCEPT_DOMAIN, imageNodeOptions, startMailfleet, type MailfleetInstance, type RelayTuning } from './lib/mailfleet.ts';
-import { buildMessage } from './lib/load.ts';
+import { prefillQueue } from './lib/prefill.ts';
 import { startTimestampSink } from './lib/sinks.ts';
 import { freePort, round, sleep } from './lib/util.ts';
 
@@ -23,6 +22,8 @@ export interface CrashDuplicatesResult {
   delivered: number;
   duplicates: number;
   duplicatePercent: number;
+  /** Duplicates whose first copy the sink read after the kill (the relay was dead: SMTP's own window, no sender avoids it). */
+  readAfterKill: number;
   perRound: { arrivalsBeforeKill: number; duplicatesSoFar: number }[];
   /** Arrivals per second over the whole run, kills and restarts included (compare before/after). */
   deliveredPerSec: number;
@@ -33,32 +34,35 @@ export interface CrashDuplicatesResult {
 export async function runCrashDuplicates(opts: { dir: string; rounds: number; messages: number; tuning: RelayTuning; log: (s: string) => void }): Promise<CrashDuplicatesResult> {
   const { log } = opts;
   log(`== crash duplicates: ${opts.messages} queued, kill -9 while delivering, ${opts.rounds} rounds`);
-  const store = new QueueStore(join(opts.dir, 'data', 'queue'));
-  const from = `app@source.${ACCEPT_DOMAIN}`;
-  for (let i = 0; i < opts.messages; i += 2000) {
-    const batch: Promise<string>[] = [];
-    for (let j = i; j < Math.min(opts.messages, i + 2000); j++) {
-      const id = `crash.${j}@crash.bench.test`;
-      const to = `user${j}@${ACCEPT_DOMAIN}`;
-      batch.push(store.enqueue({ mailFrom: from, recipients: [to], body: buildMessage(id, from, to, 1024), messageId: id }));
-    }
-    await Promise.all(batch);
-  }
-  await store.close();
+  await prefillQueue(join(opts.dir, 'data', 'queue'), { count: opts.messages, from: `app@source.${ACCEPT_DOMAIN}`, prefix: 'crash' });
   const sink = await startTimestampSink(await freePort(), { countDuplicates: true });
   const port = await freePort();
   const perRound: CrashDuplicatesResult['perRound'] = [];
   const t0 = performance.now();
   let relay: MailfleetInstance;
+  // First arrival of each Message-ID, and whether the relay was already dead then: the sink read
+  // the final "." after the kill, so no sender could have seen its 250 (SMTP's own window).
+  const first = new Map<string, boolean>();
+  let dead = false;
+  let afterKill = 0;
+  let onArrival: (() => void) | undefined;
+  sink.onArrival = (a) => {
+    const was = first.get(a.messageId);
+    if (was === undefined) first.set(a.messageId, dead);
+    else if (was) afterKill++;
+    onArrival?.();
+  };
   for (let round = 0; round < opts.rounds; round++) {
     relay = await startMailfleet({ dir: opts.dir, port, sinkPort: sink.port, tuning: opts.tuning });
+    dead = false;
     const before = sink.count();
     const killAt = before + 200 + Math.floor(Math.random() * 800);
     await new Promise<void>((resolve) => {
-      sink.onArrival = () => {
+      onArrival = () => {
         if (sink.count() >= killAt) {
-          sink.onArrival = undefined;
+          onArrival = undefined;
           process.kill(relay.pid, 'SIGKILL');
+          dead = true;
           resolve();
         }
       };
@@ -68,6 +72,7 @@ export async function runCrashDuplicates(opts: { dir: string; rounds: number; me
     log(`  round ${round + 1}: killed after ${sink.count() - before} arrivals; duplicates so far ${sink.duplicates} of ${sink.unique()} delivered`);
   }
   relay = await startMailfleet({ dir: opts.dir, port, sinkPort: sink.port, tuning: opts.tuning });
+  dead = false;
   const deadline = Date.now() + 600_000;
   while (sink.unique() < opts.messages && Date.now() < deadline) await sleep(100);
   const seconds = (performance.now() - t0) / 1000;
@@ -79,12 +84,13 @@ export async function runCrashDuplicates(opts: { dir: string; rounds: number; me
     delivered: sink.unique(),
     duplicates: sink.duplicates,
     duplicatePercent: round((100 * sink.duplicates) / Math.max(1, sink.unique()), 3),
+    readAfterKill: afterKill,
     perRound,
     deliveredPerSec: round(sink.count() / seconds, 1),
     seconds: round(seconds, 1),
     lost: opts.messages - sink.unique(),
   };
-  log(`  ${r.duplicates} duplicates of ${r.delivered} delivered (${r.duplicatePercent} %), ${r.lost} not delivered, ${r.deliveredPerSec} arrivals/s over ${r.seconds} s`);
+  log(`  ${r.duplicates} duplicates of ${r.delivered} delivered (${r.duplicatePercent} %; ${r.readAfterKill} of them first read by the sink after the kill), ${r.lost} not delivered, ${r.deliveredPerSec} arrivals/s over ${r.seconds} s`);
   return r;
 }
 
