@@ -1,8 +1,8 @@
 // Duplicates after kill -9 (issue 17): how many messages reach the receiver twice when the relay
 // is killed while it delivers. A queue of 1 KiB messages (written with the store's enqueue, class
 // transactional, one recipient each) drains toward our sink over reused connections; the relay is
-// SIGKILLed at a random point in the stream of arrivals (an event, not a timer), restarted on the
-// same queue, ROUNDS times, then left to finish. Every Message-ID that arrives more than once is a
+// SIGKILLed at a random moment 0-300 ms after a random number of arrivals, restarted on the same
+// queue, ROUNDS times, then left to finish. Every Message-ID that arrives more than once is a
 // duplicate: the receiver said 250 and the relay had not yet recorded it when it died.
 //   node bench/crash-duplicates.ts [--rounds 20] [--messages 60000] [--out FILE]
 // Also `npm run bench -- --only crash-duplicates`.
@@ -59,12 +59,15 @@ export async function runCrashDuplicates(opts: { dir: string; rounds: number; me
     const killAt = before + 200 + Math.floor(Math.random() * 800);
     await new Promise<void>((resolve) => {
       onArrival = () => {
-        if (sink.count() >= killAt) {
-          onArrival = undefined;
+        if (sink.count() < killAt) return;
+        onArrival = undefined;
+        // Then a random moment, not one tied to the sink's own reading (which would always catch
+        // the replies it has just written still on their way).
+        setTimeout(() => {
           process.kill(relay.pid, 'SIGKILL');
           dead = true;
           resolve();
-        }
+        }, Math.random() * 300);
       };
     });
     await relay.stop();

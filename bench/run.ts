@@ -18,6 +18,7 @@ import { writeFlameGraph } from './lib/flamegraph.ts';
 import { runLargeIntake } from './large-intake.ts';
 import { runOtp, type OtpResult } from './otp.ts';
 import { runBacklog, type BacklogResult } from './backlog.ts';
+import { runCrashDuplicates } from './crash-duplicates.ts';
 import { runOperatorScale } from './operator-scale.ts';
 import { createCpuGroup } from './lib/cgroup.ts';
 import { renderHeadline, replaceHeadline, type BenchResults, type ThroughputResult, type ThreadsResult } from './lib/headline.ts';
@@ -32,7 +33,8 @@ Runs Postfix and the mailfleet relay side by side on loopback and prints the rat
                       large-intake (peak relay RSS with 50 x 25 MiB, 100 x 1 MiB, 20 oversized at once),
                       threads (the relay alone at each --threads value, interleaved; e2e, CPU/msg, RSS),
                       backlog (1,000,000 bulk queued and held by warm-up caps: intake, idle CPU, RSS,
-                      restarts, OTP while draining, fill-and-drain cycles; ~8 min)
+                      restarts, OTP while draining, fill-and-drain cycles; ~8 min),
+                      crash-duplicates (kill -9 while delivering, 20 rounds: messages delivered twice; ~4 min)
                       (default: 1k,50k,reuse,latency,otp)
   --threads LIST      intake.workerThreads values for the threads scenario (default 0,1,2; 0 = SMTP
                       sessions on the main thread), or one value for every relay run of the other scenarios
@@ -482,6 +484,15 @@ async function main(): Promise<void> {
       });
       results.backlog = { ...r, loadAverageAfter: (await import('node:os')).loadavg().map((x) => round(x, 2)) };
       peakRss = Math.max(peakRss, r.peakRssMB ?? 0);
+    } finally {
+      if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  if (opts.scenarios.has('crash-duplicates')) {
+    const dir = runDir('crash-duplicates');
+    try {
+      results.crashDuplicates = await runCrashDuplicates({ dir, rounds: 20, messages: 60_000, tuning, log });
     } finally {
       if (!opts.keep) rmSync(dir, { recursive: true, force: true });
     }
