@@ -8,10 +8,10 @@
 // also run as 'transactional', which is what bulk submitted over SMTP without a class gets.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { QueueStore } from '../relay/queue/store.ts';
 import { addCredential } from '../relay/intake/credentials.ts';
 import { ACCEPT_DOMAIN, startMailfleet, type RelayTuning } from './lib/mailfleet.ts';
-import { buildMessage, runPaced } from './lib/load.ts';
+import { runPaced } from './lib/load.ts';
+import { prefillQueue } from './lib/prefill.ts';
 import { startTimestampSink } from './lib/sinks.ts';
 import { freePort, percentile, round, sleep } from './lib/util.ts';
 
@@ -50,18 +50,7 @@ export async function runOtp(opts: {
   const { log } = opts;
   log(`== OTP under load: ${opts.bulk} messages queued as '${opts.backlogClass}', slow sink (+${opts.sinkDelayMs} ms per message), OTP at ${opts.ratePerSec}/s for ${opts.seconds} s`);
   const t0 = performance.now();
-  const store = new QueueStore(join(opts.dir, 'data', 'queue'));
-  const from = `news@bulk.${ACCEPT_DOMAIN}`;
-  for (let i = 0; i < opts.bulk; i += 2000) {
-    const batch: Promise<string>[] = [];
-    for (let j = i; j < Math.min(opts.bulk, i + 2000); j++) {
-      const id = `bulk.${j}@bulk.bench.test`;
-      const to = `user${j}@${ACCEPT_DOMAIN}`;
-      batch.push(store.enqueue({ mailFrom: from, recipients: [to], body: buildMessage(id, from, to, 1024), class: opts.backlogClass, messageId: id }));
-    }
-    await Promise.all(batch);
-  }
-  await store.close();
+  await prefillQueue(join(opts.dir, 'data', 'queue'), { count: opts.bulk, class: opts.backlogClass, from: `news@bulk.${ACCEPT_DOMAIN}`, prefix: 'bulk' });
   const prefillSeconds = round((performance.now() - t0) / 1000, 1);
   log(`  queued ${opts.bulk} in ${prefillSeconds} s`);
 

@@ -17,6 +17,8 @@ import { formatProfile, summarizeProfile, type ProfileSummary } from './lib/prof
 import { writeFlameGraph } from './lib/flamegraph.ts';
 import { runLargeIntake } from './large-intake.ts';
 import { runOtp, type OtpResult } from './otp.ts';
+import { runBacklog, type BacklogResult } from './backlog.ts';
+import { runCrashDuplicates } from './crash-duplicates.ts';
 import { runOperatorScale } from './operator-scale.ts';
 import { createCpuGroup } from './lib/cgroup.ts';
 import { renderHeadline, replaceHeadline, type BenchResults, type ThroughputResult, type ThreadsResult } from './lib/headline.ts';
@@ -29,7 +31,10 @@ Runs Postfix and the mailfleet relay side by side on loopback and prints the rat
   --reps N            repetitions of each A/B pair (default 3, env BENCH_REPS)
   --only LIST         scenarios, comma separated: 1k,50k,reuse,latency,otp,profile,profile-otp,operator,
                       large-intake (peak relay RSS with 50 x 25 MiB, 100 x 1 MiB, 20 oversized at once),
-                      threads (the relay alone at each --threads value, interleaved; e2e, CPU/msg, RSS)
+                      threads (the relay alone at each --threads value, interleaved; e2e, CPU/msg, RSS),
+                      backlog (1,000,000 bulk queued and held by warm-up caps: intake, idle CPU, RSS,
+                      restarts, OTP while draining, fill-and-drain cycles; ~8 min),
+                      crash-duplicates (kill -9 while delivering, 20 rounds: messages delivered twice; ~4 min)
                       (default: 1k,50k,reuse,latency,otp)
   --threads LIST      intake.workerThreads values for the threads scenario (default 0,1,2; 0 = SMTP
                       sessions on the main thread), or one value for every relay run of the other scenarios
@@ -51,6 +56,8 @@ Runs Postfix and the mailfleet relay side by side on loopback and prints the rat
   --profile-reuse     --profile with many messages per connection (smtp-source -d)
   --profile-otp       also profile the relay during an OTP-under-load run (bulk backlog)
   --otp-fifo          also run OTP under load with the backlog as 'transactional' (what SMTP intake stores)
+  --backlog-queued N  recipients queued for the backlog scenario (default 1000000, env BENCH_BACKLOG)
+  --backlog-idle S    length of each CPU window while capped (default 60)
   --log-level LEVEL   relay log level (default info, as deployed)
   --relay-node-options=OPTS  NODE_OPTIONS for the relay process (env BENCH_RELAY_NODE_OPTIONS; default: the
                       image's, ENV NODE_OPTIONS in the Dockerfile), e.g. --relay-node-options= for none
@@ -77,6 +84,8 @@ const { values: flags } = parseArgs({
     'profile-size': { type: 'string' },
     'profile-reuse': { type: 'boolean' },
     operator: { type: 'boolean' },
+    'backlog-queued': { type: 'string' },
+    'backlog-idle': { type: 'string' },
     'log-level': { type: 'string' },
     'relay-node-options': { type: 'string' },
     out: { type: 'string' },
@@ -106,6 +115,8 @@ const opts = {
   otpSeconds: num(flags['otp-seconds'], 'BENCH_OTP_SECONDS', 30),
   otpSinkDelayMs: num(flags['otp-sink-delay'], 'BENCH_OTP_SINK_DELAY', 100),
   scenarios: new Set((flags.only ?? process.env.BENCH_ONLY ?? '1k,50k,reuse,latency,otp').split(',').map((s) => s.trim())),
+  backlogQueued: num(flags['backlog-queued'], 'BENCH_BACKLOG', 1_000_000),
+  backlogIdleSeconds: num(flags['backlog-idle'], 'BENCH_BACKLOG_IDLE', 60),
   keep: Boolean(flags.keep),
   threads: (flags.threads ?? '0,1,2').split(',').map((t) => (t.trim() === 'auto' ? ('auto' as const) : Number(t))),
 };
@@ -464,6 +475,29 @@ async function main(): Promise<void> {
     }
   }
 
+  if (opts.scenarios.has('backlog')) {
+    const dir = runDir('backlog');
+    try {
+      const r = await runBacklog({
+        dir, queued: opts.backlogQueued, tuning, log, intakeMessages: opts.n1k, idleSeconds: opts.backlogIdleSeconds,
+        otpSeconds: opts.otpSeconds, sinkDelayMs: opts.otpSinkDelayMs, cycles: 3, cycleSize: Math.min(200_000, opts.backlogQueued),
+      });
+      results.backlog = { ...r, loadAverageAfter: (await import('node:os')).loadavg().map((x) => round(x, 2)) };
+      peakRss = Math.max(peakRss, r.peakRssMB ?? 0);
+    } finally {
+      if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  if (opts.scenarios.has('crash-duplicates')) {
+    const dir = runDir('crash-duplicates');
+    try {
+      results.crashDuplicates = await runCrashDuplicates({ dir, rounds: 20, messages: 60_000, tuning, log });
+    } finally {
+      if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
   const profDir = join(REPO, 'bench/results/profiles', started.toISOString().slice(0, 10));
   const profiled = async (what: string, run: (dir: string) => Promise<unknown>): Promise<ProfileSummary | undefined> => {
     mkdirSync(profDir, { recursive: true });
@@ -558,6 +592,18 @@ async function main(): Promise<void> {
     console.log(
       `OTP under load (${o.bulkQueued} queued as '${o.backlogClass}', sink +${o.sinkDelayMs} ms/msg): OTP (${o.otpClassHonoured === undefined ? 'lane unknown' : o.otpClassHonoured ? 'otp lane' : 'as transactional'}) 250→sink p50 ${o.p50} ms p99 ${o.p99} ms ` +
         `(${o.delivered}/${o.sent} delivered in window) target p99 ≤ 50 ms ${o.p99 <= 50 && o.delivered === o.sent ? 'MET' : 'NOT MET'}; bulk drained ${o.bulkDeliveredPerSec} msg/s`,
+    );
+  }
+  const bl = results.backlog as BacklogResult | undefined;
+  if (bl) {
+    const met = (ok: boolean) => (ok ? 'MET' : 'NOT MET');
+    const worstRestart = bl.restarts.reduce((m, r) => ({ first250: Math.max(m.first250, r.toFirst250S), delivery: Math.max(m.delivery, r.toFirstDeliveryS) }), { first250: 0, delivery: 0 });
+    console.log(
+      `backlog (${bl.queued} queued, capped): accept ${bl.acceptRatio}x empty (target ≥ 0.9 ${met(bl.acceptRatio >= 0.9)}); ` +
+        `OTP connect→250 p99 ${bl.otp.acceptP99} ms, 250→sink p99 ${bl.otp.e2eP99} ms (target ≤ 50 ms ${met(bl.otp.acceptP99 <= 50 && bl.otp.e2eP99 <= 50)}); ` +
+        `RSS peak ${bl.peakRssMB} MB (target ≤ 200 ${met((bl.peakRssMB ?? Infinity) <= 200)}); CPU ${bl.cpuIdleWindowS} s over ${bl.idleWindowSeconds} s idle-but-capped; ` +
+        `restart → first 250 ${worstRestart.first250} s (≤ 5 ${met(worstRestart.first250 <= 5)}), → first delivery ${worstRestart.delivery} s (≤ 10 ${met(worstRestart.delivery <= 10)}); ` +
+        `re-sent ${bl.duplicates}; ${bl.bytesPerMessage} bytes per queued 1 KiB message; cycles: ${bl.cycles.map((c) => `${round(c.dbBytes / 2 ** 20, 1)} MiB`).join(', ')}`,
     );
   }
   const ops = results.operatorScale as Awaited<ReturnType<typeof runOperatorScale>> | undefined;

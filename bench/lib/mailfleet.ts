@@ -96,11 +96,16 @@ export async function startMailfleet(opts: {
   credentialsFile?: string;
   /** Accounting group (bench/lib/cgroup.ts) the relay process runs in. */
   cpuGroup?: CpuGroup;
+  /** Changes to the relay config before it is written (the backlog bench's warm-up caps). */
+  configure?: (config: RelayConfigInput) => RelayConfigInput;
+  /** Written here instead of <dir>/relay.yaml (two runs on one data dir). */
+  configFile?: string;
 }): Promise<MailfleetInstance> {
   mkdirSync(opts.dir, { recursive: true });
   const httpPort = await freePort();
-  const configFile = join(opts.dir, 'relay.yaml');
-  writeFileSync(configFile, stringify(relayConfig({ dir: opts.dir, port: opts.port, httpPort, sinkPort: opts.sinkPort, tuning: opts.tuning, ...(opts.credentialsFile ? { credentialsFile: opts.credentialsFile } : {}) })));
+  const configFile = opts.configFile ?? join(opts.dir, 'relay.yaml');
+  const config = relayConfig({ dir: opts.dir, port: opts.port, httpPort, sinkPort: opts.sinkPort, tuning: opts.tuning, ...(opts.credentialsFile ? { credentialsFile: opts.credentialsFile } : {}) });
+  writeFileSync(configFile, stringify(opts.configure ? opts.configure(config) : config));
   const logFd = openSync(join(opts.dir, 'relay.log'), 'a');
   const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [];
   const argv = [process.execPath, ...nodeArgs, join(REPO, 'cli/mailfleet.ts'), 'relay', '--config', configFile];

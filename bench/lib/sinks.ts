@@ -86,6 +86,9 @@ export interface TimestampSink {
   count(): number;
   /** Arrival time by Message-ID (without angle brackets). */
   arrivals: Map<string, number>;
+  /** With countDuplicates: arrivals of a Message-ID seen before (any prefix), and distinct Message-IDs seen. */
+  duplicates: number;
+  unique(): number;
   /** Message-IDs (of kept messages) that still carried an X-Mailfleet-Class header on arrival. */
   withClassHeader: Set<string>;
   /** Called on every arrival (tests of progress). */
@@ -95,15 +98,19 @@ export interface TimestampSink {
 
 const MESSAGE_ID = /^message-id:[ \t]*<?([^>\r\n]+)>?/im;
 
-export async function startTimestampSink(port: number, opts: { delayMs?: number; keepPrefix?: string } = {}): Promise<TimestampSink> {
+export async function startTimestampSink(port: number, opts: { delayMs?: number; keepPrefix?: string; countDuplicates?: boolean } = {}): Promise<TimestampSink> {
   const delayMs = opts.delayMs ?? 0;
   const arrivals = new Map<string, number>();
+  // Every Message-ID seen (countDuplicates): a second arrival of one is a duplicate delivery.
+  const seen = new Set<string>();
   let count = 0;
   const sockets = new Set<net.Socket>();
   const sink: TimestampSink = {
     port,
     count: () => count,
     arrivals,
+    duplicates: 0,
+    unique: () => seen.size,
     withClassHeader: new Set(),
     onArrival: undefined,
     async stop() {
@@ -143,6 +150,10 @@ export async function startTimestampSink(port: number, opts: { delayMs?: number;
           count++;
           if (m) {
             const id = m[1]!.trim();
+            if (opts.countDuplicates) {
+              if (seen.has(id)) sink.duplicates++;
+              else seen.add(id);
+            }
             if (!opts.keepPrefix || id.startsWith(opts.keepPrefix)) {
               if (!arrivals.has(id)) arrivals.set(id, at);
               if (/^x-mailfleet-class:/im.test(headers)) sink.withClassHeader.add(id);

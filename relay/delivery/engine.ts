@@ -34,8 +34,8 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   let running = true;
   let woken = false;
   let wakeUp: (() => void) | undefined;
-  const feeder = new Feeder(ctx, kick);
   const heldBack = new HeldBack();
+  const feeder = new Feeder(ctx, kick, heldBack);
   registerSchedulerGauges(ctx, feeder.lanes);
 
   /** New mail or an administrator's change: look at the queue again, not just at held mail. */

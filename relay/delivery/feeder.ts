@@ -4,10 +4,11 @@
 // queued mail is next due. The engine's loop asks it to claim and when to wake.
 import type { DeliveryContext } from './context.ts';
 import type { Adopter, DueRecipient } from '../queue/store.ts';
-import { MESSAGE_CLASSES, classRecord } from '../message-class.ts';
+import { MESSAGE_CLASSES, classRecord, type MessageClass } from '../message-class.ts';
 import { HeldLanes } from '../scheduler/lanes.ts';
 import { shapingKey } from '../scheduler/providers.ts';
 import { routeFor } from './egress.ts';
+import type { HeldBack } from './dispatch.ts';
 
 // Claimed mail held in memory (relay/scheduler/lanes.ts): 500 recipients per class, 100 per
 // (provider, class).
@@ -47,10 +48,13 @@ export class Feeder {
   /** One MX lookup per domain at a time (see shapedProvider). */
   private readonly lookups = new Map<string, Promise<string>>();
   readonly adopter: Adopter;
+  /** Domains the scheduler holds back (a cap, a suspension): not claimed until their hold ends. */
+  private readonly heldBack: HeldBack | undefined;
 
-  constructor(ctx: DeliveryContext, kick: () => void) {
+  constructor(ctx: DeliveryContext, kick: () => void, heldBack?: HeldBack) {
     this.ctx = ctx;
     this.kick = kick;
+    this.heldBack = heldBack;
     this.adopter = this.makeAdopter();
   }
 
@@ -78,9 +82,11 @@ export class Feeder {
       const want = lanes.claimSize(cls, all || this.scanPending[cls] || (due !== undefined && due <= now));
       if (want === 0) continue;
       const at = clock();
-      const full = lanes.fullDomains(cls);
-      // A claim that must skip full lanes reads past their backlog (ms at 100,000 queued): after a
-      // short one, new mail of that class is claimed at most every CLAIM_PAST_FULL_MS, not at each wake.
+      const held = this.heldBack?.heldDomains(cls, at) ?? [];
+      const full = held.length > 0 ? [...lanes.fullDomains(cls), ...held] : lanes.fullDomains(cls);
+      // A claim that must skip full lanes or held domains walks the lane's other domains (ms at a
+      // million queued): after a short one, new mail of that class is claimed at most every
+      // CLAIM_PAST_FULL_MS, not at each wake.
       if (full.length > 0 && lanes.isExhausted(cls) && at - lanes.claimedAt(cls) < CLAIM_PAST_FULL_MS) {
         const next = lanes.claimedAt(cls) + CLAIM_PAST_FULL_MS;
         this.deferredClaimAt = this.deferredClaimAt === undefined ? next : Math.min(this.deferredClaimAt, next);
@@ -108,11 +114,16 @@ export class Feeder {
       const t = lanes.wantsMore(c) ? this.ctx.store.nextDueAt(c) : undefined;
       this.dueAt[c] = t !== undefined && t <= lanes.claimedAt(c) && lanes.isExhausted(c) ? undefined
         // A claim that must read past full lanes waits CLAIM_PAST_FULL_MS (claim()): no spinning till then.
-        : t !== undefined && lanes.hasFullLane(c) && lanes.isExhausted(c) ? Math.max(t, lanes.claimedAt(c) + CLAIM_PAST_FULL_MS)
+        : t !== undefined && (lanes.hasFullLane(c) || this.holdsAny(c)) && lanes.isExhausted(c) ? Math.max(t, lanes.claimedAt(c) + CLAIM_PAST_FULL_MS)
         : t;
     }
-    const next = [...MESSAGE_CLASSES.map((c) => this.dueAt[c]), this.deferredClaimAt].filter((t): t is number => t !== undefined);
+    const holdsEnd = MESSAGE_CLASSES.map((c) => (lanes.wantsMore(c) ? this.heldBack?.nextEnd(c) : undefined));
+    const next = [...MESSAGE_CLASSES.map((c) => this.dueAt[c]), ...holdsEnd, this.deferredClaimAt].filter((t): t is number => t !== undefined);
     return next.length === 0 ? undefined : Math.min(...next);
+  }
+
+  private holdsAny(cls: MessageClass): boolean {
+    return (this.heldBack?.heldDomains(cls, this.ctx.clock()).length ?? 0) > 0;
   }
 
   /**
@@ -155,7 +166,9 @@ export class Feeder {
     const { lanes, ctx } = this;
     return {
       reserve: (cls, domains) => {
-        if (this.running && !this.scanPending[cls] && lanes.mayAdopt(cls, domains)) {
+        // Mail to a held domain is queued: it would only be held back again.
+        const now = ctx.clock();
+        if (this.running && !this.scanPending[cls] && lanes.mayAdopt(cls, domains) && !domains.some((d) => this.heldBack?.isHeld(cls, d, now))) {
           // Mail due again since the last claim (a retry, a postponed lane, intake smoothing) goes first.
           let overtakes = true; // unknown (the store failed to say): queue it, the scan decides
           try {

@@ -39,12 +39,16 @@ export async function deliverGroup(ctx: DeliveryContext, claimed: DueRecipient[]
     group, outcomes, now, retry: config.retry, bounceRules: config.delivery.bounceRules,
     shuttingDown: ctx.stopping.signal.aborted, backoff, delayNoticeMs: ctx.delayNoticeMs,
   });
+  // What the receiver accepted is recorded first (the store writes it at once): a kill -9 between
+  // its 250 and this write sends the message again (bench/crash-duplicates.ts).
+  const accepted = settled.records.filter((r) => r.outcome.kind === 'delivered');
+  if (accepted.length > 0) recordOutcomes(ctx, first.messageId, accepted);
   const viaRoute = routeFor(config.delivery.routes, first.domain) !== undefined;
   reportOutcomes(ctx, settled.recipients, { sourceIp, shapedAs, viaRoute, now });
 
   // The DSN is made durable before the bounce is recorded: a crash in between repeats the
   // attempt (and perhaps the DSN) rather than losing the notice.
-  let records = settled.records;
+  let records = accepted.length > 0 ? settled.records.filter((r) => r.outcome.kind !== 'delivered') : settled.records;
   let failuresPostponed = false;
   try {
     await sendDsn(ctx, group, original, settled.failed);

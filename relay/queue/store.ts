@@ -139,7 +139,8 @@ export class QueueStore {
 
   /**
    * Records the outcome of one attempt for some recipients of a message. Final states delete the
-   * message when none remain open. Outcomes are written together, one transaction per event-loop
+   * message when none remain open. A final outcome (delivered, bounced, suppressed) is written at
+   * once with whatever is pending; deferrals are written together, one transaction per event-loop
    * turn (flushOutcomes); reads through this store write them first, so they see every outcome.
    */
   recordAttempt(
@@ -152,6 +153,11 @@ export class QueueStore {
     if (!this.outcomes.add({ messageId, recipients, state: outcome.state, nextAttemptAt: next, reply })) return;
     // A requeued recipient moves the next due time.
     if (outcome.state === 'queued') this.claims.invalidate();
+    // A final outcome is written now, in its own transaction: until it is, a kill -9 makes the
+    // receiver's 250 (or our bounce) happen twice. Waiting for the turn's batch kept it pending
+    // while every other reply of the same poll phase was handled (bench/crash-duplicates.ts). A
+    // deferral lost that way costs only an earlier retry: it still rides with the turn's batch.
+    if (outcome.state !== 'queued' && this.outcomes.flush()) return;
     this.commit.schedule();
   }
 

@@ -1,0 +1,33 @@
+// When an attempt's outcome reaches the disk (page cache: what survives a kill -9): a receiver's
+// 250 is written at once, so a relay killed right after it does not send the message again; a
+// deferral waits for the turn's batch (losing one only brings the retry forward).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { QueueStore } from './store.ts';
+
+const body = Buffer.from('Subject: hi\r\n\r\nhello\r\n');
+
+test('a delivered or bounced outcome is on disk before recordAttempt returns; a deferral goes with the turn', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-outcomes-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const s = new QueueStore(dir);
+  const delivered = await s.enqueue({ mailFrom: 'a@sender.test', recipients: ['a@one.test'], body });
+  const bounced = await s.enqueue({ mailFrom: 'a@sender.test', recipients: ['b@one.test'], body });
+  const deferred = await s.enqueue({ mailFrom: 'a@sender.test', recipients: ['c@one.test'], body });
+  assert.equal(s.claimDue(Date.now() + 1000, 10).length, 3);
+  const other = new QueueStore(dir, { readOnlyRecovery: true });
+  t.after(() => other.close());
+  // Read by another connection in the same turn, as the next process would read the file.
+  s.recordAttempt(delivered, ['a@one.test'], { state: 'delivered' }, '250 ok');
+  assert.equal(other.get(delivered), undefined, 'the delivered message is gone at once');
+  s.recordAttempt(bounced, ['b@one.test'], { state: 'bounced' }, '550 no');
+  assert.equal(other.get(bounced), undefined, 'the bounced message is gone at once');
+  s.recordAttempt(deferred, ['c@one.test'], { state: 'queued', nextAttemptAt: 42 }, '451 later');
+  assert.equal(other.get(deferred)!.recipients[0]!.state, 'inflight', 'the deferral is not written yet');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(other.get(deferred)!.recipients.map((r) => [r.state, r.nextAttemptAt]), [['queued', 42]], 'written with the turn');
+  await s.close();
+});
