@@ -29,6 +29,7 @@ import { openSmtpText, type SmtpText } from '../support/smtp-text.ts';
 import { PROMETHEUS_BIN, allTargetsUp, startPrometheus, type PrometheusServer, type ScrapeTarget } from '../support/prometheus.ts';
 import { CLUSTER, send, testRules } from './fleet.ts';
 import { emptyVariables, walkPanels, type ScenarioWindow } from './panels.ts';
+import { renderDashboards } from './evidence.ts';
 
 const NS = 'mail';
 const POOL = 'transactional';
@@ -298,6 +299,14 @@ test('every panel query of every dashboard returns data from the relay and opera
   // The process-only list stays honest: nothing on it returns data here.
   const stale = Object.keys(PROCESS_ONLY).filter((k) => walk.proven.some((n) => n.startsWith(k)));
   assert.deepEqual(stale, [], 'PROCESS_ONLY entries that the pods do feed');
+  // `npm run dashboards:evidence:pods`: what an SRE would see, drawn from this scenario (not Grafana).
+  const evidence = process.env.MAILFLEET_EVIDENCE_DIR;
+  if (evidence) {
+    const note = `Not Grafana: each panel's PromQL (variables = All, $__rate_interval = 10s) run against a real Prometheus scraping the relay and operator pods on the test node ` +
+      `(test/monitoring/live-fleet.test.ts, ${new Date(window.start * 1000).toISOString().slice(0, 19)}Z, ${Math.round(window.end - window.start)} s: traffic, bounce storm and pause of storm.test, deferrals at yahoo, backoff at google, a listed IP, a slow client).`;
+    const files = await renderDashboards((e) => prometheus!.queryRange(e, Math.floor(window.start), Math.ceil(window.end), 1), window, evidence, note);
+    t.diagnostic(`evidence: ${files.join(', ')}`);
+  }
 });
 
 test('every dashboard variable query lists values from the pods', async (t) => {
