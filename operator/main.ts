@@ -12,6 +12,7 @@ import { EventRecorder } from './runtime/events.ts';
 import { startHttpServer } from './runtime/http.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
 import { sendingPoolController } from './controllers/sendingpool/controller.ts';
+import { POOL } from './controllers/common.ts';
 import { ReputationLoop } from './reputation/loop.ts';
 import { reputationConfigFromEnv, type ReputationConfig } from './reputation/lists.ts';
 import { mailDomainController } from './controllers/maildomain/controller.ts';
@@ -145,6 +146,12 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
   };
   manager.add(sendingPoolController(deps));
   manager.add(mailDomainController(deps));
+  metrics.countPools(() => {
+    if (!manager.synced()) return undefined;
+    const pools = manager.list(POOL);
+    const ready = pools.filter((p) => ((p['status'] as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')).length;
+    return { ready, notReady: pools.length - ready };
+  });
   // The reputation loop runs beside the controllers, leader only: it writes status.ips[]
   // reputation fields, which the SendingPool controller renders into the relay configs.
   const reputationConfig = opts.reputation ?? reputationConfigFromEnv(process.env.MAILFLEET_REPUTATION);

@@ -3,8 +3,12 @@
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import { createReputationMetrics } from './reputation/metrics.ts';
 
+/** SendingPools by their Ready condition; undefined while there is nothing to count (a follower, caches syncing). */
+export type PoolReadiness = () => { ready: number; notReady: number } | undefined;
+
 export function createOperatorMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
+  let poolReadiness: PoolReadiness | undefined;
   if (options.defaultMetrics !== false) {
     collectDefaultMetrics({ register: registry, prefix: 'mailfleet_operator_' });
     // prom-client names three gauges *_total, a suffix Prometheus reserves for counters (promtool
@@ -84,6 +88,25 @@ export function createOperatorMetrics(options: { defaultMetrics?: boolean } = {}
       labelNames: ['kind'] as const,
       registers: [registry],
     }),
+    // Counted at scrape time from the leader's informer cache (countPools), so it is never stale
+    // and a follower exports no series: sum() over replicas counts each pool once.
+    sendingPools: new Gauge({
+      name: 'mailfleet_operator_sendingpools',
+      help: 'SendingPools by their Ready condition (ready="true" when it is True; "false" otherwise, also while not yet set).',
+      labelNames: ['ready'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const n = poolReadiness?.();
+        if (!n) return;
+        this.set({ ready: 'true' }, n.ready);
+        this.set({ ready: 'false' }, n.notReady);
+      },
+    }),
+    /** Where mailfleet_operator_sendingpools counts from (set once the manager exists). */
+    countPools(fn: PoolReadiness): void {
+      poolReadiness = fn;
+    },
     leader: new Gauge({
       name: 'mailfleet_operator_leader',
       help: '1 while this process holds the leader Lease.',

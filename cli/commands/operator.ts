@@ -19,6 +19,9 @@ Options:
                         NetworkPolicyPeers (JSON array) each pool's NetworkPolicy admits to
                         the relays' metrics port besides the operator, e.g. Prometheus
   --stats-interval S    seconds between two reads of every relay's /v1/stats (default 30)
+  --reputation-tick S   seconds between two rounds of the reputation loop, which checks the pool
+                        IPs that are due on the DNSBLs and their PTR (default 30; each IP's own
+                        interval is reputation.intervalSeconds)
   -h, --help            show this help`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -35,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
       'relay-image': { type: 'string' },
       'relay-metrics-from': { type: 'string' },
       'stats-interval': { type: 'string' },
+      'reputation-tick': { type: 'string' },
     },
     HELP,
   );
@@ -47,6 +51,8 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  const reputationTick = intOption('reputation-tick', v['reputation-tick'], 30);
+  if (reputationTick < 1) throw new UsageError('--reputation-tick: at least 1 second');
   // A missing kubeconfig or a silent API server is a sentence and an exit code here; once
   // running, the operator rides out an outage by itself.
   const { loadKubeconfig, checkApiserver } = await import('../../operator/runtime/preflight.ts');
@@ -64,6 +70,7 @@ export async function run(argv: string[]): Promise<number> {
     ...(relayImage ? { relayImage } : {}),
     ...(relayMetricsFrom ? { relayMetricsFrom } : {}),
     ...(v['stats-interval'] ? { statsIntervalMs: intOption('stats-interval', v['stats-interval'], 30) * 1000 } : {}),
+    ...(v['reputation-tick'] ? { reputationTickSeconds: reputationTick } : {}),
   });
   await untilSignal();
   await op.stop();

@@ -31,6 +31,13 @@ export const RELAY_POOL = `${RELAY},pool=~"$pool"`;
 export const RELAY_IP = `${RELAY_POOL},source_ip=~"$ip"`;
 export const RELAY_DOMAIN = `${RELAY},sending_domain=~"$domain"`;
 export const OPERATOR = 'job="mailfleet",cluster=~"$cluster",namespace=~"$namespace"';
+/**
+ * The operator's series about pools, on the relay dashboards (whose $namespace lists the relays'
+ * namespaces, not the operator's). Its reputation series name a pool "namespace/name".
+ */
+export const OPERATOR_JOB = 'job="mailfleet",cluster=~"$cluster"';
+export const OPERATOR_POOLS = `${OPERATOR_JOB},pool=~"$namespace/.*"`;
+export const OPERATOR_IP = `${OPERATOR_JOB},pool=~"$namespace/$pool",ip=~"$ip"`;
 export const FINAL = 'result=~"delivered|bounced|expired"';
 
 export type Variable = 'pool' | 'ip' | 'domain';

@@ -1,6 +1,6 @@
 // Sending domain: bounce and complaint rates against the pause lines, suppressions, events.
 import { THRESHOLDS as T } from '../alerts.ts';
-import { RELAY_DOMAIN, UID, build, dashboard, panel, row } from './common.ts';
+import { OPERATOR_JOB, RELAY_DOMAIN, UID, build, dashboard, panel, row } from './common.ts';
 
 const pool = { uid: UID.pool, title: 'Pool / IP detail' };
 
@@ -50,8 +50,8 @@ export function sendingDomain() {
       }))
       .withPanel(panel({
         title: 'Domain paused', unit: 'none', min: 0, max: 1, thresholds: [{ value: 1, color: 'red' }], runbook: 'MailfleetDomainBounceRatePause',
-        description: '1 while the live config pauses the sending domain.',
-        targets: [{ expr: `max by (sending_domain) (mailfleet_sending_domain_paused{${RELAY_DOMAIN}})`, legend: '{{sending_domain}}' }],
+        description: '1 while the operator\'s guardrail holds the sending domain Paused (MailDomain condition Paused; docs/control-loop.md).',
+        targets: [{ expr: `max by (domain) (mailfleet_operator_domain_state{${OPERATOR_JOB},domain=~"$domain",state="Paused"})`, legend: '{{domain}}' }],
       }))
       .withPanel(panel({
         title: 'Event webhooks', unit: 'suffix: req/s', runbook: 'MailfleetWebhookDeadLetters',

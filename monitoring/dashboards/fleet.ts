@@ -1,6 +1,6 @@
 // Fleet overview: is mail flowing, is it healthy, where to look next.
 import { THRESHOLDS as T, otpSlowRatio } from '../alerts.ts';
-import { FINAL, OPERATOR, RELAY, UID, build, dashboard, panel, row } from './common.ts';
+import { FINAL, OPERATOR_JOB, OPERATOR_POOLS, RELAY, UID, build, dashboard, panel, row } from './common.ts';
 
 const pool = { uid: UID.pool, title: 'Pool / IP detail' };
 const domain = { uid: UID.domain, title: 'Sending domain' };
@@ -65,13 +65,13 @@ export function fleetOverview() {
       }))
       .withPanel(panel({
         kind: 'stat', title: 'Pools not Ready', unit: 'none', runbook: 'MailfleetOperatorReconcileErrors', width: 6, thresholds: [{ value: 1, color: 'red' }],
-        description: 'SendingPools whose Ready condition is not True (operator).',
-        targets: [{ expr: `sum(mailfleet_operator_sendingpools{${OPERATOR},ready="false"})`, legend: 'not ready' }],
+        description: 'SendingPools whose Ready condition is not True, in every namespace (the operator counts them; $namespace lists the relays\' namespaces, not the operator\'s).',
+        targets: [{ expr: `sum(mailfleet_operator_sendingpools{${OPERATOR_JOB},ready="false"})`, legend: 'not ready' }],
       }))
       .withPanel(panel({
         kind: 'stat', title: 'Listed IPs', unit: 'none', drill: pool, runbook: 'MailfleetIpListed', width: 6, thresholds: [{ value: 1, color: 'red' }],
-        description: 'Source IPs on at least one configured DNS blocklist.',
-        targets: [{ expr: `count(max by (namespace, pool, source_ip) (mailfleet_blocklist_listed{${RELAY}}) == 1) or (0 * count(mailfleet_blocklist_listed{${RELAY}}))`, legend: 'listed' }],
+        description: 'Source IPs listed on at least one DNS blocklist the operator checks (docs/reputation.md).',
+        targets: [{ expr: `count(max by (pool, ip) (mailfleet_operator_dnsbl_listed{${OPERATOR_POOLS}}) == 1) or (0 * count(max by (pool, ip) (mailfleet_operator_dnsbl_listed{${OPERATOR_POOLS}})))`, legend: 'listed' }],
       }))
       .withPanel(panel({
         kind: 'stat', title: 'Warm-up: sent today / cap', unit: 'percentunit', drill: pool, runbook: 'MailfleetWarmupHeld', width: 6, min: 0, max: 1,

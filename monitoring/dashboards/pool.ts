@@ -1,6 +1,6 @@
 // Pool / IP detail: per IP, warm-up and sending; per provider, deferrals and restrictions.
 import { THRESHOLDS as T } from '../alerts.ts';
-import { RELAY_IP, RELAY_POOL, UID, build, dashboard, panel, row } from './common.ts';
+import { OPERATOR_IP, OPERATOR_JOB, RELAY_IP, RELAY_POOL, UID, build, dashboard, panel, row } from './common.ts';
 
 const domain = { uid: UID.domain, title: 'Sending domain' };
 const relay = { uid: UID.relay, title: 'Relay internals' };
@@ -19,8 +19,9 @@ export function poolDetail() {
       }))
       .withPanel(panel({
         title: 'Warm-up stage', unit: 'none', min: 0, runbook: 'MailfleetWarmupHeld',
-        description: 'Warm-up stage (day of the plan) per IP, as the live config sets it.',
-        targets: [{ expr: `max by (source_ip) (mailfleet_warmup_stage{${RELAY_IP}})`, legend: '{{source_ip}}' }],
+        description: 'Warm-up stage (index into the IP\'s plan) per IP, as the operator\'s control loop judges it from what the relays report (docs/control-loop.md).',
+        // The operator's own namespace label is its target's; its pool label is the pool's name.
+        targets: [{ expr: `max by (ip) (mailfleet_operator_warmup_stage{${OPERATOR_JOB},pool=~"$pool",ip=~"$ip"})`, legend: '{{ip}}' }],
       }))
       .withRow(row('Sending'))
       .withPanel(panel({
@@ -59,9 +60,9 @@ export function poolDetail() {
         targets: [{ expr: `sum by (class, reason) (rate(mailfleet_shaping_held_back_total{${RELAY_POOL}}[$__rate_interval]))`, legend: '{{class}} {{reason}}' }],
       }))
       .withPanel(panel({
-        title: 'Blocklist state', unit: 'none', min: 0, max: 1, runbook: 'MailfleetIpListed', thresholds: [{ value: 1, color: 'red' }],
-        description: '1 while an IP is listed on a configured DNS blocklist.',
-        targets: [{ expr: `max by (source_ip, list) (mailfleet_blocklist_listed{${RELAY_IP}})`, legend: '{{source_ip}} {{list}}' }],
+        title: 'Blocklist state', unit: 'none', min: -1, max: 1, runbook: 'MailfleetIpListed', thresholds: [{ value: 1, color: 'red' }],
+        description: 'Per IP and DNS blocklist, from the operator\'s checks: 1 listed, 0 clean, -1 unknown (no usable answer; never counted as listed).',
+        targets: [{ expr: `max by (ip, list) (mailfleet_operator_dnsbl_listed{${OPERATOR_IP}})`, legend: '{{ip}} {{list}}' }],
       }))
       .withPanel(panel({
         title: 'Quarantined IPs', unit: 'none', min: 0, max: 1, runbook: 'MailfleetIpQuarantined', thresholds: [{ value: 1, color: 'red' }],

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parseDocument, stringify } from 'yaml';
 import { addCredential } from '../../relay/intake/credentials.ts';
 import { makeCertificate } from '../support/certs.ts';
-import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
+import { startDnsmasq, type Dnsmasq, type DnsRecords } from '../support/dnsmasq.ts';
 import { startSink, type Sink, type SinkOptions } from '../support/sink.ts';
 import { repoRoot, startNode, type NodeInfo, type TestNode } from './node.ts';
 
@@ -75,8 +75,8 @@ export interface MxOptions {
   mx: Record<string, string>;
   /** Zones dnsmasq answers itself, NXDOMAIN for other names in them (default ["test"]). */
   localZones?: string[];
-  /** More A records, from the node (e.g. a DNSBL entry for its egress address). */
-  a?: (node: NodeInfo) => { name: string; address: string }[];
+  /** More records, from the node (e.g. a DNSBL entry or a PTR for its egress address). */
+  records?: (node: NodeInfo) => Pick<DnsRecords, 'a' | 'txt' | 'ptr'>;
   onRcpt?: SinkOptions['onRcpt'];
   onData?: SinkOptions['onData'];
 }
@@ -98,10 +98,12 @@ export async function startNodeMx(node: NodeInfo, opts: MxOptions): Promise<Node
   const sink = await startSink({ address: node.hostIp, port: 25, onRcpt: opts.onRcpt, onData: opts.onData });
   try {
     const hosts = [...new Set(Object.values(opts.mx))];
+    const more = opts.records?.(node) ?? {};
     const dns = await startDnsmasq({
+      ...more,
       localZones: opts.localZones ?? ['test'],
       mx: Object.entries(opts.mx).map(([domain, host]) => ({ domain, host, preference: 10 })),
-      a: [...hosts.map((name) => ({ name, address: node.hostIp })), ...(opts.a?.(node) ?? [])],
+      a: [...hosts.map((name) => ({ name, address: node.hostIp })), ...(more.a ?? [])],
     }, node.hostIp, 53);
     let stopped: Promise<void> | undefined;
     return { sink, dns, stop: () => (stopped ??= Promise.all([sink.close(), dns.stop()]).then(() => {})) };

@@ -131,16 +131,17 @@ export const cases: Case[] = [
     ],
   },
   {
-    name: 'an IP listed for 10 minutes, and quarantined for 5',
+    name: 'an IP listed for 10 minutes, and quarantined for 5; a clean list and an unknown answer (-1) stay quiet',
     input_series: [
-      s('mailfleet_blocklist_listed', { ...R, source_ip: '192.0.2.1', list: 'zen.spamhaus.org' }, '0x5 1x20'),
-      s('mailfleet_blocklist_listed', { ...R, source_ip: '192.0.2.1', list: 'b.barracudacentral.org' }, '0x25'),
+      { series: `mailfleet_operator_dnsbl_listed{${OP},pool="mail/tx",ip="192.0.2.1",list="spamhaus-zen"}`, values: '0x5 1x20' },
+      { series: `mailfleet_operator_dnsbl_listed{${OP},pool="mail/tx",ip="192.0.2.1",list="barracuda"}`, values: '0x25' },
+      { series: `mailfleet_operator_dnsbl_listed{${OP},pool="mail/tx",ip="192.0.2.2",list="spamhaus-zen"}`, values: '-1x25' },
       s('mailfleet_ip_quarantined', { ...R, source_ip: '192.0.2.1' }, '0x5 1x20'),
       s('mailfleet_ip_quarantined', { ...tx1, source_ip: '192.0.2.2' }, '0x25'),
     ],
     alert_rule_test: [
       at('14m', 'MailfleetIpListed'),
-      at('17m', 'MailfleetIpListed', { ...pick(R, 'cluster', 'namespace', 'pool'), source_ip: '192.0.2.1', list: 'zen.spamhaus.org', severity: 'warning' }),
+      at('17m', 'MailfleetIpListed', { pool: 'mail/tx', ip: '192.0.2.1', list: 'spamhaus-zen', severity: 'warning' }),
       at('12m', 'MailfleetIpQuarantined', { ...pick(R, 'cluster', 'namespace', 'pool'), source_ip: '192.0.2.1', severity: 'warning' }),
     ],
   },

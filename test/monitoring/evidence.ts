@@ -1,4 +1,6 @@
 // `npm run dashboards:evidence [DIR]`: runs the live scenario of test/monitoring/live.test.ts
+// (`npm run dashboards:evidence:pods` draws them from the pod scenario instead: live-fleet.test.ts
+// with MAILFLEET_EVIDENCE_DIR, root and the test node)
 // (relays, operator, a real Prometheus), runs every panel query of every dashboard and draws the
 // results — one PNG per dashboard, panels where the dashboard JSON puts them, lines as inline SVG,
 // thresholds dashed — through headless Chromium (Debian `chromium`). This is NOT Grafana (it cannot
@@ -10,6 +12,7 @@ import path from 'node:path';
 import { loadDashboards, metricsOf, plannedMetrics, substitute } from '../../monitoring/queries.ts';
 import type { Sample } from '../support/prometheus.ts';
 import { runScenario, startFleet, type ScenarioWindow } from './fleet.ts';
+import { PODS_ONLY } from './panels.ts';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
 const COLORS = ['#7eb26d', '#eab839', '#6ed0e0', '#ef843c', '#e24d42', '#1f78c1', '#ba43a9', '#705da0', '#508642', '#cca300'];
@@ -73,7 +76,11 @@ function svgPlot(series: Drawn[], unit: string, thresholds: { value: number; col
 
 const THRESHOLD_COLORS: Record<string, string> = { orange: '#ff9830', red: '#f2495c', yellow: '#fade2a' };
 
-export async function renderDashboards(query: (expr: string) => Promise<Sample[]>, window: ScenarioWindow, outDir: string, note: string): Promise<string[]> {
+/**
+ * `notFed`: metrics this scenario cannot feed, with why (drawn as a note instead of "no data"): the
+ * process scenario's PODS_ONLY; nothing for the pod scenario.
+ */
+export async function renderDashboards(query: (expr: string) => Promise<Sample[]>, window: ScenarioWindow, outDir: string, note: string, notFed?: { metrics: string[]; why: string }): Promise<string[]> {
   if (!CHROMIUM) throw new Error('chromium is not installed (apt-get install chromium)');
   const planned = plannedMetrics();
   const vars = { cluster: '.*', namespace: '.*', pool: '.*', ip: '.*', domain: '.*', __rate_interval: '10s', __range: `${Math.ceil(window.end - window.start) + 10}s` };
@@ -102,6 +109,8 @@ export async function renderDashboards(query: (expr: string) => Promise<Sample[]
         let body: string;
         if (live.length === 0) {
           body = `<div class="planned">planned metric, not exported yet:<br>${missing.map(esc).join('<br>')}</div>`;
+        } else if (notFed && live.every((t) => metricsOf(t.expr).some((m) => notFed.metrics.includes(m)))) {
+          body = `<div class="planned">${esc(notFed.why)}</div>`;
         } else {
           const drawn: Drawn[] = [];
           for (const t of live) {
@@ -152,7 +161,7 @@ if (import.meta.main) {
     const window = await runScenario(fleet);
     const note = `Not Grafana: each panel's PromQL (variables = All, $__rate_interval = 10s) run against a real Prometheus scraping the test fleet of test/monitoring/fleet.ts ` +
       `(${new Date(window.start * 1000).toISOString().slice(0, 19)}Z, ${Math.round(window.end - window.start)} s: normal traffic, bounce storm for storm.test, deferral spike at yahoo, backoff at outlook).`;
-    const files = await renderDashboards((e) => fleet.prometheus.queryRange(e, Math.floor(window.start), Math.ceil(window.end), 1), window, outDir, note);
+    const files = await renderDashboards((e) => fleet.prometheus.queryRange(e, Math.floor(window.start), Math.ceil(window.end), 1), window, outDir, note, PODS_ONLY);
     console.log(`wrote ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}`);
   } finally {
     await fleet.stop();

@@ -11,7 +11,10 @@
 // Prometheus API. One node, one relay: everything here needs only one IP.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { stringify } from 'yaml';
@@ -21,9 +24,12 @@ import { FAST_RETRY, fleetSuite } from '../cluster/suite.ts';
 import { SmtpConnection } from '../../relay/delivery/smtp-client.ts';
 import { jmrpComplaint, postfixDsn } from '../bounces/messages.ts';
 import { message } from '../delivery/harness.ts';
+import { makeCertificate } from '../support/certs.ts';
+import { openSmtpText, type SmtpText } from '../support/smtp-text.ts';
 import { PROMETHEUS_BIN, allTargetsUp, startPrometheus, type PrometheusServer, type ScrapeTarget } from '../support/prometheus.ts';
 import { CLUSTER, send, testRules } from './fleet.ts';
 import { emptyVariables, walkPanels, type ScenarioWindow } from './panels.ts';
+import { renderDashboards } from './evidence.ts';
 
 const NS = 'mail';
 const POOL = 'transactional';
@@ -33,17 +39,23 @@ const OPERATOR_NS = 'mailfleet-system';
 /**
  * Panel queries that only the process-based scenario (live.test.ts) feeds, with why. Each entry
  * is the start of a walker name ("dashboard › panel"); none may be listed that returns data here.
+ * Empty: the event webhook and the slow client are fed on the pods too (see the scenario).
  */
-const PROCESS_ONLY: Record<string, string> = {
-  'mailfleet / Sending domain › Event webhooks': 'a MailDomain has no webhook field yet, so the operator renders none; the process relays are configured with one',
-  'mailfleet / Relay internals › SMTP connections and refusals (D)': "slow clients: the relay's command timeout is 60 s on pods (not a SendingPool field); the process relays run with 1 s",
-};
+const PROCESS_ONLY: Record<string, string> = {};
+
+/** A DNSBL of the scenario's own (dnsmasq answers it): the relay's IP is listed on it. */
+const TEST_LIST = { name: 'test-bl', zone: 'bl.test' };
+const reversed = (ip: string) => ip.split('.').reverse().join('.');
 
 let prometheus: PrometheusServer | undefined;
 let targets: ScrapeTarget[] = [];
 let relayPod = '';
 let relayAddress = '';
 let window: ScenarioWindow;
+/** storm.test's event webhook receiver (HTTPS, a self-signed certificate) and the POSTs it saw. */
+let hooks: Server | undefined;
+/** A client that starts a command line and never ends it (the relay closes it with 421 4.4.2). */
+let slowClient: SmtpText | undefined;
 
 async function relayPodName(): Promise<string> {
   return poll('the live relay pod', async () => {
@@ -59,7 +71,9 @@ const suite = fleetSuite({
   skip: PROMETHEUS_BIN ? '' : 'prometheus not installed (apt-get install prometheus)',
   timeout: 600_000,
   // The operator reads the relays' /v1/stats every 2 s (30 s by default), so its control loop judges the storm within the scenario.
-  values: ['extraArgs[0]=--stats-interval=2'],
+  // The reputation loop looks for IPs due for a DNSBL check every 2 s (30 s by default), so the
+  // listing below is found within the scenario.
+  values: ['extraArgs[0]=--stats-interval=2', 'extraArgs[1]=--reputation-tick=2'],
   // One sink MX for every recipient domain; the recipient's domain picks its answer. MX names
   // the example pool's providers recognise (google.com → google, yahoodns.net → yahoo).
   localZones: ['test', 'google.com', 'yahoodns.net'],
@@ -70,18 +84,41 @@ const suite = fleetSuite({
     'yahoo.test': 'mta5.am0.yahoodns.net',
     'gmail-limited.test': 'alt1.aspmx.l.google.com',
   },
+  // The pool's IP (the node's first egress address) on the scenario's DNSBL, and the list's test
+  // entry 127.0.0.2 (a list that does not list it is not trusted: docs/reputation.md); its PTR
+  // names another host than its EHLO name (no forward-confirmed reverse DNS).
+  records: (node) => ({
+    a: [
+      { name: `${reversed(node.egressIps[0]!)}.${TEST_LIST.zone}`, address: '127.0.0.2' },
+      { name: `2.0.0.127.${TEST_LIST.zone}`, address: '127.0.0.2' },
+    ],
+    ptr: [{ name: `${reversed(node.egressIps[0]!)}.in-addr.arpa`, target: 'host.elsewhere.test' }],
+  }),
   onRcpt: (rcpt) => {
     if (rcpt.endsWith('@bounce.test')) return '550 5.1.1 <user>: Recipient address rejected: User unknown in virtual mailbox table';
     if (rcpt.endsWith('@yahoo.test')) return '421 4.3.2 System not accepting network messages';
     if (rcpt.endsWith('@gmail-limited.test')) return '421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address';
     return undefined;
   },
-  // storm.test: a second sending domain of the pool, there before the pool so the first config has it.
+  // storm.test: a second sending domain of the pool, there before the pool so the first config has
+  // it, with an event webhook. Its receiver is real HTTPS with a self-signed certificate, which the
+  // relay image does not trust (and the CRD has no CA field): every POST fails in TLS and is retried,
+  // which is what the Event webhooks panel shows when a receiver's certificate is broken.
   prepare: async (f) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mailfleet-hooks-'));
+    try {
+      const tls = makeCertificate(dir);
+      hooks = createHttpsServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }, (req, res) => req.resume().on('end', () => res.writeHead(200).end()));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await new Promise<void>((resolve) => hooks!.listen(0, f.node.hostIp, () => resolve()));
+    const hookUrl = `https://${f.node.hostIp}:${(hooks.address() as { port: number }).port}/events`;
     await f.kubectl(['create', 'namespace', NS]);
+    await f.kubectl(['create', 'secret', 'generic', 'storm-webhook', '-n', NS, '--from-literal=secret=scenario-webhook-key']);
     await f.kubectl(['apply', '-n', NS, '-f', '-'], stringify({
       apiVersion: 'mailfleet.io/v1alpha1', kind: 'MailDomain', metadata: { name: 'storm-test' },
-      spec: { domain: 'storm.test', poolRef: { name: POOL }, returnPath: { subdomain: 'bounces' } },
+      spec: { domain: 'storm.test', poolRef: { name: POOL }, returnPath: { subdomain: 'bounces' }, webhook: { url: hookUrl, secretRef: { name: 'storm-webhook' } } },
     }));
   },
   examples: {
@@ -94,10 +131,16 @@ const suite = fleetSuite({
       p.spec.limits = { ...(p.spec.limits as object), messagesPerSecond: 2000, burst: 4000 };
       // Judged over 300 outcomes: the storm's 300 are complete before the operator can pause storm.test.
       p.spec.health = { ...(p.spec.health as object), minimumVolume: 300 };
+      // The scenario's DNSBL only, observed (a quarantine would take the pool's one IP out of sending).
+      p.spec.reputation = { lists: [{ ...TEST_LIST, action: 'observe', listed: [{ answer: '127.0.0.2', subList: 'TEST' }] }] };
     },
   },
   setup: async (f, pool) => {
     const started = Date.now();
+    // The slow client first: the relay's command timeout on pods is the default 60 s (intake
+    // timeouts are not SendingPool fields), so it is closed while the scenario runs.
+    slowClient = await openSmtpText(10025, f.node.ip);
+    slowClient.socket.write('EHLO slow-client.test');
     relayAddress = pool!.poolIp;
     relayPod = await relayPodName();
     const operatorIp = await f.podIp(OPERATOR_NS, f.operator.pod);
@@ -115,7 +158,11 @@ const suite = fleetSuite({
   },
 });
 
-after(() => prometheus?.stop());
+after(async () => {
+  slowClient?.socket.destroy();
+  await prometheus?.stop();
+  await new Promise((resolve) => (hooks ? hooks.close(resolve) : resolve(undefined)));
+});
 
 type Transport = ReturnType<typeof nodemailer.createTransport>;
 
@@ -164,6 +211,8 @@ async function runScenario(): Promise<ScenarioWindow> {
     await refusalsSeen(1);
     let attempts = 100;
     const traffic = async () => {
+      // One OTP message to yahoo, which defers everything: it waits in the queue past the OTP line.
+      await send(t, 1, 'login@example.com', 'yahoo.test', 'otp');
       for (let b = 0; b < 3; b++) {
         await send(t, 20, 'news@example.com', 'ok.test');
         await send(t, 8, 'news@example.com', 'gmail.test');
@@ -223,6 +272,14 @@ async function runScenario(): Promise<ScenarioWindow> {
     await Promise.all([traffic(), operatorChurn()]);
     await refusals();
     await refusalsSeen(2);
+    await p.until('storm.test\'s webhook POSTs retried, scraped', async () => ((await total(`sum(mailfleet_webhook_deliveries_total{pod="${relayPod}",result="retry"})`)) > 0 ? true : undefined));
+    await p.until('the relay IP listed on the scenario\'s DNSBL, scraped', async () => ((await total(`max(mailfleet_operator_dnsbl_listed{job="mailfleet",list="${TEST_LIST.name}"})`)) === 1 ? true : undefined), 60_000);
+    // 60 s after it started its command line (the relay's default command timeout).
+    await Promise.race([
+      slowClient!.waitFor(/^421 4\.4\.2 /m),
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`the slow client got no 421 4.4.2 within 120 s: ${slowClient!.said()}`)), 120_000).unref()),
+    ]);
+    await p.until('the slow client closed with 421 4.4.2, scraped', async () => ((await total(`sum(mailfleet_smtp_slow_clients_total{pod="${relayPod}"})`)) >= 1 ? true : undefined), 90_000);
     console.error('# live-fleet: outcomes by sending domain', JSON.stringify((await p.query('sum by (sending_domain, result) (mailfleet_delivery_domain_attempts_total)')).map((x) => [x.metric, x.value![1]])));
     const later = Date.now() / 1000 + 3;
     await p.until('three more scrapes', async () => ((await total('min(timestamp(up{job="mailfleet-relay"}))')) >= later ? true : undefined));
@@ -242,6 +299,14 @@ test('every panel query of every dashboard returns data from the relay and opera
   // The process-only list stays honest: nothing on it returns data here.
   const stale = Object.keys(PROCESS_ONLY).filter((k) => walk.proven.some((n) => n.startsWith(k)));
   assert.deepEqual(stale, [], 'PROCESS_ONLY entries that the pods do feed');
+  // `npm run dashboards:evidence:pods`: what an SRE would see, drawn from this scenario (not Grafana).
+  const evidence = process.env.MAILFLEET_EVIDENCE_DIR;
+  if (evidence) {
+    const note = `Not Grafana: each panel's PromQL (variables = All, $__rate_interval = 10s) run against a real Prometheus scraping the relay and operator pods on the test node ` +
+      `(test/monitoring/live-fleet.test.ts, ${new Date(window.start * 1000).toISOString().slice(0, 19)}Z, ${Math.round(window.end - window.start)} s: traffic, bounce storm and pause of storm.test, deferrals at yahoo, backoff at google, a listed IP, a slow client).`;
+    const files = await renderDashboards((e) => prometheus!.queryRange(e, Math.floor(window.start), Math.ceil(window.end), 1), window, evidence, note);
+    t.diagnostic(`evidence: ${files.join(', ')}`);
+  }
 });
 
 test('every dashboard variable query lists values from the pods', async (t) => {
@@ -272,6 +337,11 @@ test('the scenario\'s alerts fire through the Prometheus API, labelled as the Po
   await firing('MailfleetDomainBounceRateReview', { sending_domain: 'storm.test' });
   const spike = await firing('MailfleetProviderDeferralSpike', { provider: 'yahoo', pool: POOL, namespace: NS });
   assert.equal(spike.annotations.summary, `yahoo defers mail from pool ${NS}/${POOL}`);
+  const listed = await firing('MailfleetIpListed', { ip: relayAddress, list: TEST_LIST.name, pool: `${NS}/${POOL}` });
+  assert.equal(listed.annotations.summary, `IP ${relayAddress} is listed on ${TEST_LIST.name}`);
+  await firing('MailfleetIpPtrMismatch', { ip: relayAddress, pool: `${NS}/${POOL}` });
+  const otp = await firing('MailfleetOtpQueueAgeHigh', { pod: relayPod, pool: POOL, namespace: NS, severity: 'critical' });
+  assert.equal(otp.annotations.summary, `OTP mail waits in relay ${NS}/${relayPod}`);
   // example.com stays under the review line: no bounce alert for it.
   assert.ok(!(await p.alerts()).some((a) => a.labels.sending_domain === 'example.com'), 'no bounce alert for example.com');
 

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { PROMETHEUS_BIN } from '../support/prometheus.ts';
 import { runScenario, startFleet, type Fleet, type ScenarioWindow } from './fleet.ts';
-import { emptyVariables, walkPanels } from './panels.ts';
+import { PODS_ONLY, emptyVariables, walkPanels } from './panels.ts';
 
 const skip = PROMETHEUS_BIN ? false : 'prometheus not installed (apt-get install prometheus)';
 let fleet: Fleet;
@@ -31,9 +31,7 @@ const operatorSkipped = (): string | undefined =>
   fleet.operator === undefined ? 'operator not run (disabled)' : 'skipped' in fleet.operator ? `operator not run (${fleet.operator.skipped})` : undefined;
 
 test('every panel query of every dashboard returns data from the live fleet', { skip }, async (t) => {
-  // This scenario's operator reads no relays (they are processes, not pods behind an EndpointSlice),
-  // so it makes no control-loop decisions; live-fleet.test.ts proves that panel on the pods.
-  const decisions = (metrics: string[]) => (metrics.includes('mailfleet_operator_decisions_total') ? 'no relays for this operator to read: proven on the pods by live-fleet.test.ts' : undefined);
+  const decisions = (metrics: string[]) => (metrics.some((m) => PODS_ONLY.metrics.includes(m)) ? PODS_ONLY.why : undefined);
   const walk = await walkPanels(fleet.prometheus, window, (uid) => (uid === 'mailfleet-operator' ? operatorSkipped() : undefined), decisions);
   t.diagnostic(`${walk.proven.length} panel queries returned data; ${walk.skipped.length} skipped:\n  ${walk.skipped.join('\n  ')}`);
   assert.deepEqual(walk.empty, [], 'panel queries over existing metrics that returned no data');

@@ -14,6 +14,16 @@ export function vars(w: ScenarioWindow): Record<string, string> {
   return { cluster: '.*', namespace: '.*', pool: '.*', ip: '.*', domain: '.*', __rate_interval: '10s', __range: `${Math.ceil(w.end - w.start) + 10}s` };
 }
 
+/**
+ * Operator metrics only the pod scenario (live-fleet.test.ts) feeds: the process scenario's operator
+ * reads no relays (they are processes, not pods behind an EndpointSlice), so it makes no control-loop
+ * decisions and judges no domain or warm-up stage, and it runs no reputation loop (no DNSBL there).
+ */
+export const PODS_ONLY = {
+  metrics: ['mailfleet_operator_decisions_total', 'mailfleet_operator_domain_state', 'mailfleet_operator_warmup_stage', 'mailfleet_operator_dnsbl_listed'],
+  why: 'no relays for this operator to read, no DNSBL: proven on the pods by live-fleet.test.ts',
+};
+
 export interface PanelWalk {
   /** Panel queries that returned at least one non-NaN sample. */
   proven: string[];
