@@ -39,8 +39,8 @@ export async function deliverGroup(ctx: DeliveryContext, claimed: DueRecipient[]
     group, outcomes, now, retry: config.retry, bounceRules: config.delivery.bounceRules,
     shuttingDown: ctx.stopping.signal.aborted, backoff, delayNoticeMs: ctx.delayNoticeMs,
   });
-  // What the receiver accepted is recorded first (the store writes it at once): a kill -9 between
-  // its 250 and this write sends the message again (bench/crash-duplicates.ts).
+  // What the receiver accepted is recorded first, before logs, counters and DSNs: it is in this
+  // turn's outcome batch even if composing a DSN below waits (bench/crash-duplicates.ts).
   const accepted = settled.records.filter((r) => r.outcome.kind === 'delivered');
   if (accepted.length > 0) recordOutcomes(ctx, first.messageId, accepted);
   const viaRoute = routeFor(config.delivery.routes, first.domain) !== undefined;

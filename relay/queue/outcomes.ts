@@ -1,8 +1,6 @@
-// Attempt outcomes on their way to the queue: recorded by the delivery engine. Final ones are
-// written at once (QueueStore.recordAttempt: the window for a duplicate after kill -9), deferrals
-// together, one transaction per event-loop turn (or riding along in the intake's commit). Like a
-// claim, an outcome is not fsynced: only a power cut can take it back, and then the delivery is
-// repeated (at least once).
+// Attempt outcomes on their way to the queue: recorded by the delivery engine, written together,
+// one transaction per event-loop turn (or riding along in the intake's commit). Like a claim, an
+// outcome is not fsynced: losing it repeats the delivery (at least once).
 import type { QueueDb } from './db.ts';
 
 export interface PendingOutcome {
