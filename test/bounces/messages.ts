@@ -1,6 +1,6 @@
 // Reports built the way real MTAs write them, addressed to a return path the test chooses.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mintToken, type ReturnPathKey } from '../../relay/returnpath/token.ts';
@@ -114,4 +114,19 @@ export function queueIdAt(ms: number): string {
 export function returnPathFor(recipient: string, domain: string, o: { key?: ReturnPathKey; at?: number; ip?: string; pool?: string } = {}): { address: string; queueId: string } {
   const queueId = o.at === undefined ? newQueueId(Date.now()) : queueIdAt(o.at);
   return { address: `${mintToken({ queueId, recipient, ip: o.ip ?? '192.0.2.1', pool: o.pool ?? 'test-pool' }, o.key ?? TEST_KEY, domain)}@${domain}`, queueId };
+}
+
+/**
+ * A real report from the corpus (test/fixtures/bounces: sisimai's set-of-emails), readdressed:
+ * every occurrence of each key (an address, case-insensitive) becomes its value — the failed or
+ * complaining recipient becomes one of ours, the original sender and the report's own recipient
+ * become the return path our relay minted. Everything else (the reporting MTA's structure,
+ * wording, folding, boundaries) stays as that MTA wrote it.
+ */
+export function fromCorpus(file: string, readdress: Record<string, string>): Buffer {
+  let text = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'bounces', file), 'latin1');
+  for (const [from, to] of Object.entries(readdress)) {
+    text = text.replace(new RegExp(from.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'gi'), to);
+  }
+  return Buffer.from(text, 'latin1');
 }

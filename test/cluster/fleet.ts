@@ -159,12 +159,20 @@ export interface ExamplePool {
  * address (the examples keep `none` and TEST-NET addresses no test machine has; hostNetwork
  * allows one relay per node, so one node runs the pool's first IP only, two run both).
  * `retry` overrides the pool's retry schedule (tests: retries after 1 s); `edit` changes the
- * adapted SendingPool before it is applied (e.g. warm-up plans). Resolves once every
- * relay pod is Ready.
+ * adapted SendingPool before it is applied (e.g. warm-up plans), `editDomain` the MailDomain.
+ * `egress: 'none'` keeps the examples' own mode: both IPs' relays on the first node, on the pod
+ * network, behind one bounce Service (`<pool>-mx`). Resolves once every relay pod is Ready.
  */
 export async function applyExamples(
   fleet: TestNode,
-  opts: { namespace?: string; retry?: Record<string, number>; password?: string; edit?: (pool: { spec: Record<string, unknown> & { ips: Record<string, unknown>[] } }) => void } = {},
+  opts: {
+    namespace?: string;
+    retry?: Record<string, number>;
+    password?: string;
+    egress?: 'hostNetwork' | 'none';
+    edit?: (pool: { spec: Record<string, unknown> & { ips: Record<string, unknown>[] } }) => void;
+    editDomain?: (domain: { spec: Record<string, unknown> }) => void;
+  } = {},
 ): Promise<ExamplePool> {
   const namespace = opts.namespace ?? 'default';
   const user = 'app';
@@ -179,15 +187,20 @@ export async function applyExamples(
     const pool = parseDocument(await readFile(join(repoRoot, 'examples', 'sendingpool.yaml'), 'utf8')).toJSON() as {
       spec: { egress: unknown; ips: Record<string, unknown>[]; retry?: Record<string, number> };
     };
-    const ips = pool.spec.ips.slice(0, fleet.nodes.length).map((ip, i) => ({ ...ip, address: fleet.nodes[i]!.egressIps[0]!, nodeName: fleet.nodes[i]!.name }));
-    const poolIps = ips.map((ip) => ip.address);
-    pool.spec.egress = { mode: 'hostNetwork' };
-    pool.spec.ips = ips;
+    if (opts.egress !== 'none') {
+      pool.spec.egress = { mode: 'hostNetwork' };
+      pool.spec.ips = pool.spec.ips.slice(0, fleet.nodes.length).map((ip, i) => ({ ...ip, address: fleet.nodes[i]!.egressIps[0]!, nodeName: fleet.nodes[i]!.name }));
+    }
+    const ips = pool.spec.ips;
+    const poolIps = ips.map((ip) => ip.address as string);
     if (opts.retry) pool.spec.retry = { ...pool.spec.retry, ...opts.retry };
     // Last word to the test (after the node adaptation above): warm-up plans, limits.
     opts.edit?.(pool as unknown as { spec: Record<string, unknown> & { ips: Record<string, unknown>[] } });
     await writeFile(join(dir, 'sendingpool.yaml'), stringify(pool));
-    await fleet.kubectl(['apply', '-n', namespace, '-f', join(repoRoot, 'examples', 'maildomain.yaml'), '-f', join(dir, 'sendingpool.yaml')]);
+    const domain = parseDocument(await readFile(join(repoRoot, 'examples', 'maildomain.yaml'), 'utf8')).toJSON() as { spec: Record<string, unknown> };
+    opts.editDomain?.(domain);
+    await writeFile(join(dir, 'maildomain.yaml'), stringify(domain));
+    await fleet.kubectl(['apply', '-n', namespace, '-f', join(dir, 'maildomain.yaml'), '-f', join(dir, 'sendingpool.yaml')]);
     const serviceIp = await poll('the submission Service', async () => (await fleet.kubectl(['get', 'svc', '-n', namespace, 'transactional', '-o', 'jsonpath={.spec.clusterIP}'])).trim() || undefined);
     await poll('a Ready relay pod', async () => {
       const out = await fleet.kubectl(['get', 'pods', '-n', namespace, '-l', 'mailfleet.io/pool=transactional', '-o', 'jsonpath={.items[*].status.containerStatuses[*].ready}']);

@@ -1,9 +1,11 @@
 // A private PostgreSQL per test suite, from Debian's postgresql-15 server binaries: its own data
-// directory and unix socket in a temp dir (no TCP listener, so suites never collide), trust auth.
+// directory and unix socket in a temp dir (no TCP listener by default, so suites never collide),
+// trust auth on the socket. `tcp` adds a listener on one address (a node suite: the host end of the
+// node's link, where pods reach it) with a password (scram-sha-256), as a cluster's database has.
 // PostgreSQL refuses to run as root: as root the server runs as the `postgres` user the Debian
 // package creates (else nobody). kill() is a SIGKILL of the postmaster (a crash, recovered on start).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { chownSync, writeFileSync, existsSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -13,6 +15,8 @@ const BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 export interface Postgres {
   /** A libpq URL over the unix socket. */
   url: string;
+  /** With `tcp`: postgresql://mailfleet:PASSWORD@ADDRESS:PORT/postgres (what a pod is given). */
+  tcpUrl?: string;
   dir: string;
   /** Crash: SIGKILL the postmaster and wait for it to go. */
   kill(): Promise<void>;
@@ -36,13 +40,15 @@ function runAs(): { uid: number; gid: number } | undefined {
   throw new Error('running as root and there is no postgres or nobody user to run PostgreSQL as');
 }
 
-export async function startPostgres(): Promise<Postgres> {
+export async function startPostgres(opts: { tcp?: { address: string; password: string } } = {}): Promise<Postgres> {
   const dir = mkdtempSync(join(tmpdir(), 'mailfleet-pg-'));
   const as = runAs();
   if (as) chownSync(dir, as.uid, as.gid);
   const data = join(dir, 'data');
   const init = spawnSync(join(BIN, 'initdb'), ['-D', data, '-U', 'mailfleet', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { encoding: 'utf8', ...(as ?? {}) });
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
+  // The socket stays trusted (the test's own queries); TCP asks for the password from everyone.
+  if (opts.tcp) writeFileSync(join(data, 'pg_hba.conf'), 'local all all trust\nhost all all all scram-sha-256\n');
   const port = 20000 + Math.floor(Math.random() * 20000);
   let proc: ChildProcess | undefined;
   let stderr = '';
@@ -67,7 +73,7 @@ export async function startPostgres(): Promise<Postgres> {
 
   async function start(): Promise<void> {
     stderr = '';
-    proc = spawn(join(BIN, 'postgres'), ['-D', data, '-k', dir, '-p', String(port), '-c', "listen_addresses=", '-c', 'fsync=off', '-c', 'max_connections=50'], { stdio: ['ignore', 'ignore', 'pipe'], ...(as ?? {}) });
+    proc = spawn(join(BIN, 'postgres'), ['-D', data, '-k', dir, '-p', String(port), '-c', `listen_addresses=${opts.tcp?.address ?? ''}`, '-c', 'fsync=off', '-c', 'max_connections=50'], { stdio: ['ignore', 'ignore', 'pipe'], ...(as ?? {}) });
     proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     await ready();
   }
@@ -88,8 +94,19 @@ export async function startPostgres(): Promise<Postgres> {
   }
 
   await start();
+  let tcpUrl: string | undefined;
+  if (opts.tcp) {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query(`ALTER ROLE mailfleet PASSWORD ${c.escapeLiteral(opts.tcp.password)}`);
+    } finally {
+      await c.end();
+    }
+    tcpUrl = `postgresql://mailfleet:${encodeURIComponent(opts.tcp.password)}@${opts.tcp.address}:${port}/postgres`;
+  }
   return {
-    url, dir, kill, start,
+    url, tcpUrl, dir, kill, start,
     async query(sql, params) {
       const c = new pg.Client({ connectionString: url });
       await c.connect();

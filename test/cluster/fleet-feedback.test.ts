@@ -1,0 +1,313 @@
+// Issue 12 end to end on the node: what comes back after delivery, with relay PODS from the image.
+// One fleet (one node: the examples' pool in its own egress mode `none`, so both IPs' relays run
+// on the pod network behind ONE bounce Service, `<pool>-mx`, port 25), a real PostgreSQL on the
+// host (TCP on the node link's host end, password auth, its URL in a Secret the pool's
+// spec.feedback names), a sink MX and DNS on the host. The cases run in order and share it:
+//   1. a message reaches the sink; a real DSN from the corpus (lhost-postfix-31, Gmail's 5.1.1),
+//      readdressed to the message's return-path token, sent to the bounce Service → `bounced`
+//      event (tracking API of either relay), a fleet-wide hard-bounce suppression held by both
+//      relays, the next message to that address submitted to EACH relay is never attempted
+//      (the sink sees nothing; event `suppressed`), and the metrics of both pods move;
+//   2. the same for a real ARF complaint (arf-21) → `complained`, a complaint for example.com;
+//   3. the same for a one-click unsubscribe POST to the link the bulk message carried, through
+//      the pool Service's port 443 → `unsubscribed`; transactional mail still flows;
+//   4. the bounce MX refuses `%` and `!` relaying through the Service.
+// docs/bounces.md, docs/suppression.md, docs/events.md.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import nodemailer from 'nodemailer';
+import { applyExamples, poll, startFleet, type Fleet } from './fleet.ts';
+import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
+import { startSink, type Sink, type SinkMessage } from '../support/sink.ts';
+import { startPostgres, postgresAvailable, type Postgres } from '../support/postgres.ts';
+import { makeCertificate } from '../support/certs.ts';
+import { skipOrFail } from './node.ts';
+import { fromCorpus } from '../bounces/messages.ts';
+
+const PASSWORD = 'fleet-feedback-password';
+const RCPT_DOMAIN = 'inbox.test';
+const NS = 'default';
+const POOL = 'transactional';
+const BOUNCE_DOMAIN = 'bounces.example.com';
+const UNSUBSCRIBE_HOST = 'unsubscribe.example.com';
+
+let fleet: Fleet | undefined;
+let skipped = '';
+let dns: Dnsmasq | undefined;
+let sink: Sink | undefined;
+let pg: Postgres | undefined;
+let certDir = '';
+let unsubscribeCa: Buffer;
+/** Every RCPT the sink MX was given, in order. */
+const rcpts: string[] = [];
+let serviceIp = '';
+let mxServiceIp = '';
+let apiToken = '';
+/** The pool's two relay pods: name and pod IP. */
+let relays: { name: string; ip: string }[] = [];
+
+before(async () => {
+  const started = Date.now();
+  if (!postgresAvailable()) {
+    const s = skipOrFail('postgresql-15 is not installed (apt-get install postgresql-15)');
+    skipped = s.skipped;
+    return;
+  }
+  const f = await startFleet();
+  if ('skipped' in f) {
+    skipped = f.skipped;
+    return;
+  }
+  fleet = f;
+  const { node } = f;
+  sink = await startSink({ address: node.hostIp, port: 25, onRcpt: (r) => void rcpts.push(r.toLowerCase()) });
+  dns = await startDnsmasq(
+    { localZones: ['test'], mx: [{ domain: RCPT_DOMAIN, host: `mx.${RCPT_DOMAIN}`, preference: 10 }], a: [{ name: `mx.${RCPT_DOMAIN}`, address: node.hostIp }] },
+    node.hostIp,
+    53,
+  );
+  // The fleet's database as a cluster would have it outside the pods: TCP, a password, its URL
+  // in a Secret (the `uri` key, as a CloudNativePG `<cluster>-app` Secret has).
+  pg = await startPostgres({ tcp: { address: node.hostIp, password: randomBytes(12).toString('base64url') } });
+  await f.kubectl(['create', 'secret', 'generic', 'fleet-db-app', '-n', NS, `--from-literal=uri=${pg.tcpUrl}`]);
+  certDir = await mkdtemp(join(tmpdir(), 'mailfleet-feedback-'));
+  const unsub = makeCertificate(certDir, 'unsubscribe', UNSUBSCRIBE_HOST);
+  unsubscribeCa = await readFile(unsub.certFile);
+  await f.kubectl(['create', 'secret', 'tls', 'unsubscribe-tls', '-n', NS, `--cert=${unsub.certFile}`, `--key=${unsub.keyFile}`]);
+
+  const pool = await applyExamples(f, {
+    namespace: NS,
+    password: PASSWORD,
+    egress: 'none',
+    retry: { firstRetrySeconds: 1, multiplier: 1, maxRetrySeconds: 1 },
+    edit: (p) => {
+      p.spec.feedback = { postgres: { secretRef: { name: 'fleet-db-app' } }, unsubscribe: { host: UNSUBSCRIBE_HOST, tlsSecretRef: { name: 'unsubscribe-tls' } } };
+      // No warm-up caps in the way of a handful of messages.
+      for (const ip of p.spec.ips) delete ip.warmup;
+    },
+    editDomain: (d) => {
+      d.spec.oneClickUnsubscribe = true;
+    },
+  });
+  serviceIp = pool.serviceIp;
+  mxServiceIp = await poll('the pool\'s bounce Service', async () => (await f.kubectl(['get', 'svc', '-n', NS, `${POOL}-mx`, '-o', 'jsonpath={.spec.clusterIP}'])).trim() || undefined);
+  apiToken = Buffer.from((await f.kubectl(['get', 'secret', '-n', NS, `${POOL}-relay-api`, '-o', 'jsonpath={.data.token}'])).trim(), 'base64').toString('utf8').trim();
+  const pods = JSON.parse(await f.kubectl(['get', 'pods', '-n', NS, '-l', `mailfleet.io/pool=${POOL}`, '-o', 'json'])) as { items: { metadata: { name: string }; status: { podIP: string } }[] };
+  relays = pods.items.map((p) => ({ name: p.metadata.name, ip: p.status.podIP }));
+  assert.equal(relays.length, 2, 'one relay pod per IP');
+  // Both relays use the fleet's database before any case runs.
+  for (const r of relays) {
+    await poll(`${r.name} connected to PostgreSQL`, async () => {
+      const s = (await api(r, '/v1/stats')) as { feedback?: { store: string; fleet?: { connected: boolean } } };
+      return s.feedback?.store === 'postgres' && s.feedback.fleet?.connected ? true : undefined;
+    }, 60_000);
+  }
+  console.error(`# fleet-feedback: node, chart, PostgreSQL and the pool with feedback ready in ${Date.now() - started} ms`);
+});
+
+after(async () => {
+  await sink?.close();
+  await dns?.stop();
+  await fleet?.stop();
+  await pg?.stop();
+  if (certDir) await rm(certDir, { recursive: true, force: true });
+});
+
+/** The relay's authenticated API on its pod IP (the NetworkPolicy's port 8080; the test cluster enforces none). */
+async function api(r: { ip: string }, path: string): Promise<unknown> {
+  const res = await fetch(`http://${r.ip}:8080${path}`, { headers: { authorization: `Bearer ${apiToken}` } });
+  assert.equal(res.status, 200, `${path}: ${res.status}`);
+  return res.json();
+}
+
+async function metrics(r: { ip: string }): Promise<string> {
+  return (await fetch(`http://${r.ip}:8080/metrics`)).text();
+}
+
+/** A sample's value (0 when absent): `name` with exactly these labels, in any order. */
+function sample(text: string, name: string, labels: Record<string, string>): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).sort().join(',');
+  for (const m of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm'))) {
+    if (m[1]!.split(/,(?=[a-z_]+=")/).sort().join(',') === want) return Number(m[2]);
+  }
+  return 0;
+}
+
+type Event = { type: string; queueId: string; recipient: string; category?: string; reply?: string; relay?: string };
+
+/** Every event for a recipient, from one relay's tracking API. */
+async function eventsOf(r: { ip: string }, recipient: string): Promise<{ source: string; events: Event[] }> {
+  return (await api(r, `/v1/events?recipient=${encodeURIComponent(recipient)}`)) as { source: string; events: Event[] };
+}
+
+/**
+ * Submits one message with AUTH + STARTTLS, through the pool Service or straight to one relay pod
+ * (port 10587); resolves its queue id.
+ */
+async function submit(to: string, opts: { relay?: { ip: string }; cls?: 'transactional' | 'bulk'; subject: string }): Promise<string> {
+  const [host, port] = opts.relay ? [opts.relay.ip, 10587] : [serviceIp, 587];
+  const t = nodemailer.createTransport({ host, port, requireTLS: true, auth: { user: 'app', pass: PASSWORD }, tls: { rejectUnauthorized: false } });
+  try {
+    const info = await t.sendMail({
+      from: 'news@example.com', to, subject: opts.subject, text: `${opts.subject}\n`,
+      headers: opts.cls ? { 'X-Mailfleet-Class': opts.cls } : {},
+    });
+    const id = /queued as ([0-9A-Z]{16})/.exec(info.response)?.[1];
+    assert.ok(id, `a queue id in ${info.response}`);
+    return id;
+  } finally {
+    t.close();
+  }
+}
+
+/** The message the sink took for `to` with this subject. */
+async function delivered(to: string, subject: string): Promise<SinkMessage> {
+  return poll(`the sink to take "${subject}"`, async () =>
+    sink!.messages.find((m) => m.to.includes(to) && m.body.toString('latin1').includes(`Subject: ${subject}`)), 60_000);
+}
+
+/** A report handed to the pool's bounce Service (port 25) as a receiving MTA would: null sender, the token as recipient. */
+async function sendReport(token: string, raw: Buffer): Promise<string> {
+  const t = nodemailer.createTransport({ host: mxServiceIp, port: 25, name: 'mx.receiver.test', tls: { rejectUnauthorized: false } });
+  try {
+    return (await t.sendMail({ envelope: { from: '', to: [token] }, raw })).response;
+  } finally {
+    t.close();
+  }
+}
+
+const suppressionsOf = async (r: { ip: string }, address: string) =>
+  ((await api(r, `/v1/suppressions?address=${encodeURIComponent(address)}`)) as { entries: { address: string; scope: string; reason: string }[] }).entries;
+
+/**
+ * The address suppressed on both relays (fleet sync), then one more message to it submitted to
+ * EACH relay: both finish it as `suppressed` and the sink never sees the address again.
+ */
+async function neverAttemptedAgain(address: string, entry: { scope: string; reason: string }, cls: 'transactional' | 'bulk'): Promise<void> {
+  for (const r of relays) {
+    const entries = await poll(`${r.name} to hold the ${entry.reason} suppression of ${address}`, async () => {
+      const e = await suppressionsOf(r, address);
+      return e.length > 0 ? e : undefined;
+    }, 30_000);
+    assert.deepEqual(entries.map((e) => ({ address: e.address, scope: e.scope, reason: e.reason })), [{ address, ...entry }], r.name);
+  }
+  const seen = rcpts.filter((x) => x === address).length;
+  for (const [i, r] of relays.entries()) {
+    const queueId = await submit(address, { relay: r, cls, subject: `after ${entry.reason} ${i}` });
+    await poll(`${r.name} to finish ${queueId} as suppressed`, async () => {
+      const { events } = await eventsOf(r, address);
+      return events.some((e) => e.queueId === queueId && e.type === 'suppressed') ? true : undefined;
+    }, 30_000);
+  }
+  assert.equal(rcpts.filter((x) => x === address).length, seen, `the sink never saw ${address} again`);
+  for (const r of relays) {
+    assert.equal(sample(await metrics(r), 'mailfleet_suppressed_attempts_total', { class: cls, reason: entry.reason }), 1, `${r.name}: one suppressed attempt (${cls}, ${entry.reason})`);
+  }
+}
+
+/** A counter summed over both relay pods. */
+async function fleetSum(name: string, labels: Record<string, string>): Promise<number> {
+  let total = 0;
+  for (const r of relays) total += sample(await metrics(r), name, labels);
+  return total;
+}
+
+test('a real DSN to the pool\'s bounce Service: bounced event, fleet-wide suppression, neither relay attempts the address again, metrics move', async (t) => {
+  if (skipped) return t.skip(skipped);
+  const address = `gone@${RCPT_DOMAIN}`;
+  const queueId = await submit(address, { subject: 'invoice 1' });
+  const msg = await delivered(address, 'invoice 1');
+  const [local, domain] = msg.from.split('@') as [string, string];
+  assert.equal(domain, BOUNCE_DOMAIN, `the return path is at the MailDomain's bounce domain: ${msg.from}`);
+  assert.match(local, /^b[0-9a-z]{36,63}$/, 'a signed token');
+
+  const dsn = fromCorpus('lhost-postfix-31.eml', { 'kijitora@gmail.com': address, 'sironeko@neko.example.com': msg.from });
+  assert.match(await sendReport(msg.from, dsn), /^250 /);
+
+  // Any relay's tracking API answers (events in PostgreSQL): accepted, delivered, then bounced by the DSN.
+  for (const r of relays) {
+    const got = await poll(`${r.name}'s tracking API to show the bounce`, async () => {
+      const e = await eventsOf(r, address);
+      return e.events.some((x) => x.type === 'bounced') ? e : undefined;
+    }, 30_000);
+    assert.equal(got.source, 'fleet');
+    const bounced = got.events.find((x) => x.type === 'bounced')!;
+    assert.equal(bounced.queueId, queueId, 'attributed to the message through its token');
+    assert.equal(bounced.category, 'unknown-user');
+    assert.match(bounced.reply ?? '', /5\.1\.1/);
+  }
+  assert.equal(await fleetSum('mailfleet_bounce_mx_reports_total', { kind: 'dsn', token: 'trusted' }), 1, 'one trusted DSN, on whichever relay the Service chose');
+  assert.equal(await fleetSum('mailfleet_feedback_bounces_total', { sending_domain: 'example.com', category: 'unknown-user' }), 1);
+  await neverAttemptedAgain(address, { scope: '*', reason: 'hard-bounce' }, 'transactional');
+});
+
+test('a real ARF complaint to the bounce Service: complained event, a complaint for example.com, neither relay attempts the address again', async (t) => {
+  if (skipped) return t.skip(skipped);
+  const address = `angry@${RCPT_DOMAIN}`;
+  const queueId = await submit(address, { subject: 'newsletter 1' });
+  const msg = await delivered(address, 'newsletter 1');
+  const arf = fromCorpus('arf-21.eml', { 'kijitora@example.org': address, 'sironeko@example.net': msg.from, 'feedback-loop@example.com': msg.from });
+  assert.match(await sendReport(msg.from, arf), /^250 /);
+  for (const r of relays) {
+    const got = await poll(`${r.name}'s tracking API to show the complaint`, async () => {
+      const e = await eventsOf(r, address);
+      return e.events.some((x) => x.type === 'complained') ? e : undefined;
+    }, 30_000);
+    assert.equal(got.events.find((x) => x.type === 'complained')!.queueId, queueId);
+  }
+  assert.equal(await fleetSum('mailfleet_bounce_mx_reports_total', { kind: 'arf', token: 'trusted' }), 1);
+  const complaints = (await Promise.all(relays.map(async (r) => [...(await metrics(r)).matchAll(/^mailfleet_feedback_complaints_total\{([^}]*)\} (\S+)$/gm)]))).flat();
+  assert.equal(complaints.reduce((n, m) => n + Number(m[2]), 0), 1, 'one complaint counted');
+  assert.match(complaints[0]![1]!, /sending_domain="example.com"/);
+  await neverAttemptedAgain(address, { scope: 'example.com', reason: 'complaint' }, 'transactional');
+});
+
+test('a one-click unsubscribe POST through the pool Service: unsubscribed event, bulk mail never attempted again by either relay, transactional still delivered', async (t) => {
+  if (skipped) return t.skip(skipped);
+  const address = `reader@${RCPT_DOMAIN}`;
+  const queueId = await submit(address, { cls: 'bulk', subject: 'weekly 1' });
+  const head = (await delivered(address, 'weekly 1')).body.toString('latin1').split('\r\n\r\n')[0]!;
+  assert.match(head, /^List-Unsubscribe-Post: List-Unsubscribe=One-Click$/m);
+  const link = new RegExp(`^List-Unsubscribe: <https://${UNSUBSCRIBE_HOST.replaceAll('.', '\\.')}(/u/[^>]+)>$`, 'm').exec(head);
+  assert.ok(link, head);
+  // What a mailbox provider does (RFC 8058): POST to the link's host, here the pool Service's 443,
+  // over TLS with the certificate of the Secret the pool names.
+  const status = await new Promise<number>((resolve, reject) => {
+    const body = 'List-Unsubscribe=One-Click';
+    request({ method: 'POST', host: serviceIp, port: 443, path: link[1], servername: UNSUBSCRIBE_HOST, ca: unsubscribeCa, checkServerIdentity: () => undefined,
+      headers: { host: UNSUBSCRIBE_HOST, 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length } },
+    (res) => (res.resume(), resolve(res.statusCode!))).on('error', reject).end(body);
+  });
+  assert.equal(status, 200);
+  for (const r of relays) {
+    const got = await poll(`${r.name}'s tracking API to show the unsubscribe`, async () => {
+      const e = await eventsOf(r, address);
+      return e.events.some((x) => x.type === 'unsubscribed') ? e : undefined;
+    }, 30_000);
+    assert.equal(got.events.find((x) => x.type === 'unsubscribed')!.queueId, queueId);
+  }
+  await neverAttemptedAgain(address, { scope: 'example.com', reason: 'unsubscribe' }, 'bulk');
+  // An unsubscribe is from newsletters, not from the shop's receipts.
+  await submit(address, { subject: 'receipt 1' });
+  await delivered(address, 'receipt 1');
+});
+
+test('the bounce MX refuses % and ! relaying through the Service', async (t) => {
+  if (skipped) return t.skip(skipped);
+  const out = await new Promise<string>((resolve) => {
+    const swaks = spawn('swaks', ['--server', `${mxServiceIp}:25`, '--from', 'someone@outside.example.net', '--quit-after', 'RCPT',
+      '--to', `victim%outside.example.net@${BOUNCE_DOMAIN},outside.example.net!victim@${BOUNCE_DOMAIN}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    swaks.stdout.on('data', (d: Buffer) => (text += d));
+    swaks.stderr.on('data', (d: Buffer) => (text += d));
+    swaks.on('close', () => resolve(text));
+  });
+  const refusals = out.split('\n').filter((l) => /^<\*\* +550 5\.7\.1/.test(l));
+  assert.equal(refusals.length, 2, `both recipients refused with 550 5.7.1:\n${out}`);
+});
