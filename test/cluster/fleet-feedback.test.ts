@@ -8,10 +8,15 @@
 //      event (tracking API of either relay), a fleet-wide hard-bounce suppression held by both
 //      relays, the next message to that address submitted to EACH relay is never attempted
 //      (the sink sees nothing; event `suppressed`), and the metrics of both pods move;
-//   2. the same for a real ARF complaint (arf-21) → `complained`, a complaint for example.com;
+//   2. the same for a real ARF complaint (arf-21) for mail the first relay sent, consumed by the
+//      second relay's MX (one of the bounce Service's endpoints) → `complained`, a complaint for
+//      example.com;
 //   3. the same for a one-click unsubscribe POST to the link the bulk message carried, through
 //      the pool Service's port 443 → `unsubscribed`; transactional mail still flows;
-//   4. the bounce MX refuses `%` and `!` relaying through the Service.
+//   4. the bounce MX refuses `%` and `!` relaying through the Service;
+//   5. a second pool in egress hostNetwork (another namespace, no PostgreSQL): port 25 on its IP
+//      (the per-IP externalIPs Service) consumes a DSN for its relay; the relay's own list stops
+//      the next message; `%` and `!` refused there too.
 // docs/bounces.md, docs/suppression.md, docs/events.md.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,6 +41,8 @@ const NS = 'default';
 const POOL = 'transactional';
 const BOUNCE_DOMAIN = 'bounces.example.com';
 const UNSUBSCRIBE_HOST = 'unsubscribe.example.com';
+/** A second pool, egress hostNetwork, without PostgreSQL, sending as example.net. */
+const HOST_NS = 'hostnet';
 
 let fleet: Fleet | undefined;
 let skipped = '';
@@ -48,9 +55,13 @@ let unsubscribeCa: Buffer;
 const rcpts: string[] = [];
 let serviceIp = '';
 let mxServiceIp = '';
-let apiToken = '';
-/** The pool's two relay pods: name and pod IP. */
-let relays: { name: string; ip: string }[] = [];
+/** A relay's API: where (pod IP, or the node's for hostNetwork) and its pool's token. */
+type RelayRef = { name: string; ip: string; token: string };
+/** The pool's two relay pods. */
+let relays: RelayRef[] = [];
+/** The hostNetwork pool's one relay (namespace HOST_NS), and the address its bounce Service serves port 25 on. */
+let hostRelay: RelayRef | undefined;
+let hostIp = '';
 
 before(async () => {
   const started = Date.now();
@@ -81,7 +92,7 @@ before(async () => {
   unsubscribeCa = await readFile(unsub.certFile);
   await f.kubectl(['create', 'secret', 'tls', 'unsubscribe-tls', '-n', NS, `--cert=${unsub.certFile}`, `--key=${unsub.keyFile}`]);
 
-  const pool = await applyExamples(f, {
+  const [pool, host] = await Promise.all([applyExamples(f, {
     namespace: NS,
     password: PASSWORD,
     egress: 'none',
@@ -94,12 +105,25 @@ before(async () => {
     editDomain: (d) => {
       d.spec.oneClickUnsubscribe = true;
     },
-  });
+  }), applyExamples(f, {
+    namespace: HOST_NS,
+    password: PASSWORD,
+    retry: { firstRetrySeconds: 1, multiplier: 1, maxRetrySeconds: 1 },
+    edit: (p) => {
+      for (const ip of p.spec.ips) delete ip.warmup;
+    },
+    editDomain: (d) => {
+      d.spec.domain = 'example.net';
+    },
+  })]);
+  hostIp = host.poolIp;
+  // hostNetwork: the relay's ports are the node's.
+  hostRelay = { name: `${HOST_NS}/${POOL}`, ip: node.ip, token: await apiToken(HOST_NS) };
   serviceIp = pool.serviceIp;
   mxServiceIp = await poll('the pool\'s bounce Service', async () => (await f.kubectl(['get', 'svc', '-n', NS, `${POOL}-mx`, '-o', 'jsonpath={.spec.clusterIP}'])).trim() || undefined);
-  apiToken = Buffer.from((await f.kubectl(['get', 'secret', '-n', NS, `${POOL}-relay-api`, '-o', 'jsonpath={.data.token}'])).trim(), 'base64').toString('utf8').trim();
+  const token = await apiToken(NS);
   const pods = JSON.parse(await f.kubectl(['get', 'pods', '-n', NS, '-l', `mailfleet.io/pool=${POOL}`, '-o', 'json'])) as { items: { metadata: { name: string }; status: { podIP: string } }[] };
-  relays = pods.items.map((p) => ({ name: p.metadata.name, ip: p.status.podIP }));
+  relays = pods.items.map((p) => ({ name: p.metadata.name, ip: p.status.podIP, token }));
   assert.equal(relays.length, 2, 'one relay pod per IP');
   // Both relays use the fleet's database before any case runs.
   for (const r of relays) {
@@ -119,9 +143,15 @@ after(async () => {
   if (certDir) await rm(certDir, { recursive: true, force: true });
 });
 
+/** The token of the pool's relay API (the Secret the operator made). */
+async function apiToken(namespace: string): Promise<string> {
+  const b64 = await poll(`the ${namespace}/${POOL}-relay-api Secret`, async () => (await fleet!.kubectl(['get', 'secret', '-n', namespace, `${POOL}-relay-api`, '-o', 'jsonpath={.data.token}'])).trim() || undefined);
+  return Buffer.from(b64, 'base64').toString('utf8').trim();
+}
+
 /** The relay's authenticated API on its pod IP (the NetworkPolicy's port 8080; the test cluster enforces none). */
-async function api(r: { ip: string }, path: string): Promise<unknown> {
-  const res = await fetch(`http://${r.ip}:8080${path}`, { headers: { authorization: `Bearer ${apiToken}` } });
+async function api(r: RelayRef, path: string): Promise<unknown> {
+  const res = await fetch(`http://${r.ip}:8080${path}`, { headers: { authorization: `Bearer ${r.token}` } });
   assert.equal(res.status, 200, `${path}: ${res.status}`);
   return res.json();
 }
@@ -139,10 +169,10 @@ function sample(text: string, name: string, labels: Record<string, string>): num
   return 0;
 }
 
-type Event = { type: string; queueId: string; recipient: string; category?: string; reply?: string; relay?: string };
+type Event = { type: string; queueId: string | null; recipient: string; sendingDomain?: string; category?: string; reply?: string; relay?: string };
 
 /** Every event for a recipient, from one relay's tracking API. */
-async function eventsOf(r: { ip: string }, recipient: string): Promise<{ source: string; events: Event[] }> {
+async function eventsOf(r: RelayRef, recipient: string): Promise<{ source: string; events: Event[] }> {
   return (await api(r, `/v1/events?recipient=${encodeURIComponent(recipient)}`)) as { source: string; events: Event[] };
 }
 
@@ -150,12 +180,12 @@ async function eventsOf(r: { ip: string }, recipient: string): Promise<{ source:
  * Submits one message with AUTH + STARTTLS, through the pool Service or straight to one relay pod
  * (port 10587); resolves its queue id.
  */
-async function submit(to: string, opts: { relay?: { ip: string }; cls?: 'transactional' | 'bulk'; subject: string }): Promise<string> {
+async function submit(to: string, opts: { relay?: { ip: string }; cls?: 'transactional' | 'bulk'; subject: string; from?: string }): Promise<string> {
   const [host, port] = opts.relay ? [opts.relay.ip, 10587] : [serviceIp, 587];
   const t = nodemailer.createTransport({ host, port, requireTLS: true, auth: { user: 'app', pass: PASSWORD }, tls: { rejectUnauthorized: false } });
   try {
     const info = await t.sendMail({
-      from: 'news@example.com', to, subject: opts.subject, text: `${opts.subject}\n`,
+      from: opts.from ?? 'news@example.com', to, subject: opts.subject, text: `${opts.subject}\n`,
       headers: opts.cls ? { 'X-Mailfleet-Class': opts.cls } : {},
     });
     const id = /queued as ([0-9A-Z]{16})/.exec(info.response)?.[1];
@@ -172,9 +202,12 @@ async function delivered(to: string, subject: string): Promise<SinkMessage> {
     sink!.messages.find((m) => m.to.includes(to) && m.body.toString('latin1').includes(`Subject: ${subject}`)), 60_000);
 }
 
-/** A report handed to the pool's bounce Service (port 25) as a receiving MTA would: null sender, the token as recipient. */
-async function sendReport(token: string, raw: Buffer): Promise<string> {
-  const t = nodemailer.createTransport({ host: mxServiceIp, port: 25, name: 'mx.receiver.test', tls: { rejectUnauthorized: false } });
+/**
+ * A report handed to a bounce MX as a receiving MTA would: null sender, the token as recipient;
+ * by default to the pool's bounce Service (port 25).
+ */
+async function sendReport(token: string, raw: Buffer, to: { host: string; port: number } = { host: mxServiceIp, port: 25 }): Promise<string> {
+  const t = nodemailer.createTransport({ ...to, name: 'mx.receiver.test', tls: { rejectUnauthorized: false } });
   try {
     return (await t.sendMail({ envelope: { from: '', to: [token] }, raw })).response;
   } finally {
@@ -182,14 +215,15 @@ async function sendReport(token: string, raw: Buffer): Promise<string> {
   }
 }
 
-const suppressionsOf = async (r: { ip: string }, address: string) =>
+const suppressionsOf = async (r: RelayRef, address: string) =>
   ((await api(r, `/v1/suppressions?address=${encodeURIComponent(address)}`)) as { entries: { address: string; scope: string; reason: string }[] }).entries;
 
 /**
  * The address suppressed on both relays (fleet sync), then one more message to it submitted to
  * EACH relay: both finish it as `suppressed` and the sink never sees the address again.
  */
-async function neverAttemptedAgain(address: string, entry: { scope: string; reason: string }, cls: 'transactional' | 'bulk'): Promise<void> {
+async function neverAttemptedAgain(address: string, entry: { scope: string; reason: string }, cls: 'transactional' | 'bulk', pool: RelayRef[] = relays): Promise<void> {
+  const relays = pool;
   for (const r of relays) {
     const entries = await poll(`${r.name} to hold the ${entry.reason} suppression of ${address}`, async () => {
       const e = await suppressionsOf(r, address);
@@ -243,27 +277,42 @@ test('a real DSN to the pool\'s bounce Service: bounced event, fleet-wide suppre
     assert.match(bounced.reply ?? '', /5\.1\.1/);
   }
   assert.equal(await fleetSum('mailfleet_bounce_mx_reports_total', { kind: 'dsn', token: 'trusted' }), 1, 'one trusted DSN, on whichever relay the Service chose');
+  const sentBy = (await eventsOf(relays[0]!, address)).events.find((x) => x.type === 'delivered')?.relay;
+  const consumedBy = [];
+  for (const r of relays) if (sample(await metrics(r), 'mailfleet_bounce_mx_reports_total', { kind: 'dsn', token: 'trusted' }) === 1) consumedBy.push(r.name);
+  t.diagnostic(`delivered by ${sentBy}, its DSN consumed by ${consumedBy.join(', ')}`);
   assert.equal(await fleetSum('mailfleet_feedback_bounces_total', { sending_domain: 'example.com', category: 'unknown-user' }), 1);
   await neverAttemptedAgain(address, { scope: '*', reason: 'hard-bounce' }, 'transactional');
 });
 
-test('a real ARF complaint to the bounce Service: complained event, a complaint for example.com, neither relay attempts the address again', async (t) => {
+test('a real ARF complaint for mail one relay sent, consumed by the other: complained event, a complaint for example.com, neither relay attempts the address again', async (t) => {
   if (skipped) return t.skip(skipped);
+  // The Service picks a relay per connection; here the crossing is forced: the message leaves
+  // through the first relay, the complaint goes to the second relay's MX, one of the bounce
+  // Service's endpoints (both relays verify tokens with the pool's one keys Secret).
+  const [sender, receiver] = relays as [RelayRef, RelayRef];
+  const slices = JSON.parse(await fleet!.kubectl(['get', 'endpointslices', '-n', NS, '-l', `kubernetes.io/service-name=${POOL}-mx`, '-o', 'json'])) as {
+    items: { endpoints: { addresses: string[] }[]; ports: { port: number }[] }[];
+  };
+  const endpoints = slices.items.flatMap((sl) => sl.endpoints.flatMap((e) => e.addresses.map((a) => `${a}:${sl.ports[0]!.port}`))).sort();
+  assert.deepEqual(endpoints, relays.map((r) => `${r.ip}:10025`).sort(), 'the bounce Service sends port 25 to both relays\' MX listener');
+
   const address = `angry@${RCPT_DOMAIN}`;
-  const queueId = await submit(address, { subject: 'newsletter 1' });
+  const queueId = await submit(address, { relay: sender, subject: 'newsletter 1' });
   const msg = await delivered(address, 'newsletter 1');
   const arf = fromCorpus('arf-21.eml', { 'kijitora@example.org': address, 'sironeko@example.net': msg.from, 'feedback-loop@example.com': msg.from });
-  assert.match(await sendReport(msg.from, arf), /^250 /);
+  assert.match(await sendReport(msg.from, arf, { host: receiver.ip, port: 10025 }), /^250 /);
   for (const r of relays) {
     const got = await poll(`${r.name}'s tracking API to show the complaint`, async () => {
       const e = await eventsOf(r, address);
       return e.events.some((x) => x.type === 'complained') ? e : undefined;
     }, 30_000);
-    assert.equal(got.events.find((x) => x.type === 'complained')!.queueId, queueId);
+    assert.equal(got.events.find((x) => x.type === 'complained')!.queueId, queueId, 'attributed to the first relay\'s message');
   }
-  assert.equal(await fleetSum('mailfleet_bounce_mx_reports_total', { kind: 'arf', token: 'trusted' }), 1);
-  const complaints = (await Promise.all(relays.map(async (r) => [...(await metrics(r)).matchAll(/^mailfleet_feedback_complaints_total\{([^}]*)\} (\S+)$/gm)]))).flat();
-  assert.equal(complaints.reduce((n, m) => n + Number(m[2]), 0), 1, 'one complaint counted');
+  assert.equal(sample(await metrics(receiver), 'mailfleet_bounce_mx_reports_total', { kind: 'arf', token: 'trusted' }), 1, 'the second relay trusted the first one\'s token');
+  assert.equal(sample(await metrics(sender), 'mailfleet_bounce_mx_reports_total', { kind: 'arf', token: 'trusted' }), 0);
+  const complaints = [...(await metrics(receiver)).matchAll(/^mailfleet_feedback_complaints_total\{([^}]*)\} (\S+)$/gm)];
+  assert.deepEqual(complaints.map((m) => Number(m[2])), [1], 'one complaint counted');
   assert.match(complaints[0]![1]!, /sending_domain="example.com"/);
   await neverAttemptedAgain(address, { scope: 'example.com', reason: 'complaint' }, 'transactional');
 });
@@ -290,19 +339,22 @@ test('a one-click unsubscribe POST through the pool Service: unsubscribed event,
       const e = await eventsOf(r, address);
       return e.events.some((x) => x.type === 'unsubscribed') ? e : undefined;
     }, 30_000);
-    assert.equal(got.events.find((x) => x.type === 'unsubscribed')!.queueId, queueId);
+    // The link names the recipient and the sending domain, not the message (docs/suppression.md).
+    const e = got.events.find((x) => x.type === 'unsubscribed')!;
+    assert.deepEqual([e.recipient, e.sendingDomain], [address, 'example.com']);
   }
+  assert.ok(queueId);
   await neverAttemptedAgain(address, { scope: 'example.com', reason: 'unsubscribe' }, 'bulk');
   // An unsubscribe is from newsletters, not from the shop's receipts.
   await submit(address, { subject: 'receipt 1' });
   await delivered(address, 'receipt 1');
 });
 
-test('the bounce MX refuses % and ! relaying through the Service', async (t) => {
-  if (skipped) return t.skip(skipped);
+/** One swaks call with a `%` and a `!` recipient at a bounce domain: both must be refused 550 5.7.1. */
+async function refusesRelaying(host: string, bounceDomain: string): Promise<void> {
   const out = await new Promise<string>((resolve) => {
-    const swaks = spawn('swaks', ['--server', `${mxServiceIp}:25`, '--from', 'someone@outside.example.net', '--quit-after', 'RCPT',
-      '--to', `victim%outside.example.net@${BOUNCE_DOMAIN},outside.example.net!victim@${BOUNCE_DOMAIN}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const swaks = spawn('swaks', ['--server', `${host}:25`, '--from', 'someone@outside.example.net', '--quit-after', 'RCPT',
+      '--to', `victim%outside.example.net@${bounceDomain},outside.example.net!victim@${bounceDomain}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     swaks.stdout.on('data', (d: Buffer) => (text += d));
     swaks.stderr.on('data', (d: Buffer) => (text += d));
@@ -310,4 +362,31 @@ test('the bounce MX refuses % and ! relaying through the Service', async (t) => 
   });
   const refusals = out.split('\n').filter((l) => /^<\*\* +550 5\.7\.1/.test(l));
   assert.equal(refusals.length, 2, `both recipients refused with 550 5.7.1:\n${out}`);
+}
+
+test('the bounce MX refuses % and ! relaying through the Service', async (t) => {
+  if (skipped) return t.skip(skipped);
+  await refusesRelaying(mxServiceIp, BOUNCE_DOMAIN);
+});
+
+test('hostNetwork egress: the IP\'s bounce Service (externalIPs, <ip>:25) consumes a real DSN; without PostgreSQL the relay keeps its own list, says so, and refuses relaying', async (t) => {
+  if (skipped) return t.skip(skipped);
+  const r = hostRelay!;
+  const stats = (await api(r, '/v1/stats')) as { feedback?: { store: string } };
+  assert.equal(stats.feedback?.store, 'local');
+  const address = `lost@${RCPT_DOMAIN}`;
+  const queueId = await submit(address, { relay: r, from: 'news@example.net', subject: 'host 1' });
+  const msg = await delivered(address, 'host 1');
+  assert.equal(msg.remoteAddress, hostIp, 'sent from the pool\'s IP');
+  assert.match(msg.from, /^b[0-9a-z]{36,63}@bounces\.example\.net$/);
+  const dsn = fromCorpus('lhost-postfix-31.eml', { 'kijitora@gmail.com': address, 'sironeko@neko.example.com': msg.from });
+  assert.match(await sendReport(msg.from, dsn, { host: hostIp, port: 25 }), /^250 /);
+  const got = await poll('the bounce in the relay\'s own events', async () => {
+    const e = await eventsOf(r, address);
+    return e.events.some((x) => x.type === 'bounced') ? e : undefined;
+  }, 30_000);
+  assert.equal(got.source, 'relay');
+  assert.equal(got.events.find((x) => x.type === 'bounced')!.queueId, queueId);
+  await neverAttemptedAgain(address, { scope: '*', reason: 'hard-bounce' }, 'transactional', [r]);
+  await refusesRelaying(hostIp, 'bounces.example.net');
 });
