@@ -20,8 +20,11 @@ export const LOCAL_RETRY_MS = 60_000;
 export async function deliverGroup(ctx: DeliveryContext, claimed: DueRecipient[], sourceIp: string, shapedAs: string): Promise<void> {
   const { config, clock, metrics } = ctx;
   // Suppressed recipients are finished here, never attempted (relay/feedback/feedback.ts).
+  // Logged like every other final outcome (record.ts): `kubectl logs` of the relay otherwise shows
+  // the message queued and then nothing, and "why did it never arrive?" starts there.
   const group = ctx.feedback ? ctx.feedback.screen(claimed, (rs, reply) => {
     ctx.store.recordAttempt(claimed[0]!.messageId, rs, { state: 'suppressed' }, reply);
+    for (const r of rs) ctx.logger.info({ event: 'suppressed', queueId: claimed[0]!.messageId, recipient: r, sourceIp, reply }, 'suppressed');
     ctx.counters?.add({ ip: sourceIp, provider: providerOfKey(shapedAs), domain: sendingDomainOf(claimed[0]!.mailFrom, config.domains), class: claimed[0]!.class }, ['suppressed'], rs.length);
   }) : claimed;
   if (group.length === 0) return;

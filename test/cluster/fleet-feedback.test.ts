@@ -56,7 +56,7 @@ const rcpts: string[] = [];
 let serviceIp = '';
 let mxServiceIp = '';
 /** A relay's API: where (pod IP, or the node's for hostNetwork) and its pool's token. */
-type RelayRef = { name: string; ip: string; token: string };
+type RelayRef = { name: string; ns: string; ip: string; token: string };
 /** The pool's two relay pods. */
 let relays: RelayRef[] = [];
 /** The hostNetwork pool's one relay (namespace HOST_NS), and the address its bounce Service serves port 25 on. */
@@ -118,12 +118,13 @@ before(async () => {
   })]);
   hostIp = host.poolIp;
   // hostNetwork: the relay's ports are the node's.
-  hostRelay = { name: `${HOST_NS}/${POOL}`, ip: node.ip, token: await apiToken(HOST_NS) };
+  const hostPod = (await f.kubectl(['get', 'pods', '-n', HOST_NS, '-l', `mailfleet.io/pool=${POOL}`, '-o', 'jsonpath={.items[0].metadata.name}'])).trim();
+  hostRelay = { name: hostPod, ns: HOST_NS, ip: node.ip, token: await apiToken(HOST_NS) };
   serviceIp = pool.serviceIp;
   mxServiceIp = await poll('the pool\'s bounce Service', async () => (await f.kubectl(['get', 'svc', '-n', NS, `${POOL}-mx`, '-o', 'jsonpath={.spec.clusterIP}'])).trim() || undefined);
   const token = await apiToken(NS);
   const pods = JSON.parse(await f.kubectl(['get', 'pods', '-n', NS, '-l', `mailfleet.io/pool=${POOL}`, '-o', 'json'])) as { items: { metadata: { name: string }; status: { podIP: string } }[] };
-  relays = pods.items.map((p) => ({ name: p.metadata.name, ip: p.status.podIP, token }));
+  relays = pods.items.map((p) => ({ name: p.metadata.name, ns: NS, ip: p.status.podIP, token }));
   assert.equal(relays.length, 2, 'one relay pod per IP');
   // Both relays use the fleet's database before any case runs.
   for (const r of relays) {
@@ -222,9 +223,9 @@ const suppressionsOf = async (r: RelayRef, address: string) =>
  * The address suppressed on both relays (fleet sync), then one more message to it submitted to
  * EACH relay: both finish it as `suppressed` and the sink never sees the address again.
  */
-async function neverAttemptedAgain(address: string, entry: { scope: string; reason: string }, cls: 'transactional' | 'bulk', pool: RelayRef[] = relays): Promise<void> {
-  const relays = pool;
-  for (const r of relays) {
+async function neverAttemptedAgain(address: string, entry: { scope: string; reason: string }, cls: 'transactional' | 'bulk', opts: { pool?: RelayRef[]; from?: string } = {}): Promise<void> {
+  const targets = opts.pool ?? relays;
+  for (const r of targets) {
     const entries = await poll(`${r.name} to hold the ${entry.reason} suppression of ${address}`, async () => {
       const e = await suppressionsOf(r, address);
       return e.length > 0 ? e : undefined;
@@ -232,15 +233,19 @@ async function neverAttemptedAgain(address: string, entry: { scope: string; reas
     assert.deepEqual(entries.map((e) => ({ address: e.address, scope: e.scope, reason: e.reason })), [{ address, ...entry }], r.name);
   }
   const seen = rcpts.filter((x) => x === address).length;
-  for (const [i, r] of relays.entries()) {
-    const queueId = await submit(address, { relay: r, cls, subject: `after ${entry.reason} ${i}` });
+  for (const [i, r] of targets.entries()) {
+    const queueId = await submit(address, { relay: r, cls, from: opts.from, subject: `after ${entry.reason} ${i}` });
     await poll(`${r.name} to finish ${queueId} as suppressed`, async () => {
       const { events } = await eventsOf(r, address);
       return events.some((e) => e.queueId === queueId && e.type === 'suppressed') ? true : undefined;
     }, 30_000);
+    // What an operator reads first: the relay's log says why the message never left.
+    const line = (await fleet!.kubectl(['logs', '-n', r.ns, r.name, '-c', 'relay'])).split('\n').find((l) => l.includes(queueId) && l.includes('"event":"suppressed"'));
+    assert.ok(line, `${r.name}: a log line for ${queueId} suppressed`);
+    assert.match(JSON.parse(line).reply, new RegExp(`is on the suppression list \\(${entry.reason}`));
   }
   assert.equal(rcpts.filter((x) => x === address).length, seen, `the sink never saw ${address} again`);
-  for (const r of relays) {
+  for (const r of targets) {
     assert.equal(sample(await metrics(r), 'mailfleet_suppressed_attempts_total', { class: cls, reason: entry.reason }), 1, `${r.name}: one suppressed attempt (${cls}, ${entry.reason})`);
   }
 }
@@ -387,6 +392,6 @@ test('hostNetwork egress: the IP\'s bounce Service (externalIPs, <ip>:25) consum
   }, 30_000);
   assert.equal(got.source, 'relay');
   assert.equal(got.events.find((x) => x.type === 'bounced')!.queueId, queueId);
-  await neverAttemptedAgain(address, { scope: '*', reason: 'hard-bounce' }, 'transactional', [r]);
+  await neverAttemptedAgain(address, { scope: '*', reason: 'hard-bounce' }, 'transactional', { pool: [r], from: 'news@example.net' });
   await refusesRelaying(hostIp, 'bounces.example.net');
 });
