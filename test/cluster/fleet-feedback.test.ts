@@ -18,7 +18,7 @@
 //      (the per-IP externalIPs Service) consumes a DSN for its relay; the relay's own list stops
 //      the next message; `%` and `!` refused there too.
 // docs/bounces.md, docs/suppression.md, docs/events.md.
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -27,76 +27,67 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
-import { applyExamples, poll, startFleet, type Fleet } from './fleet.ts';
-import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
-import { startSink, type Sink, type SinkMessage } from '../support/sink.ts';
+import { applyExamples, poll, type ExamplePool } from './fleet.ts';
+import { FAST_RETRY, fleetSuite } from './suite.ts';
+import type { SinkMessage } from '../support/sink.ts';
 import { startPostgres, postgresAvailable, type Postgres } from '../support/postgres.ts';
 import { makeCertificate } from '../support/certs.ts';
 import { skipOrFail } from './node.ts';
 import { fromCorpus } from '../bounces/messages.ts';
 
-const PASSWORD = 'fleet-feedback-password';
 const RCPT_DOMAIN = 'inbox.test';
-const NS = 'default';
-const POOL = 'transactional';
-const BOUNCE_DOMAIN = 'bounces.example.com';
+// The examples' pool and its MailDomain's bounce domain (returnPath.subdomain `bounces`).
+const [NS, POOL, BOUNCE_DOMAIN] = ['default', 'transactional', 'bounces.example.com'];
+/** The links' host of the pool's spec.feedback.unsubscribe. */
 const UNSUBSCRIBE_HOST = 'unsubscribe.example.com';
 /** A second pool, egress hostNetwork, without PostgreSQL, sending as example.net. */
 const HOST_NS = 'hostnet';
 
-let fleet: Fleet | undefined;
-let skipped = '';
-let dns: Dnsmasq | undefined;
-let sink: Sink | undefined;
 let pg: Postgres | undefined;
 let certDir = '';
 let unsubscribeCa: Buffer;
 /** Every RCPT the sink MX was given, in order. */
 const rcpts: string[] = [];
-let serviceIp = '';
+let hostPool: Promise<ExamplePool> | undefined;
 let mxServiceIp = '';
 /** A relay's API: where (pod IP, or the node's for hostNetwork) and its pool's token. */
-type RelayRef = { name: string; ns: string; ip: string; token: string };
+type RelayRef = { name: string; ns: string; ip: string; token: string; password: string };
 /** The pool's two relay pods. */
 let relays: RelayRef[] = [];
 /** The hostNetwork pool's one relay (namespace HOST_NS), and the address its bounce Service serves port 25 on. */
 let hostRelay: RelayRef | undefined;
 let hostIp = '';
 
-before(async () => {
-  const started = Date.now();
-  if (!postgresAvailable()) {
-    const s = skipOrFail('postgresql-15 is not installed (apt-get install postgresql-15)');
-    skipped = s.skipped;
-    return;
-  }
-  const f = await startFleet();
-  if ('skipped' in f) {
-    skipped = f.skipped;
-    return;
-  }
-  fleet = f;
-  const { node } = f;
-  sink = await startSink({ address: node.hostIp, port: 25, onRcpt: (r) => void rcpts.push(r.toLowerCase()) });
-  dns = await startDnsmasq(
-    { localZones: ['test'], mx: [{ domain: RCPT_DOMAIN, host: `mx.${RCPT_DOMAIN}`, preference: 10 }], a: [{ name: `mx.${RCPT_DOMAIN}`, address: node.hostIp }] },
-    node.hostIp,
-    53,
-  );
-  // The fleet's database as a cluster would have it outside the pods: TCP, a password, its URL
-  // in a Secret (the `uri` key, as a CloudNativePG `<cluster>-app` Secret has).
-  pg = await startPostgres({ tcp: { address: node.hostIp, password: randomBytes(12).toString('base64url') } });
-  await f.kubectl(['create', 'secret', 'generic', 'fleet-db-app', '-n', NS, `--from-literal=uri=${pg.tcpUrl}`]);
-  certDir = await mkdtemp(join(tmpdir(), 'mailfleet-feedback-'));
-  const unsub = makeCertificate(certDir, 'unsubscribe', UNSUBSCRIBE_HOST);
-  unsubscribeCa = await readFile(unsub.certFile);
-  await f.kubectl(['create', 'secret', 'tls', 'unsubscribe-tls', '-n', NS, `--cert=${unsub.certFile}`, `--key=${unsub.keyFile}`]);
-
-  const [pool, host] = await Promise.all([applyExamples(f, {
+const suite = fleetSuite({
+  skip: postgresAvailable() ? '' : skipOrFail('postgresql-15 is not installed (apt-get install postgresql-15)').skipped,
+  mx: { [RCPT_DOMAIN]: `mx.${RCPT_DOMAIN}` },
+  onRcpt: (r) => void rcpts.push(r.toLowerCase()),
+  prepare: async (f) => {
+    // The fleet's database as a cluster would have it outside the pods: TCP, a password, its URL
+    // in a Secret (the `uri` key, as a CloudNativePG `<cluster>-app` Secret has).
+    pg = await startPostgres({ tcp: { address: f.node.hostIp, password: randomBytes(12).toString('base64url') } });
+    await f.kubectl(['create', 'secret', 'generic', 'fleet-db-app', '-n', NS, `--from-literal=uri=${pg.tcpUrl}`]);
+    certDir = await mkdtemp(join(tmpdir(), 'mailfleet-feedback-'));
+    const unsub = makeCertificate(certDir, 'unsubscribe', UNSUBSCRIBE_HOST);
+    unsubscribeCa = await readFile(unsub.certFile);
+    await f.kubectl(['create', 'secret', 'tls', 'unsubscribe-tls', '-n', NS, `--cert=${unsub.certFile}`, `--key=${unsub.keyFile}`]);
+    // The second pool comes up beside the first (awaited in setup).
+    hostPool = applyExamples(f, {
+      namespace: HOST_NS,
+      retry: FAST_RETRY,
+      edit: (p) => {
+        for (const ip of p.spec.ips) delete ip.warmup;
+      },
+      editDomain: (d) => {
+        d.spec.domain = 'example.net';
+      },
+    });
+    hostPool.catch(() => {}); // reported when setup awaits it
+  },
+  examples: {
     namespace: NS,
-    password: PASSWORD,
     egress: 'none',
-    retry: { firstRetrySeconds: 1, multiplier: 1, maxRetrySeconds: 1 },
+    retry: FAST_RETRY,
     edit: (p) => {
       p.spec.feedback = { postgres: { secretRef: { name: 'fleet-db-app' } }, unsubscribe: { host: UNSUBSCRIBE_HOST, tlsSecretRef: { name: 'unsubscribe-tls' } } };
       // No warm-up caps in the way of a handful of messages.
@@ -105,48 +96,37 @@ before(async () => {
     editDomain: (d) => {
       d.spec.oneClickUnsubscribe = true;
     },
-  }), applyExamples(f, {
-    namespace: HOST_NS,
-    password: PASSWORD,
-    retry: { firstRetrySeconds: 1, multiplier: 1, maxRetrySeconds: 1 },
-    edit: (p) => {
-      for (const ip of p.spec.ips) delete ip.warmup;
-    },
-    editDomain: (d) => {
-      d.spec.domain = 'example.net';
-    },
-  })]);
-  hostIp = host.poolIp;
-  // hostNetwork: the relay's ports are the node's.
-  const hostPod = (await f.kubectl(['get', 'pods', '-n', HOST_NS, '-l', `mailfleet.io/pool=${POOL}`, '-o', 'jsonpath={.items[0].metadata.name}'])).trim();
-  hostRelay = { name: hostPod, ns: HOST_NS, ip: node.ip, token: await apiToken(HOST_NS) };
-  serviceIp = pool.serviceIp;
-  mxServiceIp = await poll('the pool\'s bounce Service', async () => (await f.kubectl(['get', 'svc', '-n', NS, `${POOL}-mx`, '-o', 'jsonpath={.spec.clusterIP}'])).trim() || undefined);
-  const token = await apiToken(NS);
-  const pods = JSON.parse(await f.kubectl(['get', 'pods', '-n', NS, '-l', `mailfleet.io/pool=${POOL}`, '-o', 'json'])) as { items: { metadata: { name: string }; status: { podIP: string } }[] };
-  relays = pods.items.map((p) => ({ name: p.metadata.name, ns: NS, ip: p.status.podIP, token }));
-  assert.equal(relays.length, 2, 'one relay pod per IP');
-  // Both relays use the fleet's database before any case runs.
-  for (const r of relays) {
-    await poll(`${r.name} connected to PostgreSQL`, async () => {
-      const s = (await api(r, '/v1/stats')) as { feedback?: { store: string; fleet?: { connected: boolean } } };
-      return s.feedback?.store === 'postgres' && s.feedback.fleet?.connected ? true : undefined;
-    }, 60_000);
-  }
-  console.error(`# fleet-feedback: node, chart, PostgreSQL and the pool with feedback ready in ${Date.now() - started} ms`);
+  },
+  setup: async (f, pool) => {
+    const host = await hostPool!;
+    hostIp = host.poolIp;
+    // hostNetwork: the relay's ports are the node's.
+    const hostPod = (await f.kubectl(['get', 'pods', '-n', HOST_NS, '-l', `mailfleet.io/pool=${POOL}`, '-o', 'jsonpath={.items[0].metadata.name}'])).trim();
+    hostRelay = { name: hostPod, ns: HOST_NS, ip: f.node.ip, token: await apiToken(HOST_NS), password: host.password };
+    mxServiceIp = await poll('the pool\'s bounce Service', async () => (await f.kubectl(['get', 'svc', '-n', NS, `${POOL}-mx`, '-o', 'jsonpath={.spec.clusterIP}'])).trim() || undefined);
+    const token = await apiToken(NS);
+    const pods = JSON.parse(await f.kubectl(['get', 'pods', '-n', NS, '-l', `mailfleet.io/pool=${POOL}`, '-o', 'json'])) as { items: { metadata: { name: string }; status: { podIP: string } }[] };
+    relays = pods.items.map((p) => ({ name: p.metadata.name, ns: NS, ip: p.status.podIP, token, password: pool!.password }));
+    assert.equal(relays.length, 2, 'one relay pod per IP');
+    // Both relays use the fleet's database before any case runs.
+    for (const r of relays) {
+      await poll(`${r.name} connected to PostgreSQL`, async () => {
+        const st = (await api(r, '/v1/stats')) as { feedback?: { store: string; fleet?: { connected: boolean } } };
+        return st.feedback?.store === 'postgres' && st.feedback.fleet?.connected ? true : undefined;
+      }, 60_000);
+    }
+  },
 });
 
+// Registered after the suite's own after(), so it runs once the fleet (whose relays hold connections) is stopped.
 after(async () => {
-  await sink?.close();
-  await dns?.stop();
-  await fleet?.stop();
   await pg?.stop();
   if (certDir) await rm(certDir, { recursive: true, force: true });
 });
 
 /** The token of the pool's relay API (the Secret the operator made). */
 async function apiToken(namespace: string): Promise<string> {
-  const b64 = await poll(`the ${namespace}/${POOL}-relay-api Secret`, async () => (await fleet!.kubectl(['get', 'secret', '-n', namespace, `${POOL}-relay-api`, '-o', 'jsonpath={.data.token}'])).trim() || undefined);
+  const b64 = await poll(`the ${namespace}/${POOL}-relay-api Secret`, async () => (await suite.fleet.kubectl(['get', 'secret', '-n', namespace, `${POOL}-relay-api`, '-o', 'jsonpath={.data.token}'])).trim() || undefined);
   return Buffer.from(b64, 'base64').toString('utf8').trim();
 }
 
@@ -181,9 +161,9 @@ async function eventsOf(r: RelayRef, recipient: string): Promise<{ source: strin
  * Submits one message with AUTH + STARTTLS, through the pool Service or straight to one relay pod
  * (port 10587); resolves its queue id.
  */
-async function submit(to: string, opts: { relay?: { ip: string }; cls?: 'transactional' | 'bulk'; subject: string; from?: string }): Promise<string> {
-  const [host, port] = opts.relay ? [opts.relay.ip, 10587] : [serviceIp, 587];
-  const t = nodemailer.createTransport({ host, port, requireTLS: true, auth: { user: 'app', pass: PASSWORD }, tls: { rejectUnauthorized: false } });
+async function submit(to: string, opts: { relay?: RelayRef; cls?: 'transactional' | 'bulk'; subject: string; from?: string }): Promise<string> {
+  const [host, port] = opts.relay ? [opts.relay.ip, 10587] : [suite.pool.serviceIp, 587];
+  const t = nodemailer.createTransport({ host, port, requireTLS: true, auth: { user: 'app', pass: opts.relay?.password ?? suite.pool.password }, tls: { rejectUnauthorized: false } });
   try {
     const info = await t.sendMail({
       from: opts.from ?? 'news@example.com', to, subject: opts.subject, text: `${opts.subject}\n`,
@@ -200,7 +180,7 @@ async function submit(to: string, opts: { relay?: { ip: string }; cls?: 'transac
 /** The message the sink took for `to` with this subject. */
 async function delivered(to: string, subject: string): Promise<SinkMessage> {
   return poll(`the sink to take "${subject}"`, async () =>
-    sink!.messages.find((m) => m.to.includes(to) && m.body.toString('latin1').includes(`Subject: ${subject}`)), 60_000);
+    suite.fleet.sink.messages.find((m) => m.to.includes(to) && m.body.toString('latin1').includes(`Subject: ${subject}`)), 60_000);
 }
 
 /**
@@ -240,7 +220,7 @@ async function neverAttemptedAgain(address: string, entry: { scope: string; reas
       return events.some((e) => e.queueId === queueId && e.type === 'suppressed') ? true : undefined;
     }, 30_000);
     // What an operator reads first: the relay's log says why the message never left.
-    const line = (await fleet!.kubectl(['logs', '-n', r.ns, r.name, '-c', 'relay'])).split('\n').find((l) => l.includes(queueId) && l.includes('"event":"suppressed"'));
+    const line = (await suite.fleet.kubectl(['logs', '-n', r.ns, r.name, '-c', 'relay'])).split('\n').find((l) => l.includes(queueId) && l.includes('"event":"suppressed"'));
     assert.ok(line, `${r.name}: a log line for ${queueId} suppressed`);
     assert.match(JSON.parse(line).reply, new RegExp(`is on the suppression list \\(${entry.reason}`));
   }
@@ -258,7 +238,7 @@ async function fleetSum(name: string, labels: Record<string, string>): Promise<n
 }
 
 test('a real DSN to the pool\'s bounce Service: bounced event, fleet-wide suppression, neither relay attempts the address again, metrics move', async (t) => {
-  if (skipped) return t.skip(skipped);
+  if (suite.skipped) return t.skip(suite.skipped);
   const address = `gone@${RCPT_DOMAIN}`;
   const queueId = await submit(address, { subject: 'invoice 1' });
   const msg = await delivered(address, 'invoice 1');
@@ -291,12 +271,12 @@ test('a real DSN to the pool\'s bounce Service: bounced event, fleet-wide suppre
 });
 
 test('a real ARF complaint for mail one relay sent, consumed by the other: complained event, a complaint for example.com, neither relay attempts the address again', async (t) => {
-  if (skipped) return t.skip(skipped);
+  if (suite.skipped) return t.skip(suite.skipped);
   // The Service picks a relay per connection; here the crossing is forced: the message leaves
   // through the first relay, the complaint goes to the second relay's MX, one of the bounce
   // Service's endpoints (both relays verify tokens with the pool's one keys Secret).
   const [sender, receiver] = relays as [RelayRef, RelayRef];
-  const slices = JSON.parse(await fleet!.kubectl(['get', 'endpointslices', '-n', NS, '-l', `kubernetes.io/service-name=${POOL}-mx`, '-o', 'json'])) as {
+  const slices = JSON.parse(await suite.fleet.kubectl(['get', 'endpointslices', '-n', NS, '-l', `kubernetes.io/service-name=${POOL}-mx`, '-o', 'json'])) as {
     items: { endpoints: { addresses: string[] }[]; ports: { port: number }[] }[];
   };
   const endpoints = slices.items.flatMap((sl) => sl.endpoints.flatMap((e) => e.addresses.map((a) => `${a}:${sl.ports[0]!.port}`))).sort();
@@ -323,7 +303,7 @@ test('a real ARF complaint for mail one relay sent, consumed by the other: compl
 });
 
 test('a one-click unsubscribe POST through the pool Service: unsubscribed event, bulk mail never attempted again by either relay, transactional still delivered', async (t) => {
-  if (skipped) return t.skip(skipped);
+  if (suite.skipped) return t.skip(suite.skipped);
   const address = `reader@${RCPT_DOMAIN}`;
   const queueId = await submit(address, { cls: 'bulk', subject: 'weekly 1' });
   const head = (await delivered(address, 'weekly 1')).body.toString('latin1').split('\r\n\r\n')[0]!;
@@ -334,7 +314,7 @@ test('a one-click unsubscribe POST through the pool Service: unsubscribed event,
   // over TLS with the certificate of the Secret the pool names.
   const status = await new Promise<number>((resolve, reject) => {
     const body = 'List-Unsubscribe=One-Click';
-    request({ method: 'POST', host: serviceIp, port: 443, path: link[1], servername: UNSUBSCRIBE_HOST, ca: unsubscribeCa, checkServerIdentity: () => undefined,
+    request({ method: 'POST', host: suite.pool.serviceIp, port: 443, path: link[1], servername: UNSUBSCRIBE_HOST, ca: unsubscribeCa, checkServerIdentity: () => undefined,
       headers: { host: UNSUBSCRIBE_HOST, 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length } },
     (res) => (res.resume(), resolve(res.statusCode!))).on('error', reject).end(body);
   });
@@ -370,12 +350,12 @@ async function refusesRelaying(host: string, bounceDomain: string): Promise<void
 }
 
 test('the bounce MX refuses % and ! relaying through the Service', async (t) => {
-  if (skipped) return t.skip(skipped);
+  if (suite.skipped) return t.skip(suite.skipped);
   await refusesRelaying(mxServiceIp, BOUNCE_DOMAIN);
 });
 
 test('hostNetwork egress: the IP\'s bounce Service (externalIPs, <ip>:25) consumes a real DSN; without PostgreSQL the relay keeps its own list, says so, and refuses relaying', async (t) => {
-  if (skipped) return t.skip(skipped);
+  if (suite.skipped) return t.skip(suite.skipped);
   const r = hostRelay!;
   const stats = (await api(r, '/v1/stats')) as { feedback?: { store: string } };
   assert.equal(stats.feedback?.store, 'local');
