@@ -213,6 +213,7 @@ async function neverAttemptedAgain(address: string, entry: { scope: string; reas
     assert.deepEqual(entries.map((e) => ({ address: e.address, scope: e.scope, reason: e.reason })), [{ address, ...entry }], r.name);
   }
   const seen = rcpts.filter((x) => x === address).length;
+  assert.equal(seen, 1, `the sink took ${address} once, before it was suppressed`);
   for (const [i, r] of targets.entries()) {
     const queueId = await submit(address, { relay: r, cls, from: opts.from, subject: `after ${entry.reason} ${i}` });
     await poll(`${r.name} to finish ${queueId} as suppressed`, async () => {
