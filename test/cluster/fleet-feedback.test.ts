@@ -231,6 +231,23 @@ async function neverAttemptedAgain(address: string, entry: { scope: string; reas
   }
 }
 
+/**
+ * A request to a one-click link as a mailbox provider (POST, RFC 8058) or a link scanner (GET)
+ * makes it: to the pool Service's 443, TLS with the certificate of the Secret the pool names.
+ */
+function unsubscribeLink(method: 'GET' | 'POST', path: string): Promise<{ status: number; type: string; body: string }> {
+  const body = method === 'POST' ? 'List-Unsubscribe=One-Click' : '';
+  return new Promise((resolve, reject) => {
+    request({
+      method, host: suite.pool.serviceIp, port: 443, path, servername: UNSUBSCRIBE_HOST, ca: unsubscribeCa, checkServerIdentity: () => undefined,
+      headers: { host: UNSUBSCRIBE_HOST, ...(body ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length } : {}) },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type'] ?? ''), body: text }));
+    }).on('error', reject).end(body);
+  });
+}
+
 /** A counter summed over both relay pods. */
 async function fleetSum(name: string, labels: Record<string, string>): Promise<number> {
   let total = 0;
@@ -311,15 +328,13 @@ test('a one-click unsubscribe POST through the pool Service: unsubscribed event,
   assert.match(head, /^List-Unsubscribe-Post: List-Unsubscribe=One-Click$/m);
   const link = new RegExp(`^List-Unsubscribe: <https://${UNSUBSCRIBE_HOST.replaceAll('.', '\\.')}(/u/[^>]+)>$`, 'm').exec(head);
   assert.ok(link, head);
-  // What a mailbox provider does (RFC 8058): POST to the link's host, here the pool Service's 443,
-  // over TLS with the certificate of the Secret the pool names.
-  const status = await new Promise<number>((resolve, reject) => {
-    const body = 'List-Unsubscribe=One-Click';
-    request({ method: 'POST', host: suite.pool.serviceIp, port: 443, path: link[1], servername: UNSUBSCRIBE_HOST, ca: unsubscribeCa, checkServerIdentity: () => undefined,
-      headers: { host: UNSUBSCRIBE_HOST, 'content-type': 'application/x-www-form-urlencoded', 'content-length': body.length } },
-    (res) => (res.resume(), resolve(res.statusCode!))).on('error', reject).end(body);
-  });
-  assert.equal(status, 200);
+  // A link scanner's GET: a confirmation page, nobody suppressed.
+  const page = await unsubscribeLink('GET', link[1]!);
+  assert.equal(page.status, 200);
+  assert.match(page.type, /^text\/html/);
+  assert.match(page.body, /<form[^>]+method="?post/i);
+  assert.deepEqual(await suppressionsOf(relays[0]!, address), [], 'a GET changes nothing');
+  assert.equal((await unsubscribeLink('POST', link[1]!)).status, 200);
   for (const r of relays) {
     const got = await poll(`${r.name}'s tracking API to show the unsubscribe`, async () => {
       const e = await eventsOf(r, address);
