@@ -17,7 +17,7 @@
 // The operator's requests are counted in its process (bench/lib/kube-count.ts: every request the
 // reconcilers make; the informers' list+watch go through client-node and are reads).
 //   node bench/domains-10k.ts [--domains 10000] [--pools 200] [--changes 50] [--algorithm ed25519|rsa2048]
-//                             [--timeout 1800] [--keygen-rsa 40] [--keygen-ed 400] [--out FILE]
+//                             [--timeout 1800] [--keygen-rsa 40] [--keygen-ed 400] [--out FILE] [--cpu-prof DIR] [--keep]
 // Also run by `npm run bench -- --only domains-10k` (BENCH_DOMAINS / BENCH_POOLS size it).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -136,6 +136,8 @@ export async function runDomains10k(opts: {
   keygenEd: number;
   log: (s: string) => void;
   keep?: boolean;
+  /** Profile the first operator (node --cpu-prof) into this directory. */
+  cpuProfDir?: string;
 }): Promise<Domains10kResult | { skipped: string }> {
   const { log } = opts;
   log(`== domains-10k: DKIM keygen, then ${opts.pools} SendingPools + ${opts.domains} MailDomains (${opts.algorithm} keys), restart, ${opts.changes} changes`);
@@ -157,7 +159,7 @@ export async function runDomains10k(opts: {
   try {
     await installCrds(e.kube);
     await createNamespace(e.kube, NS);
-    op = await startOperatorProcess({ kubeconfig: e.kubeconfig, namespace: NS, dir, tag: '-1' });
+    op = await startOperatorProcess({ kubeconfig: e.kubeconfig, namespace: NS, dir, tag: '-1', ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}) });
     log(`  operator NODE_OPTIONS (chart): ${op.nodeOptions || '(none)'}`);
 
     // The bench's view: watches, and waiters for a domain's observedGeneration (the changes phase).
@@ -341,6 +343,7 @@ if (import.meta.main) {
       'keygen-ed': { type: 'string' },
       out: { type: 'string' },
       keep: { type: 'boolean' },
+      'cpu-prof': { type: 'string' },
     },
   });
   const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
@@ -357,6 +360,7 @@ if (import.meta.main) {
     keygenEd: Number(values['keygen-ed'] ?? 400),
     log,
     keep: values.keep ?? false,
+    ...(values['cpu-prof'] ? { cpuProfDir: values['cpu-prof'] } : {}),
   });
   const json = `${JSON.stringify(r, null, 2)}\n`;
   if (values.out) (await import('node:fs')).writeFileSync(values.out, json);

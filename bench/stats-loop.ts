@@ -1,6 +1,6 @@
 // The stats loop at fleet size (issue 17): operator/observe's Observer reading 1,000 relays, as it
 // does every 30 s, measured in CPU per round. The relays are real HTTP servers (a child process,
-// bench/lib/stats-servers.ts) serving one stats document of the relay contract
+// bench/lib/stats-servers.ts) serving one stats document of the relay contract (each with its own `instance`)
 // (relay/stats/contract.ts, validated before serving) that this bench builds: every non-empty hour
 // of the default 25, for the pool's domains × providers × classes, the shape relay/stats/document.ts
 // assembles; they are NOT recorded from a relay under traffic. The Kubernetes side is an in-memory
