@@ -23,12 +23,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { clusterEnv, installCrds, createNamespace, samplePool, sampleDomain, condition, DOMAIN_REF, type Env } from '../test/operator/harness.ts';
+import { clusterEnv, installCrds, createNamespace, samplePool, sampleDomain, DOMAIN_REF, type Env } from '../test/operator/harness.ts';
 import type { KubeObject } from '../operator/runtime/kube.ts';
 import { ResilientInformer } from '../operator/runtime/informer.ts';
 import { generateDkimKey } from '../operator/controllers/maildomain/keys.ts';
 import type { DkimAlgorithm } from '../operator/api/index.ts';
-import { cpuSnapshot, inParallel, metricSum, poolIps, startOperatorProcess, type KubeCounts, type OperatorProcess } from './lib/operator-process.ts';
+import { countDone, cpuSnapshot, inParallel, metricSum, poolIps, startOperatorProcess, type KubeCounts, type OperatorProcess } from './lib/operator-process.ts';
 import { installInterruptHandler, onInterrupt, peakRssBytes, percentile, round, sleep } from './lib/util.ts';
 
 export interface KeygenResult {
@@ -207,18 +207,8 @@ export async function runDomains10k(opts: {
     let domainsDone = 0;
     const deadline = t0 + opts.timeoutS * 1000;
     let lastLog = -Infinity;
-    const statusWritten = (o: KubeObject) => ((o['status'] as { conditions?: unknown[] } | undefined)?.conditions?.length ?? 0) > 0 && condition(o, 'Ready') !== undefined;
-    const byPool = (items: KubeObject[]) => new Set(items.map((o) => o.metadata?.labels?.['mailfleet.io/pool']).filter(Boolean));
     while (performance.now() < deadline) {
-      const withCm = byPool(cmInf.list());
-      const withSvc = byPool(svcInf.list());
-      const withSts = byPool(stsInf.list());
-      const secretNames = new Set(secretInf.list().map((s) => s.metadata?.name));
-      poolsDone = poolInf.list().filter((p) => statusWritten(p) && withCm.has(p.metadata!.name!) && withSvc.has(p.metadata!.name!) && withSts.has(p.metadata!.name!)).length;
-      domainsDone = domainInf.list().filter((d) => {
-        const st = d['status'] as { dkimSecretName?: string } | undefined;
-        return statusWritten(d) && condition(d, 'DKIMReady')?.status === 'True' && !!st?.dkimSecretName && secretNames.has(st.dkimSecretName);
-      }).length;
+      ({ pools: poolsDone, domains: domainsDone } = countDone({ pools: poolInf.list(), domains: domainInf.list(), configMaps: cmInf.list(), services: svcInf.list(), statefulSets: stsInf.list(), secrets: secretInf.list() }));
       const t = round((performance.now() - t0) / 1000, 1);
       timeline.push({ t, pools: poolsDone, domains: domainsDone });
       if (t - lastLog >= 15) {

@@ -8,10 +8,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { clusterEnv, installCrds, createNamespace, samplePool, sampleDomain, condition, type Env } from '../test/operator/harness.ts';
+import { clusterEnv, installCrds, createNamespace, samplePool, sampleDomain, type Env } from '../test/operator/harness.ts';
 import type { KubeObject } from '../operator/runtime/kube.ts';
 import { ResilientInformer } from '../operator/runtime/informer.ts';
-import { cpuSnapshot, inParallel, metricSum, poolIps, startOperatorProcess, type OperatorProcess } from './lib/operator-process.ts';
+import { countDone, cpuSnapshot, inParallel, metricSum, poolIps, startOperatorProcess, type OperatorProcess } from './lib/operator-process.ts';
 import { installInterruptHandler, onInterrupt, peakRssBytes, round, sleep } from './lib/util.ts';
 
 export interface OperatorScaleResult {
@@ -126,27 +126,7 @@ export async function runOperatorScale(opts: {
     let lastLog = -Infinity;
     while (performance.now() < deadline) {
       const [pools, domains, cms, svcs, stss, secrets] = await look();
-      const byPool = (items: KubeObject[]) => {
-        const s = new Set<string>();
-        for (const o of items) {
-          const p = o.metadata?.labels?.['mailfleet.io/pool'];
-          if (p) s.add(p);
-        }
-        return s;
-      };
-      const withCm = byPool(cms);
-      const withSvc = byPool(svcs);
-      const withSts = byPool(stss);
-      const secretNames = new Set(secrets.map((s) => s.metadata?.name));
-      const statusWritten = (o: KubeObject) => {
-        const st = o['status'] as { observedGeneration?: number; conditions?: unknown[] } | undefined;
-        return (st?.conditions?.length ?? 0) > 0 && condition(o, 'Ready') !== undefined;
-      };
-      poolsDone = pools.filter((p) => statusWritten(p) && withCm.has(p.metadata!.name!) && withSvc.has(p.metadata!.name!) && withSts.has(p.metadata!.name!)).length;
-      domainsDone = domains.filter((d) => {
-        const st = d['status'] as { dkimSecretName?: string } | undefined;
-        return statusWritten(d) && condition(d, 'DKIMReady')?.status === 'True' && !!st?.dkimSecretName && secretNames.has(st.dkimSecretName);
-      }).length;
+      ({ pools: poolsDone, domains: domainsDone } = countDone({ pools, domains, configMaps: cms, services: svcs, statefulSets: stss, secrets }));
       const t = round((performance.now() - t0) / 1000, 1);
       timeline.push({ t, pools: poolsDone, domains: domainsDone });
       if (t - lastLog >= 5) lastLog = t;

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import type { KubeObject } from '../../operator/runtime/kube.ts';
 import { REPO } from './mailfleet.ts';
 import { cpuMs, onInterrupt, sleep } from './util.ts';
 
@@ -153,4 +154,23 @@ export async function inParallel<T>(items: T[], parallel: number, fn: (x: T) => 
  */
 export function poolIps(i: number): { address: string; hostname: string }[] {
   return [0, 1].map((k) => ({ address: `198.18.${(2 * i + k) >> 8}.${(2 * i + k) & 255}`, hostname: `mta${k}.pool-${i}.test` }));
+}
+
+/**
+ * Done, as the operator benches count it: a pool has status conditions (Ready among them), its
+ * ConfigMap, Services and StatefulSets; a domain has its status, DKIMReady=True and its DKIM Secret.
+ */
+export function countDone(l: { pools: KubeObject[]; domains: KubeObject[]; configMaps: KubeObject[]; services: KubeObject[]; statefulSets: KubeObject[]; secrets: KubeObject[] }): { pools: number; domains: number } {
+  const cond = (o: KubeObject, type: string) => ((o['status'] as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? []).find((c) => c.type === type);
+  const statusWritten = (o: KubeObject) => cond(o, 'Ready') !== undefined;
+  const byPool = (items: KubeObject[]) => new Set(items.map((o) => o.metadata?.labels?.['mailfleet.io/pool']).filter(Boolean));
+  const [withCm, withSvc, withSts] = [byPool(l.configMaps), byPool(l.services), byPool(l.statefulSets)];
+  const secretNames = new Set(l.secrets.map((s) => s.metadata?.name));
+  return {
+    pools: l.pools.filter((p) => statusWritten(p) && withCm.has(p.metadata!.name!) && withSvc.has(p.metadata!.name!) && withSts.has(p.metadata!.name!)).length,
+    domains: l.domains.filter((d) => {
+      const st = d['status'] as { dkimSecretName?: string } | undefined;
+      return statusWritten(d) && cond(d, 'DKIMReady')?.status === 'True' && !!st?.dkimSecretName && secretNames.has(st.dkimSecretName);
+    }).length,
+  };
 }

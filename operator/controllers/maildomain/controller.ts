@@ -33,7 +33,7 @@ import { OwnWrites } from '../../runtime/echoes.ts';
 import { isStatus, type KubeObject } from '../../runtime/kube.ts';
 import { Blocked, runSteps, meta, rfc3339, DOMAIN, POOL, SECRET, type ControllerDeps, type Step } from '../common.ts';
 import { verifyRecords } from './dns.ts';
-import { domainStatus } from './status.ts';
+import { domainStatus, dnsCheckDueInMs } from './status.ts';
 import { contestedAddresses, domainClaimant, domainClaimedBy, poolClaimant, withoutAddresses } from '../claims.ts';
 import { generateDkimKey } from './keys.ts';
 
@@ -50,6 +50,8 @@ interface DomainCtx {
   retired: string[];
   pool?: SendingPool;
   records?: DnsRecord[];
+  /** Set when DNS was not checked because the last check is recent: when it is due. */
+  dnsDueInMs?: number;
 }
 
 /** Reads the key Secret of `selector`, creating it first if absent. Never replaces an existing one. */
@@ -184,6 +186,12 @@ const ensureDnsRecords: Step<DomainCtx> = {
   name: 'ensureDnsRecords',
   async run(ctx) {
     const required = requiredDnsRecords(ctx.domain, ctx.pool!, ctx.keys);
+    // Checked recently for these very records: keep what the status says until the check is due.
+    const due = dnsCheckDueInMs(ctx.domain.status ?? {}, required, ctx.now, ctx.deps.dnsRecheckMs);
+    if (due > 0) {
+      ctx.dnsDueInMs = due;
+      return;
+    }
     ctx.records = await verifyRecords(ctx.deps.dns, required);
   },
 };
@@ -288,7 +296,7 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
         deps.events.emit(raw, 'Warning', blocked.reason, blocked.message);
       }
       if (blocked?.invalid) return { invalid: true };
-      return { requeueAfterMs: blocked?.requeueAfterMs ?? deps.dnsRecheckMs };
+      return { requeueAfterMs: blocked?.requeueAfterMs ?? ctx?.dnsDueInMs ?? deps.dnsRecheckMs };
     },
   };
 }
