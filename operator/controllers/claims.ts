@@ -153,4 +153,15 @@ export class DomainNames {
     const keys = this.byName.get(normDomain(domain));
     return keys ? [...keys].filter((k) => k !== key) : [];
   }
+
+  /** The other objects naming `domain`, as `get` (the cache) has them now. */
+  objects<T extends RawObject>(key: string, domain: string, get: (namespace: string, name: string) => T | undefined): T[] {
+    const want = normDomain(domain);
+    return this.others(key, domain).flatMap((k) => {
+      const i = k.indexOf('/');
+      const o = get(k.slice(0, i), k.slice(i + 1));
+      const theirs = (o?.['spec'] as { domain?: unknown } | undefined)?.domain;
+      return o && typeof theirs === 'string' && normDomain(theirs) === want ? [o] : [];
+    });
+  }
 }

@@ -71,14 +71,9 @@ function sameDomainPools(o: KubeObject, caches: Caches, names: DomainNames): str
   return sameDomain(key, domain, caches, names).map((d) => `${d.metadata?.namespace ?? ''}/${(d['spec'] as { poolRef?: { name?: string } } | undefined)?.poolRef?.name ?? ''}`);
 }
 
-/** The other cached MailDomains naming `domain` (the index says which; the cache says they still do). */
+/** The other cached MailDomains naming `domain`. */
 function sameDomain(key: string, domain: string, caches: Caches, names: DomainNames): KubeObject[] {
-  return names.others(key, domain).flatMap((k) => {
-    const i = k.indexOf('/');
-    const d = caches.get(DOMAIN, k.slice(0, i), k.slice(i + 1));
-    const theirs = (d?.['spec'] as { domain?: unknown } | undefined)?.domain;
-    return d && typeof theirs === 'string' && theirs.toLowerCase().replace(/\.$/, '') === domain.toLowerCase().replace(/\.$/, '') ? [d] : [];
-  });
+  return names.objects(key, domain, (ns, n) => caches.get(DOMAIN, ns, n));
 }
 
 function claimedElsewhere(d: KubeObject, caches: Caches, names: DomainNames): boolean {
