@@ -19,7 +19,7 @@
 //   node bench/domains-10k.ts [--domains 10000] [--pools 200] [--changes 50] [--algorithm ed25519|rsa2048]
 //                             [--timeout 1800] [--keygen-rsa 40] [--keygen-ed 400] [--out FILE] [--cpu-prof DIR] [--keep]
 // Also run by `npm run bench -- --only domains-10k` (BENCH_DOMAINS / BENCH_POOLS size it).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,7 +28,7 @@ import type { KubeObject } from '../operator/runtime/kube.ts';
 import { ResilientInformer } from '../operator/runtime/informer.ts';
 import { generateDkimKey } from '../operator/controllers/maildomain/keys.ts';
 import type { DkimAlgorithm } from '../operator/api/index.ts';
-import { countDone, cpuSnapshot, inParallel, metricSum, poolIps, startOperatorProcess, type KubeCounts, type OperatorProcess } from './lib/operator-process.ts';
+import { countDone, cpuSnapshot, finishOperatorBench, inParallel, metricSum, poolIps, startOperatorProcess, type KubeCounts, type OperatorProcess } from './lib/operator-process.ts';
 import { installInterruptHandler, onInterrupt, peakRssBytes, percentile, round, sleep } from './lib/util.ts';
 
 export interface KeygenResult {
@@ -313,11 +313,7 @@ export async function runDomains10k(opts: {
     return result;
   } finally {
     await Promise.all(informers.map((i) => i.stop()));
-    await op?.stop();
-    await e.cluster.stop();
-    unregisterCluster();
-    if (!opts.keep && !process.env.BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
-    else log(`  kept ${dir}`);
+    await finishOperatorBench({ op, stopCluster: () => e.cluster.stop(), unregister: unregisterCluster, dir, keep: opts.keep ?? false, log });
   }
 }
 

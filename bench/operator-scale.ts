@@ -4,14 +4,14 @@
 // peak RSS, and its API requests per reconcile.
 //   node bench/operator-scale.ts [--domains 1000] [--pools 100] [--timeout 300] [--out FILE] [--cpu-prof DIR] [--observe watch|poll]
 // Also run by `npm run bench -- --only operator`.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { clusterEnv, installCrds, createNamespace, samplePool, sampleDomain, type Env } from '../test/operator/harness.ts';
 import type { KubeObject } from '../operator/runtime/kube.ts';
 import { ResilientInformer } from '../operator/runtime/informer.ts';
-import { countDone, cpuSnapshot, inParallel, metricSum, poolIps, startOperatorProcess, type OperatorProcess } from './lib/operator-process.ts';
+import { countDone, cpuSnapshot, finishOperatorBench, inParallel, metricSum, poolIps, startOperatorProcess, type OperatorProcess } from './lib/operator-process.ts';
 import { installInterruptHandler, onInterrupt, peakRssBytes, round, sleep } from './lib/util.ts';
 
 export interface OperatorScaleResult {
@@ -194,11 +194,7 @@ export async function runOperatorScale(opts: {
     return r;
   } finally {
     await stopObservers();
-    await child?.stop();
-    await e.cluster.stop();
-    unregisterCluster();
-    if (!process.env.BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
-    else log(`  kept ${dir}`);
+    await finishOperatorBench({ op: child, stopCluster: () => e.cluster.stop(), unregister: unregisterCluster, dir, log });
   }
 }
 

@@ -3,7 +3,7 @@
 // (operator-scale.ts, domains-10k.ts): started with the chart's NODE_OPTIONS so the RSS measured
 // is the deployed one, its log kept in the bench's directory.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync, statSync } from 'node:fs';
+import { createWriteStream, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { KubeObject } from '../../operator/runtime/kube.ts';
@@ -173,4 +173,13 @@ export function countDone(l: { pools: KubeObject[]; domains: KubeObject[]; confi
       return statusWritten(d) && cond(d, 'DKIMReady')?.status === 'True' && !!st?.dkimSecretName && secretNames.has(st.dkimSecretName);
     }).length,
   };
+}
+
+/** The end of an operator bench: the operator, then the control plane; the run's directory kept with BENCH_KEEP (or `keep`). */
+export async function finishOperatorBench(r: { op: OperatorProcess | undefined; stopCluster: () => Promise<unknown>; unregister: () => void; dir: string; keep?: boolean; log: (s: string) => void }): Promise<void> {
+  await r.op?.stop();
+  await r.stopCluster();
+  r.unregister();
+  if (!r.keep && !process.env.BENCH_KEEP) rmSync(r.dir, { recursive: true, force: true });
+  else r.log(`  kept ${r.dir}`);
 }
