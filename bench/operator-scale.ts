@@ -4,17 +4,15 @@
 // peak RSS, and its API requests per reconcile.
 //   node bench/operator-scale.ts [--domains 1000] [--pools 100] [--timeout 300] [--out FILE] [--cpu-prof DIR] [--observe watch|poll]
 // Also run by `npm run bench -- --only operator`.
-import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
-import { clusterEnv, installCrds, createNamespace, samplePool, sampleDomain, condition, type Env } from '../test/operator/harness.ts';
+import { clusterEnv, installCrds, createNamespace, samplePool, sampleDomain, type Env } from '../test/operator/harness.ts';
 import type { KubeObject } from '../operator/runtime/kube.ts';
 import { ResilientInformer } from '../operator/runtime/informer.ts';
-import { REPO } from './lib/mailfleet.ts';
-import { cpuMs, installInterruptHandler, onInterrupt, peakRssBytes, round, sleep } from './lib/util.ts';
+import { countDone, cpuSnapshot, finishOperatorBench, inParallel, metricSum, poolIps, startOperatorProcess, type OperatorProcess } from './lib/operator-process.ts';
+import { installInterruptHandler, onInterrupt, peakRssBytes, round, sleep } from './lib/util.ts';
 
 export interface OperatorScaleResult {
   domains: number;
@@ -48,53 +46,7 @@ export interface OperatorScaleResult {
   events: Record<string, number>;
 }
 
-/** The processes whose CPU is accounted: the operator and the control plane's (from the cluster's pids file). */
-function cpuSnapshot(operatorPid: number, clusterDir: string): Record<string, number> {
-  const pids: Record<string, number> = { operator: operatorPid };
-  try {
-    for (const line of readFileSync(join(clusterDir, 'pids'), 'utf8').split('\n')) {
-      const [name, pid] = line.trim().split(/\s+/);
-      if (name && pid && name !== 'watchdog') pids[name] = Number(pid);
-    }
-  } catch {
-    // no pids file: the operator alone
-  }
-  const own = process.cpuUsage();
-  // The bench itself (creating the objects, decoding its watches) shares the cores too.
-  const out: Record<string, number> = { bench: (own.user + own.system) / 1000 };
-  for (const [name, pid] of Object.entries(pids)) {
-    const ms = cpuMs(pid);
-    if (ms !== undefined) out[name] = ms;
-  }
-  return out;
-}
-
-/** The operator runs with the NODE_OPTIONS the chart gives it, so the RSS measured is the deployed one. */
-export function chartNodeOptions(): string {
-  const values = parseYaml(readFileSync(join(REPO, 'charts/mailfleet/values.yaml'), 'utf8')) as { nodeOptions?: string };
-  return values.nodeOptions ?? '';
-}
-
-function metricSum(text: string, name: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^(\S+?)(\{[^}]*\})?\s+([0-9.eE+-]+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const kind = /kind="([^"]+)"/.exec(m[2] ?? '')?.[1] ?? 'all';
-    out[kind] = (out[kind] ?? 0) + Number(m[3]);
-  }
-  return out;
-}
-
-async function pool<T>(items: T[], parallel: number, fn: (x: T) => Promise<unknown>): Promise<void> {
-  let i = 0;
-  await Promise.all(
-    Array.from({ length: parallel }, async () => {
-      while (i < items.length) await fn(items[i++]!);
-    }),
-  );
-}
+export { chartNodeOptions } from './lib/operator-process.ts';
 
 export async function runOperatorScale(opts: {
   domains: number;
@@ -119,40 +71,17 @@ export async function runOperatorScale(opts: {
   const unregisterCluster = onInterrupt(() => e.cluster.stop());
   const dir = mkdtempSync(join(tmpdir(), 'mailfleet-opscale-'));
   const NS = 'scale';
-  let child: ReturnType<typeof spawn> | undefined;
+  let child: OperatorProcess | undefined;
   let stopObservers = async (): Promise<unknown> => undefined;
   try {
     await installCrds(e.kube);
     await createNamespace(e.kube, NS);
-    const countFile = join(dir, 'kube-requests.json');
-    const logStream = createWriteStream(join(dir, 'operator.log'));
-    const nodeOptions = chartNodeOptions();
+    const op = await startOperatorProcess({ kubeconfig: e.kubeconfig, namespace: NS, dir, ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}) });
+    const c = op.child;
+    child = op;
+    const nodeOptions = op.nodeOptions;
     log(`  operator NODE_OPTIONS (charts/mailfleet/values.yaml nodeOptions): ${nodeOptions || '(none)'}`);
-    const prof = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [];
-    child = spawn(process.execPath, [...prof, '--import', join(REPO, 'bench/lib/kube-count.ts'), join(REPO, 'bench/lib/operator-child.ts')], {
-      cwd: REPO,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_OPTIONS: nodeOptions, KUBECONFIG: e.kubeconfig, BENCH_NAMESPACE: NS, BENCH_KUBE_COUNT_FILE: countFile, LOG_LEVEL: 'info' },
-    });
-    const c = child;
-    onInterrupt(() => void c.kill('SIGKILL'));
-    c.stderr!.pipe(logStream);
-    const port = await new Promise<number>((resolve, reject) => {
-      let buf = '';
-      const timer = setTimeout(() => reject(new Error('operator not ready within 60 s')), 60_000);
-      c.once('exit', (code) => reject(new Error(`operator exited ${code}; see ${dir}/operator.log`)));
-      c.stdout!.on('data', (d: Buffer) => {
-        logStream.write(d);
-        buf += d.toString();
-        const m = /"bench operator ready","port":(\d+)/.exec(buf);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-          buf = '';
-        } else if (buf.length > 1e6) buf = buf.slice(-1000);
-      });
-    });
-    const scrape = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const scrape = op.scrape;
 
     const observe = opts.observe ?? 'watch';
     type Kinds = [KubeObject[], KubeObject[], KubeObject[], KubeObject[], KubeObject[], KubeObject[]];
@@ -178,13 +107,13 @@ export async function runOperatorScale(opts: {
 
     const poolNames = Array.from({ length: opts.pools }, (_, i) => `pool-${i}`);
     const objects: KubeObject[] = [
-      ...poolNames.map((p) => samplePool(p, NS)),
+      ...poolNames.map((p, i) => samplePool(p, NS, { ips: poolIps(i) })),
       ...Array.from({ length: opts.domains }, (_, i) => sampleDomain(`d-${i}`, NS, `d${i}.scale.test`, poolNames[i % opts.pools]!)),
     ];
     const loadStart = round(loadavg()[0]!, 2);
     const cpuStart = cpuSnapshot(c.pid!, e.cluster.dir);
     const t0 = performance.now();
-    await pool(objects, 32, (o) => e.kube.create(o));
+    await inParallel(objects, 32, (o) => e.kube.create(o));
     const createSeconds = round((performance.now() - t0) / 1000, 1);
     log(`  created ${objects.length} objects in ${createSeconds} s`);
 
@@ -197,27 +126,7 @@ export async function runOperatorScale(opts: {
     let lastLog = -Infinity;
     while (performance.now() < deadline) {
       const [pools, domains, cms, svcs, stss, secrets] = await look();
-      const byPool = (items: KubeObject[]) => {
-        const s = new Set<string>();
-        for (const o of items) {
-          const p = o.metadata?.labels?.['mailfleet.io/pool'];
-          if (p) s.add(p);
-        }
-        return s;
-      };
-      const withCm = byPool(cms);
-      const withSvc = byPool(svcs);
-      const withSts = byPool(stss);
-      const secretNames = new Set(secrets.map((s) => s.metadata?.name));
-      const statusWritten = (o: KubeObject) => {
-        const st = o['status'] as { observedGeneration?: number; conditions?: unknown[] } | undefined;
-        return (st?.conditions?.length ?? 0) > 0 && condition(o, 'Ready') !== undefined;
-      };
-      poolsDone = pools.filter((p) => statusWritten(p) && withCm.has(p.metadata!.name!) && withSvc.has(p.metadata!.name!) && withSts.has(p.metadata!.name!)).length;
-      domainsDone = domains.filter((d) => {
-        const st = d['status'] as { dkimSecretName?: string } | undefined;
-        return statusWritten(d) && condition(d, 'DKIMReady')?.status === 'True' && !!st?.dkimSecretName && secretNames.has(st.dkimSecretName);
-      }).length;
+      ({ pools: poolsDone, domains: domainsDone } = countDone({ pools, domains, configMaps: cms, services: svcs, statefulSets: stss, secrets }));
       const t = round((performance.now() - t0) / 1000, 1);
       timeline.push({ t, pools: poolsDone, domains: domainsDone });
       if (t - lastLog >= 5) lastLog = t;
@@ -252,14 +161,8 @@ export async function runOperatorScale(opts: {
     const metrics = await scrape();
     const reconciles = metricSum(metrics, 'mailfleet_operator_reconciles_total');
     const errors = Object.values(metricSum(metrics, 'mailfleet_operator_reconcile_errors_total')).reduce((a, b) => a + b, 0);
-    c.kill('SIGUSR2');
-    await sleep(500);
-    let kube = { total: 0, byRequest: {} as Record<string, number> };
-    try {
-      kube = JSON.parse(readFileSync(countFile, 'utf8')) as typeof kube;
-    } catch {
-      log('  (no request counts written by the operator)');
-    }
+    const kube = await op.requestCounts();
+    if (kube.total === 0) log('  (no request counts written by the operator)');
     const totalReconciles = Object.values(reconciles).reduce((a, b) => a + b, 0);
     const r: OperatorScaleResult = {
       domains: opts.domains,
@@ -291,18 +194,7 @@ export async function runOperatorScale(opts: {
     return r;
   } finally {
     await stopObservers();
-    if (child && child.exitCode === null) {
-      const c = child;
-      const exited = new Promise<void>((res) => c.once('exit', () => res()));
-      c.kill('SIGTERM');
-      const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(t);
-    }
-    await e.cluster.stop();
-    unregisterCluster();
-    if (!process.env.BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
-    else log(`  kept ${dir}`);
+    await finishOperatorBench({ op: child, stopCluster: () => e.cluster.stop(), unregister: unregisterCluster, dir, log });
   }
 }
 

@@ -23,6 +23,8 @@ import { runOperatorScale } from './operator-scale.ts';
 import { createCpuGroup } from './lib/cgroup.ts';
 import { renderHeadline, replaceHeadline, type BenchResults, type ThroughputResult, type ThreadsResult } from './lib/headline.ts';
 import { cpuCount } from '../relay/cpu-quota.ts';
+import { runDomains10k } from './domains-10k.ts';
+import { runStatsLoop } from './stats-loop.ts';
 
 const HELP = `Usage: npm run bench -- [options]
 
@@ -34,7 +36,9 @@ Runs Postfix and the mailfleet relay side by side on loopback and prints the rat
                       threads (the relay alone at each --threads value, interleaved; e2e, CPU/msg, RSS),
                       backlog (1,000,000 bulk queued and held by warm-up caps: intake, idle CPU, RSS,
                       restarts, OTP while draining, fill-and-drain cycles; ~8 min),
-                      crash-duplicates (kill -9 while delivering, 20 rounds: messages delivered twice; ~4 min)
+                      crash-duplicates (kill -9 while delivering, 20 rounds: messages delivered twice; ~4 min),
+                      domains-10k (test cluster: 10,000 MailDomains + 200 pools; BENCH_DOMAINS/BENCH_POOLS size it),
+                      stats-loop (the operator's stats reader against 1,000 HTTP servers; BENCH_RELAYS)
                       (default: 1k,50k,reuse,latency,otp)
   --threads LIST      intake.workerThreads values for the threads scenario (default 0,1,2; 0 = SMTP
                       sessions on the main thread), or one value for every relay run of the other scenarios
@@ -539,6 +543,26 @@ async function main(): Promise<void> {
     const r = await runOperatorScale({ domains: Number(process.env.BENCH_DOMAINS ?? 1000), pools: Number(process.env.BENCH_POOLS ?? 100), timeoutS: 300, log });
     results.operatorScale = r;
     if ('skipped' in r) log(`operator scale skipped: ${r.skipped}`);
+  }
+
+  if (opts.scenarios.has('domains-10k')) {
+    const r = await runDomains10k({
+      domains: Number(process.env.BENCH_DOMAINS ?? 10_000),
+      pools: Number(process.env.BENCH_POOLS ?? 200),
+      changes: 50,
+      algorithm: 'ed25519',
+      timeoutS: 3600,
+      keygenRsa: 40,
+      keygenEd: 400,
+      log,
+    });
+    results.domains10k = r;
+    if ('skipped' in r) log(`domains-10k skipped: ${r.skipped}`);
+  }
+  if (opts.scenarios.has('stats-loop')) {
+    results.statsLoop = await runStatsLoop({
+      relays: Number(process.env.BENCH_RELAYS ?? 1000), relaysPerPool: 5, domains: 10_000, domainsPerRelay: 50, providers: 3, classes: 1, rounds: 3, intervalS: 30, log,
+    });
   }
 
   results.relayPeakRssMB = peakRss || undefined;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalIp, contestedAddresses, domainClaimedBy, type IpClaimant, type DomainClaimant } from './claims.ts';
+import { canonicalIp, contestedAddresses, domainClaimedBy, DomainNames, type IpClaimant, type DomainClaimant } from './claims.ts';
 
 const spellings: Array<[string, string, string]> = [
   ['upper-case IPv6 is lower-cased', '2001:DB8::1', '2001:db8::1'],
@@ -42,3 +42,18 @@ const domainCases: Array<{ name: string; self: DomainClaimant; others: DomainCla
   { name: 'a subdomain is another domain', self: dom('ns/b', T2, 'mail.example.com'), others: [dom('ns/a', T1, 'example.com')], want: undefined },
 ];
 for (const c of domainCases) test(`domainClaimedBy: ${c.name}`, () => assert.equal(domainClaimedBy(c.self, c.others), c.want));
+
+test('DomainNames: which other MailDomains name a domain, as events come', () => {
+  const names = new DomainNames();
+  const d = (ns: string, name: string, domain: string) => ({ metadata: { namespace: ns, name }, spec: { domain } });
+  names.note(d('a', 'one', 'Brand.test'), false);
+  names.note(d('b', 'two', 'brand.test.'), false);
+  names.note(d('a', 'three', 'other.test'), false);
+  assert.deepEqual(names.others('a/one', 'brand.test'), ['b/two'], 'case and a trailing dot do not matter');
+  assert.deepEqual(names.others('x/new', 'BRAND.test').sort(), ['a/one', 'b/two']);
+  names.note(d('b', 'two', 'brand.test'), true);
+  assert.deepEqual(names.others('a/one', 'brand.test'), [], 'deleted');
+  names.note(d('a', 'three', 'brand.test'), false);
+  assert.deepEqual(names.others('a/one', 'brand.test'), ['a/three'], 'an object whose domain changed moves');
+  assert.deepEqual(names.others('a/one', 'other.test'), []);
+});

@@ -14,7 +14,7 @@ import type { EventRecorder } from '../runtime/events.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { parseSendingPool, parseMailDomain, setCondition, type SendingPool, type MailDomain, type PoolIpStatus } from '../api/index.ts';
 import { relayName, headlessServiceName, poolOwnerReference } from '../render/names.ts';
-import { emptyState, mergeRead, compact, poolBuckets, type ObservationState } from './state.ts';
+import { emptyState, mergeRead, compact, poolBuckets, hoursToRead, type ObservationState } from './state.ts';
 import { readRelayStats, type FetchLike, type RelayRead } from './reader.ts';
 import type { StatsDocumentV1 } from '../../relay/stats/contract.ts';
 import type { WarmupStatsV1 } from '../../relay/stats/collector.ts';
@@ -181,10 +181,11 @@ export class Observer {
     this.states.set(uid, { state, saved: text });
   }
 
-  private async read(t: Target, tokens: string[]): Promise<RelayRead> {
+  private async read(t: Target, tokens: string[], hours: number | undefined): Promise<RelayRead> {
     let r: RelayRead | undefined;
+    const url = hours === undefined ? t.url : `${t.url}?hours=${hours}`;
     for (const token of tokens.length > 0 ? tokens : [undefined]) {
-      r = await readRelayStats(t.url, token, { ...(this.o.fetch ? { fetch: this.o.fetch } : {}), timeoutMs: this.o.timeoutMs ?? 5000 });
+      r = await readRelayStats(url, token, { ...(this.o.fetch ? { fetch: this.o.fetch } : {}), timeoutMs: this.o.timeoutMs ?? 5000 });
       if (r.ok || r.reason !== 'Unauthorized') break;
     }
     return r!;
@@ -197,7 +198,9 @@ export class Observer {
     const tokens = await readApiTokens(kube, ns, name);
     const targets = await this.targets(pool);
     let state = await this.loadState(pool);
-    const reads = await Promise.all(targets.map(async (t) => ({ t, r: await this.read(t, tokens) })));
+    // Each relay is asked only for the hours since its last read (the state keeps the rest).
+    const lastSeen = new Map(Object.values(state.relays).map((r) => [r.pod, r.lastSeen]));
+    const reads = await Promise.all(targets.map(async (t) => ({ t, r: await this.read(t, tokens, hoursToRead(lastSeen.get(t.pod), this.now())) })));
     const now = this.now();
     const byIp = new Map<string, ReadObservation>();
     for (const { t, r } of reads) {
@@ -244,12 +247,20 @@ export class Observer {
     // Domains: judge, report, count. A pause is done once every relay read runs a config holding it.
     const running = reads.flatMap(({ r }) => (r.ok ? [r.doc.pausedDomains.map((d) => d.toLowerCase())] : []));
     let tripped: string[] = [];
+    // Each domain is judged over its own buckets: filtering the pool's every bucket per domain
+    // was domains × buckets a round (the largest share of the reader's CPU at 50 domains a pool).
+    const byDomain = new Map<string, HourBucket[]>();
+    for (const b of buckets) {
+      const list = byDomain.get(b.domain);
+      if (list) list.push(b);
+      else byDomain.set(b.domain, [b]);
+    }
     for (const rawDomain of rawDomains) {
       const parsed = parseMailDomain(rawDomain);
       if (!parsed.ok) continue;
       const d = parsed.value.spec.domain.toLowerCase();
       const holding = `${running.filter((p) => p.includes(d)).length}/${running.length}`;
-      const res = await this.judgeDomain(rawDomain, parsed.value, pool, buckets, now, holding);
+      const res = await this.judgeDomain(rawDomain, parsed.value, pool, byDomain.get(d) ?? [], now, holding);
       if (res) tripped.push(res);
     }
     tripped = tripped.sort();
@@ -286,7 +297,7 @@ export class Observer {
     }, { onConflict: () => metrics.statusConflicts.inc({ kind: 'SendingPool' }) });
   }
 
-  /** Judges one domain and reports; returns a line for the pool's Degraded message when tripped. */
+  /** Judges one domain over its buckets (those of the pool with its name) and reports; returns a line for the pool's Degraded message when tripped. */
   private async judgeDomain(raw: KubeObject, domain: MailDomain, pool: SendingPool, buckets: HourBucket[], now: number, holding: string): Promise<string | undefined> {
     const { kube, metrics, events } = this.o;
     const h = pool.spec.health;

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { emptyCounts, type StatsDocumentV1, type StatsBucket } from '../../relay/stats/contract.ts';
-import { emptyState, mergeRead, compact, poolBuckets, LIVE_HOURS } from './state.ts';
+import { emptyState, mergeRead, compact, poolBuckets, hoursToRead, LIVE_HOURS } from './state.ts';
 import { HOUR_MS } from '../control/rates.ts';
 
 const T0 = Date.UTC(2026, 11, 6, 12, 30);
@@ -43,4 +43,29 @@ test('a pod seen with a new instance replaces its relay record; old hours settle
   assert.equal(total(compact(s, T0)), 103, 'compacting twice changes nothing');
   assert.equal(total(compact(s, T0 + 10 * 24 * HOUR_MS)), 0, 'past KEEP_HOURS everything is dropped');
   assert.equal(s.lastMail['192.0.2.1'], Date.parse(H(0)));
+});
+
+test('incremental reads: the hours since the last read, merged, count as a full read does', () => {
+  // The relay's counts over 25 hours; between two reads 30 s apart only the current hour grew.
+  const first = Array.from({ length: 25 }, (_, i) => b(H(24 - i), 10 + i));
+  const later = first.map((x, i) => (i === 24 ? { ...x, attempted: x.attempted + 5, delivered: x.delivered + 5 } : x));
+  const full = mergeRead(mergeRead(emptyState(), 'pod-0', doc('A', first), T0), 'pod-0', doc('A', later), T0 + 30_000);
+  const s1 = mergeRead(emptyState(), 'pod-0', doc('A', first), T0);
+  const n = hoursToRead(s1.relays['A']!.lastSeen, T0 + 30_000)!;
+  assert.equal(n, 2, 'read 30 s after the last: this hour and the one before');
+  const incremental = mergeRead(s1, 'pod-0', doc('A', later.slice(-n)), T0 + 30_000);
+  assert.deepEqual(poolBuckets(incremental), poolBuckets(full));
+  assert.equal(total(incremental), total(full));
+});
+
+test('hours to ask a relay for', () => {
+  const rows: { name: string; lastSeen: number | undefined; now: number; want: number | undefined }[] = [
+    { name: 'never read: its default (25)', lastSeen: undefined, now: T0, want: undefined },
+    { name: '30 s ago, same hour', lastSeen: T0 - 30_000, now: T0, want: 2 },
+    { name: 'last read in the previous hour', lastSeen: T0 - HOUR_MS, now: T0, want: 3 },
+    { name: '10 hours ago', lastSeen: T0 - 10 * HOUR_MS, now: T0, want: 12 },
+    { name: '23 hours ago: everything the default serves', lastSeen: T0 - 23 * HOUR_MS, now: T0, want: undefined },
+    { name: 'two days ago', lastSeen: T0 - 48 * HOUR_MS, now: T0, want: undefined },
+  ];
+  for (const r of rows) assert.equal(hoursToRead(r.lastSeen, r.now), r.want, r.name);
 });

@@ -62,6 +62,21 @@ export function mergeRead(state: ObservationState, pod: string, doc: StatsDocume
   return next;
 }
 
+/** What a relay serves when asked no `hours` (relay/stats/document.ts DEFAULT_STATS_HOURS). */
+export const DEFAULT_READ_HOURS = 25;
+
+/**
+ * The `hours` to ask a relay for: the hours since the last read of its pod (mergeRead keeps the
+ * older ones), one more for clocks apart. Undefined (the relay's default 25) for a pod not read
+ * yet or not for longer than that. Every 30 s this is 2-3 hours instead of 25: a tenth of the
+ * document to fetch, parse, validate and merge.
+ */
+export function hoursToRead(lastSeen: number | undefined, now: number): number | undefined {
+  if (lastSeen === undefined) return undefined;
+  const n = Math.floor(now / HOUR_MS) - Math.floor(lastSeen / HOUR_MS) + 2;
+  return n < DEFAULT_READ_HOURS ? n : undefined;
+}
+
 /** Moves hours past LIVE_HOURS into settled and drops what is older than KEEP_HOURS. */
 export function compact(state: ObservationState, now: number): ObservationState {
   const liveFrom = Math.floor(now / HOUR_MS) * HOUR_MS - LIVE_HOURS * HOUR_MS;

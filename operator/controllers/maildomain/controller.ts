@@ -33,12 +33,14 @@ import { OwnWrites } from '../../runtime/echoes.ts';
 import { isStatus, type KubeObject } from '../../runtime/kube.ts';
 import { Blocked, runSteps, meta, rfc3339, DOMAIN, POOL, SECRET, type ControllerDeps, type Step } from '../common.ts';
 import { verifyRecords } from './dns.ts';
-import { domainStatus } from './status.ts';
-import { contestedAddresses, domainClaimant, domainClaimedBy, poolClaimant, withoutAddresses } from '../claims.ts';
+import { domainStatus, dnsCheckDueInMs } from './status.ts';
+import { contestedAddresses, domainClaimant, domainClaimedBy, poolClaimant, withoutAddresses, DomainNames } from '../claims.ts';
 import { generateDkimKey } from './keys.ts';
 
 interface DomainCtx {
   deps: ControllerDeps;
+  /** MailDomains by domain name (this controller's DOMAIN watch keeps it). */
+  names: DomainNames;
   echoes: OwnWrites;
   caches: Caches;
   raw: KubeObject;
@@ -50,6 +52,8 @@ interface DomainCtx {
   retired: string[];
   pool?: SendingPool;
   records?: DnsRecord[];
+  /** Set when DNS was not checked because the last check is recent: when it is due. */
+  dnsDueInMs?: number;
 }
 
 /** Reads the key Secret of `selector`, creating it first if absent. Never replaces an existing one. */
@@ -155,7 +159,8 @@ const ensureNoConflict: Step<DomainCtx> = {
   async run(ctx) {
     const self = domainClaimant(ctx.raw);
     if (!self) return;
-    const by = domainClaimedBy(self, ctx.caches.list(DOMAIN).flatMap((d) => domainClaimant(d) ?? []));
+    const others = ctx.names.objects(self.key, self.domain, (ns, n) => ctx.caches.get(DOMAIN, ns, n));
+    const by = domainClaimedBy(self, others.flatMap((d) => domainClaimant(d) ?? []));
     if (by) {
       throw new Blocked(
         'Conflict',
@@ -184,6 +189,12 @@ const ensureDnsRecords: Step<DomainCtx> = {
   name: 'ensureDnsRecords',
   async run(ctx) {
     const required = requiredDnsRecords(ctx.domain, ctx.pool!, ctx.keys);
+    // Checked recently for these very records: keep what the status says until the check is due.
+    const due = dnsCheckDueInMs(ctx.domain.status ?? {}, required, ctx.now, ctx.deps.dnsRecheckMs);
+    if (due > 0) {
+      ctx.dnsDueInMs = due;
+      return;
+    }
     ctx.records = await verifyRecords(ctx.deps.dns, required);
   },
 };
@@ -195,6 +206,9 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
   // status write is wasted work that grows with domains × pool reconciles.
   const poolGenerations = new Map<string, number | undefined>();
   const echoes = new OwnWrites();
+  // MailDomains by domain name, from the DOMAIN watch below: who else claims a name, without
+  // scanning every MailDomain per domain (quadratic at 10,000; docs/scaling.md).
+  const names = new DomainNames();
   return {
     echoes,
     resource: DOMAIN,
@@ -221,15 +235,13 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
         // Another MailDomain for the same domain coming or going decides which of them holds it.
         ...DOMAIN,
         map: (o, caches, event) => {
+          names.note(o, event === 'delete');
           const domain = (o['spec'] as { domain?: unknown } | undefined)?.domain;
           if (typeof domain !== 'string') return [];
           const key = `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
           // Updates matter only once it is being deleted (spec.domain is immutable).
           if (event === 'update' && !o.metadata?.deletionTimestamp) return [];
-          return caches
-            .list(DOMAIN)
-            .filter((d) => `${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}` !== key && (d['spec'] as { domain?: string } | undefined)?.domain?.toLowerCase() === domain.toLowerCase())
-            .map((d) => `${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}`);
+          return names.objects(key, domain, (ns, n) => caches.get(DOMAIN, ns, n)).map((d) => `${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}`);
         },
       },
     ],
@@ -248,7 +260,7 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
       let ctx: DomainCtx | undefined;
       if (!parsed.ok) blocked = new Blocked('InvalidSpec', parsed.problems.join('; '), { invalid: true });
       else {
-        ctx = { deps, echoes, caches, raw, domain: parsed.value, now, selectors: [], keys: [], generated: [], retired: [] };
+        ctx = { deps, names, echoes, caches, raw, domain: parsed.value, now, selectors: [], keys: [], generated: [], retired: [] };
         blocked = await runSteps([ensureNoConflict, ensureDkimKeys, ensurePool, ensureDnsRecords], ctx);
       }
 
@@ -288,7 +300,7 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
         deps.events.emit(raw, 'Warning', blocked.reason, blocked.message);
       }
       if (blocked?.invalid) return { invalid: true };
-      return { requeueAfterMs: blocked?.requeueAfterMs ?? deps.dnsRecheckMs };
+      return { requeueAfterMs: blocked?.requeueAfterMs ?? ctx?.dnsDueInMs ?? deps.dnsRecheckMs };
     },
   };
 }

@@ -65,3 +65,20 @@ test('domainStatus: unchanged inputs give an equal status (no write)', () => {
   const again = domainStatus(base({ prev: first, keys: { selectors: [active], read: 1 }, records: [rec(true)] }));
   assert.deepEqual(again.conditions, first.conditions);
 });
+
+test('dnsCheckDueInMs: a recent check of the same records is not repeated; anything else checks now', async () => {
+  const { dnsCheckDueInMs } = await import('./status.ts');
+  const MIN = 60_000;
+  const at = (msAgo: number) => new Date(NOW.getTime() - msAgo).toISOString();
+  const spf = rec(true);
+  const dmarc: DnsRecord = { type: 'TXT', name: '_dmarc.example.com', value: 'v=DMARC1; p=none', purpose: 'dmarc', verified: false, message: 'no TXT record' };
+  const rows: Array<[string, Parameters<typeof dnsCheckDueInMs>[0], DnsRecord[], number]> = [
+    ['never checked', {}, [spf], 0],
+    ['checked 1 min ago, same records (verified or not): due in 4 min', { lastCheckedAt: at(MIN), records: [spf, dmarc] }, [{ ...spf, verified: undefined }, { ...dmarc, verified: undefined, message: undefined }].map(({ verified: _v, message: _m, ...r }) => r), 4 * MIN],
+    ['checked 5 min ago: due now', { lastCheckedAt: at(5 * MIN), records: [spf] }, [spf], 0],
+    ['a record changed (a new IP in SPF): now', { lastCheckedAt: at(MIN), records: [spf] }, [{ ...spf, value: 'v=spf1 ip4:203.0.113.8 -all' }], 0],
+    ['a record more (a new selector): now', { lastCheckedAt: at(MIN), records: [spf] }, [spf, dmarc], 0],
+    ['a check in the future (clock went back): now', { lastCheckedAt: at(-MIN), records: [spf] }, [spf], 0],
+  ];
+  for (const [name, prev, required, want] of rows) assert.equal(dnsCheckDueInMs(prev, required, NOW, 5 * MIN), want, name);
+});

@@ -57,3 +57,21 @@ export function domainStatus(input: DomainStatusInput): MailDomainStatus {
   next.conditions = conds;
   return next;
 }
+
+/**
+ * When the records must be checked against DNS again: 0 (now) unless the status says they were
+ * checked less than `recheckMs` ago and lists exactly the records required now; then the ms until
+ * that check is due. An operator restart (or any reconcile between two checks) then repeats no
+ * lookups and, with nothing else changed, writes no status: a resync of 10,000 settled domains
+ * rewrote every one of them (lastCheckedAt) before this (bench/domains-10k.ts, 2026-12-06).
+ */
+export function dnsCheckDueInMs(prev: Pick<MailDomainStatus, 'records' | 'lastCheckedAt'>, required: readonly DnsRecord[], now: Date, recheckMs: number): number {
+  const checked = prev.lastCheckedAt ? Date.parse(prev.lastCheckedAt) : NaN;
+  const age = now.getTime() - checked;
+  if (!Number.isFinite(age) || age < 0 || age >= recheckMs) return 0;
+  const key = (r: DnsRecord) => JSON.stringify([r.type, r.name, r.value, r.priority ?? null, r.purpose ?? null]);
+  const had = (prev.records ?? []).map(key);
+  const want = required.map(key);
+  if (had.length !== want.length || want.some((k, i) => k !== had[i])) return 0;
+  return recheckMs - age;
+}

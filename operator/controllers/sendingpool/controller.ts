@@ -32,7 +32,7 @@ import type { KubeObject } from '../../runtime/kube.ts';
 import { poolStatus } from './status.ts';
 import { relaysToDrain } from './drain.ts';
 import { drained, type ReadObservation } from '../../observe/observations.ts';
-import { contestedAddresses, domainClaimant, domainClaimedBy, poolClaimant, canonicalIp, withoutAddresses, type DomainClaimant } from '../claims.ts';
+import { contestedAddresses, domainClaimant, domainClaimedBy, poolClaimant, canonicalIp, withoutAddresses, DomainNames } from '../claims.ts';
 import { Blocked, runSteps, meta, ownedBy, POOL, DOMAIN, STATEFULSET, CONFIGMAP, WATCHED_CHILDREN, type ControllerDeps } from '../common.ts';
 import {
   DRAIN_FINALIZER,
@@ -64,19 +64,21 @@ function rawIps(raw: KubeObject): PoolIp[] {
  * Pools of the other MailDomains claiming the same domain: one of them going away (or coming)
  * changes which one is signed for.
  */
-function sameDomainPools(o: KubeObject, caches: Caches): string[] {
+function sameDomainPools(o: KubeObject, caches: Caches, names: DomainNames): string[] {
   const domain = (o['spec'] as { domain?: unknown } | undefined)?.domain;
   if (typeof domain !== 'string') return [];
   const key = `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
-  return caches
-    .list(DOMAIN)
-    .filter((d) => `${d.metadata?.namespace ?? ''}/${d.metadata?.name ?? ''}` !== key && (d['spec'] as { domain?: string } | undefined)?.domain?.toLowerCase() === domain.toLowerCase())
-    .map((d) => `${d.metadata?.namespace ?? ''}/${(d['spec'] as { poolRef?: { name?: string } } | undefined)?.poolRef?.name ?? ''}`);
+  return sameDomain(key, domain, caches, names).map((d) => `${d.metadata?.namespace ?? ''}/${(d['spec'] as { poolRef?: { name?: string } } | undefined)?.poolRef?.name ?? ''}`);
 }
 
-function claimedElsewhere(d: KubeObject, claims: readonly DomainClaimant[]): boolean {
+/** The other cached MailDomains naming `domain`. */
+function sameDomain(key: string, domain: string, caches: Caches, names: DomainNames): KubeObject[] {
+  return names.objects(key, domain, (ns, n) => caches.get(DOMAIN, ns, n));
+}
+
+function claimedElsewhere(d: KubeObject, caches: Caches, names: DomainNames): boolean {
   const self = domainClaimant(d);
-  return !!self && domainClaimedBy(self, claims) !== undefined;
+  return !!self && domainClaimedBy(self, sameDomain(self.key, self.domain, caches, names).flatMap((o) => domainClaimant(o) ?? [])) !== undefined;
 }
 
 /** What the render reads of the pool's status: the warm-up state it carries into each relay config. */
@@ -114,6 +116,8 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
   // Per pool: the inputs of the last successful render and what they gave.
   const rendered = new Map<string, { inputs: string; pool: SendingPool; domains: MailDomain[]; desired: RenderedObject[]; pruned?: boolean }>();
   const echoes = new OwnWrites();
+  // MailDomains by domain name, from the DOMAIN watch below (every add, update and delete).
+  const names = new DomainNames();
 
   return {
     echoes,
@@ -131,13 +135,14 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
           const pool = `${o.metadata?.namespace ?? ''}/${spec.poolRef?.name ?? ''}`;
           const signature = domainRenderInputs(o);
           const prev = seen.get(key);
+          names.note(o, event === 'delete');
           if (event === 'delete') {
             seen.delete(key);
-            return [...(prev && prev.pool !== pool ? [prev.pool, pool] : [pool]), ...sameDomainPools(o, caches)];
+            return [...(prev && prev.pool !== pool ? [prev.pool, pool] : [pool]), ...sameDomainPools(o, caches, names)];
           }
           seen.set(key, { pool, signature });
           if (prev && prev.pool === pool && prev.signature === signature) return [];
-          return [...(prev && prev.pool !== pool ? [prev.pool, pool] : [pool]), ...sameDomainPools(o, caches)];
+          return [...(prev && prev.pool !== pool ? [prev.pool, pool] : [pool]), ...sameDomainPools(o, caches, names)];
         },
       },
       {
@@ -181,13 +186,12 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
       // Only this pool's domains are parsed: with 1,000 MailDomains over 100 pools, running zod
       // over the whole namespace on every pool reconcile is a hundred times the work.
       const allDomains = caches.list(DOMAIN);
-      const domainClaims = allDomains.flatMap((d) => domainClaimant(d) ?? []);
       const rawDomains = allDomains.filter(
         (d) =>
           d.metadata?.namespace === namespace &&
           (d['spec'] as { poolRef?: { name?: string } } | undefined)?.poolRef?.name === name &&
           // A domain another MailDomain claimed first is not signed for here (that one reports the conflict).
-          !claimedElsewhere(d, domainClaims),
+          !claimedElsewhere(d, caches, names),
       );
       // IPs an earlier pool lists: no relay, config or egress object is rendered for them here.
       const conflicts = contestedAddresses(poolClaimant(raw), caches.list(POOL).map(poolClaimant));
