@@ -405,6 +405,28 @@ export const PoolIpStatusSchema = z
       .regex(/^\d{4}-\d{2}-\d{2}$/)
       .optional()
       .describe('UTC date through which warmupDay was counted (from the relay\'s report); the relay adds the days after it.'),
+    warmupDecidedStage: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        'The stage the operator\'s warm-up loop decided from how the mail was received (docs/control-loop.md), rendered into the relay config; ' +
+          'the relay enforces it. warmupStage is what the relay reports enforcing: the two differ only until the relay runs the new config. ' +
+          'Past the last step: warm.',
+      ),
+    warmupProviderStages: z
+      .array(
+        z
+          .object({
+            provider: z.string().max(63).describe('A provider as the relay rolls MX hosts up (docs/shaping.md), e.g. "outlook".'),
+            stage: z.number().int().min(0).describe('This IP\'s stage toward that provider: the provider gets the cap the plan gives it at that stage.'),
+          })
+          .strict(),
+      )
+      .max(64)
+      .optional()
+      .describe('Providers this IP was stepped back toward, and its stage toward each (below warmupDecidedStage); rendered into the relay config.'),
     quotaToday: z.number().int().min(0).optional().describe('Recipients this IP may send today (UTC); absent = no warm-up cap.'),
     sentToday: z.number().int().min(0).optional().describe('Recipients this IP sent today (UTC), as its relay last reported.'),
     configVersion: z.string().max(64).optional().describe('Version (hash) of the relay config rendered for this IP; its relay reports the one it runs in /v1/stats.'),

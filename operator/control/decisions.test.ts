@@ -174,3 +174,13 @@ test('warm-up loop: one judgement per UTC day, from the day that ended; idle day
   }
   assert.deepEqual(lost, ['9:0'], 'day 9 is the 7th idle day after the last mail (day 1)');
 });
+
+test('warm-up loop: a healthy last stage is warm, kept as a stage past the last step (the relay reads it as no cap)', async () => {
+  const { judgeWarmupDay, DAY_MS } = await import('./warmup-loop.ts');
+  const steps = [{ day: 0, dailyLimit: 500 }, { day: 1, dailyLimit: 1000 }];
+  const day0 = Date.UTC(2026, 11, 1);
+  const buckets: HourBucket[] = [{ hour: day0 + 10 * HOUR_MS, ip: '192.0.2.1', provider: 'gmail', domain: 'brand.test', class: 'bulk', ...c({ attempted: 900, delivered: 900 }) }];
+  const r = judgeWarmupDay({ ip: '192.0.2.1', steps, buckets, previous: { stage: 1, providerStages: {}, judgedDay: day0 - DAY_MS, stageAtLastMail: 1 }, lastMail: day0 + 10 * HOUR_MS, now: day0 + DAY_MS + 60_000 });
+  assert.equal(r.decision?.reason, 'Completed');
+  assert.equal(r.state.stage, 2);
+});

@@ -2,7 +2,10 @@
 // move the IP's feedback-driven stage. Pure: the pool's hour buckets, the IP's plan, what was
 // decided before and the clock in; the next state (and the decision, when one was taken) out.
 // The state lives in the operator's observations object, so a restart neither re-judges a day nor
-// forgets a stage.
+// forgets a stage. This stage is the one the relays enforce: the stats reader writes it into
+// status.ips[] (warmupDecidedStage, warmupProviderStages), the pool renders it into each relay's
+// config (shaping.warmup[].state.stage) and the relay applies it live (relay/warmup/plan.ts).
+// A stage of steps.length (past the last step) means warm: no cap.
 import { emptyCounts, addCounts, type Counts } from '../../relay/stats/contract.ts';
 import type { WarmupStep } from '../api/warmup-presets.ts';
 import { decideStageDay, decideIdle, DEFAULT_WARMUP_LIMITS, type WarmupDecision, type WarmupLimits } from './warmup-decide.ts';
@@ -55,8 +58,11 @@ export function judgeWarmupDay(input: {
   }
   const stage = Math.min(prev.stage, input.steps.length - 1);
   decision = decideStageDay({ stage, steps: input.steps.length, cap: input.steps[stage]?.dailyLimit, total, byProvider, providerStages: prev.providerStages }, limits);
+  // A healthy last stage: warm. The relay reads a stage past the last step as "no cap"
+  // (relay/warmup/plan.ts), so that is the stage kept and rendered.
+  const next = decision.reason === 'Completed' ? input.steps.length : decision.stage;
   return {
-    state: { stage: decision.stage, providerStages: decision.providerStages, judgedDay: yesterday, stageAtLastMail: decision.stage, last: decision.message },
+    state: { stage: next, providerStages: decision.providerStages, judgedDay: yesterday, stageAtLastMail: next, last: decision.message },
     decision,
   };
 }

@@ -22,7 +22,7 @@ import { readApiTokens } from './token.ts';
 import { ObservationTable, type ReadObservation } from './observations.ts';
 import { decideDomain, RESUME_ANNOTATION, type DomainGuard, type HealthThresholds } from '../control/guardrails.ts';
 import { recentEligible, windowCounts, ratesOf, percent, HOUR_MS, type HourBucket } from '../control/rates.ts';
-import { judgeWarmupDay } from '../control/warmup-loop.ts';
+import { judgeWarmupDay, type IpWarmup } from '../control/warmup-loop.ts';
 import { warmupSteps } from '../api/warmup-presets.ts';
 
 export const observationsName = (pool: string): string => `${pool}-observations`;
@@ -31,6 +31,18 @@ export const observationsName = (pool: string): string => `${pool}-observations`
 function ipWarmup(doc: StatsDocumentV1, ip: string): WarmupStatsV1 | undefined {
   const ips = doc.ips ?? [];
   return (ips.find((i) => i.address === ip) ?? (ips.length === 1 && ips[0]!.address === 'default' ? ips[0] : undefined))?.warmup as WarmupStatsV1 | undefined;
+}
+/** The stage an IP's relay reports enforcing, as the operator's starting decision (judged from tomorrow on). */
+function seedFromRelay(w: WarmupStatsV1, steps: number, now: number): IpWarmup {
+  const stage = w.done ? steps : w.stage;
+  return { stage, providerStages: {}, judgedDay: Math.floor(now / DAY_MS) * DAY_MS - DAY_MS, stageAtLastMail: stage };
+}
+
+/** status.ips[] fields of the operator's warm-up decision; none while the IP has no decision. */
+function decidedWarmupFields(w: IpWarmup | undefined): Pick<PoolIpStatus, 'warmupDecidedStage' | 'warmupProviderStages'> {
+  if (!w) return { warmupDecidedStage: undefined, warmupProviderStages: undefined };
+  const providers = Object.entries(w.providerStages).sort(([a], [b]) => a.localeCompare(b)).map(([provider, stage]) => ({ provider, stage }));
+  return { warmupDecidedStage: w.stage, warmupProviderStages: providers.length > 0 ? providers : undefined };
 }
 const STATE_KEY = 'state.json.gz';
 const DAY_MS = 24 * HOUR_MS;
@@ -231,7 +243,11 @@ export class Observer {
         delete warmup[ip.address];
         continue;
       }
-      const r = judgeWarmupDay({ ip: ip.address, steps, buckets, previous: warmup[ip.address], lastMail: state.lastMail[ip.address], now });
+      // No decision kept yet (an IP new to this operator version, or a lost observations object):
+      // start from the stage its relay reports enforcing, not from stage 0.
+      const reported = byIp.get(ip.address)?.warmup;
+      const previous = warmup[ip.address] ?? (reported ? seedFromRelay(reported, steps.length, now) : undefined);
+      const r = judgeWarmupDay({ ip: ip.address, steps, buckets, previous, lastMail: state.lastMail[ip.address], now });
       warmup[ip.address] = r.state;
       metrics.warmupStage.set({ namespace: ns, pool: name, ip: ip.address }, r.state.stage);
       if (r.decision) {
@@ -281,6 +297,8 @@ export class Observer {
           deferralRate: percent(r.deferralRate),
           complaintRate: percent(r.complaintRate),
           ...(warmup[ip.address]?.last ? { lastDecision: `stage ${warmup[ip.address]!.stage}: ${warmup[ip.address]!.last}`.slice(0, 1024) } : {}),
+          // The decision the pool renders into this IP's relay config (the relay enforces it).
+          ...decidedWarmupFields(warmup[ip.address]),
           // No timestamps or queue sizes here: they would make every round a status write.
           relay: !o ? 'not read (no ready endpoint)' : o.reachable ? `read${o.configVersion ? `, config ${o.configVersion}` : ''}` : `${o.reason}: ${o.message}`.slice(0, 1024),
         };

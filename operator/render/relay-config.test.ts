@@ -120,3 +120,14 @@ test('SMTP session threads: the pool\'s number; else auto under a CPU limit (the
   assert.equal(threads(two), 2);
   assert.notEqual(hash(renderPoolChildren(two, [domain()])), hash(renderPoolChildren(pool(), [domain()])));
 });
+
+test('the operator\'s warm-up decision (status) is rendered as the stage the relay enforces', () => {
+  const decided = pool();
+  decided.status = { ips: [{ address: '203.0.113.10', state: 'WarmingUp', warmupDay: 4, warmupCountedThrough: '2026-12-05', warmupDecidedStage: 1, warmupProviderStages: [{ provider: 'outlook', stage: 0 }, { provider: 'gmail', stage: 0 }] }] };
+  const state = RelayConfigSchema.parse(renderRelayConfig(decided, [], '203.0.113.10')).shaping.warmup[0]!.state;
+  assert.deepEqual(state, { countedDays: 4, countedThrough: '2026-12-05', stage: 1, providerStages: [{ provider: 'gmail', stage: 0 }, { provider: 'outlook', stage: 0 }] });
+  // No decision yet: no stage, the relay counts days as before.
+  const none = pool();
+  none.status = { ips: [{ address: '203.0.113.10', state: 'WarmingUp', warmupDay: 4, warmupCountedThrough: '2026-12-05' }] };
+  assert.equal(RelayConfigSchema.parse(renderRelayConfig(none, [], '203.0.113.10')).shaping.warmup[0]!.state!.stage, undefined);
+});

@@ -1,5 +1,6 @@
-// A SendingPool IP's warm-up, both ways between the operator and its relay: the plan and the
-// carried-over state written into the relay config, and the status the operator shows. Every
+// A SendingPool IP's warm-up, both ways between the operator and its relay: the plan, the
+// carried-over state and the operator's decided stage written into the relay config, and the
+// status the operator shows. Every
 // number comes from relay/warmup/plan.ts, the one owner of what a warm-up day and today's cap
 // are; nothing here computes a cap of its own.
 import type { PoolIp, PoolIpStatus } from '../api/index.ts';
@@ -41,6 +42,12 @@ export function relayWarmupEntry(ip: PoolIp, status: PoolIpStatus | undefined, b
       countedDays: base?.countedDays ?? 0,
       ...(base?.countedThrough ? { countedThrough: base.countedThrough } : {}),
       ...(base?.startedOn ? { startedOn: base.startedOn } : {}),
+      // The operator's decision (operator/control/warmup-loop.ts, written to status by the stats
+      // reader): the relay enforces this stage instead of moving it by its own day count.
+      ...(status?.warmupDecidedStage !== undefined ? { stage: status.warmupDecidedStage } : {}),
+      ...(status?.warmupDecidedStage !== undefined && status.warmupProviderStages?.length
+        ? { providerStages: [...status.warmupProviderStages].sort((a, b) => a.provider.localeCompare(b.provider)).map((p) => ({ provider: p.provider, stage: p.stage })) }
+        : {}),
     },
   };
 }

@@ -347,11 +347,20 @@ export const WarmupPlanSchema = z
   });
 // Days counted elsewhere (the operator's status, an administrator's correction): the relay adds
 // the days it counts itself after countedThrough.
+// `stage` and `providerStages`: the operator's warm-up decision (operator/control/warmup-loop.ts:
+// advance after a healthy day, hold, step back toward a provider that pushed back). The operator
+// decides, the relay enforces: with `stage` set, the relay's own day counting no longer moves the
+// stage (it still counts the days, for status); without it (`mailfleet dev`, a relay without an
+// operator) the plan's days decide as before. A stage past the last step means warm (no cap).
 export const WarmupStateSchema = z
   .object({
     countedDays: z.number().int().min(0).default(0),
     countedThrough: isoDate.optional(),
     startedOn: isoDate.optional(),
+    stage: z.number().int().min(0).max(1000).optional(),
+    // This IP's stage toward one provider (the relay's MX rollup name), below `stage` after a step
+    // back: that provider gets the cap the plan gives it (or the whole IP's cap) at that stage.
+    providerStages: z.array(z.object({ provider: z.string().min(1), stage: z.number().int().min(0).max(1000) }).strict()).optional(),
   })
   .strict();
 export const WarmupSchema = CapsSchema.extend({

@@ -109,7 +109,8 @@ export class Shaper {
     const entry = this.entryFor(ip);
     let caps = entry;
     const p = entry?.plan ? this.warmup(ip) : undefined;
-    if (entry && p && !p.done) {
+    // A warm IP (done) may still be held back toward a provider (the operator's step back).
+    if (entry && p && (!p.done || p.providerCaps.length > 0)) {
       const min = (a: number | undefined, b: number) => (a === undefined ? b : Math.min(a, b));
       const providers = entry.providers.map((x) => ({ ...x }));
       for (const pc of p.providerCaps) {
@@ -117,7 +118,7 @@ export class Shaper {
         if (have) have.daily = min(have.daily, pc.dailyLimit);
         else providers.push({ name: pc.name, daily: pc.dailyLimit });
       }
-      caps = { ...entry, daily: min(entry.daily, p.capToday!), providers };
+      caps = { ...entry, daily: p.capToday === undefined ? entry.daily : min(entry.daily, p.capToday), providers };
     }
     this.capsCache.set(ip, { day, caps });
     return caps;

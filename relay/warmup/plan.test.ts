@@ -80,3 +80,30 @@ test('ISO days round-trip; bad ones are NaN', () => {
   assert.ok(Number.isNaN(parseIsoDay('2026-13-45')));
   assert.ok(Number.isNaN(parseIsoDay('yesterday')));
 });
+
+test('a stage decided by the operator is the one in force: counted days do not move it', () => {
+  // Ten full days counted: the plan's days alone would have made the IP warm.
+  const full = history(Array.from({ length: 10 }, (_, i) => [i, 5000] as [number, number]));
+  const held = warmupProgress({ steps }, { stage: 1 }, full, noon(10))!;
+  assert.deepEqual([held.stage, held.capToday, held.done, held.day], [1, 500, false, 6], 'held at stage 1 whatever the days say');
+  assert.deepEqual(held.providerCaps, [{ name: 'google', dailyLimit: 200 }]);
+  assert.equal(held.minVolumeToday, 250);
+  // And an IP with no counted day is where the operator says, too.
+  assert.deepEqual([warmupProgress({ steps }, { stage: 2 }, new Map(), noon(0))!.stage, warmupProgress({ steps }, { stage: 2 }, new Map(), noon(0))!.capToday], [2, 2000]);
+});
+
+test('a step back toward one provider lowers only that provider, to its cap at that stage', () => {
+  const p = warmupProgress({ steps }, { stage: 2, providerStages: [{ provider: 'outlook', stage: 0 }, { provider: 'google', stage: 1 }] }, new Map(), noon(0))!;
+  assert.equal(p.capToday, 2000, 'the IP keeps its stage');
+  assert.deepEqual(p.providerCaps, [{ name: 'outlook', dailyLimit: 100 }, { name: 'google', dailyLimit: 200 }], 'outlook at stage 0 (the whole cap then), google at its stage-1 cap');
+  // A stage-back never raises a cap the stage itself sets lower.
+  const lower = warmupProgress({ steps }, { stage: 1, providerStages: [{ provider: 'google', stage: 0 }] }, new Map(), noon(0))!;
+  assert.deepEqual(lower.providerCaps, [{ name: 'google', dailyLimit: 100 }]);
+});
+
+test('a decided stage past the last step is warm (no cap), except toward a provider stepped back', () => {
+  const warm = warmupProgress({ steps }, { stage: 3 }, new Map(), noon(0))!;
+  assert.deepEqual([warm.done, warm.capToday, warm.providerCaps, warm.nextChangeAt], [true, undefined, [], undefined]);
+  const back = warmupProgress({ steps }, { stage: 3, providerStages: [{ provider: 'outlook', stage: 1 }] }, new Map(), noon(0))!;
+  assert.deepEqual([back.done, back.capToday, back.providerCaps], [true, undefined, [{ name: 'outlook', dailyLimit: 500 }]]);
+});

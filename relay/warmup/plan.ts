@@ -10,6 +10,11 @@
 // So days with the relay's pods down, paused or idle do not count, a day that ends short of
 // the minimum does not count, and the clock does not start before the IP's relay first sent.
 // Today never counts yet: the stage moves on at the next UTC midnight, if today qualified.
+//
+// Who decides the stage: with an operator, the operator (operator/control/warmup-loop.ts judges
+// each day by how the mail was received and renders `state.stage` / `state.providerStages` into
+// the relay config); the relay enforces that stage and its day counting no longer moves it.
+// Without one (`mailfleet dev`, a hand-written config) the counted days decide, as above.
 import { warmupSteps, type WarmupPresetName, type WarmupStep } from './presets.ts';
 
 export const DAY_MS = 86_400_000;
@@ -49,6 +54,13 @@ export interface WarmupBaseline {
   countedThrough?: string | undefined;
   /** "YYYY-MM-DD": the first day the IP sent, when known from before this relay's history. */
   startedOn?: string | undefined;
+  /**
+   * The stage decided elsewhere (the operator's warm-up loop): when set, it is the stage in force
+   * and the counted days no longer move it. `steps.length` or more: warm (no cap).
+   */
+  stage?: number | undefined;
+  /** Per provider, a stage below `stage` (a step back toward that provider). */
+  providerStages?: readonly { provider: string; stage: number }[] | undefined;
 }
 
 /** Recipients sent per UTC day (utcDay → count), from the relay's store. */
@@ -105,6 +117,7 @@ export function warmupProgress(plan: WarmupPlan | undefined, baseline: WarmupBas
   }
   const startedOn = baseline?.startedOn ?? (first === undefined ? undefined : isoDay(first));
   const sentToday = sent.get(today) ?? 0;
+  if (baseline?.stage !== undefined) return decidedProgress(plan, steps, baseline, day, sentToday, startedOn, today);
   if (day > last) {
     return { stage: steps.length - 1, day, capToday: undefined, providerCaps: [], minVolumeToday: undefined, sentToday, done: true, startedOn, nextChangeAt: undefined };
   }
@@ -121,4 +134,27 @@ export function warmupProgress(plan: WarmupPlan | undefined, baseline: WarmupBas
     startedOn,
     nextChangeAt: (today + 1) * DAY_MS,
   };
+}
+
+/** A provider's daily cap at a step: the plan's own for that provider, else the whole IP's. */
+function providerCapAt(step: WarmupStep, provider: string): number {
+  return step.providers?.find((p) => p.name === provider)?.dailyLimit ?? step.dailyLimit;
+}
+
+/**
+ * Progress when the stage is decided elsewhere (the operator): the caps of that stage, lowered per
+ * provider for the providers stepped back. `day` stays the counted days (what status shows).
+ */
+function decidedProgress(plan: WarmupPlan, steps: readonly WarmupStep[], baseline: WarmupBaseline, day: number, sentToday: number, startedOn: string | undefined, today: number): WarmupProgress {
+  const done = baseline.stage! >= steps.length;
+  const stage = Math.min(baseline.stage!, steps.length - 1);
+  const step = steps[stage]!;
+  const caps = new Map((done ? [] : (step.providers ?? [])).map((p) => [p.name, p.dailyLimit]));
+  for (const ps of baseline.providerStages ?? []) {
+    const at = providerCapAt(steps[Math.min(ps.stage, steps.length - 1)]!, ps.provider);
+    caps.set(ps.provider, Math.min(caps.get(ps.provider) ?? at, at));
+  }
+  const providerCaps = [...caps].map(([name, dailyLimit]) => ({ name, dailyLimit }));
+  if (done) return { stage, day, capToday: undefined, providerCaps, minVolumeToday: undefined, sentToday, done: true, startedOn, nextChangeAt: undefined };
+  return { stage, day, capToday: step.dailyLimit, providerCaps, minVolumeToday: dayMinimum(plan, step.dailyLimit), sentToday, done: false, startedOn, nextChangeAt: (today + 1) * DAY_MS };
 }

@@ -83,9 +83,10 @@ function claimedElsewhere(d: KubeObject, caches: Caches, names: DomainNames): bo
 
 /** What the render reads of the pool's status: the warm-up state it carries into each relay config. */
 function warmupRenderInputs(raw: KubeObject): unknown {
-  const ips = ((raw['status'] as { ips?: PoolIpStatus[] } | undefined)?.ips ?? []).filter((i) => i.warmupCountedThrough || i.quarantine);
-  // A quarantine (written by the reputation loop) changes the IP's relay config too.
-  return ips.map((i) => [i.address, i.warmupDay, i.warmupCountedThrough, i.warmupStartedAt, i.quarantine?.since, i.quarantine?.message]);
+  const ips = ((raw['status'] as { ips?: PoolIpStatus[] } | undefined)?.ips ?? []).filter((i) => i.warmupCountedThrough || i.quarantine || i.warmupDecidedStage !== undefined);
+  // A quarantine (written by the reputation loop) and a warm-up decision (written by the stats
+  // reader) change the IP's relay config too.
+  return ips.map((i) => [i.address, i.warmupDay, i.warmupCountedThrough, i.warmupStartedAt, i.quarantine?.since, i.quarantine?.message, i.warmupDecidedStage, i.warmupProviderStages]);
 }
 
 /**
