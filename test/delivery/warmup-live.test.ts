@@ -5,13 +5,16 @@
 //   2. the warmed IP capped too (a new plan, by rewriting the file): the rest waits in the queue;
 //   3. a raised plan applies without a restart (same pid) and releases held mail at once;
 //   4. UTC midnight (the relay's clock moved by the test hook): the next day's caps, no restart;
-//   5. a bad config version is refused, logged and counted; the running one keeps serving.
+//   5. a bad config version is refused, logged and counted; the running one keeps serving;
+//   6. the operator's warm-up decision, rendered by operator/render/warmup.ts, is the stage the
+//      relay enforces (not its own day count): a held IP, a step back toward one provider, and a
+//      midnight that does not move a decided stage.
 // The tests run in order on one relay and one sink. When test/cluster runs relay pods on a real
 // node, the same steps apply to a ConfigMap-mounted file (hook: writeRelayConfig below is the
 // one place that changes the file; docs/live-config.md).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
@@ -22,6 +25,8 @@ import type { RelayConfigInput } from '../../relay/config/schema.ts';
 import { configVersion } from '../../relay/config/version.ts';
 import type { StatsV1 } from '../../relay/stats/collector.ts';
 import { DAY_MS } from '../../relay/warmup/plan.ts';
+import { relayWarmupEntry } from '../../operator/render/warmup.ts';
+import type { PoolIp, PoolIpStatus } from '../../operator/api/index.ts';
 
 const SINK = '127.0.10.1';
 const COLD = '127.0.10.2';
@@ -204,5 +209,57 @@ test('a bad config version is refused, logged with the field and counted; the ru
   // Still serving: mail is accepted and delivered under the running version.
   await submit(150, 1);
   await sink.waitForMessages(151, 30_000);
+  assert.equal(relay.child.pid, pid);
+});
+
+test('the operator\'s decided stage is the one enforced: held, stepped back toward a provider, unmoved by midnight', async () => {
+  // A fresh UTC day on the relay's clock. By its own count both IPs have warm-up days behind them
+  // (each sent at least half its cap on the days before), so a plan alone would lift them.
+  const offsetToNextDay = () => {
+    const relayNow = Date.now() + Number(readFileSync(clockFile, 'utf8'));
+    return (Math.floor(relayNow / DAY_MS) + 1) * DAY_MS + 60_000 - Date.now();
+  };
+  writeFileSync(clockFile, String(offsetToNextDay()));
+  const steps = [{ day: 0, dailyLimit: 20 }, { day: 1, dailyLimit: 40 }, { day: 2, dailyLimit: 1000 }];
+  /** The relay config's warm-up entries as the operator renders them from its status (hostNetwork: bound addresses). */
+  const rendered = (decided: Record<string, Pick<PoolIpStatus, 'warmupDecidedStage' | 'warmupProviderStages'>>) =>
+    [COLD, WARM].map((address) => relayWarmupEntry({ address, hostname: `${address}.test`, warmup: { steps } } as PoolIp, { address, state: 'WarmingUp', ...decided[address] }, true)!);
+  const cold0 = bySource(COLD);
+  const warm0 = bySource(WARM);
+  const total0 = sink.messages.length;
+
+  // Held: the operator kept the cold IP at stage 0 (20 a day), the other at stage 1 (40).
+  let version = writeRelayConfig(relayConfig(rendered({ [COLD]: { warmupDecidedStage: 0 }, [WARM]: { warmupDecidedStage: 1 } })));
+  await waitLog((e) => e.event === 'config-applied' && e.version === version, 'the decided stages applied');
+  await submit(1000, 100);
+  await sink.waitForMessages(total0 + 60, 30_000);
+  await waitLogSum((e) => e.event === 'held-back' && e.reason === 'quota', 1, 'the rest held back');
+  assert.deepEqual([bySource(COLD) - cold0, bySource(WARM) - warm0], [20, 40], 'exactly the decided stages\' caps');
+  let s = await stats();
+  assert.deepEqual([s.ips.find((i) => i.address === COLD)!.warmup!.stage, s.ips.find((i) => i.address === COLD)!.warmup!.capToday], [0, 20], 'the relay reports the stage it was told');
+
+  // Stepped back toward the provider (here every message goes by route: "smarthost") while the IP
+  // itself moves to stage 2; the warmed IP moves to stage 2 too: the 40 held leave from it.
+  version = writeRelayConfig(relayConfig(rendered({
+    [COLD]: { warmupDecidedStage: 2, warmupProviderStages: [{ provider: 'smarthost', stage: 0 }] },
+    [WARM]: { warmupDecidedStage: 2 },
+  })));
+  await waitLog((e) => e.event === 'config-applied' && e.version === version, 'the step back applied', 20_000);
+  await sink.waitForMessages(total0 + 100, 30_000);
+  assert.deepEqual([bySource(COLD) - cold0, bySource(WARM) - warm0], [20, 80], 'the cold IP sends no more toward smarthost today');
+  s = await stats();
+  const cold = s.ips.find((i) => i.address === COLD)!;
+  assert.deepEqual([cold.warmup!.stage, cold.warmup!.capToday], [2, 1000]);
+  assert.deepEqual(cold.quota.find((q) => q.scope === 'smarthost' && q.window === 'day'), { scope: 'smarthost', window: 'day', used: 20, cap: 20 });
+
+  // Midnight: the relay counts its day, but the decided stages stay what the operator said.
+  writeFileSync(clockFile, String(offsetToNextDay()));
+  await submit(1100, 100);
+  await sink.waitForMessages(total0 + 200, 30_000);
+  assert.deepEqual([bySource(COLD) - cold0, bySource(WARM) - warm0], [40, 160], 'a new day: 20 more toward smarthost from the cold IP, the rest from the other');
+  s = await stats();
+  assert.deepEqual([s.ips.find((i) => i.address === COLD)!.warmup!.stage, s.ips.find((i) => i.address === WARM)!.warmup!.stage], [2, 2]);
+  const want = [...Array.from({ length: 151 }, (_, i) => `r${i}@people.test`), ...Array.from({ length: 200 }, (_, i) => `r${1000 + i}@people.test`)].sort();
+  assert.deepEqual(recipients(), want, 'each recipient once, none lost');
   assert.equal(relay.child.pid, pid);
 });
