@@ -1,4 +1,5 @@
 import { parseCommand, untilSignal, intOption, UsageError } from '../args.ts';
+import { testClock } from '../test-clock.ts';
 import { parseScrapePeers, type NetworkPolicyPeer } from '../../operator/render/scrape-peers.ts';
 import { DEFAULT_RELAY_IMAGE } from '../../operator/render/pool.ts';
 
@@ -58,6 +59,7 @@ export async function run(argv: string[]): Promise<number> {
   const { loadKubeconfig, checkApiserver } = await import('../../operator/runtime/preflight.ts');
   await checkApiserver(loadKubeconfig(v.kubeconfig));
   const { runOperator } = await import('../../operator/main.ts');
+  const hook = testClock(process.env.MAILFLEET_TEST_CLOCK_OFFSET_FILE);
   const op = await runOperator({
     // This command owns the process's signals; the operator stops when it returns.
     handleSignals: false,
@@ -71,8 +73,10 @@ export async function run(argv: string[]): Promise<number> {
     ...(relayMetricsFrom ? { relayMetricsFrom } : {}),
     ...(v['stats-interval'] ? { statsIntervalMs: intOption('stats-interval', v['stats-interval'], 30) * 1000 } : {}),
     ...(v['reputation-tick'] ? { reputationTickSeconds: reputationTick } : {}),
+    ...(hook.clock ? { now: () => new Date(hook.clock!()) } : {}),
   });
   await untilSignal();
+  hook.close();
   await op.stop();
   return 0;
 }

@@ -1,8 +1,7 @@
-import { readFileSync, watch } from 'node:fs';
-import { dirname } from 'node:path';
 import { loadRelayConfigFile } from '../../relay/config/load.ts';
 import { startRelay } from '../../relay/relay.ts';
 import { parseCommand, untilSignal, UsageError } from '../args.ts';
+import { testClock } from '../test-clock.ts';
 
 const HELP = `Usage: mailfleet relay --config FILE
 
@@ -13,30 +12,6 @@ a new version is validated whole and applied without a restart (docs/live-config
 Options:
   -c, --config FILE   relay configuration (YAML); see docs/relay-config.md
   -h, --help          show this help`;
-
-/**
- * Test hook (never set in production): MAILFLEET_TEST_CLOCK_OFFSET_FILE names a file holding a
- * number of milliseconds added to the relay's clock, re-read when it changes, so a test can move
- * a running relay across a UTC midnight without waiting for one.
- */
-function testClock(file: string | undefined, onChange: () => void): { clock?: () => number; close(): void } {
-  if (!file) return { close() {} };
-  let offset = 0;
-  const read = () => {
-    try {
-      const n = Number(readFileSync(file, 'utf8').trim());
-      if (Number.isFinite(n) && n !== offset) {
-        offset = n;
-        onChange();
-      }
-    } catch {
-      // no file yet: no offset
-    }
-  };
-  read();
-  const w = watch(dirname(file), { persistent: false }, read);
-  return { clock: () => Date.now() + offset, close: () => w.close() };
-}
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, { config: { type: 'string', short: 'c' } }, HELP);
