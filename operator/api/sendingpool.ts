@@ -462,6 +462,11 @@ export const SendingPoolStatusSchema = z
         warmup: z.string().max(64).optional().describe('e.g. "2 warming: 500-2000/day" or "done"'),
         bounceRate: z.string().max(16).optional().describe('Measured bounce rate, e.g. 1.2%.'),
         complaintRate: z.string().max(16).optional().describe('Measured complaint rate, e.g. 0.04%.'),
+        attention: z
+          .string()
+          .max(256)
+          .optional()
+          .describe('The sending domains and IPs that need a person, and why (e.g. "example.com PausedHighBounces (12.0 % bounces); 192.0.2.10 SteppedBack (stage 2; outlook stage 1)"); absent when none.'),
       })
       .strict()
       .optional()

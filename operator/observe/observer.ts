@@ -23,6 +23,7 @@ import { ObservationTable, type ReadObservation } from './observations.ts';
 import { decideDomain, RESUME_ANNOTATION, type DomainGuard, type HealthThresholds } from '../control/guardrails.ts';
 import { recentEligible, windowCounts, ratesOf, percent, HOUR_MS, type HourBucket } from '../control/rates.ts';
 import { judgeWarmupDay, type IpWarmup } from '../control/warmup-loop.ts';
+import { poolAttention, type DomainTrouble } from '../control/attention.ts';
 import { warmupSteps } from '../api/warmup-presets.ts';
 
 export const observationsName = (pool: string): string => `${pool}-observations`;
@@ -271,13 +272,17 @@ export class Observer {
       if (list) list.push(b);
       else byDomain.set(b.domain, [b]);
     }
+    const troubles: DomainTrouble[] = [];
     for (const rawDomain of rawDomains) {
       const parsed = parseMailDomain(rawDomain);
       if (!parsed.ok) continue;
       const d = parsed.value.spec.domain.toLowerCase();
       const holding = `${running.filter((p) => p.includes(d)).length}/${running.length}`;
       const res = await this.judgeDomain(rawDomain, parsed.value, pool, byDomain.get(d) ?? [], now, holding);
-      if (res) tripped.push(res);
+      if (res) {
+        tripped.push(res.degraded);
+        troubles.push(res.trouble);
+      }
     }
     tripped = tripped.sort();
 
@@ -285,6 +290,10 @@ export class Observer {
     // does not know count for no domain), Degraded, per-IP rates (everything the IP sent).
     const domainNames = new Set(rawDomains.map((d) => String((d['spec'] as { domain?: string } | undefined)?.domain ?? '').toLowerCase()));
     const poolRates = ratesOf(windowCounts(buckets, (b) => domainNames.has(b.domain), now, DAY_MS));
+    const attention = poolAttention(troubles, pool.spec.ips.map((ip) => {
+      const o = byIp.get(ip.address);
+      return { address: ip.address, warmup: warmup[ip.address], unread: o && !o.reachable ? o.reason : undefined };
+    }));
     await writeStatus(kube, raw, (cur) => {
       const prev = (cur['status'] ?? {}) as NonNullable<SendingPool['status']>;
       const ips = (prev.ips ?? []).map((ip): PoolIpStatus => {
@@ -309,14 +318,19 @@ export class Observer {
       return {
         ...prev,
         ips,
-        summary: { ...prev.summary, bounceRate: percent(poolRates.bounceRate), complaintRate: percent(poolRates.complaintRate) },
+        summary: {
+          ...Object.fromEntries(Object.entries(prev.summary ?? {}).filter(([k]) => k !== 'attention')),
+          bounceRate: percent(poolRates.bounceRate),
+          complaintRate: percent(poolRates.complaintRate),
+          ...(attention ? { attention } : {}),
+        },
         conditions: setCondition(prev.conditions, { ...degraded, observedGeneration: cur.metadata?.generation ?? 0 }, new Date(now)),
       };
     }, { onConflict: () => metrics.statusConflicts.inc({ kind: 'SendingPool' }) });
   }
 
-  /** Judges one domain over its buckets (those of the pool with its name) and reports; returns a line for the pool's Degraded message when tripped. */
-  private async judgeDomain(raw: KubeObject, domain: MailDomain, pool: SendingPool, buckets: HourBucket[], now: number, holding: string): Promise<string | undefined> {
+  /** Judges one domain over its buckets (those of the pool with its name) and reports; when tripped, a line for the pool's Degraded message and its ATTENTION entry. */
+  private async judgeDomain(raw: KubeObject, domain: MailDomain, pool: SendingPool, buckets: HourBucket[], now: number, holding: string): Promise<{ degraded: string; trouble: DomainTrouble } | undefined> {
     const { kube, metrics, events } = this.o;
     const h = pool.spec.health;
     const o = domain.spec.health ?? {};
@@ -368,7 +382,11 @@ export class Observer {
       events.emit(raw, decision.kind === 'pause' || decision.kind === 'review' ? 'Warning' : 'Normal', g.reason, message);
       this.o.log.info({ domain: name, pool: pool.metadata.name, kind: decision.kind, reason: g.reason, message }, 'domain guardrail decision');
     }
-    return g.state === 'Healthy' ? undefined : `${domain.metadata.name}: ${g.reason}: ${message}`;
+    if (g.state === 'Healthy') return undefined;
+    return {
+      degraded: `${domain.metadata.name}: ${g.reason}: ${message}`,
+      trouble: { domain: name, reason: g.reason, bounceRate: percent(decision.rates.bounceRate), complaintRate: percent(decision.rates.complaintRate) },
+    };
   }
 }
 
