@@ -415,6 +415,12 @@ export const PoolIpStatusSchema = z
           'the relay enforces it. warmupStage is what the relay reports enforcing: the two differ only until the relay runs the new config. ' +
           'Past the last step: warm.',
       ),
+    warmupDecidedDay: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('Warm-up days the operator counted: healthy days (docs/control-loop.md); warmupDecidedStage is the plan\'s stage for this many. Rendered into the relay config.'),
     warmupProviderStages: z
       .array(
         z

@@ -207,3 +207,21 @@ test('ATTENTION: paused domains first, then IPs whose warm-up was held or steppe
   assert.equal(line.length, ATTENTION_MAX);
   assert.ok(line.endsWith('…'));
 });
+
+test('warm-up loop: healthy days count as warm-up days; the stage is the plan\'s for the days counted (a step every 2 days takes 2)', async () => {
+  const { judgeWarmupDay, DAY_MS } = await import('./warmup-loop.ts');
+  const steps = [{ day: 0, dailyLimit: 500 }, { day: 2, dailyLimit: 1000 }, { day: 4, dailyLimit: 2000 }];
+  const day0 = Date.UTC(2026, 11, 1);
+  const healthy = (d: number): HourBucket => ({ hour: day0 + d * DAY_MS + 10 * HOUR_MS, ip: '192.0.2.1', provider: 'gmail', domain: 'brand.test', class: 'bulk', ...c({ attempted: 300, delivered: 300 }) });
+  const buckets = [0, 1, 2, 3, 4].map(healthy);
+  let s = judgeWarmupDay({ ip: '192.0.2.1', steps, buckets, previous: undefined, lastMail: undefined, now: day0 + 60_000 }).state;
+  const seen: string[] = [];
+  for (let d = 1; d <= 5; d++) {
+    const r = judgeWarmupDay({ ip: '192.0.2.1', steps, buckets, previous: s, lastMail: day0 + (d - 1) * DAY_MS + 10 * HOUR_MS, now: day0 + d * DAY_MS + 60_000 });
+    s = r.state;
+    seen.push(`${r.decision!.reason} ${s.day}/${s.stage}`);
+  }
+  assert.deepEqual(seen, ['DayCounted 1/0', 'Advanced 2/1', 'DayCounted 3/1', 'Advanced 4/2', 'Completed 5/3']);
+  const r = judgeWarmupDay({ ip: '192.0.2.1', steps, buckets: [healthy(0)], previous: { stage: 0, day: 0, providerStages: {}, judgedDay: day0 - DAY_MS, stageAtLastMail: 0 }, lastMail: day0, now: day0 + DAY_MS + 60_000 });
+  assert.equal(r.decision!.message, 'DayCounted: warm-up day 1 at stage 0, stage 1 from day 2: 0.0 % bounces, 0.0 % deferred, 0.0 % complaints over 300 attempts');
+});

@@ -51,7 +51,7 @@ export interface StageDay {
 
 export type WarmupReason =
   | 'Advanced' | 'Completed' | 'HeldLowVolume' | 'HeldHighBounces' | 'HeldHighDeferrals' | 'HeldHighComplaints'
-  | 'SteppedBack' | 'LostStagesIdle';
+  | 'SteppedBack' | 'LostStagesIdle' | 'DayCounted';
 
 export interface WarmupDecision {
   kind: 'advance' | 'hold' | 'stepBack' | 'idle';
@@ -59,6 +59,8 @@ export interface WarmupDecision {
   providerStages: Record<string, number>;
   reason: WarmupReason;
   message: string;
+  /** A healthy day: its rates in words ("0.67 % bounces, … over 1,500 attempts"). */
+  summary?: string;
 }
 
 /** The stage day is over: advance, hold or step back (per provider). */
@@ -110,9 +112,9 @@ export function decideStageDay(d: StageDay, limits: WarmupLimits = DEFAULT_WARMU
     else providerStages[p] = s + 1;
   }
   if (d.stage >= d.steps - 1) {
-    return { kind: 'advance', stage: d.stage, providerStages, reason: 'Completed', message: `Completed: the last stage was healthy (${summary})` };
+    return { kind: 'advance', stage: d.stage, providerStages, reason: 'Completed', message: `Completed: the last stage was healthy (${summary})`, summary };
   }
-  return { kind: 'advance', stage: d.stage + 1, providerStages, reason: 'Advanced', message: `Advanced to stage ${d.stage + 1}: ${summary}` };
+  return { kind: 'advance', stage: d.stage + 1, providerStages, reason: 'Advanced', message: `Advanced to stage ${d.stage + 1}: ${summary}`, summary };
 }
 
 /**

@@ -9,12 +9,19 @@
 import { emptyCounts, addCounts, type Counts } from '../../relay/stats/contract.ts';
 import type { WarmupStep } from '../api/warmup-presets.ts';
 import { decideStageDay, decideIdle, DEFAULT_WARMUP_LIMITS, type WarmupDecision, type WarmupLimits } from './warmup-decide.ts';
+import { stageOnDay } from '../../relay/warmup/plan.ts';
 import type { HourBucket } from './rates.ts';
 
 export const DAY_MS = 86_400_000;
 
 export interface IpWarmup {
   stage: number;
+  /**
+   * Warm-up days counted: healthy judged days (relay/warmup/plan.ts's day, counted by the
+   * operator); the stage is the plan's for this count. Absent in state saved before it was kept:
+   * the first day of `stage` is assumed.
+   */
+  day?: number | undefined;
   providerStages: Record<string, number>;
   /** Start (ms) of the last UTC day judged. */
   judgedDay: number;
@@ -53,16 +60,33 @@ export function judgeWarmupDay(input: {
     const idleDays = input.lastMail === undefined ? Math.floor((yesterday - prev.judgedDay) / DAY_MS) : Math.floor((today - (Math.floor(input.lastMail / DAY_MS) * DAY_MS + DAY_MS)) / DAY_MS);
     decision = decideIdle(prev.stageAtLastMail, idleDays, limits);
     if (decision && decision.stage >= prev.stage) decision = undefined; // already lost
-    const state: IpWarmup = { ...prev, judgedDay: yesterday, ...(decision ? { stage: decision.stage, providerStages: {}, last: decision.message } : {}) };
+    const state: IpWarmup = { ...prev, judgedDay: yesterday, ...(decision ? { stage: decision.stage, day: firstDayOf(input.steps, decision.stage), providerStages: {}, last: decision.message } : {}) };
     return decision ? { state, decision } : { state };
   }
   const stage = Math.min(prev.stage, input.steps.length - 1);
   decision = decideStageDay({ stage, steps: input.steps.length, cap: input.steps[stage]?.dailyLimit, total, byProvider, providerStages: prev.providerStages }, limits);
-  // A healthy last stage: warm. The relay reads a stage past the last step as "no cap"
-  // (relay/warmup/plan.ts), so that is the stage kept and rendered.
-  const next = decision.reason === 'Completed' ? input.steps.length : decision.stage;
+  let day = prev.day ?? firstDayOf(input.steps, prev.stage);
+  if (decision.kind === 'advance') {
+    // A healthy day counts as a warm-up day; the stage is the plan's for the days counted (a step
+    // every 2 days takes 2 healthy days). Past the last step: warm, kept as steps.length, which
+    // the relay reads as "no cap" (relay/warmup/plan.ts).
+    day += 1;
+    const next = stageOnDay(input.steps, day);
+    const summary = decision.summary ?? '';
+    decision = next >= input.steps.length
+      ? { ...decision, stage: next, reason: 'Completed', message: `Completed: the last stage was healthy (${summary})` }
+      : next > stage
+        ? { ...decision, stage: next, reason: 'Advanced', message: `Advanced to stage ${next}: ${summary}` }
+        : { ...decision, stage: next, reason: 'DayCounted', message: `DayCounted: warm-up day ${day} at stage ${next}, stage ${next + 1} from day ${input.steps[next + 1]!.day}: ${summary}` };
+  }
   return {
-    state: { stage: next, providerStages: decision.providerStages, judgedDay: yesterday, stageAtLastMail: next, last: decision.message },
+    state: { stage: decision.stage, day, providerStages: decision.providerStages, judgedDay: yesterday, stageAtLastMail: decision.stage, last: decision.message },
     decision,
   };
+}
+
+/** The fewest warm-up days that put an IP on `stage` (steps.length: one past the last step's day). */
+export function firstDayOf(steps: readonly WarmupStep[], stage: number): number {
+  if (steps.length === 0) return 0;
+  return stage >= steps.length ? steps[steps.length - 1]!.day + 1 : steps[Math.max(0, stage)]!.day;
 }

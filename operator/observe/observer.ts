@@ -36,14 +36,14 @@ function ipWarmup(doc: StatsDocumentV1, ip: string): WarmupStatsV1 | undefined {
 /** The stage an IP's relay reports enforcing, as the operator's starting decision (judged from tomorrow on). */
 function seedFromRelay(w: WarmupStatsV1, steps: number, now: number): IpWarmup {
   const stage = w.done ? steps : w.stage;
-  return { stage, providerStages: {}, judgedDay: Math.floor(now / DAY_MS) * DAY_MS - DAY_MS, stageAtLastMail: stage };
+  return { stage, day: w.day, providerStages: {}, judgedDay: Math.floor(now / DAY_MS) * DAY_MS - DAY_MS, stageAtLastMail: stage };
 }
 
 /** status.ips[] fields of the operator's warm-up decision; none while the IP has no decision. */
-function decidedWarmupFields(w: IpWarmup | undefined): Pick<PoolIpStatus, 'warmupDecidedStage' | 'warmupProviderStages'> {
-  if (!w) return { warmupDecidedStage: undefined, warmupProviderStages: undefined };
+function decidedWarmupFields(w: IpWarmup | undefined): Pick<PoolIpStatus, 'warmupDecidedStage' | 'warmupDecidedDay' | 'warmupProviderStages'> {
+  if (!w) return { warmupDecidedStage: undefined, warmupDecidedDay: undefined, warmupProviderStages: undefined };
   const providers = Object.entries(w.providerStages).sort(([a], [b]) => a.localeCompare(b)).map(([provider, stage]) => ({ provider, stage }));
-  return { warmupDecidedStage: w.stage, warmupProviderStages: providers.length > 0 ? providers : undefined };
+  return { warmupDecidedStage: w.stage, warmupDecidedDay: w.day, warmupProviderStages: providers.length > 0 ? providers : undefined };
 }
 const STATE_KEY = 'state.json.gz';
 const DAY_MS = 24 * HOUR_MS;

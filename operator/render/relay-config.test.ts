@@ -123,9 +123,10 @@ test('SMTP session threads: the pool\'s number; else auto under a CPU limit (the
 
 test('the operator\'s warm-up decision (status) is rendered as the stage the relay enforces', () => {
   const decided = pool();
-  decided.status = { ips: [{ address: '203.0.113.10', state: 'WarmingUp', warmupDay: 4, warmupCountedThrough: '2026-12-05', warmupDecidedStage: 1, warmupProviderStages: [{ provider: 'outlook', stage: 0 }, { provider: 'gmail', stage: 0 }] }] };
+  decided.status = { ips: [{ address: '203.0.113.10', state: 'WarmingUp', warmupDay: 4, warmupCountedThrough: '2026-12-05', warmupStartedAt: '2026-12-01T00:00:00Z', warmupDecidedStage: 1, warmupDecidedDay: 3, warmupProviderStages: [{ provider: 'outlook', stage: 0 }, { provider: 'gmail', stage: 0 }] }] };
   const state = RelayConfigSchema.parse(renderRelayConfig(decided, [], '203.0.113.10')).shaping.warmup[0]!.state;
-  assert.deepEqual(state, { countedDays: 4, countedThrough: '2026-12-05', stage: 1, providerStages: [{ provider: 'gmail', stage: 0 }, { provider: 'outlook', stage: 0 }] });
+  // The operator's days, not the relay's last report: no countedThrough for the relay to add to.
+  assert.deepEqual(state, { countedDays: 3, startedOn: '2026-12-01', stage: 1, providerStages: [{ provider: 'gmail', stage: 0 }, { provider: 'outlook', stage: 0 }] });
   // No decision yet: no stage, the relay counts days as before.
   const none = pool();
   none.status = { ips: [{ address: '203.0.113.10', state: 'WarmingUp', warmupDay: 4, warmupCountedThrough: '2026-12-05' }] };

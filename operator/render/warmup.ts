@@ -38,17 +38,23 @@ export function relayWarmupEntry(ip: PoolIp, status: PoolIpStatus | undefined, b
       steps: warmupSteps(ip.warmup).map((s) => ({ day: s.day, dailyLimit: s.dailyLimit, ...(s.providers ? { providers: s.providers.map((p) => ({ ...p })) } : {}) })),
       ...(ip.warmup.minDailyVolume !== undefined ? { minDailyVolume: ip.warmup.minDailyVolume } : {}),
     },
-    state: {
-      countedDays: base?.countedDays ?? 0,
-      ...(base?.countedThrough ? { countedThrough: base.countedThrough } : {}),
-      ...(base?.startedOn ? { startedOn: base.startedOn } : {}),
-      // The operator's decision (operator/control/warmup-loop.ts, written to status by the stats
-      // reader): the relay enforces this stage instead of moving it by its own day count.
-      ...(status?.warmupDecidedStage !== undefined ? { stage: status.warmupDecidedStage } : {}),
-      ...(status?.warmupDecidedStage !== undefined && status.warmupProviderStages?.length
-        ? { providerStages: [...status.warmupProviderStages].sort((a, b) => a.provider.localeCompare(b.provider)).map((p) => ({ provider: p.provider, stage: p.stage })) }
-        : {}),
-    },
+    // The operator's decision (operator/control/warmup-loop.ts, written to status by the stats
+    // reader), once there is one: the relay enforces this stage and shows these days instead of
+    // moving them by its own day count. Before it, the carried days and the relay's own count.
+    state: status?.warmupDecidedStage !== undefined
+      ? {
+        countedDays: status.warmupDecidedDay ?? 0,
+        ...(base?.startedOn ? { startedOn: base.startedOn } : {}),
+        stage: status.warmupDecidedStage,
+        ...(status.warmupProviderStages?.length
+          ? { providerStages: [...status.warmupProviderStages].sort((a, b) => a.provider.localeCompare(b.provider)).map((p) => ({ provider: p.provider, stage: p.stage })) }
+          : {}),
+      }
+      : {
+        countedDays: base?.countedDays ?? 0,
+        ...(base?.countedThrough ? { countedThrough: base.countedThrough } : {}),
+        ...(base?.startedOn ? { startedOn: base.startedOn } : {}),
+      },
   };
 }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { warmupProgress, utcDay, isoDay, parseIsoDay, dayMinimum, DAY_MS } from './plan.ts';
+import { warmupProgress, stageOnDay, utcDay, isoDay, parseIsoDay, dayMinimum, DAY_MS } from './plan.ts';
 import { WARMUP_PRESETS } from './presets.ts';
 
 const steps = [
@@ -85,7 +85,8 @@ test('a stage decided by the operator is the one in force: counted days do not m
   // Ten full days counted: the plan's days alone would have made the IP warm.
   const full = history(Array.from({ length: 10 }, (_, i) => [i, 5000] as [number, number]));
   const held = warmupProgress({ steps }, { stage: 1 }, full, noon(10))!;
-  assert.deepEqual([held.stage, held.capToday, held.done, held.day], [1, 500, false, 6], 'held at stage 1 whatever the days say');
+  assert.deepEqual([held.stage, held.capToday, held.done, held.day], [1, 500, false, 0], 'held at stage 1 whatever the days say');
+  assert.equal(warmupProgress({ steps }, { stage: 1, countedDays: 3 }, full, noon(10))!.day, 3, 'the day number is the decider\'s too');
   assert.deepEqual(held.providerCaps, [{ name: 'google', dailyLimit: 200 }]);
   assert.equal(held.minVolumeToday, 250);
   // And an IP with no counted day is where the operator says, too.
@@ -106,4 +107,8 @@ test('a decided stage past the last step is warm (no cap), except toward a provi
   assert.deepEqual([warm.done, warm.capToday, warm.providerCaps, warm.nextChangeAt], [true, undefined, [], undefined]);
   const back = warmupProgress({ steps }, { stage: 3, providerStages: [{ provider: 'outlook', stage: 1 }] }, new Map(), noon(0))!;
   assert.deepEqual([back.done, back.capToday, back.providerCaps], [true, undefined, [{ name: 'outlook', dailyLimit: 500 }]]);
+});
+
+test('stageOnDay: the plan\'s stage for a count of warm-up days; past the last step, steps.length (warm)', () => {
+  assert.deepEqual([0, 1, 2, 4, 5, 6].map((d) => stageOnDay(steps, d)), [0, 0, 1, 1, 2, 3]);
 });

@@ -12,8 +12,10 @@
 // Today never counts yet: the stage moves on at the next UTC midnight, if today qualified.
 //
 // Who decides the stage: with an operator, the operator (operator/control/warmup-loop.ts judges
-// each day by how the mail was received and renders `state.stage` / `state.providerStages` into
-// the relay config); the relay enforces that stage and its day counting no longer moves it.
+// each day by how the mail was received, counts only healthy days, takes the stage for that count
+// from stageOnDay below, and renders `state.stage` / `state.providerStages` / `state.countedDays`
+// into the relay config); the relay enforces that stage and its own day counting no longer moves
+// it.
 // Without one (`mailfleet dev`, a hand-written config) the counted days decide, as above.
 import { warmupSteps, type WarmupPresetName, type WarmupStep } from './presets.ts';
 
@@ -99,6 +101,16 @@ function stageAt(steps: readonly WarmupStep[], day: number): number {
   return stage;
 }
 
+/**
+ * The stage on warm-up day `day` (days counted so far): `steps.length` once past the last step's
+ * day (warm). The operator's warm-up loop counts healthy days and takes the stage from here, so
+ * a plan's spacing (a step every 2 or 3 days) means the same with and without an operator.
+ */
+export function stageOnDay(steps: readonly WarmupStep[], day: number): number {
+  if (steps.length === 0 || day > steps[steps.length - 1]!.day) return steps.length;
+  return stageAt(steps, day);
+}
+
 /** undefined when the plan has no steps (the IP is warm). */
 export function warmupProgress(plan: WarmupPlan | undefined, baseline: WarmupBaseline | undefined, sent: SentPerDay, now: number): WarmupProgress | undefined {
   const steps = warmupSteps(plan);
@@ -117,7 +129,7 @@ export function warmupProgress(plan: WarmupPlan | undefined, baseline: WarmupBas
   }
   const startedOn = baseline?.startedOn ?? (first === undefined ? undefined : isoDay(first));
   const sentToday = sent.get(today) ?? 0;
-  if (baseline?.stage !== undefined) return decidedProgress(plan, steps, baseline, day, sentToday, startedOn, today);
+  if (baseline?.stage !== undefined) return decidedProgress(plan, steps, baseline, sentToday, startedOn, today);
   if (day > last) {
     return { stage: steps.length - 1, day, capToday: undefined, providerCaps: [], minVolumeToday: undefined, sentToday, done: true, startedOn, nextChangeAt: undefined };
   }
@@ -143,9 +155,11 @@ function providerCapAt(step: WarmupStep, provider: string): number {
 
 /**
  * Progress when the stage is decided elsewhere (the operator): the caps of that stage, lowered per
- * provider for the providers stepped back. `day` stays the counted days (what status shows).
+ * provider for the providers stepped back; `day` is the days the operator counted (countedDays),
+ * not this relay's own count, so both sides show one day number.
  */
-function decidedProgress(plan: WarmupPlan, steps: readonly WarmupStep[], baseline: WarmupBaseline, day: number, sentToday: number, startedOn: string | undefined, today: number): WarmupProgress {
+function decidedProgress(plan: WarmupPlan, steps: readonly WarmupStep[], baseline: WarmupBaseline, sentToday: number, startedOn: string | undefined, today: number): WarmupProgress {
+  const day = baseline.countedDays ?? 0;
   const done = baseline.stage! >= steps.length;
   const stage = Math.min(baseline.stage!, steps.length - 1);
   const step = steps[stage]!;

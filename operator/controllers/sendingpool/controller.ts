@@ -86,7 +86,7 @@ function warmupRenderInputs(raw: KubeObject): unknown {
   const ips = ((raw['status'] as { ips?: PoolIpStatus[] } | undefined)?.ips ?? []).filter((i) => i.warmupCountedThrough || i.quarantine || i.warmupDecidedStage !== undefined);
   // A quarantine (written by the reputation loop) and a warm-up decision (written by the stats
   // reader) change the IP's relay config too.
-  return ips.map((i) => [i.address, i.warmupDay, i.warmupCountedThrough, i.warmupStartedAt, i.quarantine?.since, i.quarantine?.message, i.warmupDecidedStage, i.warmupProviderStages]);
+  return ips.map((i) => [i.address, i.warmupDay, i.warmupCountedThrough, i.warmupStartedAt, i.quarantine?.since, i.quarantine?.message, i.warmupDecidedStage, i.warmupDecidedDay, i.warmupProviderStages]);
 }
 
 /**
