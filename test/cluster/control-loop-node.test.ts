@@ -235,7 +235,8 @@ test('12 % hard bounces pause example.com for bulk; its otp flows; kills double-
   const columns = await f.kubectl(['get', 'sendingpools,maildomains', '-n', NS, '-o', 'wide']);
   t.diagnostic(columns);
   assert.match(columns, new RegExp(`transactional\\s.*${pool.status!.summary!.bounceRate!.replace('.', '\\.')}`));
-  assert.match(columns, /example-com\s+example\.com\s.*True\s+\d+\.\d %/);
+  assert.match(columns, /example-com\s+example\.com\s.*True\s+\d+\.\d %\s+PausedHighBounces/);
+  assert.match(columns, /transactional\s.*example\.com PausedHighBounces \(\d+\.\d % bounces\)/, 'ATTENTION names the domain and why');
   assert.ok((await eventReasons('example-com')).includes('Warning/PausedHighBounces'));
   const metrics = await operatorMetrics();
   assert.match(metrics, /mailfleet_operator_domain_state\{namespace="default",pool="transactional",domain="example\.com",state="Paused"\} 1/);
@@ -273,14 +274,15 @@ test('12 % hard bounces pause example.com for bulk; its otp flows; kills double-
 test('warm-up on the node: a day held on bounces, a healthy day advances, 30 % 421 4.7.0 steps back toward that provider, a healthy day advances again', async (t) => {
   if (suite.skipped) return t.skip(suite.skipped);
   // Day 0 was the pause case's: 24 hard bounces over 331 (7.3 %) → held at stage 0. The relay's
-  // own count would make it day 1, stage 1 (it sent over minDailyVolume): it enforces the hold.
+  // own count would make it day 1, stage 1 (it sent over minDailyVolume): it enforces the hold,
+  // and shows the operator's day.
   await nextDay();
   let s = await judged(/HeldHighBounces/);
   assert.match(s.lastDecision!, /^stage 0: HeldHighBounces: \d+\.\d % hard bounces at \S+ over \d+ messages/);
   assert.equal(s.warmupDecidedStage, 0);
   await moreReads(2);
   let w = await relayEnforces(0, 'held');
-  assert.deepEqual([w.day, w.stage, w.capToday], [1, 0, 400], 'one warm-up day counted by the relay, stage 0 held by the operator');
+  assert.deepEqual([w.day, w.stage, w.capToday], [0, 0, 400], 'held: no warm-up day counted, stage 0');
 
   // Day 1, healthy: 150 → advanced to stage 1; the relay enforces 800 a day.
   await send('news@other.test', each('h', 0, 150), 'bulk');
@@ -314,6 +316,9 @@ test('warm-up on the node: a day held on bounces, a healthy day advances, 30 % 4
     return q?.cap === 400 ? true : undefined;
   }, 120_000);
   assert.equal((await warmup())!.stage, 1, 'the IP itself holds its stage');
+  const columns = await suite.fleet.kubectl(['get', 'sendingpools', '-n', NS]);
+  t.diagnostic(columns);
+  assert.match(columns, new RegExp(`${ip.replaceAll('.', '\\.')} SteppedBack \\(stage 1; ${provider} stage 0\\)`), 'ATTENTION names the IP, the provider and the stages');
 
   // Day 3, healthy (with yesterday's 50 retried): advanced to stage 2, the step back lifted.
   await poll('yesterday\'s deferred delivered', async () => (sinkCount((x) => x.to.some((r) => r.startsWith('slow'))) === 50 ? true : undefined), 60_000);
