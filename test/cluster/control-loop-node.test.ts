@@ -185,8 +185,31 @@ async function relayEnforces(stage: number, what: string): Promise<NonNullable<A
   }, 120_000);
 }
 
-test('12 % hard bounces pause example.com for bulk; its otp flows; kills double-count nothing; resume delivers the held mail', async (t) => {
-  if (suite.skipped) return t.skip(suite.skipped);
+/** What a failed case leaves to read: the objects' status and the operator's last log lines. */
+async function explain(t: { diagnostic(s: string): void }): Promise<void> {
+  const f = suite.fleet;
+  for (const args of [
+    ['get', 'sendingpool', '-n', NS, POOL, '-o', 'jsonpath={.status}'],
+    ['get', 'maildomains', '-n', NS, '-o', 'jsonpath={range .items[*]}{.metadata.name} {.status.health} {.status.conditions}{"\\n"}{end}'],
+    ['logs', '-n', f.operator.namespace, (await operatorPod().catch(() => ({ name: f.operator.pod }))).name, '--tail=40'],
+  ]) t.diagnostic(`kubectl ${args.join(' ')}:\n${await f.kubectl(args).catch((e: Error) => e.message)}`);
+  t.diagnostic(`relay stats: ${JSON.stringify(await stats().then((s) => ({ configVersion: s.configVersion, pausedDomains: s.pausedDomains, buckets: s.buckets.length, warmup: s.ips.map((i) => i.warmup) })).catch((e: Error) => e.message))}`);
+}
+
+/** A case whose failure explains itself (explain above). */
+function loopTest(name: string, body: (t: import('node:test').TestContext) => Promise<void>): void {
+  test(name, async (t) => {
+    if (suite.skipped) return t.skip(suite.skipped);
+    try {
+      await body(t);
+    } catch (e) {
+      await explain(t);
+      throw e;
+    }
+  });
+}
+
+loopTest('12 % hard bounces pause example.com for bulk; its otp flows; kills double-count nothing; resume delivers the held mail', async (t) => {
   const f = suite.fleet;
   // 200 bulk recipients of example.com (24 do not exist), 100 of other.test.
   const t0 = Date.now();
@@ -271,8 +294,7 @@ test('12 % hard bounces pause example.com for bulk; its otp flows; kills double-
   assert.ok((await eventReasons('example-com')).includes('Normal/ResumedByAnnotation'));
 });
 
-test('warm-up on the node: a day held on bounces, a healthy day advances, 30 % 421 4.7.0 steps back toward that provider, a healthy day advances again', async (t) => {
-  if (suite.skipped) return t.skip(suite.skipped);
+loopTest('warm-up on the node: a day held on bounces, a healthy day advances, 30 % 421 4.7.0 steps back toward that provider, a healthy day advances again', async (t) => {
   // Day 0 was the pause case's: 24 hard bounces over 331 (7.3 %) → held at stage 0. The relay's
   // own count would make it day 1, stage 1 (it sent over minDailyVolume): it enforces the hold,
   // and shows the operator's day.
