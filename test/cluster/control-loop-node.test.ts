@@ -32,6 +32,8 @@ const STEPS = [{ day: 0, dailyLimit: 400 }, { day: 1, dailyLimit: 800 }, { day: 
 
 /** 12 of every 100 example.com recipients u<N> do not exist; other.test's all do. */
 const refused = (rcpt: string) => /^u(\d+)@/.test(rcpt) && Number(/^u(\d+)@/.exec(rcpt)![1]) % 100 < 12;
+/** example.com's mail: its envelope sender is at its return-path domain (bounces.example.com, examples/maildomain.yaml). */
+const fromExample = (envelopeFrom: string) => /[@.]example\.com$/i.test(envelopeFrom);
 /** While set, the sink defers every "slow…" recipient with 421 4.7.0 (a policy deferral). */
 let throttle = false;
 let ip = '';
@@ -42,7 +44,7 @@ const suite = fleetSuite({
   nodes: 1,
   mx: { [RCPT_DOMAIN]: `mx.${RCPT_DOMAIN}` },
   onRcpt: (rcpt, session) => {
-    if (session.envelope.mailFrom && session.envelope.mailFrom.address.endsWith('@example.com') && refused(rcpt)) return '550 5.1.1 no such user';
+    if (session.envelope.mailFrom && fromExample(session.envelope.mailFrom.address) && refused(rcpt)) return '550 5.1.1 no such user';
     if (throttle && rcpt.startsWith('slow')) return '421 4.7.0 try again later';
     return undefined;
   },
@@ -290,7 +292,7 @@ loopTest('12 % hard bounces pause example.com for bulk; its otp flows; kills dou
   assert.equal(cond(await domain('example-com'), 'Paused')!.reason, 'ResumedByAnnotation');
   await poll('the held bulk delivered', async () => (sinkCount((x) => x.to.some((r) => /^u10[56]\d@/.test(r))) === 20 ? true : undefined), 120_000);
   const want = [...each('u', 0, 200), ...each('u', 1050, 20)].flat().filter((r) => !refused(r)).sort();
-  assert.deepEqual(sink().messages.filter((x) => x.from === 'news@example.com').flatMap((x) => x.to).sort(), want, 'each deliverable recipient once: nothing lost');
+  assert.deepEqual(sink().messages.filter((x) => fromExample(x.from)).flatMap((x) => x.to).filter((r) => r.startsWith('u')).sort(), want, 'each deliverable recipient once: nothing lost');
   assert.ok((await eventReasons('example-com')).includes('Normal/ResumedByAnnotation'));
 });
 
