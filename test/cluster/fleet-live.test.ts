@@ -7,7 +7,8 @@
 //      waits in its queue;
 //   2. a changed plan (kubectl apply of the SendingPool) reaches the running relay within one
 //      reconcile and one kubelet sync, same container process, and its cap applies at once;
-//   3. UTC midnight on the relay's clock (test hook) → the next day's cap, no restart;
+//   3. UTC midnight on the relay's and the operator's clocks (test hook) → the operator judges
+//      the day (healthy: advanced), the relay takes the next day's cap live, no restart;
 //   4. a bad config version written into the ConfigMap by hand (operator scaled to 0) → refused,
 //      the old version keeps delivering, metric and `kubectl logs` say so;
 //   5. an IP removed with 500 messages queued for a sink that does not take them yet → status
@@ -138,6 +139,9 @@ async function untilRunning(address: string, previous: string, since: number): P
 
 const suite = fleetSuite({
   nodes: 2,
+  // The operator decides warm-up stages (docs/control-loop.md): its clock moves with the cold
+  // relay's (test hook), and it reads the relays every 5 s.
+  values: ['extraArgs[0]=--stats-interval=5', 'extraEnv[0].name=MAILFLEET_TEST_CLOCK_OFFSET_FILE', `extraEnv[0].value=${CLOCK_FILE}`],
   mx: { [RCPT_DOMAIN]: `mx.${RCPT_DOMAIN}` },
   onRcpt: (_rcpt, session) => {
     if (refuseFrom && session.remoteAddress === refuseFrom) {
@@ -239,14 +243,19 @@ test('a changed plan reaches the running relay through the ConfigMap: no restart
   }, 30_000);
 });
 
-test('UTC midnight on the relay clock: the next day\'s cap, no restart', async (t) => {
+test('UTC midnight on the relay\'s and the operator\'s clocks: the day judged healthy, the next day\'s cap, no restart', async (t) => {
   if (suite.skipped) return t.skip(suite.skipped);
   const proc = await relayProcess(cold);
   const now = Date.now();
-  // One minute past the next UTC midnight: day 0 (55 sent, at least half its cap) counts.
+  // One minute past the next UTC midnight: day 0 (55 sent, none refused) was healthy, so the
+  // operator counts it and advances the IP (docs/control-loop.md); the relay takes it live.
   const offset = (Math.floor(now / 86_400_000) + 1) * 86_400_000 + 60_000 - now;
-  await suite.fleet.exec(NS, (await relayPod(cold)).name, 'relay', ['node', '-e', `require('node:fs').writeFileSync(${JSON.stringify(CLOCK_FILE)}, '${offset}')`]);
-  await poll('the 5 held released on the new day', async () => (bySource(cold) >= 60 && held(await stats(cold)) === 0 ? true : undefined), 60_000);
+  const write = ['node', '-e', `require('node:fs').writeFileSync(${JSON.stringify(CLOCK_FILE)}, '${offset}')`];
+  const op = suite.fleet.operator;
+  const opPod = (await suite.fleet.kubectl(['get', 'pod', '-n', op.namespace, '-l', `app.kubernetes.io/instance=${op.release}`, '-o', 'jsonpath={.items[0].metadata.name}'])).trim();
+  await suite.fleet.exec(NS, (await relayPod(cold)).name, 'relay', write);
+  await suite.fleet.exec(op.namespace, opPod, 'operator', write);
+  await poll('the 5 held released on the new day', async () => (bySource(cold) >= 60 && held(await stats(cold)) === 0 ? true : undefined), 150_000);
   const w = warmupOf(await stats(cold), cold)!;
   assert.equal(w.day, 1, JSON.stringify(w));
   assert.equal(w.capToday, 200);
