@@ -225,3 +225,19 @@ test('warm-up loop: healthy days count as warm-up days; the stage is the plan\'s
   const r = judgeWarmupDay({ ip: '192.0.2.1', steps, buckets: [healthy(0)], previous: { stage: 0, day: 0, providerStages: {}, judgedDay: day0 - DAY_MS, stageAtLastMail: 0 }, lastMail: day0, now: day0 + DAY_MS + 60_000 });
   assert.equal(r.decision!.message, 'DayCounted: warm-up day 1 at stage 0, stage 1 from day 2: 0.0 % bounces, 0.0 % deferred, 0.0 % complaints over 300 attempts');
 });
+
+test('a resume re-arms from the moment of the resume, not from the start of its hour (the mail that paused the domain is not judged again)', async () => {
+  const { resumeBaseline, afterResume, recentEligible } = await import('./rates.ts');
+  const hour = Date.UTC(2026, 11, 6, 20);
+  const b = (p: Partial<Counts>): HourBucket => ({ hour, ip: '192.0.2.1', provider: 'gmail', domain: 'brand.test', class: 'bulk', ...c(p) });
+  const mine = (x: HourBucket) => x.domain === 'brand.test';
+  // 200 messages, 24 hard bounces: paused; resumed 10 minutes later in the same hour.
+  const before = [b({ attempted: 200, delivered: 176, bouncedHard: 24 })];
+  const resumedAt = hour + 10 * 60_000;
+  const base = resumeBaseline(before, mine, resumedAt);
+  assert.equal(recentEligible(afterResume(before, 'brand.test', base), mine, resumedAt + 1000, { windowMs: 86_400_000, minimumVolume: 100, since: resumedAt }).judged, false, 'nothing after the resume yet');
+  // 150 more after the resume, 3 of them hard bounces: 2 %, judged over those 150 only.
+  const later = [b({ attempted: 350, delivered: 323, bouncedHard: 27 })];
+  const e = recentEligible(afterResume(later, 'brand.test', base), mine, resumedAt + 600_000, { windowMs: 86_400_000, minimumVolume: 100, since: resumedAt });
+  assert.deepEqual([e.judged, e.counts.attempted, e.counts.bouncedHard], [true, 150, 3]);
+});

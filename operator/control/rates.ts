@@ -109,3 +109,28 @@ export function count(n: number): string {
 }
 
 export { COUNT_FIELDS };
+
+/**
+ * A domain's counts in the hour of its resume, taken at the resume. Buckets are whole hours, so
+ * without it the judgement after a resume would take that hour's earlier mail, the very mail that
+ * paused the domain, and pause it again at once.
+ */
+export interface ResumeBaseline {
+  hour: number;
+  counts: Counts;
+}
+
+/** The baseline a resume at `now` takes: what `filter` counted so far in the current hour. */
+export function resumeBaseline(buckets: readonly HourBucket[], filter: BucketFilter, now: number): ResumeBaseline {
+  const hour = floorHour(now);
+  const counts = emptyCounts();
+  for (const b of buckets) if (b.hour === hour && filter(b)) addCounts(counts, b);
+  return { hour, counts };
+}
+
+/** The buckets with a domain's resume baseline taken off its resume hour (a bucket of negative counts). */
+export function afterResume(buckets: readonly HourBucket[], domain: string, baseline: ResumeBaseline | undefined): readonly HourBucket[] {
+  if (!baseline) return buckets;
+  const negative = Object.fromEntries(COUNT_FIELDS.map((f) => [f, -baseline.counts[f]])) as Counts;
+  return [...buckets, { hour: baseline.hour, ip: '', provider: '', domain, class: 'bulk', ...negative }];
+}

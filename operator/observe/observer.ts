@@ -21,7 +21,7 @@ import type { WarmupStatsV1 } from '../../relay/stats/collector.ts';
 import { readApiTokens } from './token.ts';
 import { ObservationTable, type ReadObservation } from './observations.ts';
 import { decideDomain, RESUME_ANNOTATION, type DomainGuard, type HealthThresholds } from '../control/guardrails.ts';
-import { recentEligible, windowCounts, ratesOf, percent, HOUR_MS, type HourBucket } from '../control/rates.ts';
+import { recentEligible, windowCounts, ratesOf, percent, afterResume, resumeBaseline, HOUR_MS, type HourBucket, type ResumeBaseline } from '../control/rates.ts';
 import { judgeWarmupDay, type IpWarmup } from '../control/warmup-loop.ts';
 import { poolAttention, type DomainTrouble } from '../control/attention.ts';
 import { warmupSteps } from '../api/warmup-presets.ts';
@@ -278,10 +278,14 @@ export class Observer {
       if (!parsed.ok) continue;
       const d = parsed.value.spec.domain.toLowerCase();
       const holding = `${running.filter((p) => p.includes(d)).length}/${running.length}`;
-      const res = await this.judgeDomain(rawDomain, parsed.value, pool, byDomain.get(d) ?? [], now, holding);
-      if (res) {
-        tripped.push(res.degraded);
-        troubles.push(res.trouble);
+      const res = await this.judgeDomain(rawDomain, parsed.value, pool, afterResume(byDomain.get(d) ?? [], d, state.resumeBaselines?.[d]), now, holding);
+      if (res.tripped) {
+        tripped.push(res.tripped.degraded);
+        troubles.push(res.tripped.trouble);
+      }
+      if (res.resumed) {
+        state = { ...state, resumeBaselines: { ...state.resumeBaselines, [d]: res.resumed } };
+        await this.saveState(pool, state);
       }
     }
     tripped = tripped.sort();
@@ -329,8 +333,11 @@ export class Observer {
     }, { onConflict: () => metrics.statusConflicts.inc({ kind: 'SendingPool' }) });
   }
 
-  /** Judges one domain over its buckets (those of the pool with its name) and reports; when tripped, a line for the pool's Degraded message and its ATTENTION entry. */
-  private async judgeDomain(raw: KubeObject, domain: MailDomain, pool: SendingPool, buckets: HourBucket[], now: number, holding: string): Promise<{ degraded: string; trouble: DomainTrouble } | undefined> {
+  /**
+   * Judges one domain over its buckets (those of the pool with its name) and reports; when tripped, a line for the pool's Degraded message and its
+   * ATTENTION entry; when resumed, the baseline to keep (rates.ts ResumeBaseline).
+   */
+  private async judgeDomain(raw: KubeObject, domain: MailDomain, pool: SendingPool, buckets: readonly HourBucket[], now: number, holding: string): Promise<{ tripped?: { degraded: string; trouble: DomainTrouble }; resumed?: ResumeBaseline }> {
     const { kube, metrics, events } = this.o;
     const h = pool.spec.health;
     const o = domain.spec.health ?? {};
@@ -382,10 +389,13 @@ export class Observer {
       events.emit(raw, decision.kind === 'pause' || decision.kind === 'review' ? 'Warning' : 'Normal', g.reason, message);
       this.o.log.info({ domain: name, pool: pool.metadata.name, kind: decision.kind, reason: g.reason, message }, 'domain guardrail decision');
     }
-    if (g.state === 'Healthy') return undefined;
+    if (decision.kind === 'resume') return { resumed: resumeBaseline(buckets, mine, now) };
+    if (g.state === 'Healthy') return {};
     return {
-      degraded: `${domain.metadata.name}: ${g.reason}: ${message}`,
-      trouble: { domain: name, reason: g.reason, bounceRate: percent(decision.rates.bounceRate), complaintRate: percent(decision.rates.complaintRate) },
+      tripped: {
+        degraded: `${domain.metadata.name}: ${g.reason}: ${message}`,
+        trouble: { domain: name, reason: g.reason, bounceRate: percent(decision.rates.bounceRate), complaintRate: percent(decision.rates.complaintRate) },
+      },
     };
   }
 }

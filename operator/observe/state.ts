@@ -11,6 +11,7 @@
 import { COUNT_FIELDS, type StatsDocumentV1, type Counts } from '../../relay/stats/contract.ts';
 import { HOUR_MS, type HourBucket } from '../control/rates.ts';
 import type { IpWarmup } from '../control/warmup-loop.ts';
+import type { ResumeBaseline } from '../control/rates.ts';
 
 /** 8 days: SES-style widening of a quiet domain's window to a week, and a day to spare. */
 export const KEEP_HOURS = 8 * 24;
@@ -36,6 +37,8 @@ export interface ObservationState {
   lastMail: Record<string, number>;
   /** Per source IP: the feedback-driven warm-up stage and the last day judged (operator/control/warmup-loop.ts). */
   warmup: Record<string, IpWarmup>;
+  /** Per sending domain: its counts in the hour of its last resume, at the resume (operator/control/rates.ts ResumeBaseline). */
+  resumeBaselines?: Record<string, ResumeBaseline>;
 }
 
 export function emptyState(): ObservationState {
