@@ -234,7 +234,10 @@ loopTest('12 % hard bounces pause example.com for bulk; its otp flows; kills dou
   assert.equal(cond(paused, 'Paused')!.reason, 'PausedHighBounces');
   const m = /^bulk mail paused: (\d+\.\d) % hard bounces over (\d+) messages \(pause at 10 %\); resume: kubectl annotate maildomain example-com mailfleet\.io\/resume=/.exec(cond(paused, 'Paused')!.message ?? '');
   assert.ok(m && Number(m[1]) >= 10 && Number(m[2]) >= 100, cond(paused, 'Paused')!.message);
-  const other = await domain('other-test');
+  const other = await poll('other.test judged', async () => {
+    const d = await domain('other-test');
+    return (d.status?.health?.judgedVolume ?? 0) >= 100 ? d : undefined;
+  }, 60_000);
   assert.notEqual(cond(other, 'Paused')?.status, 'True', 'the other domain on the same pool is untouched');
   assert.equal(other.status?.health?.bounceRate, '0.0 %');
 

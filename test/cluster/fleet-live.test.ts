@@ -255,8 +255,13 @@ test('UTC midnight on the relay\'s and the operator\'s clocks: the day judged he
   const opPod = (await suite.fleet.kubectl(['get', 'pod', '-n', op.namespace, '-l', `app.kubernetes.io/instance=${op.release}`, '-o', 'jsonpath={.items[0].metadata.name}'])).trim();
   await suite.fleet.exec(NS, (await relayPod(cold)).name, 'relay', write);
   await suite.fleet.exec(op.namespace, opPod, 'operator', write);
-  await poll('the 5 held released on the new day', async () => (bySource(cold) >= 60 && held(await stats(cold)) === 0 ? true : undefined), 150_000);
-  const w = warmupOf(await stats(cold), cold)!;
+  // The new day's cap at the held stage frees them at once; the operator's judgement then lifts
+  // the IP to day 1 (a new config, applied live).
+  await poll('the 5 held released on the new day', async () => (bySource(cold) >= 60 && held(await stats(cold)) === 0 ? true : undefined), 60_000);
+  const w = await poll('the operator\'s advance applied by the relay', async () => {
+    const x = warmupOf(await stats(cold), cold);
+    return x?.day === 1 ? x : undefined;
+  }, 150_000);
   assert.equal(w.day, 1, JSON.stringify(w));
   assert.equal(w.capToday, 200);
   assert.equal(w.sentToday, 5);
