@@ -267,7 +267,8 @@ loopTest('12 % hard bounces pause example.com for bulk; its otp flows; kills dou
   assert.match(cond(pool, 'Degraded')!.message ?? '', /^example-com: PausedHighBounces: /);
   const columns = await f.kubectl(['get', 'sendingpools,maildomains', '-n', NS, '-o', 'wide']);
   t.diagnostic(columns);
-  assert.match(columns, new RegExp(`transactional\\s.*${pool.status!.summary!.bounceRate!.replace('.', '\\.')}`));
+  // (The pool's rate moves while the otp and other.test's mail are counted: any rate here.)
+  assert.match(columns, /transactional\s.*\s\d+\.\d %\s+example\.com PausedHighBounces/);
   assert.match(columns, /example-com\s+example\.com\s.*True\s+\d+\.\d %\s+PausedHighBounces/);
   assert.match(columns, /transactional\s.*example\.com PausedHighBounces \(\d+\.\d % bounces\)/, 'ATTENTION names the domain and why');
   assert.ok((await eventReasons('example-com')).includes('Warning/PausedHighBounces'));
