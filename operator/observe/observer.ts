@@ -6,6 +6,8 @@
 // Degraded and status.ips[], an Event per decision, metrics. The pool controller renders a Paused
 // domain into the relays' config (pausedDomains); the relays then hold its bulk mail.
 // Runs only on the leader (started and stopped with the controllers).
+// Over 350 lines on purpose: one round (read, merge, judge, report) in order, with the I/O of each
+// step; every judgement is a pure module of its own (state.ts, guardrails.ts, warmup-loop.ts, attention.ts).
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Kube, KubeObject } from '../runtime/kube.ts';

@@ -2,6 +2,9 @@
 // bounces and complaints (branch `bounces` calls recordFeedback) and one-click unsubscribes into
 // events and suppression entries, and screens recipients against the list before each attempt.
 // The stores are SQLite (relay/feedback/db.ts); PostgreSQL, webhooks and metrics hang off here.
+// Over 350 lines on purpose: the order of what one piece of feedback does (event, soft-bounce
+// history, suppression, metrics, fleet push) is the contract, and it is read in one place; the
+// rules are pure in relay/suppression/rules.ts, the stores in relay/events and relay/suppression.
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/load.ts';
 import type { DatabaseSync } from 'node:sqlite';

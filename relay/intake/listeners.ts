@@ -1,6 +1,6 @@
 // The SMTP listeners: smtp-server hooks that turn a session into a queued message, replying 250
 // only after the queue has committed it to disk.
-// About 350 lines: one smtp-server instance per listener and its hooks (connect, auth, mail, rcpt,
+// Over 350 lines on purpose: one smtp-server instance per listener and its hooks (connect, auth, mail, rcpt,
 // data) sharing the session state; each hook's decision is a pure module of its own beside it
 // (recipient-policy, auth-throttle, intake-rate, data-scanner, slow-clients, class-header).
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession, type SMTPServerDataStream } from 'smtp-server';
