@@ -150,6 +150,12 @@ export function createRelayMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['source_ip', 'provider', 'action'] as const,
       registers: [registry],
     }),
+    handoffRecipients: new Counter({
+      name: 'mailfleet_handoff_recipients_total',
+      help: 'Recipients of a quarantined relay offered to a peer relay of the pool: accepted (the peer said 250), deferred (the peer refused or was unreachable; kept here) or held (handed off once already; kept here).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     shapingHeldBack: new Counter({
       name: 'mailfleet_shaping_held_back_total',
       help: 'Recipients the scheduler sent back to the queue unattempted, by class and reason (suspended, quota, rate, no-ip, domain-paused).',

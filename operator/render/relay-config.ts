@@ -1,14 +1,14 @@
 // SendingPool (+ its MailDomains) → the relay's own config file. The shape is the relay's
 // contract (relay/config/schema.ts); rendering validates against it, so a pool the relay would
 // refuse is caught here, with the field named, instead of in a crash-looping pod.
-import { relayReputationShaping } from '../reputation/status.ts';
+import { relayHandoff, relayReputationShaping } from '../reputation/status.ts';
 import { stringify } from 'yaml';
 import { RelayConfigSchema, type RelayConfigInput } from '../../relay/config/schema.ts';
 import type { MailDomain, SendingPool, PoolIp, DkimAlgorithm } from '../api/index.ts';
 import { describeZodIssues } from '../api/index.ts';
 import { dkimSecretName, DKIM_PRIVATE_KEY } from './dkim.ts';
 import { relayWarmupEntry } from './warmup.ts';
-import { shortHash } from './names.ts';
+import { shortHash, submissionServiceName } from './names.ts';
 import { renderDomainFeedback, renderFeedbackConfig } from './feedback.ts';
 import { configVersion } from '../../relay/config/version.ts';
 import { restartSignature } from '../../relay/config/live.ts';
@@ -160,6 +160,10 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
     })),
     feedback: renderFeedbackConfig(pool),
   };
+
+  // A quarantined relay hands its mail to the pool's healthy relays; every relay accepts it then.
+  const handoff = address !== undefined ? relayHandoff(pool, { host: `${submissionServiceName(pool)}.${pool.metadata.namespace ?? 'default'}.svc` }, `${PATHS.apiTokenDir}/token`) : undefined;
+  if (handoff) config.handoff = handoff;
 
   // The control loop's domain guardrail (operator/observe): bulk of a Paused domain is held.
   const paused = own.filter((d) => d.status?.health?.state === 'Paused').map((d) => d.spec.domain);

@@ -60,6 +60,27 @@ test('render: a quarantined IP\'s relay config carries shaping.quarantine, and l
   assert.equal(relayReputationShaping(both, '192.0.2.10', true).quarantineLeavesService, false);
 });
 
+test('render: while an IP is quarantined every relay of the pool gets the hand-off (the pool Service on a STARTTLS port, the API token as secret); none otherwise', () => {
+  const ips = [{ address: '192.0.2.10', hostname: 'out-a.example.com' }, { address: '192.0.2.11', hostname: 'out-b.example.com' }];
+  const base = fixture({ ips });
+  const quarantined = SendingPoolSchema.parse({
+    ...base,
+    metadata: { ...base.metadata, namespace: 'mail' },
+    status: { ips: [{ address: '192.0.2.10', state: 'Quarantined', quarantine: { reason: 'Manual', since: NOW.toISOString(), message: 'quarantined by annotation' } }, { address: '192.0.2.11', state: 'Ready' }] },
+  });
+  for (const address of ['192.0.2.10', '192.0.2.11']) {
+    const c = RelayConfigSchema.parse(renderRelayConfig(quarantined, [], address));
+    assert.deepEqual(c.handoff.peers, [{ host: `${quarantined.metadata.name}.mail.svc`, port: 587 }], address);
+    assert.equal(c.handoff.secretFile, '/etc/mailfleet/api/token');
+  }
+  const healthy = SendingPoolSchema.parse({ ...base, status: { ips: [{ address: '192.0.2.10', state: 'Ready' }] } });
+  assert.equal(renderRelayConfig(healthy, [], '192.0.2.10').handoff, undefined, 'nothing quarantined: the configs stay as they were');
+  // Only implicit TLS or plain ports: no hand-off (the client speaks STARTTLS; AUTH needs TLS), the relay holds.
+  const implicit = structuredClone(quarantined);
+  implicit.spec.submission.ports = [{ name: 'smtps', port: 465, tls: 'implicit' }];
+  assert.equal(renderRelayConfig(implicit, [], '192.0.2.10').handoff, undefined);
+});
+
 test('the chart default reaches the operator as MAILFLEET_REPUTATION; a bad field is named', async () => {
   const { reputationConfigFromEnv } = await import('./lists.ts');
   assert.equal(reputationConfigFromEnv(undefined), undefined);

@@ -99,6 +99,21 @@ export function relayReputationShaping(pool: SendingPool, address: string, binds
   };
 }
 
+/**
+ * The hand-off of a quarantined relay's mail (relay/handoff/decide.ts, docs/reputation.md
+ * "Hand-off"), rendered into every relay of the pool while one of its IPs is quarantined: the
+ * peers are the pool's submission Service (a quarantined relay fails /readyz and has left it, so
+ * the Service reaches healthy relays only) on a STARTTLS port (AUTH needs TLS; the client speaks
+ * STARTTLS); the secret is the pool's relay API token file, already in every relay. Undefined
+ * when nothing is quarantined or no port offers STARTTLS (then a quarantined relay holds its mail).
+ */
+export function relayHandoff(pool: SendingPool, service: { host: string }, secretFile: string): { secretFile: string; peers: { host: string; port: number }[] } | undefined {
+  if (!(pool.status?.ips ?? []).some((s) => s.quarantine)) return undefined;
+  const port = pool.spec.submission.ports.find((p) => p.tls === 'starttls');
+  if (!port) return undefined;
+  return { secretFile, peers: [{ host: service.host, port: port.port }] };
+}
+
 /** The relay's /v1/stats restrictions (relay/stats) as far as this status field needs them. */
 export interface RelayRestriction {
   sourceIp: string;

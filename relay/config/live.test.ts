@@ -13,7 +13,7 @@ const base: RelayConfigInput = {
 const cfg = (patch: Partial<RelayConfigInput> = {}) => parseRelayConfig({ ...base, ...patch });
 
 test('every top-level field is either applied live or listed as needing a restart', () => {
-  const live = new Set(['acceptDomains', 'domains', 'shaping', 'retry', 'delivery', 'draining', 'pausedDomains']);
+  const live = new Set(['acceptDomains', 'domains', 'shaping', 'retry', 'delivery', 'draining', 'pausedDomains', 'handoff']);
   const restart = new Set(RESTART_FIELDS.map((f) => f.split('.')[0]));
   for (const key of Object.keys(RelayConfigSchema.shape)) {
     assert.ok(live.has(key) || restart.has(key), `${key}: say in relay/config/live.ts whether it applies live`);
@@ -31,6 +31,14 @@ test('domains, DKIM keys, shaping, warm-up, retry and routes apply live: no rest
   });
   assert.deepEqual(restartChanges(a, b), []);
   assert.equal(restartSignature(a), restartSignature(b));
+});
+
+test('a quarantine\'s hand-off (peers, secret file) applies live with the quarantine', () => {
+  const running = cfg();
+  const next = cfg({ handoff: { secretFile: '/etc/mailfleet/handoff/secret', peers: [{ host: 'bulk-submission.mail.svc', port: 587 }] } });
+  assert.deepEqual(restartChanges(running, next), []);
+  applyLive(running, next);
+  assert.deepEqual(running.handoff.peers, [{ host: 'bulk-submission.mail.svc', port: 587 }]);
 });
 
 test('draining applies live: a relay whose IP leaves its pool stops taking mail without a restart', () => {

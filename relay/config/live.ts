@@ -71,6 +71,8 @@ export function applyLive(running: RelayConfig, next: RelayConfig): void {
   running.retry = next.retry;
   // The operator's domain guardrail (docs/control-loop.md): the engine releases or holds at once.
   running.pausedDomains = next.pausedDomains;
+  // A quarantine's hand-off starts and stops with the quarantine (docs/reputation.md).
+  running.handoff = next.handoff;
   running.delivery = {
     ...next.delivery,
     enabled: running.delivery.enabled,

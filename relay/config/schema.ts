@@ -423,6 +423,26 @@ export const ShapingSchema = z
   })
   .strict();
 
+// Hand-off of a quarantined relay's mail to a healthy relay of its pool (docs/reputation.md
+// "Hand-off"). While every source IP of this relay is quarantined and quarantineLeavesService
+// says another relay is healthy, queued mail of every class goes by authenticated SMTP to a peer
+// (the pool's submission Service), which delivers it from its own IP under its own caps. Our
+// record is written only after the peer's 250 (its fsync): at least once, never lost. The same
+// secret lets peers in: user "mailfleet-handoff" with the file's contents as password.
+export const HandoffSchema = z
+  .object({
+    // Shared by the pool's relays; absent: this relay neither hands off nor accepts hand-offs.
+    secretFile: filePath.optional(),
+    peers: z.array(z.object({ host: z.string().min(1), port: port.default(587) }).strict()).default([]),
+    // The peer's submission listener must see TLS before AUTH (its certificate is the pool's own,
+    // often not for the Service name): opportunistic by default, verify when it names the host.
+    tls: z.enum(['opportunistic', 'verify', 'none']).default('opportunistic'),
+    maxConnections: z.number().int().min(1).max(100).default(4),
+    // A peer that refuses or cannot be reached: the mail stays here and is offered again after this.
+    retrySeconds: z.number().int().min(1).max(3600).default(10),
+  })
+  .strict();
+
 // Intake burst control: a pool-wide token bucket and per-credential ones, checked at MAIL FROM.
 const RateSchema = z
   .object({
@@ -518,9 +538,11 @@ export const RelayConfigSchema = z
     // mail of the domain keeps flowing; nothing held is lost or counted as an attempt.
     pausedDomains: z.array(domainName).default([]),
     returnPath: ReturnPathSchema.optional(),
+    handoff: HandoffSchema.prefault({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    if (cfg.handoff.peers.length > 0 && !cfg.handoff.secretFile) ctx.addIssue({ code: 'custom', path: ['handoff', 'secretFile'], message: 'required when handoff.peers is set (peers accept a hand-off only with the shared secret)' });
     cfg.domains.forEach((d, i) => {
       if (d.oneClickUnsubscribe && !cfg.feedback.unsubscribe) {
         ctx.addIssue({ code: 'custom', path: ['domains', i, 'oneClickUnsubscribe'], message: 'needs feedback.unsubscribe (the endpoint the links point at)' });
@@ -575,6 +597,7 @@ export type ProviderShaping = ShapingConfig['providers'][number];
 export type BackoffRule = ShapingConfig['backoffRules'][number];
 export type WarmupConfig = ShapingConfig['warmup'][number];
 export type IntakeRateConfig = RelayConfig['intakeRate'];
+export type HandoffConfig = RelayConfig['handoff'];
 export type FeedbackConfig = RelayConfig['feedback'];
 export type ReturnPathConfig = NonNullable<RelayConfig['returnPath']>;
 export type FeedbackIdConfig = z.infer<typeof FeedbackIdSchema>;

@@ -45,6 +45,10 @@ export interface AttemptContext {
   allowPrivateMx?: boolean;
   /** The scheduler's per (source IP, provider) connection limits. */
   budget?: Budget | undefined;
+  /** TLS toward a route's host (default opportunistic); MX hosts follow MTA-STS. */
+  routeTls?: TlsMode | undefined;
+  /** AUTH PLAIN at the route's host (a hand-off to a peer relay). */
+  auth?: { user: string; pass: string } | undefined;
 }
 
 function all(recipients: string[], o: Omit<RecipientOutcome, 'recipient'>): RecipientOutcome[] {
@@ -91,6 +95,7 @@ export async function attemptDelivery(
   let stsMode: 'enforce' | 'testing' | 'none' | undefined;
   if (ctx.routes) {
     targets = ctx.routes.map((r) => ({ host: r.host, port: r.port }));
+    tlsMode = ctx.routeTls ?? tlsMode;
   } else {
     try {
       const route = await ctx.resolver.route(domain);
@@ -147,6 +152,7 @@ export async function attemptDelivery(
           connectTimeoutMs: ctx.connectTimeoutMs,
           commandTimeoutMs: ctx.commandTimeoutMs,
           signal: ctx.signal,
+          auth: ctx.auth,
         };
         let conn;
         try {

@@ -70,10 +70,20 @@ export class HeldBack {
   }
 }
 
+/** A quarantined relay's way out for held mail (relay/delivery/handoff.ts), when it applies. */
+export interface HandoffRunner {
+  /** Every source quarantined and a peer to go to (relay/handoff/decide.ts). */
+  active(): boolean;
+  /** Room for one more hand-off of this class now (handoff.maxConnections, one kept for otp). */
+  room(cls: MessageClass): boolean;
+  start(h: Held): void;
+}
+
 /** Returns when the earliest timed wait of a held lane ends (undefined: none). */
-export function dispatch(ctx: DeliveryContext, lanes: HeldLanes, heldBack: HeldBack, start: (h: Held, ip: string) => void): number | undefined {
+export function dispatch(ctx: DeliveryContext, lanes: HeldLanes, heldBack: HeldBack, start: (h: Held, ip: string) => void, handoff?: HandoffRunner): number | undefined {
   const { shaper, clock, metrics, logger } = ctx;
   let next: number | undefined;
+  const handingOff = handoff?.active() ?? false;
   const now = clock();
   const postponed: { messageId: string; recipient: string; at: number; reply?: string }[] = [];
   for (const cls of MESSAGE_CLASSES) {
@@ -87,6 +97,13 @@ export function dispatch(ctx: DeliveryContext, lanes: HeldLanes, heldBack: HeldB
           for (const g of h.group) postponed.push({ messageId: g.messageId, recipient: g.recipient, at: now + PAUSE_HOLD_MS, reply: heldReply(paused) });
           metrics.shapingHeldBack.inc({ class: cls, reason: 'domain-paused' }, h.group.length);
           logger.info({ event: 'held-back', reason: 'domain-paused', domain: paused, class: cls, queueId: h.group[0]!.messageId, recipients: h.group.length }, 'bulk mail of a paused domain held in the queue');
+          continue;
+        }
+        // Every source IP quarantined: otp first, then the rest, to a healthy peer of the pool at
+        // once, instead of waiting here for the release. A full hand-off waits for one to end (kick).
+        if (handingOff) {
+          if (!handoff!.room(cls)) break;
+          handoff!.start(h);
           continue;
         }
         const d = shaper.decide(provider, cls, h.group.length);

@@ -6,7 +6,10 @@
 import { pausedKey, HELD_REPLY_PREFIX } from '../scheduler/paused-domains.ts';
 import { createDeliveryContext, reconfigureContext, type DeliveryContext, type DeliveryOptions } from './context.ts';
 import { Feeder } from './feeder.ts';
-import { dispatch, HeldBack } from './dispatch.ts';
+import { dispatch, HeldBack, type HandoffRunner } from './dispatch.ts';
+import { handOffGroup } from './handoff.ts';
+import { handoffActive, handoffRoom } from '../handoff/decide.ts';
+import { DEFAULT_IP } from '../scheduler/shaper.ts';
 import { deliverGroup, LOCAL_RETRY_MS } from './group.ts';
 import { releaseClaims } from './record.ts';
 import { STOPPED } from './smtp-client.ts';
@@ -70,6 +73,30 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     active.add(p);
   }
 
+  // A quarantined relay hands its held mail to a healthy peer of the pool (docs/reputation.md).
+  let handoffTurn = 0;
+  let handoffsActive = 0;
+  const handoff: HandoffRunner = {
+    active: () => handoffActive(config.shaping, config.delivery.egressIps, DEFAULT_IP, config.handoff),
+    room: (cls) => handoffRoom(handoffsActive, config.handoff.maxConnections, cls),
+    start(h) {
+      feeder.lanes.remove(h);
+      handoffsActive++;
+      const group = h.group;
+      const p: Promise<void> = handOffGroup(ctx, group, handoffTurn++)
+        .catch((err: unknown) => {
+          logger.error({ err, queueId: group[0]!.messageId }, 'hand-off failed');
+          releaseClaims(ctx, group, err, clock() + config.handoff.retrySeconds * 1000);
+        })
+        .finally(() => {
+          handoffsActive--;
+          active.delete(p);
+          kick();
+        });
+      active.add(p);
+    },
+  };
+
   store.setAdopter(feeder.adopter);
   store.onOutcomeError = (err, n) => logger.error({ err, outcomes: n }, `could not record ${n} attempt outcome(s); retrying`);
 
@@ -84,14 +111,31 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     feeder.claimEverything();
   }
 
+  /**
+   * When the hand-off starts, everything queued here is due at once: mail waiting for a retry
+   * (often refused because of this very IP) or a hold goes to a healthy peer now, not at its
+   * retry time.
+   */
+  let handingOff = false;
+  function releaseOnHandoff(): void {
+    const now = handoff.active();
+    if (now && !handingOff) {
+      const released = store.releaseHeld('', clock());
+      logger.info({ event: 'handoff-started', peers: config.handoff.peers.map((p) => `${p.host}:${p.port}`), released }, 'every source quarantined: queued mail goes to a peer relay of the pool');
+      feeder.claimEverything();
+    }
+    handingOff = now;
+  }
+
   async function loop(): Promise<void> {
     while (running) {
       woken = false;
       let timerAt: number | undefined;
       try {
         releaseOnResume();
+        releaseOnHandoff();
         feeder.claim();
-        timerAt = dispatch(ctx, feeder.lanes, heldBack, start);
+        timerAt = dispatch(ctx, feeder.lanes, heldBack, start, handoff);
       } catch (err) {
         if (!running) break;
         logger.error({ err }, 'delivery loop error; retrying in 1 s');

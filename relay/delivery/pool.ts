@@ -30,7 +30,7 @@ interface Slot {
 }
 
 function keyOf(o: OpenOptions): string {
-  return [o.localAddress ?? '', o.host, o.address, o.port, o.tls].join('|');
+  return [o.localAddress ?? '', o.host, o.address, o.port, o.tls, o.auth?.user ?? ''].join('|');
 }
 
 export class ConnectionPool {

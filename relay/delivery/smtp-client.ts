@@ -47,6 +47,8 @@ export interface OpenOptions {
   commandTimeoutMs: number;
   /** Aborting destroys the socket at once (relay shutdown); the attempt fails like a dropped connection. */
   signal?: AbortSignal | undefined;
+  /** AUTH PLAIN after EHLO (and STARTTLS): a hand-off to a peer relay (relay/delivery/handoff.ts), never MX delivery. */
+  auth?: { user: string; pass: string } | undefined;
 }
 
 export const STOPPED = 'delivery stopped: the relay is shutting down';
@@ -248,6 +250,11 @@ export class SmtpConnection {
     const greeting = await this.read('connect');
     if (greeting.code !== 220) throw new SmtpError('connect', greeting.code, greeting.raw);
     await this.ehlo(opts.ehloName);
+    await this.startTls(opts);
+    if (opts.auth) await this.authenticate(opts.auth);
+  }
+
+  private async startTls(opts: OpenOptions): Promise<void> {
     if (opts.tls === 'none') return;
     if (!this.extensions.has('STARTTLS')) {
       if (opts.tls === 'verify') throw new SmtpError('tls', 0, `${opts.host} does not offer STARTTLS, but policy requires TLS`);
@@ -260,6 +267,14 @@ export class SmtpConnection {
     }
     await this.upgrade(opts);
     await this.ehlo(opts.ehloName);
+  }
+
+  /** RFC 4954 AUTH PLAIN with the initial response; a refusal fails the session. */
+  private async authenticate(auth: { user: string; pass: string }): Promise<void> {
+    const token = Buffer.from(`\0${auth.user}\0${auth.pass}`, 'utf8').toString('base64');
+    // Phase 'ehlo': a refused session, deferred like a 5xx greeting (attempt.ts), never a bounce.
+    const r = await this.command(`AUTH PLAIN ${token}`, 'ehlo');
+    if (r.code !== 235) throw new SmtpError('ehlo', r.code, r.raw);
   }
 
   private async upgrade(opts: OpenOptions): Promise<void> {

@@ -22,6 +22,9 @@ import { decideRecipient } from './recipient-policy.ts';
 import { applySmtpServerPatches, smtpError } from './smtp-server-patches.ts';
 import { buildReceivedHeader, extractMessageId } from './trace-headers.ts';
 import { IntakeLimiter, type IntakeVerdict } from './intake-rate.ts';
+import { HANDOFF_USER, refusesHandoff } from '../handoff/decide.ts';
+import { DEFAULT_IP } from '../scheduler/shaper.ts';
+import { readHandoffSecrets, secretMatches } from '../handoff/secret.ts';
 import { takeClassHeader } from './class-header.ts';
 import { classOfMessage } from '../message-class.ts';
 import { takeTagHeaders } from '../events/tags.ts';
@@ -221,7 +224,16 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
           return callback(smtpError(454, '4.7.0', `Too many failed authentication attempts; try again in ${wait} seconds`));
         }
         const password = auth.password ?? '';
-        deps.credentials.verify(auth.username ?? '', password).then(
+        // A peer relay handing off a quarantined relay's mail proves the pool's shared secret, not
+        // a credential of the file (relay/handoff/secret.ts); without the secret file the user does
+        // not exist. A relay leaving the Service for its own quarantine turns hand-offs away.
+        if (auth.username === HANDOFF_USER && refusesHandoff(deps.config.shaping, deps.config.delivery.egressIps, DEFAULT_IP)) {
+          return callback(smtpError(454, '4.7.0', 'This relay\'s sources are quarantined: hand off to another relay of the pool'));
+        }
+        const check = auth.username === HANDOFF_USER
+          ? readHandoffSecrets(deps.config.handoff.secretFile).then((secrets) => secretMatches(password, secrets))
+          : deps.credentials.verify(auth.username ?? '', password);
+        check.then(
           (ok) => {
             if (ok) {
               throttle.recordSuccess(address);
@@ -249,6 +261,8 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
       }
       // Bounces arriving on the MX role are not the pool's sending traffic.
       if (listener.role !== 'submission') return callback();
+      // A hand-off was admitted once already, at the pool's intake, by the relay that hands it off.
+      if (session.user === HANDOFF_USER) return callback();
       whenSettled(limiter.admit(typeof session.user === 'string' ? session.user : undefined), (v) => {
         if (!v.ok) {
           reject('mail', 'rate-limited');

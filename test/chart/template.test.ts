@@ -120,9 +120,8 @@ describe('charts/mailfleet: lint and template', () => {
     const env = (c as unknown as { env: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[] }).env;
     assert.equal(env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath, 'metadata.namespace', 'the Lease namespace');
     assert.equal((env as { name: string; value?: string }[]).find((e) => e.name === 'LOG_LEVEL')?.value, 'info');
-    // The cluster's reputation defaults, as the operator parses them (operator/reputation/lists.ts).
-    const rep = reputationConfigFromEnv((env as { name: string; value?: string }[]).find((e) => e.name === 'MAILFLEET_REPUTATION')?.value)!;
-    assert.deepEqual([rep.intervalSeconds, rep.jitter, rep.cleanChecksToRelease, rep.resolver, rep.lists], [900, 0.1, 3, undefined, undefined]);
+    // Reputation monitoring is off by default (no resolver of the user's own: every list would say "refused").
+    assert.equal((env as { name: string; value?: string }[]).find((e) => e.name === 'MAILFLEET_REPUTATION'), undefined);
     assertRestricted(spec);
 
     const svc = one(objs, 'Service') as unknown as { spec: { selector: Record<string, string>; ports: { port: number }[] } };
@@ -226,6 +225,20 @@ describe('charts/mailfleet: lint and template', () => {
     assert.equal(deploy.spec.replicas, 2);
     assert.equal(podSpec(one(objs, 'Deployment')).containers[0]?.image, `ghcr.io/mailfleet/mailfleet@sha256:${'a'.repeat(64)}`);
     assert.equal((one(objs, 'PodDisruptionBudget') as unknown as { spec: { minAvailable: number } }).spec.minAvailable, 1);
+  });
+
+  test('reputation: off by default; on with a resolver, the operator parses the defaults; on without one is refused naming reputation.resolver', async (t) => {
+    if (skipped) return t.skip(skipped);
+    const envOf = (objs: K8sObject[]) => (podSpec(one(objs, 'Deployment')).containers[0] as unknown as { env: { name: string; value?: string }[] }).env;
+    const on = await renderChart(helm, ['--set', 'reputation.enabled=true', '--set', 'reputation.resolver=10.0.0.53']);
+    // As the operator parses them (operator/reputation/lists.ts).
+    const rep = reputationConfigFromEnv(envOf(on).find((e) => e.name === 'MAILFLEET_REPUTATION')?.value)!;
+    assert.deepEqual([rep.intervalSeconds, rep.jitter, rep.cleanChecksToRelease, rep.resolver, rep.lists], [900, 0.1, 3, '10.0.0.53', undefined]);
+    const r = await run(helm, ['template', 'mf', chartDir, '--set', 'reputation.enabled=true']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /reputation\.enabled needs reputation\.resolver: a recursive resolver of your own/);
+    const lint = await run(helm, ['lint', '--strict', chartDir, '--set', 'reputation.enabled=true', '--set', 'reputation.resolver=10.0.0.53:5353']);
+    assert.equal(lint.code, 0, lint.stdout + lint.stderr);
   });
 
   test('two replicas without leader election are refused with a reason', async (t) => {

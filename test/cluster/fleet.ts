@@ -77,6 +77,8 @@ export interface MxOptions {
   localZones?: string[];
   /** More records, from the node (e.g. a DNSBL entry or a PTR for its egress address). */
   records?: (node: NodeInfo) => Pick<DnsRecords, 'a' | 'txt' | 'ptr'>;
+  /** Raw dnsmasq options, e.g. a --hostsdir whose files the suite rewrites (dnsmasq re-reads them). */
+  extra?: (node: NodeInfo) => string[];
   onRcpt?: SinkOptions['onRcpt'];
   onData?: SinkOptions['onData'];
 }
@@ -104,6 +106,7 @@ export async function startNodeMx(node: NodeInfo, opts: MxOptions): Promise<Node
       localZones: opts.localZones ?? ['test'],
       mx: Object.entries(opts.mx).map(([domain, host]) => ({ domain, host, preference: 10 })),
       a: [...hosts.map((name) => ({ name, address: node.hostIp })), ...(more.a ?? [])],
+      extra: opts.extra?.(node) ?? [],
     }, node.hostIp, 53);
     let stopped: Promise<void> | undefined;
     return { sink, dns, stop: () => (stopped ??= Promise.all([sink.close(), dns.stop()]).then(() => {})) };

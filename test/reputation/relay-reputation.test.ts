@@ -219,3 +219,99 @@ test('550 5.7.1 "blocked using Spamhaus" from one provider for three recipients:
   }
   assert.equal(queued, want, 'the blockme message waits in the queue, not dropped');
 });
+
+test('hand-off: a relay whose only IP is quarantined passes its 300 queued bulk to a healthy relay of the pool; none lost, none twice, none from the listed IP; otp < 1 s; kept while the peer is down', async () => {
+  const A_IP = '127.0.31.12'; // the quarantined relay's only IP
+  const B_IP = '127.0.31.13'; // the healthy relay's
+  const sink = await startSink({ address: '127.0.31.11' });
+  sinks.push(sink);
+  const secret = 'pool-handoff-secret-0123456789abcdef';
+  const wsA = await workspace();
+  const wsB = await workspace();
+  writeFileSync(join(wsA.dir, 'handoff'), `${secret}\n`);
+  writeFileSync(join(wsB.dir, 'handoff'), `${secret}\n`);
+  const route = { routes: [{ domains: ['*'], host: sink.address, port: sink.port }] };
+  // B's submission port is fixed before B runs, so A can be pointed at a peer that is still down.
+  const bPort = await freePort();
+  const fileA = join(wsA.dir, 'relay.yaml');
+  const fileB = join(wsB.dir, 'relay.yaml');
+  const relayA = (patch: Partial<RelayConfigInput>): RelayConfigInput => ({
+    ...baseConfig(wsA),
+    log: { level: 'info' },
+    delivery: { egressIps: [{ address: A_IP, hostname: 'a.mailfleet.test' }], ...route },
+    handoff: { secretFile: join(wsA.dir, 'handoff'), peers: [{ host: '127.0.0.1', port: bPort }], retrySeconds: 1 },
+    ...patch,
+  });
+
+  // A holds 300 bulk messages (queued while it did not deliver).
+  writeConfig(fileA, relayA({ delivery: { enabled: false } }));
+  const first = await start(fileA);
+  const bulk = Array.from({ length: 300 }, (_, i) => ({ to: `h${i}@people.test`, cls: 'bulk' as const }));
+  await submit(first, bulk);
+  await stop(first);
+
+  // A's IP is listed: the operator renders it quarantined, out of the Service (B is healthy), with the pool's peers.
+  const quarantined = { quarantine: [{ address: A_IP, reason: 'listed on spamhaus-zen (SBL: 127.0.0.2)' }], quarantineLeavesService: true };
+  writeConfig(fileA, relayA({ shaping: quarantined }));
+  const a = await start(fileA);
+  // The peer is down: nothing leaves, nothing is lost, A keeps offering.
+  await waitLog(a, (e) => e.event === 'handed-off' && e.accepted === 0, 'a failed hand-off while the peer is down');
+  const ready = await fetch(`http://127.0.0.1:${a.http}/readyz`);
+  assert.equal(ready.status, 503, 'A is out of the pool Service');
+  assert.equal(sink.messages.length, 0);
+
+  // The peer comes up; A's deferred mail goes to it within a retry or two.
+  writeConfig(fileB, {
+    ...baseConfig(wsB, { listeners: baseConfig(wsB).listeners.map((l) => (l.name === 'alt' ? { ...l, port: bPort } : l)) }),
+    log: { level: 'info' },
+    delivery: { egressIps: [{ address: B_IP, hostname: 'b.mailfleet.test' }], ...route },
+    handoff: { secretFile: join(wsB.dir, 'handoff') },
+  });
+  const b = await start(fileB);
+  const t0 = Date.now();
+  await submit(a, [{ to: 'code@people.test', cls: 'otp' }]);
+  await waitLogUntilOtp(sink, 'code@people.test');
+  const otpMs = Date.now() - t0;
+  await sink.waitForMessages(301, 120_000);
+  const drainedMs = Date.now() - t0;
+  // Where an otp's time goes (A's intake, A's hand-off, B's intake, the sink), for the log line.
+  const ms = (e: Record<string, unknown>) => Date.parse(String(e['time'])) - t0;
+  const at = (r: RelayProcess, pred: (e: Record<string, unknown>) => boolean) => { const e = r.logs.find((x) => ms(x) >= 0 && pred(x)); return e ? ms(e) : NaN; };
+  const otpTrail = `A queued +${at(a, (e) => e.msg === 'queued')} ms, handed off +${at(a, (e) => e.event === 'handed-off' && e.class === 'otp')} ms, B queued +${at(b, (e) => e.msg === 'queued' && e.user === 'mailfleet-handoff')} ms (B's first hand-off)`;
+  const from = (ip: string) => sink.messages.filter((m) => m.remoteAddress === ip).length;
+  assert.equal(from(A_IP), 0, 'nothing from the quarantined IP');
+  assert.equal(from(B_IP), 301, 'all from the healthy relay');
+  const got = sink.messages.flatMap((m) => m.to).sort();
+  assert.deepEqual(got, [...bulk.map((x) => x.to), 'code@people.test'].sort(), 'each recipient exactly once');
+  assert.ok(otpMs < 1000, `otp took ${otpMs} ms through the hand-off (${otpTrail})`);
+  // The peer kept the class: the otp went through B's otp lane; A's queue is empty.
+  const bQueued = b.logs.filter((e) => e.msg === 'queued' && e.user === 'mailfleet-handoff');
+  assert.equal(bQueued.length, 301, 'B took each message once, as the hand-off user');
+  for (const deadline = Date.now() + 10_000; ;) {
+    const m = await (await fetch(`http://127.0.0.1:${a.http}/metrics`)).text();
+    const accepted = Number(/mailfleet_handoff_recipients_total\{result="accepted"\} (\d+)/.exec(m)?.[1] ?? 0);
+    const queued = /mailfleet_queue_recipients\{state="queued"\} (\d+)/.exec(m)?.[1];
+    if ((accepted === 301 && queued === '0') || Date.now() > deadline) {
+      assert.equal(accepted, 301);
+      assert.equal(queued, '0', "A's queue is empty: every record followed the peer's 250");
+      assert.match(m, /mailfleet_handoff_recipients_total\{result="deferred"\} [1-9]/, 'the attempts while the peer was down were counted');
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  // Not an open relay: the hand-off user with a wrong secret is refused by B.
+  const t = nodemailer.createTransport({ host: '127.0.0.1', port: bPort, secure: false, ignoreTLS: true, auth: { user: 'mailfleet-handoff', pass: 'not-the-secret-0123456789' } });
+  await assert.rejects(t.sendMail({ from: 'x@example.com', to: 'y@people.test', text: 'no' }), /535|Invalid login/);
+  t.close();
+  console.log(`# hand-off otp trail: ${otpTrail}`);
+  console.log(`# hand-off: otp ${otpMs} ms; 300 queued bulk + otp at the sink ${drainedMs} ms after the peer came up, all from ${B_IP}, 0 from ${A_IP}`);
+});
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}

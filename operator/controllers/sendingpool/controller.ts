@@ -296,6 +296,10 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
               const o = deps.observations?.relay({ namespace, pool: name, address, pod: `${relayName(pool!, address)}-0` }) as ReadObservation | undefined;
               return o?.reachable ? o.warmup : undefined;
             },
+            relayConfigVersion: (address) => {
+              const o = deps.observations?.relay({ namespace, pool: name, address, pod: `${relayName(pool!, address)}-0` }) as ReadObservation | undefined;
+              return o?.reachable ? o.configVersion : undefined;
+            },
             configHash: cm ? (cm.metadata.annotations?.[ANNOTATION_CONFIG_HASH] ?? shortHash(JSON.stringify(cm['data'] ?? {}))) : undefined,
             configs: cm?.['data'] as Record<string, string> | undefined,
           });

@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SendingPoolSchema, type SendingPool, type SendingPoolStatus } from '../../api/index.ts';
 import { poolStatus, type PoolStatusInput, type RelayObserved } from './status.ts';
+import { configKey } from '../../render/names.ts';
+import { configVersion } from '../../../relay/config/version.ts';
 
 const NOW = new Date('2026-12-01T12:00:00Z');
 const T0 = '2026-11-30T00:00:00Z';
@@ -166,4 +168,17 @@ test('poolStatus: warm-up from relay/warmup/plan.ts over the carried state: a ne
   const r = poolStatus(input({ pool: p, relayMap: { '203.0.113.7': notReady } }));
   assert.deepEqual([r.status.ips?.[0]?.warmupDay, r.status.ips?.[0]?.quotaToday], [0, 500]);
   assert.equal(r.nextWarmupChange?.toISOString(), '2026-12-02T00:00:00.000Z');
+});
+
+test('poolStatus: a relay report made under an older config than the rendered one does not overwrite the carried warm-up (a re-warm stands)', () => {
+  const p = pool([{ address: '203.0.113.7', hostname: 'a.example.test', warmup: { steps: [{ day: 0, dailyLimit: 10 }, { day: 1, dailyLimit: 400 }, { day: 2, dailyLimit: 1000 }] } }]);
+  // The reputation loop re-warmed the IP to day 1 (counted through yesterday); the relay still runs the old config, on day 2.
+  const prev: SendingPoolStatus = { ips: [{ address: '203.0.113.7', state: 'WarmingUp', warmupDay: 1, warmupCountedThrough: '2026-11-30' }] };
+  const configs = { [configKey('203.0.113.7')]: 'rendered: new\n' };
+  const report = { stage: 2, day: 2, capToday: 1000, sentToday: 300 } as never;
+  const stale = poolStatus(input({ pool: p, prev, configs, relayWarmup: () => report, relayConfigVersion: () => 'old-version' }));
+  assert.equal(stale.status.ips?.[0]?.warmupDay, 1, 'the re-warm stands');
+  assert.equal(stale.status.ips?.[0]?.quotaToday, 400);
+  const current = poolStatus(input({ pool: p, prev, configs, relayWarmup: () => report, relayConfigVersion: () => configVersion('rendered: new\n') }));
+  assert.equal(current.status.ips?.[0]?.warmupDay, 2, 'a report under the rendered config wins (the relay enforces)');
 });

@@ -65,6 +65,8 @@ export interface PoolStatusInput {
   configs?: Readonly<Record<string, string>> | undefined;
   /** An IP's warm-up as its relay reports enforcing it (the stats reader, operator/observe), if read. */
   relayWarmup?: ((address: string) => WarmupStatsV1 | undefined) | undefined;
+  /** The config version that report was made under (its /v1/stats configVersion), if known. */
+  relayConfigVersion?: ((address: string) => string | undefined) | undefined;
 }
 
 export interface PoolStatusResult {
@@ -106,7 +108,12 @@ export function ipStatuses(input: PoolStatusInput, pool: SendingPool): { ips: Po
     // The IP's `warmup` from its relay's /v1/stats when the stats reader has it; else
     // operator reads relay stats; until then the carried state is shown (day 0 for a new IP).
     for (const k of ['warmupStartedAt', 'warmupStage', 'warmupDay', 'warmupCountedThrough', 'quotaToday', 'sentToday'] as const) delete s[k];
-    const warm = ipWarmupStatus(ip, old, now, input.relayWarmup?.(ip.address));
+    // A report made under an older config than the one rendered would write its older day back
+    // and undo what the new config carries (a re-warm the reputation loop just wrote: seen on the
+    // node, day 2 written back over stage 1): the carried state stands until the relay runs it.
+    const reportedUnder = input.relayConfigVersion?.(ip.address);
+    const stale = yaml !== undefined && reportedUnder !== undefined && reportedUnder !== configVersion(yaml);
+    const warm = ipWarmupStatus(ip, old, now, stale ? undefined : input.relayWarmup?.(ip.address));
     if (warm) {
       Object.assign(s, warm.fields);
       if (warm.nextChangeAt && (!nextWarmupChange || warm.nextChangeAt < nextWarmupChange)) nextWarmupChange = warm.nextChangeAt;

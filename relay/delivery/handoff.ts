@@ -1,0 +1,75 @@
+// The hand-off phase (docs/reputation.md "Hand-off"): while every source IP of this relay is
+// quarantined (relay/handoff/decide.ts handoffActive), a held group goes to a peer relay of the
+// pool by authenticated SMTP instead of waiting here. Our record follows the peer's reply: a 250
+// (the peer's fsync) makes it final here, anything else keeps it queued here. A crash between the
+// peer's 250 and our record offers it again (at least once, as for any delivery).
+import type { DeliveryContext } from './context.ts';
+import type { DueRecipient } from '../queue/store.ts';
+import { attemptDelivery } from './attempt.ts';
+import { alreadyHandedOff, handoffMessage, HANDOFF_USER, pickPeer, settleHandoff } from '../handoff/decide.ts';
+import { presentedSecret, readHandoffSecrets } from '../handoff/secret.ts';
+
+/** A message handed off once already waits here this long before it is looked at again (like a quarantine hold). */
+const HANDED_OFF_HOLD_MS = 15 * 60_000;
+
+export async function handOffGroup(ctx: DeliveryContext, group: readonly DueRecipient[], turn: number): Promise<void> {
+  const { config, clock, store, logger, metrics } = ctx;
+  const first = group[0]!;
+  const recipients = group.map((g) => g.recipient);
+  const body = store.body(first.messageId);
+  if (!body) return; // deleted by an administrator while claimed
+  const keep = (reply: string, at: number, result: 'deferred' | 'held'): void => {
+    store.recordAttempt(first.messageId, recipients, { state: 'queued', nextAttemptAt: at }, reply);
+    metrics.handoffRecipients.inc({ result }, recipients.length);
+  };
+  // Came here by a hand-off: two quarantined relays must not pass it back and forth.
+  if (alreadyHandedOff(body)) {
+    keep('451 4.4.0 held: source quarantined and the message was handed off to this relay already', clock() + HANDED_OFF_HOLD_MS, 'held');
+    return;
+  }
+  const retryMs = config.handoff.retrySeconds * 1000;
+  const secret = presentedSecret(await readHandoffSecrets(config.handoff.secretFile));
+  if (!secret) {
+    logger.error({ file: config.handoff.secretFile }, 'hand-off secret file missing or empty: quarantined mail waits here');
+    keep('451 4.3.5 hand-off secret file missing or empty', clock() + retryMs, 'deferred');
+    return;
+  }
+  const peer = pickPeer(config.handoff.peers, turn);
+  const peerName = `${peer.host}:${peer.port}`;
+  const outcomes = await attemptDelivery(
+    {
+      resolver: ctx.resolver,
+      pool: ctx.pool,
+      mtaSts: undefined,
+      routes: [peer],
+      routeTls: config.handoff.tls,
+      auth: { user: HANDOFF_USER, pass: secret },
+      mxPort: ctx.mxPort,
+      ehloName: config.hostname,
+      // Not from a source IP of ours: the peer is inside the pool, and ours are quarantined.
+      egress: undefined,
+      tlsCa: ctx.tlsCa,
+      connectTimeoutMs: config.delivery.connectTimeoutMs,
+      commandTimeoutMs: ctx.commandTimeoutMs,
+      signal: ctx.stopping.signal,
+      budget: { key: `handoff|${peerName}`, maxOpen: config.handoff.maxConnections, maxMessagesPerConnection: config.delivery.maxMessagesPerConnection },
+    },
+    first.domain,
+    first.mailFrom,
+    recipients,
+    handoffMessage(body, first.class, config.hostname, first.messageId),
+  );
+  const records = settleHandoff(outcomes, peerName, clock(), retryMs);
+  let accepted = 0;
+  for (const r of records) {
+    store.recordAttempt(first.messageId, [r.recipient], r.state === 'delivered' ? { state: 'delivered' } : { state: 'queued', nextAttemptAt: r.nextAttemptAt }, r.reply);
+    if (r.state === 'delivered') accepted++;
+  }
+  if (accepted > 0) metrics.handoffRecipients.inc({ result: 'accepted' }, accepted);
+  if (accepted < records.length) metrics.handoffRecipients.inc({ result: 'deferred' }, records.length - accepted);
+  const log = accepted === records.length ? logger.info.bind(logger) : logger.warn.bind(logger);
+  log(
+    { event: 'handed-off', queueId: first.messageId, class: first.class, peer: peerName, recipients: records.length, accepted, ...(accepted < records.length ? { reply: outcomes.find((o) => o.code < 200 || o.code >= 300)?.raw } : {}) },
+    accepted === records.length ? 'quarantined source: mail handed off to a peer relay' : 'quarantined source: hand-off to a peer relay failed; kept here',
+  );
+}
