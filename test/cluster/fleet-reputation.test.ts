@@ -26,7 +26,7 @@ import nodemailer from 'nodemailer';
 import { chartDir, poll } from './fleet.ts';
 import { fleetSuite } from './suite.ts';
 import type { StatsV1 } from '../../relay/stats/collector.ts';
-import { configKey, configMapName } from '../../operator/render/names.ts';
+import { configKey, configMapName, ipKey } from '../../operator/render/names.ts';
 import { parse } from 'yaml';
 
 const NS = 'default';
@@ -230,7 +230,11 @@ test('IP A listed with 300 bulk queued on its relay: Quarantined within an inter
   refuseFromA = false; // anything A still tried would now be accepted and counted against it
 
   const t0 = Date.now();
-  await sink().waitForMessages(300, 180_000);
+  await sink().waitForMessages(300, 180_000).catch(async (e: Error) => {
+    // What A's relay said about its hand-offs, for the failure message.
+    const logs = await suite.fleet.kubectl(['logs', '-n', NS, `${POOL}-${ipKey(A)}-0`, '--tail=400']).catch((x: Error) => x.message);
+    throw new Error(`${e.message}; A's hand-off log: ${logs.split('\n').filter((l) => /hand|quarantin|config/i.test(l)).slice(-8).join(' | ')}`);
+  });
   const handedOffMs = Date.now() - t0;
   await poll("A's queue empty", async () => (queuedAt(await stats(A)) === 0 ? true : undefined), 60_000);
 
