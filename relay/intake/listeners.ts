@@ -230,11 +230,16 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
         if (auth.username === HANDOFF_USER && refusesHandoff(deps.config.shaping, deps.config.delivery.egressIps, DEFAULT_IP)) {
           return callback(smtpError(454, '4.7.0', 'This relay\'s sources are quarantined: hand off to another relay of the pool'));
         }
-        const check = auth.username === HANDOFF_USER
-          ? readHandoffSecrets(deps.config.handoff.secretFile).then((secrets) => secretMatches(password, secrets))
+        // No secret here (yet): the pool's relays apply a new config a few seconds apart, so a
+        // peer may hand off before this relay has the file. A temporary refusal that is not a
+        // failed login: counted, it would block the peer's address for the throttle's window.
+        const notYet = Symbol('no hand-off secret');
+        const check: Promise<boolean | typeof notYet> = auth.username === HANDOFF_USER
+          ? readHandoffSecrets(deps.config.handoff.secretFile).then((secrets) => (secrets.length === 0 ? notYet : secretMatches(password, secrets)))
           : deps.credentials.verify(auth.username ?? '', password);
         check.then(
           (ok) => {
+            if (ok === notYet) return callback(smtpError(454, '4.7.0', 'This relay takes no hand-offs now (no hand-off secret configured); try another relay or later'));
             if (ok) {
               throttle.recordSuccess(address);
               return callback(null, { user: auth.username });
