@@ -29,12 +29,9 @@ import type { StatsV1 } from '../../relay/stats/collector.ts';
 import { configKey, configMapName, ipKey } from '../../operator/render/names.ts';
 import { parse } from 'yaml';
 
-const NS = 'default';
-const POOL = 'transactional';
-const PASSWORD = 'fleet-reputation-password';
-const INBOX = 'inbox.test';
-const BLOCKME = 'blockme.test';
-const ZONE = 'zen.test';
+// The example pool in the default namespace; two recipient domains (two providers); the zone.
+const [NS, POOL, PASSWORD] = ['default', 'transactional', 'fleet-reputation-password'];
+const [INBOX, BLOCKME, ZONE] = ['inbox.test', 'blockme.test', 'zen.test'];
 const INTERVAL_S = 60;
 /** Warm-up of IP A: where it is before the listing (day 2) and the stage it re-enters (1). */
 const A_STEPS = [{ day: 0, dailyLimit: 10 }, { day: 1, dailyLimit: 400 }, { day: 2, dailyLimit: 1000 }];
