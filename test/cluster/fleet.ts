@@ -33,14 +33,17 @@ export const chartDir = join(repoRoot, 'charts', 'mailfleet');
  * `helm install` of charts/mailfleet with the node's local image (pullPolicy Never: nothing can
  * be pulled), waiting until the operator pod is Ready. `values` are extra `--set` pairs.
  */
-export async function installOperator(node: TestNode, opts: { namespace?: string; release?: string; values?: string[] } = {}): Promise<Operator> {
+/** A `--set` pair, or one computed from the started node (addresses known only then). */
+export type HelmValue = string | ((node: TestNode) => string);
+
+export async function installOperator(node: TestNode, opts: { namespace?: string; release?: string; values?: HelmValue[] } = {}): Promise<Operator> {
   const namespace = opts.namespace ?? 'mailfleet-system';
   const release = opts.release ?? 'mailfleet';
   const set = [
     `image.repository=${node.images.repository}`,
     `image.tag=${node.images.tag}`,
     'image.pullPolicy=Never',
-    ...(opts.values ?? []),
+    ...(opts.values ?? []).map((v) => (typeof v === 'function' ? v(node) : v)),
   ];
   await node.helm(['install', release, chartDir, '-n', namespace, '--create-namespace', '--wait', '--timeout', '180s', ...set.flatMap((s) => ['--set', s])]);
   const selector = `app.kubernetes.io/instance=${release}`;
@@ -53,7 +56,7 @@ export interface FleetOptions {
   /** Namespace of the helm release (default mailfleet-system). */
   namespace?: string;
   /** Extra `helm install --set` pairs. */
-  values?: string[];
+  values?: HelmValue[];
   /** How many nodes (default 1; two for the example pool's two hostNetwork IPs). */
   nodes?: number;
 }

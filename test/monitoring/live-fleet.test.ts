@@ -73,7 +73,9 @@ const suite = fleetSuite({
   // The operator reads the relays' /v1/stats every 2 s (30 s by default), so its control loop judges the storm within the scenario.
   // The reputation loop looks for IPs due for a DNSBL check every 2 s (30 s by default), so the
   // listing below is found within the scenario.
-  values: ['extraArgs[0]=--stats-interval=2', 'extraArgs[1]=--reputation-tick=2'],
+  // Reputation monitoring is off in the chart by default and needs a resolver of its own: the
+  // node's dnsmasq, which serves the scenario's list and PTR below.
+  values: ['extraArgs[0]=--stats-interval=2', 'extraArgs[1]=--reputation-tick=2', 'reputation.enabled=true', (node) => `reputation.resolver=${node.node.hostIp}:53`],
   // One sink MX for every recipient domain; the recipient's domain picks its answer. MX names
   // the example pool's providers recognise (google.com → google, yahoodns.net → yahoo).
   localZones: ['test', 'google.com', 'yahoodns.net'],
