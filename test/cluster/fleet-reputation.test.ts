@@ -255,10 +255,7 @@ test('the sink answers "550 5.7.1 … blocked using Spamhaus" for one provider f
   assert.equal(blockmeRefusedFromB.length, 3, 'no further attempt toward blockme from B');
 });
 
-// TODO (issue 15, open): passed before the operator took over warm-up stages (169254a); since, the
-// release, the stage and its cap show correctly but "room from A, 5 held" times out. Run and
-// reported (a todo's failure does not fail the suite) until it is understood.
-test('A delisted: back to warm-up at the configured stage, and that stage\'s cap applies', { todo: 'the cap after a re-warm under operator-decided stages: issue 15' }, async (t) => {
+test('A delisted: back to warm-up at the configured stage, and that stage\'s cap applies', async (t) => {
   if (suite.skipped) return t.skip(suite.skipped);
   dnsbl.delete(inZone(A));
   publish();
@@ -285,7 +282,9 @@ test('A delisted: back to warm-up at the configured stage, and that stage\'s cap
   await poll(`${room} from A, 5 held by its cap`, async () => {
     const st = await stats(A);
     return fromIp(A).length - sentBefore === room && queuedAt(st) === 5 ? true : undefined;
-  }, 60_000);
+    // 100 deliveries and a stats read: seconds on a quiet machine (passed in 2 clean-clone CI runs);
+    // a helper's run at load 20+ on 2 cores timed out at 60 s.
+  }, 180_000);
   assert.equal(fromIp(A).length - sentBefore, room, 'A sent what the stage allows today, no more');
   t.diagnostic(`released ${releaseMs} ms after the delisting; stage ${REWARM_STAGE}: ${cap} a day, ${w.sentToday} sent today before, ${room} more sent, 5 held`);
 });
