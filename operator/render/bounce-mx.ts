@@ -13,7 +13,8 @@
 //                        net.ipv4.ip_unprivileged_port_start=25 (no capability needed)
 import type { SendingPool } from '../api/index.ts';
 import { containerPort } from './relay-config.ts';
-import { relayName, relayLabels, poolSelector, poolLabels, LABEL_IP, ANNOTATION_ADDRESS, type RenderedObject, type RenderedMeta, poolOwnerReference, submissionServiceName } from './names.ts';
+import { childMeta } from './egress.ts';
+import { relayName, relayLabels, poolSelector, poolLabels, LABEL_IP, ANNOTATION_ADDRESS, type RenderedObject, submissionServiceName } from './names.ts';
 import type { RelayConfigInput } from '../../relay/config/schema.ts';
 
 export const MX_PORT = 25;
@@ -66,16 +67,6 @@ export function bounceNetworkPolicyRule(pool: SendingPool): Record<string, unkno
   return { ports: [{ protocol: 'TCP', port: mxContainerPort(pool) }] };
 }
 
-function meta(pool: SendingPool, name: string, labels: Record<string, string>, annotations?: Record<string, string>): RenderedMeta {
-  return {
-    name,
-    ...(pool.metadata.namespace ? { namespace: pool.metadata.namespace } : {}),
-    labels,
-    ...(annotations ? { annotations } : {}),
-    ownerReferences: [poolOwnerReference(pool)],
-  };
-}
-
 /** How port 25 reaches the relays, per egress mode (see the top of this file). */
 export function renderBounceServices(pool: SendingPool): RenderedObject[] {
   const mode = pool.spec.egress.mode;
@@ -86,7 +77,7 @@ export function renderBounceServices(pool: SendingPool): RenderedObject[] {
     return [{
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: meta(pool, bounceServiceName(pool), poolLabels(pool, 'bounce-mx'), sub.serviceAnnotations),
+      metadata: childMeta(pool, bounceServiceName(pool), poolLabels(pool, 'bounce-mx'), sub.serviceAnnotations),
       spec: {
         type: sub.serviceType,
         selector: poolSelector(pool),
@@ -101,7 +92,7 @@ export function renderBounceServices(pool: SendingPool): RenderedObject[] {
     return {
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: meta(pool, relayBounceServiceName(pool, ip.address), { ...labels, 'app.kubernetes.io/component': 'bounce-mx' }, { [ANNOTATION_ADDRESS]: ip.address }),
+      metadata: childMeta(pool, relayBounceServiceName(pool, ip.address), { ...labels, 'app.kubernetes.io/component': 'bounce-mx' }, { [ANNOTATION_ADDRESS]: ip.address }),
       spec: {
         type: 'ClusterIP',
         selector: { ...poolSelector(pool), [LABEL_IP]: labels[LABEL_IP]! },
@@ -176,7 +167,7 @@ export function renderReturnPathKeySecret(pool: SendingPool, json: string): Rend
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: meta(pool, returnPathKeysSecretName(pool), poolLabels(pool, 'return-path-keys')),
+    metadata: childMeta(pool, returnPathKeysSecretName(pool), poolLabels(pool, 'return-path-keys')),
     type: 'Opaque',
     data: { [RETURN_PATH_KEYS]: Buffer.from(json).toString('base64') },
   };
