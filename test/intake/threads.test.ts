@@ -118,3 +118,22 @@ test('intake.workerThreads: auto counts the cgroup CPU quota (1 CPU: sessions on
     }
   }
 });
+
+test('the operator\'s rendered session-thread count is what a running relay starts: spec.submission.workerThreads 2 and a pool requesting 2500m', async () => {
+  const { renderRelayConfig } = await import('../../operator/render/index.ts');
+  const { pool } = await import('../../operator/render/fixtures.test-helper.ts');
+  const sub = { tlsSecretRef: { name: 'relay-tls' }, authSecretRef: { name: 'relay-auth', key: 'credentials' } };
+  for (const p of [pool({ submission: { ...sub, workerThreads: 2 } as never }), pool({ resources: { requests: { cpu: '2500m', memory: '256Mi' } } })]) {
+    // The rendered intake section, unchanged, in a relay config the harness can run on loopback.
+    const intake = renderRelayConfig(p, [], '203.0.113.10').intake;
+    const ws = await workspace();
+    const relay = await startRelayProcess(writeConfig(ws, baseConfig(ws, { log: { level: 'info' }, intake })));
+    procs.push(relay);
+    assert.equal(startedWith(relay).workerThreads, 2);
+    assert.equal(await metric(relay, /^mailfleet_intake_worker_threads (\d+)$/m), 2);
+    await nodemailer
+      .createTransport({ host: '127.0.0.1', port: relay.port, secure: false, ignoreTLS: true, auth: { user: USER, pass: PASSWORD } })
+      .sendMail({ from: 'app@example.com', to: 'user@example.org', subject: 'rendered', text: 'on a thread' });
+    await stop(relay);
+  }
+});
