@@ -6,6 +6,7 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { MessageClass } from '../queue/store.ts';
 import { immediateTransaction } from '../sqlite.ts';
+import { AddressFilter } from './filter.ts';
 import {
   blockingEntry, FLEET_SCOPE, normaliseAddress, type SoftHistory, type SuppressionEntry, type SuppressionPolicy, type SuppressionReason,
 } from './rules.ts';
@@ -102,6 +103,15 @@ export class SuppressionStore {
   private readonly upsertStmt: StatementSync;
   private readonly outboxStmt: StatementSync;
   private readonly statements = new Map<string, StatementSync>();
+  private readonly versionStmt: StatementSync;
+  /**
+   * Addresses with an entry (any scope) and addresses with soft-bounce history: most lookups end
+   * at "certainly not" here (filter.ts). Built on first use; dropped when another connection
+   * (the CLI writing the file directly) has committed, which `PRAGMA data_version` tells.
+   */
+  private listedFilter: AddressFilter | undefined;
+  private softFilter: AddressFilter | undefined;
+  private dataVersion = -1;
 
   constructor(db: DatabaseSync, options: { fleet: boolean; policy: SuppressionPolicy }) {
     this.db = db;
@@ -113,6 +123,32 @@ export class SuppressionStore {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address, scope) DO UPDATE SET ${MERGE}`,
     );
     this.outboxStmt = db.prepare(`INSERT INTO suppression_outbox (op, entry) VALUES (?, ?)`);
+    this.versionStmt = db.prepare('PRAGMA data_version');
+  }
+
+  /** The filters, rebuilt when another connection changed the file since they were built. */
+  private filters(): { listed: AddressFilter; soft: AddressFilter } {
+    const v = (this.versionStmt.get() as { data_version: number }).data_version;
+    if (v !== this.dataVersion) {
+      this.dataVersion = v;
+      this.listedFilter = this.softFilter = undefined;
+    }
+    if (!this.listedFilter || this.listedFilter.full) this.listedFilter = this.build(`SELECT DISTINCT address FROM suppressions`);
+    if (!this.softFilter || this.softFilter.full) this.softFilter = this.build(`SELECT DISTINCT address FROM suppression_soft`);
+    return { listed: this.listedFilter, soft: this.softFilter };
+  }
+
+  private build(sql: string): AddressFilter {
+    const rows = this.stmt(sql).all() as unknown as { address: string }[];
+    // Room to grow before the next rebuild (full: twice the capacity).
+    const f = new AddressFilter(rows.length * 1.5);
+    for (const r of rows) f.add(r.address);
+    return f;
+  }
+
+  /** This connection wrote an entry for the address: the filter must say "maybe" from now on. */
+  private listed(address: string): void {
+    this.listedFilter?.add(address);
   }
 
   private stmt(sql: string): StatementSync {
@@ -132,6 +168,7 @@ export class SuppressionStore {
     } catch {
       return undefined; // nothing could have been recorded for it
     }
+    if (!this.filters().listed.mayContain(address)) return undefined;
     const rows = this.lookupStmt.all(address, sendingDomain) as unknown as { scope: string; reason: SuppressionReason; expires_at: number | null; detail: string }[];
     if (rows.length === 0) return undefined;
     const hit = blockingEntry(rows.map((r) => ({ scope: r.scope, reason: r.reason, expiresAt: r.expires_at, detail: r.detail })), sendingDomain, cls, now, this.policy);
@@ -152,6 +189,7 @@ export class SuppressionStore {
     this.transaction(() => {
       for (const e of entries) {
         this.upsertStmt.run(e.address, e.scope, e.reason, e.detail, e.sourceQueueId, e.sourceEventId, e.firstSeen, e.lastSeen, e.expiresAt);
+        this.listed(e.address);
         if (this.fleet) this.outboxStmt.run('add', JSON.stringify(e));
       }
     });
@@ -206,13 +244,17 @@ export class SuppressionStore {
   }
 
   softHistory(address: string, scope: string): SoftHistory | undefined {
+    if (!this.filters().soft.mayContain(address)) return undefined;
     const r = this.stmt(`SELECT count, first_at FROM suppression_soft WHERE address = ? AND scope = ?`).get(address, scope) as { count: number; first_at: number } | undefined;
     return r ? { count: r.count, firstAt: r.first_at } : undefined;
   }
 
   setSoftHistory(address: string, scope: string, h: SoftHistory | undefined): void {
     if (h === undefined) this.stmt(`DELETE FROM suppression_soft WHERE address = ? AND scope = ?`).run(address, scope);
-    else this.stmt(`INSERT INTO suppression_soft (address, scope, count, first_at) VALUES (?, ?, ?, ?) ON CONFLICT (address, scope) DO UPDATE SET count = excluded.count, first_at = excluded.first_at`).run(address, scope, h.count, h.firstAt);
+    else {
+      this.softFilter?.add(address);
+      this.stmt(`INSERT INTO suppression_soft (address, scope, count, first_at) VALUES (?, ?, ?, ?) ON CONFLICT (address, scope) DO UPDATE SET count = excluded.count, first_at = excluded.first_at`).run(address, scope, h.count, h.firstAt);
+    }
   }
 
   // ---- fleet sync (relay/suppression/fleet.ts) ----
@@ -247,7 +289,10 @@ export class SuppressionStore {
       const del = this.stmt(`DELETE FROM suppressions WHERE address = ? AND scope = ?`);
       for (const e of rows) {
         if (e.removed) del.run(e.address, e.scope);
-        else put.run(e.address, e.scope, e.reason, e.detail, e.sourceQueueId, e.sourceEventId, e.firstSeen, e.lastSeen, e.expiresAt);
+        else {
+          put.run(e.address, e.scope, e.reason, e.detail, e.sourceQueueId, e.sourceEventId, e.firstSeen, e.lastSeen, e.expiresAt);
+          this.listed(e.address);
+        }
       }
       this.stmt(`INSERT INTO fleet_sync (name, seq) VALUES ('suppressions', ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`).run(seq);
     });
