@@ -61,3 +61,32 @@ test('a database from before the (queue id, id) key keeps its events, and record
   assert.ok(s.query({}).at(-1)!.seq > 2, 'sequence numbers go on after the copied ones');
   assert.deepEqual(s.query({ queueId: 'Q1' }).map((e) => e.id), [old.id]);
 });
+
+test('purge without an index on time: many events, old ones go in order, a late older event goes once the boundary passes it, nothing new is touched', () => {
+  const db = new DatabaseSync(':memory:');
+  createEventTables(db);
+  assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'events_at'`).get() as { n: number }).n, 0);
+  const s = new EventStore(db, { fleet: false });
+  const day = 86400_000;
+  // 1,000 events a day apart / 10 (ten per day), then a late report stamped day 0 recorded last.
+  s.record(Array.from({ length: 1000 }, (_, i) => ev(i, Math.floor(i / 10) * day)), new Set(), 0);
+  s.record([ev(5000, 0)], new Set(), 0);
+  assert.equal(s.purge(50 * day), 500, 'days 0-49: 500 events');
+  assert.equal(s.query({ limit: 1 })[0]!.queueId, 'Q500');
+  assert.equal(s.purge(50 * day), 0, 'again: nothing');
+  assert.equal(s.purge(200 * day), 501, 'everything older, the late one included');
+  assert.deepEqual(s.query({}), []);
+  assert.equal(s.purge(300 * day), 0, 'an empty table');
+});
+
+test("a message's metadata comes from its accepted event; older relays' event_messages rows still answer", () => {
+  const db = new DatabaseSync(':memory:');
+  createEventTables(db);
+  const s = new EventStore(db, { fleet: false });
+  s.record([{ ...ev(1, 0), id: eventId(['accepted', 'Q1', 'r1@x.test']), type: 'accepted', messageId: 'm1@shop.test', tags: ['invoice-1'] }], new Set(), 0);
+  assert.deepEqual(s.message('Q1'), { queueId: 'Q1', messageId: 'm1@shop.test', sendingDomain: 'shop.test', class: 'bulk', tags: ['invoice-1'] });
+  db.prepare(`INSERT INTO event_messages (queue_id, message_id, sending_domain, class, tags, at) VALUES ('Q9', 'm9@old.test', 'old.test', 'transactional', '["t"]', 0)`).run();
+  assert.deepEqual(s.message('Q9'), { queueId: 'Q9', messageId: 'm9@old.test', sendingDomain: 'old.test', class: 'transactional', tags: ['t'] });
+  assert.equal(s.message('Q404'), undefined);
+  assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM event_messages`).get() as { n: number }).n, 1, 'recording writes no event_messages row');
+});

@@ -69,13 +69,17 @@ export function createEventTables(db: DatabaseSync): void {
 ${EVENTS_TABLE}
 CREATE INDEX IF NOT EXISTS events_message_id ON events (message_id);
 CREATE INDEX IF NOT EXISTS events_recipient ON events (recipient);
-CREATE INDEX IF NOT EXISTS events_at ON events (at);
+-- Not indexed by time: purge() finds old events by seq (see there). Each index is a page more
+-- in every events commit (bench/README.md, events write cost).
+DROP INDEX IF EXISTS events_at;
 CREATE TABLE IF NOT EXISTS event_tags (
   tag TEXT NOT NULL,
   seq INTEGER NOT NULL,
   PRIMARY KEY (tag, seq)
 ) STRICT, WITHOUT ROWID;
--- What later events of a message need to know (tags, Message-ID, class, sending domain).
+-- What later events of a message need to know (tags, Message-ID, class, sending domain), as
+-- relays before 2026-12-07 kept it. It is read for their messages and purged; nothing writes it now:
+-- a message's accepted event says the same (EventStore.message).
 CREATE TABLE IF NOT EXISTS event_messages (
   queue_id TEXT PRIMARY KEY,
   message_id TEXT,
@@ -175,16 +179,17 @@ export class EventStore {
     return s;
   }
 
-  rememberMessage(m: MessageMeta, at: number): void {
-    this.transaction(() => this.rememberIn(m, at));
-  }
-
-  private rememberIn(m: MessageMeta, at: number): void {
-    this.stmt(`INSERT OR REPLACE INTO event_messages (queue_id, message_id, sending_domain, class, tags, at) VALUES (?, ?, ?, ?, ?, ?)`)
-      .run(m.queueId, m.messageId, m.sendingDomain, m.class, JSON.stringify(m.tags), at);
-  }
-
+  /**
+   * What later events of a message need to know: its accepted event carries it (every accepted
+   * message has one per recipient), found through the (queue_id, id) index. Messages recorded by
+   * older relays have an event_messages row instead.
+   */
   message(queueId: string): MessageMeta | undefined {
+    const e = this.stmt(`SELECT body FROM events WHERE queue_id = ? AND type = 'accepted' LIMIT 1`).get(queueId) as { body: string } | undefined;
+    if (e) {
+      const a = JSON.parse(e.body) as MailEvent;
+      return { queueId, messageId: a.messageId, sendingDomain: a.sendingDomain, class: a.class, tags: a.tags };
+    }
     const r = this.stmt(`SELECT * FROM event_messages WHERE queue_id = ?`).get(queueId) as { queue_id: string; message_id: string | null; sending_domain: string | null; class: string | null; tags: string } | undefined;
     return r ? { queueId: r.queue_id, messageId: r.message_id, sendingDomain: r.sending_domain, class: r.class, tags: JSON.parse(r.tags) } : undefined;
   }
@@ -193,17 +198,14 @@ export class EventStore {
    * Records events (once each: a known id is ignored) and queues them for the webhook of their
    * sending domain when `webhookDomains` has it. Returns the events that were new.
    */
-  record(events: readonly MailEvent[], webhookDomains: ReadonlySet<string>, now: number, messages: readonly { meta: MessageMeta; at: number }[] = []): MailEvent[] {
+  record(events: readonly MailEvent[], webhookDomains: ReadonlySet<string>, now: number): MailEvent[] {
     const fresh: MailEvent[] = [];
-    if (events.length === 0 && messages.length === 0) return fresh;
+    if (events.length === 0) return fresh;
     const ins = this.stmt(`INSERT OR IGNORE INTO events (id, type, at, queue_id, message_id, recipient, sending_domain, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`);
     const tag = this.stmt(`INSERT OR IGNORE INTO event_tags (tag, seq) VALUES (?, ?)`);
     const out = this.stmt(`INSERT OR IGNORE INTO webhook_outbox (domain, seq, first_at, next_at) VALUES (?, ?, ?, ?)`);
     const fleet = this.stmt(`INSERT OR IGNORE INTO event_fleet_outbox (seq) VALUES (?)`);
-    // The messages' rows ride in the same transaction: a COMMIT of its own per accepted message
-    // rewrote the table's pages each time (7 % of the relay's busy time under load).
     this.transaction(() => {
-      for (const m of messages) this.rememberIn(m.meta, m.at);
       for (const e of events) {
         const row = ins.get(e.id, e.type, Date.parse(e.at), e.queueId ?? '', e.messageId, e.recipient, e.sendingDomain, JSON.stringify(e)) as { seq: number } | undefined;
         if (!row) continue;
@@ -234,14 +236,38 @@ export class EventStore {
    * PostgreSQL stay. Returns how many went.
    */
   purge(cutoff: number, limit = 10_000): number {
+    const below = this.firstSeqAtOrAfter(cutoff);
     return this.transaction(() => {
-      const old = `SELECT seq FROM events WHERE at < ? AND seq NOT IN (SELECT seq FROM webhook_outbox) AND seq NOT IN (SELECT seq FROM event_fleet_outbox) ORDER BY seq LIMIT ?`;
-      this.stmt(`DELETE FROM event_tags WHERE seq IN (${old})`).run(cutoff, limit);
-      const n = Number(this.stmt(`DELETE FROM events WHERE seq IN (${old})`).run(cutoff, limit).changes);
+      const old = `SELECT seq FROM events WHERE seq < ? AND at < ? AND seq NOT IN (SELECT seq FROM webhook_outbox) AND seq NOT IN (SELECT seq FROM event_fleet_outbox) ORDER BY seq LIMIT ?`;
+      this.stmt(`DELETE FROM event_tags WHERE seq IN (${old})`).run(below, cutoff, limit);
+      const n = Number(this.stmt(`DELETE FROM events WHERE seq IN (${old})`).run(below, cutoff, limit).changes);
       this.stmt(`DELETE FROM event_messages WHERE queue_id IN (SELECT queue_id FROM event_messages WHERE at < ? LIMIT ?)`).run(cutoff, limit);
       this.stmt(`DELETE FROM webhook_dead WHERE dead_at < ?`).run(cutoff);
       return n;
     });
+  }
+
+  /**
+   * The first seq whose event is at or after `t` (one past the last seq when none is): events are
+   * appended in time order, so a binary search over seq by rowid lookups replaces an index on
+   * `at` that every insert paid for. An event recorded with an older time (a late report) after
+   * newer ones is purged once the boundary passes it.
+   */
+  private firstSeqAtOrAfter(t: number): number {
+    const bounds = this.stmt(`SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM events`).get() as { lo: number | null; hi: number | null };
+    if (bounds.lo === null || bounds.hi === null) return 0;
+    const atFrom = this.stmt(`SELECT seq, at FROM events WHERE seq >= ? ORDER BY seq LIMIT 1`);
+    let lo = bounds.lo;
+    let hi = bounds.hi + 1;
+    // Invariant: every event before lo is older than t; the event at or after hi is not (or none).
+    while (lo < hi) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      const r = atFrom.get(mid) as { seq: number; at: number } | undefined;
+      if (!r || r.seq >= hi) hi = mid;
+      else if (r.at < t) lo = r.seq + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   // ---- webhook outbox ----

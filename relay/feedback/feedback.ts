@@ -124,7 +124,6 @@ export class Feedback {
   /** Events of this event-loop turn, written together (one transaction). */
   private pending: MailEvent[] = [];
   /** What this turn's accepted messages left for their later events, written with them. */
-  private pendingMessages: { meta: MessageMeta; at: number }[] = [];
   /**
    * The same for recent messages, in memory: each attempt needs it (screening, its event), and a
    * SELECT per recipient per attempt was 5 % of the relay's busy time under load. Oldest first
@@ -339,18 +338,15 @@ export class Feedback {
   /** Writes this turn's events in one transaction and wakes the webhooks and the fleet sync. */
   flush(): void {
     this.flushScheduled = false;
-    if ((this.pending.length === 0 && this.pendingMessages.length === 0) || this.closed) return;
+    if (this.pending.length === 0 || this.closed) return;
     const batch = this.pending;
-    const messages = this.pendingMessages;
     this.pending = [];
-    this.pendingMessages = [];
     this.lastWrite = performance.now();
     try {
-      this.events.record(batch, this.webhookDomains, this.clock(), messages);
+      this.events.record(batch, this.webhookDomains, this.clock());
     } catch (err) {
       // Kept for the next turn (the disk may come back); an event is never dropped silently.
       this.pending = batch.concat(this.pending);
-      this.pendingMessages = messages.concat(this.pendingMessages);
       this.onError(err as Error, 'recording events');
       setTimeout(() => this.flush(), 1000).unref();
       return;
@@ -365,9 +361,9 @@ export class Feedback {
     const messageId = m.messageId?.replace(/^<|>$/g, '') ?? null;
     const at = this.clock();
     const meta: MessageMeta = { queueId: m.queueId, messageId, sendingDomain, class: m.class, tags: [...m.tags] };
+    // Remembered in memory for the attempts to come; on disk, the accepted events below say it
+    // (EventStore.message).
     this.remember(meta);
-    this.pendingMessages.push({ meta, at });
-    this.scheduleFlush();
     for (const r of m.recipients) {
       this.event('accepted', at, { queueId: m.queueId, messageId, recipient: r.toLowerCase(), sendingDomain, class: m.class, tags: meta.tags }, [m.queueId, r.toLowerCase()]);
     }
@@ -382,9 +378,15 @@ export class Feedback {
   private messageMeta(queueId: string): MessageMeta | undefined {
     const hit = this.recent.get(queueId);
     if (hit) return hit;
-    const m = this.events.message(queueId) ?? this.pendingMessages.find((p) => p.meta.queueId === queueId)?.meta;
+    const m = this.events.message(queueId) ?? this.pendingAccepted(queueId);
     if (m) this.remember(m);
     return m;
+  }
+
+  /** From an accepted event not yet written (the message left the in-memory cache already). */
+  private pendingAccepted(queueId: string): MessageMeta | undefined {
+    const a = this.pending.find((e) => e.type === 'accepted' && e.queueId === queueId);
+    return a ? { queueId, messageId: a.messageId, sendingDomain: a.sendingDomain, class: a.class, tags: a.tags } : undefined;
   }
 
   private meta(queueId: string, mailFrom: string) {

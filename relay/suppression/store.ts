@@ -94,6 +94,9 @@ const MERGE = `
   expires_at = CASE WHEN suppressions.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL
                     ELSE MAX(suppressions.expires_at, excluded.expires_at) END`;
 
+/** How stale the filters may be about entries written by another connection (filters()). */
+export const VERSION_CHECK_MS = 250;
+
 export class SuppressionStore {
   private readonly db: DatabaseSync;
   /** Whether entries recorded here go to the outbox (a fleet database is configured). */
@@ -112,6 +115,7 @@ export class SuppressionStore {
   private listedFilter: AddressFilter | undefined;
   private softFilter: AddressFilter | undefined;
   private dataVersion = -1;
+  private versionCheckedAt = -Infinity;
 
   constructor(db: DatabaseSync, options: { fleet: boolean; policy: SuppressionPolicy }) {
     this.db = db;
@@ -126,12 +130,21 @@ export class SuppressionStore {
     this.versionStmt = db.prepare('PRAGMA data_version');
   }
 
-  /** The filters, rebuilt when another connection changed the file since they were built. */
+  /**
+   * The filters, rebuilt when another connection changed the file since they were built. That is
+   * asked at most every VERSION_CHECK_MS: the PRAGMA is a statement like the lookup it saves, and
+   * only the CLI writing the file directly (`--data-dir`, not through the relay's API) is another
+   * connection, whose change may take that long to stop a delivery.
+   */
   private filters(): { listed: AddressFilter; soft: AddressFilter } {
-    const v = (this.versionStmt.get() as { data_version: number }).data_version;
-    if (v !== this.dataVersion) {
-      this.dataVersion = v;
-      this.listedFilter = this.softFilter = undefined;
+    const t = performance.now();
+    if (t - this.versionCheckedAt >= VERSION_CHECK_MS) {
+      this.versionCheckedAt = t;
+      const v = (this.versionStmt.get() as { data_version: number }).data_version;
+      if (v !== this.dataVersion) {
+        this.dataVersion = v;
+        this.listedFilter = this.softFilter = undefined;
+      }
     }
     if (!this.listedFilter || this.listedFilter.full) this.listedFilter = this.build(`SELECT DISTINCT address FROM suppressions`);
     if (!this.softFilter || this.softFilter.full) this.softFilter = this.build(`SELECT DISTINCT address FROM suppression_soft`);
