@@ -51,3 +51,24 @@ test('a queue file from a newer relay is refused, naming both versions', (t) => 
   db.close();
   assert.throws(() => openQueueDb(path), new RegExp(`schema version ${SCHEMA_VERSION + 1} is newer than this relay's \\(${SCHEMA_VERSION}\\)`));
 });
+
+test('the lane indexes hold queued recipients only: mail taken at birth (inflight) and delivered never enters them, and claims still use them', (t) => {
+  const dir = tempDir(t);
+  const store = new QueueStore(dir, { clock: () => 10 });
+  t.after(() => store.close());
+  const db = new DatabaseSync(join(dir, 'queue.db'));
+  t.after(() => db.close());
+  for (const name of ['recipients_lane_due', 'recipients_lane_domain']) {
+    const sql = (db.prepare(`SELECT sql FROM sqlite_master WHERE name = ?`).get(name) as { sql: string }).sql;
+    assert.match(sql, /WHERE state = 'queued'$/, name);
+  }
+  const plan = (db.prepare(`EXPLAIN QUERY PLAN SELECT rowid FROM recipients WHERE state = 'queued' AND lane = 1 AND next_attempt_at <= 5 ORDER BY next_attempt_at, rowid`).all() as { detail: string }[])
+    .map((r) => r.detail).join('\n');
+  assert.match(plan, /USING (COVERING )?INDEX recipients_lane_due/);
+  const entries = (name: string) => (db.prepare(`SELECT COUNT(*) AS n FROM recipients INDEXED BY ${name} WHERE state = 'queued'`).get() as { n: number }).n;
+  db.exec(`INSERT INTO messages (id, created_at, mail_from, size, body) VALUES ('m1', 1, 'a@x.test', 1, x'41');
+           INSERT INTO recipients (message_id, recipient, domain, next_attempt_at, lane, state) VALUES ('m1', 'b@y.test', 'y.test', 1, 1, 'inflight'),
+             ('m1', 'c@y.test', 'y.test', 1, 1, 'queued')`);
+  assert.equal(entries('recipients_lane_due'), 1);
+  assert.equal(entries('recipients_lane_domain'), 1);
+});

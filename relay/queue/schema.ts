@@ -147,7 +147,23 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'recipients by domain',
     up: (db) => db.exec(`CREATE INDEX IF NOT EXISTS recipients_lane_domain ON recipients (state, lane, domain, next_attempt_at)`),
   },
-  // Next: version 8.
+  {
+    // Only queued recipients are ever looked up by lane (claims.ts, every query says
+    // state = 'queued'); fresh mail the engine takes at birth is written inflight and, once
+    // delivered, deleted with its message without ever being queued. As partial indexes, the lane
+    // indexes are not written at all on that path: two b-trees fewer in each of the intake's and
+    // the outcomes' commits (about 4 WAL frames less per 1 KiB message, bench/README.md). The
+    // start-up requeue of inflight recipients reads the table instead (once per start).
+    version: 8,
+    name: 'lane indexes of queued recipients only',
+    up: (db) => db.exec(`
+      DROP INDEX IF EXISTS recipients_lane_due;
+      DROP INDEX IF EXISTS recipients_lane_domain;
+      CREATE INDEX recipients_lane_due ON recipients (state, lane, next_attempt_at) WHERE state = 'queued';
+      CREATE INDEX recipients_lane_domain ON recipients (state, lane, domain, next_attempt_at) WHERE state = 'queued';
+    `),
+  },
+  // Next: version 9.
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
