@@ -26,6 +26,8 @@ function headerValue(section: string, name: string): string | undefined {
 const clean = (v: string | undefined): string => (v ?? '').replace(/[:\s]+/g, '-').replace(/[^\x21-\x7e]/g, '').slice(0, 64);
 
 export function feedbackIdFor(domains: RelayConfig['domains'], input: FeedbackIdInput): string | undefined {
+  // Most relays configure none: no header parsing for them.
+  if (!domains.some((x) => x.feedbackId)) return undefined;
   const author = authorDomain(input.message);
   const d = author ? domains.find((x) => x.domain.toLowerCase() === author) : undefined;
   const f = d?.feedbackId;

@@ -50,7 +50,20 @@ function headerEnd(message: Buffer): { head: Buffer; body: Buffer } {
 }
 
 /** Domain of the first From: address; DMARC aligns DKIM with this, not with the envelope. */
+/**
+ * The domain of the From address. Asked of the same message by several steps of one delivery
+ * (Feedback-ID, return path, DKIM, the sending domain), so the answer is kept per Buffer.
+ */
 export function authorDomain(message: Buffer): string | undefined {
+  if (authors.has(message)) return authors.get(message);
+  const d = parseAuthorDomain(message);
+  authors.set(message, d);
+  return d;
+}
+
+const authors = new WeakMap<Buffer, string | undefined>();
+
+function parseAuthorDomain(message: Buffer): string | undefined {
   const headers = headerEnd(message).head.toString('latin1').replace(/\r?\n[ \t]+/g, ' ');
   const from = /^from:(.*)$/im.exec(headers)?.[1];
   if (!from) return undefined;

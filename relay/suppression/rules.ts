@@ -85,7 +85,10 @@ export function normaliseAddress(raw: string): string {
 
 /** Lower-case ASCII form of a domain, or '' when it is not one. */
 export function normaliseDomain(raw: string): string {
-  const d = domainToASCII(raw.trim().replace(/\.$/, '').toLowerCase());
+  const lower = raw.trim().replace(/\.$/, '').toLowerCase();
+  // domainToASCII (IDNA) only changes a name with characters outside ASCII letters, digits, '-'
+  // and '.'; it was most of a suppression lookup's cost for the common name.
+  const d = /^[a-z0-9.-]*$/.test(lower) ? lower : domainToASCII(lower);
   return /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(d) ? d : '';
 }
 
