@@ -102,7 +102,11 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
 
   /** Held bulk of paused domains is due again when the paused list changes (and at start). */
   let pausedSeen: string | undefined;
+  /** The list last compared: a live config replaces the array, so the same one needs no new key (a loop turn per message asked). */
+  let pausedList: readonly string[] | undefined;
   function releaseOnResume(): void {
+    if (config.pausedDomains === pausedList) return;
+    pausedList = config.pausedDomains;
     const key = pausedKey(config.pausedDomains);
     if (key === pausedSeen) return;
     const released = store.releaseHeld(HELD_REPLY_PREFIX, clock());

@@ -201,18 +201,20 @@ export class EventStore {
   record(events: readonly MailEvent[], webhookDomains: ReadonlySet<string>, now: number): MailEvent[] {
     const fresh: MailEvent[] = [];
     if (events.length === 0) return fresh;
-    const ins = this.stmt(`INSERT OR IGNORE INTO events (id, type, at, queue_id, message_id, recipient, sending_domain, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`);
+    const ins = this.stmt(`INSERT OR IGNORE INTO events (id, type, at, queue_id, message_id, recipient, sending_domain, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
     const tag = this.stmt(`INSERT OR IGNORE INTO event_tags (tag, seq) VALUES (?, ?)`);
     const out = this.stmt(`INSERT OR IGNORE INTO webhook_outbox (domain, seq, first_at, next_at) VALUES (?, ?, ?, ?)`);
     const fleet = this.stmt(`INSERT OR IGNORE INTO event_fleet_outbox (seq) VALUES (?)`);
     this.transaction(() => {
       for (const e of events) {
-        const row = ins.get(e.id, e.type, Date.parse(e.at), e.queueId ?? '', e.messageId, e.recipient, e.sendingDomain, JSON.stringify(e)) as { seq: number } | undefined;
-        if (!row) continue;
+        // run(), not RETURNING: an ignored duplicate changes nothing, a new row's seq is its rowid.
+        const r = ins.run(e.id, e.type, Date.parse(e.at), e.queueId ?? '', e.messageId, e.recipient, e.sendingDomain, JSON.stringify(e));
+        if (r.changes === 0) continue;
+        const seq = Number(r.lastInsertRowid);
         fresh.push(e);
-        for (const t of e.tags) tag.run(t, row.seq);
-        if (e.sendingDomain && webhookDomains.has(e.sendingDomain)) out.run(e.sendingDomain, row.seq, now, now);
-        if (this.fleet) fleet.run(row.seq);
+        for (const t of e.tags) tag.run(t, seq);
+        if (e.sendingDomain && webhookDomains.has(e.sendingDomain)) out.run(e.sendingDomain, seq, now, now);
+        if (this.fleet) fleet.run(seq);
       }
     });
     return fresh;
