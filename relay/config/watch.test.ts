@@ -3,7 +3,7 @@
 // plain rewrite. Both reach the watcher by an event (the timer is set far out here).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, mkdirSync, renameSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import { once, EventEmitter } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,6 +52,30 @@ test('a plain rewrite, in place or by rename, is seen', async () => {
     renameSync(`${file}.tmp`, file);
     await until(c, 'v: 3\n');
   } finally {
+    w.close();
+  }
+});
+
+test('writes to other files of the directory (a log beside the config) read nothing; the config change after them is read once', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-busy-'));
+  writeFileSync(join(dir, 'relay.yaml'), 'v: 1\n');
+  const c = collector();
+  const w = watchConfigFile(join(dir, 'relay.yaml'), c.onText, (err) => assert.fail(err), { pollMs: 3_600_000, debounceMs: 0 });
+  // Another watcher of the directory tells when the log's events have been delivered.
+  const seen = new EventEmitter();
+  const probe = watch(dir, { persistent: false }, (_e, f) => seen.emit(String(f)));
+  try {
+    const logged = once(seen, 'relay.log', { signal: AbortSignal.timeout(10_000) });
+    for (let i = 0; i < 20; i++) appendFileSync(join(dir, 'relay.log'), `line ${i}\n`);
+    await logged;
+    // A debounce of 0 would have read by now (timers run after the I/O phase that delivered the events).
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(c.texts, [], 'no read for the log');
+    writeFileSync(join(dir, 'relay.yaml'), 'v: 2\n');
+    await until(c, 'v: 2\n');
+    assert.deepEqual(c.texts, ['v: 2\n']);
+  } finally {
+    probe.close();
     w.close();
   }
 });

@@ -9,7 +9,7 @@
 // versions, so extra reads cost nothing.
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 
 export interface ConfigWatcher {
   /** Reads the file now (what the timer does). */
@@ -54,9 +54,16 @@ export function watchConfigFile(
     clearTimeout(timer);
     timer = setTimeout(() => void check(), options.debounceMs ?? 100);
   };
+  // Only events about the file or the kubelet's `..data` / `..<timestamp>` entries: a directory
+  // shared with busy files (a log written beside the config, `mailfleet relay --config ./relay.yaml`)
+  // re-armed the debounce timer on every write of theirs. No name given: react (it may be ours).
+  const name = basename(file);
+  const ours = (filename: string | Buffer | null) => filename === null || String(filename) === name || String(filename).startsWith('..');
   let watcher: FSWatcher | undefined;
   try {
-    watcher = watch(dirname(file), { persistent: false }, soon);
+    watcher = watch(dirname(file), { persistent: false }, (_event, filename) => {
+      if (ours(filename)) soon();
+    });
     watcher.on('error', (err) => onError(err));
   } catch (err) {
     onError(err as Error);
