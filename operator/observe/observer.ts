@@ -16,9 +16,9 @@ import type { EventRecorder } from '../runtime/events.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { parseSendingPool, parseMailDomain, setCondition, type SendingPool, type MailDomain, type PoolIpStatus } from '../api/index.ts';
 import { relayName, headlessServiceName, poolOwnerReference } from '../render/names.ts';
-import { emptyState, mergeRead, compact, poolBuckets, hoursToRead, type ObservationState } from './state.ts';
+import { emptyState, PoolObservations, hoursToRead, type ObservationState } from './state.ts';
 import { readRelayStats, type FetchLike, type RelayRead } from './reader.ts';
-import type { StatsDocumentV1 } from '../../relay/stats/contract.ts';
+import { emptyCounts, addCounts, type StatsDocumentV1 } from '../../relay/stats/contract.ts';
 import type { WarmupStatsV1 } from '../../relay/stats/collector.ts';
 import { readApiTokens } from './token.ts';
 import { ObservationTable, type ReadObservation } from './observations.ts';
@@ -49,6 +49,16 @@ function decidedWarmupFields(w: IpWarmup | undefined): Pick<PoolIpStatus, 'warmu
 }
 const STATE_KEY = 'state.json.gz';
 const DAY_MS = 24 * HOUR_MS;
+/**
+ * How often a pool's merged counts are saved when nothing but counts changed. A decision (warm-up,
+ * a resume's baseline) is saved at once, and everything at stop. Saving every round re-serialised
+ * and gzipped the whole state of every pool (issue 17: 200 ConfigMap writes and ~10 % of the
+ * reader's CPU per round at 1,000 relays). Counts lost in a crash between two saves are not lost:
+ * the saved state's lastSeen goes with its counts, so the next leader asks each relay for every
+ * hour since then (the relays keep 48 h). Only an instance that vanished (a replaced volume) in
+ * that same window loses its unsaved counts.
+ */
+export const SAVE_COUNTS_EVERY_MS = 5 * 60_000;
 
 export interface ObserverOptions {
   kube: Kube;
@@ -75,8 +85,8 @@ export class Observer {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = true;
-  /** Per pool uid: the state last saved and the ConfigMap's resourceVersion. */
-  private readonly states = new Map<string, { state: ObservationState; saved: string }>();
+  /** Per pool uid: its observations (changed in place), the text last saved, when, and the pool (for a save at stop). */
+  private readonly states = new Map<string, { obs: PoolObservations; saved: string; savedAt: number; pool: SendingPool }>();
 
   constructor(o: ObserverOptions) {
     this.o = o;
@@ -108,6 +118,10 @@ export class Observer {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.running;
+    // What was merged since the last save, for the next leader (or this one after a restart).
+    for (const { obs, pool } of this.states.values()) {
+      await this.saveState(pool, obs, true).catch((err: unknown) => this.o.log.warn({ pool: pool.metadata.name, err: String(err) }, 'observations not saved at stop'));
+    }
   }
 
   /** One round over every pool (tests call it directly). */
@@ -159,10 +173,13 @@ export class Observer {
     return out;
   }
 
-  private async loadState(pool: SendingPool): Promise<ObservationState> {
+  private async loadState(pool: SendingPool): Promise<PoolObservations> {
     const uid = pool.metadata.uid ?? '';
     const mem = this.states.get(uid);
-    if (mem) return mem.state;
+    if (mem) {
+      mem.pool = pool;
+      return mem.obs;
+    }
     const cm = await this.o.kube.find<KubeObject & { binaryData?: Record<string, string> }>('v1', 'ConfigMap', pool.metadata.namespace, observationsName(pool.metadata.name));
     let state = emptyState();
     const data = cm?.binaryData?.[STATE_KEY];
@@ -173,14 +190,19 @@ export class Observer {
         this.o.log.warn({ pool: pool.metadata.name, err: String(err) }, 'observations ConfigMap unreadable; starting afresh');
       }
     }
-    this.states.set(uid, { state, saved: JSON.stringify(state) });
-    return state;
+    const obs = PoolObservations.from(state);
+    // Loaded counts count as saved now: the first save of merged reads waits its interval.
+    this.states.set(uid, { obs, saved: data ? JSON.stringify(state) : '', savedAt: this.now(), pool });
+    return obs;
   }
 
-  private async saveState(pool: SendingPool, state: ObservationState): Promise<void> {
+  /** Saves the pool's observations: when `now` is set (a decision), or when the counts' interval is due. */
+  private async saveState(pool: SendingPool, obs: PoolObservations, now = false): Promise<void> {
     const uid = pool.metadata.uid ?? '';
-    const text = JSON.stringify(state);
-    if (this.states.get(uid)?.saved === text) return;
+    const mem = this.states.get(uid);
+    if (!now && mem && this.now() - mem.savedAt < SAVE_COUNTS_EVERY_MS) return;
+    const text = JSON.stringify(obs.toState());
+    if (mem?.saved === text) return;
     await this.o.kube.apply({
       apiVersion: 'v1',
       kind: 'ConfigMap',
@@ -193,7 +215,7 @@ export class Observer {
       },
       binaryData: { [STATE_KEY]: gzipSync(text).toString('base64') },
     } as never);
-    this.states.set(uid, { state, saved: text });
+    this.states.set(uid, { obs, saved: text, savedAt: this.now(), pool });
   }
 
   private async read(t: Target, tokens: string[], hours: number | undefined): Promise<RelayRead> {
@@ -212,20 +234,17 @@ export class Observer {
     const { kube, metrics, log } = this.o;
     const tokens = await readApiTokens(kube, ns, name);
     const targets = await this.targets(pool);
-    let state = await this.loadState(pool);
+    const state = await this.loadState(pool);
     // Each relay is asked only for the hours since its last read (the state keeps the rest).
-    const lastSeen = new Map(Object.values(state.relays).map((r) => [r.pod, r.lastSeen]));
+    const lastSeen = state.lastSeenByPod();
     const reads = await Promise.all(targets.map(async (t) => ({ t, r: await this.read(t, tokens, hoursToRead(lastSeen.get(t.pod), this.now())) })));
     const now = this.now();
     const byIp = new Map<string, ReadObservation>();
     for (const { t, r } of reads) {
       metrics.relayReads.inc({ result: r.ok ? 'ok' : r.reason });
-      if (r.ok) {
-        // A relay that binds no source address (egress through a gateway or NAT) counts under
-        // "default": it is the pool IP its pod stands for.
-        const doc = t.ip ? { ...r.doc, buckets: r.doc.buckets.map((b) => (b.ip === 'default' ? { ...b, ip: t.ip! } : b)) } : r.doc;
-        state = mergeRead(state, t.pod, doc, now);
-      }
+      // A relay that binds no source address (egress through a gateway or NAT) counts under
+      // "default": it is the pool IP its pod stands for.
+      if (r.ok) state.merge(t.pod, r.doc, now, t.ip);
       else log.warn({ pool: `${ns}/${name}`, pod: t.pod, reason: r.reason, message: r.message }, 'relay stats not read');
       if (t.ip) {
         byIp.set(t.ip, r.ok
@@ -234,9 +253,8 @@ export class Observer {
       }
     }
     this.o.table.setPool(ns, name, byIp);
-    state = compact(state, now);
+    state.compact(now);
     await this.saveState(pool, state);
-    const buckets = poolBuckets(state);
 
     // Warm-up: once per UTC day and IP with a plan, judge the day that ended.
     const warmup = { ...state.warmup };
@@ -250,7 +268,7 @@ export class Observer {
       // start from the stage its relay reports enforcing, not from stage 0.
       const reported = byIp.get(ip.address)?.warmup;
       const previous = warmup[ip.address] ?? (reported ? seedFromRelay(reported, steps.length, now) : undefined);
-      const r = judgeWarmupDay({ ip: ip.address, steps, buckets, previous, lastMail: state.lastMail[ip.address], now });
+      const r = judgeWarmupDay({ ip: ip.address, steps, buckets: state.ipProviderBuckets(ip.address), previous, lastMail: state.lastMail[ip.address], now });
       warmup[ip.address] = r.state;
       metrics.warmupStage.set({ namespace: ns, pool: name, ip: ip.address }, r.state.stage);
       if (r.decision) {
@@ -259,35 +277,29 @@ export class Observer {
       }
     }
     if (JSON.stringify(warmup) !== JSON.stringify(state.warmup)) {
-      state = { ...state, warmup };
-      await this.saveState(pool, state);
+      state.warmup = warmup;
+      await this.saveState(pool, state, true);
     }
 
     // Domains: judge, report, count. A pause is done once every relay read runs a config holding it.
     const running = reads.flatMap(({ r }) => (r.ok ? [r.doc.pausedDomains.map((d) => d.toLowerCase())] : []));
     let tripped: string[] = [];
-    // Each domain is judged over its own buckets: filtering the pool's every bucket per domain
-    // was domains × buckets a round (the largest share of the reader's CPU at 50 domains a pool).
-    const byDomain = new Map<string, HourBucket[]>();
-    for (const b of buckets) {
-      const list = byDomain.get(b.domain);
-      if (list) list.push(b);
-      else byDomain.set(b.domain, [b]);
-    }
+    // Each domain is judged over its own hourly sums (state.ts keeps them as reads arrive):
+    // filtering the pool's every bucket per domain was domains × buckets a round.
     const troubles: DomainTrouble[] = [];
     for (const rawDomain of rawDomains) {
       const parsed = parseMailDomain(rawDomain);
       if (!parsed.ok) continue;
       const d = parsed.value.spec.domain.toLowerCase();
       const holding = `${running.filter((p) => p.includes(d)).length}/${running.length}`;
-      const res = await this.judgeDomain(rawDomain, parsed.value, pool, afterResume(byDomain.get(d) ?? [], d, state.resumeBaselines?.[d]), now, holding);
+      const res = await this.judgeDomain(rawDomain, parsed.value, pool, afterResume(state.domainBuckets(d), d, state.resumeBaselines?.[d]), now, holding);
       if (res.tripped) {
         tripped.push(res.tripped.degraded);
         troubles.push(res.tripped.trouble);
       }
       if (res.resumed) {
-        state = { ...state, resumeBaselines: { ...state.resumeBaselines, [d]: res.resumed } };
-        await this.saveState(pool, state);
+        state.resumeBaselines = { ...state.resumeBaselines, [d]: res.resumed };
+        await this.saveState(pool, state, true);
       }
     }
     tripped = tripped.sort();
@@ -295,7 +307,9 @@ export class Observer {
     // The pool: rate columns (24 h over its MailDomains' mail: DSNs and mail of senders the pool
     // does not know count for no domain), Degraded, per-IP rates (everything the IP sent).
     const domainNames = new Set(rawDomains.map((d) => String((d['spec'] as { domain?: string } | undefined)?.domain ?? '').toLowerCase()));
-    const poolRates = ratesOf(windowCounts(buckets, (b) => domainNames.has(b.domain), now, DAY_MS));
+    const poolCounts = emptyCounts();
+    for (const d of domainNames) addCounts(poolCounts, windowCounts(state.domainBuckets(d), () => true, now, DAY_MS));
+    const poolRates = ratesOf(poolCounts);
     const attention = poolAttention(troubles, pool.spec.ips.map((ip) => {
       const o = byIp.get(ip.address);
       return { address: ip.address, warmup: warmup[ip.address], unread: o && !o.reachable ? o.reason : undefined };
@@ -303,8 +317,7 @@ export class Observer {
     await writeStatus(kube, raw, (cur) => {
       const prev = (cur['status'] ?? {}) as NonNullable<SendingPool['status']>;
       const ips = (prev.ips ?? []).map((ip): PoolIpStatus => {
-        const mine = (b: HourBucket) => b.ip === ip.address;
-        const r = ratesOf(windowCounts(buckets, mine, now, DAY_MS));
+        const r = ratesOf(windowCounts(state.ipBuckets(ip.address), () => true, now, DAY_MS));
         const o = byIp.get(ip.address);
         return {
           ...ip,
