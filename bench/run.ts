@@ -561,7 +561,7 @@ async function main(): Promise<void> {
   }
   if (opts.scenarios.has('stats-loop')) {
     results.statsLoop = await runStatsLoop({
-      relays: Number(process.env.BENCH_RELAYS ?? 1000), relaysPerPool: 5, domains: 10_000, domainsPerRelay: 50, providers: 3, classes: 1, rounds: 3, intervalS: 30, log,
+      relays: Number(process.env.BENCH_RELAYS ?? 1000), relaysPerPool: 5, domains: 10_000, domainsPerRelay: 50, providers: 3, classes: 1, rounds: 12, intervalS: 30, log,
     });
   }
 

@@ -16,7 +16,7 @@ import type { EventRecorder } from '../runtime/events.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { parseSendingPool, parseMailDomain, setCondition, type SendingPool, type MailDomain, type PoolIpStatus } from '../api/index.ts';
 import { relayName, headlessServiceName, poolOwnerReference } from '../render/names.ts';
-import { emptyState, PoolObservations, hoursToRead, type ObservationState } from './state.ts';
+import { emptyState, PoolObservations, hoursToRead, readCovers, DEFAULT_READ_HOURS, type LastRead, type ObservationState } from './state.ts';
 import { readRelayStats, type FetchLike, type RelayRead } from './reader.ts';
 import { emptyCounts, addCounts, type StatsDocumentV1 } from '../../relay/stats/contract.ts';
 import type { WarmupStatsV1 } from '../../relay/stats/collector.ts';
@@ -228,6 +228,16 @@ export class Observer {
     return r!;
   }
 
+  /** Reads the hours since the last read; reads again from that read's hour when the answer started later (readCovers). */
+  private async readSince(t: Target, tokens: string[], last: LastRead | undefined): Promise<RelayRead> {
+    const margin = this.o.timeoutMs ?? 5000;
+    const r = await this.read(t, tokens, hoursToRead(last, this.now(), margin));
+    if (!r.ok || readCovers(last, r.doc) || last?.relayNow === undefined) return r;
+    this.o.log.info({ pod: t.pod, hoursFrom: r.doc.hoursFrom, lastRelayNow: new Date(last.relayNow).toISOString() }, 'relay answered from a later hour than its last read (its clock moved); reading again from that hour');
+    const n = Math.floor(Date.parse(r.doc.now) / HOUR_MS) - Math.floor(last.relayNow / HOUR_MS) + 2;
+    return this.read(t, tokens, n < DEFAULT_READ_HOURS ? n : undefined);
+  }
+
   private async observePool(raw: KubeObject, pool: SendingPool, rawDomains: KubeObject[]): Promise<void> {
     const ns = pool.metadata.namespace ?? '';
     const name = pool.metadata.name;
@@ -236,8 +246,8 @@ export class Observer {
     const targets = await this.targets(pool);
     const state = await this.loadState(pool);
     // Each relay is asked only for the hours since its last read (the state keeps the rest).
-    const lastSeen = state.lastSeenByPod();
-    const reads = await Promise.all(targets.map(async (t) => ({ t, r: await this.read(t, tokens, hoursToRead(lastSeen.get(t.pod), this.now())) })));
+    const lastRead = state.lastReadByPod();
+    const reads = await Promise.all(targets.map(async (t) => ({ t, r: await this.readSince(t, tokens, lastRead.get(t.pod)) })));
     const now = this.now();
     const byIp = new Map<string, ReadObservation>();
     for (const { t, r } of reads) {

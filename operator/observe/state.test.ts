@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { emptyCounts, type StatsDocumentV1, type StatsBucket } from '../../relay/stats/contract.ts';
-import { emptyState, PoolObservations, hoursToRead, LIVE_HOURS, KEEP_HOURS, type ObservationState } from './state.ts';
+import { emptyState, PoolObservations, hoursToRead, readCovers, LIVE_HOURS, KEEP_HOURS, type ObservationState } from './state.ts';
 import { HOUR_MS, windowCounts, recentEligible, type HourBucket } from '../control/rates.ts';
 import { judgeWarmupDay } from '../control/warmup-loop.ts';
 
@@ -66,14 +66,31 @@ test('incremental reads: the hours since the last read, merged, count as a full 
   const later = first.map((x, i) => (i === 24 ? { ...x, attempted: x.attempted + 5, delivered: x.delivered + 5 } : x));
   const full = mergeRead(mergeRead(emptyState(), 'pod-0', doc('A', first), T0), 'pod-0', doc('A', later), T0 + 30_000);
   const s1 = mergeRead(emptyState(), 'pod-0', doc('A', first), T0);
-  const n = hoursToRead(s1.relays['A']!.lastSeen, T0 + 30_000)!;
-  assert.equal(n, 2, 'read 30 s after the last: this hour and the one before');
+  const n = hoursToRead(s1.relays['A'], T0 + 30_000)!;
+  assert.equal(n, 1, 'read 30 s after the last, in the same hour of the relay\'s clock: this hour');
   const incremental = mergeRead(s1, 'pod-0', doc('A', later.slice(-n)), T0 + 30_000);
   assert.deepEqual(poolBuckets(incremental), poolBuckets(full));
   assert.equal(poolBuckets(incremental).reduce((n, x) => n + x.attempted, 0), poolBuckets(full).reduce((n, x) => n + x.attempted, 0));
 });
 
-test('hours to ask a relay for', () => {
+test('hours to ask a relay for, by the relay\'s clock: from the hour of its last answer on', () => {
+  const rows: { name: string; relayNow: number; lastSeen: number; now: number; want: number | undefined }[] = [
+    { name: '30 s ago, same hour', relayNow: T0 - 30_000, lastSeen: T0 - 30_000, now: T0, want: 1 },
+    { name: 'its clock 20 min ahead of ours, still in its hour: one', relayNow: T0 - 30_000 + 20 * 60_000 + 1000, lastSeen: T0 - 30_000, now: T0, want: 1 },
+    { name: 'within the margin of its next hour: two', relayNow: Date.UTC(2026, 11, 6, 12, 59, 40), lastSeen: T0, now: T0 + 17_000, want: 2 },
+    { name: 'last answer in its previous hour', relayNow: T0 - HOUR_MS, lastSeen: T0 - HOUR_MS, now: T0, want: 2 },
+    { name: '10 hours ago', relayNow: T0 - 10 * HOUR_MS, lastSeen: T0 - 10 * HOUR_MS, now: T0, want: 11 },
+    { name: 'two days ago', relayNow: T0 - 48 * HOUR_MS, lastSeen: T0 - 48 * HOUR_MS, now: T0, want: undefined },
+  ];
+  for (const r of rows) assert.equal(hoursToRead({ lastSeen: r.lastSeen, relayNow: r.relayNow }, r.now), r.want, r.name);
+  // The answer is checked: one that starts after the hour of the last answer (its clock jumped, or it answered late) is read again.
+  const last = { lastSeen: T0, relayNow: Date.UTC(2026, 11, 6, 12, 59, 50) };
+  assert.equal(readCovers(last, { hoursFrom: H(0) }), true);
+  assert.equal(readCovers(last, { hoursFrom: new Date(Date.parse(H(0)) + HOUR_MS).toISOString() }), false);
+  assert.equal(readCovers({ lastSeen: T0 }, { hoursFrom: H(0) }), true, 'no relay clock kept: the old rule\'s extra hour covers');
+});
+
+test('hours to ask a relay for, from state saved before the relay\'s clock was kept (the operator\'s clock, one hour more)', () => {
   const rows: { name: string; lastSeen: number | undefined; now: number; want: number | undefined }[] = [
     { name: 'never read: its default (25)', lastSeen: undefined, now: T0, want: undefined },
     { name: '30 s ago, same hour', lastSeen: T0 - 30_000, now: T0, want: 2 },
@@ -82,7 +99,7 @@ test('hours to ask a relay for', () => {
     { name: '23 hours ago: everything the default serves', lastSeen: T0 - 23 * HOUR_MS, now: T0, want: undefined },
     { name: 'two days ago', lastSeen: T0 - 48 * HOUR_MS, now: T0, want: undefined },
   ];
-  for (const r of rows) assert.equal(hoursToRead(r.lastSeen, r.now), r.want, r.name);
+  for (const r of rows) assert.equal(hoursToRead(r.lastSeen === undefined ? undefined : { lastSeen: r.lastSeen }, r.now), r.want, r.name);
 });
 
 test('the running sums by domain, IP and IP × provider judge as the pool\'s full bucket list does, across instances, hours, compaction and a save', () => {

@@ -31,7 +31,10 @@ const LAST_MAIL_KEEP_MS = 60 * 24 * HOUR_MS;
 export interface RelaySeen {
   pod: string;
   instance: string;
+  /** The operator's clock at the last read. */
   lastSeen: number;
+  /** The relay's clock in that read's document (`now`); absent in state saved before it was kept. */
+  relayNow?: number | undefined;
   configVersion?: string | undefined;
   queued: number;
   pausedDomains: string[];
@@ -238,7 +241,7 @@ export class PoolObservations {
     }
     // A pod seen with a new instance replaces its old record (the old instance's hours stay).
     for (const [inst, r] of Object.entries(this.relays)) if (r.pod === pod && inst !== doc.instance) delete this.relays[inst];
-    this.relays[doc.instance] = { pod, instance: doc.instance, lastSeen: now, configVersion: doc.configVersion, queued: doc.queued, pausedDomains: [...doc.pausedDomains] };
+    this.relays[doc.instance] = { pod, instance: doc.instance, lastSeen: now, relayNow: Date.parse(doc.now), configVersion: doc.configVersion, queued: doc.queued, pausedDomains: [...doc.pausedDomains] };
     this.revision++;
   }
 
@@ -303,9 +306,9 @@ export class PoolObservations {
     return [...sum.values()].map((c) => ({ hour: c.hour, ip: c.ip, provider: c.provider, domain: c.domain, class: c.cls, ...(Object.fromEntries(COUNT_FIELDS.map((f, i) => [f, c.v[i] ?? 0])) as Counts) }));
   }
 
-  /** Per pod: when it was last read (hoursToRead). */
-  lastSeenByPod(): Map<string, number> {
-    return new Map(Object.values(this.relays).map((r) => [r.pod, r.lastSeen]));
+  /** Per pod: its last read (hoursToRead). */
+  lastReadByPod(): Map<string, LastRead> {
+    return new Map(Object.values(this.relays).map((r) => [r.pod, { lastSeen: r.lastSeen, relayNow: r.relayNow }]));
   }
 
   /** Settled cells (tests). */
@@ -317,14 +320,39 @@ export class PoolObservations {
 /** What a relay serves when asked no `hours` (relay/stats/document.ts DEFAULT_STATS_HOURS). */
 export const DEFAULT_READ_HOURS = 25;
 
+export interface LastRead {
+  /** The operator's clock at the read. */
+  lastSeen: number;
+  /** The relay's clock in its answer, when known. */
+  relayNow?: number | undefined;
+}
+
 /**
- * The `hours` to ask a relay for: the hours since the last read of its pod (the merged state keeps
- * the older ones), one more for clocks apart. Undefined (the relay's default 25) for a pod not
- * read yet or not for longer than that. Every 30 s this is 2-3 hours instead of 25: a tenth of the
- * document to fetch, parse, validate and merge.
+ * The `hours` to ask a relay for: every hour from the one of its last answer on, by the relay's
+ * own clock (the hour its counters add to), the rest being in the merged state already. A relay
+ * counts into the hour of its clock, and answers with everything counted up to its `now`, so the
+ * hours from that answer's on hold every count since. The relay's clock now is estimated as its
+ * last `now` plus the time passed here, plus `marginMs` (the read's timeout) so that an answer
+ * given a little later, across the hour, still starts early enough; readCovers() checks the
+ * answer and the observer reads again when it does not. Every 30 s this is 1 hour (2 in an hour's
+ * last half minute) instead of 25. State saved before the relay's clock was kept: the hours since
+ * the last read by this clock, one more for clocks apart. Undefined (the relay's default 25) for
+ * a pod not read yet or not for longer than that.
  */
-export function hoursToRead(lastSeen: number | undefined, now: number): number | undefined {
-  if (lastSeen === undefined) return undefined;
-  const n = Math.floor(now / HOUR_MS) - Math.floor(lastSeen / HOUR_MS) + 2;
+export function hoursToRead(last: LastRead | undefined, now: number, marginMs = 5000): number | undefined {
+  if (last === undefined) return undefined;
+  const n = last.relayNow === undefined
+    ? Math.floor(now / HOUR_MS) - Math.floor(last.lastSeen / HOUR_MS) + 2
+    : Math.floor((last.relayNow + Math.max(0, now - last.lastSeen) + marginMs) / HOUR_MS) - Math.floor(last.relayNow / HOUR_MS) + 1;
   return n < DEFAULT_READ_HOURS ? n : undefined;
+}
+
+/**
+ * Whether an answer holds every count since the last read: it starts (`hoursFrom`) no later than
+ * the hour of the relay's last answer. Not when the relay's clock jumped ahead, or answered after
+ * the margin: then the hours between are read again.
+ */
+export function readCovers(last: LastRead | undefined, doc: Pick<StatsDocumentV1, 'hoursFrom'>): boolean {
+  if (last?.relayNow === undefined) return true;
+  return Date.parse(doc.hoursFrom) <= Math.floor(last.relayNow / HOUR_MS) * HOUR_MS;
 }
