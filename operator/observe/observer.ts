@@ -27,6 +27,7 @@ import { recentEligible, windowCounts, ratesOf, percent, afterResume, resumeBase
 import { judgeWarmupDay, type IpWarmup } from '../control/warmup-loop.ts';
 import { poolAttention, type DomainTrouble } from '../control/attention.ts';
 import { warmupSteps } from '../api/warmup-presets.ts';
+import { statusToWrite, prevConditionMessage, NUMBERS_REFRESH_ROUNDS } from './status-numbers.ts';
 
 export const observationsName = (pool: string): string => `${pool}-observations`;
 
@@ -60,6 +61,30 @@ const DAY_MS = 24 * HOUR_MS;
  */
 export const SAVE_COUNTS_EVERY_MS = 5 * 60_000;
 
+type PoolStatus = NonNullable<SendingPool['status']>;
+type DomainStatus = NonNullable<MailDomain['status']>;
+/** A pool status with the numbers no column shows taken from prev (status-numbers.ts). */
+function poolNumbersFrom(fresh: PoolStatus, prev: PoolStatus): PoolStatus {
+  const before = new Map((prev.ips ?? []).map((ip) => [ip.address, ip]));
+  return {
+    ...fresh,
+    ips: fresh.ips?.map((ip) => {
+      const p = before.get(ip.address);
+      return p ? { ...ip, bounceRate: p.bounceRate, deferralRate: p.deferralRate, complaintRate: p.complaintRate } : ip;
+    }),
+    conditions: prevConditionMessage(fresh.conditions, prev.conditions, 'Degraded'),
+  };
+}
+/** A domain status with its volume, message and the rates no column shows taken from prev. */
+function domainNumbersFrom(fresh: DomainStatus, prev: DomainStatus): DomainStatus {
+  const h = prev.health;
+  return {
+    ...fresh,
+    ...(fresh.health && h ? { health: { ...fresh.health, judgedVolume: h.judgedVolume, bounceRate1h: h.bounceRate1h, deferralRate: h.deferralRate, message: h.message } } : {}),
+    conditions: prevConditionMessage(fresh.conditions, prev.conditions, 'Paused'),
+  };
+}
+
 export interface ObserverOptions {
   kube: Kube;
   log: Logger;
@@ -87,6 +112,10 @@ export class Observer {
   private stopped = true;
   /** Per pool uid: its observations (changed in place), the text last saved, when, and the pool (for a save at stop). */
   private readonly states = new Map<string, { obs: PoolObservations; saved: string; savedAt: number; pool: SendingPool }>();
+  /** Per status (kind/namespace/name): when its numbers were last written (status-numbers.ts). */
+  private readonly refreshedAt = new Map<string, number>();
+  /** Per status: the one held back last round (its numbers changed only), as JSON. */
+  private readonly heldBack = new Map<string, string>();
 
   constructor(o: ObserverOptions) {
     this.o = o;
@@ -101,6 +130,8 @@ export class Observer {
     this.stopped = false;
     // A new leader starts from what the ConfigMaps hold, not from a predecessor's memory.
     this.states.clear();
+    this.refreshedAt.clear();
+    this.heldBack.clear();
     const loop = () => {
       if (this.stopped) return;
       this.running = this.tick().catch((err: unknown) => this.o.log.error({ err: String(err) }, 'stats round failed')).finally(() => {
@@ -324,7 +355,7 @@ export class Observer {
       const o = byIp.get(ip.address);
       return { address: ip.address, warmup: warmup[ip.address], unread: o && !o.reachable ? o.reason : undefined };
     }));
-    await writeStatus(kube, raw, (cur) => {
+    const freshStatus = (cur: KubeObject): NonNullable<SendingPool['status']> => {
       const prev = (cur['status'] ?? {}) as NonNullable<SendingPool['status']>;
       const ips = (prev.ips ?? []).map((ip): PoolIpStatus => {
         const r = ratesOf(windowCounts(state.ipBuckets(ip.address), () => true, now, DAY_MS));
@@ -355,7 +386,28 @@ export class Observer {
         },
         conditions: setCondition(prev.conditions, { ...degraded, observedGeneration: cur.metadata?.generation ?? 0 }, new Date(now)),
       };
-    }, { onConflict: () => metrics.statusConflicts.inc({ kind: 'SendingPool' }) });
+    };
+    await this.writeReadStatus(raw, freshStatus, poolNumbersFrom, now, 'SendingPool');
+  }
+
+  /** Whether a status whose only changes are numbers is due a refresh (status-numbers.ts). */
+  private refreshDue(key: string, now: number): boolean {
+    const at = this.refreshedAt.get(key);
+    return at === undefined || now - at >= NUMBERS_REFRESH_ROUNDS * (this.o.intervalMs ?? 30_000);
+  }
+
+  /** Writes a status the reader computed, unless its only changes are numbers not yet due a refresh. */
+  private async writeReadStatus<S extends object>(raw: KubeObject, fresh: (cur: KubeObject) => S, numbersFrom: (fresh: S, prev: S) => S, now: number, kind: string): Promise<void> {
+    const key = `${kind}/${raw.metadata?.namespace ?? ''}/${raw.metadata?.name ?? ''}`;
+    const refreshDue = this.refreshDue(key, now);
+    let w: ReturnType<typeof statusToWrite<S>> | undefined;
+    await writeStatus(this.o.kube, raw, (cur) => {
+      w = statusToWrite(cur['status'] as S | undefined, fresh(cur), numbersFrom, { refreshDue, heldBack: this.heldBack.get(key) });
+      return w.status;
+    }, { onConflict: () => this.o.metrics.statusConflicts.inc({ kind }) });
+    if (w?.refreshed) this.refreshedAt.set(key, now);
+    if (w?.heldBack !== undefined) this.heldBack.set(key, w.heldBack);
+    else this.heldBack.delete(key);
   }
 
   /**
@@ -388,7 +440,7 @@ export class Observer {
     const hour = ratesOf(windowCounts(buckets, mine, now, HOUR_MS, g.resumedAt));
     const iso = (t: number) => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const message = g.message.replace('<name>', domain.metadata.name);
-    await writeStatus(kube, raw, (cur) => {
+    await this.writeReadStatus(raw, (cur) => {
       const prev = (cur['status'] ?? {}) as NonNullable<MailDomain['status']>;
       const health = {
         state: g.state, since: iso(g.since), reason: g.reason, message,
@@ -402,7 +454,7 @@ export class Observer {
         ? { type: 'Paused', status: 'True' as const, reason: g.reason, message: `${message} (since ${iso(g.since)}; held by ${holding} relays)` }
         : { type: 'Paused', status: 'False' as const, reason: g.reason, message };
       return { ...prev, health, conditions: setCondition(prev.conditions, { ...paused, observedGeneration: cur.metadata?.generation ?? 0 }, new Date(now)) };
-    }, { onConflict: () => metrics.statusConflicts.inc({ kind: 'MailDomain' }) });
+    }, domainNumbersFrom, now, 'MailDomain');
 
     const labels = { namespace: pool.metadata.namespace ?? '', pool: pool.metadata.name, domain: name };
     metrics.domainRatio.set({ ...labels, kind: 'bounce' }, decision.rates.bounceRate ?? 0);

@@ -16,7 +16,7 @@
 // (compaction, the persisted form) runs once an hour or when saved, not every round.
 // `ObservationState` is the persisted form (the observations ConfigMap), unchanged from earlier
 // operators, so an upgrade continues from what its predecessor saved.
-import { COUNT_FIELDS, type StatsDocumentV1, type Counts, type StatsBucket } from '../../relay/stats/contract.ts';
+import { COUNT_FIELDS, emptyCounts, addCountsArray, countsArray, type StatsDocumentV1, type Counts, type StatsBucket } from '../../relay/stats/contract.ts';
 import { HOUR_MS, type HourBucket } from '../control/rates.ts';
 import type { IpWarmup } from '../control/warmup-loop.ts';
 import type { ResumeBaseline } from '../control/rates.ts';
@@ -85,12 +85,11 @@ class HourSums {
   add(hour: number, delta: readonly number[], sign: 1 | -1 = 1): void {
     let b = this.byHour.get(hour);
     if (!b) {
-      b = { hour, ip: this.ip, provider: this.provider, domain: this.domain, class: 'bulk', ...zeroCounts() };
+      b = { hour, ip: this.ip, provider: this.provider, domain: this.domain, class: 'bulk', ...emptyCounts() };
       this.byHour.set(hour, b);
       this.list = undefined;
     }
-    const c = b as unknown as Record<string, number>;
-    for (let i = 0; i < COUNT_FIELDS.length; i++) c[COUNT_FIELDS[i]!]! += sign * (delta[i] ?? 0);
+    addCountsArray(b, delta, sign);
   }
 
   /** Drops hours before `from`; true when nothing is left. */
@@ -108,10 +107,6 @@ class HourSums {
   buckets(): readonly HourBucket[] {
     return (this.list ??= [...this.byHour.values()]);
   }
-}
-
-function zeroCounts(): Counts {
-  return Object.fromEntries(COUNT_FIELDS.map((f) => [f, 0])) as Counts;
 }
 
 const keyOf = (hour: number, ip: string, provider: string, domain: string, cls: string) => `${hour}|${ip}|${provider}|${domain}|${cls}`;
@@ -227,8 +222,9 @@ export class PoolObservations {
         mine.set(k, (c = { hour, ip, provider: b.provider, domain: b.domain, cls: b.class, v: new Array<number>(COUNT_FIELDS.length).fill(0) }));
         if (hour < liveFrom) this.stale = true;
       }
-      for (let i = 0; i < COUNT_FIELDS.length; i++) {
-        const n = b[COUNT_FIELDS[i]!];
+      const counts = countsArray(b);
+      for (let i = 0; i < counts.length; i++) {
+        const n = counts[i]!;
         const d = n > c.v[i]! ? n - c.v[i]! : 0;
         delta[i] = d;
         if (d > 0) {
