@@ -26,6 +26,7 @@ test('reader outcomes by what the relay answers', async () => {
     { name: 'schemaVersion 2', status: 200, body: { ...v1, schemaVersion: 2 }, ok: false, reason: 'UnsupportedSchema', message: /stats schemaVersion 2, this operator reads 1/ },
     { name: 'the old document (no schemaVersion)', status: 200, body: { version: 1, ips: [] }, ok: false, reason: 'UnsupportedSchema', message: /schemaVersion null/ },
     { name: 'a mistyped count', status: 200, body: { ...v1, buckets: [{ hour: '2026-12-06T12:00:00Z', ip: 'a', provider: 'p', domain: 'd', class: 'bulk', attempted: 'many' }] }, ok: false, reason: 'BadResponse', message: /buckets\.0\.attempted/ },
+    { name: 'a bucket\'s hour not a date, after good ones', status: 200, body: { ...v1, buckets: [0, 1, 2].map((i) => ({ hour: i === 2 ? '12 o\'clock' : '2026-12-06T12:00:00Z', ip: 'a', provider: 'p', domain: 'd', class: 'bulk', ...Object.fromEntries(['attempted', 'delivered', 'deferred', 'deferredPolicy', 'deferredRateLimited', 'bouncedHard', 'bouncedSoft', 'bouncedPolicy', 'bouncedRateLimited', 'complained', 'suppressed'].map((f) => [f, 1])) })) }, ok: false, reason: 'BadResponse', message: /buckets\.2\.hour: Invalid ISO datetime/ },
     { name: '401', status: 401, body: { error: 'x' }, ok: false, reason: 'Unauthorized' },
     { name: '500', status: 500, body: {}, ok: false, reason: 'BadResponse', message: /HTTP 500/ },
   ];
