@@ -49,3 +49,16 @@ test('reader outcomes by what the relay answers', async () => {
   const got = await readRelayStats(closed.url, 'tok', { timeoutMs: 2000 });
   assert.equal(got.ok ? 'ok' : got.reason, 'Unreachable');
 });
+
+test('a relay that does not answer within the timeout is Unreachable, and says so', async () => {
+  const srv = createServer(() => {}); // takes the request, never answers
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  try {
+    const got = await readRelayStats(`http://127.0.0.1:${(srv.address() as { port: number }).port}/v1/stats`, 'tok', { timeoutMs: 300 });
+    assert.equal(got.ok ? 'ok' : got.reason, 'Unreachable');
+    assert.match(got.ok ? '' : got.message, /no answer within 300 ms|abort/i);
+  } finally {
+    srv.closeAllConnections();
+    srv.close();
+  }
+});
