@@ -120,11 +120,20 @@ class MemoryKube {
   async replace(obj: KubeObject): Promise<KubeObject> {
     this.writes++;
     // As the apiserver: the stored object is the one written (the list hands it out next round).
+    // Found by name through an index, as the apiserver's keyed store does (a scan of the list per
+    // write was 10,000 × 10,000 comparisons in a round that writes every domain's status).
     const list = obj.kind === 'SendingPool' ? this.pools : this.domains;
-    const i = list.findIndex((o) => o.metadata?.name === obj.metadata?.name);
-    if (i >= 0) list[i] = obj;
+    const index = obj.kind === 'SendingPool' ? this.poolIndex : this.domainIndex;
+    if (index.size !== list.length) {
+      index.clear();
+      list.forEach((o, i) => index.set(o.metadata?.name ?? '', i));
+    }
+    const i = index.get(obj.metadata?.name ?? '');
+    if (i !== undefined) list[i] = obj;
     return obj;
   }
+  private readonly poolIndex = new Map<string, number>();
+  private readonly domainIndex = new Map<string, number>();
 }
 
 export async function runStatsLoop(opts: {

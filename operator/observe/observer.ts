@@ -157,16 +157,24 @@ export class Observer {
 
   /** One round over every pool (tests call it directly). */
   async tick(): Promise<void> {
-    const pools = await this.o.kube.list('mailfleet.io/v1alpha1', 'SendingPool', this.o.namespace);
-    const domains = await this.o.kube.list('mailfleet.io/v1alpha1', 'MailDomain', this.o.namespace);
+    const pools = (await this.o.kube.list('mailfleet.io/v1alpha1', 'SendingPool', this.o.namespace)).items;
+    const domains = (await this.o.kube.list('mailfleet.io/v1alpha1', 'MailDomain', this.o.namespace)).items;
+    // Each pool's MailDomains, grouped once (filtering all of them per pool was pools × domains a round).
+    const byPool = new Map<string, KubeObject[]>();
+    for (const d of domains) {
+      const key = `${d.metadata?.namespace ?? ''}/${(d['spec'] as { poolRef?: { name?: string } } | undefined)?.poolRef?.name ?? ''}`;
+      const list = byPool.get(key);
+      if (list) list.push(d);
+      else byPool.set(key, [d]);
+    }
     const seen = new Set<string>();
-    for (const raw of pools.items) {
+    for (const raw of pools) {
       const parsed = parseSendingPool(raw);
       if (!parsed.ok || raw.metadata?.deletionTimestamp) continue;
       const pool = parsed.value;
       seen.add(`${pool.metadata.namespace ?? ''}/${pool.metadata.name}`);
       try {
-        await this.observePool(raw, pool, domains.items.filter((d) => d.metadata?.namespace === pool.metadata.namespace && (d['spec'] as { poolRef?: { name?: string } })?.poolRef?.name === pool.metadata.name));
+        await this.observePool(raw, pool, byPool.get(`${pool.metadata.namespace ?? ''}/${pool.metadata.name}`) ?? []);
       } catch (err) {
         this.o.log.error({ pool: `${pool.metadata.namespace}/${pool.metadata.name}`, err: String(err) }, 'could not observe pool');
       }
