@@ -6,16 +6,18 @@
 // (taking the larger value per field: a count never goes down within an hour, and a relay that
 // crashed before writing its last second must not take back what an earlier read saw). A new
 // instance (a replaced volume) is another set of hours, added to the old one's: nothing lost,
-// nothing doubled. Hours a relay no longer serves (older than its 48 h) are settled: summed over
-// instances into one set, kept KEEP_HOURS for the windows and the idle-day count.
+// nothing doubled.
 //
-// Cost (issue 17: 1,000 relays every 30 s): a pool's merged state is an object the observer owns
-// and changes in place (PoolObservations), never copied per read. Each read costs what it brings:
-// a bucket whose counts grew adds the difference to running sums per domain, per IP and per IP ×
-// provider, so judging a domain walks its own hours, not the pool's every bucket. Whole-state work
-// (compaction, the persisted form) runs once an hour or when saved, not every round.
-// `ObservationState` is the persisted form (the observations ConfigMap), unchanged from earlier
-// operators, so an upgrade continues from what its predecessor saved.
+// What is kept is what is judged (issue 17: 1,000 relays every 30 s): hourly sums per sending
+// domain, per source IP and per IP × provider, over every instance, kept KEEP_HOURS (8 days) for
+// the windows and the idle-day count. A read adds to them the difference it brings. Per instance,
+// only the hours that may still change are kept (cells, for the max above): a relay counts into
+// the hour of its clock, so once a read answered from a later hour (and covered every hour since
+// the read before: operator/observe/observer.ts readSince), the earlier hours are final. They
+// are then sealed: their cells go (the sums hold them) and a later answer for them is ignored.
+// The state is changed in place by its owner (PoolObservations), never copied per read.
+// `ObservationState` is the persisted form (the observations ConfigMap). State saved by earlier
+// operators (every instance hour as a cell, older hours `settled`) is read: its cells are summed.
 import { COUNT_FIELDS, emptyCounts, addCountsArray, countsArray, type StatsDocumentV1, type Counts, type StatsBucket } from '../../relay/stats/contract.ts';
 import { HOUR_MS, type HourBucket } from '../control/rates.ts';
 import type { IpWarmup } from '../control/warmup-loop.ts';
@@ -23,7 +25,7 @@ import type { ResumeBaseline } from '../control/rates.ts';
 
 /** 8 days: SES-style widening of a quiet domain's window to a week, and a day to spare. */
 export const KEEP_HOURS = 8 * 24;
-/** Hours an instance's buckets stay per instance (the relay keeps 48, the current one included). */
+/** Hours an instance's unsealed cells stay (the relay keeps 48, the current one included). */
 export const LIVE_HOURS = 46;
 /** lastMail older than this is forgotten (idle loss stops counting long before). */
 const LAST_MAIL_KEEP_MS = 60 * 24 * HOUR_MS;
@@ -40,11 +42,14 @@ export interface RelaySeen {
   pausedDomains: string[];
 }
 
+/** Hourly sums: hour (ms, as a string key) → counts in COUNT_FIELDS order. */
+type HourlyCounts = Record<string, number[]>;
+
 /** The persisted form (observations ConfigMap). */
 export interface ObservationState {
-  /** Per relay instance: "hour|ip|provider|domain|class" → counts in COUNT_FIELDS order. */
+  /** Per relay instance: "hour|ip|provider|domain|class" → counts in COUNT_FIELDS order (the unsealed hours). */
   live: Record<string, Record<string, number[]>>;
-  /** Older hours, summed over instances. */
+  /** Earlier operators' summed old hours (read, folded into `sums`, written empty). */
   settled: Record<string, number[]>;
   relays: Record<string, RelaySeen>;
   /** Per source IP: the last hour it attempted mail (for idle days). */
@@ -53,19 +58,22 @@ export interface ObservationState {
   warmup: Record<string, IpWarmup>;
   /** Per sending domain: its counts in the hour of its last resume, at the resume (operator/control/rates.ts ResumeBaseline). */
   resumeBaselines?: Record<string, ResumeBaseline>;
+  /** Per instance: hours before this one (ms) are sealed. */
+  sealed?: Record<string, number>;
+  /** The sums, `live` included (absent in state of earlier operators: then made from live + settled). */
+  sums?: { domain: Record<string, HourlyCounts>; ip: Record<string, HourlyCounts>; ipProvider: Record<string, Record<string, HourlyCounts>> };
 }
 
 export function emptyState(): ObservationState {
   return { live: {}, settled: {}, relays: {}, lastMail: {}, warmup: {} };
 }
 
-/** One (hour, ip, provider, domain, class) cell: its key parts kept, so nothing re-splits a key. */
+/** One (hour, ip, provider, domain, class) cell of an instance: its key parts kept, so nothing re-splits a key. */
 interface Cell {
   hour: number;
   ip: string;
   provider: string;
   domain: string;
-  cls: StatsBucket['class'];
   v: number[];
 }
 
@@ -107,23 +115,37 @@ class HourSums {
   buckets(): readonly HourBucket[] {
     return (this.list ??= [...this.byHour.values()]);
   }
+
+  toJSON(): HourlyCounts {
+    const o: HourlyCounts = {};
+    for (const [h, b] of this.byHour) o[h] = countsArray(b);
+    return o;
+  }
+
+  static from(o: HourlyCounts, ip: string, provider: string, domain: string): HourSums {
+    const s = new HourSums(ip, provider, domain);
+    for (const [h, v] of Object.entries(o)) s.add(Number(h), v);
+    return s;
+  }
 }
 
 const keyOf = (hour: number, ip: string, provider: string, domain: string, cls: string) => `${hour}|${ip}|${provider}|${domain}|${cls}`;
 
 function cellOf(key: string, v: number[]): Cell {
-  const [hour, ip, provider, domain, cls] = key.split('|');
-  return { hour: Number(hour), ip: ip!, provider: provider!, domain: domain!, cls: cls as Cell['cls'], v };
+  const [hour, ip, provider, domain] = key.split('|');
+  return { hour: Number(hour), ip: ip!, provider: provider!, domain: domain!, v };
 }
 
 /**
- * One pool's observations: merged relay reads, their sums by domain / IP / IP × provider, and the
- * decisions kept with them. Changed in place by its owner (operator/observe/observer.ts).
+ * One pool's observations: the sums by domain / IP / IP × provider, each relay instance's hours
+ * that may still change, and the decisions kept with them. Changed in place by its owner
+ * (operator/observe/observer.ts).
  */
 export class PoolObservations {
-  /** Per relay instance: cells by key. */
+  /** Per relay instance: its unsealed cells by key. */
   private readonly live = new Map<string, Map<string, Cell>>();
-  private readonly settled = new Map<string, Cell>();
+  /** Per relay instance: hours before this are final and counted (their answers are ignored). */
+  private readonly sealed = new Map<string, number>();
   relays: Record<string, RelaySeen> = {};
   lastMail: Record<string, number> = {};
   warmup: Record<string, IpWarmup> = {};
@@ -131,30 +153,36 @@ export class PoolObservations {
   private readonly byDomain = new Map<string, HourSums>();
   private readonly byIp = new Map<string, HourSums>();
   private readonly byIpProvider = new Map<string, Map<string, HourSums>>();
-  /** The hour compact() last ran for, and whether a read since brought a cell it must move. */
+  /** The hour compact() last ran for. */
   private compactedHour = -1;
-  private stale = false;
-  /** Bumped by every change of the counts or the relay records (the observer saves on it). */
-  revision = 0;
-  /** Parsed hour strings: a read repeats a few dozen distinct ones. */
+  /** Parsed hour strings: a read repeats a few distinct ones. */
   private readonly hours = new Map<string, number>();
 
   static from(s: ObservationState): PoolObservations {
     const p = new PoolObservations();
+    const summed = s.sums !== undefined;
     for (const [inst, cells] of Object.entries(s.live ?? {})) {
       const m = new Map<string, Cell>();
       for (const [k, v] of Object.entries(cells)) {
         const c = cellOf(k, [...v]);
         m.set(k, c);
-        p.sum(c, c.v);
+        if (!summed) p.sum(c, c.v);
       }
       p.live.set(inst, m);
     }
-    for (const [k, v] of Object.entries(s.settled ?? {})) {
-      const c = cellOf(k, [...v]);
-      p.settled.set(k, c);
-      p.sum(c, c.v);
+    if (s.sums) {
+      for (const [d, o] of Object.entries(s.sums.domain)) p.byDomain.set(d, HourSums.from(o, '', '', d));
+      for (const [ip, o] of Object.entries(s.sums.ip)) p.byIp.set(ip, HourSums.from(o, ip, '', ''));
+      for (const [ip, providers] of Object.entries(s.sums.ipProvider)) {
+        p.byIpProvider.set(ip, new Map(Object.entries(providers).map(([pr, o]) => [pr, HourSums.from(o, ip, pr, '')])));
+      }
+    } else {
+      for (const [k, v] of Object.entries(s.settled ?? {})) {
+        const c = cellOf(k, v);
+        p.sum(c, c.v);
+      }
     }
+    for (const [inst, h] of Object.entries(s.sealed ?? {})) p.sealed.set(inst, h);
     p.relays = { ...(s.relays ?? {}) };
     p.lastMail = { ...(s.lastMail ?? {}) };
     p.warmup = { ...(s.warmup ?? {}) };
@@ -162,7 +190,7 @@ export class PoolObservations {
     return p;
   }
 
-  /** The persisted form (a snapshot: later changes do not reach it once serialised). */
+  /** The persisted form (a snapshot once serialised). */
   toState(): ObservationState {
     const live: ObservationState['live'] = {};
     for (const [inst, cells] of this.live) {
@@ -170,11 +198,12 @@ export class PoolObservations {
       for (const [k, c] of cells) o[k] = c.v;
       live[inst] = o;
     }
-    const settled: ObservationState['settled'] = {};
-    for (const [k, c] of this.settled) settled[k] = c.v;
+    const of = (m: Map<string, HourSums>) => Object.fromEntries([...m].map(([k, x]) => [k, x.toJSON()]));
     return {
-      live, settled, relays: this.relays, lastMail: this.lastMail, warmup: this.warmup,
+      live, settled: {}, relays: this.relays, lastMail: this.lastMail, warmup: this.warmup,
       ...(this.resumeBaselines ? { resumeBaselines: this.resumeBaselines } : {}),
+      sealed: Object.fromEntries(this.sealed),
+      sums: { domain: of(this.byDomain), ip: of(this.byIp), ipProvider: Object.fromEntries([...this.byIpProvider].map(([ip, m]) => [ip, of(m)])) },
     };
   }
 
@@ -203,25 +232,24 @@ export class PoolObservations {
   }
 
   /**
-   * Merges one relay's document. `defaultIp`: the pool IP a relay that binds no source address
-   * stands for (its "default" buckets count under it).
+   * Merges one relay's document, which must hold every hour since its last read (the observer's
+   * readSince makes sure). `defaultIp`: the pool IP a relay that binds no source address stands
+   * for (its "default" buckets count under it).
    */
   merge(pod: string, doc: StatsDocumentV1, now: number, defaultIp?: string): void {
     let mine = this.live.get(doc.instance);
     if (!mine) this.live.set(doc.instance, (mine = new Map()));
-    const liveFrom = Math.floor(now / HOUR_MS) * HOUR_MS - LIVE_HOURS * HOUR_MS;
+    const sealed = this.sealed.get(doc.instance) ?? -Infinity;
     const delta = new Array<number>(COUNT_FIELDS.length);
     for (const b of doc.buckets) {
       const hour = this.hourOf(b.hour);
+      if (hour < sealed) continue; // final, and counted when it was read
       const ip = defaultIp !== undefined && b.ip === 'default' ? defaultIp : b.ip;
       const k = keyOf(hour, ip, b.provider, b.domain, b.class);
       let c = mine.get(k);
       // A new cell joins the sums even at zero (its hour then exists, as it did in the bucket list).
       let changed = !c;
-      if (!c) {
-        mine.set(k, (c = { hour, ip, provider: b.provider, domain: b.domain, cls: b.class, v: new Array<number>(COUNT_FIELDS.length).fill(0) }));
-        if (hour < liveFrom) this.stale = true;
-      }
+      if (!c) mine.set(k, (c = { hour, ip, provider: b.provider, domain: b.domain, v: new Array<number>(COUNT_FIELDS.length).fill(0) }));
       const counts = countsArray(b);
       for (let i = 0; i < counts.length; i++) {
         const n = counts[i]!;
@@ -235,43 +263,42 @@ export class PoolObservations {
       if (changed) this.sum(c, delta);
       if (b.attempted > 0 && (this.lastMail[ip] ?? 0) < hour) this.lastMail[ip] = hour;
     }
+    // The hours before the one of the relay's clock are final: seal them.
+    const relayNow = Date.parse(doc.now);
+    const seal = Math.floor(relayNow / HOUR_MS) * HOUR_MS;
+    if (seal > sealed) {
+      this.sealed.set(doc.instance, seal);
+      for (const [k, c] of mine) if (c.hour < seal) mine.delete(k);
+    }
     // A pod seen with a new instance replaces its old record (the old instance's hours stay).
     for (const [inst, r] of Object.entries(this.relays)) if (r.pod === pod && inst !== doc.instance) delete this.relays[inst];
-    this.relays[doc.instance] = { pod, instance: doc.instance, lastSeen: now, relayNow: Date.parse(doc.now), configVersion: doc.configVersion, queued: doc.queued, pausedDomains: [...doc.pausedDomains] };
-    this.revision++;
+    this.relays[doc.instance] = { pod, instance: doc.instance, lastSeen: now, relayNow, configVersion: doc.configVersion, queued: doc.queued, pausedDomains: [...doc.pausedDomains] };
   }
 
   /**
-   * Moves hours past LIVE_HOURS into settled and drops what is older than KEEP_HOURS. The result
-   * depends only on the hour of `now`, so it walks the state once an hour (or after a read brought
-   * an hour that is already past LIVE_HOURS).
+   * Drops what is older than KEEP_HOURS from the sums, and cells past LIVE_HOURS (an instance no
+   * longer read; the sums hold them). Depends only on the hour of `now`: walks the state once an hour.
    */
   compact(now: number): void {
     for (const [ip, h] of Object.entries(this.lastMail)) if (h < now - LAST_MAIL_KEEP_MS) delete this.lastMail[ip];
     const hourNow = Math.floor(now / HOUR_MS) * HOUR_MS;
-    if (hourNow === this.compactedHour && !this.stale) return;
+    if (hourNow === this.compactedHour) return;
     const liveFrom = hourNow - LIVE_HOURS * HOUR_MS;
     const keepFrom = hourNow - KEEP_HOURS * HOUR_MS;
-    for (const [k, c] of this.settled) if (c.hour < keepFrom) this.settled.delete(k);
     for (const [inst, cells] of this.live) {
-      for (const [k, c] of cells) {
-        if (c.hour >= liveFrom) continue;
-        cells.delete(k);
-        if (c.hour < keepFrom) continue;
-        const s = this.settled.get(k);
-        if (s) for (let i = 0; i < s.v.length; i++) s.v[i]! += c.v[i] ?? 0;
-        else this.settled.set(k, { ...c, v: [...c.v] });
+      for (const [k, c] of cells) if (c.hour < liveFrom) cells.delete(k);
+      if (cells.size === 0 && !this.relays[inst]) {
+        this.live.delete(inst);
+        this.sealed.delete(inst);
       }
-      if (cells.size === 0 && !this.relays[inst]) this.live.delete(inst);
     }
+    for (const inst of this.sealed.keys()) if (!this.live.has(inst) && !this.relays[inst]) this.sealed.delete(inst);
     for (const map of [this.byDomain, this.byIp]) for (const [k, s] of map) if (s.dropBefore(keepFrom)) map.delete(k);
     for (const [ip, providers] of this.byIpProvider) {
       for (const [p, s] of providers) if (s.dropBefore(keepFrom)) providers.delete(p);
       if (providers.size === 0) this.byIpProvider.delete(ip);
     }
-    this.revision++;
     this.compactedHour = hourNow;
-    this.stale = false;
   }
 
   /** A domain's hourly sums over the pool (ip, provider and class summed; `domain` set). */
@@ -289,27 +316,23 @@ export class PoolObservations {
     return [...(this.byIpProvider.get(ip)?.values() ?? [])].flatMap((s) => s.buckets());
   }
 
-  /** Every hour bucket of the pool, summed over relay instances (tests; the sums above are what the observer judges by). */
-  buckets(): HourBucket[] {
-    const sum = new Map<string, Cell>();
-    const add = (k: string, c: Cell) => {
-      const cur = sum.get(k);
-      if (cur) for (let i = 0; i < cur.v.length; i++) cur.v[i]! += c.v[i] ?? 0;
-      else sum.set(k, { ...c, v: [...c.v] });
-    };
-    for (const cells of this.live.values()) for (const [k, c] of cells) add(k, c);
-    for (const [k, c] of this.settled) add(k, c);
-    return [...sum.values()].map((c) => ({ hour: c.hour, ip: c.ip, provider: c.provider, domain: c.domain, class: c.cls, ...(Object.fromEntries(COUNT_FIELDS.map((f, i) => [f, c.v[i] ?? 0])) as Counts) }));
+  /** Everything counted and kept, summed (tests). */
+  totalCounts(): Counts {
+    const t = emptyCounts();
+    for (const s of this.byIp.values()) for (const b of s.buckets()) addCountsArray(t, countsArray(b));
+    return t;
+  }
+
+  /** Cells kept per instance, summed (tests: sealed hours leave none). */
+  cellCount(): number {
+    let n = 0;
+    for (const cells of this.live.values()) n += cells.size;
+    return n;
   }
 
   /** Per pod: its last read (hoursToRead). */
   lastReadByPod(): Map<string, LastRead> {
     return new Map(Object.values(this.relays).map((r) => [r.pod, { lastSeen: r.lastSeen, relayNow: r.relayNow }]));
-  }
-
-  /** Settled cells (tests). */
-  settledCount(): number {
-    return this.settled.size;
   }
 }
 
