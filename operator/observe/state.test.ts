@@ -54,7 +54,7 @@ test('a pod seen with a new instance replaces its relay record; hours are kept 8
   assert.equal(s.lastMail['192.0.2.1'], Date.parse(H(0)));
 });
 
-test('hours the relay\'s clock has left are sealed: read again (a full read after a restart, an hour\'s last half minute), they count once', () => {
+test('hours the relay\'s clock has left are sealed: read again (a full read after a restart, the first read of a new hour), they count once', () => {
   const s = PoolObservations.from(emptyState());
   s.merge('pod-0', doc('A', [b(H(2), 7), b(H(1), 10), b(H(0), 5)]), T0);
   s.merge('pod-0', doc('A', [b(H(2), 7), b(H(1), 10), b(H(0), 6)]), T0 + 30_000);
@@ -180,7 +180,7 @@ test('the running sums by domain, IP and IP × provider judge as the pool\'s ful
     const p = pods[rnd(3)]!;
     if (step === 150) p.inst = 'B'; // its volume replaced: a new store from zero
     const buckets: StatsBucket[] = [];
-    // Now and then the previous hour again, as it ended (an answer in an hour's last half minute).
+    // Now and then the previous hour again, as it ended (the first answer of a new hour).
     if (rnd(5) === 0) for (const [key, x] of counts) if (key.startsWith(`${p.inst}|`) && Date.parse(x.hour) === Date.parse(hour) - HOUR_MS) buckets.push(x);
     for (let k = 0; k < 6; k++) {
       const domain = domains[rnd(domains.length)]!;

@@ -353,10 +353,10 @@ export interface LastRead {
  * hours from that answer's on hold every count since. The relay's clock now is estimated as its
  * last `now` plus the time passed here, plus `marginMs` (the read's timeout) so that an answer
  * given a little later, across the hour, still starts early enough; readCovers() checks the
- * answer and the observer reads again when it does not. Every 30 s this is 1 hour (2 in an hour's
- * last half minute) instead of 25. State saved before the relay's clock was kept: the hours since
- * the last read by this clock, one more for clocks apart. Undefined (the relay's default 25) for
- * a pod not read yet or not for longer than that.
+ * answer and the observer reads again when it does not. Every 30 s this is 1 hour (2 across the
+ * end of an hour: within the margin of it, and the first read after) instead of 25. State saved
+ * before the relay's clock was kept: the hours since the last read by this clock, one more for
+ * clocks apart. Undefined (the relay's default 25) for a pod not read yet or not for longer.
  */
 export function hoursToRead(last: LastRead | undefined, now: number, marginMs = 5000): number | undefined {
   if (last === undefined) return undefined;
