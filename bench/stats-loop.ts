@@ -44,8 +44,10 @@ export interface StatsLoopResult {
   cpuSecondsPerRound: number;
   /** Median of the same rounds (a round without a save). */
   cpuSecondsMedianRound: number;
-  /** The reader's RSS after the last round. */
+  /** The reader's RSS after the last round (its high-water mark is the first round's full reads). */
   rssMB: number;
+  /** The reader's V8 heap in use after the last round (what the merged state and caches hold). */
+  heapUsedMB: number;
   /** That CPU over the interval, as a share of one core (target ≤ 10 % at 1,000 relays every 30 s). */
   coreShare: number;
   cpuMsPerRelayRead: number;
@@ -227,6 +229,7 @@ export async function runStatsLoop(opts: {
       cpuSecondsPerRound,
       cpuSecondsMedianRound: round(median(counted), 2),
       rssMB: round(process.memoryUsage().rss / 1048576, 0),
+      heapUsedMB: round(process.memoryUsage().heapUsed / 1048576, 0),
       coreShare: round(cpuSecondsPerRound / opts.intervalS, 3),
       cpuMsPerRelayRead: round((cpuSecondsPerRound * 1000) / Math.max(1, reads), 2),
       intervalSeconds: opts.intervalS,
