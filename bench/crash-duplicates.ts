@@ -25,6 +25,12 @@ export interface CrashDuplicatesResult {
   /** Duplicates whose first copy the sink read after the kill (the relay was dead: SMTP's own window, no sender avoids it). */
   readAfterKill: number;
   perRound: { arrivalsBeforeKill: number; duplicatesSoFar: number }[];
+  /**
+   * Where the duplicates were at the kill: how long before it the sink had read the first copy's
+   * final "." (and written its 250). A few ms: SMTP's own window (the 250 on its way or unread in
+   * the relay's socket); longer: the relay had the 250 and had not recorded it.
+   */
+  ageAtKillMs: { under5: number; under20: number; under100: number; over100: number; p50: number; max: number };
   /** Arrivals per second over the whole run, kills and restarts included (compare before/after). */
   deliveredPerSec: number;
   seconds: number;
@@ -42,19 +48,25 @@ export async function runCrashDuplicates(opts: { dir: string; rounds: number; me
   let relay: MailfleetInstance;
   // First arrival of each Message-ID, and whether the relay was already dead then: the sink read
   // the final "." after the kill, so no sender could have seen its 250 (SMTP's own window).
-  const first = new Map<string, boolean>();
+  const first = new Map<string, { dead: boolean; at: number }>();
   let dead = false;
   let afterKill = 0;
+  let killedAt = 0;
+  // Arrivals before the last kill that came again: their age at that kill (ms).
+  const ages: number[] = [];
+  let roundStart = 0;
   let onArrival: (() => void) | undefined;
   sink.onArrival = (a) => {
     const was = first.get(a.messageId);
-    if (was === undefined) first.set(a.messageId, dead);
-    else if (was) afterKill++;
+    if (was === undefined) first.set(a.messageId, { dead, at: a.at });
+    else if (was.dead) afterKill++;
+    else if (was.at >= roundStart && was.at <= killedAt) ages.push(killedAt - was.at);
     onArrival?.();
   };
   for (let round = 0; round < opts.rounds; round++) {
     relay = await startMailfleet({ dir: opts.dir, port, sinkPort: sink.port, tuning: opts.tuning });
     dead = false;
+    roundStart = killedAt;
     const before = sink.count();
     const killAt = before + 200 + Math.floor(Math.random() * 800);
     await new Promise<void>((resolve) => {
@@ -65,6 +77,7 @@ export async function runCrashDuplicates(opts: { dir: string; rounds: number; me
         // the replies it has just written still on their way).
         setTimeout(() => {
           process.kill(relay.pid, 'SIGKILL');
+          killedAt = performance.now();
           dead = true;
           resolve();
         }, Math.random() * 300);
@@ -89,12 +102,26 @@ export async function runCrashDuplicates(opts: { dir: string; rounds: number; me
     duplicatePercent: round((100 * sink.duplicates) / Math.max(1, sink.unique()), 3),
     readAfterKill: afterKill,
     perRound,
+    ageAtKillMs: ageSummary(ages),
     deliveredPerSec: round(sink.count() / seconds, 1),
     seconds: round(seconds, 1),
     lost: opts.messages - sink.unique(),
   };
+  log(`  age of the duplicates' first copy at the kill (ms): ${JSON.stringify(r.ageAtKillMs)}`);
   log(`  ${r.duplicates} duplicates of ${r.delivered} delivered (${r.duplicatePercent} %; ${r.readAfterKill} of them first read by the sink after the kill), ${r.lost} not delivered, ${r.deliveredPerSec} arrivals/s over ${r.seconds} s`);
   return r;
+}
+
+function ageSummary(ages: number[]): CrashDuplicatesResult['ageAtKillMs'] {
+  const sorted = [...ages].sort((a, b) => a - b);
+  return {
+    under5: sorted.filter((a) => a < 5).length,
+    under20: sorted.filter((a) => a >= 5 && a < 20).length,
+    under100: sorted.filter((a) => a >= 20 && a < 100).length,
+    over100: sorted.filter((a) => a >= 100).length,
+    p50: round(sorted[Math.floor(sorted.length / 2)] ?? 0, 1),
+    max: round(sorted.at(-1) ?? 0, 1),
+  };
 }
 
 if (import.meta.main) {
