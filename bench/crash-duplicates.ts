@@ -51,22 +51,24 @@ export async function runCrashDuplicates(opts: { dir: string; rounds: number; me
   const first = new Map<string, { dead: boolean; at: number }>();
   let dead = false;
   let afterKill = 0;
-  let killedAt = 0;
-  // Arrivals before the last kill that came again: their age at that kill (ms).
+  // When each kill was sent; for a duplicate, the first kill after its first copy is the one that
+  // cost the relay its record (its age at that kill, ms).
+  const kills: number[] = [];
   const ages: number[] = [];
-  let roundStart = 0;
   let onArrival: (() => void) | undefined;
   sink.onArrival = (a) => {
     const was = first.get(a.messageId);
     if (was === undefined) first.set(a.messageId, { dead, at: a.at });
     else if (was.dead) afterKill++;
-    else if (was.at >= roundStart && was.at <= killedAt) ages.push(killedAt - was.at);
+    else {
+      const kill = kills.find((k) => k >= was.at);
+      if (kill !== undefined) ages.push(kill - was.at);
+    }
     onArrival?.();
   };
   for (let round = 0; round < opts.rounds; round++) {
     relay = await startMailfleet({ dir: opts.dir, port, sinkPort: sink.port, tuning: opts.tuning });
     dead = false;
-    roundStart = killedAt;
     const before = sink.count();
     const killAt = before + 200 + Math.floor(Math.random() * 800);
     await new Promise<void>((resolve) => {
@@ -77,7 +79,7 @@ export async function runCrashDuplicates(opts: { dir: string; rounds: number; me
         // the replies it has just written still on their way).
         setTimeout(() => {
           process.kill(relay.pid, 'SIGKILL');
-          killedAt = performance.now();
+          kills.push(performance.now());
           dead = true;
           resolve();
         }, Math.random() * 300);

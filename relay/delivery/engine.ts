@@ -15,6 +15,7 @@ import { releaseClaims } from './record.ts';
 import { STOPPED } from './smtp-client.ts';
 import type { Held } from '../scheduler/lanes.ts';
 import { registerSchedulerGauges } from './gauges.ts';
+import { StartGate } from './pace.ts';
 import type { StatsV1 } from '../stats/collector.ts';
 
 export type { DeliveryOptions };
@@ -39,6 +40,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   let wakeUp: (() => void) | undefined;
   const heldBack = new HeldBack();
   const feeder = new Feeder(ctx, kick, heldBack);
+  const gate = new StartGate(Number(process.env.MAILFLEET_STARTS_PER_TURN ?? 2));
   registerSchedulerGauges(ctx, feeder.lanes);
 
   /** New mail or an administrator's change: look at the queue again, not just at held mail. */
@@ -60,7 +62,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     feeder.lanes.remove(h);
     shaper.begin(ip, provider, h.cls, h.group.length);
     const group = h.group;
-    const p: Promise<void> = deliverGroup(ctx, group, ip, provider)
+    const p: Promise<void> = gate.next().then(() => deliverGroup(ctx, group, ip, provider))
       .catch((err: unknown) => {
         logger.error({ err, queueId: group[0]!.messageId }, 'delivery group failed');
         releaseClaims(ctx, group, err, clock() + LOCAL_RETRY_MS);

@@ -2,6 +2,7 @@
 // one transaction per event-loop turn (or riding along in the intake's commit). Like a claim, an
 // outcome is not fsynced: losing it repeats the delivery (at least once).
 import type { QueueDb } from './db.ts';
+import type { OutcomeJournal } from './journal.ts';
 
 export interface PendingOutcome {
   messageId: string;
@@ -18,15 +19,18 @@ export class OutcomeWriter {
   private readonly q: QueueDb;
   /** Whether the store is closing: a failed batch is then not tried again by a timer. */
   private readonly closing: () => boolean;
+  /** Final outcomes are appended here at once (journal.ts); undefined for the CLI's connection. */
+  private readonly journal: OutcomeJournal | undefined;
   /** Waiting for the next outcome transaction. */
   private pending: PendingOutcome[] = [];
   private retry: NodeJS.Timeout | undefined;
   /** An outcome transaction failed; its outcomes are kept and written again later. */
   onError: ((err: Error, outcomes: number) => void) | undefined;
 
-  constructor(q: QueueDb, closing: () => boolean) {
+  constructor(q: QueueDb, closing: () => boolean, journal?: OutcomeJournal) {
     this.q = q;
     this.closing = closing;
+    this.journal = journal;
   }
 
   get size(): number {
@@ -36,6 +40,8 @@ export class OutcomeWriter {
   /** False after close: the recipients stay inflight and the next start queues them. */
   add(o: PendingOutcome): boolean {
     if (this.q.closed) return false;
+    // A final outcome survives a kill -9 from here on, long before its batch is written.
+    if (o.state !== 'queued') this.journal?.append(o.state, o.messageId, o.recipients, o.reply);
     this.pending.push(o);
     return true;
   }
@@ -100,14 +106,19 @@ export class OutcomeWriter {
    * next start if the relay stops first. Returns whether nothing is left pending.
    */
   flush(): boolean {
-    if (this.pending.length === 0) return true;
     // Inside the intake's transaction (an adopter asking nextDueAt) or after close: later.
-    if (this.q.closed || this.q.db.isTransaction) return false;
+    if (this.q.closed || this.q.db.isTransaction) return this.pending.length === 0;
+    if (this.pending.length === 0) {
+      // What the intake's commit carried is in queue.db now too.
+      this.journal?.written();
+      return true;
+    }
     const batch = this.pending;
     this.pending = [];
     this.stopRetry();
     try {
       this.q.lightTransaction(() => this.write(batch));
+      this.journal?.written();
       return true;
     } catch (err) {
       this.pending = batch.concat(this.pending);

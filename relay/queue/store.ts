@@ -3,6 +3,7 @@
 //   schema.ts    every table of queue.db and its migrations (versioned)
 //   commit.ts    the intake's group commit with its fsync, and claim at birth (Adopter)
 //   outcomes.ts  attempt outcomes, batched per event-loop turn
+//   journal.ts   final outcomes appended at once (outcomes.log), replayed at start after a crash
 //   claims.ts    claims, postponements and due times for the delivery engine
 //   admin.ts     listings, counts, delete and retry-now
 // Why SQLite and not a spool directory: docs/queue-durability.md (measured by bench/queue-store.ts).
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { openQueueDb } from './schema.ts';
 import { QueueDb } from './db.ts';
 import { OutcomeWriter } from './outcomes.ts';
+import { OutcomeJournal, replayJournal } from './journal.ts';
 import { Claims } from './claims.ts';
 import { QueueAdmin } from './admin.ts';
 import { GroupCommit, type Fsync } from './commit.ts';
@@ -33,6 +35,7 @@ export class QueueStore {
   private readonly clock: () => number;
   private readonly q: QueueDb;
   private readonly outcomes: OutcomeWriter;
+  private readonly journal: OutcomeJournal | undefined;
   private readonly claims: Claims;
   private readonly admin: QueueAdmin;
   private readonly commit: GroupCommit;
@@ -54,12 +57,17 @@ export class QueueStore {
       ],
     });
     if (!options.readOnlyRecovery) {
+      // Outcomes a killed relay had journalled but not yet written (journal.ts): those receivers
+      // have the message already.
+      const journalPath = join(dir, 'outcomes.log');
+      replayJournal(db, journalPath);
       // A relay that died mid-delivery left its claims behind (and mail handed to its engine at
       // birth): deliver those again (at least once).
       db.prepare(`UPDATE recipients SET state='queued' WHERE state='inflight'`).run();
+      this.journal = new OutcomeJournal(journalPath);
     }
     this.q = new QueueDb(db);
-    this.outcomes = new OutcomeWriter(this.q, () => this.commit.closed);
+    this.outcomes = new OutcomeWriter(this.q, () => this.commit.closed, this.journal);
     this.claims = new Claims(this.q, this.outcomes);
     this.admin = new QueueAdmin(this.q, this.outcomes, this.claims, this.clock);
     this.commit = new GroupCommit({ q: this.q, dbPath: this.path, clock: this.clock, fsync: options.fsync, outcomes: this.outcomes, claims: this.claims });
@@ -152,10 +160,10 @@ export class QueueStore {
     if (!this.outcomes.add({ messageId, recipients, state: outcome.state, nextAttemptAt: next, reply })) return;
     // A requeued recipient moves the next due time.
     if (outcome.state === 'queued') this.claims.invalidate();
-    // Final outcomes too ride with the turn's batch (or the intake's commit). Writing each at once
-    // cut the duplicates a kill -9 causes from 0.38 % to 0.26 % of delivered (bench/crash-duplicates.ts,
-    // 20 kills) but cost a transaction per message (140-235 µs against 30-50 µs batched, loaded
-    // machine), and the target (0.1 %) was missed either way: docs/queue-durability.md.
+    // Final outcomes are in the journal already (OutcomeWriter.add): a kill -9 from here on does not
+    // send the message again. The batch goes to queue.db with the turn's other outcomes (or the
+    // intake's commit): a transaction per outcome cost 140-235 µs against 30-50 µs batched
+    // (docs/queue-durability.md).
     this.commit.schedule();
   }
 
@@ -205,9 +213,11 @@ export class QueueStore {
     await this.commit.close();
     // Outcomes that still cannot be written are lost with their recipients inflight: the next
     // start queues those again (delivered again, at least once).
-    this.outcomes.flush();
+    const written = this.outcomes.flush();
     this.outcomes.stopRetry();
     this.q.close();
+    // Kept when the last batch could not be written: the next start applies it.
+    if (written) this.journal?.close();
     this.commit.closeWal();
   }
 }
