@@ -1,0 +1,26 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { StartGate } from './pace.ts';
+
+test('at most perTurn start an event-loop turn, first come first served', async () => {
+  const gate = new StartGate(2);
+  const started: number[] = [];
+  const turns: number[][] = [];
+  let turn = 0;
+  const all = [0, 1, 2, 3, 4].map((i) => gate.next().then(() => {
+    started.push(i);
+    (turns[turn] ??= []).push(i);
+  }));
+  // An immediate that queues itself again runs once a turn (one queued while immediates run waits
+  // for the next turn, as the gate's own does): it counts the turns.
+  let done = false;
+  const tick = () => {
+    turn++;
+    if (!done) setImmediate(tick);
+  };
+  setImmediate(tick);
+  await Promise.all(all);
+  done = true;
+  assert.deepEqual(started, [0, 1, 2, 3, 4]);
+  assert.deepEqual(turns.filter((t) => t !== undefined), [[0, 1], [2, 3], [4]], 'two a turn');
+});
