@@ -6,7 +6,8 @@
 // duplicate: the receiver said 250 and the relay had not yet recorded it when it died.
 //   node bench/crash-duplicates.ts [--rounds 20] [--messages 60000] [--out FILE]
 // Also `npm run bench -- --only crash-duplicates`.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,6 +31,12 @@ export interface CrashDuplicatesResult {
    * final "." (and written its 250). A few ms: SMTP's own window (the 250 on its way or unread in
    * the relay's socket); longer: the relay had the 250 and had not recorded it.
    */
+  /**
+   * Duplicates whose receiver's 250 the killed relay had journalled (queue/outcomes.log, read
+   * between the kill and the restart): its record was lost or ignored. Must be 0; the rest were
+   * never read by the relay.
+   */
+  journalledYetResent: number;
   ageAtKillMs: { under5: number; under20: number; under100: number; over100: number; p50: number; max: number };
   /** Arrivals per second over the whole run, kills and restarts included (compare before/after). */
   deliveredPerSec: number;
@@ -41,6 +48,16 @@ export async function runCrashDuplicates(opts: { dir: string; rounds: number; me
   const { log } = opts;
   log(`== crash duplicates: ${opts.messages} queued, kill -9 while delivering, ${opts.rounds} rounds`);
   await prefillQueue(join(opts.dir, 'data', 'queue'), { count: opts.messages, from: `app@source.${ACCEPT_DOMAIN}`, prefix: 'crash' });
+  // Queue id → Message-ID, to read the journal a killed relay left (relay/queue/journal.ts).
+  const queueDir = join(opts.dir, 'data', 'queue');
+  const messageIdOf = new Map<string, string>();
+  {
+    const db = new DatabaseSync(join(queueDir, 'queue.db'), { readOnly: true });
+    for (const r of db.prepare('SELECT id, message_id FROM messages').all() as { id: string; message_id: string }[]) messageIdOf.set(r.id, r.message_id);
+    db.close();
+  }
+  const journalled = new Set<string>();
+  let journalledYetResent = 0;
   const sink = await startTimestampSink(await freePort(), { countDuplicates: true });
   const port = await freePort();
   const perRound: CrashDuplicatesResult['perRound'] = [];
@@ -61,6 +78,7 @@ export async function runCrashDuplicates(opts: { dir: string; rounds: number; me
     if (was === undefined) first.set(a.messageId, { dead, at: a.at });
     else if (was.dead) afterKill++;
     else {
+      if (journalled.has(a.messageId)) journalledYetResent++;
       const kill = kills.find((k) => k >= was.at);
       if (kill !== undefined) ages.push(kill - was.at);
     }
@@ -86,6 +104,18 @@ export async function runCrashDuplicates(opts: { dir: string; rounds: number; me
       };
     });
     await relay.stop();
+    // What the dead relay had journalled, before the restart applies it and starts the file over.
+    const journal = join(queueDir, 'outcomes.log');
+    if (existsSync(journal)) {
+      for (const line of readFileSync(journal, 'utf8').split('\n')) {
+        try {
+          const id = messageIdOf.get((JSON.parse(line) as [string, string])[1]);
+          if (id) journalled.add(id);
+        } catch {
+          // a torn or empty line
+        }
+      }
+    }
     perRound.push({ arrivalsBeforeKill: sink.count() - before, duplicatesSoFar: sink.duplicates });
     log(`  round ${round + 1}: killed after ${sink.count() - before} arrivals; duplicates so far ${sink.duplicates} of ${sink.unique()} delivered`);
   }
@@ -104,11 +134,13 @@ export async function runCrashDuplicates(opts: { dir: string; rounds: number; me
     duplicatePercent: round((100 * sink.duplicates) / Math.max(1, sink.unique()), 3),
     readAfterKill: afterKill,
     perRound,
+    journalledYetResent,
     ageAtKillMs: ageSummary(ages),
     deliveredPerSec: round(sink.count() / seconds, 1),
     seconds: round(seconds, 1),
     lost: opts.messages - sink.unique(),
   };
+  log(`  duplicates the killed relay had journalled: ${journalledYetResent}`);
   log(`  age of the duplicates' first copy at the kill (ms): ${JSON.stringify(r.ageAtKillMs)}`);
   log(`  ${r.duplicates} duplicates of ${r.delivered} delivered (${r.duplicatePercent} %; ${r.readAfterKill} of them first read by the sink after the kill), ${r.lost} not delivered, ${r.deliveredPerSec} arrivals/s over ${r.seconds} s`);
   return r;

@@ -40,7 +40,10 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   let wakeUp: (() => void) | undefined;
   const heldBack = new HeldBack();
   const feeder = new Feeder(ctx, kick, heldBack);
-  const gate = new StartGate(Number(process.env.MAILFLEET_STARTS_PER_TURN ?? 2));
+  // One delivery transaction starts per event-loop turn (otp first): 0.057 % of delivered mail
+  // arrived twice after kill -9 against 0.075-0.127 % with two and 0.133 % with four
+  // (bench/crash-duplicates.ts; docs/queue-durability.md).
+  const gate = new StartGate(1);
   registerSchedulerGauges(ctx, feeder.lanes);
 
   /** New mail or an administrator's change: look at the queue again, not just at held mail. */
@@ -62,7 +65,7 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     feeder.lanes.remove(h);
     shaper.begin(ip, provider, h.cls, h.group.length);
     const group = h.group;
-    const p: Promise<void> = gate.next().then(() => deliverGroup(ctx, group, ip, provider))
+    const p: Promise<void> = gate.next(h.cls === 'otp').then(() => deliverGroup(ctx, group, ip, provider))
       .catch((err: unknown) => {
         logger.error({ err, queueId: group[0]!.messageId }, 'delivery group failed');
         releaseClaims(ctx, group, err, clock() + LOCAL_RETRY_MS);

@@ -24,3 +24,12 @@ test('at most perTurn start an event-loop turn, first come first served', async 
   assert.deepEqual(started, [0, 1, 2, 3, 4]);
   assert.deepEqual(turns.filter((t) => t !== undefined), [[0, 1], [2, 3], [4]], 'two a turn');
 });
+
+test('urgent (otp) starts go ahead of those already waiting', async () => {
+  const gate = new StartGate(1);
+  const started: string[] = [];
+  const all = ['bulk1', 'bulk2', 'bulk3'].map((n) => gate.next().then(() => started.push(n)));
+  all.push(gate.next(true).then(() => started.push('otp')));
+  await Promise.all(all);
+  assert.deepEqual(started, ['otp', 'bulk1', 'bulk2', 'bulk3']);
+});

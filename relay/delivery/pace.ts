@@ -9,16 +9,18 @@
 export class StartGate {
   private readonly perTurn: number;
   private waiting: (() => void)[] = [];
+  /** otp mail: ahead of everything else waiting, so a bulk burst adds no turns to its latency. */
+  private urgent: (() => void)[] = [];
   private scheduled = false;
 
   constructor(perTurn: number) {
     this.perTurn = perTurn;
   }
 
-  /** Resolves in a coming turn's check phase (setImmediate), at most perTurn callers a turn, in order. */
-  next(): Promise<void> {
+  /** Resolves in a coming turn's check phase (setImmediate), at most perTurn callers a turn, in order (urgent ones first). */
+  next(urgent = false): Promise<void> {
     return new Promise((resolve) => {
-      this.waiting.push(resolve);
+      (urgent ? this.urgent : this.waiting).push(resolve);
       this.schedule();
     });
   }
@@ -30,10 +32,10 @@ export class StartGate {
     // the replies that came in meanwhile.
     setImmediate(() => {
       this.scheduled = false;
-      const go = this.waiting.length <= this.perTurn ? this.waiting : this.waiting.slice(0, this.perTurn);
-      this.waiting = go === this.waiting ? [] : this.waiting.slice(this.perTurn);
+      const go = this.urgent.splice(0, this.perTurn);
+      if (go.length < this.perTurn) go.push(...this.waiting.splice(0, this.perTurn - go.length));
       for (const resolve of go) resolve();
-      if (this.waiting.length > 0) this.schedule();
+      if (this.waiting.length > 0 || this.urgent.length > 0) this.schedule();
     });
   }
 }

@@ -85,11 +85,15 @@ export class GroupCommit {
     setImmediate(() => {
       this.writeScheduled = false;
       this.flush();
-      this.outcomes.flush();
+      this.outcomes.flushDue();
     });
   }
 
   private flush(): void {
+    // While an fsync runs, a COMMIT would only wait for the next one: the batch grows until this
+    // fsync ends instead (sync() flushes then), one transaction per fsync however short the
+    // event-loop turns are (relay/delivery/pace.ts makes them short).
+    if (this.syncing && !this.closed) return;
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
@@ -192,6 +196,7 @@ export class GroupCommit {
           if (queued) adopter?.queued();
         }
         done();
+        if (this.pending.length > 0) this.flush();
         this.sync();
       });
     });

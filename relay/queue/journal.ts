@@ -7,7 +7,7 @@
 // before the crash is not sent the message again. A power loss can take the tail back: those
 // recipients are delivered again (at least once), as before.
 // Deferrals are not journalled: losing one only means the next attempt comes at once.
-import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import type { DatabaseSync } from 'node:sqlite';
 import { immediateTransaction } from '../sqlite.ts';
 
@@ -23,10 +23,12 @@ export class OutcomeJournal {
   private fd: number | undefined;
   private bytes: number;
 
+  /** Opened after replayJournal: what was in the file is in queue.db now, so it starts over. */
   constructor(path: string) {
     this.path = path;
     this.fd = openSync(path, 'a');
-    this.bytes = fstatSync(this.fd).size;
+    ftruncateSync(this.fd, 0);
+    this.bytes = 0;
   }
 
   /**

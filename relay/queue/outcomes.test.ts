@@ -1,13 +1,18 @@
-// When an attempt's outcome reaches the disk (page cache: what survives a kill -9): with the
-// event-loop turn's batch, final and deferred alike (docs/queue-durability.md says why not at once).
+// When an attempt's outcome reaches the disk (page cache: what survives a kill -9): a final one in
+// the journal at once and in queue.db with its batch (FINAL_BATCH_MS, or the turn when a deferral
+// is among them); a deferral with the event-loop turn (docs/queue-durability.md, "Outcomes").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QueueStore } from './store.ts';
 
 const body = Buffer.from('Subject: hi\r\n\r\nhello\r\n');
+
+function journalIds(dir: string): string[] {
+  return readFileSync(join(dir, 'outcomes.log'), 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as string[])[1]!);
+}
 
 test('outcomes are on disk when the turn ends, as another connection (the next process) reads the file', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mailfleet-outcomes-'));
@@ -22,11 +27,35 @@ test('outcomes are on disk when the turn ends, as another connection (the next p
   // Read by another connection in the same turn, as the next process would read the file.
   s.recordAttempt(delivered, ['a@one.test'], { state: 'delivered' }, '250 ok');
   s.recordAttempt(bounced, ['b@one.test'], { state: 'bounced' }, '550 no');
+  assert.deepEqual(journalIds(dir), [delivered, bounced], 'final outcomes are journalled at once');
   s.recordAttempt(deferred, ['c@one.test'], { state: 'queued', nextAttemptAt: 42 }, '451 later');
+  assert.deepEqual(journalIds(dir), [delivered, bounced], 'a deferral is not journalled');
   assert.equal(other.get(delivered)!.recipients[0]!.state, 'inflight', 'not written within the turn');
   await new Promise((resolve) => setImmediate(resolve));
-  assert.equal(other.get(delivered), undefined, 'the delivered message is gone with the turn');
+  assert.equal(other.get(delivered), undefined, 'the delivered message is gone with the turn (a deferral was among them)');
   assert.equal(other.get(bounced), undefined, 'the bounced message is gone with the turn');
   assert.deepEqual(other.get(deferred)!.recipients.map((r) => [r.state, r.nextAttemptAt]), [['queued', 42]], 'written with the turn');
   await s.close();
+});
+
+test('final outcomes alone wait for their batch (journalled meanwhile), and reads through the store see them', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-outcomes-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const s = new QueueStore(dir);
+  const ids = await Promise.all([1, 2, 3].map((i) => s.enqueue({ mailFrom: 'a@sender.test', recipients: [`r${i}@one.test`], body })));
+  s.claimDue(Date.now() + 1000, 10);
+  const other = new QueueStore(dir, { readOnlyRecovery: true });
+  t.after(() => other.close());
+  s.recordAttempt(ids[0]!, ['r1@one.test'], { state: 'delivered' }, '250 ok');
+  s.recordAttempt(ids[1]!, ['r2@one.test'], { state: 'delivered' }, '250 ok');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(other.get(ids[0]!)!.recipients[0]!.state, 'inflight', 'not in queue.db after the turn…');
+  assert.deepEqual(journalIds(dir), [ids[0], ids[1]], '…but journalled: a kill -9 keeps them');
+  const deadline = Date.now() + 5000;
+  while (other.get(ids[0]!) !== undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(other.get(ids[0]!), undefined, 'in queue.db with their batch');
+  s.recordAttempt(ids[2]!, ['r3@one.test'], { state: 'delivered' }, '250 ok');
+  assert.equal(s.get(ids[2]!), undefined, 'a read through the store writes what is pending first');
+  await s.close();
+  assert.equal(readFileSync(join(dir, 'outcomes.log'), 'utf8'), '', 'a clean stop leaves no journal to replay');
 });

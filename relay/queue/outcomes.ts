@@ -1,6 +1,7 @@
-// Attempt outcomes on their way to the queue: recorded by the delivery engine, written together,
-// one transaction per event-loop turn (or riding along in the intake's commit). Like a claim, an
-// outcome is not fsynced: losing it repeats the delivery (at least once).
+// Attempt outcomes on their way to the queue: recorded by the delivery engine, written together
+// (or riding along in the intake's commit). Deferrals are written with the event-loop turn; final
+// outcomes are journalled at once (journal.ts) and wait up to FINAL_BATCH_MS for a transaction.
+// Like a claim, an outcome is not fsynced: losing it repeats the delivery (at least once).
 import type { QueueDb } from './db.ts';
 import type { OutcomeJournal } from './journal.ts';
 
@@ -14,6 +15,14 @@ export interface PendingOutcome {
 
 /** A pending batch of outcomes that could not be written is tried again after this long. */
 const OUTCOME_RETRY_MS = 1000;
+/**
+ * Journalled (final) outcomes wait this long for their transaction, unless the intake's commit
+ * carries them first: a kill -9 no longer needs them written within the turn (journal.ts), and a
+ * transaction per turn cost one per delivered message once turns got short (relay/delivery/pace.ts).
+ */
+const FINAL_BATCH_MS = 50;
+/** ... or until this many are pending. */
+const FINAL_BATCH_MAX = 500;
 
 export class OutcomeWriter {
   private readonly q: QueueDb;
@@ -24,6 +33,9 @@ export class OutcomeWriter {
   /** Waiting for the next outcome transaction. */
   private pending: PendingOutcome[] = [];
   private retry: NodeJS.Timeout | undefined;
+  private batchTimer: NodeJS.Timeout | undefined;
+  /** A deferral is pending (it moves due times: written with the turn), or the batch is full. */
+  private urgent = false;
   /** An outcome transaction failed; its outcomes are kept and written again later. */
   onError: ((err: Error, outcomes: number) => void) | undefined;
 
@@ -43,12 +55,32 @@ export class OutcomeWriter {
     // A final outcome survives a kill -9 from here on, long before its batch is written.
     if (o.state !== 'queued') this.journal?.append(o.state, o.messageId, o.recipients, o.reply);
     this.pending.push(o);
+    if (o.state === 'queued' || this.journal === undefined || this.pending.length >= FINAL_BATCH_MAX) this.urgent = true;
+    else if (this.batchTimer === undefined) {
+      this.batchTimer = setTimeout(() => {
+        this.batchTimer = undefined;
+        this.flush();
+      }, FINAL_BATCH_MS);
+      this.batchTimer.unref();
+    }
     return true;
+  }
+
+  /** Whether the pending outcomes must be written with this turn (GroupCommit.schedule). */
+  get due(): boolean {
+    return this.urgent;
+  }
+
+  /** At the end of a turn: writes the pending outcomes if a deferral or a full batch is among them. */
+  flushDue(): void {
+    if (this.urgent) this.flush();
   }
 
   /** Puts a batch that was taken but not written back in front of the queue. */
   putBack(batch: PendingOutcome[]): void {
     this.pending = batch.concat(this.pending);
+    // Written in their own transaction right after the intake's failed one (flushDue).
+    if (batch.length > 0) this.urgent = true;
   }
 
   /**
@@ -61,12 +93,14 @@ export class OutcomeWriter {
     this.q.stmt('SAVEPOINT outcomes').run();
     const batch = this.pending;
     this.pending = [];
+    this.urgent = false;
     try {
       this.write(batch);
       this.q.stmt('RELEASE outcomes').run();
       return batch;
     } catch (err) {
       this.pending = batch.concat(this.pending);
+      this.urgent = true;
       // SQLite may roll the whole transaction back itself (SQLITE_FULL, I/O errors): the intake's
       // rows are gone too, so its batch must fail.
       if (!this.q.db.isTransaction) throw err;
@@ -115,6 +149,7 @@ export class OutcomeWriter {
     }
     const batch = this.pending;
     this.pending = [];
+    this.urgent = false;
     this.stopRetry();
     try {
       this.q.lightTransaction(() => this.write(batch));
@@ -137,5 +172,7 @@ export class OutcomeWriter {
   stopRetry(): void {
     if (this.retry !== undefined) clearTimeout(this.retry);
     this.retry = undefined;
+    if (this.batchTimer !== undefined) clearTimeout(this.batchTimer);
+    this.batchTimer = undefined;
   }
 }

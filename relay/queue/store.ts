@@ -147,8 +147,9 @@ export class QueueStore {
 
   /**
    * Records the outcome of one attempt for some recipients of a message. Final states delete the
-   * message when none remain open. Outcomes are written together, one transaction per event-loop
-   * turn (flushOutcomes); reads through this store write them first, so they see every outcome.
+   * message when none remain open. Outcomes are written together (OutcomeWriter: deferrals with the
+   * event-loop turn, final ones journalled at once and batched); reads through this store write
+   * them first, so they see every outcome.
    */
   recordAttempt(
     messageId: string,
@@ -161,10 +162,10 @@ export class QueueStore {
     // A requeued recipient moves the next due time.
     if (outcome.state === 'queued') this.claims.invalidate();
     // Final outcomes are in the journal already (OutcomeWriter.add): a kill -9 from here on does not
-    // send the message again. The batch goes to queue.db with the turn's other outcomes (or the
-    // intake's commit): a transaction per outcome cost 140-235 µs against 30-50 µs batched
-    // (docs/queue-durability.md).
-    this.commit.schedule();
+    // send the message again, and their batch goes to queue.db within FINAL_BATCH_MS or with the
+    // intake's next commit: a transaction per outcome cost 140-235 µs against 30-50 µs batched
+    // (docs/queue-durability.md). Deferrals are written with the turn.
+    if (this.outcomes.due) this.commit.schedule();
   }
 
   /** Writes pending outcomes now; false when some could not be written (they are tried again). */
