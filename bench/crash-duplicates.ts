@@ -40,6 +40,11 @@ export interface CrashDuplicatesResult {
   ageAtKillMs: { under5: number; under20: number; under100: number; over100: number; p50: number; max: number };
   /** Arrivals per second over the whole run, kills and restarts included (compare before/after). */
   deliveredPerSec: number;
+  /**
+   * The last relay's drain, after the kills (the whole run with --rounds 0): arrivals per second
+   * and the relay's CPU per arrival (/proc, all threads, its start-up included).
+   */
+  drain: { arrivals: number; perSec: number; cpuMsPerArrival: number | undefined };
   seconds: number;
   lost: number;
 }
@@ -119,11 +124,20 @@ export async function runCrashDuplicates(opts: { dir: string; rounds: number; me
     perRound.push({ arrivalsBeforeKill: sink.count() - before, duplicatesSoFar: sink.duplicates });
     log(`  round ${round + 1}: killed after ${sink.count() - before} arrivals; duplicates so far ${sink.duplicates} of ${sink.unique()} delivered`);
   }
+  const drainFrom = sink.count();
+  const drainStart = performance.now();
   relay = await startMailfleet({ dir: opts.dir, port, sinkPort: sink.port, tuning: opts.tuning });
   dead = false;
   const deadline = Date.now() + 600_000;
   while (sink.unique() < opts.messages && Date.now() < deadline) await sleep(100);
   const seconds = (performance.now() - t0) / 1000;
+  const drainArrivals = sink.count() - drainFrom;
+  const drainCpu = relay.cpuMs();
+  const drain = {
+    arrivals: drainArrivals,
+    perSec: round(drainArrivals / ((performance.now() - drainStart) / 1000), 1),
+    cpuMsPerArrival: drainCpu === undefined ? undefined : round(drainCpu / Math.max(1, drainArrivals), 3),
+  };
   await relay.stop();
   await sink.stop();
   const r: CrashDuplicatesResult = {
@@ -137,9 +151,11 @@ export async function runCrashDuplicates(opts: { dir: string; rounds: number; me
     journalledYetResent,
     ageAtKillMs: ageSummary(ages),
     deliveredPerSec: round(sink.count() / seconds, 1),
+    drain,
     seconds: round(seconds, 1),
     lost: opts.messages - sink.unique(),
   };
+  log(`  drain after the kills: ${r.drain.arrivals} arrivals, ${r.drain.perSec}/s, relay CPU ${r.drain.cpuMsPerArrival} ms per arrival`);
   log(`  duplicates the killed relay had journalled: ${journalledYetResent}`);
   log(`  age of the duplicates' first copy at the kill (ms): ${JSON.stringify(r.ageAtKillMs)}`);
   log(`  ${r.duplicates} duplicates of ${r.delivered} delivered (${r.duplicatePercent} %; ${r.readAfterKill} of them first read by the sink after the kill), ${r.lost} not delivered, ${r.deliveredPerSec} arrivals/s over ${r.seconds} s`);
