@@ -40,10 +40,9 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   let wakeUp: (() => void) | undefined;
   const heldBack = new HeldBack();
   const feeder = new Feeder(ctx, kick, heldBack);
-  // One delivery transaction starts per event-loop turn (otp first): 0.057 % of delivered mail
-  // arrived twice after kill -9 against 0.075-0.127 % with two and 0.133 % with four
-  // (bench/crash-duplicates.ts; docs/queue-durability.md).
-  const gate = new StartGate(1);
+  // One delivery transaction starts per event-loop turn, more when the turn was long anyway (otp
+  // first): relay/delivery/pace.ts, docs/queue-durability.md.
+  const gate = new StartGate({ cpuMsPerStart: 0.5, maxPerTurn: 8 });
   registerSchedulerGauges(ctx, feeder.lanes);
 
   /** New mail or an administrator's change: look at the queue again, not just at held mail. */

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StartGate } from './pace.ts';
 
-test('at most perTurn start an event-loop turn, first come first served', async () => {
-  const gate = new StartGate(2);
+test('one starts an event-loop turn while turns are short, first come first served', async () => {
+  const gate = new StartGate({ cpuMsPerStart: 1000, maxPerTurn: 8 });
   const started: number[] = [];
   const turns: number[][] = [];
   let turn = 0;
@@ -22,14 +22,28 @@ test('at most perTurn start an event-loop turn, first come first served', async 
   await Promise.all(all);
   done = true;
   assert.deepEqual(started, [0, 1, 2, 3, 4]);
-  assert.deepEqual(turns.filter((t) => t !== undefined), [[0, 1], [2, 3], [4]], 'two a turn');
+  assert.deepEqual(turns.filter((t) => t !== undefined), [[0], [1], [2], [3], [4]], 'one a turn while turns are short');
 });
 
 test('urgent (otp) starts go ahead of those already waiting', async () => {
-  const gate = new StartGate(1);
+  const gate = new StartGate({ cpuMsPerStart: 1000, maxPerTurn: 8 });
   const started: string[] = [];
   const all = ['bulk1', 'bulk2', 'bulk3'].map((n) => gate.next().then(() => started.push(n)));
   all.push(gate.next(true).then(() => started.push('otp')));
   await Promise.all(all);
   assert.deepEqual(started, ['otp', 'bulk1', 'bulk2', 'bulk3']);
+});
+
+test('after a turn that kept the thread busy, as many start as that CPU time is worth (at most maxPerTurn)', async () => {
+  const gate = new StartGate({ cpuMsPerStart: 2, maxPerTurn: 3 });
+  // The thread works ~10 ms before the gate's first turn: worth 5 starts, capped at 3.
+  const spinUntil = performance.now() + 10;
+  while (performance.now() < spinUntil) {
+    // busy
+  }
+  const first: number[] = [];
+  let inFirstTurn = true;
+  setImmediate(() => setImmediate(() => (inFirstTurn = false)));
+  await Promise.all([0, 1, 2, 3, 4].map((i) => gate.next().then(() => inFirstTurn && first.push(i))));
+  assert.deepEqual(first, [0, 1, 2]);
 });
