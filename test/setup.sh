@@ -23,10 +23,11 @@ mkdir -p "$cache"
 #   openssl, curl, unzip, python3: certificates, the cluster scripts, the webhook verification example;
 #   the test node (test/cluster/node.sh): containerd, runc, containernetworking-plugins (bridge,
 #   host-local), iptables (kubelet, kube-proxy), procps (pgrep), util-linux (nsenter, flock);
-#   its images (test/cluster/image.sh): buildah, mmdebstrap, gcc + libc6-dev (a static pause).
+#   its images (test/cluster/image.sh): buildah, mmdebstrap, gcc + libc6-dev (a static pause);
+#   strace: which writes are fsynced (test/delivery/outcome-durability.test.ts).
 PKGS=(dnsmasq-base swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl postfix etcd-server
       prometheus python3-dkim opendkim-tools postgresql-15 iproute2 openssl curl unzip ca-certificates util-linux
-      python3 procps iptables containerd runc containernetworking-plugins buildah mmdebstrap gcc libc6-dev)
+      python3 procps iptables containerd runc containernetworking-plugins buildah mmdebstrap gcc libc6-dev strace)
 # A Go toolchain for the Kubernetes binaries when the machine has none (Debian's golang is 1.19;
 # k8s.io/kubernetes v1.34 needs 1.24): golang.org/toolchain from the Go module proxy.
 GO_TOOLCHAIN=go1.24.11
