@@ -65,10 +65,15 @@ export const LimitsSchema = z
     commandTimeoutMs: z.number().int().min(1000).default(60 * 1000),
     // Bytes per second (Postfix smtpd_min_data_rate: 500); 0 turns the check off.
     minDataRate: z.number().int().min(0).default(500),
-    // Message bytes all intake sessions together may hold in memory (relay/intake/memory-budget.ts);
-    // a message that does not fit is answered 451 4.3.1. The relay's memory limit should leave
-    // room for about twice this above its idle footprint (docs/resources.md).
+    // Message bytes all intake sessions together may hold in memory (relay/intake/memory-budget.ts).
+    // Bodies past 256 KiB, or that do not fit, are written to <dataDir>/intake-spool as they
+    // arrive and take their commit copy from this budget after the final "."
+    // (relay/intake/incoming-body.ts). The relay's memory limit should leave room for about
+    // twice this above its idle footprint (docs/resources.md).
     intakeMemoryBytes: z.number().int().min(1024 * 1024).default(64 * 1024 * 1024),
+    // How long a received body waits for room in that budget before it is answered 451 4.3.1
+    // (clients wait up to 10 minutes for the reply to ".", RFC 5321 4.5.3.2.6).
+    intakeMemoryWaitMs: z.number().int().min(100).default(60 * 1000),
     // Cap on a whole connection, however busy, so no client pins a slot forever.
     sessionTimeoutMs: z.number().int().min(1000).default(30 * 60 * 1000),
     authFailures: z

@@ -15,6 +15,7 @@ import type { TlsFiles } from '../tls-files.ts';
 import { bindError } from '../startup-error.ts';
 import { watchSlowClients } from './slow-clients.ts';
 import { IntakeMemoryBudget } from './memory-budget.ts';
+import { IncomingBody, spoolDirOf } from './incoming-body.ts';
 import type { CredentialStore } from './credentials.ts';
 import { AuthThrottle } from './auth-throttle.ts';
 import { DataScanner } from './data-scanner.ts';
@@ -367,12 +368,12 @@ async function receiveMessage(
   budget: IntakeMemoryBudget,
 ): Promise<string> {
   // Every byte held for this message is reserved from the intake budget and given back when the
-  // message is queued or refused, whatever happens in between.
-  let reserved = 0;
+  // message is queued or refused, whatever happens in between; a spool file is closed with it.
+  const body = new IncomingBody(budget, spoolDirOf(deps.config.dataDir));
   try {
-    return await receiveWithin(stream, session, listener, deps, log, budget, (n) => (reserved += n));
+    return await receiveWithin(stream, session, listener, deps, log, body);
   } finally {
-    budget.release(reserved);
+    await body.release();
   }
 }
 
@@ -382,39 +383,34 @@ async function receiveWithin(
   listener: ListenerConfig,
   deps: IntakeDeps,
   log: Logger,
-  budget: IntakeMemoryBudget,
-  reserved: (n: number) => void,
+  body: IncomingBody,
 ): Promise<string> {
   const { config } = deps;
   const scanner = new DataScanner(config.limits.maxLineOctets);
   const maxBytes = maxMessageBytesOf(listener, config.limits);
-  let chunks: Buffer[] = [];
-  let bytes = 0;
-  let held = 0;
-  let dropped: 'too-big' | 'memory' | undefined;
+  let spoolFailed: Error | undefined;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     scanner.push(chunk);
-    bytes += chunk.length;
-    if (dropped) continue;
-    // Past the size limit or the memory budget, keep reading (the client is still sending) but
-    // hold nothing: what was held goes at once, an oversized body is never kept whole.
-    if (bytes > maxBytes) dropped = 'too-big';
-    else if (!budget.tryReserve(chunk.length)) dropped = 'memory';
-    else {
-      reserved(chunk.length);
-      held += chunk.length;
-      chunks.push(chunk);
-      continue;
+    // Past the size limit (or a failed spool write), keep reading (the client is still sending)
+    // but hold nothing: what was held goes at once, an oversized body is never kept whole.
+    if (!body.dropped && body.bytes + chunk.length > maxBytes) body.drop();
+    const writing = body.add(chunk);
+    if (writing) {
+      try {
+        await writing;
+      } catch (err) {
+        spoolFailed = err as Error;
+        body.drop();
+      }
     }
-    chunks = [];
-  }
-  if (dropped === 'memory' && !stream.sizeExceeded) {
-    log.warn({ client: session.remoteAddress, size: bytes, budget: budget.limit, held: budget.used - held }, 'intake memory budget full; message not accepted');
-    throw Object.assign(smtpError(451, '4.3.1', 'Insufficient system resources: too much mail arriving at once, try again later'), { reason: 'memory-budget' });
   }
   if (stream.sizeExceeded) {
     // smtp-server itself answers 552 5.3.4 for an oversized message; this only keeps it out of the queue.
     throw Object.assign(smtpError(552, '5.3.4', `Message size exceeds the limit of ${maxBytes} bytes`), { reason: 'too-big' });
+  }
+  if (spoolFailed) {
+    log.error({ err: spoolFailed.message, client: session.remoteAddress, size: body.bytes }, 'intake spool write failed; message not accepted');
+    throw Object.assign(smtpError(452, '4.3.1', 'Insufficient system storage: message not queued, try again later'), { reason: 'spool-write-failed' });
   }
   const verdict = scanner.finish();
   if (!verdict.ok) {
@@ -424,11 +420,7 @@ async function receiveWithin(
   const id = newQueueId((deps.clock ?? Date.now)());
   if (listener.role === 'mx') {
     // The copy handed to the consumer is held too, like the queue's copy below.
-    budget.take(held);
-    reserved(held);
-    const data = Buffer.concat(chunks);
-    chunks = [];
-    return consumeReport(data, id, session, deps, log);
+    return consumeReport(await wholeBody(body, Buffer.alloc(0), deps, session, log), id, session, deps, log);
   }
   const received = Buffer.from(buildReceivedHeader({
     id,
@@ -440,12 +432,8 @@ async function receiveWithin(
     date: new Date((deps.clock ?? Date.now)()),
   }));
   // One copy of the data, trace header first; a second only when the class header must come out.
-  // The copy is held too: it is reserved (it may overshoot the budget by one message while the
-  // chunks are let go, never more), and the chunks are dropped as soon as it exists.
-  budget.take(received.length + held);
-  reserved(received.length + held);
-  const whole = Buffer.concat([received, ...chunks]);
-  chunks = [];
+  // The copy is held too (relay/intake/incoming-body.ts).
+  const whole = await wholeBody(body, received, deps, session, log);
   const original = whole.subarray(received.length);
   // The class header is always removed; it is honoured only from authenticated submission.
   const { body: classless, class: headerClass } = takeClassHeader(original);
@@ -482,6 +470,22 @@ async function receiveWithin(
   log.info({ id, client: session.remoteAddress, user: session.user, from: session.envelope.mailFrom || null, rcpts: session.envelope.rcptTo.length, size: data.length }, 'queued');
   deps.onQueued?.(id);
   return id;
+}
+
+/** The message in one Buffer for the commit, or 451 4.3.1 when memory for it did not come in time. */
+async function wholeBody(body: IncomingBody, prefix: Buffer, deps: IntakeDeps, session: SMTPServerSession, log: Logger): Promise<Buffer> {
+  let whole: Buffer | false;
+  try {
+    whole = await body.withPrefix(prefix, deps.config.limits.intakeMemoryWaitMs);
+  } catch (err) {
+    log.error({ err: (err as Error).message, client: session.remoteAddress, size: body.bytes }, 'intake spool read failed; message not accepted');
+    throw Object.assign(smtpError(452, '4.3.1', 'Insufficient system storage: message not queued, try again later'), { reason: 'spool-read-failed' });
+  }
+  if (whole === false) {
+    log.warn({ client: session.remoteAddress, size: body.bytes, budget: deps.config.limits.intakeMemoryBytes, waitedMs: deps.config.limits.intakeMemoryWaitMs }, 'intake memory budget full; message not accepted');
+    throw Object.assign(smtpError(451, '4.3.1', 'Insufficient system resources: too much mail arriving at once, try again later'), { reason: 'memory-budget' });
+  }
+  return whole;
 }
 
 /** The MX role: the report is parsed and handed over (durably recorded) instead of queued. */

@@ -1,8 +1,9 @@
 // One budget for the message bytes all intake sessions hold in memory at once. A message body
 // is held until its queue commit (node:sqlite binds it whole), so without a bound 20 clients
-// sending 27 MB each took the relay to 466 MB, near the pod's limit. A session whose next chunk
-// does not fit stops holding data, reads the rest of the body to the end and is answered
-// 451 4.3.1 (try again), as the queue answers a full disk: nothing was accepted, nothing lost.
+// sending 27 MB each took the relay to 466 MB, near the pod's limit. Small bodies take it chunk
+// by chunk as they arrive; a body that is large or does not fit goes to disk and takes its
+// commit copy whole at the end, waiting for room (relay/intake/incoming-body.ts). Only a body
+// that waited too long is answered 451 4.3.1 (try again), as the queue answers a full disk.
 // With SMTP sessions on several threads (relay/intake/threads.ts) the count lives in shared
 // memory, so every thread draws from the same budget (Atomics; no message to the main thread).
 export class IntakeMemoryBudget {
@@ -40,12 +41,37 @@ export class IntakeMemoryBudget {
     Atomics.add(this.count, 0, BigInt(n));
   }
 
+  /**
+   * Takes `n` bytes once they fit, waiting up to `ms` (on any thread's release); false when they
+   * did not come in time. A request larger than the whole budget is let through when nothing else
+   * is held, so one large message is never refused for ever.
+   */
+  async reserveWithin(n: number, ms: number): Promise<boolean> {
+    const add = BigInt(n);
+    const limit = BigInt(this.limit);
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const cur = Atomics.load(this.count, 0);
+      if (cur === 0n || cur + add <= limit) {
+        if (Atomics.compareExchange(this.count, 0, cur, cur + add) === cur) return true;
+        continue;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      const waited = Atomics.waitAsync(this.count, 0, cur, left);
+      if (waited.async) await waited.value;
+    }
+  }
+
   release(n: number): void {
+    if (n === 0) return;
     const sub = BigInt(n);
     for (;;) {
       const cur = Atomics.load(this.count, 0);
       const next = cur > sub ? cur - sub : 0n;
-      if (Atomics.compareExchange(this.count, 0, cur, next) === cur) return;
+      if (Atomics.compareExchange(this.count, 0, cur, next) === cur) break;
     }
+    // Wakes the bodies waiting for room (reserveWithin), on this thread or another.
+    Atomics.notify(this.count, 0);
   }
 }

@@ -1,15 +1,20 @@
-// Intake memory is bounded whatever the concurrent sizes: a message that does not fit the
-// intake budget is answered 451 4.3.1 and accepted when retried; an oversized body is dropped as
-// it arrives; the budget is whole again afterwards (issue 17).
+// Intake memory is bounded whatever the concurrent sizes (issue 17): bodies past 256 KiB go to a
+// spool file as they arrive and take their commit copy from the budget whole, one after another,
+// so more large messages at once than the budget holds are all accepted (they used to livelock:
+// each took a slice, none could finish, all got 451); a body that waits too long for room gets
+// 451 4.3.1 and is accepted when retried; an oversized body is dropped as it arrives; the budget
+// is whole again afterwards and no spool file stays behind.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { openSmtpText } from '../support/smtp-text.ts';
 import { workspace, startTestRelay, USER, PASSWORD } from '../support/relay-harness.ts';
+import { spoolDirOf } from '../../relay/intake/incoming-body.ts';
 
 const ws = await workspace();
 const MiB = 1024 * 1024;
-const relay = await startTestRelay(ws, { limits: { intakeMemoryBytes: MiB, maxMessageBytes: 2 * MiB } });
+const WAIT_MS = 3000;
+const relay = await startTestRelay(ws, { limits: { intakeMemoryBytes: MiB, maxMessageBytes: 2 * MiB, intakeMemoryWaitMs: WAIT_MS } });
 after(async () => {
   await relay.stop();
   rmSync(ws.dir, { recursive: true, force: true });
@@ -27,27 +32,46 @@ async function openData() {
   return { socket, waitFor, said };
 }
 
-const lines = (bytes: number) => Buffer.from(`Subject: big\r\n\r\n${'x'.repeat(998) + '\r\n'}`.repeat(Math.ceil(bytes / 1000)));
+const lines = (bytes: number, tag = 'big') => Buffer.from(`Subject: ${tag}\r\n\r\n${`${'x'.repeat(998)}\r\n`.repeat(Math.ceil(bytes / 1000))}`);
 const held = async () => (await relay.metrics.registry.getSingleMetric('mailfleet_intake_held_bytes')!.get()).values[0]?.value;
+const queuedId = (reply: string) => /^250 2\.6\.0 Ok: queued as (\S+)/m.exec(reply)?.[1];
 
-test('a message that does not fit the intake budget gets 451 4.3.1, and is accepted when retried', async () => {
+test('four 700 KiB messages at once against a 1 MiB budget are all accepted whole (no livelock)', async () => {
+  const bodies = [0, 1, 2, 3].map((i) => lines(700 * 1024, `big ${i}`));
+  const sessions = await Promise.all(bodies.map(() => openData()));
+  // All four bodies arrive together: 2.8 MiB against the 1 MiB budget.
+  sessions.forEach((s, i) => s.socket.write(Buffer.concat([bodies[i]!, Buffer.from('.\r\n')])));
+  const replies = await Promise.all(sessions.map((s) => s.waitFor(/^(250|4\d\d|5\d\d) [^\r\n]*\r\n(?![\s\S])/m)));
+  for (const [i, reply] of replies.entries()) {
+    const id = queuedId(reply);
+    assert.ok(id, `message ${i} accepted: ${reply.split('\r\n').at(-2)}`);
+    assert.ok(relay.store.body(id)!.subarray(-bodies[i]!.length).equals(bodies[i]!), `message ${i} is stored byte for byte`);
+  }
+  for (const s of sessions) s.socket.end('QUIT\r\n');
+  assert.equal(await held(), 0, 'every reserved byte was given back');
+  assert.deepEqual(readdirSync(spoolDirOf(relay.config.dataDir)), [], 'no spool file stays behind');
+});
+
+test('a body that cannot get memory within intakeMemoryWaitMs gets 451 4.3.1, and is accepted when retried', async () => {
+  // A holds 200 KiB in memory (below the spool size) and stops sending.
   const a = await openData();
-  const aBody = lines(700 * 1024);
-  a.socket.write(aBody);
-  // Wait until A's bytes are held: the budget then has ~300 KiB left.
-  while ((await held())! < 600 * 1024) await new Promise((r) => setTimeout(r, 5));
+  a.socket.write(lines(200 * 1024, 'a'));
+  while ((await held())! < 190 * 1024) await new Promise((r) => setTimeout(r, 5));
 
+  // B's 900 KiB arrive (spooled); its commit copy does not fit beside A's bytes.
   const b = await openData();
-  b.socket.write(Buffer.concat([lines(700 * 1024), Buffer.from('.\r\n')]));
+  const started = Date.now();
+  b.socket.write(Buffer.concat([lines(900 * 1024, 'b'), Buffer.from('.\r\n')]));
   const bReply = await b.waitFor(/^(451|250) [^\r\n]*\r\n(?![\s\S])/m);
   assert.match(bReply, /^451 4\.3\.1 Insufficient system resources/m, 'B does not fit while A is held');
+  assert.ok(Date.now() - started >= WAIT_MS - 100, 'B waited for room before giving up');
 
   a.socket.write('.\r\n');
   assert.match(await a.waitFor(/^250 2\.6\.0 Ok: queued/m), /queued as/);
 
   b.socket.write('MAIL FROM:<app@example.com>\r\nRCPT TO:<someone@example.net>\r\nDATA\r\n');
   await b.waitFor(/^354 [\s\S]*354 /m);
-  b.socket.write(Buffer.concat([lines(700 * 1024), Buffer.from('.\r\n')]));
+  b.socket.write(Buffer.concat([lines(900 * 1024, 'b'), Buffer.from('.\r\n')]));
   assert.match(await b.waitFor(/^250 2\.6\.0 Ok: queued/m), /queued as/, 'the retry fits once A is queued');
   a.socket.end('QUIT\r\n');
   b.socket.end('QUIT\r\n');
@@ -60,4 +84,5 @@ test('an oversized body is refused 552 5.3.4 and nothing of it stays held', asyn
   assert.match(await c.waitFor(/^552 /m), /^552 5\.3\.4/m);
   c.socket.end('QUIT\r\n');
   assert.equal(await held(), 0);
+  assert.deepEqual(readdirSync(spoolDirOf(relay.config.dataDir)), []);
 });

@@ -1,0 +1,157 @@
+// A message body as it arrives: in memory up to SPOOL_ABOVE_BYTES (or while the intake memory
+// budget has room), on disk past that, so what the sessions hold together stays bounded
+// whatever the concurrent sizes (issue 17: 20 clients × 27 MB took the relay to 466 MB).
+//
+// The budget used to be taken chunk by chunk while bodies arrived, and a session whose next
+// chunk did not fit was answered 451. With many large bodies at once that livelocked: 50
+// clients × 25 MiB each took a slice of the 64 MiB budget, none could finish, all got 451 and
+// retried the same way (0 accepted in 3 minutes, bench/README.md). Now a large body goes to a
+// spool file as it arrives (no budget needed), and only the one copy the queue commit binds is
+// taken from the budget, whole, after the final "." — waiting for room (another message's
+// commit gives it back) rather than failing, so the waiters go through one after another.
+//
+// The spool file is unlinked as soon as it is opened: it lives as long as the descriptor, a
+// crash leaves nothing behind, and nothing in it was ever acknowledged (250 still means the
+// queue's fsync, relay/queue/commit.ts). It lives under the data directory (the queue's
+// volume), not /tmp, which may be small or memory-backed.
+import { mkdirSync } from 'node:fs';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { IntakeMemoryBudget } from './memory-budget.ts';
+
+/** A body past this many bytes is written to disk as it arrives (one session holds at most this much). */
+export const SPOOL_ABOVE_BYTES = 256 * 1024;
+/** Spooled bytes are written in batches of about this size (fewer system calls than one per chunk). */
+const WRITE_BATCH_BYTES = 256 * 1024;
+
+export const spoolDirOf = (dataDir: string) => join(dataDir, 'intake-spool');
+
+export class SpoolError extends Error {}
+
+export class IncomingBody {
+  private chunks: Buffer[] = [];
+  private held = 0;
+  private reserved = 0;
+  private file: FileHandle | undefined;
+  private fileBytes = 0;
+  private pendingBytes = 0;
+  private readonly budget: IntakeMemoryBudget;
+  private readonly spoolDir: string;
+  /** Bytes received (kept or not). */
+  bytes = 0;
+  dropped = false;
+
+  constructor(budget: IntakeMemoryBudget, spoolDir: string) {
+    this.budget = budget;
+    this.spoolDir = spoolDir;
+  }
+
+  /**
+   * Keeps a chunk. Returns a promise only when the body is (now) on disk and the caller should
+   * wait for the write (backpressure on the client); the in-memory path stays synchronous.
+   */
+  add(chunk: Buffer): Promise<void> | undefined {
+    this.bytes += chunk.length;
+    if (this.dropped) return undefined;
+    if (!this.file && this.held + chunk.length <= SPOOL_ABOVE_BYTES && this.budget.tryReserve(chunk.length)) {
+      this.reserved += chunk.length;
+      this.held += chunk.length;
+      this.chunks.push(chunk);
+      return undefined;
+    }
+    this.chunks.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (!this.file) return this.spool();
+    return this.pendingBytes >= WRITE_BATCH_BYTES ? this.write() : undefined;
+  }
+
+  /** Past the size limit: nothing more is kept, what was kept goes at once. */
+  drop(): void {
+    this.dropped = true;
+    this.chunks = [];
+    this.pendingBytes = 0;
+    void this.release();
+  }
+
+  /**
+   * The whole message, `prefix` first, in one Buffer: the copy the queue commit binds. Its bytes
+   * are taken from the budget; a spooled body waits up to `waitMs` for them, and false means
+   * they did not come (the caller answers 451 4.3.1).
+   */
+  async withPrefix(prefix: Buffer, waitMs: number): Promise<Buffer | false> {
+    if (!this.file) {
+      // May overshoot the budget by one message while the chunks are let go, never more.
+      this.budget.take(prefix.length + this.held);
+      this.reserved += prefix.length + this.held;
+      const whole = Buffer.concat([prefix, ...this.chunks]);
+      this.chunks = [];
+      return whole;
+    }
+    await this.write();
+    const size = prefix.length + this.fileBytes;
+    if (!(await this.budget.reserveWithin(size, waitMs))) return false;
+    this.reserved += size;
+    const whole = Buffer.allocUnsafe(size);
+    prefix.copy(whole);
+    let at = prefix.length;
+    try {
+      while (at < size) {
+        const { bytesRead } = await this.file.read(whole, at, size - at, at - prefix.length);
+        if (bytesRead === 0) throw new SpoolError(`spool file ended at ${at - prefix.length} of ${this.fileBytes} bytes`);
+        at += bytesRead;
+      }
+    } catch (err) {
+      throw err instanceof SpoolError ? err : new SpoolError((err as Error).message);
+    }
+    return whole;
+  }
+
+  /** Gives back every reserved byte and closes the spool file (always called, whatever happened). */
+  async release(): Promise<void> {
+    this.budget.release(this.reserved);
+    this.reserved = 0;
+    this.held = 0;
+    const file = this.file;
+    this.file = undefined;
+    await file?.close().catch(() => undefined);
+  }
+
+  /** Moves what is held to a new spool file; from now on every chunk goes there. */
+  private async spool(): Promise<void> {
+    const path = join(this.spoolDir, `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`);
+    try {
+      mkdirSync(this.spoolDir, { recursive: true });
+      this.file = await open(path, 'w+', 0o600);
+      await unlink(path);
+    } catch (err) {
+      throw new SpoolError((err as Error).message);
+    }
+    // The held chunks now count as pending writes: their reservation goes back.
+    this.budget.release(this.reserved);
+    this.reserved = 0;
+    this.pendingBytes += this.held;
+    this.held = 0;
+    await this.write();
+  }
+
+  private async write(): Promise<void> {
+    if (!this.file || this.chunks.length === 0) return;
+    const batch = this.chunks;
+    this.chunks = [];
+    this.pendingBytes = 0;
+    try {
+      let at = 0;
+      const total = batch.reduce((n, c) => n + c.length, 0);
+      // writev may write less than asked (a full disk, a signal): the rest is written again.
+      while (at < total) {
+        const { bytesWritten } = await this.file.writev(at === 0 ? batch : [Buffer.concat(batch).subarray(at)], this.fileBytes);
+        if (bytesWritten === 0) throw new SpoolError('spool file write made no progress');
+        at += bytesWritten;
+        this.fileBytes += bytesWritten;
+      }
+    } catch (err) {
+      throw err instanceof SpoolError ? err : new SpoolError((err as Error).message);
+    }
+  }
+}
