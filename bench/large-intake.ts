@@ -7,6 +7,7 @@
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { ACCEPT_DOMAIN, startMailfleet, type RelayTuning } from './lib/mailfleet.ts';
+import type { RelayConfigInput } from '../relay/config/schema.ts';
 import { startPostfixSink } from './lib/sinks.ts';
 import { freePort, round, LOOPBACK } from './lib/util.ts';
 
@@ -72,12 +73,12 @@ async function submit(port: number, data: Buffer, retries: { n: number }): Promi
   return 'failed';
 }
 
-export async function runLargeIntake(opts: { dir: string; tuning: RelayTuning; log: (s: string) => void; cases?: LargeIntakeCase[] }): Promise<LargeIntakeResult[]> {
+export async function runLargeIntake(opts: { dir: string; tuning: RelayTuning; log: (s: string) => void; cases?: LargeIntakeCase[]; configure?: (c: RelayConfigInput) => RelayConfigInput }): Promise<LargeIntakeResult[]> {
   const results: LargeIntakeResult[] = [];
   for (const c of opts.cases ?? LARGE_INTAKE_CASES) {
     opts.log(`== large intake: ${c.label} at once`);
     const sink = await startPostfixSink(await freePort());
-    const relay = await startMailfleet({ dir: join(opts.dir, c.label.replace(/\W+/g, '-')), port: await freePort(), sinkPort: sink.port, tuning: opts.tuning });
+    const relay = await startMailfleet({ dir: join(opts.dir, c.label.replace(/\W+/g, '-')), port: await freePort(), sinkPort: sink.port, tuning: opts.tuning, ...(opts.configure ? { configure: opts.configure } : {}) });
     const data = body(c.bytes);
     const retries = { n: 0 };
     const t0 = performance.now();

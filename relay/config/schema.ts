@@ -66,11 +66,11 @@ export const LimitsSchema = z
     // Bytes per second (Postfix smtpd_min_data_rate: 500); 0 turns the check off.
     minDataRate: z.number().int().min(0).default(500),
     // Message bytes all intake sessions together may hold in memory (relay/intake/memory-budget.ts).
-    // Bodies past 256 KiB, or that do not fit, are written to <dataDir>/intake-spool as they
+    // Bodies past 128 KiB, or that do not fit, are written to <dataDir>/intake-spool as they
     // arrive and take their commit copy from this budget after the final "."
     // (relay/intake/incoming-body.ts). The relay's memory limit should leave room for about
     // twice this above its idle footprint (docs/resources.md).
-    intakeMemoryBytes: z.number().int().min(1024 * 1024).default(64 * 1024 * 1024),
+    intakeMemoryBytes: z.number().int().min(1024 * 1024).default(32 * 1024 * 1024),
     // How long a received body waits for room in that budget before it is answered 451 4.3.1
     // (clients wait up to 10 minutes for the reply to ".", RFC 5321 4.5.3.2.6).
     intakeMemoryWaitMs: z.number().int().min(100).default(60 * 1000),
@@ -490,6 +490,10 @@ export const DeliverySchema = z
     maxMessagesPerConnection: z.number().int().min(1).default(100),
     connectTimeoutMs: z.number().int().min(100).default(30000),
     concurrency: z.number().int().min(1).default(50),
+    // Message bytes the attempts in flight may hold in memory: past it, an attempt with a body
+    // over 256 KiB waits for another to finish before reading its message (relay/delivery/body-memory.ts).
+    // 16 MiB: one message at the 25 MiB size limit at a time (with its transient copies in SQLite).
+    bodyMemoryBytes: z.number().int().min(1024 * 1024).default(16 * 1024 * 1024),
     bounceRules: z.array(BounceRuleSchema).default([]),
     // MX hosts that resolve to loopback, private or link-local addresses are not contacted (they
     // would let a sender reach services inside the cluster); labs and tests on 127.0.0.x set true.

@@ -12,6 +12,7 @@ import { DkimSigner } from '../dkim/sign.ts';
 import { MtaStsCache, type MtaStsOptions } from './mta-sts.ts';
 import { ConnectionPool } from './pool.ts';
 import { DelayNoticeLedger } from './delay-notices.ts';
+import { DeliveryBodyMemory } from './body-memory.ts';
 import { Shaper } from '../scheduler/shaper.ts';
 import { ShapingLedger } from '../scheduler/ledger.ts';
 import { StatsCollector } from '../stats/collector.ts';
@@ -86,6 +87,8 @@ export interface DeliveryContext {
   returnPath: ReturnPathChooser;
   /** Recipients that go in a transaction of their own: a token of their own (VERP) or a one-click link. */
   ownTransaction: (d: DueRecipient) => boolean;
+  /** Message bytes the attempts hold; an attempt waits for room before reading a large body (body-memory.ts). */
+  bodyMemory: DeliveryBodyMemory;
 }
 
 function sendingDomainsOf(config: RelayConfig): ReadonlySet<string> {
@@ -138,6 +141,7 @@ export function createDeliveryContext(opts: DeliveryOptions): DeliveryContext {
     stats: new StatsCollector(clock()),
     delayNotices: delayNoticeMs !== undefined ? new DelayNoticeLedger(store.path) : undefined,
     delayNoticeMs,
+    bodyMemory: new DeliveryBodyMemory(() => config.delivery.bodyMemoryBytes),
     customProviders: config.shaping.providers.filter((p) => p.mxSuffixes.length > 0),
     sendingDomains: sendingDomainsOf(config),
     mxPort: opts.mxPort ?? 25,

@@ -29,8 +29,21 @@ export async function deliverGroup(ctx: DeliveryContext, claimed: DueRecipient[]
   }) : claimed;
   if (group.length === 0) return;
   const first = group[0]!;
+  const room = ctx.bodyMemory.admit(() => ctx.store.bodySize(first.messageId));
+  if (room) await room;
   const original = ctx.store.body(first.messageId);
   if (!original) return; // deleted by an administrator while claimed
+  ctx.bodyMemory.hold(original.length);
+  try {
+    await attemptGroup(ctx, group, original, sourceIp, shapedAs);
+  } finally {
+    ctx.bodyMemory.release(original.length);
+  }
+}
+
+async function attemptGroup(ctx: DeliveryContext, group: DueRecipient[], original: Buffer, sourceIp: string, shapedAs: string): Promise<void> {
+  const { config, clock, metrics } = ctx;
+  const first = group[0]!;
   const startedAt = clock();
   for (const g of group) metrics.queueAge.observe({ class: g.class }, Math.max(0, (startedAt - g.createdAt) / 1000));
 

@@ -58,6 +58,11 @@ export class QueueAdmin {
     return row ? this.summarize(row) : undefined;
   }
 
+  /** The stored message's size in bytes, without reading it (relay/delivery/body-memory.ts). */
+  size(id: string): number | undefined {
+    return (this.q.stmt(`SELECT size FROM messages WHERE id = ?`).get(id) as { size: number } | undefined)?.size;
+  }
+
   /** The stored message (the delivery engine reads it before each attempt). */
   body(id: string): Buffer | undefined {
     const row = this.q.stmt(`SELECT body FROM messages WHERE id = ?`).get(id) as { body: Uint8Array } | undefined;

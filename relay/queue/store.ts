@@ -187,6 +187,11 @@ export class QueueStore {
     return this.admin.body(id);
   }
 
+  /** A message's size in bytes, without reading its body. */
+  bodySize(id: string): number | undefined {
+    return this.admin.size(id);
+  }
+
   delete(id: string): boolean {
     return this.admin.delete(id);
   }

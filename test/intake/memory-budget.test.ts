@@ -1,4 +1,4 @@
-// Intake memory is bounded whatever the concurrent sizes (issue 17): bodies past 256 KiB go to a
+// Intake memory is bounded whatever the concurrent sizes (issue 17): bodies past 128 KiB go to a
 // spool file as they arrive and take their commit copy from the budget whole, one after another,
 // so more large messages at once than the budget holds are all accepted (they used to livelock:
 // each took a slice, none could finish, all got 451); a body that waits too long for room gets
@@ -53,15 +53,15 @@ test('four 700 KiB messages at once against a 1 MiB budget are all accepted whol
 });
 
 test('a body that cannot get memory within intakeMemoryWaitMs gets 451 4.3.1, and is accepted when retried', async () => {
-  // A holds 200 KiB in memory (below the spool size) and stops sending.
+  // A holds 120 KiB in memory (below the spool size) and stops sending.
   const a = await openData();
-  a.socket.write(lines(200 * 1024, 'a'));
-  while ((await held())! < 190 * 1024) await new Promise((r) => setTimeout(r, 5));
+  a.socket.write(lines(120 * 1024, 'a'));
+  while ((await held())! < 110 * 1024) await new Promise((r) => setTimeout(r, 5));
 
-  // B's 900 KiB arrive (spooled); its commit copy does not fit beside A's bytes.
+  // B's 950 KiB arrive (spooled); its commit copy does not fit beside A's bytes.
   const b = await openData();
   const started = Date.now();
-  b.socket.write(Buffer.concat([lines(900 * 1024, 'b'), Buffer.from('.\r\n')]));
+  b.socket.write(Buffer.concat([lines(950 * 1024, 'b'), Buffer.from('.\r\n')]));
   const bReply = await b.waitFor(/^(451|250) [^\r\n]*\r\n(?![\s\S])/m);
   assert.match(bReply, /^451 4\.3\.1 Insufficient system resources/m, 'B does not fit while A is held');
   assert.ok(Date.now() - started >= WAIT_MS - 100, 'B waited for room before giving up');
@@ -71,7 +71,7 @@ test('a body that cannot get memory within intakeMemoryWaitMs gets 451 4.3.1, an
 
   b.socket.write('MAIL FROM:<app@example.com>\r\nRCPT TO:<someone@example.net>\r\nDATA\r\n');
   await b.waitFor(/^354 [\s\S]*354 /m);
-  b.socket.write(Buffer.concat([lines(900 * 1024, 'b'), Buffer.from('.\r\n')]));
+  b.socket.write(Buffer.concat([lines(950 * 1024, 'b'), Buffer.from('.\r\n')]));
   assert.match(await b.waitFor(/^250 2\.6\.0 Ok: queued/m), /queued as/, 'the retry fits once A is queued');
   a.socket.end('QUIT\r\n');
   b.socket.end('QUIT\r\n');
