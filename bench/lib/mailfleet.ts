@@ -3,7 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
 import type { RelayConfigInput } from '../../relay/config/schema.ts';
 import { LOOPBACK, cpuMs, freePort, onInterrupt, peakRssBytes, waitForSmtp } from './util.ts';
@@ -47,6 +47,11 @@ export function imageNodeOptions(): string {
  */
 export function warmCompileCache(): void {
   spawnSync(process.execPath, [join(REPO, 'cli/mailfleet.ts'), 'relay', '--help'], { cwd: REPO, stdio: 'ignore' });
+  // The session threads' entry too (the image warms it the same way): it is compiled, then
+  // refuses to run outside a worker. Otherwise the first relay run with session threads loads the
+  // TypeScript stripper in each thread (~15 MB of RSS apiece) and its RSS is not the image's.
+  const entry = pathToFileURL(join(REPO, 'relay/intake/session-thread.ts')).href;
+  spawnSync(process.execPath, ['--input-type=module', '-e', `import { enableCompileCache } from 'node:module'; enableCompileCache(); await import(${JSON.stringify(entry)}).catch(() => {});`], { cwd: REPO, stdio: 'ignore' });
 }
 
 export function relayConfig(opts: { dir: string; port: number; httpPort: number; sinkPort: number; tuning: RelayTuning; credentialsFile?: string }): RelayConfigInput {

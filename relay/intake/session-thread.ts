@@ -17,7 +17,10 @@ import { IntakeMemoryBudget } from './memory-budget.ts';
 import { closeListeners, startListeners, type IntakeDeps, type IntakeShared } from './listeners.ts';
 import type { MetricOp, SessionThreadInit, ToMain, ToThread } from './threads.ts';
 
-const port = parentPort!;
+// Imported anywhere else (the image's build imports every module once to fill its compile cache,
+// so that a session thread never loads the TypeScript stripper: ~15 MB per thread), it stops here.
+if (!parentPort || !workerData) throw new Error('relay/intake/session-thread.ts is the entry of an SMTP session thread (relay/intake/threads.ts); it runs nowhere else');
+const port = parentPort;
 const init = workerData as SessionThreadInit;
 const { config } = init;
 const send = (msg: ToMain) => port.postMessage(msg);
