@@ -88,7 +88,9 @@ export function watchSlowClients(
       const verdict = slowClientVerdict({
         now, lastCommandAt, partialSince,
         dataBytes: inData ? ((conn._dataStream && conn._dataStream.byteLength) || 0) : undefined,
-        waitingOnServer: Boolean(conn._handlerPending),
+        // A hook running, or the message is in and onData has not answered (smtp-server's own
+        // idle timeout waits then too): the intake may wait for memory (limits.intakeMemoryWaitMs).
+        waitingOnServer: Boolean(conn._handlerPending || (conn._dataStream && conn._parser && !conn._parser._dataMode)),
       }, limits);
       if (verdict === 'ok') continue;
       onSlow(verdict, conn.id);

@@ -10,8 +10,9 @@
 //    (452 → 4.2.2) for errors returned from hooks. A hook's error whose message starts with an
 //    enhanced code ("4.3.1 Queue write failed") now sends exactly that code.
 // 3. Command stamps. Each complete command line stamps the connection with the time and the
-//    bytes read so far, so relay/intake/slow-clients.ts can tell an unfinished line from an idle
-//    client (smtp-server has no hook per line).
+//    bytes read so far, and each reply the bytes read so far (a message body is not a command
+//    line), so relay/intake/slow-clients.ts can tell an unfinished line from an idle client
+//    (smtp-server has no hook per line).
 import { createRequire } from 'node:module';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
@@ -72,7 +73,11 @@ export function applySmtpServerPatches(): void {
   };
 
   const originalSend = proto.send;
-  proto.send = function send(this: ConnectionInternals, code, data, context) {
+  proto.send = function send(this: ConnectionInternals & CommandStamps, code, data, context) {
+    // What the client sent before a reply was answered (a message body included): only bytes
+    // after it can be an unfinished command line. Without this a client that paused after its
+    // 250 (or waited over commandTimeoutMs for it) was closed as a slow command line.
+    this._mfBytesAtCommand = this._socket?.bytesRead ?? this._mfBytesAtCommand;
     if (context === undefined && typeof data === 'string' && code >= 400) {
       const m = ENHANCED.exec(data);
       // Only when the class matches the reply code, so a 4xx never carries a 5.x.x.

@@ -14,7 +14,8 @@ import { spoolDirOf } from '../../relay/intake/incoming-body.ts';
 const ws = await workspace();
 const MiB = 1024 * 1024;
 const WAIT_MS = 3000;
-const relay = await startTestRelay(ws, { limits: { intakeMemoryBytes: MiB, maxMessageBytes: 2 * MiB, intakeMemoryWaitMs: WAIT_MS } });
+// commandTimeoutMs below the wait: a client waiting for its reply is not a slow client.
+const relay = await startTestRelay(ws, { limits: { intakeMemoryBytes: MiB, maxMessageBytes: 2 * MiB, intakeMemoryWaitMs: WAIT_MS, commandTimeoutMs: 1000 } });
 after(async () => {
   await relay.stop();
   rmSync(ws.dir, { recursive: true, force: true });
@@ -65,6 +66,9 @@ test('a body that cannot get memory within intakeMemoryWaitMs gets 451 4.3.1, an
   const bReply = await b.waitFor(/^(451|250) [^\r\n]*\r\n(?![\s\S])/m);
   assert.match(bReply, /^451 4\.3\.1 Insufficient system resources/m, 'B does not fit while A is held');
   assert.ok(Date.now() - started >= WAIT_MS - 100, 'B waited for room before giving up');
+  // Over commandTimeoutMs after its body, B is still open: waiting for a reply is not a slow command line.
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.doesNotMatch(b.said(), /^421 /m);
 
   a.socket.write('.\r\n');
   assert.match(await a.waitFor(/^250 2\.6\.0 Ok: queued/m), /queued as/);
