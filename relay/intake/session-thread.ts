@@ -122,13 +122,22 @@ const credentials = {
   classOf: (username: string) => classes.get(username),
 } as unknown as CredentialStore;
 
+const HEADER_ONLY_ABOVE = 64 * 1024;
+/** The header block of a message (up to and with the empty line), in a buffer of its own. */
+function headerCopy(body: Buffer): Buffer {
+  const end = body.indexOf('\r\n\r\n');
+  return Buffer.from(body.subarray(0, end < 0 ? Math.min(body.length, HEADER_ONLY_ABOVE) : end + 4));
+}
+
 async function main(): Promise<void> {
   const deps: IntakeDeps = {
     config, store, credentials, logger, metrics,
     ...(tls ? { tls: tls as unknown as TlsFiles } : {}),
     feedback: {
       accepted: (a) => {
-        accepted.push(a);
+        // The main thread reads only the header (the author's domain, relay/feedback): a large
+        // body is not copied across a second time (a view clones its whole buffer).
+        accepted.push(a.body.length > HEADER_ONLY_ABOVE ? { ...a, body: headerCopy(a.body) } : a);
         later();
       },
       recordFeedback: () => undefined,
