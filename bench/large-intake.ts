@@ -5,6 +5,7 @@
 // counts the retries. Clients are raw sockets of this process writing one shared buffer, so the
 // load generator itself stays small.
 import { connect } from 'node:net';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { ACCEPT_DOMAIN, startMailfleet, type RelayTuning } from './lib/mailfleet.ts';
 import type { RelayConfigInput } from '../relay/config/schema.ts';
@@ -18,6 +19,8 @@ export interface LargeIntakeResult extends LargeIntakeCase {
   retriesAfter451: number;
   failed: number;
   seconds: number;
+  /** 1-minute load average at the start and end of the case (wall-clock figures on a loaded machine are inflated). */
+  load1: [number, number];
   peakRssMB: number | undefined;
 }
 
@@ -81,6 +84,7 @@ export async function runLargeIntake(opts: { dir: string; tuning: RelayTuning; l
     const relay = await startMailfleet({ dir: join(opts.dir, c.label.replace(/\W+/g, '-')), port: await freePort(), sinkPort: sink.port, tuning: opts.tuning, ...(opts.configure ? { configure: opts.configure } : {}) });
     const data = body(c.bytes);
     const retries = { n: 0 };
+    const loadStart = round(loadavg()[0]!, 2);
     const t0 = performance.now();
     const outcomes = await Promise.all(Array.from({ length: c.clients }, () => submit(relay.port, data, retries)));
     const seconds = round((performance.now() - t0) / 1000, 1);
@@ -94,9 +98,10 @@ export async function runLargeIntake(opts: { dir: string; tuning: RelayTuning; l
       failed: outcomes.filter((o) => o === 'failed').length,
       retriesAfter451: retries.n,
       seconds,
+      load1: [loadStart, round(loadavg()[0]!, 2)],
       peakRssMB: rss !== undefined ? round(rss / 2 ** 20, 1) : undefined,
     };
-    opts.log(`  accepted ${r.accepted}, 552 ${r.refusedTooBig}, failed ${r.failed}, retries after 451: ${r.retriesAfter451}, ${seconds} s, relay peak RSS ${r.peakRssMB} MB (target ≤ 200 MB)`);
+    opts.log(`  accepted ${r.accepted}, 552 ${r.refusedTooBig}, failed ${r.failed}, retries after 451: ${r.retriesAfter451}, ${seconds} s (load ${r.load1.join(' → ')}), relay peak RSS ${r.peakRssMB} MB (target ≤ 200 MB)`);
     results.push(r);
   }
   return results;
