@@ -441,6 +441,10 @@ async function receiveWithin(
   const { body: data, tags } = takeTagHeaders(classless);
   const user = typeof session.user === 'string' ? session.user : undefined;
   const cls = classOfMessage({ authenticated: user !== undefined, header: headerClass, credentialDefault: user !== undefined ? deps.credentials.classOf(user) : undefined });
+  // Read before the commit: on a session thread a large body goes to the main thread by transfer
+  // (relay/intake/session-thread.ts) and this thread's view of it is empty afterwards.
+  const messageId = extractMessageId(data);
+  const size = data.length;
   try {
     await deps.store.enqueue({
       id,
@@ -450,7 +454,7 @@ async function receiveWithin(
       clientAddress: session.remoteAddress,
       authUser: typeof session.user === 'string' ? session.user : undefined,
       listener: listener.name,
-      messageId: extractMessageId(data),
+      messageId,
       class: cls,
       ...(notBefore.has(session) ? { notBefore: notBefore.get(session)! } : {}),
     });
@@ -462,12 +466,12 @@ async function receiveWithin(
     throw err;
   }
   try {
-    deps.feedback?.accepted({ queueId: id, messageId: extractMessageId(data), recipients: session.envelope.rcptTo.map((r) => r.address), mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', body: data, class: cls, tags: user !== undefined ? tags : [] });
+    deps.feedback?.accepted({ queueId: id, messageId, recipients: session.envelope.rcptTo.map((r) => r.address), mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', body: data, class: cls, tags: user !== undefined ? tags : [] });
   } catch (err) {
     log.error({ err, id }, 'accepted event not recorded');
   }
-  deps.metrics.receivedBytes.inc(data.length);
-  log.info({ id, client: session.remoteAddress, user: session.user, from: session.envelope.mailFrom || null, rcpts: session.envelope.rcptTo.length, size: data.length }, 'queued');
+  deps.metrics.receivedBytes.inc(size);
+  log.info({ id, client: session.remoteAddress, user: session.user, from: session.envelope.mailFrom || null, rcpts: session.envelope.rcptTo.length, size }, 'queued');
   deps.onQueued?.(id);
   return id;
 }

@@ -33,7 +33,7 @@ async function openData() {
   return { socket, waitFor, said };
 }
 
-const lines = (bytes: number, tag = 'big') => Buffer.from(`Subject: ${tag}\r\n\r\n${`${'x'.repeat(998)}\r\n`.repeat(Math.ceil(bytes / 1000))}`);
+const lines = (bytes: number, tag = 'big') => Buffer.from(`From: <big@author.test>\r\nSubject: ${tag}\r\n\r\n${`${'x'.repeat(998)}\r\n`.repeat(Math.ceil(bytes / 1000))}`);
 const held = async () => (await relay.metrics.registry.getSingleMetric('mailfleet_intake_held_bytes')!.get()).values[0]?.value;
 const queuedId = (reply: string) => /^250 2\.6\.0 Ok: queued as (\S+)/m.exec(reply)?.[1];
 
@@ -47,6 +47,10 @@ test('four 700 KiB messages at once against a 1 MiB budget are all accepted whol
     const id = queuedId(reply);
     assert.ok(id, `message ${i} accepted: ${reply.split('\r\n').at(-2)}`);
     assert.ok(relay.store.body(id)!.subarray(-bodies[i]!.length).equals(bodies[i]!), `message ${i} is stored byte for byte`);
+    // Its accepted event read the author's domain (on a session thread the body itself went to the main thread).
+    let meta;
+    for (let t = 0; t < 200 && !(meta = (relay.feedback.flush(), relay.feedback.events.message(id))); t++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(meta?.sendingDomain, 'author.test', `message ${i}'s sending domain`);
   }
   for (const s of sessions) s.socket.end('QUIT\r\n');
   assert.equal(await held(), 0, 'every reserved byte was given back');
