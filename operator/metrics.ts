@@ -6,9 +6,13 @@ import { createReputationMetrics } from './reputation/metrics.ts';
 /** SendingPools by their Ready condition; undefined while there is nothing to count (a follower, caches syncing). */
 export type PoolReadiness = () => { ready: number; notReady: number } | undefined;
 
+/** Unix seconds of the oldest MailDomain DNS check this process knows of; undefined with no domains. */
+export type OldestDnsCheck = () => number | undefined;
+
 export function createOperatorMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   let poolReadiness: PoolReadiness | undefined;
+  let oldestDnsCheck: OldestDnsCheck | undefined;
   if (options.defaultMetrics !== false) {
     collectDefaultMetrics({ register: registry, prefix: 'mailfleet_operator_' });
     // prom-client names three gauges *_total, a suffix Prometheus reserves for counters (promtool
@@ -107,6 +111,33 @@ export function createOperatorMetrics(options: { defaultMetrics?: boolean } = {}
     countPools(fn: PoolReadiness): void {
       poolReadiness = fn;
     },
+    // DNS re-checks write the status only when a record's result changes (docs/operator.md, "DNS
+    // re-checks"): these say that the checks still run, without a status write per domain per interval.
+    dnsChecks: new Counter({
+      name: 'mailfleet_operator_dns_checks_total',
+      help: 'MailDomain DNS checks, by outcome: changed (a record\'s result differs from status.records, which is written) or unchanged (nothing written).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    dnsOldestCheck: new Gauge({
+      name: 'mailfleet_operator_dns_oldest_check_timestamp_seconds',
+      help: 'When the MailDomain whose DNS records were checked longest ago was last checked (Unix seconds); alert when it falls more than two re-check intervals behind.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        const t = oldestDnsCheck?.();
+        if (t !== undefined) this.set(t);
+      },
+    }),
+    /** Where mailfleet_operator_dns_oldest_check_timestamp_seconds reads from (the MailDomain controller). */
+    countDnsChecks(fn: OldestDnsCheck): void {
+      oldestDnsCheck = fn;
+    },
+    statsRounds: new Counter({
+      name: 'mailfleet_operator_stats_rounds_total',
+      help: 'Rounds of the stats loop finished (every relay of every pool read once, decisions written).',
+      registers: [registry],
+    }),
     leader: new Gauge({
       name: 'mailfleet_operator_leader',
       help: '1 while this process holds the leader Lease.',

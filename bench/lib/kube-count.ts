@@ -7,6 +7,20 @@ import { Kube } from '../../operator/runtime/kube.ts';
 
 const counts = new Map<string, number>();
 let total = 0;
+// Every write (anything but GET) with its path and the operator code that made it: which
+// controller or loop wrote, to find the writes a settled restart should not make.
+const writes: Array<{ request: string; path: string; by: string }> = [];
+const WRITE_LOG_MAX = 2000;
+
+/** The first operator/ frames of the stack below kube.ts and status.ts: who asked for the write. */
+function caller(): string {
+  const frames = (new Error().stack ?? '').split('\n').slice(1);
+  return frames
+    .map((f) => /\/(operator\/[^:)]+):(\d+)/.exec(f))
+    .flatMap((m) => (m && !/operator\/runtime\/(kube|status|echoes)\.ts/.test(m[1]!) ? [`${m[1]}:${m[2]}`] : []))
+    .slice(0, 2)
+    .join(' < ');
+}
 
 /** "PATCH configmaps", "GET maildomains/status" … from a resource path. */
 export function requestKey(method: string, path: string): string {
@@ -24,12 +38,13 @@ Kube.prototype.request = function (this: Kube, ...args: Parameters<Kube['request
   total++;
   const key = requestKey(args[0], args[1]);
   counts.set(key, (counts.get(key) ?? 0) + 1);
+  if (args[0] !== 'GET' && writes.length < WRITE_LOG_MAX) writes.push({ request: key, path: args[1].split('?')[0]!, by: caller() });
   return original.apply(this, args);
 } as Kube['request'];
 
 const file = process.env.BENCH_KUBE_COUNT_FILE;
 if (file) {
   process.on('SIGUSR2', () => {
-    writeFileSync(file, JSON.stringify({ total, byRequest: Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1])) }));
+    writeFileSync(file, JSON.stringify({ total, byRequest: Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1])), writes }));
   });
 }

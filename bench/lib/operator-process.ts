@@ -19,6 +19,15 @@ export function chartNodeOptions(): string {
 export interface KubeCounts {
   total: number;
   byRequest: Record<string, number>;
+  /** The first 2,000 writes (not GET): request, path, and the operator code that made it. */
+  writes?: Array<{ request: string; path: string; by: string }>;
+}
+
+/** Writes counted by "request ← operator code that made it" (KubeCounts.writes). */
+export function writesByCaller(c: KubeCounts, from = 0): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const w of (c.writes ?? []).slice(from)) out[`${w.request} by ${w.by}`] = (out[`${w.request} by ${w.by}`] ?? 0) + 1;
+  return out;
 }
 
 export interface OperatorProcess {

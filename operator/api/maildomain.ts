@@ -96,7 +96,7 @@ export const DnsRecordSchema = z
     value: z.string().max(4096).describe('TXT: the text; MX: the exchange host; CNAME: the target.'),
     priority: z.number().int().min(0).max(65535).optional().describe('MX preference.'),
     purpose: z.enum(['spf', 'dkim', 'dmarc', 'return-path']).optional().describe('What the record is for.'),
-    verified: z.boolean().optional().describe('DNS returned the expected value at status.lastCheckedAt.'),
+    verified: z.boolean().optional().describe('DNS returns the expected value (as of the last check; status.lastCheckedAt is when the answer last changed).'),
     message: z.string().max(1024).optional().describe('What DNS returned when it did not match.'),
   })
   .strict();
@@ -145,7 +145,9 @@ export const MailDomainStatusSchema = z
       .optional()
       .describe('DKIM selectors: the Active one signs; Retiring ones stay published until retireAt.')
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['selector'] }),
-    lastCheckedAt: z.iso.datetime({ offset: true }).optional().describe('When DNS was last checked.'),
+    lastCheckedAt: z.iso.datetime({ offset: true })
+      .optional()
+      .describe('When DNS last answered differently (or first answered): re-checks that find the same are not written; mailfleet_operator_dns_checks_total counts them.'),
     health: DomainHealthStatusSchema.optional().describe("The control loop's view of this domain's sending (docs/control-loop.md)."),
   })
   .strict()

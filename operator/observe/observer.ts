@@ -185,6 +185,7 @@ export class Observer {
         this.o.table.forgetPool(ns!, name!);
       }
     }
+    this.o.metrics.statsRounds.inc();
   }
 
   private async targets(pool: SendingPool): Promise<Target[]> {

@@ -33,7 +33,7 @@ import { OwnWrites } from '../../runtime/echoes.ts';
 import { isStatus, type KubeObject } from '../../runtime/kube.ts';
 import { Blocked, runSteps, meta, rfc3339, DOMAIN, POOL, SECRET, type ControllerDeps, type Step } from '../common.ts';
 import { verifyRecords } from './dns.ts';
-import { domainStatus, dnsCheckDueInMs } from './status.ts';
+import { domainStatus, dnsCheckDueInMs, firstCheckAt, sameDnsResults } from './status.ts';
 import { contestedAddresses, domainClaimant, domainClaimedBy, poolClaimant, withoutAddresses, DomainNames } from '../claims.ts';
 import { generateDkimKey } from './keys.ts';
 
@@ -42,6 +42,8 @@ interface DomainCtx {
   /** MailDomains by domain name (this controller's DOMAIN watch keeps it). */
   names: DomainNames;
   echoes: OwnWrites;
+  /** DNS checks by "namespace/name": this process's knowledge of when each domain was last checked. */
+  checks: Map<string, DnsCheck>;
   caches: Caches;
   raw: KubeObject;
   domain: MailDomain;
@@ -54,6 +56,21 @@ interface DomainCtx {
   records?: DnsRecord[];
   /** Set when DNS was not checked because the last check is recent: when it is due. */
   dnsDueInMs?: number;
+}
+
+interface DnsCheck {
+  uid: string;
+  /** When the next check is counted from (dnsCheckDueInMs' checkedAt). */
+  dueFrom: number;
+  /** When DNS was last checked, as far as this process knows (NaN: never); for the oldest-check metric. */
+  checked: number;
+}
+
+/** A stable fraction in [0, 1) per object (FNV-1a of its uid): where in the interval its checks fall. */
+function spreadOf(uid: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < uid.length; i++) h = Math.imul(h ^ uid.charCodeAt(i), 0x01000193);
+  return (h >>> 0) / 2 ** 32;
 }
 
 /** Reads the key Secret of `selector`, creating it first if absent. Never replaces an existing one. */
@@ -189,13 +206,25 @@ const ensureDnsRecords: Step<DomainCtx> = {
   name: 'ensureDnsRecords',
   async run(ctx) {
     const required = requiredDnsRecords(ctx.domain, ctx.pool!, ctx.keys);
+    const status = ctx.domain.status ?? {};
+    const key = `${ctx.domain.metadata.namespace ?? ''}/${ctx.domain.metadata.name}`;
+    const uid = ctx.domain.metadata.uid ?? key;
+    let known = ctx.checks.get(key);
+    if (known?.uid !== uid) {
+      const at = firstCheckAt(status, ctx.now, ctx.deps.dnsRecheckMs, spreadOf(uid));
+      known = at === undefined ? undefined : { uid, dueFrom: at, checked: status.lastCheckedAt ? Date.parse(status.lastCheckedAt) : NaN };
+      if (known) ctx.checks.set(key, known);
+      else ctx.checks.delete(key);
+    }
     // Checked recently for these very records: keep what the status says until the check is due.
-    const due = dnsCheckDueInMs(ctx.domain.status ?? {}, required, ctx.now, ctx.deps.dnsRecheckMs);
+    const due = dnsCheckDueInMs(status, required, ctx.now, ctx.deps.dnsRecheckMs, known?.dueFrom);
     if (due > 0) {
       ctx.dnsDueInMs = due;
       return;
     }
     ctx.records = await verifyRecords(ctx.deps.dns, required);
+    ctx.checks.set(key, { uid, dueFrom: ctx.now.getTime(), checked: ctx.now.getTime() });
+    ctx.deps.metrics.dnsChecks.inc({ outcome: sameDnsResults(status.records, ctx.records) ? 'unchanged' : 'changed' });
   },
 };
 
@@ -209,6 +238,12 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
   // MailDomains by domain name, from the DOMAIN watch below: who else claims a name, without
   // scanning every MailDomain per domain (quadratic at 10,000; docs/scaling.md).
   const names = new DomainNames();
+  const checks = new Map<string, DnsCheck>();
+  deps.metrics.countDnsChecks(() => {
+    let oldest = Infinity;
+    for (const c of checks.values()) if (c.checked < oldest) oldest = c.checked;
+    return Number.isFinite(oldest) ? oldest / 1000 : undefined;
+  });
   return {
     echoes,
     resource: DOMAIN,
@@ -236,6 +271,7 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
         ...DOMAIN,
         map: (o, caches, event) => {
           names.note(o, event === 'delete');
+          if (event === 'delete') checks.delete(`${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`);
           const domain = (o['spec'] as { domain?: unknown } | undefined)?.domain;
           if (typeof domain !== 'string') return [];
           const key = `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
@@ -260,7 +296,7 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
       let ctx: DomainCtx | undefined;
       if (!parsed.ok) blocked = new Blocked('InvalidSpec', parsed.problems.join('; '), { invalid: true });
       else {
-        ctx = { deps, names, echoes, caches, raw, domain: parsed.value, now, selectors: [], keys: [], generated: [], retired: [] };
+        ctx = { deps, names, echoes, checks, caches, raw, domain: parsed.value, now, selectors: [], keys: [], generated: [], retired: [] };
         blocked = await runSteps([ensureNoConflict, ensureDkimKeys, ensurePool, ensureDnsRecords], ctx);
       }
 

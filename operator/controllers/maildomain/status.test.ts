@@ -82,3 +82,42 @@ test('dnsCheckDueInMs: a recent check of the same records is not repeated; anyth
   ];
   for (const [name, prev, required, want] of rows) assert.equal(dnsCheckDueInMs(prev, required, NOW, 5 * MIN), want, name);
 });
+
+test('domainStatus: a re-check that finds the same keeps status.lastCheckedAt (no write); a changed answer moves it', () => {
+  const keys = { selectors: [active], read: 1 };
+  const first = domainStatus(base({ keys, records: [rec(false)] }));
+  assert.equal(first.lastCheckedAt, '2026-12-01T12:00:00Z');
+  const later = new Date(NOW.getTime() + 5 * 60_000);
+  const same = domainStatus(base({ now: later, prev: first, keys, records: [rec(false)] }));
+  assert.deepEqual(same, first, 'the same answer five minutes later: an equal status, so writeStatus sends nothing');
+  const published = domainStatus(base({ now: later, prev: first, keys, records: [rec(true)] }));
+  assert.equal(published.lastCheckedAt, '2026-12-01T12:05:00Z');
+  assert.equal(published.conditions?.find((c) => c.type === 'DNSVerified')?.status, 'True');
+});
+
+test('sameDnsResults: the same records with the same verdicts and messages', async () => {
+  const { sameDnsResults } = await import('./status.ts');
+  assert.equal(sameDnsResults([rec(true)], [rec(true)]), true);
+  assert.equal(sameDnsResults([rec(true)], [rec(false)]), false, 'verdict');
+  assert.equal(sameDnsResults([rec(false)], [{ ...rec(false), message: 'lookup failed: ETIMEOUT' }]), false, 'message');
+  assert.equal(sameDnsResults([rec(true)], [{ ...rec(true), value: 'v=spf1 -all' }]), false, 'value');
+  assert.equal(sameDnsResults(undefined, [rec(true)]), false, 'never checked');
+});
+
+test('dnsCheckDueInMs with what this process knows: its own later check counts; firstCheckAt spreads overdue domains over one interval', async () => {
+  const { dnsCheckDueInMs, firstCheckAt } = await import('./status.ts');
+  const MIN = 60_000;
+  const spf = rec(true);
+  const old = { lastCheckedAt: new Date(NOW.getTime() - 60 * MIN).toISOString(), records: [spf] };
+  assert.equal(dnsCheckDueInMs(old, [spf], NOW, 5 * MIN), 0, 'the status alone: an hour old, due now');
+  assert.equal(dnsCheckDueInMs(old, [spf], NOW, 5 * MIN, NOW.getTime() - 2 * MIN), 3 * MIN, 'checked here 2 min ago with the same answer: due in 3 min');
+  assert.equal(dnsCheckDueInMs(old, [{ ...spf, value: 'v=spf1 -all' }], NOW, 5 * MIN, NOW.getTime() - 2 * MIN), 0, 'records changed: now');
+  // A restart: nothing checked by this process yet.
+  assert.equal(firstCheckAt({}, NOW, 5 * MIN, 0.5), undefined, 'never checked: due now');
+  const recent = { lastCheckedAt: new Date(NOW.getTime() - MIN).toISOString() };
+  assert.equal(firstCheckAt(recent, NOW, 5 * MIN, 0.5), NOW.getTime() - MIN, 'checked within the interval: that time');
+  for (const [spread, dueIn] of [[0, 0], [0.25, 75_000], [0.5, 150_000], [0.999, 299_700]] as const) {
+    const at = firstCheckAt(old, NOW, 5 * MIN, spread)!;
+    assert.equal(dnsCheckDueInMs(old, [spf], NOW, 5 * MIN, at), dueIn, `overdue, spread ${spread}: due in ${dueIn} ms`);
+  }
+});
