@@ -28,7 +28,7 @@ import type { KubeObject } from '../operator/runtime/kube.ts';
 import { ResilientInformer } from '../operator/runtime/informer.ts';
 import { generateDkimKey } from '../operator/controllers/maildomain/keys.ts';
 import type { DkimAlgorithm } from '../operator/api/index.ts';
-import { countDone, cpuSnapshot, finishOperatorBench, inParallel, metricSum, poolIps, startOperatorProcess, type KubeCounts, type OperatorProcess } from './lib/operator-process.ts';
+import { countDone, cpuSnapshot, finishOperatorBench, inParallel, metricSum, poolIps, startOperatorProcess, writesByCaller, type KubeCounts, type OperatorProcess } from './lib/operator-process.ts';
 import { installInterruptHandler, onInterrupt, peakRssBytes, percentile, round, sleep } from './lib/util.ts';
 
 export interface KeygenResult {
@@ -64,6 +64,12 @@ export interface Domains10kResult {
     kubeRequestsPerReconcile: number;
     operatorPeakRssMB?: number;
     timeline: { t: number; pools: number; domains: number }[];
+    /**
+     * Converged until settled: the queues empty and a whole round of the stats loop started after
+     * convergence (it writes each domain's first health verdict; a restart before that round
+     * would count those first verdicts as the resync's writes).
+     */
+    settleSeconds?: number;
   };
   restart?: {
     /** From starting the new process until every object was reconciled and the queues were empty. */
@@ -73,6 +79,10 @@ export interface Domains10kResult {
     kubeRequests: KubeCounts;
     /** Requests other than GET (and LIST, counted as GET): must be 0. */
     writes: number;
+    /** Those writes by "request by operator code" (bench/lib/kube-count.ts). */
+    writesBy: Record<string, number>;
+    /** Rounds of the stats loop the window covered (at least one whole round). */
+    statsRounds: number;
     cpuSeconds: Record<string, number>;
     operatorPeakRssMB?: number;
   };
@@ -83,6 +93,8 @@ export interface Domains10kResult {
     reconciles: Record<string, number>;
     kubeRequests: KubeCounts;
     kubeRequestsPerChange: number;
+    /** Writes during the changes by "request by operator code". */
+    writesBy: Record<string, number>;
     loadAverage: number;
   };
 }
@@ -101,12 +113,13 @@ export async function measureKeygen(algorithm: DkimAlgorithm, n: number): Promis
 }
 
 /** Waits until the operator has reconciled at least `want` of each kind and its work queues are empty. */
-async function waitResynced(op: OperatorProcess, want: Record<string, number>, deadline: number): Promise<Record<string, number> | undefined> {
+async function waitResynced(op: OperatorProcess, want: Record<string, number>, deadline: number, opts: { rounds?: number } = {}): Promise<Record<string, number> | undefined> {
   while (performance.now() < deadline) {
     const m = await op.scrape();
     const rec = metricSum(m, 'mailfleet_operator_reconciles_total');
     const depth = Object.values(metricSum(m, 'mailfleet_operator_workqueue_depth')).reduce((a, b) => a + b, 0);
-    if (depth === 0 && Object.entries(want).every(([k, n]) => (rec[k] ?? 0) >= n)) return rec;
+    const rounds = metricSum(m, 'mailfleet_operator_stats_rounds_total')['all'] ?? 0;
+    if (depth === 0 && rounds >= (opts.rounds ?? 0) && Object.entries(want).every(([k, n]) => (rec[k] ?? 0) >= n)) return rec;
     await sleep(250);
   }
   return undefined;
@@ -224,12 +237,17 @@ export async function runDomains10k(opts: {
     const cpuSeconds = diff(cpuStart, cpuSnapshot(op.pid, e.cluster.dir));
     const loadEnd = load1();
     log(`  ${doneSeconds !== undefined ? `converged in ${doneSeconds} s` : `NOT converged in ${opts.timeoutS} s`}; CPU s ${JSON.stringify(cpuSeconds)}; load ${loadStart} → ${loadEnd}`);
-    // Settled: nothing queued (trailing reconciles of pools for their domains' keys are counted).
-    await waitResynced(op, {}, performance.now() + 120_000);
+    // Settled: nothing queued (trailing reconciles of pools for their domains' keys are counted),
+    // and a whole stats round since convergence (two more finished: the second began after it).
+    const tSettle = performance.now();
+    const rounds0 = metricSum(await op.scrape(), 'mailfleet_operator_stats_rounds_total')['all'] ?? 0;
+    await waitResynced(op, {}, performance.now() + 600_000, { rounds: rounds0 + 2 });
+    const settleSeconds = round((performance.now() - tSettle) / 1000, 1);
+    log(`  settled ${settleSeconds} s after converging (queues empty, a whole stats round since; load ${load1()})`);
     const metrics1 = await op.scrape();
     const reconciles = metricSum(metrics1, 'mailfleet_operator_reconciles_total');
     const reconcileErrors = Object.values(metricSum(metrics1, 'mailfleet_operator_reconcile_errors_total')).reduce((a, b) => a + b, 0);
-    const kubeRequests = await op.requestCounts();
+    const { writes: _w, ...kubeRequests } = await op.requestCounts();
     const totalRec = Object.values(reconciles).reduce((a, b) => a + b, 0);
     const keyCpu = keygen.find((k) => k.algorithm === opts.algorithm)?.cpuMsPerKey ?? 0;
     const opMs = (cpuSeconds['operator'] ?? 0) * 1000;
@@ -248,6 +266,7 @@ export async function runDomains10k(opts: {
       kubeRequestsPerReconcile: round(kubeRequests.total / Math.max(1, totalRec), 2),
       operatorPeakRssMB: round((peakRssBytes(op.pid) ?? 0) / 2 ** 20, 1),
       timeline: timeline.filter((_, i) => i % 5 === 0 || i === timeline.length - 1),
+      ...(doneSeconds !== undefined ? { settleSeconds } : {}),
     };
     log(`  reconciles ${JSON.stringify(reconciles)} (errors ${reconcileErrors}); API requests ${kubeRequests.total} (${converge.kubeRequestsPerReconcile} per reconcile); peak RSS ${converge.operatorPeakRssMB} MB`);
     const result: Domains10kResult = { domains: opts.domains, pools: opts.pools, algorithm: opts.algorithm, cores: availableParallelism(), operatorNodeOptions: op.nodeOptions, keygen, converge };
@@ -262,19 +281,25 @@ export async function runDomains10k(opts: {
     const rec = await waitResynced(op, { MailDomain: opts.domains, SendingPool: opts.pools }, performance.now() + opts.timeoutS * 1000);
     const resyncSeconds = rec ? round((performance.now() - rt0) / 1000, 1) : undefined;
     const rCpu = diff(rCpu0, cpuSnapshot(op.pid, e.cluster.dir));
-    await sleep(3000); // anything trailing the resync is counted too
-    const rCounts = await op.requestCounts();
+    // Anything trailing the resync is counted too, and the window holds a whole stats round (the
+    // first starts with the operator; it writes nothing when every verdict is as the status says).
+    await waitResynced(op, {}, performance.now() + 600_000, { rounds: 1 });
+    await sleep(3000);
+    const { writes: rWrites, ...rCounts } = await op.requestCounts();
     const writes = Object.entries(rCounts.byRequest).filter(([k]) => !k.startsWith('GET ')).reduce((a, [, v]) => a + v, 0);
+    const rMetrics = await op.scrape();
     result.restart = {
       ...(resyncSeconds !== undefined ? { resyncSeconds } : {}),
       loadAverage: rLoad,
-      reconciles: metricSum(await op.scrape(), 'mailfleet_operator_reconciles_total'),
+      reconciles: metricSum(rMetrics, 'mailfleet_operator_reconciles_total'),
       kubeRequests: rCounts,
       writes,
+      writesBy: writesByCaller({ ...rCounts, ...(rWrites ? { writes: rWrites } : {}) }),
+      statsRounds: metricSum(rMetrics, 'mailfleet_operator_stats_rounds_total')['all'] ?? 0,
       cpuSeconds: rCpu,
       operatorPeakRssMB: round((peakRssBytes(op.pid) ?? 0) / 2 ** 20, 1),
     };
-    log(`  restart: resynced in ${resyncSeconds ?? 'NOT'} s (load ${rLoad}); requests ${JSON.stringify(rCounts.byRequest)}; writes ${writes}; CPU s ${JSON.stringify(rCpu)}; peak RSS ${result.restart.operatorPeakRssMB} MB`);
+    log(`  restart: resynced in ${resyncSeconds ?? 'NOT'} s (load ${rLoad}); requests ${JSON.stringify(rCounts.byRequest)}; writes ${writes} ${JSON.stringify(result.restart.writesBy)}; CPU s ${JSON.stringify(rCpu)}; peak RSS ${result.restart.operatorPeakRssMB} MB`);
 
     // ---- one changed MailDomain at a time
     const c0 = await op.requestCounts();
@@ -297,6 +322,7 @@ export async function runDomains10k(opts: {
     }
     await sleep(2000);
     const c1 = await op.requestCounts();
+    const changeWrites = writesByCaller(c1, c0.writes?.length ?? 0);
     const rec1 = metricSum(await op.scrape(), 'mailfleet_operator_reconciles_total');
     const cd = countsDiff(c0, c1);
     const pct = (p: number) => round(percentile(lat, p), 1);
@@ -306,9 +332,10 @@ export async function runDomains10k(opts: {
       reconciles: sub(rec0, rec1),
       kubeRequests: cd,
       kubeRequestsPerChange: round(cd.total / Math.max(1, lat.length), 2),
+      writesBy: changeWrites,
       loadAverage: load1(),
     };
-    log(`  changes: ${lat.length}, patch → observedGeneration p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${result.changes.latencyMs.max} ms; requests ${JSON.stringify(cd.byRequest)}; reconciles ${JSON.stringify(result.changes.reconciles)}`);
+    log(`  changes: ${lat.length}, patch → observedGeneration p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${result.changes.latencyMs.max} ms; requests ${JSON.stringify(cd.byRequest)}; writes ${JSON.stringify(changeWrites)}; reconciles ${JSON.stringify(result.changes.reconciles)}`);
     result.restart.operatorPeakRssMB = round((peakRssBytes(op.pid) ?? 0) / 2 ** 20, 1);
     return result;
   } finally {
