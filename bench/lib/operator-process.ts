@@ -54,7 +54,9 @@ export async function startOperatorProcess(opts: {
   const tag = opts.tag ?? '';
   const countFile = join(opts.dir, `kube-requests${tag}.json`);
   const logStream = createWriteStream(join(opts.dir, `operator${tag}.log`));
-  const nodeOptions = chartNodeOptions();
+  // BENCH_OPERATOR_NODE_OPTIONS: what a larger install would set in the chart's `nodeOptions`
+  // (10,000 domains: docs/scaling.md); the chart's default otherwise.
+  const nodeOptions = process.env.BENCH_OPERATOR_NODE_OPTIONS ?? chartNodeOptions();
   const prof = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [];
   const c = spawn(process.execPath, [...prof, '--import', join(REPO, 'bench/lib/kube-count.ts'), join(REPO, 'bench/lib/operator-child.ts')], {
     cwd: REPO,

@@ -89,8 +89,21 @@ type RawObject = { metadata?: { name?: string; namespace?: string; creationTimes
 
 const keyOf = (o: RawObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
-/** The addresses a SendingPool object (as cached, unparsed) lists, and those its status says are draining. */
+// Every reconcile compares its pool with every other pool, so each cached pool object's claim is
+// worked out once per object and resourceVersion (as operator/api/index.ts memoParse does for parses).
+const claims = new WeakMap<object, { rv: unknown; claim: IpClaimant }>();
+
+/** The addresses a SendingPool object (as cached, unparsed) lists, and those its status says are draining. Shared: do not mutate. */
 export function poolClaimant(o: RawObject): IpClaimant {
+  const rv = (o.metadata as { resourceVersion?: unknown } | undefined)?.resourceVersion;
+  const hit = claims.get(o);
+  if (hit && rv !== undefined && hit.rv === rv) return hit.claim;
+  const claim = claimOf(o);
+  claims.set(o, { rv, claim });
+  return claim;
+}
+
+function claimOf(o: RawObject): IpClaimant {
   const ips = ((o['spec'] as { ips?: unknown } | undefined)?.ips ?? []) as Array<{ address?: unknown }>;
   const status = ((o['status'] as { ips?: unknown } | undefined)?.ips ?? []) as Array<{ address?: unknown; state?: unknown }>;
   return {
