@@ -271,6 +271,8 @@ export function mailDomainController(deps: ControllerDeps): ControllerDefinition
   return {
     echoes,
     resource: DOMAIN,
+    // Its status is written by itself (echoes) and by the stats loop (health), which changes nothing here.
+    primaryUpdates: 'spec',
     owns: [SECRET],
     watches: [
       {
