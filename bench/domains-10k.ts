@@ -161,6 +161,9 @@ export async function runDomains10k(opts: {
     keygen.push(k);
     log(`  keygen ${alg}: ${k.keysPerSecond} keys/s, ${k.cpuMsPerKey} CPU ms per key (${n} keys, load ${k.loadAverage})`);
   }
+  // Each pool takes two ClusterIPs: the test cluster's default /24 holds 127 pools, not 200
+  // (the first 10k run stopped at 126 pools: "failed to allocate a serviceIP: range is full").
+  process.env.SERVICE_CIDR ??= '10.0.0.0/16';
   const env = await clusterEnv();
   if ('skipped' in env) return env;
   const e: Env = env;

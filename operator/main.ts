@@ -161,6 +161,8 @@ export async function runOperator(opts: OperatorOptions = {}): Promise<RunningOp
   const observations = deps.observations;
   const observer = new Observer({
     kube, log: log.child({ component: 'observe' }), metrics, events, table, namespace: opts.namespace,
+    // It runs only while the manager does (startManaging), so its caches are synced.
+    caches: manager,
     ...(opts.statsIntervalMs !== undefined ? { intervalMs: opts.statsIntervalMs } : {}),
     ...(opts.statsFetch ? { fetch: opts.statsFetch } : {}),
     ...(opts.now ? { now: () => opts.now!().getTime() } : {}),

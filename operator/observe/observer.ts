@@ -11,10 +11,11 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Kube, KubeObject } from '../runtime/kube.ts';
+import type { Caches } from '../runtime/manager.ts';
 import { writeStatus } from '../runtime/status.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import type { OperatorMetrics } from '../metrics.ts';
-import { parseSendingPool, parseMailDomain, setCondition, type SendingPool, type MailDomain, type PoolIpStatus } from '../api/index.ts';
+import { parseSendingPoolCached, parseMailDomainCached, setCondition, type SendingPool, type MailDomain, type PoolIpStatus } from '../api/index.ts';
 import { relayName, headlessServiceName, poolOwnerReference } from '../render/names.ts';
 import { emptyState, PoolObservations, hoursToRead, readCovers, DEFAULT_READ_HOURS, type LastRead, type ObservationState } from './state.ts';
 import { readRelayStats, type FetchLike, type RelayRead } from './reader.ts';
@@ -94,6 +95,12 @@ export interface ObserverOptions {
   namespace?: string | undefined;
   /** Between two reads of every relay; default 30 s. */
   intervalMs?: number;
+  /**
+   * The leader's informer caches (operator/runtime/manager.ts), where pools and MailDomains are
+   * read from. Without them each round lists both from the apiserver: at 10,000 MailDomains that
+   * list took over 30 s on a busy control plane and the round failed (bench/domains-10k.ts).
+   */
+  caches?: Pick<Caches, 'list'>;
   now?: () => number;
   fetch?: FetchLike;
   timeoutMs?: number;
@@ -157,8 +164,11 @@ export class Observer {
 
   /** One round over every pool (tests call it directly). */
   async tick(): Promise<void> {
-    const pools = (await this.o.kube.list('mailfleet.io/v1alpha1', 'SendingPool', this.o.namespace)).items;
-    const domains = (await this.o.kube.list('mailfleet.io/v1alpha1', 'MailDomain', this.o.namespace)).items;
+    const POOL = { apiVersion: 'mailfleet.io/v1alpha1', kind: 'SendingPool' };
+    const DOMAIN = { apiVersion: 'mailfleet.io/v1alpha1', kind: 'MailDomain' };
+    const { caches, kube, namespace } = this.o;
+    const pools = caches ? caches.list(POOL, namespace) : (await kube.list(POOL.apiVersion, POOL.kind, namespace)).items;
+    const domains = caches ? caches.list(DOMAIN, namespace) : (await kube.list(DOMAIN.apiVersion, DOMAIN.kind, namespace)).items;
     // Each pool's MailDomains, grouped once (filtering all of them per pool was pools × domains a round).
     const byPool = new Map<string, KubeObject[]>();
     for (const d of domains) {
@@ -169,7 +179,7 @@ export class Observer {
     }
     const seen = new Set<string>();
     for (const raw of pools) {
-      const parsed = parseSendingPool(raw);
+      const parsed = parseSendingPoolCached(raw);
       if (!parsed.ok || raw.metadata?.deletionTimestamp) continue;
       const pool = parsed.value;
       seen.add(`${pool.metadata.namespace ?? ''}/${pool.metadata.name}`);
@@ -338,7 +348,7 @@ export class Observer {
     // filtering the pool's every bucket per domain was domains × buckets a round.
     const troubles: DomainTrouble[] = [];
     for (const rawDomain of rawDomains) {
-      const parsed = parseMailDomain(rawDomain);
+      const parsed = parseMailDomainCached(rawDomain);
       if (!parsed.ok) continue;
       const d = parsed.value.spec.domain.toLowerCase();
       const holding = `${running.filter((p) => p.includes(d)).length}/${running.length}`;

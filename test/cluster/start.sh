@@ -38,7 +38,9 @@ trap '[ $ok = 1 ] || { echo "start.sh: failed, logs in $dir" >&2; "$here/stop.sh
 read -r etcd_port peer_port api_port < <(free_ports 3)
 
 service_cidr="${SERVICE_CIDR:-10.0.0.0/24}"
-[[ "$service_cidr" =~ ^([0-9]+\.[0-9]+\.[0-9]+)\.0/24$ ]] || { echo "start.sh: SERVICE_CIDR must be a /24 (a.b.c.0/24)" >&2; exit 1; }
+# A /24 by default (254 Service IPs); larger ones (down to /16) for benches with hundreds of
+# pools: each pool takes two ClusterIPs, so 200 pools do not fit in a /24 (bench/domains-10k.ts).
+[[ "$service_cidr" =~ ^([0-9]+\.[0-9]+\.[0-9]+)\.0/(1[6-9]|2[0-4])$ ]] || { echo "start.sh: SERVICE_CIDR must be a.b.c.0/N with N from 16 to 24" >&2; exit 1; }
 service_ip="${BASH_REMATCH[1]}.1"
 
 # --- certificates -----------------------------------------------------------
