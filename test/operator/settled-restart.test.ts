@@ -7,6 +7,7 @@
 // write that changes nothing keeps the resourceVersion but is still load on the apiserver.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { parse } from 'yaml';
 import { clusterEnv, operatorOn, waitFor, condition, samplePool, sampleDomain, type Env } from './harness.ts';
 import { Kube, type KubeObject } from '../../operator/runtime/kube.ts';
 import { runOperator, type RunningOperator } from '../../operator/main.ts';
@@ -119,4 +120,16 @@ test('a settled operator restarted makes zero writes: no status, child, Secret o
   assert.equal(await sample('mailfleet_operator_dns_checks_total', { outcome: 'changed' }), 0);
   const oldest = await sample('mailfleet_operator_dns_oldest_check_timestamp_seconds');
   assert.ok(oldest > Date.now() / 1000 - 5, `the oldest DNS check is recent (${oldest})`);
+});
+
+test('a MailDomain moved to another pool: the old pool stops signing for it, the new one signs (the pools\' domain index)', { skip, timeout: 60_000 }, async () => {
+  const signs = async (pool: string, address: string) => {
+    const cm = await e.kube.get('v1', 'ConfigMap', NS, `${pool}-relay-config`);
+    const cfg = parse((cm['data'] as Record<string, string>)[`relay-${address.replaceAll('.', '-')}.yaml`]!) as { domains?: { domain: string }[] };
+    return (cfg.domains ?? []).map((d) => d.domain).includes('d0.settled.test');
+  };
+  assert.equal(await signs('p0', '198.18.0.1'), true);
+  assert.equal(await signs('p1', '198.18.0.2'), false);
+  await e.kube.mergePatch({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'MailDomain', namespace: NS, name: 'd0' }, { spec: { poolRef: { name: 'p1' } } });
+  await waitFor('p1 signs for d0.settled.test and p0 no longer does', async () => ((await signs('p1', '198.18.0.2')) && !(await signs('p0', '198.18.0.1')) ? true : undefined));
 });
