@@ -222,7 +222,14 @@ loopTest('12 % hard bounces pause example.com for bulk; its otp flows; kills dou
   const t0 = Date.now();
   await send('news@example.com', each('u', 0, 200), 'bulk');
   await send('news@other.test', each('o', 0, 100), 'bulk');
-  await poll('every bulk recipient delivered or refused', async () => (sinkCount(() => true) >= 300 - 24 ? true : undefined), 90_000);
+  // Every bulk recipient delivered or refused, or the pause came first (a loaded machine delivers
+  // slower than the operator judges: the rest of example.com's bulk is then held, and delivered
+  // after the resume below) with other.test's 100 through.
+  await poll('every bulk recipient delivered or refused, or example.com paused with other.test delivered', async () => {
+    if (sinkCount(() => true) >= 300 - 24) return true;
+    const otherDone = sinkCount((x) => x.to.some((r) => /^o\d+@/.test(r))) >= 100;
+    return otherDone && cond(await domain('example-com'), 'Paused')?.status === 'True' ? true : undefined;
+  }, 90_000);
 
   const paused = await poll('example.com paused for bulk', async () => {
     const d = await domain('example-com');
@@ -299,8 +306,9 @@ loopTest('12 % hard bounces pause example.com for bulk; its otp flows; kills dou
   await f.kubectl(['annotate', 'maildomain', '-n', NS, 'example-com', 'mailfleet.io/resume=1', '--overwrite']);
   await poll('example.com resumed', async () => (cond(await domain('example-com'), 'Paused')?.status === 'False' ? true : undefined), 60_000);
   assert.equal(cond(await domain('example-com'), 'Paused')!.reason, 'ResumedByAnnotation');
-  await poll('the held bulk delivered', async () => (sinkCount((x) => x.to.some((r) => /^u10[56]\d@/.test(r))) === 20 ? true : undefined), 120_000);
   const want = [...each('u', 0, 200), ...each('u', 1050, 20)].flat().filter((r) => !refused(r)).sort();
+  const arrived = () => new Set(sink().messages.filter((x) => fromExample(x.from)).flatMap((x) => x.to));
+  await poll('the held bulk delivered', async () => (want.every((r) => arrived().has(r)) ? true : undefined), 120_000);
   assert.deepEqual(sink().messages.filter((x) => fromExample(x.from)).flatMap((x) => x.to).filter((r) => r.startsWith('u')).sort(), want, 'each deliverable recipient once: nothing lost');
   assert.ok((await eventReasons('example-com')).includes('Normal/ResumedByAnnotation'));
 });
