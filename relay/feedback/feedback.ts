@@ -123,7 +123,6 @@ export class Feedback {
   private readonly oneClickDomains: Set<string>;
   /** Events of this event-loop turn, written together (one transaction). */
   private pending: MailEvent[] = [];
-  /** What this turn's accepted messages left for their later events, written with them. */
   /**
    * The same for recent messages, in memory: each attempt needs it (screening, its event), and a
    * SELECT per recipient per attempt was 5 % of the relay's busy time under load. Oldest first

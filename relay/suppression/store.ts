@@ -159,11 +159,6 @@ export class SuppressionStore {
     return f;
   }
 
-  /** This connection wrote an entry for the address: the filter must say "maybe" from now on. */
-  private listed(address: string): void {
-    this.listedFilter?.add(address);
-  }
-
   private stmt(sql: string): StatementSync {
     let s = this.statements.get(sql);
     if (!s) this.statements.set(sql, (s = this.db.prepare(sql)));
@@ -202,7 +197,7 @@ export class SuppressionStore {
     this.transaction(() => {
       for (const e of entries) {
         this.upsertStmt.run(e.address, e.scope, e.reason, e.detail, e.sourceQueueId, e.sourceEventId, e.firstSeen, e.lastSeen, e.expiresAt);
-        this.listed(e.address);
+        this.listedFilter?.add(e.address); // "maybe" from now on
         if (this.fleet) this.outboxStmt.run('add', JSON.stringify(e));
       }
     });
@@ -304,7 +299,7 @@ export class SuppressionStore {
         if (e.removed) del.run(e.address, e.scope);
         else {
           put.run(e.address, e.scope, e.reason, e.detail, e.sourceQueueId, e.sourceEventId, e.firstSeen, e.lastSeen, e.expiresAt);
-          this.listed(e.address);
+          this.listedFilter?.add(e.address); // "maybe" from now on
         }
       }
       this.stmt(`INSERT INTO fleet_sync (name, seq) VALUES ('suppressions', ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`).run(seq);
