@@ -117,7 +117,11 @@ test('removing an IP drains its relay: kept, refusing new mail, status Draining 
   await sink.waitForMessages(1, 20_000);
   await waitFor('the drained relay removed', async () => ((await findSts('dr-203-0-113-91')) ? undefined : true), 30_000);
   assert.ok(await findSts('dr-203-0-113-90'), 'the other relay untouched');
-  const pool = await getPool('dr');
+  // The StatefulSet goes before the status says so (a clean-clone CI run read it in between).
+  const pool = await waitFor('the pool status says Drained', async () => {
+    const p = await getPool('dr');
+    return condition(p, 'Draining')?.reason === 'Drained' ? p : undefined;
+  });
   assert.equal(condition(pool, 'Draining')?.reason, 'Drained');
   assert.deepEqual(((pool['status'] as { ips: IpStatus[] }).ips).map((i) => i.address), ['203.0.113.90']);
   assert.deepEqual(Object.keys((await e.kube.get('v1', 'ConfigMap', NS, 'dr-relay-config'))['data'] as object), ['relay-203-0-113-90.yaml']);
