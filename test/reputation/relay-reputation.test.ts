@@ -232,14 +232,17 @@ test('hand-off: a relay whose only IP is quarantined passes its 300 queued bulk 
   writeFileSync(join(wsB.dir, 'handoff'), `${secret}\n`);
   const route = { routes: [{ domains: ['*'], host: sink.address, port: sink.port }] };
   // B's submission port is fixed before B runs, so A can be pointed at a peer that is still down.
-  const bPort = await freePort();
+  // B listens on an address of its own: on 127.0.0.1 an outbound socket of a test running beside
+  // this one could take the probed port as its local port before B binds it (seen in CI).
+  const B_HOST = '127.0.31.14';
+  const bPort = await freePort(B_HOST);
   const fileA = join(wsA.dir, 'relay.yaml');
   const fileB = join(wsB.dir, 'relay.yaml');
   const relayA = (patch: Partial<RelayConfigInput>): RelayConfigInput => ({
     ...baseConfig(wsA),
     log: { level: 'info' },
     delivery: { egressIps: [{ address: A_IP, hostname: 'a.mailfleet.test' }], ...route },
-    handoff: { secretFile: join(wsA.dir, 'handoff'), peers: [{ host: '127.0.0.1', port: bPort }], retrySeconds: 1 },
+    handoff: { secretFile: join(wsA.dir, 'handoff'), peers: [{ host: B_HOST, port: bPort }], retrySeconds: 1 },
     ...patch,
   });
 
@@ -262,7 +265,7 @@ test('hand-off: a relay whose only IP is quarantined passes its 300 queued bulk 
 
   // The peer comes up; A's deferred mail goes to it within a retry or two.
   writeConfig(fileB, {
-    ...baseConfig(wsB, { listeners: baseConfig(wsB).listeners.map((l) => (l.name === 'alt' ? { ...l, port: bPort } : l)) }),
+    ...baseConfig(wsB, { listeners: baseConfig(wsB).listeners.map((l) => (l.name === 'alt' ? { ...l, address: B_HOST, port: bPort } : l)) }),
     log: { level: 'info' },
     delivery: { egressIps: [{ address: B_IP, hostname: 'b.mailfleet.test' }], ...route },
     handoff: { secretFile: join(wsB.dir, 'handoff') },
@@ -300,17 +303,17 @@ test('hand-off: a relay whose only IP is quarantined passes its 300 queued bulk 
     await new Promise((r) => setTimeout(r, 200));
   }
   // Not an open relay: the hand-off user with a wrong secret is refused by B.
-  const t = nodemailer.createTransport({ host: '127.0.0.1', port: bPort, secure: false, ignoreTLS: true, auth: { user: 'mailfleet-handoff', pass: 'not-the-secret-0123456789' } });
+  const t = nodemailer.createTransport({ host: B_HOST, port: bPort, secure: false, ignoreTLS: true, auth: { user: 'mailfleet-handoff', pass: 'not-the-secret-0123456789' } });
   await assert.rejects(t.sendMail({ from: 'x@example.com', to: 'y@people.test', text: 'no' }), /535|Invalid login/);
   t.close();
   console.log(`# hand-off otp trail: ${otpTrail}`);
   console.log(`# hand-off: otp ${otpMs} ms; 300 queued bulk + otp at the sink ${drainedMs} ms after the peer came up, all from ${B_IP}, 0 from ${A_IP}`);
 });
 
-async function freePort(): Promise<number> {
+async function freePort(host: string): Promise<number> {
   const { createServer } = await import('node:net');
   const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => s.listen(0, host, r));
   const port = (s.address() as { port: number }).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
