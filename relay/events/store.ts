@@ -1,16 +1,17 @@
 // Events of the mail this relay handled, durably: the tracking API reads them, and the webhook
-// outbox (relay/events/webhooks.ts) delivers them. One row per event; an event's id is derived
-// from what it is about (queue id, recipient, type, attempt), so recording the same event twice
-// (a repeated attempt after a crash) is one event, and a webhook retry carries the same id.
-import { hash } from 'node:crypto';
+// outbox (relay/events/webhooks.ts) delivers them. One row per event, unique by (queue id, id)
+// (relay/events/ids.ts): recording the same event twice (a journal replayed after a kill -9, a report
+// received twice) is one event, and a webhook retry carries the same id.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { immediateTransaction } from '../sqlite.ts';
+
+export { eventId, newEventId } from './ids.ts';
 
 export const EVENT_TYPES = ['accepted', 'delivered', 'deferred', 'bounced', 'complained', 'suppressed', 'unsubscribed', 'expired'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export interface MailEvent {
-  /** Stable: the same event always has the same id (webhook retries, repeated recording). */
+  /** Unique, and kept: a webhook retry or a replay carries the same id (relay/events/ids.ts). */
   id: string;
   type: EventType;
   /** ISO 8601 time of the event. */
@@ -32,8 +33,9 @@ export interface MailEvent {
 }
 
 /**
- * The events table. An event is unique by (queue id, id), not by id alone: ids are hashes, so an
- * index on them alone takes every insert to a random page, and under load those page writes were
+ * The events table. An event is unique by (queue id, id), not by id alone: ids of reports are
+ * hashes and each process's own ids start with a random prefix, so an index on them alone takes
+ * inserts to random pages, and under load those page writes were
  * most of the cost of recording events; queue ids grow with time, so this index is appended to
  * (and serves the lookups by queue id as well). `queue_id` is '' for an event about no message of ours.
  */
@@ -114,28 +116,6 @@ CREATE TABLE IF NOT EXISTS event_fleet_outbox (
 `);
 }
 
-const BASE32 = '0123456789abcdefghjkmnpqrstvwxyz';
-
-/** A stable event id: 26 characters of base32 of SHA-256 over what the event is about. */
-export function eventId(parts: readonly (string | number | null | undefined)[]): string {
-  // One-shot hash: a Hash object per event was 3 % of the relay's busy time under load.
-  const h = hash('sha256', parts.map((p) => String(p ?? '')).join('\0'), 'buffer');
-  // 26 characters take 130 bits: the first 17 bytes, 5 bits at a time.
-  const chars: string[] = new Array(26);
-  let bits = 0;
-  let value = 0;
-  let n = 0;
-  for (let i = 0; n < 26; i++) {
-    value = ((value << 8) | h[i]!) & 0xffff;
-    bits += 8;
-    while (bits >= 5 && n < 26) {
-      chars[n++] = BASE32[(value >>> (bits - 5)) & 31]!;
-      bits -= 5;
-    }
-  }
-  return chars.join('');
-}
-
 export interface MessageMeta {
   queueId: string;
   messageId: string | null;
@@ -196,9 +176,10 @@ export class EventStore {
 
   /**
    * Records events (once each: a known id is ignored) and queues them for the webhook of their
-   * sending domain when `webhookDomains` has it. Returns the events that were new.
+   * sending domain when `webhookDomains` has it. Returns the events that were new. `bodies[i]`,
+   * when given, is JSON.stringify(events[i]) already made (the event journal's line).
    */
-  record(events: readonly MailEvent[], webhookDomains: ReadonlySet<string>, now: number): MailEvent[] {
+  record(events: readonly MailEvent[], webhookDomains: ReadonlySet<string>, now: number, bodies?: readonly string[]): MailEvent[] {
     const fresh: MailEvent[] = [];
     if (events.length === 0) return fresh;
     const ins = this.stmt(`INSERT OR IGNORE INTO events (id, type, at, queue_id, message_id, recipient, sending_domain, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
@@ -206,9 +187,10 @@ export class EventStore {
     const out = this.stmt(`INSERT OR IGNORE INTO webhook_outbox (domain, seq, first_at, next_at) VALUES (?, ?, ?, ?)`);
     const fleet = this.stmt(`INSERT OR IGNORE INTO event_fleet_outbox (seq) VALUES (?)`);
     this.transaction(() => {
-      for (const e of events) {
+      for (let i = 0; i < events.length; i++) {
+        const e = events[i]!;
         // run(), not RETURNING: an ignored duplicate changes nothing, a new row's seq is its rowid.
-        const r = ins.run(e.id, e.type, Date.parse(e.at), e.queueId ?? '', e.messageId, e.recipient, e.sendingDomain, JSON.stringify(e));
+        const r = ins.run(e.id, e.type, Date.parse(e.at), e.queueId ?? '', e.messageId, e.recipient, e.sendingDomain, bodies?.[i] ?? JSON.stringify(e));
         if (r.changes === 0) continue;
         const seq = Number(r.lastInsertRowid);
         fresh.push(e);

@@ -130,6 +130,8 @@ export function feedbackRoutes(d: ApiDeps): Record<string, Route> {
       await pipeline(suppressionCsv(d.feedback.suppressions.iterate({ scope: q.has('scope') ? normaliseScope(q.get('scope')!) : undefined, reason: reasonOf(opt(q, 'reason')) })), res);
     }),
     '/v1/events': guard(async (_req, res, q) => {
+      // Read your writes: events of the last few hundred ms wait for their batch (relay/feedback/feedback.ts).
+      d.feedback.flush();
       const filter = { queueId: opt(q, 'queueId'), messageId: opt(q, 'messageId'), recipient: opt(q, 'recipient'), tag: opt(q, 'tag'), limit: limitOf(q) };
       const after = q.has('after') ? Number(q.get('after')) : undefined;
       // With PostgreSQL, the fleet's events (any relay answers for any message); `after` tails this relay's.
@@ -143,6 +145,7 @@ export function feedbackRoutes(d: ApiDeps): Record<string, Route> {
       sendJson(res, 200, { source: 'relay', events: d.feedback.events.query({ ...filter, afterSeq: after }) });
     }),
     '/v1/messages': guard(async (_req, res, q) => {
+      d.feedback.flush();
       const filter = { queueId: opt(q, 'queueId'), messageId: opt(q, 'messageId'), recipient: opt(q, 'recipient'), tag: opt(q, 'tag'), limit: limitOf(q) };
       if (!filter.queueId && !filter.messageId && !filter.recipient && !filter.tag) throw new HttpError(400, 'one of queueId, messageId, recipient, tag is required');
       let events: Record<string, unknown>[] | undefined;

@@ -5,7 +5,8 @@
 // Over 350 lines on purpose: the order of what one piece of feedback does (event, soft-bounce
 // history, suppression, metrics, fleet push) is the contract, and it is read in one place; the
 // rules are pure in relay/suppression/rules.ts, the stores in relay/events and relay/suppression.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { ConfigError } from '../config/load.ts';
 import type { DatabaseSync } from 'node:sqlite';
 import type { Registry } from 'prom-client';
@@ -18,10 +19,11 @@ import {
   decideFeedback, normaliseAddress, normaliseDomain, DEFAULT_SUPPRESSION_POLICY, SUPPRESSION_REASONS,
   type FeedbackRecord, type SuppressionPolicy, type SuppressionReason,
 } from '../suppression/rules.ts';
-import { EventStore, eventId, type EventType, type MailEvent, type MessageMeta } from '../events/store.ts';
+import { EventStore, eventId, newEventId, type EventType, type MailEvent, type MessageMeta } from '../events/store.ts';
+import { EventJournal, eventJournalPath, readEventJournal } from '../events/journal.ts';
 import { WebhookDispatcher, type WebhookTarget } from '../events/webhooks.ts';
 import { createFeedbackMetrics, type FeedbackMetrics } from './metrics.ts';
-import { openFeedbackDb } from './db.ts';
+import { feedbackDbPath, openFeedbackDb } from './db.ts';
 import { BUILTIN_PROVIDERS } from '../scheduler/providers.ts';
 import { addUnsubscribeHeaders, mintUnsubscribeToken } from './unsubscribe.ts';
 import type { Readable } from 'node:stream';
@@ -94,8 +96,16 @@ function readSecret(file: string, field: string): string {
  */
 const IMPORT_BATCH = 500;
 
-/** Shortest time between two events transactions (see Feedback.scheduleFlush). */
-const EVENT_WRITE_INTERVAL_MS = 20;
+/**
+ * Shortest time between two events transactions when the events journal has them (see
+ * Feedback.endTurn): a kill -9 loses none of them, so they wait for a batch. 20 ms instead cost
+ * ~0.05 ms of relay CPU per message more (bench/README.md, 2026-12-07).
+ */
+const EVENT_WRITE_INTERVAL_MS = 250;
+/** ... or this many events waiting, whichever comes first (bounds the memory and the transaction). */
+const EVENT_WRITE_BATCH = 1000;
+/** Without a journal (the CLI's stores, a journal write that failed): the interval before it. */
+const UNJOURNALLED_WRITE_INTERVAL_MS = 20;
 
 /** Messages whose event metadata is kept in memory (a few hundred bytes each). */
 const RECENT_MESSAGES = 20_000;
@@ -121,8 +131,18 @@ export class Feedback {
   private readonly onError: (err: Error, what: string) => void;
   private readonly unsubscribe: { baseUrl: string; secret: string } | undefined;
   private readonly oneClickDomains: Set<string>;
-  /** Events of this event-loop turn, written together (one transaction). */
+  /**
+   * Events not yet in feedback.db, oldest first, with their JSON (the journal's line and the
+   * table's body, made once). The first `journalled` are in the events journal; the rest came
+   * in this event-loop turn and go to the journal at its end (endTurn).
+   */
   private pending: MailEvent[] = [];
+  private pendingBodies: string[] = [];
+  private journalled = 0;
+  /** The relay's events journal (relay/events/journal.ts); the CLI's stores have none. */
+  private readonly journal: EventJournal | undefined;
+  /** Events found in the journal at start that feedback.db did not have yet (kill -9 before their batch). */
+  readonly replayedEvents: number = 0;
   /**
    * The same for recent messages, in memory: each attempt needs it (screening, its event), and a
    * SELECT per recipient per attempt was 5 % of the relay's busy time under load. Oldest first
@@ -130,9 +150,12 @@ export class Feedback {
    * for a bounce days later).
    */
   private readonly recent = new Map<string, MessageMeta>();
-  private flushScheduled = false;
+  private turnScheduled = false;
+  private writeTimer: NodeJS.Timeout | undefined;
   /** performance.now() of the last events transaction. */
   private lastWrite = -Infinity;
+  /** mailfleet_events_total's child per type: a labels object hashed per event was measurable. */
+  private readonly eventCounters = new Map<EventType, { inc(): void }>();
 
   constructor(o: FeedbackOptions) {
     this.config = o.config;
@@ -154,6 +177,16 @@ export class Feedback {
     const fleet = pgc !== undefined;
     this.suppressions = new SuppressionStore(this.db, { fleet, policy: this.policy });
     this.events = new EventStore(this.db, { fleet });
+    if (o.background) {
+      // Before anything can record or deliver: what the last process journalled and did not get
+      // into feedback.db (a kill -9 between a turn and its batch) is recorded now, queued for its
+      // webhook as it would have been; what is there already is ignored (unique ids).
+      const path = eventJournalPath(dirname(feedbackDbPath(o.config.dataDir)));
+      mkdirSync(dirname(path), { recursive: true });
+      const { events, bodies } = readEventJournal(path);
+      if (events.length > 0) this.replayedEvents = this.events.record(events, this.webhookDomains, this.clock(), bodies).length;
+      this.journal = new EventJournal(path);
+    }
     this.metrics = o.registry ? createFeedbackMetrics(o.registry) : undefined;
     if (o.background) {
       const m = this.metrics;
@@ -296,6 +329,9 @@ export class Feedback {
   close(): void {
     if (this.closed) return;
     this.flush();
+    // A failed last batch: its events stay in the journal for the next start.
+    if (this.pending.length > this.journalled) this.journal?.append(this.pendingBodies, this.journalled);
+    this.journal?.close(this.pending.length === 0);
     this.closed = true;
     this.db.close();
   }
@@ -307,49 +343,90 @@ export class Feedback {
 
   // ---- events ----
 
-  private event(type: EventType, at: number, f: Partial<Omit<MailEvent, 'id' | 'type' | 'at'>>, idParts: readonly (string | number | null | undefined)[]): void {
+  /**
+   * One event. `id`: derived from the report for asynchronous feedback (the same report twice is
+   * one event); otherwise a fresh one (relay/events/ids.ts).
+   */
+  private event(type: EventType, at: number, f: Partial<Omit<MailEvent, 'id' | 'type' | 'at'>>, id?: string): void {
     const e: MailEvent = {
-      id: eventId([type, ...idParts]), type, at: new Date(at).toISOString(),
+      id: id ?? newEventId(), type, at: new Date(at).toISOString(),
       queueId: f.queueId ?? null, messageId: f.messageId ?? null, recipient: f.recipient ?? null, sendingDomain: f.sendingDomain ?? null,
       ip: f.ip ?? null, provider: f.provider ?? null, class: f.class ?? null, reply: f.reply ?? null, category: f.category ?? null,
       tags: f.tags ?? [], relay: this.config.hostname,
     };
     this.pending.push(e);
-    this.metrics?.events.inc({ type });
-    this.scheduleFlush();
+    this.pendingBodies.push(JSON.stringify(e));
+    if (this.metrics) {
+      let c = this.eventCounters.get(type);
+      if (!c) this.eventCounters.set(type, (c = this.metrics.events.labels(type)));
+      c.inc();
+    }
+    if (!this.turnScheduled) {
+      this.turnScheduled = true;
+      setImmediate(() => this.endTurn());
+    }
   }
 
   /**
-   * Events go to disk at the end of this event-loop turn, or, when the last write was less than
-   * EVENT_WRITE_INTERVAL_MS ago, when that interval is up: an idle relay records at once, a busy one
-   * about 50 times a second. A transaction per turn under load rewrote the same index pages a few
-   * events at a time (the events write was 11 % of the relay's busy time, 2026-12-06 profile). What
-   * a kill -9 can cost is the events of that last interval, never mail (the queue is the record).
+   * The end of an event-loop turn that made events: they go to the events journal in one write()
+   * (from then on a kill -9 loses none of them: relay/events/journal.ts), and to feedback.db in
+   * one transaction at once when the last one was EVENT_WRITE_INTERVAL_MS ago or more (an idle
+   * relay: webhooks and the API see an event at once), else when that interval is up or
+   * EVENT_WRITE_BATCH events wait (a busy relay: about 4 transactions a second). A transaction
+   * per turn under load rewrote the same index pages a few events at a time (11 % of the relay's
+   * busy time in the 2026-12-06 profile; at 20 ms still 27 µs per message on 2026-12-07). Without
+   * the journal (none, or its write failed) the interval is the old 20 ms: what a kill -9 can cost
+   * then is the events of that interval, never mail (the queue is the record).
    */
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    const wait = this.lastWrite + EVENT_WRITE_INTERVAL_MS - performance.now();
-    if (wait <= 0) setImmediate(() => this.flush());
-    else setTimeout(() => this.flush(), wait).unref();
-  }
-
-  /** Writes this turn's events in one transaction and wakes the webhooks and the fleet sync. */
-  flush(): void {
-    this.flushScheduled = false;
-    if (this.pending.length === 0 || this.closed) return;
-    const batch = this.pending;
-    this.pending = [];
-    this.lastWrite = performance.now();
-    try {
-      this.events.record(batch, this.webhookDomains, this.clock());
-    } catch (err) {
-      // Kept for the next turn (the disk may come back); an event is never dropped silently.
-      this.pending = batch.concat(this.pending);
-      this.onError(err as Error, 'recording events');
-      setTimeout(() => this.flush(), 1000).unref();
+  private endTurn(): void {
+    this.turnScheduled = false;
+    if (this.closed || this.pending.length === this.journalled) return;
+    const journalled = this.journal?.append(this.pendingBodies, this.journalled) === true;
+    if (journalled) this.journalled = this.pending.length;
+    const wait = this.lastWrite + (journalled ? EVENT_WRITE_INTERVAL_MS : UNJOURNALLED_WRITE_INTERVAL_MS) - performance.now();
+    if (wait <= 0 || this.pending.length >= EVENT_WRITE_BATCH) {
+      this.flush();
       return;
     }
+    // A timer already set for a longer wait (the journal's) is brought forward when this turn's
+    // events are not journalled.
+    if (this.writeTimer && journalled) return;
+    clearTimeout(this.writeTimer);
+    this.writeTimer = setTimeout(() => this.flush(), wait);
+    this.writeTimer.unref();
+  }
+
+  /**
+   * Writes every event not yet in feedback.db in one transaction and wakes the webhooks and the
+   * fleet sync. Called by the batch timer, and by readers that must see an event made a moment
+   * ago (the tracking API, stop, tests).
+   */
+  flush(): void {
+    clearTimeout(this.writeTimer);
+    this.writeTimer = undefined;
+    if (this.pending.length === 0 || this.closed) return;
+    const batch = this.pending;
+    const bodies = this.pendingBodies;
+    const journalled = this.journalled;
+    this.pending = [];
+    this.pendingBodies = [];
+    this.journalled = 0;
+    this.lastWrite = performance.now();
+    try {
+      this.events.record(batch, this.webhookDomains, this.clock(), bodies);
+    } catch (err) {
+      // Kept for the next try (the disk may come back); an event is never dropped silently.
+      // record() is synchronous: nothing was added meanwhile.
+      this.pending = batch;
+      this.pendingBodies = bodies;
+      this.journalled = journalled;
+      this.onError(err as Error, 'recording events');
+      this.writeTimer = setTimeout(() => this.flush(), 1000);
+      this.writeTimer.unref();
+      return;
+    }
+    // Every journalled event is in feedback.db now.
+    this.journal?.written();
     this.webhooks?.poke();
     if (this.fleet && this.events.fleet) this.fleet.kick();
   }
@@ -364,7 +441,7 @@ export class Feedback {
     // (EventStore.message).
     this.remember(meta);
     for (const r of m.recipients) {
-      this.event('accepted', at, { queueId: m.queueId, messageId, recipient: r.toLowerCase(), sendingDomain, class: m.class, tags: meta.tags }, [m.queueId, r.toLowerCase()]);
+      this.event('accepted', at, { queueId: m.queueId, messageId, recipient: r.toLowerCase(), sendingDomain, class: m.class, tags: meta.tags });
     }
   }
 
@@ -420,7 +497,7 @@ export class Feedback {
       const reply = `550 5.7.1 <${d.recipient}> is on the suppression list (${hit.reason}${hit.scope === '*' ? '' : ` for ${hit.scope}`}): not attempted`;
       finish([d.recipient], reply);
       this.metrics?.suppressedAttempts.inc({ class: d.class, reason: hit.reason });
-      this.event('suppressed', now, { queueId: d.messageId, messageId: meta!.messageId, recipient: d.recipient.toLowerCase(), sendingDomain: meta!.sendingDomain, class: d.class, reply, category: hit.reason, tags: meta!.tags }, [d.messageId, d.recipient.toLowerCase()]);
+      this.event('suppressed', now, { queueId: d.messageId, messageId: meta!.messageId, recipient: d.recipient.toLowerCase(), sendingDomain: meta!.sendingDomain, class: d.class, reply, category: hit.reason, tags: meta!.tags });
     }
     return keep;
   }
@@ -460,8 +537,7 @@ export class Feedback {
     }
     const recipient = d.recipient.toLowerCase();
     const type: EventType = r.kind === 'bounced' ? 'bounced' : r.kind;
-    // The attempt number keeps one deferral per attempt; a repeated attempt (after a crash) repeats the id.
-    this.event(type, now, { queueId: d.messageId, messageId: meta.messageId, recipient, sendingDomain: meta.sendingDomain, ip: r.ip, provider: r.provider, class: d.class, reply: r.reply, category: r.category ?? null, tags: meta.tags }, [d.messageId, recipient, d.attempts + 1]);
+    this.event(type, now, { queueId: d.messageId, messageId: meta.messageId, recipient, sendingDomain: meta.sendingDomain, ip: r.ip, provider: r.provider, class: d.class, reply: r.reply, category: r.category ?? null, tags: meta.tags });
     if (r.kind === 'deferred') return;
     const kind = r.kind === 'delivered' ? 'delivered' : 'bounce';
     // An expiry is the end of temporary failures: a soft bounce at most.
@@ -490,7 +566,7 @@ export class Feedback {
       this.event(type, r.at, {
         queueId: r.queueId ?? null, messageId: r.messageId ?? meta?.messageId ?? null, recipient, sendingDomain, ip: r.ip ?? null, provider: r.provider ?? null,
         class: meta?.class ?? null, reply: r.detail ?? r.status ?? r.feedbackType ?? null, category: r.category ?? r.feedbackType ?? null, tags: meta?.tags ?? [],
-      }, [r.queueId, recipient, r.eventId ?? r.at, 'async']);
+      }, eventId([type, r.queueId, recipient, r.eventId ?? r.at, 'async']));
     }
     if (r.kind === 'complaint') {
       const provider = r.provider && PROVIDER_NAMES.has(r.provider) ? r.provider : 'other';
