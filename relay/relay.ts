@@ -130,6 +130,8 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     onError: (err, what) => feedbackLog.error({ err: err.message }, `${what} failed`),
   });
   feedback.start();
+  // Events a kill -9 left in the journal only, now in feedback.db (relay/events/journal.ts).
+  if (feedback.replayedEvents > 0) feedbackLog.info({ replayedEvents: feedback.replayedEvents }, 'events recovered from the events journal');
   feedbackLog.info(
     { store: config.feedback.postgres ? 'postgres' : 'local', webhooks: config.domains.filter((d) => d.webhook).length, unsubscribe: Boolean(config.feedback.unsubscribe) },
     config.feedback.postgres ? 'suppression list: fleet-wide in PostgreSQL, answered from the local copy' : 'suppression list: this relay only (no feedback.postgres configured)',

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DatabaseSync } from 'node:sqlite';
-import { EventStore, createEventTables, eventId, type MailEvent } from './store.ts';
+import { EventStore, createEventTables, eventId, newEventId, type MailEvent } from './store.ts';
 import { takeTagHeaders } from './tags.ts';
 
 const ev = (n: number, at: number, domain = 'shop.test'): MailEvent => ({
@@ -19,6 +19,14 @@ test('an event is recorded once per id; the id is stable and 26 characters', () 
   assert.equal(s.record([ev(1, 0)], new Set(), 0).length, 1);
   assert.equal(s.record([ev(1, 0)], new Set(), 0).length, 0, 'the same event again is not new');
   assert.deepEqual(s.query({ tag: 't1' }).map((e) => e.queueId), ['Q1']);
+});
+
+test('a relay\'s own event ids: 26 base32 characters, a per-process prefix and a counter, unique and increasing', () => {
+  const ids = Array.from({ length: 10_000 }, () => newEventId());
+  for (const id of ids) assert.match(id, /^[0-9a-hjkmnp-tv-z]{26}$/);
+  assert.equal(new Set(ids).size, ids.length);
+  assert.equal(new Set(ids.map((id) => id.slice(0, 16))).size, 1, 'one prefix per process');
+  assert.deepEqual([...ids].sort(), ids, 'in the order they were made (the (queue_id, id) index is appended to)');
 });
 
 test('purge forgets old events, except those still owed to a webhook', () => {
