@@ -2,7 +2,7 @@
 // beside the queue (dataDir/feedback/feedback.db). Why not queue.db: a million-address import or a
 // fleet catch-up of 100,000 entries would hold the queue's write lock for seconds, and every SMTP
 // session's 250 waits on that lock (docs/suppression.md). synchronous=NORMAL as for the queue's outcomes:
-// survives a killed process; a power cut may take the last few events back (their attempts repeat, same ids).
+// survives a killed process; a power cut may take the last few events back (docs/events.md, "Durability").
 import { DatabaseSync } from 'node:sqlite';
 import { mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
