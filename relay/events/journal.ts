@@ -60,15 +60,15 @@ export class EventJournal {
   }
 
   /**
-   * The lines (JSON of one event each, no newline), in one write(). false when it failed (disk
-   * full): the caller writes them to feedback.db at once instead, as before the journal.
+   * Events [from, end) as JSON lines, in one write(). false when it failed (disk full): the
+   * caller writes them to feedback.db at once instead, as before the journal.
    */
-  append(lines: readonly string[], from = 0): boolean {
+  append(events: readonly MailEvent[], from = 0): boolean {
     if (this.fd === undefined) return false;
     // After a short write the file ends inside a line: a newline first ends that torn line, which
     // replay skips, instead of gluing it to this turn's first event.
     let text = this.torn ? '\n' : '';
-    for (let i = from; i < lines.length; i++) text += `${lines[i]}\n`;
+    for (let i = from; i < events.length; i++) text += `${JSON.stringify(events[i])}\n`;
     try {
       const n = writeSync(this.fd, text);
       this.bytes += n;

@@ -132,12 +132,12 @@ export class Feedback {
   private readonly unsubscribe: { baseUrl: string; secret: string } | undefined;
   private readonly oneClickDomains: Set<string>;
   /**
-   * Events not yet in feedback.db, oldest first, with their JSON (the journal's line and the
-   * table's body, made once). The first `journalled` are in the events journal; the rest came
-   * in this event-loop turn and go to the journal at its end (endTurn).
+   * Events not yet in feedback.db, oldest first. The first `journalled` are in the events
+   * journal; the rest came in this event-loop turn and go to the journal at its end (endTurn).
+   * Objects, not their JSON as well: they live up to EVENT_WRITE_INTERVAL_MS, through a few young-
+   * generation collections, and the JSON is twice their size; it is made again for the batch.
    */
   private pending: MailEvent[] = [];
-  private pendingBodies: string[] = [];
   private journalled = 0;
   /** The relay's events journal (relay/events/journal.ts); the CLI's stores have none. */
   private readonly journal: EventJournal | undefined;
@@ -330,7 +330,7 @@ export class Feedback {
     if (this.closed) return;
     this.flush();
     // A failed last batch: its events stay in the journal for the next start.
-    if (this.pending.length > this.journalled) this.journal?.append(this.pendingBodies, this.journalled);
+    if (this.pending.length > this.journalled) this.journal?.append(this.pending, this.journalled);
     this.journal?.close(this.pending.length === 0);
     this.closed = true;
     this.db.close();
@@ -347,15 +347,26 @@ export class Feedback {
    * One event. `id`: derived from the report for asynchronous feedback (the same report twice is
    * one event); otherwise a fresh one (relay/events/ids.ts).
    */
+  private isoAt = NaN;
+  private iso = '';
+
+  /** new Date(at).toISOString(), once per millisecond: events of one turn share their time. */
+  private isoTime(at: number): string {
+    if (at !== this.isoAt) {
+      this.isoAt = at;
+      this.iso = new Date(at).toISOString();
+    }
+    return this.iso;
+  }
+
   private event(type: EventType, at: number, f: Partial<Omit<MailEvent, 'id' | 'type' | 'at'>>, id?: string): void {
     const e: MailEvent = {
-      id: id ?? newEventId(), type, at: new Date(at).toISOString(),
+      id: id ?? newEventId(), type, at: this.isoTime(at),
       queueId: f.queueId ?? null, messageId: f.messageId ?? null, recipient: f.recipient ?? null, sendingDomain: f.sendingDomain ?? null,
       ip: f.ip ?? null, provider: f.provider ?? null, class: f.class ?? null, reply: f.reply ?? null, category: f.category ?? null,
       tags: f.tags ?? [], relay: this.config.hostname,
     };
     this.pending.push(e);
-    this.pendingBodies.push(JSON.stringify(e));
     if (this.metrics) {
       let c = this.eventCounters.get(type);
       if (!c) this.eventCounters.set(type, (c = this.metrics.events.labels(type)));
@@ -381,7 +392,7 @@ export class Feedback {
   private endTurn(): void {
     this.turnScheduled = false;
     if (this.closed || this.pending.length === this.journalled) return;
-    const journalled = this.journal?.append(this.pendingBodies, this.journalled) === true;
+    const journalled = this.journal?.append(this.pending, this.journalled) === true;
     if (journalled) this.journalled = this.pending.length;
     const wait = this.lastWrite + (journalled ? EVENT_WRITE_INTERVAL_MS : UNJOURNALLED_WRITE_INTERVAL_MS) - performance.now();
     if (wait <= 0 || this.pending.length >= EVENT_WRITE_BATCH) {
@@ -406,19 +417,16 @@ export class Feedback {
     this.writeTimer = undefined;
     if (this.pending.length === 0 || this.closed) return;
     const batch = this.pending;
-    const bodies = this.pendingBodies;
     const journalled = this.journalled;
     this.pending = [];
-    this.pendingBodies = [];
     this.journalled = 0;
     this.lastWrite = performance.now();
     try {
-      this.events.record(batch, this.webhookDomains, this.clock(), bodies);
+      this.events.record(batch, this.webhookDomains, this.clock());
     } catch (err) {
       // Kept for the next try (the disk may come back); an event is never dropped silently.
       // record() is synchronous: nothing was added meanwhile.
       this.pending = batch;
-      this.pendingBodies = bodies;
       this.journalled = journalled;
       this.onError(err as Error, 'recording events');
       this.writeTimer = setTimeout(() => this.flush(), 1000);
