@@ -12,7 +12,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import type { Registry } from 'prom-client';
 import type { RelayConfig } from '../config/schema.ts';
 import type { DueRecipient, MessageClass } from '../queue/store.ts';
-import { authorDomain } from '../dkim/sign.ts';
+import { isConfiguredDomain, sendingDomainOf } from './sending-domain.ts';
 import { SuppressionStore } from '../suppression/store.ts';
 import { FleetSync, type FleetStatus } from '../suppression/fleet.ts';
 import {
@@ -40,18 +40,7 @@ export function policyFromConfig(config: RelayConfig): SuppressionPolicy {
   };
 }
 
-/**
- * The sending domain a message counts for, as DKIM picks its key (relay/dkim/sign.ts): the
- * author's (From:) domain when it is configured, else the envelope sender's (or the configured
- * domain whose return-path domain it is), else the author's, else the envelope's.
- */
-export function sendingDomainOf(message: Buffer | undefined, envelopeSender: string, domains: RelayConfig['domains']): string {
-  const env = normaliseDomain(envelopeSender.slice(envelopeSender.lastIndexOf('@') + 1));
-  const author = message ? normaliseDomain(authorDomain(message) ?? '') : '';
-  const known = (d: string) => domains.find((x) => x.domain.toLowerCase() === d)?.domain.toLowerCase();
-  const byReturnPath = (d: string) => domains.find((x) => x.returnPathDomain !== undefined && (d === x.returnPathDomain.toLowerCase() || d.endsWith(`.${x.returnPathDomain.toLowerCase()}`)))?.domain.toLowerCase();
-  return (author && known(author)) || (env && (known(env) ?? byReturnPath(env))) || author || env || 'unknown';
-}
+export { sendingDomainOf };
 
 /** What the delivery engine reports per recipient after an attempt (the final state it recorded). */
 export interface AttemptReport {
@@ -293,7 +282,7 @@ export class Feedback {
   /** A bounded label for a domain: a configured sending domain, "*" (fleet-wide), else "other". */
   private domainLabel(domain: string): string {
     if (domain === '*') return '*';
-    return this.config.domains.some((d) => d.domain.toLowerCase() === domain) ? domain : 'other';
+    return isConfiguredDomain(domain, this.config.domains) ? domain : 'other';
   }
 
   start(): void {
