@@ -332,10 +332,6 @@ export class Feedback {
 
   // ---- events ----
 
-  /**
-   * One event. `id`: derived from the report for asynchronous feedback (the same report twice is
-   * one event); otherwise a fresh one (relay/events/ids.ts).
-   */
   private isoAt = NaN;
   private iso = '';
 
@@ -348,6 +344,10 @@ export class Feedback {
     return this.iso;
   }
 
+  /**
+   * One event. `id`: derived from the report for asynchronous feedback (the same report twice is
+   * one event); otherwise a fresh one (relay/events/ids.ts).
+   */
   private event(type: EventType, at: number, f: Partial<Omit<MailEvent, 'id' | 'type' | 'at'>>, id?: string): void {
     const e: MailEvent = {
       id: id ?? newEventId(), type, at: this.isoTime(at),

@@ -5,9 +5,9 @@
 // A live config replaces `config.domains` with a new array (relay/config/live.ts), which gets its own index.
 import { authorDomain } from '../dkim/sign.ts';
 import { normaliseDomain } from '../suppression/rules.ts';
-import type { RelayConfig } from '../config/schema.ts';
 
-type Domains = RelayConfig['domains'];
+/** RelayConfig['domains'], as far as this needs it. */
+type Domains = readonly { domain: string; returnPathDomain?: string | undefined }[];
 
 interface DomainIndex {
   /** Lower-cased name → itself, for the configured names. */
