@@ -87,8 +87,8 @@ const IMPORT_BATCH = 500;
 
 /**
  * Shortest time between two events transactions when the events journal has them (see
- * Feedback.endTurn): a kill -9 loses none of them, so they wait for a batch. 20 ms instead cost
- * ~0.05 ms of relay CPU per message more (bench/README.md, 2026-12-07).
+ * Feedback.endTurn): a kill -9 loses none of them, so they wait for a batch. With 20 ms batches
+ * (and SHA-256 ids) recording events cost about twice the relay CPU per message (bench/README.md, 2026-12-07).
  */
 const EVENT_WRITE_INTERVAL_MS = 250;
 /** ... or this many events waiting, whichever comes first (bounds the memory and the transaction). */

@@ -1,6 +1,6 @@
 // Which configured sending domain a message counts for (its events, its suppression scope), found
 // through an index of the configured domains built once per config version instead of a walk of
-// the list per message: with 10,000 domains the walk (a toLowerCase of each) was ~350 µs per
+// the list per message: with 10,000 domains the walk (a toLowerCase of each) was ~450 µs per
 // accepted message when the domain came late in the list (bench/README.md, 2026-12-07).
 // A live config replaces `config.domains` with a new array (relay/config/live.ts), which gets its own index.
 import { authorDomain } from '../dkim/sign.ts';
