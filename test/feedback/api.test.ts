@@ -178,3 +178,15 @@ test('mailfleet suppressions over the API (--url): add, ls, import, export, rm',
   r = await cli(undefined, 'rm', 'remote@rcpt.test');
   assert.equal(r.code, 1);
 });
+
+test('the tracking API shows an event the moment it happened, before its feedback.db batch (read your writes)', async () => {
+  // A write just now: the next event waits up to 250 ms for its batch (in the events journal meanwhile).
+  relay.feedback.flush();
+  const queueId = '01RYWTESTQUEUE01';
+  relay.feedback.accepted({ queueId, messageId: '<ryw@shop.test>', recipients: ['fresh@rcpt.test'], mailFrom: 'billing@shop.test', body: Buffer.from('From: <billing@shop.test>\r\n\r\nhi\r\n'), class: 'transactional', tags: [] });
+  assert.deepEqual(relay.feedback.events.query({ queueId }), [], 'not in feedback.db yet');
+  const events = ((await (await api(`/v1/events?queueId=${queueId}`)).json()) as { events: { type: string; recipient: string }[] }).events;
+  assert.deepEqual(events.map((e) => [e.type, e.recipient]), [['accepted', 'fresh@rcpt.test']]);
+  const messages = ((await (await api('/v1/messages?recipient=fresh%40rcpt.test')).json()) as { messages: { queueId: string }[] }).messages;
+  assert.deepEqual(messages.map((m) => m.queueId), [queueId]);
+});
