@@ -95,6 +95,12 @@ const EVENT_WRITE_INTERVAL_MS = 250;
 const EVENT_WRITE_BATCH = 1000;
 /** Without a journal (the CLI's stores, a journal write that failed): the interval before it. */
 const UNJOURNALLED_WRITE_INTERVAL_MS = 20;
+/**
+ * Events per transaction of a batch written in the background: each transaction is a stretch of
+ * the event loop with SMTP sessions and deliveries waiting (a 256 took ~2 ms on an idle core; a
+ * whole 1,000-event batch ~8 ms, more under load), so a bigger batch goes in several, a turn apart.
+ */
+const EVENT_WRITE_CHUNK = 256;
 
 /** Messages whose event metadata is kept in memory (a few hundred bytes each). */
 const RECENT_MESSAGES = 20_000;
@@ -141,6 +147,8 @@ export class Feedback {
   private readonly recent = new Map<string, MessageMeta>();
   private turnScheduled = false;
   private writeTimer: NodeJS.Timeout | undefined;
+  /** Events at the head of `pending` that the background batch in progress still has to write. */
+  private writeDue = 0;
   /** performance.now() of the last events transaction. */
   private lastWrite = -Infinity;
   /** mailfleet_events_total's child per type: a labels object hashed per event was measurable. */
@@ -369,10 +377,11 @@ export class Feedback {
 
   /**
    * The end of an event-loop turn that made events: they go to the events journal in one write()
-   * (from then on a kill -9 loses none of them: relay/events/journal.ts), and to feedback.db in
-   * one transaction at once when the last one was EVENT_WRITE_INTERVAL_MS ago or more (an idle
-   * relay: webhooks and the API see an event at once), else when that interval is up or
-   * EVENT_WRITE_BATCH events wait (a busy relay: about 4 transactions a second). A transaction
+   * (from then on a kill -9 loses none of them: relay/events/journal.ts), and to feedback.db in a
+   * batch (EVENT_WRITE_CHUNK events a transaction) at once when the last write was
+   * EVENT_WRITE_INTERVAL_MS ago or more (an idle relay: webhooks and the API see an event at once),
+   * else when that interval is up or EVENT_WRITE_BATCH events wait (a busy relay: about 4 batches
+   * a second). A transaction
    * per turn under load rewrote the same index pages a few events at a time (11 % of the relay's
    * busy time in the 2026-12-06 profile; at 20 ms still 27 µs per message on 2026-12-07). Without
    * the journal (none, or its write failed) the interval is the old 20 ms: what a kill -9 can cost
@@ -385,47 +394,71 @@ export class Feedback {
     if (journalled) this.journalled = this.pending.length;
     const wait = this.lastWrite + (journalled ? EVENT_WRITE_INTERVAL_MS : UNJOURNALLED_WRITE_INTERVAL_MS) - performance.now();
     if (wait <= 0 || this.pending.length >= EVENT_WRITE_BATCH) {
-      this.flush();
+      this.writeBatch();
       return;
     }
     // A timer already set for a longer wait (the journal's) is brought forward when this turn's
     // events are not journalled.
     if (this.writeTimer && journalled) return;
     clearTimeout(this.writeTimer);
-    this.writeTimer = setTimeout(() => this.flush(), wait);
+    this.writeTimer = setTimeout(() => this.writeBatch(), wait);
     this.writeTimer.unref();
   }
 
+  /** The background batch: every event pending now, EVENT_WRITE_CHUNK a transaction, a turn apart. */
+  private writeBatch(): void {
+    clearTimeout(this.writeTimer);
+    this.writeTimer = undefined;
+    this.writeDue = this.pending.length;
+    this.writeChunk();
+  }
+
+  private writeChunk(): void {
+    const n = Math.min(this.writeDue, EVENT_WRITE_CHUNK, this.pending.length);
+    if (n === 0 || !this.write(n)) return;
+    this.writeDue -= n;
+    if (this.writeDue > 0) setImmediate(() => this.writeChunk());
+  }
+
   /**
-   * Writes every event not yet in feedback.db in one transaction and wakes the webhooks and the
-   * fleet sync. Called by the batch timer, and by readers that must see an event made a moment
-   * ago (the tracking API, stop, tests).
+   * Writes every event not yet in feedback.db, now, and wakes the webhooks and the fleet sync.
+   * For readers that must see an event made a moment ago (the tracking API, stop, tests).
    */
   flush(): void {
     clearTimeout(this.writeTimer);
     this.writeTimer = undefined;
-    if (this.pending.length === 0 || this.closed) return;
-    const batch = this.pending;
+    this.writeDue = 0;
+    if (this.pending.length > 0) this.write(this.pending.length);
+  }
+
+  /** The first `n` pending events in one transaction; false when it failed (kept, tried again in a second). */
+  private write(n: number): boolean {
+    if (this.closed) return false;
+    const all = n === this.pending.length;
+    const batch = all ? this.pending : this.pending.slice(0, n);
     const journalled = this.journalled;
-    this.pending = [];
-    this.journalled = 0;
+    this.pending = all ? [] : this.pending.slice(n);
+    this.journalled = Math.max(0, journalled - n);
     this.lastWrite = performance.now();
     try {
       this.events.record(batch, this.webhookDomains, this.clock());
     } catch (err) {
       // Kept for the next try (the disk may come back); an event is never dropped silently.
       // record() is synchronous: nothing was added meanwhile.
-      this.pending = batch;
+      this.pending = all ? batch : batch.concat(this.pending);
       this.journalled = journalled;
+      this.writeDue = 0;
       this.onError(err as Error, 'recording events');
-      this.writeTimer = setTimeout(() => this.flush(), 1000);
+      clearTimeout(this.writeTimer);
+      this.writeTimer = setTimeout(() => this.writeBatch(), 1000);
       this.writeTimer.unref();
-      return;
+      return false;
     }
-    // Every journalled event is in feedback.db now.
-    this.journal?.written();
+    // Every journalled event is in feedback.db now: the journal may start over.
+    if (this.journalled === 0) this.journal?.written();
     this.webhooks?.poke();
     if (this.fleet && this.events.fleet) this.fleet.kick();
+    return true;
   }
 
   /** The intake made a message durable (called after its 250). */
