@@ -29,6 +29,10 @@ export const SPOOL_ABOVE_BYTES = 128 * 1024;
 /** Spooled bytes are written in batches of about this size (fewer system calls than one per chunk). */
 const WRITE_BATCH_BYTES = 128 * 1024;
 
+/** A spooled body's header section must end within this many bytes to be stored from the file in parts. */
+const HEAD_LIMIT_BYTES = 1024 * 1024;
+const HEAD_STEP_BYTES = 16 * 1024;
+
 export const spoolDirOf = (dataDir: string) => join(dataDir, 'intake-spool');
 
 export class SpoolError extends Error {}
@@ -109,6 +113,37 @@ export class IncomingBody {
       throw err instanceof SpoolError ? err : new SpoolError((err as Error).message);
     }
     return whole;
+  }
+
+  /**
+   * A spooled body as the queue stores it, in parts straight from the spool file (relay/queue/
+   * body-parts.ts): its header section (through the empty line) read back into memory, where the
+   * intake rewrites it, and where the rest lies in the file. No budget is taken: the commit holds one
+   * part at a time. undefined when the body is in memory, or when its header section does not end
+   * within HEAD_LIMIT_BYTES (withPrefix() then, the whole copy).
+   */
+  async spooled(): Promise<{ head: Buffer; fd: number; offset: number; length: number } | undefined> {
+    if (!this.file || this.dropped) return undefined;
+    await this.write();
+    const limit = Math.min(HEAD_LIMIT_BYTES, this.fileBytes);
+    let read = Buffer.alloc(0);
+    try {
+      while (read.length < limit) {
+        const step = Buffer.allocUnsafe(Math.min(HEAD_STEP_BYTES, limit - read.length));
+        const { bytesRead } = await this.file.read(step, 0, step.length, read.length);
+        if (bytesRead === 0) throw new SpoolError(`spool file ended at ${read.length} of ${this.fileBytes} bytes`);
+        const from = Math.max(0, read.length - 3);
+        read = Buffer.concat([read, step.subarray(0, bytesRead)]);
+        const end = read.indexOf('\r\n\r\n', from);
+        if (end >= 0) {
+          const at = end + 4;
+          return { head: Buffer.from(read.subarray(0, at)), fd: this.file.fd, offset: at, length: this.fileBytes - at };
+        }
+      }
+    } catch (err) {
+      throw err instanceof SpoolError ? err : new SpoolError((err as Error).message);
+    }
+    return undefined;
   }
 
   /** Gives back every reserved byte and closes the spool file (always called, whatever happened). */

@@ -431,9 +431,12 @@ async function receiveWithin(
     authenticated: Boolean(session.user),
     date: new Date((deps.clock ?? Date.now)()),
   }));
-  // One copy of the data, trace header first; a second only when the class header must come out.
-  // The copy is held too (relay/intake/incoming-body.ts).
-  const whole = await wholeBody(body, received, deps, session, log);
+  // A spooled body stays in its file: only its header section is read back and rewritten here, and
+  // the commit stores it in parts from the file (relay/queue/body-parts.ts). Otherwise one copy of
+  // the data, trace header first; a second only when the class header must come out. The copy is
+  // held too (relay/intake/incoming-body.ts).
+  const spooled = await spooledBody(body, session, log);
+  const whole = spooled ? Buffer.concat([received, spooled.head]) : await wholeBody(body, received, deps, session, log);
   const original = whole.subarray(received.length);
   // The class header is always removed; it is honoured only from authenticated submission.
   const { body: classless, class: headerClass } = takeClassHeader(original);
@@ -444,13 +447,14 @@ async function receiveWithin(
   // Read before the commit: on a session thread a large body goes to the main thread by transfer
   // (relay/intake/session-thread.ts) and this thread's view of it is empty afterwards.
   const messageId = extractMessageId(data);
-  const size = data.length;
+  const size = data.length + (spooled?.length ?? 0);
+  const stored = data === original ? whole : Buffer.concat([received, data]);
   try {
     await deps.store.enqueue({
       id,
       mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
       recipients: session.envelope.rcptTo.map((r) => r.address),
-      body: data === original ? whole : Buffer.concat([received, data]),
+      body: spooled ? { head: stored, fd: spooled.fd, offset: spooled.offset, length: spooled.length } : stored,
       clientAddress: session.remoteAddress,
       authUser: typeof session.user === 'string' ? session.user : undefined,
       listener: listener.name,
@@ -474,6 +478,16 @@ async function receiveWithin(
   log.info({ id, client: session.remoteAddress, user: session.user, from: session.envelope.mailFrom || null, rcpts: session.envelope.rcptTo.length, size }, 'queued');
   deps.onQueued?.(id);
   return id;
+}
+
+/** A spooled body's header section and where the rest is (IncomingBody.spooled), or undefined: read it whole. */
+async function spooledBody(body: IncomingBody, session: SMTPServerSession, log: Logger): ReturnType<IncomingBody['spooled']> {
+  try {
+    return await body.spooled();
+  } catch (err) {
+    log.error({ err: (err as Error).message, client: session.remoteAddress, size: body.bytes }, 'intake spool read failed; message not accepted');
+    throw Object.assign(smtpError(452, '4.3.1', 'Insufficient system storage: message not queued, try again later'), { reason: 'spool-read-failed' });
+  }
 }
 
 /** The message in one Buffer for the commit, or 451 4.3.1 when memory for it did not come in time. */

@@ -91,10 +91,11 @@ const store = {
   async enqueue(m: Parameters<QueueStore['enqueue']>[0]): Promise<string> {
     const b = m.body;
     // Only a buffer of its own (not a slice of Node's shared pool or of a larger one).
-    const own = b.length > TRANSFER_ABOVE && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && m.id !== undefined;
-    if (own) headsSent.set(m.id!, headerCopy(b));
+    // A spooled body (relay/queue/body-parts.ts) is plain data: its header and the spool file's descriptor.
+    const own = b instanceof Uint8Array && b.length > TRANSFER_ABOVE && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && m.id !== undefined;
+    if (own) headsSent.set(m.id!, headerCopy(b as Buffer));
     try {
-      return await call<string>('enqueue', m, own ? [b.buffer as ArrayBuffer] : []);
+      return await call<string>('enqueue', m, own ? [(b as Buffer).buffer as ArrayBuffer] : []);
     } catch (err) {
       if (own) headsSent.delete(m.id!);
       const e = err as Error & { storeCode?: string };

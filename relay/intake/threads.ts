@@ -114,9 +114,10 @@ export async function startSessionThreads(opts: {
     switch (msg.t) {
       case 'call':
         if (msg.m === 'enqueue') {
-          const m = msg.a as NewMessage & { body: Uint8Array };
+          const m = msg.a as NewMessage;
           return answer(w, msg.id, async () => {
-            const id = await deps.store.enqueue({ ...m, body: asBuffer(m.body) });
+            // A spooled body's descriptor is the process's: the commit reads it from this thread.
+            const id = await deps.store.enqueue({ ...m, body: m.body instanceof Uint8Array ? asBuffer(m.body) : m.body });
             deps.onQueued?.(id);
             return id;
           });

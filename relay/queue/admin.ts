@@ -5,6 +5,7 @@ import type { QueueDb } from './db.ts';
 import type { OutcomeWriter } from './outcomes.ts';
 import type { Claims } from './claims.ts';
 import type { MessageClass, MessageSummary, RecipientState } from './types.ts';
+import { StoredBody } from './body-parts.ts';
 
 interface MessageRow {
   id: string;
@@ -63,10 +64,22 @@ export class QueueAdmin {
     return (this.q.stmt(`SELECT size FROM messages WHERE id = ?`).get(id) as { size: number } | undefined)?.size;
   }
 
-  /** The stored message (the delivery engine reads it before each attempt). */
+  /**
+   * The stored message as the delivery engine reads it before each attempt: small mail whole (one
+   * row, one read), a body stored in parts as a reader of its parts (relay/queue/body-parts.ts).
+   */
+  open(id: string): Buffer | StoredBody | undefined {
+    const row = this.q.stmt(`SELECT body, size, parts FROM messages WHERE id = ?`).get(id) as { body: Uint8Array; size: number; parts: number } | undefined;
+    if (!row) return undefined;
+    if (row.parts === 0) return Buffer.from(row.body.buffer, row.body.byteOffset, row.body.byteLength);
+    const read = this.q.stmt(`SELECT data FROM body_parts WHERE message_id = ? AND seq = ?`);
+    return new StoredBody(row.size, row.parts, (seq) => (read.get(id, seq) as { data: Uint8Array } | undefined)?.data);
+  }
+
+  /** The stored message in one Buffer, however it is stored (administration and tests; delivery uses open()). */
   body(id: string): Buffer | undefined {
-    const row = this.q.stmt(`SELECT body FROM messages WHERE id = ?`).get(id) as { body: Uint8Array } | undefined;
-    return row ? Buffer.from(row.body.buffer, row.body.byteOffset, row.body.byteLength) : undefined;
+    const b = this.open(id);
+    return b instanceof StoredBody ? b.whole() : b;
   }
 
   private summarize(r: MessageRow): MessageSummary {

@@ -12,6 +12,15 @@ import type { QueueDb } from './db.ts';
 import type { OutcomeWriter, PendingOutcome } from './outcomes.ts';
 import type { Claims } from './claims.ts';
 import { StoreError, domainOf, type Adopter, type DueRecipient, type NewMessage } from './types.ts';
+import { PART_BYTES, partCount, partsOf, sizeOfBody } from './body-parts.ts';
+
+/**
+ * Bytes of bodies stored in parts one transaction takes (at least one message): a 25 MiB body is
+ * some 100 ms of SQLite work on the event loop, and 50 of them in one batch would stall every
+ * session for seconds. The rest wait for the next commit (after this one's fsync).
+ */
+export const PARTED_BYTES_PER_COMMIT = 32 * 1024 * 1024;
+const EMPTY = new Uint8Array(0);
 
 export type Fsync = (fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => void;
 
@@ -34,6 +43,12 @@ export class GroupCommit {
   private readonly outcomes: OutcomeWriter;
   private readonly claims: Claims;
   private readonly insertMessage: StatementSync;
+  private readonly insertParted: StatementSync;
+  private readonly insertPart: StatementSync;
+  /** Read buffer for spooled bodies' parts, allocated at the first one. */
+  private scratch: Buffer | undefined;
+  /** Pending messages stored in parts: only then does flush() look at sizes. */
+  private pendingParted = 0;
   private readonly insertRecipient: StatementSync;
   private readonly insertInflight: StatementSync;
   private pending: Pending[] = [];
@@ -61,6 +76,11 @@ export class GroupCommit {
       `INSERT INTO messages (id, created_at, mail_from, size, class, message_id, auth_user, client_address, listener, body)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    this.insertParted = this.q.db.prepare(
+      `INSERT INTO messages (id, created_at, mail_from, size, class, message_id, auth_user, client_address, listener, body, parts)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.insertPart = this.q.db.prepare(`INSERT INTO body_parts (message_id, seq, data) VALUES (?, ?, ?)`);
     this.insertRecipient = this.q.db.prepare(
       `INSERT INTO recipients (message_id, recipient, domain, next_attempt_at, lane) VALUES (?, ?, ?, ?, ?)`,
     );
@@ -74,6 +94,7 @@ export class GroupCommit {
     if (this.closed) return Promise.reject(new StoreError('queue is closed', 'CLOSED'));
     return new Promise((resolve, reject) => {
       this.pending.push({ id: msg.id ?? newQueueId(this.clock()), msg, resolve, reject });
+      if (partCount(sizeOfBody(msg.body)) > 0) this.pendingParted++;
       this.schedule();
     });
   }
@@ -94,8 +115,7 @@ export class GroupCommit {
     // fsync ends instead (sync() flushes then), one transaction per fsync however short the
     // event-loop turns are (relay/delivery/pace.ts makes them short).
     if (this.syncing && !this.closed) return;
-    const batch = this.pending;
-    this.pending = [];
+    const batch = this.takeBatch();
     if (batch.length === 0) return;
     const now = this.clock();
     const started = performance.now();
@@ -112,10 +132,21 @@ export class GroupCommit {
         for (const p of batch) {
           const m = p.msg;
           const cls = m.class ?? DEFAULT_CLASS;
-          this.insertMessage.run(
-            p.id, now, m.mailFrom, m.body.length, cls, m.messageId ?? null,
-            m.authUser ?? null, m.clientAddress ?? null, m.listener ?? null, m.body,
-          );
+          const size = m.body instanceof Uint8Array ? m.body.length : sizeOfBody(m.body);
+          const parts = partCount(size);
+          if (parts === 0) {
+            this.insertMessage.run(
+              p.id, now, m.mailFrom, size, cls, m.messageId ?? null,
+              m.authUser ?? null, m.clientAddress ?? null, m.listener ?? null, m.body as Buffer,
+            );
+          } else {
+            this.insertParted.run(
+              p.id, now, m.mailFrom, size, cls, m.messageId ?? null,
+              m.authUser ?? null, m.clientAddress ?? null, m.listener ?? null, EMPTY, parts,
+            );
+            let seq = 0;
+            for (const part of partsOf(m.body, (this.scratch ??= Buffer.allocUnsafe(PART_BYTES)))) this.insertPart.run(p.id, seq++, part);
+          }
           const lane = laneOf(cls);
           const due = Math.max(now, m.notBefore ?? now);
           const recipients = [...new Set(m.recipients)];
@@ -156,6 +187,28 @@ export class GroupCommit {
     }
     this.unsynced.push({ batch, started, adopter });
     this.sync();
+  }
+
+  /**
+   * The pending messages for this transaction: all of them, except that bodies stored in parts
+   * stop at PARTED_BYTES_PER_COMMIT (the first always goes); the others wait for the next commit.
+   */
+  private takeBatch(): Pending[] {
+    const all = this.pending;
+    this.pending = [];
+    if (this.pendingParted === 0) return all;
+    const batch: Pending[] = [];
+    let parted = 0;
+    for (const p of all) {
+      const size = sizeOfBody(p.msg.body);
+      if (partCount(size) === 0) batch.push(p);
+      else if (parted === 0 || parted + size <= PARTED_BYTES_PER_COMMIT) {
+        parted += size;
+        batch.push(p);
+        this.pendingParted--;
+      } else this.pending.push(p);
+    }
+    return batch;
   }
 
   /**

@@ -163,7 +163,28 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX recipients_lane_domain ON recipients (state, lane, domain, next_attempt_at) WHERE state = 'queued';
     `),
   },
-  // Next: version 9.
+  {
+    // relay/queue/body-parts.ts: a body past PART_BYTES is stored as rows of PART_BYTES, written from
+    // the intake's spool file part by part and read part by part by delivery, so that no stage
+    // holds a large message whole (issue 17: one 25 MiB blob was bound, recorded and read whole,
+    // several copies at once). messages.parts says how many (0: the body is messages.body, the
+    // one-row path small mail keeps). The trigger forgets the parts with their message, whoever
+    // deletes it (outcomes, journal replay, the CLI), and costs small mail nothing (WHEN).
+    version: 9,
+    name: 'body parts',
+    up: (db) => db.exec(`
+      ALTER TABLE messages ADD COLUMN parts INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE body_parts (
+        message_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (message_id, seq)
+      ) STRICT;
+      CREATE TRIGGER body_parts_gc AFTER DELETE ON messages WHEN old.parts > 0
+      BEGIN DELETE FROM body_parts WHERE message_id = old.id; END;
+    `),
+  },
+  // Next: version 10.
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

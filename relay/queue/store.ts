@@ -17,10 +17,12 @@ import { Claims } from './claims.ts';
 import { QueueAdmin } from './admin.ts';
 import { GroupCommit, type Fsync } from './commit.ts';
 import type { Adopter, DueRecipient, MessageSummary, NewMessage, RecipientState } from './types.ts';
+import type { StoredBody } from './body-parts.ts';
 import type { MessageClass } from '../message-class.ts';
 
 export type { Adopter, DueRecipient, MessageClass, MessageSummary, NewMessage, RecipientInfo, RecipientState } from './types.ts';
 export { StoreError, domainOf } from './types.ts';
+export { StoredBody, PART_BYTES, type SpooledBody, type BodyInput } from './body-parts.ts';
 
 export interface QueueStoreOptions {
   clock?: () => number;
@@ -183,8 +185,14 @@ export class QueueStore {
     return this.admin.get(id);
   }
 
+  /** The stored message in one Buffer (administration, tests); delivery reads it with open(). */
   body(id: string): Buffer | undefined {
     return this.admin.body(id);
+  }
+
+  /** Small mail whole; a body stored in parts as a reader of its parts (relay/queue/body-parts.ts). */
+  open(id: string): Buffer | StoredBody | undefined {
+    return this.admin.open(id);
   }
 
   /** A message's size in bytes, without reading its body. */

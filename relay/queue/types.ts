@@ -1,6 +1,7 @@
 // The queue's vocabulary: what goes in, what comes out, and the hand-over of fresh mail to the
 // delivery engine. Shared by the store's parts (commit path, claims, admin reads) and its callers.
 import type { MessageClass } from '../message-class.ts';
+import type { BodyInput } from './body-parts.ts';
 
 export type { MessageClass };
 // suppressed: finished without an attempt, the recipient is on the suppression list (relay/suppression).
@@ -11,7 +12,8 @@ export interface NewMessage {
   id?: string;
   mailFrom: string;
   recipients: string[];
-  body: Buffer;
+  /** In memory, or spooled by the intake (relay/queue/body-parts.ts); past 128 KiB stored in parts. */
+  body: BodyInput;
   clientAddress?: string;
   authUser?: string;
   listener?: string;

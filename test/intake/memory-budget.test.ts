@@ -1,8 +1,9 @@
 // Intake memory is bounded whatever the concurrent sizes (issue 17): bodies past 128 KiB go to a
-// spool file as they arrive and take their commit copy from the budget whole, one after another,
-// so more large messages at once than the budget holds are all accepted (they used to livelock:
-// each took a slice, none could finish, all got 451); a body that waits too long for room gets
-// 451 4.3.1 and is accepted when retried; an oversized body is dropped as it arrives; the budget
+// spool file as they arrive and are stored in parts from it (no copy in memory, no budget), so more
+// large messages at once than the budget holds are all accepted (they used to livelock: each took
+// a slice, none could finish, all got 451); a body read whole (a header section past 1 MiB) takes
+// its copy from the budget and, when it waits too long for room, gets 451 4.3.1 and is accepted
+// when retried; an oversized body is dropped as it arrives; the budget
 // is whole again afterwards and no spool file stays behind.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,16 +58,36 @@ test('four 700 KiB messages at once against a 1 MiB budget are all accepted whol
   assert.deepEqual(readdirSync(spoolDirOf(relay.config.dataDir)), [], 'no spool file stays behind');
 });
 
-test('a body that cannot get memory within intakeMemoryWaitMs gets 451 4.3.1, and is accepted when retried', async () => {
+/** A message whose header section alone is past 1 MiB: stored from one copy in memory, not from the spool file. */
+const bigHeaders = (tag: string) => Buffer.from(`From: <big@author.test>\r\nSubject: ${tag}\r\n${`X-Filler: ${'h'.repeat(988)}\r\n`.repeat(1100)}\r\nshort body\r\n`);
+
+test('a spooled body takes no intake memory: it is stored in parts from its spool file while another session holds the budget', async () => {
+  const a = await openData();
+  a.socket.write(lines(120 * 1024, 'a'));
+  while ((await held())! < 110 * 1024) await new Promise((r) => setTimeout(r, 5));
+  const b = await openData();
+  const body = lines(950 * 1024, 'b');
+  b.socket.write(Buffer.concat([body, Buffer.from('.\r\n')]));
+  const id = queuedId(await b.waitFor(/^(451|250) [^\r\n]*\r\n(?![\s\S])/m));
+  assert.ok(id, `B accepted at once: ${b.said().split('\r\n').at(-2)}`);
+  assert.ok(relay.store.body(id)!.subarray(-body.length).equals(body), 'stored byte for byte');
+  a.socket.write('.\r\n');
+  assert.match(await a.waitFor(/^250 2\.6\.0 Ok: queued/m), /queued as/);
+  a.socket.end('QUIT\r\n');
+  b.socket.end('QUIT\r\n');
+  assert.equal(await held(), 0, 'every reserved byte was given back');
+});
+
+test('a body read whole (header section past 1 MiB) that cannot get memory within intakeMemoryWaitMs gets 451 4.3.1, and is accepted when retried', async () => {
   // A holds 120 KiB in memory (below the spool size) and stops sending.
   const a = await openData();
   a.socket.write(lines(120 * 1024, 'a'));
   while ((await held())! < 110 * 1024) await new Promise((r) => setTimeout(r, 5));
 
-  // B's 950 KiB arrive (spooled); its commit copy does not fit beside A's bytes.
+  // B's 1.1 MiB arrive (spooled); its commit copy does not fit beside A's bytes.
   const b = await openData();
   const started = Date.now();
-  b.socket.write(Buffer.concat([lines(950 * 1024, 'b'), Buffer.from('.\r\n')]));
+  b.socket.write(Buffer.concat([bigHeaders('b'), Buffer.from('.\r\n')]));
   const bReply = await b.waitFor(/^(451|250) [^\r\n]*\r\n(?![\s\S])/m);
   assert.match(bReply, /^451 4\.3\.1 Insufficient system resources/m, 'B does not fit while A is held');
   assert.ok(Date.now() - started >= WAIT_MS - 100, 'B waited for room before giving up');
@@ -79,7 +100,7 @@ test('a body that cannot get memory within intakeMemoryWaitMs gets 451 4.3.1, an
 
   b.socket.write('MAIL FROM:<app@example.com>\r\nRCPT TO:<someone@example.net>\r\nDATA\r\n');
   await b.waitFor(/^354 [\s\S]*354 /m);
-  b.socket.write(Buffer.concat([lines(950 * 1024, 'b'), Buffer.from('.\r\n')]));
+  b.socket.write(Buffer.concat([bigHeaders('b'), Buffer.from('.\r\n')]));
   assert.match(await b.waitFor(/^250 2\.6\.0 Ok: queued/m), /queued as/, 'the retry fits once A is queued');
   a.socket.end('QUIT\r\n');
   b.socket.end('QUIT\r\n');
