@@ -11,6 +11,7 @@ import { mxMatchesPolicy, type MtaStsCache } from './mta-sts.ts';
 import type { Budget, ConnectionPool } from './pool.ts';
 import { SmtpError, type OpenOptions, type TlsMode } from './smtp-client.ts';
 import { classifyAddress, type AddressClass } from './address-policy.ts';
+import type { Outgoing } from './large-message.ts';
 
 export interface RecipientOutcome {
   recipient: string;
@@ -88,7 +89,7 @@ export async function attemptDelivery(
   domain: string,
   mailFrom: string,
   recipients: string[],
-  body: Buffer,
+  body: Outgoing,
 ): Promise<RecipientOutcome[]> {
   let targets: { host: string; port: number }[];
   let tlsMode: TlsMode = 'opportunistic';

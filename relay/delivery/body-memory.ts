@@ -6,6 +6,11 @@
 // when it is small; otherwise its attempt waits for one to finish. Small mail (OTP codes) never
 // waits behind large mail, and the common case costs a comparison: the size is asked of the
 // queue only when the limit is reached.
+//
+// Since bodies past 128 KiB are stored in parts and streamed (relay/delivery/large-message.ts), an
+// attempt holds only such a message's header section and one part (what it registers here), so
+// 20 large attempts hold ~3 MB and rarely wait; the limit still bounds the rare message read whole
+// (a header section past 1 MiB).
 /** Bodies up to this size are read whatever is held (they cannot add up to much). */
 export const SMALL_BODY_BYTES = 256 * 1024;
 

@@ -6,7 +6,8 @@
 import { sendingDomainOf } from '../stats/categories.ts';
 import { providerOfKey } from '../scheduler/providers.ts';
 import type { DeliveryContext } from './context.ts';
-import type { DueRecipient } from '../queue/store.ts';
+import { PART_BYTES, type DueRecipient } from '../queue/store.ts';
+import { headerOf, heldBytesOf, outgoingOf, type Outgoing } from './large-message.ts';
 import { routeFor } from './egress.ts';
 import { sendGroup } from './send.ts';
 import { observeRefusal, observeBlocklistSignals } from './observe.ts';
@@ -31,17 +32,20 @@ export async function deliverGroup(ctx: DeliveryContext, claimed: DueRecipient[]
   const first = group[0]!;
   const room = ctx.bodyMemory.admit(() => ctx.store.bodySize(first.messageId));
   if (room) await room;
-  const original = ctx.store.body(first.messageId);
-  if (!original) return; // deleted by an administrator while claimed
-  ctx.bodyMemory.hold(original.length);
+  const stored = ctx.store.open(first.messageId);
+  if (!stored) return; // deleted by an administrator while claimed
+  // A body stored in parts is streamed: its header section is held, one part at a time of the rest.
+  const original = outgoingOf(stored);
+  const held = heldBytesOf(original, PART_BYTES);
+  ctx.bodyMemory.hold(held);
   try {
     await attemptGroup(ctx, group, original, sourceIp, shapedAs);
   } finally {
-    ctx.bodyMemory.release(original.length);
+    ctx.bodyMemory.release(held);
   }
 }
 
-async function attemptGroup(ctx: DeliveryContext, group: DueRecipient[], original: Buffer, sourceIp: string, shapedAs: string): Promise<void> {
+async function attemptGroup(ctx: DeliveryContext, group: DueRecipient[], original: Outgoing, sourceIp: string, shapedAs: string): Promise<void> {
   const { config, clock, metrics } = ctx;
   const first = group[0]!;
   const startedAt = clock();
@@ -67,7 +71,7 @@ async function attemptGroup(ctx: DeliveryContext, group: DueRecipient[], origina
   let records = accepted.length > 0 ? settled.records.filter((r) => r.outcome.kind !== 'delivered') : settled.records;
   let failuresPostponed = false;
   try {
-    await sendDsn(ctx, group, original, settled.failed);
+    await sendDsn(ctx, group, headerOf(original), settled.failed);
   } catch (err) {
     ctx.logger.error({ err, queueId: first.messageId }, 'DSN could not be queued; bounce postponed');
     records = postponeFailures(records, now + LOCAL_RETRY_MS);
@@ -75,5 +79,5 @@ async function attemptGroup(ctx: DeliveryContext, group: DueRecipient[], origina
   }
   recordOutcomes(ctx, first.messageId, records);
   if (ctx.feedback) for (const r of attemptReports(ctx, settled.recipients, { sourceIp, viaRoute, failuresPostponed })) ctx.feedback.attempted(r);
-  await sendDelayNotices(ctx, group, original, settled.delayed);
+  await sendDelayNotices(ctx, group, headerOf(original), settled.delayed);
 }

@@ -6,6 +6,7 @@
 import type { DeliveryContext } from './context.ts';
 import type { DueRecipient } from '../queue/store.ts';
 import { attemptDelivery } from './attempt.ts';
+import { headerOf, mapHead, outgoingOf } from './large-message.ts';
 import { alreadyHandedOff, handoffMessage, HANDOFF_USER, pickPeer, settleHandoff } from '../handoff/decide.ts';
 import { presentedSecret, readHandoffSecrets } from '../handoff/secret.ts';
 
@@ -16,14 +17,16 @@ export async function handOffGroup(ctx: DeliveryContext, group: readonly DueReci
   const { config, clock, store, logger, metrics } = ctx;
   const first = group[0]!;
   const recipients = group.map((g) => g.recipient);
-  const body = store.body(first.messageId);
-  if (!body) return; // deleted by an administrator while claimed
+  const stored = store.open(first.messageId);
+  if (!stored) return; // deleted by an administrator while claimed
+  // A body stored in parts is streamed (relay/delivery/large-message.ts): the mark goes on its header section.
+  const body = outgoingOf(stored);
   const keep = (reply: string, at: number, result: 'deferred' | 'held'): void => {
     store.recordAttempt(first.messageId, recipients, { state: 'queued', nextAttemptAt: at }, reply);
     metrics.handoffRecipients.inc({ result }, recipients.length);
   };
   // Came here by a hand-off: two quarantined relays must not pass it back and forth.
-  if (alreadyHandedOff(body)) {
+  if (alreadyHandedOff(headerOf(body))) {
     keep('451 4.4.0 held: source quarantined and the message was handed off to this relay already', clock() + HANDED_OFF_HOLD_MS, 'held');
     return;
   }
@@ -57,7 +60,7 @@ export async function handOffGroup(ctx: DeliveryContext, group: readonly DueReci
     first.domain,
     first.mailFrom,
     recipients,
-    handoffMessage(body, first.class, config.hostname, first.messageId),
+    mapHead(body, (m) => handoffMessage(m, first.class, config.hostname, first.messageId)),
   );
   const records = settleHandoff(outcomes, peerName, clock(), retryMs);
   let accepted = 0;

@@ -10,8 +10,9 @@ import type { Budget } from './pool.ts';
 import { STOPPED } from './smtp-client.ts';
 import { DEFAULT_IP } from '../scheduler/shaper.ts';
 import { withFeedbackId } from './feedback-id.ts';
+import { headerOf, LargeMessage, mapHead, type Outgoing } from './large-message.ts';
 
-export async function sendGroup(ctx: DeliveryContext, group: readonly DueRecipient[], original: Buffer, sourceIp: string, shapedAs: string): Promise<RecipientOutcome[]> {
+export async function sendGroup(ctx: DeliveryContext, group: readonly DueRecipient[], original: Outgoing, sourceIp: string, shapedAs: string): Promise<RecipientOutcome[]> {
   const { config, shaper, stopping } = ctx;
   const first = group[0]!;
   const recipients = group.map((g) => g.recipient);
@@ -27,8 +28,13 @@ export async function sendGroup(ctx: DeliveryContext, group: readonly DueRecipie
   try {
     // Feedback-ID (relay/delivery/feedback-id.ts) and the feedback side's per-recipient headers
     // (one-click unsubscribe) go in before signing, so DKIM covers them.
-    const withId = withFeedbackId(config.domains, { message: original, class: first.class, user: () => ctx.store.get(first.messageId)?.authUser ?? undefined });
-    const body = await ctx.signer.sign(ctx.feedback ? ctx.feedback.prepare(withId, group) : withId, first.mailFrom);
+    // All three only add header fields at the top: a message stored in parts keeps its body in the
+    // queue and only its header section changes (relay/delivery/large-message.ts).
+    const withId = mapHead(original, (m) => withFeedbackId(config.domains, { message: m, class: first.class, user: () => ctx.store.get(first.messageId)?.authUser ?? undefined }));
+    const prepared = ctx.feedback ? mapHead(withId, (m) => ctx.feedback!.prepare(m, group)) : withId;
+    const body = prepared instanceof LargeMessage
+      ? prepared.withHead(await ctx.signer.sign(prepared.head, first.mailFrom, prepared.body()))
+      : await ctx.signer.sign(prepared, first.mailFrom);
     return await untilStopped(stopping.signal, recipients, attemptDelivery(
       {
         resolver: ctx.resolver,
@@ -47,7 +53,7 @@ export async function sendGroup(ctx: DeliveryContext, group: readonly DueRecipie
       },
       first.domain,
       // The signed return-path token when configured (one recipient per group then), else the submitter's.
-      isNullSender(first.mailFrom) ? '' : ctx.returnPath.mailFrom({ mailFrom: first.mailFrom, queueId: first.messageId, recipient: first.recipient, sourceIp: egress?.address, message: original }),
+      isNullSender(first.mailFrom) ? '' : ctx.returnPath.mailFrom({ mailFrom: first.mailFrom, queueId: first.messageId, recipient: first.recipient, sourceIp: egress?.address, message: headerOf(original) }),
       recipients,
       body,
     ));

@@ -8,6 +8,8 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { SmtpPhase } from '../bounce/classify.ts';
+import { LargeMessage } from './large-message.ts';
+import { DataEncoder } from './data-encoder.ts';
 
 export interface Reply {
   code: number;
@@ -331,7 +333,7 @@ export class SmtpConnection {
    * returned per recipient. Throws SmtpError only when the connection failed mid-way (nothing sent
    * was accepted, so the caller may retry elsewhere) or MAIL FROM was refused (applies to all).
    */
-  async send(from: string, to: string[], body: Buffer): Promise<TransactionResult> {
+  async send(from: string, to: string[], body: Buffer | LargeMessage): Promise<TransactionResult> {
     const params: string[] = [];
     if (this.extensions.has('SIZE')) params.push(`SIZE=${body.length}`);
     if (this.extensions.has('8BITMIME')) params.push('BODY=8BITMIME');
@@ -381,8 +383,46 @@ export class SmtpConnection {
       await this.reset();
       return { recipients: rcpt.map((x) => (accepted.includes(x) ? { ...x, reply: data, phase: 'data' as const } : x)) };
     }
-    const eom = await this.command(encodeDataParts(body), 'eom');
+    const eom = body instanceof LargeMessage ? await this.streamData(body) : await this.command(encodeDataParts(body), 'eom');
     return { recipients: rcpt.map((x) => (accepted.includes(x) ? { ...x, reply: eom, phase: 'eom' as const } : x)) };
+  }
+
+  /**
+   * The data of a message stored in parts, read from the queue a part at a time and written as the
+   * socket takes it (never more than a part ahead of the kernel's buffer), then the reply to it.
+   */
+  private async streamData(message: LargeMessage): Promise<Reply> {
+    const encoder = new DataEncoder();
+    for (const chunk of message.chunks()) {
+      if (this.closed) break;
+      this.writeAll(encoder.push(chunk));
+      await this.drained();
+    }
+    if (!this.closed) this.writeAll(encoder.end());
+    // A server that answered early and hung up: its reply, else the failure.
+    return this.read('eom');
+  }
+
+  private writeAll(parts: Buffer[]): void {
+    this.socket.cork();
+    for (const p of parts) if (p.length > 0) this.socket.write(p);
+    this.socket.uncork();
+  }
+
+  /** Resolves when the socket wants more, or is gone; a receiver that reads nothing for commandTimeoutMs is cut. */
+  private drained(): Promise<void> {
+    if (this.closed || !this.socket.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      const timer = setTimeout(() => this.socket.destroy(new Error(`${this.host} took none of the message data within ${this.commandTimeoutMs} ms`)), this.commandTimeoutMs);
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
   }
 
   async reset(): Promise<void> {

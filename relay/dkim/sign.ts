@@ -107,16 +107,22 @@ export class DkimSigner {
     return k;
   }
 
-  /** The message with DKIM-Signature headers prepended, or unchanged when no key is configured. */
-  async sign(message: Buffer, envelopeSender: string): Promise<Buffer> {
+  /**
+   * The message with DKIM-Signature headers prepended, or unchanged when no key is configured.
+   * With `body`, `message` is the header section alone and the body comes as chunks, hashed as
+   * they are read (a message stored in parts, relay/delivery/large-message.ts); the result is then
+   * the signed header section.
+   */
+  async sign(message: Buffer, envelopeSender: string, body?: Iterable<Buffer>): Promise<Buffer> {
     const envDomain = envelopeSender.includes('@') ? envelopeSender.slice(envelopeSender.lastIndexOf('@') + 1).toLowerCase() : undefined;
     const author = authorDomain(message);
     const domain = (author && this.domains.get(author)) || (envDomain && this.domains.get(envDomain));
     if (!domain || domain.dkim.length === 0) return message;
-    const { head, body } = headerEnd(message);
+    const { head, body: inline } = headerEnd(message);
     const lines = signingHeaderLines(head);
     const hasher = new RelaxedHash('sha256');
-    hasher.update(body);
+    if (body) for (const chunk of body) hasher.update(chunk);
+    else hasher.update(inline);
     const bodyHash = hasher.digest('base64');
     const signatures: string[] = [];
     for (const k of domain.dkim) {
