@@ -29,3 +29,20 @@ test('three fill-and-drain cycles: queue.db stays the size of one backlog', asyn
   assert.ok(sizes[0]! > 1500 * 4096, `the first backlog took its room (${sizes[0]} bytes)`);
   assert.ok(sizes[2]! <= sizes[0]! * 1.05, `sizes after each cycle: ${sizes.join(', ')} bytes`);
 });
+
+test('bodies stored in parts: three fill-and-drain cycles reuse the space of the delivered parts', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-space-parts-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const large = Buffer.alloc(1024 * 1024 + 5, 98);
+  const sizes: number[] = [];
+  for (let cycle = 0; cycle < 3; cycle++) {
+    const s = new QueueStore(dir);
+    await Promise.all(Array.from({ length: 24 }, (_, i) => s.enqueue({ mailFrom: 'a@sender.test', recipients: [`p${cycle}.${i}@one.test`], body: large, class: 'bulk' })));
+    for (const d of s.claimDue(Date.now() + 1000, 100, 'bulk')) s.recordAttempt(d.messageId, [d.recipient], { state: 'delivered' }, '250 ok');
+    assert.equal(s.messageCount(), 0, 'drained');
+    await s.close();
+    sizes.push(statSync(join(dir, 'queue.db')).size);
+  }
+  assert.ok(sizes[0]! > 24 * large.length, `the first backlog took its room (${sizes[0]} bytes)`);
+  assert.ok(sizes[2]! <= sizes[0]! * 1.05, `sizes after each cycle: ${sizes.join(', ')} bytes`);
+});
