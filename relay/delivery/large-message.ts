@@ -5,6 +5,7 @@
 // Feedback-ID, List-Unsubscribe, the hand-off mark) or reads header fields (the author's domain, a
 // DSN's quoted headers), so those steps work on `head` alone and the body is never held.
 import { StoredBody } from '../queue/store.ts';
+import { bulkBuffersDone } from '../bulk-garbage.ts';
 
 /** The header section must end within this many bytes for the message to be streamed; else it is read whole. */
 export const HEAD_LIMIT_BYTES = 1024 * 1024;
@@ -39,7 +40,12 @@ export class LargeMessage {
     if (this.bodySeq >= this.stored.parts) return;
     const first = this.stored.part(this.bodySeq).subarray(this.bodyOffset);
     if (first.length > 0) yield first;
-    yield* this.stored.chunks(this.bodySeq + 1);
+    // Each part is a fresh buffer, dead once hashed or written (relay/bulk-garbage.ts).
+    bulkBuffersDone(first.length);
+    for (const part of this.stored.chunks(this.bodySeq + 1)) {
+      yield part;
+      bulkBuffersDone(part.length);
+    }
   }
 
   /** The whole message: head, then the body. */

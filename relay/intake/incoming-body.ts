@@ -18,6 +18,7 @@ import { mkdirSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { bulkBuffersDone } from '../bulk-garbage.ts';
 import type { IntakeMemoryBudget } from './memory-budget.ts';
 
 /**
@@ -61,7 +62,10 @@ export class IncomingBody {
    */
   add(chunk: Buffer): Promise<void> | undefined {
     this.bytes += chunk.length;
-    if (this.dropped) return undefined;
+    if (this.dropped) {
+      bulkBuffersDone(chunk.length);
+      return undefined;
+    }
     if (!this.file && this.held + chunk.length <= SPOOL_ABOVE_BYTES && this.budget.tryReserve(chunk.length)) {
       this.reserved += chunk.length;
       this.held += chunk.length;
@@ -70,6 +74,7 @@ export class IncomingBody {
     }
     this.chunks.push(chunk);
     this.pendingBytes += chunk.length;
+    bulkBuffersDone(chunk.length);
     if (!this.file) return this.spool();
     return this.pendingBytes >= WRITE_BATCH_BYTES ? this.write() : undefined;
   }
