@@ -67,7 +67,8 @@ export const LimitsSchema = z
     minDataRate: z.number().int().min(0).default(500),
     // Message bytes all intake sessions together may hold in memory (relay/intake/memory-budget.ts).
     // Bodies past 128 KiB, or that do not fit, are written to <dataDir>/intake-spool as they
-    // arrive and take their commit copy from this budget after the final "."
+    // arrive and stored in parts from there (relay/queue/body-parts.ts); only a body read back
+    // whole takes its commit copy from this budget after the final "."
     // (relay/intake/incoming-body.ts). The relay's memory limit should leave room for about
     // twice this above its idle footprint (docs/resources.md).
     intakeMemoryBytes: z.number().int().min(1024 * 1024).default(32 * 1024 * 1024),

@@ -6,9 +6,11 @@
 // chunk did not fit was answered 451. With many large bodies at once that livelocked: 50
 // clients × 25 MiB each took a slice of the 64 MiB budget, none could finish, all got 451 and
 // retried the same way (0 accepted in 3 minutes, bench/README.md). Now a large body goes to a
-// spool file as it arrives (no budget needed), and only the one copy the queue commit binds is
-// taken from the budget, whole, after the final "." — waiting for room (another message's
-// commit gives it back) rather than failing, so the waiters go through one after another.
+// spool file as it arrives (no budget needed) and stays there: after the final "." only its
+// header section is read back (spooled()), and the queue commit stores the rest in parts straight
+// from the file (relay/queue/body-parts.ts). Only a body read whole (withPrefix(): in memory, or a
+// header section past HEAD_LIMIT_BYTES) takes its copy from the budget, whole — waiting for room
+// (another message's commit gives it back) rather than failing, so the waiters go one by one.
 //
 // The spool file is unlinked as soon as it is opened: it lives as long as the descriptor, a
 // crash leaves nothing behind, and nothing in it was ever acknowledged (250 still means the

@@ -1,8 +1,9 @@
 // One budget for the message bytes all intake sessions hold in memory at once. A message body
 // is held until its queue commit (node:sqlite binds it whole), so without a bound 20 clients
 // sending 27 MB each took the relay to 466 MB, near the pod's limit. Small bodies take it chunk
-// by chunk as they arrive; a body that is large or does not fit goes to disk and takes its
-// commit copy whole at the end, waiting for room (relay/intake/incoming-body.ts). Only a body
+// by chunk as they arrive; a body that is large or does not fit goes to disk and is stored in
+// parts from there, taking nothing (relay/queue/body-parts.ts); one read back whole (a header
+// section past 1 MiB) takes its copy at the end, waiting for room (incoming-body.ts). Only a body
 // that waited too long is answered 451 4.3.1 (try again), as the queue answers a full disk.
 // With SMTP sessions on several threads (relay/intake/threads.ts) the count lives in shared
 // memory, so every thread draws from the same budget (Atomics; no message to the main thread).
