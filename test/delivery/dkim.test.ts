@@ -3,15 +3,14 @@
 // dkimpy's dkimverify (in a network namespace whose resolver is a test dnsmasq) and mailauth.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { createPublicKey } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { Resolver } from 'node:dns/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { startDnsmasq, startNetnsDns, type Dnsmasq, type DnsRecords, type NetnsDns } from '../support/dnsmasq.ts';
 import { startSinksOnOnePort, type Sink } from '../support/sink.ts';
+import { makeDkimKeys } from '../support/dkim-keys.ts';
 import { message, startHarness, type Harness } from './harness.ts';
 
 let dns: Dnsmasq;
@@ -20,27 +19,13 @@ let netnsError = '';
 let sink: Sink;
 let h: Harness;
 
-function chunks(s: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < s.length; i += 250) out.push(s.slice(i, i + 250));
-  return out;
-}
-
 before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-dkim-'));
-  execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', join(dir, 'rsa.pem')], { stdio: 'pipe' });
-  execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', join(dir, 'ed.pem')], { stdio: 'pipe' });
-  const rsaPub = createPublicKey(readFileSync(join(dir, 'rsa.pem'))).export({ type: 'spki', format: 'der' }).toString('base64');
-  // RFC 8463: the ed25519 p= is the raw 32-byte key, not SPKI.
-  const edPub = createPublicKey(readFileSync(join(dir, 'ed.pem'))).export({ type: 'spki', format: 'der' }).subarray(12).toString('base64');
+  const keys = makeDkimKeys(mkdtempSync(join(tmpdir(), 'mailfleet-dkim-')), 'brand.test');
   [sink] = await startSinksOnOnePort([{ address: '127.0.5.11' }]);
   const records: DnsRecords = {
     mx: [{ domain: 'dkim-rcpt.test', host: 'mx.dkim-rcpt.test', preference: 10 }],
     a: [{ name: 'mx.dkim-rcpt.test', address: '127.0.5.11' }],
-    txt: [
-      { name: 'rsa2026._domainkey.brand.test', text: chunks(`v=DKIM1; k=rsa; p=${rsaPub}`) },
-      { name: 'ed2026._domainkey.brand.test', text: `v=DKIM1; k=ed25519; p=${edPub}` },
-    ],
+    txt: keys.txt,
   };
   dns = await startDnsmasq(records);
   try {
@@ -50,15 +35,7 @@ before(async () => {
   }
   h = await startHarness({
     config: {
-      domains: [
-        {
-          domain: 'brand.test',
-          dkim: [
-            { selector: 'rsa2026', algorithm: 'rsa-sha256', keyFile: join(dir, 'rsa.pem') },
-            { selector: 'ed2026', algorithm: 'ed25519-sha256', keyFile: join(dir, 'ed.pem') },
-          ],
-        },
-      ],
+      domains: [keys.domain],
     },
     dnsServer: dns.server,
     mxPort: sink!.port,

@@ -4,9 +4,7 @@
 // large message queued whole by the previous schema (version 8, one blob) is still delivered.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { createPublicKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Resolver } from 'node:dns/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +14,7 @@ import { MIGRATIONS, migrate } from '../../relay/queue/schema.ts';
 import { PART_BYTES } from '../../relay/queue/store.ts';
 import { startDnsmasq, startNetnsDns, type Dnsmasq, type DnsRecords, type NetnsDns } from '../support/dnsmasq.ts';
 import { startSinksOnOnePort, type Sink } from '../support/sink.ts';
+import { makeDkimKeys } from '../support/dkim-keys.ts';
 import { startHarness, type Harness } from './harness.ts';
 
 let dns: Dnsmasq;
@@ -27,18 +26,12 @@ let keyDir: string;
 
 before(async () => {
   keyDir = mkdtempSync(join(tmpdir(), 'mailfleet-large-dkim-'));
-  execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', join(keyDir, 'rsa.pem')], { stdio: 'pipe' });
-  execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', join(keyDir, 'ed.pem')], { stdio: 'pipe' });
-  const rsaPub = createPublicKey(readFileSync(join(keyDir, 'rsa.pem'))).export({ type: 'spki', format: 'der' }).toString('base64');
-  const edPub = createPublicKey(readFileSync(join(keyDir, 'ed.pem'))).export({ type: 'spki', format: 'der' }).subarray(12).toString('base64');
+  const keys = makeDkimKeys(keyDir, 'brand.test');
   [sink] = await startSinksOnOnePort([{ address: '127.0.5.21' }]);
   const records: DnsRecords = {
     mx: [{ domain: 'large-rcpt.test', host: 'mx.large-rcpt.test', preference: 10 }],
     a: [{ name: 'mx.large-rcpt.test', address: '127.0.5.21' }],
-    txt: [
-      { name: 'rsa2026._domainkey.brand.test', text: (`v=DKIM1; k=rsa; p=${rsaPub}`.match(/.{1,250}/g))! },
-      { name: 'ed2026._domainkey.brand.test', text: `v=DKIM1; k=ed25519; p=${edPub}` },
-    ],
+    txt: keys.txt,
   };
   dns = await startDnsmasq(records);
   try {
@@ -47,15 +40,7 @@ before(async () => {
     netnsError = (err as Error).message;
   }
   h = await startHarness({
-    config: {
-      domains: [{
-        domain: 'brand.test',
-        dkim: [
-          { selector: 'rsa2026', algorithm: 'rsa-sha256', keyFile: join(keyDir, 'rsa.pem') },
-          { selector: 'ed2026', algorithm: 'ed25519-sha256', keyFile: join(keyDir, 'ed.pem') },
-        ],
-      }],
-    },
+    config: { domains: [keys.domain] },
     dnsServer: dns.server,
     mxPort: sink!.port,
     options: { mtaSts: false },

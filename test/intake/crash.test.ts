@@ -3,38 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { workspace, baseConfig, writeConfig, USER, PASSWORD, NODE, CLI, startRelayProcess } from '../support/relay-harness.ts';
-import { SmtpProbe } from '../support/smtp-probe.ts';
+import { workspace, baseConfig, writeConfig, NODE, CLI, startRelayProcess } from '../support/relay-harness.ts';
+import { submitUntilDead } from '../support/submit-loop.ts';
 
-/** One client: authenticates once, then sends messages until the connection dies. */
-async function client(port: number, clientNo: number, acked: Map<string, string>, completed: Set<string>, stop: { now: boolean }): Promise<void> {
-  let p: SmtpProbe;
-  try {
-    p = await SmtpProbe.open(port);
-    await p.reply();
-    await p.command('EHLO crash.test');
-    const auth = await p.command(`AUTH PLAIN ${Buffer.from(`\0${USER}\0${PASSWORD}`).toString('base64')}`);
-    if (auth.code !== 235) throw new Error(auth.text);
-  } catch {
-    return;
-  }
-  for (let n = 0; !stop.now; n++) {
-    const msgId = `<c${clientNo}.m${n}.${process.hrtime.bigint()}@crash.test>`;
-    try {
-      p.write('MAIL FROM:<app@example.com>\r\nRCPT TO:<user@gmail.com>\r\nDATA\r\n');
-      for (let i = 0; i < 3; i++) if ((await p.reply()).code >= 400) return;
-      p.write(`Message-ID: ${msgId}\r\nSubject: crash ${n}\r\n\r\n${'body line\r\n'.repeat(20)}.\r\n`);
-      // From here the message is complete on the wire; the relay may commit it even if we never see the 250.
-      completed.add(msgId);
-      const r = await p.reply();
-      if (r.code !== 250) return;
-      acked.set(msgId, /queued as ([0-9A-Z]{16})/.exec(r.text)![1]!);
-    } catch {
-      return;
-    }
-  }
-  p.close();
-}
+/** A 20-line message. */
+const data = (msgId: string, n: number) => `Message-ID: ${msgId}\r\nSubject: crash ${n}\r\n\r\n${'body line\r\n'.repeat(20)}`;
 
 test('kill -9 during 20 concurrent sessions loses no acknowledged message and duplicates none (3 rounds)', async () => {
   const ws = await workspace();
@@ -47,7 +20,7 @@ test('kill -9 during 20 concurrent sessions loses no acknowledged message and du
     const before = acked.size;
     const killAfter = before + 100 + Math.floor(Math.random() * 300);
     const stop = { now: false };
-    const clients = Array.from({ length: 20 }, (_, i) => client(relay.port, round * 100 + i, acked, completed, stop));
+    const clients = Array.from({ length: 20 }, (_, i) => submitUntilDead(relay.port, round * 100 + i, { data, acked, completed, stop }));
     // Kill at a random point in the stream of acknowledgements (an event, not a timer).
     await new Promise<void>((resolve) => {
       const check = setInterval(() => {

@@ -5,41 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { workspace, baseConfig, writeConfig, USER, PASSWORD, startRelayProcess } from '../support/relay-harness.ts';
-import { SmtpProbe } from '../support/smtp-probe.ts';
+import { workspace, baseConfig, writeConfig, startRelayProcess } from '../support/relay-harness.ts';
+import { submitUntilDead } from '../support/submit-loop.ts';
 
 const LINE = 'x'.repeat(900);
 
 /** The data a client sends for one message (deterministic, so the queue's copy can be checked). */
 function data(msgId: string): Buffer {
   return Buffer.from(`Message-ID: ${msgId}\r\nSubject: large crash\r\n\r\n${`${msgId} ${LINE}\r\n`.repeat(1500)}`);
-}
-
-async function client(port: number, clientNo: number, acked: Map<string, string>, stop: { now: boolean }): Promise<void> {
-  let p: SmtpProbe;
-  try {
-    p = await SmtpProbe.open(port);
-    await p.reply();
-    await p.command('EHLO crash.test');
-    const auth = await p.command(`AUTH PLAIN ${Buffer.from(`\0${USER}\0${PASSWORD}`).toString('base64')}`);
-    if (auth.code !== 235) throw new Error(auth.text);
-  } catch {
-    return;
-  }
-  for (let n = 0; !stop.now; n++) {
-    const msgId = `<c${clientNo}.m${n}.${process.hrtime.bigint()}@crash.test>`;
-    try {
-      p.write('MAIL FROM:<app@example.com>\r\nRCPT TO:<user@gmail.com>\r\nDATA\r\n');
-      for (let i = 0; i < 3; i++) if ((await p.reply()).code >= 400) return;
-      p.write(Buffer.concat([data(msgId), Buffer.from('.\r\n')]));
-      const r = await p.reply();
-      if (r.code !== 250) return;
-      acked.set(msgId, /queued as ([0-9A-Z]{16})/.exec(r.text)![1]!);
-    } catch {
-      return;
-    }
-  }
-  p.close();
 }
 
 test('kill -9 while 1.5 MiB messages are committed in parts: every acknowledged message is whole, no orphan parts (3 rounds)', async () => {
@@ -51,7 +24,7 @@ test('kill -9 while 1.5 MiB messages are committed in parts: every acknowledged 
     const before = acked.size;
     const killAfter = before + 3 + Math.floor(Math.random() * 8);
     const stop = { now: false };
-    const clients = Array.from({ length: 8 }, (_, i) => client(relay.port, round * 100 + i, acked, stop));
+    const clients = Array.from({ length: 8 }, (_, i) => submitUntilDead(relay.port, round * 100 + i, { data, acked, stop }));
     // At a random acknowledgement (an event, not a timer): the other seven are mid-body or mid-commit.
     let check: NodeJS.Timeout | undefined;
     await Promise.race([

@@ -1,0 +1,44 @@
+// DKIM keys for delivery tests, made by openssl as an operator would (rsa-sha256 2048 and
+// ed25519-sha256), with the TXT records a verifier looks up and the relay's `domains` entry that
+// signs with them.
+import { execFileSync } from 'node:child_process';
+import { createPublicKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface DkimKeys {
+  /** The TXT records of both selectors (rsa2026, ed2026) under `domain`. */
+  txt: { name: string; text: string | string[] }[];
+  /** The relay config's `domains` entry signing for `domain` with both keys. */
+  domain: { domain: string; dkim: { selector: string; algorithm: string; keyFile: string }[] };
+}
+
+/** TXT strings are at most 255 bytes each (RFC 1035): the RSA record is given as several. */
+function chunks(s: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < s.length; i += 250) out.push(s.slice(i, i + 250));
+  return out;
+}
+
+export function makeDkimKeys(dir: string, domain: string): DkimKeys {
+  const rsa = join(dir, 'rsa.pem');
+  const ed = join(dir, 'ed.pem');
+  execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', rsa], { stdio: 'pipe' });
+  execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', ed], { stdio: 'pipe' });
+  const rsaPub = createPublicKey(readFileSync(rsa)).export({ type: 'spki', format: 'der' }).toString('base64');
+  // RFC 8463: the ed25519 p= is the raw 32-byte key, not SPKI.
+  const edPub = createPublicKey(readFileSync(ed)).export({ type: 'spki', format: 'der' }).subarray(12).toString('base64');
+  return {
+    txt: [
+      { name: `rsa2026._domainkey.${domain}`, text: chunks(`v=DKIM1; k=rsa; p=${rsaPub}`) },
+      { name: `ed2026._domainkey.${domain}`, text: `v=DKIM1; k=ed25519; p=${edPub}` },
+    ],
+    domain: {
+      domain,
+      dkim: [
+        { selector: 'rsa2026', algorithm: 'rsa-sha256', keyFile: rsa },
+        { selector: 'ed2026', algorithm: 'ed25519-sha256', keyFile: ed },
+      ],
+    },
+  };
+}
