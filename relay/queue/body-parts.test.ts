@@ -14,7 +14,11 @@ function tempDir(t: { after(fn: () => void): void }): string {
   return dir;
 }
 
-const big = (n: number, seed = 7) => Buffer.from(Array.from({ length: n }, (_, i) => (i * seed) % 251));
+function big(n: number, seed = 7): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * seed) % 251;
+  return b;
+}
 
 function rows(dir: string, sql: string): unknown[] {
   const db = new DatabaseSync(join(dir, 'queue.db'), { readOnly: true });
