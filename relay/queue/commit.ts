@@ -132,7 +132,7 @@ export class GroupCommit {
         for (const p of batch) {
           const m = p.msg;
           const cls = m.class ?? DEFAULT_CLASS;
-          const size = m.body instanceof Uint8Array ? m.body.length : sizeOfBody(m.body);
+          const size = sizeOfBody(m.body);
           const parts = partCount(size);
           if (parts === 0) {
             this.insertMessage.run(
