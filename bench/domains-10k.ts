@@ -249,6 +249,13 @@ export async function runDomains10k(opts: {
     await waitResynced(op, {}, performance.now() + 600_000, { rounds: rounds0 + 2, everyMs: 15_000 });
     const settleSeconds = round((performance.now() - tSettle) / 1000, 1);
     log(`  settled ${settleSeconds} s after converging (queues empty, a whole stats round since; load ${load1()})`);
+    if (process.env.BENCH_HEAP_SNAPSHOT_DIR) {
+      // operator-child.ts writes it synchronously on SIGUSR1: the next scrape answers once it is done.
+      op.child.kill('SIGUSR1');
+      await sleep(500);
+      await op.scrape();
+      log(`  heap snapshot written to ${process.env.BENCH_HEAP_SNAPSHOT_DIR}`);
+    }
     const metrics1 = await op.scrape();
     const reconciles = metricSum(metrics1, 'mailfleet_operator_reconciles_total');
     const reconcileErrors = Object.values(metricSum(metrics1, 'mailfleet_operator_reconcile_errors_total')).reduce((a, b) => a + b, 0);

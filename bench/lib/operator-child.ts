@@ -23,3 +23,15 @@ if (process.env.BENCH_MEM_LOG) {
     process.stderr.write(`${JSON.stringify({ msg: 'mem', rss: mb(m.rss), heapTotal: mb(m.heapTotal), heapUsed: mb(m.heapUsed), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers) })}\n`);
   }, 2000).unref();
 }
+
+// BENCH_HEAP_SNAPSHOT_DIR: SIGUSR1 writes a heap snapshot there (v8.writeHeapSnapshot is
+// synchronous: the next /metrics answer means the file is complete), to see where the memory goes.
+if (process.env.BENCH_HEAP_SNAPSHOT_DIR) {
+  const { writeHeapSnapshot } = await import('node:v8');
+  const { join } = await import('node:path');
+  let n = 0;
+  process.on('SIGUSR1', () => {
+    const file = writeHeapSnapshot(join(process.env.BENCH_HEAP_SNAPSHOT_DIR!, `operator-${process.pid}-${++n}.heapsnapshot`));
+    process.stderr.write(`${JSON.stringify({ msg: 'heap snapshot written', file })}\n`);
+  });
+}
