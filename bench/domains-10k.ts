@@ -253,7 +253,11 @@ export async function runDomains10k(opts: {
       // operator-child.ts writes it synchronously on SIGUSR1: the next scrape answers once it is done.
       op.child.kill('SIGUSR1');
       await sleep(500);
-      await op.scrape();
+      // The scrape's keep-alive socket may be reset while the process is busy writing.
+      for (let k = 0; k < 5; k++) {
+        if (await op.scrape().then(() => true, () => false)) break;
+        await sleep(1000);
+      }
       log(`  heap snapshot written to ${process.env.BENCH_HEAP_SNAPSHOT_DIR}`);
     }
     const metrics1 = await op.scrape();

@@ -1,7 +1,11 @@
 // The operator as its own process for bench/operator-scale.ts (so its peak RSS is its own):
 // one namespace, no leader election, metrics on 127.0.0.1, DNS checks against a closed port
 // (verification fails fast; the records are still listed in status).
-import { runOperator } from '../../operator/main.ts';
+import { slimClientNode } from '../../operator/runtime/client-node-slim.ts';
+
+// As `mailfleet operator` runs it (cli/commands/operator.ts): client-node without its generated API.
+slimClientNode();
+const { runOperator } = await import('../../operator/main.ts');
 
 const op = await runOperator({
   kubeconfig: process.env.KUBECONFIG!,

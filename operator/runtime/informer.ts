@@ -3,7 +3,10 @@
 // a list that fails) stops the informer for good after one `error` event. This wrapper restarts it
 // with exponential backoff, and a watchdog restarts it when nothing at all has happened for too
 // long (no event, no (re)connect) — the symptom of a hung request that no timer noticed.
-import { makeInformer, type Informer, type ObjectCache, type KubernetesObject } from '@kubernetes/client-node';
+// client-node's files by name, never its index (operator/runtime/client-node-slim.ts says why).
+import { makeInformer, type Informer } from '@kubernetes/client-node/dist/informer.js';
+import type { ObjectCache } from '@kubernetes/client-node/dist/cache.js';
+import type { KubernetesObject } from '@kubernetes/client-node/dist/types.js';
 import { systemClock, type Clock } from './clock.ts';
 import type { Kube, KubeObject, KubeList } from './kube.ts';
 import { resourcePath } from './kube.ts';
