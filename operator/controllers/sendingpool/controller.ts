@@ -42,6 +42,8 @@ import {
   ensureFinalizer,
   ensureNoOrphans,
   ensureReferences,
+  domainSecretRefs,
+  type DomainSecretRef,
   ensureApiToken,
   finalize,
   type PoolCtx,
@@ -109,11 +111,6 @@ export function domainRenderInputs(d: KubeObject): string {
   return JSON.stringify([d.metadata?.name, d.metadata?.uid, d.metadata?.deletionTimestamp ?? null, d['spec'], keys, paused]);
 }
 
-function withoutStatus(d: MailDomain): MailDomain {
-  const { status: _status, ...rest } = d;
-  return rest;
-}
-
 /** What a memo keeps of its inputs' text: equal digests, equal inputs (SHA-256). */
 function digest(text: string): string {
   return hash('sha256', text, 'base64');
@@ -128,7 +125,7 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
   const poolAddresses = new Map<string, Set<string>>();
   // Per pool: the inputs of the last successful render (a digest: the text is ~1 KB per domain,
   // 10 MB at 10,000 MailDomains) and what they gave.
-  const rendered = new Map<string, { inputs: string; pool: SendingPool; domains: MailDomain[]; desired: RenderedObject[]; pruned?: boolean }>();
+  const rendered = new Map<string, { inputs: string; pool: SendingPool; domainRefs: DomainSecretRef[]; desired: RenderedObject[]; pruned?: boolean }>();
   const echoes = new OwnWrites();
   // MailDomains by domain name, from the DOMAIN watch below (every add, update and delete).
   const names = new DomainNames();
@@ -259,17 +256,17 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
         blocked = new Blocked('InvalidSpec', parsed.problems.join('; '), { invalid: true });
       } else {
         const pool = parsed.value;
-        let domains: MailDomain[] = memo?.inputs === inputs ? memo.domains : [];
+        let domainRefs: DomainSecretRef[] = memo?.inputs === inputs ? memo.domainRefs : [];
         let desired: RenderedObject[] = memo?.inputs === inputs ? memo.desired : [];
         if (memo?.inputs !== inputs) {
-          domains = rawDomains.map((d) => parseMailDomainCached(d)).flatMap((r) => (r.ok ? [r.value] : []));
+          const domains = rawDomains.map((d) => parseMailDomainCached(d)).flatMap((r) => (r.ok ? [r.value] : []));
           try {
             const serving = deleting ? { ...pool, spec: { ...pool.spec, ips: [] } } : withoutAddresses(pool, conflicts);
             desired = renderPoolChildren(serving, domains, deps.render, draining);
-            // The memo keeps each domain without its status: after the render only ensureReferences
-            // reads them (names and spec), and the statuses of parses the cache has since replaced
-            // (every status write replaces the cached object) were 19 MB at 10,000 MailDomains.
-            rendered.set(`${namespace}/${name}`, { inputs, pool, domains: domains.map(withoutStatus), desired });
+            // The memo keeps of the domains only the Secrets they name (ensureReferences): their
+            // parses, which the cache replaces with every status write, were 19 MB at 10,000 MailDomains.
+            domainRefs = domainSecretRefs(pool, domains);
+            rendered.set(`${namespace}/${name}`, { inputs, pool, domainRefs, desired });
           } catch (err) {
             if (!(err instanceof RenderError)) throw err;
             blocked = new Blocked('InvalidSpec', err.message, { invalid: true });
@@ -277,7 +274,7 @@ export function sendingPoolController(deps: ControllerDeps): ControllerDefinitio
         }
         if (!blocked) {
           ctx = {
-            deps, caches, raw, pool, domains, desired, applied: 0, pruned: [],
+            deps, caches, raw, pool, domainRefs, desired, applied: 0, pruned: [],
             draining: new Set(draining.map((ip) => relayName(pool, ip.address))),
             held: new Set(toDrain.held),
           };
