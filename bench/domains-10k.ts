@@ -274,6 +274,18 @@ export async function runDomains10k(opts: {
       ...(doneSeconds !== undefined ? { settleSeconds } : {}),
     };
     log(`  reconciles ${JSON.stringify(reconciles)} (errors ${reconcileErrors}); API requests ${kubeRequests.total} (${converge.kubeRequestsPerReconcile} per reconcile); peak RSS ${converge.operatorPeakRssMB} MB`);
+    // After the peak RSS is read: writing a snapshot takes a few hundred MB of its own.
+    if (process.env.BENCH_HEAP_SNAPSHOT_DIR) {
+      // operator-child.ts writes it synchronously on SIGUSR1: the next scrape answers once it is done.
+      op.child.kill('SIGUSR1');
+      await sleep(500);
+      // The scrape's keep-alive socket may be reset while the process is busy writing.
+      for (let k = 0; k < 5; k++) {
+        if (await op.scrape().then(() => true, () => false)) break;
+        await sleep(1000);
+      }
+      log(`  heap snapshot written to ${process.env.BENCH_HEAP_SNAPSHOT_DIR}`);
+    }
     const result: Domains10kResult = { domains: opts.domains, pools: opts.pools, algorithm: opts.algorithm, cores: availableParallelism(), operatorNodeOptions: op.nodeOptions, keygen, converge };
     if (doneSeconds === undefined) return result;
 

@@ -3,7 +3,7 @@
 // shell over runOperator; tests call it directly (or run it as a child process).
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js'; // not the index: operator/runtime/client-node-slim.ts
 import { createLogger, type Logger } from '../relay/log.ts';
 import { Kube } from './runtime/kube.ts';
 import { Manager } from './runtime/manager.ts';

@@ -24,7 +24,8 @@ export function createOperatorMetrics(options: { defaultMetrics?: boolean } = {}
   return {
     registry,
     // The control loop's series are per pool and sending domain: bounded by the objects a user
-    // created (a few per pool), which is what an on-call engineer needs to see (docs/control-loop.md).
+    // created (a few per pool), which is what an on-call engineer needs to see (docs/control-loop.md);
+    // the per-domain ones only for domains not Healthy (operator/observe/observer.ts exportDomainSeries).
     relayReads: new Counter({
       name: 'mailfleet_operator_relay_stats_reads_total',
       help: 'Reads of relays\' GET /v1/stats, by result (ok, Unreachable, Unauthorized, UnsupportedSchema, BadResponse).',
@@ -33,13 +34,13 @@ export function createOperatorMetrics(options: { defaultMetrics?: boolean } = {}
     }),
     domainRatio: new Gauge({
       name: 'mailfleet_operator_domain_ratio',
-      help: 'A sending domain\'s rates over its judged volume (24 h, widened to the minimum volume), by kind (bounce, deferral, complaint); 0..1.',
+      help: 'A sending domain\'s rates over its judged volume (24 h, widened to the minimum volume), by kind (bounce, deferral, complaint); 0..1. Domains in Review or Paused only.',
       labelNames: ['namespace', 'pool', 'domain', 'kind'] as const,
       registers: [registry],
     }),
     domainState: new Gauge({
       name: 'mailfleet_operator_domain_state',
-      help: 'A sending domain\'s guardrail state (enum: 1 for the current state of Healthy, Review, Paused).',
+      help: 'A sending domain\'s guardrail state (enum: 1 for the current state of Healthy, Review, Paused). Domains in Review or Paused only.',
       labelNames: ['namespace', 'pool', 'domain', 'state'] as const,
       registers: [registry],
     }),

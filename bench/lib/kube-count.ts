@@ -3,7 +3,13 @@
 // reconcilers make; the informers' list+watch go through client-node and are not counted) and
 // writes the counts to $BENCH_KUBE_COUNT_FILE on SIGUSR2.
 import { writeFileSync } from 'node:fs';
-import { Kube } from '../../operator/runtime/kube.ts';
+import { slimClientNode } from '../../operator/runtime/client-node-slim.ts';
+import type { Kube as KubeClass } from '../../operator/runtime/kube.ts';
+
+// Preloaded before the operator's entry: client-node as `mailfleet operator` loads it (without its
+// generated API), so the redirect goes in before kube.ts is loaded.
+slimClientNode();
+const { Kube }: { Kube: typeof KubeClass } = await import('../../operator/runtime/kube.ts');
 
 const counts = new Map<string, number>();
 let total = 0;
@@ -34,13 +40,13 @@ export function requestKey(method: string, path: string): string {
 }
 
 const original = Kube.prototype.request;
-Kube.prototype.request = function (this: Kube, ...args: Parameters<Kube['request']>) {
+Kube.prototype.request = function (this: KubeClass, ...args: Parameters<KubeClass['request']>) {
   total++;
   const key = requestKey(args[0], args[1]);
   counts.set(key, (counts.get(key) ?? 0) + 1);
   if (args[0] !== 'GET' && writes.length < WRITE_LOG_MAX) writes.push({ request: key, path: args[1].split('?')[0]!, by: caller() });
   return original.apply(this, args);
-} as Kube['request'];
+} as KubeClass['request'];
 
 const file = process.env.BENCH_KUBE_COUNT_FILE;
 if (file) {

@@ -54,6 +54,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   const reputationTick = intOption('reputation-tick', v['reputation-tick'], 30);
   if (reputationTick < 1) throw new UsageError('--reputation-tick: at least 1 second');
+  // Before anything loads client-node: its generated API stays unloaded (~50 MB of RSS).
+  const { slimClientNode } = await import('../../operator/runtime/client-node-slim.ts');
+  slimClientNode();
   // A missing kubeconfig or a silent API server is a sentence and an exit code here; once
   // running, the operator rides out an outage by itself.
   const { loadKubeconfig, checkApiserver } = await import('../../operator/runtime/preflight.ts');

@@ -4,6 +4,8 @@ import {
   SendingPoolSchema,
   MailDomainSchema,
   parseSendingPool,
+  parseMailDomain,
+  parseMailDomainCached,
   setCondition,
   conditionsEqual,
   isConditionTrue,
@@ -148,4 +150,35 @@ test('warm-up presets are valid step lists and durations parse', () => {
   assert.equal(warmupSteps({ preset: 'fast-14d' }).at(-1)!.day, 14);
   assert.equal(durationMs('2d'), 48 * 3600 * 1000);
   assert.equal(durationMs('4320h'), 180 * 24 * 3600 * 1000);
+});
+
+test('a kept MailDomain parse shares the parts the parse did not change with the cached object', () => {
+  // As the apiserver stores one: defaults filled (parse changes nothing in the spec), a status.
+  const spec = MailDomainSchema.parse({ apiVersion: 'mailfleet.io/v1alpha1', kind: 'MailDomain', metadata: { name: 'x' }, spec: { domain: 'example.com', poolRef: { name: 'bulk' } } }).spec;
+  const raw = {
+    apiVersion: 'mailfleet.io/v1alpha1', kind: 'MailDomain',
+    metadata: { name: 'example', namespace: 'mail', uid: 'u1', resourceVersion: '7', generation: 1 },
+    spec: JSON.parse(JSON.stringify(spec)),
+    status: {
+      observedGeneration: 1, dkimSecretName: 'example-dkim-mailfleet',
+      selectors: [{ selector: 'mailfleet', algorithm: 'rsa2048', secretName: 'example-dkim-mailfleet', state: 'Active', createdAt: '2026-12-06T00:00:00Z' }],
+      conditions: [{ type: 'Ready', status: 'True', reason: 'Ready', message: 'ok', lastTransitionTime: '2026-12-06T00:00:00Z', observedGeneration: 1 }],
+    },
+  };
+  const r = parseMailDomainCached(raw);
+  assert.ok(r.ok, r.ok ? '' : r.problems.join('; '));
+  const fresh = parseMailDomain(raw);
+  assert.ok(fresh.ok);
+  assert.deepEqual(r.value, fresh.value, 'the same value as a parse of its own');
+  assert.equal(r.value.status, raw.status, 'the status is the cached one (not a second copy)');
+  assert.equal(r.value.spec, raw.spec as unknown, 'the spec too');
+  assert.equal(parseMailDomainCached(raw), r, 'kept per object and resourceVersion');
+
+  // Defaults the parse fills (an object written before they existed): its own copy, with them.
+  const old = { ...raw, metadata: { ...raw.metadata, resourceVersion: '8' }, spec: { domain: 'example.com', poolRef: { name: 'bulk' } } };
+  const o = parseMailDomainCached(old);
+  assert.ok(o.ok);
+  assert.notEqual(o.value.spec, old.spec as unknown);
+  assert.equal(o.value.spec.dkim.selector, 'mailfleet');
+  assert.equal(o.value.status, old.status, 'the unchanged status still shared');
 });

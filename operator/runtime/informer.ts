@@ -3,7 +3,10 @@
 // a list that fails) stops the informer for good after one `error` event. This wrapper restarts it
 // with exponential backoff, and a watchdog restarts it when nothing at all has happened for too
 // long (no event, no (re)connect) — the symptom of a hung request that no timer noticed.
-import { makeInformer, type Informer, type ObjectCache, type KubernetesObject } from '@kubernetes/client-node';
+// client-node's files by name, never its index (operator/runtime/client-node-slim.ts says why).
+import { makeInformer, type Informer } from '@kubernetes/client-node/dist/informer.js';
+import type { ObjectCache } from '@kubernetes/client-node/dist/cache.js';
+import type { KubernetesObject } from '@kubernetes/client-node/dist/types.js';
 import { systemClock, type Clock } from './clock.ts';
 import type { Kube, KubeObject, KubeList } from './kube.ts';
 import { resourcePath } from './kube.ts';
@@ -33,7 +36,12 @@ export interface InformerOptions {
    * uses. Default: stripManagedFields.
    */
   trim?: (obj: KubeObject) => void;
+  /** Objects per page of the first list (and of each re-list); default LIST_PAGE. */
+  listPageSize?: number;
 }
+
+/** client-go's pager default. */
+export const LIST_PAGE = 500;
 
 /**
  * managedFields is often the largest part of an object (one entry per field manager, each listing
@@ -85,15 +93,43 @@ export class ResilientInformer {
     this.armWatchdog();
   }
 
+  /**
+   * The first list, in pages of LIST_PAGE, each object trimmed as its page arrives (as client-go's
+   * pager does): one LIST of 10,000 MailDomains was ~40 MB of JSON text and every object's
+   * managedFields at once, the restarted operator's peak (issue 17). The pages share one
+   * resourceVersion (a consistent snapshot); a continue token that expired fails the list, and
+   * the informer lists again after its backoff.
+   */
+  private async listTrimmed(path: string, trim: (obj: KubeObject) => void): Promise<KubeList> {
+    const items: KubeObject[] = [];
+    let cont: string | undefined;
+    let first: KubeList | undefined;
+    do {
+      const page: KubeList = await this.kube.request<KubeList>('GET', path, { query: { labelSelector: this.opts.labelSelector, limit: this.opts.listPageSize ?? LIST_PAGE, continue: cont } });
+      first ??= page;
+      for (const o of page.items) {
+        try {
+          trim(o);
+        } catch {
+          // trimmed again when cached; never fail a list over it
+        }
+        items.push(o);
+      }
+      cont = page.metadata?.continue || undefined;
+    } while (cont);
+    return { ...first, metadata: { resourceVersion: first.metadata?.resourceVersion }, items } as KubeList;
+  }
+
   private spawn(): void {
     const gen = ++this.gen;
+    const trim = this.opts.trim ?? stripManagedFields;
     const path = resourcePath({ apiVersion: this.opts.apiVersion, kind: this.opts.kind, namespace: this.opts.namespace });
     const live = () => gen === this.gen && !this.stopped;
     const inf: ListWatcher = makeInformer(
       this.kube.kc,
       path,
       async () => {
-        const list = await this.kube.request<KubeList>('GET', path, { query: { labelSelector: this.opts.labelSelector } });
+        const list = await this.listTrimmed(path, trim);
         // ListWatch stores the items right after this promise resolves, in the same turn.
         setImmediate(() => {
           if (!live()) return;
@@ -105,7 +141,6 @@ export class ResilientInformer {
       },
       this.opts.labelSelector,
     );
-    const trim = this.opts.trim ?? stripManagedFields;
     for (const verb of ['add', 'update', 'delete'] as const) {
       inf.on(verb, (obj) => {
         // The callback gets the very object the ListWatch just stored, so trimming here trims

@@ -5,14 +5,11 @@
 // small interface; the callers (informer, leader election, apply, events) stay thin.
 import type { AgentOptions, RequestOptions as HttpsRequestOptions } from 'node:https';
 import { Agent } from 'undici';
-import {
-  KubeConfig,
-  PatchStrategy,
-  RequestContext,
-  HttpMethod,
-  IsomorphicFetchHttpLibrary,
-  ApiException,
-} from '@kubernetes/client-node';
+// client-node's files by name, never its index (operator/runtime/client-node-slim.ts says why).
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import { PatchStrategy } from '@kubernetes/client-node/dist/patch.js';
+import { RequestContext, HttpMethod, IsomorphicFetchHttpLibrary } from '@kubernetes/client-node/dist/gen/http/http.js';
+import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
 
 export const FIELD_MANAGER = 'mailfleet-operator';
 

@@ -5,7 +5,7 @@
 import { existsSync, accessSync, constants } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js'; // not the index: operator/runtime/client-node-slim.ts
 import { Kube, KubeError } from './kube.ts';
 import { StartupError, STARTUP_EXIT, briefReason } from '../../relay/startup-error.ts';
 

@@ -38,7 +38,8 @@ export interface PoolCtx {
   caches: Caches;
   raw: KubeObject;
   pool: SendingPool;
-  domains: MailDomain[];
+  /** The Secrets the pool's MailDomains name (domainSecretRefs), checked by ensureReferences. */
+  domainRefs: DomainSecretRef[];
   desired: RenderedObject[];
   applied: number;
   pruned: string[];
@@ -63,6 +64,14 @@ export const ensureApiToken: Step<PoolCtx> = {
   },
 };
 
+/** A Secret a MailDomain names, as [field path, Secret name]. */
+export type DomainSecretRef = [string, string | undefined];
+
+/** The Secrets the pool's MailDomains name: the relays mount each domain's webhook key, so a missing one holds their pods too. */
+export function domainSecretRefs(pool: SendingPool, domains: readonly MailDomain[]): DomainSecretRef[] {
+  return domainsOfPool(pool, domains).flatMap((d): DomainSecretRef[] => (d.spec.webhook ? [[`MailDomain ${d.metadata.name} spec.webhook.secretRef.name`, d.spec.webhook.secretRef.name]] : []));
+}
+
 export const ensureReferences: Step<PoolCtx> = {
   name: 'ensureReferences',
   async run(ctx) {
@@ -73,8 +82,7 @@ export const ensureReferences: Step<PoolCtx> = {
       ['spec.submission.authSecretRef.name', pool.spec.submission.authSecretRef?.name],
       ['spec.feedback.postgres.secretRef.name', pool.spec.feedback?.postgres?.secretRef.name],
       ['spec.feedback.unsubscribe.tlsSecretRef.name', pool.spec.feedback?.unsubscribe?.tlsSecretRef.name],
-      // The relays mount each domain's webhook key: a missing one holds their pods too.
-      ...domainsOfPool(pool, ctx.domains).map((d): [string, string | undefined] => [`MailDomain ${d.metadata.name} spec.webhook.secretRef.name`, d.spec.webhook?.secretRef.name]),
+      ...ctx.domainRefs,
     ];
     for (const [field, name] of refs) {
       if (!name) continue;
