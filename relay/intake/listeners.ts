@@ -19,6 +19,7 @@ import { IncomingBody, spoolDirOf } from './incoming-body.ts';
 import type { CredentialStore } from './credentials.ts';
 import { AuthThrottle } from './auth-throttle.ts';
 import { DataScanner } from './data-scanner.ts';
+import { eachChunk } from './each-chunk.ts';
 import { decideRecipient } from './recipient-policy.ts';
 import { applySmtpServerPatches, smtpError } from './smtp-server-patches.ts';
 import { buildReceivedHeader, extractMessageId } from './trace-headers.ts';
@@ -156,6 +157,14 @@ export async function closeListeners(listeners: RunningListener[]): Promise<void
   await Promise.all(listeners.map((l) => l.close()));
 }
 
+/**
+ * A counter with its labels bound once: prom-client's child when there is one, else (a session
+ * thread's proxy, relay/intake/session-thread.ts) inc with the labels.
+ */
+function counterFor(counter: { inc(labels: Record<string, string>, v?: number): void; labels?(labels: Record<string, string>): { inc(v?: number): void } }, labels: Record<string, string>): { inc(v?: number): void } {
+  return typeof counter.labels === 'function' ? counter.labels(labels) : { inc: (v?: number) => counter.inc(labels, v) };
+}
+
 /** Per-transaction state smtp-server does not keep: when the message may first be attempted. */
 const notBefore = new WeakMap<SMTPServerSession, number>();
 
@@ -165,7 +174,13 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
   const tls = listener.tls !== 'none' ? deps.tls?.current : undefined;
   const greetingDelayMs = listener.greetingDelayMs ?? (listener.role === 'submission' ? 0 : 100);
   const reject = (stage: string, reason: string) => metrics.smtpRejections.inc({ listener: listener.name, stage, reason });
-  const sessionTimers = new Map<string, NodeJS.Timeout>();
+  // This listener's counters, looked up once (a session counts a connection and a message).
+  const counted = {
+    connection: counterFor(metrics.smtpConnections, { listener: listener.name }),
+    accepted: counterFor(metrics.smtpMessages, { listener: listener.name, result: 'accepted' }),
+    tempfail: counterFor(metrics.smtpMessages, { listener: listener.name, result: 'tempfail' }),
+    rejected: counterFor(metrics.smtpMessages, { listener: listener.name, result: 'rejected' }),
+  };
 
   const authAllowed = (session: SMTPServerSession, secure: boolean) =>
     listener.role === 'submission' && (secure || (listener.allowPlaintextAuthOnLoopback && isLoopback(session.remoteAddress)));
@@ -192,7 +207,7 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
     disableReverseLookup: true,
     logger: false,
     onConnect(session, callback) {
-      metrics.smtpConnections.inc({ listener: listener.name });
+      counted.connection.inc();
       // A draining relay takes no new mail (its IP is leaving the pool) and keeps delivering what
       // it holds. 421 at the greeting: the client tries another relay of the pool, or later.
       if (config.draining) {
@@ -201,21 +216,12 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
       }
       // AUTH is not even advertised where it may not be used: plaintext from a remote address.
       if (!authAllowed(session, listener.tls === 'implicit')) session.disabledCommands = listener.tls === 'starttls' ? ['AUTH'] : ['AUTH', 'STARTTLS'];
-      const timer = setTimeout(() => {
-        const conn = server.connections && [...server.connections].find((c) => (c as unknown as { id: string }).id === session.id);
-        (conn as unknown as { close?: () => void } | undefined)?.close?.();
-      }, config.limits.sessionTimeoutMs);
-      timer.unref();
-      sessionTimers.set(session.id, timer);
+      // limits.sessionTimeoutMs is enforced by the slow-client sweep below (no timer per session).
       callback();
     },
     onSecure(_socket, session, callback) {
       if (authAllowed(session, true)) session.disabledCommands = [];
       callback();
-    },
-    onClose(session) {
-      clearTimeout(sessionTimers.get(session.id));
-      sessionTimers.delete(session.id);
     },
     onAuth(auth, session, callback) {
       const address = session.remoteAddress;
@@ -319,13 +325,13 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
     onData(stream, session, callback) {
       receiveMessage(stream, session, listener, deps, log, budget).then(
         (id) => {
-          metrics.smtpMessages.inc({ listener: listener.name, result: 'accepted' });
+          counted.accepted.inc();
           // The MX role records reports, it queues nothing.
           callback(null, listener.role === 'mx' ? `Ok: recorded as ${id}` : `Ok: queued as ${id}`);
         },
         (err: Error & { responseCode?: number; reason?: string }) => {
           const tempfail = (err.responseCode ?? 450) < 500;
-          metrics.smtpMessages.inc({ listener: listener.name, result: tempfail ? 'tempfail' : 'rejected' });
+          (tempfail ? counted.tempfail : counted.rejected).inc();
           if (err.reason) reject('data', err.reason);
           callback(err);
         },
@@ -335,7 +341,7 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
 
   const server = new SMTPServer(options);
   if (deps.bind) server.connections = new SharedCountedSet(deps.bind.clients, config.listeners.indexOf(listener));
-  const stopWatching = watchSlowClients(server, config.limits, (phase, sessionId) => {
+  const stopWatching = watchSlowClients(server, { commandTimeoutMs: config.limits.commandTimeoutMs, minDataRate: config.limits.minDataRate, sessionTimeoutMs: config.limits.sessionTimeoutMs }, (phase, sessionId) => {
     metrics.slowClients.inc({ listener: listener.name, phase });
     log.warn({ session: sessionId, phase }, phase === 'command' ? 'command line not finished in time; closing' : 'message data too slow; closing');
   });
@@ -389,21 +395,16 @@ async function receiveWithin(
   const scanner = new DataScanner(config.limits.maxLineOctets);
   const maxBytes = maxMessageBytesOf(listener, config.limits);
   let spoolFailed: Error | undefined;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
+  await eachChunk(stream, (chunk) => {
     scanner.push(chunk);
     // Past the size limit (or a failed spool write), keep reading (the client is still sending)
     // but hold nothing: what was held goes at once, an oversized body is never kept whole.
     if (!body.dropped && body.bytes + chunk.length > maxBytes) body.drop();
-    const writing = body.add(chunk);
-    if (writing) {
-      try {
-        await writing;
-      } catch (err) {
-        spoolFailed = err as Error;
-        body.drop();
-      }
-    }
-  }
+    return body.add(chunk)?.catch((err: Error) => {
+      spoolFailed = err;
+      body.drop();
+    });
+  });
   if (stream.sizeExceeded) {
     // smtp-server itself answers 552 5.3.4 for an oversized message; this only keeps it out of the queue.
     throw Object.assign(smtpError(552, '5.3.4', `Message size exceeds the limit of ${maxBytes} bytes`), { reason: 'too-big' });

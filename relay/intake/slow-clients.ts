@@ -5,12 +5,16 @@
 // at least `minDataRate` bytes per second once `commandTimeoutMs` has passed (Postfix's
 // smtpd_min_data_rate is 500 B/s); otherwise 421 4.4.2 and the connection is closed. Nothing of
 // an unfinished message was queued, so nothing is lost: the client retries.
+// The same sweep ends a connection older than `sessionTimeoutMs` (a whole session's cap): one
+// timer per listener instead of a timer per connection, set and cleared for every session.
 import type { SMTPServer } from 'smtp-server';
 
 export interface SlowClientLimits {
   commandTimeoutMs: number;
   /** Bytes per second; 0 turns the check off. */
   minDataRate: number;
+  /** A connection's whole lifetime; absent = no cap. Enforced within one sweep interval. */
+  sessionTimeoutMs?: number;
 }
 
 /** What a connection looks like at one sweep. */
@@ -51,7 +55,10 @@ interface ConnectionInternals {
   /** Stamped by relay/intake/smtp-server-patches.ts at each complete command line. */
   _mfCommandAt?: number;
   _mfBytesAtCommand?: number;
+  /** Stamped by relay/intake/smtp-server-patches.ts when the connection is set up. */
+  _mfOpenedAt?: number;
   send(code: number, data: string): void;
+  close(): void;
 }
 
 const partial = new WeakMap<object, { since: number; bytes: number }>();
@@ -73,6 +80,12 @@ export function watchSlowClients(
       const conn = raw;
       const socket = conn._socket;
       if (!socket || socket.destroyed || conn._closing) continue;
+      // The session cap closes without a reply, whatever the session is doing (as the timer per
+      // connection it replaces did): it bounds how long one client can hold a connection slot.
+      if (limits.sessionTimeoutMs !== undefined && now - (conn._mfOpenedAt ?? now) > limits.sessionTimeoutMs) {
+        conn.close();
+        continue;
+      }
       const lastCommandAt = conn._mfCommandAt ?? now;
       conn._mfCommandAt ??= now;
       const inData = Boolean(conn._parser && conn._parser._dataMode);

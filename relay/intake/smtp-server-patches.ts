@@ -13,7 +13,12 @@
 //    bytes read so far, and each reply the bytes read so far (a message body is not a command
 //    line), so relay/intake/slow-clients.ts can tell an unfinished line from an idle client
 //    (smtp-server has no hook per line).
+// 4. Session ids. smtp-server names each connection with 10 random bytes turned into a BigInt and
+//    printed in base 32 (~2 µs per connection, in the accept path of every session). The id only
+//    names a session in log lines, so a per-process random prefix and a counter do (same length).
 import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 const require = createRequire(import.meta.url);
@@ -48,7 +53,9 @@ export function applySmtpServerPatches(): void {
     );
   }
 
-  proto.init = function init(this: ConnectionInternals) {
+  proto.init = function init(this: ConnectionInternals & { _mfOpenedAt?: number }) {
+    // The session cap (limits.sessionTimeoutMs) counts from here: relay/intake/slow-clients.ts.
+    this._mfOpenedAt = Date.now();
     this._setListeners(() => {
       const options = this._server.options;
       // On session threads the set also counts the other threads' connections (listeners.ts).
@@ -60,6 +67,23 @@ export function applySmtpServerPatches(): void {
       if (delay <= 0) return this.connectionReady();
       setTimeout(() => this.connectionReady(), delay).unref();
     });
+  };
+
+  const serverProto = SMTPServer.prototype as unknown as {
+    _handleProxy(socket: { remoteAddress?: string }, callback: (err: Error | null, options?: { id: string; ignore?: boolean }) => void): void;
+    _expectsProxyHeader(socket: unknown): boolean;
+    options: { ignoredHosts?: string[] };
+  };
+  const proxySource = serverProto._handleProxy.toString();
+  if (!proxySource.includes("crypto.randomBytes(10)") || !proxySource.includes('setImmediate(() => callback(null, socketOptions))')) {
+    throw new Error(`smtp-server ${version}: SMTPServer._handleProxy is not the code relay/intake/smtp-server-patches.ts replaces; review the patch`);
+  }
+  const originalHandleProxy = serverProto._handleProxy;
+  serverProto._handleProxy = function handleProxy(this: typeof serverProto, socket, callback) {
+    // A PROXY header to read: smtp-server's own code (a listener behind a load balancer).
+    if (this._expectsProxyHeader(socket)) return originalHandleProxy.call(this, socket, callback);
+    const socketOptions = { id: nextSessionId(), ignore: Boolean(this.options.ignoredHosts && this.options.ignoredHosts.includes(socket.remoteAddress ?? '')) };
+    setImmediate(() => callback(null, socketOptions));
   };
 
   const protoCommands = SMTPConnection.prototype as unknown as {
@@ -87,6 +111,11 @@ export function applySmtpServerPatches(): void {
   };
   applied = true;
 }
+
+// 8 random base-32 characters per process, then a counter: 16 characters like smtp-server's own.
+const SESSION_PREFIX = BigInt(`0x${randomBytes(5).toString('hex')}`).toString(32).padStart(8, '0');
+let sessionCount = 0;
+const nextSessionId = () => SESSION_PREFIX + (sessionCount++).toString(32).padStart(8, '0');
 
 /** An error for an smtp-server hook: reply code plus an enhanced status code (RFC 3463). */
 export function smtpError(code: number, enhanced: string, text: string): Error & { responseCode: number } {

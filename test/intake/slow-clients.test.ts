@@ -78,3 +78,30 @@ test('a client that is merely idle between commands is left alone by the command
   c.socket.end('QUIT\r\n');
   await once(c.socket, 'close');
 });
+
+test('a session that keeps talking is closed at limits.sessionTimeoutMs (the sweep, no timer per session)', async () => {
+  const ws2 = await workspace();
+  const capped = await startTestRelay(ws2, { limits: { sessionTimeoutMs: 1500 } });
+  try {
+    const opened = Date.now();
+    const c = await openSmtpText(capped.port('alt'));
+    const closed = once(c.socket, 'close');
+    c.socket.write('EHLO busy.test\r\n');
+    await c.waitFor(/^250 /m);
+    // A command every 200 ms: never idle, never slow; only the session cap ends it.
+    const talk = setInterval(() => c.socket.writable && c.socket.write('NOOP\r\n'), 200);
+    try {
+      await closed;
+    } finally {
+      clearInterval(talk);
+    }
+    const lived = Date.now() - opened;
+    assert.ok(lived >= 1500, `closed after ${lived} ms, before the 1500 ms cap`);
+    // Within one sweep (1 s) of the cap, plus slack for a loaded machine.
+    assert.ok(lived < 1500 + 1000 + 2000, `closed only after ${lived} ms`);
+    assert.doesNotMatch(c.said(), /421/, 'closed without a reply, as before');
+  } finally {
+    await capped.stop();
+    rmSync(ws2.dir, { recursive: true, force: true });
+  }
+});
