@@ -16,6 +16,12 @@
 // 4. Session ids. smtp-server names each connection with 10 random bytes turned into a BigInt and
 //    printed in base 32 (~2 µs per connection, in the accept path of every session). The id only
 //    names a session in log lines, so a per-process random prefix and a counter do (same length).
+// 5. Closing after QUIT. smtp-server ends its side after the 221 and then reads until the client
+//    closes its own. Clients that close with a reset (Postfix's smtp-source sets SO_LINGER 0)
+//    made that read fail: Node builds an ECONNRESET error and formats its stack when the socket
+//    is destroyed with it (~15 µs per connection), to be ignored. As Postfix's smtpd does, the
+//    descriptor is closed once the 221 and the FIN are with the kernel; the connection's end is
+//    the kernel's business (a reset then lands on no socket of ours).
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { SMTPServer } from 'smtp-server';
@@ -84,6 +90,22 @@ export function applySmtpServerPatches(): void {
     if (this._expectsProxyHeader(socket)) return originalHandleProxy.call(this, socket, callback);
     const socketOptions = { id: nextSessionId(), ignore: Boolean(this.options.ignoredHosts && this.options.ignoredHosts.includes(socket.remoteAddress ?? '')) };
     setImmediate(() => callback(null, socketOptions));
+  };
+
+  const protoQuit = SMTPConnection.prototype as unknown as {
+    handler_QUIT(this: { _socket?: import('node:net').Socket }, command: Buffer, callback: () => void): void;
+  };
+  const quitSource = protoQuit.handler_QUIT.toString();
+  if (!quitSource.includes("this.send(221, 'Bye')") || !quitSource.includes('this.close()')) {
+    throw new Error(`smtp-server ${version}: handler_QUIT is not the code relay/intake/smtp-server-patches.ts wraps; review the patch`);
+  }
+  const originalQuit = protoQuit.handler_QUIT;
+  protoQuit.handler_QUIT = function handlerQuit(command, callback) {
+    const socket = this._socket;
+    originalQuit.call(this, command, callback);
+    // 'finish': the 221 was written and the shutdown (FIN) done. A socket already ended before
+    // (no 'finish' to come) keeps smtp-server's own half-close deadline.
+    if (socket && !socket.destroyed && !socket.writableFinished) socket.once('finish', () => socket.destroy());
   };
 
   const protoCommands = SMTPConnection.prototype as unknown as {
