@@ -48,26 +48,16 @@ function boundFields(obj: Record<string, unknown>): Record<string, unknown> {
 }
 
 /**
- * stdout is written when LOG_BATCH_BYTES have gathered or LOG_FLUSH_MS have passed, whichever
- * comes first. Each asynchronous write is a hop to libuv's thread pool that costs the event loop
- * ~10 µs (a futex wake-up); written as soon as the previous write returned, a busy relay paid it
- * about once per message (two lines). An idle relay's line still shows within LOG_FLUSH_MS (the
- * flush timer then writes nothing, ten times a second), and the lines held are written at exit
- * (pino flushes its destination synchronously then).
- */
-export const LOG_BATCH_BYTES = 8192;
-export const LOG_FLUSH_MS = 100;
-
-/**
  * JSON logs on stdout (or a given stream); one line per event, fields not prose.
  * stdout is written asynchronously: a synchronous write per line was 6.5 % of the relay's busy time
- * under load (two lines per message, 22:37 profile). Lines are written in batches (above); pino
- * flushes what is left when the process exits (a kill -9 can lose the lines of the last
- * LOG_FLUSH_MS, never mail: the queue, not the log, is the record).
+ * under load (two lines per message, 22:37 profile). Lines written while a write is in flight go
+ * out together with the next one, so an idle relay logs at once and a busy one in batches; pino
+ * flushes what is left when the process exits (a kill -9 can lose the lines of that instant, never
+ * mail: the queue, not the log, is the record).
  */
 export function createLogger(level: string, component: string, destination?: DestinationStream): Logger {
   const options = { level, base: { component }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { log: boundFields } };
-  return pino(options, destination ?? pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS }));
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
 }
 
 /**
