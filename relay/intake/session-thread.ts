@@ -15,7 +15,7 @@ import type { CredentialStore } from './credentials.ts';
 import type { IntakeVerdict } from './intake-rate.ts';
 import { IntakeMemoryBudget } from './memory-budget.ts';
 import { closeListeners, startListeners, type IntakeDeps, type IntakeShared } from './listeners.ts';
-import type { MetricOp, SessionThreadInit, ToMain, ToThread } from './threads.ts';
+import type { AcceptedArg, Call, EnqueueArg, MetricOp, SessionThreadInit, ToMain, ToThread } from './threads.ts';
 
 // Imported anywhere else (the image's build imports every module once to fill its compile cache,
 // so that a session thread never loads the TypeScript stripper: ~15 MB per thread), it stops here.
@@ -25,22 +25,29 @@ const init = workerData as SessionThreadInit;
 const { config } = init;
 const send = (msg: ToMain) => port.postMessage(msg);
 
-// Counters and log lines go to the main thread in one batch: before any reply is written (so a
-// client that reads /metrics or the log after a reply sees what led to it), else at the end of
-// the tick. Log lines are formatted here and written by the main thread's destination: one
-// writer of stdout (no lines torn between threads), and an injected logger sees them too.
-// `accepted` events ride in the same batch (one message to the main thread per 250, not two).
+// Counters, log lines, `accepted` events and calls to the main thread go in one batch: before
+// any reply is written (so a client that reads /metrics or the log after a reply sees what led to
+// it), else at the end of the tick. A message between threads costs CPU on both sides (the clone,
+// the wake-up, the dispatch; issue 13 measured 3 per mail when each went alone): the commits of
+// the sessions whose DATA ended in one tick ride together, and the `accepted` event of a message
+// goes in the batch written before its 250. Log lines are formatted here and written by the main
+// thread's destination: one writer of stdout (no lines torn between threads), and an injected
+// logger sees them too.
 let ops = new Map<string, MetricOp>();
 let lines = '';
-let accepted: unknown[] = [];
+let accepted: AcceptedArg[] = [];
+let calls: Call[] = [];
+let transfer: ArrayBuffer[] = [];
 let scheduled = false;
 function flush(): void {
   scheduled = false;
-  if (ops.size === 0 && lines === '' && accepted.length === 0) return;
-  send({ t: 'batch', ops: [...ops.values()], text: lines, accepted });
+  if (ops.size === 0 && lines === '' && accepted.length === 0 && calls.length === 0) return;
+  port.postMessage({ t: 'batch', ops: [...ops.values()], text: lines, accepted, calls } satisfies ToMain, transfer);
   ops = new Map();
   lines = '';
   accepted = [];
+  calls = [];
+  transfer = [];
 }
 const later = () => {
   if (!scheduled) {
@@ -57,15 +64,22 @@ connectionProto.send = function send(this: unknown, ...args: unknown[]) {
 
 const logger = childLogger(createLogger(config.log.level, 'relay', { write: (line: string) => ((lines += line), later()) }), { intakeThread: String(init.index) });
 
-// Calls answered by the main thread.
+// Calls answered by the main thread (in the next batch; the answers come back together too).
 let seq = 0;
 const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-function call<T>(m: 'enqueue' | 'admit' | 'blockedFor' | 'verify', a: unknown, transfer: ArrayBuffer[] = []): Promise<T> {
+function call<T>(m: Call['m'], a: unknown, moved: ArrayBuffer[] = []): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const id = ++seq;
     pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-    port.postMessage({ t: 'call', id, m, a } satisfies ToMain, transfer);
+    calls.push({ id, m, a });
+    if (moved.length > 0) transfer.push(...moved);
+    later();
   });
+}
+/** A call without an answer (the AUTH throttle's record of a success or failure). */
+function post(m: 'recordSuccess' | 'recordFailure', a: unknown): void {
+  calls.push({ id: 0, m, a });
+  later();
 }
 
 // Counters are summed here (the main thread's registry is the one scraped).
@@ -82,27 +96,58 @@ const metrics = new Proxy({} as RelayMetrics, {
   get: (_, name: string) => ({ inc: (l?: Record<string, string> | number, v?: number) => count(name, l, v), set: () => {}, observe: () => {} }),
 });
 
-// A large body goes to the main thread by transfer, not copied: a structured clone held it three
-// times at once (this thread's, the serialized and the main thread's copy; 50 x 25 MiB at once
-// peaked at 563 MB on 2 threads). Its header stays here for the `accepted` event.
+// A body goes to the main thread by transfer, never by structured clone: a clone of a view copies
+// the whole ArrayBuffer under it (Node's 8 KiB pool for a 1 KiB message, twice per message with
+// its `accepted` event: the main thread's external memory and GC grew by that), and a large
+// one held it three times at once (this thread's, the serialized and the main thread's copy; 50 x
+// 25 MiB at once peaked at 563 MB on 2 threads). A large body of its own moves as it is and its
+// header stays here for the `accepted` event; anything else moves as an exact copy, and its
+// `accepted` event names where its part lies in it (bodyAt) instead of crossing again.
 const TRANSFER_ABOVE = 64 * 1024;
 const headsSent = new Map<string, Buffer>();
+const bodiesSent = new Map<string, Uint8Array>();
 const store = {
   async enqueue(m: Parameters<QueueStore['enqueue']>[0]): Promise<string> {
     const b = m.body;
     // Only a buffer of its own (not a slice of Node's shared pool or of a larger one).
-    // A spooled body (relay/queue/body-parts.ts) is plain data: its header and the spool file's descriptor.
-    const own = b instanceof Uint8Array && b.length > TRANSFER_ABOVE && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && m.id !== undefined;
-    if (own) headsSent.set(m.id!, headerCopy(b as Buffer));
+    // A spooled body (relay/queue/body-parts.ts) is its header section and the spool file's
+    // descriptor (the process's): only the header section crosses.
+    const spooled = !(b instanceof Uint8Array);
+    const inMemory = spooled ? b.head : b;
+    const own = !spooled && b.length > TRANSFER_ABOVE && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && m.id !== undefined;
+    if (own) headsSent.set(m.id!, headerCopy(b));
+    else if (m.id !== undefined) bodiesSent.set(m.id, inMemory);
+    const moved = own ? b : new Uint8Array(inMemory);
+    const body = spooled ? { ...b, head: moved } : moved;
     try {
-      return await call<string>('enqueue', m, own ? [(b as Buffer).buffer as ArrayBuffer] : []);
+      return await call<string>('enqueue', [{ ...m, body }, !own && m.id !== undefined] satisfies EnqueueArg, [moved.buffer as ArrayBuffer]);
     } catch (err) {
-      if (own) headsSent.delete(m.id!);
+      if (m.id !== undefined) {
+        headsSent.delete(m.id);
+        bodiesSent.delete(m.id);
+      }
       const e = err as Error & { storeCode?: string };
       throw e.storeCode !== undefined ? new StoreError(e.message, e.storeCode) : e;
     }
   },
 } as unknown as QueueStore;
+
+/** The `accepted` event as it crosses: what the main thread does not have yet of its body. */
+function acceptedArg(a: Parameters<NonNullable<IntakeDeps['feedback']>['accepted']>[0]): AcceptedArg {
+  const head = headsSent.get(a.queueId);
+  const sent = bodiesSent.get(a.queueId);
+  headsSent.delete(a.queueId);
+  bodiesSent.delete(a.queueId);
+  // The main thread reads only the header (the author's domain, relay/feedback).
+  if (head) return { ...a, body: head };
+  const { body } = a;
+  if (sent && body.buffer === sent.buffer && body.byteOffset >= sent.byteOffset && body.byteOffset + body.byteLength <= sent.byteOffset + sent.byteLength) {
+    return { ...a, body: undefined, bodyAt: [body.byteOffset - sent.byteOffset, body.byteLength] };
+  }
+  const copy = body.length > HEADER_ONLY_ABOVE ? headerCopy(body) : new Uint8Array(body);
+  transfer.push(copy.buffer as ArrayBuffer);
+  return { ...a, body: copy };
+}
 
 const rate = config.intakeRate;
 const unlimited = !rate.pool && !rate.perCredential && rate.users.length === 0;
@@ -110,8 +155,8 @@ const OPEN: IntakeVerdict = { ok: true, notBefore: undefined };
 const shared: IntakeShared = {
   throttle: {
     blockedFor: (address) => call<number>('blockedFor', address),
-    recordSuccess: (address) => send({ t: 'post', m: 'recordSuccess', a: address }),
-    recordFailure: (address) => send({ t: 'post', m: 'recordFailure', a: address }),
+    recordSuccess: (address) => post('recordSuccess', address),
+    recordFailure: (address) => post('recordFailure', address),
   },
   // No intake rate configured (the common case): nothing to ask per message.
   limiter: { admit: (user) => (unlimited ? OPEN : call<IntakeVerdict>('admit', user)) },
@@ -146,11 +191,7 @@ async function main(): Promise<void> {
     ...(tls ? { tls: tls as unknown as TlsFiles } : {}),
     feedback: {
       accepted: (a) => {
-        // The main thread reads only the header (the author's domain, relay/feedback): a large
-        // body is not copied across a second time (a view clones its whole buffer).
-        const sent = headsSent.get(a.queueId);
-        headsSent.delete(a.queueId);
-        accepted.push(sent ? { ...a, body: sent } : a.body.length > HEADER_ONLY_ABOVE ? { ...a, body: headerCopy(a.body) } : a);
+        accepted.push(acceptedArg(a));
         later();
       },
       recordFeedback: () => undefined,
@@ -160,13 +201,14 @@ async function main(): Promise<void> {
   const listeners = await startListeners(deps, shared, (l) => init.ports[l.name] !== undefined);
   port.on('message', (msg: ToThread) => {
     switch (msg.t) {
-      case 'ret': {
-        const p = pending.get(msg.id);
-        pending.delete(msg.id);
-        if (msg.e) p?.reject(Object.assign(new Error(msg.e.message), msg.e.storeCode !== undefined ? { storeCode: msg.e.storeCode } : {}));
-        else p?.resolve(msg.v);
+      case 'rets':
+        for (const r of msg.r) {
+          const p = pending.get(r.id);
+          pending.delete(r.id);
+          if (r.e) p?.reject(Object.assign(new Error(r.e.message), r.e.storeCode !== undefined ? { storeCode: r.e.storeCode } : {}));
+          else p?.resolve(r.v);
+        }
         return;
-      }
       case 'config':
         applyLive(config, msg.config);
         return;
@@ -179,12 +221,12 @@ async function main(): Promise<void> {
       case 'close':
         void closeListeners(listeners).then(() => {
           flush();
-          send({ t: 'closed' });
+          port.postMessage({ t: 'closed' } satisfies ToMain);
         });
         return;
     }
   });
-  send({ t: 'ready', ports: Object.fromEntries(listeners.map((l) => [l.name, l.port])) });
+  port.postMessage({ t: 'ready', ports: Object.fromEntries(listeners.map((l) => [l.name, l.port])) });
 }
 
 main().catch((err: unknown) => {

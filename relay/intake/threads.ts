@@ -18,6 +18,7 @@ import { pino } from 'pino';
 import type { ListenerConfig, RelayConfig } from '../config/schema.ts';
 import type { CpuCount } from '../cpu-quota.ts';
 import type { NewMessage } from '../queue/types.ts';
+import type { SpooledBody } from '../queue/body-parts.ts';
 import { StoreError } from '../queue/types.ts';
 import type { IntakeDeps, RunningListener, localIntakeShared } from './listeners.ts';
 import type { TlsMaterial } from '../tls-files.ts';
@@ -54,21 +55,42 @@ export interface SessionThreadInit {
 
 export type MetricOp = [name: string, labels: Record<string, string> | undefined, value: number];
 
+/** A call to the main thread; id 0 wants no answer. */
+export interface Call {
+  id: number;
+  m: 'enqueue' | 'admit' | 'blockedFor' | 'verify' | 'recordSuccess' | 'recordFailure';
+  a: unknown;
+}
+
+/** An enqueue call's argument: the message (its body moved across, not cloned) and whether an `accepted` event will name a part of that body (bodyAt). */
+export type EnqueueArg = [message: Omit<NewMessage, 'body'> & { body: Uint8Array | SpooledBody }, keep: boolean];
+
+/** An `accepted` event from a session thread: its body, or where it lies in the body enqueued under queueId. */
+export type AcceptedArg = Omit<Parameters<NonNullable<IntakeDeps['feedback']>['accepted']>[0], 'body'> & { body: Uint8Array | undefined; bodyAt?: [offset: number, length: number] };
+
 export type ToMain =
   | { t: 'ready'; ports: Record<string, number> }
-  | { t: 'call'; id: number; m: 'enqueue' | 'admit' | 'blockedFor' | 'verify'; a: unknown }
-  | { t: 'post'; m: 'recordSuccess' | 'recordFailure'; a: unknown }
-  /** Counters to add, log lines to write, `accepted` events (relay/intake/session-thread.ts flushes before each reply). */
-  | { t: 'batch'; ops: MetricOp[]; text: string; accepted: unknown[] }
+  /**
+   * Counters to add, log lines to write, `accepted` events, then calls (relay/intake/session-thread.ts
+   * sends one before each reply it writes, else at the end of its tick).
+   */
+  | { t: 'batch'; ops: MetricOp[]; text: string; accepted: AcceptedArg[]; calls: Call[] }
   | { t: 'closed' };
 
+export interface Ret {
+  id: number;
+  v?: unknown;
+  e?: { message: string; storeCode?: string };
+}
+
 export type ToThread =
-  | { t: 'ret'; id: number; v?: unknown; e?: { message: string; storeCode?: string } }
+  /** Answers to calls, those of one main-thread tick together (a group commit answers many enqueues at once). */
+  | { t: 'rets'; r: Ret[] }
   | { t: 'config'; config: RelayConfig }
   | { t: 'tls'; material: TlsMaterial }
   | { t: 'close' };
 
-/** A Uint8Array that crossed a thread (structured clone) as the Buffer the queue and feedback take. */
+/** A Uint8Array that crossed a thread (moved or cloned) as the Buffer the queue and feedback take. */
 export const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 export interface SessionThreads {
@@ -101,65 +123,92 @@ export async function startSessionThreads(opts: {
   const clients = new SharedArrayBuffer(4 * config.listeners.length);
   let closing: Promise<void> | undefined;
 
+  // Answers go back once per tick and thread: the commit answers its whole batch in one tick.
+  const answers = new Map<Worker, Ret[]>();
+  const sendAnswers = () => {
+    for (const [w, r] of answers) w.postMessage({ t: 'rets', r } satisfies ToThread);
+    answers.clear();
+  };
+  const reply = (w: Worker, r: Ret) => {
+    const list = answers.get(w);
+    if (list) return void list.push(r);
+    if (answers.size === 0) setImmediate(sendAnswers);
+    answers.set(w, [r]);
+  };
   const answer = (w: Worker, id: number, work: () => unknown) => {
     Promise.resolve()
       .then(work)
       .then(
-        (v) => w.postMessage({ t: 'ret', id, v } satisfies ToThread),
-        (err: Error) => w.postMessage({ t: 'ret', id, e: { message: err.message, ...(err instanceof StoreError ? { storeCode: err.sqliteCode } : {}) } } satisfies ToThread),
+        (v) => reply(w, { id, v }),
+        (err: Error) => reply(w, { id, e: { message: err.message, ...(err instanceof StoreError ? { storeCode: err.sqliteCode } : {}) } }),
       );
+  };
+  // Bodies a thread's `accepted` event will name a part of (bodyAt), by queue id, until it comes
+  // (in the batch the thread sends before its 250): the body crosses once, not twice.
+  const enqueued = new Map<Worker, Map<string, Buffer>>();
+
+  const onCall = (w: Worker, c: Call) => {
+    switch (c.m) {
+      case 'enqueue': {
+        const [m, keep] = c.a as EnqueueArg;
+        return answer(w, c.id, async () => {
+          // A spooled body's descriptor is the process's: the commit reads it from this thread.
+          const inMemory = asBuffer(m.body instanceof Uint8Array ? m.body : m.body.head);
+          const id = await deps.store.enqueue({ ...m, body: m.body instanceof Uint8Array ? inMemory : { ...m.body, head: inMemory } });
+          if (keep) enqueued.get(w)?.set(id, inMemory);
+          deps.onQueued?.(id);
+          return id;
+        });
+      }
+      case 'admit':
+        return answer(w, c.id, () => shared.limiter.admit(c.a as string | undefined));
+      case 'verify': {
+        const [user, password] = c.a as [string, string];
+        return answer(w, c.id, async () => {
+          const ok = await deps.credentials.verify(user, password);
+          return { ok, ...(ok ? { cls: deps.credentials.classOf(user) } : {}) };
+        });
+      }
+      case 'blockedFor':
+        return answer(w, c.id, () => shared.throttle.blockedFor(c.a as string));
+      case 'recordSuccess':
+        return shared.throttle.recordSuccess(c.a as string);
+      case 'recordFailure':
+        return shared.throttle.recordFailure(c.a as string);
+    }
   };
 
   const onMessage = (w: Worker, msg: ToMain) => {
-    switch (msg.t) {
-      case 'call':
-        if (msg.m === 'enqueue') {
-          const m = msg.a as NewMessage;
-          return answer(w, msg.id, async () => {
-            // A spooled body's descriptor is the process's: the commit reads it from this thread.
-            const id = await deps.store.enqueue({ ...m, body: m.body instanceof Uint8Array ? asBuffer(m.body) : m.body });
-            deps.onQueued?.(id);
-            return id;
-          });
-        }
-        if (msg.m === 'admit') return answer(w, msg.id, () => shared.limiter.admit(msg.a as string | undefined));
-        if (msg.m === 'verify') {
-          const [user, password] = msg.a as [string, string];
-          return answer(w, msg.id, async () => {
-            const ok = await deps.credentials.verify(user, password);
-            return { ok, ...(ok ? { cls: deps.credentials.classOf(user) } : {}) };
-          });
-        }
-        return answer(w, msg.id, () => shared.throttle.blockedFor(msg.a as string));
-      case 'post':
-        if (msg.m === 'recordSuccess') return shared.throttle.recordSuccess(msg.a as string);
-        return shared.throttle.recordFailure(msg.a as string);
-      case 'batch':
-        for (const one of msg.accepted) {
-          try {
-            const a = one as Parameters<NonNullable<IntakeDeps['feedback']>['accepted']>[0] & { body: Uint8Array };
-            deps.feedback?.accepted({ ...a, body: asBuffer(a.body) });
-          } catch (err) {
-            logger.error({ err }, 'accepted event not recorded');
-          }
-        }
-        for (const [name, labels, value] of msg.ops) {
-          const metric = (deps.metrics as unknown as Record<string, { inc(l: Record<string, string>, v: number): void; inc(v: number): void }>)[name];
-          if (labels) metric?.inc(labels, value);
-          else metric?.inc(value);
-        }
-        // The main thread's own log destination (stdout, or a test's stream): whole lines.
-        if (msg.text) (deps.logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym]?.write(msg.text);
-        return;
-      default:
-        return;
+    if (msg.t !== 'batch') return;
+    const bodies = enqueued.get(w);
+    for (const a of msg.accepted) {
+      try {
+        let body: Buffer | undefined;
+        if (a.bodyAt) {
+          body = bodies?.get(a.queueId)?.subarray(a.bodyAt[0], a.bodyAt[0] + a.bodyAt[1]);
+          bodies?.delete(a.queueId);
+        } else if (a.body) body = asBuffer(a.body);
+        if (!body) throw new Error(`the body of ${a.queueId} is not known here`);
+        deps.feedback?.accepted({ ...a, body });
+      } catch (err) {
+        logger.error({ err }, 'accepted event not recorded');
+      }
     }
+    for (const [name, labels, value] of msg.ops) {
+      const metric = (deps.metrics as unknown as Record<string, { inc(l: Record<string, string>, v: number): void; inc(v: number): void }>)[name];
+      if (labels) metric?.inc(labels, value);
+      else metric?.inc(value);
+    }
+    // The main thread's own log destination (stdout, or a test's stream): whole lines.
+    if (msg.text) (deps.logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym]?.write(msg.text);
+    for (const c of msg.calls) onCall(w, c);
   };
 
   const start = (index: number): Promise<Worker> =>
     new Promise((resolve, reject) => {
       const init: SessionThreadInit = { index, config, ports, budget: shared.budget.shared, clients, tls: deps.tls?.current };
       const w = new Worker(bootstrap, { eval: true, workerData: init, name: `smtp-sessions-${index}` });
+      enqueued.set(w, new Map());
       let ready = false;
       w.on('message', (msg: ToMain) => {
         if (msg.t === 'ready') {
@@ -176,6 +225,8 @@ export async function startSessionThreads(opts: {
       });
       w.once('exit', (code) => {
         threads.delete(w);
+        enqueued.delete(w);
+        answers.delete(w);
         if (!ready) return reject(new Error(`SMTP session thread ${index} exited (${code}) before listening`));
         // Its connections are gone (clients retry: nothing they were answered 250 for is lost);
         // the port stays served by the others, and a new thread takes this one's place.
