@@ -50,8 +50,11 @@ export function warmCompileCache(): void {
   // The session threads' entry too (the image warms it the same way): it is compiled, then
   // refuses to run outside a worker. Otherwise the first relay run with session threads loads the
   // TypeScript stripper in each thread (~15 MB of RSS apiece) and its RSS is not the image's.
+  // And the getLogger a session thread gives smtp-server (relay/intake/smtp-server-logger.ts), which
+  // only session threads load.
   const entry = pathToFileURL(join(REPO, 'relay/intake/session-thread.ts')).href;
-  spawnSync(process.execPath, ['--input-type=module', '-e', `import { enableCompileCache } from 'node:module'; enableCompileCache(); await import(${JSON.stringify(entry)}).catch(() => {});`], { cwd: REPO, stdio: 'ignore' });
+  const stub = pathToFileURL(join(REPO, 'relay/intake/smtp-server-logger.ts')).href;
+  spawnSync(process.execPath, ['--input-type=module', '-e', `import { enableCompileCache } from 'node:module'; enableCompileCache(); await import(${JSON.stringify(stub)}); await import(${JSON.stringify(entry)}).catch(() => {});`], { cwd: REPO, stdio: 'ignore' });
 }
 
 export function relayConfig(opts: { dir: string; port: number; httpPort: number; sinkPort: number; tuning: RelayTuning; credentialsFile?: string }): RelayConfigInput {

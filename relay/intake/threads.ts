@@ -101,14 +101,26 @@ export interface SessionThreads {
 }
 
 /**
- * A thread does not inherit the process's compile cache (cli/mailfleet.ts enables it): it would
- * load the TypeScript stripper again (~15 MB per thread). The bootstrap enables the same cache
- * (NODE_COMPILE_CACHE, or the same default directory) before loading the session code.
+ * The code a session thread starts with. A thread does not inherit the process's compile cache
+ * (cli/mailfleet.ts enables it): it would load the TypeScript stripper again (~15 MB per thread),
+ * so the bootstrap enables the same cache (NODE_COMPILE_CACHE, or the same default directory)
+ * before loading the session code. It also gives smtp-server a getLogger of its own in place of
+ * nodemailer/lib/shared (relay/intake/smtp-server-logger.ts says why). `then` runs after the
+ * import has started (a test reads what the thread loaded).
  */
-const bootstrap = [
-  getCompileCacheDir() !== undefined ? "require('node:module').enableCompileCache();" : '',
-  `import(${JSON.stringify(new URL('./session-thread.ts', import.meta.url).href)});`,
-].join('\n');
+export function sessionThreadBootstrap(then = ''): string {
+  const stub = new URL('./smtp-server-logger.ts', import.meta.url).href;
+  return [
+    "const m = require('node:module');",
+    getCompileCacheDir() !== undefined ? 'm.enableCompileCache();' : '',
+    'm.registerHooks({ resolve(specifier, context, next) {',
+    `  if (specifier === 'nodemailer/lib/shared' && context.parentURL?.includes('/smtp-server/')) return { url: ${JSON.stringify(stub)}, shortCircuit: true };`,
+    '  return next(specifier, context);',
+    '} });',
+    `import(${JSON.stringify(new URL('./session-thread.ts', import.meta.url).href)});`,
+    then,
+  ].join('\n');
+}
 
 export async function startSessionThreads(opts: {
   count: number;
@@ -207,7 +219,7 @@ export async function startSessionThreads(opts: {
   const start = (index: number): Promise<Worker> =>
     new Promise((resolve, reject) => {
       const init: SessionThreadInit = { index, config, ports, budget: shared.budget.shared, clients, tls: deps.tls?.current };
-      const w = new Worker(bootstrap, { eval: true, workerData: init, name: `smtp-sessions-${index}` });
+      const w = new Worker(sessionThreadBootstrap(), { eval: true, workerData: init, name: `smtp-sessions-${index}` });
       enqueued.set(w, new Map());
       let ready = false;
       w.on('message', (msg: ToMain) => {
