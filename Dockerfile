@@ -17,6 +17,11 @@ ENV NODE_ENV=production
 # 256 MB fits the SendingPool default memory limit (512Mi). The operator Deployment sets its
 # own NODE_OPTIONS (chart value nodeOptions).
 ENV NODE_OPTIONS="--max-semi-space-size=3 --max-old-space-size=256"
+# glibc gives each thread that allocates its own malloc arena and keeps what it freed there: with
+# SMTP session threads (relay/intake/threads.ts) the arenas held 28 MB at the bench's peak. Two
+# arenas: peak RSS 187-200 -> 180-182 MB at 2 session threads, 140-144 -> 137-138 MB at none, CPU per
+# message unchanged (bench/README.md, 2026-12-07).
+ENV MALLOC_ARENA_MAX=2
 # Type-stripped and compiled modules, warmed below, so a pod never loads the TypeScript stripper
 # (about 25 MB less resident memory; the root filesystem is read-only in the pods).
 ENV NODE_COMPILE_CACHE=/app/.compile-cache

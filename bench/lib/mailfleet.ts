@@ -40,6 +40,12 @@ export function imageNodeOptions(): string {
   return m?.[1]?.trim().replace(/^"(.*)"$/, '$1') ?? '';
 }
 
+/** The image's MALLOC_ARENA_MAX (Dockerfile ENV), unless this environment sets one. */
+export function imageMallocArenaMax(): string | undefined {
+  if (process.env.MALLOC_ARENA_MAX !== undefined) return process.env.MALLOC_ARENA_MAX;
+  return /^ENV MALLOC_ARENA_MAX=(\d+)\s*$/m.exec(readFileSync(join(REPO, 'Dockerfile'), 'utf8'))?.[1];
+}
+
 /**
  * The image ships a warm compile cache (NODE_COMPILE_CACHE); the CLI keeps one in the temp dir.
  * Loading the relay once before the runs warms it, so no run pays for (or keeps the memory of)
@@ -119,10 +125,12 @@ export async function startMailfleet(opts: {
   const argv = [process.execPath, ...nodeArgs, join(REPO, 'cli/mailfleet.ts'), 'relay', '--config', configFile];
   // In a group: a shell joins it and execs node (same pid, so /proc figures still read the relay).
   const [cmd, ...args] = opts.cpuGroup ? ['sh', '-c', `${joinGroupShell(opts.cpuGroup)}exec "$0" "$@"`, ...argv] : argv;
+  // The relay as the image runs it: its heap flags (tuning.nodeOptions) and malloc arenas.
+  const arenas = imageMallocArenaMax();
   const child = spawn(cmd!, args, {
     cwd: REPO,
     stdio: ['ignore', logFd, logFd],
-    env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: opts.tuning.nodeOptions },
+    env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: opts.tuning.nodeOptions, ...(arenas !== undefined ? { MALLOC_ARENA_MAX: arenas } : {}) },
   });
   closeSync(logFd);
   let exitCode: number | null | undefined;
