@@ -7,8 +7,12 @@
 //   "250 means fsynced" holds as on one thread, and a kill -9 loses nothing that was answered;
 // - the AUTH failure throttle and the intake rate buckets (pool-wide state), per call;
 // - the intake memory budget is shared memory (relay/intake/memory-budget.ts), no message;
-// - metrics are counted on the main thread's registry (batched per tick), `accepted` events
-//   are handed to relay/feedback there; logs go to stdout from each thread.
+// - metrics are counted on the main thread's registry, `accepted` events are handed to
+//   relay/feedback there, and log lines formatted on a thread are written by the main thread's
+//   destination. All of it, and the calls, go in one message per reply written or per tick
+//   (relay/intake/session-thread.ts), and the answers come back once per tick: each message
+//   between threads costs CPU on both sides, and three per mail made a session thread cost more
+//   CPU per message than it saved (issue 13).
 // MX-role listeners (the bounce consumer holds the return-path keys) stay on the main thread.
 // Worker processes were not built: a process would need the queue over IPC as well, and the
 // threads share one address space (one compile cache, one RSS figure for the pod).
