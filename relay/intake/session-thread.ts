@@ -42,7 +42,14 @@ let scheduled = false;
 function flush(): void {
   scheduled = false;
   if (ops.size === 0 && lines === '' && accepted.length === 0 && calls.length === 0) return;
-  port.postMessage({ t: 'batch', ops: [...ops.values()], text: lines, accepted, calls } satisfies ToMain, transfer);
+  const batch = { t: 'batch', ops: [...ops.values()], text: lines, accepted, calls } satisfies ToMain;
+  try {
+    port.postMessage(batch, transfer);
+  } catch {
+    // A buffer that cannot move (Node's shared pool, were one to get here) is copied instead:
+    // the batch holds commits sessions are waiting for.
+    port.postMessage(batch);
+  }
   ops = new Map();
   lines = '';
   accepted = [];
@@ -104,7 +111,7 @@ const metrics = new Proxy({} as RelayMetrics, {
 // header stays here for the `accepted` event; anything else moves as an exact copy, and its
 // `accepted` event names where its part lies in it (bodyAt) instead of crossing again.
 const TRANSFER_ABOVE = 64 * 1024;
-const headsSent = new Map<string, Buffer>();
+const headsSent = new Map<string, Uint8Array>();
 const bodiesSent = new Map<string, Uint8Array>();
 const store = {
   async enqueue(m: Parameters<QueueStore['enqueue']>[0]): Promise<string> {
@@ -138,13 +145,12 @@ function acceptedArg(a: Parameters<NonNullable<IntakeDeps['feedback']>['accepted
   const sent = bodiesSent.get(a.queueId);
   headsSent.delete(a.queueId);
   bodiesSent.delete(a.queueId);
-  // The main thread reads only the header (the author's domain, relay/feedback).
-  if (head) return { ...a, body: head };
   const { body } = a;
-  if (sent && body.buffer === sent.buffer && body.byteOffset >= sent.byteOffset && body.byteOffset + body.byteLength <= sent.byteOffset + sent.byteLength) {
+  if (!head && sent && body.buffer === sent.buffer && body.byteOffset >= sent.byteOffset && body.byteOffset + body.byteLength <= sent.byteOffset + sent.byteLength) {
     return { ...a, body: undefined, bodyAt: [body.byteOffset - sent.byteOffset, body.byteLength] };
   }
-  const copy = body.length > HEADER_ONLY_ABOVE ? headerCopy(body) : new Uint8Array(body);
+  // The main thread reads only the header of a large one (the author's domain, relay/feedback).
+  const copy = head ?? (body.length > HEADER_ONLY_ABOVE ? headerCopy(body) : new Uint8Array(body));
   transfer.push(copy.buffer as ArrayBuffer);
   return { ...a, body: copy };
 }
@@ -179,10 +185,14 @@ const credentials = {
 } as unknown as CredentialStore;
 
 const HEADER_ONLY_ABOVE = 64 * 1024;
-/** The header block of a message (up to and with the empty line), in a buffer of its own. */
-function headerCopy(body: Buffer): Buffer {
+/**
+ * The header block of a message (up to and with the empty line) in an ArrayBuffer of its own, to
+ * be moved to the main thread: Buffer.from would put a short one in Node's shared pool, which
+ * cannot be transferred (DataCloneError) and is cloned whole (64 KiB).
+ */
+function headerCopy(body: Buffer): Uint8Array {
   const end = body.indexOf('\r\n\r\n');
-  return Buffer.from(body.subarray(0, end < 0 ? Math.min(body.length, HEADER_ONLY_ABOVE) : end + 4));
+  return new Uint8Array(body.subarray(0, end < 0 ? Math.min(body.length, HEADER_ONLY_ABOVE) : end + 4));
 }
 
 async function main(): Promise<void> {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
-import { baseConfig, workspace, writeConfig, startRelayProcess, USER, PASSWORD, type RelayProcess } from '../support/relay-harness.ts';
+import { baseConfig, workspace, writeConfig, startRelayProcess, startTestRelay, USER, PASSWORD, type RelayProcess } from '../support/relay-harness.ts';
 import { parseMountinfo } from '../../relay/cpu-quota.ts';
 
 const procs: RelayProcess[] = [];
@@ -135,5 +135,39 @@ test('the operator\'s rendered session-thread count is what a running relay star
       .createTransport({ host: '127.0.0.1', port: relay.port, secure: false, ignoreTLS: true, auth: { user: USER, pass: PASSWORD } })
       .sendMail({ from: 'app@example.com', to: 'user@example.org', subject: 'rendered', text: 'on a thread' });
     await stop(relay);
+  }
+});
+
+test('on session threads, small and large messages with and without tag headers are all queued, each with its accepted event (the body crosses to the main thread once)', async (t) => {
+  const ws = await workspace();
+  const token = 'Sesame-0123456789abcdef';
+  writeFileSync(join(ws.dir, 'api-token'), `${token}\n`);
+  const relay = await startTestRelay(ws, { intake: { workerThreads: 2 }, feedback: { apiTokenFile: join(ws.dir, 'api-token') }, domains: [{ domain: 'shop.test' }] });
+  t.after(() => relay.stop());
+  const transport = nodemailer.createTransport({ host: '127.0.0.1', port: relay.port('alt'), secure: false, ignoreTLS: true, auth: { user: USER, pass: PASSWORD } });
+  // Past 64 KiB a body of its own moves to the main thread whole; a tag header taken out makes
+  // the queued body a buffer of its own, apart from the one the accepted event reads.
+  const big = 'x'.repeat(76) + '\r\n';
+  const cases = [
+    { name: 'small', text: 'hello', tag: undefined },
+    { name: 'small-tagged', text: 'hello', tag: 'invoice-1' },
+    { name: 'large', text: big.repeat(1200), tag: undefined },
+    { name: 'large-tagged', text: big.repeat(1200), tag: 'invoice-2' },
+  ];
+  const sent = await Promise.all(cases.map((c) => transport.sendMail({
+    from: 'Billing <billing@shop.test>', to: `${c.name}@rcpt.test`, subject: c.name, text: c.text, messageId: `<${c.name}@shop.test>`,
+    ...(c.tag ? { headers: { 'X-Mailfleet-Tag': c.tag } } : {}),
+  })));
+  for (const [i, c] of cases.entries()) {
+    const queueId = /queued as ([0-9A-Z]{16})/.exec(sent[i]!.response)?.[1];
+    assert.ok(queueId, `${c.name}: ${sent[i]!.response}`);
+    // The accepted event is written on the main thread from the batch sent before the 250.
+    const res = await fetch(`http://127.0.0.1:${relay.http.port}/v1/events?queueId=${queueId}`, { headers: { authorization: `Bearer ${token}` } });
+    const { events } = (await res.json()) as { events: { type: string; messageId: string; sendingDomain: string; tags: string[] }[] };
+    const accepted = events.filter((e) => e.type === 'accepted');
+    assert.equal(accepted.length, 1, `${c.name}: ${JSON.stringify(events)}`);
+    assert.equal(accepted[0]!.messageId, `${c.name}@shop.test`);
+    assert.equal(accepted[0]!.sendingDomain, 'shop.test', c.name);
+    assert.deepEqual(accepted[0]!.tags, c.tag ? [c.tag] : [], c.name);
   }
 });
