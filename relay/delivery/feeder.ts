@@ -117,9 +117,15 @@ export class Feeder {
         : t !== undefined && (lanes.hasFullLane(c) || this.holdsAny(c)) && lanes.isExhausted(c) ? Math.max(t, lanes.claimedAt(c) + CLAIM_PAST_FULL_MS)
         : t;
     }
-    const holdsEnd = MESSAGE_CLASSES.map((c) => (lanes.wantsMore(c) ? this.heldBack?.nextEnd(c) : undefined));
-    const next = [...MESSAGE_CLASSES.map((c) => this.dueAt[c]), ...holdsEnd, this.deferredClaimAt].filter((t): t is number => t !== undefined);
-    return next.length === 0 ? undefined : Math.min(...next);
+    // The earliest of the due times, the ends of holds and a put-off claim (no arrays: once a loop turn).
+    let next = this.deferredClaimAt;
+    for (const c of MESSAGE_CLASSES) {
+      const due = this.dueAt[c];
+      if (due !== undefined && (next === undefined || due < next)) next = due;
+      const end = lanes.wantsMore(c) ? this.heldBack?.nextEnd(c) : undefined;
+      if (end !== undefined && (next === undefined || end < next)) next = end;
+    }
+    return next;
   }
 
   private holdsAny(cls: MessageClass): boolean {
