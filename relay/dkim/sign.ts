@@ -91,9 +91,12 @@ export function signingHeaderLines(head: Buffer): { keys: string; headers: Heade
 export class DkimSigner {
   private readonly domains: Map<string, SendingDomain>;
   private readonly keys = new Map<string, Promise<KeyObject>>();
+  /** Some domain has a key: without one, no message needs its From parsed here. */
+  private readonly signs: boolean;
 
   constructor(domains: readonly SendingDomain[]) {
     this.domains = new Map(domains.map((d) => [d.domain.toLowerCase(), d]));
+    this.signs = domains.some((d) => d.dkim.length > 0);
   }
 
   private key(file: string): Promise<KeyObject> {
@@ -114,6 +117,7 @@ export class DkimSigner {
    * the signed header section.
    */
   async sign(message: Buffer, envelopeSender: string, body?: Iterable<Buffer>): Promise<Buffer> {
+    if (!this.signs) return message;
     const envDomain = envelopeSender.includes('@') ? envelopeSender.slice(envelopeSender.lastIndexOf('@') + 1).toLowerCase() : undefined;
     const author = authorDomain(message);
     const domain = (author && this.domains.get(author)) || (envDomain && this.domains.get(envDomain));
