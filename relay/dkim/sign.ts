@@ -128,6 +128,11 @@ export class DkimSigner {
     if (body) for (const chunk of body) hasher.update(chunk);
     else hasher.update(inline);
     const bodyHash = hasher.digest('base64');
+    // The t= tag, fixed once: left to mailauth, it is taken from the clock twice (for the header
+    // that is hashed and for the one written) and rounded to the second, so a signature made across
+    // a half-second boundary wrote a t= it had not signed and failed verification (RSA signing takes
+    // milliseconds; under load a few RSA signatures in a hundred).
+    const signTime = new Date(Math.floor(Date.now() / 1000) * 1000);
     const signatures: string[] = [];
     for (const k of domain.dkim) {
       let privateKey: KeyObject;
@@ -142,7 +147,7 @@ export class DkimSigner {
         throw new Error(`DKIM signing for ${domain.domain} failed: key ${k.keyFile} is ${privateKey.asymmetricKeyType}, selector ${k.selector} says ${k.algorithm}`);
       }
       const { canonicalizedHeader, dkimHeaderOpts } = generateCanonicalizedHeader('DKIM', lines, {
-        signingDomain: domain.domain, selector: k.selector, algorithm: k.algorithm, canonicalization: 'relaxed/relaxed', bodyHash,
+        signingDomain: domain.domain, selector: k.selector, algorithm: k.algorithm, canonicalization: 'relaxed/relaxed', bodyHash, signTime,
       });
       // RFC 8463: Ed25519 signs the SHA-256 of the canonicalised header ("PureEdDSA" over the hash).
       const b = rsa
