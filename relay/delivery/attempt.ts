@@ -175,10 +175,12 @@ export async function attemptDelivery(
           ctx.pool.release(opts, conn, ctx.budget);
           return result.recipients.map((r) => {
             const p = parseReplyLine(`${r.reply.code} ${r.reply.text.split('\n').join(' ')}`);
-            return {
+            const o: RecipientOutcome = {
               recipient: r.recipient, code: r.reply.code, enhanced: p.enhanced, text: p.text, raw: r.reply.raw, phase: r.phase,
-              mx: t.host, tls: conn.tlsActive, tlsVerified: conn.tlsAuthorized, ...(stsMode ? { mtaSts: stsMode } : {}),
+              mx: t.host, tls: conn.tlsActive, tlsVerified: conn.tlsAuthorized,
             };
+            if (stsMode) o.mtaSts = stsMode;
+            return o;
           });
         } catch (err) {
           ctx.pool.release(opts, conn, ctx.budget);

@@ -123,6 +123,7 @@ export function createDeliveryContext(opts: DeliveryOptions): DeliveryContext {
   const resolver = opts.resolver ?? new MailResolver({ servers: config.delivery.dnsServers, clock });
   const delayNoticeMs = delayNoticeMsOf(config);
   const shapingLedger = new ShapingLedger(store.path);
+  shapingLedger.onError = (err) => logger.error({ err }, 'could not save the warm-up counters; tried again with the next attempt');
   const stopping = new AbortController();
   // One listener per open connection; the count is bounded by the pool, not a leak.
   setMaxListeners(0, stopping.signal);

@@ -5,7 +5,7 @@
 import type { DeliveryContext } from './context.ts';
 import type { Adopter, DueRecipient } from '../queue/store.ts';
 import { MESSAGE_CLASSES, classRecord, type MessageClass } from '../message-class.ts';
-import { HeldLanes } from '../scheduler/lanes.ts';
+import { HeldLanes, type Held } from '../scheduler/lanes.ts';
 import { shapingKey } from '../scheduler/providers.ts';
 import { routeFor } from './egress.ts';
 import type { HeldBack } from './dispatch.ts';
@@ -47,6 +47,8 @@ export class Feeder {
   private deferredClaimAt: number | undefined;
   /** One MX lookup per domain at a time (see shapedProvider). */
   private readonly lookups = new Map<string, Promise<string>>();
+  /** Groups admitted in this turn, waiting for their provider (lookUpAdmitted, in the next check phase). */
+  private admitted: Held[] = [];
   readonly adopter: Adopter;
   /** Domains the scheduler holds back (a cap, a suspension): not claimed until their hold ends. */
   private readonly heldBack: HeldBack | undefined;
@@ -117,9 +119,15 @@ export class Feeder {
         : t !== undefined && (lanes.hasFullLane(c) || this.holdsAny(c)) && lanes.isExhausted(c) ? Math.max(t, lanes.claimedAt(c) + CLAIM_PAST_FULL_MS)
         : t;
     }
-    const holdsEnd = MESSAGE_CLASSES.map((c) => (lanes.wantsMore(c) ? this.heldBack?.nextEnd(c) : undefined));
-    const next = [...MESSAGE_CLASSES.map((c) => this.dueAt[c]), ...holdsEnd, this.deferredClaimAt].filter((t): t is number => t !== undefined);
-    return next.length === 0 ? undefined : Math.min(...next);
+    // The earliest of the due times, the ends of holds and a put-off claim (no arrays: once a loop turn).
+    let next = this.deferredClaimAt;
+    for (const c of MESSAGE_CLASSES) {
+      const due = this.dueAt[c];
+      if (due !== undefined && (next === undefined || due < next)) next = due;
+      const end = lanes.wantsMore(c) ? this.heldBack?.nextEnd(c) : undefined;
+      if (end !== undefined && (next === undefined || end < next)) next = end;
+    }
+    return next;
   }
 
   private holdsAny(cls: MessageClass): boolean {
@@ -147,14 +155,32 @@ export class Feeder {
   }
 
   private admit(group: DueRecipient[]): void {
-    const h = this.lanes.add(group);
+    this.admitted.push(this.lanes.add(group));
     // Lookups start once this claim turn is over: claiming is one quick transaction, a lookup may
-    // wait on the network.
-    new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.shapedProvider(group[0]!.domain)).then((provider) => {
-      if (!this.lanes.has(h)) return; // released by stop()
-      this.lanes.resolve(h, provider);
-      this.kick();
-    });
+    // wait on the network. One immediate for all the groups of the turn, not one each.
+    if (this.admitted.length === 1) setImmediate(() => this.lookUpAdmitted());
+  }
+
+  private lookUpAdmitted(): void {
+    const held = this.admitted;
+    this.admitted = [];
+    let resolved = false;
+    for (const h of held) {
+      if (!this.lanes.has(h)) continue; // released by stop()
+      const domain = h.group[0]!.domain;
+      // A configured route needs no lookup: its lane is known now.
+      if (routeFor(this.ctx.config.delivery.routes, domain)) {
+        this.lanes.resolve(h, 'smarthost');
+        resolved = true;
+        continue;
+      }
+      this.shapedProvider(domain).then((provider) => {
+        if (!this.lanes.has(h)) return; // released by stop()
+        this.lanes.resolve(h, provider);
+        this.kick();
+      });
+    }
+    if (resolved) this.kick();
   }
 
   /**

@@ -71,7 +71,8 @@ async function attemptGroup(ctx: DeliveryContext, group: DueRecipient[], origina
   let records = accepted.length > 0 ? settled.records.filter((r) => r.outcome.kind !== 'delivered') : settled.records;
   let failuresPostponed = false;
   try {
-    await sendDsn(ctx, group, headerOf(original), settled.failed);
+    // Awaited only when there is one to send (most attempts fail nobody).
+    if (settled.failed.length > 0) await sendDsn(ctx, group, headerOf(original), settled.failed);
   } catch (err) {
     ctx.logger.error({ err, queueId: first.messageId }, 'DSN could not be queued; bounce postponed');
     records = postponeFailures(records, now + LOCAL_RETRY_MS);
@@ -79,5 +80,5 @@ async function attemptGroup(ctx: DeliveryContext, group: DueRecipient[], origina
   }
   recordOutcomes(ctx, first.messageId, records);
   if (ctx.feedback) for (const r of attemptReports(ctx, settled.recipients, { sourceIp, viaRoute, failuresPostponed })) ctx.feedback.attempted(r);
-  await sendDelayNotices(ctx, group, headerOf(original), settled.delayed);
+  if (settled.delayed.length > 0) await sendDelayNotices(ctx, group, headerOf(original), settled.delayed);
 }

@@ -26,8 +26,11 @@ export interface Budget {
 interface Slot {
   open: number;
   group: string | undefined;
-  idle: { conn: SmtpConnection; timer: NodeJS.Timeout }[];
+  /** Parked connections, oldest first (acquire takes the newest, idle closing the oldest). */
+  idle: { conn: SmtpConnection; since: number }[];
 }
+
+const DEFAULT_IDLE_MS = 5000;
 
 function keyOf(o: OpenOptions): string {
   return [o.localAddress ?? '', o.host, o.address, o.port, o.tls, o.auth?.user ?? ''].join('|');
@@ -39,9 +42,16 @@ export class ConnectionPool {
   private waiters: (() => void)[] = [];
   private readonly options: PoolOptions;
   private closing = false;
+  /**
+   * One timer closes idle connections for the whole pool, at the oldest one's deadline: a timer
+   * set and cleared per parked connection was a timer-list insert per delivered message.
+   */
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly idleMs: number;
 
   constructor(options: PoolOptions) {
     this.options = options;
+    this.idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
   }
 
   private slot(key: string): Slot {
@@ -74,8 +84,7 @@ export class ConnectionPool {
   private idleInGroup(group: string): { s: Slot; conn: SmtpConnection } | undefined {
     for (const s of this.slots.values()) {
       if (s.group !== group || s.idle.length === 0) continue;
-      const { conn, timer } = s.idle.shift()!;
-      clearTimeout(timer);
+      const { conn } = s.idle.shift()!;
       return { s, conn };
     }
     return undefined;
@@ -88,8 +97,7 @@ export class ConnectionPool {
     if (budget && s.group === undefined) s.group = budget.key;
     for (;;) {
       while (s.idle.length > 0) {
-        const { conn, timer } = s.idle.pop()!;
-        clearTimeout(timer);
+        const { conn } = s.idle.pop()!;
         if (conn.reusable) return conn;
         conn.close();
         this.opened(s, -1);
@@ -125,27 +133,37 @@ export class ConnectionPool {
     } else if (this.closing || conn.messagesSent >= maxMessages) {
       void this.retire(s, conn);
     } else {
-      const timer = setTimeout(() => {
-        const i = s.idle.findIndex((x) => x.conn === conn);
-        if (i >= 0) {
-          s.idle.splice(i, 1);
-          void this.retire(s, conn);
-        }
-      }, this.options.idleMs ?? 5000);
-      timer.unref();
-      s.idle.push({ conn, timer });
+      s.idle.push({ conn, since: performance.now() });
+      this.armSweep(this.idleMs);
       this.notify();
     }
   }
 
+  private armSweep(inMs: number): void {
+    if (this.sweepTimer !== undefined || this.closing) return;
+    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(0, inMs));
+    this.sweepTimer.unref();
+  }
+
+  /** Closes connections parked for idleMs or longer; sets the timer again for the next one due. */
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    const now = performance.now();
+    let next: number | undefined;
+    for (const s of this.slots.values()) {
+      while (s.idle.length > 0 && now - s.idle[0]!.since >= this.idleMs) void this.retire(s, s.idle.shift()!.conn);
+      if (s.idle.length > 0) next = Math.min(next ?? Infinity, s.idle[0]!.since + this.idleMs);
+    }
+    if (next !== undefined) this.armSweep(next - now);
+  }
+
   async closeAll(): Promise<void> {
     this.closing = true;
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
     const quits: Promise<void>[] = [];
     for (const s of this.slots.values()) {
-      for (const { conn, timer } of s.idle) {
-        clearTimeout(timer);
-        quits.push(conn.quit());
-      }
+      for (const { conn } of s.idle) quits.push(conn.quit());
       s.idle = [];
       s.open = 0;
     }

@@ -3,7 +3,7 @@
 // tests written before the scheduler expect; the scheduler and the stats endpoint say "default".
 import { rollupProvider, type ProviderPattern } from '../scheduler/providers.ts';
 
-export function providerOf(mxHost: string | undefined, custom: readonly ProviderPattern[] = []): string {
+export function providerOf(mxHost: string | undefined, custom?: readonly ProviderPattern[]): string {
   if (!mxHost) return 'none';
   const p = rollupProvider(mxHost, custom);
   return p === 'default' ? 'other' : p;

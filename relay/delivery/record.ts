@@ -14,20 +14,51 @@ function providerLabel(ctx: DeliveryContext, mx: string | undefined, viaRoute: b
   return viaRoute ? 'smarthost' : providerOf(mx, ctx.customProviders);
 }
 
+/** The sending domain of an envelope sender, as the metric label and as the stats counters name it. */
+interface SendingDomain {
+  label: string;
+  domain: string;
+}
+
+/**
+ * Both worked out once per envelope domain, not per recipient (sendingDomainOf walks every
+ * configured domain), for the config.domains they came from: a live reload brings a new array.
+ */
+const sendingDomainMemo = new WeakMap<object, Map<string, SendingDomain>>();
+const SENDING_DOMAIN_MEMO_MAX = 10_000;
+
+function sendingDomain(ctx: DeliveryContext, mailFrom: string): SendingDomain {
+  const domains = ctx.config.domains;
+  let memo = sendingDomainMemo.get(domains);
+  if (!memo) sendingDomainMemo.set(domains, (memo = new Map()));
+  const at = mailFrom.lastIndexOf('@');
+  const key = at < 0 ? '\0' : mailFrom.slice(at + 1);
+  let d = memo.get(key);
+  if (!d) {
+    if (memo.size >= SENDING_DOMAIN_MEMO_MAX) memo.clear();
+    d = { label: sendingDomainLabel(mailFrom, ctx.sendingDomains), domain: sendingDomainOf(mailFrom, domains) };
+    memo.set(key, d);
+  }
+  return d;
+}
+
 /** Metrics, stats and a log line per recipient. `viaRoute`: sent through a configured smarthost. */
 export function reportOutcomes(ctx: DeliveryContext, settled: readonly SettledRecipient[], at: { sourceIp: string; shapedAs: string; viaRoute: boolean; now: number }): void {
   const { metrics, stats, logger } = ctx;
+  const shapedAs = providerOfKey(at.shapedAs);
   for (const { reply: o, due, outcome, category: cat } of settled) {
     const provider = providerLabel(ctx, o.mx, at.viaRoute);
+    const sending = sendingDomain(ctx, due.mailFrom);
     metrics.deliveryAttempts.inc({ result: outcome.kind, source_ip: at.sourceIp, provider, category: cat ?? 'none' });
-    metrics.deliveryDomainAttempts.inc({ sending_domain: sendingDomainLabel(due.mailFrom, ctx.sendingDomains), result: outcome.kind, category: cat ?? 'none' });
-    stats.record(at.sourceIp, providerOfKey(at.shapedAs), outcome.kind, cat);
-    ctx.counters?.add({ ip: at.sourceIp, provider: providerOfKey(at.shapedAs), domain: sendingDomainOf(due.mailFrom, ctx.config.domains), class: due.class }, countFieldsFor(outcome.kind, cat));
+    metrics.deliveryDomainAttempts.inc({ sending_domain: sending.label, result: outcome.kind, category: cat ?? 'none' });
+    stats.record(at.sourceIp, shapedAs, outcome.kind, cat);
+    ctx.counters?.add({ ip: at.sourceIp, provider: shapedAs, domain: sending.domain, class: due.class }, countFieldsFor(outcome.kind, cat));
     if (outcome.kind === 'delivered') {
       metrics.deliveryLatency.observe({ provider }, Math.max(0, (at.now - due.createdAt) / 1000));
       metrics.classLatency.observe({ class: due.class }, Math.max(0, (at.now - due.createdAt) / 1000));
     }
-    const event = {
+    // Built whole, then one optional field set: a spread into the literal copied it once more.
+    const event: Record<string, unknown> = {
       event: outcome.kind,
       queueId: due.messageId,
       recipient: o.recipient,
@@ -39,8 +70,8 @@ export function reportOutcomes(ctx: DeliveryContext, settled: readonly SettledRe
       tls: o.tls,
       tlsVerified: o.tlsVerified,
       mtaSts: o.mtaSts,
-      ...(outcome.kind === 'deferred' ? { nextAttemptAt: new Date(outcome.at).toISOString() } : {}),
     };
+    if (outcome.kind === 'deferred') event.nextAttemptAt = new Date(outcome.at).toISOString();
     if (outcome.kind === 'delivered') logger.info(event, 'delivered');
     else logger.warn(event, outcome.kind);
   }

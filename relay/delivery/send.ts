@@ -68,17 +68,42 @@ export async function sendGroup(ctx: DeliveryContext, group: readonly DueRecipie
  * Sockets are cut on stop, but DNS lookups and policy fetches cannot be: an attempt still in one
  * when the relay stops is abandoned (its late result is ignored) and requeued.
  */
-async function untilStopped(signal: AbortSignal, recipients: string[], attempt: Promise<RecipientOutcome[]>): Promise<RecipientOutcome[]> {
-  let onAbort: (() => void) | undefined;
-  const stopped = new Promise<RecipientOutcome[]>((resolve) => {
-    onAbort = () => resolve(recipients.map((recipient) => ({ recipient, code: 451, enhanced: '4.4.1', text: STOPPED, raw: `451 4.4.1 ${STOPPED}`, phase: 'connect' as const })));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  attempt.catch(() => {}); // a late failure of an abandoned attempt is of no interest
-  try {
-    return await Promise.race([attempt, stopped]);
-  } finally {
-    signal.removeEventListener('abort', onAbort!);
+function untilStopped(signal: AbortSignal, recipients: string[], attempt: Promise<RecipientOutcome[]>): Promise<RecipientOutcome[]> {
+  const stopped = () => recipients.map((recipient) => ({ recipient, code: 451, enhanced: '4.4.1', text: STOPPED, raw: `451 4.4.1 ${STOPPED}`, phase: 'connect' as const }));
+  if (signal.aborted) {
+    attempt.catch(() => {}); // a late failure of an abandoned attempt is of no interest
+    return Promise.resolve(stopped());
   }
+  // One abort listener per signal for every attempt in flight (stopHandlers), not one added and
+  // removed per attempt, and one promise settled by whichever comes first instead of a race.
+  return new Promise((resolve, reject) => {
+    const handlers = stopHandlers(signal);
+    const onStop = () => resolve(stopped());
+    handlers.add(onStop);
+    attempt.then(
+      (outcomes) => {
+        handlers.delete(onStop);
+        resolve(outcomes);
+      },
+      (err: unknown) => {
+        handlers.delete(onStop);
+        reject(err);
+      },
+    );
+  });
+}
+
+const handlersBySignal = new WeakMap<AbortSignal, Set<() => void>>();
+
+function stopHandlers(signal: AbortSignal): Set<() => void> {
+  let set = handlersBySignal.get(signal);
+  if (!set) {
+    const handlers = new Set<() => void>();
+    signal.addEventListener('abort', () => {
+      for (const h of handlers) h();
+      handlers.clear();
+    }, { once: true });
+    handlersBySignal.set(signal, (set = handlers));
+  }
+  return set;
 }

@@ -147,3 +147,25 @@ test('PIPELINING: MAIL and RCPTs go in one write; replies still map to the right
     server.close();
   }
 });
+
+test('reply timeout: a wait longer than commandTimeoutMs fails in its phase; slow replies within it each succeed, however long the session', async () => {
+  // Greeting after 200 ms, EHLO answered 250 ms after it came: each within the 300 ms timeout,
+  // 450 ms in all. MAIL is never answered.
+  const server = net.createServer((sock) => {
+    setTimeout(() => sock.write('220 mx.test ESMTP\r\n'), 200);
+    sock.on('data', (d) => {
+      if (d.toString('latin1').startsWith('EHLO')) setTimeout(() => sock.write('250 mx.test\r\n'), 250);
+    });
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  try {
+    const c = await SmtpConnection.open({ host: 'mx.test', address: '127.0.0.1', port: (server.address() as net.AddressInfo).port, ehloName: 'o.test', tls: 'none', connectTimeoutMs: 1000, commandTimeoutMs: 300 });
+    const t = performance.now();
+    await assert.rejects(c.send('a@x.test', ['y@y.test'], Buffer.from('Subject: x\r\n\r\nhi\r\n')), (e: unknown) =>
+      e instanceof SmtpError && e.phase === 'mail' && /no reply from mx\.test within 300 ms/.test(e.raw));
+    assert.ok(performance.now() - t >= 295, `timed out after ${performance.now() - t} ms`);
+  } finally {
+    server.close();
+  }
+});

@@ -115,7 +115,13 @@ export class SmtpConnection {
   private socket: net.Socket | tls.TLSSocket;
   private buffer = '';
   private lines: string[] = [];
-  private waiter: { resolve: (r: Reply) => void; reject: (e: Error) => void } | undefined;
+  private waiter: { resolve: (r: Reply) => void; reject: (e: Error) => void; phase: SmtpPhase; since: number } | undefined;
+  /**
+   * The reply timeout: one timer per connection, not one set and cleared per reply (two per
+   * message). It may be running from an earlier wait; when it fires early for the current one it
+   * is set again for what is left. Unreferenced: the socket keeps the process up while it is open.
+   */
+  private timer: NodeJS.Timeout | undefined;
   private replies: Reply[] = [];
   private failure: Error | undefined;
   private readonly commandTimeoutMs: number;
@@ -153,6 +159,7 @@ export class SmtpConnection {
 
   private fail(err: Error): void {
     this.closed = true;
+    this.stopTimer();
     this.signal?.removeEventListener('abort', this.onAbort);
     if (!this.failure) this.failure = err;
     const w = this.waiter;
@@ -183,23 +190,39 @@ export class SmtpConnection {
     if (queued) return Promise.resolve(queued);
     if (this.failure) return Promise.reject(new SmtpError(phase, 0, this.failure.message));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiter = undefined;
-        this.socket.destroy();
-        reject(new SmtpError(phase, 0, `no reply from ${this.host} within ${this.commandTimeoutMs} ms`));
-      }, this.commandTimeoutMs);
       this.waiter = {
-        resolve: (r) => {
-          clearTimeout(timer);
-          resolve(r);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e instanceof SmtpError ? e : new SmtpError(phase, 0, e.message));
-        },
+        resolve,
+        reject: (e) => reject(e instanceof SmtpError ? e : new SmtpError(phase, 0, e.message)),
+        phase,
+        since: performance.now(),
       };
+      if (this.timer === undefined) this.startTimer(this.commandTimeoutMs);
     });
   }
+
+  private startTimer(ms: number): void {
+    this.timer = setTimeout(this.onTimer, ms);
+    this.timer.unref();
+  }
+
+  private stopTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    const w = this.waiter;
+    if (!w) return; // the reply came; the next wait sets it again
+    const left = w.since + this.commandTimeoutMs - performance.now();
+    if (left > 0) {
+      this.startTimer(left);
+      return;
+    }
+    this.waiter = undefined;
+    this.socket.destroy();
+    w.reject(new SmtpError(w.phase, 0, `no reply from ${this.host} within ${this.commandTimeoutMs} ms`));
+  };
 
   private async command(line: string | Buffer[], phase: SmtpPhase): Promise<Reply> {
     if (this.closed) throw new SmtpError(phase, 0, this.failure?.message ?? 'connection closed');
@@ -439,6 +462,7 @@ export class SmtpConnection {
 
   close(): void {
     this.closed = true;
+    this.stopTimer();
     this.signal?.removeEventListener('abort', this.onAbort);
     this.socket.destroy();
   }

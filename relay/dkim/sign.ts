@@ -91,9 +91,12 @@ export function signingHeaderLines(head: Buffer): { keys: string; headers: Heade
 export class DkimSigner {
   private readonly domains: Map<string, SendingDomain>;
   private readonly keys = new Map<string, Promise<KeyObject>>();
+  /** Some domain has a key: without one, no message needs its From parsed here. */
+  private readonly signs: boolean;
 
   constructor(domains: readonly SendingDomain[]) {
     this.domains = new Map(domains.map((d) => [d.domain.toLowerCase(), d]));
+    this.signs = domains.some((d) => d.dkim.length > 0);
   }
 
   private key(file: string): Promise<KeyObject> {
@@ -114,6 +117,7 @@ export class DkimSigner {
    * the signed header section.
    */
   async sign(message: Buffer, envelopeSender: string, body?: Iterable<Buffer>): Promise<Buffer> {
+    if (!this.signs) return message;
     const envDomain = envelopeSender.includes('@') ? envelopeSender.slice(envelopeSender.lastIndexOf('@') + 1).toLowerCase() : undefined;
     const author = authorDomain(message);
     const domain = (author && this.domains.get(author)) || (envDomain && this.domains.get(envDomain));
@@ -124,6 +128,11 @@ export class DkimSigner {
     if (body) for (const chunk of body) hasher.update(chunk);
     else hasher.update(inline);
     const bodyHash = hasher.digest('base64');
+    // The t= tag, fixed once: left to mailauth, it is taken from the clock twice (for the header
+    // that is hashed and for the one written) and rounded to the second, so a signature made across
+    // a half-second boundary wrote a t= it had not signed and failed verification (RSA signing takes
+    // milliseconds; under load a few RSA signatures in a hundred).
+    const signTime = new Date(Math.floor(Date.now() / 1000) * 1000);
     const signatures: string[] = [];
     for (const k of domain.dkim) {
       let privateKey: KeyObject;
@@ -138,7 +147,7 @@ export class DkimSigner {
         throw new Error(`DKIM signing for ${domain.domain} failed: key ${k.keyFile} is ${privateKey.asymmetricKeyType}, selector ${k.selector} says ${k.algorithm}`);
       }
       const { canonicalizedHeader, dkimHeaderOpts } = generateCanonicalizedHeader('DKIM', lines, {
-        signingDomain: domain.domain, selector: k.selector, algorithm: k.algorithm, canonicalization: 'relaxed/relaxed', bodyHash,
+        signingDomain: domain.domain, selector: k.selector, algorithm: k.algorithm, canonicalization: 'relaxed/relaxed', bodyHash, signTime,
       });
       // RFC 8463: Ed25519 signs the SHA-256 of the canonicalised header ("PureEdDSA" over the hash).
       const b = rsa

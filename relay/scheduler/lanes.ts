@@ -143,9 +143,11 @@ export class HeldLanes {
     }
   }
 
-  /** The lanes of a class, provider by provider, each a FIFO (head first). */
+  /** The lanes of a class holding anything, provider by provider, each a FIFO (head first). */
   lanesOf(cls: MessageClass): [string, readonly Held[]][] {
-    return [...this.lanes].map(([provider, l]) => [provider, l[cls]]);
+    const out: [string, readonly Held[]][] = [];
+    for (const [provider, l] of this.lanes) if (l[cls].length > 0) out.push([provider, l[cls]]);
+    return out;
   }
 
   /** Domains of the class's lanes holding their share: the next claim leaves them in the queue. */

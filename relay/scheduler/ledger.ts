@@ -23,6 +23,11 @@ export class ShapingLedger {
   private readonly upsertCounter: StatementSync;
   private readonly upsertRestriction: StatementSync;
   private readonly upsertDay: StatementSync;
+  private readonly pendingCounters = new Map<string, { ip: string; provider: string; window: Window; counter: Counter }>();
+  private readonly pendingDays = new Map<string, { ip: string; day: number; sent: number }>();
+  private flushScheduled = false;
+  /** Pending counters could not be written (they are kept and tried again). */
+  onError: ((err: Error) => void) | undefined;
 
   constructor(queueDbPath: string, options: { readOnly?: boolean } = {}) {
     this.db = openQueueDb(queueDbPath, { pragmas: ['synchronous=NORMAL'], ...options });
@@ -56,11 +61,41 @@ export class ShapingLedger {
     return out;
   }
 
+  /**
+   * Counters are written with the event-loop turn, not with each booking: a warming IP's every
+   * attempt was a transaction of its own (a commit per message). The latest value per row wins, so
+   * a turn's bookings are one upsert per row; a kill -9 loses at most that turn's counts.
+   */
   saveCounters(rows: { ip: string; provider: string; window: Window; counter: Counter }[], days: { ip: string; day: number; sent: number }[] = []): void {
-    immediateTransaction(this.db, () => {
-      for (const r of rows) this.upsertCounter.run(r.ip, r.provider, r.window, r.counter.start, r.counter.count);
-      for (const d of days) this.upsertDay.run(d.ip, d.day, d.sent);
+    for (const r of rows) this.pendingCounters.set(`${r.ip}\0${r.provider}\0${r.window}`, r);
+    for (const d of days) this.pendingDays.set(`${d.ip}\0${d.day}`, d);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
     });
+  }
+
+  /** Writes the pending counters now. A failure keeps them for the next try (onError says so). */
+  flush(): void {
+    if (this.pendingCounters.size === 0 && this.pendingDays.size === 0) return;
+    const counters = [...this.pendingCounters.values()];
+    const days = [...this.pendingDays.values()];
+    try {
+      immediateTransaction(this.db, () => {
+        for (const r of counters) this.upsertCounter.run(r.ip, r.provider, r.window, r.counter.start, r.counter.count);
+        for (const d of days) this.upsertDay.run(d.ip, d.day, d.sent);
+      });
+    } catch (err) {
+      if (!this.db.isOpen) return;
+      // Kept (newer bookings overwrite them) and written with the next turn that books.
+      this.onError?.(err as Error);
+      return;
+    }
+    // Rows booked again meanwhile cannot be: this runs synchronously.
+    this.pendingCounters.clear();
+    this.pendingDays.clear();
   }
 
   restrictions(now: number): Restriction[] {
@@ -74,6 +109,7 @@ export class ShapingLedger {
   }
 
   close(): void {
+    this.flush();
     this.db.close();
   }
 }

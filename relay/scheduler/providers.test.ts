@@ -20,3 +20,14 @@ for (const c of cases) {
     assert.equal(rollupProvider(c.mx, c.custom), c.provider);
   });
 }
+
+test('rollup: answers are kept per custom list, so a new list (a live reload) answers anew for a host asked before', () => {
+  const before = [{ name: 'acme', mxSuffixes: ['mx.acme.test'] }];
+  const after = [{ name: 'acme-eu', mxSuffixes: ['eu.mx.acme.test'] }, ...before];
+  assert.equal(rollupProvider('a.eu.mx.acme.test', before), 'acme');
+  assert.equal(rollupProvider('a.eu.mx.acme.test', before), 'acme');
+  assert.equal(rollupProvider('a.eu.mx.acme.test', after), 'acme-eu');
+  assert.equal(rollupProvider('A.EU.MX.ACME.TEST.', after), 'acme-eu');
+  assert.equal(rollupProvider('a.eu.mx.acme.test'), 'default');
+  assert.equal(rollupProvider('alt1.gmail-smtp-in.l.google.com'), 'google');
+});

@@ -22,8 +22,30 @@ function matches(host: string, suffix: string): boolean {
   return host === s || host.endsWith(`.${s}`);
 }
 
-export function rollupProvider(mxHost: string | undefined, custom: readonly ProviderPattern[] = []): string {
+const NO_CUSTOM: readonly ProviderPattern[] = [];
+
+/**
+ * Answers per MX host, kept per custom list (the config's, replaced whole by a live reload):
+ * the rollup normalises every suffix of every provider, and the engine asks it about each
+ * recipient's MX more than once per attempt (metrics, events) and once per held group.
+ */
+const rollups = new WeakMap<readonly ProviderPattern[], Map<string, string>>();
+const ROLLUPS_MAX = 10_000;
+
+export function rollupProvider(mxHost: string | undefined, custom: readonly ProviderPattern[] = NO_CUSTOM): string {
   if (!mxHost) return 'default';
+  let known = rollups.get(custom);
+  if (!known) rollups.set(custom, (known = new Map()));
+  let p = known.get(mxHost);
+  if (p === undefined) {
+    if (known.size >= ROLLUPS_MAX) known.clear();
+    p = rollupOf(mxHost, custom);
+    known.set(mxHost, p);
+  }
+  return p;
+}
+
+function rollupOf(mxHost: string, custom: readonly ProviderPattern[]): string {
   const h = mxHost.toLowerCase().replace(/\.$/, '');
   for (const p of [...custom, ...BUILTIN_PROVIDERS]) if (p.mxSuffixes.some((s) => matches(h, s))) return p.name;
   return 'default';
@@ -34,7 +56,7 @@ export function rollupProvider(mxHost: string | undefined, custom: readonly Prov
  * host>". Unrecognised destinations share the default limits but not each other's fate: one small
  * site's reputation reply must not throttle mail to every other unrecognised site.
  */
-export function shapingKey(mxHost: string | undefined, custom: readonly ProviderPattern[] = []): string {
+export function shapingKey(mxHost: string | undefined, custom: readonly ProviderPattern[] = NO_CUSTOM): string {
   const p = rollupProvider(mxHost, custom);
   return p === 'default' && mxHost ? `default/${mxHost.toLowerCase().replace(/\.$/, '')}` : p;
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addUsage, checkQuota, windowEnd } from './quota.ts';
+import { addUsage, addUsageTo, checkQuota, currentCount, windowEnd } from './quota.ts';
 import { ShapingSchema } from '../config/schema.ts';
 
 const T0 = Date.UTC(2026, 10, 29, 20, 0, 0);
@@ -34,4 +34,13 @@ test('warm-up quota: a group bigger than the cap still goes in a fresh window', 
 
 test('warm-up quota: no caps, no limit', () => {
   assert.deepEqual(checkQuota(undefined, plusGoogle4, 'yahoo', T0, 1000), { ok: true });
+});
+
+test('warm-up usage: counted in place gives what the copy gives, and a new hour starts over', () => {
+  const u = new Map(yahoo6);
+  addUsageTo(u, 'google', T0, 4);
+  assert.deepEqual([...u].sort(), [...plusGoogle4].sort());
+  assert.equal(yahoo6.get('*|hour')!.count, 6, 'addUsage leaves its input alone');
+  addUsageTo(u, 'google', T0 + 3_600_000, 1);
+  assert.deepEqual([currentCount(u, '*', 'hour', T0 + 3_600_000), currentCount(u, '*', 'day', T0 + 3_600_000), currentCount(u, 'yahoo', 'day', T0 + 3_600_000)], [1, 11, 6]);
 });

@@ -63,13 +63,21 @@ export function checkQuota(caps: WarmupConfig | undefined, usage: Usage, provide
 /** Usage after `n` more recipients. */
 export function addUsage(usage: Usage, provider: string, now: number, n: number): Map<string, Counter> {
   const out = new Map(usage);
-  for (const scope of ['*', provider]) {
-    for (const window of ['hour', 'day'] as const) {
+  addUsageTo(out, provider, now, n);
+  return out;
+}
+
+const WINDOWS = ['hour', 'day'] as const;
+
+/** `n` more recipients counted in `usage` itself (the scheduler's own map, once per attempt). */
+export function addUsageTo(usage: Map<string, Counter>, provider: string, now: number, n: number): void {
+  for (let i = 0; i < 2; i++) {
+    const scope = i === 0 ? '*' : provider;
+    for (const window of WINDOWS) {
       const start = windowStart(window, now);
       const key = usageKey(scope, window);
-      const c = out.get(key);
-      out.set(key, { start, count: (c && c.start === start ? c.count : 0) + n });
+      const c = usage.get(key);
+      usage.set(key, { start, count: (c && c.start === start ? c.count : 0) + n });
     }
   }
-  return out;
 }

@@ -9,7 +9,7 @@ import { decide, type Decision, type IpView, type PathState } from './decide.ts'
 import { limitsFor, type Limits } from './limits.ts';
 import type { Restriction, ShapingLedger } from './ledger.ts';
 import { providerOfKey } from './providers.ts';
-import { addUsage, checkQuota, currentCount, type Counter, type Window } from './quota.ts';
+import { addUsageTo, checkQuota, currentCount, type Counter, type Usage, type Window } from './quota.ts';
 import { utcDay, warmupProgress, type WarmupProgress } from '../warmup/plan.ts';
 import { BlockSignals, configBlockOf, namesIpBlock, quarantineOf, type RefusalFacts } from './reputation.ts';
 
@@ -26,8 +26,22 @@ const PRUNE_ABOVE = 10_000;
 /** Stands for "no source address chosen" when the relay has no egress IPs configured. */
 export const DEFAULT_IP = 'default';
 
+const NO_USAGE: Usage = new Map();
+
+function ipsOf(delivery: ShaperOptions['delivery']): readonly { address: string; weight: number }[] {
+  const configured = delivery.egressIps;
+  return configured.length > 0 ? configured.map((e) => ({ address: e.address, weight: e.weight })) : [{ address: DEFAULT_IP, weight: 1 }];
+}
+
 interface Path extends PathState {
   opens: number[];
+}
+
+/** A path's limits as last worked out, and what from: the same config generation and throttle give the same limits. */
+interface CachedLimits {
+  gen: number;
+  throttle: Restriction | undefined;
+  limits: Limits;
 }
 
 export interface ShaperOptions {
@@ -58,6 +72,16 @@ export class Shaper {
   private readonly sent = new Map<string, Map<number, number>>();
   /** Effective caps per IP for one UTC day (a plan's cap changes only at midnight or on a new config). */
   private readonly capsCache = new Map<string, { day: number; caps: WarmupConfig | undefined }>();
+  /**
+   * Limits per (IP, provider) key: limitsFor builds a handful of objects and searches the provider
+   * list, and every decision and booking asked for them (3 times per message). Pure in the config
+   * and the throttle, so they are kept until either changes; cleared when paths are pruned.
+   */
+  private readonly limitsCache = new Map<string, CachedLimits>();
+  /** Bumped by reconfigure: cached limits of an older config are worked out again. */
+  private gen = 0;
+  /** The source IPs with their weights, as the config says (rebuilt on reconfigure, not per decision). */
+  private ipList: readonly { address: string; weight: number }[];
   private active = 0;
   private activeOtp = 0;
   private prunedAt = 0;
@@ -73,12 +97,15 @@ export class Shaper {
     }
     for (const r of o.ledger?.restrictions(this.clock()) ?? []) this.restrictionsByPath.set(`${r.ip}|${r.provider}`, r);
     for (const [ip, days] of o.ledger?.sentPerDay() ?? []) this.sent.set(ip, days);
+    this.ipList = ipsOf(o.delivery);
   }
 
   /** A new configuration (live reload): limits, caps and plans apply from the next decision on. */
   reconfigure(shaping: ShapingConfig, delivery: ShaperOptions['delivery']): void {
     this.o = { ...this.o, shaping, delivery };
     this.capsCache.clear();
+    this.gen++;
+    this.ipList = ipsOf(delivery);
   }
 
   private entryFor(ip: string): WarmupConfig | undefined {
@@ -93,8 +120,7 @@ export class Shaper {
   }
 
   ips(): { address: string; weight: number }[] {
-    const configured = this.o.delivery.egressIps;
-    return configured.length > 0 ? configured.map((e) => ({ address: e.address, weight: e.weight })) : [{ address: DEFAULT_IP, weight: 1 }];
+    return this.ipList.map((ip) => ({ ...ip }));
   }
 
   /**
@@ -124,8 +150,7 @@ export class Shaper {
     return caps;
   }
 
-  private path(ip: string, provider: string): Path {
-    const key = `${ip}|${provider}`;
+  private path(ip: string, provider: string, key = `${ip}|${provider}`): Path {
     let p = this.paths.get(key);
     if (!p) {
       p = { active: 0, activeOtp: 0, bucket: undefined, opens: [] };
@@ -135,46 +160,62 @@ export class Shaper {
   }
 
   restriction(ip: string, provider: string): Restriction | undefined {
-    const r = this.restrictionsByPath.get(`${ip}|${provider}`);
-    if (r && r.until <= this.clock()) {
-      this.restrictionsByPath.delete(`${ip}|${provider}`);
+    return this.restrictionAt(`${ip}|${provider}`, this.clock());
+  }
+
+  private restrictionAt(key: string, now: number): Restriction | undefined {
+    const r = this.restrictionsByPath.get(key);
+    if (r && r.until <= now) {
+      this.restrictionsByPath.delete(key);
       return undefined;
     }
     return r;
   }
 
+  /** The limits of a path (relay/scheduler/limits.ts). The object is shared: callers must not change it. */
   limits(ip: string, provider: string): Limits {
-    const r = this.restriction(ip, provider);
-    return limitsFor(
+    const key = `${ip}|${provider}`;
+    return this.limitsAt(key, provider, this.restrictionAt(key, this.clock()));
+  }
+
+  private limitsAt(key: string, provider: string, r: Restriction | undefined): Limits {
+    const throttle = r?.action === 'throttle' ? r : undefined;
+    const c = this.limitsCache.get(key);
+    if (c && c.gen === this.gen && c.throttle === throttle) return c.limits;
+    const limits = limitsFor(
       providerOfKey(provider),
       this.o.shaping.providers,
       { maxConnections: this.o.delivery.maxConnectionsPerHost, messagesPerConnection: this.o.delivery.maxMessagesPerConnection },
-      r?.action === 'throttle' ? r : undefined,
+      throttle,
     );
+    this.limitsCache.set(key, { gen: this.gen, throttle, limits });
+    return limits;
   }
 
-  private view(ip: { address: string; weight: number }, provider: string, recipients: number, now: number): IpView {
-    const r = this.restriction(ip.address, provider);
+  private view(ip: { address: string; weight: number }, provider: string, name: string, recipients: number, now: number): IpView {
+    const key = `${ip.address}|${provider}`;
+    const r = this.restrictionAt(key, now);
     const q = quarantineOf(this.o.shaping, ip.address, DEFAULT_IP);
-    const b = q ? undefined : configBlockOf(this.o.shaping, ip.address, providerOfKey(provider), DEFAULT_IP);
+    const b = q ? undefined : configBlockOf(this.o.shaping, ip.address, name, DEFAULT_IP);
     return {
       block: q ? { kind: 'quarantined', until: now + REPUTATION_RECHECK_MS, reason: q.reason } : b ? { kind: 'blocked', until: now + REPUTATION_RECHECK_MS, reason: b.reason } : undefined,
       address: ip.address,
       weight: ip.weight,
-      limits: this.limits(ip.address, provider),
-      path: this.path(ip.address, provider),
+      limits: this.limitsAt(key, provider, r),
+      path: this.path(ip.address, provider, key),
       suspension: r?.action === 'suspend' ? { until: r.until, reason: r.reason } : undefined,
-      quota: checkQuota(this.capsFor(ip.address), this.usage.get(ip.address) ?? new Map(), providerOfKey(provider), now, recipients),
+      quota: checkQuota(this.capsFor(ip.address), this.usage.get(ip.address) ?? NO_USAGE, name, now, recipients),
     };
   }
 
   decide(provider: string, cls: MessageClass, recipients: number): Decision {
     const now = this.clock();
     if (this.paths.size > PRUNE_ABOVE && now - this.prunedAt > 10_000) this.prune(now);
+    const name = providerOfKey(provider);
     return decide({
       now,
       cls,
-      ips: this.ips().map((ip) => this.view(ip, provider, recipients, now)),
+      ips: this.ipList.map((ip) => this.view(ip, provider, name, recipients, now)),
       global: { active: this.active, activeOtp: this.activeOtp, concurrency: this.o.delivery.concurrency },
       otpShare: this.o.shaping.otpShare,
       random: this.random(),
@@ -189,6 +230,7 @@ export class Shaper {
    */
   private prune(now: number): void {
     this.prunedAt = now;
+    this.limitsCache.clear();
     for (const [key, p] of this.paths) {
       if (p.active > 0 || p.opens.some((t) => t > now - 60_000)) continue;
       const [ip, ...rest] = key.split('|');
@@ -207,8 +249,9 @@ export class Shaper {
   /** Books an attempt the decision allowed: a connection slot, a token, warm-up usage. */
   begin(ip: string, provider: string, cls: MessageClass, recipients: number): void {
     const now = this.clock();
-    const l = this.limits(ip, provider);
-    const p = this.path(ip, provider);
+    const key = `${ip}|${provider}`;
+    const l = this.limitsAt(key, provider, this.restrictionAt(key, now));
+    const p = this.path(ip, provider, key);
     p.active++;
     this.active++;
     if (cls === 'otp') {
@@ -220,15 +263,19 @@ export class Shaper {
     // from what it already sent today; it is written to the ledger only for IPs with caps.
     const caps = this.capsFor(ip);
     const name = providerOfKey(provider);
-    const u = addUsage(this.usage.get(ip) ?? new Map(), name, now, recipients);
-    this.usage.set(ip, u);
+    // Counted in place: a copy per booking grew with every provider the IP ever sent to.
+    let u = this.usage.get(ip);
+    if (!u) this.usage.set(ip, (u = new Map()));
+    addUsageTo(u, name, now, recipients);
     // The warm-up history: what the IP sent per UTC day. An IP without a warm-up entry keeps only
     // today, so a plan given later counts its days from then on, in this process or the next.
     const day = utcDay(now);
-    const prev = this.sent.get(ip);
-    const days = caps ? (prev ?? new Map<number, number>()) : new Map<number, number>([[day, prev?.get(day) ?? 0]]);
+    let days = this.sent.get(ip);
+    if (!days || (!caps && (days.size !== 1 || !days.has(day)))) {
+      days = caps ? (days ?? new Map<number, number>()) : new Map<number, number>([[day, days?.get(day) ?? 0]]);
+      this.sent.set(ip, days);
+    }
     days.set(day, (days.get(day) ?? 0) + recipients);
-    this.sent.set(ip, days);
     if (caps) {
       const rows = ['*', name].flatMap((scope) => (['hour', 'day'] as const).map((window) => ({ ip, provider: scope, window, counter: u.get(`${scope}|${window}`)! })));
       this.o.ledger?.saveCounters(rows, [{ ip, day, sent: days.get(day)! }]);
