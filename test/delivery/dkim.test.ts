@@ -8,9 +8,9 @@ import { Resolver } from 'node:dns/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
-import { startDnsmasq, startNetnsDns, type Dnsmasq, type DnsRecords, type NetnsDns } from '../support/dnsmasq.ts';
-import { startSinksOnOnePort, type Sink } from '../support/sink.ts';
-import { makeDkimKeys } from '../support/dkim-keys.ts';
+import type { Dnsmasq, NetnsDns } from '../support/dnsmasq.ts';
+import type { Sink } from '../support/sink.ts';
+import { startSignedDeliveryRig, type SignedDeliveryRig } from '../support/dkim-keys.ts';
 import { message, startHarness, type Harness } from './harness.ts';
 
 let dns: Dnsmasq;
@@ -18,24 +18,14 @@ let netns: NetnsDns | undefined;
 let netnsError = '';
 let sink: Sink;
 let h: Harness;
+let rig: SignedDeliveryRig;
 
 before(async () => {
-  const keys = makeDkimKeys(mkdtempSync(join(tmpdir(), 'mailfleet-dkim-')), 'brand.test');
-  [sink] = await startSinksOnOnePort([{ address: '127.0.5.11' }]);
-  const records: DnsRecords = {
-    mx: [{ domain: 'dkim-rcpt.test', host: 'mx.dkim-rcpt.test', preference: 10 }],
-    a: [{ name: 'mx.dkim-rcpt.test', address: '127.0.5.11' }],
-    txt: keys.txt,
-  };
-  dns = await startDnsmasq(records);
-  try {
-    netns = await startNetnsDns(records);
-  } catch (err) {
-    netnsError = (err as Error).message;
-  }
+  rig = await startSignedDeliveryRig(mkdtempSync(join(tmpdir(), 'mailfleet-dkim-')), 'brand.test', 'dkim-rcpt.test', '127.0.5.11');
+  ({ sink, dns, netns, netnsError } = rig);
   h = await startHarness({
     config: {
-      domains: [keys.domain],
+      domains: [rig.keys.domain],
     },
     dnsServer: dns.server,
     mxPort: sink!.port,
@@ -45,9 +35,7 @@ before(async () => {
 
 after(async () => {
   await h?.cleanup();
-  await sink?.close();
-  await dns?.stop();
-  await netns?.stop();
+  await rig?.stop();
 });
 
 let delivered: Buffer;

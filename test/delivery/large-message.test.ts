@@ -12,9 +12,9 @@ import { DatabaseSync } from 'node:sqlite';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { MIGRATIONS, migrate } from '../../relay/queue/schema.ts';
 import { PART_BYTES } from '../../relay/queue/store.ts';
-import { startDnsmasq, startNetnsDns, type Dnsmasq, type DnsRecords, type NetnsDns } from '../support/dnsmasq.ts';
-import { startSinksOnOnePort, type Sink } from '../support/sink.ts';
-import { makeDkimKeys } from '../support/dkim-keys.ts';
+import type { Dnsmasq, NetnsDns } from '../support/dnsmasq.ts';
+import type { Sink } from '../support/sink.ts';
+import { startSignedDeliveryRig, type SignedDeliveryRig } from '../support/dkim-keys.ts';
 import { startHarness, type Harness } from './harness.ts';
 
 let dns: Dnsmasq;
@@ -23,24 +23,14 @@ let netnsError = '';
 let sink: Sink;
 let h: Harness;
 let keyDir: string;
+let rig: SignedDeliveryRig;
 
 before(async () => {
   keyDir = mkdtempSync(join(tmpdir(), 'mailfleet-large-dkim-'));
-  const keys = makeDkimKeys(keyDir, 'brand.test');
-  [sink] = await startSinksOnOnePort([{ address: '127.0.5.21' }]);
-  const records: DnsRecords = {
-    mx: [{ domain: 'large-rcpt.test', host: 'mx.large-rcpt.test', preference: 10 }],
-    a: [{ name: 'mx.large-rcpt.test', address: '127.0.5.21' }],
-    txt: keys.txt,
-  };
-  dns = await startDnsmasq(records);
-  try {
-    netns = await startNetnsDns(records);
-  } catch (err) {
-    netnsError = (err as Error).message;
-  }
+  rig = await startSignedDeliveryRig(keyDir, 'brand.test', 'large-rcpt.test', '127.0.5.21');
+  ({ sink, dns, netns, netnsError } = rig);
   h = await startHarness({
-    config: { domains: [keys.domain] },
+    config: { domains: [rig.keys.domain] },
     dnsServer: dns.server,
     mxPort: sink!.port,
     options: { mtaSts: false },
@@ -49,9 +39,7 @@ before(async () => {
 
 after(async () => {
   await h?.cleanup();
-  await sink?.close();
-  await dns?.stop();
-  await netns?.stop();
+  await rig?.stop();
   if (keyDir) rmSync(keyDir, { recursive: true, force: true });
 });
 

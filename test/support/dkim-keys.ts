@@ -5,6 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { startDnsmasq, startNetnsDns, type Dnsmasq, type DnsRecords, type NetnsDns } from './dnsmasq.ts';
+import { startSinksOnOnePort, type Sink } from './sink.ts';
 
 export interface DkimKeys {
   /** The TXT records of both selectors (rsa2026, ed2026) under `domain`. */
@@ -39,6 +41,47 @@ export function makeDkimKeys(dir: string, domain: string): DkimKeys {
         { selector: 'rsa2026', algorithm: 'rsa-sha256', keyFile: rsa },
         { selector: 'ed2026', algorithm: 'ed25519-sha256', keyFile: ed },
       ],
+    },
+  };
+}
+
+/**
+ * What a signed-delivery test needs around the relay: keys for `domain`, one sink on
+ * `sinkAddress` as the MX of `rcptDomain`, a dnsmasq serving the MX, A and DKIM TXT records, and
+ * (when the machine allows) a network namespace whose resolver is that dnsmasq, for dkimpy.
+ */
+export interface SignedDeliveryRig {
+  keys: DkimKeys;
+  sink: Sink;
+  dns: Dnsmasq;
+  netns: NetnsDns | undefined;
+  /** Why there is no network namespace, when there is none. */
+  netnsError: string;
+  stop(): Promise<void>;
+}
+
+export async function startSignedDeliveryRig(keyDir: string, domain: string, rcptDomain: string, sinkAddress: string): Promise<SignedDeliveryRig> {
+  const keys = makeDkimKeys(keyDir, domain);
+  const [sink] = await startSinksOnOnePort([{ address: sinkAddress }]);
+  const records: DnsRecords = {
+    mx: [{ domain: rcptDomain, host: `mx.${rcptDomain}`, preference: 10 }],
+    a: [{ name: `mx.${rcptDomain}`, address: sinkAddress }],
+    txt: keys.txt,
+  };
+  const dns = await startDnsmasq(records);
+  let netns: NetnsDns | undefined;
+  let netnsError = '';
+  try {
+    netns = await startNetnsDns(records);
+  } catch (err) {
+    netnsError = (err as Error).message;
+  }
+  return {
+    keys, sink: sink!, dns, netns, netnsError,
+    async stop() {
+      await sink?.close();
+      await dns.stop();
+      await netns?.stop();
     },
   };
 }
