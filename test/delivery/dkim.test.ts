@@ -4,33 +4,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
-import { Resolver } from 'node:dns/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
-import type { Dnsmasq, NetnsDns } from '../support/dnsmasq.ts';
-import type { Sink } from '../support/sink.ts';
 import { startSignedDeliveryRig, type SignedDeliveryRig } from '../support/dkim-keys.ts';
-import { message, startHarness, type Harness } from './harness.ts';
+import { message, startSignedHarness, type Harness } from './harness.ts';
 
-let dns: Dnsmasq;
-let netns: NetnsDns | undefined;
-let netnsError = '';
-let sink: Sink;
 let h: Harness;
 let rig: SignedDeliveryRig;
 
 before(async () => {
   rig = await startSignedDeliveryRig(mkdtempSync(join(tmpdir(), 'mailfleet-dkim-')), 'brand.test', 'dkim-rcpt.test', '127.0.5.11');
-  ({ sink, dns, netns, netnsError } = rig);
-  h = await startHarness({
-    config: {
-      domains: [rig.keys.domain],
-    },
-    dnsServer: dns.server,
-    mxPort: sink!.port,
-    options: { mtaSts: false },
-  });
+  h = await startSignedHarness(rig);
 });
 
 after(async () => {
@@ -47,7 +31,7 @@ test('mail from a configured domain arrives with rsa-sha256 and ed25519-sha256 s
   const body = message('news@brand.test', 'reader@dkim-rcpt.test', 'Signed', 'Dear reader,\r\n.leading dot line\r\nbye')
     .replace('MIME-Version: 1.0\r\n', `MIME-Version: 1.0\r\n${extra}`);
   await h.enqueue('bounces@brand.test', ['reader@dkim-rcpt.test'], body);
-  const [m] = await sink.waitForMessages(1);
+  const [m] = await rig.sink.waitForMessages(1);
   delivered = m!.body;
   const text = delivered.toString();
   assert.match(text, /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=brand\.test;/m);
@@ -75,21 +59,18 @@ test('the signatures cover the fields receivers expect and over-sign From, Subje
 });
 
 test('dkimpy (dkimverify) verifies both signatures', async (t) => {
-  if (!netns) {
-    t.skip(`no network namespace: ${netnsError}`);
+  if (!rig.netns) {
+    t.skip(`no network namespace: ${rig.netnsError}`);
     return;
   }
-  for (const index of ['0', '1']) {
-    const r = await netns.run(['dkimverify', '--index', index], delivered);
-    assert.equal(r.code, 0, `dkimverify --index ${index}: ${r.stdout} ${r.stderr}`);
+  for (const r of await rig.dkimpy(delivered)) {
+    assert.equal(r.code, 0, `dkimverify --index ${r.index}: ${r.stdout} ${r.stderr}`);
     assert.match(r.stdout, /signature ok/);
   }
 });
 
 test('mailauth verifies both signatures', async () => {
-  const resolver = new Resolver();
-  resolver.setServers([dns.server]);
-  const res = await dkimVerify(delivered, { resolver: async (name: string) => resolver.resolveTxt(name) });
+  const res = await rig.mailauth(delivered);
   assert.deepEqual(
     res.results.map((r: { status: { result: string } }) => r.status.result),
     ['pass', 'pass'],
@@ -103,20 +84,16 @@ for (const [what, field] of [
   ['a List-Unsubscribe of someone else', 'List-Unsubscribe: <https://evil.example/u>'],
 ] as const) {
   test(`${what} added after signing fails verification (over-signed)`, async () => {
-    const resolver = new Resolver();
-    resolver.setServers([dns.server]);
     // Added at the top, as a forwarder or replay attacker would (the verifier takes instances bottom-up).
     const added = Buffer.concat([Buffer.from(`${field}\r\n`), delivered]);
-    const res = await dkimVerify(added, { resolver: async (name: string) => resolver.resolveTxt(name) });
+    const res = await rig.mailauth(added);
     assert.ok(res.results.length === 2 && res.results.every((r: { status: { result: string } }) => r.status.result !== 'pass'),
       JSON.stringify(res.results.map((r: { status: unknown }) => r.status)));
   });
 }
 
 test('a tampered body fails verification (the verifier is really checking)', async () => {
-  const resolver = new Resolver();
-  resolver.setServers([dns.server]);
   const tampered = Buffer.from(delivered.toString().replace('Dear reader', 'Dear victim'));
-  const res = await dkimVerify(tampered, { resolver: async (name: string) => resolver.resolveTxt(name) });
+  const res = await rig.mailauth(tampered);
   assert.ok(res.results.every((r: { status: { result: string } }) => r.status.result !== 'pass'));
 });

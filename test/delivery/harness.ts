@@ -12,6 +12,7 @@ import { collectQueueGauge } from '../../relay/scrape-gauges.ts';
 import { MailResolver } from '../../relay/dns/resolver.ts';
 import { startDelivery, type Delivery, type DeliveryOptions } from '../../relay/delivery/engine.ts';
 import { waitUntil } from '../support/sink.ts';
+import type { SignedDeliveryRig } from '../support/dkim-keys.ts';
 
 export interface LogEvent {
   event?: string;
@@ -126,4 +127,9 @@ export async function startHarness(input: {
     },
   });
   return h;
+}
+
+/** A harness whose relay signs for the rig's domain and delivers to the rig's sink as the MX (no MTA-STS). */
+export function startSignedHarness(rig: SignedDeliveryRig): Promise<Harness> {
+  return startHarness({ config: { domains: [rig.keys.domain] }, dnsServer: rig.dns.server, mxPort: rig.sink.port, options: { mtaSts: false } });
 }

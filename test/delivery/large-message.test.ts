@@ -5,22 +5,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Resolver } from 'node:dns/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { MIGRATIONS, migrate } from '../../relay/queue/schema.ts';
 import { PART_BYTES } from '../../relay/queue/store.ts';
-import type { Dnsmasq, NetnsDns } from '../support/dnsmasq.ts';
-import type { Sink } from '../support/sink.ts';
 import { startSignedDeliveryRig, type SignedDeliveryRig } from '../support/dkim-keys.ts';
-import { startHarness, type Harness } from './harness.ts';
+import { startSignedHarness, type Harness } from './harness.ts';
 
-let dns: Dnsmasq;
-let netns: NetnsDns | undefined;
-let netnsError = '';
-let sink: Sink;
 let h: Harness;
 let keyDir: string;
 let rig: SignedDeliveryRig;
@@ -28,13 +20,7 @@ let rig: SignedDeliveryRig;
 before(async () => {
   keyDir = mkdtempSync(join(tmpdir(), 'mailfleet-large-dkim-'));
   rig = await startSignedDeliveryRig(keyDir, 'brand.test', 'large-rcpt.test', '127.0.5.21');
-  ({ sink, dns, netns, netnsError } = rig);
-  h = await startHarness({
-    config: { domains: [rig.keys.domain] },
-    dnsServer: dns.server,
-    mxPort: sink!.port,
-    options: { mtaSts: false },
-  });
+  h = await startSignedHarness(rig);
 });
 
 after(async () => {
@@ -80,7 +66,7 @@ function boundaryMessage(from: string): Buffer {
 test('a message of five parts arrives byte for byte: dots and a CRLF at part boundaries, a lone dot line cut after its dot', async () => {
   const body = boundaryMessage('app@unsigned.test');
   await h.enqueue('app@unsigned.test', ['reader@large-rcpt.test'], body.toString('latin1'));
-  const [m] = await sink.waitForMessages(1);
+  const [m] = await rig.sink.waitForMessages(1);
   assert.equal(m!.body.length, body.length, 'the receiver got every byte, no more');
   assert.ok(m!.body.equals(body), 'the same bytes');
 });
@@ -89,21 +75,18 @@ test('a 3 MiB message from a signing domain: rsa-sha256 and ed25519-sha256 signa
   const line = 'Dear reader, this line is long enough to matter.  Two  spaces\t and a tab.\r\n';
   const text = `From: <news@brand.test>\r\nTo: <reader@large-rcpt.test>\r\nSubject: Large signed\r\nDate: Sun, 29 Nov 2026 20:00:00 +0000\r\n` +
     `Message-ID: <large-signed@brand.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${line.repeat(Math.ceil(3 * 1024 * 1024 / line.length))}.leading dot\r\n\r\n\r\n`;
-  const before = sink.messages.length;
+  const before = rig.sink.messages.length;
   await h.enqueue('bounces@brand.test', ['reader@large-rcpt.test'], text);
-  const delivered = (await sink.waitForMessages(before + 1))[before]!.body;
+  const delivered = (await rig.sink.waitForMessages(before + 1))[before]!.body;
   assert.ok(delivered.length > 3 * 1024 * 1024);
-  const resolver = new Resolver();
-  resolver.setServers([dns.server]);
-  const res = await dkimVerify(delivered, { resolver: async (name: string) => resolver.resolveTxt(name) });
+  const res = await rig.mailauth(delivered);
   assert.deepEqual(res.results.map((r: { status: { result: string } }) => r.status.result), ['pass', 'pass'], JSON.stringify(res.results.map((r: { status: unknown }) => r.status)));
-  if (!netns) {
-    t.diagnostic(`dkimpy not run: no network namespace: ${netnsError}`);
+  if (!rig.netns) {
+    t.diagnostic(`dkimpy not run: no network namespace: ${rig.netnsError}`);
     return;
   }
-  for (const index of ['0', '1']) {
-    const r = await netns.run(['dkimverify', '--index', index], delivered);
-    assert.equal(r.code, 0, `dkimverify --index ${index}: ${r.stdout} ${r.stderr}`);
+  for (const r of await rig.dkimpy(delivered)) {
+    assert.equal(r.code, 0, `dkimverify --index ${r.index}: ${r.stdout} ${r.stderr}`);
     assert.match(r.stdout, /signature ok/);
   }
 });
@@ -119,9 +102,9 @@ test('a large message queued whole by the previous schema (version 8) is migrate
   old.prepare(`INSERT INTO recipients (message_id, recipient, domain, next_attempt_at, lane) VALUES ('OLDLARGE00000001', 'reader@large-rcpt.test', 'large-rcpt.test', 0, 1)`).run();
   assert.equal((old.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, 8);
   old.close();
-  const before = sink.messages.length;
+  const before = rig.sink.messages.length;
   await h.restart();
   h.delivery.wake();
-  const delivered = (await sink.waitForMessages(before + 1))[before]!.body;
+  const delivered = (await rig.sink.waitForMessages(before + 1))[before]!.body;
   assert.ok(delivered.equals(body), 'delivered byte for byte');
 });

@@ -3,8 +3,10 @@
 // signs with them.
 import { execFileSync } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
+import { Resolver } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { startDnsmasq, startNetnsDns, type Dnsmasq, type DnsRecords, type NetnsDns } from './dnsmasq.ts';
 import { startSinksOnOnePort, type Sink } from './sink.ts';
 
@@ -57,6 +59,10 @@ export interface SignedDeliveryRig {
   netns: NetnsDns | undefined;
   /** Why there is no network namespace, when there is none. */
   netnsError: string;
+  /** mailauth's DKIM verdict for each signature of `message`, its keys looked up in the rig's dnsmasq. */
+  mailauth(message: Buffer): Promise<{ results: { status: { result: string }; selector?: string }[] }>;
+  /** `dkimverify --index N` (dkimpy) in the namespace for the first two signatures of `message`. */
+  dkimpy(message: Buffer): Promise<{ index: string; code: number | null; stdout: string; stderr: string }[]>;
   stop(): Promise<void>;
 }
 
@@ -76,8 +82,17 @@ export async function startSignedDeliveryRig(keyDir: string, domain: string, rcp
   } catch (err) {
     netnsError = (err as Error).message;
   }
+  const resolver = new Resolver();
+  resolver.setServers([dns.server]);
   return {
     keys, sink: sink!, dns, netns, netnsError,
+    mailauth: (message) => dkimVerify(message, { resolver: async (name: string) => resolver.resolveTxt(name) }),
+    async dkimpy(message) {
+      if (!netns) throw new Error(`no network namespace: ${netnsError}`);
+      const out = [];
+      for (const index of ['0', '1']) out.push({ index, ...(await netns.run(['dkimverify', '--index', index], message)) });
+      return out;
+    },
     async stop() {
       await sink?.close();
       await dns.stop();
