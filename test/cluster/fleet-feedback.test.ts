@@ -221,8 +221,9 @@ async function neverAttemptedAgain(address: string, entry: { scope: string; reas
       return events.some((e) => e.queueId === queueId && e.type === 'suppressed') ? true : undefined;
     }, 30_000);
     // What an operator reads first: the relay's log says why the message never left.
-    const line = (await suite.fleet.kubectl(['logs', '-n', r.ns, r.name, '-c', 'relay'])).split('\n').find((l) => l.includes(queueId) && l.includes('"event":"suppressed"'));
-    assert.ok(line, `${r.name}: a log line for ${queueId} suppressed`);
+    // Written after the event it reports (asynchronously): read until it is there.
+    const line = await poll(`${r.name}: a log line for ${queueId} suppressed`, async () =>
+      (await suite.fleet.kubectl(['logs', '-n', r.ns, r.name, '-c', 'relay'])).split('\n').find((l) => l.includes(queueId) && l.includes('"event":"suppressed"')), 30_000);
     assert.match(JSON.parse(line).reply, new RegExp(`is on the suppression list \\(${entry.reason}`));
   }
   assert.equal(rcpts.filter((x) => x === address).length, seen, `the sink never saw ${address} again`);

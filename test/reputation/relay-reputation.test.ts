@@ -74,6 +74,15 @@ function waitLog(relay: RelayProcess, pred: (e: Record<string, unknown>) => bool
   });
 }
 
+/**
+ * The log lines matching `pred` once there are `n` of them (a line is written after the fact it
+ * reports, asynchronously), or those there are after `timeoutMs`, for the caller's assertion.
+ */
+async function waitLogCount(relay: RelayProcess, pred: (e: Record<string, unknown>) => boolean, n: number, what: string, timeoutMs = 10_000): Promise<Record<string, unknown>[]> {
+  await waitLog(relay, () => relay.logs.filter(pred).length >= n, what, timeoutMs).catch(() => undefined);
+  return relay.logs.filter(pred);
+}
+
 async function submit(relay: RelayProcess, mails: { to: string; cls: 'otp' | 'transactional' | 'bulk' }[]): Promise<void> {
   const t = nodemailer.createTransport({ host: '127.0.0.1', port: relay.port, secure: false, ignoreTLS: true, pool: true, maxConnections: 4, auth: { user: USER, pass: PASSWORD } });
   try {
@@ -207,7 +216,7 @@ test('550 5.7.1 "blocked using Spamhaus" from one provider for three recipients:
   // Queued: the held blockme message, plus the DSNs of the three refused recipients (their
   // sender's domain does not resolve here, so those wait too). The gauge is refreshed at most
   // once a second: read it until it has caught up.
-  const dsns = relay.logs.filter((e) => e.event === 'dsn').length;
+  const dsns = (await waitLogCount(relay, (e) => e.event === 'dsn', 3, 'the DSN log lines')).length;
   assert.equal(dsns, 3, 'the three refused recipients bounced with a DSN');
   const want = String(1 + dsns);
   let queued = '';
@@ -288,7 +297,7 @@ test('hand-off: a relay whose only IP is quarantined passes its 300 queued bulk 
   assert.deepEqual(got, [...bulk.map((x) => x.to), 'code@people.test'].sort(), 'each recipient exactly once');
   assert.ok(otpMs < 1000, `otp took ${otpMs} ms through the hand-off (${otpTrail})`);
   // The peer kept the class: the otp went through B's otp lane; A's queue is empty.
-  const bQueued = b.logs.filter((e) => e.msg === 'queued' && e.user === 'mailfleet-handoff');
+  const bQueued = await waitLogCount(b, (e) => e.msg === 'queued' && e.user === 'mailfleet-handoff', 301, "B's queued lines");
   assert.equal(bQueued.length, 301, 'B took each message once, as the hand-off user');
   for (const deadline = Date.now() + 10_000; ;) {
     const m = await (await fetch(`http://127.0.0.1:${a.http}/metrics`)).text();
