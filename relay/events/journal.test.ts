@@ -19,8 +19,8 @@ test('the events journal: lines appended from an index, read back whole, a torn 
   const events = [ev(1), ev(2), ev(3)];
   const bodies = events.map((e) => JSON.stringify(e));
   const j = new EventJournal(path);
-  assert.equal(j.append(events.slice(0, 1)), true);
-  assert.equal(j.append(events, 1), true, 'only what the last append did not have');
+  assert.equal(j.record(events.slice(0, 1)), true);
+  assert.equal(j.record(events, 1), true, 'only what the last append did not have');
   // A kill -9 inside a write that spans pages leaves a prefix of a line.
   appendFileSync(path, bodies[0]!.slice(0, 40));
   const back = readEventJournal(path);

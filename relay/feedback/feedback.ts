@@ -327,7 +327,7 @@ export class Feedback {
     if (this.closed) return;
     this.flush();
     // A failed last batch: its events stay in the journal for the next start.
-    if (this.pending.length > this.journalled) this.journal?.append(this.pending, this.journalled);
+    if (this.pending.length > this.journalled) this.journal?.record(this.pending, this.journalled);
     this.journal?.close(this.pending.length === 0);
     this.closed = true;
     this.db.close();
@@ -390,7 +390,7 @@ export class Feedback {
   private endTurn(): void {
     this.turnScheduled = false;
     if (this.closed || this.pending.length === this.journalled) return;
-    const journalled = this.journal?.append(this.pending, this.journalled) === true;
+    const journalled = this.journal?.record(this.pending, this.journalled) === true;
     if (journalled) this.journalled = this.pending.length;
     const wait = this.lastWrite + (journalled ? EVENT_WRITE_INTERVAL_MS : UNJOURNALLED_WRITE_INTERVAL_MS) - performance.now();
     if (wait <= 0 || this.pending.length >= EVENT_WRITE_BATCH) {

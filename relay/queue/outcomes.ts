@@ -53,7 +53,7 @@ export class OutcomeWriter {
   add(o: PendingOutcome): boolean {
     if (this.q.closed) return false;
     // A final outcome survives a kill -9 from here on, long before its batch is written.
-    if (o.state !== 'queued') this.journal?.append(o.state, o.messageId, o.recipients, o.reply);
+    if (o.state !== 'queued') this.journal?.record(o.state, o.messageId, o.recipients, o.reply);
     this.pending.push(o);
     if (o.state === 'queued' || this.journal === undefined || this.pending.length >= FINAL_BATCH_MAX) this.urgent = true;
     else if (this.batchTimer === undefined) {

@@ -231,7 +231,7 @@ export class QueueStore {
     this.outcomes.stopRetry();
     this.q.close();
     // Kept when the last batch could not be written: the next start applies it.
-    if (written) this.journal?.close();
+    if (written) this.journal?.close(true);
     this.commit.closeWal();
   }
 }
