@@ -84,6 +84,12 @@ function ensureDevCertificate(dir: string): { certFile: string; keyFile: string 
   return r.status === 0 ? { certFile, keyFile } : undefined;
 }
 
+// Hex, not base64url: the banner prints a swaks line to paste, and a base64url password
+// starts with '-' one time in 64, which swaks (and most CLIs) then read as an option.
+export function devPassword(): string {
+  return randomBytes(16).toString('hex');
+}
+
 export async function startDev(o: DevOptions): Promise<DevFleet> {
   const host = o.host ?? '127.0.0.1';
   mkdirSync(o.dir, { recursive: true, mode: 0o700 });
@@ -93,7 +99,7 @@ export async function startDev(o: DevOptions): Promise<DevFleet> {
   let password: string;
   if (existsSync(passwordFile) && existsSync(credentialsFile)) password = readFileSync(passwordFile, 'utf8').trim();
   else {
-    password = randomBytes(12).toString('base64url');
+    password = devPassword();
     await addCredential(credentialsFile, user, password);
     writeFileSync(passwordFile, password + '\n', { mode: 0o600 });
   }

@@ -28,6 +28,7 @@ import { fleetSuite } from './suite.ts';
 import type { StatsV1 } from '../../relay/stats/collector.ts';
 import { configKey, configMapName, ipKey } from '../../operator/render/names.ts';
 import { parse } from 'yaml';
+import { configVersion } from '../../relay/config/version.ts';
 
 // The example pool in the default namespace; two recipient domains (two providers); the zone.
 const [NS, POOL, PASSWORD] = ['default', 'transactional', 'fleet-reputation-password'];
@@ -205,7 +206,6 @@ test('IP A listed with 300 bulk queued on its relay: Quarantined within an inter
     return r.config.shaping?.quarantine?.length && r.config.handoff?.peers?.length ? r : undefined;
   }, 60_000);
   assert.equal(cfg.config.shaping!.quarantineLeavesService, true);
-  const { configVersion } = await import('../../relay/config/version.ts');
   await poll('A runs the quarantine', async () => ((await stats(A)).configVersion === configVersion(cfg.text) ? true : undefined), 90_000);
   const attemptsBefore = attemptsFromA;
   refuseFromA = false; // anything A still tried would now be accepted and counted against it
@@ -270,28 +270,35 @@ test('A delisted: back to warm-up at the configured stage, and that stage\'s cap
   const releaseMs = Date.now() - delistedAt;
   assert.equal(ipOf(s, A)!.warmupDay, A_STEPS[REWARM_STAGE]!.day, 'counted back to the configured stage\'s day');
   const cap = A_STEPS[REWARM_STAGE]!.dailyLimit;
+  // A's relay must run the released config before anything is submitted to it: until then it
+  // still hands every message off to B (a CI run lost all 105 that way, none sent or queued at A).
+  const released = await poll("A's relay runs the released config", async () => {
+    const r = await rendered(A);
+    if (r.config.shaping?.quarantine?.length) return undefined;
+    return (await stats(A)).configVersion === configVersion(r.text) ? r : undefined;
+  }, 90_000);
+  assert.equal(released.config.shaping?.quarantine, undefined, 'released: no quarantine in the config');
   const w = await poll(`A's relay on stage ${REWARM_STAGE}`, async () => {
     const x = (await stats(A)).ips.find((i) => i.address === A)?.warmup;
     return x?.capToday === cap ? x : undefined;
   }, 90_000);
-  const cfg = (await rendered(A)).config;
-  assert.equal(cfg.shaping?.quarantine, undefined, 'released: no quarantine in the config');
   const room = Math.max(0, cap - w.sentToday);
   const sentBefore = fromIp(A).length;
   await submitTo(A, Array.from({ length: room + 5 }, (_, i) => ({ to: `w${i}@${INBOX}`, subject: `w${i}`, cls: 'bulk' as const })));
   // Waits until every submitted message is either at the sink or in A's queue with the day's cap
   // reached, then asserts the split; a timeout says what was seen last (sent, queued, the cap).
-  let last = { sent: -1, queued: -1, sentToday: -1 };
+  let last = { sent: -1, queued: -1, sentToday: -1, fromB: -1 };
+  const fromBBefore = fromIp(B).length;
   await poll(`the ${room + 5} submitted sent or held at A`, async () => {
     const st = await stats(A);
     const wu = st.ips.find((i) => i.address === A)?.warmup;
-    last = { sent: fromIp(A).length - sentBefore, queued: queuedAt(st), sentToday: wu?.sentToday ?? -1 };
+    last = { sent: fromIp(A).length - sentBefore, queued: queuedAt(st), sentToday: wu?.sentToday ?? -1, fromB: fromIp(B).length - fromBBefore };
     const settled = (st.queue?.inflight ?? 0) === 0 && last.sent + last.queued === room + 5;
     return settled && (last.sentToday >= cap || last.queued === 0) ? true : undefined;
     // 100 deliveries and a stats read: seconds on a quiet machine; a helper's run at load 20+ on
     // 2 cores timed out at 60 s.
   }, 180_000).catch((e: Error) => {
-    throw new Error(`${e.message}; last seen: ${last.sent} from A since, ${last.queued} queued at A, sentToday ${last.sentToday} of ${cap} (${w.sentToday} before)`);
+    throw new Error(`${e.message}; last seen: ${last.sent} from A since, ${last.queued} queued at A, sentToday ${last.sentToday} of ${cap} (${w.sentToday} before), ${last.fromB} at the sink from B since`);
   });
   assert.equal(last.sent, room, 'A sent what the stage allows today, no more');
   assert.equal(last.queued, 5, 'the rest waits in A\'s queue');

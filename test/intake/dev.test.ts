@@ -36,9 +36,12 @@ test('mailfleet dev: swaks with the printed credential, and the capture MX shows
   const [, user, password] = await waitFor(/dev credential: +user (\S+) +password (\S+)/);
   const [, ui] = await waitFor(/captured mail: +(http:\/\/127\.0\.0\.1:\d+\/)/);
 
-  const swaks = spawn('swaks', ['--server', `127.0.0.1:${port}`, '--auth-user', user!, '--auth-password', password!, '--from', 'you@example.com', '--to', 'a@example.com', '--header', 'Subject: hello from the README'], { stdio: 'ignore' });
+  const swaks = spawn('swaks', ['--server', `127.0.0.1:${port}`, '--auth-user', user!, '--auth-password', password!, '--from', 'you@example.com', '--to', 'a@example.com', '--header', 'Subject: hello from the README'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let transcript = '';
+  swaks.stdout!.on('data', (d) => (transcript += d));
+  swaks.stderr!.on('data', (d) => (transcript += d));
   const [code] = (await new Promise((r) => swaks.on('close', (c) => r([c ?? -1])))) as [number];
-  assert.equal(code, 0, 'swaks got a 250');
+  assert.equal(code, 0, `swaks got a 250; its transcript:\n${transcript}`);
 
   // The full path: MX lookup (dev DNS), delivery from the dev source IP, DKIM signed and verifiable.
   const [line] = await waitFor(/^captured #1: <you@example\.com> -> <a@example\.com> {2}"hello from the README" {2}from (\S+) \((\S+)\), (.*)$/);
