@@ -257,10 +257,11 @@ loopTest('12 % hard bounces pause example.com for bulk; its otp flows; kills dou
   // Held bulk, otp of the same domain in under a second, other.test flowing.
   await send('news@example.com', each('u', 1050, 20), 'bulk'); // u1050–u1069: none refused
   await send('news@other.test', each('o', 2000, 10), 'bulk');
-  const t1 = performance.now();
+  const t1 = Date.now();
   await send('codes@example.com', [[`otp-user@${RCPT_DOMAIN}`]], 'otp');
-  await poll('the otp of the paused domain at the sink', async () => (sink().messages.some((x) => x.to.includes(`otp-user@${RCPT_DOMAIN}`)) ? true : undefined), 5000);
-  const otpMs = performance.now() - t1;
+  // Timed by the sink's own clock, not by when the 250 ms poll saw it.
+  const otpAt = await poll('the otp of the paused domain at the sink', async () => sink().messages.find((x) => x.to.includes(`otp-user@${RCPT_DOMAIN}`))?.receivedAt, 5000);
+  const otpMs = otpAt - t1;
   t.diagnostic(`otp of the paused domain delivered ${otpMs.toFixed(0)} ms after its 250`);
   assert.ok(otpMs < 1000, `otp delivered in ${otpMs.toFixed(0)} ms`);
   await poll('other.test bulk delivered', async () => (sinkCount((x) => x.to.includes(`o2009@${RCPT_DOMAIN}`)) > 0 ? true : undefined), 30_000);

@@ -17,6 +17,8 @@ export interface SinkMessage {
   heloName: string;
   secure: boolean;
   connectionId: string;
+  /** Date.now() when the sink took the message (before its 250): latency is measured from it, not from a poll. */
+  receivedAt: number;
 }
 
 export interface SinkConnection {
@@ -112,6 +114,7 @@ export async function startSink(options: SinkOptions): Promise<Sink> {
           heloName: session.hostNameAppearsAs,
           secure: session.secure,
           connectionId: session.id,
+          receivedAt: Date.now(),
         };
         const forced = options.onData?.(msg);
         if (forced) return cb(smtpError(forced));
