@@ -142,6 +142,12 @@ async function rendered(address: string): Promise<{ text: string; config: { shap
   return { text, config: parse(text) as never };
 }
 
+/** The last `n` lines of the relay log of `address` that match `re`, for a failure message. */
+async function relayLog(address: string, re: RegExp, n: number): Promise<string> {
+  const logs = await suite.fleet.kubectl(['logs', '-n', NS, `${POOL}-${ipKey(address)}-0`, '-c', 'relay', '--tail=600']).catch((x: Error) => x.message);
+  return logs.split('\n').filter((l) => re.test(l)).slice(-n).join(' | ');
+}
+
 /** Messages submitted straight to the relay of `address` (port 10587), as the app user. */
 async function submitTo(address: string, mails: { to: string | string[]; subject: string; cls: 'otp' | 'transactional' | 'bulk' }[]): Promise<void> {
   const t = nodemailer.createTransport({ host: nodeIpOf(address), port: 10587, requireTLS: true, pool: true, maxConnections: 4, auth: { user: 'app', pass: PASSWORD }, tls: { rejectUnauthorized: false } });
@@ -213,8 +219,7 @@ test('IP A listed with 300 bulk queued on its relay: Quarantined within an inter
   const t0 = Date.now();
   await sink().waitForMessages(300, 180_000).catch(async (e: Error) => {
     // What A's relay said about its hand-offs, for the failure message.
-    const logs = await suite.fleet.kubectl(['logs', '-n', NS, `${POOL}-${ipKey(A)}-0`, '--tail=400']).catch((x: Error) => x.message);
-    throw new Error(`${e.message}; A's hand-off log: ${logs.split('\n').filter((l) => /hand|quarantin|config/i.test(l)).slice(-8).join(' | ')}`);
+    throw new Error(`${e.message}; A's hand-off log: ${await relayLog(A, /hand|quarantin|config/i, 8)}`);
   });
   const handedOffMs = Date.now() - t0;
   await poll("A's queue empty", async () => (queuedAt(await stats(A)) === 0 ? true : undefined), 60_000);
@@ -223,7 +228,10 @@ test('IP A listed with 300 bulk queued on its relay: Quarantined within an inter
   const o0 = Date.now();
   await submitTo(A, [{ to: `code@${INBOX}`, subject: 'otp-code', cls: 'otp' }]);
   // Timed by the sink's own clock, not by when the 250 ms poll saw it.
-  const otpAt = await poll('the otp at the sink', async () => sink().messages.find((m) => subjectOf(m) === 'otp-code')?.receivedAt, 10_000);
+  const otpAt = await poll('the otp at the sink', async () => sink().messages.find((m) => subjectOf(m) === 'otp-code')?.receivedAt, 10_000).catch(async (e: Error) => {
+    // A CI run at load 13 saw no otp in 10 s: say what each relay did with it.
+    throw new Error(`${e.message}; A: ${await relayLog(A, /otp|hand|quarantin/i, 6)}; B: ${await relayLog(B, /otp|handoff|mailfleet-handoff/i, 6)}`);
+  });
   const otpMs = otpAt - o0;
 
   assert.equal(fromIp(A).length, 0, 'nothing accepted from the quarantined IP');
