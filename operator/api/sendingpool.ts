@@ -378,6 +378,7 @@ export const SendingPoolSpecSchema = withRules(
 );
 
 export const IP_STATES = ['Pending', 'WarmingUp', 'Ready', 'Paused', 'Failed', 'Draining', 'Conflict', 'Quarantined'] as const;
+export const RELAY_POD_STATES = ['Ready', 'NotReady', 'OutOfService', 'NotCreated'] as const;
 
 export const PoolIpStatusSchema = z
   .object({
@@ -386,8 +387,18 @@ export const PoolIpStatusSchema = z
     state: z
       .enum(IP_STATES)
       .describe(
-        'Pending: relay not Ready. WarmingUp/Ready: sending. Paused: held by the health loop. Failed. ' +
-          'Draining: removed, delivering what it holds. Conflict: another pool claimed this address first.',
+        'Derived by the SendingPool controller alone, first match wins: Conflict: another pool claimed this address first. ' +
+          'Draining: removed, delivering what it holds. Quarantined: on a quarantine blocklist or quarantined by annotation ' +
+          '(see quarantine; shown whatever the relay pod does, see relayPod). Pending: relay pod not Ready. ' +
+          'Paused: held by the health loop. WarmingUp: sending under a warm-up cap. Ready: sending. Failed.',
+      ),
+    relayPod: z
+      .enum(RELAY_POD_STATES)
+      .optional()
+      .describe(
+        'The IP\'s relay pod as Kubernetes sees it, apart from state: Ready (in the pool\'s Service); NotReady; ' +
+          'OutOfService (not Ready on purpose: a quarantined relay leaves the Service while another IP of the pool is healthy); ' +
+          'NotCreated (no StatefulSet yet). The NOT READY column counts NotReady and NotCreated.',
       ),
     warmupStartedAt: z.iso
       .datetime({ offset: true })
@@ -457,9 +468,9 @@ export const SendingPoolStatusSchema = z
       .optional()
       .describe('One entry per IP of the spec, then one per relay still draining.')
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['address'] }),
-    readyIPs: z.number().int().min(0).optional().describe('IPs whose relay is Ready and sending.'),
+    readyIPs: z.number().int().min(0).optional().describe('IPs whose relay is Ready and sending (state Ready or WarmingUp; a quarantined IP sends nothing).'),
     totalIPs: z.number().int().min(0).optional().describe('IPs the pool serves (draining and contested ones excluded).'),
-    notReadyRelays: z.number().int().min(0).optional().describe('Relays of served IPs whose pod is not Ready (the NOT READY column).'),
+    notReadyRelays: z.number().int().min(0).optional().describe('Relays of served IPs whose pod is not Ready, except a quarantined relay out of the Service on purpose (relayPod OutOfService): the NOT READY column.'),
     listedIPs: z.number().int().min(0).optional().describe('IPs listed on at least one DNSBL (any action): the LISTED column.'),
     // Pre-formatted for printer columns, which can only show one field each.
     summary: z

@@ -35,39 +35,48 @@ export function monitoredIps(pool: SendingPool): MonitoredIp[] {
 }
 
 /**
- * A round's outcomes → the pool's next status (reputation fields, Quarantined state, re-warm of
- * the carried warm-up state, listedIPs, DnsblAvailable) and the Events to emit. Pure.
+ * A round's outcomes → the pool's next status (reputation fields, re-warm of the carried warm-up
+ * state, listedIPs, DnsblAvailable) and the Events to emit. Pure.
+ *
+ * The round records facts only: it never writes an IP's `state`. Its status write is an update
+ * of the SendingPool, which re-queues the pool's reconcile (the controller re-queues on every
+ * update of its primary, operator/runtime/manager.ts); that reconcile derives `state` from the
+ * quarantine record and the relay (operator/controllers/sendingpool/ip-state.ts) and renders the
+ * quarantine into the IP's relay config. Two writers of `state` flipped it between Quarantined and
+ * Pending while a quarantined relay was not Ready (a CI run lost a race on it).
  */
 export function applyReputationRound(pool: SendingPool, outcomes: readonly IpOutcome[], config: ReputationConfig, now: Date): { status: SendingPoolStatus; events: ReputationEvent[] } {
   const prev = pool.status ?? {};
   const events: ReputationEvent[] = [];
   const unavailable: UnknownEntry[] = [];
+  const inSpec = new Set(pool.spec.ips.map((ip) => ip.address));
   const ips: PoolIpStatus[] = pool.spec.ips.map((spec) => {
     const old = prev.ips?.find((s) => s.address === spec.address);
-    const o = outcomes.find((x) => x.address === spec.address);
+    // An IP the controller has not reported yet: `state` is required; Pending is what the
+    // controller starts from, and its next write (this write re-queues it) replaces it.
     const s: PoolIpStatus = { ...(old ?? { address: spec.address, state: 'Pending' as const }) };
-    if (!o) {
+    const outcome = outcomes.find((x) => x.address === spec.address);
+    if (!outcome) {
       unavailable.push(...reputationFromStatus(old).unknown.filter((u) => u.count >= config.unknownChecksToAlert));
       return s;
     }
-    events.push(...o.decision.events);
-    unavailable.push(...o.decision.unavailable);
+    events.push(...outcome.decision.events);
+    unavailable.push(...outcome.decision.unavailable);
     for (const k of ['listed', 'quarantine', 'ptr', 'reputationChecks', 'conditions'] as const) delete s[k];
-    Object.assign(s, reputationStatusFields(o.decision.next, o.ptr, old, now));
-    if (o.decision.next.quarantined) s.state = 'Quarantined';
-    else if (s.state === 'Quarantined') s.state = spec.warmup ? 'WarmingUp' : 'Ready';
-    if (o.decision.actions.includes('rewarm')) {
+    Object.assign(s, reputationStatusFields(outcome.decision.next, outcome.ptr, old, now));
+    if (outcome.decision.actions.includes('rewarm')) {
       if (spec.warmup) {
         const b = rewarmBaseline(spec.warmup, warmupBaseline(old), new Map(), config.rewarmStage, now.getTime());
         s.warmupDay = b.countedDays ?? 0;
         s.warmupCountedThrough = b.countedThrough ?? isoDay(utcDay(now.getTime()) - 1);
-        s.state = 'WarmingUp';
       } else {
         events.push({ type: 'Warning', reason: 'Rewarming', message: `${spec.address} has no warm-up plan (spec.ips[].warmup): it goes back at full volume` });
       }
     }
     return s;
   });
+  // Relays still draining (their IPs left the spec) are the controller's entries: kept as they are.
+  ips.push(...(prev.ips ?? []).filter((s) => !inSpec.has(s.address)));
   const conditions = setCondition(prev.conditions, dnsblCondition(unavailable, resolvedLists(config).length), now);
   return { status: { ...prev, ips, listedIPs: listedCount(ips), conditions }, events };
 }

@@ -58,11 +58,6 @@ export function reputationStatusFields(rep: IpReputation, ptr: PtrVerdict | unde
   return out;
 }
 
-/** The IP's state with its reputation: Quarantined overrides whatever the relay's state is. */
-export function stateWithReputation(state: PoolIpStatus['state'], rep: IpReputation): PoolIpStatus['state'] {
-  return rep.quarantined ? 'Quarantined' : state;
-}
-
 /** IPs listed on any list: status.listedIPs, the LISTED column. */
 export function listedCount(ips: readonly PoolIpStatus[]): number {
   return ips.filter((i) => (i.listed?.length ?? 0) > 0).length;
@@ -92,11 +87,19 @@ export function relayReputationShaping(pool: SendingPool, address: string, binds
   const statuses = pool.status?.ips ?? [];
   const mine = statuses.find((s) => s.address === address);
   if (!mine?.quarantine) return { quarantine: [], quarantineLeavesService: false };
-  const healthyOther = pool.spec.ips.some((ip) => ip.address !== address && !statuses.find((s) => s.address === ip.address)?.quarantine);
   return {
     quarantine: [{ ...(bindsSource ? { address } : {}), reason: mine.quarantine.message, since: mine.quarantine.since }],
-    quarantineLeavesService: healthyOther,
+    quarantineLeavesService: quarantineLeavesService(pool, statuses, address),
   };
+}
+
+/**
+ * Whether a quarantined IP's relay leaves the pool's Service (quarantineLeavesService): while
+ * another IP of the pool is not quarantined. The render sets it; the SendingPool status reads it to
+ * tell a relay out of the Service on purpose (relayPod OutOfService) from one that is down.
+ */
+export function quarantineLeavesService(pool: Pick<SendingPool, 'spec'>, statuses: readonly PoolIpStatus[], address: string): boolean {
+  return pool.spec.ips.some((ip) => ip.address !== address && !statuses.find((s) => s.address === ip.address)?.quarantine);
 }
 
 /**

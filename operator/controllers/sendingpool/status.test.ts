@@ -22,6 +22,8 @@ function pool(ips: Array<Record<string, unknown>> = [{ address: '203.0.113.7', h
 const ready: RelayObserved = { exists: true, ready: true };
 const notReady: RelayObserved = { exists: true, ready: false };
 const absent: RelayObserved = { exists: false, ready: false };
+/** A quarantine record as the reputation loop writes it. */
+const Q = { reason: 'Listed' as const, list: 'zen', answer: '127.0.0.2', since: T0, message: 'listed on zen (SBL: 127.0.0.2)' };
 
 function input(over: Partial<PoolStatusInput> & { relayMap?: Record<string, RelayObserved> } = {}): PoolStatusInput {
   const { relayMap, ...rest } = over;
@@ -46,6 +48,11 @@ interface Want {
   notReady?: number;
   draining?: [string, string] | 'absent';
   drainingMessage?: RegExp;
+  relayPods?: Array<string | undefined>;
+  /** The first IP's message. */
+  message?: RegExp;
+  /** Each IP's quarantine.reason. */
+  quarantine?: Array<string | undefined>;
 }
 
 const cases: Array<{ name: string; in: PoolStatusInput; want: Want }> = [
@@ -138,6 +145,56 @@ const cases: Array<{ name: string; in: PoolStatusInput; want: Want }> = [
     in: input({ prev: { ips: [{ address: '203.0.113.7', state: 'Paused' }] } }),
     want: { ready: ['False', 'RelaysNotReady'], states: ['Paused', 'Ready'] },
   },
+  // Quarantine: the reputation loop writes only the record; the state is derived here (ip-state.ts).
+  {
+    name: 'a quarantined IP whose relay left the Service on purpose: Quarantined, relayPod OutOfService; not NOT READY; the pool stays Ready',
+    in: input({ prev: { ips: [{ address: '203.0.113.7', state: 'Pending', quarantine: Q }] }, relayMap: { '203.0.113.7': notReady } }),
+    want: { ready: ['True', 'RelaysReady'], readyMessage: /^2\/2 relays ready \(1 quarantined\)$/, states: ['Quarantined', 'Ready'], relayPods: ['OutOfService', 'Ready'], notReady: 0, summary: { ips: '1/2' }, message: /^quarantined: listed on zen \(SBL: 127\.0\.0\.2\); its relay has left the Service on purpose/ },
+  },
+  {
+    name: 'a quarantined IP whose relay is still Ready (before it runs the quarantine): Quarantined',
+    in: input({ prev: { ips: [{ address: '203.0.113.7', state: 'Ready', quarantine: Q }] } }),
+    want: { ready: ['True', 'RelaysReady'], states: ['Quarantined', 'Ready'], relayPods: ['Ready', 'Ready'], notReady: 0, summary: { ips: '1/2' } },
+  },
+  {
+    name: 'every IP quarantined: the relays stay in the Service holding mail; one that is down is NOT READY and the pool not Ready',
+    in: input({ prev: { ips: [{ address: '203.0.113.7', state: 'Quarantined', quarantine: Q }, { address: '203.0.113.8', state: 'Quarantined', quarantine: Q }] }, relayMap: { '203.0.113.8': notReady } }),
+    want: { ready: ['False', 'RelaysNotReady'], readyMessage: /^1\/2 relays ready \(2 quarantined\)$/, states: ['Quarantined', 'Quarantined'], relayPods: ['Ready', 'NotReady'], notReady: 1, summary: { ips: '0/2' }, message: /^quarantined: listed on zen .*; relay pod Ready$/ },
+  },
+  {
+    name: 'a quarantined IP with no StatefulSet yet: Quarantined, NotCreated, counted NOT READY',
+    in: input({ prev: { ips: [{ address: '203.0.113.7', state: 'Pending', quarantine: Q }] }, relayMap: { '203.0.113.7': absent } }),
+    want: { ready: ['False', 'RelaysNotReady'], states: ['Quarantined', 'Ready'], relayPods: ['NotCreated', 'Ready'], notReady: 1 },
+  },
+  {
+    name: 'a quarantined IP on a warm-up plan: not in the Warm-up column (it sends nothing today)',
+    in: input({
+      pool: pool([{ address: '203.0.113.7', hostname: 'a.example.test', warmup: { steps: [{ day: 0, dailyLimit: 500 }, { day: 5, dailyLimit: 2000 }] } }, { address: '203.0.113.8', hostname: 'b.example.test' }]),
+      prev: { ips: [{ address: '203.0.113.7', state: 'WarmingUp', quarantine: Q }] },
+      relayMap: { '203.0.113.7': notReady },
+    }),
+    want: { ready: ['True', 'RelaysReady'], states: ['Quarantined', 'Ready'], summary: { warmup: 'done', ips: '1/2' }, notReady: 0 },
+  },
+  {
+    name: 'a quarantined Paused IP: Quarantined',
+    in: input({ prev: { ips: [{ address: '203.0.113.7', state: 'Paused', quarantine: Q }] } }),
+    want: { ready: ['True', 'RelaysReady'], states: ['Quarantined', 'Ready'] },
+  },
+  {
+    name: 'a quarantined IP of a pool being deleted: Draining, the quarantine record kept beside it',
+    in: input({ prev: { ips: [{ address: '203.0.113.7', state: 'Quarantined', quarantine: Q }] }, draining: [{ address: '203.0.113.7', queued: 4 }, { address: '203.0.113.8', queued: 0 }] }),
+    want: { ready: ['True', 'RelaysReady'], states: ['Draining', 'Draining'], quarantine: ['Listed', undefined] },
+  },
+  {
+    name: 'a quarantined IP another pool claimed first: Conflict',
+    in: input({ prev: { ips: [{ address: '203.0.113.8', state: 'Quarantined', quarantine: Q }] }, conflicts: [{ address: '203.0.113.8', claimedBy: 'other/first' }], relayMap: { '203.0.113.8': absent } }),
+    want: { ready: ['False', 'Conflict'], states: ['Ready', 'Conflict'], relayPods: ['Ready', undefined] },
+  },
+  {
+    name: 'released (record gone) while the relay is still out of the Service: Pending until it is Ready again',
+    in: input({ prev: { ips: [{ address: '203.0.113.7', state: 'Quarantined', relayPod: 'OutOfService' }] }, relayMap: { '203.0.113.7': notReady } }),
+    want: { ready: ['False', 'RelaysNotReady'], states: ['Pending', 'Ready'], relayPods: ['NotReady', 'Ready'], notReady: 1 },
+  },
 ];
 
 for (const c of cases) {
@@ -154,6 +211,9 @@ for (const c of cases) {
     if (c.want.draining === 'absent') assert.equal(cond('Draining'), undefined);
     else if (c.want.draining) assert.deepEqual([cond('Draining')?.status, cond('Draining')?.reason], c.want.draining);
     if (c.want.drainingMessage) assert.match(cond('Draining')!.message, c.want.drainingMessage);
+    if (c.want.relayPods) assert.deepEqual(status.ips?.map((i) => i.relayPod), c.want.relayPods);
+    if (c.want.message) assert.match(status.ips?.[0]?.message ?? '', c.want.message);
+    if (c.want.quarantine) assert.deepEqual(status.ips?.map((i) => i.quarantine?.reason), c.want.quarantine);
   });
 }
 
@@ -181,4 +241,17 @@ test('poolStatus: a relay report made under an older config than the rendered on
   assert.equal(stale.status.ips?.[0]?.quotaToday, 400);
   const current = poolStatus(input({ pool: p, prev, configs, relayWarmup: () => report, relayConfigVersion: () => configVersion('rendered: new\n') }));
   assert.equal(current.status.ips?.[0]?.warmupDay, 2, 'a report under the rendered config wins (the relay enforces)');
+});
+
+test('poolStatus: a quarantined IP whose relay is not Ready stays Quarantined over repeated writes (each one\'s output the next one\'s input), and the status settles (no write)', () => {
+  let prev: SendingPoolStatus = { ips: [{ address: '203.0.113.7', state: 'Pending', quarantine: Q }] };
+  const seen: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const next = poolStatus(input({ prev, now: new Date(NOW.getTime() + i * 1000), relayMap: { '203.0.113.7': i % 2 ? absent : notReady } })).status;
+    seen.push(next.ips![0]!.state);
+    prev = next;
+  }
+  assert.deepEqual(seen, ['Quarantined', 'Quarantined', 'Quarantined', 'Quarantined']);
+  const settled = poolStatus(input({ prev, relayMap: { '203.0.113.7': absent } })).status;
+  assert.deepEqual(poolStatus(input({ prev: settled, now: new Date(NOW.getTime() + 60_000), relayMap: { '203.0.113.7': absent } })).status, settled);
 });

@@ -2,9 +2,11 @@
 // it stopped), what the cache says of each relay's StatefulSet, contested and draining IPs, and
 // the clock. No I/O: the controller gathers the inputs and writes the result; the table in
 // status.test.ts names every case.
-import { listedCount } from '../../reputation/status.ts';
+import { listedCount, quarantineLeavesService } from '../../reputation/status.ts';
+import { ipState, ipStateMessage, relayPodState } from './ip-state.ts';
+import { IpReputationStatusFields } from '../../reputation/status-schema.ts';
 import { setCondition, findCondition, type Condition, type ConditionUpdate, type PoolIpStatus, type SendingPool, type SendingPoolStatus } from '../../api/index.ts';
-import { summarizePoolStatus } from '../../render/status.ts';
+import { relayUp, servingIps, summarizePoolStatus } from '../../render/status.ts';
 import { ipWarmupStatus } from '../../render/warmup.ts';
 import type { WarmupStatsV1 } from '../../../relay/stats/collector.ts';
 import { configKey } from '../../render/names.ts';
@@ -75,13 +77,22 @@ export interface PoolStatusResult {
   nextWarmupChange?: Date;
 }
 
+/** The reputation loop's fields of an IP's status (operator/reputation/status-schema.ts), as carried. */
+function reputationRecord(old: PoolIpStatus | undefined): Partial<PoolIpStatus> {
+  if (!old) return {};
+  return Object.fromEntries(Object.keys(IpReputationStatusFields).flatMap((k) => (old[k as keyof PoolIpStatus] === undefined ? [] : [[k, old[k as keyof PoolIpStatus]]])));
+}
+
 /** Per-IP status, and when the earliest warm-up stage changes next. */
 export function ipStatuses(input: PoolStatusInput, pool: SendingPool): { ips: PoolIpStatus[]; nextWarmupChange?: Date } {
   const { prev, now } = input;
   let nextWarmupChange: Date | undefined;
   const contested = new Map((input.conflicts ?? []).map((c) => [c.address, c.claimedBy]));
   const draining = new Map((input.draining ?? []).map((d) => [d.address, d]));
+  // A draining IP keeps its reputation record (the reputation loop's; it still checks an IP the
+  // spec lists while the pool is being deleted): dropping it would make the next check quarantine again.
   const drainingStatus = (d: DrainingIp): PoolIpStatus => ({
+    ...reputationRecord(prev.ips?.find((p) => p.address === d.address)),
     address: d.address,
     pod: input.podName(d.address),
     state: 'Draining',
@@ -122,14 +133,27 @@ export function ipStatuses(input: PoolStatusInput, pool: SendingPool): { ips: Po
     if (claimedBy) {
       s.state = 'Conflict';
       delete s.pod;
+      delete s.relayPod;
       s.message = `address claimed by SendingPool ${claimedBy}, which was created first; no relay is rendered for it here`;
       return s;
     }
-    if (relay.ready) s.state = old?.state === 'Paused' ? 'Paused' : warm && !warm.done ? 'WarmingUp' : 'Ready';
-    if (!relay.ready) s.message = relay.exists ? 'relay pod not ready' : 'StatefulSet not created yet';
+    // The reputation loop (operator/reputation/loop.ts) writes only the quarantine record, carried
+    // above; the state is derived here, from it and the relay, by one precedence (ip-state.ts).
+    const quarantined = !!old?.quarantine;
+    const facts = {
+      conflict: false,
+      draining: false,
+      quarantined,
+      leavesService: quarantined && quarantineLeavesService(pool, prev.ips ?? [], ip.address),
+      relay,
+      paused: old?.state === 'Paused',
+      warming: !!warm && !warm.done,
+    };
+    s.state = ipState(facts);
+    s.relayPod = relayPodState(facts);
+    const message = ipStateMessage(s.state, s.relayPod, old?.quarantine);
+    if (message) s.message = message;
     else delete s.message;
-    // The reputation loop (operator/reputation/loop.ts) owns quarantine; its fields are carried above.
-    if (relay.ready && old?.quarantine) s.state = 'Quarantined';
     return s;
   });
   for (const d of draining.values()) ips.push(drainingStatus(d));
@@ -156,9 +180,12 @@ export function poolStatus(input: PoolStatusInput): PoolStatusResult {
     const sum = summarizePoolStatus(computed.ips);
     Object.assign(next, sum, { summary: { ...prev.summary, ...sum.summary } });
     if (input.configHash) next.configHash = input.configHash;
-    const serving = computed.ips.filter((i) => i.state !== 'Conflict' && i.state !== 'Draining');
-    // A quarantined IP's relay is up (holding its mail); the listing is reported, not a pod failure.
-    const ready = serving.filter((i) => i.state === 'Ready' || i.state === 'WarmingUp' || i.state === 'Quarantined').length;
+    const serving = servingIps(computed.ips);
+    // A quarantined relay counts as ready when its pod is Ready or out of the Service on purpose
+    // (relayUp): the quarantine is reported by the IP's state, LISTED and ATTENTION, not by Ready.
+    const ready = serving.filter(relayUp).length;
+    const quarantined = serving.filter((i) => i.state === 'Quarantined').length;
+    const relaysReady = `${ready}/${serving.length} relays ready${quarantined ? ` (${quarantined} quarantined)` : ''}`;
     set({ type: 'Reconciled', status: 'True', reason: 'ChildrenApplied', message: `${input.childrenApplied} children applied` });
     const conflicts = input.conflicts ?? [];
     if (conflicts.length > 0) {
@@ -177,13 +204,13 @@ export function poolStatus(input: PoolStatusInput): PoolStatusResult {
         type: 'Ready',
         status: 'False',
         reason: 'RollingUpdate',
-        message: `restarting one relay at a time: ${input.rollout.updating} now, ${input.rollout.waiting} waiting; ${ready}/${serving.length} relays ready`,
+        message: `restarting one relay at a time: ${input.rollout.updating} now, ${input.rollout.waiting} waiting; ${relaysReady}`,
       });
     } else {
       set(
         ready === serving.length
-          ? { type: 'Ready', status: 'True', reason: 'RelaysReady', message: `${ready}/${serving.length} relays ready` }
-          : { type: 'Ready', status: 'False', reason: 'RelaysNotReady', message: `${ready}/${serving.length} relays ready` },
+          ? { type: 'Ready', status: 'True', reason: 'RelaysReady', message: relaysReady }
+          : { type: 'Ready', status: 'False', reason: 'RelaysNotReady', message: relaysReady },
       );
     }
     if (!findCondition(conds, 'Degraded')) {
