@@ -475,15 +475,15 @@ export const SendingPoolStatusSchema = z
     // Pre-formatted for printer columns, which can only show one field each.
     summary: z
       .object({
-        ips: z.string().max(32).optional().describe('ready/total, e.g. 2/3'),
-        warmup: z.string().max(64).optional().describe('e.g. "2 warming: 500-2000/day" or "done"'),
+        ips: z.string().max(32).optional().describe('IPs sending (Ready or WarmingUp) / IPs served, e.g. 2/3'),
+        warmup: z.string().max(64).optional().describe('IPs a warm-up plan caps today (quarantined ones excluded), e.g. "2 warming: 500-2000/day" or "done"'),
         bounceRate: z.string().max(16).optional().describe('Measured bounce rate, e.g. 1.2%.'),
         complaintRate: z.string().max(16).optional().describe('Measured complaint rate, e.g. 0.04%.'),
         attention: z
           .string()
           .max(256)
           .optional()
-          .describe('The sending domains and IPs that need a person, and why (e.g. "example.com PausedHighBounces (12.0 % bounces); 192.0.2.10 SteppedBack (stage 2; outlook stage 1)"); absent when none.'),
+          .describe('The sending domains and IPs that need a person, and why (e.g. "example.com PausedHighBounces (12.0 % bounces); 192.0.2.11 Quarantined (spamhaus-zen 127.0.0.2); 192.0.2.10 SteppedBack (stage 2; outlook stage 1)"); absent when none.'),
       })
       .strict()
       .optional()

@@ -15,6 +15,8 @@ export interface DomainTrouble {
 
 export interface IpAttention {
   address: string;
+  /** The reputation loop's quarantine record (status.ips[].quarantine), while quarantined. */
+  quarantine?: { reason: string; list?: string | undefined; answer?: string | undefined } | undefined;
   warmup?: IpWarmup | undefined;
   /** Why its relay could not be read this round (Unreachable, Unauthorized, …); undefined when read or not known. */
   unread?: string | undefined;
@@ -27,11 +29,17 @@ export const ATTENTION_MAX = 256;
 
 export function poolAttention(domains: readonly DomainTrouble[], ips: readonly IpAttention[]): string | undefined {
   const parts: string[] = [];
-  // Paused first: that is mail being held.
+  // Paused domains first: that is mail being held.
   const order = (d: DomainTrouble) => (d.reason.startsWith('Paused') ? 0 : 1);
   for (const d of [...domains].sort((a, b) => order(a) - order(b) || a.domain.localeCompare(b.domain))) {
     const rate = /Complaint/.test(d.reason) ? `${d.complaintRate} complaints` : `${d.bounceRate} bounces`;
     parts.push(`${d.domain} ${d.reason} (${rate})`);
+  }
+  // Quarantined IPs next: the IP sends nothing until a person gets it delisted (or releases it);
+  // the same record makes its state Quarantined (operator/controllers/sendingpool/ip-state.ts).
+  for (const ip of ips) {
+    const q = ip.quarantine;
+    if (q) parts.push(`${ip.address} Quarantined (${q.reason === 'Listed' && q.list ? `${q.list}${q.answer ? ` ${q.answer}` : ''}` : 'by annotation'})`);
   }
   for (const ip of ips) {
     if (ip.unread) parts.push(`${ip.address} relay ${ip.unread}`);

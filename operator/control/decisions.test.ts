@@ -185,7 +185,7 @@ test('warm-up loop: a healthy last stage is warm, kept as a stage past the last 
   assert.equal(r.state.stage, 2);
 });
 
-test('ATTENTION: paused domains first, then IPs whose warm-up was held or stepped back, or whose relay was not read; nothing → absent', async () => {
+test('ATTENTION: paused domains first, then quarantined IPs, then IPs whose warm-up was held or stepped back, or whose relay was not read; nothing → absent', async () => {
   const { poolAttention, ATTENTION_MAX } = await import('./attention.ts');
   const warm = (stage: number, last: string, providerStages: Record<string, number> = {}) => ({ stage, providerStages, judgedDay: 0, stageAtLastMail: stage, last });
   assert.equal(poolAttention([], [{ address: '192.0.2.1', warmup: warm(2, 'Advanced to stage 2: 0.1 % bounces') }, { address: '192.0.2.2' }]), undefined);
@@ -198,10 +198,12 @@ test('ATTENTION: paused domains first, then IPs whose warm-up was held or steppe
       [
         { address: '192.0.2.1', warmup: warm(1, 'SteppedBack: outlook refused 33.3 % for rate or reputation over 150 attempts (stage 1 → 0)', { outlook: 0 }) },
         { address: '192.0.2.2', warmup: warm(0, 'HeldLowVolume: 10 attempts, fewer than the 100 needed to judge the day'), unread: 'Unauthorized' },
+        { address: '192.0.2.3', quarantine: { reason: 'Listed', list: 'zen', answer: '127.0.0.2' } },
       ],
     ),
-    'a.test PausedHighBounces (12.0 % bounces); b.test ReviewHighComplaints (0.12 % complaints); 192.0.2.1 SteppedBack (stage 1; outlook stage 0); 192.0.2.2 relay Unauthorized; 192.0.2.2 HeldLowVolume (stage 0)',
+    'a.test PausedHighBounces (12.0 % bounces); b.test ReviewHighComplaints (0.12 % complaints); 192.0.2.3 Quarantined (zen 127.0.0.2); 192.0.2.1 SteppedBack (stage 1; outlook stage 0); 192.0.2.2 relay Unauthorized; 192.0.2.2 HeldLowVolume (stage 0)',
   );
+  assert.equal(poolAttention([], [{ address: '192.0.2.4', quarantine: { reason: 'Manual' } }]), '192.0.2.4 Quarantined (by annotation)');
   const many = Array.from({ length: 20 }, (_, i) => ({ domain: `d${i}.example.com`, reason: 'PausedHighBounces', bounceRate: '12.0 %', complaintRate: '0.0 %' }));
   const line = poolAttention(many, [])!;
   assert.equal(line.length, ATTENTION_MAX);

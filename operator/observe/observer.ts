@@ -383,12 +383,14 @@ export class Observer {
     const poolCounts = emptyCounts();
     for (const d of domainNames) addCounts(poolCounts, windowCounts(state.domainBuckets(d), () => true, now, DAY_MS));
     const poolRates = ratesOf(poolCounts);
-    const attention = poolAttention(troubles, pool.spec.ips.map((ip) => {
-      const o = byIp.get(ip.address);
-      return { address: ip.address, warmup: warmup[ip.address], unread: o && !o.reachable ? o.reason : undefined };
-    }));
     const freshStatus = (cur: KubeObject): NonNullable<SendingPool['status']> => {
       const prev = (cur['status'] ?? {}) as NonNullable<SendingPool['status']>;
+      // The quarantine records as the status holds them now (the reputation loop writes them).
+      const attention = poolAttention(troubles, pool.spec.ips.map((ip) => {
+        const o = byIp.get(ip.address);
+        const quarantine = prev.ips?.find((s) => s.address === ip.address)?.quarantine;
+        return { address: ip.address, quarantine, warmup: warmup[ip.address], unread: o && !o.reachable ? o.reason : undefined };
+      }));
       const ips = (prev.ips ?? []).map((ip): PoolIpStatus => {
         const r = ratesOf(windowCounts(state.ipBuckets(ip.address), () => true, now, DAY_MS));
         const o = byIp.get(ip.address);

@@ -260,6 +260,14 @@ test('summarizePoolStatus formats the printer columns', () => {
   assert.equal(summarizePoolStatus([{ address: '203.0.113.10', state: 'Pending', warmupStage: 9, warmupDay: 31 }]).summary?.warmup, 'done');
   // A contested IP (another pool's) is not warming here.
   assert.equal(summarizePoolStatus([{ address: '203.0.113.10', state: 'Conflict', quotaToday: 500 }]).summary?.warmup, 'done');
+  // A quarantined IP sends nothing: not in IPs' sending count, nor warming; NOT READY only when its pod is down
+  // for another reason than leaving the Service on purpose (relayPod, ip-state.ts).
+  const q = summarizePoolStatus([
+    { address: '203.0.113.10', state: 'Quarantined', relayPod: 'OutOfService', quotaToday: 500 },
+    { address: '203.0.113.11', state: 'Quarantined', relayPod: 'NotReady' },
+    { address: '203.0.113.12', state: 'Ready', relayPod: 'Ready' },
+  ]);
+  assert.deepEqual([q.readyIPs, q.totalIPs, q.notReadyRelays, q.summary?.ips, q.summary?.warmup], [1, 3, 1, '1/3', 'done']);
 });
 
 test('a relay config over the ConfigMap size limit is a RenderError naming the way out', () => {
