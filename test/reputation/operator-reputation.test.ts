@@ -59,6 +59,8 @@ before(async () => {
       ],
     }),
     reputationTickSeconds: 0.5,
+    // The stats reader writes ATTENTION; no relay answers here (no node), it still runs its rounds.
+    statsIntervalMs: 2000,
   });
 });
 
@@ -68,7 +70,7 @@ after(async () => {
   if (!skip) await e.cluster.stop();
 });
 
-type Ip = { address: string; state: string; quarantine?: { reason: string; list?: string; answer?: string; message: string }; listed?: { list: string; answer: string }[]; ptr?: { state: string; records: string[] }; conditions?: { type: string; status: string; reason: string; message: string }[] };
+type Ip = { address: string; state: string; relayPod?: string; message?: string; quarantine?: { reason: string; list?: string; answer?: string; message: string }; listed?: { list: string; answer: string }[]; ptr?: { state: string; records: string[] }; conditions?: { type: string; status: string; reason: string; message: string }[] };
 const ipsOf = (p: KubeObject) => ((p['status'] as { ips?: Ip[] } | undefined)?.ips ?? []);
 
 async function relayConfig(address: string): Promise<{ shaping?: { quarantine?: { reason: string }[]; quarantineLeavesService?: boolean } }> {
@@ -80,17 +82,44 @@ test('a listed IP is quarantined in the first round and its relay config says so
   await e.kube.create(samplePool('p', NS));
   // What the status said last, for a timeout's message.
   let seen = '';
-  // The round's verdict is its quarantine record. The IP's `state` reads Quarantined only until
-  // the SendingPool controller's next status write: with no relay pod Ready (this control plane has
-  // no node) that write says Pending and carries the quarantine (operator/controllers/sendingpool/
-  // status.ts), so a wait on `state` could miss the window (a CI run did, 2026-12-07).
-  const pool = await waitFor('the listed IP quarantined', async () => {
+  // The round writes the quarantine record; the SendingPool controller alone derives `state` from
+  // it (operator/controllers/sendingpool/ip-state.ts), in the reconcile that write re-queues.
+  await waitFor('the listed IP quarantined', async () => {
     const p = await e.kube.get(POOL_REF.apiVersion, POOL_REF.kind, NS, 'p');
     seen = JSON.stringify(ipsOf(p).map((i) => [i.address, i.state, i.quarantine?.reason, i.ptr?.state]));
-    return ipsOf(p).find((i) => i.address === LISTED)?.quarantine && ipsOf(p).find((i) => i.address === MISMATCH)?.ptr ? p : undefined;
+    return ipsOf(p).find((i) => i.address === LISTED)?.state === 'Quarantined' && ipsOf(p).find((i) => i.address === MISMATCH)?.ptr ? p : undefined;
   }, 90_000).catch((err: Error) => { // the first round includes the cluster's first reconciles: slow on a loaded machine
     throw new Error(`${err.message}; the pool's ips last read: ${seen}`);
   });
+
+  // It stays Quarantined through the controller's later writes, although no relay pod is Ready
+  // here (no node): before one owner, the controller's next write said Pending (a CI run lost that
+  // race, 2026-12-07). Each spec change (harmless: a retry setting) makes the controller write
+  // status (observedGeneration); every version read on the way must say Quarantined.
+  const versions: string[] = [];
+  const flips: string[] = [];
+  for (const firstRetrySeconds of [61, 62, 63]) {
+    const patched = await e.kube.mergePatch<KubeObject>({ ...POOL_REF, namespace: NS, name: 'p' }, { spec: { retry: { firstRetrySeconds } } });
+    const generation = patched.metadata!.generation!;
+    await waitFor(`the controller's status for generation ${generation}`, async () => {
+      const p = await e.kube.get(POOL_REF.apiVersion, POOL_REF.kind, NS, 'p');
+      const ip = ipsOf(p).find((i) => i.address === LISTED);
+      const seenAt = `${p.metadata!.resourceVersion} ${ip?.state}/${ip?.relayPod}`;
+      if (versions.at(-1) !== seenAt) versions.push(seenAt);
+      if (ip?.state !== 'Quarantined') flips.push(seenAt);
+      return (p['status'] as { observedGeneration?: number }).observedGeneration === generation ? true : undefined;
+    });
+  }
+  assert.deepEqual(flips, [], `every version read says Quarantined (resourceVersion state/relayPod seen: ${versions.join(', ')})`);
+  assert.ok(versions.length >= 3, `the controller wrote the status at least once per spec change: ${versions.join(', ')}`);
+  const pool = await e.kube.get(POOL_REF.apiVersion, POOL_REF.kind, NS, 'p');
+  // The relay's StatefulSet exists with no pod Ready; the other IP is healthy, so the quarantined
+  // relay leaves the Service on purpose: OutOfService, not counted NOT READY. The other IP's relay
+  // is simply not Ready (no node): NOT READY 1.
+  assert.equal(ipsOf(pool).find((i) => i.address === LISTED)!.relayPod, 'OutOfService', `versions seen: ${versions.join(', ')}`);
+  assert.match(ipsOf(pool).find((i) => i.address === LISTED)!.message ?? '', /^quarantined: listed on zen \(SBL: 127\.0\.0\.2\); its relay has left the Service on purpose/);
+  const st = pool['status'] as { notReadyRelays?: number; summary?: { ips?: string } };
+  assert.deepEqual([st.notReadyRelays, st.summary?.ips], [1, '0/2']);
   const [a, b] = [ipsOf(pool).find((i) => i.address === LISTED)!, ipsOf(pool).find((i) => i.address === MISMATCH)!];
   assert.deepEqual([a.quarantine?.reason, a.quarantine?.list, a.quarantine?.answer], ['Listed', 'zen', '127.0.0.2']);
   assert.deepEqual(a.listed?.map((l) => [l.list, l.answer]), [['zen', '127.0.0.2'], ['dqs', '127.0.0.4']], 'the DQS list answered with the key from its Secret');
@@ -106,6 +135,12 @@ test('a listed IP is quarantined in the first round and its relay config says so
   });
   assert.match(evs.find((x) => x.reason === 'Quarantined')!.message, /203\.0\.113\.7 quarantined: listed on zen \(SBL: 127\.0\.0\.2\)/);
   assert.equal(evs.find((x) => x.reason === 'Quarantined')!.type, 'Warning');
+
+  // ATTENTION (the stats reader's column) names it, from the same record.
+  await waitFor('ATTENTION names the quarantine', async () => {
+    const p = await e.kube.get(POOL_REF.apiVersion, POOL_REF.kind, NS, 'p');
+    return /203\.0\.113\.7 Quarantined \(zen 127\.0\.0\.2\)/.test((p['status'] as { summary?: { attention?: string } }).summary?.attention ?? '') ? true : undefined;
+  });
 
   // The SendingPool controller renders it into the IP's relay config (the other IP stays clean).
   const cfg = await waitFor('the quarantine rendered', async () => {
