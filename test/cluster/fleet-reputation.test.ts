@@ -108,13 +108,13 @@ const suite = fleetSuite({
 });
 
 type IpStatus = {
-  address: string; state: string; warmupDay?: number; warmupStage?: number; warmupCountedThrough?: string;
+  address: string; state: string; relayPod?: string; warmupDay?: number; warmupStage?: number; warmupCountedThrough?: string;
   quarantine?: { reason: string; list?: string; answer?: string; message: string };
   listed?: { list: string; answer: string }[];
   ptr?: { state: string; records: string[]; message?: string };
   conditions?: { type: string; status: string; reason: string; message: string }[];
 };
-type PoolStatus = { ips: IpStatus[]; listedIPs?: number; conditions?: { type: string; status: string; reason: string; message: string }[] };
+type PoolStatus = { ips: IpStatus[]; listedIPs?: number; notReadyRelays?: number; summary?: { attention?: string }; conditions?: { type: string; status: string; reason: string; message: string }[] };
 
 async function poolStatus(): Promise<PoolStatus> {
   const p = JSON.parse(await suite.fleet.kubectl(['get', 'sendingpool', '-n', NS, POOL, '-o', 'json'])) as { status?: Partial<PoolStatus> };
@@ -213,6 +213,16 @@ test('IP A listed with 300 bulk queued on its relay: Quarantined within an inter
   }, 60_000);
   assert.equal(cfg.config.shaping!.quarantineLeavesService, true);
   await poll('A runs the quarantine', async () => ((await stats(A)).configVersion === configVersion(cfg.text) ? true : undefined), 90_000);
+  // A's relay now fails /readyz on purpose: its pod is not Ready, and the state still says
+  // Quarantined (one owner: operator/controllers/sendingpool/ip-state.ts), not Pending.
+  const out = await poll("A's relay out of the Service", async () => {
+    const p = await poolStatus();
+    return ipOf(p, A)?.relayPod === 'OutOfService' ? p : undefined;
+  }, 60_000);
+  assert.equal(ipOf(out, A)!.state, 'Quarantined');
+  assert.equal(out.notReadyRelays, 0, 'a relay out of the Service on purpose is not NOT READY');
+  // ATTENTION (the stats reader's column) names it within a stats interval.
+  await poll('ATTENTION names A', async () => ((await poolStatus()).summary?.attention?.includes(`${A} Quarantined (zen 127.0.0.2)`) ? true : undefined), 90_000);
   const attemptsBefore = attemptsFromA;
   refuseFromA = false; // anything A still tried would now be accepted and counted against it
 
@@ -270,7 +280,7 @@ test('A delisted: back to warm-up at the configured stage, and that stage\'s cap
   publish();
   const delistedAt = Date.now();
   // Released at the next check; the state reads WarmingUp once A's relay is Ready again (it
-  // failed /readyz while quarantined: the pool's status says Pending until then).
+  // failed /readyz while quarantined, relayPod OutOfService: released, Pending until it is Ready).
   const s = await poll('A back to warm-up', async () => {
     const p = await poolStatus();
     const a = ipOf(p, A);
