@@ -31,3 +31,9 @@ test('domainRenderInputs: a new domain\'s first key changes nothing the pool ren
   assert.notEqual(domainRenderInputs({ ...keyed, spec: { ...keyed.spec, returnPath: { subdomain: 'rp' } } }), domainRenderInputs(keyed), 'a spec change');
   assert.notEqual(domainRenderInputs({ ...keyed, metadata: { ...keyed.metadata, deletionTimestamp: '2026-11-29T00:00:02Z' } }), domainRenderInputs(keyed), 'a deletion');
 });
+
+test('another writer\'s status change re-queues the pool: the reputation loop\'s quarantine record reaches the state (ip-state.ts) and the relay config only through that reconcile', async () => {
+  const { sendingPoolController } = await import('./controller.ts');
+  // 'spec' would drop status-only updates of the primary (operator/runtime/manager.ts).
+  assert.notEqual(sendingPoolController({} as never).primaryUpdates, 'spec');
+});
