@@ -22,10 +22,12 @@
 //    is destroyed with it (~15 µs per connection), to be ignored. As Postfix's smtpd does, the
 //    descriptor is closed once the 221 and the FIN are with the kernel; the connection's end is
 //    the kernel's business (a reset then lands on no socket of ours).
+// 6. Message data. SMTPStream._feedDataStream, in its own module: relay/intake/data-stream.ts.
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { applyDataStreamPatch } from './data-stream.ts';
 
 const require = createRequire(import.meta.url);
 const PINNED = '3.21.6';
@@ -131,6 +133,7 @@ export function applySmtpServerPatches(): void {
     }
     return originalSend.call(this, code, data, context);
   };
+  applyDataStreamPatch();
   applied = true;
 }
 
