@@ -6,6 +6,7 @@ import type { OutcomeWriter } from './outcomes.ts';
 import type { Claims } from './claims.ts';
 import type { MessageClass, MessageSummary, RecipientState } from './types.ts';
 import { StoredBody } from './body-parts.ts';
+import type { FreshBodies } from './fresh-bodies.ts';
 
 interface MessageRow {
   id: string;
@@ -34,8 +35,12 @@ export class QueueAdmin {
   private readonly claims: Claims;
   private readonly clock: () => number;
 
-  constructor(q: QueueDb, outcomes: OutcomeWriter, claims: Claims, clock: () => number) {
+  /** Bodies of mail taken at birth, for delivery's first read (fresh-bodies.ts). */
+  private readonly fresh: FreshBodies | undefined;
+
+  constructor(q: QueueDb, outcomes: OutcomeWriter, claims: Claims, clock: () => number, fresh?: FreshBodies) {
     this.q = q;
+    this.fresh = fresh;
     this.outcomes = outcomes;
     this.claims = claims;
     this.clock = clock;
@@ -65,21 +70,28 @@ export class QueueAdmin {
   }
 
   /**
-   * The stored message as the delivery engine reads it before each attempt: small mail whole (one
-   * row, one read), a body stored in parts as a reader of its parts (relay/queue/body-parts.ts).
+   * The stored message as the delivery engine reads it before each attempt: mail taken at birth
+   * from memory the first time (fresh-bodies.ts), small mail whole (one row, one read), a body
+   * stored in parts as a reader of its parts (relay/queue/body-parts.ts).
    */
   open(id: string): Buffer | StoredBody | undefined {
+    const fresh = this.fresh?.take(id);
+    if (fresh) return Buffer.isBuffer(fresh) ? fresh : Buffer.from(fresh.buffer, fresh.byteOffset, fresh.byteLength);
+    return this.read(id);
+  }
+
+  /** The stored message in one Buffer, however it is stored (administration and tests; delivery uses open()). */
+  body(id: string): Buffer | undefined {
+    const b = this.read(id);
+    return b instanceof StoredBody ? b.whole() : b;
+  }
+
+  private read(id: string): Buffer | StoredBody | undefined {
     const row = this.q.stmt(`SELECT body, size, parts FROM messages WHERE id = ?`).get(id) as { body: Uint8Array; size: number; parts: number } | undefined;
     if (!row) return undefined;
     if (row.parts === 0) return Buffer.from(row.body.buffer, row.body.byteOffset, row.body.byteLength);
     const read = this.q.stmt(`SELECT data FROM body_parts WHERE message_id = ? AND seq = ?`);
     return new StoredBody(row.size, row.parts, (seq) => (read.get(id, seq) as { data: Uint8Array } | undefined)?.data);
-  }
-
-  /** The stored message in one Buffer, however it is stored (administration and tests; delivery uses open()). */
-  body(id: string): Buffer | undefined {
-    const b = this.open(id);
-    return b instanceof StoredBody ? b.whole() : b;
   }
 
   private summarize(r: MessageRow): MessageSummary {
@@ -110,6 +122,7 @@ export class QueueAdmin {
   delete(id: string): boolean {
     this.outcomes.flush();
     this.claims.invalidate();
+    this.fresh?.forget(id);
     return Number(this.q.db.prepare(`DELETE FROM messages WHERE id = ?`).run(id).changes) > 0;
   }
 

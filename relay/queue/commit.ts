@@ -12,7 +12,8 @@ import type { QueueDb } from './db.ts';
 import type { OutcomeWriter, PendingOutcome } from './outcomes.ts';
 import type { Claims } from './claims.ts';
 import { StoreError, domainOf, type Adopter, type DueRecipient, type NewMessage } from './types.ts';
-import { PART_BYTES, partCount, partsOf, sizeOfBody } from './body-parts.ts';
+import { PART_BYTES, isSpooled, partCount, partsOf, sizeOfBody } from './body-parts.ts';
+import type { FreshBodies } from './fresh-bodies.ts';
 
 /**
  * Bytes of bodies stored in parts one transaction takes (at least one message): a 25 MiB body is
@@ -42,6 +43,7 @@ export class GroupCommit {
   private readonly fsync: Fsync;
   private readonly outcomes: OutcomeWriter;
   private readonly claims: Claims;
+  private readonly fresh: FreshBodies | undefined;
   private readonly insertMessage: StatementSync;
   private readonly insertParted: StatementSync;
   private readonly insertPart: StatementSync;
@@ -65,13 +67,14 @@ export class GroupCommit {
   commits = 0;
   onCommit: ((batchSize: number, seconds: number) => void) | undefined;
 
-  constructor(deps: { q: QueueDb; dbPath: string; clock: () => number; fsync?: Fsync | undefined; outcomes: OutcomeWriter; claims: Claims }) {
+  constructor(deps: { q: QueueDb; dbPath: string; clock: () => number; fsync?: Fsync | undefined; outcomes: OutcomeWriter; claims: Claims; fresh?: FreshBodies }) {
     this.q = deps.q;
     this.walPath = `${deps.dbPath}-wal`;
     this.clock = deps.clock;
     this.fsync = deps.fsync ?? nodeFsync;
     this.outcomes = deps.outcomes;
     this.claims = deps.claims;
+    this.fresh = deps.fresh;
     this.insertMessage = this.q.db.prepare(
       `INSERT INTO messages (id, created_at, mail_from, size, class, message_id, auth_user, client_address, listener, body)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -241,7 +244,12 @@ export class GroupCommit {
           const handed: DueRecipient[] = [];
           let queued = false;
           for (const p of batch) {
-            if (p.handed) handed.push(...p.handed);
+            if (p.handed) {
+              handed.push(...p.handed);
+              // Durable now: the engine's first read takes these bytes instead of reading them back.
+              const body = p.msg.body;
+              if (this.fresh && !isSpooled(body) && partCount(body.length) === 0) this.fresh.put(p.id, body);
+            }
             queued ||= p.queued === true;
             p.resolve(p.id);
           }

@@ -15,6 +15,7 @@ import { OutcomeWriter } from './outcomes.ts';
 import { OutcomeJournal, replayJournal } from './journal.ts';
 import { Claims } from './claims.ts';
 import { QueueAdmin } from './admin.ts';
+import { FreshBodies } from './fresh-bodies.ts';
 import { GroupCommit, type Fsync } from './commit.ts';
 import type { Adopter, DueRecipient, MessageSummary, NewMessage, RecipientState } from './types.ts';
 import type { StoredBody } from './body-parts.ts';
@@ -71,8 +72,9 @@ export class QueueStore {
     this.q = new QueueDb(db);
     this.outcomes = new OutcomeWriter(this.q, () => this.commit.closed, this.journal);
     this.claims = new Claims(this.q, this.outcomes);
-    this.admin = new QueueAdmin(this.q, this.outcomes, this.claims, this.clock);
-    this.commit = new GroupCommit({ q: this.q, dbPath: this.path, clock: this.clock, fsync: options.fsync, outcomes: this.outcomes, claims: this.claims });
+    const fresh = new FreshBodies();
+    this.admin = new QueueAdmin(this.q, this.outcomes, this.claims, this.clock, fresh);
+    this.commit = new GroupCommit({ q: this.q, dbPath: this.path, clock: this.clock, fsync: options.fsync, outcomes: this.outcomes, claims: this.claims, fresh });
   }
 
   /** Number of commits, to let tests and metrics see that sessions shared an fsync. */
