@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createHash, sign as cryptoSign, createPrivateKey, type KeyObject } from 'node:crypto';
 import type { RelayConfig } from '../config/schema.ts';
+import { relaxedBodyHash } from './relaxed-body.ts';
 
 type SendingDomain = RelayConfig['domains'][number];
 
@@ -124,10 +125,13 @@ export class DkimSigner {
     if (!domain || domain.dkim.length === 0) return message;
     const { head, body: inline } = headerEnd(message);
     const lines = signingHeaderLines(head);
-    const hasher = new RelaxedHash('sha256');
-    if (body) for (const chunk of body) hasher.update(chunk);
-    else hasher.update(inline);
-    const bodyHash = hasher.digest('base64');
+    // A whole body: native searches decide whether anything needs canonicalising (relaxed-body.ts).
+    let bodyHash: string;
+    if (body) {
+      const hasher = new RelaxedHash('sha256');
+      for (const chunk of body) hasher.update(chunk);
+      bodyHash = hasher.digest('base64');
+    } else bodyHash = relaxedBodyHash(inline);
     // The t= tag, fixed once: left to mailauth, it is taken from the clock twice (for the header
     // that is hashed and for the one written) and rounded to the second, so a signature made across
     // a half-second boundary wrote a t= it had not signed and failed verification (RSA signing takes
