@@ -9,6 +9,7 @@ import type { DeliveryContext } from './context.ts';
 import { PART_BYTES, type DueRecipient } from '../queue/store.ts';
 import { headerOf, heldBytesOf, outgoingOf, type Outgoing } from './large-message.ts';
 import { routeFor } from './egress.ts';
+import { releaseBody } from './body-release.ts';
 import { sendGroup } from './send.ts';
 import { observeRefusal, observeBlocklistSignals } from './observe.ts';
 import { postponeFailures, settleAttempt } from './settle.ts';
@@ -42,6 +43,9 @@ export async function deliverGroup(ctx: DeliveryContext, claimed: DueRecipient[]
     await attemptGroup(ctx, group, original, sourceIp, shapedAs);
   } finally {
     ctx.bodyMemory.release(held);
+    // Done with the body: its memory goes now, not at the next full collection (body-release.ts).
+    // Not while stopping: an attempt cut short by the shutdown may still be writing it.
+    if (!ctx.stopping.signal.aborted) releaseBody(original);
   }
 }
 

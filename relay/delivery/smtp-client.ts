@@ -10,6 +10,7 @@ import tls from 'node:tls';
 import type { SmtpPhase } from '../bounce/classify.ts';
 import { LargeMessage } from './large-message.ts';
 import { DataEncoder } from './data-encoder.ts';
+import { writesInFlight } from './body-release.ts';
 
 export interface Reply {
   code: number;
@@ -231,10 +232,14 @@ export class SmtpConnection {
       // A small message: one copy and a plain write cost less than gathering the pieces.
       this.socket.write(line.length === 1 ? line[0]! : Buffer.concat(line));
     } else {
-      // One writev for all the pieces.
+      // One writev for all the pieces. They are slices of the body: counted as in flight until the
+      // socket is done with them (relay/delivery/body-release.ts frees a body only then).
+      const written = writesInFlight(line);
+      const last = line.findLastIndex((p) => p.length > 0);
       this.socket.cork();
-      for (const part of line) if (part.length > 0) this.socket.write(part);
+      for (let i = 0; i < line.length; i++) if (line[i]!.length > 0) this.socket.write(line[i]!, i === last ? () => written() : undefined);
       this.socket.uncork();
+      if (last < 0) written();
     }
     return this.read(phase);
   }
