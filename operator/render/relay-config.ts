@@ -8,7 +8,7 @@ import type { MailDomain, SendingPool, PoolIp, DkimAlgorithm } from '../api/inde
 import { describeZodIssues } from '../api/index.ts';
 import { dkimSecretName, DKIM_PRIVATE_KEY } from './dkim.ts';
 import { relayWarmupEntry } from './warmup.ts';
-import { shortHash, submissionServiceName } from './names.ts';
+import { headlessServiceName, relayName, shortHash } from './names.ts';
 import { renderDomainFeedback, renderFeedbackConfig } from './feedback.ts';
 import { configVersion } from '../../relay/config/version.ts';
 import { restartSignature } from '../../relay/config/live.ts';
@@ -162,7 +162,11 @@ export function renderRelayConfig(pool: SendingPool, domains: readonly MailDomai
   };
 
   // A quarantined relay hands its mail to the pool's healthy relays; every relay accepts it then.
-  const handoff = address !== undefined ? relayHandoff(pool, { host: `${submissionServiceName(pool)}.${pool.metadata.namespace ?? 'default'}.svc` }, `${PATHS.apiTokenDir}/token`) : undefined;
+  // Each peer by its stable name under the pool's headless Service, on the container's port.
+  const ns = pool.metadata.namespace ?? 'default';
+  const handoff = address !== undefined
+    ? relayHandoff(pool, address, `${PATHS.apiTokenDir}/token`, (peer, servicePort) => ({ host: `${relayName(pool, peer)}-0.${headlessServiceName(pool)}.${ns}.svc`, port: containerPort(servicePort) }))
+    : undefined;
   if (handoff) config.handoff = handoff;
 
   // The control loop's domain guardrail (operator/observe): bulk of a Paused domain is held.

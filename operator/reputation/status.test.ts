@@ -60,7 +60,7 @@ test('render: a quarantined IP\'s relay config carries shaping.quarantine, and l
   assert.equal(relayReputationShaping(both, '192.0.2.10', true).quarantineLeavesService, false);
 });
 
-test('render: while an IP is quarantined every relay of the pool gets the hand-off (the pool Service on a STARTTLS port, the API token as secret); none otherwise', () => {
+test('render: while an IP is quarantined every relay of the pool gets the hand-off (its healthy peers by stable name on a STARTTLS port, the API token as secret); none otherwise', () => {
   const ips = [{ address: '192.0.2.10', hostname: 'out-a.example.com' }, { address: '192.0.2.11', hostname: 'out-b.example.com' }];
   const base = fixture({ ips });
   const quarantined = SendingPoolSchema.parse({
@@ -68,11 +68,22 @@ test('render: while an IP is quarantined every relay of the pool gets the hand-o
     metadata: { ...base.metadata, namespace: 'mail' },
     status: { ips: [{ address: '192.0.2.10', state: 'Quarantined', quarantine: { reason: 'Manual', since: NOW.toISOString(), message: 'quarantined by annotation' } }, { address: '192.0.2.11', state: 'Ready' }] },
   });
-  for (const address of ['192.0.2.10', '192.0.2.11']) {
+  // The peers: the pool's relays that are not quarantined, each by its stable name on the
+  // container's port, never the relay itself (the Service could route a hand-off back to it).
+  const name = quarantined.metadata.name;
+  const b = `${name}-192-0-2-11-0.${name}-relays.mail.svc`;
+  for (const [address, peers] of [['192.0.2.10', [{ host: b, port: 10587 }]], ['192.0.2.11', []]] as const) {
     const c = RelayConfigSchema.parse(renderRelayConfig(quarantined, [], address));
-    assert.deepEqual(c.handoff.peers, [{ host: `${quarantined.metadata.name}.mail.svc`, port: 587 }], address);
-    assert.equal(c.handoff.secretFile, '/etc/mailfleet/api/token');
+    assert.deepEqual(c.handoff.peers, peers, address);
+    assert.equal(c.handoff.secretFile, '/etc/mailfleet/api/token', 'every relay accepts hand-offs');
   }
+  // A third IP, healthy, is a peer too; one removed from the spec (draining) or in Conflict is not.
+  const three = structuredClone(quarantined);
+  three.spec.ips.push({ address: '192.0.2.12', hostname: 'out-c.example.com', weight: 1 });
+  three.status!.ips!.push({ address: '192.0.2.13', state: 'Draining' });
+  assert.deepEqual(RelayConfigSchema.parse(renderRelayConfig(three, [], '192.0.2.10')).handoff.peers.map((p) => p.host), [b, `${name}-192-0-2-12-0.${name}-relays.mail.svc`]);
+  three.status!.ips!.push({ address: '192.0.2.12', state: 'Conflict' });
+  assert.deepEqual(RelayConfigSchema.parse(renderRelayConfig(three, [], '192.0.2.10')).handoff.peers.map((p) => p.host), [b]);
   const healthy = SendingPoolSchema.parse({ ...base, status: { ips: [{ address: '192.0.2.10', state: 'Ready' }] } });
   assert.equal(renderRelayConfig(healthy, [], '192.0.2.10').handoff, undefined, 'nothing quarantined: the configs stay as they were');
   // Only implicit TLS or plain ports: no hand-off (the client speaks STARTTLS; AUTH needs TLS), the relay holds.

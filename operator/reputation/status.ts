@@ -5,6 +5,7 @@ import type { PoolIpStatus, SendingPool } from '../api/sendingpool.ts';
 import { setCondition, type Condition } from '../api/conditions.ts';
 import type { IpReputation, Override, UnknownEntry } from './decide.ts';
 import type { PtrVerdict } from './ptr.ts';
+import { canonicalIp } from '../api/ip.ts';
 
 /** A comma-separated list of IPs on the SendingPool: a person quarantines or releases them. */
 export const QUARANTINE_ANNOTATION = 'mailfleet.io/quarantine';
@@ -104,17 +105,36 @@ export function quarantineLeavesService(pool: Pick<SendingPool, 'spec'>, statuse
 
 /**
  * The hand-off of a quarantined relay's mail (relay/handoff/decide.ts, docs/reputation.md
- * "Hand-off"), rendered into every relay of the pool while one of its IPs is quarantined: the
- * peers are the pool's submission Service (a quarantined relay fails /readyz and has left it, so
- * the Service reaches healthy relays only) on a STARTTLS port (AUTH needs TLS; the client speaks
- * STARTTLS); the secret is the pool's relay API token file, already in every relay. Undefined
- * when nothing is quarantined or no port offers STARTTLS (then a quarantined relay holds its mail).
+ * "Hand-off"), rendered into every relay of the pool while one of its IPs is quarantined (every
+ * relay must accept it; the secret is the pool's relay API token file, already in every relay).
+ * The peers are the pool's other relays that are not quarantined, each by its own stable name
+ * (`peer`), on a STARTTLS port (AUTH needs TLS; the client speaks STARTTLS). Not the pool's
+ * Service: a quarantined relay leaves it only once its readiness probe has failed and the
+ * endpoints have caught up, seconds in which the Service sent its hand-offs back to itself (454,
+ * then a 10 s wait: a CI run saw an otp wait that long). Removed (draining) IPs and IPs in
+ * Conflict (no relay of this pool runs them) are not peers.
+ * Undefined when nothing is quarantined or no port offers STARTTLS (then a quarantined relay
+ * holds its mail); no peers when every other IP is quarantined too (the relay holds as well).
  */
-export function relayHandoff(pool: SendingPool, service: { host: string }, secretFile: string): { secretFile: string; peers: { host: string; port: number }[] } | undefined {
-  if (!(pool.status?.ips ?? []).some((s) => s.quarantine)) return undefined;
+export function relayHandoff(
+  pool: SendingPool,
+  address: string,
+  secretFile: string,
+  peer: (address: string, servicePort: number) => { host: string; port: number },
+): { secretFile: string; peers: { host: string; port: number }[] } | undefined {
+  const statuses = pool.status?.ips ?? [];
+  if (!statuses.some((s) => s.quarantine)) return undefined;
   const port = pool.spec.submission.ports.find((p) => p.tls === 'starttls');
   if (!port) return undefined;
-  return { secretFile, peers: [{ host: service.host, port: port.port }] };
+  const self = canonicalIp(address);
+  const peers = pool.spec.ips
+    .filter((ip) => {
+      const st = statuses.find((s) => s.address === ip.address);
+      return canonicalIp(ip.address) !== self && !st?.quarantine && st?.state !== 'Conflict';
+    })
+    .map((ip) => peer(ip.address, port.port))
+    .sort((a, b) => a.host.localeCompare(b.host));
+  return { secretFile, peers };
 }
 
 /** The relay's /v1/stats restrictions (relay/stats) as far as this status field needs them. */

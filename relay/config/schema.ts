@@ -432,8 +432,8 @@ export const ShapingSchema = z
 // Hand-off of a quarantined relay's mail to a healthy relay of its pool (docs/reputation.md
 // "Hand-off"). While every source IP of this relay is quarantined and quarantineLeavesService
 // says another relay is healthy, queued mail of every class goes by authenticated SMTP to a peer
-// (the pool's submission Service), which delivers it from its own IP under its own caps. Our
-// record is written only after the peer's 250 (its fsync): at least once, never lost. The same
+// (one of the pool's other healthy relays, by its stable name), which delivers it from its own IP
+// under its own caps. Our record is written only after the peer's 250 (its fsync): at least once, never lost. The same
 // secret lets peers in: user "mailfleet-handoff" with the file's contents as password.
 export const HandoffSchema = z
   .object({

@@ -32,9 +32,9 @@ export function handoffActive(
 
 /**
  * Whether this relay turns a hand-off away (454, the sender tries again): its own sources are
- * quarantined and it is leaving the Service. The pool's Service may still route a hand-off to it
- * for a few seconds (readiness period, endpoint propagation); accepting would only hold the mail
- * here, marked, for the quarantine's length.
+ * quarantined and it is leaving the Service. A peer list rendered before the operator saw this
+ * relay's quarantine may still name it for a moment; accepting would only hold the mail here,
+ * marked, for the quarantine's length.
  */
 export function refusesHandoff(shaping: Pick<ShapingConfig, 'quarantine' | 'quarantineLeavesService'>, egressIps: readonly { address: string }[], unbound: string): boolean {
   return quarantinedOutOfService(shaping, egressIps, unbound);
