@@ -145,6 +145,15 @@ export class Feedback {
    * for a bounce days later).
    */
   private readonly recent = new Map<string, MessageMeta>();
+  /**
+   * The keys of `recent` in the order they came, RECENT_MESSAGES slots round: the oldest is the
+   * one the next new key replaces. Not `recent.keys().next()`: a Map keeps deleted entries as holes
+   * until it grows, and an iterator walks them from the start, so with 20,000 messages remembered
+   * that took ~11 µs per accepted message (thousands of holes) once a relay had accepted 20,000
+   * (bench/feedback-path.ts, bench/README.md 2026-12-07).
+   */
+  private readonly recentOrder: (string | undefined)[] = new Array(RECENT_MESSAGES);
+  private recentNext = 0;
   private turnScheduled = false;
   private writeTimer: NodeJS.Timeout | undefined;
   /** Events at the head of `pending` that the background batch in progress still has to write. */
@@ -476,8 +485,14 @@ export class Feedback {
   }
 
   private remember(meta: MessageMeta): void {
+    // A key remembered again keeps its place (as Map.set keeps its order).
+    if (!this.recent.has(meta.queueId)) {
+      const oldest = this.recentOrder[this.recentNext];
+      if (oldest !== undefined) this.recent.delete(oldest);
+      this.recentOrder[this.recentNext] = meta.queueId;
+      this.recentNext = (this.recentNext + 1) % RECENT_MESSAGES;
+    }
     this.recent.set(meta.queueId, meta);
-    if (this.recent.size > RECENT_MESSAGES) this.recent.delete(this.recent.keys().next().value!);
   }
 
   /** A message's metadata: from memory when recent, else its row (written or still pending). */
