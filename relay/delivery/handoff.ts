@@ -37,42 +37,61 @@ export async function handOffGroup(ctx: DeliveryContext, group: readonly DueReci
     keep('451 4.3.5 hand-off secret file missing or empty', clock() + retryMs, 'deferred');
     return;
   }
-  const peer = pickPeer(config.handoff.peers, turn);
-  const peerName = `${peer.host}:${peer.port}`;
-  const outcomes = await attemptDelivery(
-    {
-      resolver: ctx.resolver,
-      pool: ctx.pool,
-      mtaSts: undefined,
-      routes: [peer],
-      routeTls: config.handoff.tls,
-      auth: { user: HANDOFF_USER, pass: secret },
-      mxPort: ctx.mxPort,
-      ehloName: config.hostname,
-      // Not from a source IP of ours: the peer is inside the pool, and ours are quarantined.
-      egress: undefined,
-      tlsCa: ctx.tlsCa,
-      connectTimeoutMs: config.delivery.connectTimeoutMs,
-      commandTimeoutMs: ctx.commandTimeoutMs,
-      signal: ctx.stopping.signal,
-      budget: { key: `handoff|${peerName}`, maxOpen: config.handoff.maxConnections, maxMessagesPerConnection: config.delivery.maxMessagesPerConnection },
-    },
-    first.domain,
-    first.mailFrom,
-    recipients,
-    mapHead(body, (m) => handoffMessage(m, first.class, config.hostname, first.messageId)),
-  );
-  const records = settleHandoff(outcomes, peerName, clock(), retryMs);
+  // The peers in turn, starting at this hand-off's: what one peer did not take (down, restarting,
+  // quarantined itself: 454) goes to the next at once, and only what no peer took waits
+  // retrySeconds. An otp must not wait 10 s because the first peer tried was the one down.
+  const peers = config.handoff.peers;
+  let left = recipients;
   let accepted = 0;
-  for (const r of records) {
-    store.recordAttempt(first.messageId, [r.recipient], r.state === 'delivered' ? { state: 'delivered' } : { state: 'queued', nextAttemptAt: r.nextAttemptAt }, r.reply);
-    if (r.state === 'delivered') accepted++;
+  let failedReply: string | undefined;
+  let peerName = '';
+  let records: ReturnType<typeof settleHandoff> = [];
+  for (let i = 0; i < peers.length && left.length > 0; i++) {
+    if (i > 0) logger.warn({ event: 'handoff-next-peer', queueId: first.messageId, class: first.class, peer: peerName, recipients: left.length, reply: failedReply }, 'hand-off to a peer relay failed; trying the next peer');
+    const peer = pickPeer(peers, turn + i);
+    peerName = `${peer.host}:${peer.port}`;
+    const outcomes = await attemptDelivery(
+      {
+        resolver: ctx.resolver,
+        pool: ctx.pool,
+        mtaSts: undefined,
+        routes: [peer],
+        routeTls: config.handoff.tls,
+        auth: { user: HANDOFF_USER, pass: secret },
+        mxPort: ctx.mxPort,
+        ehloName: config.hostname,
+        // Not from a source IP of ours: the peer is inside the pool, and ours are quarantined.
+        egress: undefined,
+        tlsCa: ctx.tlsCa,
+        connectTimeoutMs: config.delivery.connectTimeoutMs,
+        commandTimeoutMs: ctx.commandTimeoutMs,
+        signal: ctx.stopping.signal,
+        budget: { key: `handoff|${peerName}`, maxOpen: config.handoff.maxConnections, maxMessagesPerConnection: config.delivery.maxMessagesPerConnection },
+      },
+      first.domain,
+      first.mailFrom,
+      left,
+      mapHead(body, (m) => handoffMessage(m, first.class, config.hostname, first.messageId)),
+    );
+    records = settleHandoff(outcomes, peerName, clock(), retryMs);
+    let taken = 0;
+    for (const r of records) {
+      if (r.state !== 'delivered') continue;
+      store.recordAttempt(first.messageId, [r.recipient], { state: 'delivered' }, r.reply);
+      taken++;
+    }
+    if (taken > 0) metrics.handoffRecipients.inc({ result: 'accepted' }, taken);
+    accepted += taken;
+    left = records.filter((r) => r.state !== 'delivered').map((r) => r.recipient);
+    failedReply = outcomes.find((o) => o.code < 200 || o.code >= 300)?.raw;
+    if (ctx.stopping.signal.aborted) break;
   }
-  if (accepted > 0) metrics.handoffRecipients.inc({ result: 'accepted' }, accepted);
-  if (accepted < records.length) metrics.handoffRecipients.inc({ result: 'deferred' }, records.length - accepted);
-  const log = accepted === records.length ? logger.info.bind(logger) : logger.warn.bind(logger);
+  // What no peer took waits here for retrySeconds (the last peer's reply says why).
+  for (const r of records) if (r.state === 'queued') store.recordAttempt(first.messageId, [r.recipient], { state: 'queued', nextAttemptAt: r.nextAttemptAt }, r.reply);
+  if (left.length > 0) metrics.handoffRecipients.inc({ result: 'deferred' }, left.length);
+  const log = left.length === 0 ? logger.info.bind(logger) : logger.warn.bind(logger);
   log(
-    { event: 'handed-off', queueId: first.messageId, class: first.class, peer: peerName, recipients: records.length, accepted, ...(accepted < records.length ? { reply: outcomes.find((o) => o.code < 200 || o.code >= 300)?.raw } : {}) },
-    accepted === records.length ? 'quarantined source: mail handed off to a peer relay' : 'quarantined source: hand-off to a peer relay failed; kept here',
+    { event: 'handed-off', queueId: first.messageId, class: first.class, peer: peerName, recipients: recipients.length, accepted, ...(left.length > 0 ? { reply: failedReply } : {}) },
+    left.length === 0 ? 'quarantined source: mail handed off to a peer relay' : 'quarantined source: hand-off to a peer relay failed; kept here',
   );
 }

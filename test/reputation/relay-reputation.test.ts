@@ -319,6 +319,55 @@ test('hand-off: a relay whose only IP is quarantined passes its 300 queued bulk 
   console.log(`# hand-off: otp ${otpMs} ms; 300 queued bulk + otp at the sink ${drainedMs} ms after the peer came up, all from ${B_IP}, 0 from ${A_IP}`);
 });
 
+test('hand-off with one peer down: what the peer in turn does not take goes to the next peer at once, not after retrySeconds (an hour here)', async () => {
+  const A_IP = '127.0.31.16'; // the quarantined relay's only IP
+  const B_IP = '127.0.31.17'; // the healthy relay's
+  const DEAD = '127.0.31.18'; // a peer whose relay is down: nothing listens there
+  const B_HOST = '127.0.31.19';
+  const sink = await startSink({ address: '127.0.31.15' });
+  sinks.push(sink);
+  const secret = 'pool-handoff-secret-0123456789abcdef';
+  const wsA = await workspace();
+  const wsB = await workspace();
+  writeFileSync(join(wsA.dir, 'handoff'), `${secret}\n`);
+  writeFileSync(join(wsB.dir, 'handoff'), `${secret}\n`);
+  const route = { routes: [{ domains: ['*'], host: sink.address, port: sink.port }] };
+  const bPort = await freePort(B_HOST);
+  const deadPort = await freePort(DEAD);
+  const fileB = join(wsB.dir, 'relay.yaml');
+  writeConfig(fileB, {
+    ...baseConfig(wsB, { listeners: baseConfig(wsB).listeners.map((l) => (l.name === 'alt' ? { ...l, address: B_HOST, port: bPort } : l)) }),
+    log: { level: 'info' },
+    delivery: { egressIps: [{ address: B_IP, hostname: 'b.mailfleet.test' }], ...route },
+    handoff: { secretFile: join(wsB.dir, 'handoff') },
+  });
+  const b = await start(fileB);
+  const fileA = join(wsA.dir, 'relay.yaml');
+  writeConfig(fileA, {
+    ...baseConfig(wsA),
+    log: { level: 'info' },
+    delivery: { egressIps: [{ address: A_IP, hostname: 'a.mailfleet.test' }], ...route },
+    shaping: { quarantine: [{ address: A_IP, reason: 'listed on spamhaus-zen (SBL: 127.0.0.2)' }], quarantineLeavesService: true },
+    // The dead peer first in the list; an hour before a recipient no peer took is offered again.
+    handoff: { secretFile: join(wsA.dir, 'handoff'), peers: [{ host: DEAD, port: deadPort }, { host: B_HOST, port: bPort }], retrySeconds: 3600 },
+  });
+  const a = await start(fileA);
+  const mails = [...Array.from({ length: 10 }, (_, i) => ({ to: `n${i}@people.test`, cls: 'bulk' as const })), { to: 'code2@people.test', cls: 'otp' as const }];
+  const t0 = Date.now();
+  await submit(a, mails);
+  // Every one through B, none held for the hour: half the hand-offs start at the dead peer.
+  await sink.waitForMessages(mails.length, 60_000);
+  const otp = sink.messages.find((m) => m.to.includes('code2@people.test'))!;
+  assert.deepEqual(sink.messages.flatMap((m) => m.to).sort(), mails.map((m) => m.to).sort(), 'each recipient once');
+  assert.ok(sink.messages.every((m) => m.remoteAddress === B_IP), 'all from the healthy relay');
+  const next = await waitLog(a, (e) => e.event === 'handoff-next-peer', 'a hand-off that went on to the next peer');
+  assert.equal(next.peer, `${DEAD}:${deadPort}`);
+  assert.ok(otp.receivedAt - t0 < 60_000);
+  await stop(a);
+  await stop(b);
+  console.log(`# hand-off past a dead peer: ${mails.length} at the sink from B, the otp ${otp.receivedAt - t0} ms after the submission began`);
+});
+
 async function freePort(host: string): Promise<number> {
   const { createServer } = await import('node:net');
   const s = createServer();
