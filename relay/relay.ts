@@ -8,6 +8,7 @@ import { childLogger, createLogger, type Logger } from './log.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { TlsFiles } from './tls-files.ts';
 import { CredentialStore } from './intake/credentials.ts';
+import { DataSessionCount } from './intake/data-sessions.ts';
 import { startListeners, closeListeners, localIntakeShared, type IntakeDeps, type RunningListener } from './intake/listeners.ts';
 import { onSessionThreads, startSessionThreads, workerThreadCount, type SessionThreads } from './intake/threads.ts';
 import { cpuCount } from './cpu-quota.ts';
@@ -54,6 +55,8 @@ export interface Relay {
   counters: DeliveryCounters;
   /** Port of a listener by name (useful when the config asked for port 0). */
   port(name: string): number;
+  /** SMTP sessions of the main thread in DATA now (the commit delay's count); undefined when no delay applies. */
+  sessionsInData(): number | undefined;
   /** The config version in force and the restart-only fields a newer file changed (docs/live-config.md). */
   configState(): { version: string | undefined; restartPending: string[] };
   /**
@@ -204,6 +207,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
 
   let listeners: RunningListener[] = [];
   let sessionThreads: SessionThreads | undefined;
+  let dataSessions: DataSessionCount | undefined;
   const http = await startHttpServer({
     address: config.http.address, port: config.http.port, registry: metrics.registry, ready: isReady,
     ...(apiTokens ? { auth: (h: string | undefined) => apiTokens.check(h), onUnauthorized: (reason: 'missing' | 'wrong') => metrics.httpUnauthorized.inc({ reason }) } : {}),
@@ -261,6 +265,13 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     if (options.clock && config.intake.workerThreads !== 0) logger.warn('intake.workerThreads ignored: an injected clock keeps SMTP sessions on the main thread');
     metrics.intakeWorkerThreads.set(workers);
     const shared = localIntakeShared(config, options.clock);
+    // The commit delay waits for sessions mid-DATA; it counts this thread's sessions only, so with
+    // session threads (which take the submission listeners) there is no delay.
+    if (workers === 0 && config.queue.commitDelayMs > 0) {
+      dataSessions = new DataSessionCount();
+      store.setCommitDelay({ delayMs: config.queue.commitDelayMs, siblings: config.queue.commitSiblings, sessions: dataSessions });
+      intakeDeps.dataSessions = dataSessions;
+    } else if (config.queue.commitDelayMs > 0) logger.info('queue.commitDelayMs not applied: the SMTP sessions run on worker threads');
     listeners = await startListeners(intakeDeps, shared, workers > 0 ? (l) => !onSessionThreads(l) : undefined);
     if (workers > 0) {
       sessionThreads = await startSessionThreads({ count: workers, deps: intakeDeps, shared });
@@ -295,6 +306,7 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   let stopping: Promise<void> | undefined;
   return {
     config, store, logger, metrics, feedback, listeners, http, unsubscribe, tls, counters,
+    sessionsInData: () => dataSessions?.count,
     port(name) {
       const l = listeners.find((x) => x.name === name);
       if (!l) throw new Error(`no listener named "${name}"`);

@@ -21,6 +21,8 @@ export const RESTART_FIELDS = [
   'limits',
   // Session threads are started with the listeners.
   'intake',
+  // The commit delay is handed to the queue once, with the intake's count of sessions in DATA.
+  'queue',
   'intakeRate',
   'delivery.enabled',
   'delivery.dnsServers',

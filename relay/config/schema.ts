@@ -6,6 +6,8 @@
 import { z } from 'zod';
 import { WARMUP_PRESET_NAMES } from '../warmup/presets.ts';
 
+/** queue.commitDelayMs when the file says nothing (bench/README.md "Commit delay", issue 13). */
+export const COMMIT_DELAY_MS_DEFAULT = 2;
 /**
  * intake.workerThreads when the file says nothing. 0 until a quiet-machine measurement
  * (`npm run bench -- --only threads`, issue 13) shows what a worker buys per CPU; the operator
@@ -469,6 +471,24 @@ export const IntakeSchema = z
   })
   .strict();
 
+// The durable queue's commit (relay/queue/commit.ts, docs/queue-durability.md).
+export const QueueSchema = z
+  .object({
+    // Like PostgreSQL's commit_delay: when a commit's turn comes while at least commitSiblings
+    // other SMTP sessions are receiving DATA, wait up to this long for them to finish so one
+    // write + fsync covers their messages too (relay CPU per message grows with commits per
+    // message: bench/README.md "Cost per inbound connection"). Every 250 still comes only after
+    // the fsync of its message; the wait adds up to this much to those 250s. Never for a batch
+    // with otp mail, never at shutdown, and not with intake.workerThreads > 0 (the main thread
+    // does not see the session threads' DATA). 0: no wait (a batch is written at the end of the
+    // event-loop turn its DATA ended in).
+    commitDelayMs: z.number().int().min(0).max(100).default(COMMIT_DELAY_MS_DEFAULT),
+    // Like PostgreSQL's commit_siblings: how many other sessions must be mid-DATA for the commit
+    // to wait (with fewer, waiting costs latency and saves little).
+    commitSiblings: z.number().int().min(1).max(1000).default(1),
+  })
+  .strict();
+
 export const IntakeRateSchema = z
   .object({
     pool: RateSchema.optional(),
@@ -532,6 +552,7 @@ export const RelayConfigSchema = z
     acceptDomains: z.array(domainName).default([]),
     limits: LimitsSchema.prefault({}),
     intake: IntakeSchema.prefault({}),
+    queue: QueueSchema.prefault({}),
     intakeRate: IntakeRateSchema.prefault({}),
     delivery: DeliverySchema.prefault({}),
     shaping: ShapingSchema.prefault({}),
@@ -607,6 +628,7 @@ export type ProviderShaping = ShapingConfig['providers'][number];
 export type BackoffRule = ShapingConfig['backoffRules'][number];
 export type WarmupConfig = ShapingConfig['warmup'][number];
 export type IntakeRateConfig = RelayConfig['intakeRate'];
+export type QueueConfig = RelayConfig['queue'];
 export type HandoffConfig = RelayConfig['handoff'];
 export type FeedbackConfig = RelayConfig['feedback'];
 export type ReturnPathConfig = NonNullable<RelayConfig['returnPath']>;

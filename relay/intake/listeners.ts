@@ -16,6 +16,7 @@ import { bindError } from '../startup-error.ts';
 import { watchSlowClients } from './slow-clients.ts';
 import { IntakeMemoryBudget } from './memory-budget.ts';
 import { IncomingBody, spoolDirOf } from './incoming-body.ts';
+import type { DataSessionCount } from './data-sessions.ts';
 import type { CredentialStore } from './credentials.ts';
 import { AuthThrottle } from './auth-throttle.ts';
 import { DataScanner } from './data-scanner.ts';
@@ -57,6 +58,11 @@ export interface IntakeDeps {
    * other session threads through SO_REUSEPORT (the kernel spreads connections between them).
    */
   bind?: { port(listener: ListenerConfig): number; reusePort: true; clients: Int32Array };
+  /**
+   * The sessions of this thread in DATA, for the queue's commit delay (relay/queue/commit.ts);
+   * absent (session threads), nothing is counted.
+   */
+  dataSessions?: DataSessionCount;
 }
 
 /**
@@ -365,6 +371,8 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
   });
 }
 
+const noop = (): void => {};
+
 /** The spool directory, joined once per data directory (path.join per message was ~4 µs). */
 let spoolDir = { dataDir: '', path: '' };
 function spoolDirFor(dataDir: string): string {
@@ -380,12 +388,16 @@ async function receiveMessage(
   log: Logger,
   budget: IntakeMemoryBudget,
 ): Promise<string> {
+  // In DATA until the message is handed to the queue (a commit waiting for this session then
+  // takes it), or refused, or the session died: whichever comes first, once.
+  const leaveData = deps.dataSessions?.enter() ?? noop;
   // Every byte held for this message is reserved from the intake budget and given back when the
   // message is queued or refused, whatever happens in between; a spool file is closed with it.
   const body = new IncomingBody(budget, spoolDirFor(deps.config.dataDir));
   try {
-    return await receiveWithin(stream, session, listener, deps, log, body);
+    return await receiveWithin(stream, session, listener, deps, log, body, leaveData);
   } finally {
+    leaveData();
     await body.release();
   }
 }
@@ -397,6 +409,7 @@ async function receiveWithin(
   deps: IntakeDeps,
   log: Logger,
   body: IncomingBody,
+  leaveData: () => void,
 ): Promise<string> {
   const { config } = deps;
   const scanner = new DataScanner(config.limits.maxLineOctets);
@@ -457,6 +470,8 @@ async function receiveWithin(
   const messageId = extractMessageId(data);
   const size = data.length + (spooled?.length ?? 0);
   const stored = data === original ? whole : Buffer.concat([received, data]);
+  // Left just before enqueue(): a commit released by this leaving writes this message too.
+  leaveData();
   try {
     await deps.store.enqueue({
       id,

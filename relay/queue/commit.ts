@@ -25,6 +25,34 @@ const EMPTY = new Uint8Array(0);
 
 export type Fsync = (fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => void;
 
+/**
+ * The SMTP sessions receiving DATA right now, kept by the intake (relay/intake/data-sessions.ts):
+ * what the commit delay waits for. Sequence numbers, so a commit waits only for the sessions that
+ * were in DATA when its turn came, not for every later one.
+ */
+export interface DataSessions {
+  /** Sessions in DATA now (never negative). */
+  readonly count: number;
+  /** The sequence number of the last session that entered DATA (0: none yet). */
+  readonly lastEntered: number;
+  /** The sequence number of the oldest session still in DATA, or undefined when none is. */
+  oldest(): number | undefined;
+  /** Called each time a session leaves DATA (its message handed to enqueue(), refused, or the session gone). */
+  onLeave: (() => void) | undefined;
+}
+
+/**
+ * PostgreSQL's commit_delay + commit_siblings for the intake's commit: when at least `siblings`
+ * sessions are mid-DATA as a commit's turn comes, it waits up to `delayMs` for them to end so
+ * one fsync covers their messages too (bench/README.md "Cost per inbound connection": relay CPU
+ * per message grows with commits per message). Never for otp, never at shutdown.
+ */
+export interface CommitDelay {
+  delayMs: number;
+  siblings: number;
+  sessions: DataSessions;
+}
+
 interface Pending {
   id: string;
   msg: NewMessage;
@@ -65,6 +93,14 @@ export class GroupCommit {
   closed = false;
   /** Number of commits, to let tests and metrics see that sessions shared an fsync. */
   commits = 0;
+  /** Commits that waited for sessions mid-DATA (CommitDelay), for tests and the bench. */
+  delayed = 0;
+  /** The commit delay; undefined or delayMs 0: each batch is written at the end of its turn. */
+  private delay: CommitDelay | undefined;
+  /** A batch held for the sessions that were in DATA (up to `mark`) when its turn came. */
+  private holding: { mark: number; timer: NodeJS.Timeout } | undefined;
+  /** The hold just ended: the next flush writes whoever is in DATA. */
+  private released = false;
   onCommit: ((batchSize: number, seconds: number) => void) | undefined;
 
   constructor(deps: { q: QueueDb; dbPath: string; clock: () => number; fsync?: Fsync | undefined; outcomes: OutcomeWriter; claims: Claims; fresh?: FreshBodies }) {
@@ -98,6 +134,8 @@ export class GroupCommit {
     return new Promise((resolve, reject) => {
       this.pending.push({ id: msg.id ?? newQueueId(this.clock()), msg, resolve, reject });
       if (partCount(sizeOfBody(msg.body)) > 0) this.pendingParted++;
+      // The OTP lane never waits for other sessions' DATA.
+      if (this.holding && msg.class === 'otp') this.release();
       this.schedule();
     });
   }
@@ -113,11 +151,54 @@ export class GroupCommit {
     });
   }
 
+  /** Sets (or with undefined, removes) the commit delay; a batch held now is written at once. */
+  setDelay(delay: CommitDelay | undefined): void {
+    if (this.delay && this.delay !== delay) this.delay.sessions.onLeave = undefined;
+    this.delay = delay && delay.delayMs > 0 ? delay : undefined;
+    if (this.delay) this.delay.sessions.onLeave = () => this.left();
+    if (this.holding) this.release();
+  }
+
+  /**
+   * Whether this turn's batch waits for sessions mid-DATA: at least `siblings` of them, no otp
+   * in the batch, not closing, and not just released from a wait (one wait per batch).
+   */
+  private hold(): boolean {
+    if (this.holding) return true;
+    if (this.released) {
+      this.released = false;
+      return false;
+    }
+    const d = this.delay;
+    if (!d || this.closed || this.pending.length === 0 || d.sessions.count < d.siblings) return false;
+    for (const p of this.pending) if (p.msg.class === 'otp') return false;
+    this.holding = { mark: d.sessions.lastEntered, timer: setTimeout(() => this.release(), d.delayMs) };
+    this.delayed++;
+    return true;
+  }
+
+  /** A session left DATA: once every one the held batch waits for has, it is written (this turn's end). */
+  private left(): void {
+    if (!this.holding) return;
+    const oldest = this.delay?.sessions.oldest();
+    if (oldest === undefined || oldest > this.holding.mark) this.release();
+  }
+
+  /** Ends a wait; the batch is written at the end of this turn (with what the leaving session enqueues now). */
+  private release(): void {
+    if (!this.holding) return;
+    clearTimeout(this.holding.timer);
+    this.holding = undefined;
+    this.released = true;
+    this.schedule();
+  }
+
   private flush(): void {
     // While an fsync runs, a COMMIT would only wait for the next one: the batch grows until this
     // fsync ends instead (sync() flushes then), one transaction per fsync however short the
     // event-loop turns are (relay/delivery/pace.ts makes them short).
     if (this.syncing && !this.closed) return;
+    if (this.hold()) return;
     const batch = this.takeBatch();
     if (batch.length === 0) return;
     const now = this.clock();
@@ -266,6 +347,11 @@ export class GroupCommit {
   /** Refuses new mail, writes what is pending and waits for its fsync. */
   async close(): Promise<void> {
     this.closed = true;
+    // Shutdown does not wait for sessions mid-DATA.
+    if (this.holding) {
+      clearTimeout(this.holding.timer);
+      this.holding = undefined;
+    }
     if (this.pending.length > 0) this.flush();
     while (this.syncing) await this.syncing;
   }

@@ -16,11 +16,12 @@ import { OutcomeJournal, replayJournal } from './journal.ts';
 import { Claims } from './claims.ts';
 import { QueueAdmin } from './admin.ts';
 import { FreshBodies } from './fresh-bodies.ts';
-import { GroupCommit, type Fsync } from './commit.ts';
+import { GroupCommit, type CommitDelay, type Fsync } from './commit.ts';
 import type { Adopter, DueRecipient, MessageSummary, NewMessage, RecipientState } from './types.ts';
 import type { StoredBody } from './body-parts.ts';
 import type { MessageClass } from '../message-class.ts';
 
+export type { CommitDelay, DataSessions } from './commit.ts';
 export type { Adopter, DueRecipient, MessageClass, MessageSummary, NewMessage, RecipientInfo, RecipientState } from './types.ts';
 export { StoreError, domainOf } from './types.ts';
 export { StoredBody, PART_BYTES, type SpooledBody, type BodyInput } from './body-parts.ts';
@@ -88,6 +89,19 @@ export class QueueStore {
 
   set onCommit(fn: ((batchSize: number, seconds: number) => void) | undefined) {
     this.commit.onCommit = fn;
+  }
+
+  /** Commits that waited for sessions mid-DATA (the commit delay). */
+  get delayedCommits(): number {
+    return this.commit.delayed;
+  }
+
+  /**
+   * The commit delay (queue.commitDelayMs, queue.commitSiblings) with the intake's count of
+   * sessions in DATA; undefined or delayMs 0: no delay.
+   */
+  setCommitDelay(delay: CommitDelay | undefined): void {
+    this.commit.setDelay(delay);
   }
 
   /** An outcome transaction failed; its outcomes are kept and written again later. */
