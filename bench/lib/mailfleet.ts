@@ -77,6 +77,8 @@ export function relayConfig(opts: { dir: string; port: number; httpPort: number;
     ...(opts.credentialsFile ? { auth: { credentialsFile: opts.credentialsFile } } : {}),
     acceptDomains: [ACCEPT_DOMAIN],
     ...(opts.tuning.intakeThreads !== undefined ? { intake: { workerThreads: opts.tuning.intakeThreads } } : {}),
+    // A/B of the commit delay in one tree (issue 13): BENCH_COMMIT_DELAY_MS overrides queue.commitDelayMs.
+    ...(process.env.BENCH_COMMIT_DELAY_MS !== undefined ? { queue: { commitDelayMs: Number(process.env.BENCH_COMMIT_DELAY_MS) } } : {}),
     delivery: {
       routes: [{ domains: ['*'], host: LOOPBACK, port: opts.sinkPort }],
       maxConnectionsPerHost: opts.tuning.maxConnectionsPerHost,
