@@ -232,21 +232,8 @@ test('550 5.7.1 "blocked using Spamhaus" from one provider for three recipients:
 test('hand-off: a relay whose only IP is quarantined passes its 300 queued bulk to a healthy relay of the pool; none lost, none twice, none from the listed IP; otp < 1 s; kept while the peer is down', async () => {
   const A_IP = '127.0.31.12'; // the quarantined relay's only IP
   const B_IP = '127.0.31.13'; // the healthy relay's
-  const sink = await startSink({ address: '127.0.31.11' });
-  sinks.push(sink);
-  const secret = 'pool-handoff-secret-0123456789abcdef';
-  const wsA = await workspace();
-  const wsB = await workspace();
-  writeFileSync(join(wsA.dir, 'handoff'), `${secret}\n`);
-  writeFileSync(join(wsB.dir, 'handoff'), `${secret}\n`);
-  const route = { routes: [{ domains: ['*'], host: sink.address, port: sink.port }] };
-  // B's submission port is fixed before B runs, so A can be pointed at a peer that is still down.
-  // B listens on an address of its own: on 127.0.0.1 an outbound socket of a test running beside
-  // this one could take the probed port as its local port before B binds it (seen in CI).
   const B_HOST = '127.0.31.14';
-  const bPort = await freePort(B_HOST);
-  const fileA = join(wsA.dir, 'relay.yaml');
-  const fileB = join(wsB.dir, 'relay.yaml');
+  const { sink, wsA, route, bPort, fileA, fileB, writeB } = await handoffPair({ sink: '127.0.31.11', bIp: B_IP, bHost: B_HOST });
   const relayA = (patch: Partial<RelayConfigInput>): RelayConfigInput => ({
     ...baseConfig(wsA),
     log: { level: 'info' },
@@ -273,12 +260,7 @@ test('hand-off: a relay whose only IP is quarantined passes its 300 queued bulk 
   assert.equal(sink.messages.length, 0);
 
   // The peer comes up; A's deferred mail goes to it within a retry or two.
-  writeConfig(fileB, {
-    ...baseConfig(wsB, { listeners: baseConfig(wsB).listeners.map((l) => (l.name === 'alt' ? { ...l, address: B_HOST, port: bPort } : l)) }),
-    log: { level: 'info' },
-    delivery: { egressIps: [{ address: B_IP, hostname: 'b.mailfleet.test' }], ...route },
-    handoff: { secretFile: join(wsB.dir, 'handoff') },
-  });
+  writeB();
   const b = await start(fileB);
   const t0 = Date.now();
   await submit(a, [{ to: 'code@people.test', cls: 'otp' }]);
@@ -324,25 +306,10 @@ test('hand-off with one peer down: what the peer in turn does not take goes to t
   const B_IP = '127.0.31.17'; // the healthy relay's
   const DEAD = '127.0.31.18'; // a peer whose relay is down: nothing listens there
   const B_HOST = '127.0.31.19';
-  const sink = await startSink({ address: '127.0.31.15' });
-  sinks.push(sink);
-  const secret = 'pool-handoff-secret-0123456789abcdef';
-  const wsA = await workspace();
-  const wsB = await workspace();
-  writeFileSync(join(wsA.dir, 'handoff'), `${secret}\n`);
-  writeFileSync(join(wsB.dir, 'handoff'), `${secret}\n`);
-  const route = { routes: [{ domains: ['*'], host: sink.address, port: sink.port }] };
-  const bPort = await freePort(B_HOST);
+  const { sink, wsA, route, bPort, fileA, fileB, writeB } = await handoffPair({ sink: '127.0.31.15', bIp: B_IP, bHost: B_HOST });
   const deadPort = await freePort(DEAD);
-  const fileB = join(wsB.dir, 'relay.yaml');
-  writeConfig(fileB, {
-    ...baseConfig(wsB, { listeners: baseConfig(wsB).listeners.map((l) => (l.name === 'alt' ? { ...l, address: B_HOST, port: bPort } : l)) }),
-    log: { level: 'info' },
-    delivery: { egressIps: [{ address: B_IP, hostname: 'b.mailfleet.test' }], ...route },
-    handoff: { secretFile: join(wsB.dir, 'handoff') },
-  });
+  writeB();
   const b = await start(fileB);
-  const fileA = join(wsA.dir, 'relay.yaml');
   writeConfig(fileA, {
     ...baseConfig(wsA),
     log: { level: 'info' },
@@ -367,6 +334,35 @@ test('hand-off with one peer down: what the peer in turn does not take goes to t
   await stop(b);
   console.log(`# hand-off past a dead peer: ${mails.length} at the sink from B, the otp ${otp.receivedAt - t0} ms after the submission began`);
 });
+
+/**
+ * Two relays of one pool for the hand-off tests: a sink, A's and B's workspaces with the pool's
+ * shared secret, and B's config (it listens on B_HOST:bPort, an address of its own: on 127.0.0.1 an
+ * outbound socket of a test running beside this one could take a probed port as its local port
+ * before B binds it, seen in CI). B's port is fixed before B runs, so A can name a peer still down.
+ */
+async function handoffPair(addr: { sink: string; bIp: string; bHost: string }) {
+  const sink = await startSink({ address: addr.sink });
+  sinks.push(sink);
+  const secret = 'pool-handoff-secret-0123456789abcdef';
+  const wsA = await workspace();
+  const wsB = await workspace();
+  writeFileSync(join(wsA.dir, 'handoff'), `${secret}\n`);
+  writeFileSync(join(wsB.dir, 'handoff'), `${secret}\n`);
+  const route = { routes: [{ domains: ['*'], host: sink.address, port: sink.port }] };
+  const bPort = await freePort(addr.bHost);
+  const fileA = join(wsA.dir, 'relay.yaml');
+  const fileB = join(wsB.dir, 'relay.yaml');
+  const writeB = (): void => {
+    writeConfig(fileB, {
+      ...baseConfig(wsB, { listeners: baseConfig(wsB).listeners.map((l) => (l.name === 'alt' ? { ...l, address: addr.bHost, port: bPort } : l)) }),
+      log: { level: 'info' },
+      delivery: { egressIps: [{ address: addr.bIp, hostname: 'b.mailfleet.test' }], ...route },
+      handoff: { secretFile: join(wsB.dir, 'handoff') },
+    });
+  };
+  return { sink, wsA, wsB, route, bPort, fileA, fileB, writeB };
+}
 
 async function freePort(host: string): Promise<number> {
   const { createServer } = await import('node:net');
