@@ -58,6 +58,10 @@ test('render: a quarantined IP\'s relay config carries shaping.quarantine, and l
   const both = structuredClone(pool);
   both.status!.ips![1] = { ...both.status!.ips![0]!, address: '192.0.2.11' };
   assert.equal(relayReputationShaping(both, '192.0.2.10', true).quarantineLeavesService, false);
+  // The other IP in Conflict runs no relay of this pool: nobody would take submission, so stay.
+  const conflict = structuredClone(pool);
+  conflict.status!.ips![1] = { address: '192.0.2.11', state: 'Conflict' };
+  assert.equal(relayReputationShaping(conflict, '192.0.2.10', true).quarantineLeavesService, false);
 });
 
 test('render: while an IP is quarantined every relay of the pool gets the hand-off (its healthy peers by stable name on a STARTTLS port, the API token as secret); none otherwise', () => {

@@ -95,24 +95,40 @@ export function relayReputationShaping(pool: SendingPool, address: string, binds
 }
 
 /**
+ * The pool's other IPs whose relays can take its mail: in the spec (not removed, draining), not
+ * quarantined, and not in Conflict (no relay of this pool runs them). Addresses compared in
+ * canonical form. The one definition of "another healthy relay" that both the Service decision and
+ * the hand-off peers read.
+ */
+export function servingPeers(pool: Pick<SendingPool, 'spec'>, statuses: readonly PoolIpStatus[], address: string): string[] {
+  const self = canonicalIp(address);
+  return pool.spec.ips
+    .filter((ip) => {
+      const st = statuses.find((s) => s.address === ip.address);
+      return canonicalIp(ip.address) !== self && !st?.quarantine && st?.state !== 'Conflict';
+    })
+    .map((ip) => ip.address);
+}
+
+/**
  * Whether a quarantined IP's relay leaves the pool's Service (quarantineLeavesService): while
- * another IP of the pool is not quarantined. The render sets it; the SendingPool status reads it to
- * tell a relay out of the Service on purpose (relayPod OutOfService) from one that is down.
+ * another relay of the pool serves (servingPeers), so a pool never refuses all submission. The
+ * render sets it; the SendingPool status reads it to tell a relay out of the Service on purpose
+ * (relayPod OutOfService) from one that is down.
  */
 export function quarantineLeavesService(pool: Pick<SendingPool, 'spec'>, statuses: readonly PoolIpStatus[], address: string): boolean {
-  return pool.spec.ips.some((ip) => ip.address !== address && !statuses.find((s) => s.address === ip.address)?.quarantine);
+  return servingPeers(pool, statuses, address).length > 0;
 }
 
 /**
  * The hand-off of a quarantined relay's mail (relay/handoff/decide.ts, docs/reputation.md
  * "Hand-off"), rendered into every relay of the pool while one of its IPs is quarantined (every
  * relay must accept it; the secret is the pool's relay API token file, already in every relay).
- * The peers are the pool's other relays that are not quarantined, each by its own stable name
+ * The peers are the pool's other serving relays (servingPeers), each by its own stable name
  * (`peer`), on a STARTTLS port (AUTH needs TLS; the client speaks STARTTLS). Not the pool's
  * Service: a quarantined relay leaves it only once its readiness probe has failed and the
  * endpoints have caught up, seconds in which the Service sent its hand-offs back to itself (454,
- * then a 10 s wait: a CI run saw an otp wait that long). Removed (draining) IPs and IPs in
- * Conflict (no relay of this pool runs them) are not peers.
+ * then a 10 s wait: a CI run saw an otp wait that long).
  * Undefined when nothing is quarantined or no port offers STARTTLS (then a quarantined relay
  * holds its mail); no peers when every other IP is quarantined too (the relay holds as well).
  */
@@ -126,13 +142,8 @@ export function relayHandoff(
   if (!statuses.some((s) => s.quarantine)) return undefined;
   const port = pool.spec.submission.ports.find((p) => p.tls === 'starttls');
   if (!port) return undefined;
-  const self = canonicalIp(address);
-  const peers = pool.spec.ips
-    .filter((ip) => {
-      const st = statuses.find((s) => s.address === ip.address);
-      return canonicalIp(ip.address) !== self && !st?.quarantine && st?.state !== 'Conflict';
-    })
-    .map((ip) => peer(ip.address, port.port))
+  const peers = servingPeers(pool, statuses, address)
+    .map((a) => peer(a, port.port))
     .sort((a, b) => a.host.localeCompare(b.host));
   return { secretFile, peers };
 }
