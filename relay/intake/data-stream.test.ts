@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { applyDataStreamPatch, originalFeedDataStream } from './data-stream.ts';
+import { seededRandom } from '../../test/support/seeded-random.ts';
 
 applyDataStreamPatch();
 
@@ -85,13 +86,7 @@ test('what ends the data, and what a line-start dot means, as smtp-server decide
 
 test('the same content, end, remainder and byte count as smtp-server for random data and random splits', async () => {
   // Deterministic pseudo-random (a failure names its case and reproduces).
-  let seed = 0x2545f491;
-  const rnd = (n: number) => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) % n;
-  };
+  const rnd = seededRandom(0x2545f491);
   const tokens = ['a', 'b', '\r\n', '\r\n', '.', '..', '\r', '\n', '\r\n.', '\r\n..', '\r\n.\r\n', '.\r\n', '\n.', 'x\r\n', 'MAIL FROM:<a@b>\r\n'];
   for (let round = 0; round < 4000; round++) {
     let data = '';
