@@ -48,9 +48,9 @@ Runs Postfix and the mailfleet relay side by side on loopback and prints the rat
                       full comparison run: 1k, 50k, reuse and latency)
   --operator          also run operator scale (test cluster; 1000 MailDomains + 100 SendingPools)
   --sessions N        smtp-source sessions (default 20)
-  --n1k N             messages, 1 KiB one per connection (default 4000, env BENCH_N1K)
-  --n50k N            messages, 50 KiB one per connection (default 2000, env BENCH_N50K)
-  --nreuse N          messages, 1 KiB many per connection (default 6000, env BENCH_NREUSE)
+  --n1k N             messages, 1 KiB one per connection (default 20000, env BENCH_N1K)
+  --n50k N            messages, 50 KiB one per connection (default 6000, env BENCH_N50K)
+  --nreuse N          messages, 1 KiB many per connection (default 30000, env BENCH_NREUSE)
   --latency-count N   paced messages per latency run (default 1500) at --latency-rate (default 100/s)
   --otp-bulk N        bulk messages queued before the OTP run (default 100000, env BENCH_OTP_BULK)
   --otp-seconds S     how long OTP messages arrive, at 10/s (default 30)
@@ -110,9 +110,12 @@ const num = (v: string | undefined, env: string, def: number) => Number(v ?? pro
 const opts = {
   reps: num(flags.reps, 'BENCH_REPS', 3),
   sessions: num(flags.sessions, 'BENCH_SESSIONS', 20),
-  n1k: num(flags.n1k, 'BENCH_N1K', 4000),
-  n50k: num(flags.n50k, 'BENCH_N50K', 2000),
-  nreuse: num(flags.nreuse, 'BENCH_NREUSE', 6000),
+  // Long enough that start-up (the relay's JIT compilation, Postfix's process spawns) weighs on CPU
+  // per message about as little as it does on a relay that runs for days: at 4,000 / 6,000 messages
+  // the relay's first seconds were 14–24 % of its CPU per message (bench/README.md "Run length").
+  n1k: num(flags.n1k, 'BENCH_N1K', 20_000),
+  n50k: num(flags.n50k, 'BENCH_N50K', 6000),
+  nreuse: num(flags.nreuse, 'BENCH_NREUSE', 30_000),
   latencyCount: num(flags['latency-count'], 'BENCH_LATENCY_COUNT', 1500),
   latencyRate: num(flags['latency-rate'], 'BENCH_LATENCY_RATE', 100),
   otpBulk: num(flags['otp-bulk'], 'BENCH_OTP_BULK', 100_000),
@@ -483,7 +486,7 @@ async function main(): Promise<void> {
     const dir = runDir('backlog');
     try {
       const r = await runBacklog({
-        dir, queued: opts.backlogQueued, tuning, log, intakeMessages: opts.n1k, idleSeconds: opts.backlogIdleSeconds,
+        dir, queued: opts.backlogQueued, tuning, log, intakeMessages: flags.n1k !== undefined ? opts.n1k : 4000, idleSeconds: opts.backlogIdleSeconds,
         otpSeconds: opts.otpSeconds, sinkDelayMs: opts.otpSinkDelayMs, cycles: 3, cycleSize: Math.min(200_000, opts.backlogQueued),
       });
       results.backlog = { ...r, loadAverageAfter: (await import('node:os')).loadavg().map((x) => round(x, 2)) };
