@@ -35,3 +35,74 @@ test('relay/ makes child loggers only through childLogger (a plain .child() may 
   }
   assert.deepEqual(offenders, []);
 });
+
+test('the time field is the text of pino isoTime, at every millisecond of a second and across seconds', async (t) => {
+  const { pino } = await import('pino');
+  const { isoTime } = await import('./log.ts');
+  let now = 0;
+  t.mock.method(Date, 'now', () => now);
+  const at = [Date.UTC(2026, 11, 7, 7, 12, 54, 0), Date.UTC(2026, 11, 7, 7, 12, 54, 999), Date.UTC(2026, 11, 31, 23, 59, 59, 999), Date.UTC(2027, 0, 1), 0, 1, 10, 99, 100];
+  for (let ms = 0; ms < 1000; ms += 7) at.push(Date.UTC(2026, 11, 7, 7, 12, 55, ms));
+  for (const t0 of at) {
+    now = t0;
+    assert.equal(isoTime(), pino.stdTimeFunctions.isoTime(), `at ${t0}`);
+  }
+});
+
+test('a line with hostile values: the same fields, bounded and escaped, and it parses', () => {
+  const { lines, stream } = capture();
+  const hostile = `"}\n\u0000\u001b[31m\\${'x'.repeat(10_000)}`;
+  const log = childLogger(createLogger('info', 'relay', stream), { listener: 'bench' });
+  log.info({ id: 'Q1', client: '127.0.0.1', user: hostile, from: { address: 'a"b@c', args: false }, rcpts: 1, size: 10, list: Array.from({ length: 30 }, () => hostile), skipped: undefined }, 'queued');
+  assert.equal(lines.length, 1);
+  assert.ok(lines[0]!.endsWith('}\n') && !lines[0]!.slice(0, -1).includes('\n'));
+  const o = JSON.parse(lines[0]!);
+  assert.deepEqual(Object.keys(o), ['level', 'time', 'component', 'listener', 'id', 'client', 'user', 'from', 'rcpts', 'size', 'list', 'msg']);
+  assert.match(o.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.equal(o.user, `${hostile.slice(0, 256)}…(+${hostile.length - 256} chars)`);
+  assert.deepEqual(o.from, { address: 'a"b@c', args: false });
+  assert.equal(o.list.length, 21);
+  assert.equal(o.list[20], '…(+10 items)');
+  assert.equal(o.msg, 'queued');
+});
+
+test('stdout lines: a turn\'s lines handed on at once and in order; what is held when the process exits is written', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const log = new URL('./log.ts', import.meta.url).pathname;
+  // Lines of a turn, lines of the next turn, then lines logged just before a synchronous exit.
+  const script = `
+    const { createLogger } = await import(${JSON.stringify(log)});
+    const logger = createLogger('info', 'relay');
+    for (let i = 0; i < 3; i++) logger.info({ i }, 'first turn');
+    await new Promise((r) => setImmediate(r));
+    for (let i = 3; i < 6; i++) logger.info({ i }, 'second turn');
+    await new Promise((r) => setTimeout(r, 5));
+    for (let i = 6; i < 9; i++) logger.info({ i }, 'before exit');
+    process.exit(3);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 3, r.stderr);
+  const lines = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => l.i), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(lines.map((l) => l.msg).slice(5, 7), ['second turn', 'before exit']);
+});
+
+test('stdout lines reach a pipe while the process stays busy: handed on at the end of the turn, not held', async () => {
+  const { spawn } = await import('node:child_process');
+  const log = new URL('./log.ts', import.meta.url).pathname;
+  // Logs once, then keeps the event loop turning without logging again (no exit to flush it).
+  const script = `
+    const { createLogger } = await import(${JSON.stringify(log)});
+    createLogger('info', 'relay').info('ready');
+    setInterval(() => {}, 1000);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    let out = '';
+    for await (const chunk of child.stdout) {
+      out += chunk;
+      if (out.includes('\n')) break;
+    }
+    assert.equal(JSON.parse(out.split('\n')[0]!).msg, 'ready');
+  } finally {
+    child.kill();
+  }
+});
