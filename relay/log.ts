@@ -98,7 +98,13 @@ export class TurnBatchedLines implements DestinationStream {
     if (!exitHandler) {
       exitHandler = true;
       process.once('exit', () => {
-        for (const b of unhanded) b.flushSync();
+        for (const b of unhanded) {
+          try {
+            b.flushSync();
+          } catch {
+            // The stream is gone (ended at beforeExit, or a closed pipe): nothing left to write to.
+          }
+        }
       });
     }
   }

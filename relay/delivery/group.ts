@@ -9,6 +9,7 @@ import type { DeliveryContext } from './context.ts';
 import { PART_BYTES, type DueRecipient } from '../queue/store.ts';
 import { headerOf, heldBytesOf, outgoingOf, type Outgoing } from './large-message.ts';
 import { routeFor } from './egress.ts';
+import { histogramChildren } from '../metrics.ts';
 import { releaseBody } from './body-release.ts';
 import { sendGroup } from './send.ts';
 import { observeRefusal, observeBlocklistSignals } from './observe.ts';
@@ -49,11 +50,14 @@ export async function deliverGroup(ctx: DeliveryContext, claimed: DueRecipient[]
   }
 }
 
+const CLASS = ['class'] as const;
+
 async function attemptGroup(ctx: DeliveryContext, group: DueRecipient[], original: Outgoing, sourceIp: string, shapedAs: string): Promise<void> {
   const { config, clock, metrics } = ctx;
   const first = group[0]!;
   const startedAt = clock();
-  for (const g of group) metrics.queueAge.observe({ class: g.class }, Math.max(0, (startedAt - g.createdAt) / 1000));
+  const queueAge = histogramChildren(metrics.queueAge, CLASS);
+  for (const g of group) queueAge.of(g.class).observe(Math.max(0, (startedAt - g.createdAt) / 1000));
 
   const outcomes = await sendGroup(ctx, group, original, sourceIp, shapedAs);
   const now = clock();

@@ -4,7 +4,7 @@ import type { DeliveryContext } from './context.ts';
 import type { DueRecipient } from '../queue/store.ts';
 import { providerOf } from './provider.ts';
 import { providerOfKey } from '../scheduler/providers.ts';
-import { sendingDomainLabel } from '../metrics.ts';
+import { counterChildren, histogramChildren, sendingDomainLabel } from '../metrics.ts';
 import type { OutcomeRecord, SettledRecipient } from './settle.ts';
 import type { AttemptReport } from '../feedback/feedback.ts';
 import { countFieldsFor, sendingDomainOf } from '../stats/categories.ts';
@@ -42,6 +42,12 @@ function sendingDomain(ctx: DeliveryContext, mailFrom: string): SendingDomain {
   return d;
 }
 
+// The label names of the per-recipient metrics, in their order (relay/metrics.ts).
+const ATTEMPTS = ['result', 'source_ip', 'provider', 'category'] as const;
+const DOMAIN_ATTEMPTS = ['sending_domain', 'result', 'category'] as const;
+const PROVIDER = ['provider'] as const;
+const CLASS = ['class'] as const;
+
 /** Metrics, stats and a log line per recipient. `viaRoute`: sent through a configured smarthost. */
 export function reportOutcomes(ctx: DeliveryContext, settled: readonly SettledRecipient[], at: { sourceIp: string; shapedAs: string; viaRoute: boolean; now: number }): void {
   const { metrics, stats, logger } = ctx;
@@ -49,13 +55,14 @@ export function reportOutcomes(ctx: DeliveryContext, settled: readonly SettledRe
   for (const { reply: o, due, outcome, category: cat } of settled) {
     const provider = providerLabel(ctx, o.mx, at.viaRoute);
     const sending = sendingDomain(ctx, due.mailFrom);
-    metrics.deliveryAttempts.inc({ result: outcome.kind, source_ip: at.sourceIp, provider, category: cat ?? 'none' });
-    metrics.deliveryDomainAttempts.inc({ sending_domain: sending.label, result: outcome.kind, category: cat ?? 'none' });
+    counterChildren(metrics.deliveryAttempts, ATTEMPTS).of(outcome.kind, at.sourceIp, provider, cat ?? 'none').inc();
+    counterChildren(metrics.deliveryDomainAttempts, DOMAIN_ATTEMPTS).of(sending.label, outcome.kind, cat ?? 'none').inc();
     stats.record(at.sourceIp, shapedAs, outcome.kind, cat);
     ctx.counters?.add({ ip: at.sourceIp, provider: shapedAs, domain: sending.domain, class: due.class }, countFieldsFor(outcome.kind, cat));
     if (outcome.kind === 'delivered') {
-      metrics.deliveryLatency.observe({ provider }, Math.max(0, (at.now - due.createdAt) / 1000));
-      metrics.classLatency.observe({ class: due.class }, Math.max(0, (at.now - due.createdAt) / 1000));
+      const seconds = Math.max(0, (at.now - due.createdAt) / 1000);
+      histogramChildren(metrics.deliveryLatency, PROVIDER).of(provider).observe(seconds);
+      histogramChildren(metrics.classLatency, CLASS).of(due.class).observe(seconds);
     }
     // Built whole, then one optional field set: a spread into the literal copied it once more.
     const event: Record<string, unknown> = {

@@ -10,7 +10,7 @@ import type { QueueStore } from '../queue/store.ts';
 import { StoreError, domainOf } from '../queue/types.ts';
 import { newQueueId } from '../queue/id.ts';
 import { childLogger, type Logger } from '../log.ts';
-import type { RelayMetrics } from '../metrics.ts';
+import { counterChild, type RelayMetrics } from '../metrics.ts';
 import type { TlsFiles } from '../tls-files.ts';
 import { bindError } from '../startup-error.ts';
 import { watchSlowClients } from './slow-clients.ts';
@@ -163,14 +163,6 @@ export async function closeListeners(listeners: RunningListener[]): Promise<void
   await Promise.all(listeners.map((l) => l.close()));
 }
 
-/**
- * A counter with its labels bound once: prom-client's child when there is one, else (a session
- * thread's proxy, relay/intake/session-thread.ts) inc with the labels.
- */
-function counterFor(counter: { inc(labels: Record<string, string>, v?: number): void; labels?(labels: Record<string, string>): { inc(v?: number): void } }, labels: Record<string, string>): { inc(v?: number): void } {
-  return typeof counter.labels === 'function' ? counter.labels(labels) : { inc: (v?: number) => counter.inc(labels, v) };
-}
-
 /** Per-transaction state smtp-server does not keep: when the message may first be attempted. */
 const notBefore = new WeakMap<SMTPServerSession, number>();
 
@@ -182,10 +174,10 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
   const reject = (stage: string, reason: string) => metrics.smtpRejections.inc({ listener: listener.name, stage, reason });
   // This listener's counters, looked up once (a session counts a connection and a message).
   const counted = {
-    connection: counterFor(metrics.smtpConnections, { listener: listener.name }),
-    accepted: counterFor(metrics.smtpMessages, { listener: listener.name, result: 'accepted' }),
-    tempfail: counterFor(metrics.smtpMessages, { listener: listener.name, result: 'tempfail' }),
-    rejected: counterFor(metrics.smtpMessages, { listener: listener.name, result: 'rejected' }),
+    connection: counterChild(metrics.smtpConnections, { listener: listener.name }),
+    accepted: counterChild(metrics.smtpMessages, { listener: listener.name, result: 'accepted' }),
+    tempfail: counterChild(metrics.smtpMessages, { listener: listener.name, result: 'tempfail' }),
+    rejected: counterChild(metrics.smtpMessages, { listener: listener.name, result: 'rejected' }),
   };
 
   const authAllowed = (session: SMTPServerSession, secure: boolean) =>
