@@ -64,6 +64,9 @@ export function reportOutcomes(ctx: DeliveryContext, settled: readonly SettledRe
       histogramChildren(metrics.deliveryLatency, PROVIDER).of(provider).observe(seconds);
       histogramChildren(metrics.classLatency, CLASS).of(due.class).observe(seconds);
     }
+    // Nothing built for a line the configured level drops (log.level warn drops 'delivered').
+    const level = outcome.kind === 'delivered' ? 'info' : 'warn';
+    if (!logger.isLevelEnabled(level)) continue;
     // Built whole, then one optional field set: a spread into the literal copied it once more.
     const event: Record<string, unknown> = {
       event: outcome.kind,
@@ -79,8 +82,7 @@ export function reportOutcomes(ctx: DeliveryContext, settled: readonly SettledRe
       mtaSts: o.mtaSts,
     };
     if (outcome.kind === 'deferred') event.nextAttemptAt = new Date(outcome.at).toISOString();
-    if (outcome.kind === 'delivered') logger.info(event, 'delivered');
-    else logger.warn(event, outcome.kind);
+    logger[level](event, outcome.kind);
   }
 }
 

@@ -490,7 +490,7 @@ async function receiveWithin(
     log.error({ err, id }, 'accepted event not recorded');
   }
   deps.metrics.receivedBytes.inc(size);
-  log.info({ id, client: session.remoteAddress, user: session.user, from: session.envelope.mailFrom || null, rcpts: session.envelope.rcptTo.length, size }, 'queued');
+  if (log.isLevelEnabled('info')) log.info({ id, client: session.remoteAddress, user: session.user, from: session.envelope.mailFrom || null, rcpts: session.envelope.rcptTo.length, size }, 'queued');
   deps.onQueued?.(id);
   return id;
 }
