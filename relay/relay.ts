@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import type { RelayConfig } from './config/schema.ts';
 import { QueueStore } from './queue/store.ts';
 import { childLogger, createLogger, type Logger } from './log.ts';
-import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
+import { counterChild, createRelayMetrics, histogramChild, type RelayMetrics } from './metrics.ts';
 import { TlsFiles } from './tls-files.ts';
 import { CredentialStore } from './intake/credentials.ts';
 import { DataSessionCount } from './intake/data-sessions.ts';
@@ -109,10 +109,11 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     countBounce: (sendingDomain, category) => metrics.feedbackBounces.inc({ sending_domain: sendingDomain, category }),
   });
   const store = new QueueStore(join(config.dataDir, 'queue'), options.clock ? { clock: options.clock } : {});
+  const commits = { count: counterChild(metrics.queueCommits, {}), messages: histogramChild(metrics.queueCommitMessages, {}), seconds: histogramChild(metrics.queueCommitSeconds, {}) };
   store.onCommit = (n, seconds) => {
-    metrics.queueCommits.inc();
-    metrics.queueCommitMessages.observe(n);
-    metrics.queueCommitSeconds.observe(seconds);
+    commits.count.inc();
+    commits.messages.observe(n);
+    commits.seconds.observe(seconds);
   };
   collectQueueGauge(metrics, () => store.counts());
 

@@ -23,6 +23,7 @@ import { EventStore, eventId, newEventId, type EventType, type MailEvent, type M
 import { EventJournal, eventJournalPath, readEventJournal } from '../events/journal.ts';
 import { WebhookDispatcher, type WebhookTarget } from '../events/webhooks.ts';
 import { createFeedbackMetrics, type FeedbackMetrics } from './metrics.ts';
+import { counterChild } from '../metrics.ts';
 import { feedbackDbPath, openFeedbackDb } from './db.ts';
 import { BUILTIN_PROVIDERS } from '../scheduler/providers.ts';
 import { addUnsubscribeHeaders, mintUnsubscribeToken } from './unsubscribe.ts';
@@ -375,7 +376,7 @@ export class Feedback {
     this.pending.push(e);
     if (this.metrics) {
       let c = this.eventCounters.get(type);
-      if (!c) this.eventCounters.set(type, (c = this.metrics.events.labels(type)));
+      if (!c) this.eventCounters.set(type, (c = counterChild(this.metrics.events, { type })));
       c.inc();
     }
     if (!this.turnScheduled) {
