@@ -106,3 +106,13 @@ test('on a session thread\'s metric proxy (no prom-client inside), children pass
   histogramChild(proxy, { class: 'otp' }).observe(0.5);
   assert.deepEqual(calls, [['inc', { listener: 'l' }, undefined], ['inc', { listener: 'l', result: 'accepted' }, 2], ['observe', { class: 'otp' }, 0.5]]);
 });
+
+test('children by label values: one per label set, whatever characters the values hold', async () => {
+  const { Children } = await import('./metrics.ts');
+  const made: Record<string, string>[] = [];
+  const children = new Children(['x', 'y'], (labels) => (made.push(labels), labels));
+  assert.equal(children.of('a\u001fb', 'c'), children.of('a\u001fb', 'c'));
+  assert.notEqual(children.of('a\u001fb', 'c'), children.of('a', 'b\u001fc'));
+  assert.notEqual(children.of('a', ''), children.of('', 'a'));
+  assert.deepEqual(made, [{ x: 'a\u001fb', y: 'c' }, { x: 'a', y: 'b\u001fc' }, { x: 'a', y: '' }, { x: '', y: 'a' }]);
+});

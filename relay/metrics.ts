@@ -359,27 +359,34 @@ export function histogramChild(histogram: HistogramLike, labels: Record<string, 
 }
 
 /**
- * A labelled metric's children by label values (in labelNames order), made on first use. The
- * label sets are bounded (see the top of this file), and so is this map.
+ * A labelled metric's children by label values (in labelNames order, at most four), made on first
+ * use. The label sets are bounded (see the top of this file), and so is this tree. Nested maps,
+ * not a joined key: no string is built per call, and no two label sets can share a key.
  */
 export class Children<C> {
-  private readonly made = new Map<string, C>();
+  private readonly made = new Map<string, Map<string, Map<string, Map<string, C>>>>();
   private readonly names: readonly string[];
   private readonly make: (labels: Record<string, string>) => C;
 
   constructor(names: readonly string[], make: (labels: Record<string, string>) => C) {
+    if (names.length < 1 || names.length > 4) throw new Error(`children of 1 to 4 labels, not ${names.length}`);
     this.names = names;
     this.make = make;
   }
 
-  of(a: string, b?: string, c?: string, d?: string): C {
-    const key = d !== undefined ? `${a}\u001f${b}\u001f${c}\u001f${d}` : c !== undefined ? `${a}\u001f${b}\u001f${c}` : b !== undefined ? `${a}\u001f${b}` : a;
-    let child = this.made.get(key);
+  of(a: string, b = '', c = '', d = ''): C {
+    let m2 = this.made.get(a);
+    if (m2 === undefined) this.made.set(a, (m2 = new Map()));
+    let m3 = m2.get(b);
+    if (m3 === undefined) m2.set(b, (m3 = new Map()));
+    let m4 = m3.get(c);
+    if (m4 === undefined) m3.set(c, (m4 = new Map()));
+    let child = m4.get(d);
     if (child === undefined) {
       const values = [a, b, c, d];
       const labels: Record<string, string> = {};
       this.names.forEach((n, i) => (labels[n] = values[i]!));
-      this.made.set(key, (child = this.make(labels)));
+      m4.set(d, (child = this.make(labels)));
     }
     return child;
   }
