@@ -392,29 +392,27 @@ export class Children<C> {
   }
 }
 
-const childrenMade = new WeakMap<object, Children<CounterChild> | Children<HistogramChild>>();
+const childrenMade = new WeakMap<object, Children<unknown>>();
 
-/** The caller names the labels in order (a session thread's proxy has none to read): they must be the metric's. */
-function sameLabels(metric: { labelNames?: readonly string[] }, labelNames: readonly string[]): void {
-  if (metric.labelNames && metric.labelNames.join() !== labelNames.join()) throw new Error(`label names ${labelNames.join()} are not the metric's (${metric.labelNames.join()})`);
+/**
+ * A metric's children, one set per metric, kept with it. The caller names the labels in order (a
+ * session thread's proxy has none to read): they must be the metric's.
+ */
+function childrenOf<M extends { labelNames?: readonly string[] }, C>(metric: M, labelNames: readonly string[], child: (metric: M, labels: Record<string, string>) => C): Children<C> {
+  let c = childrenMade.get(metric) as Children<C> | undefined;
+  if (!c) {
+    if (metric.labelNames && metric.labelNames.join() !== labelNames.join()) throw new Error(`label names ${labelNames.join()} are not the metric's (${metric.labelNames.join()})`);
+    childrenMade.set(metric, (c = new Children(labelNames, (labels) => child(metric, labels))));
+  }
+  return c;
 }
 
-/** The children of a labelled counter (one set per counter, kept with it). */
+/** The children of a labelled counter. */
 export function counterChildren(counter: CounterLike, labelNames: readonly string[]): Children<CounterChild> {
-  let c = childrenMade.get(counter) as Children<CounterChild> | undefined;
-  if (!c) {
-    sameLabels(counter, labelNames);
-    childrenMade.set(counter, (c = new Children(labelNames, (labels) => counterChild(counter, labels))));
-  }
-  return c;
+  return childrenOf(counter, labelNames, counterChild);
 }
 
-/** The children of a labelled histogram (one set per histogram, kept with it). */
+/** The children of a labelled histogram. */
 export function histogramChildren(histogram: HistogramLike, labelNames: readonly string[]): Children<HistogramChild> {
-  let c = childrenMade.get(histogram) as Children<HistogramChild> | undefined;
-  if (!c) {
-    sameLabels(histogram, labelNames);
-    childrenMade.set(histogram, (c = new Children(labelNames, (labels) => histogramChild(histogram, labels))));
-  }
-  return c;
+  return childrenOf(histogram, labelNames, histogramChild);
 }
