@@ -392,17 +392,19 @@ export class Children<C> {
   }
 }
 
-const childrenMade = new WeakMap<object, Children<unknown>>();
+/** Where a metric keeps its children: a property of its own (a WeakMap lookup per call was 0.2 % of the relay's CPU). */
+const CHILDREN = Symbol('mailfleet children');
 
 /**
  * A metric's children, one set per metric, kept with it. The caller names the labels in order (a
  * session thread's proxy has none to read): they must be the metric's.
  */
 function childrenOf<M extends { labelNames?: readonly string[] }, C>(metric: M, labelNames: readonly string[], child: (metric: M, labels: Record<string, string>) => C): Children<C> {
-  let c = childrenMade.get(metric) as Children<C> | undefined;
-  if (!c) {
+  const held = metric as M & { [CHILDREN]?: Children<C> };
+  let c = held[CHILDREN];
+  if (c === undefined) {
     if (metric.labelNames && metric.labelNames.join() !== labelNames.join()) throw new Error(`label names ${labelNames.join()} are not the metric's (${metric.labelNames.join()})`);
-    childrenMade.set(metric, (c = new Children(labelNames, (labels) => child(metric, labels))));
+    held[CHILDREN] = c = new Children(labelNames, (labels) => child(metric, labels));
   }
   return c;
 }
