@@ -65,8 +65,9 @@ export function isoTime(): string {
   return `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
 }
 
-/** The part of a DestinationStream the batcher uses (SonicBoom's). */
-interface LineOut extends DestinationStream {
+/** What the batcher writes to: a SonicBoom in buffer content mode (bytes in, written as they are). */
+interface ByteOut {
+  write(bytes: Buffer): unknown;
   flushSync(): void;
   flush(cb?: (err?: Error) => void): void;
 }
@@ -79,21 +80,22 @@ let exitHandler = false;
  * The lines of one event-loop turn handed to the stream in one write, at the end of the turn
  * (setImmediate): SonicBoom measures the UTF-8 length of the whole string it is accumulating on
  * every write, so one line at a time while a write was in flight cost it more per line the more
- * lines were waiting. An idle relay still logs at once (in the same turn); lines not yet handed
- * on when the process exits are written synchronously then, in order (pino's own exit flush does
- * the same for the stream).
+ * lines were waiting. Handed on as bytes, encoded once: a string SonicBoom encodes twice (fs.write,
+ * then again to count what was written); 2 lines a turn, 5.0-5.7 -> 3.5-4.2 us a line. An idle
+ * relay still logs at once (in the same turn); lines not yet handed on when the process exits are
+ * written synchronously then, in order (pino's own exit flush does the same for the stream).
  */
 export class TurnBatchedLines implements DestinationStream {
   private pending = '';
-  private readonly out: LineOut;
+  private readonly out: ByteOut;
   private readonly handOn = () => {
     unhanded.delete(this);
     const lines = this.pending;
     this.pending = '';
-    this.out.write(lines);
+    this.out.write(Buffer.from(lines));
   };
 
-  constructor(out: LineOut) {
+  constructor(out: ByteOut) {
     this.out = out;
     if (!exitHandler) {
       exitHandler = true;
@@ -140,7 +142,7 @@ export class TurnBatchedLines implements DestinationStream {
  */
 export function createLogger(level: string, component: string, destination?: DestinationStream): Logger {
   const options = { level, base: { component }, timestamp: isoTime, formatters: { log: boundFields } };
-  return pino(options, destination ?? new TurnBatchedLines(pino.destination({ dest: 1, sync: false })));
+  return pino(options, destination ?? new TurnBatchedLines(pino.destination({ dest: 1, sync: false, contentMode: 'buffer' }) as unknown as ByteOut));
 }
 
 /**
