@@ -9,7 +9,7 @@ import type { DeliveryContext } from './context.ts';
 import { PART_BYTES, type DueRecipient } from '../queue/store.ts';
 import { headerOf, heldBytesOf, outgoingOf, type Outgoing } from './large-message.ts';
 import { routeFor } from './egress.ts';
-import { histogramChildren } from '../metrics.ts';
+import { histogramChildren } from '../metric-children.ts';
 import { releaseBody } from './body-release.ts';
 import { sendGroup } from './send.ts';
 import { observeRefusal, observeBlocklistSignals } from './observe.ts';

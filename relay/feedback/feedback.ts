@@ -23,7 +23,7 @@ import { EventStore, eventId, newEventId, type EventType, type MailEvent, type M
 import { EventJournal, eventJournalPath, readEventJournal } from '../events/journal.ts';
 import { WebhookDispatcher, type WebhookTarget } from '../events/webhooks.ts';
 import { createFeedbackMetrics, type FeedbackMetrics } from './metrics.ts';
-import { counterChild } from '../metrics.ts';
+import { counterChild } from '../metric-children.ts';
 import { feedbackDbPath, openFeedbackDb } from './db.ts';
 import { BUILTIN_PROVIDERS } from '../scheduler/providers.ts';
 import { addUnsubscribeHeaders, mintUnsubscribeToken } from './unsubscribe.ts';

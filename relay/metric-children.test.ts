@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { counterChild, counterChildren, createRelayMetrics, histogramChild, histogramChildren } from './metrics.ts';
+import { createRelayMetrics } from './metrics.ts';
+import { counterChild, counterChildren, histogramChild, histogramChildren } from './metric-children.ts';
 
 // Values that land in every bucket, on a bound, above the last bound, and 0.
 const SECONDS = [0, 0.05, 0.051, 0.3, 1, 7, 99, 86400, 90000, 1e9, 0.00001, 2.5];
@@ -108,7 +109,7 @@ test('on a session thread\'s metric proxy (no prom-client inside), children pass
 });
 
 test('children by label values: one per label set, whatever characters the values hold', async () => {
-  const { Children } = await import('./metrics.ts');
+  const { Children } = await import('./metric-children.ts');
   const made: Record<string, string>[] = [];
   const children = new Children(['x', 'y'], (labels) => (made.push(labels), labels));
   assert.equal(children.of('a\u001fb', 'c'), children.of('a\u001fb', 'c'));
