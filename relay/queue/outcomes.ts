@@ -84,29 +84,23 @@ export class OutcomeWriter {
   }
 
   /**
-   * Inside the intake's transaction: this turn's outcomes ride along (one COMMIT, one set of WAL
-   * frames for both). A savepoint keeps a failure of theirs from refusing the intake's mail; they
-   * then wait for flush(). Returns what was written.
+   * First thing inside the intake's transaction (GroupCommit.flush): this turn's outcomes ride
+   * along (one COMMIT, one set of WAL frames for both). Returns what was written. When their write
+   * fails they are kept for flush() and the error is thrown: the caller rolls back and writes the
+   * intake's mail without them.
    */
   carry(): PendingOutcome[] {
     if (this.pending.length === 0) return [];
-    this.q.stmt('SAVEPOINT outcomes').run();
     const batch = this.pending;
     this.pending = [];
     this.urgent = false;
     try {
       this.write(batch);
-      this.q.stmt('RELEASE outcomes').run();
       return batch;
     } catch (err) {
       this.pending = batch.concat(this.pending);
       this.urgent = true;
-      // SQLite may roll the whole transaction back itself (SQLITE_FULL, I/O errors): the intake's
-      // rows are gone too, so its batch must fail.
-      if (!this.q.db.isTransaction) throw err;
-      this.q.stmt('ROLLBACK TO outcomes').run();
-      this.q.stmt('RELEASE outcomes').run();
-      return [];
+      throw err;
     }
   }
 
