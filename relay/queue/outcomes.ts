@@ -109,7 +109,11 @@ export class OutcomeWriter {
     const upd = this.q.stmt(
       `UPDATE recipients SET state = ?, attempts = attempts + 1, last_reply = ?, next_attempt_at = ? WHERE message_id = ? AND recipient = ?`,
     );
-    const othersOpen = this.q.stmt(`SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND recipient <> ? AND state IN ('queued', 'inflight')) AS n`);
+    // One statement where a SELECT and a DELETE were two (issue 13: the common case, once per
+    // delivered message). changes counts the message row only, not the cascade.
+    const delIfLast = this.q.stmt(
+      `DELETE FROM messages WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND recipient <> ?2 AND state IN ('queued', 'inflight'))`,
+    );
     const open = this.q.stmt(`SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND state IN ('queued', 'inflight')) AS n`);
     const del = this.q.stmt(`DELETE FROM messages WHERE id = ?`);
     for (const o of batch) {
@@ -118,8 +122,7 @@ export class OutcomeWriter {
       } else if (o.recipients.length === 1) {
         // The common case. With no other recipient open the message goes, and its recipients
         // with it (ON DELETE CASCADE): updating the row first would be wasted.
-        if ((othersOpen.get(o.messageId, o.recipients[0]!) as { n: number }).n === 0) del.run(o.messageId);
-        else upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, o.recipients[0]!);
+        if (delIfLast.run(o.messageId, o.recipients[0]!).changes === 0) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, o.recipients[0]!);
       } else {
         for (const r of o.recipients) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, r);
         if ((open.get(o.messageId) as { n: number }).n === 0) del.run(o.messageId);
