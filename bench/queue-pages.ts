@@ -1,5 +1,5 @@
 // WAL frames a message's life writes to queue.db, by b-tree (issue 13: pages per message):
-//   node bench/queue-pages.ts [batch=4] [rounds=60] [recipients=1]
+//   node bench/queue-pages.ts [batch=4] [rounds=60] [recipients=1]   (also: the process's CPU per message, fsyncs included)
 // The relay's shape at 1 KiB, one message per connection: each intake commit inserts `batch`
 // messages taken at birth (inflight) and carries the final outcomes of the previous batch (their
 // messages deleted), so steady state is one transaction per batch doing both. The WAL written
@@ -14,10 +14,13 @@ import { QueueStore, type DueRecipient } from '../relay/queue/store.ts';
 const batch = Number(process.argv[2] ?? 4);
 const rounds = Number(process.argv[3] ?? 60);
 const perMessage = Number(process.argv[4] ?? 1);
-const body = Buffer.alloc(1300, 97);
+// BODY: bytes per message (default 1300: a 1 KiB message with its headers).
+const body = Buffer.alloc(Number(process.env.BODY ?? 1300), 97);
 
 const dir = mkdtempSync(join(tmpdir(), 'queue-pages-'));
-const s = new QueueStore(dir);
+// CPU=1: the WAL fsync is skipped (called back at once) so the CPU figure is SQLite's and ours, not
+// the disk's (the number of fsyncs is the same either way).
+const s = new QueueStore(dir, process.env.CPU === '1' ? { fsync: (_fd, cb) => setImmediate(() => cb(null)) } : {});
 let adopted: DueRecipient[] = [];
 s.setAdopter({ reserve: () => true, adopted: (d) => adopted.push(...d), released: () => {}, queued: () => {} });
 const other = new DatabaseSync(join(dir, 'queue.db'));
@@ -40,7 +43,9 @@ async function round(): Promise<void> {
 for (let i = 0; i < 200; i++) await round(); // steady state: pages allocated, freelist in use
 other.exec('PRAGMA wal_checkpoint(TRUNCATE)');
 const commits0 = s.commits;
+const cpu0 = process.cpuUsage();
 for (let i = 0; i < rounds; i++) await round();
+const cpu = process.cpuUsage(cpu0);
 const commits = s.commits - commits0;
 
 const wal = readFileSync(join(dir, 'queue.db-wal'));
@@ -60,7 +65,7 @@ for (let off = 32; off + 24 + pageSize <= wal.length; off += 24 + pageSize) {
   byTree.set(name, (byTree.get(name) ?? 0) + 1);
 }
 const msgs = rounds * batch;
-console.log(`batch ${batch}, ${perMessage} recipient(s): ${(frames / msgs).toFixed(2)} WAL frames/msg, ${(frames / commitFrames).toFixed(1)} frames/commit, ${commitFrames} commits (${commits} intake commits) for ${msgs} messages`);
+console.log(`batch ${batch}, ${perMessage} recipient(s): ${(frames / msgs).toFixed(2)} WAL frames/msg, ${(frames / commitFrames).toFixed(1)} frames/commit, ${commitFrames} commits (${commits} intake commits) for ${msgs} messages; process CPU ${((cpu.user + cpu.system) / msgs).toFixed(1)} µs/msg (user ${(cpu.user / msgs).toFixed(1)}, system ${(cpu.system / msgs).toFixed(1)})`);
 for (const [k, v] of [...byTree].sort((a, b) => b[1] - a[1])) console.log(`  ${(v / msgs).toFixed(2)}/msg  ${k}`);
 other.close();
 await s.close();
