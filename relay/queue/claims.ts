@@ -56,7 +56,7 @@ export class Claims {
    * first, marking them inflight. `excludeDomains`: domains the scheduler already holds enough of.
    */
   claimDue(now: number, limit: number, cls?: MessageClass, excludeDomains: readonly string[] = []): DueRecipient[] {
-    this.outcomes.flush();
+    this.outcomes.flushRequeues();
     return this.q.lightTransaction(() => {
       const mark = this.q.stmt(`UPDATE recipients SET state = 'inflight' WHERE message_id = ? AND recipient = ?`);
       const out: DueRecipient[] = [];
@@ -196,7 +196,7 @@ export class Claims {
       const c = this.nextDue[laneOf(cls)];
       if (c && performance.now() - c[1] < NEXT_DUE_TTL_MS) return c[0];
     }
-    this.outcomes.flush();
+    this.outcomes.flushRequeues();
     if (cls === undefined) {
       const each = MESSAGE_CLASSES.map((c) => this.nextDueAt(c, excludeDomains)).filter((t): t is number => t !== undefined);
       return each.length > 0 ? Math.min(...each) : undefined;
@@ -215,7 +215,7 @@ export class Claims {
       t = row.t ?? undefined;
     }
     // Not cached while an outcome transaction keeps failing: what it would requeue is not counted yet.
-    if (cacheable && this.outcomes.size === 0) this.nextDue[lane] = [t, performance.now()];
+    if (cacheable && !this.outcomes.requeuesPending) this.nextDue[lane] = [t, performance.now()];
     return t;
   }
 }

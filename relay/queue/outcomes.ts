@@ -36,6 +36,8 @@ export class OutcomeWriter {
   private batchTimer: NodeJS.Timeout | undefined;
   /** A deferral is pending (it moves due times: written with the turn), or the batch is full. */
   private urgent = false;
+  /** Pending outcomes that put a recipient back in the queue (deferrals). */
+  private requeues = 0;
   /** An outcome transaction failed; its outcomes are kept and written again later. */
   onError: ((err: Error, outcomes: number) => void) | undefined;
 
@@ -49,12 +51,36 @@ export class OutcomeWriter {
     return this.pending.length;
   }
 
+  /**
+   * Whether reads of queued recipients (claims, due times) must write the pending outcomes first:
+   * a deferral among them puts a recipient back in the queue (or, without a journal, nothing else
+   * would keep them). Final outcomes change no queued recipient (they close inflight ones), so
+   * those reads need not wait for them: they are journalled and go with their batch, the intake's
+   * commit or FINAL_BATCH_MS (issue 13: a claim or a due-time query wrote them in a transaction of
+   * their own, one more per engine turn with reused connections).
+   */
+  get requeuesPending(): boolean {
+    return this.pending.length > 0 && (this.requeues > 0 || this.journal === undefined);
+  }
+
+  /** Before a read of queued recipients: writes the pending outcomes if one of them requeues (above). */
+  flushRequeues(): boolean {
+    return this.requeuesPending ? this.flush() : true;
+  }
+
+  private recount(): void {
+    let n = 0;
+    for (const o of this.pending) if (o.state === 'queued') n++;
+    this.requeues = n;
+  }
+
   /** False after close: the recipients stay inflight and the next start queues them. */
   add(o: PendingOutcome): boolean {
     if (this.q.closed) return false;
     // A final outcome survives a kill -9 from here on, long before its batch is written.
     if (o.state !== 'queued') this.journal?.record(o.state, o.messageId, o.recipients, o.reply);
     this.pending.push(o);
+    if (o.state === 'queued') this.requeues++;
     if (o.state === 'queued' || this.journal === undefined || this.pending.length >= FINAL_BATCH_MAX) this.urgent = true;
     else if (this.batchTimer === undefined) {
       this.batchTimer = setTimeout(() => {
@@ -79,6 +105,7 @@ export class OutcomeWriter {
   /** Puts a batch that was taken but not written back in front of the queue. */
   putBack(batch: PendingOutcome[]): void {
     this.pending = batch.concat(this.pending);
+    this.recount();
     // Written in their own transaction right after the intake's failed one (flushDue).
     if (batch.length > 0) this.urgent = true;
   }
@@ -94,11 +121,13 @@ export class OutcomeWriter {
     const batch = this.pending;
     this.pending = [];
     this.urgent = false;
+    this.requeues = 0;
     try {
       this.write(batch);
       return batch;
     } catch (err) {
       this.pending = batch.concat(this.pending);
+      this.recount();
       this.urgent = true;
       throw err;
     }
@@ -147,6 +176,7 @@ export class OutcomeWriter {
     const batch = this.pending;
     this.pending = [];
     this.urgent = false;
+    this.requeues = 0;
     this.stopRetry();
     try {
       this.q.lightTransaction(() => this.write(batch));
@@ -154,6 +184,7 @@ export class OutcomeWriter {
       return true;
     } catch (err) {
       this.pending = batch.concat(this.pending);
+      this.recount();
       this.onError?.(err as Error, this.pending.length);
       if (!this.closing()) {
         this.retry = setTimeout(() => {
