@@ -20,7 +20,11 @@ interface DueRow {
   mail_from: string;
   class: MessageClass;
   next_attempt_at: number;
-  rid: number;
+}
+
+/** Due order: next_attempt_at, then queue id (arrival), then recipient: what the lane indexes hold. */
+function dueOrder(a: DueRow, b: DueRow): number {
+  return a.next_attempt_at - b.next_attempt_at || (a.message_id < b.message_id ? -1 : a.message_id > b.message_id ? 1 : 0) || (a.recipient < b.recipient ? -1 : a.recipient > b.recipient ? 1 : 0);
 }
 
 /**
@@ -52,7 +56,7 @@ export class Claims {
    * first, marking them inflight. `excludeDomains`: domains the scheduler already holds enough of.
    */
   claimDue(now: number, limit: number, cls?: MessageClass, excludeDomains: readonly string[] = []): DueRecipient[] {
-    this.outcomes.flush();
+    this.outcomes.flushRequeues();
     return this.q.lightTransaction(() => {
       const mark = this.q.stmt(`UPDATE recipients SET state = 'inflight' WHERE message_id = ? AND recipient = ?`);
       const out: DueRecipient[] = [];
@@ -80,15 +84,16 @@ export class Claims {
 
   /**
    * The lane's due recipients, oldest first. Ties in next_attempt_at (a whole intake batch shares
-   * one) go by rowid, i.e. arrival: the index holds rowid after next_attempt_at, so no sort of the
-   * due backlog is needed.
+   * one) go by queue id, i.e. arrival (relay/queue/id.ts), then recipient: the index holds the
+   * primary key (message_id, recipient) after next_attempt_at, so no sort of the due backlog is
+   * needed.
    */
   private due(lane: number, now: number, limit: number): DueRow[] {
     return this.q.stmt(
-      `SELECT r.message_id, r.recipient, r.domain, r.attempts, m.created_at, m.mail_from, m.class, r.next_attempt_at, r.rowid AS rid
+      `SELECT r.message_id, r.recipient, r.domain, r.attempts, m.created_at, m.mail_from, m.class, r.next_attempt_at
        FROM recipients r INDEXED BY recipients_lane_due JOIN messages m ON m.id = r.message_id
        WHERE r.state = 'queued' AND r.lane = ? AND r.next_attempt_at <= ?
-       ORDER BY r.next_attempt_at, r.rowid LIMIT ?`,
+       ORDER BY r.next_attempt_at, r.message_id, r.recipient LIMIT ?`,
     ).all(lane, now, limit) as unknown as DueRow[];
   }
 
@@ -104,25 +109,25 @@ export class Claims {
     const excluded = JSON.stringify(exclude);
     // Filtered before the join: only the rows taken look their message up.
     const window = this.q.stmt(
-      `SELECT r.message_id, r.recipient, r.domain, r.attempts, m.created_at, m.mail_from, m.class, r.next_attempt_at, r.rid
-       FROM (SELECT * FROM (SELECT message_id, recipient, domain, attempts, next_attempt_at, rowid AS rid FROM recipients INDEXED BY recipients_lane_due
-                            WHERE state = 'queued' AND lane = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, rowid LIMIT ?)
-             WHERE domain NOT IN (SELECT value FROM json_each(?)) ORDER BY next_attempt_at, rid LIMIT ?) r
+      `SELECT r.message_id, r.recipient, r.domain, r.attempts, m.created_at, m.mail_from, m.class, r.next_attempt_at
+       FROM (SELECT * FROM (SELECT message_id, recipient, domain, attempts, next_attempt_at FROM recipients INDEXED BY recipients_lane_due
+                            WHERE state = 'queued' AND lane = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, message_id, recipient LIMIT ?)
+             WHERE domain NOT IN (SELECT value FROM json_each(?)) ORDER BY next_attempt_at, message_id, recipient LIMIT ?) r
        JOIN messages m ON m.id = r.message_id
-       ORDER BY r.next_attempt_at, r.rid`,
+       ORDER BY r.next_attempt_at, r.message_id, r.recipient`,
     );
     const counted = this.q.stmt(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM recipients INDEXED BY recipients_lane_due WHERE state = 'queued' AND lane = ? AND next_attempt_at <= ? LIMIT ?)`);
     const first = window.all(lane, now, DUE_WINDOW, excluded, limit) as unknown as DueRow[];
     if (first.length >= limit || (counted.get(lane, now, DUE_WINDOW) as { n: number }).n < DUE_WINDOW) return first;
     const perDomain = this.q.stmt(
-      `SELECT r.message_id, r.recipient, r.domain, r.attempts, m.created_at, m.mail_from, m.class, r.next_attempt_at, r.rowid AS rid
+      `SELECT r.message_id, r.recipient, r.domain, r.attempts, m.created_at, m.mail_from, m.class, r.next_attempt_at
        FROM recipients r INDEXED BY recipients_lane_domain JOIN messages m ON m.id = r.message_id
        WHERE r.state = 'queued' AND r.lane = ? AND r.domain = ? AND r.next_attempt_at <= ?
-       ORDER BY r.next_attempt_at, r.rowid LIMIT ?`,
+       ORDER BY r.next_attempt_at, r.message_id, r.recipient LIMIT ?`,
     );
     const rows: DueRow[] = [];
     for (const domain of this.domains(lane, excluded)) rows.push(...(perDomain.all(lane, domain, now, limit) as unknown as DueRow[]));
-    rows.sort((a, b) => a.next_attempt_at - b.next_attempt_at || a.rid - b.rid);
+    rows.sort(dueOrder);
     return rows.slice(0, limit);
   }
 
@@ -191,7 +196,7 @@ export class Claims {
       const c = this.nextDue[laneOf(cls)];
       if (c && performance.now() - c[1] < NEXT_DUE_TTL_MS) return c[0];
     }
-    this.outcomes.flush();
+    this.outcomes.flushRequeues();
     if (cls === undefined) {
       const each = MESSAGE_CLASSES.map((c) => this.nextDueAt(c, excludeDomains)).filter((t): t is number => t !== undefined);
       return each.length > 0 ? Math.min(...each) : undefined;
@@ -210,7 +215,7 @@ export class Claims {
       t = row.t ?? undefined;
     }
     // Not cached while an outcome transaction keeps failing: what it would requeue is not counted yet.
-    if (cacheable && this.outcomes.size === 0) this.nextDue[lane] = [t, performance.now()];
+    if (cacheable && !this.outcomes.requeuesPending) this.nextDue[lane] = [t, performance.now()];
     return t;
   }
 }

@@ -59,3 +59,25 @@ test('final outcomes alone wait for their batch (journalled meanwhile), and read
   await s.close();
   assert.equal(readFileSync(join(dir, 'outcomes.log'), 'utf8'), '', 'a clean stop leaves no journal to replay');
 });
+
+test('claims and due times need no transaction for pending final outcomes (they change no queued recipient), but write a pending deferral first', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mailfleet-outcomes-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const s = new QueueStore(dir);
+  const [done, later, waiting] = await Promise.all([1, 2, 3].map((i) => s.enqueue({ mailFrom: 'a@sender.test', recipients: [`r${i}@one.test`], body })));
+  assert.equal(s.claimDue(Date.now() + 1000, 2).length, 2, 'the first two are inflight, the third waits');
+  const other = new QueueStore(dir, { readOnlyRecovery: true });
+  t.after(() => other.close());
+  s.recordAttempt(done!, ['r1@one.test'], { state: 'delivered' }, '250 ok');
+  const due = s.nextDueAt('transactional');
+  assert.deepEqual(s.claimDue(Date.now() + 1000, 10).map((d) => d.messageId), [waiting], 'the claim takes what is queued, as it would with the outcome written');
+  assert.ok(due !== undefined);
+  assert.equal(other.get(done!)!.recipients[0]!.state, 'inflight', 'the final outcome still waits for its batch (journalled)');
+  assert.deepEqual(journalIds(dir), [done]);
+  // A deferral puts its recipient back in the queue: due times and claims see it at once.
+  s.recordAttempt(later!, ['r2@one.test'], { state: 'queued', nextAttemptAt: 7 }, '451 later');
+  assert.equal(s.nextDueAt('transactional'), 7);
+  assert.equal(other.get(done!), undefined, 'written with the deferral, in one transaction');
+  assert.deepEqual(s.claimDue(10, 10).map((d) => d.messageId), [later]);
+  await s.close();
+});

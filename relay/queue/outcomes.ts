@@ -36,6 +36,8 @@ export class OutcomeWriter {
   private batchTimer: NodeJS.Timeout | undefined;
   /** A deferral is pending (it moves due times: written with the turn), or the batch is full. */
   private urgent = false;
+  /** Pending outcomes that put a recipient back in the queue (deferrals). */
+  private requeues = 0;
   /** An outcome transaction failed; its outcomes are kept and written again later. */
   onError: ((err: Error, outcomes: number) => void) | undefined;
 
@@ -49,12 +51,36 @@ export class OutcomeWriter {
     return this.pending.length;
   }
 
+  /**
+   * Whether reads of queued recipients (claims, due times) must write the pending outcomes first:
+   * a deferral among them puts a recipient back in the queue (or, without a journal, nothing else
+   * would keep them). Final outcomes change no queued recipient (they close inflight ones), so
+   * those reads need not wait for them: they are journalled and go with their batch, the intake's
+   * commit or FINAL_BATCH_MS (issue 13: a claim or a due-time query wrote them in a transaction of
+   * their own, one more per engine turn with reused connections).
+   */
+  get requeuesPending(): boolean {
+    return this.pending.length > 0 && (this.requeues > 0 || this.journal === undefined);
+  }
+
+  /** Before a read of queued recipients: writes the pending outcomes if one of them requeues (above). */
+  flushRequeues(): boolean {
+    return this.requeuesPending ? this.flush() : true;
+  }
+
+  private recount(): void {
+    let n = 0;
+    for (const o of this.pending) if (o.state === 'queued') n++;
+    this.requeues = n;
+  }
+
   /** False after close: the recipients stay inflight and the next start queues them. */
   add(o: PendingOutcome): boolean {
     if (this.q.closed) return false;
     // A final outcome survives a kill -9 from here on, long before its batch is written.
     if (o.state !== 'queued') this.journal?.record(o.state, o.messageId, o.recipients, o.reply);
     this.pending.push(o);
+    if (o.state === 'queued') this.requeues++;
     if (o.state === 'queued' || this.journal === undefined || this.pending.length >= FINAL_BATCH_MAX) this.urgent = true;
     else if (this.batchTimer === undefined) {
       this.batchTimer = setTimeout(() => {
@@ -79,34 +105,31 @@ export class OutcomeWriter {
   /** Puts a batch that was taken but not written back in front of the queue. */
   putBack(batch: PendingOutcome[]): void {
     this.pending = batch.concat(this.pending);
+    this.recount();
     // Written in their own transaction right after the intake's failed one (flushDue).
     if (batch.length > 0) this.urgent = true;
   }
 
   /**
-   * Inside the intake's transaction: this turn's outcomes ride along (one COMMIT, one set of WAL
-   * frames for both). A savepoint keeps a failure of theirs from refusing the intake's mail; they
-   * then wait for flush(). Returns what was written.
+   * First thing inside the intake's transaction (GroupCommit.flush): this turn's outcomes ride
+   * along (one COMMIT, one set of WAL frames for both). Returns what was written. When their write
+   * fails they are kept for flush() and the error is thrown: the caller rolls back and writes the
+   * intake's mail without them.
    */
   carry(): PendingOutcome[] {
     if (this.pending.length === 0) return [];
-    this.q.stmt('SAVEPOINT outcomes').run();
     const batch = this.pending;
     this.pending = [];
     this.urgent = false;
+    this.requeues = 0;
     try {
       this.write(batch);
-      this.q.stmt('RELEASE outcomes').run();
       return batch;
     } catch (err) {
       this.pending = batch.concat(this.pending);
+      this.recount();
       this.urgent = true;
-      // SQLite may roll the whole transaction back itself (SQLITE_FULL, I/O errors): the intake's
-      // rows are gone too, so its batch must fail.
-      if (!this.q.db.isTransaction) throw err;
-      this.q.stmt('ROLLBACK TO outcomes').run();
-      this.q.stmt('RELEASE outcomes').run();
-      return [];
+      throw err;
     }
   }
 
@@ -115,7 +138,11 @@ export class OutcomeWriter {
     const upd = this.q.stmt(
       `UPDATE recipients SET state = ?, attempts = attempts + 1, last_reply = ?, next_attempt_at = ? WHERE message_id = ? AND recipient = ?`,
     );
-    const othersOpen = this.q.stmt(`SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND recipient <> ? AND state IN ('queued', 'inflight')) AS n`);
+    // One statement where a SELECT and a DELETE were two (issue 13: the common case, once per
+    // delivered message). changes counts the message row only, not the cascade.
+    const delIfLast = this.q.stmt(
+      `DELETE FROM messages WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND recipient <> ?2 AND state IN ('queued', 'inflight'))`,
+    );
     const open = this.q.stmt(`SELECT EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND state IN ('queued', 'inflight')) AS n`);
     const del = this.q.stmt(`DELETE FROM messages WHERE id = ?`);
     for (const o of batch) {
@@ -124,8 +151,7 @@ export class OutcomeWriter {
       } else if (o.recipients.length === 1) {
         // The common case. With no other recipient open the message goes, and its recipients
         // with it (ON DELETE CASCADE): updating the row first would be wasted.
-        if ((othersOpen.get(o.messageId, o.recipients[0]!) as { n: number }).n === 0) del.run(o.messageId);
-        else upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, o.recipients[0]!);
+        if (delIfLast.run(o.messageId, o.recipients[0]!).changes === 0) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, o.recipients[0]!);
       } else {
         for (const r of o.recipients) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, r);
         if ((open.get(o.messageId) as { n: number }).n === 0) del.run(o.messageId);
@@ -150,6 +176,7 @@ export class OutcomeWriter {
     const batch = this.pending;
     this.pending = [];
     this.urgent = false;
+    this.requeues = 0;
     this.stopRetry();
     try {
       this.q.lightTransaction(() => this.write(batch));
@@ -157,6 +184,7 @@ export class OutcomeWriter {
       return true;
     } catch (err) {
       this.pending = batch.concat(this.pending);
+      this.recount();
       this.onError?.(err as Error, this.pending.length);
       if (!this.closing()) {
         this.retry = setTimeout(() => {

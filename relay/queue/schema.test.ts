@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { MIGRATIONS, SCHEMA_VERSION, openQueueDb } from './schema.ts';
+import { MIGRATIONS, SCHEMA_VERSION, migrate, openQueueDb } from './schema.ts';
 import { QueueStore } from './store.ts';
 
 function tempDir(t: { after(fn: () => void): void }): string {
@@ -62,13 +62,44 @@ test('the lane indexes hold queued recipients only: mail taken at birth (infligh
     const sql = (db.prepare(`SELECT sql FROM sqlite_master WHERE name = ?`).get(name) as { sql: string }).sql;
     assert.match(sql, /WHERE state = 'queued'$/, name);
   }
-  const plan = (db.prepare(`EXPLAIN QUERY PLAN SELECT rowid FROM recipients WHERE state = 'queued' AND lane = 1 AND next_attempt_at <= 5 ORDER BY next_attempt_at, rowid`).all() as { detail: string }[])
+  const plan = (db.prepare(`EXPLAIN QUERY PLAN SELECT message_id, recipient FROM recipients WHERE state = 'queued' AND lane = 1 AND next_attempt_at <= 5 ORDER BY next_attempt_at, message_id, recipient`).all() as { detail: string }[])
     .map((r) => r.detail).join('\n');
   assert.match(plan, /USING (COVERING )?INDEX recipients_lane_due/);
+  assert.doesNotMatch(plan, /TEMP B-TREE/, 'due order is index order: no sort');
   const entries = (name: string) => (db.prepare(`SELECT COUNT(*) AS n FROM recipients INDEXED BY ${name} WHERE state = 'queued'`).get() as { n: number }).n;
   db.exec(`INSERT INTO messages (id, created_at, mail_from, size, body) VALUES ('m1', 1, 'a@x.test', 1, x'41');
            INSERT INTO recipients (message_id, recipient, domain, next_attempt_at, lane, state) VALUES ('m1', 'b@y.test', 'y.test', 1, 1, 'inflight'),
              ('m1', 'c@y.test', 'y.test', 1, 1, 'queued')`);
   assert.equal(entries('recipients_lane_due'), 1);
   assert.equal(entries('recipients_lane_domain'), 1);
+});
+
+test('migration 10: a version-9 queue keeps every recipient (queued, inflight, done) in one b-tree without rowid; claims keep arrival order and a deleted message takes its recipients', (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'queue.db');
+  const old = new DatabaseSync(path);
+  migrate(old, MIGRATIONS.filter((m) => m.version <= 9));
+  old.exec(`
+    INSERT INTO messages (id, created_at, mail_from, size, class, body) VALUES ('01B', 1, 'a@x.test', 1, 'bulk', x'41'), ('01A', 1, 'a@x.test', 1, 'bulk', x'42'), ('01C', 1, 'a@x.test', 1, 'bulk', x'43');
+    INSERT INTO recipients (message_id, recipient, domain, next_attempt_at, lane, state, attempts, last_reply) VALUES
+      ('01B', 'z@y.test', 'y.test', 5, 2, 'queued', 1, '451 later'), ('01B', 'a@y.test', 'y.test', 5, 2, 'queued', 0, NULL),
+      ('01A', 'q@y.test', 'y.test', 5, 2, 'queued', 0, NULL), ('01A', 'd@w.test', 'w.test', 1, 2, 'delivered', 1, '250 ok'),
+      ('01C', 'i@y.test', 'y.test', 1, 2, 'inflight', 0, NULL);
+  `);
+  const before = old.prepare(`SELECT * FROM recipients ORDER BY message_id, recipient`).all();
+  old.close();
+  const store = new QueueStore(dir, { clock: () => 10 });
+  t.after(() => store.close());
+  const db = new DatabaseSync(path);
+  t.after(() => db.close());
+  assert.equal((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, SCHEMA_VERSION);
+  assert.match((db.prepare(`SELECT sql FROM sqlite_master WHERE name = 'recipients'`).get() as { sql: string }).sql, /WITHOUT ROWID$/);
+  assert.deepEqual(tables(db).filter((n) => n.startsWith('recipients')), ['recipients'], 'the copy took the old name');
+  // The start-up recovery queued the inflight one again; everything else is as it was.
+  const after = db.prepare(`SELECT * FROM recipients ORDER BY message_id, recipient`).all().map((r) => ({ ...r }));
+  assert.deepEqual(after, before.map((r) => ({ ...r, state: r.state === 'inflight' ? 'queued' : r.state })));
+  // Oldest due first; the same due time by arrival (queue id), then recipient.
+  assert.deepEqual(store.claimDue(10, 10, 'bulk').map((d) => `${d.messageId} ${d.recipient}`), ['01C i@y.test', '01A q@y.test', '01B a@y.test', '01B z@y.test']);
+  assert.equal(store.delete('01B'), true);
+  assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM recipients WHERE message_id = '01B'`).get() as { n: number }).n, 0, 'ON DELETE CASCADE survived the copy');
 });

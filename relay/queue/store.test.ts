@@ -208,6 +208,29 @@ test('outcomes of the turn ride along with the intake commit, and are still writ
   await s.close();
 });
 
+test('outcomes riding along that fail never refuse the intake\'s mail; they are kept and written once they can be', async (t) => {
+  const dir = tempDir(t);
+  const s = new QueueStore(dir);
+  const errors: Error[] = [];
+  s.onOutcomeError = (err) => errors.push(err);
+  const done = await s.enqueue({ mailFrom: 'a@sender.test', recipients: ['a@one.test'], body });
+  s.claimDue(Date.now() + 1000, 100);
+  // Another connection (an administrator, a broken disk) makes every delete of a message fail.
+  const { DatabaseSync } = await import('node:sqlite');
+  const admin = new DatabaseSync(join(dir, 'queue.db'));
+  admin.exec(`CREATE TRIGGER no_delete BEFORE DELETE ON messages BEGIN SELECT RAISE(ABORT, 'no deletes today'); END`);
+  s.recordAttempt(done, ['a@one.test'], { state: 'delivered' }, '250 ok');
+  const fresh = await s.enqueue({ mailFrom: 'a@sender.test', recipients: ['c@one.test'], body });
+  assert.ok(s.get(fresh), 'the fresh message is stored and acknowledged');
+  assert.ok(errors.length >= 1 && /no deletes today/.test(errors[0]!.message), 'the outcome\'s own transaction failed and said so');
+  assert.deepEqual(Object.values(states(dir, done)), ['inflight'], 'the outcome is not in queue.db yet');
+  admin.exec(`DROP TRIGGER no_delete`);
+  admin.close();
+  assert.equal(s.flushOutcomes(), true);
+  assert.equal(s.get(done), undefined, 'kept, and written once it could be');
+  await s.close();
+});
+
 test('disk full: the intake is refused and its reservations released, outcomes of the same turns are kept and written once space returns', async (t) => {
   const { spawnSync } = await import('node:child_process');
   const { mkdirSync, statfsSync, writeFileSync, unlinkSync } = await import('node:fs');
