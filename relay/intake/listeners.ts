@@ -23,7 +23,7 @@ import { AuthThrottle } from './auth-throttle.ts';
 import { DataScanner } from './data-scanner.ts';
 import { eachChunk } from './each-chunk.ts';
 import { decideRecipient } from './recipient-policy.ts';
-import { applySmtpServerPatches, smtpError } from './smtp-server-patches.ts';
+import { applySmtpServerPatches, smtpError, SESSION_COMMANDS_OFF } from './smtp-server-patches.ts';
 import { buildReceivedHeader, extractMessageId, headerText } from './trace-headers.ts';
 import { IntakeLimiter, type IntakeVerdict } from './intake-rate.ts';
 import { HANDOFF_USER, refusesHandoff } from '../handoff/decide.ts';
@@ -214,12 +214,12 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
         return callback(smtpError(421, '4.3.2', `${config.hostname} is draining and not accepting new mail; try another relay of the pool`));
       }
       // AUTH is not even advertised where it may not be used: plaintext from a remote address.
-      if (!authAllowed(session, listener.tls === 'implicit')) session.disabledCommands = listener.tls === 'starttls' ? ['AUTH'] : ['AUTH', 'STARTTLS'];
+      if (!authAllowed(session, listener.tls === 'implicit')) session.disabledCommands = (listener.tls === 'starttls' ? SESSION_COMMANDS_OFF.auth : SESSION_COMMANDS_OFF.authAndStarttls) as string[];
       // limits.sessionTimeoutMs is enforced by the slow-client sweep below (no timer per session).
       callback();
     },
     onSecure(_socket, session, callback) {
-      if (authAllowed(session, true)) session.disabledCommands = [];
+      if (authAllowed(session, true)) session.disabledCommands = SESSION_COMMANDS_OFF.none as string[];
       callback();
     },
     onAuth(auth, session, callback) {

@@ -24,9 +24,17 @@
 //    connection's end is the kernel's business (a reset then lands on no socket of ours). On TLS,
 //    or when the 221 is still queued in Node, the descriptor is closed after end() has finished.
 // 6. Message data. SMTPStream._feedDataStream, in its own module: relay/intake/data-stream.ts.
+// 7. Commands a session may not use. smtp-server normalizes every entry of a session's
+//    disabledCommands (toString, trim, toUpperCase) on each check, ~3 checks per command (~0.2 µs
+//    each). The lists listeners.ts sets are the constants below, already normalized: for them a
+//    plain includes() gives the same answer. Any other list keeps smtp-server's own check.
+// 8. Addresses of a new connection. SMTPConnection's constructor normalizes the local and the
+//    remote address with net.isIPv6, a ~400 ns regular expression that an IPv4 address (no ":")
+//    always fails. While smtp-server sets a connection up (synchronously, in connect()), net.isIPv6
+//    answers false at once for a string without ":" and asks Node's own otherwise: the same answer.
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
@@ -165,9 +173,51 @@ export function applySmtpServerPatches(): void {
     }
     return originalSend.call(this, code, data, context);
   };
+  const connectSource = (serverProto as unknown as { connect(): void }).connect.toString();
+  if (!connectSource.includes('new SMTPConnection(this, socket, socketOptions)') || !SMTPConnection.toString().includes('normalizeAddress(options.remoteAddress')) {
+    throw new Error(`smtp-server ${version}: SMTPServer.connect is not the code relay/intake/smtp-server-patches.ts wraps; review the patch`);
+  }
+  const connectProto = serverProto as unknown as { connect(this: unknown, socket: unknown, options: unknown): void };
+  const originalConnect = connectProto.connect;
+  connectProto.connect = function connect(socket, options) {
+    net.isIPv6 = isIPv6WithoutColonCheck;
+    try {
+      originalConnect.call(this, socket, options);
+    } finally {
+      net.isIPv6 = nodeIsIPv6;
+    }
+  };
+
+  const protoDisabled = SMTPConnection.prototype as unknown as {
+    _isDisabled(this: { session: { disabledCommands?: unknown } }, command: string): boolean;
+  };
+  const disabledSource = protoDisabled._isDisabled.toString();
+  if (!disabledSource.includes('this.session.disabledCommands') || !disabledSource.includes('sessionDisabled.some(')) {
+    throw new Error(`smtp-server ${version}: _isDisabled is not the code relay/intake/smtp-server-patches.ts wraps; review the patch`);
+  }
+  const originalIsDisabled = protoDisabled._isDisabled;
+  protoDisabled._isDisabled = function isDisabled(command) {
+    const list = this.session.disabledCommands;
+    if (list === SESSION_COMMANDS_OFF.auth || list === SESSION_COMMANDS_OFF.authAndStarttls || list === SESSION_COMMANDS_OFF.none) return (list as readonly string[]).includes(command);
+    return originalIsDisabled.call(this, command);
+  };
   applyDataStreamPatch();
   applied = true;
 }
+
+const nodeIsIPv6 = net.isIPv6;
+/** net.isIPv6 with its answer for a string without ":" (never an IPv6 address) given at once. */
+const isIPv6WithoutColonCheck = (input: string): boolean => (typeof input !== 'string' || input.includes(':')) && nodeIsIPv6(input);
+
+/**
+ * The session.disabledCommands lists the listeners set (already upper case and trimmed, as
+ * smtp-server compares them), shared by every session and frozen so that none is changed.
+ */
+export const SESSION_COMMANDS_OFF = {
+  auth: Object.freeze(['AUTH']),
+  authAndStarttls: Object.freeze(['AUTH', 'STARTTLS']),
+  none: Object.freeze([] as string[]),
+};
 
 // 8 random base-32 characters per process, then a counter: 16 characters like smtp-server's own.
 const SESSION_PREFIX = BigInt(`0x${randomBytes(5).toString('hex')}`).toString(32).padStart(8, '0');
