@@ -23,15 +23,15 @@ import { AuthThrottle } from './auth-throttle.ts';
 import { DataScanner } from './data-scanner.ts';
 import { eachChunk } from './each-chunk.ts';
 import { decideRecipient } from './recipient-policy.ts';
-import { applySmtpServerPatches, smtpError } from './smtp-server-patches.ts';
-import { buildReceivedHeader, extractMessageId } from './trace-headers.ts';
+import { applySmtpServerPatches, smtpError, SESSION_COMMANDS_OFF } from './smtp-server-patches.ts';
+import { buildReceivedHeader, extractMessageId, headerText } from './trace-headers.ts';
 import { IntakeLimiter, type IntakeVerdict } from './intake-rate.ts';
 import { HANDOFF_USER, refusesHandoff } from '../handoff/decide.ts';
 import { DEFAULT_IP } from '../scheduler/shaper.ts';
 import { readHandoffSecrets, secretMatches } from '../handoff/secret.ts';
-import { takeClassHeader } from './class-header.ts';
+import { CLASS_HEADER, takeClassHeader } from './class-header.ts';
 import { classOfMessage } from '../message-class.ts';
-import { takeTagHeaders } from '../events/tags.ts';
+import { TAG_HEADER, takeTagHeaders } from '../events/tags.ts';
 import type { Feedback } from '../feedback/feedback.ts';
 import type { FeedbackConsumer } from '../bounce/mx-consumer.ts';
 
@@ -214,12 +214,12 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
         return callback(smtpError(421, '4.3.2', `${config.hostname} is draining and not accepting new mail; try another relay of the pool`));
       }
       // AUTH is not even advertised where it may not be used: plaintext from a remote address.
-      if (!authAllowed(session, listener.tls === 'implicit')) session.disabledCommands = listener.tls === 'starttls' ? ['AUTH'] : ['AUTH', 'STARTTLS'];
+      if (!authAllowed(session, listener.tls === 'implicit')) session.disabledCommands = (listener.tls === 'starttls' ? SESSION_COMMANDS_OFF.auth : SESSION_COMMANDS_OFF.authAndStarttls) as string[];
       // limits.sessionTimeoutMs is enforced by the slow-client sweep below (no timer per session).
       callback();
     },
     onSecure(_socket, session, callback) {
-      if (authAllowed(session, true)) session.disabledCommands = [];
+      if (authAllowed(session, true)) session.disabledCommands = SESSION_COMMANDS_OFF.none as string[];
       callback();
     },
     onAuth(auth, session, callback) {
@@ -452,15 +452,19 @@ async function receiveWithin(
   const spooled = await spooledBody(body, session, log);
   const whole = spooled ? Buffer.concat([received, spooled.head]) : await wholeBody(body, received, deps, session, log);
   const original = whole.subarray(received.length);
+  // The header section is decoded once: the class and tag readers (which decode it again) run
+  // only when it names their header, and the Message-ID is read from the same text.
+  const head = headerText(original);
+  const lowerHead = head.text.toLowerCase();
   // The class header is always removed; it is honoured only from authenticated submission.
-  const { body: classless, class: headerClass } = takeClassHeader(original);
+  const { body: classless, class: headerClass } = !head.whole || lowerHead.includes(CLASS_HEADER) ? takeClassHeader(original) : { body: original, class: undefined };
   // Tags too are always removed, and honoured only from authenticated submission.
-  const { body: data, tags } = takeTagHeaders(classless);
+  const { body: data, tags } = !head.whole || lowerHead.includes(TAG_HEADER) ? takeTagHeaders(classless) : { body: classless, tags: [] };
   const user = typeof session.user === 'string' ? session.user : undefined;
   const cls = classOfMessage({ authenticated: user !== undefined, header: headerClass, credentialDefault: user !== undefined ? deps.credentials.classOf(user) : undefined });
   // Read before the commit: on a session thread a large body goes to the main thread by transfer
   // (relay/intake/session-thread.ts) and this thread's view of it is empty afterwards.
-  const messageId = extractMessageId(data);
+  const messageId = data === original ? extractMessageId(data, head.text) : extractMessageId(data);
   const size = data.length + (spooled?.length ?? 0);
   const stored = data === original ? whole : Buffer.concat([received, data]);
   // Left just before enqueue(): a commit released by this leaving writes this message too.

@@ -20,11 +20,22 @@
 //    closes its own. Clients that close with a reset (Postfix's smtp-source sets SO_LINGER 0)
 //    made that read fail: Node builds an ECONNRESET error and formats its stack when the socket
 //    is destroyed with it (~15 µs per connection), to be ignored. As Postfix's smtpd does, the
-//    descriptor is closed once the 221 and the FIN are with the kernel; the connection's end is
-//    the kernel's business (a reset then lands on no socket of ours).
+//    descriptor is closed once the 221 is with the kernel (which sends the FIN after it); the
+//    connection's end is the kernel's business (a reset then lands on no socket of ours). On TLS,
+//    or when the 221 is still queued in Node, the descriptor is closed after end() has finished.
 // 6. Message data. SMTPStream._feedDataStream, in its own module: relay/intake/data-stream.ts.
+// 7. Commands a session may not use. smtp-server normalizes every entry of a session's
+//    disabledCommands (toString, trim, toUpperCase) on each check, ~3 checks per command (~0.2 µs
+//    each). The lists listeners.ts sets are the constants below, already normalized: for them a
+//    plain includes() gives the same answer. Any other list keeps smtp-server's own check.
+// 8. Addresses of a new connection. SMTPConnection's constructor normalizes the local and the
+//    remote address with net.isIPv6, a ~400 ns regular expression that an IPv4 address (no ":")
+//    always fails. While smtp-server sets a connection up (synchronously, in connect()), net.isIPv6
+//    answers false at once for a string without ":" and asks Node's own otherwise: the same answer.
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
+import net, { type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { applyDataStreamPatch } from './data-stream.ts';
@@ -39,6 +50,16 @@ interface ConnectionInternals {
   connectionReady(): void;
   send(code: number, data?: string | string[], context?: string | false): void;
   name: string;
+}
+
+/** What the QUIT patch touches (smtp-server 3.21.6, pinned). */
+interface QuitInternals {
+  _socket?: Socket;
+  _closing: boolean;
+  _parser?: { isClosed: boolean } | false;
+  _server: { connections: Set<unknown> };
+  send(code: number, data: string): void;
+  close(): void;
 }
 
 interface CommandStamps {
@@ -95,16 +116,35 @@ export function applySmtpServerPatches(): void {
   };
 
   const protoQuit = SMTPConnection.prototype as unknown as {
-    handler_QUIT(this: { _socket?: import('node:net').Socket }, command: Buffer, callback: () => void): void;
+    handler_QUIT(this: QuitInternals, command: Buffer, callback: () => void): void;
   };
   const quitSource = protoQuit.handler_QUIT.toString();
   if (!quitSource.includes("this.send(221, 'Bye')") || !quitSource.includes('this.close()')) {
     throw new Error(`smtp-server ${version}: handler_QUIT is not the code relay/intake/smtp-server-patches.ts wraps; review the patch`);
   }
   const originalQuit = protoQuit.handler_QUIT;
-  protoQuit.handler_QUIT = function handlerQuit(command, callback) {
+  protoQuit.handler_QUIT = function handlerQuit(this: QuitInternals, command, callback) {
     const socket = this._socket;
-    originalQuit.call(this, command, callback);
+    // A plain TCP socket whose 221 went to the kernel whole: close the descriptor now, as
+    // Postfix's smtpd does (the kernel sends the 221 and then the FIN). Skipped: socket.end()
+    // (a shutdown(2) that failed with ENOTCONN on nearly every connection whose client resets
+    // after the 221), its 'finish', smtp-server's unpipe/resume and its 5 s half-close timer.
+    // TLS keeps the original path: its end() sends the close_notify alert.
+    if (socket && !(socket instanceof TLSSocket) && !socket.destroyed && socket.writable && socket.writableLength === 0 && !this._closing) {
+      this.send(221, 'Bye');
+      if (socket.writableLength === 0 && !socket.destroyed) {
+        // What smtp-server's close() does that still matters: nothing pipelined after QUIT is
+        // answered, and the connection stops counting against maxClients.
+        this._closing = true;
+        if (this._parser) this._parser.isClosed = true;
+        this._server.connections.delete(this);
+        socket.destroy();
+        return callback();
+      }
+      // The 221 is still queued in the socket (kernel buffer full): smtp-server's end after it.
+      this.close();
+      callback();
+    } else originalQuit.call(this, command, callback);
     // 'finish': the 221 was written and the shutdown (FIN) done. A socket already ended before
     // (no 'finish' to come) keeps smtp-server's own half-close deadline.
     if (socket && !socket.destroyed && !socket.writableFinished) socket.once('finish', () => socket.destroy());
@@ -133,9 +173,51 @@ export function applySmtpServerPatches(): void {
     }
     return originalSend.call(this, code, data, context);
   };
+  const connectSource = (serverProto as unknown as { connect(): void }).connect.toString();
+  if (!connectSource.includes('new SMTPConnection(this, socket, socketOptions)') || !SMTPConnection.toString().includes('normalizeAddress(options.remoteAddress')) {
+    throw new Error(`smtp-server ${version}: SMTPServer.connect is not the code relay/intake/smtp-server-patches.ts wraps; review the patch`);
+  }
+  const connectProto = serverProto as unknown as { connect(this: unknown, socket: unknown, options: unknown): void };
+  const originalConnect = connectProto.connect;
+  connectProto.connect = function connect(socket, options) {
+    net.isIPv6 = isIPv6WithoutColonCheck;
+    try {
+      originalConnect.call(this, socket, options);
+    } finally {
+      net.isIPv6 = nodeIsIPv6;
+    }
+  };
+
+  const protoDisabled = SMTPConnection.prototype as unknown as {
+    _isDisabled(this: { session: { disabledCommands?: unknown } }, command: string): boolean;
+  };
+  const disabledSource = protoDisabled._isDisabled.toString();
+  if (!disabledSource.includes('this.session.disabledCommands') || !disabledSource.includes('sessionDisabled.some(')) {
+    throw new Error(`smtp-server ${version}: _isDisabled is not the code relay/intake/smtp-server-patches.ts wraps; review the patch`);
+  }
+  const originalIsDisabled = protoDisabled._isDisabled;
+  protoDisabled._isDisabled = function isDisabled(command) {
+    const list = this.session.disabledCommands;
+    if (list === SESSION_COMMANDS_OFF.auth || list === SESSION_COMMANDS_OFF.authAndStarttls || list === SESSION_COMMANDS_OFF.none) return (list as readonly string[]).includes(command);
+    return originalIsDisabled.call(this, command);
+  };
   applyDataStreamPatch();
   applied = true;
 }
+
+const nodeIsIPv6 = net.isIPv6;
+/** net.isIPv6 with its answer for a string without ":" (never an IPv6 address) given at once. */
+const isIPv6WithoutColonCheck = (input: string): boolean => (typeof input !== 'string' || input.includes(':')) && nodeIsIPv6(input);
+
+/**
+ * The session.disabledCommands lists the listeners set (already upper case and trimmed, as
+ * smtp-server compares them), shared by every session and frozen so that none is changed.
+ */
+export const SESSION_COMMANDS_OFF = {
+  auth: Object.freeze(['AUTH']),
+  authAndStarttls: Object.freeze(['AUTH', 'STARTTLS']),
+  none: Object.freeze([] as string[]),
+};
 
 // 8 random base-32 characters per process, then a counter: 16 characters like smtp-server's own.
 const SESSION_PREFIX = BigInt(`0x${randomBytes(5).toString('hex')}`).toString(32).padStart(8, '0');

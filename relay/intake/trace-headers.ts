@@ -12,14 +12,37 @@ export function buildReceivedHeader(i: {
   // RFC 3848 protocol names: ESMTP, with S for TLS and A for AUTH.
   const protocol = `ESMTP${i.secure ? 'S' : ''}${i.authenticated ? 'A' : ''}`;
   const helo = (i.heloName || 'unknown').replace(/[^\x21-\x7e]/g, '');
-  return `Received: from ${helo} ([${i.clientAddress}])\r\n\tby ${i.byName} (mailfleet) with ${protocol} id ${i.id};\r\n\t${i.date.toUTCString().replace('GMT', '+0000')}\r\n`;
+  return `Received: from ${helo} ([${i.clientAddress}])\r\n\tby ${i.byName} (mailfleet) with ${protocol} id ${i.id};\r\n\t${rfc5322Date(i.date)}\r\n`;
 }
 
-/** The Message-ID header's value, read from the header section only; undefined when absent. */
-export function extractMessageId(data: Buffer): string | undefined {
+// The date of the trace header changes once a second; formatting it cost ~1 µs a message.
+let lastDate = { second: NaN, text: '' };
+function rfc5322Date(date: Date): string {
+  const second = Math.floor(date.getTime() / 1000);
+  if (second !== lastDate.second) lastDate = { second, text: date.toUTCString().replace('GMT', '+0000') };
+  return lastDate.text;
+}
+
+/** How much of a message without an empty line is read as its header section. */
+const HEADER_TEXT_LIMIT = 65536;
+
+/**
+ * The header section as latin1 text (up to the empty line, else the first 64 KiB), decoded once
+ * for the intake's readers of it (~0.7 µs a copy). `whole`: the text holds the whole section.
+ */
+export function headerText(data: Buffer): { text: string; whole: boolean } {
   const end = data.indexOf('\r\n\r\n');
-  const head = data.subarray(0, end < 0 ? Math.min(data.length, 65536) : end).toString('latin1');
-  const unfolded = head.replace(/\r\n[ \t]+/g, ' ');
+  const whole = end >= 0 || data.length <= HEADER_TEXT_LIMIT;
+  return { text: data.subarray(0, end < 0 ? Math.min(data.length, HEADER_TEXT_LIMIT) : end).toString('latin1'), whole };
+}
+
+/**
+ * The Message-ID header's value, read from the header section only; undefined when absent.
+ * `head`: that section's text when the caller has it already (headerText(data).text).
+ */
+export function extractMessageId(data: Buffer, head = headerText(data).text): string | undefined {
+  // Unfolding scans the whole section: only when something is folded.
+  const unfolded = head.includes('\r\n ') || head.includes('\r\n\t') ? head.replace(/\r\n[ \t]+/g, ' ') : head;
   const m = /^message-id:[ \t]*(.+)$/im.exec(unfolded);
   return m?.[1]?.trim().slice(0, 998);
 }
