@@ -9,7 +9,7 @@ import { DnsFailure, type MailResolver } from '../dns/resolver.ts';
 import type { EgressIp } from './egress.ts';
 import { mxMatchesPolicy, type MtaStsCache } from './mta-sts.ts';
 import type { Budget, ConnectionPool } from './pool.ts';
-import { SmtpError, type OpenOptions, type TlsMode } from './smtp-client.ts';
+import { SmtpError, type OpenOptions, type TlsMode, type TransactionResult } from './smtp-client.ts';
 import { classifyAddress, type AddressClass } from './address-policy.ts';
 import type { Outgoing } from './large-message.ts';
 
@@ -80,8 +80,19 @@ function fromSmtpError(e: SmtpError, mx: string): Omit<RecipientOutcome, 'recipi
  * is resolved the way the system resolves names (getaddrinfo: /etc/hosts, search domains), not via MX DNS.
  */
 async function smarthostAddresses(host: string): Promise<string[]> {
-  if (net.isIP(host)) return [host];
   return (await lookup(host, { all: true })).map((a) => a.address);
+}
+
+/** The outcome of one recipient from its reply in the transaction. */
+function outcomeOf(r: TransactionResult['recipients'][number], mx: string, tls: boolean, tlsVerified: boolean, stsMode: RecipientOutcome['mtaSts']): RecipientOutcome {
+  const text = r.reply.text;
+  const p = parseReplyLine(`${r.reply.code} ${text.includes('\n') ? text.split('\n').join(' ') : text}`);
+  const o: RecipientOutcome = {
+    recipient: r.recipient, code: r.reply.code, enhanced: p.enhanced, text: p.text, raw: r.reply.raw, phase: r.phase,
+    mx, tls, tlsVerified,
+  };
+  if (stsMode) o.mtaSts = stsMode;
+  return o;
 }
 
 export async function attemptDelivery(
@@ -122,7 +133,8 @@ export async function attemptDelivery(
   for (const t of targets) {
     let addresses: string[];
     try {
-      addresses = ctx.routes ? await smarthostAddresses(t.host) : await ctx.resolver.addresses(t.host);
+      // A route to an IP address needs no lookup (and no promise).
+      addresses = ctx.routes ? (net.isIP(t.host) ? [t.host] : await smarthostAddresses(t.host)) : await ctx.resolver.addresses(t.host);
     } catch (err) {
       if (err instanceof DnsFailure) last = synthetic(451, '4.4.3', err.message, 'dns', t.host);
       else last = synthetic(451, '4.4.3', `cannot resolve route host ${t.host}: ${(err as Error).message}`, 'dns', t.host);
@@ -155,8 +167,9 @@ export async function attemptDelivery(
           signal: ctx.signal,
           auth: ctx.auth,
         };
-        let conn;
-        try {
+        // A parked connection is taken without a promise; a new one is opened (and waited for) otherwise.
+        let conn = ctx.pool.takeIdle(opts, ctx.budget);
+        if (!conn) try {
           conn = await ctx.pool.acquire(opts, ctx.budget);
         } catch (err) {
           if (!(err instanceof SmtpError)) throw err;
@@ -173,15 +186,9 @@ export async function attemptDelivery(
         try {
           const result = await conn.send(mailFrom, recipients, body);
           ctx.pool.release(opts, conn, ctx.budget);
-          return result.recipients.map((r) => {
-            const p = parseReplyLine(`${r.reply.code} ${r.reply.text.split('\n').join(' ')}`);
-            const o: RecipientOutcome = {
-              recipient: r.recipient, code: r.reply.code, enhanced: p.enhanced, text: p.text, raw: r.reply.raw, phase: r.phase,
-              mx: t.host, tls: conn.tlsActive, tlsVerified: conn.tlsAuthorized,
-            };
-            if (stsMode) o.mtaSts = stsMode;
-            return o;
-          });
+          const out: RecipientOutcome[] = [];
+          for (const r of result.recipients) out.push(outcomeOf(r, t.host, conn.tlsActive, conn.tlsAuthorized, stsMode));
+          return out;
         } catch (err) {
           ctx.pool.release(opts, conn, ctx.budget);
           if (!(err instanceof SmtpError)) throw err;

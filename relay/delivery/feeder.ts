@@ -18,6 +18,8 @@ const CLAIM_PAST_FULL_MS = 250;
 
 /** `separate`: recipients that go in a transaction of their own (a per-recipient unsubscribe link). */
 export function groupDue(due: readonly DueRecipient[], separate?: (d: DueRecipient) => boolean): DueRecipient[][] {
+  // One recipient taken at birth (the common case under load): one group, no map.
+  if (due.length === 1) return [[due[0]!]];
   const groups = new Map<string, DueRecipient[]>();
   for (const d of due) {
     const key = separate?.(d) ? `${d.messageId}\0${d.domain}\0${d.recipient}` : `${d.messageId}\0${d.domain}`;
@@ -212,9 +214,12 @@ export class Feeder {
         return false;
       },
       adopted: (due) => {
-        const n = classRecord(() => 0);
-        for (const d of due) n[d.class]++;
-        for (const cls of MESSAGE_CLASSES) if (n[cls] > 0) lanes.release(cls, n[cls]);
+        // Counted per class without a record per call.
+        for (const cls of MESSAGE_CLASSES) {
+          let n = 0;
+          for (const d of due) if (d.class === cls) n++;
+          if (n > 0) lanes.release(cls, n);
+        }
         if (!this.running) {
           // Stopped while their fsync ran: due at once for the next process, never left inflight.
           try {

@@ -33,11 +33,13 @@ interface Slot {
 const DEFAULT_IDLE_MS = 5000;
 
 function keyOf(o: OpenOptions): string {
-  return [o.localAddress ?? '', o.host, o.address, o.port, o.tls, o.auth?.user ?? ''].join('|');
+  return `${o.localAddress ?? ''}|${o.host}|${o.address}|${o.port}|${o.tls}|${o.auth?.user ?? ''}`;
 }
 
 export class ConnectionPool {
   private readonly slots = new Map<string, Slot>();
+  /** The slot each connection was opened in: release finds it without building the key again. */
+  private readonly slotOf = new WeakMap<SmtpConnection, Slot>();
   private readonly groupOpen = new Map<string, number>();
   private waiters: (() => void)[] = [];
   private readonly options: PoolOptions;
@@ -90,18 +92,31 @@ export class ConnectionPool {
     return undefined;
   }
 
+  /** A parked connection fit for another transaction, if there is one: no promise (the common case under load). */
+  takeIdle(opts: OpenOptions, budget?: Budget): SmtpConnection | undefined {
+    const s = this.slot(keyOf(opts));
+    if (budget && s.group === undefined) s.group = budget.key;
+    return this.popIdle(s);
+  }
+
+  private popIdle(s: Slot): SmtpConnection | undefined {
+    while (s.idle.length > 0) {
+      const { conn } = s.idle.pop()!;
+      if (conn.reusable) return conn;
+      conn.close();
+      this.opened(s, -1);
+    }
+    return undefined;
+  }
+
   /** A ready connection (reused when one is idle); throws SmtpError when it cannot be opened. */
   async acquire(opts: OpenOptions, budget?: Budget): Promise<SmtpConnection> {
     const key = keyOf(opts);
     const s = this.slot(key);
     if (budget && s.group === undefined) s.group = budget.key;
     for (;;) {
-      while (s.idle.length > 0) {
-        const { conn } = s.idle.pop()!;
-        if (conn.reusable) return conn;
-        conn.close();
-        this.opened(s, -1);
-      }
+      const idle = this.popIdle(s);
+      if (idle) return idle;
       const groupFull = budget !== undefined && (this.groupOpen.get(budget.key) ?? 0) >= budget.maxOpen;
       // A budget already carries the per-provider limit (derived from maxConnectionsPerHost when
       // the config says nothing else); the per-host cap is for callers without one.
@@ -115,6 +130,7 @@ export class ConnectionPool {
     try {
       await budget?.beforeOpen?.();
       const conn = await SmtpConnection.open(opts);
+      this.slotOf.set(conn, s);
       this.options.onOpen?.(opts, true);
       return conn;
     } catch (err) {
@@ -126,7 +142,7 @@ export class ConnectionPool {
 
   /** Returns a connection after a transaction: parked for reuse, or closed when used up. */
   release(opts: OpenOptions, conn: SmtpConnection, budget?: Budget): void {
-    const s = this.slot(keyOf(opts));
+    const s = this.slotOf.get(conn) ?? this.slot(keyOf(opts));
     const maxMessages = budget?.maxMessagesPerConnection ?? this.options.maxMessagesPerConnection;
     if (conn.closed) {
       this.opened(s, -1);

@@ -169,3 +169,91 @@ test('reply timeout: a wait longer than commandTimeoutMs fails in its phase; slo
     server.close();
   }
 });
+
+/** A PIPELINING server whose answers to each command are scripted, with the socket to close or delay on. */
+async function pipelining(onLine: (line: string, sock: net.Socket) => void): Promise<{ port: number; close(): void }> {
+  const server = net.createServer((sock) => {
+    sock.write('220 mx.test ESMTP\r\n');
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      let i: number;
+      while ((i = buf.indexOf('\r\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (line.startsWith('EHLO')) sock.write('250-mx.test\r\n250 PIPELINING\r\n');
+        else onLine(line, sock);
+      }
+    });
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
+}
+
+const open = (port: number, commandTimeoutMs = 1000) =>
+  SmtpConnection.open({ host: 'mx.test', address: '127.0.0.1', port, ehloName: 'o.test', tls: 'none', connectTimeoutMs: 1000, commandTimeoutMs });
+
+test('PIPELINING: a server that refuses the recipients and hangs up before answering DATA gives each its refusal, not a connection error', async () => {
+  const srv = await pipelining((line, sock) => {
+    if (line.startsWith('MAIL')) sock.write('250 2.1.0 Ok\r\n');
+    else if (line.startsWith('RCPT')) sock.write('421 4.7.0 too many connections\r\n');
+    else if (line.startsWith('DATA')) sock.destroy();
+  });
+  try {
+    const c = await open(srv.port);
+    const r = await c.send('a@x.test', ['y1@y.test', 'y2@y.test'], Buffer.from('Subject: x\r\n\r\nhi\r\n'));
+    assert.deepEqual(r.recipients.map((x) => [x.recipient, x.reply.code, x.phase]), [['y1@y.test', 421, 'rcpt'], ['y2@y.test', 421, 'rcpt']]);
+    assert.equal(c.closed, true);
+  } finally {
+    srv.close();
+  }
+});
+
+test('PIPELINING: a connection lost after an accepted RCPT fails the attempt in the phase of the first missing reply', async () => {
+  const srv = await pipelining((line, sock) => {
+    if (line.startsWith('MAIL')) sock.write('250 2.1.0 Ok\r\n');
+    else if (line.startsWith('RCPT')) sock.write('250 2.1.5 Ok\r\n');
+    else if (line.startsWith('DATA')) sock.destroy();
+  });
+  try {
+    const c = await open(srv.port);
+    await assert.rejects(c.send('a@x.test', ['y1@y.test'], Buffer.from('Subject: x\r\n\r\nhi\r\n')), (e: unknown) => e instanceof SmtpError && e.phase === 'data' && e.code === 0);
+  } finally {
+    srv.close();
+  }
+});
+
+test('PIPELINING: the group\'s replies one by one, each within commandTimeoutMs of the last, 3× it in all: delivered; a hang-up while parked is noticed', async () => {
+  let inData = false;
+  const srv = await pipelining((line, sock) => {
+    if (inData) {
+      if (line === '.') {
+        inData = false;
+        sock.write('250 2.0.0 queued\r\n');
+        // Hang up while the connection is parked (an idle timeout at the receiver).
+        setTimeout(() => sock.end(), 50);
+      }
+      return;
+    }
+    if (line.startsWith('MAIL')) setTimeout(() => sock.write('250 2.1.0 Ok\r\n'), 200);
+    else if (line.startsWith('RCPT')) setTimeout(() => sock.write('250 2.1.5 Ok\r\n'), 400);
+    else if (line.startsWith('DATA')) {
+      inData = true;
+      setTimeout(() => sock.write('354 go\r\n'), 600);
+    }
+  });
+  try {
+    const c = await open(srv.port, 300);
+    const t = performance.now();
+    const r = await c.send('a@x.test', ['y1@y.test'], Buffer.from('Subject: x\r\n\r\nhi\r\n'));
+    assert.ok(performance.now() - t >= 590, 'the replies came over 600 ms');
+    assert.deepEqual(r.recipients.map((x) => [x.recipient, x.reply.code, x.phase, x.reply.raw]), [['y1@y.test', 250, 'eom', '250 2.0.0 queued']]);
+    const until = performance.now() + 2000;
+    while (!c.closed && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(c.closed, true, 'the server\'s close is seen');
+    assert.equal(c.reusable, false);
+  } finally {
+    srv.close();
+  }
+});

@@ -66,6 +66,42 @@ function formatReply(lines: string[]): Reply {
   return { code, text: lines.map((l) => l.slice(4)).join('\n'), raw: lines.join(' / ') };
 }
 
+/** formatReply of a one-line reply (nearly all of them), without the arrays. */
+function oneLineReply(line: string): Reply {
+  return { code: Number(line.slice(0, 3)), text: line.slice(4), raw: line };
+}
+
+/** "NNN-": a line of a multi-line reply that more lines follow. */
+function continues(line: string): boolean {
+  return line.length >= 4 && line.charCodeAt(3) === 0x2d && isDigit(line.charCodeAt(0)) && isDigit(line.charCodeAt(1)) && isDigit(line.charCodeAt(2));
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+
+/**
+ * One wait for replies: to one command, or to a pipelined group (MAIL, RCPT…, DATA) as one wait
+ * instead of a promise per reply. `phases[i]` is the phase of the i-th reply; a failure reports
+ * the phase of the first reply missing, with those read before it.
+ */
+interface Waiter {
+  phases: readonly SmtpPhase[];
+  got: Reply[];
+  settle: (got: Reply[], err: SmtpError | undefined) => void;
+  /** When the reply awaited now was asked for (the command, or the previous reply of the group). */
+  since: number;
+}
+
+const ONE_PHASE: Record<SmtpPhase, readonly SmtpPhase[]> = Object.create(null);
+function onePhase(phase: SmtpPhase): readonly SmtpPhase[] {
+  return (ONE_PHASE[phase] ??= [phase]);
+}
+
+function ok(r: Reply): boolean {
+  return r.code >= 200 && r.code < 300;
+}
+
 const DOT = Buffer.from('.');
 const CRLF = Buffer.from('\r\n');
 const END = Buffer.from('.\r\n');
@@ -109,6 +145,58 @@ function normaliseData(body: Buffer): Buffer {
   return Buffer.from(s + '.\r\n', 'latin1');
 }
 
+function totalLength(parts: readonly Buffer[]): number {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return n;
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** The phases of a pipelined group's replies: MAIL, one RCPT per recipient, DATA (kept per count). */
+const PIPELINED: (readonly SmtpPhase[])[] = [];
+function pipelinedPhases(recipients: number): readonly SmtpPhase[] {
+  let p = PIPELINED[recipients];
+  if (!p) {
+    p = ['mail', ...Array<SmtpPhase>(recipients).fill('rcpt'), 'data'];
+    if (recipients < 1000) PIPELINED[recipients] = p;
+  }
+  return p;
+}
+
+/** The reply to DATA or to the data itself stands for every accepted recipient; refused ones keep their RCPT reply. */
+function replyToAccepted(rcpt: TransactionResult['recipients'], reply: Reply, phase: 'data' | 'eom'): TransactionResult['recipients'] {
+  return rcpt.map((x) => (ok(x.reply) ? { recipient: x.recipient, reply, phase } : x));
+}
+
+/**
+ * Replies on the plain socket are read into one buffer shared by every connection (each read is
+ * decoded at once, on the one thread) through net's onread callback: no readable-stream push,
+ * 'data' event, string decoder or fresh 64 KiB allocation per read. What arrives before the
+ * connection object exists (a fast greeting) waits here for it.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(16 * 1024);
+
+class PlainReader {
+  private conn: { onData(chunk: string): void } | undefined;
+  private early = '';
+  readonly onRead = (n: number, buf: Buffer): boolean => {
+    const chunk = buf.toString('latin1', 0, n);
+    if (this.conn) this.conn.onData(chunk);
+    else this.early += chunk;
+    return true;
+  };
+
+  to(conn: { onData(chunk: string): void }): void {
+    this.conn = conn;
+    if (this.early) {
+      const early = this.early;
+      this.early = '';
+      conn.onData(early);
+    }
+  }
+}
+
 export class SmtpConnection {
   readonly host: string;
   readonly address: string;
@@ -116,7 +204,7 @@ export class SmtpConnection {
   private socket: net.Socket | tls.TLSSocket;
   private buffer = '';
   private lines: string[] = [];
-  private waiter: { resolve: (r: Reply) => void; reject: (e: Error) => void; phase: SmtpPhase; since: number } | undefined;
+  private waiter: Waiter | undefined;
   /**
    * The reply timeout: one timer per connection, not one set and cleared per reply (two per
    * message). It may be running from an earlier wait; when it fires early for the current one it
@@ -140,7 +228,7 @@ export class SmtpConnection {
   private readonly signal: AbortSignal | undefined;
   private readonly onAbort = () => this.socket.destroy(new Error(STOPPED));
 
-  private constructor(socket: net.Socket, opts: OpenOptions) {
+  private constructor(socket: net.Socket, opts: OpenOptions, reader: PlainReader) {
     this.socket = socket;
     this.host = opts.host;
     this.address = opts.address;
@@ -148,12 +236,17 @@ export class SmtpConnection {
     this.commandTimeoutMs = opts.commandTimeoutMs;
     this.signal = opts.signal;
     this.signal?.addEventListener('abort', this.onAbort, { once: true });
-    this.attach(socket);
+    // Until STARTTLS (if ever), replies come through the socket's onread callback (see open()).
+    reader.to(this);
+    this.attach(socket, false);
   }
 
-  private attach(socket: net.Socket): void {
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => this.onData(chunk));
+  /** `data`: read through 'data' events (a TLS socket); a plain one is read through its onread callback. */
+  private attach(socket: net.Socket, data: boolean): void {
+    if (data) {
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => this.onData(chunk));
+    }
     socket.on('error', (err) => this.fail(err));
     socket.on('close', () => this.fail(new Error('connection closed by the server')));
   }
@@ -165,40 +258,66 @@ export class SmtpConnection {
     if (!this.failure) this.failure = err;
     const w = this.waiter;
     this.waiter = undefined;
-    w?.reject(err);
+    if (w) w.settle(w.got, err instanceof SmtpError ? err : new SmtpError(w.phases[w.got.length]!, 0, err.message));
   }
 
-  private onData(chunk: string): void {
-    this.buffer += chunk;
+  /** Lines are cut from the chunk by index: no regex, no re-slicing of what is left per line. */
+  /** @internal PlainReader and the TLS socket's 'data' events. */
+  onData(chunk: string): void {
+    const buf = this.buffer.length > 0 ? this.buffer + chunk : chunk;
+    let start = 0;
     let i: number;
-    while ((i = this.buffer.indexOf('\n')) >= 0) {
-      const line = this.buffer.slice(0, i).replace(/\r$/, '');
-      this.buffer = this.buffer.slice(i + 1);
-      this.lines.push(line);
-      if (!/^\d{3}-/.test(line)) {
-        const reply = formatReply(this.lines);
-        this.lines = [];
-        const w = this.waiter;
-        this.waiter = undefined;
-        if (w) w.resolve(reply);
-        else this.replies.push(reply);
+    let more = false;
+    while ((i = buf.indexOf('\n', start)) >= 0) {
+      // One CR before the LF is dropped (as /\r$/ did).
+      const line = buf.slice(start, i > start && buf.charCodeAt(i - 1) === 0x0d ? i - 1 : i);
+      start = i + 1;
+      if (continues(line)) {
+        this.lines.push(line);
+        continue;
       }
+      let reply: Reply;
+      if (this.lines.length === 0) reply = oneLineReply(line);
+      else {
+        this.lines.push(line);
+        reply = formatReply(this.lines);
+        this.lines = [];
+      }
+      const w = this.waiter;
+      if (!w) {
+        this.replies.push(reply);
+        continue;
+      }
+      w.got.push(reply);
+      if (w.got.length === w.phases.length) {
+        this.waiter = undefined;
+        w.settle(w.got, undefined);
+      } else more = true;
     }
+    this.buffer = start === 0 ? buf : start < buf.length ? buf.slice(start) : '';
+    // The group's next reply has its own commandTimeoutMs from now, as a wait of its own would.
+    if (more && this.waiter) this.waiter.since = performance.now();
+  }
+
+  /** The replies to `phases.length` commands written already, in order; queued ones first. */
+  private readGroup(phases: readonly SmtpPhase[]): Promise<{ replies: Reply[]; error: SmtpError | undefined }> {
+    return new Promise((resolve) => this.wait(phases, (replies, error) => resolve({ replies, error })));
   }
 
   private read(phase: SmtpPhase): Promise<Reply> {
     const queued = this.replies.shift();
     if (queued) return Promise.resolve(queued);
     if (this.failure) return Promise.reject(new SmtpError(phase, 0, this.failure.message));
-    return new Promise((resolve, reject) => {
-      this.waiter = {
-        resolve,
-        reject: (e) => reject(e instanceof SmtpError ? e : new SmtpError(phase, 0, e.message)),
-        phase,
-        since: performance.now(),
-      };
-      if (this.timer === undefined) this.startTimer(this.commandTimeoutMs);
-    });
+    return new Promise((resolve, reject) => this.wait(onePhase(phase), (got, err) => (err ? reject(err) : resolve(got[0]!))));
+  }
+
+  private wait(phases: readonly SmtpPhase[], settle: Waiter['settle']): void {
+    const got: Reply[] = [];
+    while (got.length < phases.length && this.replies.length > 0) got.push(this.replies.shift()!);
+    if (got.length === phases.length) return settle(got, undefined);
+    if (this.failure) return settle(got, new SmtpError(phases[got.length]!, 0, this.failure.message));
+    this.waiter = { phases, got, settle, since: performance.now() };
+    if (this.timer === undefined) this.startTimer(this.commandTimeoutMs);
   }
 
   private startTimer(ms: number): void {
@@ -222,13 +341,14 @@ export class SmtpConnection {
     }
     this.waiter = undefined;
     this.socket.destroy();
-    w.reject(new SmtpError(w.phase, 0, `no reply from ${this.host} within ${this.commandTimeoutMs} ms`));
+    w.settle(w.got, new SmtpError(w.phases[w.got.length]!, 0, `no reply from ${this.host} within ${this.commandTimeoutMs} ms`));
   };
 
-  private async command(line: string | Buffer[], phase: SmtpPhase): Promise<Reply> {
-    if (this.closed) throw new SmtpError(phase, 0, this.failure?.message ?? 'connection closed');
+  /** Not an async function: one promise per command (the reply's), not two. */
+  private command(line: string | Buffer[], phase: SmtpPhase): Promise<Reply> {
+    if (this.closed) return Promise.reject(new SmtpError(phase, 0, this.failure?.message ?? 'connection closed'));
     if (typeof line === 'string') this.socket.write(line + '\r\n');
-    else if (line.reduce((n, p) => n + p.length, 0) < 16_384) {
+    else if (totalLength(line) < 16_384) {
       // A small message: one copy and a plain write cost less than gathering the pieces.
       this.socket.write(line.length === 1 ? line[0]! : Buffer.concat(line));
     } else {
@@ -246,8 +366,12 @@ export class SmtpConnection {
 
   static async open(opts: OpenOptions): Promise<SmtpConnection> {
     if (opts.signal?.aborted) throw new SmtpError('connect', 0, STOPPED);
+    const reader = new PlainReader();
     const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({ host: opts.address, port: opts.port, localAddress: opts.localAddress, family: net.isIPv6(opts.address) ? 6 : 4 });
+      const s = net.connect({
+        host: opts.address, port: opts.port, localAddress: opts.localAddress, family: net.isIPv6(opts.address) ? 6 : 4,
+        onread: { buffer: READ_BUFFER, callback: reader.onRead },
+      });
       const onAbort = () => s.destroy(new Error(STOPPED));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       s.once('close', () => opts.signal?.removeEventListener('abort', onAbort));
@@ -266,7 +390,7 @@ export class SmtpConnection {
         reject(new SmtpError('connect', 0, err.message === STOPPED ? STOPPED : `connect to ${opts.host}[${opts.address}]:${opts.port}: ${err.message}`));
       });
     });
-    const c = new SmtpConnection(socket, opts);
+    const c = new SmtpConnection(socket, opts, reader);
     try {
       await c.handshake(opts);
     } catch (err) {
@@ -338,7 +462,7 @@ export class SmtpConnection {
     this.socket = secure;
     this.tlsActive = true;
     this.tlsAuthorized = secure.authorized;
-    this.attach(secure);
+    this.attach(secure, true);
   }
 
   private async ehlo(name: string): Promise<void> {
@@ -362,32 +486,37 @@ export class SmtpConnection {
    * was accepted, so the caller may retry elsewhere) or MAIL FROM was refused (applies to all).
    */
   async send(from: string, to: string[], body: Buffer | LargeMessage): Promise<TransactionResult> {
-    const params: string[] = [];
-    if (this.extensions.has('SIZE')) params.push(`SIZE=${body.length}`);
-    if (this.extensions.has('8BITMIME')) params.push('BODY=8BITMIME');
-    if (this.extensions.has('SMTPUTF8') && /[^\x00-\x7f]/.test(from + to.join(''))) params.push('SMTPUTF8');
-    const mailCommand = `MAIL FROM:<${from}>${params.length ? ' ' + params.join(' ') : ''}`;
+    // The MAIL parameters, in this order: SIZE, BODY=8BITMIME, SMTPUTF8 (built without arrays).
+    const ext = this.extensions;
+    let params = ext.has('SIZE') ? ` SIZE=${body.length}` : '';
+    if (ext.has('8BITMIME')) params += ' BODY=8BITMIME';
+    if (ext.has('SMTPUTF8') && (NON_ASCII.test(from) || to.some((r) => NON_ASCII.test(r)))) params += ' SMTPUTF8';
+    const mailCommand = `MAIL FROM:<${from}>${params}`;
     this.messagesSent++;
     let mail: Reply;
     const rcpt: { recipient: string; reply: Reply; phase: SmtpPhase }[] = [];
     let data: Reply | undefined;
-    if (this.extensions.has('PIPELINING')) {
+    if (ext.has('PIPELINING')) {
       // RFC 2920: MAIL, every RCPT and DATA in one write, replies read in order: one round trip
-      // and one write up to the 354, not 2 + n of each.
+      // and one write up to the 354, not 2 + n of each; and one wait for the group's replies.
       if (this.closed) throw new SmtpError('mail', 0, this.failure?.message ?? 'connection closed');
-      this.socket.write([mailCommand, ...to.map((r) => `RCPT TO:<${r}>`), 'DATA'].join('\r\n') + '\r\n');
-      mail = await this.read('mail');
-      try {
-        for (const r of to) rcpt.push({ recipient: r, reply: await this.read('rcpt'), phase: 'rcpt' });
-        data = await this.read('data');
-      } catch (err) {
+      let group = mailCommand + '\r\n';
+      for (const r of to) group += `RCPT TO:<${r}>\r\n`;
+      this.socket.write(group + 'DATA\r\n');
+      const { replies, error } = await this.readGroup(pipelinedPhases(to.length));
+      // A failure before the MAIL reply fails the attempt (nothing was accepted).
+      if (replies.length === 0) throw error!;
+      mail = replies[0]!;
+      for (let k = 1; k < replies.length && k <= to.length; k++) rcpt.push({ recipient: to[k - 1]!, reply: replies[k]!, phase: 'rcpt' });
+      data = replies[to.length + 1];
+      if (error) {
         // A server that refuses and hangs up (421) never answers the rest of the group; the replies
         // already read say why, as they would have without pipelining. A connection lost after an
         // accepted RCPT is a failed attempt like any other.
-        const refused = mail.code !== 250 || (rcpt.length === to.length && !rcpt.some((x) => x.reply.code >= 200 && x.reply.code < 300));
-        if (!refused) throw err;
+        const refused = mail.code !== 250 || (rcpt.length === to.length && !rcpt.some((x) => ok(x.reply)));
+        if (!refused) throw error;
       }
-      if (data?.code === 354 && (mail.code !== 250 || !rcpt.some((x) => x.reply.code >= 200 && x.reply.code < 300))) {
+      if (data?.code === 354 && (mail.code !== 250 || !rcpt.some((x) => ok(x.reply)))) {
         // A server that says 354 with no valid recipient must still see the data end (RFC 2920 §3.1);
         // an empty message to nobody, then RSET below.
         this.socket.write('.\r\n');
@@ -401,18 +530,17 @@ export class SmtpConnection {
       await this.reset();
       return { recipients: to.map((recipient) => ({ recipient, reply: mail, phase: 'mail' as const })) };
     }
-    const accepted = rcpt.filter((x) => x.reply.code >= 200 && x.reply.code < 300);
-    if (accepted.length === 0) {
+    if (!rcpt.some((x) => ok(x.reply))) {
       await this.reset();
       return { recipients: rcpt };
     }
     data ??= await this.command('DATA', 'data');
     if (data.code !== 354) {
       await this.reset();
-      return { recipients: rcpt.map((x) => (accepted.includes(x) ? { ...x, reply: data, phase: 'data' as const } : x)) };
+      return { recipients: replyToAccepted(rcpt, data, 'data') };
     }
     const eom = body instanceof LargeMessage ? await this.streamData(body) : await this.command(encodeDataParts(body), 'eom');
-    return { recipients: rcpt.map((x) => (accepted.includes(x) ? { ...x, reply: eom, phase: 'eom' as const } : x)) };
+    return { recipients: replyToAccepted(rcpt, eom, 'eom') };
   }
 
   /**

@@ -30,8 +30,8 @@ export class HeldLanes {
   private readonly unresolved = classRecord(() => 0);
   /** Lanes of a class at their share: while none is, no domain needs looking up. */
   private readonly fullLanes = classRecord(() => 0);
-  private readonly lanes = new Map<string, Record<MessageClass, Held[]>>();
-  private readonly perLane = new Map<string, number>();
+  /** Per provider: its FIFO per class and the recipients in each (no "provider|class" key built per change). */
+  private readonly lanes = new Map<string, Lane>();
   /** The last claim of a class got less than it asked for: more is due only after a wake or a due time. */
   private readonly exhausted = classRecord(() => false);
   private readonly lastClaim = classRecord(() => 0);
@@ -125,8 +125,9 @@ export class HeldLanes {
   resolve(h: Held, provider: string): void {
     h.provider = provider;
     this.unresolved[h.cls] -= h.group.length;
-    this.lane(provider)[h.cls].push(h);
-    this.countLane(provider, h.cls, h.group.length);
+    const lane = this.lane(provider);
+    lane.held[h.cls].push(h);
+    this.countLane(provider, lane, h.cls, h.group.length);
   }
 
   /** Takes a group out (it starts, goes back to the queue, or the engine stops). */
@@ -134,10 +135,11 @@ export class HeldLanes {
     if (!this.held.delete(h)) return;
     this.perClass[h.cls] -= h.group.length;
     if (h.provider !== undefined) {
-      const q = this.lanes.get(h.provider)?.[h.cls];
+      const q = this.lanes.get(h.provider)?.held[h.cls];
       const i = q ? q.indexOf(h) : -1;
       if (i >= 0) q!.splice(i, 1);
-      this.countLane(h.provider, h.cls, -h.group.length);
+      const lane = this.lanes.get(h.provider);
+      if (lane) this.countLane(h.provider, lane, h.cls, -h.group.length);
     } else {
       this.unresolved[h.cls] -= h.group.length;
     }
@@ -146,16 +148,16 @@ export class HeldLanes {
   /** The lanes of a class holding anything, provider by provider, each a FIFO (head first). */
   lanesOf(cls: MessageClass): [string, readonly Held[]][] {
     const out: [string, readonly Held[]][] = [];
-    for (const [provider, l] of this.lanes) if (l[cls].length > 0) out.push([provider, l[cls]]);
+    for (const [provider, l] of this.lanes) if (l.held[cls].length > 0) out.push([provider, l.held[cls]]);
     return out;
   }
 
   /** Domains of the class's lanes holding their share: the next claim leaves them in the queue. */
   fullDomains(cls: MessageClass): string[] {
     const out = new Set<string>();
-    for (const [provider, l] of this.lanes) {
-      if ((this.perLane.get(`${provider}|${cls}`) ?? 0) < this.limits.perLane) continue;
-      for (const h of l[cls]) out.add(h.group[0]!.domain);
+    for (const l of this.lanes.values()) {
+      if (l.count[cls] < this.limits.perLane) continue;
+      for (const h of l.held[cls]) out.add(h.group[0]!.domain);
     }
     return [...out];
   }
@@ -164,18 +166,16 @@ export class HeldLanes {
     return [...this.held];
   }
 
-  private lane(provider: string): Record<MessageClass, Held[]> {
+  private lane(provider: string): Lane {
     let l = this.lanes.get(provider);
-    if (!l) this.lanes.set(provider, (l = classRecord<Held[]>(() => [])));
+    if (!l) this.lanes.set(provider, (l = { held: classRecord<Held[]>(() => []), count: classRecord(() => 0) }));
     return l;
   }
 
-  private countLane(provider: string, cls: MessageClass, delta: number): void {
-    const key = `${provider}|${cls}`;
-    const before = this.perLane.get(key) ?? 0;
-    const after = before + delta;
-    if (after <= 0) this.perLane.delete(key);
-    else this.perLane.set(key, after);
+  private countLane(provider: string, lane: Lane, cls: MessageClass, delta: number): void {
+    const before = lane.count[cls];
+    const after = Math.max(0, before + delta);
+    lane.count[cls] = after;
     // The lane's domains were left out of claims; now there is room for them again.
     if (before >= this.limits.perLane && after < this.limits.perLane) {
       this.exhausted[cls] = false;
@@ -183,6 +183,16 @@ export class HeldLanes {
     } else if (before < this.limits.perLane && after >= this.limits.perLane) {
       this.fullLanes[cls]++;
     }
-    if (after <= 0 && MESSAGE_CLASSES.every((c) => !this.perLane.has(`${provider}|${c}`))) this.lanes.delete(provider);
+    if (after === 0 && isEmpty(lane)) this.lanes.delete(provider);
   }
+}
+
+interface Lane {
+  held: Record<MessageClass, Held[]>;
+  count: Record<MessageClass, number>;
+}
+
+function isEmpty(lane: Lane): boolean {
+  for (const c of MESSAGE_CLASSES) if (lane.count[c] > 0) return false;
+  return true;
 }
