@@ -52,11 +52,13 @@ export interface Settled {
 }
 
 export function settleAttempt(i: SettleInput): Settled {
-  const byRecipient = new Map(i.group.map((g) => [g.recipient, g]));
+  // One recipient (most groups): no maps to find its history or to group its record by.
+  const single = i.group.length === 1 && i.outcomes.length === 1 ? i.group[0]! : undefined;
+  const byRecipient = single ? undefined : new Map(i.group.map((g) => [g.recipient, g]));
   const records = new Map<string, OutcomeRecord>();
   const out: Settled = { recipients: [], records: [], failed: [], delayed: [] };
   for (const o of i.outcomes) {
-    const due = byRecipient.get(o.recipient)!;
+    const due = single ?? byRecipient!.get(o.recipient)!;
     const { outcome, category } = decideOutcome({
       code: o.code, enhanced: o.enhanced, text: o.text, phase: o.phase, attempts: due.attempts, createdAt: due.createdAt, now: i.now,
       retry: i.retry, rules: i.bounceRules, shuttingDown: i.shuttingDown, backoff: i.backoff !== undefined && o.raw === i.backoff.reply ? i.backoff.rule : undefined,
@@ -83,13 +85,17 @@ export function settleAttempt(i: SettleInput): Settled {
         willRetryUntil: due.createdAt + i.retry.maxAgeSeconds * 1000,
       });
     }
+    if (single) {
+      out.records.push({ outcome, recipients: [o.recipient], reply: o.raw });
+      continue;
+    }
     const state = outcome.kind === 'deferred' ? `q${outcome.at}` : outcome.kind === 'delivered' ? 'd' : 'b';
     const key = `${state}\0${o.raw}`;
     const rec = records.get(key) ?? { outcome, recipients: [], reply: o.raw };
     rec.recipients.push(o.recipient);
     records.set(key, rec);
   }
-  out.records = [...records.values()];
+  if (!single) out.records = [...records.values()];
   return out;
 }
 
