@@ -127,7 +127,8 @@ export async function attemptDelivery(
     }
   }
 
-  let last: Omit<RecipientOutcome, 'recipient'> = synthetic(451, '4.4.1', `no usable host for ${domain}`, 'connect');
+  // What the recipients get when no host took the mail; built only then (not per delivered message).
+  let last: Omit<RecipientOutcome, 'recipient'> | undefined;
   const refused: AddressClass[] = [];
   let contacted = false;
   for (const t of targets) {
@@ -208,5 +209,5 @@ export async function attemptDelivery(
     }
     return all(recipients, synthetic(451, '4.4.1', `MX of ${domain} resolves only to private addresses, which this relay does not contact (delivery.allowPrivateMx)`, 'dns'));
   }
-  return all(recipients, last);
+  return all(recipients, last ?? synthetic(451, '4.4.1', `no usable host for ${domain}`, 'connect'));
 }
