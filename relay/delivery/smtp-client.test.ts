@@ -31,29 +31,36 @@ test('DATA encoding: the CRLF fast path and the normalising path agree on random
   }
 });
 
+/** Calls `onLine` with each CRLF-terminated line the socket receives. */
+function onLines(sock: net.Socket, onLine: (line: string) => void): void {
+  let buf = '';
+  sock.on('data', (d) => {
+    buf += d.toString('latin1');
+    let i: number;
+    while ((i = buf.indexOf('\r\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      onLine(line);
+    }
+  });
+}
+
 // A scripted server: replies per command, to check multi-line replies and per-recipient results.
 async function scripted(handler: (line: string) => string | undefined): Promise<{ port: number; close(): void }> {
   const server = net.createServer((s) => {
     s.write('220-mx.test ESMTP\r\n220 second greeting line\r\n');
-    let buf = '';
     let inData = false;
-    s.on('data', (d) => {
-      buf += d.toString('latin1');
-      let i: number;
-      while ((i = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (inData) {
-          if (line === '.') {
-            inData = false;
-            s.write('250 2.0.0 Ok: queued as 123\r\n');
-          }
-          continue;
+    onLines(s, (line) => {
+      if (inData) {
+        if (line === '.') {
+          inData = false;
+          s.write('250 2.0.0 Ok: queued as 123\r\n');
         }
-        if (line.startsWith('DATA')) inData = true;
-        const r = handler(line);
-        if (r) s.write(r);
+        return;
       }
+      if (line.startsWith('DATA')) inData = true;
+      const r = handler(line);
+      if (r) s.write(r);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
@@ -174,16 +181,9 @@ test('reply timeout: a wait longer than commandTimeoutMs fails in its phase; slo
 async function pipelining(onLine: (line: string, sock: net.Socket) => void): Promise<{ port: number; close(): void }> {
   const server = net.createServer((sock) => {
     sock.write('220 mx.test ESMTP\r\n');
-    let buf = '';
-    sock.on('data', (d) => {
-      buf += d.toString('latin1');
-      let i: number;
-      while ((i = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (line.startsWith('EHLO')) sock.write('250-mx.test\r\n250 PIPELINING\r\n');
-        else onLine(line, sock);
-      }
+    onLines(sock, (line) => {
+      if (line.startsWith('EHLO')) sock.write('250-mx.test\r\n250 PIPELINING\r\n');
+      else onLine(line, sock);
     });
     sock.on('error', () => {});
   });
@@ -191,15 +191,19 @@ async function pipelining(onLine: (line: string, sock: net.Socket) => void): Pro
   return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
 }
 
+/** MAIL accepted, every RCPT answered `rcptReply`, and the connection cut when DATA comes. */
+const hangsUpAtData = (rcptReply: string) =>
+  pipelining((line, sock) => {
+    if (line.startsWith('MAIL')) sock.write('250 2.1.0 Ok\r\n');
+    else if (line.startsWith('RCPT')) sock.write(`${rcptReply}\r\n`);
+    else if (line.startsWith('DATA')) sock.destroy();
+  });
+
 const open = (port: number, commandTimeoutMs = 1000) =>
   SmtpConnection.open({ host: 'mx.test', address: '127.0.0.1', port, ehloName: 'o.test', tls: 'none', connectTimeoutMs: 1000, commandTimeoutMs });
 
 test('PIPELINING: a server that refuses the recipients and hangs up before answering DATA gives each its refusal, not a connection error', async () => {
-  const srv = await pipelining((line, sock) => {
-    if (line.startsWith('MAIL')) sock.write('250 2.1.0 Ok\r\n');
-    else if (line.startsWith('RCPT')) sock.write('421 4.7.0 too many connections\r\n');
-    else if (line.startsWith('DATA')) sock.destroy();
-  });
+  const srv = await hangsUpAtData('421 4.7.0 too many connections');
   try {
     const c = await open(srv.port);
     const r = await c.send('a@x.test', ['y1@y.test', 'y2@y.test'], Buffer.from('Subject: x\r\n\r\nhi\r\n'));
@@ -211,11 +215,7 @@ test('PIPELINING: a server that refuses the recipients and hangs up before answe
 });
 
 test('PIPELINING: a connection lost after an accepted RCPT fails the attempt in the phase of the first missing reply', async () => {
-  const srv = await pipelining((line, sock) => {
-    if (line.startsWith('MAIL')) sock.write('250 2.1.0 Ok\r\n');
-    else if (line.startsWith('RCPT')) sock.write('250 2.1.5 Ok\r\n');
-    else if (line.startsWith('DATA')) sock.destroy();
-  });
+  const srv = await hangsUpAtData('250 2.1.5 Ok');
   try {
     const c = await open(srv.port);
     await assert.rejects(c.send('a@x.test', ['y1@y.test'], Buffer.from('Subject: x\r\n\r\nhi\r\n')), (e: unknown) => e instanceof SmtpError && e.phase === 'data' && e.code === 0);
