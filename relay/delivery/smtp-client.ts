@@ -180,12 +180,23 @@ const READ_BUFFER = Buffer.allocUnsafe(16 * 1024);
 class PlainReader {
   private conn: { onData(chunk: string): void } | undefined;
   private early = '';
+  private stopped = false;
   readonly onRead = (n: number, buf: Buffer): boolean => {
+    if (this.stopped) return true;
     const chunk = buf.toString('latin1', 0, n);
     if (this.conn) this.conn.onData(chunk);
     else this.early += chunk;
     return true;
   };
+
+  /**
+   * STARTTLS: plaintext the server sends after its 220 is not read as replies (it was dropped with
+   * the 'data' listener before; read, it would answer the commands sent over TLS).
+   */
+  stop(): void {
+    this.stopped = true;
+    this.conn = undefined;
+  }
 
   to(conn: { onData(chunk: string): void }): void {
     this.conn = conn;
@@ -205,6 +216,7 @@ export class SmtpConnection {
   private buffer = '';
   private lines: string[] = [];
   private waiter: Waiter | undefined;
+  private plainReader: PlainReader | undefined;
   /**
    * The reply timeout: one timer per connection, not one set and cleared per reply (two per
    * message). It may be running from an earlier wait; when it fires early for the current one it
@@ -238,6 +250,7 @@ export class SmtpConnection {
     this.signal?.addEventListener('abort', this.onAbort, { once: true });
     // Until STARTTLS (if ever), replies come through the socket's onread callback (see open()).
     reader.to(this);
+    this.plainReader = reader;
     this.attach(socket, false);
   }
 
@@ -434,6 +447,7 @@ export class SmtpConnection {
   private async upgrade(opts: OpenOptions): Promise<void> {
     const plain = this.socket as net.Socket;
     plain.removeAllListeners('data');
+    this.plainReader?.stop();
     plain.removeAllListeners('error');
     plain.removeAllListeners('close');
     const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
