@@ -3,7 +3,7 @@
 // the list per message: with 10,000 domains the walk (a toLowerCase of each) was ~450 µs per
 // accepted message when the domain came late in the list (bench/README.md, 2026-12-07).
 // A live config replaces `config.domains` with a new array (relay/config/live.ts), which gets its own index.
-import { authorDomain } from '../dkim/sign.ts';
+import { parseAuthorDomain } from '../dkim/sign.ts';
 import { normaliseDomain } from '../suppression/rules.ts';
 
 /** RelayConfig['domains'], as far as this needs it. */
@@ -61,7 +61,10 @@ function byReturnPath(d: string, ix: DomainIndex): string | undefined {
 export function sendingDomainOf(message: Buffer | undefined, envelopeSender: string, domains: Domains): string {
   const ix = indexOf(domains);
   const env = normaliseDomain(envelopeSender.slice(envelopeSender.lastIndexOf('@') + 1));
-  const author = message ? normaliseDomain(authorDomain(message) ?? '') : '';
+  // Not authorDomain's per-Buffer cache: the intake's buffer here is never the one delivery reads
+  // (that one has the Received field), and a WeakMap entry per accepted message cost more (~0.8 µs,
+  // its ephemeron to collect) than the parse it would save.
+  const author = message ? normaliseDomain(parseAuthorDomain(message) ?? '') : '';
   if (author && ix.names.has(author)) return author;
   if (env) {
     if (ix.names.has(env)) return env;
