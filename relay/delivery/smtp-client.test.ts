@@ -257,3 +257,59 @@ test('PIPELINING: the group\'s replies one by one, each within commandTimeoutMs 
     srv.close();
   }
 });
+
+test('STARTTLS: a reply the server sends in plaintext after its 220 is never read as an answer over TLS (RFC 3207 §5, CVE-2011-0411)', async () => {
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const tls = await import('node:tls');
+  const { makeCertificate } = await import('../../test/support/certs.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'starttls-inject-'));
+  const { certFile, keyFile } = makeCertificate(dir);
+  const key = readFileSync(keyFile);
+  const cert = readFileSync(certFile);
+  const overTls: string[] = [];
+  const server = net.createServer((s) => {
+    s.write('220 mx.test ESMTP\r\n');
+    let buf = '';
+    const plain = (d: Buffer) => {
+      buf += d.toString('latin1');
+      let i: number;
+      while ((i = buf.indexOf('\r\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (line.startsWith('EHLO')) s.write('250-mx.test\r\n250 STARTTLS\r\n');
+        else if (line === 'STARTTLS') {
+          // The injected answer rides in the same write as the 220, before the handshake.
+          s.write('220 2.0.0 go ahead\r\n250 2.0.0 injected\r\n');
+          s.removeListener('data', plain);
+          const t = new tls.TLSSocket(s, { isServer: true, key, cert });
+          onLines(t as unknown as net.Socket, (l) => {
+            overTls.push(l);
+            if (l.startsWith('EHLO')) t.write('250-mx.test\r\n250 8BITMIME\r\n');
+            else if (l.startsWith('MAIL')) t.write('250 2.1.0 Ok\r\n');
+            else if (l.startsWith('RCPT')) t.write('550 5.1.1 no such user\r\n');
+            else if (l.startsWith('RSET')) t.write('250 2.0.0 Ok\r\n');
+            else if (l.startsWith('QUIT')) t.end('221 bye\r\n');
+          });
+          return;
+        }
+      }
+    };
+    s.on('data', plain);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  try {
+    const c = await SmtpConnection.open({ host: 'mx.test', address: '127.0.0.1', port: (server.address() as net.AddressInfo).port, ehloName: 'out.test', tls: 'opportunistic', connectTimeoutMs: 2000, commandTimeoutMs: 2000 });
+    assert.equal(c.tlsActive, true);
+    assert.ok(c.extensions.has('8BITMIME'), 'the EHLO answer read is the one sent over TLS');
+    const r = await c.send('a@x.test', ['someone@y.test'], Buffer.from('Subject: x\r\n\r\nhi\r\n'));
+    // Had the injected 250 been read, every answer would be one late and the RCPT would look accepted.
+    assert.deepEqual(r.recipients.map((x) => [x.reply.code, x.phase]), [[550, 'rcpt']]);
+    assert.equal(overTls[0]!.startsWith('EHLO'), true);
+    await c.quit();
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -448,6 +448,12 @@ export class SmtpConnection {
     const plain = this.socket as net.Socket;
     plain.removeAllListeners('data');
     this.plainReader?.stop();
+    // Whatever the server sent in plaintext after its 220 (in the same read, or queued as an
+    // unasked reply) is dropped, not read as the answer to a command sent over TLS: an attacker on
+    // the path could otherwise answer for the server (RFC 3207 §5, CVE-2011-0411 in Postfix).
+    this.buffer = '';
+    this.lines = [];
+    this.replies = [];
     plain.removeAllListeners('error');
     plain.removeAllListeners('close');
     const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {

@@ -42,12 +42,17 @@ test('a capped backlog is held back once per domain, not claimed over and over; 
   h.delivery.wake();
   const [first] = await h.waitForEvents((e) => e.event === 'held-back' && e.reason === 'quota');
   assert.match(String(first!.detail), /daily cap 0 reached/);
+  const heldBackNow = () => h.events.filter((e) => e.event === 'held-back').reduce((n, e) => n + Number(e.recipients), 0);
+  // What the first hold sent back is what its lane had: one message's recipients, or two when a
+  // loaded machine's group commit handed the first two messages to the engine at once (at birth).
+  const atFirst = heldBackNow();
+  assert.ok(atFirst <= 2 * PER_MESSAGE, `the first hold sent back ${atFirst}: more than the lane held`);
   // New mail of the class wakes the engine (a claim each time): still nothing more is held back.
   for (let i = 0; i < 5; i++) await h.enqueue('news@brand.test', [`late${i}@people.test`]);
   // Nothing happening is the point: give the engine a few of its claim intervals (250 ms) to misbehave.
   await new Promise((r) => setTimeout(r, 1500));
-  const heldBack = h.events.filter((e) => e.event === 'held-back').reduce((n, e) => n + Number(e.recipients), 0);
-  assert.ok(heldBack <= PER_MESSAGE + 5, `recipients held back: ${heldBack} (one lane's worth, not the ${MESSAGES * PER_MESSAGE} queued)`);
+  const heldBack = heldBackNow();
+  assert.ok(heldBack - atFirst <= 5, `recipients held back: ${atFirst} then ${heldBack} (the backlog claimed again, not only the 5 late ones; ${MESSAGES * PER_MESSAGE} queued)`);
   assert.equal(sink.messages.length, 0, 'nothing sent past the cap');
   assert.equal(h.store.counts().queued, MESSAGES * PER_MESSAGE + 5, 'the backlog waits in the queue');
 

@@ -55,6 +55,22 @@ test('EHLO advertises PIPELINING, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, SIZE 
   p.close();
 });
 
+test('STARTTLS: commands a client pipelines behind it in plaintext are dropped, never run over TLS (RFC 3207 §5, CVE-2011-0411)', async () => {
+  const p = await SmtpProbe.open(relay.port('submission'));
+  await p.reply();
+  await p.command('EHLO client.test');
+  // A man in the middle appends a command to the client's STARTTLS, in the same packet.
+  p.write('STARTTLS\r\nMAIL FROM:<injected@attacker.test>\r\n');
+  assert.equal((await p.reply()).code, 220);
+  await p.upgrade();
+  const secured = await p.command('EHLO client.test');
+  assert.equal(secured.code, 250, 'the first answer over TLS is the EHLO\'s, not one to the injected MAIL');
+  // Had the injected MAIL run, a transaction would be open: RCPT would not be refused as out of sequence.
+  const rcpt = await p.command('RCPT TO:<someone@example.test>');
+  assert.equal(rcpt.code, 503, `RCPT before any MAIL over TLS: ${rcpt.text}`);
+  p.close();
+});
+
 test('swaks: AUTH PLAIN and LOGIN over STARTTLS are accepted and the 250 names the queue id', async () => {
   for (const method of ['PLAIN', 'LOGIN']) {
     const r = await swaks(['--server', `127.0.0.1:${relay.port('submission')}`, '--tls', '--auth', method, '--auth-user', USER, '--auth-password', PASSWORD, '--from', 'app@example.com', '--to', 'someone@gmail.com']);
