@@ -26,6 +26,18 @@ export interface Migration {
  * IF NOT EXISTS (and check for the lane column) so a queue written by an older relay (version 0,
  * tables present) is brought to version 5 without losing a row.
  */
+/**
+ * The recipients table's columns as version 1 made them (lane came in a later migration). Version 10
+ * rebuilds the table and must say them again: one text for both, so the two cannot drift.
+ */
+const RECIPIENT_COLUMNS = `        message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_reply TEXT,`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -44,13 +56,7 @@ export const MIGRATIONS: readonly Migration[] = [
         body BLOB NOT NULL
       ) STRICT;
       CREATE TABLE IF NOT EXISTS recipients (
-        message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
-        recipient TEXT NOT NULL,
-        domain TEXT NOT NULL,
-        state TEXT NOT NULL DEFAULT 'queued',
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at INTEGER NOT NULL,
-        last_reply TEXT,
+${RECIPIENT_COLUMNS}
         PRIMARY KEY (message_id, recipient)
       ) STRICT;
     `),
@@ -197,13 +203,7 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'recipients without rowid',
     up: (db) => db.exec(`
       CREATE TABLE recipients_by_message (
-        message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
-        recipient TEXT NOT NULL,
-        domain TEXT NOT NULL,
-        state TEXT NOT NULL DEFAULT 'queued',
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at INTEGER NOT NULL,
-        last_reply TEXT,
+${RECIPIENT_COLUMNS}
         lane INTEGER NOT NULL DEFAULT 1,
         PRIMARY KEY (message_id, recipient)
       ) STRICT, WITHOUT ROWID;
