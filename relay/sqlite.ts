@@ -39,14 +39,13 @@ export function rollbackTransaction(db: DatabaseSync): void {
 }
 
 export function immediateTransaction<T>(db: DatabaseSync, fn: () => T): T {
-  const v = verbsOf(db);
-  v.begin.run();
+  beginImmediate(db);
   try {
     const out = fn();
-    v.commit.run();
+    commitTransaction(db);
     return out;
   } catch (err) {
-    if (db.isTransaction) v.rollback.run();
+    rollbackTransaction(db);
     throw err;
   }
 }

@@ -7,6 +7,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { randomUUID } from 'node:crypto';
 import { COUNT_FIELDS, MESSAGE_CLASSES, emptyCounts, type CountField, type Counts, type StatsBucket } from './contract.ts';
+import { immediateTransaction } from '../sqlite.ts';
 
 export const HOUR_MS = 3_600_000;
 /** Hours kept, the current one included: 24 h windows plus a day of slack for a reader that was away. */
@@ -103,15 +104,10 @@ export class DeliveryCounters {
     const batch = this.pending;
     this.pending = new Map();
     try {
-      this.db.exec('BEGIN IMMEDIATE');
-      try {
+      immediateTransaction(this.db, () => {
         for (const r of batch.values()) this.upsert.run(r.hour, r.key.ip, r.key.provider, r.key.domain, r.key.class, ...COUNT_FIELDS.map((f) => r.counts[f]));
         if (this.prunedHour !== hour) this.db.prepare(`DELETE FROM delivery_stats WHERE hour < ?`).run(hour - (RETAIN_HOURS - 1) * HOUR_MS);
-        this.db.exec('COMMIT');
-      } catch (err) {
-        if (this.db.isTransaction) this.db.exec('ROLLBACK');
-        throw err;
-      }
+      });
     } catch (err) {
       // Put the batch back (merged with what arrived meanwhile) for the next flush.
       for (const [id, r] of batch) {
