@@ -274,8 +274,10 @@ export class SmtpConnection {
     if (w) w.settle(w.got, err instanceof SmtpError ? err : new SmtpError(w.phases[w.got.length]!, 0, err.message));
   }
 
-  /** Lines are cut from the chunk by index: no regex, no re-slicing of what is left per line. */
-  /** @internal PlainReader and the TLS socket's 'data' events. */
+  /**
+   * @internal Called by PlainReader and the TLS socket's 'data' events. Lines are cut from the
+   * chunk by index: no regex, no re-slicing of what is left per line.
+   */
   onData(chunk: string): void {
     const buf = this.buffer.length > 0 ? this.buffer + chunk : chunk;
     let start = 0;
