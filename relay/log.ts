@@ -1,4 +1,5 @@
 import { fstatSync, writeSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { pino, type Logger, type DestinationStream } from 'pino';
 
 export type { Logger };
@@ -147,24 +148,31 @@ export function createLogger(level: string, component: string, destination?: Des
 }
 
 /**
- * Where a turn's lines go. stdout a regular file (a redirect: the bench, systemd's file output):
- * one write() from here, as the queue's and the events' journals do; SonicBoom's asynchronous
- * fs.write goes through libuv's thread pool, whose hand-off (a futex wake, the worker's syscall,
- * an eventfd and a callback back on the loop) cost more than the write itself: ~2.8 % of the
- * relay's CPU at 1 KiB one message per connection (2026-12-07 profile). A write that fails or
- * comes up short hands the rest, and everything after it, to SonicBoom, as before. Anything
- * else (a pipe: the container runtime's; a terminal) goes through SonicBoom, which queues in
- * memory rather than block the loop on a slow reader.
+ * Where a turn's lines go. SonicBoom's asynchronous fs.write goes through libuv's thread pool,
+ * whose hand-off (a futex wake, the worker's syscall, an eventfd and a callback back on the loop)
+ * cost more than the write itself: ~13 % of the relay's CPU per message at 1 KiB one message per
+ * connection (cpu.ts, 2026-12-07, bench/README.md). So, by what stdout is:
+ * - a regular file (a redirect: the bench, a systemd file): one write() from the loop, as the
+ *   queue's and the events' journals do;
+ * - a pipe or a socket (the container runtime's): a libuv stream, which writes at once when the
+ *   pipe has room (as an SMTP reply is written) and queues in memory when it has not, so a slow
+ *   reader never blocks the loop;
+ * - anything else (a terminal): SonicBoom, as before.
+ * A file write that fails hands the rest, and everything after it, to SonicBoom; a broken pipe
+ * ends logging quietly, as pino's SonicBoom does. At exit what a full pipe still holds is lost (a
+ * kill -9 loses it anyway): SonicBoom would retry until the reader took it.
  */
 function stdoutBytes(): ByteOut {
   const sonic = () => pino.destination({ dest: 1, sync: false, contentMode: 'buffer' }) as unknown as ByteOut;
-  let isFile = false;
+  let kind: 'file' | 'stream' | 'other' = 'other';
   try {
-    isFile = fstatSync(1).isFile();
+    const st = fstatSync(1);
+    kind = st.isFile() ? 'file' : st.isFIFO() || st.isSocket() ? 'stream' : 'other';
   } catch {
     // no stdout to look at: SonicBoom reports what it finds
   }
-  if (!isFile) return sonic();
+  if (kind === 'other') return sonic();
+  if (kind === 'stream') return streamBytes(sonic);
   let fallback: ByteOut | undefined;
   return {
     write(bytes: Buffer) {
@@ -188,6 +196,35 @@ function stdoutBytes(): ByteOut {
     flush(cb) {
       if (fallback) fallback.flush(cb);
       else cb?.();
+    },
+  };
+}
+
+/** stdout a pipe or socket: a libuv stream on fd 1 (see stdoutBytes). */
+function streamBytes(sonic: () => ByteOut): ByteOut {
+  let socket: Socket | undefined;
+  try {
+    socket = new Socket({ fd: 1, readable: false, writable: true });
+  } catch {
+    return sonic();
+  }
+  let broken = false;
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    // EPIPE: the reader is gone; pino's SonicBoom stops logging then too. Anything else is thrown
+    // as SonicBoom's error would be.
+    if (err.code === 'EPIPE') broken = true;
+    else throw err;
+  });
+  const s = socket;
+  return {
+    write(bytes: Buffer) {
+      if (!broken) s.write(bytes);
+      return true;
+    },
+    flushSync() {},
+    flush(cb) {
+      if (broken || s.writableLength === 0) cb?.();
+      else s.write(Buffer.alloc(0), () => cb?.());
     },
   };
 }
