@@ -106,3 +106,69 @@ test('stdout lines reach a pipe while the process stays busy: handed on at the e
     child.kill();
   }
 });
+
+test('stdout a regular file: every turn\'s lines written in order, and what is held at exit', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { mkdtempSync, openSync, closeSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const log = new URL('./log.ts', import.meta.url).pathname;
+  const dir = mkdtempSync(join(tmpdir(), 'log-file-'));
+  try {
+    const file = join(dir, 'relay.log');
+    const fd = openSync(file, 'a');
+    const script = `
+      const { createLogger } = await import(${JSON.stringify(log)});
+      const logger = createLogger('info', 'relay');
+      for (let turn = 0; turn < 50; turn++) {
+        for (let i = 0; i < 20; i++) logger.info({ n: turn * 20 + i }, 'line');
+        await new Promise((r) => setImmediate(r));
+      }
+      for (let n = 1000; n < 1010; n++) logger.info({ n }, 'before exit');
+      process.exit(3);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });
+    closeSync(fd);
+    assert.equal(r.status, 3, r.stderr);
+    const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.n), Array.from({ length: 1010 }, (_, i) => i));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('stdout a pipe whose reader is slow: the loop is not held up, and every line arrives in order', async () => {
+  const { spawn } = await import('node:child_process');
+  const log = new URL('./log.ts', import.meta.url).pathname;
+  // ~2.6 MB of lines, far past a pipe's 64 KiB, while nobody reads; a timer due in 20 ms must
+  // fire meanwhile (a blocking write would hold it until the reader came back, 300 ms later).
+  const script = `
+    const { createLogger } = await import(${JSON.stringify(log)});
+    const logger = createLogger('info', 'relay');
+    const pad = 'x'.repeat(200);
+    const started = performance.now();
+    let late;
+    setTimeout(() => { late = performance.now() - started; }, 20);
+    for (let turn = 0; turn < 100; turn++) {
+      for (let i = 0; i < 100; i++) logger.info({ n: turn * 100 + i, pad }, 'line');
+      await new Promise((r) => setImmediate(r));
+    }
+    await new Promise((r) => setTimeout(r, 60));
+    process.stderr.write(String(late));`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pause();
+  let err = '';
+  child.stderr.on('data', (c) => (err += c));
+  const stderrDone = new Promise((r) => child.stderr.once('end', r));
+  await new Promise((r) => setTimeout(r, 300));
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (c) => (out += c));
+  child.stdout.resume();
+  const code = await new Promise<number | null>((r) => child.once('close', (c) => r(c)));
+  await stderrDone;
+  assert.equal(code, 0, err);
+  assert.ok(Number(err) < 250, `the 20 ms timer fired after ${err} ms`);
+  const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  assert.equal(lines.length, 10_000);
+  assert.ok(lines.every((l, i) => l.n === i));
+});
