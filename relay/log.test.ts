@@ -121,7 +121,7 @@ test('stdout a regular file: every turn\'s lines written in order, and what is h
       const { createLogger } = await import(${JSON.stringify(log)});
       const logger = createLogger('info', 'relay');
       for (let turn = 0; turn < 50; turn++) {
-        for (let i = 0; i < 20; i++) logger.info({ n: turn * 20 + i }, 'line');
+        for (let i = 0; i < 20; i++) logger.info({ n: turn * 20 + i, text: 'Grüße ✓ 📨' }, 'line');
         await new Promise((r) => setImmediate(r));
       }
       for (let n = 1000; n < 1010; n++) logger.info({ n }, 'before exit');
@@ -131,6 +131,7 @@ test('stdout a regular file: every turn\'s lines written in order, and what is h
     assert.equal(r.status, 3, r.stderr);
     const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
     assert.deepEqual(lines.map((l) => l.n), Array.from({ length: 1010 }, (_, i) => i));
+    assert.ok(lines.slice(0, 1000).every((l) => l.text === 'Grüße ✓ 📨'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -67,9 +67,10 @@ export function isoTime(): string {
   return `${isoPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
 }
 
-/** What the batcher writes to: a SonicBoom in buffer content mode (bytes in, written as they are). */
-interface ByteOut {
-  write(bytes: Buffer): unknown;
+/** What the batcher writes a turn's lines to (stdoutLines: a file, a pipe, SonicBoom). */
+interface LinesOut {
+  /** Lines as text; bytes only for the rest of a write that came up short. */
+  write(lines: string | Buffer): unknown;
   flushSync(): void;
   flush(cb?: (err?: Error) => void): void;
 }
@@ -82,22 +83,21 @@ let exitHandler = false;
  * The lines of one event-loop turn handed to the stream in one write, at the end of the turn
  * (setImmediate): SonicBoom measures the UTF-8 length of the whole string it is accumulating on
  * every write, so one line at a time while a write was in flight cost it more per line the more
- * lines were waiting. Handed on as bytes, encoded once: a string SonicBoom encodes twice (fs.write,
- * then again to count what was written); 2 lines a turn, 5.0-5.7 -> 3.5-4.2 us a line. An idle
- * relay still logs at once (in the same turn); lines not yet handed on when the process exits are
- * written synchronously then, in order (pino's own exit flush does the same for the stream).
+ * lines were waiting (where the lines go: stdoutLines). An idle relay still logs at once (in the
+ * same turn); lines not yet handed on when the process exits are written synchronously then, in
+ * order (pino's own exit flush does the same for the stream).
  */
 export class TurnBatchedLines implements DestinationStream {
   private pending = '';
-  private readonly out: ByteOut;
+  private readonly out: LinesOut;
   private readonly handOn = () => {
     unhanded.delete(this);
     const lines = this.pending;
     this.pending = '';
-    this.out.write(Buffer.from(lines));
+    this.out.write(lines);
   };
 
-  constructor(out: ByteOut) {
+  constructor(out: LinesOut) {
     this.out = out;
     if (!exitHandler) {
       exitHandler = true;
@@ -144,7 +144,7 @@ export class TurnBatchedLines implements DestinationStream {
  */
 export function createLogger(level: string, component: string, destination?: DestinationStream): Logger {
   const options = { level, base: { component }, timestamp: isoTime, formatters: { log: boundFields } };
-  return pino(options, destination ?? new TurnBatchedLines(stdoutBytes()));
+  return pino(options, destination ?? new TurnBatchedLines(stdoutLines()));
 }
 
 /**
@@ -162,8 +162,13 @@ export function createLogger(level: string, component: string, destination?: Des
  * ends logging quietly, as pino's SonicBoom does. At exit what a full pipe still holds is lost (a
  * kill -9 loses it anyway): SonicBoom would retry until the reader took it.
  */
-function stdoutBytes(): ByteOut {
-  const sonic = () => pino.destination({ dest: 1, sync: false, contentMode: 'buffer' }) as unknown as ByteOut;
+function stdoutLines(): LinesOut {
+  // SonicBoom in buffer content mode, handed bytes encoded once: a string it encodes twice
+  // (fs.write, then again to count what was written).
+  const sonic = (): LinesOut => {
+    const boom = pino.destination({ dest: 1, sync: false, contentMode: 'buffer' }) as unknown as { write(b: Buffer): unknown; flushSync(): void; flush(cb?: (err?: Error) => void): void };
+    return { write: (lines) => boom.write(typeof lines === 'string' ? Buffer.from(lines) : lines), flushSync: () => boom.flushSync(), flush: (cb) => boom.flush(cb) };
+  };
   let kind: 'file' | 'stream' | 'other' = 'other';
   try {
     const st = fstatSync(1);
@@ -172,21 +177,27 @@ function stdoutBytes(): ByteOut {
     // no stdout to look at: SonicBoom reports what it finds
   }
   if (kind === 'other') return sonic();
-  if (kind === 'stream') return streamBytes(sonic);
-  let fallback: ByteOut | undefined;
+  if (kind === 'stream') return streamLines(sonic);
+  let fallback: LinesOut | undefined;
   return {
-    write(bytes: Buffer) {
-      if (fallback) return fallback.write(bytes);
+    write(lines: string | Buffer) {
+      if (fallback) return fallback.write(lines);
+      // Text as it is: node encodes it on its way to write() (no Buffer made here).
       let done = 0;
       try {
-        while (done < bytes.length) {
-          const n = writeSync(1, bytes, done);
-          if (n <= 0) throw new Error('stdout took no bytes');
-          done += n;
+        done = typeof lines === 'string' ? writeSync(1, lines) : 0;
+        if (typeof lines !== 'string' || done !== Buffer.byteLength(lines)) {
+          // Came up short (rare on a file): the rest by bytes.
+          const bytes = typeof lines === 'string' ? Buffer.from(lines) : lines;
+          while (done < bytes.length) {
+            const n = writeSync(1, bytes, done);
+            if (n <= 0) throw new Error('stdout took no bytes');
+            done += n;
+          }
         }
       } catch {
         fallback = sonic();
-        fallback.write(bytes.subarray(done));
+        fallback.write(done === 0 ? lines : Buffer.from(lines).subarray(done));
       }
       return true;
     },
@@ -200,8 +211,8 @@ function stdoutBytes(): ByteOut {
   };
 }
 
-/** stdout a pipe or socket: a libuv stream on fd 1 (see stdoutBytes). */
-function streamBytes(sonic: () => ByteOut): ByteOut {
+/** stdout a pipe or socket: a libuv stream on fd 1 (see stdoutLines). */
+function streamLines(sonic: () => LinesOut): LinesOut {
   let socket: Socket | undefined;
   try {
     socket = new Socket({ fd: 1, readable: false, writable: true });
@@ -217,8 +228,8 @@ function streamBytes(sonic: () => ByteOut): ByteOut {
   });
   const s = socket;
   return {
-    write(bytes: Buffer) {
-      if (!broken) s.write(bytes);
+    write(lines: string | Buffer) {
+      if (!broken) s.write(lines);
       return true;
     },
     flushSync() {},
