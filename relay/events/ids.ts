@@ -41,13 +41,33 @@ const PREFIX = base32(randomBytes(10), 16);
 const COUNTER_CHARS = 10; // 50 bits: 10¹⁵ events per process before it would wrap
 let counter = 0;
 
-/** A fresh event id: this process's random prefix + its next counter value (10 base32 digits). */
-export function newEventId(): string {
-  let n = counter++;
-  let tail = '';
-  for (let i = 0; i < COUNTER_CHARS; i++) {
-    tail = BASE32[n % 32]! + tail;
+/** `n` as `chars` base32 digits, most significant first. */
+export function counterDigits(n: number, chars: number): string {
+  let out = '';
+  for (let i = 0; i < chars; i++) {
+    out = BASE32[n % 32]! + out;
     n = Math.floor(n / 32);
   }
-  return PREFIX + tail;
+  return out;
+}
+
+/** The last two digits of a counter, all 1,024 of them. */
+const LOW_PAIRS = Array.from({ length: 1024 }, (_, i) => BASE32[i >> 5]! + BASE32[i & 31]!);
+/** PREFIX + the counter's first eight digits, made again only every 1,024 events. */
+let head = '';
+let headOf = -1;
+
+/**
+ * A fresh event id: this process's random prefix + its next counter value (10 base32 digits).
+ * Two events a message: the digits as 10 one-character concatenations each were ~0.2 % of the
+ * relay's CPU; the first 24 characters change once per 1,024 ids and the last two come from a table.
+ */
+export function newEventId(): string {
+  const n = counter++;
+  const high = Math.floor(n / 1024);
+  if (high !== headOf) {
+    headOf = high;
+    head = PREFIX + counterDigits(high, COUNTER_CHARS - 2);
+  }
+  return head + LOW_PAIRS[n % 1024]!;
 }

@@ -98,3 +98,21 @@ test("a message's metadata comes from its accepted event; older relays' event_me
   assert.equal(s.message('Q404'), undefined);
   assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM event_messages`).get() as { n: number }).n, 1, 'recording writes no event_messages row');
 });
+
+test('fresh ids: the prefix then the counter as 10 base32 digits, across the 1,024-id steps', async () => {
+  const { counterDigits } = await import('./ids.ts');
+  const first = newEventId();
+  const start = counterDigits(0, 10);
+  const prefix = first.slice(0, 16);
+  // The counter of `first`, from its digits.
+  let n = [...first.slice(16)].reduce((v, c) => v * 32 + '0123456789abcdefghjkmnpqrstvwxyz'.indexOf(c), 0);
+  assert.equal(start, '0000000000');
+  for (let i = 0; i < 5000; i++) {
+    const id = newEventId();
+    n++;
+    assert.equal(id, prefix + counterDigits(n, 10), `event ${n}`);
+  }
+  assert.equal(counterDigits(1023, 10), '00000000zz');
+  assert.equal(counterDigits(1024, 10), '0000000100');
+  assert.equal(counterDigits(2 ** 50 - 1, 10), 'zzzzzzzzzz');
+});
