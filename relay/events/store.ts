@@ -186,11 +186,15 @@ export class EventStore {
     const tag = this.stmt(`INSERT OR IGNORE INTO event_tags (tag, seq) VALUES (?, ?)`);
     const out = this.stmt(`INSERT OR IGNORE INTO webhook_outbox (domain, seq, first_at, next_at) VALUES (?, ?, ?, ?)`);
     const fleet = this.stmt(`INSERT OR IGNORE INTO event_fleet_outbox (seq) VALUES (?)`);
+    // Events of a batch share their times (one per millisecond at most): each parsed once.
+    let atText = '';
+    let atMs = NaN;
     this.transaction(() => {
       for (let i = 0; i < events.length; i++) {
         const e = events[i]!;
+        if (e.at !== atText) atMs = Date.parse((atText = e.at));
         // run(), not RETURNING: an ignored duplicate changes nothing, a new row's seq is its rowid.
-        const r = ins.run(e.id, e.type, Date.parse(e.at), e.queueId ?? '', e.messageId, e.recipient, e.sendingDomain, bodies?.[i] ?? JSON.stringify(e));
+        const r = ins.run(e.id, e.type, atMs, e.queueId ?? '', e.messageId, e.recipient, e.sendingDomain, bodies?.[i] ?? JSON.stringify(e));
         if (r.changes === 0) continue;
         const seq = Number(r.lastInsertRowid);
         fresh.push(e);

@@ -43,6 +43,13 @@ export function policyFromConfig(config: RelayConfig): SuppressionPolicy {
 
 export { sendingDomainOf };
 
+/** A Message-ID without its angle brackets (each removed when there): `/^<|>$/g` without a regex per message. */
+export function bare(messageId: string): string {
+  const from = messageId.startsWith('<') ? 1 : 0;
+  const to = messageId.length > from && messageId.endsWith('>') ? messageId.length - 1 : messageId.length;
+  return from === 0 && to === messageId.length ? messageId : messageId.slice(from, to);
+}
+
 /** What the delivery engine reports per recipient after an attempt (the final state it recorded). */
 export interface AttemptReport {
   due: DueRecipient;
@@ -156,6 +163,8 @@ export class Feedback {
   private readonly recentOrder: (string | undefined)[] = new Array(RECENT_MESSAGES);
   private recentNext = 0;
   private turnScheduled = false;
+  /** endTurn as a callback made once (not a closure per turn). */
+  private readonly endOfTurn = () => this.endTurn();
   private writeTimer: NodeJS.Timeout | undefined;
   /** Events at the head of `pending` that the background batch in progress still has to write. */
   private writeDue = 0;
@@ -381,7 +390,7 @@ export class Feedback {
     }
     if (!this.turnScheduled) {
       this.turnScheduled = true;
-      setImmediate(() => this.endTurn());
+      setImmediate(this.endOfTurn);
     }
   }
 
@@ -474,7 +483,7 @@ export class Feedback {
   /** The intake made a message durable (called after its 250). */
   accepted(m: { queueId: string; messageId: string | undefined; recipients: readonly string[]; mailFrom: string; body: Buffer; class: MessageClass; tags: readonly string[]; authUser?: string | undefined }): void {
     const sendingDomain = sendingDomainOf(m.body, m.mailFrom, this.config.domains);
-    const messageId = m.messageId?.replace(/^<|>$/g, '') ?? null;
+    const messageId = m.messageId === undefined ? null : bare(m.messageId);
     const at = this.clock();
     const meta: MessageMeta = { queueId: m.queueId, messageId, sendingDomain, class: m.class, tags: [...m.tags] };
     // Remembered in memory for the attempts to come; on disk, the accepted events below say it
