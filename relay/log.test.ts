@@ -7,6 +7,12 @@ function capture() {
   return { lines, stream: { write: (l: string) => void lines.push(l) } };
 }
 
+/** A child process's script: `logger` is createLogger('info', 'relay') on its real stdout, then `body`. */
+function loggingScript(body: string): string {
+  const log = new URL('./log.ts', import.meta.url).pathname;
+  return `const { createLogger } = await import(${JSON.stringify(log)});\nconst logger = createLogger('info', 'relay');\n${body}`;
+}
+
 test('a child logger adds its own field: each key appears once on the line', () => {
   const { lines, stream } = capture();
   childLogger(createLogger('info', 'relay', stream), { subsystem: 'delivery' }).info({ event: 'x' }, 'hello');
@@ -68,17 +74,14 @@ test('a line with hostile values: the same fields, bounded and escaped, and it p
 
 test('stdout lines: a turn\'s lines handed on at once and in order; what is held when the process exits is written', async () => {
   const { spawnSync } = await import('node:child_process');
-  const log = new URL('./log.ts', import.meta.url).pathname;
   // Lines of a turn, lines of the next turn, then lines logged just before a synchronous exit.
-  const script = `
-    const { createLogger } = await import(${JSON.stringify(log)});
-    const logger = createLogger('info', 'relay');
+  const script = loggingScript(`
     for (let i = 0; i < 3; i++) logger.info({ i }, 'first turn');
     await new Promise((r) => setImmediate(r));
     for (let i = 3; i < 6; i++) logger.info({ i }, 'second turn');
     await new Promise((r) => setTimeout(r, 5));
     for (let i = 6; i < 9; i++) logger.info({ i }, 'before exit');
-    process.exit(3);`;
+    process.exit(3);`);
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
   assert.equal(r.status, 3, r.stderr);
   const lines = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
@@ -112,20 +115,17 @@ test('stdout a regular file: every turn\'s lines written in order, and what is h
   const { mkdtempSync, openSync, closeSync, readFileSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
-  const log = new URL('./log.ts', import.meta.url).pathname;
   const dir = mkdtempSync(join(tmpdir(), 'log-file-'));
   try {
     const file = join(dir, 'relay.log');
     const fd = openSync(file, 'a');
-    const script = `
-      const { createLogger } = await import(${JSON.stringify(log)});
-      const logger = createLogger('info', 'relay');
+    const script = loggingScript(`
       for (let turn = 0; turn < 50; turn++) {
         for (let i = 0; i < 20; i++) logger.info({ n: turn * 20 + i, text: 'Grüße ✓ 📨' }, 'line');
         await new Promise((r) => setImmediate(r));
       }
       for (let n = 1000; n < 1010; n++) logger.info({ n }, 'before exit');
-      process.exit(3);`;
+      process.exit(3);`);
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });
     closeSync(fd);
     assert.equal(r.status, 3, r.stderr);
@@ -139,12 +139,9 @@ test('stdout a regular file: every turn\'s lines written in order, and what is h
 
 test('stdout a pipe whose reader is slow: the loop is not held up, and every line arrives in order', async () => {
   const { spawn } = await import('node:child_process');
-  const log = new URL('./log.ts', import.meta.url).pathname;
   // ~2.6 MB of lines, far past a pipe's 64 KiB, while nobody reads; a timer due in 20 ms must
   // fire meanwhile (a blocking write would hold it until the reader came back, 300 ms later).
-  const script = `
-    const { createLogger } = await import(${JSON.stringify(log)});
-    const logger = createLogger('info', 'relay');
+  const script = loggingScript(`
     const pad = 'x'.repeat(200);
     const started = performance.now();
     let late;
@@ -154,7 +151,7 @@ test('stdout a pipe whose reader is slow: the loop is not held up, and every lin
       await new Promise((r) => setImmediate(r));
     }
     await new Promise((r) => setTimeout(r, 60));
-    process.stderr.write(String(late));`;
+    process.stderr.write(String(late));`);
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.pause();
   let err = '';
