@@ -161,8 +161,8 @@ let pinoAsJson: AsJson | undefined;
 /**
  * pino's asJson (the line's text) for the relay's lines, the same text made cheaper: the fields
  * by one JSON.stringify of the whole object instead of one per field and three concatenations
- * each (the per-message 'queued' and 'delivered' lines: 0.95 -> 0.58 us a line, and ~1.5 KiB a
- * message less garbage). It is the same text because pino writes each own enumerable field
+ * each (the per-message 'queued' and 'delivered' lines: 0.95 -> 0.58 us a line; pino's _asJson
+ * was the relay's largest allocation site, 3.4 KiB a message, bench/README.md 2026-12-07). It is the same text because pino writes each own enumerable field
  * with JSON.stringify's rules in the same order (for...in = JSON.stringify's key order), skips
  * undefined and functions as JSON.stringify does, and writes a non-finite number as null; its
  * quicker escaping of short strings differs only for a lone UTF-16 surrogate (here escaped as
@@ -188,8 +188,8 @@ function lineOf(this: PinoInternals, obj: Record<string, unknown>, msg: unknown,
 /**
  * Where a turn's lines go. SonicBoom's asynchronous fs.write goes through libuv's thread pool,
  * whose hand-off (a futex wake, the worker's syscall, an eventfd and a callback back on the loop)
- * cost more than the write itself: ~13 % of the relay's CPU per message at 1 KiB one message per
- * connection (cpu.ts, 2026-12-07, bench/README.md). So, by what stdout is:
+ * cost more than the write itself: 12-14 % of the relay's CPU per message at 1 KiB, one message
+ * per connection or many (cpu.ts, 2026-12-07, bench/README.md). So, by what stdout is:
  * - a regular file (a redirect: the bench, a systemd file): one write() from the loop, as the
  *   queue's and the events' journals do;
  * - a pipe or a socket (the container runtime's): a libuv stream, which writes at once when the
