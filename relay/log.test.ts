@@ -207,6 +207,12 @@ test('each line is the text stock pino makes of it (lineOf), for plain fields an
     (mine.info as (...a: unknown[]) => void)(...c);
     (theirs.info as (...a: unknown[]) => void)(...c);
   }
+  // A child with serializers or redaction of its own: pino's text, not lineOf's.
+  const upper = { serializers: { user: (u: string) => u.toUpperCase() }, redact: ['secret'] };
+  mine.child({ part: 'x' }, upper).info({ user: 'ann', secret: 's3', n: 1 }, 'own options');
+  theirs.child({ part: 'x' }, upper).info({ user: 'ann', secret: 's3', n: 1 }, 'own options');
+  cases.push([{}]);
+  assert.match(fast.lines.at(-1)!, /"user":"ANN","secret":"\[Redacted\]"/);
   assert.equal(fast.lines.length, cases.length);
   for (let i = 0; i < cases.length; i++) assert.equal(fast.lines[i], stock.lines[i], `case ${i}`);
 });

@@ -147,12 +147,18 @@ export function createLogger(level: string, component: string, destination?: Des
   const logger = pino(options, destination ?? new TurnBatchedLines(stdoutLines()));
   const internals = logger as unknown as PinoInternals;
   pinoAsJson ??= internals[asJsonSym] as AsJson;
-  // Children (Object.create of their parent) inherit it.
+  // Children (Object.create of their parent) inherit both. What lineOf's text is right for: these
+  // serializers (pino's err only) and no redaction; a child given its own goes to pino's asJson.
   internals[asJsonSym] = lineOf;
+  internals[plainSym] = [internals[serializersSym], internals[stringifiersSym]];
   return logger;
 }
 
-const { asJsonSym, lsCacheSym, chindingsSym, endSym } = pino.symbols as unknown as Record<'asJsonSym' | 'lsCacheSym' | 'chindingsSym' | 'endSym', symbol>;
+const { asJsonSym, lsCacheSym, chindingsSym, endSym, serializersSym, stringifiersSym, formattersSym } = pino.symbols as unknown as Record<
+  'asJsonSym' | 'lsCacheSym' | 'chindingsSym' | 'endSym' | 'serializersSym' | 'stringifiersSym' | 'formattersSym',
+  symbol
+>;
+const plainSym = Symbol('mailfleet.log.plain');
 type PinoInternals = Record<symbol, unknown>;
 type AsJson = (this: PinoInternals, obj: Record<string, unknown>, msg: unknown, num: number, time: string) => string;
 /** pino's own asJson, for the lines lineOf leaves to it. */
@@ -168,10 +174,15 @@ let pinoAsJson: AsJson | undefined;
  * quicker escaping of short strings differs only for a lone UTF-16 surrogate (here escaped as
  * \udXXX, there written raw, which UTF-8 turns into U+FFFD). Anything else goes to pino's own:
  * an `err` field (its serializer), a top-level object that is not plain (an array, a Date, a class
- * instance), a message that is not a string, a value JSON.stringify throws on (a BigInt, a cycle).
+ * instance), a message that is not a string, a value JSON.stringify throws on (a BigInt, a cycle),
+ * a child logger given serializers, redaction or a log formatter of its own.
  */
 function lineOf(this: PinoInternals, obj: Record<string, unknown>, msg: unknown, num: number, time: string): string {
-  if (obj.err !== undefined || Object.getPrototypeOf(obj) !== Object.prototype || (msg !== undefined && typeof msg !== 'string')) {
+  const plain = this[plainSym] as [unknown, unknown];
+  if (
+    obj.err !== undefined || Object.getPrototypeOf(obj) !== Object.prototype || (msg !== undefined && typeof msg !== 'string') ||
+    this[serializersSym] !== plain[0] || this[stringifiersSym] !== plain[1] || (this[formattersSym] as { log?: unknown }).log !== boundFields
+  ) {
     return pinoAsJson!.call(this, obj, msg, num, time);
   }
   let fields: string;
