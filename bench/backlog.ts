@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { QueueStore } from '../relay/queue/store.ts';
 import { addCredential } from '../relay/intake/credentials.ts';
-import { ACCEPT_DOMAIN, startMailfleet, type MailfleetInstance, type RelayTuning } from './lib/mailfleet.ts';
+import { ACCEPT_DOMAIN, relayLogPath, startMailfleet, type MailfleetInstance, type RelayTuning } from './lib/mailfleet.ts';
 import { buildMessage, runPaced, runSmtpSource, sendOne } from './lib/load.ts';
 import { prefillQueue } from './lib/prefill.ts';
 import { startTimestampSink } from './lib/sinks.ts';
@@ -95,7 +95,7 @@ export async function runBacklog(opts: {
       return round(opts.intakeMessages / ((src.endedAt - src.startedAt) / 1000), 1);
     } catch (err) {
       // Reported, not fatal: the other measurements of the run still stand.
-      log(`  smtp-source failed: ${(err as Error).message.slice(0, 300)} (relay log: ${join(relay.dir, 'relay.log')})`);
+      log(`  smtp-source failed: ${(err as Error).message.slice(0, 300)} (relay log: ${relayLogPath(relay.dir)})`);
       return Number.NaN;
     }
   };

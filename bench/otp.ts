@@ -57,7 +57,7 @@ export async function runOtp(opts: {
   // The intake honours X-Mailfleet-Class only from authenticated submission (be6ebc9); without
   // AUTH the OTP messages were stored as 'transactional' and shared the bulk lanes' connections.
   // A directory of its own: the relay reloads (and forgets verified passwords) on any change in
-  // the credentials file's directory, and relay.log is written to opts.dir.
+  // the credentials file's directory, which opts.dir (the config file's) is not.
   mkdirSync(join(opts.dir, 'auth'), { recursive: true });
   const credentialsFile = join(opts.dir, 'auth', 'credentials');
   const auth = { user: 'otp-app', pass: 'bench-otp-password' };
