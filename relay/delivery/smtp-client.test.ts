@@ -31,6 +31,33 @@ test('DATA encoding: the CRLF fast path and the normalising path agree on random
   }
 });
 
+test('DATA encoding: longer messages, lines starting with dots anywhere, agree with the normalising definition', () => {
+  const reference = (b: Buffer) => {
+    let s = b.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
+    if (!s.endsWith('\r\n')) s += '\r\n';
+    return Buffer.from(s.replace(/^\./gm, '..') + '.\r\n', 'latin1');
+  };
+  // mulberry32: exact 32-bit arithmetic, so every value of rnd(n) occurs.
+  let seed = 11;
+  const rnd = (n: number) => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) % n;
+  };
+  for (let i = 0; i < 3000; i++) {
+    const lines: string[] = [];
+    for (let n = rnd(60); n > 0; n--) {
+      let line = rnd(5) === 0 ? '.'.repeat(1 + rnd(3)) : '';
+      for (let k = rnd(100); k > 0; k--) line += String.fromCharCode(rnd(8) === 0 ? 0x2e : rnd(4) === 0 ? 0x80 + rnd(128) : 0x20 + rnd(95));
+      lines.push(line + (i % 4 === 0 && rnd(20) === 0 ? ['\n', '\r', '\n\r', '\r\r\n'][rnd(4)]! : '\r\n'));
+    }
+    if (rnd(3) === 0) lines.push(rnd(2) ? '.last' : 'last');
+    const b = Buffer.from(lines.join(''), 'latin1');
+    assert.deepEqual(encodeData(b), reference(b), JSON.stringify(b.toString('latin1')));
+  }
+});
+
 /** Calls `onLine` with each CRLF-terminated line the socket receives. */
 function onLines(sock: net.Socket, onLine: (line: string) => void): void {
   let buf = '';
