@@ -7,7 +7,8 @@ export function buildReceivedHeader(i: {
   byName: string;
   secure: boolean;
   authenticated: boolean;
-  date: Date;
+  /** When the message was received: a Date, or milliseconds since the epoch (no Date a message). */
+  date: Date | number;
 }): string {
   // RFC 3848 protocol names: ESMTP, with S for TLS and A for AUTH.
   const protocol = `ESMTP${i.secure ? 'S' : ''}${i.authenticated ? 'A' : ''}`;
@@ -17,9 +18,10 @@ export function buildReceivedHeader(i: {
 
 // The date of the trace header changes once a second; formatting it cost ~1 µs a message.
 let lastDate = { second: NaN, text: '' };
-function rfc5322Date(date: Date): string {
-  const second = Math.floor(date.getTime() / 1000);
-  if (second !== lastDate.second) lastDate = { second, text: date.toUTCString().replace('GMT', '+0000') };
+function rfc5322Date(date: Date | number): string {
+  const ms = typeof date === 'number' ? date : date.getTime();
+  const second = Math.floor(ms / 1000);
+  if (second !== lastDate.second) lastDate = { second, text: new Date(ms).toUTCString().replace('GMT', '+0000') };
   return lastDate.text;
 }
 
