@@ -30,7 +30,7 @@ import { HANDOFF_USER, refusesHandoff } from '../handoff/decide.ts';
 import { DEFAULT_IP } from '../scheduler/shaper.ts';
 import { readHandoffSecrets, secretMatches } from '../handoff/secret.ts';
 import { CLASS_HEADER, takeClassHeader } from './class-header.ts';
-import { classOfMessage } from '../message-class.ts';
+import { classOfMessage, type MessageClass } from '../message-class.ts';
 import { TAG_HEADER, takeTagHeaders } from '../events/tags.ts';
 import type { Feedback } from '../feedback/feedback.ts';
 import type { FeedbackConsumer } from '../bounce/mx-consumer.ts';
@@ -442,19 +442,8 @@ async function receiveMessage(
     const whole = spooled ? Buffer.concat([Buffer.from(received), spooled.head]) : body.inMemory(received) ?? await wholeBody(body, received, deps, session, log);
     const receivedBytes = spooled ? whole.length - spooled.head.length : Buffer.byteLength(received);
     const original = whole.subarray(receivedBytes);
-    // The header section is decoded once: the class and tag readers (which decode it again) run
-    // only when it names their header, and the Message-ID is read from the same text.
-    const head = headerText(original);
-    const lowerHead = head.text.toLowerCase();
-    // The class header is always removed; it is honoured only from authenticated submission.
-    const { body: classless, class: headerClass } = !head.whole || lowerHead.includes(CLASS_HEADER) ? takeClassHeader(original) : { body: original, class: undefined };
-    // Tags too are always removed, and honoured only from authenticated submission.
-    const { body: data, tags } = !head.whole || lowerHead.includes(TAG_HEADER) ? takeTagHeaders(classless) : { body: classless, tags: NO_TAGS };
     const user = typeof session.user === 'string' ? session.user : undefined;
-    const cls = classOfMessage({ authenticated: user !== undefined, header: headerClass, credentialDefault: user !== undefined ? deps.credentials.classOf(user) : undefined });
-    // Read before the commit: on a session thread a large body goes to the main thread by transfer
-    // (relay/intake/session-thread.ts) and this thread's view of it is empty afterwards.
-    const messageId = data === original ? extractMessageId(data, head.text) : extractMessageId(data);
+    const { data, cls, tags, messageId } = readHeaderSection(original, user, deps);
     const size = data.length + (spooled?.length ?? 0);
     const stored = data === original ? whole : Buffer.concat([whole.subarray(0, receivedBytes), data]);
     const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
@@ -498,6 +487,30 @@ async function receiveMessage(
     const closing = body.release();
     if (closing) await closing;
   }
+}
+
+/** Names either header the intake takes out (case-insensitive), without a lower-cased copy of the section. */
+const OUR_HEADERS = new RegExp(`${CLASS_HEADER}|${TAG_HEADER}`, 'i');
+
+/**
+ * What the intake reads from the header section: the class and tags (their fields taken out of the
+ * data) and the Message-ID. A function of its own so the decoded text dies young, not kept by
+ * receiveMessage's frame while it waits for the commit (~ms: a scavenge then promotes it).
+ */
+function readHeaderSection(original: Buffer, user: string | undefined, deps: IntakeDeps): { data: Buffer; cls: MessageClass; tags: readonly string[]; messageId: string | undefined } {
+  // The header section is decoded once: the class and tag readers (which decode it again) run
+  // only when it names their header, and the Message-ID is read from the same text.
+  const head = headerText(original);
+  const ours = !head.whole || OUR_HEADERS.test(head.text);
+  // The class header is always removed; it is honoured only from authenticated submission.
+  const { body: classless, class: headerClass } = ours ? takeClassHeader(original) : { body: original, class: undefined };
+  // Tags too are always removed, and honoured only from authenticated submission.
+  const { body: data, tags } = ours ? takeTagHeaders(classless) : { body: classless, tags: NO_TAGS };
+  const cls = classOfMessage({ authenticated: user !== undefined, header: headerClass, credentialDefault: user !== undefined ? deps.credentials.classOf(user) : undefined });
+  // Read before the commit: on a session thread a large body goes to the main thread by transfer
+  // (relay/intake/session-thread.ts) and this thread's view of it is empty afterwards.
+  const messageId = data === original ? extractMessageId(data, head.text) : extractMessageId(data);
+  return { data, cls, tags, messageId };
 }
 
 /** A spooled body's header section and where the rest is (IncomingBody.spooled), or undefined: read it whole. */

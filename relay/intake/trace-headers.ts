@@ -32,8 +32,11 @@ const HEADER_TEXT_LIMIT = 65536;
  * The header section as latin1 text (up to the empty line, else the first 64 KiB), decoded once
  * for the intake's readers of it (~0.7 µs a copy). `whole`: the text holds the whole section.
  */
+/** The empty line ending a header section, as a Buffer (a string needle is encoded again each search). */
+const HEAD_END = Buffer.from('\r\n\r\n');
+
 export function headerText(data: Buffer): { text: string; whole: boolean } {
-  const end = data.indexOf('\r\n\r\n');
+  const end = data.indexOf(HEAD_END);
   const whole = end >= 0 || data.length <= HEADER_TEXT_LIMIT;
   return { text: data.subarray(0, end < 0 ? Math.min(data.length, HEADER_TEXT_LIMIT) : end).toString('latin1'), whole };
 }
