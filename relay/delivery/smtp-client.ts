@@ -11,7 +11,6 @@ import type { SmtpPhase } from '../bounce/classify.ts';
 import { LargeMessage } from './large-message.ts';
 import { DataEncoder } from './data-encoder.ts';
 import { writesInFlight } from './body-release.ts';
-import { dotLinesIfCrlfOnly } from '../intake/data-scanner.ts';
 
 export interface Reply {
   code: number;
@@ -117,20 +116,24 @@ export function encodeData(body: Buffer): Buffer {
  * of the message (a 50 KiB body was copied once more per attempt only to be written).
  */
 export function encodeDataParts(body: Buffer): Buffer[] {
-  // Mail from the intake is CRLF-only already (its scanner refused bare CR/LF, and the headers the
-  // relay adds end in CRLF): checked by the same scanner (two builtin searches a line, no line
-  // limit), which also finds the lines to stuff. Anything else (local notices, odd input) is
-  // normalised below.
-  const dots = dotLinesIfCrlfOnly(body);
-  if (!dots) return [normaliseData(body)];
+  // Mail from the intake is CRLF-only already (bare CR/LF are refused there): stuff the dots with
+  // native searches. Anything else (local notices, odd input) is normalised below.
   const parts: Buffer[] = [];
   let from = 0;
-  for (const at of dots) {
-    parts.push(body.subarray(from, at), DOT);
-    from = at;
+  let pos = 0;
+  while (pos < body.length) {
+    if (body[pos] === 0x2e) {
+      parts.push(body.subarray(from, pos), DOT);
+      from = pos;
+    }
+    const cr = body.indexOf(0x0d, pos);
+    const lf = body.indexOf(0x0a, pos);
+    if (cr < 0 && lf < 0) break;
+    if (cr < 0 || lf !== cr + 1) return [normaliseData(body)];
+    pos = lf + 1;
   }
-  parts.push(from === 0 ? body : body.subarray(from));
-  if (body.length === 0 || body[body.length - 1] !== 0x0a) parts.push(CRLF);
+  parts.push(body.subarray(from));
+  if (pos < body.length || body.length === 0) parts.push(CRLF);
   parts.push(END);
   return parts;
 }
