@@ -440,7 +440,8 @@ async function receiveMessage(
     // 128 KiB, nearly all mail) is taken without a promise.
     const spooled = body.onDisk ? await spooledBody(body, session, log) : undefined;
     const whole = spooled ? Buffer.concat([Buffer.from(received), spooled.head]) : body.inMemory(received) ?? await wholeBody(body, received, deps, session, log);
-    const receivedBytes = spooled ? whole.length - spooled.head.length : Buffer.byteLength(received);
+    // The trace header's bytes: what the copy holds beyond the data (every byte received is in it).
+    const receivedBytes = whole.length - (spooled ? spooled.head.length : body.bytes);
     const original = whole.subarray(receivedBytes);
     const user = typeof session.user === 'string' ? session.user : undefined;
     const { data, cls, tags, messageId } = readHeaderSection(original, user, deps);

@@ -1,5 +1,9 @@
 // The trace header a relay adds (RFC 5321 §4.4) and the Message-ID it records for operators.
 
+const PROTOCOLS = ['ESMTP', 'ESMTPS', 'ESMTPA', 'ESMTPSA'] as const;
+const NOT_PRINTABLE = /[^\x21-\x7e]/;
+const NOT_PRINTABLES = /[^\x21-\x7e]/g;
+
 export function buildReceivedHeader(i: {
   id: string;
   heloName: string | false | undefined;
@@ -11,8 +15,10 @@ export function buildReceivedHeader(i: {
   date: Date | number;
 }): string {
   // RFC 3848 protocol names: ESMTP, with S for TLS and A for AUTH.
-  const protocol = `ESMTP${i.secure ? 'S' : ''}${i.authenticated ? 'A' : ''}`;
-  const helo = (i.heloName || 'unknown').replace(/[^\x21-\x7e]/g, '');
+  const protocol = PROTOCOLS[(i.secure ? 1 : 0) + (i.authenticated ? 2 : 0)];
+  const named = i.heloName || 'unknown';
+  // Replaced only when needed: a global replace costs its regexp machinery even when nothing matches.
+  const helo = NOT_PRINTABLE.test(named) ? named.replace(NOT_PRINTABLES, '') : named;
   return `Received: from ${helo} ([${i.clientAddress}])\r\n\tby ${i.byName} (mailfleet) with ${protocol} id ${i.id};\r\n\t${rfc5322Date(i.date)}\r\n`;
 }
 
