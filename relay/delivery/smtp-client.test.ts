@@ -2,6 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { encodeData, SmtpConnection, SmtpError } from './smtp-client.ts';
+import { seededRandom } from '../../test/support/seeded-random.ts';
+
+/** The definition of the DATA encoding: every line end CRLF, the last line ended, dots stuffed, then ".". */
+function reference(b: Buffer): Buffer {
+  let s = b.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
+  if (!s.endsWith('\r\n')) s += '\r\n';
+  return Buffer.from(s.replace(/^\./gm, '..') + '.\r\n', 'latin1');
+}
 
 test('DATA encoding: dot-stuffing, CRLF everywhere, bare LF/CR cannot end the data (SMTP smuggling)', () => {
   assert.equal(encodeData(Buffer.from('a\r\n.b\r\n..c\r\n')).toString(), 'a\r\n..b\r\n...c\r\n.\r\n');
@@ -13,11 +21,6 @@ test('DATA encoding: dot-stuffing, CRLF everywhere, bare LF/CR cannot end the da
 });
 
 test('DATA encoding: the CRLF fast path and the normalising path agree on random data', () => {
-  const reference = (b: Buffer) => {
-    let s = b.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
-    if (!s.endsWith('\r\n')) s += '\r\n';
-    return Buffer.from(s.replace(/^\./gm, '..') + '.\r\n', 'latin1');
-  };
   let seed = 7;
   const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
   const pieces = ['a', 'b', '.', '\r\n', '\r\n.', '\r\n', '\n', '\r', '\xe9'];
@@ -32,19 +35,7 @@ test('DATA encoding: the CRLF fast path and the normalising path agree on random
 });
 
 test('DATA encoding: longer messages, lines starting with dots anywhere, agree with the normalising definition', () => {
-  const reference = (b: Buffer) => {
-    let s = b.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
-    if (!s.endsWith('\r\n')) s += '\r\n';
-    return Buffer.from(s.replace(/^\./gm, '..') + '.\r\n', 'latin1');
-  };
-  // mulberry32: exact 32-bit arithmetic, so every value of rnd(n) occurs.
-  let seed = 11;
-  const rnd = (n: number) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) % n;
-  };
+  const rnd = seededRandom(11);
   for (let i = 0; i < 3000; i++) {
     const lines: string[] = [];
     for (let n = rnd(60); n > 0; n--) {
