@@ -181,6 +181,24 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
     rejected: counterChild(metrics.smtpMessages, { listener: listener.name, result: 'rejected' }),
   };
 
+  /** MAIL FROM's intake-rate verdict (relay/intake/intake-rate.ts) answered. */
+  const admitted = (v: IntakeVerdict, session: SMTPServerSession, callback: (err?: Error | null) => void) => {
+    if (!v.ok) {
+      reject('mail', 'rate-limited');
+      metrics.intakeThrottled.inc({ listener: listener.name, scope: v.scope, action: 'tempfail' });
+      return callback(smtpError(451, '4.7.1', `Message rate limit exceeded (${v.scope === 'pool' ? 'relay' : 'this account'}); try again in ${v.retryAfterSeconds} seconds`));
+    }
+    if (v.notBefore !== undefined) {
+      metrics.intakeThrottled.inc({ listener: listener.name, scope: v.scope ?? 'pool', action: 'queued' });
+      notBefore.set(session, v.notBefore);
+    } else notBefore.delete(session);
+    callback();
+  };
+  const admitFailed = (err: Error, callback: (err?: Error | null) => void) => {
+    log.error({ err }, 'intake rate check failed');
+    callback(smtpError(451, '4.3.0', 'Temporary failure; try again later'));
+  };
+
   const authAllowed = (session: SMTPServerSession, secure: boolean) =>
     listener.role === 'submission' && (secure || (listener.allowPlaintextAuthOnLoopback && isLoopback(session.remoteAddress)));
 
@@ -274,21 +292,10 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
       if (listener.role !== 'submission') return callback();
       // A hand-off was admitted once already, at the pool's intake, by the relay that hands it off.
       if (session.user === HANDOFF_USER) return callback();
-      whenSettled(limiter.admit(typeof session.user === 'string' ? session.user : undefined), (v) => {
-        if (!v.ok) {
-          reject('mail', 'rate-limited');
-          metrics.intakeThrottled.inc({ listener: listener.name, scope: v.scope, action: 'tempfail' });
-          return callback(smtpError(451, '4.7.1', `Message rate limit exceeded (${v.scope === 'pool' ? 'relay' : 'this account'}); try again in ${v.retryAfterSeconds} seconds`));
-        }
-        if (v.notBefore !== undefined) {
-          metrics.intakeThrottled.inc({ listener: listener.name, scope: v.scope ?? 'pool', action: 'queued' });
-          notBefore.set(session, v.notBefore);
-        } else notBefore.delete(session);
-        callback();
-      }, (err) => {
-        log.error({ err }, 'intake rate check failed');
-        callback(smtpError(451, '4.3.0', 'Temporary failure; try again later'));
-      });
+      // The main thread's answer is at hand: no closures for it (a session thread's is a promise).
+      const verdict = limiter.admit(typeof session.user === 'string' ? session.user : undefined);
+      if (verdict instanceof Promise) verdict.then((v) => admitted(v, session, callback), (err: Error) => admitFailed(err, callback));
+      else admitted(verdict, session, callback);
     },
     onRcptTo(address, session, callback) {
       // The MX role: bounce and feedback addresses are decided by the consumer, before the syntax
