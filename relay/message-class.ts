@@ -16,9 +16,15 @@ export function isMessageClass(value: string): value is MessageClass {
   return (MESSAGE_CLASSES as readonly string[]).includes(value);
 }
 
-/** One value per class (counters, flags), built from the list so no module spells it again. */
+/**
+ * One value per class (counters, flags), built from the list so no module spells it again. Property
+ * by property, not Object.fromEntries of mapped pairs: the scheduler makes one for each lane it
+ * opens, about one a message (four arrays each that way), and every record gets the same shape.
+ */
 export function classRecord<T>(make: () => T): Record<MessageClass, T> {
-  return Object.fromEntries(MESSAGE_CLASSES.map((c) => [c, make()])) as Record<MessageClass, T>;
+  const record = {} as Record<MessageClass, T>;
+  for (const c of MESSAGE_CLASSES) record[c] = make();
+  return record;
 }
 
 /** The queue's lane number of a class (0 otp, 1 transactional, 2 bulk): claims scan lane by lane. */

@@ -2,6 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { encodeData, SmtpConnection, SmtpError } from './smtp-client.ts';
+import { seededRandom } from '../../test/support/seeded-random.ts';
+
+/** The definition of the DATA encoding: every line end CRLF, the last line ended, dots stuffed, then ".". */
+function reference(b: Buffer): Buffer {
+  let s = b.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
+  if (!s.endsWith('\r\n')) s += '\r\n';
+  return Buffer.from(s.replace(/^\./gm, '..') + '.\r\n', 'latin1');
+}
 
 test('DATA encoding: dot-stuffing, CRLF everywhere, bare LF/CR cannot end the data (SMTP smuggling)', () => {
   assert.equal(encodeData(Buffer.from('a\r\n.b\r\n..c\r\n')).toString(), 'a\r\n..b\r\n...c\r\n.\r\n');
@@ -13,11 +21,6 @@ test('DATA encoding: dot-stuffing, CRLF everywhere, bare LF/CR cannot end the da
 });
 
 test('DATA encoding: the CRLF fast path and the normalising path agree on random data', () => {
-  const reference = (b: Buffer) => {
-    let s = b.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
-    if (!s.endsWith('\r\n')) s += '\r\n';
-    return Buffer.from(s.replace(/^\./gm, '..') + '.\r\n', 'latin1');
-  };
   let seed = 7;
   const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
   const pieces = ['a', 'b', '.', '\r\n', '\r\n.', '\r\n', '\n', '\r', '\xe9'];
@@ -28,6 +31,21 @@ test('DATA encoding: the CRLF fast path and the normalising path agree on random
     for (let k = 0; k < n; k++) s += pieces[rnd(i % 3 === 0 ? 9 : 6)];
     const b = Buffer.from(s, 'latin1');
     assert.deepEqual(encodeData(b), reference(b), JSON.stringify(s));
+  }
+});
+
+test('DATA encoding: longer messages, lines starting with dots anywhere, agree with the normalising definition', () => {
+  const rnd = seededRandom(11);
+  for (let i = 0; i < 3000; i++) {
+    const lines: string[] = [];
+    for (let n = rnd(60); n > 0; n--) {
+      let line = rnd(5) === 0 ? '.'.repeat(1 + rnd(3)) : '';
+      for (let k = rnd(100); k > 0; k--) line += String.fromCharCode(rnd(8) === 0 ? 0x2e : rnd(4) === 0 ? 0x80 + rnd(128) : 0x20 + rnd(95));
+      lines.push(line + (i % 4 === 0 && rnd(20) === 0 ? ['\n', '\r', '\n\r', '\r\r\n'][rnd(4)]! : '\r\n'));
+    }
+    if (rnd(3) === 0) lines.push(rnd(2) ? '.last' : 'last');
+    const b = Buffer.from(lines.join(''), 'latin1');
+    assert.deepEqual(encodeData(b), reference(b), JSON.stringify(b.toString('latin1')));
   }
 });
 

@@ -89,31 +89,50 @@ export class IncomingBody {
     void this.release();
   }
 
+  /** The body went to a spool file (spooled() then; otherwise it is in memory, inMemory()). */
+  get onDisk(): boolean {
+    return this.file !== undefined;
+  }
+
   /**
-   * The whole message, `prefix` first, in one Buffer: the copy the queue commit binds. Its bytes
-   * are taken from the budget; a spooled body waits up to `waitMs` for them, and false means
+   * The whole message, `prefix` (UTF-8) first, in one Buffer when the body is in memory, at once
+   * (no promise, no tick: every message up to 128 KiB); undefined when it was spooled (withPrefix()).
+   */
+  inMemory(prefix: string): Buffer | undefined {
+    if (this.file) return undefined;
+    const prefixBytes = Buffer.byteLength(prefix);
+    // May overshoot the budget by one message while the chunks are let go, never more.
+    this.budget.take(prefixBytes + this.held);
+    this.reserved += prefixBytes + this.held;
+    // The prefix written in place and the chunks copied after it: no Buffer of the prefix, no array.
+    const whole = Buffer.allocUnsafe(prefixBytes + this.held);
+    whole.write(prefix, 0);
+    let at = prefixBytes;
+    for (const c of this.chunks) at += c.copy(whole, at);
+    this.chunks = [];
+    return whole;
+  }
+
+  /**
+   * The whole message, `prefix` (UTF-8) first, in one Buffer: the copy the queue commit binds. Its
+   * bytes are taken from the budget; a spooled body waits up to `waitMs` for them, and false means
    * they did not come (the caller answers 451 4.3.1).
    */
-  async withPrefix(prefix: Buffer, waitMs: number): Promise<Buffer | false> {
-    if (!this.file) {
-      // May overshoot the budget by one message while the chunks are let go, never more.
-      this.budget.take(prefix.length + this.held);
-      this.reserved += prefix.length + this.held;
-      const whole = Buffer.concat([prefix, ...this.chunks]);
-      this.chunks = [];
-      return whole;
-    }
+  async withPrefix(prefix: string, waitMs: number): Promise<Buffer | false> {
+    const held = this.inMemory(prefix);
+    if (held) return held;
     await this.write();
-    const size = prefix.length + this.fileBytes;
+    const prefixBytes = Buffer.byteLength(prefix);
+    const size = prefixBytes + this.fileBytes;
     if (!(await this.budget.reserveWithin(size, waitMs))) return false;
     this.reserved += size;
     const whole = Buffer.allocUnsafe(size);
-    prefix.copy(whole);
-    let at = prefix.length;
+    whole.write(prefix, 0);
+    let at = prefixBytes;
     try {
       while (at < size) {
-        const { bytesRead } = await this.file.read(whole, at, size - at, at - prefix.length);
-        if (bytesRead === 0) throw new SpoolError(`spool file ended at ${at - prefix.length} of ${this.fileBytes} bytes`);
+        const { bytesRead } = await this.file!.read(whole, at, size - at, at - prefixBytes);
+        if (bytesRead === 0) throw new SpoolError(`spool file ended at ${at - prefixBytes} of ${this.fileBytes} bytes`);
         at += bytesRead;
       }
     } catch (err) {
@@ -153,14 +172,18 @@ export class IncomingBody {
     return undefined;
   }
 
-  /** Gives back every reserved byte and closes the spool file (always called, whatever happened). */
-  async release(): Promise<void> {
+  /**
+   * Gives back every reserved byte and closes the spool file (always called, whatever happened).
+   * A promise only when there is a file to close: a body held in memory is let go at once.
+   */
+  release(): Promise<void> | undefined {
     this.budget.release(this.reserved);
     this.reserved = 0;
     this.held = 0;
     const file = this.file;
+    if (!file) return undefined;
     this.file = undefined;
-    await file?.close().catch(() => undefined);
+    return file.close().catch(() => undefined);
   }
 
   /** Moves what is held to a new spool file; from now on every chunk goes there. */

@@ -7,7 +7,7 @@ import { SMTPServer, type SMTPServerOptions, type SMTPServerSession, type SMTPSe
 import { isIP } from 'node:net';
 import type { RelayConfig, ListenerConfig } from '../config/schema.ts';
 import type { QueueStore } from '../queue/store.ts';
-import { StoreError, domainOf } from '../queue/types.ts';
+import { StoreError, domainOf, type NewMessage } from '../queue/types.ts';
 import { newQueueId } from '../queue/id.ts';
 import { childLogger, type Logger } from '../log.ts';
 import type { RelayMetrics } from '../metrics.ts';
@@ -30,7 +30,7 @@ import { HANDOFF_USER, refusesHandoff } from '../handoff/decide.ts';
 import { DEFAULT_IP } from '../scheduler/shaper.ts';
 import { readHandoffSecrets, secretMatches } from '../handoff/secret.ts';
 import { CLASS_HEADER, takeClassHeader } from './class-header.ts';
-import { classOfMessage } from '../message-class.ts';
+import { classOfMessage, type MessageClass } from '../message-class.ts';
 import { TAG_HEADER, takeTagHeaders } from '../events/tags.ts';
 import type { Feedback } from '../feedback/feedback.ts';
 import type { FeedbackConsumer } from '../bounce/mx-consumer.ts';
@@ -181,6 +181,24 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
     rejected: counterChild(metrics.smtpMessages, { listener: listener.name, result: 'rejected' }),
   };
 
+  /** MAIL FROM's intake-rate verdict (relay/intake/intake-rate.ts) answered. */
+  const admitted = (v: IntakeVerdict, session: SMTPServerSession, callback: (err?: Error | null) => void) => {
+    if (!v.ok) {
+      reject('mail', 'rate-limited');
+      metrics.intakeThrottled.inc({ listener: listener.name, scope: v.scope, action: 'tempfail' });
+      return callback(smtpError(451, '4.7.1', `Message rate limit exceeded (${v.scope === 'pool' ? 'relay' : 'this account'}); try again in ${v.retryAfterSeconds} seconds`));
+    }
+    if (v.notBefore !== undefined) {
+      metrics.intakeThrottled.inc({ listener: listener.name, scope: v.scope ?? 'pool', action: 'queued' });
+      notBefore.set(session, v.notBefore);
+    } else notBefore.delete(session);
+    callback();
+  };
+  const admitFailed = (err: Error, callback: (err?: Error | null) => void) => {
+    log.error({ err }, 'intake rate check failed');
+    callback(smtpError(451, '4.3.0', 'Temporary failure; try again later'));
+  };
+
   const authAllowed = (session: SMTPServerSession, secure: boolean) =>
     listener.role === 'submission' && (secure || (listener.allowPlaintextAuthOnLoopback && isLoopback(session.remoteAddress)));
 
@@ -274,21 +292,10 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
       if (listener.role !== 'submission') return callback();
       // A hand-off was admitted once already, at the pool's intake, by the relay that hands it off.
       if (session.user === HANDOFF_USER) return callback();
-      whenSettled(limiter.admit(typeof session.user === 'string' ? session.user : undefined), (v) => {
-        if (!v.ok) {
-          reject('mail', 'rate-limited');
-          metrics.intakeThrottled.inc({ listener: listener.name, scope: v.scope, action: 'tempfail' });
-          return callback(smtpError(451, '4.7.1', `Message rate limit exceeded (${v.scope === 'pool' ? 'relay' : 'this account'}); try again in ${v.retryAfterSeconds} seconds`));
-        }
-        if (v.notBefore !== undefined) {
-          metrics.intakeThrottled.inc({ listener: listener.name, scope: v.scope ?? 'pool', action: 'queued' });
-          notBefore.set(session, v.notBefore);
-        } else notBefore.delete(session);
-        callback();
-      }, (err) => {
-        log.error({ err }, 'intake rate check failed');
-        callback(smtpError(451, '4.3.0', 'Temporary failure; try again later'));
-      });
+      // The main thread's answer is at hand: no closures for it (a session thread's is a promise).
+      const verdict = limiter.admit(typeof session.user === 'string' ? session.user : undefined);
+      if (verdict instanceof Promise) verdict.then((v) => admitted(v, session, callback), (err: Error) => admitFailed(err, callback));
+      else admitted(verdict, session, callback);
     },
     onRcptTo(address, session, callback) {
       // The MX role: bounce and feedback addresses are decided by the consumer, before the syntax
@@ -311,7 +318,7 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
         authenticated: Boolean(session.user),
         recipientDomain: domainOf(address.address),
         // On the MX role every accepted domain is a bounce domain, decided above: nothing is relayed.
-        acceptDomains: listener.role === 'mx' ? [] : config.acceptDomains,
+        acceptDomains: listener.role === 'mx' ? NO_DOMAINS : config.acceptDomains,
         recipientsSoFar: session.envelope.rcptTo.length,
         maxRecipients: config.limits.maxRecipients,
       });
@@ -365,6 +372,8 @@ function startListener(listener: ListenerConfig, deps: IntakeDeps, throttle: Int
 }
 
 const noop = (): void => {};
+const NO_TAGS: readonly string[] = Object.freeze([]);
+const NO_DOMAINS: readonly string[] = Object.freeze([]);
 
 /** The spool directory, joined once per data directory (path.join per message was ~4 µs). */
 let spoolDir = { dataDir: '', path: '' };
@@ -386,118 +395,130 @@ async function receiveMessage(
   const leaveData = deps.dataSessions?.enter() ?? noop;
   // Every byte held for this message is reserved from the intake budget and given back when the
   // message is queued or refused, whatever happens in between; a spool file is closed with it.
+  // One async function for the whole message (an inner one cost a promise and a tick a message).
   const body = new IncomingBody(budget, spoolDirFor(deps.config.dataDir));
   try {
-    return await receiveWithin(stream, session, listener, deps, log, body, leaveData);
+    const { config } = deps;
+    const scanner = new DataScanner(config.limits.maxLineOctets);
+    const maxBytes = maxMessageBytesOf(listener, config.limits);
+    let spoolFailed: Error | undefined;
+    await eachChunk(stream, (chunk) => {
+      scanner.push(chunk);
+      // Past the size limit (or a failed spool write), keep reading (the client is still sending)
+      // but hold nothing: what was held goes at once, an oversized body is never kept whole.
+      if (!body.dropped && body.bytes + chunk.length > maxBytes) body.drop();
+      return body.add(chunk)?.catch((err: Error) => {
+        spoolFailed = err;
+        body.drop();
+      });
+    });
+    if (stream.sizeExceeded) {
+      // smtp-server itself answers 552 5.3.4 for an oversized message; this only keeps it out of the queue.
+      throw Object.assign(smtpError(552, '5.3.4', `Message size exceeds the limit of ${maxBytes} bytes`), { reason: 'too-big' });
+    }
+    if (spoolFailed) {
+      log.error({ err: spoolFailed.message, client: session.remoteAddress, size: body.bytes }, 'intake spool write failed; message not accepted');
+      throw Object.assign(smtpError(452, '4.3.1', 'Insufficient system storage: message not queued, try again later'), { reason: 'spool-write-failed' });
+    }
+    const verdict = scanner.finish();
+    if (!verdict.ok) {
+      log.warn({ client: session.remoteAddress, reason: verdict.reason }, 'message refused');
+      throw Object.assign(smtpError(verdict.code, verdict.enhanced, verdict.text), { reason: verdict.reason });
+    }
+    const now = (deps.clock ?? Date.now)();
+    const id = newQueueId(now);
+    if (listener.role === 'mx') {
+      // The copy handed to the consumer is held too, like the queue's copy below.
+      return await consumeReport(body.inMemory('') ?? await wholeBody(body, '', deps, session, log), id, session, deps, log);
+    }
+    const received = buildReceivedHeader({
+      id,
+      heloName: session.hostNameAppearsAs,
+      clientAddress: session.remoteAddress,
+      byName: config.hostname,
+      secure: session.secure,
+      authenticated: Boolean(session.user),
+      date: now,
+    });
+    // A spooled body stays in its file: only its header section is read back and rewritten here, and
+    // the commit stores it in parts from the file (relay/queue/body-parts.ts). Otherwise one copy of
+    // the data, trace header first, written straight into it; a second only when the class header
+    // must come out. The copy is held too (relay/intake/incoming-body.ts). A body in memory (up to
+    // 128 KiB, nearly all mail) is taken without a promise.
+    const spooled = body.onDisk ? await spooledBody(body, session, log) : undefined;
+    const whole = spooled ? Buffer.concat([Buffer.from(received), spooled.head]) : body.inMemory(received) ?? await wholeBody(body, received, deps, session, log);
+    // The trace header's bytes: what the copy holds beyond the data (every byte received is in it).
+    const receivedBytes = whole.length - (spooled ? spooled.head.length : body.bytes);
+    const original = whole.subarray(receivedBytes);
+    const user = typeof session.user === 'string' ? session.user : undefined;
+    const { data, cls, tags, messageId } = readHeaderSection(original, user, deps);
+    const size = data.length + (spooled?.length ?? 0);
+    const stored = data === original ? whole : Buffer.concat([whole.subarray(0, receivedBytes), data]);
+    const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    // One list for the queue and the accepted events (neither changes it).
+    const recipients = session.envelope.rcptTo.map((r) => r.address);
+    const message: NewMessage = {
+      id,
+      mailFrom,
+      recipients,
+      body: spooled ? { head: stored, fd: spooled.fd, offset: spooled.offset, length: spooled.length } : stored,
+      clientAddress: session.remoteAddress,
+      authUser: user,
+      listener: listener.name,
+      messageId,
+      class: cls,
+    };
+    const notBeforeAt = notBefore.get(session);
+    if (notBeforeAt !== undefined) message.notBefore = notBeforeAt;
+    // Left just before enqueue(): a commit released by this leaving writes this message too.
+    leaveData();
+    try {
+      await deps.store.enqueue(message);
+    } catch (err) {
+      if (err instanceof StoreError) {
+        log.error({ err: err.message, code: err.sqliteCode }, 'queue write failed; message not accepted');
+        throw Object.assign(smtpError(452, '4.3.1', 'Insufficient system storage: message not queued, try again later'), { reason: 'queue-write-failed' });
+      }
+      throw err;
+    }
+    try {
+      deps.feedback?.accepted({ queueId: id, messageId, recipients, mailFrom, body: data, class: cls, tags: user !== undefined ? tags : NO_TAGS });
+    } catch (err) {
+      log.error({ err, id }, 'accepted event not recorded');
+    }
+    deps.metrics.receivedBytes.inc(size);
+    if (log.isLevelEnabled('info')) log.info({ id, client: session.remoteAddress, user: session.user, from: session.envelope.mailFrom || null, rcpts: session.envelope.rcptTo.length, size }, 'queued');
+    deps.onQueued?.(id);
+    return id;
   } finally {
     leaveData();
-    await body.release();
+    const closing = body.release();
+    if (closing) await closing;
   }
 }
 
-async function receiveWithin(
-  stream: SMTPServerDataStream,
-  session: SMTPServerSession,
-  listener: ListenerConfig,
-  deps: IntakeDeps,
-  log: Logger,
-  body: IncomingBody,
-  leaveData: () => void,
-): Promise<string> {
-  const { config } = deps;
-  const scanner = new DataScanner(config.limits.maxLineOctets);
-  const maxBytes = maxMessageBytesOf(listener, config.limits);
-  let spoolFailed: Error | undefined;
-  await eachChunk(stream, (chunk) => {
-    scanner.push(chunk);
-    // Past the size limit (or a failed spool write), keep reading (the client is still sending)
-    // but hold nothing: what was held goes at once, an oversized body is never kept whole.
-    if (!body.dropped && body.bytes + chunk.length > maxBytes) body.drop();
-    return body.add(chunk)?.catch((err: Error) => {
-      spoolFailed = err;
-      body.drop();
-    });
-  });
-  if (stream.sizeExceeded) {
-    // smtp-server itself answers 552 5.3.4 for an oversized message; this only keeps it out of the queue.
-    throw Object.assign(smtpError(552, '5.3.4', `Message size exceeds the limit of ${maxBytes} bytes`), { reason: 'too-big' });
-  }
-  if (spoolFailed) {
-    log.error({ err: spoolFailed.message, client: session.remoteAddress, size: body.bytes }, 'intake spool write failed; message not accepted');
-    throw Object.assign(smtpError(452, '4.3.1', 'Insufficient system storage: message not queued, try again later'), { reason: 'spool-write-failed' });
-  }
-  const verdict = scanner.finish();
-  if (!verdict.ok) {
-    log.warn({ client: session.remoteAddress, reason: verdict.reason }, 'message refused');
-    throw Object.assign(smtpError(verdict.code, verdict.enhanced, verdict.text), { reason: verdict.reason });
-  }
-  const id = newQueueId((deps.clock ?? Date.now)());
-  if (listener.role === 'mx') {
-    // The copy handed to the consumer is held too, like the queue's copy below.
-    return consumeReport(await wholeBody(body, Buffer.alloc(0), deps, session, log), id, session, deps, log);
-  }
-  const received = Buffer.from(buildReceivedHeader({
-    id,
-    heloName: session.hostNameAppearsAs,
-    clientAddress: session.remoteAddress,
-    byName: config.hostname,
-    secure: session.secure,
-    authenticated: Boolean(session.user),
-    date: new Date((deps.clock ?? Date.now)()),
-  }));
-  // A spooled body stays in its file: only its header section is read back and rewritten here, and
-  // the commit stores it in parts from the file (relay/queue/body-parts.ts). Otherwise one copy of
-  // the data, trace header first; a second only when the class header must come out. The copy is
-  // held too (relay/intake/incoming-body.ts).
-  const spooled = await spooledBody(body, session, log);
-  const whole = spooled ? Buffer.concat([received, spooled.head]) : await wholeBody(body, received, deps, session, log);
-  const original = whole.subarray(received.length);
+/** Names either header the intake takes out (case-insensitive), without a lower-cased copy of the section. */
+const OUR_HEADERS = new RegExp(`${CLASS_HEADER}|${TAG_HEADER}`, 'i');
+
+/**
+ * What the intake reads from the header section: the class and tags (their fields taken out of the
+ * data) and the Message-ID. A function of its own so the decoded text dies young, not kept by
+ * receiveMessage's frame while it waits for the commit (~ms: a scavenge then promotes it).
+ */
+function readHeaderSection(original: Buffer, user: string | undefined, deps: IntakeDeps): { data: Buffer; cls: MessageClass; tags: readonly string[]; messageId: string | undefined } {
   // The header section is decoded once: the class and tag readers (which decode it again) run
   // only when it names their header, and the Message-ID is read from the same text.
   const head = headerText(original);
-  const lowerHead = head.text.toLowerCase();
+  const ours = !head.whole || OUR_HEADERS.test(head.text);
   // The class header is always removed; it is honoured only from authenticated submission.
-  const { body: classless, class: headerClass } = !head.whole || lowerHead.includes(CLASS_HEADER) ? takeClassHeader(original) : { body: original, class: undefined };
+  const { body: classless, class: headerClass } = ours ? takeClassHeader(original) : { body: original, class: undefined };
   // Tags too are always removed, and honoured only from authenticated submission.
-  const { body: data, tags } = !head.whole || lowerHead.includes(TAG_HEADER) ? takeTagHeaders(classless) : { body: classless, tags: [] };
-  const user = typeof session.user === 'string' ? session.user : undefined;
+  const { body: data, tags } = ours ? takeTagHeaders(classless) : { body: classless, tags: NO_TAGS };
   const cls = classOfMessage({ authenticated: user !== undefined, header: headerClass, credentialDefault: user !== undefined ? deps.credentials.classOf(user) : undefined });
   // Read before the commit: on a session thread a large body goes to the main thread by transfer
   // (relay/intake/session-thread.ts) and this thread's view of it is empty afterwards.
   const messageId = data === original ? extractMessageId(data, head.text) : extractMessageId(data);
-  const size = data.length + (spooled?.length ?? 0);
-  const stored = data === original ? whole : Buffer.concat([received, data]);
-  // Left just before enqueue(): a commit released by this leaving writes this message too.
-  leaveData();
-  try {
-    await deps.store.enqueue({
-      id,
-      mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-      recipients: session.envelope.rcptTo.map((r) => r.address),
-      body: spooled ? { head: stored, fd: spooled.fd, offset: spooled.offset, length: spooled.length } : stored,
-      clientAddress: session.remoteAddress,
-      authUser: typeof session.user === 'string' ? session.user : undefined,
-      listener: listener.name,
-      messageId,
-      class: cls,
-      ...(notBefore.has(session) ? { notBefore: notBefore.get(session)! } : {}),
-    });
-  } catch (err) {
-    if (err instanceof StoreError) {
-      log.error({ err: err.message, code: err.sqliteCode }, 'queue write failed; message not accepted');
-      throw Object.assign(smtpError(452, '4.3.1', 'Insufficient system storage: message not queued, try again later'), { reason: 'queue-write-failed' });
-    }
-    throw err;
-  }
-  try {
-    deps.feedback?.accepted({ queueId: id, messageId, recipients: session.envelope.rcptTo.map((r) => r.address), mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', body: data, class: cls, tags: user !== undefined ? tags : [] });
-  } catch (err) {
-    log.error({ err, id }, 'accepted event not recorded');
-  }
-  deps.metrics.receivedBytes.inc(size);
-  if (log.isLevelEnabled('info')) log.info({ id, client: session.remoteAddress, user: session.user, from: session.envelope.mailFrom || null, rcpts: session.envelope.rcptTo.length, size }, 'queued');
-  deps.onQueued?.(id);
-  return id;
+  return { data, cls, tags, messageId };
 }
 
 /** A spooled body's header section and where the rest is (IncomingBody.spooled), or undefined: read it whole. */
@@ -511,7 +532,7 @@ async function spooledBody(body: IncomingBody, session: SMTPServerSession, log: 
 }
 
 /** The message in one Buffer for the commit, or 451 4.3.1 when memory for it did not come in time. */
-async function wholeBody(body: IncomingBody, prefix: Buffer, deps: IntakeDeps, session: SMTPServerSession, log: Logger): Promise<Buffer> {
+async function wholeBody(body: IncomingBody, prefix: string, deps: IntakeDeps, session: SMTPServerSession, log: Logger): Promise<Buffer> {
   let whole: Buffer | false;
   try {
     whole = await body.withPrefix(prefix, deps.config.limits.intakeMemoryWaitMs);

@@ -1,5 +1,9 @@
 // The trace header a relay adds (RFC 5321 §4.4) and the Message-ID it records for operators.
 
+const PROTOCOLS = ['ESMTP', 'ESMTPS', 'ESMTPA', 'ESMTPSA'] as const;
+const NOT_PRINTABLE = /[^\x21-\x7e]/;
+const NOT_PRINTABLES = /[^\x21-\x7e]/g;
+
 export function buildReceivedHeader(i: {
   id: string;
   heloName: string | false | undefined;
@@ -7,19 +11,23 @@ export function buildReceivedHeader(i: {
   byName: string;
   secure: boolean;
   authenticated: boolean;
-  date: Date;
+  /** When the message was received: a Date, or milliseconds since the epoch (no Date a message). */
+  date: Date | number;
 }): string {
   // RFC 3848 protocol names: ESMTP, with S for TLS and A for AUTH.
-  const protocol = `ESMTP${i.secure ? 'S' : ''}${i.authenticated ? 'A' : ''}`;
-  const helo = (i.heloName || 'unknown').replace(/[^\x21-\x7e]/g, '');
+  const protocol = PROTOCOLS[(i.secure ? 1 : 0) + (i.authenticated ? 2 : 0)];
+  const named = i.heloName || 'unknown';
+  // Replaced only when needed: a global replace costs its regexp machinery even when nothing matches.
+  const helo = NOT_PRINTABLE.test(named) ? named.replace(NOT_PRINTABLES, '') : named;
   return `Received: from ${helo} ([${i.clientAddress}])\r\n\tby ${i.byName} (mailfleet) with ${protocol} id ${i.id};\r\n\t${rfc5322Date(i.date)}\r\n`;
 }
 
 // The date of the trace header changes once a second; formatting it cost ~1 µs a message.
 let lastDate = { second: NaN, text: '' };
-function rfc5322Date(date: Date): string {
-  const second = Math.floor(date.getTime() / 1000);
-  if (second !== lastDate.second) lastDate = { second, text: date.toUTCString().replace('GMT', '+0000') };
+function rfc5322Date(date: Date | number): string {
+  const ms = typeof date === 'number' ? date : date.getTime();
+  const second = Math.floor(ms / 1000);
+  if (second !== lastDate.second) lastDate = { second, text: new Date(ms).toUTCString().replace('GMT', '+0000') };
   return lastDate.text;
 }
 
@@ -30,8 +38,11 @@ const HEADER_TEXT_LIMIT = 65536;
  * The header section as latin1 text (up to the empty line, else the first 64 KiB), decoded once
  * for the intake's readers of it (~0.7 µs a copy). `whole`: the text holds the whole section.
  */
+/** The empty line ending a header section, as a Buffer (a string needle is encoded again each search). */
+const HEAD_END = Buffer.from('\r\n\r\n');
+
 export function headerText(data: Buffer): { text: string; whole: boolean } {
-  const end = data.indexOf('\r\n\r\n');
+  const end = data.indexOf(HEAD_END);
   const whole = end >= 0 || data.length <= HEADER_TEXT_LIMIT;
   return { text: data.subarray(0, end < 0 ? Math.min(data.length, HEADER_TEXT_LIMIT) : end).toString('latin1'), whole };
 }
