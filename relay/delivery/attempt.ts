@@ -86,13 +86,64 @@ async function smarthostAddresses(host: string): Promise<string[]> {
 /** The outcome of one recipient from its reply in the transaction. */
 function outcomeOf(r: TransactionResult['recipients'][number], mx: string, tls: boolean, tlsVerified: boolean, stsMode: RecipientOutcome['mtaSts']): RecipientOutcome {
   const text = r.reply.text;
-  const p = parseReplyLine(`${r.reply.code} ${text.includes('\n') ? text.split('\n').join(' ') : text}`);
+  // A one-line reply as received ("250 2.0.0 Ok") is already the line parsed here: not built again.
+  const raw = r.reply.raw;
+  const line = raw.length === text.length + 4 && raw.charCodeAt(3) === 0x20 && raw.startsWith(String(r.reply.code)) && raw.endsWith(text)
+    ? raw
+    : `${r.reply.code} ${text.includes('\n') ? text.split('\n').join(' ') : text}`;
+  const p = parseReplyLine(line);
   const o: RecipientOutcome = {
-    recipient: r.recipient, code: r.reply.code, enhanced: p.enhanced, text: p.text, raw: r.reply.raw, phase: r.phase,
+    recipient: r.recipient, code: r.reply.code, enhanced: p.enhanced, text: p.text, raw, phase: r.phase,
     mx, tls, tlsVerified,
   };
   if (stsMode) o.mtaSts = stsMode;
   return o;
+}
+
+/**
+ * The options of a connection to one address of one host, per attempt context (built once per
+ * path in send.ts): the same object each time, so the pool finds its key without building it.
+ * Bounded: MX delivery meets many hosts; past OPTIONS_MAX the memo starts again.
+ */
+const OPTIONS_MAX = 1000;
+const optionsMemo = new WeakMap<AttemptContext, { size: number; byHost: Map<string, Map<string, OpenOptions>> }>();
+
+function openOptions(ctx: AttemptContext, host: string, address: string, port: number, tls: TlsMode): OpenOptions {
+  let memo = optionsMemo.get(ctx);
+  if (!memo || memo.size >= OPTIONS_MAX) optionsMemo.set(ctx, (memo = { size: 0, byHost: new Map() }));
+  let byAddress = memo.byHost.get(host);
+  if (!byAddress) memo.byHost.set(host, (byAddress = new Map()));
+  const o = byAddress.get(address);
+  if (o && o.port === port && o.tls === tls) return o;
+  const made: OpenOptions = {
+    host,
+    address,
+    port,
+    localAddress: ctx.egress?.address,
+    ehloName: ctx.ehloName,
+    tls,
+    ca: ctx.tlsCa,
+    connectTimeoutMs: ctx.connectTimeoutMs,
+    commandTimeoutMs: ctx.commandTimeoutMs,
+    signal: ctx.signal,
+    auth: ctx.auth,
+  };
+  if (!o) memo.size++;
+  byAddress.set(address, made);
+  return made;
+}
+
+/** A route host that is an IP address is its own (only) address: one array per host, not per attempt. */
+const literalAddresses = new Map<string, readonly string[]>();
+
+function addressesOfLiteral(host: string): readonly string[] | undefined {
+  let a = literalAddresses.get(host);
+  if (a === undefined) {
+    if (!net.isIP(host)) return undefined;
+    if (literalAddresses.size >= OPTIONS_MAX) literalAddresses.clear();
+    literalAddresses.set(host, (a = [host]));
+  }
+  return a;
 }
 
 export async function attemptDelivery(
@@ -102,11 +153,12 @@ export async function attemptDelivery(
   recipients: string[],
   body: Outgoing,
 ): Promise<RecipientOutcome[]> {
-  let targets: { host: string; port: number }[];
+  let targets: readonly { host: string; port: number }[];
   let tlsMode: TlsMode = 'opportunistic';
   let stsMode: 'enforce' | 'testing' | 'none' | undefined;
   if (ctx.routes) {
-    targets = ctx.routes.map((r) => ({ host: r.host, port: r.port }));
+    // Read, never changed: the routes themselves serve (no copy per attempt).
+    targets = ctx.routes;
     tlsMode = ctx.routeTls ?? tlsMode;
   } else {
     try {
@@ -132,10 +184,10 @@ export async function attemptDelivery(
   const refused: AddressClass[] = [];
   let contacted = false;
   for (const t of targets) {
-    let addresses: string[];
+    let addresses: readonly string[];
     try {
       // A route to an IP address needs no lookup (and no promise).
-      addresses = ctx.routes ? (net.isIP(t.host) ? [t.host] : await smarthostAddresses(t.host)) : await ctx.resolver.addresses(t.host);
+      addresses = ctx.routes ? (addressesOfLiteral(t.host) ?? await smarthostAddresses(t.host)) : await ctx.resolver.addresses(t.host);
     } catch (err) {
       if (err instanceof DnsFailure) last = synthetic(451, '4.4.3', err.message, 'dns', t.host);
       else last = synthetic(451, '4.4.3', `cannot resolve route host ${t.host}: ${(err as Error).message}`, 'dns', t.host);
@@ -155,19 +207,7 @@ export async function attemptDelivery(
       contacted = true;
       let mode: TlsMode = tlsMode;
       for (let tries = 0; tries < 3; tries++) {
-        const opts: OpenOptions = {
-          host: t.host,
-          address,
-          port: t.port,
-          localAddress: ctx.egress?.address,
-          ehloName: ctx.ehloName,
-          tls: mode,
-          ca: ctx.tlsCa,
-          connectTimeoutMs: ctx.connectTimeoutMs,
-          commandTimeoutMs: ctx.commandTimeoutMs,
-          signal: ctx.signal,
-          auth: ctx.auth,
-        };
+        const opts = openOptions(ctx, t.host, address, t.port, mode);
         // A parked connection is taken without a promise; a new one is opened (and waited for) otherwise.
         let conn = ctx.pool.takeIdle(opts, ctx.budget);
         if (!conn) try {

@@ -25,9 +25,18 @@ function headerValue(section: string, name: string): string | undefined {
 /** An identifier Postmaster Tools can group by: no colons (the separator), no spaces, bounded. */
 const clean = (v: string | undefined): string => (v ?? '').replace(/[:\s]+/g, '-').replace(/[^\x21-\x7e]/g, '').slice(0, 64);
 
+const configured = new WeakMap<RelayConfig['domains'], boolean>();
+
+/** Whether any sending domain asks for a Feedback-ID (per domains list: a live reload brings a new one). */
+export function anyFeedbackId(domains: RelayConfig['domains']): boolean {
+  let any = configured.get(domains);
+  if (any === undefined) configured.set(domains, (any = domains.some((x) => x.feedbackId)));
+  return any;
+}
+
 export function feedbackIdFor(domains: RelayConfig['domains'], input: FeedbackIdInput): string | undefined {
   // Most relays configure none: no header parsing for them.
-  if (!domains.some((x) => x.feedbackId)) return undefined;
+  if (!anyFeedbackId(domains)) return undefined;
   const author = authorDomain(input.message);
   const d = author ? domains.find((x) => x.domain.toLowerCase() === author) : undefined;
   const f = d?.feedbackId;

@@ -7,7 +7,7 @@ import type { Adopter, DueRecipient } from '../queue/store.ts';
 import { MESSAGE_CLASSES, classRecord, type MessageClass } from '../message-class.ts';
 import { HeldLanes, type Held } from '../scheduler/lanes.ts';
 import { shapingKey } from '../scheduler/providers.ts';
-import { routeFor } from './egress.ts';
+import { routeOf } from './egress.ts';
 import type { HeldBack } from './dispatch.ts';
 
 // Claimed mail held in memory (relay/scheduler/lanes.ts): 500 recipients per class, 100 per
@@ -142,7 +142,7 @@ export class Feeder {
    * identical queries (the resolver caches answers, not lookups in flight).
    */
   private shapedProvider(domain: string): Promise<string> {
-    if (routeFor(this.ctx.config.delivery.routes, domain)) return Promise.resolve('smarthost');
+    if (routeOf(this.ctx.config.delivery.routes, domain)) return Promise.resolve('smarthost');
     let p = this.lookups.get(domain);
     if (!p) {
       p = this.ctx.resolver.route(domain).then(
@@ -171,7 +171,7 @@ export class Feeder {
       if (!this.lanes.has(h)) continue; // released by stop()
       const domain = h.group[0]!.domain;
       // A configured route needs no lookup: its lane is known now.
-      if (routeFor(this.ctx.config.delivery.routes, domain)) {
+      if (routeOf(this.ctx.config.delivery.routes, domain)) {
         this.lanes.resolve(h, 'smarthost');
         resolved = true;
         continue;

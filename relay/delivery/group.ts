@@ -8,12 +8,13 @@ import { providerOfKey } from '../scheduler/providers.ts';
 import type { DeliveryContext } from './context.ts';
 import { PART_BYTES, type DueRecipient } from '../queue/store.ts';
 import { headerOf, heldBytesOf, outgoingOf, type Outgoing } from './large-message.ts';
-import { routeFor } from './egress.ts';
+import { routeOf } from './egress.ts';
+import type { RecipientOutcome } from './attempt.ts';
 import { histogramChildren } from '../metric-children.ts';
 import { releaseBody } from './body-release.ts';
 import { sendGroup } from './send.ts';
 import { observeRefusal, observeBlocklistSignals } from './observe.ts';
-import { postponeFailures, settleAttempt } from './settle.ts';
+import { postponeFailures, settleAttempt, type OutcomeRecord, type Settled } from './settle.ts';
 import { attemptReports, recordOutcomes, reportOutcomes } from './record.ts';
 import { sendDelayNotices, sendDsn } from './notify.ts';
 
@@ -41,7 +42,15 @@ export async function deliverGroup(ctx: DeliveryContext, claimed: DueRecipient[]
   const held = heldBytesOf(original, PART_BYTES);
   ctx.bodyMemory.hold(held);
   try {
-    await attemptGroup(ctx, group, original, sourceIp, shapedAs);
+    // One async frame for the attempt (the phases after the send are synchronous but for the
+    // notices), and the route looked up once for the send and the report.
+    const route = routeOf(config.delivery.routes, first.domain);
+    const startedAt = clock();
+    const queueAge = histogramChildren(metrics.queueAge, CLASS);
+    for (const g of group) queueAge.of(g.class).observe(Math.max(0, (startedAt - g.createdAt) / 1000));
+    const outcomes = await sendGroup(ctx, group, original, sourceIp, shapedAs, route);
+    const notices = afterSend(ctx, group, original, outcomes, sourceIp, shapedAs, route !== undefined);
+    if (notices) await notices;
   } finally {
     ctx.bodyMemory.release(held);
     // Done with the body: its memory goes now, not at the next full collection (body-release.ts).
@@ -51,15 +60,15 @@ export async function deliverGroup(ctx: DeliveryContext, claimed: DueRecipient[]
 }
 
 const CLASS = ['class'] as const;
+const NONE: readonly OutcomeRecord[] = [];
 
-async function attemptGroup(ctx: DeliveryContext, group: DueRecipient[], original: Outgoing, sourceIp: string, shapedAs: string): Promise<void> {
-  const { config, clock, metrics } = ctx;
+/**
+ * Observe, settle, report and record an attempt's outcomes. Returns a promise only when a DSN or
+ * a delay notice is to be queued (most attempts notify nobody: no promise, no await).
+ */
+function afterSend(ctx: DeliveryContext, group: DueRecipient[], original: Outgoing, outcomes: RecipientOutcome[], sourceIp: string, shapedAs: string, viaRoute: boolean): Promise<void> | undefined {
+  const { config, clock } = ctx;
   const first = group[0]!;
-  const startedAt = clock();
-  const queueAge = histogramChildren(metrics.queueAge, CLASS);
-  for (const g of group) queueAge.of(g.class).observe(Math.max(0, (startedAt - g.createdAt) / 1000));
-
-  const outcomes = await sendGroup(ctx, group, original, sourceIp, shapedAs);
   const now = clock();
   const backoff = observeRefusal(ctx, outcomes, sourceIp, shapedAs);
   observeBlocklistSignals(ctx, outcomes, sourceIp, shapedAs);
@@ -69,24 +78,40 @@ async function attemptGroup(ctx: DeliveryContext, group: DueRecipient[], origina
   });
   // What the receiver accepted is recorded first, before logs, counters and DSNs: it is in this
   // turn's outcome batch even if composing a DSN below waits (bench/crash-duplicates.ts).
-  const accepted = settled.records.filter((r) => r.outcome.kind === 'delivered');
+  // One record (one recipient, or all with the same reply): split without filtering.
+  const all = settled.records;
+  const one = all.length === 1 ? all[0]! : undefined;
+  const accepted = one ? (one.outcome.kind === 'delivered' ? all : NONE) : all.filter((r) => r.outcome.kind === 'delivered');
   if (accepted.length > 0) recordOutcomes(ctx, first.messageId, accepted);
-  const viaRoute = routeFor(config.delivery.routes, first.domain) !== undefined;
   reportOutcomes(ctx, settled.recipients, { sourceIp, shapedAs, viaRoute, now });
 
-  // The DSN is made durable before the bounce is recorded: a crash in between repeats the
-  // attempt (and perhaps the DSN) rather than losing the notice.
-  let records = accepted.length > 0 ? settled.records.filter((r) => r.outcome.kind !== 'delivered') : settled.records;
+  const rest = accepted.length === 0 ? all : one ? NONE : all.filter((r) => r.outcome.kind !== 'delivered');
+  // Awaited only when there is one to send (most attempts fail nobody).
+  if (settled.failed.length > 0) return withDsn(ctx, group, original, settled, rest, now, sourceIp, viaRoute);
+  return finish(ctx, group, original, settled, rest, false, sourceIp, viaRoute);
+}
+
+/**
+ * The DSN is made durable before the bounce is recorded: a crash in between repeats the attempt
+ * (and perhaps the DSN) rather than losing the notice.
+ */
+async function withDsn(ctx: DeliveryContext, group: DueRecipient[], original: Outgoing, settled: Settled, rest: readonly OutcomeRecord[], now: number, sourceIp: string, viaRoute: boolean): Promise<void> {
+  let records = rest;
   let failuresPostponed = false;
   try {
-    // Awaited only when there is one to send (most attempts fail nobody).
-    if (settled.failed.length > 0) await sendDsn(ctx, group, headerOf(original), settled.failed);
+    await sendDsn(ctx, group, headerOf(original), settled.failed);
   } catch (err) {
-    ctx.logger.error({ err, queueId: first.messageId }, 'DSN could not be queued; bounce postponed');
+    ctx.logger.error({ err, queueId: group[0]!.messageId }, 'DSN could not be queued; bounce postponed');
     records = postponeFailures(records, now + LOCAL_RETRY_MS);
     failuresPostponed = true;
   }
-  recordOutcomes(ctx, first.messageId, records);
+  await finish(ctx, group, original, settled, records, failuresPostponed, sourceIp, viaRoute);
+}
+
+/** The rest of the outcomes to the queue, the attempt to the feedback side; then the delay notices, if any (a promise only then). */
+function finish(ctx: DeliveryContext, group: DueRecipient[], original: Outgoing, settled: Settled, records: readonly OutcomeRecord[], failuresPostponed: boolean, sourceIp: string, viaRoute: boolean): Promise<void> | undefined {
+  recordOutcomes(ctx, group[0]!.messageId, records);
   if (ctx.feedback) for (const r of attemptReports(ctx, settled.recipients, { sourceIp, viaRoute, failuresPostponed })) ctx.feedback.attempted(r);
-  if (settled.delayed.length > 0) await sendDelayNotices(ctx, group, headerOf(original), settled.delayed);
+  if (settled.delayed.length > 0) return sendDelayNotices(ctx, group, headerOf(original), settled.delayed);
+  return undefined;
 }

@@ -26,8 +26,21 @@ export interface OutcomeInput {
   backoff?: Pick<BackoffRule, 'action'> | undefined;
 }
 
-export function decideOutcome(i: OutcomeInput): { outcome: Outcome; category: BounceCategory | undefined } {
-  if (i.code >= 200 && i.code < 300) return { outcome: { kind: 'delivered' }, category: undefined };
+export interface Decided {
+  outcome: Outcome;
+  category: BounceCategory | undefined;
+}
+
+/** Every accepted recipient's decision: one shared object (read, never changed), not two per delivered message. */
+export const DELIVERED: Readonly<Decided> = { outcome: { kind: 'delivered' }, category: undefined };
+
+/** A 2xx reply: delivered, whatever else the input says (settle.ts builds no input for it). */
+export function accepted(code: number): boolean {
+  return code >= 200 && code < 300;
+}
+
+export function decideOutcome(i: OutcomeInput): Decided {
+  if (accepted(i.code)) return DELIVERED;
   const cls = classifyReply({ code: i.code, enhanced: i.enhanced, text: i.text, phase: i.phase }, i.rules);
   // Final replies (relay/bounce/classify.ts isFinal): a 5xx at once; a 4xx a backoff rule made final
   // after the expiry check, so mail past its max age still reports the expiry.

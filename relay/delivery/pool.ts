@@ -32,8 +32,13 @@ interface Slot {
 
 const DEFAULT_IDLE_MS = 5000;
 
+/** Keys of the options objects seen: attempts reuse one per (path, host, address) (attempt.ts), so the key is built once. */
+const keys = new WeakMap<OpenOptions, string>();
+
 function keyOf(o: OpenOptions): string {
-  return `${o.localAddress ?? ''}|${o.host}|${o.address}|${o.port}|${o.tls}|${o.auth?.user ?? ''}`;
+  let k = keys.get(o);
+  if (k === undefined) keys.set(o, (k = `${o.localAddress ?? ''}|${o.host}|${o.address}|${o.port}|${o.tls}|${o.auth?.user ?? ''}`));
+  return k;
 }
 
 export class ConnectionPool {

@@ -4,59 +4,91 @@
 import type { DeliveryContext } from './context.ts';
 import type { DueRecipient } from '../queue/store.ts';
 import { isNullSender } from '../dsn/compose.ts';
-import { attemptDelivery, type RecipientOutcome } from './attempt.ts';
-import { routeFor } from './egress.ts';
+import { attemptDelivery, type AttemptContext, type RecipientOutcome } from './attempt.ts';
 import type { Budget } from './pool.ts';
 import { STOPPED } from './smtp-client.ts';
 import { DEFAULT_IP } from '../scheduler/shaper.ts';
-import { withFeedbackId } from './feedback-id.ts';
+
+/** A configured route (config.delivery.routes). */
+type Route = DeliveryContext['config']['delivery']['routes'][number];
+import { anyFeedbackId, withFeedbackId } from './feedback-id.ts';
+import type { Limits } from '../scheduler/limits.ts';
 import { headerOf, LargeMessage, mapHead, type Outgoing } from './large-message.ts';
 
-export async function sendGroup(ctx: DeliveryContext, group: readonly DueRecipient[], original: Outgoing, sourceIp: string, shapedAs: string): Promise<RecipientOutcome[]> {
+/**
+ * What every attempt over one path shares (source IP, provider, route): built once per path and
+ * config, not per message. Kept per limits object: the shaper keeps one per (IP, provider) until
+ * the config or the path's throttle changes, so new limits bring a new budget.
+ */
+interface PathParts {
+  ctx: DeliveryContext;
+  delivery: DeliveryContext['config']['delivery'];
+  hostname: string;
+  sourceIp: string;
+  shapedAs: string;
+  attempt: AttemptContext;
+}
+
+const pathMemo = new WeakMap<Limits, Map<object | undefined, PathParts>>();
+
+function attemptContextOf(ctx: DeliveryContext, sourceIp: string, shapedAs: string, route: Route | undefined): AttemptContext {
   const { config, shaper, stopping } = ctx;
-  const first = group[0]!;
-  const recipients = group.map((g) => g.recipient);
-  const egress = sourceIp === DEFAULT_IP ? undefined : config.delivery.egressIps.find((e) => e.address === sourceIp);
-  const route = routeFor(config.delivery.routes, first.domain);
   const limits = shaper.limits(sourceIp, shapedAs);
+  let byRoute = pathMemo.get(limits);
+  if (!byRoute) pathMemo.set(limits, (byRoute = new Map()));
+  const p = byRoute.get(route);
+  if (p && p.ctx === ctx && p.delivery === config.delivery && p.hostname === config.hostname && p.sourceIp === sourceIp && p.shapedAs === shapedAs) return p.attempt;
+  const egress = sourceIp === DEFAULT_IP ? undefined : config.delivery.egressIps.find((e) => e.address === sourceIp);
   const budget: Budget = {
     key: `${sourceIp}|${shapedAs}`,
     maxOpen: limits.maxConnections,
     maxMessagesPerConnection: limits.messagesPerConnection,
     beforeOpen: () => shaper.beforeOpen(sourceIp, shapedAs, stopping.signal),
   };
+  const attempt: AttemptContext = {
+    resolver: ctx.resolver,
+    pool: ctx.pool,
+    mtaSts: route ? undefined : ctx.mtaSts,
+    routes: route ? [route] : undefined,
+    mxPort: ctx.mxPort,
+    ehloName: egress?.hostname ?? config.hostname,
+    egress,
+    tlsCa: ctx.tlsCa,
+    connectTimeoutMs: config.delivery.connectTimeoutMs,
+    commandTimeoutMs: ctx.commandTimeoutMs,
+    signal: stopping.signal,
+    allowPrivateMx: config.delivery.allowPrivateMx,
+    budget,
+  };
+  byRoute.set(route, { ctx, delivery: config.delivery, hostname: config.hostname, sourceIp, shapedAs, attempt });
+  return attempt;
+}
+
+/** `route`: the configured route of the group's domain (routeOf), undefined for MX delivery. */
+export async function sendGroup(ctx: DeliveryContext, group: readonly DueRecipient[], original: Outgoing, sourceIp: string, shapedAs: string, route: Route | undefined): Promise<RecipientOutcome[]> {
+  const { config, stopping } = ctx;
+  const first = group[0]!;
+  const recipients = group.length === 1 ? [first.recipient] : group.map((g) => g.recipient);
+  const attempt = attemptContextOf(ctx, sourceIp, shapedAs, route);
   try {
     // Feedback-ID (relay/delivery/feedback-id.ts) and the feedback side's per-recipient headers
     // (one-click unsubscribe) go in before signing, so DKIM covers them.
     // All three only add header fields at the top: a message stored in parts keeps its body in the
-    // queue and only its header section changes (relay/delivery/large-message.ts).
-    const withId = mapHead(original, (m) => withFeedbackId(config.domains, { message: m, class: first.class, user: () => ctx.store.get(first.messageId)?.authUser ?? undefined }));
-    const prepared = ctx.feedback ? mapHead(withId, (m) => ctx.feedback!.prepare(m, group)) : withId;
-    const body = prepared instanceof LargeMessage
-      ? prepared.withHead(await ctx.signer.sign(prepared.head, first.mailFrom, prepared.body()))
+    // queue and only its header section changes (relay/delivery/large-message.ts). Each step is
+    // skipped without a closure when it has nothing to do (most relays: no Feedback-ID, no key).
+    const withId = anyFeedbackId(config.domains)
+      ? mapHead(original, (m) => withFeedbackId(config.domains, { message: m, class: first.class, user: () => ctx.store.get(first.messageId)?.authUser ?? undefined }))
+      : original;
+    const feedback = ctx.feedback;
+    const prepared = !feedback ? withId : withId instanceof LargeMessage ? mapHead(withId, (m) => feedback.prepare(m, group)) : feedback.prepare(withId, group);
+    const body = !ctx.signer.signs ? prepared
+      : prepared instanceof LargeMessage ? prepared.withHead(await ctx.signer.sign(prepared.head, first.mailFrom, prepared.body()))
       : await ctx.signer.sign(prepared, first.mailFrom);
-    return await untilStopped(stopping.signal, recipients, attemptDelivery(
-      {
-        resolver: ctx.resolver,
-        pool: ctx.pool,
-        mtaSts: route ? undefined : ctx.mtaSts,
-        routes: route ? [route] : undefined,
-        mxPort: ctx.mxPort,
-        ehloName: egress?.hostname ?? config.hostname,
-        egress,
-        tlsCa: ctx.tlsCa,
-        connectTimeoutMs: config.delivery.connectTimeoutMs,
-        commandTimeoutMs: ctx.commandTimeoutMs,
-        signal: stopping.signal,
-        allowPrivateMx: config.delivery.allowPrivateMx,
-        budget,
-      },
-      first.domain,
-      // The signed return-path token when configured (one recipient per group then), else the submitter's.
-      isNullSender(first.mailFrom) ? '' : ctx.returnPath.mailFrom({ mailFrom: first.mailFrom, queueId: first.messageId, recipient: first.recipient, sourceIp: egress?.address, message: headerOf(original) }),
-      recipients,
-      body,
-    ));
+    // The signed return-path token when configured (one recipient per group then), else the submitter's.
+    const mailFrom = isNullSender(first.mailFrom) ? ''
+      : ctx.returnPath.perRecipient ? ctx.returnPath.mailFrom({ mailFrom: first.mailFrom, queueId: first.messageId, recipient: first.recipient, sourceIp: attempt.egress?.address, message: headerOf(original) })
+      : first.mailFrom;
+    return await untilStopped(stopping.signal, recipients, attemptDelivery(attempt, first.domain, mailFrom, recipients, body));
   } catch (err) {
     ctx.logger.error({ err, queueId: first.messageId }, 'delivery attempt failed locally');
     const text = `local error: ${(err as Error).message}`;

@@ -8,7 +8,7 @@ import type { RetryConfig } from '../config/schema.ts';
 import { statusFromReply, type DsnRecipient } from '../dsn/compose.ts';
 import type { DueRecipient } from '../queue/store.ts';
 import type { RecipientOutcome } from './attempt.ts';
-import { decideOutcome, type Outcome } from './outcome.ts';
+import { accepted, decideOutcome, DELIVERED, type Outcome } from './outcome.ts';
 
 export interface SettleInput {
   group: readonly DueRecipient[];
@@ -59,7 +59,7 @@ export function settleAttempt(i: SettleInput): Settled {
   const out: Settled = { recipients: [], records: [], failed: [], delayed: [] };
   for (const o of i.outcomes) {
     const due = single ?? byRecipient!.get(o.recipient)!;
-    const { outcome, category } = decideOutcome({
+    const { outcome, category } = accepted(o.code) ? DELIVERED : decideOutcome({
       code: o.code, enhanced: o.enhanced, text: o.text, phase: o.phase, attempts: due.attempts, createdAt: due.createdAt, now: i.now,
       retry: i.retry, rules: i.bounceRules, shuttingDown: i.shuttingDown, backoff: i.backoff !== undefined && o.raw === i.backoff.reply ? i.backoff.rule : undefined,
     });

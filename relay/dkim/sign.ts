@@ -101,8 +101,8 @@ export function signingHeaderLines(head: Buffer): { keys: string; headers: Heade
 export class DkimSigner {
   private readonly domains: Map<string, SendingDomain>;
   private readonly keys = new Map<string, Promise<KeyObject>>();
-  /** Some domain has a key: without one, no message needs its From parsed here. */
-  private readonly signs: boolean;
+  /** Some domain has a key: without one, no message needs its From parsed here, and sign() gives it back unchanged (callers may skip the call). */
+  readonly signs: boolean;
 
   constructor(domains: readonly SendingDomain[]) {
     this.domains = new Map(domains.map((d) => [d.domain.toLowerCase(), d]));
