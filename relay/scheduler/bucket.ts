@@ -15,17 +15,21 @@ export function refill(b: Bucket, now: number, rate: number, burst: number): Buc
   return { tokens: Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate), at: now };
 }
 
+/** refill's tokens, without the bucket object (asked per decision and per booking). */
+function tokensAt(b: Bucket, now: number, rate: number, burst: number): number {
+  return now <= b.at ? Math.min(b.tokens, burst) : Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
+}
+
 /** When `n` tokens will be available (now when they already are). */
 export function availableAt(b: Bucket, now: number, rate: number, burst: number, n = 1): number {
-  const r = refill(b, now, rate, burst);
-  if (r.tokens >= n - 1e-9) return now;
+  const tokens = tokensAt(b, now, rate, burst);
+  if (tokens >= n - 1e-9) return now;
   if (rate <= 0) return Number.POSITIVE_INFINITY;
-  return now + Math.ceil(((n - r.tokens) / rate) * 1000 - 1e-6);
+  return now + Math.ceil(((n - tokens) / rate) * 1000 - 1e-6);
 }
 
 export function take(b: Bucket, now: number, rate: number, burst: number, n = 1): Bucket {
-  const r = refill(b, now, rate, burst);
-  return { tokens: r.tokens - n, at: r.at };
+  return { tokens: tokensAt(b, now, rate, burst) - n, at: Math.max(now, b.at) };
 }
 
 /**

@@ -48,6 +48,9 @@ export type Decision =
 
 type Verdict = { ok: true } | { ok: false; until: number | undefined; reason: WaitReason; detail: string };
 
+/** An IP that may send: one shared verdict (read, never changed), not one per IP per decision. */
+const MAY_SEND: Verdict = { ok: true };
+
 export function ipVerdict(ip: IpView, cls: MessageClass, now: number, otpShare: number): Verdict {
   // Reputation first: every class, otp included, leaves from a healthy IP or waits.
   if (ip.block) return { ok: false, until: ip.block.until, reason: ip.block.kind, detail: ip.block.reason };
@@ -65,7 +68,7 @@ export function ipVerdict(ip: IpView, cls: MessageClass, now: number, otpShare: 
     const at = availableAt(ip.path.bucket, now, ip.limits.messagesPerSecond, ip.limits.burst);
     if (at > now) return { ok: false, until: at, reason: 'rate', detail: `${ip.limits.messagesPerSecond} messages/s` };
   }
-  return { ok: true };
+  return MAY_SEND;
 }
 
 export function decide(input: DecideInput): Decision {
@@ -74,17 +77,19 @@ export function decide(input: DecideInput): Decision {
   if (cls !== 'otp' && global.active - global.activeOtp >= global.concurrency - otpReserve(global.concurrency, input.otpShare)) {
     return { kind: 'wait', until: undefined, reason: 'concurrency', detail: 'delivery.concurrency reached (share kept for otp)' };
   }
-  const candidates = input.ips.filter((ip) => ip.weight > 0);
-  // Weights are the operator's to change (a drained IP): look again in a minute, from the queue.
-  if (candidates.length === 0) return { kind: 'wait', until: now + 60_000, reason: 'no-ip', detail: 'no source IP with a weight above 0' };
   const ok: IpView[] = [];
   let best: Extract<Verdict, { ok: false }> | undefined;
-  for (const ip of candidates) {
+  let candidates = 0;
+  for (const ip of input.ips) {
+    if (!(ip.weight > 0)) continue;
+    candidates++;
     const v = ipVerdict(ip, cls, now, input.otpShare);
     if (v.ok) ok.push(ip);
     // An IP that frees up on an event (a connection) may come sooner than any timed wait.
     else if (!best || (best.until !== undefined && (v.until === undefined || v.until < best.until))) best = v;
   }
+  // Weights are the operator's to change (a drained IP): look again in a minute, from the queue.
+  if (candidates === 0) return { kind: 'wait', until: now + 60_000, reason: 'no-ip', detail: 'no source IP with a weight above 0' };
   if (ok.length > 0) {
     const total = ok.reduce((s, ip) => s + ip.weight, 0);
     let x = input.random * total;

@@ -37,7 +37,8 @@ test('warm-up quota: no caps, no limit', () => {
 });
 
 test('warm-up usage: counted in place gives what the copy gives, and a new hour starts over', () => {
-  const u = new Map(yahoo6);
+  // addUsageTo counts the current window's counters up in place: the map and its counters are its own.
+  const u = new Map([...yahoo6].map(([k, c]) => [k, { ...c }]));
   addUsageTo(u, 'google', T0, 4);
   assert.deepEqual([...u].sort(), [...plusGoogle4].sort());
   assert.equal(yahoo6.get('*|hour')!.count, 6, 'addUsage leaves its input alone');

@@ -33,12 +33,15 @@ export function currentCount(usage: Usage, provider: string, window: Window, now
 
 export type QuotaVerdict = { ok: true } | { ok: false; until: number; reason: string };
 
+/** The verdict of every IP without caps (most): one shared object, read and never changed. */
+const MAY_SEND: QuotaVerdict = { ok: true };
+
 /**
  * May `n` more recipients leave this IP toward `provider` now? A group larger than a whole cap still
  * goes once the window is fresh, or it would wait forever.
  */
 export function checkQuota(caps: WarmupConfig | undefined, usage: Usage, provider: string, now: number, n: number): QuotaVerdict {
-  if (!caps) return { ok: true };
+  if (!caps) return MAY_SEND;
   const per = caps.providers.find((p) => p.name === provider);
   let until = 0;
   let reason = '';
@@ -57,27 +60,46 @@ export function checkQuota(caps: WarmupConfig | undefined, usage: Usage, provide
       }
     }
   }
-  return until > 0 ? { ok: false, until, reason } : { ok: true };
+  return until > 0 ? { ok: false, until, reason } : MAY_SEND;
 }
 
-/** Usage after `n` more recipients. */
+/** Usage after `n` more recipients (a copy: the input and its counters are left alone). */
 export function addUsage(usage: Usage, provider: string, now: number, n: number): Map<string, Counter> {
-  const out = new Map(usage);
+  const out = new Map<string, Counter>();
+  for (const [k, c] of usage) out.set(k, { start: c.start, count: c.count });
   addUsageTo(out, provider, now, n);
   return out;
 }
 
-const WINDOWS = ['hour', 'day'] as const;
+/** The usage keys of a scope, hour then day: built once per provider name, not four per attempt. */
+const KEYS_MAX = 10_000;
+const scopeKeys = new Map<string, readonly [string, string]>();
 
-/** `n` more recipients counted in `usage` itself (the scheduler's own map, once per attempt). */
-export function addUsageTo(usage: Map<string, Counter>, provider: string, now: number, n: number): void {
-  for (let i = 0; i < 2; i++) {
-    const scope = i === 0 ? '*' : provider;
-    for (const window of WINDOWS) {
-      const start = windowStart(window, now);
-      const key = usageKey(scope, window);
-      const c = usage.get(key);
-      usage.set(key, { start, count: (c && c.start === start ? c.count : 0) + n });
-    }
+function keysOf(scope: string): readonly [string, string] {
+  let k = scopeKeys.get(scope);
+  if (!k) {
+    if (scopeKeys.size >= KEYS_MAX) scopeKeys.clear();
+    scopeKeys.set(scope, (k = [usageKey(scope, 'hour'), usageKey(scope, 'day')]));
   }
+  return k;
+}
+
+/**
+ * `n` more recipients counted in `usage` itself (the scheduler's own map, once per attempt): a
+ * counter of the current window is counted up in place, a new window's is a new counter.
+ */
+export function addUsageTo(usage: Map<string, Counter>, provider: string, now: number, n: number): void {
+  const hour = windowStart('hour', now);
+  const day = windowStart('day', now);
+  for (let i = 0; i < 2; i++) {
+    const keys = keysOf(i === 0 ? '*' : provider);
+    countIn(usage, keys[0], hour, n);
+    countIn(usage, keys[1], day, n);
+  }
+}
+
+function countIn(usage: Map<string, Counter>, key: string, start: number, n: number): void {
+  const c = usage.get(key);
+  if (c && c.start === start) c.count += n;
+  else usage.set(key, { start, count: n });
 }

@@ -14,6 +14,7 @@ function addressOf(entry: { address?: string | undefined }, unbound: string): st
 
 /** The quarantine entry of `ip` (`unbound` names the relay's unbound source), if any. */
 export function quarantineOf(shaping: Pick<ShapingConfig, 'quarantine'>, ip: string, unbound: string): IpBlock | undefined {
+  if (shaping.quarantine.length === 0) return undefined; // nearly always: no search, no closure per decision
   const q = shaping.quarantine.find((e) => addressOf(e, unbound) === ip);
   return q ? { reason: `quarantined: ${q.reason}` } : undefined;
 }
@@ -27,6 +28,7 @@ export function quarantinedOutOfService(shaping: Pick<ShapingConfig, 'quarantine
 
 /** The config's block of `ip` toward provider `name`, if any. */
 export function configBlockOf(shaping: Pick<ShapingConfig, 'blockedProviders'>, ip: string, name: string, unbound: string): IpBlock | undefined {
+  if (shaping.blockedProviders.length === 0) return undefined;
   const b = shaping.blockedProviders.find((e) => addressOf(e, unbound) === ip && e.provider === name);
   return b ? { reason: `blocked toward ${name}: ${b.reason}` } : undefined;
 }
