@@ -24,9 +24,14 @@ export class DeliveryBodyMemory {
     this.limit = limit;
   }
 
+  /** The common case, asked first: any body may be read now (admit() would say so without asking its size). */
+  free(): boolean {
+    return this.held < this.limit() && this.waiters.length === 0;
+  }
+
   /** undefined when a body may be read now; else a promise that resolves when it may. `size` is asked only when the limit is reached. */
   admit(size: () => number | undefined): Promise<void> | undefined {
-    if (this.held < this.limit() && this.waiters.length === 0) return undefined;
+    if (this.free()) return undefined;
     if ((size() ?? 0) <= SMALL_BODY_BYTES) return undefined;
     return new Promise((resolve) => this.waiters.push(resolve));
   }

@@ -23,18 +23,14 @@ export const LOCAL_RETRY_MS = 60_000;
 
 export async function deliverGroup(ctx: DeliveryContext, claimed: DueRecipient[], sourceIp: string, shapedAs: string): Promise<void> {
   const { config, clock, metrics } = ctx;
-  // Suppressed recipients are finished here, never attempted (relay/feedback/feedback.ts).
-  // Logged like every other final outcome (record.ts): `kubectl logs` of the relay otherwise shows
-  // the message queued and then nothing, and "why did it never arrive?" starts there.
-  const group = ctx.feedback ? ctx.feedback.screen(claimed, (rs, reply) => {
-    ctx.store.recordAttempt(claimed[0]!.messageId, rs, { state: 'suppressed' }, reply);
-    for (const r of rs) ctx.logger.info({ event: 'suppressed', queueId: claimed[0]!.messageId, recipient: r, sourceIp, reply }, 'suppressed');
-    ctx.counters?.add({ ip: sourceIp, provider: providerOfKey(shapedAs), domain: sendingDomainOf(claimed[0]!.mailFrom, config.domains), class: claimed[0]!.class }, ['suppressed'], rs.length);
-  }) : claimed;
+  const group = ctx.feedback ? ctx.feedback.screen(claimed, suppressedOf(ctx, claimed, sourceIp, shapedAs)) : claimed;
   if (group.length === 0) return;
   const first = group[0]!;
-  const room = ctx.bodyMemory.admit(() => ctx.store.bodySize(first.messageId));
-  if (room) await room;
+  // The size is asked (a closure made) only when the bodies held reach the limit.
+  if (!ctx.bodyMemory.free()) {
+    const room = ctx.bodyMemory.admit(() => ctx.store.bodySize(first.messageId));
+    if (room) await room;
+  }
   const stored = ctx.store.open(first.messageId);
   if (!stored) return; // deleted by an administrator while claimed
   // A body stored in parts is streamed: its header section is held, one part at a time of the rest.
@@ -57,6 +53,20 @@ export async function deliverGroup(ctx: DeliveryContext, claimed: DueRecipient[]
     // Not while stopping: an attempt cut short by the shutdown may still be writing it.
     if (!ctx.stopping.signal.aborted) releaseBody(original);
   }
+}
+
+/**
+ * Suppressed recipients are finished here, never attempted (relay/feedback/feedback.ts).
+ * Logged like every other final outcome (record.ts): `kubectl logs` of the relay otherwise shows
+ * the message queued and then nothing, and "why did it never arrive?" starts there. Made outside
+ * deliverGroup, so that its variables are not kept in a context for the callback.
+ */
+function suppressedOf(ctx: DeliveryContext, claimed: DueRecipient[], sourceIp: string, shapedAs: string): (recipients: string[], reply: string) => void {
+  return (rs, reply) => {
+    ctx.store.recordAttempt(claimed[0]!.messageId, rs, { state: 'suppressed' }, reply);
+    for (const r of rs) ctx.logger.info({ event: 'suppressed', queueId: claimed[0]!.messageId, recipient: r, sourceIp, reply }, 'suppressed');
+    ctx.counters?.add({ ip: sourceIp, provider: providerOfKey(shapedAs), domain: sendingDomainOf(claimed[0]!.mailFrom, ctx.config.domains), class: claimed[0]!.class }, ['suppressed'], rs.length);
+  };
 }
 
 const CLASS = ['class'] as const;

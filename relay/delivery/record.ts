@@ -103,6 +103,10 @@ export function attemptReports(ctx: DeliveryContext, settled: readonly SettledRe
   }));
 }
 
+// The final states as recordAttempt takes them: read there, never kept or changed, so shared.
+const DELIVERED_STATE = { state: 'delivered' } as const;
+const BOUNCED_STATE = { state: 'bounced' } as const;
+
 /** Writes the outcomes to the queue (batched there per event-loop turn). */
 export function recordOutcomes(ctx: DeliveryContext, messageId: string, records: readonly OutcomeRecord[]): void {
   for (const r of records) {
@@ -110,7 +114,7 @@ export function recordOutcomes(ctx: DeliveryContext, messageId: string, records:
     ctx.store.recordAttempt(
       messageId,
       r.recipients,
-      outcome.kind === 'deferred' ? { state: 'queued', nextAttemptAt: outcome.at } : { state: outcome.kind === 'delivered' ? 'delivered' : 'bounced' },
+      outcome.kind === 'deferred' ? { state: 'queued', nextAttemptAt: outcome.at } : outcome.kind === 'delivered' ? DELIVERED_STATE : BOUNCED_STATE,
       r.reply,
     );
   }

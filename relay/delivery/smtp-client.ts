@@ -164,9 +164,17 @@ function pipelinedPhases(recipients: number): readonly SmtpPhase[] {
   return p;
 }
 
-/** The reply to DATA or to the data itself stands for every accepted recipient; refused ones keep their RCPT reply. */
+/**
+ * The reply to DATA or to the data itself stands for every accepted recipient; refused ones keep
+ * their RCPT reply. In place: the entries are the transaction's own (no copy of each per message).
+ */
 function replyToAccepted(rcpt: TransactionResult['recipients'], reply: Reply, phase: 'data' | 'eom'): TransactionResult['recipients'] {
-  return rcpt.map((x) => (ok(x.reply) ? { recipient: x.recipient, reply, phase } : x));
+  for (const x of rcpt) {
+    if (!ok(x.reply)) continue;
+    x.reply = reply;
+    x.phase = phase;
+  }
+  return rcpt;
 }
 
 /**

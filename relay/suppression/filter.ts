@@ -29,7 +29,9 @@ export class AddressFilter {
   }
 
   add(address: string): void {
-    const [h1, h2] = hashes(address);
+    hashes(address);
+    const h1 = H1;
+    const h2 = H2;
     for (let i = 0; i < K_HASHES; i++) {
       const bit = ((h1 + Math.imul(i, h2)) >>> 0) % this.nbits;
       this.bits[bit >>> 5]! |= 1 << (bit & 31);
@@ -39,7 +41,9 @@ export class AddressFilter {
 
   /** False: the address was never added. True: it may have been. */
   mayContain(address: string): boolean {
-    const [h1, h2] = hashes(address);
+    hashes(address);
+    const h1 = H1;
+    const h2 = H2;
     for (let i = 0; i < K_HASHES; i++) {
       const bit = ((h1 + Math.imul(i, h2)) >>> 0) % this.nbits;
       if ((this.bits[bit >>> 5]! & (1 << (bit & 31))) === 0) return false;
@@ -48,11 +52,16 @@ export class AddressFilter {
   }
 }
 
+/** hashes()'s results: read at once by its caller (one thread, no await between), so no array per lookup. */
+let H1 = 0;
+let H2 = 0;
+
 /**
  * Two independent 32-bit hashes of the string (FNV-1a and a multiplicative one over the UTF-16
  * code units), for double hashing (Kirsch and Mitzenmacher): h1 + i·h2 stands for k hashes.
+ * Left in H1 and H2.
  */
-function hashes(s: string): [number, number] {
+function hashes(s: string): void {
   let a = 0x811c9dc5;
   let b = 0x9e3779b9;
   for (let i = 0; i < s.length; i++) {
@@ -62,5 +71,6 @@ function hashes(s: string): [number, number] {
     b ^= b >>> 15;
   }
   // An odd step visits distinct bits for every i.
-  return [a >>> 0, (b | 1) >>> 0];
+  H1 = a >>> 0;
+  H2 = (b | 1) >>> 0;
 }

@@ -78,9 +78,25 @@ export function normaliseAddress(raw: string): string {
   if (at <= 0 || at === a.length - 1) throw new AddressError(raw, 'expected local@domain');
   const local = a.slice(0, at);
   if (/[\s<>]/.test(local) || local.length > 64) throw new AddressError(raw, 'bad local part');
-  const domain = normaliseDomain(a.slice(at + 1));
+  const written = a.slice(at + 1);
+  const domain = domainOfAddress(written);
   if (!domain) throw new AddressError(raw, 'bad domain');
-  return `${local.toLowerCase()}@${domain}`;
+  const lower = local.toLowerCase();
+  // Already in its one spelling (nearly every recipient): the address as given, not built again.
+  return lower === local && domain === written ? a : `${lower}@${domain}`;
+}
+
+/** normaliseDomain of recipients' domains, remembered: every delivery asks for each recipient's (a few names, over and over). */
+const DOMAINS_MAX = 10_000;
+const domains = new Map<string, string>();
+
+function domainOfAddress(written: string): string {
+  let d = domains.get(written);
+  if (d === undefined) {
+    if (domains.size >= DOMAINS_MAX) domains.clear();
+    domains.set(written, (d = normaliseDomain(written)));
+  }
+  return d;
 }
 
 /** Lower-case ASCII form of a domain, or '' when it is not one. */
@@ -92,10 +108,18 @@ export function normaliseDomain(raw: string): string {
   return /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(d) ? d : '';
 }
 
+/** Scopes seen, by how they were written: every outcome's feedback asks for its sending domain's (a few names). */
+const SCOPES_MAX = 1000;
+const scopes = new Map<string, string>();
+
 export function normaliseScope(raw: string): string {
   if (raw === FLEET_SCOPE || raw === '') return FLEET_SCOPE;
+  const known = scopes.get(raw);
+  if (known !== undefined) return known;
   const d = normaliseDomain(raw);
   if (!d) throw new AddressError(raw, 'a scope is a sending domain or "*" (the whole fleet)');
+  if (scopes.size >= SCOPES_MAX) scopes.clear();
+  scopes.set(raw, d);
   return d;
 }
 
@@ -186,6 +210,9 @@ export interface FeedbackDecision {
   softChanged: boolean;
 }
 
+/** A delivery with no soft bounces behind it (nearly every one): one shared decision, read and never changed. */
+const NOTHING_CHANGED: FeedbackDecision = { soft: undefined, softChanged: false };
+
 /**
  * Feedback → suppression. Hard bounces suppress fleet-wide (a mailbox that does not exist does not
  * exist for any sender); complaints and unsubscribes suppress for the sending domain they were
@@ -197,7 +224,7 @@ export function decideFeedback(r: FeedbackRecord, soft: SoftHistory | undefined,
   const domainScope = normaliseScope(r.sendingDomain);
   switch (r.kind) {
     case 'delivered':
-      return { soft: undefined, softChanged: soft !== undefined };
+      return soft === undefined ? NOTHING_CHANGED : { soft: undefined, softChanged: true };
     case 'complaint':
       return { suppress: { scope: domainScope, reason: 'complaint', detail: r.detail ?? `complaint (${r.feedbackType ?? 'abuse'})`, expiresAt: expiryFor('complaint', r.at, policy) }, softChanged: false };
     case 'unsubscribe':

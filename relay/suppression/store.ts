@@ -148,8 +148,13 @@ export class SuppressionStore {
     }
     if (!this.listedFilter || this.listedFilter.full) this.listedFilter = this.build(`SELECT DISTINCT address FROM suppressions`);
     if (!this.softFilter || this.softFilter.full) this.softFilter = this.build(`SELECT DISTINCT address FROM suppression_soft`);
-    return { listed: this.listedFilter, soft: this.softFilter };
+    // The same pair while neither filter was rebuilt (asked twice per delivered recipient).
+    const p = this.filterPair;
+    if (p && p.listed === this.listedFilter && p.soft === this.softFilter) return p;
+    return (this.filterPair = { listed: this.listedFilter, soft: this.softFilter });
   }
+
+  private filterPair: { readonly listed: AddressFilter; readonly soft: AddressFilter } | undefined;
 
   private build(sql: string): AddressFilter {
     const rows = this.stmt(sql).all() as unknown as { address: string }[];
