@@ -37,7 +37,8 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   const active = new Set<Promise<void>>();
   let running = true;
   let woken = false;
-  let wakeUp: (() => void) | undefined;
+  /** The loop waits for a kick (its timer, or something held that may go). */
+  let waiting = false;
   const heldBack = new HeldBack();
   const feeder = new Feeder(ctx, kick, heldBack);
   // One delivery transaction starts per event-loop turn, more when the turn was long anyway (otp
@@ -54,9 +55,9 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   /** Something held may go now (an attempt ended). */
   function kick(): void {
     woken = true;
-    const w = wakeUp;
-    wakeUp = undefined;
-    w?.();
+    if (!waiting) return;
+    waiting = false;
+    queueMicrotask(turns);
   }
 
   // The loop's timer: a due claim, a timed wait of a held lane, or the one-minute cap. While nothing
@@ -159,36 +160,49 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
     handingOff = now;
   }
 
-  async function loop(): Promise<void> {
-    while (running) {
-      woken = false;
-      let timerAt: number | undefined;
-      try {
-        releaseOnResume();
-        releaseOnHandoff();
-        feeder.claim();
-        timerAt = dispatch(ctx, feeder.lanes, heldBack, start, handoff);
-      } catch (err) {
-        if (!running) break;
-        logger.error({ err }, 'delivery loop error; retrying in 1 s');
-        timerAt = clock() + 1000;
+  // The loop: turns until nothing is left to do, then it waits for a kick, which runs the next turns
+  // as a microtask (as an await of a promise the kick resolved did, without a promise per wait).
+  let loopEnded!: () => void;
+  let loopFailed!: (err: unknown) => void;
+  const loopDone = new Promise<void>((resolve, reject) => {
+    loopEnded = resolve;
+    loopFailed = reject;
+  });
+  function turns(): void {
+    try {
+      while (running) {
+        woken = false;
+        let timerAt: number | undefined;
+        try {
+          releaseOnResume();
+          releaseOnHandoff();
+          feeder.claim();
+          timerAt = dispatch(ctx, feeder.lanes, heldBack, start, handoff);
+        } catch (err) {
+          if (!running) break;
+          logger.error({ err }, 'delivery loop error; retrying in 1 s');
+          timerAt = clock() + 1000;
+        }
+        if (woken || !running) continue;
+        const claimAt = feeder.nextClaimAt();
+        const next = claimAt === undefined ? timerAt : timerAt === undefined ? claimAt : Math.min(claimAt, timerAt);
+        // Capped so that a stepped clock (tests, NTP) is noticed within a minute.
+        const now = clock();
+        const isCap = next === undefined || next - now >= 60_000;
+        armTimer(isCap ? now + 60_000 : next, isCap, now);
+        waiting = true;
+        return;
       }
-      if (woken || !running) continue;
-      const claimAt = feeder.nextClaimAt();
-      const next = claimAt === undefined ? timerAt : timerAt === undefined ? claimAt : Math.min(claimAt, timerAt);
-      // Capped so that a stepped clock (tests, NTP) is noticed within a minute.
-      const now = clock();
-      const isCap = next === undefined || next - now >= 60_000;
-      armTimer(isCap ? now + 60_000 : next, isCap, now);
-      await new Promise<void>((resolve) => {
-        wakeUp = resolve;
-      });
+    } catch (err) {
+      loopFailed(err);
+      return;
     }
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
+    loopEnded();
   }
 
-  const loopDone = loop();
+  turns();
   logger.info({ egressIps: config.delivery.egressIps.map((e) => e.address), routes: config.delivery.routes.length }, 'delivery started');
 
   return {
