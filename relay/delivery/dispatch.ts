@@ -85,7 +85,8 @@ export function dispatch(ctx: DeliveryContext, lanes: HeldLanes, heldBack: HeldB
   let next: number | undefined;
   const handingOff = handoff?.active() ?? false;
   const now = clock();
-  const postponed: { messageId: string; recipient: string; at: number; reply?: string }[] = [];
+  // Made when something goes back (rarely): not an array per loop turn.
+  let postponed: { messageId: string; recipient: string; at: number; reply?: string }[] | undefined;
   for (const cls of MESSAGE_CLASSES) {
     for (const [provider, q] of lanes.lanesOf(cls)) {
       while (q.length > 0) {
@@ -94,6 +95,7 @@ export function dispatch(ctx: DeliveryContext, lanes: HeldLanes, heldBack: HeldB
         const paused = heldByPause(cls, h.group[0]!.mailFrom, ctx.config);
         if (paused !== undefined) {
           lanes.remove(h);
+          postponed ??= [];
           for (const g of h.group) postponed.push({ messageId: g.messageId, recipient: g.recipient, at: now + PAUSE_HOLD_MS, reply: heldReply(paused) });
           metrics.shapingHeldBack.inc({ class: cls, reason: 'domain-paused' }, h.group.length);
           logger.info({ event: 'held-back', reason: 'domain-paused', domain: paused, class: cls, queueId: h.group[0]!.messageId, recipients: h.group.length }, 'bulk mail of a paused domain held in the queue');
@@ -121,6 +123,7 @@ export function dispatch(ctx: DeliveryContext, lanes: HeldLanes, heldBack: HeldB
             n += x.group.length;
             // A rate wait is spread over the lane; any other long wait holds the domain itself.
             if (step === 0) heldBack.holdDomain(cls, x.group[0]!.domain, d.until!);
+            postponed ??= [];
             for (const g of x.group) {
               postponed.push({ messageId: g.messageId, recipient: g.recipient, at: d.until! + k * step });
               heldBack.add(g.messageId, g.recipient);
@@ -135,6 +138,6 @@ export function dispatch(ctx: DeliveryContext, lanes: HeldLanes, heldBack: HeldB
       }
     }
   }
-  ctx.store.postpone(postponed);
+  if (postponed) ctx.store.postpone(postponed);
   return next;
 }

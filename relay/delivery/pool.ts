@@ -71,6 +71,7 @@ export class ConnectionPool {
   }
 
   private notify(): void {
+    if (this.waiters.length === 0) return; // nearly always (a release per message): no new array
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();

@@ -146,7 +146,9 @@ export class HeldLanes {
   }
 
   /** The lanes of a class holding anything, provider by provider, each a FIFO (head first). */
-  lanesOf(cls: MessageClass): [string, readonly Held[]][] {
+  lanesOf(cls: MessageClass): readonly [string, readonly Held[]][] {
+    // A class with nothing in its lanes (most classes, most turns): no array built for it.
+    if (this.perClass[cls] === this.unresolved[cls]) return NO_LANES;
     const out: [string, readonly Held[]][] = [];
     for (const [provider, l] of this.lanes) if (l.held[cls].length > 0) out.push([provider, l.held[cls]]);
     return out;
@@ -168,9 +170,19 @@ export class HeldLanes {
 
   private lane(provider: string): Lane {
     let l = this.lanes.get(provider);
-    if (!l) this.lanes.set(provider, (l = { held: classRecord<Held[]>(() => []), count: classRecord(() => 0) }));
+    if (!l) {
+      l = this.spare ?? { held: classRecord<Held[]>(() => []), count: classRecord(() => 0) };
+      this.spare = undefined;
+      this.lanes.set(provider, l);
+    }
     return l;
   }
+
+  /**
+   * The last lane that emptied, for the next one made: under load a provider's lane empties and
+   * comes back about once per message. Empty: its FIFOs empty, its counts 0.
+   */
+  private spare: Lane | undefined;
 
   private countLane(provider: string, lane: Lane, cls: MessageClass, delta: number): void {
     const before = lane.count[cls];
@@ -183,13 +195,24 @@ export class HeldLanes {
     } else if (before < this.limits.perLane && after >= this.limits.perLane) {
       this.fullLanes[cls]++;
     }
-    if (after === 0 && isEmpty(lane)) this.lanes.delete(provider);
+    if (after === 0 && isEmpty(lane)) {
+      this.lanes.delete(provider);
+      if (isDrained(lane)) this.spare = lane;
+    }
   }
 }
 
 interface Lane {
   held: Record<MessageClass, Held[]>;
   count: Record<MessageClass, number>;
+}
+
+const NO_LANES: readonly [string, readonly Held[]][] = [];
+
+/** No group left in any FIFO either (a count is clamped at 0, the FIFOs are the truth): fit for reuse. */
+function isDrained(lane: Lane): boolean {
+  for (const c of MESSAGE_CLASSES) if (lane.held[c].length > 0) return false;
+  return true;
 }
 
 function isEmpty(lane: Lane): boolean {
