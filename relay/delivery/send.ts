@@ -1,6 +1,7 @@
 // The send phase: sign the message and make one attempt for a group (one message, one destination
 // domain) over the chosen source IP, within the scheduler's connection budget. Returns one outcome
 // per recipient, never throws: a failure of our own (signing) reads as a 451 4.3.0 for each.
+import net from 'node:net';
 import type { DeliveryContext } from './context.ts';
 import type { DueRecipient } from '../queue/store.ts';
 import { isNullSender } from '../dsn/compose.ts';
@@ -27,17 +28,24 @@ interface PathParts {
   sourceIp: string;
   shapedAs: string;
   attempt: AttemptContext;
+  /**
+   * The attempt waits on nothing a stop does not cut: a route to IP addresses needs no lookup, and
+   * its socket, a connection being opened and a wait for one all end when the relay stops (the
+   * socket is destroyed, opening fails at once, a slot frees as the others end). Its outcome is
+   * then read after it, without a race per attempt (untilStopped).
+   */
+  cutByStop: boolean;
 }
 
 const pathMemo = new WeakMap<Limits, Map<object | undefined, PathParts>>();
 
-function attemptContextOf(ctx: DeliveryContext, sourceIp: string, shapedAs: string, route: Route | undefined): AttemptContext {
+function pathPartsOf(ctx: DeliveryContext, sourceIp: string, shapedAs: string, route: Route | undefined): PathParts {
   const { config, shaper, stopping } = ctx;
   const limits = shaper.limits(sourceIp, shapedAs);
   let byRoute = pathMemo.get(limits);
   if (!byRoute) pathMemo.set(limits, (byRoute = new Map()));
   const p = byRoute.get(route);
-  if (p && p.ctx === ctx && p.delivery === config.delivery && p.hostname === config.hostname && p.sourceIp === sourceIp && p.shapedAs === shapedAs) return p.attempt;
+  if (p && p.ctx === ctx && p.delivery === config.delivery && p.hostname === config.hostname && p.sourceIp === sourceIp && p.shapedAs === shapedAs) return p;
   const egress = sourceIp === DEFAULT_IP ? undefined : config.delivery.egressIps.find((e) => e.address === sourceIp);
   const budget: Budget = {
     key: `${sourceIp}|${shapedAs}`,
@@ -60,8 +68,9 @@ function attemptContextOf(ctx: DeliveryContext, sourceIp: string, shapedAs: stri
     allowPrivateMx: config.delivery.allowPrivateMx,
     budget,
   };
-  byRoute.set(route, { ctx, delivery: config.delivery, hostname: config.hostname, sourceIp, shapedAs, attempt });
-  return attempt;
+  const parts: PathParts = { ctx, delivery: config.delivery, hostname: config.hostname, sourceIp, shapedAs, attempt, cutByStop: route !== undefined && net.isIP(route.host) !== 0 };
+  byRoute.set(route, parts);
+  return parts;
 }
 
 /** `route`: the configured route of the group's domain (routeOf), undefined for MX delivery. */
@@ -69,7 +78,8 @@ export async function sendGroup(ctx: DeliveryContext, group: readonly DueRecipie
   const { config, stopping } = ctx;
   const first = group[0]!;
   const recipients = group.length === 1 ? [first.recipient] : group.map((g) => g.recipient);
-  const attempt = attemptContextOf(ctx, sourceIp, shapedAs, route);
+  const path = pathPartsOf(ctx, sourceIp, shapedAs, route);
+  const attempt = path.attempt;
   try {
     // Feedback-ID (relay/delivery/feedback-id.ts) and the feedback side's per-recipient headers
     // (one-click unsubscribe) go in before signing, so DKIM covers them.
@@ -88,7 +98,18 @@ export async function sendGroup(ctx: DeliveryContext, group: readonly DueRecipie
     const mailFrom = isNullSender(first.mailFrom) ? ''
       : ctx.returnPath.perRecipient ? ctx.returnPath.mailFrom({ mailFrom: first.mailFrom, queueId: first.messageId, recipient: first.recipient, sourceIp: attempt.egress?.address, message: headerOf(original) })
       : first.mailFrom;
-    return await untilStopped(stopping.signal, recipients, attemptDelivery(attempt, first.domain, mailFrom, recipients, body));
+    if (!path.cutByStop) return await untilStopped(stopping.signal, recipients, attemptDelivery(attempt, first.domain, mailFrom, recipients, body));
+    // What untilStopped gives, without its race: an attempt the stop overtook reads as stopped. Its
+    // continuation runs in the same microtask checkpoint as the attempt's end, so a stop seen here
+    // came before that end.
+    if (stopping.signal.aborted) return stoppedOutcomes(recipients);
+    try {
+      const outcomes = await attemptDelivery(attempt, first.domain, mailFrom, recipients, body);
+      return stopping.signal.aborted ? stoppedOutcomes(recipients) : outcomes;
+    } catch (err) {
+      if (stopping.signal.aborted) return stoppedOutcomes(recipients); // a late failure of an abandoned attempt is of no interest
+      throw err;
+    }
   } catch (err) {
     ctx.logger.error({ err, queueId: first.messageId }, 'delivery attempt failed locally');
     const text = `local error: ${(err as Error).message}`;
@@ -96,12 +117,17 @@ export async function sendGroup(ctx: DeliveryContext, group: readonly DueRecipie
   }
 }
 
+/** Every recipient of an attempt the relay's stop cut short or abandoned: requeued. */
+function stoppedOutcomes(recipients: readonly string[]): RecipientOutcome[] {
+  return recipients.map((recipient) => ({ recipient, code: 451, enhanced: '4.4.1', text: STOPPED, raw: `451 4.4.1 ${STOPPED}`, phase: 'connect' as const }));
+}
+
 /**
  * Sockets are cut on stop, but DNS lookups and policy fetches cannot be: an attempt still in one
  * when the relay stops is abandoned (its late result is ignored) and requeued.
  */
 function untilStopped(signal: AbortSignal, recipients: string[], attempt: Promise<RecipientOutcome[]>): Promise<RecipientOutcome[]> {
-  const stopped = () => recipients.map((recipient) => ({ recipient, code: 451, enhanced: '4.4.1', text: STOPPED, raw: `451 4.4.1 ${STOPPED}`, phase: 'connect' as const }));
+  const stopped = () => stoppedOutcomes(recipients);
   if (signal.aborted) {
     attempt.catch(() => {}); // a late failure of an abandoned attempt is of no interest
     return Promise.resolve(stopped());

@@ -109,3 +109,35 @@ test('stop does not wait for a DNS lookup that never ends; the recipient is requ
   assert.equal(r.state, 'queued');
   assert.match(String(r.lastReply), /shutting down/);
 });
+
+test('stop cuts an attempt in flight through a route to an IP address (no race per attempt); requeued, due at once', async () => {
+  // A smarthost on an IP address that accepts connections and never says a word.
+  const sockets: net.Socket[] = [];
+  const tarpit = net.createServer((s) => sockets.push(s));
+  tarpit.listen(0, '127.0.3.13');
+  await once(tarpit, 'listening');
+  const before = h.config.delivery;
+  try {
+    // As a live reload does: a new delivery section with the route.
+    h.config.delivery = { ...before, routes: [{ domains: ['routed-tarpit.test'], host: '127.0.3.13', port: (tarpit.address() as net.AddressInfo).port }] };
+    await h.restart({ stopGraceMs: 300 });
+    const id = await h.enqueue('sender@mailfleet.test', ['stuck@routed-tarpit.test']);
+    await once(tarpit, 'connection');
+    const t = performance.now();
+    await h.stop();
+    assert.ok(performance.now() - t < 3000, `stop took ${performance.now() - t} ms`);
+    const [ev] = await h.waitForEvents((e) => e.event === 'deferred' && e.queueId === id);
+    // The outcome the race gave: every recipient 451 4.4.1 "shutting down", as from the connect phase.
+    assert.equal(ev!.reply, '451 4.4.1 delivery stopped: the relay is shutting down');
+    assert.equal(ev!.mx, undefined);
+    const inspect = new QueueStore(h.dataDir, { readOnlyRecovery: true });
+    const r = inspect.get(id)!.recipients[0]!;
+    await inspect.close();
+    assert.deepEqual([r.state, r.nextAttemptAt], ['queued', now]);
+  } finally {
+    h.config.delivery = before;
+    for (const s of sockets) s.destroy();
+    tarpit.close();
+    await h.restart();
+  }
+});
