@@ -88,9 +88,26 @@ function isDigit(c: number): boolean {
 interface Waiter {
   phases: readonly SmtpPhase[];
   got: Reply[];
-  settle: (got: Reply[], err: SmtpError | undefined) => void;
+  /** A group's wait (readGroup) resolves with what was read and the failure; a single reply's (read) rejects on failure. */
+  group: boolean;
+  resolve: (v: never) => void;
+  reject: (err: SmtpError) => void;
   /** When the reply awaited now was asked for (the command, or the previous reply of the group). */
   since: number;
+}
+
+/** The result of a group's wait: the replies read, in order, and why the rest are missing. */
+interface GroupRead {
+  replies: Reply[];
+  error: SmtpError | undefined;
+}
+
+/** Settles a wait with what it got (the resolving functions are kept in the waiter: no closure per wait). */
+function settle(w: Pick<Waiter, 'group' | 'resolve' | 'reject'>, got: Reply[], err: SmtpError | undefined): void {
+  const resolve = w.resolve as (v: GroupRead | Reply) => void;
+  if (w.group) resolve({ replies: got, error: err });
+  else if (err) w.reject(err);
+  else resolve(got[0]!);
 }
 
 const ONE_PHASE: Record<SmtpPhase, readonly SmtpPhase[]> = Object.create(null);
@@ -279,7 +296,7 @@ export class SmtpConnection {
     if (!this.failure) this.failure = err;
     const w = this.waiter;
     this.waiter = undefined;
-    if (w) w.settle(w.got, err instanceof SmtpError ? err : new SmtpError(w.phases[w.got.length]!, 0, err.message));
+    if (w) settle(w, w.got, err instanceof SmtpError ? err : new SmtpError(w.phases[w.got.length]!, 0, err.message));
   }
 
   /**
@@ -314,7 +331,7 @@ export class SmtpConnection {
       w.got.push(reply);
       if (w.got.length === w.phases.length) {
         this.waiter = undefined;
-        w.settle(w.got, undefined);
+        settle(w, w.got, undefined);
       } else more = true;
     }
     this.buffer = start === 0 ? buf : start < buf.length ? buf.slice(start) : '';
@@ -323,23 +340,23 @@ export class SmtpConnection {
   }
 
   /** The replies to `phases.length` commands written already, in order; queued ones first. */
-  private readGroup(phases: readonly SmtpPhase[]): Promise<{ replies: Reply[]; error: SmtpError | undefined }> {
-    return new Promise((resolve) => this.wait(phases, (replies, error) => resolve({ replies, error })));
+  private readGroup(phases: readonly SmtpPhase[]): Promise<GroupRead> {
+    return new Promise((resolve, reject) => this.wait(phases, true, resolve, reject));
   }
 
   private read(phase: SmtpPhase): Promise<Reply> {
     const queued = this.replies.shift();
     if (queued) return Promise.resolve(queued);
     if (this.failure) return Promise.reject(new SmtpError(phase, 0, this.failure.message));
-    return new Promise((resolve, reject) => this.wait(onePhase(phase), (got, err) => (err ? reject(err) : resolve(got[0]!))));
+    return new Promise((resolve, reject) => this.wait(onePhase(phase), false, resolve, reject));
   }
 
-  private wait(phases: readonly SmtpPhase[], settle: Waiter['settle']): void {
+  private wait(phases: readonly SmtpPhase[], group: boolean, resolve: (v: never) => void, reject: (err: SmtpError) => void): void {
     const got: Reply[] = [];
     while (got.length < phases.length && this.replies.length > 0) got.push(this.replies.shift()!);
-    if (got.length === phases.length) return settle(got, undefined);
-    if (this.failure) return settle(got, new SmtpError(phases[got.length]!, 0, this.failure.message));
-    this.waiter = { phases, got, settle, since: performance.now() };
+    if (got.length === phases.length) return settle({ group, resolve, reject }, got, undefined);
+    if (this.failure) return settle({ group, resolve, reject }, got, new SmtpError(phases[got.length]!, 0, this.failure.message));
+    this.waiter = { phases, got, group, resolve, reject, since: performance.now() };
     if (this.timer === undefined) this.startTimer(this.commandTimeoutMs);
   }
 
@@ -364,7 +381,7 @@ export class SmtpConnection {
     }
     this.waiter = undefined;
     this.socket.destroy();
-    w.settle(w.got, new SmtpError(w.phases[w.got.length]!, 0, `no reply from ${this.host} within ${this.commandTimeoutMs} ms`));
+    settle(w, w.got, new SmtpError(w.phases[w.got.length]!, 0, `no reply from ${this.host} within ${this.commandTimeoutMs} ms`));
   };
 
   /** Not an async function: one promise per command (the reply's), not two. */
