@@ -34,7 +34,8 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   if (!opts.config.delivery.enabled) return { wake() {}, async stop() {} };
   const ctx: DeliveryContext = createDeliveryContext(opts);
   const { store, logger, clock, shaper, config } = ctx;
-  const active = new Set<Promise<void>>();
+  /** Groups started (or handed off) and not ended: what a stop waits for. */
+  const active = new Map<Held, Promise<void>>();
   let running = true;
   let woken = false;
   /** The loop waits for a kick (its timer, or something held that may go). */
@@ -79,27 +80,30 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
   }
 
   function start(h: Held, ip: string): void {
-    const provider = h.provider!;
     feeder.lanes.remove(h);
-    shaper.begin(ip, provider, h.cls, h.group.length);
+    shaper.begin(ip, h.provider!, h.cls, h.group.length);
+    // The gate always waits for a coming turn, so the attempt is in `active` before it can end.
+    active.set(h, run(h, ip));
+  }
+
+  /**
+   * One started group, to its end. One async function rather than then/catch/finally, and made once
+   * rather than a closure per message: fewer promises and closures per message.
+   */
+  async function run(h: Held, ip: string): Promise<void> {
+    const provider = h.provider!;
     const group = h.group;
-    // One async function rather than then/catch/finally: fewer promises and closures per message.
-    // The gate always waits for a coming turn, so `p` is set before the finally block runs.
-    let p: Promise<void> | undefined = undefined;
-    p = (async () => {
-      try {
-        await gate.next(h.cls === 'otp');
-        await deliverGroup(ctx, group, ip, provider);
-      } catch (err) {
-        logger.error({ err, queueId: group[0]!.messageId }, 'delivery group failed');
-        releaseClaims(ctx, group, err, clock() + LOCAL_RETRY_MS);
-      } finally {
-        shaper.end(ip, provider, h.cls);
-        active.delete(p!);
-        kick();
-      }
-    })();
-    active.add(p);
+    try {
+      await gate.next(h.cls === 'otp');
+      await deliverGroup(ctx, group, ip, provider);
+    } catch (err) {
+      logger.error({ err, queueId: group[0]!.messageId }, 'delivery group failed');
+      releaseClaims(ctx, group, err, clock() + LOCAL_RETRY_MS);
+    } finally {
+      shaper.end(ip, provider, h.cls);
+      active.delete(h);
+      kick();
+    }
   }
 
   // A quarantined relay hands its held mail to a healthy peer of the pool (docs/reputation.md).
@@ -119,10 +123,10 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
         })
         .finally(() => {
           handoffsActive--;
-          active.delete(p);
+          active.delete(h);
           kick();
         });
-      active.add(p);
+      active.set(h, p);
     },
   };
 
@@ -226,12 +230,12 @@ export function startDelivery(opts: DeliveryOptions): Delivery {
       if (active.size > 0) {
         let timer: NodeJS.Timeout | undefined;
         const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, opts.stopGraceMs ?? 10_000)));
-        await Promise.race([Promise.all([...active]), grace]);
+        await Promise.race([Promise.all([...active.values()]), grace]);
         clearTimeout(timer);
         if (active.size > 0) {
           logger.warn({ attempts: active.size }, 'stopping: cutting delivery attempts still in flight; they are requeued');
           ctx.stopping.abort();
-          await Promise.all([...active]);
+          await Promise.all([...active.values()]);
         }
       }
       store.flushOutcomes();

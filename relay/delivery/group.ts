@@ -15,7 +15,7 @@ import { releaseBody } from './body-release.ts';
 import { sendGroup } from './send.ts';
 import { observeRefusal, observeBlocklistSignals } from './observe.ts';
 import { postponeFailures, settleAttempt, type OutcomeRecord, type Settled } from './settle.ts';
-import { attemptReports, recordOutcomes, reportOutcomes } from './record.ts';
+import { attemptReport, recordOutcomes, reportOutcomes } from './record.ts';
 import { sendDelayNotices, sendDsn } from './notify.ts';
 
 /** Wait after a failure of our own (store, signing) before trying again. */
@@ -121,7 +121,8 @@ async function withDsn(ctx: DeliveryContext, group: DueRecipient[], original: Ou
 /** The rest of the outcomes to the queue, the attempt to the feedback side; then the delay notices, if any (a promise only then). */
 function finish(ctx: DeliveryContext, group: DueRecipient[], original: Outgoing, settled: Settled, records: readonly OutcomeRecord[], failuresPostponed: boolean, sourceIp: string, viaRoute: boolean): Promise<void> | undefined {
   recordOutcomes(ctx, group[0]!.messageId, records);
-  if (ctx.feedback) for (const r of attemptReports(ctx, settled.recipients, { sourceIp, viaRoute, failuresPostponed })) ctx.feedback.attempted(r);
+  // Each recipient's report as it is made (no list of them, no options object per attempt).
+  if (ctx.feedback) for (const r of settled.recipients) ctx.feedback.attempted(attemptReport(ctx, r, sourceIp, viaRoute, failuresPostponed));
   if (settled.delayed.length > 0) return sendDelayNotices(ctx, group, headerOf(original), settled.delayed);
   return undefined;
 }

@@ -91,16 +91,16 @@ export function reportOutcomes(ctx: DeliveryContext, settled: readonly SettledRe
  * The attempt as the feedback side records it (events, soft-bounce counting, relay/feedback).
  * `failuresPostponed`: the DSN could not be queued, so bounced and expired recipients stay deferred.
  */
-export function attemptReports(ctx: DeliveryContext, settled: readonly SettledRecipient[], at: { sourceIp: string; viaRoute: boolean; failuresPostponed: boolean }): AttemptReport[] {
-  return settled.map(({ reply: o, due, outcome, category }) => ({
+export function attemptReport(ctx: DeliveryContext, { reply: o, due, outcome, category }: SettledRecipient, sourceIp: string, viaRoute: boolean, failuresPostponed: boolean): AttemptReport {
+  return {
     due,
-    kind: at.failuresPostponed && (outcome.kind === 'bounced' || outcome.kind === 'expired') ? 'deferred' : outcome.kind,
+    kind: failuresPostponed && (outcome.kind === 'bounced' || outcome.kind === 'expired') ? 'deferred' : outcome.kind,
     reply: o.raw,
     status: o.enhanced,
     category,
-    ip: at.sourceIp,
-    provider: providerLabel(ctx, o.mx, at.viaRoute),
-  }));
+    ip: sourceIp,
+    provider: providerLabel(ctx, o.mx, viaRoute),
+  };
 }
 
 // The final states as recordAttempt takes them: read there, never kept or changed, so shared.
