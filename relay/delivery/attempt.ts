@@ -183,7 +183,9 @@ export async function attemptDelivery(
   let last: Omit<RecipientOutcome, 'recipient'> | undefined;
   const refused: AddressClass[] = [];
   let contacted = false;
-  for (const t of targets) {
+  // Indexed loops: no iterator objects while the attempt runs unoptimised.
+  for (let ti = 0; ti < targets.length; ti++) {
+    const t = targets[ti]!;
     let addresses: readonly string[];
     try {
       // A route to an IP address needs no lookup (and no promise).
@@ -194,7 +196,8 @@ export async function attemptDelivery(
       continue;
     }
     if (addresses.length === 0) last = synthetic(451, '4.4.3', `MX host ${t.host} has no address`, 'dns', t.host);
-    for (const address of addresses) {
+    for (let ai = 0; ai < addresses.length; ai++) {
+      const address = addresses[ai]!;
       // A socket bound to an IPv4 source cannot reach an IPv6 destination (and the reverse).
       if (ctx.egress && net.isIPv6(address) !== net.isIPv6(ctx.egress.address)) continue;
       if (!ctx.routes && !ctx.allowPrivateMx) {
@@ -228,7 +231,8 @@ export async function attemptDelivery(
           const result = await conn.send(mailFrom, recipients, body);
           ctx.pool.release(opts, conn, ctx.budget);
           const out: RecipientOutcome[] = [];
-          for (const r of result.recipients) out.push(outcomeOf(r, t.host, conn.tlsActive, conn.tlsAuthorized, stsMode));
+          const rs = result.recipients;
+          for (let k = 0; k < rs.length; k++) out.push(outcomeOf(rs[k]!, t.host, conn.tlsActive, conn.tlsAuthorized, stsMode));
           return out;
         } catch (err) {
           ctx.pool.release(opts, conn, ctx.budget);

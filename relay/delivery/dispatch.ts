@@ -48,8 +48,10 @@ export class HeldBack {
 
   /** When the first hold of a class ends (the feeder claims its domains again then). */
   nextEnd(cls: MessageClass): number | undefined {
+    const m = this.domains[cls];
+    if (m.size === 0) return undefined; // nearly always: no iterator per loop turn
     let t: number | undefined;
-    for (const until of this.domains[cls].values()) if (t === undefined || until < t) t = until;
+    for (const until of m.values()) if (t === undefined || until < t) t = until;
     return t;
   }
 

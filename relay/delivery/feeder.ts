@@ -216,8 +216,9 @@ export class Feeder {
         return false;
       },
       adopted: (due) => {
-        // Counted per class without a record per call.
-        for (const cls of MESSAGE_CLASSES) {
+        // Counted per class without a record per call (one recipient, the common case: its class).
+        if (due.length === 1) lanes.release(due[0]!.class, 1);
+        else for (const cls of MESSAGE_CLASSES) {
           let n = 0;
           for (const d of due) if (d.class === cls) n++;
           if (n > 0) lanes.release(cls, n);
