@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDnsmasq, type Dnsmasq } from '../support/dnsmasq.ts';
 import { startSinksOnOnePort, type Sink } from '../support/sink.ts';
-import { startHarness, type Harness } from './harness.ts';
+import { startHarness, type Harness, type LogEvent } from './harness.ts';
 import { QueueStore } from '../../relay/queue/store.ts';
 import net from 'node:net';
 import { once } from 'node:events';
@@ -62,28 +62,48 @@ test('restart with a retry backlog loses and duplicates nothing', async () => {
   assert.deepEqual(h.store.counts(), { queued: 0, inflight: 0, delivered: 0, bounced: 0 });
 });
 
-test('stop cuts attempts still in flight after the grace period; they are requeued, due at once', async () => {
-  // An MX that accepts connections and never says a word.
+/** A receiver that accepts connections and never says a word. */
+async function startTarpit(address: string, port: number): Promise<{ server: net.Server; port: number; close(): void }> {
   const sockets: net.Socket[] = [];
-  const tarpit = net.createServer((s) => sockets.push(s));
-  tarpit.listen(sink.port, '127.0.3.12');
-  await once(tarpit, 'listening');
+  const server = net.createServer((s) => sockets.push(s));
+  server.listen(port, address);
+  await once(server, 'listening');
+  return {
+    server,
+    port: (server.address() as net.AddressInfo).port,
+    close() {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+/**
+ * Mail to `recipient`, held by the tarpit, when the relay stops (within its grace): the stop does
+ * not wait for it, and the recipient is queued again, due at once. Returns its deferred event.
+ */
+async function stopWhileStuck(tarpit: { server: net.Server }, recipient: string): Promise<LogEvent> {
+  await h.restart({ stopGraceMs: 300 });
+  const id = await h.enqueue('sender@mailfleet.test', [recipient]);
+  await once(tarpit.server, 'connection');
+  const t = performance.now();
+  await h.stop();
+  assert.ok(performance.now() - t < 3000, `stop took ${performance.now() - t} ms`);
+  const [ev] = await h.waitForEvents((e) => e.event === 'deferred' && e.queueId === id);
+  const inspect = new QueueStore(h.dataDir, { readOnlyRecovery: true });
+  const r = inspect.get(id)!.recipients[0]!;
+  await inspect.close();
+  assert.deepEqual([r.state, r.nextAttemptAt], ['queued', now]);
+  return ev!;
+}
+
+test('stop cuts attempts still in flight after the grace period; they are requeued, due at once', async () => {
+  const tarpit = await startTarpit('127.0.3.12', sink.port);
   try {
     await h.stop();
-    await h.restart({ stopGraceMs: 300 });
-    const id = await h.enqueue('sender@mailfleet.test', ['stuck@tarpit.test']);
-    await once(tarpit, 'connection');
-    const t = performance.now();
-    await h.stop();
-    assert.ok(performance.now() - t < 3000, `stop took ${performance.now() - t} ms`);
-    const [ev] = await h.waitForEvents((e) => e.event === 'deferred' && e.queueId === id);
-    assert.match(String(ev!.reply), /shutting down/);
-    const inspect = new QueueStore(h.dataDir, { readOnlyRecovery: true });
-    const r = inspect.get(id)!.recipients[0]!;
-    await inspect.close();
-    assert.deepEqual([r.state, r.nextAttemptAt], ['queued', now]);
+    const ev = await stopWhileStuck(tarpit, 'stuck@tarpit.test');
+    assert.match(String(ev.reply), /shutting down/);
   } finally {
-    for (const s of sockets) s.destroy();
     tarpit.close();
   }
 });
@@ -111,32 +131,17 @@ test('stop does not wait for a DNS lookup that never ends; the recipient is requ
 });
 
 test('stop cuts an attempt in flight through a route to an IP address (no race per attempt); requeued, due at once', async () => {
-  // A smarthost on an IP address that accepts connections and never says a word.
-  const sockets: net.Socket[] = [];
-  const tarpit = net.createServer((s) => sockets.push(s));
-  tarpit.listen(0, '127.0.3.13');
-  await once(tarpit, 'listening');
+  const tarpit = await startTarpit('127.0.3.13', 0);
   const before = h.config.delivery;
   try {
     // As a live reload does: a new delivery section with the route.
-    h.config.delivery = { ...before, routes: [{ domains: ['routed-tarpit.test'], host: '127.0.3.13', port: (tarpit.address() as net.AddressInfo).port }] };
-    await h.restart({ stopGraceMs: 300 });
-    const id = await h.enqueue('sender@mailfleet.test', ['stuck@routed-tarpit.test']);
-    await once(tarpit, 'connection');
-    const t = performance.now();
-    await h.stop();
-    assert.ok(performance.now() - t < 3000, `stop took ${performance.now() - t} ms`);
-    const [ev] = await h.waitForEvents((e) => e.event === 'deferred' && e.queueId === id);
+    h.config.delivery = { ...before, routes: [{ domains: ['routed-tarpit.test'], host: '127.0.3.13', port: tarpit.port }] };
+    const ev = await stopWhileStuck(tarpit, 'stuck@routed-tarpit.test');
     // The outcome the race gave: every recipient 451 4.4.1 "shutting down", as from the connect phase.
-    assert.equal(ev!.reply, '451 4.4.1 delivery stopped: the relay is shutting down');
-    assert.equal(ev!.mx, undefined);
-    const inspect = new QueueStore(h.dataDir, { readOnlyRecovery: true });
-    const r = inspect.get(id)!.recipients[0]!;
-    await inspect.close();
-    assert.deepEqual([r.state, r.nextAttemptAt], ['queued', now]);
+    assert.equal(ev.reply, '451 4.4.1 delivery stopped: the relay is shutting down');
+    assert.equal(ev.mx, undefined);
   } finally {
     h.config.delivery = before;
-    for (const s of sockets) s.destroy();
     tarpit.close();
     await h.restart();
   }
