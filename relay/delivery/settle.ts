@@ -55,7 +55,7 @@ export function settleAttempt(i: SettleInput): Settled {
   // One recipient (most groups): no maps to find its history or to group its record by.
   const single = i.group.length === 1 && i.outcomes.length === 1 ? i.group[0]! : undefined;
   const byRecipient = single ? undefined : new Map(i.group.map((g) => [g.recipient, g]));
-  const records = new Map<string, OutcomeRecord>();
+  const records = single ? undefined : new Map<string, OutcomeRecord>();
   const out: Settled = { recipients: [], records: [], failed: [], delayed: [] };
   for (const o of i.outcomes) {
     const due = single ?? byRecipient!.get(o.recipient)!;
@@ -91,11 +91,11 @@ export function settleAttempt(i: SettleInput): Settled {
     }
     const state = outcome.kind === 'deferred' ? `q${outcome.at}` : outcome.kind === 'delivered' ? 'd' : 'b';
     const key = `${state}\0${o.raw}`;
-    const rec = records.get(key) ?? { outcome, recipients: [], reply: o.raw };
+    const rec = records!.get(key) ?? { outcome, recipients: [], reply: o.raw };
     rec.recipients.push(o.recipient);
-    records.set(key, rec);
+    records!.set(key, rec);
   }
-  if (!single) out.records = [...records.values()];
+  if (records) out.records = [...records.values()];
   return out;
 }
 

@@ -77,20 +77,27 @@ export function decide(input: DecideInput): Decision {
   if (cls !== 'otp' && global.active - global.activeOtp >= global.concurrency - otpReserve(global.concurrency, input.otpShare)) {
     return { kind: 'wait', until: undefined, reason: 'concurrency', detail: 'delivery.concurrency reached (share kept for otp)' };
   }
-  const ok: IpView[] = [];
+  // The IPs that may send: the first kept apart, a list only from the second on (most relays have one).
+  let first: IpView | undefined;
+  let ok: IpView[] | undefined;
   let best: Extract<Verdict, { ok: false }> | undefined;
   let candidates = 0;
   for (const ip of input.ips) {
     if (!(ip.weight > 0)) continue;
     candidates++;
     const v = ipVerdict(ip, cls, now, input.otpShare);
-    if (v.ok) ok.push(ip);
+    if (v.ok) {
+      if (first === undefined) first = ip;
+      else (ok ??= [first]).push(ip);
+    }
     // An IP that frees up on an event (a connection) may come sooner than any timed wait.
     else if (!best || (best.until !== undefined && (v.until === undefined || v.until < best.until))) best = v;
   }
   // Weights are the operator's to change (a drained IP): look again in a minute, from the queue.
   if (candidates === 0) return { kind: 'wait', until: now + 60_000, reason: 'no-ip', detail: 'no source IP with a weight above 0' };
-  if (ok.length > 0) {
+  // One IP may send: the weighted choice below would pick it whatever the random number.
+  if (first !== undefined && ok === undefined) return { kind: 'send', ip: first.address };
+  if (ok !== undefined) {
     const total = ok.reduce((s, ip) => s + ip.weight, 0);
     let x = input.random * total;
     for (const ip of ok) {

@@ -215,7 +215,8 @@ export class Shaper {
     return decide({
       now,
       cls,
-      ips: this.ipList.map((ip) => this.view(ip, provider, name, recipients, now)),
+      // One source IP (most relays): its view without a mapping closure.
+      ips: this.ipList.length === 1 ? [this.view(this.ipList[0]!, provider, name, recipients, now)] : this.ipList.map((ip) => this.view(ip, provider, name, recipients, now)),
       global: { active: this.active, activeOtp: this.activeOtp, concurrency: this.o.delivery.concurrency },
       otpShare: this.o.shaping.otpShare,
       random: this.random(),
