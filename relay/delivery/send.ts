@@ -9,12 +9,12 @@ import { attemptDelivery, type AttemptContext, type RecipientOutcome } from './a
 import type { Budget } from './pool.ts';
 import { STOPPED } from './smtp-client.ts';
 import { DEFAULT_IP } from '../scheduler/shaper.ts';
-
-/** A configured route (config.delivery.routes). */
-type Route = DeliveryContext['config']['delivery']['routes'][number];
 import { anyFeedbackId, withFeedbackId } from './feedback-id.ts';
 import type { Limits } from '../scheduler/limits.ts';
 import { headerOf, LargeMessage, mapHead, type Outgoing } from './large-message.ts';
+
+/** A configured route (config.delivery.routes). */
+type Route = DeliveryContext['config']['delivery']['routes'][number];
 
 /**
  * What every attempt over one path shares (source IP, provider, route): built once per path and
