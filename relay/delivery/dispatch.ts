@@ -55,6 +55,11 @@ export class HeldBack {
     return t;
   }
 
+  /** Whether any domain of the class is held (else isHeld is false for every one: no need to ask per domain). */
+  holdsAny(cls: MessageClass): boolean {
+    return this.domains[cls].size > 0;
+  }
+
   isHeld(cls: MessageClass, domain: string, now: number): boolean {
     const until = this.domains[cls].get(domain);
     return until !== undefined && until > now;

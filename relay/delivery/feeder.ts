@@ -198,7 +198,8 @@ export class Feeder {
       reserve: (cls, domains) => {
         // Mail to a held domain is queued: it would only be held back again.
         const now = ctx.clock();
-        if (this.running && !this.scanPending[cls] && lanes.mayAdopt(cls, domains) && !domains.some((d) => this.heldBack?.isHeld(cls, d, now))) {
+        const heldBack = this.heldBack;
+        if (this.running && !this.scanPending[cls] && lanes.mayAdopt(cls, domains) && !(heldBack?.holdsAny(cls) && domains.some((d) => heldBack.isHeld(cls, d, now)))) {
           // Mail due again since the last claim (a retry, a postponed lane, intake smoothing) goes first.
           let overtakes = true; // unknown (the store failed to say): queue it, the scan decides
           try {
