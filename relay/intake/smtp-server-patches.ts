@@ -32,6 +32,8 @@
 //    remote address with net.isIPv6, a ~400 ns regular expression that an IPv4 address (no ":")
 //    always fails. While smtp-server sets a connection up (synchronously, in connect()), net.isIPv6
 //    answers false at once for a string without ":" and asks Node's own otherwise: the same answer.
+// 9. The socket → parser path. A plain TCP socket feeds the command parser itself instead of
+//    through a stream pipe, with the pipe's order and backpressure: relay/intake/socket-feed.ts.
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import net, { type Socket } from 'node:net';
@@ -39,6 +41,7 @@ import { TLSSocket } from 'node:tls';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { applyDataStreamPatch } from './data-stream.ts';
+import { applySocketFeedPatch } from './socket-feed.ts';
 
 const require = createRequire(import.meta.url);
 const PINNED = '3.21.6';
@@ -202,6 +205,7 @@ export function applySmtpServerPatches(): void {
     return originalIsDisabled.call(this, command);
   };
   applyDataStreamPatch();
+  applySocketFeedPatch();
   applied = true;
 }
 
