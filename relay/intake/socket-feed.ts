@@ -5,8 +5,8 @@
 // plain TCP socket feeds the parser's _write itself, one chunk at a time as the Writable did:
 // - the next chunk goes to the parser only once the previous one called back (a command is not
 //   processed before the previous hook answered);
-// - chunks that arrive meanwhile wait here, and past the parser's highWaterMark (16 KiB, where the
-//   pipe's write() returned false) the socket is paused until they are all processed;
+// - chunks that arrive meanwhile wait here, and past the parser's highWaterMark (64 KiB on Node
+//   24, where the pipe's write() returned false) the socket is paused until they are processed;
 // - the client's FIN ends the parser once what waits is processed (its unfinished last line is
 //   still a command, as smtp-server's 'finish' handler makes it);
 // - a parser error (a command line too long) stops the feed and pauses the socket, as the pipe's
