@@ -45,7 +45,10 @@ test('pipelined commands: each waits for the previous hook to answer, replies in
   });
   try {
     const c = await openSmtpText(srv.port);
-    assert.ok(serverSocket(srv)._mfFeed, 'a plain socket takes the direct feed');
+    const feed = serverSocket(srv)._mfFeed as { direct?: boolean } | undefined;
+    if (!feed?.direct) c.socket.destroy();
+    assert.ok(feed, 'a plain socket takes the direct feed');
+    assert.equal(feed.direct, true, "read through net's onread on this Node");
     c.socket.write('EHLO a.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nRCPT TO:<e@f.test>\r\nNOOP\r\n');
     await c.waitFor(/^250 /m);
     while (release.length === 0) await new Promise((r) => setImmediate(r));
@@ -62,7 +65,7 @@ test('pipelined commands: each waits for the previous hook to answer, replies in
   }
 });
 
-test("a slow hook pauses reading once the parser's highWaterMark (64 KiB) waits, and reading resumes when it answers", async () => {
+test("a slow hook stops reading once the parser's highWaterMark (64 KiB) waits, and reading resumes when it answers", async () => {
   let answer: (() => void) | undefined;
   let rcpts = 0;
   const srv = await serve({
@@ -79,21 +82,21 @@ test("a slow hook pauses reading once the parser's highWaterMark (64 KiB) waits,
     c.socket.write('EHLO a.test\r\nMAIL FROM:<a@b.test>\r\n');
     while (!answer) await new Promise((r) => setImmediate(r));
     const socket = serverSocket(srv);
-    // 2,000 pipelined RCPTs (62.5 KiB) then 2,000 more: the second batch passes the mark.
-    const batch = 'RCPT TO:<someone@example.test>\r\n'.repeat(2000);
-    c.socket.write(batch);
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(socket.isPaused(), false, 'under the mark: still reading');
-    c.socket.write(batch);
-    const deadline = Date.now() + 5000;
-    while (!socket.isPaused() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    assert.equal(socket.isPaused(), true, 'past the mark: paused');
+    // 512 KiB of pipelined RCPTs behind a MAIL whose hook has not answered: the relay reads up to
+    // the mark (and one read more), the rest stays with the kernel and the client.
+    const lines = 16384;
+    c.socket.write('RCPT TO:<someone@example.test>\r\n'.repeat(lines));
+    let read = -1;
+    while (socket.bytesRead !== read) {
+      read = socket.bytesRead;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(read >= 64 * 1024 && read < 200 * 1024, `read ${read} bytes while the hook waits`);
     assert.equal(rcpts, 0, 'nothing ran while MAIL waits for its hook');
     answer!();
     const accepted = () => c.said().split('250 2.1.5 Accepted\r\n').length - 1;
-    while (accepted() < 4000) await new Promise((r) => setTimeout(r, 10));
-    assert.equal(rcpts, 4000);
-    assert.equal(socket.isPaused(), false);
+    while (accepted() < lines) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(rcpts, lines);
     c.socket.destroy();
   } finally {
     await srv.close();

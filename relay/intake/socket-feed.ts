@@ -29,12 +29,43 @@ const PINNED = '3.21.6';
 /** The parser's Writable side as smtp-server uses it. */
 interface Parser {
   _write(chunk: Buffer, encoding: string, next: (err?: Error | null) => void): void;
+  /** In DATA, the parser keeps slices of what it is given (relay/intake/data-stream.ts). */
+  _dataMode: boolean;
   end(): void;
   destroy(err?: Error): void;
   readonly writableHighWaterMark: number;
 }
 
-type FedSocket = Socket & { _mfFeed?: SocketFeed };
+/** What net's onread needs of a socket's handle (Node 24). */
+interface StreamHandle {
+  reading: boolean;
+  useUserBuffer(buf: Uint8Array): void;
+  readStart(): number;
+}
+
+type FedSocket = Socket & { _mfFeed?: SocketFeed; _handle?: StreamHandle | null } & Record<symbol, unknown>;
+
+/**
+ * net's onread for a socket that was not created with it (an accepted one): the socket's own
+ * slots for it, found on a socket that was, or undefined when this Node keeps them elsewhere
+ * (the socket is then read through 'data' events; socket-feed.test.ts says which path runs).
+ */
+const ONREAD = ((): { buffer: symbol; callback: symbol } | undefined => {
+  const probe = new Socket({ onread: { buffer: Buffer.alloc(1), callback: () => true } }) as unknown as Record<symbol, unknown>;
+  const slot = (name: string) => Object.getOwnPropertySymbols(probe).find((s) => s.description === name);
+  const buffer = slot('kBuffer');
+  const callback = slot('kBufferCb');
+  const gen = slot('kBufferGen');
+  if (!buffer || !callback || !gen || !Buffer.isBuffer(probe[buffer]) || typeof probe[callback] !== 'function' || probe[gen] !== null) return undefined;
+  return { buffer, callback };
+})();
+
+/**
+ * Reads of every plain intake socket of this thread land here (net's default is a fresh 64 KiB
+ * allocation per read, shrunk to what was read): the parser turns a command chunk into a string at
+ * once, and a chunk it may keep (a message body, or one that waits) is copied out first.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 class SocketFeed {
   private readonly waiting: Buffer[] = [];
@@ -46,6 +77,8 @@ class SocketFeed {
   private pausedHere = false;
   private ended = false;
   private detached = false;
+  /** Read through onread (else 'data' events). 'data' still carries what was read before the feed. */
+  private readonly direct: boolean;
   private readonly socket: FedSocket;
   readonly parser: Parser;
 
@@ -54,22 +87,46 @@ class SocketFeed {
     this.parser = parser;
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
+    const handle = socket._handle;
+    this.direct = Boolean(ONREAD && handle && typeof handle.useUserBuffer === 'function' && socket[ONREAD.buffer] === null);
+    if (this.direct) {
+      socket[ONREAD!.buffer] = READ_BUFFER;
+      socket[ONREAD!.callback] = this.onRead;
+      handle!.useUserBuffer(READ_BUFFER);
+    }
   }
+
+  /** net's onread: `n` bytes in the shared buffer, gone at the next read. false stops reading (backpressure). */
+  private readonly onRead = (n: number, buf: Buffer): boolean => {
+    if (this.detached) return true;
+    if (this.busy || this.writing) {
+      this.wait(Buffer.from(buf.subarray(0, n)));
+      return !this.pausedHere;
+    }
+    this.take(this.parser._dataMode ? Buffer.from(buf.subarray(0, n)) : buf.subarray(0, n));
+    return !this.pausedHere;
+  };
 
   private readonly onData = (chunk: Buffer): void => {
     if (this.detached) return;
-    if (this.busy || this.writing) {
-      this.waiting.push(chunk);
-      this.waitingBytes += chunk.length;
-      if (!this.pausedHere && this.waitingBytes >= this.parser.writableHighWaterMark) {
-        this.pausedHere = true;
-        this.socket.pause();
-      }
-      return;
-    }
+    if (this.busy || this.writing) return this.wait(chunk);
+    this.take(chunk);
+  };
+
+  private take(chunk: Buffer): void {
     this.write(chunk);
     if (!this.busy && (this.waiting.length > 0 || this.pausedHere || this.ended)) this.next();
-  };
+  }
+
+  private wait(chunk: Buffer): void {
+    this.waiting.push(chunk);
+    this.waitingBytes += chunk.length;
+    if (!this.pausedHere && this.waitingBytes >= this.parser.writableHighWaterMark) {
+      // onread: the false returned to it stops the reads.
+      this.pausedHere = true;
+      if (!this.direct) this.socket.pause();
+    }
+  }
 
   private readonly onEnd = (): void => {
     this.ended = true;
@@ -107,11 +164,20 @@ class SocketFeed {
       this.write(chunk);
     }
     if (this.busy || this.detached) return;
-    if (this.pausedHere) {
-      this.pausedHere = false;
-      this.socket.resume();
-    }
+    if (this.pausedHere) this.readOn();
     if (this.ended) this.parser.end();
+  }
+
+  private readOn(): void {
+    this.pausedHere = false;
+    const handle = this.socket._handle;
+    if (!this.direct) this.socket.resume();
+    else if (handle && !handle.reading && !this.socket.destroyed) {
+      // What net's own read start does (tryReadStart): its stream never paused this socket.
+      handle.reading = true;
+      const err = handle.readStart();
+      if (err) this.socket.destroy(new Error(`read start failed (${err})`));
+    }
   }
 
   /** Stops feeding the parser: what waits is dropped (a retired or closed parser discards it anyway), and the socket pauses as an unpipe pauses it. */
@@ -124,6 +190,9 @@ class SocketFeed {
     this.socket.removeListener('end', this.onEnd);
     this.socket._mfFeed = undefined;
     this.socket.pause();
+    // Reads stopped by onread's backpressure start again (smtp-server's close() resumes the socket
+    // to read the client's FIN; a TLS upgrade reads through its own layer).
+    if (this.direct && this.pausedHere) this.readOn();
   }
 }
 
@@ -162,8 +231,9 @@ export function applySocketFeedPatch(): void {
     const socket = this._socket;
     // Only a plain TCP socket: a TLS socket's reads come through its TLS layer (the stream pipe stays).
     if (socket instanceof Socket && !(socket instanceof TLSSocket) && socket.pipe === Socket.prototype.pipe) {
-      socket.pipe = feedPipe;
-      socket.unpipe = feedUnpipe as Socket['unpipe'];
+      const plain: Socket = socket;
+      plain.pipe = feedPipe as Socket['pipe'];
+      plain.unpipe = feedUnpipe as unknown as Socket['unpipe'];
     }
     return original.call(this, callback);
   };
