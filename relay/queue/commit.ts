@@ -99,7 +99,13 @@ export class GroupCommit {
   /** The commit delay; undefined or delayMs 0: each batch is written at the end of its turn. */
   private delay: CommitDelay | undefined;
   /** A batch held for the sessions that were in DATA (up to `mark`) when its turn came. */
-  private holding: { mark: number; timer: NodeJS.Timeout } | undefined;
+  private holding: { mark: number } | undefined;
+  /**
+   * Ends a hold after the delay. One timer, re-armed by refresh() for each hold and never cleared
+   * (a hold that ends early leaves it to fire as a no-op, unless the next hold moved it): a new
+   * Timeout per batch plus its clearTimeout were most of hold()'s cost (issue 13).
+   */
+  private holdTimer: NodeJS.Timeout | undefined;
   /** The hold just ended: the next flush writes whoever is in DATA. */
   private released = false;
   onCommit: ((batchSize: number, seconds: number) => void) | undefined;
@@ -159,6 +165,9 @@ export class GroupCommit {
   /** Sets (or with undefined, removes) the commit delay; a batch held now is written at once. */
   setDelay(delay: CommitDelay | undefined): void {
     if (this.delay && this.delay !== delay) this.delay.sessions.onLeave = undefined;
+    // Armed with the old delay.
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
     this.delay = delay && delay.delayMs > 0 ? delay : undefined;
     if (this.delay) this.delay.sessions.onLeave = () => this.left();
     if (this.holding) this.release();
@@ -177,7 +186,9 @@ export class GroupCommit {
     const d = this.delay;
     if (!d || this.closed || this.pending.length === 0 || d.sessions.count < d.siblings) return false;
     for (const p of this.pending) if (p.msg.class === 'otp') return false;
-    this.holding = { mark: d.sessions.lastEntered, timer: setTimeout(() => this.release(), d.delayMs) };
+    this.holding = { mark: d.sessions.lastEntered };
+    if (this.holdTimer) this.holdTimer.refresh();
+    else this.holdTimer = setTimeout(() => this.release(), d.delayMs);
     this.delayed++;
     return true;
   }
@@ -192,7 +203,6 @@ export class GroupCommit {
   /** Ends a wait; the batch is written at the end of this turn (with what the leaving session enqueues now). */
   private release(): void {
     if (!this.holding) return;
-    clearTimeout(this.holding.timer);
     this.holding = undefined;
     this.released = true;
     this.schedule();
@@ -200,7 +210,7 @@ export class GroupCommit {
 
   private flush(): void {
     // While an fsync runs, a COMMIT would only wait for the next one: the batch grows until this
-    // fsync ends instead (sync() flushes then), one transaction per fsync however short the
+    // fsync ends instead (sync() schedules it then), one transaction per fsync however short the
     // event-loop turns are (relay/delivery/pace.ts makes them short).
     if (this.syncing && !this.closed) return;
     if (this.hold()) return;
@@ -250,14 +260,17 @@ export class GroupCommit {
           }
           const lane = laneOf(cls);
           const due = Math.max(now, m.notBefore ?? now);
-          const recipients = [...new Set(m.recipients)];
+          // One recipient is the common case: no Set and no copy for it (issue 13, allocation per message).
+          const recipients = m.recipients.length === 1 ? m.recipients : [...new Set(m.recipients)];
           const domains = recipients.map(domainOf);
           // Mail held back by the intake (notBefore) is not due: the queue keeps it until then.
           if (adopter && due <= now && recipients.length > 0 && adopter.reserve(cls, domains)) {
-            p.handed = recipients.map((r, i) => {
-              this.insertInflight.run(p.id, r, domains[i]!, due, lane);
-              return { messageId: p.id, recipient: r, domain: domains[i]!, attempts: 0, createdAt: now, mailFrom: m.mailFrom, class: cls };
-            });
+            const handed: DueRecipient[] = [];
+            for (let i = 0; i < recipients.length; i++) {
+              this.insertInflight.run(p.id, recipients[i]!, domains[i]!, due, lane);
+              handed.push({ messageId: p.id, recipient: recipients[i]!, domain: domains[i]!, attempts: 0, createdAt: now, mailFrom: m.mailFrom, class: cls });
+            }
+            p.handed = handed;
           } else {
             for (let i = 0; i < recipients.length; i++) this.insertRecipient.run(p.id, recipients[i]!, domains[i]!, due, lane);
             if (recipients.length > 0) {
@@ -342,7 +355,7 @@ export class GroupCommit {
           let queued = false;
           for (const p of batch) {
             if (p.handed) {
-              handed.push(...p.handed);
+              for (const d of p.handed) handed.push(d);
               // Durable now: the engine's first read takes these bytes instead of reading them back.
               const body = p.msg.body;
               if (this.fresh && !isSpooled(body) && partCount(body.length) === 0) this.fresh.put(p.id, body);
@@ -354,7 +367,15 @@ export class GroupCommit {
           if (queued) adopter?.queued();
         }
         done();
-        if (this.pending.length > 0) this.flush();
+        // The next batch is written at the end of this turn, not here: the 250s of the batch just
+        // made durable go out first (the promises above resolve once this callback returns), and
+        // the sessions whose DATA ends later in this same turn join the batch instead of waiting
+        // for one more fsync (issue 13: messages per commit, and so commits and fsyncs per message).
+        // Closing writes it now, so that close() waits for its fsync.
+        if (this.pending.length > 0) {
+          if (this.closed) this.flush();
+          else this.schedule();
+        }
         this.sync();
       });
     });
@@ -364,8 +385,9 @@ export class GroupCommit {
   async close(): Promise<void> {
     this.closed = true;
     // Shutdown does not wait for sessions mid-DATA.
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
     if (this.holding) {
-      clearTimeout(this.holding.timer);
       this.holding = undefined;
     }
     if (this.pending.length > 0) this.flush();
