@@ -139,7 +139,7 @@ export class OutcomeWriter {
       `UPDATE recipients SET state = ?, attempts = attempts + 1, last_reply = ?, next_attempt_at = ? WHERE message_id = ? AND recipient = ?`,
     );
     // One statement where a SELECT and a DELETE were two (issue 13: the common case, once per
-    // delivered message). changes counts the message row only, not the cascade.
+    // delivered message). changes counts the message row only, not the trigger's deletes.
     const delIfLast = this.q.stmt(
       `DELETE FROM messages WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND recipient <> ?2 AND state IN ('queued', 'inflight'))`,
     );
@@ -150,7 +150,7 @@ export class OutcomeWriter {
         for (const r of o.recipients) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, r);
       } else if (o.recipients.length === 1) {
         // The common case. With no other recipient open the message goes, and its recipients
-        // with it (ON DELETE CASCADE): updating the row first would be wasted.
+        // with it (the recipients_gc trigger): updating the row first would be wasted.
         if (delIfLast.run(o.messageId, o.recipients[0]!).changes === 0) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, o.recipients[0]!);
       } else {
         for (const r of o.recipients) upd.run(o.state, o.reply, o.nextAttemptAt, o.messageId, r);

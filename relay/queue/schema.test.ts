@@ -20,7 +20,7 @@ function tables(db: DatabaseSync): string[] {
 test('a new queue file gets every table of the relay and the latest schema version', (t) => {
   const db = openQueueDb(join(tempDir(t), 'queue.db'));
   t.after(() => db.close());
-  assert.deepEqual(tables(db), ['body_parts', 'body_parts_gc', 'delay_notices', 'delay_notices_gc', 'delivery_stats', 'delivery_stats_meta', 'messages', 'recipients', 'shaping_counters', 'shaping_restrictions', 'warmup_days']);
+  assert.deepEqual(tables(db), ['body_parts', 'body_parts_gc', 'delay_notices', 'delay_notices_gc', 'delivery_stats', 'delivery_stats_meta', 'messages', 'recipients', 'recipients_gc', 'shaping_counters', 'shaping_restrictions', 'warmup_days']);
   assert.equal((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, SCHEMA_VERSION);
   assert.deepEqual(MIGRATIONS.map((m) => m.version), MIGRATIONS.map((_, i) => i + 1), 'versions are 1, 2, 3, … with no gap');
 });
@@ -94,12 +94,44 @@ test('migration 10: a version-9 queue keeps every recipient (queued, inflight, d
   t.after(() => db.close());
   assert.equal((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, SCHEMA_VERSION);
   assert.match((db.prepare(`SELECT sql FROM sqlite_master WHERE name = 'recipients'`).get() as { sql: string }).sql, /WITHOUT ROWID$/);
-  assert.deepEqual(tables(db).filter((n) => n.startsWith('recipients')), ['recipients'], 'the copy took the old name');
+  assert.deepEqual(tables(db).filter((n) => n.startsWith('recipients')), ['recipients', 'recipients_gc'], 'the copy took the old name (and version 11 its trigger)');
   // The start-up recovery queued the inflight one again; everything else is as it was.
   const after = db.prepare(`SELECT * FROM recipients ORDER BY message_id, recipient`).all().map((r) => ({ ...r }));
   assert.deepEqual(after, before.map((r) => ({ ...r, state: r.state === 'inflight' ? 'queued' : r.state })));
   // Oldest due first; the same due time by arrival (queue id), then recipient.
   assert.deepEqual(store.claimDue(10, 10, 'bulk').map((d) => `${d.messageId} ${d.recipient}`), ['01C i@y.test', '01A q@y.test', '01B a@y.test', '01B z@y.test']);
   assert.equal(store.delete('01B'), true);
-  assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM recipients WHERE message_id = '01B'`).get() as { n: number }).n, 0, 'ON DELETE CASCADE survived the copy');
+  assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM recipients WHERE message_id = '01B'`).get() as { n: number }).n, 0, 'a deleted message takes its recipients');
+});
+
+test('migration 11: a message takes its recipients with it by trigger, on the store (foreign keys off) and on a connection that enforces them', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'queue.db');
+  const old = new DatabaseSync(path);
+  migrate(old, MIGRATIONS.filter((m) => m.version <= 10));
+  old.exec(`
+    INSERT INTO messages (id, created_at, mail_from, size, class, body) VALUES ('01A', 1, 'a@x.test', 1, 'bulk', x'41'), ('01B', 1, 'a@x.test', 1, 'bulk', x'42');
+    INSERT INTO recipients (message_id, recipient, domain, next_attempt_at, lane) VALUES ('01A', 'a@y.test', 'y.test', 1, 2), ('01A', 'b@y.test', 'y.test', 1, 2), ('01B', 'c@y.test', 'y.test', 1, 2);
+  `);
+  old.close();
+  const store = new QueueStore(dir, { clock: () => 10 });
+  const db = new DatabaseSync(path);
+  t.after(() => db.close());
+  const left = () => (db.prepare(`SELECT message_id || ' ' || recipient AS r FROM recipients ORDER BY 1`).all() as { r: string }[]).map((x) => x.r);
+  assert.equal((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, 11);
+  // The store's own paths: a final outcome for every recipient of a message, and a new message delivered.
+  assert.equal(store.claimDue(10, 10, 'bulk').length, 3);
+  store.recordAttempt('01A', ['a@y.test', 'b@y.test'], { state: 'delivered' }, '250 ok');
+  assert.ok(store.flushOutcomes());
+  const id = await store.enqueue({ mailFrom: 'a@x.test', recipients: ['d@z.test'], body: Buffer.from('x') });
+  assert.deepEqual(left(), [`${id} d@z.test`, '01B c@y.test']);
+  store.recordAttempt(id, ['d@z.test'], { state: 'bounced' }, '550 no');
+  assert.ok(store.flushOutcomes());
+  assert.deepEqual(left(), ['01B c@y.test']);
+  await store.close();
+  // Another connection with foreign keys on (ON DELETE CASCADE and the trigger both act) and one without.
+  db.exec('PRAGMA foreign_keys=ON');
+  db.exec(`DELETE FROM messages WHERE id = '01B'`);
+  assert.deepEqual(left(), []);
+  assert.equal((db.prepare(`SELECT COUNT(*) AS n FROM messages`).get() as { n: number }).n, 0);
 });
