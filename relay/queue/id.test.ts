@@ -16,3 +16,22 @@ test('ids sort by creation time, also when the clock steps back', () => {
   assert.ok(a < b && b < c, `${a} ${b} ${c}`);
   assert.equal(b.slice(0, 10), c.slice(0, 10));
 });
+
+test('the id spells the milliseconds and the counter in Crockford base32, digit by digit', () => {
+  // The plain encoding the packed one replaced (10 digits of milliseconds, 6 of the counter).
+  const spell = (n: number, digits: number) => {
+    let s = '';
+    for (let i = 0; i < digits; i++, n = Math.floor(n / 32)) s = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'[n % 32] + s;
+    return s;
+  };
+  // Ascending and later than the ids of the tests above, so each starts a fresh counter.
+  for (const t of [2e12, 2e12 + 2 ** 25 - 1, 2 ** 41 + 12345, 2 ** 45 + 2 ** 25, 2 ** 50 - 1]) {
+    const id = newQueueId(t);
+    const next = newQueueId(t); // same millisecond: the counter + 1
+    assert.equal(id.slice(0, 10), spell(t, 10));
+    assert.equal(next.slice(0, 10), spell(t, 10));
+    const counter = parseInt([...id.slice(10)].map((c) => '0123456789ABCDEFGHJKMNPQRSTVWXYZ'.indexOf(c).toString(32)).join(''), 32);
+    assert.equal(id.slice(10), spell(counter, 6));
+    assert.equal(next.slice(10), spell(counter + 1, 6));
+  }
+});

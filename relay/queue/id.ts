@@ -1,6 +1,7 @@
 import { randomFillSync } from 'node:crypto';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'; // Crockford base32: no I, L, O, U
+const CODES = Array.from(ALPHABET, (c) => c.charCodeAt(0));
 const RANDOM_SPACE = 2 ** 30; // 6 base32 characters
 
 let lastMs = -1;
@@ -27,17 +28,17 @@ export function newQueueId(now: number): string {
   }
   lastMs = t;
   lastRandom = r;
-  let head = '';
-  for (let i = 0; i < 10; i++) {
-    head = ALPHABET[t % 32] + head;
-    t = Math.floor(t / 32);
-  }
-  let tail = '';
-  for (let i = 0; i < 6; i++) {
-    tail = ALPHABET[r % 32] + tail;
-    r = Math.floor(r / 32);
-  }
-  return head + tail;
+  // One flat string from 16 character codes: 50 bits of milliseconds as two 25-bit halves (small
+  // integers, bit operations), then 30 bits of r. Building it a character at a time by
+  // concatenation took ~0.8 µs and 16 intermediate strings per id, against ~0.1 µs (issue 13).
+  const hi = Math.floor(t / 2 ** 25) & 0x1ffffff;
+  const lo = t % 2 ** 25;
+  const C = CODES;
+  return String.fromCharCode(
+    C[(hi >>> 20) & 31]!, C[(hi >>> 15) & 31]!, C[(hi >>> 10) & 31]!, C[(hi >>> 5) & 31]!, C[hi & 31]!,
+    C[(lo >>> 20) & 31]!, C[(lo >>> 15) & 31]!, C[(lo >>> 10) & 31]!, C[(lo >>> 5) & 31]!, C[lo & 31]!,
+    C[(r >>> 25) & 31]!, C[(r >>> 20) & 31]!, C[(r >>> 15) & 31]!, C[(r >>> 10) & 31]!, C[(r >>> 5) & 31]!, C[r & 31]!,
+  );
 }
 
 export function isQueueId(s: string): boolean {
