@@ -3,7 +3,7 @@
 import { MESSAGE_CLASSES, laneOf, type MessageClass } from '../message-class.ts';
 import type { QueueDb } from './db.ts';
 import type { OutcomeWriter } from './outcomes.ts';
-import type { DueRecipient } from './types.ts';
+import { NO_DOMAINS, type DueRecipient } from './types.ts';
 
 /**
  * nextDueAt() answers from memory while no write of ours could have moved it; this bounds how
@@ -55,7 +55,7 @@ export class Claims {
    * Claims up to `limit` recipients due at `now` (of one class when given), lane by lane, oldest
    * first, marking them inflight. `excludeDomains`: domains the scheduler already holds enough of.
    */
-  claimDue(now: number, limit: number, cls?: MessageClass, excludeDomains: readonly string[] = []): DueRecipient[] {
+  claimDue(now: number, limit: number, cls?: MessageClass, excludeDomains: readonly string[] = NO_DOMAINS): DueRecipient[] {
     this.outcomes.flushRequeues();
     return this.q.lightTransaction(() => {
       const mark = this.q.stmt(`UPDATE recipients SET state = 'inflight' WHERE message_id = ? AND recipient = ?`);
@@ -190,7 +190,7 @@ export class Claims {
    * claims or requeues a queued recipient forgets it, and NEXT_DUE_TTL_MS bounds how long another
    * connection's edit goes unseen.
    */
-  nextDueAt(cls?: MessageClass, excludeDomains: readonly string[] = []): number | undefined {
+  nextDueAt(cls?: MessageClass, excludeDomains: readonly string[] = NO_DOMAINS): number | undefined {
     const cacheable = cls !== undefined && excludeDomains.length === 0;
     if (cacheable) {
       const c = this.nextDue[laneOf(cls)];

@@ -17,7 +17,7 @@ import { Claims } from './claims.ts';
 import { QueueAdmin } from './admin.ts';
 import { FreshBodies } from './fresh-bodies.ts';
 import { GroupCommit, type CommitDelay, type Fsync } from './commit.ts';
-import type { Adopter, DueRecipient, MessageSummary, NewMessage, RecipientState } from './types.ts';
+import { NO_DOMAINS, type Adopter, type DueRecipient, type MessageSummary, type NewMessage, type RecipientState } from './types.ts';
 import type { StoredBody } from './body-parts.ts';
 import type { MessageClass } from '../message-class.ts';
 
@@ -143,7 +143,7 @@ export class QueueStore {
 
   // --- the delivery engine's claims (claims.ts) and outcomes (outcomes.ts) ---
 
-  claimDue(now: number, limit: number, cls?: MessageClass, excludeDomains: readonly string[] = []): DueRecipient[] {
+  claimDue(now: number, limit: number, cls?: MessageClass, excludeDomains: readonly string[] = NO_DOMAINS): DueRecipient[] {
     return this.claims.claimDue(now, limit, cls, excludeDomains);
   }
 
@@ -163,7 +163,7 @@ export class QueueStore {
     return this.claims.releaseHeld(replyPrefix, at);
   }
 
-  nextDueAt(cls?: MessageClass, excludeDomains: readonly string[] = []): number | undefined {
+  nextDueAt(cls?: MessageClass, excludeDomains: readonly string[] = NO_DOMAINS): number | undefined {
     return this.claims.nextDueAt(cls, excludeDomains);
   }
 
