@@ -37,12 +37,25 @@ const DUE_WINDOW = 500;
 export class Claims {
   private readonly q: QueueDb;
   private readonly outcomes: OutcomeWriter;
-  /** nextDueAt per lane (no exclusions), while valid: [value, read at (performance.now())]. */
-  private readonly nextDue: ([number | undefined, number] | undefined)[] = MESSAGE_CLASSES.map(() => undefined);
+  /** nextDueAt per lane (no exclusions), while valid: { t }; undefined once forgotten. */
+  private readonly nextDue: ({ t: number | undefined } | undefined)[] = MESSAGE_CLASSES.map(() => undefined);
+  /**
+   * Forgets every cached nextDueAt each NEXT_DUE_TTL_MS (so another connection's edit is seen
+   * within that), instead of reading the clock on every call: nextDueAt runs per class on every
+   * engine turn and for each message taken at birth, and each performance.now() there was a call
+   * and a heap number (issue 13). Unref'd: it keeps no process alive; close() stops it.
+   */
+  private readonly expiry: NodeJS.Timeout;
 
   constructor(q: QueueDb, outcomes: OutcomeWriter) {
     this.q = q;
     this.outcomes = outcomes;
+    this.expiry = setInterval(() => this.invalidate(), NEXT_DUE_TTL_MS);
+    this.expiry.unref();
+  }
+
+  close(): void {
+    clearInterval(this.expiry);
   }
 
   /** A write moved (or may have moved) the next due time of a lane, or of every lane. */
@@ -194,7 +207,7 @@ export class Claims {
     const cacheable = cls !== undefined && excludeDomains.length === 0;
     if (cacheable) {
       const c = this.nextDue[laneOf(cls)];
-      if (c && performance.now() - c[1] < NEXT_DUE_TTL_MS) return c[0];
+      if (c) return c.t;
     }
     this.outcomes.flushRequeues();
     if (cls === undefined) {
@@ -215,7 +228,7 @@ export class Claims {
       t = row.t ?? undefined;
     }
     // Not cached while an outcome transaction keeps failing: what it would requeue is not counted yet.
-    if (cacheable && !this.outcomes.requeuesPending) this.nextDue[lane] = [t, performance.now()];
+    if (cacheable && !this.outcomes.requeuesPending) this.nextDue[lane] = { t };
     return t;
   }
 }

@@ -249,6 +249,7 @@ export class QueueStore {
     // start queues those again (delivered again, at least once).
     const written = this.outcomes.flush();
     this.outcomes.stopRetry();
+    this.claims.close();
     this.q.close();
     // Kept when the last batch could not be written: the next start applies it.
     if (written) this.journal?.close(true);
