@@ -210,7 +210,7 @@ export class GroupCommit {
 
   private flush(): void {
     // While an fsync runs, a COMMIT would only wait for the next one: the batch grows until this
-    // fsync ends instead (sync() schedules it then), one transaction per fsync however short the
+    // fsync ends instead (sync() flushes then), one transaction per fsync however short the
     // event-loop turns are (relay/delivery/pace.ts makes them short).
     if (this.syncing && !this.closed) return;
     if (this.hold()) return;
@@ -367,15 +367,7 @@ export class GroupCommit {
           if (queued) adopter?.queued();
         }
         done();
-        // The next batch is written at the end of this turn, not here: the 250s of the batch just
-        // made durable go out first (the promises above resolve once this callback returns), and
-        // the sessions whose DATA ends later in this same turn join the batch instead of waiting
-        // for one more fsync (issue 13: messages per commit, and so commits and fsyncs per message).
-        // Closing writes it now, so that close() waits for its fsync.
-        if (this.pending.length > 0) {
-          if (this.closed) this.flush();
-          else this.schedule();
-        }
+        if (this.pending.length > 0) this.flush();
         this.sync();
       });
     });
