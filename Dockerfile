@@ -15,7 +15,9 @@ ENV NODE_ENV=production
 # the machine's memory and collects late: peak 129-136 MB instead of 229-238 MB under the 50 KiB
 # load. 2 MB semi-spaces cost ~10 % more CPU per message in scavenges, 4 MB peaked near 150 MB.
 # 256 MB fits the SendingPool default memory limit (512Mi). The operator Deployment sets its
-# own NODE_OPTIONS (chart value nodeOptions).
+# own NODE_OPTIONS (chart value nodeOptions). Under this cap V8 grows the old generation by its
+# smallest factor before each major GC; the relay sets --heap-growing-percent=100 for itself at
+# start (relay/heap-growth.ts, refused in NODE_OPTIONS; MAILFLEET_HEAP_GROWING_PERCENT overrides).
 ENV NODE_OPTIONS="--max-semi-space-size=3 --max-old-space-size=256"
 # glibc gives each thread that allocates its own malloc arena and keeps what it freed there: with
 # SMTP session threads (relay/intake/threads.ts) the arenas held 28 MB at the bench's peak. Two
