@@ -31,21 +31,34 @@ export interface HistogramChild {
   observe(value: number): void;
 }
 
-/** prom-client's entry for these labels (the same label values), if it has one. */
-function entryOf<E extends { labels: Record<string, string | number> }>(map: Record<string, E> | undefined, names: readonly string[], labels: Record<string, string>): E | undefined {
+/**
+ * prom-client's entry for these labels (the same label values), if it has one: looked up by the key
+ * prom-client makes for them (`name:value,` per label, names sorted: its fastHashObject), so a new
+ * child costs one lookup however many label sets the metric has. A key that does not find them
+ * (a prom-client whose keys differ) falls back to a search of every entry.
+ */
+function entryOf<E extends { labels: Record<string, string | number> }>(map: Record<string, E> | undefined, sortedNames: readonly string[], labels: Record<string, string>): E | undefined {
   if (!map) return undefined;
+  let key = '';
+  for (const n of sortedNames) if (labels[n] !== undefined) key += `${n}:${labels[n]},`;
+  const byKey = map[key];
+  if (byKey !== undefined && sameLabels(byKey, sortedNames, labels)) return byKey;
   for (const k in map) {
     const e = map[k]!;
-    if (names.every((n) => String(e.labels[n]) === labels[n]) && Object.keys(e.labels).length === names.length) return e;
+    if (sameLabels(e, sortedNames, labels)) return e;
   }
   return undefined;
+}
+
+function sameLabels(e: { labels: Record<string, string | number> }, names: readonly string[], labels: Record<string, string>): boolean {
+  return names.every((n) => String(e.labels[n]) === labels[n]) && Object.keys(e.labels).length === names.length;
 }
 
 /** A counter's child for one label set ({} for a counter without labels). */
 export function counterChild(counter: CounterLike, labels: Record<string, string>): CounterChild {
   // A session thread's proxy (relay/intake/session-thread.ts) has no hashMap: inc with the labels.
   if (!counter.hashMap || !counter.labelNames) return { inc: (v?: number) => counter.inc(labels, v) };
-  const names = counter.labelNames;
+  const names = [...counter.labelNames].sort();
   let map: CounterLike['hashMap'];
   let entry: { value: number } | undefined;
   return {
@@ -65,7 +78,7 @@ export function counterChild(counter: CounterLike, labels: Record<string, string
 /** A histogram's child for one label set ({} for a histogram without labels). */
 export function histogramChild(histogram: HistogramLike, labels: Record<string, string>): HistogramChild {
   if (!histogram.hashMap || !histogram.labelNames || !histogram.upperBounds) return { observe: (v: number) => histogram.observe(labels, v) };
-  const names = histogram.labelNames;
+  const names = [...histogram.labelNames].sort();
   const bounds = histogram.upperBounds;
   // prom-client keys bucketValues by the bound as a property name: the strings made once.
   const keys = bounds.map(String);
