@@ -39,13 +39,15 @@ export function rollbackTransaction(db: DatabaseSync): void {
 }
 
 export function immediateTransaction<T>(db: DatabaseSync, fn: () => T): T {
-  beginImmediate(db);
+  // The verbs looked up once: this runs once or more a message.
+  const verbs = verbsOf(db);
+  verbs.begin.run();
   try {
     const out = fn();
-    commitTransaction(db);
+    verbs.commit.run();
     return out;
   } catch (err) {
-    rollbackTransaction(db);
+    if (db.isTransaction) verbs.rollback.run();
     throw err;
   }
 }
