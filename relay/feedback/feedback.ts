@@ -23,7 +23,7 @@ import { EventStore, eventId, newEventId, type EventType, type MailEvent, type M
 import { EventJournal, eventJournalPath, readEventJournal } from '../events/journal.ts';
 import { WebhookDispatcher, type WebhookTarget } from '../events/webhooks.ts';
 import { createFeedbackMetrics, type FeedbackMetrics } from './metrics.ts';
-import { counterChild } from '../metric-children.ts';
+import { counterChildren, type Children, type CounterChild } from '../metric-children.ts';
 import { feedbackDbPath, openFeedbackDb } from './db.ts';
 import { BUILTIN_PROVIDERS } from '../scheduler/providers.ts';
 import { addUnsubscribeHeaders, mintUnsubscribeToken } from './unsubscribe.ts';
@@ -171,7 +171,7 @@ export class Feedback {
   /** performance.now() of the last events transaction. */
   private lastWrite = -Infinity;
   /** mailfleet_events_total's child per type: a labels object hashed per event was measurable. */
-  private readonly eventCounters = new Map<EventType, { inc(): void }>();
+  private readonly eventCounters: Children<CounterChild> | undefined;
 
   constructor(o: FeedbackOptions) {
     this.config = o.config;
@@ -204,6 +204,7 @@ export class Feedback {
       this.journal = new EventJournal(path);
     }
     this.metrics = o.registry ? createFeedbackMetrics(o.registry) : undefined;
+    this.eventCounters = this.metrics ? counterChildren(this.metrics.events, ['type']) : undefined;
     if (o.background) {
       const m = this.metrics;
       // Always there (a live config may add a domain's webhook); with no targets nothing is due.
@@ -383,11 +384,7 @@ export class Feedback {
       tags: f.tags ?? [], relay: this.config.hostname,
     };
     this.pending.push(e);
-    if (this.metrics) {
-      let c = this.eventCounters.get(type);
-      if (!c) this.eventCounters.set(type, (c = counterChild(this.metrics.events, { type })));
-      c.inc();
-    }
+    this.eventCounters?.of(type).inc();
     if (!this.turnScheduled) {
       this.turnScheduled = true;
       setImmediate(this.endOfTurn);
