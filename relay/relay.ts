@@ -33,7 +33,7 @@ import { dirname } from 'node:path';
 import { ConfigError, parseRelayConfigYaml } from './config/load.ts';
 import { configVersion } from './config/version.ts';
 import { applyLive, restartChanges } from './config/live.ts';
-import { watchConfigFile, type ConfigWatcher } from './config/watch.ts';
+import { aboutFile, watchConfigFile, type ConfigWatcher } from './config/watch.ts';
 import { quarantinedOutOfService } from './scheduler/reputation.ts';
 import { DEFAULT_IP } from './scheduler/shaper.ts';
 
@@ -147,7 +147,10 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
   const credFile = config.auth.credentialsFile;
   if (credFile) {
     await credentials.load(credFile);
-    credWatcher = watch(dirname(credFile), () => {
+    // Only events about the credentials file: a log written beside it reloaded (and logged) per write.
+    const ours = aboutFile(credFile);
+    credWatcher = watch(dirname(credFile), (_event, filename) => {
+      if (!ours(filename)) return;
       credentials.load(credFile).then(
         () => logger.info({ users: credentials.size }, 'credentials reloaded'),
         (err: Error) => logger.error({ err: err.message }, 'credentials file unreadable; keeping the previous users'),

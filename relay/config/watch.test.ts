@@ -7,7 +7,7 @@ import { appendFileSync, mkdtempSync, mkdirSync, renameSync, symlinkSync, watch,
 import { once, EventEmitter } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { watchConfigFile } from './watch.ts';
+import { aboutFile, watchConfigFile } from './watch.ts';
 
 function collector() {
   const texts: string[] = [];
@@ -78,4 +78,14 @@ test('writes to other files of the directory (a log beside the config) read noth
     probe.close();
     w.close();
   }
+});
+
+test('aboutFile: the file itself, the kubelet\'s ..data entries and unnamed events are about it; its neighbours are not', () => {
+  const ours = aboutFile('/etc/mailfleet/auth/credentials');
+  assert.equal(ours('credentials'), true);
+  assert.equal(ours('..data'), true);
+  assert.equal(ours('..2026_12_07_12_00_00.123'), true);
+  assert.equal(ours(null), true);
+  assert.equal(ours('relay.log'), false);
+  assert.equal(ours('credentials.tmp'), false);
 });

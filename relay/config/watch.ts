@@ -11,6 +11,17 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 
+/**
+ * Whether a directory watcher's event is about this file: its name, or the kubelet's `..data` /
+ * `..<timestamp>` entries of a mounted ConfigMap or Secret. A directory shared with busy files (a
+ * log written beside the config, `mailfleet relay --config ./relay.yaml`) otherwise woke the
+ * watcher on every write of theirs. No name given: yes (it may be ours).
+ */
+export function aboutFile(file: string): (filename: string | Buffer | null) => boolean {
+  const name = basename(file);
+  return (filename) => filename === null || String(filename) === name || String(filename).startsWith('..');
+}
+
 export interface ConfigWatcher {
   /** Reads the file now (what the timer does). */
   check(): Promise<void>;
@@ -54,11 +65,7 @@ export function watchConfigFile(
     clearTimeout(timer);
     timer = setTimeout(() => void check(), options.debounceMs ?? 100);
   };
-  // Only events about the file or the kubelet's `..data` / `..<timestamp>` entries: a directory
-  // shared with busy files (a log written beside the config, `mailfleet relay --config ./relay.yaml`)
-  // re-armed the debounce timer on every write of theirs. No name given: react (it may be ours).
-  const name = basename(file);
-  const ours = (filename: string | Buffer | null) => filename === null || String(filename) === name || String(filename).startsWith('..');
+  const ours = aboutFile(file);
   let watcher: FSWatcher | undefined;
   try {
     watcher = watch(dirname(file), { persistent: false }, (_event, filename) => {
