@@ -13,8 +13,6 @@ import type { HeldBack } from './dispatch.ts';
 // Claimed mail held in memory (relay/scheduler/lanes.ts): 500 recipients per class, 100 per
 // (provider, class).
 const LANE_LIMITS = { perClass: 500, perLane: 100 };
-/** No domains left out: the store's default would be a new empty array per question (three a loop turn, one per message taken at birth). */
-const NO_DOMAINS: readonly string[] = [];
 /** Least time between claims of a class that must read past full lanes after one came up short. */
 const CLAIM_PAST_FULL_MS = 250;
 
@@ -117,7 +115,7 @@ export class Feeder {
   nextClaimAt(): number | undefined {
     const { lanes } = this;
     for (const c of MESSAGE_CLASSES) {
-      const t = lanes.wantsMore(c) ? this.ctx.store.nextDueAt(c, NO_DOMAINS) : undefined;
+      const t = lanes.wantsMore(c) ? this.ctx.store.nextDueAt(c) : undefined;
       this.dueAt[c] = t !== undefined && t <= lanes.claimedAt(c) && lanes.isExhausted(c) ? undefined
         // A claim that must read past full lanes waits CLAIM_PAST_FULL_MS (claim()): no spinning till then.
         : t !== undefined && (lanes.hasFullLane(c) || this.holdsAny(c)) && lanes.isExhausted(c) ? Math.max(t, lanes.claimedAt(c) + CLAIM_PAST_FULL_MS)
@@ -203,7 +201,7 @@ export class Feeder {
           // Mail due again since the last claim (a retry, a postponed lane, intake smoothing) goes first.
           let overtakes = true; // unknown (the store failed to say): queue it, the scan decides
           try {
-            const t = ctx.store.nextDueAt(cls, NO_DOMAINS);
+            const t = ctx.store.nextDueAt(cls);
             overtakes = t !== undefined && t <= ctx.clock() && t > lanes.claimedAt(cls);
           } catch {
             // the intake's commit reports the store's trouble

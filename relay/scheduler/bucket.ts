@@ -11,8 +11,7 @@ export function fullBucket(burst: number, now: number): Bucket {
 }
 
 export function refill(b: Bucket, now: number, rate: number, burst: number): Bucket {
-  if (now <= b.at) return { tokens: Math.min(b.tokens, burst), at: b.at };
-  return { tokens: Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate), at: now };
+  return { tokens: tokensAt(b, now, rate, burst), at: Math.max(now, b.at) };
 }
 
 /** refill's tokens, without the bucket object (asked per decision and per booking). */
