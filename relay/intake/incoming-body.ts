@@ -109,7 +109,9 @@ export class IncomingBody {
     whole.write(prefix, 0);
     let at = prefixBytes;
     for (const c of this.chunks) at += c.copy(whole, at);
+    // What was held is in `whole` now: a second call must not size a copy for chunks it no longer has.
     this.chunks = [];
+    this.held = 0;
     return whole;
   }
 

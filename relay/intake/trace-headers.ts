@@ -34,13 +34,13 @@ function rfc5322Date(date: Date | number): string {
 /** How much of a message without an empty line is read as its header section. */
 const HEADER_TEXT_LIMIT = 65536;
 
+/** The empty line ending a header section, as a Buffer (a string needle is encoded again each search). */
+const HEAD_END = Buffer.from('\r\n\r\n');
+
 /**
  * The header section as latin1 text (up to the empty line, else the first 64 KiB), decoded once
  * for the intake's readers of it (~0.7 µs a copy). `whole`: the text holds the whole section.
  */
-/** The empty line ending a header section, as a Buffer (a string needle is encoded again each search). */
-const HEAD_END = Buffer.from('\r\n\r\n');
-
 export function headerText(data: Buffer): { text: string; whole: boolean } {
   const end = data.indexOf(HEAD_END);
   const whole = end >= 0 || data.length <= HEADER_TEXT_LIMIT;
