@@ -266,8 +266,10 @@ export async function startRelay(config: RelayConfig, options: StartRelayOptions
     // SMTP sessions on worker threads (relay/intake/threads.ts), as many as the CPU quota allows
     // when 'auto'. A test's fake clock cannot cross threads: sessions stay on this one.
     const cpus = cpuCount();
-    const workers = options.clock ? 0 : workerThreadCount(config.intake.workerThreads, cpus);
-    if (options.clock && config.intake.workerThreads !== 0) logger.warn('intake.workerThreads ignored: an injected clock keeps SMTP sessions on the main thread');
+    // No submission listener, no session thread: an MX-only relay (bounces and complaints) keeps
+    // its sessions here, and a thread with nothing to serve would outlive stop().
+    const workers = options.clock || !config.listeners.some(onSessionThreads) ? 0 : workerThreadCount(config.intake.workerThreads, cpus);
+    if (options.clock && typeof config.intake.workerThreads === 'number' && config.intake.workerThreads > 0) logger.warn('intake.workerThreads ignored: an injected clock keeps SMTP sessions on the main thread');
     metrics.intakeWorkerThreads.set(workers);
     const shared = localIntakeShared(config, options.clock);
     // The commit delay waits for sessions mid-DATA; it counts this thread's sessions only, so with

@@ -201,8 +201,8 @@ export const SubmissionSchema = withRules(
         .describe(
           'Worker threads each relay runs its SMTP sessions on (relay config intake.workerThreads); the queue and delivery stay on the main thread. ' +
             '0: sessions on the main thread too. Unset: with resources.limits.cpu, one per CPU of that limit (read from the cgroup quota at start, rounded up) less one; ' +
-            'without a CPU limit, the same from resources.requests.cpu (the default 250m: 0). ' +
-            'Each thread adds about 20 MB of memory; see docs/resources.md. Changing it restarts the relays.',
+            'without a CPU limit, the same from resources.requests.cpu but at least 1 (the default 250m: 1). ' +
+            'Each thread adds about 30 MB of memory; see docs/resources.md. Changing it restarts the relays.',
         ),
     })
     .strict(),

@@ -8,6 +8,7 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { applyLive } from '../config/live.ts';
 import { childLogger, createLogger } from '../log.ts';
 import { StoreError } from '../queue/types.ts';
+import { StartupError } from '../startup-error.ts';
 import type { QueueStore } from '../queue/store.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import type { TlsFiles } from '../tls-files.ts';
@@ -240,6 +241,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  // Reported to the main thread as this thread's error (a port taken, an unreadable file).
+  // A start-up failure the CLI words for the user goes over as it is (its class and exit code do
+  // not survive a worker's error event); anything else is this thread's error.
+  if (err instanceof StartupError) {
+    port.postMessage({ t: 'startup-error', message: err.message, exitCode: err.exitCode } satisfies ToMain);
+    return;
+  }
   throw err;
 });

@@ -24,6 +24,7 @@ import type { CpuCount } from '../cpu-quota.ts';
 import type { NewMessage } from '../queue/types.ts';
 import type { SpooledBody } from '../queue/body-parts.ts';
 import { StoreError } from '../queue/types.ts';
+import { StartupError } from '../startup-error.ts';
 import type { IntakeDeps, RunningListener, localIntakeShared } from './listeners.ts';
 import type { TlsMaterial } from '../tls-files.ts';
 
@@ -79,7 +80,12 @@ export type ToMain =
    * sends one before each reply it writes, else at the end of its tick).
    */
   | { t: 'batch'; ops: MetricOp[]; text: string; accepted: AcceptedArg[]; calls: Call[] }
-  | { t: 'closed' };
+  | { t: 'closed' }
+  /**
+   * The thread could not start in the way the CLI tells the user (a port taken, an address not on
+   * this machine): an Error thrown in a worker reaches this thread without its class or exit code.
+   */
+  | { t: 'startup-error'; message: string; exitCode: number };
 
 export interface Ret {
   id: number;
@@ -232,6 +238,11 @@ export async function startSessionThreads(opts: {
           threads.add(w);
           Object.assign(ports, msg.ports);
           return resolve(w);
+        }
+        if (msg.t === 'startup-error') {
+          // Listeners it did bind go with it.
+          void w.terminate();
+          return reject(new StartupError(msg.message, msg.exitCode));
         }
         onMessage(w, msg);
       });

@@ -67,3 +67,12 @@ test('only the block between the markers is replaced', () => {
   assert.equal(out, `# Bench\n\nintro\n\n${HEADLINE_START}\nnew\n${HEADLINE_END}\n\n## Rest\nkept\n`);
   assert.match(replaceHeadline('# Bench\nbody\n', 'BLOCK'), /^# Bench\n\n## Headline\n\nBLOCK\nbody\n$/);
 });
+
+test('the headline says how many session threads the relay ran, each pair\'s 250 → sink p99 against Postfix\'s, and peak RSS against both figures', () => {
+  const h = renderHeadline({ ...results, relaySessionThreads: { setting: 'auto', threads: 1 }, relayPeakRssMB: 195.4 }, 'bench/results/2026-12-06.json');
+  assert.match(h, /Relay: `intake\.workerThreads` auto → 1 SMTP session thread beside the main thread\./);
+  assert.match(h, /\| 250 → sink p99 \| .* \| ≤ Postfix's in every pair \(0\.5\): met \|/);
+  assert.match(h, /Relay peak RSS \(VmHWM, max over runs\): 195\.4 MB \(target ≤ 220 MB, .*: met; issue 13's first figure, 150 MB: NOT met\)\./);
+  const main = renderHeadline({ ...results, relaySessionThreads: { setting: 0, threads: 0 } }, 'x.json');
+  assert.match(main, /Relay: `intake\.workerThreads` 0 → SMTP sessions on the main thread\./);
+});

@@ -171,3 +171,16 @@ test('on session threads, small and large messages with and without tag headers 
     assert.deepEqual(accepted[0]!.tags, c.tag ? [c.tag] : [], c.name);
   }
 });
+
+test('a relay with only an MX listener starts no session thread, whatever intake.workerThreads says, and stops', async () => {
+  const ws = await workspace();
+  const listeners = [{ name: 'mx', role: 'mx' as const, address: '127.0.0.1', port: 0, tls: 'none' as const }];
+  for (const workerThreads of [2, 'auto'] as const) {
+    const p = await startRelayProcess(writeConfig(ws, baseConfig(ws, { log: { level: 'info' }, listeners, intake: { workerThreads } })));
+    procs.push(p);
+    assert.equal(startedWith(p).workerThreads, 0);
+    assert.equal(await metric(p, /^mailfleet_intake_worker_threads (\d+)$/m), 0);
+    // A session thread with nothing to serve was never closed and kept the process alive.
+    await stop(p);
+  }
+});

@@ -100,7 +100,8 @@ export function startRelayProcess(configFile: string, options: { env?: Record<st
       logs.push(entry);
       events.emit('line', entry);
       if (entry.msg === 'relay started') {
-        const alt = entry.listeners!.find((l) => l.startsWith('alt:'))!;
+        // The harness's 'alt' listener when the config kept it, else the first.
+        const alt = entry.listeners!.find((l) => l.startsWith('alt:')) ?? entry.listeners![0]!;
         resolve({ child, port: Number(alt.split(':')[1]), http: entry.http!, exited, logs, events });
       }
     });
