@@ -22,8 +22,11 @@ ENV NODE_OPTIONS="--max-semi-space-size=3 --max-old-space-size=256"
 # glibc gives each thread that allocates its own malloc arena and keeps what it freed there: with
 # SMTP session threads (relay/intake/threads.ts) the arenas held 28 MB at the bench's peak. Two
 # arenas: peak RSS 187-200 -> 180-182 MB at 2 session threads, 140-144 -> 137-138 MB at none, CPU per
-# message unchanged (bench/README.md, 2026-12-07).
-ENV MALLOC_ARENA_MAX=2
+# message unchanged (bench/README.md, 2026-12-07). One arena, with one session thread (the default on
+# 2 CPUs): 50 x 25 MiB at once 189-215 -> 177-185 MB, the small-message loads 3-7 MB less, CPU per
+# message within the runs' spread (0.275/0.291 -> 0.280/0.293 ms reused, 0.517/0.534 -> 0.519/0.536
+# one per connection; bench/README.md "Session threads by default").
+ENV MALLOC_ARENA_MAX=1
 # Type-stripped and compiled modules, warmed below, so a pod never loads the TypeScript stripper
 # (about 25 MB less resident memory; the root filesystem is read-only in the pods).
 ENV NODE_COMPILE_CACHE=/app/.compile-cache
