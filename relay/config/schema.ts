@@ -11,7 +11,7 @@ export const COMMIT_DELAY_MS_DEFAULT = 2;
 /**
  * intake.workerThreads when the file says nothing: one session thread per CPU the process may use,
  * less the main thread's (relay/intake/threads.ts workerThreadCount). Measured on 2 CPUs
- * (bench/README.md "Session threads on a quiet machine", issue 13): one session thread took
+ * (bench/README.md "Session threads by default", issue 13): one session thread took
  * 28 % more mail than none, one message per connection and reused, at 4–10 % less CPU per
  * message, for ~30 MB more peak RSS.
  */

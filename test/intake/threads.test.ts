@@ -2,7 +2,7 @@
 // the sessions of one port spread over the threads, every 250 is a queued message, the counters
 // are the main thread's, and `intake.workerThreads: auto` follows the cgroup's CPU quota (a pod's
 // limits.cpu), not the host's cores. What a client sees otherwise is the intake suites' business:
-// MAILFLEET_TEST_WORKER_THREADS=2 runs them (and the kill -9 test) with sessions on threads.
+// they run on the default (auto), and on-threads.test.ts runs them (and the kill -9 test) on 0 and 2.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
