@@ -5,7 +5,7 @@
 // PostgreSQL refuses to run as root: as root the server runs as the `postgres` user the Debian
 // package creates (else nobody). kill() is a SIGKILL of the postmaster (a crash, recovered on start).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, writeFileSync, existsSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { chownSync, writeFileSync, existsSync, mkdtempSync, rmSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -24,6 +24,22 @@ export interface Postgres {
   start(): Promise<void>;
   query(sql: string, params?: unknown[]): Promise<pg.QueryResult>;
   stop(): Promise<void>;
+}
+
+/** The processes whose parent is `pid` (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      // Field 4 of /proc/PID/stat, after the command name in parentheses (which may hold spaces).
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }
 
 export function postgresAvailable(): boolean {
@@ -81,16 +97,17 @@ export async function startPostgres(opts: { tcp?: { address: string; password: s
   async function kill(): Promise<void> {
     const p = proc;
     if (!p || p.exitCode !== null) return;
+    // The backends and auxiliary processes notice the postmaster is gone and exit, but not at
+    // once; a new postmaster refuses to start while any of them still holds the old shared
+    // memory ("pre-existing shared memory block is still in use"), so wait for each of them.
+    const children = childrenOf(p.pid!);
     const gone = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
     await gone;
-    // The backends notice the postmaster is gone and exit; a new postmaster waits for them
-    // (its shared memory must be free), so wait for their sockets and lock file to go too.
     const until = Date.now() + 10_000;
-    while (readdirSync(dir).some((f) => f.startsWith('.s.PGSQL')) && Date.now() < until) {
-      rmSync(join(dir, `.s.PGSQL.${port}`), { force: true });
-      rmSync(join(dir, `.s.PGSQL.${port}.lock`), { force: true });
-    }
+    while (children.some((pid) => existsSync(`/proc/${pid}`)) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    rmSync(join(dir, `.s.PGSQL.${port}`), { force: true });
+    rmSync(join(dir, `.s.PGSQL.${port}.lock`), { force: true });
   }
 
   await start();
