@@ -42,6 +42,16 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
+/** Still running (a zombie waiting for its new parent to reap it holds no shared memory). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 export function postgresAvailable(): boolean {
   return existsSync(join(BIN, 'postgres'));
 }
@@ -105,7 +115,7 @@ export async function startPostgres(opts: { tcp?: { address: string; password: s
     p.kill('SIGKILL');
     await gone;
     const until = Date.now() + 10_000;
-    while (children.some((pid) => existsSync(`/proc/${pid}`)) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    while (children.some(alive) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     rmSync(join(dir, `.s.PGSQL.${port}`), { force: true });
     rmSync(join(dir, `.s.PGSQL.${port}.lock`), { force: true });
   }
