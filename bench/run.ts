@@ -5,6 +5,7 @@
 // Options: `npm run bench -- --help`. Results: bench/results/<date>.json.
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, chmodSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir, loadavg, cpus } from 'node:os';
+const cpus_ = cpus;
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
@@ -20,7 +21,7 @@ import { runOtp, type OtpResult } from './otp.ts';
 import { runBacklog, type BacklogResult } from './backlog.ts';
 import { runCrashDuplicates } from './crash-duplicates.ts';
 import { runOperatorScale } from './operator-scale.ts';
-import { createCpuGroup } from './lib/cgroup.ts';
+import { createCpuGroup, createCpuQuotaGroup, type CpuQuotaGroup } from './lib/cgroup.ts';
 import { RELAY_RSS_TARGET_MB, renderHeadline, replaceHeadline, type BenchResults, type ThroughputResult, type ThreadsResult } from './lib/headline.ts';
 import { cpuCount } from '../relay/cpu-quota.ts';
 import { workerThreadCount } from '../relay/intake/threads.ts';
@@ -46,6 +47,8 @@ Runs Postfix and the mailfleet relay side by side on loopback and prints the rat
                       sessions on the main thread), or one value for every relay run of the other scenarios
                       when given without --only threads
   --threads-load L    the threads scenario's load: reuse (default: smtp-source -d, a cheap load generator) or 1k
+  --relay-cpus N      run every relay under a cgroup CPU quota of N CPUs (a pod's resources.limits.cpu; root):
+                      intake.workerThreads auto then resolves as in such a pod
   --readme / --no-readme  rewrite bench/README.md's headline from this run's JSON (default: only after a
                       full comparison run: 1k, 50k, reuse and latency)
   --operator          also run operator scale (test cluster; 1000 MailDomains + 100 SendingPools)
@@ -97,6 +100,7 @@ const { values: flags } = parseArgs({
     out: { type: 'string' },
     keep: { type: 'boolean' },
     threads: { type: 'string' },
+    'relay-cpus': { type: 'string' },
     'threads-load': { type: 'string' },
     readme: { type: 'boolean' },
     'no-readme': { type: 'boolean' },
@@ -128,7 +132,12 @@ const opts = {
   backlogIdleSeconds: num(flags['backlog-idle'], 'BENCH_BACKLOG_IDLE', 60),
   keep: Boolean(flags.keep),
   threads: (flags.threads ?? '0,1,2').split(',').map((t) => (t.trim() === 'auto' ? ('auto' as const) : Number(t))),
+  relayCpus: flags['relay-cpus'] === undefined ? undefined : Number(flags['relay-cpus']),
 };
+if (opts.relayCpus !== undefined && !(opts.relayCpus > 0 && opts.relayCpus <= 64)) {
+  console.error(`--relay-cpus: a number of CPUs above 0 (0.5, 1, 2), got "${flags['relay-cpus']}"`);
+  process.exit(2);
+}
 if (opts.threads.some((t) => t !== 'auto' && !(Number.isInteger(t) && t >= 0))) {
   console.error(`--threads: a comma-separated list of worker thread counts (0, 1, 2, ... or auto), got "${flags.threads}"`);
   process.exit(2);
@@ -193,8 +202,20 @@ async function startSystem(system: System, dir: string, sinkPort: number, cpuPro
     const pf = await startPostfix({ dir, port, relayPort: sinkPort, ...(group ? { cpuGroup: group } : {}) });
     return { port, peakRss: () => undefined, cpuMs: () => undefined, groupCpuMs, stop: async () => { await pf.stop(); await group?.remove(); } };
   }
-  const mf = await startMailfleet({ dir, port, sinkPort, tuning: runTuning, ...(cpuProfDir ? { cpuProfDir } : {}), ...(group ? { cpuGroup: group } : {}) });
-  return { port, pid: mf.pid, peakRss: () => mf.peakRss(), cpuMs: () => mf.cpuMs(), groupCpuMs, stop: async () => { await mf.stop(); await group?.remove(); } };
+  const quota = relayQuotaGroup();
+  const mf = await startMailfleet({ dir, port, sinkPort, tuning: runTuning, ...(cpuProfDir ? { cpuProfDir } : {}), ...(group ? { cpuGroup: group } : {}), ...(quota ? { quotaGroup: quota } : {}) });
+  return { port, pid: mf.pid, peakRss: () => mf.peakRss(), cpuMs: () => mf.cpuMs(), groupCpuMs, stop: async () => { await mf.stop(); await group?.remove(); await quota?.remove(); } };
+}
+
+/** The CPU-quota group for a relay run under --relay-cpus (none without it); the bench stops when it cannot make one. */
+function relayQuotaGroup(): CpuQuotaGroup | undefined {
+  if (opts.relayCpus === undefined) return undefined;
+  const q = createCpuQuotaGroup('relay', opts.relayCpus);
+  if ('unavailable' in q) {
+    console.error(`--relay-cpus ${opts.relayCpus}: ${q.unavailable}`);
+    process.exit(2);
+  }
+  return q;
 }
 
 /** 1-minute load average now; a run that starts above LOADED_AT is marked (its numbers are suspect). */
@@ -367,9 +388,11 @@ const fmt = (s: Summary, unit = '') => `${round(s.median, 1)}${unit} [${round(s.
 const fmt2 = (s: Summary, unit = '') => `${round(s.median, 2)}${unit} [${round(s.min, 2)}–${round(s.max, 2)}]`;
 
 /** What the comparison's relays run: the tuning's intake.workerThreads or the relay's default, resolved here as the relay resolves it. */
-function sessionThreadsOfRuns(): { setting: number | 'auto'; threads: number } {
+function sessionThreadsOfRuns(): { setting: number | 'auto'; threads: number; cpuQuota?: number } {
   const setting = tuning.intakeThreads ?? WORKER_THREADS_DEFAULT;
-  return { setting, threads: workerThreadCount(setting, cpuCount()) };
+  if (opts.relayCpus === undefined) return { setting, threads: workerThreadCount(setting, cpuCount()) };
+  const cpus = { cpus: Math.min(Math.ceil(opts.relayCpus), cpus_().length), source: 'cgroup' as const, quota: opts.relayCpus };
+  return { setting, threads: workerThreadCount(setting, cpus), cpuQuota: opts.relayCpus };
 }
 
 async function main(): Promise<void> {

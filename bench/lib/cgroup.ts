@@ -4,7 +4,7 @@
 // cgroup v1 `cpuacct` (cpuacct.usage, ns) where mounted, else the v2 tree (cpu.stat usage_usec).
 // Needs root (the bench already does, for Postfix); without it the bench says so and reports
 // the relay's /proc figure only.
-import { mkdirSync, readFileSync, rmdirSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseMountinfo } from '../../relay/cpu-quota.ts';
 import { sleep } from './util.ts';
@@ -46,18 +46,54 @@ export function createCpuGroup(label: string): CpuGroup | { unavailable: string 
     dir,
     procsFile: join(dir, 'cgroup.procs'),
     usageMs,
-    async remove() {
-      for (let i = 0; i < 50 && existsSync(dir); i++) {
-        try {
-          rmdirSync(dir);
-          return;
-        } catch {
-          await sleep(100);
-        }
-      }
-    },
+    remove: () => removeGroup(dir),
   };
 }
 
 /** Shell text that moves the shell itself into the group; prefix a command with it. */
-export const joinGroupShell = (g: CpuGroup) => `echo $$ > '${g.procsFile}' && `;
+export const joinGroupShell = (g: { procsFile: string }) => `echo $$ > '${g.procsFile}' && `;
+
+/** A group of the cpu controller whose processes may use `cpus` CPUs (a pod's resources.limits.cpu). */
+export interface CpuQuotaGroup {
+  procsFile: string;
+  remove(): Promise<void>;
+}
+
+/**
+ * A fresh CPU-quota group (cfs quota `cpus` × the 100 ms period: what the kubelet writes for a
+ * container's CPU limit), or the reason there is none. The relay reads it back at start
+ * (relay/cpu-quota.ts), so `intake.workerThreads: auto` resolves as in such a pod.
+ */
+export function createCpuQuotaGroup(label: string, cpus: number): CpuQuotaGroup | { unavailable: string } {
+  if (process.getuid?.() !== 0) return { unavailable: 'needs root to make a cgroup' };
+  let mounts;
+  try {
+    mounts = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'));
+  } catch (err) {
+    return { unavailable: `no /proc/self/mountinfo (${(err as Error).message})` };
+  }
+  const v1 = mounts.find((m) => m.version === 1 && m.controllers.includes('cpu'));
+  const v2 = mounts.find((m) => m.version === 2);
+  const base = v1?.mountPoint ?? v2?.mountPoint;
+  if (!base) return { unavailable: 'no cgroup cpu controller mounted' };
+  const dir = join(base, `mailfleet-quota-${process.pid}-${++seq}-${label}`);
+  try {
+    mkdirSync(dir);
+    if (v1) writeFileSync(join(dir, 'cpu.cfs_quota_us'), String(Math.round(cpus * 100_000)));
+    else writeFileSync(join(dir, 'cpu.max'), `${Math.round(cpus * 100_000)} 100000`);
+  } catch (err) {
+    return { unavailable: `cannot set a CPU quota in ${dir}: ${(err as Error).message}` };
+  }
+  return { procsFile: join(dir, 'cgroup.procs'), remove: () => removeGroup(dir) };
+}
+
+async function removeGroup(dir: string): Promise<void> {
+  for (let i = 0; i < 50 && existsSync(dir); i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch {
+      await sleep(100);
+    }
+  }
+}

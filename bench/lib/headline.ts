@@ -78,7 +78,7 @@ export interface BenchResults {
   threads?: ThreadsResult;
   relayPeakRssMB?: number;
   /** intake.workerThreads of the comparison's relay runs, and what it resolved to on this machine. */
-  relaySessionThreads?: { setting: number | 'auto'; threads: number };
+  relaySessionThreads?: { setting: number | 'auto'; threads: number; cpuQuota?: number };
 }
 
 const r2 = (n: number | undefined, d = 2) => (n === undefined || !Number.isFinite(n) ? '—' : String(Math.round(n * 10 ** d) / 10 ** d));
@@ -108,7 +108,7 @@ export function renderHeadline(res: BenchResults, source: string): string {
     `**${when}, commit ${head}${dirty}** — ${m.cpuModel ?? 'CPU model not recorded'}, ${m.cores ?? m.cpus ?? '?'} cores` +
       `${m.cgroupCpuQuota !== undefined ? ` (cgroup quota ${m.cgroupCpuQuota} CPUs)` : ''}, node ${m.node ?? '?'}, Postfix ${m.postfix ?? '?'}; ` +
       `\`${res.command ?? 'npm run bench'}\`${res.durationSeconds !== undefined ? `, ${res.durationSeconds} s` : ''}. ` +
-      (res.relaySessionThreads ? `Relay: \`intake.workerThreads\` ${res.relaySessionThreads.setting} → ${res.relaySessionThreads.threads === 0 ? 'SMTP sessions on the main thread' : `${res.relaySessionThreads.threads} SMTP session thread${res.relaySessionThreads.threads > 1 ? 's' : ''} beside the main thread`}. ` : '') +
+      (res.relaySessionThreads ? `Relay${res.relaySessionThreads.cpuQuota !== undefined ? ` (under a CPU quota of ${res.relaySessionThreads.cpuQuota})` : ''}: \`intake.workerThreads\` ${res.relaySessionThreads.setting} → ${res.relaySessionThreads.threads === 0 ? 'SMTP sessions on the main thread' : `${res.relaySessionThreads.threads} SMTP session thread${res.relaySessionThreads.threads > 1 ? 's' : ''} beside the main thread`}. ` : '') +
       `Load average (1, 5, 15 min) at start ${res.loadAverage?.map((x) => r2(x)).join(', ') ?? '—'}, at end ${res.loadAverageEnd?.map((x) => r2(x)).join(', ') ?? '—'}` +
       `${allRuns.some((r) => r.loadStart !== undefined) ? `; ${loaded} of ${allRuns.length} runs started above load ${LOADED_MARK} (⚠ LOADED)` : '; per-run load not recorded (run before issue 13)'}.`,
     '',

@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
 import type { RelayConfigInput } from '../../relay/config/schema.ts';
 import { LOOPBACK, cpuMs, freePort, onInterrupt, peakRssBytes, waitForSmtp } from './util.ts';
-import { joinGroupShell, type CpuGroup } from './cgroup.ts';
+import { joinGroupShell, type CpuGroup, type CpuQuotaGroup } from './cgroup.ts';
 
 export const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const ACCEPT_DOMAIN = 'bench.test';
@@ -121,6 +121,8 @@ export async function startMailfleet(opts: {
   credentialsFile?: string;
   /** Accounting group (bench/lib/cgroup.ts) the relay process runs in. */
   cpuGroup?: CpuGroup;
+  /** CPU-quota group the relay process runs in too (`--relay-cpus`: a pod's CPU limit). */
+  quotaGroup?: CpuQuotaGroup;
   /** Changes to the relay config before it is written (the backlog bench's warm-up caps). */
   configure?: (config: RelayConfigInput) => RelayConfigInput;
   /** Written here instead of <dir>/relay.yaml (two runs on one data dir). */
@@ -136,7 +138,8 @@ export async function startMailfleet(opts: {
   const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [];
   const argv = [process.execPath, ...nodeArgs, join(REPO, 'cli/mailfleet.ts'), 'relay', '--config', configFile];
   // In a group: a shell joins it and execs node (same pid, so /proc figures still read the relay).
-  const [cmd, ...args] = opts.cpuGroup ? ['sh', '-c', `${joinGroupShell(opts.cpuGroup)}exec "$0" "$@"`, ...argv] : argv;
+  const groups = [opts.cpuGroup, opts.quotaGroup].filter((g) => g !== undefined);
+  const [cmd, ...args] = groups.length ? ['sh', '-c', `${groups.map(joinGroupShell).join('')}exec "$0" "$@"`, ...argv] : argv;
   // The relay as the image runs it: its heap flags (tuning.nodeOptions) and malloc arenas.
   const arenas = imageMallocArenaMax();
   const child = spawn(cmd!, args, {

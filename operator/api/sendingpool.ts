@@ -200,8 +200,8 @@ export const SubmissionSchema = withRules(
         .optional()
         .describe(
           'Worker threads each relay runs its SMTP sessions on (relay config intake.workerThreads); the queue and delivery stay on the main thread. ' +
-            '0: sessions on the main thread too. Unset: with resources.limits.cpu, one per CPU of that limit (read from the cgroup quota at start, rounded up) less one; ' +
-            'without a CPU limit, the same from resources.requests.cpu but at least 1 (the default 250m: 1). ' +
+            '0: sessions on the main thread too. Unset: with resources.limits.cpu, one per whole CPU of that limit (read from the cgroup quota at start, rounded down) less one; ' +
+            'without a CPU limit, the same from resources.requests.cpu (the default 250m: 0; 2: 1). ' +
             'Each thread adds about 30 MB of memory; see docs/resources.md. Changing it restarts the relays.',
         ),
     })

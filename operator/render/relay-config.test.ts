@@ -108,17 +108,18 @@ test('the relay config carries the warm-up plan (presets written out as steps) a
   assert.deepEqual([b.address, b.plan!.steps, b.plan!.minDailyVolume], ['203.0.113.10', [{ day: 0, dailyLimit: 50 }], 10]);
 });
 
-test('SMTP session threads: the pool\'s number; else auto under a CPU limit (the relay reads its cgroup quota); else from the CPU requested, at least one', () => {
+test('SMTP session threads: the pool\'s number; else auto under a CPU limit (the relay reads its cgroup quota); else from the CPU requested', () => {
   const hash = (objs: RenderedObject[]) => spec(byKind(objs, 'StatefulSet')[0]!).template.metadata.annotations['mailfleet.io/config-hash'];
   const sub = { tlsSecretRef: { name: 'relay-tls' }, authSecretRef: { name: 'relay-auth', key: 'credentials' } };
   const threads = (p: ReturnType<typeof pool>) => RelayConfigSchema.parse(renderRelayConfig(p, [], '203.0.113.10')).intake.workerThreads;
-  // The CRD's default resources: 250m requested, no CPU limit: one session thread (it may burst).
-  assert.equal(threads(pool()), 1);
-  assert.equal(threads(pool({ resources: { requests: { cpu: '1500m', memory: '256Mi' } } })), 1);
+  // The CRD's default resources: 250m requested, no CPU limit: sessions on the main thread.
+  assert.equal(threads(pool()), 0);
+  assert.equal(threads(pool({ resources: { requests: { cpu: '1500m', memory: '256Mi' } } })), 0);
   // A CPU limit of one: 'auto', which the relay resolves to sessions on the main thread.
   assert.equal(threads(pool({ resources: { limits: { cpu: '1', memory: '512Mi' } } })), 'auto');
   assert.equal(threads(pool({ submission: { ...sub, workerThreads: 0 } as never })), 0);
-  assert.equal(threads(pool({ resources: { requests: { cpu: '2500m', memory: '256Mi' } } })), 2);
+  assert.equal(threads(pool({ resources: { requests: { cpu: '2500m', memory: '256Mi' } } })), 1);
+  assert.equal(threads(pool({ resources: { requests: { cpu: '3', memory: '256Mi' } } })), 2);
   assert.equal(threads(pool({ resources: { requests: { cpu: '1' }, limits: { cpu: '2', memory: '512Mi' } } })), 'auto');
   const two = pool({ submission: { ...sub, workerThreads: 2 } as never });
   assert.equal(threads(two), 2);

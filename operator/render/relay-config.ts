@@ -213,16 +213,16 @@ export function cpusOf(q: string | number | undefined): number | undefined {
 
 /**
  * intake.workerThreads for a pool's relays: the pool's own number; else 'auto' when the container
- * has a CPU limit (the relay reads that quota from its cgroup at start); else, with no limit, from
- * the CPU it requests, at least one: 'auto' without a quota would count the node's cores, and
- * one session thread never cost CPU per message in the bench (issue 13: 28 % more mail on two
- * free cores, 4–10 % less CPU per message, ~30 MB), so an unlimited pod that bursts past a
- * small request (the default 250m) gains and one held to it loses nothing but the memory.
+ * has a CPU limit (the relay reads that quota from its cgroup at start); else, with no limit, the
+ * same count from the whole CPUs it requests (250m and 1500m: 0), since 'auto' without a quota would count the
+ * node's cores. Measured (bench/README.md "Session threads by default"): on 2 CPUs one session
+ * thread takes 28 % more mail at 4–10 % less CPU per message; held to 1 CPU it takes 1–10 % less
+ * mail than none, so a pod held to a small request keeps its sessions on the main thread.
  */
 export function sessionThreads(pool: SendingPool): number | 'auto' {
   const set = pool.spec.submission.workerThreads;
   if (set !== undefined) return set;
   if (cpusOf(pool.spec.resources.limits?.cpu) !== undefined) return 'auto';
   const requested = cpusOf(pool.spec.resources.requests?.cpu);
-  return requested === undefined ? 'auto' : Math.max(1, Math.ceil(requested - 1e-9) - 1);
+  return requested === undefined ? 'auto' : Math.max(0, Math.floor(requested + 1e-9) - 1);
 }

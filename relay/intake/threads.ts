@@ -35,10 +35,16 @@ import type { TlsMaterial } from '../tls-files.ts';
  */
 export const AUTO_THREADS_WITHOUT_QUOTA = 3;
 
-/** intake.workerThreads resolved: 'auto' is one thread per CPU the process may use, less the main thread's. */
+/**
+ * intake.workerThreads resolved: 'auto' is one thread per whole CPU the process may use, less the
+ * main thread's. A fractional quota counts down (1.5 CPUs: none): measured under a 1.5-CPU quota a
+ * session thread took the same mail for 7–21 % more CPU per message, under 1 CPU 1–10 % less mail,
+ * under 2 CPUs 28 % more (bench/README.md "Session threads by default").
+ */
 export function workerThreadCount(setting: number | 'auto', cpus: CpuCount): number {
   if (setting !== 'auto') return setting;
-  const n = Math.max(0, cpus.cpus - 1);
+  const whole = cpus.source === 'cgroup' && cpus.quota !== undefined ? Math.floor(cpus.quota + 1e-9) : cpus.cpus;
+  const n = Math.max(0, whole - 1);
   return cpus.source === 'cgroup' ? n : Math.min(n, AUTO_THREADS_WITHOUT_QUOTA);
 }
 

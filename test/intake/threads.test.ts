@@ -5,11 +5,11 @@
 // they run on the default (auto), and on-threads.test.ts runs them (and the kill -9 test) on 0 and 2.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { baseConfig, workspace, writeConfig, startRelayProcess, startTestRelay, USER, PASSWORD, type RelayProcess } from '../support/relay-harness.ts';
-import { parseMountinfo } from '../../relay/cpu-quota.ts';
+import { createCpuQuotaGroup, joinGroupShell } from '../../bench/lib/cgroup.ts';
 
 const procs: RelayProcess[] = [];
 after(async () => {
@@ -73,22 +73,10 @@ test('intake.workerThreads: 2 — one port served by two session threads; every 
 });
 
 /** A cgroup with a CPU quota, and the shell prefix that puts the relay in it; undefined where this cannot be done. */
-function cpuLimitedGroup(cpus: number): { wrap: string[]; remove(): void } | { why: string } {
-  if (process.getuid?.() !== 0) return { why: 'needs root to make a cgroup' };
-  const mounts = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'));
-  const v1 = mounts.find((m) => m.version === 1 && m.controllers.includes('cpu'));
-  const v2 = mounts.find((m) => m.version === 2);
-  const base = v1?.mountPoint ?? v2?.mountPoint;
-  if (!base) return { why: 'no cgroup cpu controller mounted' };
-  const dir = join(base, `mailfleet-test-${process.pid}-${cpus}`);
-  try {
-    mkdirSync(dir);
-    if (v1) writeFileSync(join(dir, 'cpu.cfs_quota_us'), String(cpus * 100_000));
-    else writeFileSync(join(dir, 'cpu.max'), `${cpus * 100_000} 100000`);
-  } catch (err) {
-    return { why: `cannot set a CPU quota in ${dir}: ${(err as Error).message}` };
-  }
-  return { wrap: ['sh', '-c', `echo $$ > '${join(dir, 'cgroup.procs')}' && exec "$0" "$@"`], remove: () => rmdirSync(dir) };
+function cpuLimitedGroup(cpus: number): { wrap: string[]; remove(): Promise<void> } | { why: string } {
+  const g = createCpuQuotaGroup(`test-${cpus}`, cpus);
+  if ('unavailable' in g) return { why: g.unavailable };
+  return { wrap: ['sh', '-c', `${joinGroupShell(g)}exec "$0" "$@"`], remove: g.remove };
 }
 
 test('intake.workerThreads: auto counts the cgroup CPU quota (1 CPU: sessions on the main thread; 2 CPUs: one session thread)', async (t) => {
@@ -114,16 +102,16 @@ test('intake.workerThreads: auto counts the cgroup CPU quota (1 CPU: sessions on
       assert.match(r.response, /^250 /);
       await stop(p);
     } finally {
-      g.remove();
+      await g.remove();
     }
   }
 });
 
-test('the operator\'s rendered session-thread count is what a running relay starts: spec.submission.workerThreads 2 and a pool requesting 2500m', async () => {
+test('the operator\'s rendered session-thread count is what a running relay starts: spec.submission.workerThreads 2 and a pool requesting 3 CPUs', async () => {
   const { renderRelayConfig } = await import('../../operator/render/index.ts');
   const { pool } = await import('../../operator/render/fixtures.test-helper.ts');
   const sub = { tlsSecretRef: { name: 'relay-tls' }, authSecretRef: { name: 'relay-auth', key: 'credentials' } };
-  for (const p of [pool({ submission: { ...sub, workerThreads: 2 } as never }), pool({ resources: { requests: { cpu: '2500m', memory: '256Mi' } } })]) {
+  for (const p of [pool({ submission: { ...sub, workerThreads: 2 } as never }), pool({ resources: { requests: { cpu: '3', memory: '256Mi' } } })]) {
     // The rendered intake section, unchanged, in a relay config the harness can run on loopback.
     const intake = renderRelayConfig(p, [], '203.0.113.10').intake;
     const ws = await workspace();
