@@ -21,18 +21,25 @@ export interface CpuGroup {
 
 let seq = 0;
 
-/** A fresh accounting group, or the reason there is none. */
-export function createCpuGroup(label: string): CpuGroup | { unavailable: string } {
+/** Where groups of `controller` are made: its cgroup v1 hierarchy, else the v2 tree. */
+function controllerMount(controller: string): { mountPoint: string; v1: boolean } | { unavailable: string } {
   let mounts;
   try {
     mounts = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'));
   } catch (err) {
     return { unavailable: `no /proc/self/mountinfo (${(err as Error).message})` };
   }
-  const v1 = mounts.find((m) => m.version === 1 && m.controllers.includes('cpuacct'));
-  const v2 = mounts.find((m) => m.version === 2);
-  const base = v1 ?? v2;
-  if (!base) return { unavailable: 'no cgroup cpuacct (v1) or cgroup2 mount' };
+  const v1 = mounts.find((m) => m.version === 1 && m.controllers.includes(controller));
+  const base = v1 ?? mounts.find((m) => m.version === 2);
+  if (!base) return { unavailable: `no cgroup ${controller} (v1) or cgroup2 mount` };
+  return { mountPoint: base.mountPoint, v1: v1 !== undefined };
+}
+
+/** A fresh accounting group, or the reason there is none. */
+export function createCpuGroup(label: string): CpuGroup | { unavailable: string } {
+  const base = controllerMount('cpuacct');
+  if ('unavailable' in base) return base;
+  const v1 = base.v1;
   const dir = join(base.mountPoint, `mailfleet-bench-${process.pid}-${++seq}-${label}`);
   try {
     mkdirSync(dir);
@@ -66,20 +73,12 @@ export interface CpuQuotaGroup {
  */
 export function createCpuQuotaGroup(label: string, cpus: number): CpuQuotaGroup | { unavailable: string } {
   if (process.getuid?.() !== 0) return { unavailable: 'needs root to make a cgroup' };
-  let mounts;
-  try {
-    mounts = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'));
-  } catch (err) {
-    return { unavailable: `no /proc/self/mountinfo (${(err as Error).message})` };
-  }
-  const v1 = mounts.find((m) => m.version === 1 && m.controllers.includes('cpu'));
-  const v2 = mounts.find((m) => m.version === 2);
-  const base = v1?.mountPoint ?? v2?.mountPoint;
-  if (!base) return { unavailable: 'no cgroup cpu controller mounted' };
-  const dir = join(base, `mailfleet-quota-${process.pid}-${++seq}-${label}`);
+  const base = controllerMount('cpu');
+  if ('unavailable' in base) return base;
+  const dir = join(base.mountPoint, `mailfleet-quota-${process.pid}-${++seq}-${label}`);
   try {
     mkdirSync(dir);
-    if (v1) writeFileSync(join(dir, 'cpu.cfs_quota_us'), String(Math.round(cpus * 100_000)));
+    if (base.v1) writeFileSync(join(dir, 'cpu.cfs_quota_us'), String(Math.round(cpus * 100_000)));
     else writeFileSync(join(dir, 'cpu.max'), `${Math.round(cpus * 100_000)} 100000`);
   } catch (err) {
     return { unavailable: `cannot set a CPU quota in ${dir}: ${(err as Error).message}` };

@@ -75,4 +75,6 @@ test('the headline says how many session threads the relay ran, each pair\'s 250
   assert.match(h, /Relay peak RSS \(VmHWM, max over runs\): 195\.4 MB \(target ≤ 220 MB, .*: met; issue 13's first figure, 150 MB: NOT met\)\./);
   const main = renderHeadline({ ...results, relaySessionThreads: { setting: 0, threads: 0 } }, 'x.json');
   assert.match(main, /Relay: `intake\.workerThreads` 0 → SMTP sessions on the main thread\./);
+  const quota = renderHeadline({ ...results, relaySessionThreads: { setting: 'auto', threads: 0, cpuQuota: 1.5 } }, 'x.json');
+  assert.match(quota, /Relay \(under a CPU quota of 1\.5\): `intake\.workerThreads` auto → SMTP sessions on the main thread\./);
 });
