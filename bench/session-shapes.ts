@@ -97,7 +97,28 @@ if (!isMainThread) {
   await main();
 }
 
-async function runThread(go: Go): Promise<{ cpuUs: number; sideRssKb: number; baseRssKb: number }> {
+/** The committer's end of either shape: a message in, a message out. */
+interface Side {
+  on(f: (m: Batch | Done) => void): void;
+  once(f: () => void): void;
+  send(m: unknown): void;
+}
+
+/** Hands `go` over, waits until the side is ready (its start-up is not part of the way), then answers its batches until it is done. */
+async function drive(side: Side, go: Go): Promise<{ cpuUs: number; done: Done }> {
+  await new Promise<void>((resolve) => {
+    side.once(resolve);
+    side.send(go);
+  });
+  const start = cpuUs();
+  const done = await new Promise<Done>((resolve) => {
+    side.on((m) => (m.t === 'done' ? resolve(m) : side.send(answer(m))));
+    side.send({ t: 'start' });
+  });
+  return { cpuUs: cpuUs() - start, done };
+}
+
+async function runThread(go: Go): Promise<{ cpuUs: number; sideRssKb: number }> {
   const base = rssKb();
   const code = `
     const { parentPort } = require('node:worker_threads');
@@ -106,42 +127,18 @@ async function runThread(go: Go): Promise<{ cpuUs: number; sideRssKb: number; ba
       sessionSideForWorker(go);
     });`;
   const w = new Worker(code, { eval: true });
-  // Its start-up is not part of the way: it says when it is ready.
-  await new Promise<void>((resolve) => {
-    w.once('message', () => resolve());
-    w.postMessage(go);
-  });
-  const start = cpuUs();
-  const done = await new Promise<Done>((resolve) => {
-    w.on('message', (m: Batch | Done) => {
-      if (m.t === 'done') return resolve(m);
-      w.postMessage(answer(m));
-    });
-    w.postMessage({ t: 'start' });
-  });
-  const cpu = cpuUs() - start;
+  const { cpuUs: cpu } = await drive({ on: (f) => w.on('message', f), once: (f) => w.once('message', f), send: (m) => w.postMessage(m) }, go);
   const rss = rssKb();
   await w.terminate();
-  return { cpuUs: cpu, sideRssKb: rss - base, baseRssKb: base };
+  // One process: its CPU is both sides'.
+  return { cpuUs: cpu, sideRssKb: rss - base };
 }
 
-async function runProcess(go: Go): Promise<{ cpuUs: number; sideRssKb: number; baseRssKb: number }> {
+async function runProcess(go: Go): Promise<{ cpuUs: number; sideRssKb: number }> {
   const child: ChildProcess = fork(SELF, ['--session-process'], { serialization: 'advanced', stdio: 'inherit' });
-  await new Promise<void>((resolve) => {
-    child.once('message', () => resolve());
-    child.send(go);
-  });
-  const start = cpuUs();
-  const done = await new Promise<Done>((resolve) => {
-    child.on('message', (m: Batch | Done) => {
-      if (m.t === 'done') return resolve(m);
-      child.send(answer(m));
-    });
-    child.send({ t: 'start' });
-  });
-  const cpu = cpuUs() - start + done.cpuUs;
+  const { cpuUs: cpu, done } = await drive({ on: (f) => child.on('message', f), once: (f) => child.once('message', f), send: (m) => child.send(m as never) }, go);
   child.kill();
-  return { cpuUs: cpu, sideRssKb: done.rssKb, baseRssKb: rssKb() };
+  return { cpuUs: cpu + done.cpuUs, sideRssKb: done.rssKb };
 }
 
 async function main(): Promise<void> {
