@@ -5,7 +5,6 @@
 // Options: `npm run bench -- --help`. Results: bench/results/<date>.json.
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, chmodSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir, loadavg, cpus } from 'node:os';
-const cpus_ = cpus;
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
@@ -23,7 +22,7 @@ import { runCrashDuplicates } from './crash-duplicates.ts';
 import { runOperatorScale } from './operator-scale.ts';
 import { createCpuGroup, createCpuQuotaGroup, type CpuQuotaGroup } from './lib/cgroup.ts';
 import { RELAY_RSS_TARGET_MB, renderHeadline, replaceHeadline, type BenchResults, type ThroughputResult, type ThreadsResult } from './lib/headline.ts';
-import { cpuCount } from '../relay/cpu-quota.ts';
+import { cpuCount, cpuCountOf } from '../relay/cpu-quota.ts';
 import { workerThreadCount } from '../relay/intake/threads.ts';
 import { WORKER_THREADS_DEFAULT } from '../relay/config/schema.ts';
 import { runDomains10k } from './domains-10k.ts';
@@ -391,8 +390,7 @@ const fmt2 = (s: Summary, unit = '') => `${round(s.median, 2)}${unit} [${round(s
 function sessionThreadsOfRuns(): { setting: number | 'auto'; threads: number; cpuQuota?: number } {
   const setting = tuning.intakeThreads ?? WORKER_THREADS_DEFAULT;
   if (opts.relayCpus === undefined) return { setting, threads: workerThreadCount(setting, cpuCount()) };
-  const cpus = { cpus: Math.min(Math.ceil(opts.relayCpus), cpus_().length), source: 'cgroup' as const, quota: opts.relayCpus };
-  return { setting, threads: workerThreadCount(setting, cpus), cpuQuota: opts.relayCpus };
+  return { setting, threads: workerThreadCount(setting, cpuCountOf(opts.relayCpus)), cpuQuota: opts.relayCpus };
 }
 
 async function main(): Promise<void> {

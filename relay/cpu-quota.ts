@@ -133,7 +133,11 @@ export interface CpuCount {
 }
 
 export function cpuCount(read: Read = readText, host: number = availableParallelism()): CpuCount {
-  const quota = cpuQuota(read);
+  return cpuCountOf(cpuQuota(read), host);
+}
+
+/** The CPU count for a quota (undefined: none) on a host with `host` cores. */
+export function cpuCountOf(quota: number | undefined, host: number = availableParallelism()): CpuCount {
   if (quota === undefined) return { cpus: host, source: 'host' };
   return { cpus: Math.max(1, Math.min(host, Math.ceil(quota - 1e-9))), source: 'cgroup', quota };
 }
