@@ -1,5 +1,6 @@
 // Delivery Status Notifications (RFC 3464, multipart/report per RFC 6522). Pure: inputs → bytes.
 import { randomBytes } from 'node:crypto';
+import { rfc5322Date } from '../rfc5322-date.ts';
 
 export interface DsnRecipient {
   recipient: string;
@@ -40,10 +41,6 @@ export function headerSection(message: Buffer): Buffer {
 export function isDeliveryReport(message: Buffer): boolean {
   const headers = headerSection(message).toString('latin1').replace(/\r?\n[ \t]+/g, ' ');
   return /^content-type:\s*multipart\/report\s*;[^\n]*report-type\s*=\s*"?delivery-status/im.test(headers);
-}
-
-function rfc5322Date(ms: number): string {
-  return new Date(ms).toUTCString().replace('GMT', '+0000');
 }
 
 /** "550 5.1.1 x" multi-line replies were joined with " / "; a header field must stay one logical line. */

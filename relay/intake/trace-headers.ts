@@ -1,4 +1,5 @@
 // The trace header a relay adds (RFC 5321 §4.4) and the Message-ID it records for operators.
+import { rfc5322Date } from '../rfc5322-date.ts';
 
 const PROTOCOLS = ['ESMTP', 'ESMTPS', 'ESMTPA', 'ESMTPSA'] as const;
 const NOT_PRINTABLE = /[^\x21-\x7e]/;
@@ -22,14 +23,6 @@ export function buildReceivedHeader(i: {
   return `Received: from ${helo} ([${i.clientAddress}])\r\n\tby ${i.byName} (mailfleet) with ${protocol} id ${i.id};\r\n\t${rfc5322Date(i.date)}\r\n`;
 }
 
-// The date of the trace header changes once a second; formatting it cost ~1 µs a message.
-let lastDate = { second: NaN, text: '' };
-function rfc5322Date(date: Date | number): string {
-  const ms = typeof date === 'number' ? date : date.getTime();
-  const second = Math.floor(ms / 1000);
-  if (second !== lastDate.second) lastDate = { second, text: new Date(ms).toUTCString().replace('GMT', '+0000') };
-  return lastDate.text;
-}
 
 /** How much of a message without an empty line is read as its header section. */
 const HEADER_TEXT_LIMIT = 65536;
