@@ -43,8 +43,6 @@ function keyOf(o: OpenOptions): string {
 
 export class ConnectionPool {
   private readonly slots = new Map<string, Slot>();
-  /** The slot each connection was opened in: release finds it without building the key again. */
-  private readonly slotOf = new WeakMap<SmtpConnection, Slot>();
   private readonly groupOpen = new Map<string, number>();
   private waiters: (() => void)[] = [];
   private readonly options: PoolOptions;
@@ -136,7 +134,6 @@ export class ConnectionPool {
     try {
       await budget?.beforeOpen?.();
       const conn = await SmtpConnection.open(opts);
-      this.slotOf.set(conn, s);
       this.options.onOpen?.(opts, true);
       return conn;
     } catch (err) {
@@ -148,7 +145,8 @@ export class ConnectionPool {
 
   /** Returns a connection after a transaction: parked for reuse, or closed when used up. */
   release(opts: OpenOptions, conn: SmtpConnection, budget?: Budget): void {
-    const s = this.slotOf.get(conn) ?? this.slot(keyOf(opts));
+    // keyOf keeps each options object's key: no key is built again here.
+    const s = this.slot(keyOf(opts));
     const maxMessages = budget?.maxMessagesPerConnection ?? this.options.maxMessagesPerConnection;
     if (conn.closed) {
       this.opened(s, -1);
