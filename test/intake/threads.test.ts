@@ -107,21 +107,28 @@ test('intake.workerThreads: auto counts the cgroup CPU quota (1 CPU: sessions on
   }
 });
 
-test('the operator\'s rendered session-thread count is what a running relay starts: spec.submission.workerThreads 2 and a pool requesting 3 CPUs', async () => {
+test('the operator\'s rendered session-thread count is what a running relay starts: spec.submission.workerThreads 2 and a pool requesting 3 CPUs get two, the CRD\'s default 250m and 1500m none', async () => {
   const { renderRelayConfig } = await import('../../operator/render/index.ts');
   const { pool } = await import('../../operator/render/fixtures.test-helper.ts');
   const sub = { tlsSecretRef: { name: 'relay-tls' }, authSecretRef: { name: 'relay-auth', key: 'credentials' } };
-  for (const p of [pool({ submission: { ...sub, workerThreads: 2 } as never }), pool({ resources: { requests: { cpu: '3', memory: '256Mi' } } })]) {
+  const cases = [
+    [pool({ submission: { ...sub, workerThreads: 2 } as never }), 2],
+    [pool({ resources: { requests: { cpu: '3', memory: '256Mi' } } }), 2],
+    [pool(), 0],
+    [pool({ resources: { requests: { cpu: '1500m', memory: '256Mi' } } }), 0],
+  ] as const;
+  for (const [p, threads] of cases) {
     // The rendered intake section, unchanged, in a relay config the harness can run on loopback.
     const intake = renderRelayConfig(p, [], '203.0.113.10').intake;
     const ws = await workspace();
     const relay = await startRelayProcess(writeConfig(ws, baseConfig(ws, { log: { level: 'info' }, intake })));
     procs.push(relay);
-    assert.equal(startedWith(relay).workerThreads, 2);
-    assert.equal(await metric(relay, /^mailfleet_intake_worker_threads (\d+)$/m), 2);
-    await nodemailer
+    assert.equal(startedWith(relay).workerThreads, threads);
+    assert.equal(await metric(relay, /^mailfleet_intake_worker_threads (\d+)$/m), threads);
+    const sent = await nodemailer
       .createTransport({ host: '127.0.0.1', port: relay.port, secure: false, ignoreTLS: true, auth: { user: USER, pass: PASSWORD } })
       .sendMail({ from: 'app@example.com', to: 'user@example.org', subject: 'rendered', text: 'on a thread' });
+    assert.match(sent.response, /^250 /);
     await stop(relay);
   }
 });
